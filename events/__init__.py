@@ -1,0 +1,63 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from events.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "events" / "static"),
+        instance_path=os.environ.get("INSTANCE_PATH", str(ROOT / "instance")),
+    )
+    app.config.from_object(Config)
+    if config:
+        app.config.update(config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from events import errors, filters
+    from events.staff import auth  # noqa: F401  (registers the user loader)
+    from events.extensions import csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        from events.db_sqlite import configure_sqlite
+
+        with app.app_context():
+            configure_sqlite(db.engine)
+
+    from events.api import bp as api_bp
+    from events.catalog import bp as catalog_bp
+
+    app.register_blueprint(catalog_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    csrf.exempt(api_bp)
+
+    errors.register(app)
+    filters.register(app)
+
+    from events import cli
+
+    cli.register(app)
+
+    @app.context_processor
+    def inject_clinic():
+        from events.catalog.services import current_clinic
+
+        return {"clinic": current_clinic()}
+
+    return app

@@ -1,0 +1,80 @@
+"""The read-only JSON API for the clinic's website, described by openapi.json."""
+
+from flask import abort, current_app, jsonify, request, url_for
+
+from events.api import bp
+from events.api.openapi import openapi_document
+from events.catalog import services
+from events.extensions import db
+from events.models import Location, Session
+
+
+def location_json(location: Location) -> dict:
+    return {
+        "id": location.id,
+        "slug": location.slug,
+        "name": location.name,
+        "address": location.full_address,
+        "timezone": location.timezone,
+        "url": url_for("catalog.location", slug=location.slug, _external=True),
+    }
+
+
+def session_json(session: Session) -> dict:
+    offering = session.offering
+    instructor = session.instructor or offering.instructor
+    return {
+        "id": session.id,
+        "offering": {
+            "id": offering.id,
+            "slug": offering.slug,
+            "title": offering.title,
+            "kind": offering.kind.value,
+            "topic": offering.topic,
+        },
+        "location": location_json(session.location),
+        "instructor": instructor.name if instructor else None,
+        "starts_at": session.local_start.isoformat(),
+        "ends_at": session.local_end.isoformat(),
+        "timezone": session.location.timezone,
+        "status": session.status.value,
+        "price_cents": offering.price_cents,
+        "currency": offering.currency,
+        "capacity": session.seat_pool.capacity,
+        "seats_left": session.seat_pool.seats_left,
+        "url": url_for("catalog.offering", slug=offering.slug, _external=True),
+    }
+
+
+@bp.get("/sessions")
+def sessions():
+    f = services.parse_schedule_filter(request.args, current_app.config["SCHEDULE_PAGE_SIZE"])
+    page = services.list_schedule(f)
+    links = {"self": url_for("api.sessions", _external=True, **f.as_args(), per_page=f.per_page)}
+    if page.has_next:
+        links["next"] = url_for("api.sessions", _external=True, **f.as_args(page=f.page + 1), per_page=f.per_page)
+    if page.has_prev:
+        links["prev"] = url_for("api.sessions", _external=True, **f.as_args(page=f.page - 1), per_page=f.per_page)
+    return jsonify(
+        data=[session_json(s) for s in page.sessions],
+        meta={"page": f.page, "per_page": f.per_page, "total": page.total, "pages": page.pages},
+        links=links,
+    )
+
+
+@bp.get("/sessions/<int:session_id>")
+def session_detail(session_id: int):
+    session = db.session.get(Session, session_id)
+    if session is None or not session.offering.is_published:
+        abort(404, description=f"No session with id {session_id}.")
+    return jsonify(data=session_json(session))
+
+
+@bp.get("/locations")
+def locations():
+    return jsonify(data=[location_json(loc) for loc in services.active_locations()])
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document(request.host_url.rstrip("/") + "/api/v1"))

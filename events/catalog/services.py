@@ -1,0 +1,296 @@
+"""Reading the public schedule: filters, the listing query, offerings and locations.
+
+Every listing is a constant number of queries whatever the data size: one count, one
+page of rows with everything the page shows joined in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta, timezone
+from itertools import groupby
+from typing import Mapping
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app, g
+from sqlalchemy.orm import contains_eager, joinedload
+
+from events.errors import BadFilter
+from events.extensions import db
+from events.models import (
+    Clinic,
+    Location,
+    Offering,
+    OfferingKind,
+    SeatPool,
+    Session,
+    SessionStatus,
+    utcnow,
+)
+
+MAX_PAGE_SIZE = 100
+MAX_QUERY_LENGTH = 100
+
+
+def current_clinic() -> Clinic:
+    """The clinic row, once per request. A database with no clinic yet gets a neutral name."""
+    if "clinic" not in g:
+        g.clinic = db.session.scalar(sa.select(Clinic).order_by(Clinic.id).limit(1)) or Clinic(
+            name="Workshops & Classes", timezone="America/Chicago", currency="usd"
+        )
+    return g.clinic
+
+
+@dataclass(frozen=True)
+class ScheduleFilter:
+    location: str | None = None  # location slug
+    kind: OfferingKind | None = None
+    topic: str | None = None
+    price: str | None = None  # "free" | "paid"
+    date_from: date | None = None
+    date_to: date | None = None
+    q: str | None = None
+    page: int = 1
+    per_page: int = 20
+
+    def as_args(self, **changes) -> dict[str, str]:
+        """Query-string arguments for this filter (for links such as the next page)."""
+        values = replace(self, **changes) if changes else self
+        args = {
+            "location": values.location,
+            "kind": values.kind.value if values.kind else None,
+            "topic": values.topic,
+            "price": values.price,
+            "from": values.date_from.isoformat() if values.date_from else None,
+            "to": values.date_to.isoformat() if values.date_to else None,
+            "q": values.q,
+            "page": str(values.page) if values.page != 1 else None,
+        }
+        return {k: v for k, v in args.items() if v}
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(self.as_args(page=1).values())
+
+
+def _parse_date(name: str, raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadFilter(f"'{name}' must be a date written as YYYY-MM-DD, like 2026-03-14; got '{raw}'.")
+
+
+def _parse_positive_int(name: str, raw: str, maximum: int | None = None) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadFilter(f"'{name}' must be a whole number; got '{raw}'.")
+    if value < 1:
+        raise BadFilter(f"'{name}' must be 1 or more; got {value}.")
+    if maximum is not None and value > maximum:
+        raise BadFilter(f"'{name}' can be at most {maximum}; got {value}.")
+    return value
+
+
+def parse_schedule_filter(args: Mapping[str, str], default_per_page: int) -> ScheduleFilter:
+    """Read filters from query arguments. Empty values mean "any"; bad ones raise BadFilter."""
+
+    def get(name: str) -> str | None:
+        value = (args.get(name) or "").strip()
+        return value or None
+
+    kind = None
+    if raw := get("kind"):
+        try:
+            kind = OfferingKind(raw)
+        except ValueError:
+            allowed = ", ".join(k.value for k in OfferingKind)
+            raise BadFilter(f"'kind' must be one of {allowed}; got '{raw}'.")
+
+    price = get("price")
+    if price and price not in ("free", "paid"):
+        raise BadFilter(f"'price' must be 'free' or 'paid'; got '{price}'.")
+
+    date_from = _parse_date("from", raw) if (raw := get("from")) else None
+    date_to = _parse_date("to", raw) if (raw := get("to")) else None
+    if date_from and date_to and date_to < date_from:
+        raise BadFilter("'to' must be on or after 'from'.")
+
+    q = get("q")
+    if q and len(q) > MAX_QUERY_LENGTH:
+        raise BadFilter(f"The search text can be at most {MAX_QUERY_LENGTH} characters.")
+
+    page = _parse_positive_int("page", raw) if (raw := get("page")) else 1
+    per_page = (
+        _parse_positive_int("per_page", raw, MAX_PAGE_SIZE)
+        if (raw := get("per_page"))
+        else default_per_page
+    )
+    if page > 100_000:
+        raise BadFilter("'page' is too large.")
+
+    return ScheduleFilter(
+        location=get("location"),
+        kind=kind,
+        topic=get("topic"),
+        price=price,
+        date_from=date_from,
+        date_to=date_to,
+        q=q,
+        page=page,
+        per_page=per_page,
+    )
+
+
+@dataclass
+class SchedulePage:
+    filter: ScheduleFilter
+    sessions: list[Session]
+    total: int
+    pages: int = field(init=False)
+
+    def __post_init__(self):
+        self.pages = max(1, math.ceil(self.total / self.filter.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.filter.page < self.pages
+
+    @property
+    def has_prev(self) -> bool:
+        return self.filter.page > 1
+
+    def by_day(self) -> list[tuple[date, list[Session]]]:
+        """Sessions grouped by their local calendar day, in order."""
+        return [(day, list(items)) for day, items in groupby(self.sessions, key=lambda s: s.local_start.date())]
+
+
+def _day_start_utc(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(timezone.utc)
+
+
+def _schedule_conditions(f: ScheduleFilter, now: datetime) -> list:
+    zone = ZoneInfo(current_clinic().timezone)
+    conditions = [
+        Offering.is_published.is_(True),
+        Offering.is_cancelled.is_(False),
+        Session.status == SessionStatus.SCHEDULED,
+        Session.starts_at >= now,
+    ]
+    if f.location:
+        conditions.append(Location.slug == f.location)
+    if f.kind:
+        conditions.append(Offering.kind == f.kind)
+    if f.topic:
+        conditions.append(sa.func.lower(Offering.topic) == f.topic.lower())
+    if f.price == "free":
+        conditions.append(Offering.price_cents == 0)
+    elif f.price == "paid":
+        conditions.append(Offering.price_cents > 0)
+    if f.date_from:
+        conditions.append(Session.starts_at >= _day_start_utc(f.date_from, zone))
+    if f.date_to:
+        conditions.append(Session.starts_at < _day_start_utc(f.date_to + timedelta(days=1), zone))
+    if f.q:
+        # Escape LIKE wildcards so a search for "100%" means the text, not a pattern.
+        escaped = f.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        conditions.append(
+            sa.or_(
+                sa.func.lower(Offering.title).like(pattern, escape="\\"),
+                sa.func.lower(Offering.summary).like(pattern, escape="\\"),
+                sa.func.lower(Offering.topic).like(pattern, escape="\\"),
+                sa.func.lower(Offering.description).like(pattern, escape="\\"),
+            )
+        )
+    return conditions
+
+
+def list_schedule(f: ScheduleFilter, now: datetime | None = None) -> SchedulePage:
+    now = now or utcnow()
+    conditions = _schedule_conditions(f, now)
+    base = (
+        sa.select(Session)
+        .join(Session.offering)
+        .join(Session.location)
+        .join(Session.seat_pool)
+        .where(*conditions)
+    )
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(base.subquery()))
+    rows = db.session.scalars(
+        base.options(
+            contains_eager(Session.offering),
+            contains_eager(Session.location),
+            contains_eager(Session.seat_pool),
+            joinedload(Session.instructor),
+            joinedload(Session.offering, Offering.instructor),
+        )
+        .order_by(Session.starts_at, Session.id)
+        .limit(f.per_page)
+        .offset((f.page - 1) * f.per_page)
+    ).unique()
+    return SchedulePage(filter=f, sessions=list(rows), total=total or 0)
+
+
+def get_offering(slug: str) -> Offering | None:
+    return db.session.scalar(
+        sa.select(Offering)
+        .where(Offering.slug == slug, Offering.is_published.is_(True))
+        .options(
+            joinedload(Offering.location),
+            joinedload(Offering.instructor),
+        )
+    )
+
+
+def offering_sessions(offering: Offering, now: datetime | None = None) -> tuple[list[Session], list[Session]]:
+    """The offering's sessions, split into (upcoming, past), with seats and places loaded."""
+    now = now or utcnow()
+    sessions = db.session.scalars(
+        sa.select(Session)
+        .where(Session.offering_id == offering.id)
+        .options(
+            joinedload(Session.seat_pool),
+            joinedload(Session.location),
+            joinedload(Session.instructor),
+        )
+        .order_by(Session.starts_at)
+    ).all()
+    upcoming = [s for s in sessions if s.ends_at >= now]
+    past = [s for s in sessions if s.ends_at < now]
+    return upcoming, past
+
+
+def get_location(slug: str) -> Location | None:
+    return db.session.scalar(sa.select(Location).where(Location.slug == slug))
+
+
+def active_locations() -> list[Location]:
+    return list(
+        db.session.scalars(sa.select(Location).where(Location.is_active.is_(True)).order_by(Location.name))
+    )
+
+
+def topics() -> list[str]:
+    return list(
+        db.session.scalars(
+            sa.select(Offering.topic)
+            .where(Offering.is_published.is_(True), Offering.is_cancelled.is_(False))
+            .distinct()
+            .order_by(Offering.topic)
+        )
+    )
+
+
+def upcoming_sessions_for_feed(location_slug: str | None = None, now: datetime | None = None) -> list[Session]:
+    """Every upcoming session (optionally at one location) for the iCal feeds."""
+    f = ScheduleFilter(location=location_slug, per_page=current_app.config.get("FEED_MAX_EVENTS", 2000))
+    return list_schedule(f, now=now).sessions
+
+
+def map_url(location: Location) -> str:
+    from urllib.parse import quote_plus
+
+    return "https://www.google.com/maps/search/?api=1&query=" + quote_plus(location.full_address)

@@ -1,0 +1,68 @@
+"""Public pages: the schedule, offerings, locations and iCal feeds."""
+
+from flask import Response, abort, current_app, render_template, request
+
+from events.catalog import bp, services
+from events.catalog.ical import build_calendar
+
+
+def _schedule_filter():
+    return services.parse_schedule_filter(request.args, current_app.config["SCHEDULE_PAGE_SIZE"])
+
+
+@bp.get("/")
+def schedule():
+    page = services.list_schedule(_schedule_filter())
+    return render_template(
+        "catalog/schedule.html",
+        page=page,
+        locations=services.active_locations(),
+        topics=services.topics(),
+    )
+
+
+@bp.get("/offerings/<slug>")
+def offering(slug: str):
+    offering = services.get_offering(slug) or abort(404)
+    upcoming, past = services.offering_sessions(offering)
+    return render_template(
+        "catalog/offering.html",
+        offering=offering,
+        upcoming=upcoming,
+        past=past,
+        map_url=services.map_url(offering.location),
+    )
+
+
+@bp.get("/locations/<slug>")
+def location(slug: str):
+    location = services.get_location(slug) or abort(404)
+    f = _schedule_filter()
+    page = services.list_schedule(services.ScheduleFilter(**{**f.__dict__, "location": slug}))
+    return render_template(
+        "catalog/location.html", location=location, page=page, map_url=services.map_url(location)
+    )
+
+
+def _ics_response(body: bytes, filename: str) -> Response:
+    return Response(
+        body,
+        mimetype="text/calendar",
+        headers={"Content-Disposition": f'inline; filename="{filename}"', "Cache-Control": "max-age=300"},
+    )
+
+
+@bp.get("/calendar.ics")
+def calendar_feed():
+    clinic = services.current_clinic()
+    sessions = services.upcoming_sessions_for_feed()
+    return _ics_response(build_calendar(clinic, clinic.name, sessions, request.host), "calendar.ics")
+
+
+@bp.get("/locations/<slug>/calendar.ics")
+def location_calendar_feed(slug: str):
+    location = services.get_location(slug) or abort(404)
+    clinic = services.current_clinic()
+    sessions = services.upcoming_sessions_for_feed(location_slug=slug)
+    name = f"{clinic.name} - {location.name}"
+    return _ics_response(build_calendar(clinic, name, sessions, request.host), f"{slug}.ics")

@@ -1,0 +1,49 @@
+"""flask seed-demo and flask create-user."""
+
+import secrets
+
+import click
+import sqlalchemy as sa
+
+from events.extensions import db
+from events.models import Role, User
+
+
+def register(app):
+    @app.cli.command("seed-demo")
+    def seed_demo_command():
+        """Load the demo clinic, its locations, instructors and the next 8 weeks. Idempotent."""
+        from events.demo import seed_demo
+
+        summary = seed_demo()
+        click.echo(summary)
+
+    @app.cli.command("create-user")
+    @click.option("--email", required=True)
+    @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+    @click.option("--name", default="", help="Display name (defaults to the email's local part).")
+    @click.option("--password", default=None, help="Omit to be prompted; '-' generates one and prints it.")
+    def create_user_command(email, role, name, password):
+        """Create a staff user, or update the role and password of an existing one."""
+        email = email.strip().lower()
+        if "@" not in email:
+            raise click.BadParameter("must be an email address", param_hint="--email")
+        if password is None:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        elif password == "-":
+            password = secrets.token_urlsafe(12)
+            click.echo(f"Generated password: {password}")
+        if len(password) < 8:
+            raise click.BadParameter("must be at least 8 characters", param_hint="--password")
+        user = db.session.scalar(sa.select(User).where(User.email == email))
+        created = user is None
+        if created:
+            user = User(email=email, name=name or email.split("@")[0], role=Role(role))
+            db.session.add(user)
+        else:
+            user.role = Role(role)
+            if name:
+                user.name = name
+        user.set_password(password)
+        db.session.commit()
+        click.echo(f"{'Created' if created else 'Updated'} {role} {email}")

@@ -1,0 +1,70 @@
+"""Settings read from the environment, with defaults that run offline.
+
+Production sets DATABASE_URL, REDIS_URL, SECRET_KEY, the Stripe keys and MAIL_*.
+With nothing set, the app runs on SQLite in instance/, Celery over SQLite,
+the local Stripe emulator and a mail outbox folder.
+"""
+
+import os
+from pathlib import Path
+
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", Path(__file__).resolve().parent.parent / "instance"))
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'events.sqlite3'}")
+    # Heroku-style URLs name the driver "postgres"; SQLAlchemy wants the psycopg 3 dialect.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    SQLALCHEMY_DATABASE_URI = _database_url()
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    # Public site
+    SCHEDULE_PAGE_SIZE = int(os.environ.get("SCHEDULE_PAGE_SIZE", "20"))
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "http")
+
+    # Registration rules (defaults; offerings may override some of them)
+    HOLD_MINUTES = int(os.environ.get("HOLD_MINUTES", "15"))
+    MANAGE_LINK_MAX_AGE_DAYS = int(os.environ.get("MANAGE_LINK_MAX_AGE_DAYS", "400"))
+
+    # Celery
+    REDIS_URL = os.environ.get("REDIS_URL")
+    CELERY_BROKER_URL = REDIS_URL or f"sqla+sqlite:///{INSTANCE_DIR / 'celery-broker.sqlite3'}"
+
+    # Stripe: with no keys, the local emulator (localstripe) on 127.0.0.1:8420.
+    STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "sk_test_localstripe")
+    STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe")
+    STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_localstripe")
+    STRIPE_API_BASE = os.environ.get(
+        "STRIPE_API_BASE", "" if os.environ.get("STRIPE_SECRET_KEY") else "http://127.0.0.1:8420"
+    )
+
+    # Mail: with no server, .eml files in instance/outbox/.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "587"))
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS", True)
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Clinic <no-reply@localhost>")
+    MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox"))
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", REDIS_URL or "memory://")
+    RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)

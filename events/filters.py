@@ -1,0 +1,55 @@
+"""Jinja filters for money and local times."""
+
+from datetime import datetime
+
+
+def format_money(cents: int, currency: str = "usd") -> str:
+    if cents == 0:
+        return "Free"
+    symbol = {"usd": "$", "cad": "$", "eur": "€", "gbp": "£"}.get(currency.lower(), "")
+    amount = f"{cents / 100:,.2f}".removesuffix(".00")
+    return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
+
+
+def format_time(dt: datetime) -> str:
+    """'6:30 pm', '9 am' (an aware datetime, already in the zone to show)."""
+    hour = dt.strftime("%I").lstrip("0")
+    minutes = "" if dt.minute == 0 else f":{dt.minute:02d}"
+    return f"{hour}{minutes} {'am' if dt.hour < 12 else 'pm'}"
+
+
+def format_day(d) -> str:
+    """'Tuesday, March 3'."""
+    return f"{d:%A}, {d:%B} {d.day}"
+
+
+def format_short_day(d) -> str:
+    """'Tue Mar 3'."""
+    return f"{d:%a} {d:%b} {d.day}"
+
+
+def zone_name(dt: datetime) -> str:
+    """The zone's abbreviation at that moment ('CST' or 'CDT'), so DST is visible."""
+    return dt.tzname() or ""
+
+
+def page_url(schedule_filter, page: int) -> str:
+    """The current page's URL with the same filters, on another page number."""
+    from flask import request, url_for
+
+    args = schedule_filter.as_args(page=page)
+    view_args = dict(request.view_args or {})
+    if "slug" in view_args:  # a location page already names its location in the path
+        args.pop("location", None)
+    return url_for(request.endpoint, **view_args, **args)
+
+
+def register(app):
+    app.jinja_env.globals["page_url"] = page_url
+    app.jinja_env.filters.update(
+        money=format_money,
+        time=format_time,
+        day=format_day,
+        short_day=format_short_day,
+        zone_name=zone_name,
+    )

@@ -1,0 +1,568 @@
+"""The data model: every table the product needs, with the invariants as constraints.
+
+Times are stored as UTC (naive in SQLite, normalised by UTCDateTime) and shown in the
+location's time zone. Money is integer cents plus an ISO currency code.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from events.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timestamp stored as naive UTC and always returned timezone-aware (UTC).
+
+    SQLite has no time zones; storing naive UTC on both databases keeps comparisons
+    and indexes identical everywhere.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+class StrEnum(str, enum.Enum):
+    def __str__(self) -> str:
+        return self.value
+
+
+def enum_column(enum_cls, **kwargs):
+    # Stored as plain strings with a CHECK constraint: portable and readable in SQL.
+    return sa.Enum(
+        enum_cls,
+        native_enum=False,
+        create_constraint=True,
+        length=30,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+        **kwargs,
+    )
+
+
+class OfferingKind(StrEnum):
+    WORKSHOP = "workshop"
+    CLASS = "class"
+    COURSE = "course"
+
+    @property
+    def per_session(self) -> bool:
+        """Drop-in classes are registered for one session at a time; the rest as a whole."""
+        return self is OfferingKind.CLASS
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    INSTRUCTOR = "instructor"
+
+
+class RegistrationStatus(StrEnum):
+    HELD = "held"  # a seat held while payment completes
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # the hold ran out before payment
+
+
+# Registrations in these states occupy a seat.
+SEAT_TAKING_STATUSES = (RegistrationStatus.HELD.value, RegistrationStatus.CONFIRMED.value)
+
+
+class WaitlistStatus(StrEnum):
+    WAITING = "waiting"
+    OFFERED = "offered"  # a seat is held for them until offer_expires_at
+    CLAIMED = "claimed"
+    EXPIRED = "expired"  # the offer passed unclaimed
+    LEFT = "left"
+
+
+WAITLIST_ACTIVE_STATUSES = (WaitlistStatus.WAITING.value, WaitlistStatus.OFFERED.value)
+
+
+class SessionStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+class AttendanceStatus(StrEnum):
+    PRESENT = "present"
+    ABSENT = "absent"
+
+
+class PaymentStatus(StrEnum):
+    # Mirrors Stripe's PaymentIntent statuses, plus "failed" for the last attempt declining.
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class EmailStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class ResourceKind(StrEnum):
+    LINK = "link"
+    FILE = "file"
+
+
+class Clinic(db.Model):
+    """The organisation running the schedule. One row; everything shown about it is data."""
+
+    __tablename__ = "clinics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    tagline: Mapped[str] = mapped_column(sa.String(300), default="")
+    email: Mapped[str] = mapped_column(sa.String(254), default="")
+    phone: Mapped[str] = mapped_column(sa.String(40), default="")
+    website_url: Mapped[str] = mapped_column(sa.String(500), default="")
+    currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="America/Chicago")
+
+
+class Location(db.Model):
+    __tablename__ = "locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    address_line1: Mapped[str] = mapped_column(sa.String(200))
+    address_line2: Mapped[str] = mapped_column(sa.String(200), default="")
+    city: Mapped[str] = mapped_column(sa.String(100))
+    region: Mapped[str] = mapped_column(sa.String(100))
+    postal_code: Mapped[str] = mapped_column(sa.String(20))
+    country: Mapped[str] = mapped_column(sa.String(2), default="US")
+    timezone: Mapped[str] = mapped_column(sa.String(64))
+    phone: Mapped[str] = mapped_column(sa.String(40), default="")
+    directions: Mapped[str] = mapped_column(sa.Text, default="")
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def street_address(self) -> str:
+        return ", ".join(p for p in (self.address_line1, self.address_line2) if p)
+
+    @property
+    def full_address(self) -> str:
+        return f"{self.street_address}, {self.city}, {self.region} {self.postal_code}"
+
+
+class User(db.Model):
+    """A staff member: an instructor or an admin. Community members have no account."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    role: Mapped[Role] = mapped_column(enum_column(Role, name="user_role"))
+    password_hash: Mapped[str] = mapped_column(sa.String(256), default="")
+    bio: Mapped[str] = mapped_column(sa.Text, default="")
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+    # Flask-Login protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+class Offering(db.Model):
+    """A workshop, course or drop-in class, with one or more dated sessions."""
+
+    __tablename__ = "offerings"
+    __table_args__ = (
+        sa.CheckConstraint("price_cents >= 0", name="price_not_negative"),
+        sa.CheckConstraint("capacity >= 0", name="capacity_not_negative"),
+        sa.CheckConstraint("cancellation_cutoff_hours >= 0", name="cutoff_not_negative"),
+        sa.CheckConstraint(
+            "late_cancel_refund_percent BETWEEN 0 AND 100", name="late_refund_percent_range"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    kind: Mapped[OfferingKind] = mapped_column(enum_column(OfferingKind, name="offering_kind"))
+    topic: Mapped[str] = mapped_column(sa.String(80), index=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    summary: Mapped[str] = mapped_column(sa.String(400), default="")
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    what_to_bring: Mapped[str] = mapped_column(sa.Text, default="")
+    location_id: Mapped[int] = mapped_column(sa.ForeignKey("locations.id"), index=True)
+    instructor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    price_cents: Mapped[int] = mapped_column(default=0)
+    currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
+    # Seats per registration unit: the whole offering (workshop, course) or each session (class).
+    capacity: Mapped[int] = mapped_column(default=12)
+    cancellation_cutoff_hours: Mapped[int] = mapped_column(default=24)
+    # Refund after the cut-off, as a share of what was paid (0 = no late refund).
+    late_cancel_refund_percent: Mapped[int] = mapped_column(default=0)
+    # Minutes before each session that reminders go out, comma separated ("1440,120").
+    reminder_offsets: Mapped[str] = mapped_column(sa.String(100), default="1440,120")
+    followup_delay_minutes: Mapped[int] = mapped_column(default=120)
+    is_published: Mapped[bool] = mapped_column(default=True)
+    is_cancelled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    location: Mapped[Location] = relationship()
+    instructor: Mapped[Optional[User]] = relationship()
+    sessions: Mapped[list["Session"]] = relationship(
+        back_populates="offering", order_by="Session.starts_at"
+    )
+    resources: Mapped[list["Resource"]] = relationship(
+        back_populates="offering", order_by="Resource.position"
+    )
+
+    @property
+    def is_free(self) -> bool:
+        return self.price_cents == 0
+
+    @property
+    def reminder_offset_minutes(self) -> list[int]:
+        return sorted(
+            {int(p) for p in self.reminder_offsets.split(",") if p.strip().isdigit()}, reverse=True
+        )
+
+
+class Session(db.Model):
+    """One dated meeting of an offering. Stored in UTC; shown in its location's zone."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offering_id: Mapped[int] = mapped_column(sa.ForeignKey("offerings.id"), index=True)
+    # A session may meet somewhere else than its offering usually does.
+    location_id: Mapped[int] = mapped_column(sa.ForeignKey("locations.id"), index=True)
+    instructor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    # Where this session's seats are counted: its own pool (class) or the offering's (workshop).
+    seat_pool_id: Mapped[int] = mapped_column(sa.ForeignKey("seat_pools.id"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[SessionStatus] = mapped_column(
+        enum_column(SessionStatus, name="session_status"), default=SessionStatus.SCHEDULED
+    )
+    cancel_reason: Mapped[str] = mapped_column(sa.String(400), default="")
+
+    offering: Mapped[Offering] = relationship(back_populates="sessions")
+    location: Mapped[Location] = relationship()
+    instructor: Mapped[Optional[User]] = relationship()
+    seat_pool: Mapped["SeatPool"] = relationship()
+
+    @property
+    def local_start(self) -> datetime:
+        return self.starts_at.astimezone(self.location.zone)
+
+    @property
+    def local_end(self) -> datetime:
+        return self.ends_at.astimezone(self.location.zone)
+
+
+class SeatPool(db.Model):
+    """What a person registers for, and the row the seat lock is taken on.
+
+    A workshop or course has one pool shared by all its sessions; a drop-in class has one
+    pool per session (each session points at its pool). We can never overbook a seat: seats_taken counts
+    confirmed registrations plus live holds, is only changed while this row is locked, and
+    the CHECK below is the backstop if code ever forgets.
+    """
+
+    __tablename__ = "seat_pools"
+    __table_args__ = (
+        sa.CheckConstraint("seats_taken >= 0", name="seats_taken_not_negative"),
+        sa.CheckConstraint("seats_taken <= capacity", name="never_overbooked"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offering_id: Mapped[int] = mapped_column(sa.ForeignKey("offerings.id"), index=True)
+    capacity: Mapped[int] = mapped_column()
+    seats_taken: Mapped[int] = mapped_column(default=0)
+    # Bumped on every change to seats; lets cached pages be invalidated exactly.
+    version: Mapped[int] = mapped_column(default=0)
+
+    offering: Mapped[Offering] = relationship()
+
+    @property
+    def seats_left(self) -> int:
+        return max(self.capacity - self.seats_taken, 0)
+
+
+class Registration(db.Model):
+    __tablename__ = "registrations"
+    __table_args__ = (
+        # One person (email) holds at most one live registration per thing.
+        sa.Index(
+            "uq_registrations_active_email",
+            "seat_pool_id",
+            "email_normalized",
+            unique=True,
+            postgresql_where=sa.text("status IN ('held', 'confirmed')"),
+            sqlite_where=sa.text("status IN ('held', 'confirmed')"),
+        ),
+        sa.CheckConstraint("price_cents >= 0", name="price_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seat_pool_id: Mapped[int] = mapped_column(sa.ForeignKey("seat_pools.id"), index=True)
+    offering_id: Mapped[int] = mapped_column(sa.ForeignKey("offerings.id"), index=True)
+    # Set for a drop-in class; NULL when the registration covers every session of the offering.
+    session_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("sessions.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    email_normalized: Mapped[str] = mapped_column(sa.String(254), index=True)
+    phone: Mapped[str] = mapped_column(sa.String(40), default="")
+    status: Mapped[RegistrationStatus] = mapped_column(
+        enum_column(RegistrationStatus, name="registration_status")
+    )
+    price_cents: Mapped[int] = mapped_column(default=0)
+    currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
+    hold_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, index=True)
+    # Random, unguessable; embedded in signed manage links.
+    token: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    source: Mapped[str] = mapped_column(sa.String(20), default="public")  # public | staff
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    cancel_reason: Mapped[str] = mapped_column(sa.String(400), default="")
+
+    seat_pool: Mapped[SeatPool] = relationship()
+    offering: Mapped[Offering] = relationship()
+    session: Mapped[Optional[Session]] = relationship()
+    payments: Mapped[list["Payment"]] = relationship(back_populates="registration")
+
+
+class WaitlistEntry(db.Model):
+    """A person waiting for a seat in a full pool. Position is the order of joining."""
+
+    __tablename__ = "waitlist_entries"
+    __table_args__ = (
+        sa.Index(
+            "uq_waitlist_active_email",
+            "seat_pool_id",
+            "email_normalized",
+            unique=True,
+            postgresql_where=sa.text("status IN ('waiting', 'offered')"),
+            sqlite_where=sa.text("status IN ('waiting', 'offered')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seat_pool_id: Mapped[int] = mapped_column(sa.ForeignKey("seat_pools.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    email_normalized: Mapped[str] = mapped_column(sa.String(254))
+    phone: Mapped[str] = mapped_column(sa.String(40), default="")
+    status: Mapped[WaitlistStatus] = mapped_column(
+        enum_column(WaitlistStatus, name="waitlist_status"), default=WaitlistStatus.WAITING
+    )
+    token: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    offered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    offer_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, index=True)
+    # The registration created when the offer was claimed.
+    registration_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("registrations.id"))
+
+    seat_pool: Mapped[SeatPool] = relationship()
+    registration: Mapped[Optional[Registration]] = relationship()
+
+
+class Attendance(db.Model):
+    """Check-in for one registration at one session (a course registration spans several)."""
+
+    __tablename__ = "attendance"
+    __table_args__ = (
+        sa.UniqueConstraint("registration_id", "session_id", name="uq_attendance_registration_session"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(sa.ForeignKey("registrations.id"))
+    session_id: Mapped[int] = mapped_column(sa.ForeignKey("sessions.id"), index=True)
+    status: Mapped[AttendanceStatus] = mapped_column(
+        enum_column(AttendanceStatus, name="attendance_status")
+    )
+    marked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    marked_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"))
+
+
+class Payment(db.Model):
+    """Our mirror of one Stripe PaymentIntent. Stripe is the record; this follows it."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        sa.CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
+        sa.CheckConstraint(
+            "amount_refunded_cents >= 0 AND amount_refunded_cents <= amount_cents",
+            name="refund_within_amount",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(sa.ForeignKey("registrations.id"), index=True)
+    stripe_payment_intent_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    amount_cents: Mapped[int] = mapped_column()
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[PaymentStatus] = mapped_column(enum_column(PaymentStatus, name="payment_status"))
+    amount_refunded_cents: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(sa.String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    registration: Mapped[Registration] = relationship(back_populates="payments")
+    refunds: Mapped[list["Refund"]] = relationship(back_populates="payment")
+
+
+class Refund(db.Model):
+    __tablename__ = "refunds"
+    __table_args__ = (sa.CheckConstraint("amount_cents > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payments.id"), index=True)
+    stripe_refund_id: Mapped[Optional[str]] = mapped_column(sa.String(255), unique=True)
+    # Derived from our ids; the same refund asked twice is one refund at Stripe.
+    idempotency_key: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    amount_cents: Mapped[int] = mapped_column()
+    status: Mapped[RefundStatus] = mapped_column(enum_column(RefundStatus, name="refund_status"))
+    reason: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    payment: Mapped[Payment] = relationship(back_populates="refunds")
+
+
+class Resource(db.Model):
+    """A handout, video or link shared with attendees after the offering's sessions."""
+
+    __tablename__ = "resources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offering_id: Mapped[int] = mapped_column(sa.ForeignKey("offerings.id"), index=True)
+    kind: Mapped[ResourceKind] = mapped_column(enum_column(ResourceKind, name="resource_kind"))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str] = mapped_column(sa.String(500), default="")
+    url: Mapped[str] = mapped_column(sa.String(1000), default="")
+    # For uploaded files: a random stored name under the upload folder, never the user's name.
+    stored_filename: Mapped[str] = mapped_column(sa.String(200), default="")
+    original_filename: Mapped[str] = mapped_column(sa.String(255), default="")
+    content_type: Mapped[str] = mapped_column(sa.String(100), default="")
+    position: Mapped[int] = mapped_column(default=0)
+
+    offering: Mapped[Offering] = relationship(back_populates="resources")
+
+
+class OutboxEmail(db.Model):
+    """One email to send, written in the same transaction as the change that causes it.
+
+    dedupe_key names the email ("reminder-1440:r12:s40"): being unique, the same email for
+    the same registration, kind and session can exist only once, so it is sent at most once.
+    """
+
+    __tablename__ = "outbox_emails"
+    __table_args__ = (sa.Index("ix_outbox_emails_status_send_after", "status", "send_after"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    registration_id: Mapped[Optional[int]] = mapped_column(
+        sa.ForeignKey("registrations.id"), index=True
+    )
+    waitlist_entry_id: Mapped[Optional[int]] = mapped_column(
+        sa.ForeignKey("waitlist_entries.id"), index=True
+    )
+    session_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("sessions.id"))
+    user_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"))
+    to_email: Mapped[str] = mapped_column(sa.String(254))
+    status: Mapped[EmailStatus] = mapped_column(
+        enum_column(EmailStatus, name="email_status"), default=EmailStatus.PENDING
+    )
+    send_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(sa.String(500), default="")
+    # Extra, non-personal context for the template (e.g. a refund amount), as JSON.
+    context: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookEvent(db.Model):
+    """A Stripe event id we have accepted; the primary key makes redelivery a no-op."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_event_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    type: Mapped[str] = mapped_column(sa.String(100))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(db.Model):
+    """Who did what, and when: cancellations, refunds, capacity changes, check-ins."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(sa.String(60))
+    target_type: Mapped[str] = mapped_column(sa.String(40))
+    target_id: Mapped[int] = mapped_column()
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    actor: Mapped[Optional[User]] = relationship()
