@@ -1,0 +1,53 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export FLASK_APP := wsgi.py
+
+.PHONY: run test test-fast lint format bench services chromium install clean
+
+# The venv is rebuilt whenever a requirements file changes.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	@mkdir -p instance
+	$(VENV)/bin/flask db upgrade
+	$(VENV)/bin/flask seed-demo
+	@echo ""
+	@echo "  Schedule:        http://127.0.0.1:5000/"
+	@echo "  JSON API:        http://127.0.0.1:5000/api/v1/sessions"
+	@echo "  Stripe emulator: http://127.0.0.1:8420 (test card 4242 4242 4242 4242)"
+	@echo ""
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile.dev
+
+services:
+	bash scripts/ensure-services.sh
+
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: install services chromium
+	$(PY) -m pytest
+
+test-fast: install services
+	$(PY) -m pytest -m "not browser and not slow"
+
+lint: install
+	$(VENV)/bin/ruff check events worker tests bench
+	$(VENV)/bin/ruff format --check events worker tests bench
+
+format: install
+	$(VENV)/bin/ruff format events worker tests bench
+	$(VENV)/bin/ruff check --fix events worker tests bench
+
+bench: install services
+	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf instance .pytest_cache
