@@ -43,7 +43,12 @@ def create_app(config: dict | None = None) -> Flask:
     from events.api import bp as api_bp
     from events.catalog import bp as catalog_bp
 
+    from events.payments import bp as payments_bp
+    from events.registration import bp as registration_bp
+
     app.register_blueprint(catalog_bp)
+    app.register_blueprint(registration_bp)
+    app.register_blueprint(payments_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)
 

@@ -53,6 +53,10 @@ class Config:
         "STRIPE_API_BASE", "" if os.environ.get("STRIPE_SECRET_KEY") else "http://127.0.0.1:8420"
     )
 
+    # Empty: Stripe's own Stripe.js, or the emulator's mock when STRIPE_API_BASE points at it.
+    STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "")
+    WAITLIST_OFFER_HOURS = int(os.environ.get("WAITLIST_OFFER_HOURS", "12"))
+
     # Mail: with no server, .eml files in instance/outbox/.
     MAIL_SERVER = os.environ.get("MAIL_SERVER")
     MAIL_PORT = int(os.environ.get("MAIL_PORT", "587"))

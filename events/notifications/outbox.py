@@ -1,0 +1,73 @@
+"""Writing emails to the outbox, inside the caller's transaction.
+
+Sending is the worker's job. The dedupe key makes each email exist at most once: the same
+kind for the same registration (and session) queued twice is still one row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from events.extensions import db
+from events.models import OutboxEmail, Registration, WaitlistEntry, utcnow
+
+
+class EmailKind:
+    REGISTRATION_CONFIRMED = "registration_confirmed"
+    PAYMENT_RECEIVED = "payment_received"
+    PAYMENT_FAILED = "payment_failed"
+    WAITLIST_JOINED = "waitlist_joined"
+    WAITLIST_OFFER = "waitlist_offer"
+    WAITLIST_OFFER_EXPIRED = "waitlist_offer_expired"
+    REGISTRATION_CANCELLED = "registration_cancelled"
+    REFUND_ISSUED = "refund_issued"
+    LATE_PAYMENT_REFUNDED = "late_payment_refunded"
+    SESSION_CANCELLED = "session_cancelled"
+    REMINDER = "reminder"
+    FOLLOW_UP = "follow_up"
+
+
+def dedupe_key(kind: str, *parts: object) -> str:
+    return ":".join([kind, *(str(p) for p in parts if p is not None)])
+
+
+def queue_email(
+    kind: str,
+    *,
+    registration: Registration | None = None,
+    waitlist_entry: WaitlistEntry | None = None,
+    session_id: int | None = None,
+    key_parts: tuple = (),
+    context: dict | None = None,
+    send_after: datetime | None = None,
+) -> bool:
+    """Add one email to the outbox unless it is already there. Returns True if added."""
+    if registration is not None:
+        owner, to_email = f"r{registration.id}", registration.email
+    elif waitlist_entry is not None:
+        owner, to_email = f"w{waitlist_entry.id}", waitlist_entry.email
+    else:
+        raise ValueError("an email needs a registration or a waitlist entry")
+    key = dedupe_key(kind, owner, f"s{session_id}" if session_id else None, *key_parts)
+    if db.session.scalar(sa.select(OutboxEmail.id).where(OutboxEmail.dedupe_key == key)):
+        return False
+    row = OutboxEmail(
+        dedupe_key=key,
+        kind=kind,
+        registration_id=registration.id if registration else None,
+        waitlist_entry_id=waitlist_entry.id if waitlist_entry else None,
+        session_id=session_id,
+        to_email=to_email,
+        context=context or {},
+        send_after=send_after or utcnow(),
+    )
+    try:
+        # A savepoint: a concurrent writer of the same key costs us this row, not the transaction.
+        with db.session.begin_nested():
+            db.session.add(row)
+    except IntegrityError:
+        return False
+    return True

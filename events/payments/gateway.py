@@ -1,0 +1,178 @@
+"""The only code that talks to Stripe.
+
+Every call that moves money carries an idempotency key derived from our own ids, so a retry
+after a timeout or crash can never charge or refund twice. Results come back as small plain
+objects so the rest of the app never touches Stripe's types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import stripe
+from flask import current_app
+
+
+class PaymentDeclined(Exception):
+    """The card was declined or failed; message is Stripe's, safe to show the person."""
+
+
+class GatewayUnavailable(Exception):
+    """Stripe could not be reached or answered with an error of its own; try again later."""
+
+
+class InvalidWebhook(Exception):
+    """The webhook's signature is missing, forged or too old."""
+
+
+@dataclass(frozen=True)
+class IntentState:
+    id: str
+    status: str  # Stripe's PaymentIntent status
+    amount: int
+    currency: str
+    client_secret: str
+    registration_id: int | None
+    latest_charge_id: str | None
+    error_message: str = ""
+
+
+@dataclass(frozen=True)
+class RefundState:
+    id: str
+    amount: int
+    status: str
+    payment_intent_id: str | None
+
+
+@dataclass(frozen=True)
+class ChargeState:
+    id: str
+    payment_intent_id: str | None
+    amount: int
+    amount_refunded: int
+    refunds: list[RefundState] = field(default_factory=list)
+
+
+def _id(value) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else value.get("id")
+
+
+def _intent_state(pi) -> IntentState:
+    error = pi.get("last_payment_error") or {}
+    registration_id = (pi.get("metadata") or {}).get("registration_id")
+    return IntentState(
+        id=pi["id"],
+        status=pi["status"],
+        amount=pi["amount"],
+        currency=pi["currency"],
+        client_secret=pi.get("client_secret") or "",
+        registration_id=int(registration_id) if registration_id and str(registration_id).isdigit() else None,
+        latest_charge_id=_id(pi.get("latest_charge")),
+        error_message=(error.get("message") or "") if error else "",
+    )
+
+
+class StripeGateway:
+    def __init__(self, secret_key: str, api_base: str = "", webhook_secret: str = ""):
+        base_addresses = {"api": api_base} if api_base else {}
+        self._client = stripe.StripeClient(secret_key, base_addresses=base_addresses, max_network_retries=2)
+        self._webhook_secret = webhook_secret
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except stripe.CardError as error:
+            raise PaymentDeclined(error.user_message or "Your card was declined.") from error
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as error:
+            raise GatewayUnavailable(str(error)) from error
+        except stripe.StripeError as error:
+            raise GatewayUnavailable(getattr(error, "user_message", None) or str(error)) from error
+
+    def charge_card(
+        self, *, registration_id: int, card_token: str, amount: int, currency: str, description: str
+    ) -> IntentState:
+        """Create and confirm a PaymentIntent for one card submission.
+
+        The key includes the card token, so a double-submitted form is one charge, while a
+        second card after a decline is a new attempt. A declined card raises PaymentDeclined;
+        a card that needs 3D Secure comes back as status "requires_action".
+        """
+        customer = self._call(
+            self._client.v1.customers.create,
+            params={"source": card_token, "metadata": {"registration_id": str(registration_id)}},
+            options={"idempotency_key": f"registration-{registration_id}-customer-{card_token}"},
+        )
+        pi = self._call(
+            self._client.v1.payment_intents.create,
+            params={
+                "amount": amount,
+                "currency": currency,
+                "customer": customer["id"],
+                "payment_method": _id(customer.get("default_source")),
+                "payment_method_types": ["card"],
+                "confirm": True,
+                "description": description,
+                "metadata": {"registration_id": str(registration_id)},
+            },
+            options={"idempotency_key": f"registration-{registration_id}-payment-{card_token}"},
+        )
+        return _intent_state(pi)
+
+    def retrieve_intent(self, intent_id: str) -> IntentState:
+        return _intent_state(self._call(self._client.v1.payment_intents.retrieve, intent_id))
+
+    def cancel_intent(self, intent_id: str) -> None:
+        self._call(self._client.v1.payment_intents.cancel, intent_id)
+
+    def refund(self, *, payment_intent_id: str, amount: int, idempotency_key: str) -> RefundState:
+        refund = self._call(
+            self._client.v1.refunds.create,
+            params={"payment_intent": payment_intent_id, "amount": amount},
+            options={"idempotency_key": idempotency_key},
+        )
+        return RefundState(
+            id=refund["id"], amount=refund["amount"], status=refund["status"], payment_intent_id=payment_intent_id
+        )
+
+    def retrieve_charge(self, charge_id: str) -> ChargeState:
+        charge = self._call(self._client.v1.charges.retrieve, charge_id)
+        refunds = self._call(self._client.v1.refunds.list, params={"charge": charge_id, "limit": 100})
+        pi_id = _id(charge.get("payment_intent"))
+        return ChargeState(
+            id=charge["id"],
+            payment_intent_id=pi_id,
+            amount=charge["amount"],
+            amount_refunded=charge.get("amount_refunded") or 0,
+            refunds=[
+                RefundState(id=r["id"], amount=r["amount"], status=r["status"], payment_intent_id=pi_id)
+                for r in refunds.data
+            ],
+        )
+
+    def parse_webhook(self, payload: bytes, signature: str | None) -> dict:
+        """Verify the signature on the raw body (and its age) and return the event."""
+        if not signature:
+            raise InvalidWebhook("missing Stripe-Signature header")
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, self._webhook_secret)
+        except (ValueError, stripe.SignatureVerificationError) as error:
+            raise InvalidWebhook(str(error)) from error
+        return {
+            "id": event["id"],
+            "type": event["type"],
+            "object": event["data"]["object"].to_dict() if hasattr(event["data"]["object"], "to_dict") else dict(event["data"]["object"]),
+        }
+
+
+def get_gateway() -> StripeGateway:
+    """The app's gateway, built once per app from its config (tests may replace it)."""
+    ext = current_app.extensions
+    if "stripe_gateway" not in ext:
+        cfg = current_app.config
+        ext["stripe_gateway"] = StripeGateway(
+            cfg["STRIPE_SECRET_KEY"], cfg.get("STRIPE_API_BASE", ""), cfg["STRIPE_WEBHOOK_SECRET"]
+        )
+    return ext["stripe_gateway"]

@@ -1,0 +1,281 @@
+"""Payments: one idempotent function applies what Stripe says about a PaymentIntent.
+
+apply_intent() is called from the webhook, from the page the browser returns to, and right
+after a card is charged. It may run any number of times, in any order, concurrently: it locks
+the seat pool, re-reads our rows and moves them to match Stripe, never further.
+Refunds are written as rows first (with an idempotency key) and sent to Stripe after commit,
+so a crash between the two is retried with the same key and never refunds twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app
+
+from events.extensions import db
+from events.models import (
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    Registration,
+    RegistrationStatus,
+    utcnow,
+)
+from events.notifications.outbox import EmailKind, queue_email
+from events.payments.gateway import (
+    ChargeState,
+    GatewayUnavailable,
+    IntentState,
+    PaymentDeclined,
+    get_gateway,
+)
+from events.registration import seats
+
+PAYMENT_STATUS_FROM_STRIPE = {
+    "requires_payment_method": PaymentStatus.REQUIRES_PAYMENT_METHOD,
+    "requires_confirmation": PaymentStatus.REQUIRES_PAYMENT_METHOD,
+    "requires_action": PaymentStatus.REQUIRES_ACTION,
+    "processing": PaymentStatus.PROCESSING,
+    "requires_capture": PaymentStatus.PROCESSING,
+    "succeeded": PaymentStatus.SUCCEEDED,
+    "canceled": PaymentStatus.CANCELED,
+}
+
+
+@dataclass(frozen=True)
+class PaymentAttempt:
+    """What the payment page should do next."""
+
+    status: str  # "succeeded" | "requires_action" | "failed" | "unavailable" | "closed"
+    message: str = ""
+    client_secret: str = ""
+    intent_id: str = ""
+
+
+def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
+    """Charge a held registration with a tokenized card, then apply the result."""
+    registration = db.session.get(Registration, registration_id)
+    now = utcnow()
+    if registration.status == RegistrationStatus.CONFIRMED:
+        return PaymentAttempt("succeeded")
+    if registration.status != RegistrationStatus.HELD or registration.hold_expires_at <= now:
+        return PaymentAttempt("closed", "Your held seat has been released. Please register again.")
+    amount, currency, description = registration.price_cents, registration.currency, registration.offering.title
+    # End the transaction before the network call: no lock is held while Stripe answers.
+    db.session.commit()
+    try:
+        state = get_gateway().charge_card(
+            registration_id=registration_id,
+            card_token=card_token,
+            amount=amount,
+            currency=currency,
+            description=description,
+        )
+    except PaymentDeclined as declined:
+        record_failure(registration_id, str(declined))
+        return PaymentAttempt("failed", str(declined))
+    except GatewayUnavailable:
+        current_app.logger.warning("Stripe unavailable for registration %s", registration_id)
+        return PaymentAttempt(
+            "unavailable", "We couldn't reach the payment service. Your seat is still held; please try again."
+        )
+    apply_intent(state)
+    if state.status == "succeeded":
+        return PaymentAttempt("succeeded", intent_id=state.id)
+    if state.status == "requires_action":
+        return PaymentAttempt("requires_action", client_secret=state.client_secret, intent_id=state.id)
+    if state.status == "processing":
+        return PaymentAttempt("succeeded", "Your payment is processing.", intent_id=state.id)
+    return PaymentAttempt("failed", state.error_message or "Your card was not charged. Please try another card.")
+
+
+def record_failure(registration_id: int, message: str) -> None:
+    """A declined card: tell the person once (they may retry while the hold lasts)."""
+    registration = db.session.get(Registration, registration_id)
+    if registration.status == RegistrationStatus.HELD:
+        queue_email(EmailKind.PAYMENT_FAILED, registration=registration, context={"message": message[:300]})
+    db.session.commit()
+
+
+def _upsert_payment(registration: Registration, state: IntentState) -> Payment:
+    payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == state.id))
+    if payment is None:
+        payment = Payment(
+            registration_id=registration.id,
+            stripe_payment_intent_id=state.id,
+            amount_cents=state.amount,
+            currency=state.currency,
+            status=PaymentStatus.REQUIRES_PAYMENT_METHOD,
+        )
+        db.session.add(payment)
+    status = PAYMENT_STATUS_FROM_STRIPE.get(state.status, PaymentStatus.PROCESSING)
+    if state.status == "requires_payment_method" and state.error_message:
+        status = PaymentStatus.FAILED
+    # Never move a succeeded payment backwards because an older event arrived late.
+    if payment.status != PaymentStatus.SUCCEEDED:
+        payment.status = status
+    payment.last_error = state.error_message[:500]
+    return payment
+
+
+def apply_intent(state: IntentState, commit: bool = True) -> Registration | None:
+    """Bring our registration and payment in line with a PaymentIntent. Idempotent."""
+    if state.registration_id is None:
+        return None
+    registration = db.session.get(Registration, state.registration_id)
+    if registration is None:
+        return None
+    now = utcnow()
+    pool = seats.lock_pool(registration.seat_pool_id)
+    db.session.refresh(registration)
+    payment = _upsert_payment(registration, state)
+
+    if state.status == "succeeded":
+        _apply_success(registration, payment, pool, now)
+    elif payment.status == PaymentStatus.FAILED and registration.status == RegistrationStatus.HELD:
+        queue_email(EmailKind.PAYMENT_FAILED, registration=registration, context={"message": payment.last_error})
+    if commit:
+        db.session.commit()
+        execute_pending_refunds()
+    return registration
+
+
+def _apply_success(registration: Registration, payment: Payment, pool, now) -> None:
+    other_success = db.session.scalar(
+        sa.select(Payment.id).where(
+            Payment.registration_id == registration.id,
+            Payment.status == PaymentStatus.SUCCEEDED,
+            Payment.id != payment.id,
+        )
+    )
+    if registration.status == RegistrationStatus.CONFIRMED and other_success is None:
+        return  # already confirmed by this payment
+    if registration.status == RegistrationStatus.HELD and other_success is None:
+        _confirm(registration, now)
+        return
+    if registration.status == RegistrationStatus.EXPIRED and other_success is None:
+        # Paid after the hold lapsed: keep the seat if one is still free.
+        seats.release_lapsed(pool, now)
+        if pool.seats_taken < pool.capacity:
+            seats.take_seat(pool)
+            _confirm(registration, now)
+            return
+    # No seat for this money (hold lapsed and seat gone, cancelled meanwhile, or paid twice):
+    # refund it automatically, once.
+    request_refund(payment, payment.amount_cents, key=f"unplaced-payment-{payment.stripe_payment_intent_id}",
+                   reason="Payment arrived without a seat")
+    queue_email(
+        EmailKind.LATE_PAYMENT_REFUNDED,
+        registration=registration,
+        key_parts=(payment.stripe_payment_intent_id,),
+        context={"refund_cents": payment.amount_cents, "currency": payment.currency},
+    )
+
+
+def _confirm(registration: Registration, now) -> None:
+    registration.status = RegistrationStatus.CONFIRMED
+    registration.confirmed_at = now
+    registration.hold_expires_at = None
+    queue_email(EmailKind.PAYMENT_RECEIVED, registration=registration)
+    queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
+
+
+# --- Refunds ---
+
+
+def request_refund(payment: Payment, amount_cents: int, key: str, reason: str = "", actor_id: int | None = None) -> Refund:
+    """Record a refund to make (in the caller's transaction). The same key is one refund."""
+    existing = db.session.scalar(sa.select(Refund).where(Refund.idempotency_key == key))
+    if existing is not None:
+        return existing
+    refund = Refund(
+        payment_id=payment.id,
+        idempotency_key=key,
+        amount_cents=amount_cents,
+        status=RefundStatus.PENDING,
+        reason=reason[:200],
+        created_by_id=actor_id,
+    )
+    db.session.add(refund)
+    db.session.flush()
+    return refund
+
+
+def execute_pending_refunds() -> int:
+    """Send every pending refund to Stripe (idempotent by key). Safe to run again after a crash."""
+    pending = db.session.scalars(
+        sa.select(Refund).where(Refund.status == RefundStatus.PENDING).order_by(Refund.id)
+    ).all()
+    refund_jobs = [(r.id, r.payment.stripe_payment_intent_id, r.amount_cents, r.idempotency_key) for r in pending]
+    db.session.commit()
+    done = 0
+    for refund_id, intent_id, amount, key in refund_jobs:
+        try:
+            result = get_gateway().refund(payment_intent_id=intent_id, amount=amount, idempotency_key=key)
+        except (GatewayUnavailable, PaymentDeclined) as error:
+            current_app.logger.warning("Refund %s not sent yet: %s", refund_id, error)
+            continue
+        refund = db.session.get(Refund, refund_id)
+        refund.stripe_refund_id = result.id
+        # "pending" at Stripe means the money is on its way back; only failed/canceled did not happen.
+        refund.status = RefundStatus.SUCCEEDED if result.status in ("succeeded", "pending") else RefundStatus.FAILED
+        _recount_refunded(refund.payment)
+        db.session.commit()
+        done += 1
+    return done
+
+
+def _recount_refunded(payment: Payment) -> None:
+    total = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0)).where(
+            Refund.payment_id == payment.id, Refund.status == RefundStatus.SUCCEEDED
+        )
+    )
+    payment.amount_refunded_cents = min(total, payment.amount_cents)
+
+
+def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
+    """Mirror refunds made anywhere (ours or the Stripe dashboard) from Stripe's charge."""
+    if not charge.payment_intent_id:
+        return None
+    payment = db.session.scalar(
+        sa.select(Payment).where(Payment.stripe_payment_intent_id == charge.payment_intent_id).with_for_update()
+    )
+    if payment is None:
+        return None
+    for stripe_refund in charge.refunds:
+        known = db.session.scalar(sa.select(Refund).where(Refund.stripe_refund_id == stripe_refund.id))
+        if known is not None:
+            continue
+        # Ours, sent but not yet recorded? Match a pending row of ours with the same amount.
+        pending = db.session.scalar(
+            sa.select(Refund).where(
+                Refund.payment_id == payment.id,
+                Refund.stripe_refund_id.is_(None),
+                Refund.amount_cents == stripe_refund.amount,
+            ).limit(1)
+        )
+        if pending is not None:
+            continue  # execute_pending_refunds records it with its Stripe id
+        refund = Refund(
+            payment_id=payment.id,
+            stripe_refund_id=stripe_refund.id,
+            idempotency_key=f"stripe-{stripe_refund.id}",
+            amount_cents=stripe_refund.amount,
+            status=RefundStatus.SUCCEEDED if stripe_refund.status == "succeeded" else RefundStatus.PENDING,
+            reason="Refunded in Stripe",
+        )
+        db.session.add(refund)
+        db.session.flush()
+        queue_email(
+            EmailKind.REFUND_ISSUED,
+            registration=payment.registration,
+            key_parts=(stripe_refund.id,),
+            context={"refund_cents": stripe_refund.amount, "currency": payment.currency},
+        )
+    # Stripe's total is the truth.
+    payment.amount_refunded_cents = min(charge.amount_refunded, payment.amount_cents)
+    return payment

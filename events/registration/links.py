@@ -1,0 +1,43 @@
+"""Private links for people without accounts: signed, expiring, and naming an unguessable token."""
+
+from __future__ import annotations
+
+from flask import current_app, url_for
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+MANAGE_SALT = "registration-manage"
+WAITLIST_SALT = "waitlist-entry"
+
+
+class LinkInvalid(Exception):
+    pass
+
+
+class LinkExpired(LinkInvalid):
+    pass
+
+
+def _serializer(salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+
+
+def sign(token: str, salt: str) -> str:
+    return _serializer(salt).dumps(token)
+
+
+def unsign(signed: str, salt: str) -> str:
+    max_age = current_app.config["MANAGE_LINK_MAX_AGE_DAYS"] * 86400
+    try:
+        return _serializer(salt).loads(signed, max_age=max_age)
+    except SignatureExpired as error:
+        raise LinkExpired("This link has expired.") from error
+    except BadSignature as error:
+        raise LinkInvalid("This link is not valid.") from error
+
+
+def manage_url(registration, external: bool = True) -> str:
+    return url_for("registration.manage", signed=sign(registration.token, MANAGE_SALT), _external=external)
+
+
+def waitlist_url(entry, external: bool = True) -> str:
+    return url_for("registration.waitlist_entry", signed=sign(entry.token, WAITLIST_SALT), _external=external)

@@ -1,0 +1,384 @@
+"""Registering, cancelling and the waitlist: each function owns its transaction.
+
+Every change that takes or frees a seat locks the seat pool first (see seats.py), and every
+change that should tell the person something writes its outbox row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from events.extensions import db
+from events.models import (
+    SEAT_TAKING_STATUSES,
+    WAITLIST_ACTIVE_STATUSES,
+    Offering,
+    Payment,
+    PaymentStatus,
+    Registration,
+    RegistrationStatus,
+    SeatPool,
+    Session,
+    SessionStatus,
+    WaitlistEntry,
+    WaitlistStatus,
+    utcnow,
+)
+from events.notifications.outbox import EmailKind, queue_email
+from events.registration import seats
+
+
+class RegistrationError(Exception):
+    """A rule stops this registration; the message is for the person."""
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    email: str
+    phone: str = ""
+
+    @property
+    def email_normalized(self) -> str:
+        return normalize_email(self.email)
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class Outcome(Enum):
+    CONFIRMED = "confirmed"  # free: done
+    HELD = "held"  # paid: a seat is held while they pay
+    ALREADY_REGISTERED = "already_registered"
+    FULL = "full"  # no seat: offer the waitlist
+
+
+@dataclass
+class RegisterResult:
+    outcome: Outcome
+    registration: Registration | None = None
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def registration_target(offering: Offering, session_id: int | None, now: datetime) -> tuple[SeatPool, Session | None]:
+    """Which pool a registration takes a seat in, checking that it is still open."""
+    if not offering.is_published or offering.is_cancelled:
+        raise RegistrationError("Registration for this is closed.")
+    if offering.kind.per_session:
+        session = db.session.get(Session, session_id) if session_id else None
+        if session is None or session.offering_id != offering.id:
+            raise RegistrationError("Please choose one of the listed dates.")
+        if session.status != SessionStatus.SCHEDULED:
+            raise RegistrationError("That class has been cancelled.")
+        if session.starts_at <= now:
+            raise RegistrationError("That class has already started.")
+        return session.seat_pool, session
+    first = db.session.scalar(
+        sa.select(Session)
+        .where(Session.offering_id == offering.id, Session.status == SessionStatus.SCHEDULED)
+        .order_by(Session.starts_at)
+        .limit(1)
+    )
+    if first is None:
+        raise RegistrationError("There are no dates to register for.")
+    if first.starts_at <= now:
+        raise RegistrationError(f"This {offering.kind.value} has already started.")
+    return first.seat_pool, None
+
+
+def find_live_registration(pool_id: int, email_normalized: str) -> Registration | None:
+    return db.session.scalar(
+        sa.select(Registration).where(
+            Registration.seat_pool_id == pool_id,
+            Registration.email_normalized == email_normalized,
+            Registration.status.in_(SEAT_TAKING_STATUSES),
+        )
+    )
+
+
+def register(
+    offering: Offering, session_id: int | None, person: Person, now: datetime | None = None, source: str = "public"
+) -> RegisterResult:
+    """Take a seat for a person, or say why not. Free: confirmed. Paid: held while they pay."""
+    now = now or utcnow()
+    pool, session = registration_target(offering, session_id, now)
+    pool = seats.lock_pool(pool.id)
+    seats.release_lapsed(pool, now)
+
+    existing = find_live_registration(pool.id, person.email_normalized)
+    if existing is not None:
+        db.session.commit()
+        return RegisterResult(Outcome.ALREADY_REGISTERED, existing)
+    if pool.seats_taken >= pool.capacity:
+        db.session.commit()  # keep what release_lapsed did
+        return RegisterResult(Outcome.FULL)
+
+    paid = offering.price_cents > 0
+    registration = Registration(
+        seat_pool_id=pool.id,
+        offering_id=offering.id,
+        session_id=session.id if session else None,
+        name=person.name,
+        email=person.email.strip(),
+        email_normalized=person.email_normalized,
+        phone=person.phone,
+        status=RegistrationStatus.HELD if paid else RegistrationStatus.CONFIRMED,
+        price_cents=offering.price_cents,
+        currency=offering.currency,
+        hold_expires_at=now + timedelta(minutes=current_app.config["HOLD_MINUTES"]) if paid else None,
+        confirmed_at=None if paid else now,
+        token=_new_token(),
+        source=source,
+    )
+    seats.take_seat(pool)
+    db.session.add(registration)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # The unique index caught a concurrent twin of this registration.
+        db.session.rollback()
+        existing = find_live_registration(pool.id, person.email_normalized)
+        return RegisterResult(Outcome.ALREADY_REGISTERED, existing)
+    if not paid:
+        queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
+    db.session.commit()
+    return RegisterResult(Outcome.HELD if paid else Outcome.CONFIRMED, registration)
+
+
+# --- Cancellation and the refund policy ---
+
+
+def first_session_start(registration: Registration) -> datetime | None:
+    if registration.session_id:
+        return registration.session.starts_at
+    return db.session.scalar(
+        sa.select(sa.func.min(Session.starts_at)).where(
+            Session.offering_id == registration.offering_id, Session.status == SessionStatus.SCHEDULED
+        )
+    )
+
+
+def succeeded_payment(registration: Registration) -> Payment | None:
+    return db.session.scalar(
+        sa.select(Payment)
+        .where(Payment.registration_id == registration.id, Payment.status == PaymentStatus.SUCCEEDED)
+        .order_by(Payment.id)
+        .limit(1)
+    )
+
+
+@dataclass(frozen=True)
+class RefundQuote:
+    amount_cents: int
+    full: bool
+    cutoff: datetime | None
+    explanation: str
+
+
+def refund_quote(registration: Registration, now: datetime | None = None) -> RefundQuote:
+    """What cancelling now would refund, by the offering's policy."""
+    now = now or utcnow()
+    payment = succeeded_payment(registration)
+    paid = (payment.amount_cents - payment.amount_refunded_cents) if payment else 0
+    offering = registration.offering
+    start = first_session_start(registration)
+    cutoff = start - timedelta(hours=offering.cancellation_cutoff_hours) if start else None
+    if paid <= 0:
+        return RefundQuote(0, True, cutoff, "Nothing was paid, so there is nothing to refund.")
+    if cutoff is None or now <= cutoff:
+        return RefundQuote(paid, True, cutoff, "You will get a full refund.")
+    share = offering.late_cancel_refund_percent
+    amount = paid * share // 100
+    if amount:
+        text = (
+            f"It is less than {offering.cancellation_cutoff_hours} hours before the start, "
+            f"so the policy refunds {share}% of what you paid."
+        )
+    else:
+        text = (
+            f"It is less than {offering.cancellation_cutoff_hours} hours before the start, "
+            "so the policy does not give a refund."
+        )
+    return RefundQuote(amount, False, cutoff, text)
+
+
+def cancel_registration(
+    registration_id: int, now: datetime | None = None, reason: str = "Cancelled by attendee", actor_id: int | None = None
+) -> tuple[Registration, int]:
+    """Cancel, free the seat for the waitlist, and queue the refund the policy gives.
+
+    Returns the registration and the refund amount queued (cents). Cancelling twice is a no-op.
+    The refund itself is sent to Stripe after commit (payments.services.execute_pending_refunds).
+    """
+    from events.payments.services import request_refund
+
+    now = now or utcnow()
+    registration = db.session.get(Registration, registration_id)
+    pool = seats.lock_pool(registration.seat_pool_id)
+    db.session.refresh(registration)
+    if registration.status not in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD):
+        db.session.commit()
+        return registration, 0
+
+    quote = refund_quote(registration, now)
+    registration.status = RegistrationStatus.CANCELLED
+    registration.cancelled_at = now
+    registration.cancel_reason = reason[:400]
+    registration.hold_expires_at = None
+    refund_cents = 0
+    payment = succeeded_payment(registration)
+    if payment is not None and quote.amount_cents > 0:
+        request_refund(payment, quote.amount_cents, key=f"cancel-registration-{registration.id}", reason=reason,
+                       actor_id=actor_id)
+        refund_cents = quote.amount_cents
+    queue_email(
+        EmailKind.REGISTRATION_CANCELLED,
+        registration=registration,
+        context={"refund_cents": refund_cents, "currency": registration.currency},
+    )
+    seats.free_seat(pool, now)
+    db.session.commit()
+    return registration, refund_cents
+
+
+# --- Waitlist ---
+
+
+class WaitlistOutcome(Enum):
+    JOINED = "joined"
+    ALREADY_WAITING = "already_waiting"
+    ALREADY_REGISTERED = "already_registered"
+    SEATS_AVAILABLE = "seats_available"
+
+
+@dataclass
+class WaitlistResult:
+    outcome: WaitlistOutcome
+    entry: WaitlistEntry | None = None
+    registration: Registration | None = None
+
+
+def join_waitlist(offering: Offering, session_id: int | None, person: Person, now: datetime | None = None) -> WaitlistResult:
+    now = now or utcnow()
+    pool, _session = registration_target(offering, session_id, now)
+    pool = seats.lock_pool(pool.id)
+    seats.release_lapsed(pool, now)
+    existing_registration = find_live_registration(pool.id, person.email_normalized)
+    if existing_registration:
+        db.session.commit()
+        return WaitlistResult(WaitlistOutcome.ALREADY_REGISTERED, registration=existing_registration)
+    existing = db.session.scalar(
+        sa.select(WaitlistEntry).where(
+            WaitlistEntry.seat_pool_id == pool.id,
+            WaitlistEntry.email_normalized == person.email_normalized,
+            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+        )
+    )
+    if existing:
+        db.session.commit()
+        return WaitlistResult(WaitlistOutcome.ALREADY_WAITING, entry=existing)
+    if pool.seats_taken < pool.capacity:
+        db.session.commit()
+        return WaitlistResult(WaitlistOutcome.SEATS_AVAILABLE)
+    entry = WaitlistEntry(
+        seat_pool_id=pool.id,
+        name=person.name,
+        email=person.email.strip(),
+        email_normalized=person.email_normalized,
+        phone=person.phone,
+        status=WaitlistStatus.WAITING,
+        token=_new_token(),
+        created_at=now,
+    )
+    db.session.add(entry)
+    db.session.flush()
+    queue_email(EmailKind.WAITLIST_JOINED, waitlist_entry=entry)
+    db.session.commit()
+    return WaitlistResult(WaitlistOutcome.JOINED, entry=entry)
+
+
+def leave_waitlist(entry_id: int, now: datetime | None = None) -> WaitlistEntry:
+    now = now or utcnow()
+    entry = db.session.get(WaitlistEntry, entry_id)
+    pool = seats.lock_pool(entry.seat_pool_id)
+    db.session.refresh(entry)
+    if entry.status == WaitlistStatus.WAITING:
+        entry.status = WaitlistStatus.LEFT
+    elif entry.status == WaitlistStatus.OFFERED:
+        entry.status = WaitlistStatus.LEFT
+        seats.free_seat(pool, now)  # their held seat goes to the next person
+    db.session.commit()
+    return entry
+
+
+def claim_offer(entry_id: int, now: datetime | None = None) -> Registration:
+    """Turn a live waitlist offer into a registration; the offered seat becomes theirs."""
+    now = now or utcnow()
+    entry = db.session.get(WaitlistEntry, entry_id)
+    pool = seats.lock_pool(entry.seat_pool_id)
+    db.session.refresh(entry)
+    seats.release_lapsed(pool, now)
+    if entry.status == WaitlistStatus.CLAIMED and entry.registration is not None:
+        db.session.commit()
+        return entry.registration
+    if entry.status != WaitlistStatus.OFFERED:
+        db.session.commit()
+        raise RegistrationError("This offer is no longer open.")
+    offering = pool.offering
+    session = db.session.scalar(sa.select(Session).where(Session.seat_pool_id == pool.id).limit(1))
+    paid = offering.price_cents > 0
+    registration = Registration(
+        seat_pool_id=pool.id,
+        offering_id=offering.id,
+        session_id=session.id if offering.kind.per_session else None,
+        name=entry.name,
+        email=entry.email,
+        email_normalized=entry.email_normalized,
+        phone=entry.phone,
+        status=RegistrationStatus.HELD if paid else RegistrationStatus.CONFIRMED,
+        price_cents=offering.price_cents,
+        currency=offering.currency,
+        hold_expires_at=now + timedelta(minutes=current_app.config["HOLD_MINUTES"]) if paid else None,
+        confirmed_at=None if paid else now,
+        token=_new_token(),
+        source="waitlist",
+    )
+    # The seat the offer held moves to the registration: seats_taken does not change.
+    db.session.add(registration)
+    db.session.flush()
+    entry.status = WaitlistStatus.CLAIMED
+    entry.registration_id = registration.id
+    if not paid:
+        queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
+    db.session.commit()
+    return registration
+
+
+def registration_by_token(token: str) -> Registration | None:
+    return db.session.scalar(sa.select(Registration).where(Registration.token == token))
+
+
+def waitlist_entry_by_token(token: str) -> WaitlistEntry | None:
+    return db.session.scalar(sa.select(WaitlistEntry).where(WaitlistEntry.token == token))
+
+
+def registration_sessions(registration: Registration) -> list[Session]:
+    """The sessions a registration covers: its class, or every session of the offering."""
+    if registration.session_id:
+        return [registration.session]
+    return list(
+        db.session.scalars(
+            sa.select(Session).where(Session.offering_id == registration.offering_id).order_by(Session.starts_at)
+        )
+    )

@@ -1,0 +1,257 @@
+"""Register, pay, manage and the waitlist, for people without accounts.
+
+Each view reads input, calls one service and renders or redirects.
+"""
+
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+
+from events.catalog import services as catalog
+from events.catalog.ical import build_calendar
+from events.extensions import limiter
+from events.models import RegistrationStatus, WaitlistStatus
+from events.payments import services as payments
+from events.payments.gateway import GatewayUnavailable, get_gateway
+from events.registration import bp, links, services
+from events.registration.forms import ConfirmForm, PersonForm
+from events.registration.seats import waitlist_position
+
+REGISTER_LIMIT = "20 per minute; 200 per hour"
+
+
+def _offering_or_404(slug):
+    return catalog.get_offering(slug) or abort(404)
+
+
+def _render_offering(offering, form, status=200, **extra):
+    upcoming, past = catalog.offering_sessions(offering)
+    return (
+        render_template(
+            "catalog/offering.html",
+            offering=offering,
+            upcoming=upcoming,
+            past=past,
+            map_url=catalog.map_url(offering.location),
+            form=form,
+            **extra,
+        ),
+        status,
+    )
+
+
+def _person(form) -> services.Person:
+    return services.Person(
+        name=form.name.data.strip(), email=form.email.data.strip(), phone=(form.phone.data or "").strip()
+    )
+
+
+@bp.post("/offerings/<slug>/register")
+@limiter.limit(REGISTER_LIMIT)
+def register(slug):
+    offering = _offering_or_404(slug)
+    form = PersonForm()
+    if not form.validate():
+        return _render_offering(offering, form, 400)
+    try:
+        result = services.register(offering, form.session_id.data, _person(form))
+    except services.RegistrationError as error:
+        form.form_errors.append(str(error))
+        return _render_offering(offering, form, 409)
+    match result.outcome:
+        case services.Outcome.CONFIRMED:
+            flash("You're registered! A confirmation email is on its way.", "success")
+            return redirect(links.manage_url(result.registration, external=False))
+        case services.Outcome.HELD:
+            return redirect(url_for("registration.pay", signed=links.sign(result.registration.token, links.MANAGE_SALT)))
+        case services.Outcome.ALREADY_REGISTERED:
+            form.form_errors.append(
+                "You're already registered with this email. Use the link in your confirmation email "
+                "to see or change your registration."
+            )
+            return _render_offering(offering, form, 409)
+        case services.Outcome.FULL:
+            return _render_offering(offering, form, 200, full=True)
+
+
+@bp.post("/offerings/<slug>/waitlist")
+@limiter.limit(REGISTER_LIMIT)
+def join_waitlist(slug):
+    offering = _offering_or_404(slug)
+    form = PersonForm()
+    if not form.validate():
+        return _render_offering(offering, form, 400, full=True)
+    try:
+        result = services.join_waitlist(offering, form.session_id.data, _person(form))
+    except services.RegistrationError as error:
+        form.form_errors.append(str(error))
+        return _render_offering(offering, form, 409)
+    match result.outcome:
+        case services.WaitlistOutcome.JOINED:
+            flash("You're on the waitlist. We'll email you if a seat opens.", "success")
+            return redirect(links.waitlist_url(result.entry, external=False))
+        case services.WaitlistOutcome.ALREADY_WAITING:
+            form.form_errors.append("You're already on the waitlist with this email.")
+        case services.WaitlistOutcome.ALREADY_REGISTERED:
+            form.form_errors.append("You're already registered with this email.")
+        case services.WaitlistOutcome.SEATS_AVAILABLE:
+            form.form_errors.append("Good news: a seat is free. You can register now.")
+    return _render_offering(offering, form, 409)
+
+
+def _registration_from_link(signed):
+    try:
+        token = links.unsign(signed, links.MANAGE_SALT)
+    except links.LinkExpired:
+        abort(410, description="This link has expired. Please contact the clinic if you need help.")
+    except links.LinkInvalid:
+        abort(404, description="This link is not valid. Please use the link from your email.")
+    return services.registration_by_token(token) or abort(404)
+
+
+@bp.get("/manage/<signed>")
+def manage(signed):
+    registration = _registration_from_link(signed)
+    return render_template(
+        "registration/manage.html",
+        registration=registration,
+        sessions=services.registration_sessions(registration),
+        quote=services.refund_quote(registration),
+        payment=services.succeeded_payment(registration),
+        form=ConfirmForm(),
+        signed=signed,
+    )
+
+
+@bp.post("/manage/<signed>/cancel")
+@limiter.limit(REGISTER_LIMIT)
+def cancel(signed):
+    registration = _registration_from_link(signed)
+    form = ConfirmForm()
+    if not form.validate():
+        abort(400, description="The form expired. Please go back and try again.")
+    _, refund_cents = services.cancel_registration(registration.id)
+    payments.execute_pending_refunds()
+    if refund_cents:
+        flash(f"Your registration is cancelled. A refund of ${refund_cents / 100:.2f} is on its way.", "success")
+    else:
+        flash("Your registration is cancelled.", "success")
+    return redirect(url_for("registration.manage", signed=signed))
+
+
+@bp.get("/manage/<signed>/calendar.ics")
+def registration_calendar(signed):
+    registration = _registration_from_link(signed)
+    sessions = services.registration_sessions(registration)
+    body = build_calendar(catalog.current_clinic(), registration.offering.title, sessions, request.host)
+    return current_app.response_class(
+        body, mimetype="text/calendar", headers={"Content-Disposition": 'attachment; filename="registration.ics"'}
+    )
+
+
+def _stripe_js_url() -> str:
+    cfg = current_app.config
+    if cfg.get("STRIPE_JS_URL"):
+        return cfg["STRIPE_JS_URL"]
+    base = cfg.get("STRIPE_API_BASE")
+    return f"{base}/js.stripe.com/v3/" if base else "https://js.stripe.com/v3/"
+
+
+@bp.get("/manage/<signed>/pay")
+def pay(signed):
+    registration = _registration_from_link(signed)
+    if registration.status != RegistrationStatus.HELD:
+        return redirect(url_for("registration.manage", signed=signed))
+    return render_template(
+        "registration/pay.html",
+        registration=registration,
+        signed=signed,
+        stripe_js_url=_stripe_js_url(),
+        publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
+    )
+
+
+@bp.post("/manage/<signed>/pay")
+@limiter.limit("30 per minute")
+def pay_submit(signed):
+    registration = _registration_from_link(signed)
+    data = request.get_json(silent=True) or {}
+    token = data.get("token")
+    if not isinstance(token, str) or not token.startswith("tok_") or len(token) > 255:
+        return jsonify(status="failed", message="Please enter your card details again."), 400
+    attempt = payments.pay_with_card(registration.id, token)
+    status = 503 if attempt.status == "unavailable" else 200
+    return jsonify(
+        status=attempt.status,
+        message=attempt.message,
+        client_secret=attempt.client_secret,
+        intent_id=attempt.intent_id,
+    ), status
+
+
+@bp.get("/manage/<signed>/pay/complete")
+def pay_complete(signed):
+    """Where the browser lands after paying: confirm from Stripe's state, as the webhook would."""
+    registration = _registration_from_link(signed)
+    intent_id = request.args.get("payment_intent", "")
+    if intent_id.startswith("pi_") and len(intent_id) < 255:
+        try:
+            state = get_gateway().retrieve_intent(intent_id)
+        except GatewayUnavailable:
+            state = None
+        if state is not None and state.registration_id == registration.id:
+            payments.apply_intent(state)
+    registration = services.registration_by_token(registration.token)
+    if registration.status == RegistrationStatus.CONFIRMED:
+        flash("Payment received. You're registered! A confirmation email is on its way.", "success")
+        return redirect(url_for("registration.manage", signed=signed))
+    if registration.status == RegistrationStatus.HELD:
+        flash("Your payment didn't go through. Your seat is still held: please try again.", "error")
+        return redirect(url_for("registration.pay", signed=signed))
+    return redirect(url_for("registration.manage", signed=signed))
+
+
+# --- Waitlist ---
+
+
+def _entry_from_link(signed):
+    try:
+        token = links.unsign(signed, links.WAITLIST_SALT)
+    except links.LinkExpired:
+        abort(410, description="This link has expired.")
+    except links.LinkInvalid:
+        abort(404, description="This link is not valid. Please use the link from your email.")
+    return services.waitlist_entry_by_token(token) or abort(404)
+
+
+@bp.get("/waitlist/<signed>")
+def waitlist_entry(signed):
+    entry = _entry_from_link(signed)
+    position = waitlist_position(entry) if entry.status == WaitlistStatus.WAITING else None
+    return render_template(
+        "registration/waitlist.html", entry=entry, position=position, form=ConfirmForm(), signed=signed
+    )
+
+
+@bp.post("/waitlist/<signed>/leave")
+def leave_waitlist(signed):
+    entry = _entry_from_link(signed)
+    if not ConfirmForm().validate():
+        abort(400, description="The form expired. Please go back and try again.")
+    services.leave_waitlist(entry.id)
+    flash("You've left the waitlist.", "success")
+    return redirect(url_for("registration.waitlist_entry", signed=signed))
+
+
+@bp.post("/waitlist/<signed>/claim")
+def claim_offer(signed):
+    entry = _entry_from_link(signed)
+    if not ConfirmForm().validate():
+        abort(400, description="The form expired. Please go back and try again.")
+    try:
+        registration = services.claim_offer(entry.id)
+    except services.RegistrationError as error:
+        flash(str(error), "error")
+        return redirect(url_for("registration.waitlist_entry", signed=signed))
+    if registration.status == RegistrationStatus.HELD:
+        return redirect(url_for("registration.pay", signed=links.sign(registration.token, links.MANAGE_SALT)))
+    flash("The seat is yours! A confirmation email is on its way.", "success")
+    return redirect(links.manage_url(registration, external=False))
