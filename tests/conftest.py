@@ -16,6 +16,10 @@ from pathlib import Path
 _TMP = Path(tempfile.mkdtemp(prefix="events-tests-"))
 os.environ.setdefault("INSTANCE_PATH", str(_TMP / "instance"))
 
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
@@ -24,6 +28,9 @@ from werkzeug.serving import make_server  # noqa: E402
 from events import create_app  # noqa: E402
 from events.extensions import db as _db  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
+STRIPE_PORT = None  # chosen per run, see stripe_api_base
+WEBHOOK_SECRET = "whsec_test_secret"
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
@@ -59,11 +66,23 @@ def make_test_app(database_url: str, **overrides):
 
 
 @pytest.fixture(scope="session")
-def app(pg_database_url):
+def stripe_api_base():
+    """Where the Stripe emulator listens for this run (started by the `localstripe` fixture)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def app(pg_database_url, stripe_api_base):
     """The app on PostgreSQL, its schema built by the real migrations."""
     from flask_migrate import upgrade
 
-    app = make_test_app(pg_database_url)
+    app = make_test_app(
+        pg_database_url,
+        STRIPE_API_BASE=stripe_api_base,
+        STRIPE_SECRET_KEY="sk_test_emulator",
+        STRIPE_PUBLISHABLE_KEY="pk_test_emulator",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+    )
     with app.app_context():
         upgrade()
     yield app
@@ -74,7 +93,11 @@ def app(pg_database_url):
 
 @pytest.fixture(autouse=True)
 def _clean_tables(request):
-    """Empty every table after a test that used the PostgreSQL app."""
+    """Empty every table after a test that used the PostgreSQL app.
+
+    Ids keep counting up, as in production: Stripe idempotency keys derived from them must
+    never repeat within a run (the emulator, like Stripe, replays a repeated key).
+    """
     yield
     if "app" not in request.fixturenames:
         return
@@ -83,7 +106,7 @@ def _clean_tables(request):
         _db.session.remove()
         tables = ", ".join(f'"{t.name}"' for t in _db.metadata.sorted_tables)
         with _db.engine.begin() as conn:
-            conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            conn.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
 
 
 @pytest.fixture
@@ -124,6 +147,39 @@ def live_server(app):
     server.start()
     yield server
     server.stop()
+
+
+def wait_for_port(url: str, timeout: float = 15.0) -> None:
+    host, port = url.split("//")[1].split(":")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening at {url}")
+
+
+@pytest.fixture(scope="session")
+def localstripe(stripe_api_base, live_server):
+    """The Stripe emulator as a real process, delivering signed webhooks to the live app."""
+    port = stripe_api_base.rsplit(":", 1)[1]
+    log = open(_TMP / "localstripe.log", "w")
+    process = subprocess.Popen(
+        [
+            sys.executable, str(ROOT / "scripts" / "localstripe_server.py"), "--port", port, "--from-scratch",
+            "--webhook-url", f"{live_server.url}/stripe/webhook", "--webhook-secret", WEBHOOK_SECRET,
+        ],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(stripe_api_base)
+        yield stripe_api_base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -67,3 +67,15 @@ def make_session(offering: Offering, day: date, start: time = time(18, 0), minut
     session = add_session(offering, day, start, timedelta(minutes=minutes), **kw)
     db.session.flush()
     return session
+
+
+def upcoming_day(days: int = 7) -> date:
+    return date.today() + timedelta(days=days)
+
+
+def workshop(price_cents: int = 0, capacity: int = 10, days: int = 7, **kw) -> Offering:
+    """A committed-ready workshop with one session `days` from now, at a new location."""
+    location = make_location()
+    offering = make_offering(location, OfferingKind.WORKSHOP, price_cents=price_cents, capacity=capacity, **kw)
+    make_session(offering, upcoming_day(days))
+    return offering

@@ -131,9 +131,15 @@ def apply_intent(state: IntentState, commit: bool = True) -> Registration | None
     now = utcnow()
     pool = seats.lock_pool(registration.seat_pool_id)
     db.session.refresh(registration)
+    existing = db.session.scalar(
+        sa.select(Payment).where(Payment.stripe_payment_intent_id == state.id).with_for_update()
+    )
+    # A success is applied once per payment: later deliveries of it change nothing, even
+    # if the registration was cancelled (and refunded) in between.
+    already_applied = existing is not None and existing.status == PaymentStatus.SUCCEEDED
     payment = _upsert_payment(registration, state)
 
-    if state.status == "succeeded":
+    if state.status == "succeeded" and not already_applied:
         _apply_success(registration, payment, pool, now)
     elif payment.status == PaymentStatus.FAILED and registration.status == RegistrationStatus.HELD:
         queue_email(EmailKind.PAYMENT_FAILED, registration=registration, context={"message": payment.last_error})
@@ -144,6 +150,7 @@ def apply_intent(state: IntentState, commit: bool = True) -> Registration | None
 
 
 def _apply_success(registration: Registration, payment: Payment, pool, now) -> None:
+    db.session.flush()  # the payment needs its id before we compare against it
     other_success = db.session.scalar(
         sa.select(Payment.id).where(
             Payment.registration_id == registration.id,

@@ -5,13 +5,19 @@ from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 class PersonForm(FlaskForm):
     name = StringField(
         "Your name",
+        filters=[_strip],
         validators=[DataRequired("Please tell us your name."), Length(max=120, message="That name is too long.")],
     )
     email = StringField(
         "Email",
+        filters=[_strip],
         validators=[
             DataRequired("Please enter your email, so we can send your confirmation."),
             Email("That doesn't look like an email address.", check_deliverability=False),
@@ -20,6 +26,7 @@ class PersonForm(FlaskForm):
     )
     phone = StringField(
         "Phone (optional)",
+        filters=[_strip],
         validators=[
             Optional(),
             Length(max=40, message="That phone number is too long."),

@@ -1,0 +1,249 @@
+"""Stripe payments and refunds against localstripe as a real process.
+
+The emulator delivers signed webhooks to the app served on a real port, so these tests see
+both paths that confirm a payment: the card submission itself and the webhook after it.
+"""
+
+import time
+
+import pytest
+import sqlalchemy as sa
+import stripe
+
+from events.models import (
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    Registration,
+    RegistrationStatus,
+    WebhookEvent,
+)
+from events.notifications.outbox import EmailKind
+from events.registration import links, seats, services
+from events.registration.services import Person
+from tests.helpers import csrf_token, outbox_kinds
+from tests.factories import workshop
+
+SUCCESS = "4242424242424242"
+DECLINE = "4000000000000341"
+THREE_D_SECURE = "4000002500003155"
+
+pytestmark = pytest.mark.usefixtures("localstripe")
+
+
+@pytest.fixture
+def stripe_client(localstripe):
+    return stripe.StripeClient("sk_test_emulator", base_addresses={"api": localstripe})
+
+
+def card_token(stripe_client, number: str) -> str:
+    """What Stripe.js does in the browser: turn card details into a token."""
+    return stripe_client.v1.tokens.create(
+        params={"card": {"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"}}
+    ).id
+
+
+def wait_until(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def held_registration(db, price_cents=3000, capacity=5, **kw):
+    offering = workshop(price_cents=price_cents, capacity=capacity, **kw)
+    db.session.commit()
+    result = services.register(offering, None, Person("Pat Payer", "pat@example.com"))
+    assert result.registration.status == RegistrationStatus.HELD
+    return result.registration
+
+
+def pay(client, registration, token):
+    signed = links.sign(registration.token, links.MANAGE_SALT)
+    page = client.get(f"/manage/{signed}/pay")
+    assert page.status_code == 200
+    response = client.post(
+        f"/manage/{signed}/pay", json={"token": token}, headers={"X-CSRFToken": csrf_token(page.get_data(as_text=True))}
+    )
+    return signed, response
+
+
+def refreshed(db, model, id_):
+    db.session.expire_all()
+    return db.session.get(model, id_)
+
+
+def test_card_payment_confirms_once_and_the_webhook_changes_nothing_more(client, db, stripe_client):
+    registration = held_registration(db)
+
+    signed, response = pay(client, registration, card_token(stripe_client, SUCCESS))
+
+    assert response.status_code == 200 and response.json["status"] == "succeeded"
+    registration = refreshed(db, Registration, registration.id)
+    assert registration.status == RegistrationStatus.CONFIRMED
+    payment = db.session.scalar(sa.select(Payment))
+    assert (payment.status, payment.amount_cents) == (PaymentStatus.SUCCEEDED, 3000)
+    # localstripe delivers payment_intent.succeeded about a second later.
+    wait_until(lambda: db.session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent)) >= 1 or
+               db.session.expire_all(), what="the webhook")
+    assert outbox_kinds(registration_id=registration.id).count(EmailKind.REGISTRATION_CONFIRMED) == 1
+    assert outbox_kinds(registration_id=registration.id).count(EmailKind.PAYMENT_RECEIVED) == 1
+    complete = client.get(f"/manage/{signed}/pay/complete?payment_intent={payment.stripe_payment_intent_id}")
+    assert complete.status_code == 302 and f"/manage/{signed}" in complete.headers["Location"]
+
+
+def test_declined_card_shows_stripes_message_and_another_card_can_pay(client, db, stripe_client):
+    registration = held_registration(db)
+
+    _, declined = pay(client, registration, card_token(stripe_client, DECLINE))
+    assert declined.json["status"] == "failed"
+    assert "declined" in declined.json["message"].lower()
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.HELD
+    assert outbox_kinds(registration_id=registration.id) == [EmailKind.PAYMENT_FAILED]
+
+    _, paid = pay(client, registration, card_token(stripe_client, SUCCESS))
+    assert paid.json["status"] == "succeeded"
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
+
+
+def test_three_d_secure_is_confirmed_after_authentication(client, db, stripe_client, localstripe):
+    import requests
+
+    registration = held_registration(db)
+    signed, response = pay(client, registration, card_token(stripe_client, THREE_D_SECURE))
+    assert response.json["status"] == "requires_action"
+    intent_id, secret = response.json["intent_id"], response.json["client_secret"]
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.HELD
+
+    # What Stripe.js's confirmCardPayment does when the person completes the bank's challenge.
+    auth = requests.post(
+        f"{localstripe}/v1/payment_intents/{intent_id}/_authenticate?success=true",
+        json={"key": "pk_test_emulator", "client_secret": secret}, timeout=10,
+    )
+    assert auth.status_code == 200
+
+    complete = client.get(f"/manage/{signed}/pay/complete?payment_intent={intent_id}")
+    assert complete.status_code == 302
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
+
+
+def test_failed_three_d_secure_keeps_the_hold_and_says_so(client, db, stripe_client, localstripe):
+    import requests
+
+    registration = held_registration(db)
+    signed, response = pay(client, registration, card_token(stripe_client, THREE_D_SECURE))
+    requests.post(
+        f"{localstripe}/v1/payment_intents/{response.json['intent_id']}/_authenticate?success=false",
+        json={"key": "pk_test_emulator", "client_secret": response.json["client_secret"]}, timeout=10,
+    )
+    complete = client.get(f"/manage/{signed}/pay/complete?payment_intent={response.json['intent_id']}")
+    assert complete.status_code == 302 and complete.headers["Location"].endswith("/pay")
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.HELD
+
+
+def test_cancel_before_cutoff_refunds_in_full_once(client, db, stripe_client):
+    registration = held_registration(db, days=10)
+    signed, _ = pay(client, registration, card_token(stripe_client, SUCCESS))
+    page = client.get(f"/manage/{signed}").get_data(as_text=True)
+    assert "full refund" in page
+
+    client.post(f"/manage/{signed}/cancel", data={"csrf_token": csrf_token(page)})
+    client.post(f"/manage/{signed}/cancel", data={"csrf_token": csrf_token(page)})
+
+    db.session.expire_all()
+    refunds = db.session.scalars(sa.select(Refund)).all()
+    assert len(refunds) == 1
+    assert refunds[0].status == RefundStatus.SUCCEEDED and refunds[0].stripe_refund_id.startswith("re_")
+    payment = db.session.scalar(sa.select(Payment))
+    assert payment.amount_refunded_cents == 3000
+    charge = stripe_client.v1.payment_intents.retrieve(payment.stripe_payment_intent_id)
+    assert charge.status == "succeeded"
+    stripe_refunds = stripe_client.v1.refunds.list(params={"payment_intent": payment.stripe_payment_intent_id})
+    assert [r.amount for r in stripe_refunds.data] == [3000]
+    # The charge.refunded webhook that follows is mirrored without a second refund row.
+    wait_until(lambda: db.session.expire_all() or db.session.scalar(
+        sa.select(sa.func.count()).select_from(WebhookEvent).where(WebhookEvent.type == "charge.refunded")) == 1,
+        what="charge.refunded")
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Refund)) == 1
+
+
+def test_refund_made_in_the_stripe_dashboard_is_mirrored(client, db, stripe_client):
+    registration = held_registration(db)
+    pay(client, registration, card_token(stripe_client, SUCCESS))
+    payment = db.session.scalar(sa.select(Payment))
+
+    stripe_client.v1.refunds.create(params={"payment_intent": payment.stripe_payment_intent_id, "amount": 1000})
+
+    def mirrored():
+        db.session.expire_all()
+        return db.session.scalar(sa.select(Refund)) is not None
+
+    wait_until(mirrored, what="the refund mirrored from charge.refunded")
+    refund = db.session.scalar(sa.select(Refund))
+    assert (refund.amount_cents, refund.status) == (1000, RefundStatus.SUCCEEDED)
+    assert refreshed(db, Payment, payment.id).amount_refunded_cents == 1000
+    assert outbox_kinds(registration_id=registration.id).count(EmailKind.REFUND_ISSUED) == 1
+
+
+def test_payment_after_the_hold_expired_and_the_seat_went_is_refunded_once(client, db, stripe_client, app):
+    from datetime import timedelta
+
+    from events.models import utcnow
+    from events.payments import services as payments
+    from events.payments.gateway import get_gateway
+
+    registration = held_registration(db, capacity=1)
+    # The hold lapses and someone else takes the only seat.
+    later = utcnow() + timedelta(minutes=20)
+    seats.sweep_lapsed(later)
+    offering = registration.offering
+    assert services.register(offering, None, Person("Other", "other@example.com"), later).outcome.value == "held"
+
+    # Their payment still succeeds at Stripe (e.g. the page was open in another tab).
+    state = get_gateway().charge_card(
+        registration_id=registration.id, card_token=card_token(stripe_client, SUCCESS),
+        amount=3000, currency="usd", description="late",
+    )
+    payments.apply_intent(state)
+    payments.apply_intent(state)  # and the webhook applies it again
+
+    db.session.expire_all()
+    assert db.session.get(Registration, registration.id).status == RegistrationStatus.EXPIRED
+    refunds = db.session.scalars(sa.select(Refund)).all()
+    assert [(r.amount_cents, r.status) for r in refunds] == [(3000, RefundStatus.SUCCEEDED)]
+    assert outbox_kinds(registration_id=registration.id).count(EmailKind.LATE_PAYMENT_REFUNDED) == 1
+    assert seats.lock_pool(registration.seat_pool_id).seats_taken == 1
+    db.session.rollback()
+
+
+def test_pay_endpoint_rejects_a_missing_or_odd_token(client, db):
+    registration = held_registration(db)
+    signed = links.sign(registration.token, links.MANAGE_SALT)
+    html = client.get(f"/manage/{signed}/pay").get_data(as_text=True)
+    for body in ({}, {"token": 5}, {"token": "x" * 300}, {"token": "pm_123"}):
+        response = client.post(f"/manage/{signed}/pay", json=body, headers={"X-CSRFToken": csrf_token(html)})
+        assert response.status_code == 400 and response.json["status"] == "failed"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 0
+
+
+def test_a_success_event_after_cancelling_does_not_refund_twice(client, db, stripe_client):
+    from events.payments import services as payments
+    from events.payments.gateway import get_gateway
+
+    registration = held_registration(db, days=10)
+    _, paid = pay(client, registration, card_token(stripe_client, SUCCESS))
+    services.cancel_registration(registration.id)
+    payments.execute_pending_refunds()
+
+    # The payment_intent.succeeded webhook, late, and then again.
+    state = get_gateway().retrieve_intent(paid.json["intent_id"])
+    payments.apply_intent(state)
+    payments.apply_intent(state)
+
+    db.session.expire_all()
+    assert [r.amount_cents for r in db.session.scalars(sa.select(Refund))] == [3000]
+    assert db.session.get(Registration, registration.id).status == RegistrationStatus.CANCELLED
