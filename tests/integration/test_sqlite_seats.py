@@ -1,0 +1,42 @@
+"""The seat rule holds on the embedded default too: SQLite serialises writers with BEGIN IMMEDIATE."""
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from events.extensions import db
+from events.models import Registration, RegistrationStatus, SeatPool
+from tests.conftest import LiveServer, make_test_app
+from tests.factories import workshop
+from tests.load import race_for_seats
+
+pytestmark = pytest.mark.slow
+
+
+def test_forty_at_once_for_the_last_three_seats_on_sqlite(tmp_path):
+    app = make_test_app(f"sqlite:///{tmp_path / 'race.sqlite3'}")
+    with app.app_context():
+        upgrade()
+        offering = workshop(capacity=10)
+        offering.sessions[0].seat_pool.seats_taken = 7
+        db.session.commit()
+        slug, pool_id = offering.slug, offering.sessions[0].seat_pool_id
+
+    server = LiveServer(app)
+    server.start()
+    try:
+        result = race_for_seats(server.url, slug, 40, email_prefix="sqlite")
+    finally:
+        server.stop()
+
+    assert result.errors == 0 and result.other_4xx == 0
+    assert (result.registered, result.told_full) == (3, 37)
+    with app.app_context():
+        confirmed = db.session.scalar(
+            sa.select(sa.func.count()).select_from(Registration).where(
+                Registration.status == RegistrationStatus.CONFIRMED
+            )
+        )
+        assert confirmed == 3
+        assert db.session.get(SeatPool, pool_id).seats_taken == 10
+        db.engine.dispose()
