@@ -18,6 +18,18 @@ def register(app):
         summary = seed_demo()
         click.echo(summary)
 
+    @app.cli.command("sweep")
+    def sweep_command():
+        """Release lapsed holds and offers, send pending refunds, reconcile open payments."""
+        from events.models import utcnow
+        from events.payments.services import execute_pending_refunds, reconcile_pending_payments
+        from events.registration.seats import sweep_lapsed
+
+        pools = sweep_lapsed(utcnow())
+        refunds = execute_pending_refunds()
+        payments = reconcile_pending_payments()
+        click.echo(f"Released lapsed seats in {pools} pools; sent {refunds} refunds; re-read {payments} payments.")
+
     @app.cli.command("create-user")
     @click.option("--email", required=True)
     @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)

@@ -77,10 +77,9 @@ def _intent_state(pi) -> IntentState:
 
 
 class StripeGateway:
-    def __init__(self, secret_key: str, api_base: str = "", webhook_secret: str = ""):
+    def __init__(self, secret_key: str, api_base: str = ""):
         base_addresses = {"api": api_base} if api_base else {}
         self._client = stripe.StripeClient(secret_key, base_addresses=base_addresses, max_network_retries=2)
-        self._webhook_secret = webhook_secret
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -153,12 +152,12 @@ class StripeGateway:
             ],
         )
 
-    def parse_webhook(self, payload: bytes, signature: str | None) -> dict:
-        """Verify the signature on the raw body (and its age) and return the event."""
+    def parse_webhook(self, payload: bytes, signature: str | None, secret: str) -> dict:
+        """Verify the signature on the raw body (and its age, 5 minutes at most) and return the event."""
         if not signature:
             raise InvalidWebhook("missing Stripe-Signature header")
         try:
-            stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, self._webhook_secret, 300)
+            stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, secret, 300)
             event = json.loads(payload)
             return {"id": event["id"], "type": event["type"], "object": event["data"]["object"]}
         except (ValueError, KeyError, TypeError, stripe.SignatureVerificationError) as error:
@@ -170,7 +169,5 @@ def get_gateway() -> StripeGateway:
     ext = current_app.extensions
     if "stripe_gateway" not in ext:
         cfg = current_app.config
-        ext["stripe_gateway"] = StripeGateway(
-            cfg["STRIPE_SECRET_KEY"], cfg.get("STRIPE_API_BASE", ""), cfg["STRIPE_WEBHOOK_SECRET"]
-        )
+        ext["stripe_gateway"] = StripeGateway(cfg["STRIPE_SECRET_KEY"], cfg.get("STRIPE_API_BASE", ""))
     return ext["stripe_gateway"]

@@ -286,3 +286,30 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
     # Stripe's total is the truth.
     payment.amount_refunded_cents = min(charge.amount_refunded, payment.amount_cents)
     return payment
+
+
+def reconcile_pending_payments() -> int:
+    """Ask Stripe about payments still open on held registrations (a webhook may be lost).
+
+    Run periodically by the worker's sweep. Returns how many payments were re-read.
+    """
+    open_statuses = (PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_PAYMENT_METHOD)
+    intent_ids = list(
+        db.session.scalars(
+            sa.select(Payment.stripe_payment_intent_id)
+            .join(Registration, Registration.id == Payment.registration_id)
+            .where(Payment.status.in_(open_statuses), Registration.status == RegistrationStatus.HELD)
+            .order_by(Payment.id)
+        )
+    )
+    db.session.commit()
+    checked = 0
+    for intent_id in intent_ids:
+        try:
+            state = get_gateway().retrieve_intent(intent_id)
+        except GatewayUnavailable:
+            current_app.logger.warning("Reconcile: Stripe unavailable, will retry")
+            break
+        apply_intent(state)
+        checked += 1
+    return checked

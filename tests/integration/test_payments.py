@@ -247,3 +247,27 @@ def test_a_success_event_after_cancelling_does_not_refund_twice(client, db, stri
     db.session.expire_all()
     assert [r.amount_cents for r in db.session.scalars(sa.select(Refund))] == [3000]
     assert db.session.get(Registration, registration.id).status == RegistrationStatus.CANCELLED
+
+
+def test_reconcile_catches_up_when_the_webhook_endpoint_was_failing(client, db, stripe_client, localstripe, app):
+    import requests
+
+    from events.payments import services as payments
+
+    registration = held_registration(db)
+    app.config["STRIPE_WEBHOOK_SECRET"] = "whsec_rotated_wrongly"  # every delivery now fails with 400
+    try:
+        signed, response = pay(client, registration, card_token(stripe_client, THREE_D_SECURE))
+        requests.post(
+            f"{localstripe}/v1/payment_intents/{response.json['intent_id']}/_authenticate?success=true",
+            json={"key": "pk_test_emulator", "client_secret": response.json["client_secret"]}, timeout=10,
+        )
+        time.sleep(1.5)  # the emulator's delivery of payment_intent.succeeded is refused meanwhile
+        assert refreshed(db, Registration, registration.id).status == RegistrationStatus.HELD
+    finally:
+        app.config["STRIPE_WEBHOOK_SECRET"] = "whsec_test_secret"
+
+    assert payments.reconcile_pending_payments() == 1
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
+    assert payments.reconcile_pending_payments() == 0
+    assert outbox_kinds(registration_id=registration.id).count(EmailKind.REGISTRATION_CONFIRMED) == 1
