@@ -30,6 +30,14 @@ def register(app):
     @app.errorhandler(Exception)
     def unexpected(error):
         app.logger.exception("Unhandled error on %s", request.path)
+        # A failed statement leaves the transaction aborted (on PostgreSQL); the error page
+        # itself reads the clinic's name, so start clean.
+        from events.extensions import db
+
+        try:
+            db.session.rollback()
+        except Exception:  # the connection itself may be gone; the page must still render
+            app.logger.warning("Rollback after an unhandled error failed", exc_info=True)
         return _render(500, "Something went wrong on our side", "Please try again in a moment.")
 
 

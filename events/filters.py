@@ -35,9 +35,12 @@ def zone_name(dt: datetime) -> str:
 
 def page_url(schedule_filter, page: int) -> str:
     """The current page's URL with the same filters, on another page number."""
-    from flask import request, url_for
+    from flask import current_app, request, url_for
 
     args = schedule_filter.as_args(page=page)
+    # Keep a page size the visitor asked for, or "Later" would jump by the default size.
+    if schedule_filter.per_page != current_app.config["SCHEDULE_PAGE_SIZE"]:
+        args["per_page"] = str(schedule_filter.per_page)
     view_args = dict(request.view_args or {})
     if "slug" in view_args:  # a location page already names its location in the path
         args.pop("location", None)

@@ -7,6 +7,7 @@ page of rows with everything the page shows joined in.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 from itertools import groupby
@@ -75,21 +76,47 @@ class ScheduleFilter:
         return any(self.as_args(page=1).values())
 
 
+# Dates a visitor can ask for: wide enough for any real schedule, narrow enough that a day's
+# start and end in any time zone stay inside what datetime and the databases can hold.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2999, 12, 31)
+MAX_PAGE = 100_000
+
+_DATE_FORMAT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+# Control characters (NUL above all: PostgreSQL text cannot hold it) are never in a real filter.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _shown(raw: str, limit: int = 40) -> str:
+    """A visitor's value, shortened for an error message."""
+    return raw if len(raw) <= limit else raw[:limit] + "…"
+
+
 def _parse_date(name: str, raw: str) -> date:
     try:
-        return date.fromisoformat(raw)
+        if not _DATE_FORMAT.fullmatch(raw):
+            raise ValueError(raw)
+        value = date.fromisoformat(raw)
     except ValueError:
-        raise BadFilter(f"'{name}' must be a date written as YYYY-MM-DD, like 2026-03-14; got '{raw}'.")
+        raise BadFilter(
+            f"'{name}' must be a date written as YYYY-MM-DD, like 2026-03-14; got '{_shown(raw)}'."
+        )
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        earliest, latest = EARLIEST_DATE.isoformat(), LATEST_DATE.isoformat()
+        raise BadFilter(f"'{name}' must be between {earliest} and {latest}; got '{raw}'.")
+    return value
 
 
-def _parse_positive_int(name: str, raw: str, maximum: int | None = None) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadFilter(f"'{name}' must be a whole number; got '{raw}'.")
+def _parse_positive_int(name: str, raw: str, maximum: int) -> int:
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise BadFilter(f"'{name}' must be a whole number; got '{_shown(raw)}'.")
+    if len(raw.lstrip("-0")) > len(str(maximum)):  # far too big: don't even convert it
+        raise BadFilter(f"'{name}' can be at most {maximum}; got '{_shown(raw)}'.")
+    value = int(raw)
     if value < 1:
         raise BadFilter(f"'{name}' must be 1 or more; got {value}.")
-    if maximum is not None and value > maximum:
+    if value > maximum:
         raise BadFilter(f"'{name}' can be at most {maximum}; got {value}.")
     return value
 
@@ -99,6 +126,8 @@ def parse_schedule_filter(args: Mapping[str, str], default_per_page: int) -> Sch
 
     def get(name: str) -> str | None:
         value = (args.get(name) or "").strip()
+        if _CONTROL_CHARS.search(value):
+            raise BadFilter(f"'{name}' must not contain control characters.")
         return value or None
 
     kind = None
@@ -107,29 +136,29 @@ def parse_schedule_filter(args: Mapping[str, str], default_per_page: int) -> Sch
             kind = OfferingKind(raw)
         except ValueError:
             allowed = ", ".join(k.value for k in OfferingKind)
-            raise BadFilter(f"'kind' must be one of {allowed}; got '{raw}'.")
+            raise BadFilter(f"'kind' must be one of {allowed}; got '{_shown(raw)}'.")
 
     price = get("price")
     if price and price not in ("free", "paid"):
-        raise BadFilter(f"'price' must be 'free' or 'paid'; got '{price}'.")
+        raise BadFilter(f"'price' must be 'free' or 'paid'; got '{_shown(price)}'.")
 
     date_from = _parse_date("from", raw) if (raw := get("from")) else None
     date_to = _parse_date("to", raw) if (raw := get("to")) else None
     if date_from and date_to and date_to < date_from:
-        raise BadFilter("'to' must be on or after 'from'.")
+        raise BadFilter(
+            f"'to' must be on or after 'from'; got from {date_from.isoformat()} to {date_to.isoformat()}."
+        )
 
     q = get("q")
     if q and len(q) > MAX_QUERY_LENGTH:
-        raise BadFilter(f"The search text can be at most {MAX_QUERY_LENGTH} characters.")
+        raise BadFilter(f"The search text ('q') can be at most {MAX_QUERY_LENGTH} characters; got {len(q)}.")
 
-    page = _parse_positive_int("page", raw) if (raw := get("page")) else 1
+    page = _parse_positive_int("page", raw, MAX_PAGE) if (raw := get("page")) else 1
     per_page = (
         _parse_positive_int("per_page", raw, MAX_PAGE_SIZE)
         if (raw := get("per_page"))
         else default_per_page
     )
-    if page > 100_000:
-        raise BadFilter("'page' is too large.")
 
     return ScheduleFilter(
         location=get("location"),
@@ -234,7 +263,14 @@ def list_schedule(f: ScheduleFilter, now: datetime | None = None) -> SchedulePag
     return SchedulePage(filter=f, sessions=list(rows), total=total or 0)
 
 
+def _plausible_slug(slug: str) -> bool:
+    """Slugs in a URL that no row can have (NUL bytes, absurd lengths) are simply not found."""
+    return 0 < len(slug) <= 200 and not _CONTROL_CHARS.search(slug)
+
+
 def get_offering(slug: str) -> Offering | None:
+    if not _plausible_slug(slug):
+        return None
     return db.session.scalar(
         sa.select(Offering)
         .where(Offering.slug == slug, Offering.is_published.is_(True))
@@ -264,6 +300,8 @@ def offering_sessions(offering: Offering, now: datetime | None = None) -> tuple[
 
 
 def get_location(slug: str) -> Location | None:
+    if not _plausible_slug(slug):
+        return None
     return db.session.scalar(sa.select(Location).where(Location.slug == slug))
 
 

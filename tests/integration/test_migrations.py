@@ -1,0 +1,196 @@
+"""The migrations build a working schema on a fresh SQLite file and a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask_migrate import upgrade
+from sqlalchemy.exc import IntegrityError
+
+from events import create_app
+from events.extensions import db
+from events.models import Registration, RegistrationStatus, SeatPool
+from tests.factories import make_location, make_offering
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _app(url: str):
+    return create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": "test",
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+
+
+@pytest.fixture
+def sqlite_app(tmp_path):
+    app = _app(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def postgresql_app():
+    name = f"events_migrations_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    app = _app(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def migrated(request):
+    """An app whose fresh, empty database has just been upgraded to the latest migration."""
+    app = request.getfixturevalue(f"{request.param}_app")
+    with app.app_context():
+        upgrade()
+        yield app
+        db.session.rollback()
+
+
+def test_every_table_exists_at_the_head_revision(migrated):
+    tables = set(sa.inspect(db.engine).get_table_names())
+    assert tables == set(db.metadata.tables) | {"alembic_version"}
+    heads = ScriptDirectory.from_config(migrated.extensions["migrate"].migrate.get_config()).get_heads()
+    with db.engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_heads() == tuple(heads)
+
+
+def test_the_migrations_match_the_models(migrated):
+    """No model change is missing a migration (autogenerate would find nothing to do)."""
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, db.metadata)
+    assert diff == []
+
+
+def _pool(capacity=2, seats_taken=0) -> SeatPool:
+    offering = make_offering(make_location())
+    pool = SeatPool(offering=offering, capacity=capacity, seats_taken=seats_taken)
+    db.session.add(pool)
+    db.session.flush()
+    return pool
+
+
+def _registration(pool: SeatPool, email: str, status: RegistrationStatus) -> Registration:
+    registration = Registration(
+        seat_pool=pool,
+        offering=pool.offering,
+        name="A Person",
+        email=email,
+        email_normalized=email.lower(),
+        status=status,
+        token=secrets.token_urlsafe(16),
+    )
+    db.session.add(registration)
+    db.session.flush()
+    return registration
+
+
+def test_a_seat_pool_cannot_be_overbooked(migrated):
+    pool = _pool(capacity=2, seats_taken=2)  # full is fine
+    db.session.commit()
+    pool.seats_taken = 3
+    with pytest.raises(IntegrityError, match="never_overbooked"):
+        db.session.flush()
+    db.session.rollback()
+
+    with pytest.raises(IntegrityError, match="never_overbooked"):
+        _pool(capacity=5, seats_taken=6)
+    db.session.rollback()
+
+    with pytest.raises(IntegrityError, match="seats_taken_not_negative"):
+        _pool(capacity=5, seats_taken=-1)
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SeatPool)) == 1
+
+
+def test_one_live_registration_per_email_and_pool(migrated):
+    pool = _pool(capacity=10)
+    other_pool = _pool(capacity=10)
+    _registration(pool, "sam@example.com", RegistrationStatus.CONFIRMED)
+    db.session.commit()
+
+    for status in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD):
+        # PostgreSQL names the index; SQLite names its columns.
+        with pytest.raises(IntegrityError, match="uq_registrations_active_email|seat_pool_id, registrations"):
+            _registration(pool, "sam@example.com", status)
+        db.session.rollback()
+
+    # The same person in another pool, and someone else in this one, are fine.
+    _registration(other_pool, "sam@example.com", RegistrationStatus.CONFIRMED)
+    _registration(pool, "alex@example.com", RegistrationStatus.HELD)
+    db.session.commit()
+
+
+def test_a_cancelled_registration_frees_the_email(migrated):
+    pool = _pool(capacity=10)
+    first = _registration(pool, "sam@example.com", RegistrationStatus.CONFIRMED)
+    db.session.commit()
+    first.status = RegistrationStatus.CANCELLED
+    db.session.commit()
+
+    _registration(pool, "sam@example.com", RegistrationStatus.EXPIRED)
+    _registration(pool, "sam@example.com", RegistrationStatus.CONFIRMED)
+    db.session.commit()
+    statuses = db.session.scalars(
+        sa.select(Registration.status).where(Registration.email_normalized == "sam@example.com")
+    ).all()
+    assert sorted(s.value for s in statuses) == ["cancelled", "confirmed", "expired"]
+
+
+def test_enum_and_check_constraints_hold_in_plain_sql(migrated):
+    _pool()
+    db.session.commit()
+    offering_id = db.session.scalar(sa.text("SELECT id FROM offerings"))
+    db.session.rollback()  # SQLite: release the write lock before writing on another connection
+    with pytest.raises(IntegrityError):
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE offerings SET kind = 'yoga' WHERE id = :id"), {"id": offering_id})
+    with pytest.raises(IntegrityError):
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE offerings SET price_cents = -1 WHERE id = :id"), {"id": offering_id})
+    with pytest.raises(IntegrityError):
+        with db.engine.begin() as conn:
+            # A session must end after it starts.
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sessions (offering_id, location_id, seat_pool_id, starts_at, ends_at, "
+                    "status, cancel_reason) SELECT o.id, o.location_id, p.id, '2030-01-01 10:00', "
+                    "'2030-01-01 09:00', 'scheduled', '' FROM offerings o "
+                    "JOIN seat_pools p ON p.offering_id = o.id"
+                )
+            )
+    assert db.session.scalar(sa.text("SELECT kind FROM offerings")) == "workshop"
+
+
+def test_foreign_keys_are_enforced(migrated):
+    with pytest.raises(IntegrityError):
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO seat_pools (offering_id, capacity, seats_taken, version) "
+                    "VALUES (424242, 1, 0, 0)"
+                )
+            )
