@@ -8,6 +8,7 @@ from flask import abort, current_app, flash, jsonify, redirect, render_template,
 from events.catalog import services as catalog
 from events.catalog.ical import build_calendar
 from events.extensions import limiter
+from events.filters import format_money
 from events.models import RegistrationStatus, WaitlistStatus
 from events.payments import services as payments
 from events.payments.gateway import GatewayUnavailable, get_gateway
@@ -131,7 +132,8 @@ def cancel(signed):
     _, refund_cents = services.cancel_registration(registration.id)
     payments.execute_pending_refunds()
     if refund_cents:
-        flash(f"Your registration is cancelled. A refund of ${refund_cents / 100:.2f} is on its way.", "success")
+        amount = format_money(refund_cents, registration.currency)
+        flash(f"Your registration is cancelled. A refund of {amount} is on its way.", "success")
     else:
         flash("Your registration is cancelled.", "success")
     return redirect(url_for("registration.manage", signed=signed))
