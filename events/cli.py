@@ -28,7 +28,9 @@ def register(app):
         pools = sweep_lapsed(utcnow())
         refunds = execute_pending_refunds()
         payments = reconcile_pending_payments()
-        click.echo(f"Released lapsed seats in {pools} pools; sent {refunds} refunds; re-read {payments} payments.")
+        click.echo(
+            f"Released lapsed seats in {pools} pools; sent {refunds} refunds; re-read {payments} payments."
+        )
 
     @app.cli.command("create-user")
     @click.option("--email", required=True)

@@ -65,12 +65,21 @@ LOCATIONS = [
 ]
 
 INSTRUCTORS = [
-    dict(email="maya.lindqvist@revival-pt.example", name="Maya Lindqvist, PT, DPT",
-         bio="Orthopedic physical therapist; helps people get moving again after back pain."),
-    dict(email="jordan.okafor@revival-pt.example", name="Jordan Okafor, PT, DPT",
-         bio="Strength and conditioning specialist; makes lifting feel safe again."),
-    dict(email="sam.reyes@revival-pt.example", name="Sam Reyes, PTA",
-         bio="Leads our mobility classes; former office worker turned movement coach."),
+    dict(
+        email="maya.lindqvist@revival-pt.example",
+        name="Maya Lindqvist, PT, DPT",
+        bio="Orthopedic physical therapist; helps people get moving again after back pain.",
+    ),
+    dict(
+        email="jordan.okafor@revival-pt.example",
+        name="Jordan Okafor, PT, DPT",
+        bio="Strength and conditioning specialist; makes lifting feel safe again.",
+    ),
+    dict(
+        email="sam.reyes@revival-pt.example",
+        name="Sam Reyes, PTA",
+        bio="Leads our mobility classes; former office worker turned movement coach.",
+    ),
 ]
 
 
@@ -98,7 +107,8 @@ class OfferingPlan:
 PLANS = [
     OfferingPlan(
         slug="back-spasms-what-to-do-first",
-        kind=OfferingKind.WORKSHOP, topic="Back pain relief",
+        kind=OfferingKind.WORKSHOP,
+        topic="Back pain relief",
         title="Back Spasms: What to Do First",
         summary="Calm a back spasm fast and know when to get help. Phase 1 of our approach: relief.",
         description=(
@@ -108,13 +118,21 @@ PLANS = [
             "Plenty of time for questions."
         ),
         what_to_bring="Comfortable clothes you can lie down in. Mats are provided.",
-        location="north-loop", instructor=INSTRUCTORS[0]["email"],
-        price_cents=0, capacity=12, weekday=5, start=time(10, 0), minutes=75, weeks=1,
-        first_week=1, seats_taken=12,
+        location="north-loop",
+        instructor=INSTRUCTORS[0]["email"],
+        price_cents=0,
+        capacity=12,
+        weekday=5,
+        start=time(10, 0),
+        minutes=75,
+        weeks=1,
+        first_week=1,
+        seats_taken=12,
     ),
     OfferingPlan(
         slug="back-spasms-what-to-do-first-robbinsdale",
-        kind=OfferingKind.WORKSHOP, topic="Back pain relief",
+        kind=OfferingKind.WORKSHOP,
+        topic="Back pain relief",
         title="Back Spasms: What to Do First (Robbinsdale)",
         summary="The same free relief workshop, at our Robbinsdale clinic.",
         description=(
@@ -122,12 +140,20 @@ PLANS = [
             "the warning signs that mean you should be seen."
         ),
         what_to_bring="Comfortable clothes. Mats are provided.",
-        location="robbinsdale", instructor=INSTRUCTORS[0]["email"],
-        price_cents=0, capacity=16, weekday=3, start=time(18, 30), minutes=75, weeks=1, first_week=3,
+        location="robbinsdale",
+        instructor=INSTRUCTORS[0]["email"],
+        price_cents=0,
+        capacity=16,
+        weekday=3,
+        start=time(18, 30),
+        minutes=75,
+        weeks=1,
+        first_week=3,
     ),
     OfferingPlan(
         slug="posture-reset",
-        kind=OfferingKind.COURSE, topic="Posture",
+        kind=OfferingKind.COURSE,
+        topic="Posture",
         title="Posture Reset",
         summary="A four-week course on the root causes of neck and back strain.",
         description=(
@@ -136,13 +162,20 @@ PLANS = [
             "Each week builds on the last; register once for all four sessions."
         ),
         what_to_bring="Comfortable clothes and a water bottle.",
-        location="robbinsdale", instructor=INSTRUCTORS[0]["email"],
-        price_cents=12000, capacity=10, weekday=1, start=time(18, 30), minutes=60, weeks=4,
+        location="robbinsdale",
+        instructor=INSTRUCTORS[0]["email"],
+        price_cents=12000,
+        capacity=10,
+        weekday=1,
+        start=time(18, 30),
+        minutes=60,
+        weeks=4,
         first_week=1,
     ),
     OfferingPlan(
         slug="core-hip-strength-north-loop",
-        kind=OfferingKind.CLASS, topic="Strength",
+        kind=OfferingKind.CLASS,
+        topic="Strength",
         title="Core & Hip Strength",
         summary="A weekly drop-in class building the strength that protects your back.",
         description=(
@@ -150,22 +183,36 @@ PLANS = [
             "level by a physical therapist. Drop in to any week."
         ),
         what_to_bring="Athletic shoes and a water bottle.",
-        location="north-loop", instructor=INSTRUCTORS[1]["email"],
-        price_cents=1500, capacity=12, weekday=0, start=time(18, 0), minutes=45, weeks=8,
+        location="north-loop",
+        instructor=INSTRUCTORS[1]["email"],
+        price_cents=1500,
+        capacity=12,
+        weekday=0,
+        start=time(18, 0),
+        minutes=45,
+        weeks=8,
     ),
     OfferingPlan(
         slug="core-hip-strength-robbinsdale",
-        kind=OfferingKind.CLASS, topic="Strength",
+        kind=OfferingKind.CLASS,
+        topic="Strength",
         title="Core & Hip Strength",
         summary="The weekly strength drop-in, at our Robbinsdale clinic.",
         description="Guided strength work for the trunk and hips, scaled to every level.",
         what_to_bring="Athletic shoes and a water bottle.",
-        location="robbinsdale", instructor=INSTRUCTORS[1]["email"],
-        price_cents=1500, capacity=12, weekday=3, start=time(7, 0), minutes=45, weeks=8,
+        location="robbinsdale",
+        instructor=INSTRUCTORS[1]["email"],
+        price_cents=1500,
+        capacity=12,
+        weekday=3,
+        start=time(7, 0),
+        minutes=45,
+        weeks=8,
     ),
     OfferingPlan(
         slug="mobility-for-desk-workers-north-loop",
-        kind=OfferingKind.CLASS, topic="Mobility",
+        kind=OfferingKind.CLASS,
+        topic="Mobility",
         title="Mobility for Desk Workers",
         summary="A lunchtime drop-in to undo a morning at the desk.",
         description=(
@@ -173,22 +220,36 @@ PLANS = [
             "Back at your desk by 1."
         ),
         what_to_bring="Nothing special; come as you are.",
-        location="north-loop", instructor=INSTRUCTORS[2]["email"],
-        price_cents=0, capacity=14, weekday=2, start=time(12, 10), minutes=35, weeks=8,
+        location="north-loop",
+        instructor=INSTRUCTORS[2]["email"],
+        price_cents=0,
+        capacity=14,
+        weekday=2,
+        start=time(12, 10),
+        minutes=35,
+        weeks=8,
     ),
     OfferingPlan(
         slug="mobility-for-desk-workers-robbinsdale",
-        kind=OfferingKind.CLASS, topic="Mobility",
+        kind=OfferingKind.CLASS,
+        topic="Mobility",
         title="Mobility for Desk Workers",
         summary="Saturday morning mobility at Robbinsdale.",
         description="Forty-five minutes of mobility for hips, upper back and neck.",
         what_to_bring="Comfortable clothes.",
-        location="robbinsdale", instructor=INSTRUCTORS[2]["email"],
-        price_cents=1000, capacity=14, weekday=5, start=time(9, 0), minutes=45, weeks=8,
+        location="robbinsdale",
+        instructor=INSTRUCTORS[2]["email"],
+        price_cents=1000,
+        capacity=14,
+        weekday=5,
+        start=time(9, 0),
+        minutes=45,
+        weeks=8,
     ),
     OfferingPlan(
         slug="lift-smart-body-mechanics",
-        kind=OfferingKind.WORKSHOP, topic="Body mechanics",
+        kind=OfferingKind.WORKSHOP,
+        topic="Body mechanics",
         title="Lift Smart: Body Mechanics",
         summary="Lift kids, groceries and boxes without hurting your back. Phase 3: prevention.",
         description=(
@@ -196,13 +257,20 @@ PLANS = [
             "Practice with real loads and get coached by a physical therapist."
         ),
         what_to_bring="Athletic shoes.",
-        location="north-loop", instructor=INSTRUCTORS[1]["email"],
-        price_cents=2500, capacity=12, weekday=5, start=time(13, 0), minutes=90, weeks=1,
+        location="north-loop",
+        instructor=INSTRUCTORS[1]["email"],
+        price_cents=2500,
+        capacity=12,
+        weekday=5,
+        start=time(13, 0),
+        minutes=90,
+        weeks=1,
         first_week=2,
     ),
     OfferingPlan(
         slug="desk-set-up-clinic",
-        kind=OfferingKind.WORKSHOP, topic="Ergonomics",
+        kind=OfferingKind.WORKSHOP,
+        topic="Ergonomics",
         title="Desk Set-Up Clinic",
         summary="Bring a photo of your desk; leave with a set-up that fits you.",
         description=(
@@ -210,9 +278,16 @@ PLANS = [
             "We'll look at photos of your own desk together."
         ),
         what_to_bring="A photo of your desk set-up on your phone.",
-        location="robbinsdale", instructor=INSTRUCTORS[2]["email"],
-        price_cents=0, capacity=10, weekday=2, start=time(17, 30), minutes=60, weeks=1,
-        first_week=1, seats_taken=8,
+        location="robbinsdale",
+        instructor=INSTRUCTORS[2]["email"],
+        price_cents=0,
+        capacity=10,
+        weekday=2,
+        start=time(17, 30),
+        minutes=60,
+        weeks=1,
+        first_week=1,
+        seats_taken=8,
     ),
 ]
 
@@ -234,11 +309,27 @@ RESOURCES = {
         ("Computer workstations eTool (OSHA)", "https://www.osha.gov/etools/computer-workstations"),
     ],
     "mobility-for-desk-workers-north-loop": [
-        ("Exercise and physical fitness (MedlinePlus)", "https://medlineplus.gov/exerciseandphysicalfitness.html"),
+        (
+            "Exercise and physical fitness (MedlinePlus)",
+            "https://medlineplus.gov/exerciseandphysicalfitness.html",
+        ),
     ],
 }
 
-DEMO_FIRST_NAMES = ["Ana", "Ben", "Chloe", "Dev", "Elena", "Farah", "Gus", "Hana", "Ivan", "Jade", "Kofi", "Lena"]
+DEMO_FIRST_NAMES = [
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farah",
+    "Gus",
+    "Hana",
+    "Ivan",
+    "Jade",
+    "Kofi",
+    "Lena",
+]
 
 
 def _upsert(model, key: str, values: dict):
@@ -277,10 +368,18 @@ def seed_demo(today: date | None = None) -> str:
         if existing is not None:
             continue
         offering = Offering(
-            slug=plan.slug, kind=plan.kind, topic=plan.topic, title=plan.title, summary=plan.summary,
-            description=plan.description, what_to_bring=plan.what_to_bring,
-            location=locations[plan.location], instructor=instructors[plan.instructor],
-            price_cents=plan.price_cents, currency=CLINIC["currency"], capacity=plan.capacity,
+            slug=plan.slug,
+            kind=plan.kind,
+            topic=plan.topic,
+            title=plan.title,
+            summary=plan.summary,
+            description=plan.description,
+            what_to_bring=plan.what_to_bring,
+            location=locations[plan.location],
+            instructor=instructors[plan.instructor],
+            price_cents=plan.price_cents,
+            currency=CLINIC["currency"],
+            capacity=plan.capacity,
         )
         db.session.add(offering)
         first_day = _next_weekday(start_day, plan.weekday) + timedelta(weeks=plan.first_week)
@@ -290,12 +389,17 @@ def seed_demo(today: date | None = None) -> str:
         else:
             sessions = add_weekly_series(offering, first_day, plan.start, duration, plan.weeks)
         for position, (title, url) in enumerate(RESOURCES.get(plan.slug, [])):
-            db.session.add(Resource(offering=offering, kind=ResourceKind.LINK, title=title, url=url, position=position))
+            db.session.add(
+                Resource(offering=offering, kind=ResourceKind.LINK, title=title, url=url, position=position)
+            )
         if plan.seats_taken:
             _add_demo_registrations(offering, sessions[0], plan.seats_taken)
         created += 1
     db.session.commit()
-    return f"Demo clinic ready: {len(locations)} locations, {len(instructors)} instructors, {created} new offerings."
+    return (
+        f"Demo clinic ready: {len(locations)} locations, {len(instructors)} instructors, "
+        f"{created} new offerings."
+    )
 
 
 def _add_demo_registrations(offering: Offering, session, count: int) -> None:
@@ -307,12 +411,18 @@ def _add_demo_registrations(offering: Offering, session, count: int) -> None:
         email = f"{name.lower()}.{offering.id}.{i}@attendee.example"
         db.session.add(
             Registration(
-                seat_pool=pool, offering=offering,
+                seat_pool=pool,
+                offering=offering,
                 session=session if offering.kind.per_session else None,
-                name=f"{name} Demo", email=email, email_normalized=email,
-                status=RegistrationStatus.CONFIRMED, price_cents=offering.price_cents,
-                currency=offering.currency, token=secrets.token_urlsafe(24),
-                source="staff", confirmed_at=utcnow(),
+                name=f"{name} Demo",
+                email=email,
+                email_normalized=email,
+                status=RegistrationStatus.CONFIRMED,
+                price_cents=offering.price_cents,
+                currency=offering.currency,
+                token=secrets.token_urlsafe(24),
+                source="staff",
+                confirmed_at=utcnow(),
             )
         )
     pool.seats_taken += count

@@ -7,8 +7,7 @@ location's time zone. Money is integer cents plus an ISO currency code.
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -19,7 +18,7 @@ from events.extensions import db
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -37,12 +36,12 @@ class UTCDateTime(sa.types.TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
 
 
 class StrEnum(str, enum.Enum):
@@ -230,9 +229,7 @@ class Offering(db.Model):
         sa.CheckConstraint("price_cents >= 0", name="price_not_negative"),
         sa.CheckConstraint("capacity >= 0", name="capacity_not_negative"),
         sa.CheckConstraint("cancellation_cutoff_hours >= 0", name="cutoff_not_negative"),
-        sa.CheckConstraint(
-            "late_cancel_refund_percent BETWEEN 0 AND 100", name="late_refund_percent_range"
-        ),
+        sa.CheckConstraint("late_cancel_refund_percent BETWEEN 0 AND 100", name="late_refund_percent_range"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -244,7 +241,7 @@ class Offering(db.Model):
     description: Mapped[str] = mapped_column(sa.Text, default="")
     what_to_bring: Mapped[str] = mapped_column(sa.Text, default="")
     location_id: Mapped[int] = mapped_column(sa.ForeignKey("locations.id"), index=True)
-    instructor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    instructor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
     price_cents: Mapped[int] = mapped_column(default=0)
     currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
     # Seats per registration unit: the whole offering (workshop, course) or each session (class).
@@ -261,11 +258,9 @@ class Offering(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     location: Mapped[Location] = relationship()
-    instructor: Mapped[Optional[User]] = relationship()
-    sessions: Mapped[list["Session"]] = relationship(
-        back_populates="offering", order_by="Session.starts_at"
-    )
-    resources: Mapped[list["Resource"]] = relationship(
+    instructor: Mapped[User | None] = relationship()
+    sessions: Mapped[list[Session]] = relationship(back_populates="offering", order_by="Session.starts_at")
+    resources: Mapped[list[Resource]] = relationship(
         back_populates="offering", order_by="Resource.position"
     )
 
@@ -275,9 +270,7 @@ class Offering(db.Model):
 
     @property
     def reminder_offset_minutes(self) -> list[int]:
-        return sorted(
-            {int(p) for p in self.reminder_offsets.split(",") if p.strip().isdigit()}, reverse=True
-        )
+        return sorted({int(p) for p in self.reminder_offsets.split(",") if p.strip().isdigit()}, reverse=True)
 
 
 class Session(db.Model):
@@ -290,7 +283,7 @@ class Session(db.Model):
     offering_id: Mapped[int] = mapped_column(sa.ForeignKey("offerings.id"), index=True)
     # A session may meet somewhere else than its offering usually does.
     location_id: Mapped[int] = mapped_column(sa.ForeignKey("locations.id"), index=True)
-    instructor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    instructor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
     # Where this session's seats are counted: its own pool (class) or the offering's (workshop).
     seat_pool_id: Mapped[int] = mapped_column(sa.ForeignKey("seat_pools.id"), index=True)
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -302,8 +295,8 @@ class Session(db.Model):
 
     offering: Mapped[Offering] = relationship(back_populates="sessions")
     location: Mapped[Location] = relationship()
-    instructor: Mapped[Optional[User]] = relationship()
-    seat_pool: Mapped["SeatPool"] = relationship()
+    instructor: Mapped[User | None] = relationship()
+    seat_pool: Mapped[SeatPool] = relationship()
 
     @property
     def local_start(self) -> datetime:
@@ -362,7 +355,7 @@ class Registration(db.Model):
     seat_pool_id: Mapped[int] = mapped_column(sa.ForeignKey("seat_pools.id"), index=True)
     offering_id: Mapped[int] = mapped_column(sa.ForeignKey("offerings.id"), index=True)
     # Set for a drop-in class; NULL when the registration covers every session of the offering.
-    session_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("sessions.id"), index=True)
+    session_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sessions.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(120))
     email: Mapped[str] = mapped_column(sa.String(254))
     email_normalized: Mapped[str] = mapped_column(sa.String(254), index=True)
@@ -372,19 +365,19 @@ class Registration(db.Model):
     )
     price_cents: Mapped[int] = mapped_column(default=0)
     currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
-    hold_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, index=True)
+    hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # Random, unguessable; embedded in signed manage links.
     token: Mapped[str] = mapped_column(sa.String(64), unique=True)
     source: Mapped[str] = mapped_column(sa.String(20), default="public")  # public | staff
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    confirmed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    cancelled_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_reason: Mapped[str] = mapped_column(sa.String(400), default="")
 
     seat_pool: Mapped[SeatPool] = relationship()
     offering: Mapped[Offering] = relationship()
-    session: Mapped[Optional[Session]] = relationship()
-    payments: Mapped[list["Payment"]] = relationship(back_populates="registration")
+    session: Mapped[Session | None] = relationship()
+    payments: Mapped[list[Payment]] = relationship(back_populates="registration")
 
 
 class WaitlistEntry(db.Model):
@@ -413,13 +406,13 @@ class WaitlistEntry(db.Model):
     )
     token: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    offered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    offer_expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, index=True)
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # The registration created when the offer was claimed.
-    registration_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("registrations.id"))
+    registration_id: Mapped[int | None] = mapped_column(sa.ForeignKey("registrations.id"))
 
     seat_pool: Mapped[SeatPool] = relationship()
-    registration: Mapped[Optional[Registration]] = relationship()
+    registration: Mapped[Registration | None] = relationship()
 
 
 class Attendance(db.Model):
@@ -433,11 +426,9 @@ class Attendance(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     registration_id: Mapped[int] = mapped_column(sa.ForeignKey("registrations.id"))
     session_id: Mapped[int] = mapped_column(sa.ForeignKey("sessions.id"), index=True)
-    status: Mapped[AttendanceStatus] = mapped_column(
-        enum_column(AttendanceStatus, name="attendance_status")
-    )
+    status: Mapped[AttendanceStatus] = mapped_column(enum_column(AttendanceStatus, name="attendance_status"))
     marked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    marked_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"))
+    marked_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
 
 class Payment(db.Model):
@@ -464,7 +455,7 @@ class Payment(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     registration: Mapped[Registration] = relationship(back_populates="payments")
-    refunds: Mapped[list["Refund"]] = relationship(back_populates="payment")
+    refunds: Mapped[list[Refund]] = relationship(back_populates="payment")
 
 
 class Refund(db.Model):
@@ -473,13 +464,13 @@ class Refund(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payments.id"), index=True)
-    stripe_refund_id: Mapped[Optional[str]] = mapped_column(sa.String(255), unique=True)
+    stripe_refund_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     # Derived from our ids; the same refund asked twice is one refund at Stripe.
     idempotency_key: Mapped[str] = mapped_column(sa.String(120), unique=True)
     amount_cents: Mapped[int] = mapped_column()
     status: Mapped[RefundStatus] = mapped_column(enum_column(RefundStatus, name="refund_status"))
     reason: Mapped[str] = mapped_column(sa.String(200), default="")
-    created_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"))
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     payment: Mapped[Payment] = relationship(back_populates="refunds")
@@ -518,22 +509,18 @@ class OutboxEmail(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
     kind: Mapped[str] = mapped_column(sa.String(40))
-    registration_id: Mapped[Optional[int]] = mapped_column(
-        sa.ForeignKey("registrations.id"), index=True
-    )
-    waitlist_entry_id: Mapped[Optional[int]] = mapped_column(
-        sa.ForeignKey("waitlist_entries.id"), index=True
-    )
-    session_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("sessions.id"))
-    user_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"))
+    registration_id: Mapped[int | None] = mapped_column(sa.ForeignKey("registrations.id"), index=True)
+    waitlist_entry_id: Mapped[int | None] = mapped_column(sa.ForeignKey("waitlist_entries.id"), index=True)
+    session_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sessions.id"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     to_email: Mapped[str] = mapped_column(sa.String(254))
     status: Mapped[EmailStatus] = mapped_column(
         enum_column(EmailStatus, name="email_status"), default=EmailStatus.PENDING
     )
     send_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(default=0)
-    claimed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(sa.String(500), default="")
     # Extra, non-personal context for the template (e.g. a refund amount), as JSON.
     context: Mapped[dict] = mapped_column(sa.JSON, default=dict)
@@ -549,7 +536,7 @@ class WebhookEvent(db.Model):
     stripe_event_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
     type: Mapped[str] = mapped_column(sa.String(100))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditEntry(db.Model):
@@ -558,11 +545,11 @@ class AuditEntry(db.Model):
     __tablename__ = "audit_entries"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    actor_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
     action: Mapped[str] = mapped_column(sa.String(60))
     target_type: Mapped[str] = mapped_column(sa.String(40))
     target_id: Mapped[int] = mapped_column()
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
-    actor: Mapped[Optional[User]] = relationship()
+    actor: Mapped[User | None] = relationship()

@@ -39,8 +39,9 @@ async def idempotency_middleware(request, handler):
     cache_key = f"{request.path}:{key}"
     if cache_key in _idempotent_responses:
         status, body, content_type = _idempotent_responses[cache_key]
-        return web.Response(status=status, body=body, content_type=content_type,
-                            headers={"Idempotent-Replayed": "true"})
+        return web.Response(
+            status=status, body=body, content_type=content_type, headers={"Idempotent-Replayed": "true"}
+        )
     response = await handler(request)
     if 200 <= response.status < 300:
         _idempotent_responses[cache_key] = (response.status, response.body, response.content_type)

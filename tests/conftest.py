@@ -168,10 +168,18 @@ def localstripe(stripe_api_base, live_server):
     log = open(_TMP / "localstripe.log", "w")
     process = subprocess.Popen(
         [
-            sys.executable, str(ROOT / "scripts" / "localstripe_server.py"), "--port", port, "--from-scratch",
-            "--webhook-url", f"{live_server.url}/stripe/webhook", "--webhook-secret", WEBHOOK_SECRET,
+            sys.executable,
+            str(ROOT / "scripts" / "localstripe_server.py"),
+            "--port",
+            port,
+            "--from-scratch",
+            "--webhook-url",
+            f"{live_server.url}/stripe/webhook",
+            "--webhook-secret",
+            WEBHOOK_SECRET,
         ],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(stripe_api_base)

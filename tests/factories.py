@@ -37,8 +37,12 @@ def make_location(slug: str | None = None, **kw) -> Location:
 
 def make_instructor(**kw) -> User:
     n = next(_seq)
-    user = User(email=kw.pop("email", f"instructor{n}@example.com"), name=kw.pop("name", f"Instructor {n}"),
-                role=kw.pop("role", Role.INSTRUCTOR), **kw)
+    user = User(
+        email=kw.pop("email", f"instructor{n}@example.com"),
+        name=kw.pop("name", f"Instructor {n}"),
+        role=kw.pop("role", Role.INSTRUCTOR),
+        **kw,
+    )
     db.session.add(user)
     return user
 
@@ -63,7 +67,9 @@ def make_offering(location: Location, kind=OfferingKind.WORKSHOP, **kw) -> Offer
     return offering
 
 
-def make_session(offering: Offering, day: date, start: time = time(18, 0), minutes: int = 60, **kw) -> Session:
+def make_session(
+    offering: Offering, day: date, start: time = time(18, 0), minutes: int = 60, **kw
+) -> Session:
     session = add_session(offering, day, start, timedelta(minutes=minutes), **kw)
     db.session.flush()
     return session
@@ -76,6 +82,8 @@ def upcoming_day(days: int = 7) -> date:
 def workshop(price_cents: int = 0, capacity: int = 10, days: int = 7, **kw) -> Offering:
     """A committed-ready workshop with one session `days` from now, at a new location."""
     location = make_location()
-    offering = make_offering(location, OfferingKind.WORKSHOP, price_cents=price_cents, capacity=capacity, **kw)
+    offering = make_offering(
+        location, OfferingKind.WORKSHOP, price_cents=price_cents, capacity=capacity, **kw
+    )
     make_session(offering, upcoming_day(days))
     return offering

@@ -56,7 +56,11 @@ def race_for_seats(base_url: str, slug: str, attempts: int, email_prefix: str = 
             try:
                 response = http.post(
                     f"{base_url}/offerings/{slug}/register",
-                    data={"csrf_token": token, "name": f"Racer {i}", "email": f"{email_prefix}{i}@example.com"},
+                    data={
+                        "csrf_token": token,
+                        "name": f"Racer {i}",
+                        "email": f"{email_prefix}{i}@example.com",
+                    },
                     allow_redirects=False,
                     timeout=120,
                 )
@@ -77,4 +81,6 @@ def race_for_seats(base_url: str, slug: str, attempts: int, email_prefix: str = 
 
     with ThreadPoolExecutor(max_workers=attempts) as pool:
         list(pool.map(attempt, range(attempts)))
-    return RaceResult(attempts, outcome["registered"], outcome["full"], outcome["other"], outcome["errors"], latencies)
+    return RaceResult(
+        attempts, outcome["registered"], outcome["full"], outcome["other"], outcome["errors"], latencies
+    )

@@ -37,8 +37,19 @@ LOCATION = {
 SESSION = {
     "type": "object",
     "required": [
-        "id", "offering", "location", "instructor", "starts_at", "ends_at", "timezone",
-        "status", "price_cents", "currency", "capacity", "seats_left", "url",
+        "id",
+        "offering",
+        "location",
+        "instructor",
+        "starts_at",
+        "ends_at",
+        "timezone",
+        "status",
+        "price_cents",
+        "currency",
+        "capacity",
+        "seats_left",
+        "url",
     ],
     "properties": {
         "id": {"type": "integer"},
@@ -55,7 +66,11 @@ SESSION = {
         },
         "location": {"$ref": "#/components/schemas/Location"},
         "instructor": {"type": ["string", "null"]},
-        "starts_at": {"type": "string", "format": "date-time", "description": "ISO 8601 with the location's UTC offset"},
+        "starts_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "ISO 8601 with the location's UTC offset",
+        },
         "ends_at": {"type": "string", "format": "date-time"},
         "timezone": {"type": "string"},
         "status": {"type": "string", "enum": ["scheduled", "cancelled"]},
@@ -79,8 +94,14 @@ SESSION_FILTERS = [
     _query("per_page", "Items per page", {"type": "integer", "minimum": 1, "maximum": 100}),
 ]
 
-BAD_REQUEST = {"description": "A filter could not be understood", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-NOT_FOUND = {"description": "No such item", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+BAD_REQUEST = {
+    "description": "A filter could not be understood",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+NOT_FOUND = {
+    "description": "No such item",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
 
 
 def openapi_document(server_url: str) -> dict:
@@ -107,7 +128,10 @@ def openapi_document(server_url: str) -> dict:
                                         "type": "object",
                                         "required": ["data", "meta", "links"],
                                         "properties": {
-                                            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}},
+                                            "data": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Session"},
+                                            },
                                             "meta": {
                                                 "type": "object",
                                                 "required": ["page", "per_page", "total", "pages"],
@@ -118,7 +142,10 @@ def openapi_document(server_url: str) -> dict:
                                                     "pages": {"type": "integer"},
                                                 },
                                             },
-                                            "links": {"type": "object", "additionalProperties": {"type": "string"}},
+                                            "links": {
+                                                "type": "object",
+                                                "additionalProperties": {"type": "string"},
+                                            },
                                         },
                                     }
                                 }
@@ -132,11 +159,21 @@ def openapi_document(server_url: str) -> dict:
                 "get": {
                     "operationId": "getSession",
                     "summary": "One session",
-                    "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                    "parameters": [
+                        {"name": "session_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                    ],
                     "responses": {
                         "200": {
                             "description": "The session",
-                            "content": {"application/json": {"schema": {"type": "object", "required": ["data"], "properties": {"data": {"$ref": "#/components/schemas/Session"}}}}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["data"],
+                                        "properties": {"data": {"$ref": "#/components/schemas/Session"}},
+                                    }
+                                }
+                            },
                         },
                         "404": NOT_FOUND,
                     },
@@ -149,7 +186,20 @@ def openapi_document(server_url: str) -> dict:
                     "responses": {
                         "200": {
                             "description": "Every active location",
-                            "content": {"application/json": {"schema": {"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Location"}}}}}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["data"],
+                                        "properties": {
+                                            "data": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Location"},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
                         }
                     },
                 }

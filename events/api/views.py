@@ -52,9 +52,13 @@ def sessions():
     page = services.list_schedule(f)
     links = {"self": url_for("api.sessions", _external=True, **f.as_args(), per_page=f.per_page)}
     if page.has_next:
-        links["next"] = url_for("api.sessions", _external=True, **f.as_args(page=f.page + 1), per_page=f.per_page)
+        links["next"] = url_for(
+            "api.sessions", _external=True, **f.as_args(page=f.page + 1), per_page=f.per_page
+        )
     if page.has_prev:
-        links["prev"] = url_for("api.sessions", _external=True, **f.as_args(page=f.page - 1), per_page=f.per_page)
+        links["prev"] = url_for(
+            "api.sessions", _external=True, **f.as_args(page=f.page - 1), per_page=f.per_page
+        )
     return jsonify(
         data=[session_json(s) for s in page.sessions],
         meta={"page": f.page, "per_page": f.per_page, "total": page.total, "pages": page.pages},

@@ -6,7 +6,7 @@ series stays at 6 pm local across daylight-saving changes.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from events.extensions import db
@@ -15,17 +15,14 @@ from events.models import Location, Offering, SeatPool, Session, User
 
 def local_to_utc(day: date, at: time, zone: ZoneInfo) -> datetime:
     # fold=0: an ambiguous time on the day clocks go back means the first (daylight) one.
-    from datetime import timezone
 
-    return datetime.combine(day, at, tzinfo=zone).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
 def pool_for_new_session(offering: Offering) -> SeatPool:
     """Drop-in classes count seats per session; workshops and courses share one pool."""
     if not offering.kind.per_session:
-        existing = db.session.scalar(
-            db.select(SeatPool).where(SeatPool.offering_id == offering.id).limit(1)
-        )
+        existing = db.session.scalar(db.select(SeatPool).where(SeatPool.offering_id == offering.id).limit(1))
         if existing is not None:
             return existing
     pool = SeatPool(offering=offering, capacity=offering.capacity, seats_taken=0)

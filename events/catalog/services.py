@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
-from typing import Mapping
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -25,7 +25,6 @@ from events.models import (
     Location,
     Offering,
     OfferingKind,
-    SeatPool,
     Session,
     SessionStatus,
     utcnow,
@@ -155,9 +154,7 @@ def parse_schedule_filter(args: Mapping[str, str], default_per_page: int) -> Sch
 
     page = _parse_positive_int("page", raw, MAX_PAGE) if (raw := get("page")) else 1
     per_page = (
-        _parse_positive_int("per_page", raw, MAX_PAGE_SIZE)
-        if (raw := get("per_page"))
-        else default_per_page
+        _parse_positive_int("per_page", raw, MAX_PAGE_SIZE) if (raw := get("per_page")) else default_per_page
     )
 
     return ScheduleFilter(
@@ -193,11 +190,13 @@ class SchedulePage:
 
     def by_day(self) -> list[tuple[date, list[Session]]]:
         """Sessions grouped by their local calendar day, in order."""
-        return [(day, list(items)) for day, items in groupby(self.sessions, key=lambda s: s.local_start.date())]
+        return [
+            (day, list(items)) for day, items in groupby(self.sessions, key=lambda s: s.local_start.date())
+        ]
 
 
 def _day_start_utc(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=zone).astimezone(timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
 
 
 def _schedule_conditions(f: ScheduleFilter, now: datetime) -> list:
@@ -322,7 +321,9 @@ def topics() -> list[str]:
     )
 
 
-def upcoming_sessions_for_feed(location_slug: str | None = None, now: datetime | None = None) -> list[Session]:
+def upcoming_sessions_for_feed(
+    location_slug: str | None = None, now: datetime | None = None
+) -> list[Session]:
     """Every upcoming session (optionally at one location) for the iCal feeds."""
     f = ScheduleFilter(location=location_slug, per_page=current_app.config.get("FEED_MAX_EVENTS", 2000))
     return list_schedule(f, now=now).sessions

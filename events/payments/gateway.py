@@ -134,7 +134,10 @@ class StripeGateway:
             options={"idempotency_key": idempotency_key},
         )
         return RefundState(
-            id=refund["id"], amount=refund["amount"], status=refund["status"], payment_intent_id=payment_intent_id
+            id=refund["id"],
+            amount=refund["amount"],
+            status=refund["status"],
+            payment_intent_id=payment_intent_id,
         )
 
     def retrieve_charge(self, charge_id: str) -> ChargeState:

@@ -63,7 +63,11 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
         return PaymentAttempt("succeeded")
     if registration.status != RegistrationStatus.HELD or registration.hold_expires_at <= now:
         return PaymentAttempt("closed", "Your held seat has been released. Please register again.")
-    amount, currency, description = registration.price_cents, registration.currency, registration.offering.title
+    amount, currency, description = (
+        registration.price_cents,
+        registration.currency,
+        registration.offering.title,
+    )
     # End the transaction before the network call: no lock is held while Stripe answers.
     db.session.commit()
     try:
@@ -89,7 +93,9 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
         return PaymentAttempt("requires_action", client_secret=state.client_secret, intent_id=state.id)
     if state.status == "processing":
         return PaymentAttempt("succeeded", "Your payment is processing.", intent_id=state.id)
-    return PaymentAttempt("failed", state.error_message or "Your card was not charged. Please try another card.")
+    return PaymentAttempt(
+        "failed", state.error_message or "Your card was not charged. Please try another card."
+    )
 
 
 def record_failure(registration_id: int, message: str) -> None:
@@ -142,7 +148,9 @@ def apply_intent(state: IntentState, commit: bool = True) -> Registration | None
     if state.status == "succeeded" and not already_applied:
         _apply_success(registration, payment, pool, now)
     elif payment.status == PaymentStatus.FAILED and registration.status == RegistrationStatus.HELD:
-        queue_email(EmailKind.PAYMENT_FAILED, registration=registration, context={"message": payment.last_error})
+        queue_email(
+            EmailKind.PAYMENT_FAILED, registration=registration, context={"message": payment.last_error}
+        )
     if commit:
         db.session.commit()
         execute_pending_refunds()
@@ -172,8 +180,12 @@ def _apply_success(registration: Registration, payment: Payment, pool, now) -> N
             return
     # No seat for this money (hold lapsed and seat gone, cancelled meanwhile, or paid twice):
     # refund it automatically, once.
-    request_refund(payment, payment.amount_cents, key=f"unplaced-payment-{payment.stripe_payment_intent_id}",
-                   reason="Payment arrived without a seat")
+    request_refund(
+        payment,
+        payment.amount_cents,
+        key=f"unplaced-payment-{payment.stripe_payment_intent_id}",
+        reason="Payment arrived without a seat",
+    )
     queue_email(
         EmailKind.LATE_PAYMENT_REFUNDED,
         registration=registration,
@@ -193,7 +205,9 @@ def _confirm(registration: Registration, now) -> None:
 # --- Refunds ---
 
 
-def request_refund(payment: Payment, amount_cents: int, key: str, reason: str = "", actor_id: int | None = None) -> Refund:
+def request_refund(
+    payment: Payment, amount_cents: int, key: str, reason: str = "", actor_id: int | None = None
+) -> Refund:
     """Record a refund to make (in the caller's transaction). The same key is one refund."""
     existing = db.session.scalar(sa.select(Refund).where(Refund.idempotency_key == key))
     if existing is not None:
@@ -216,7 +230,9 @@ def execute_pending_refunds() -> int:
     pending = db.session.scalars(
         sa.select(Refund).where(Refund.status == RefundStatus.PENDING).order_by(Refund.id)
     ).all()
-    refund_jobs = [(r.id, r.payment.stripe_payment_intent_id, r.amount_cents, r.idempotency_key) for r in pending]
+    refund_jobs = [
+        (r.id, r.payment.stripe_payment_intent_id, r.amount_cents, r.idempotency_key) for r in pending
+    ]
     db.session.commit()
     done = 0
     for refund_id, intent_id, amount, key in refund_jobs:
@@ -228,7 +244,9 @@ def execute_pending_refunds() -> int:
         refund = db.session.get(Refund, refund_id)
         refund.stripe_refund_id = result.id
         # "pending" at Stripe means the money is on its way back; only failed/canceled did not happen.
-        refund.status = RefundStatus.SUCCEEDED if result.status in ("succeeded", "pending") else RefundStatus.FAILED
+        refund.status = (
+            RefundStatus.SUCCEEDED if result.status in ("succeeded", "pending") else RefundStatus.FAILED
+        )
         _recount_refunded(refund.payment)
         db.session.commit()
         done += 1
@@ -249,7 +267,9 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
     if not charge.payment_intent_id:
         return None
     payment = db.session.scalar(
-        sa.select(Payment).where(Payment.stripe_payment_intent_id == charge.payment_intent_id).with_for_update()
+        sa.select(Payment)
+        .where(Payment.stripe_payment_intent_id == charge.payment_intent_id)
+        .with_for_update()
     )
     if payment is None:
         return None
@@ -259,11 +279,13 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
             continue
         # Ours, sent but not yet recorded? Match a pending row of ours with the same amount.
         pending = db.session.scalar(
-            sa.select(Refund).where(
+            sa.select(Refund)
+            .where(
                 Refund.payment_id == payment.id,
                 Refund.stripe_refund_id.is_(None),
                 Refund.amount_cents == stripe_refund.amount,
-            ).limit(1)
+            )
+            .limit(1)
         )
         if pending is not None:
             continue  # execute_pending_refunds records it with its Stripe id
@@ -293,7 +315,11 @@ def reconcile_pending_payments() -> int:
 
     Run periodically by the worker's sweep. Returns how many payments were re-read.
     """
-    open_statuses = (PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_PAYMENT_METHOD)
+    open_statuses = (
+        PaymentStatus.REQUIRES_ACTION,
+        PaymentStatus.PROCESSING,
+        PaymentStatus.REQUIRES_PAYMENT_METHOD,
+    )
     intent_ids = list(
         db.session.scalars(
             sa.select(Payment.stripe_payment_intent_id)

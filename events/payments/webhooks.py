@@ -16,7 +16,9 @@ def stripe_webhook():
     gateway = get_gateway()
     try:
         event = gateway.parse_webhook(
-            request.get_data(), request.headers.get("Stripe-Signature"), current_app.config["STRIPE_WEBHOOK_SECRET"]
+            request.get_data(),
+            request.headers.get("Stripe-Signature"),
+            current_app.config["STRIPE_WEBHOOK_SECRET"],
         )
     except InvalidWebhook as error:
         return jsonify(error={"status": 400, "title": "Invalid signature", "message": str(error)}), 400

@@ -13,7 +13,10 @@ class PersonForm(FlaskForm):
     name = StringField(
         "Your name",
         filters=[_strip],
-        validators=[DataRequired("Please tell us your name."), Length(max=120, message="That name is too long.")],
+        validators=[
+            DataRequired("Please tell us your name."),
+            Length(max=120, message="That name is too long."),
+        ],
     )
     email = StringField(
         "Email",

@@ -32,7 +32,10 @@ from events.notifications.outbox import EmailKind, queue_email
 def lock_pool(pool_id: int) -> SeatPool:
     """Lock the pool row for the rest of the transaction and return it, freshly read."""
     return db.session.execute(
-        sa.select(SeatPool).where(SeatPool.id == pool_id).with_for_update().execution_options(populate_existing=True)
+        sa.select(SeatPool)
+        .where(SeatPool.id == pool_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
 
 

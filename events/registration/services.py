@@ -71,7 +71,9 @@ def _new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def registration_target(offering: Offering, session_id: int | None, now: datetime) -> tuple[SeatPool, Session | None]:
+def registration_target(
+    offering: Offering, session_id: int | None, now: datetime
+) -> tuple[SeatPool, Session | None]:
     """Which pool a registration takes a seat in, checking that it is still open."""
     if not offering.is_published or offering.is_cancelled:
         raise RegistrationError("Registration for this is closed.")
@@ -108,7 +110,11 @@ def find_live_registration(pool_id: int, email_normalized: str) -> Registration 
 
 
 def register(
-    offering: Offering, session_id: int | None, person: Person, now: datetime | None = None, source: str = "public"
+    offering: Offering,
+    session_id: int | None,
+    person: Person,
+    now: datetime | None = None,
+    source: str = "public",
 ) -> RegisterResult:
     """Take a seat for a person, or say why not. Free: confirmed. Paid: held while they pay."""
     now = now or utcnow()
@@ -214,7 +220,10 @@ def refund_quote(registration: Registration, now: datetime | None = None) -> Ref
 
 
 def cancel_registration(
-    registration_id: int, now: datetime | None = None, reason: str = "Cancelled by attendee", actor_id: int | None = None
+    registration_id: int,
+    now: datetime | None = None,
+    reason: str = "Cancelled by attendee",
+    actor_id: int | None = None,
 ) -> tuple[Registration, int]:
     """Cancel, free the seat for the waitlist, and queue the refund the policy gives.
 
@@ -239,8 +248,13 @@ def cancel_registration(
     refund_cents = 0
     payment = succeeded_payment(registration)
     if payment is not None and quote.amount_cents > 0:
-        request_refund(payment, quote.amount_cents, key=f"cancel-registration-{registration.id}", reason=reason,
-                       actor_id=actor_id)
+        request_refund(
+            payment,
+            quote.amount_cents,
+            key=f"cancel-registration-{registration.id}",
+            reason=reason,
+            actor_id=actor_id,
+        )
         refund_cents = quote.amount_cents
     queue_email(
         EmailKind.REGISTRATION_CANCELLED,
@@ -269,7 +283,9 @@ class WaitlistResult:
     registration: Registration | None = None
 
 
-def join_waitlist(offering: Offering, session_id: int | None, person: Person, now: datetime | None = None) -> WaitlistResult:
+def join_waitlist(
+    offering: Offering, session_id: int | None, person: Person, now: datetime | None = None
+) -> WaitlistResult:
     now = now or utcnow()
     pool, _session = registration_target(offering, session_id, now)
     pool = seats.lock_pool(pool.id)
@@ -379,6 +395,8 @@ def registration_sessions(registration: Registration) -> list[Session]:
         return [registration.session]
     return list(
         db.session.scalars(
-            sa.select(Session).where(Session.offering_id == registration.offering_id).order_by(Session.starts_at)
+            sa.select(Session)
+            .where(Session.offering_id == registration.offering_id)
+            .order_by(Session.starts_at)
         )
     )

@@ -62,7 +62,9 @@ def register(slug):
             flash("You're registered! A confirmation email is on its way.", "success")
             return redirect(links.manage_url(result.registration, external=False))
         case services.Outcome.HELD:
-            return redirect(url_for("registration.pay", signed=links.sign(result.registration.token, links.MANAGE_SALT)))
+            return redirect(
+                url_for("registration.pay", signed=links.sign(result.registration.token, links.MANAGE_SALT))
+            )
         case services.Outcome.ALREADY_REGISTERED:
             form.form_errors.append(
                 "You're already registered with this email. Use the link in your confirmation email "
@@ -145,7 +147,9 @@ def registration_calendar(signed):
     sessions = services.registration_sessions(registration)
     body = build_calendar(catalog.current_clinic(), registration.offering.title, sessions, request.host)
     return current_app.response_class(
-        body, mimetype="text/calendar", headers={"Content-Disposition": 'attachment; filename="registration.ics"'}
+        body,
+        mimetype="text/calendar",
+        headers={"Content-Disposition": 'attachment; filename="registration.ics"'},
     )
 
 

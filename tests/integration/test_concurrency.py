@@ -31,9 +31,9 @@ def offering_with_last_seats(db, capacity=30, free=LAST_SEATS):
 def confirmed_count(db, offering) -> int:
     db.session.expire_all()
     return db.session.scalar(
-        sa.select(sa.func.count()).select_from(Registration).where(
-            Registration.offering_id == offering.id, Registration.status == RegistrationStatus.CONFIRMED
-        )
+        sa.select(sa.func.count())
+        .select_from(Registration)
+        .where(Registration.offering_id == offering.id, Registration.status == RegistrationStatus.CONFIRMED)
     )
 
 

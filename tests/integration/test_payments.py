@@ -22,8 +22,8 @@ from events.models import (
 from events.notifications.outbox import EmailKind
 from events.registration import links, seats, services
 from events.registration.services import Person
-from tests.helpers import csrf_token, outbox_kinds
 from tests.factories import workshop
+from tests.helpers import csrf_token, outbox_kinds
 
 SUCCESS = "4242424242424242"
 DECLINE = "4000000000000341"
@@ -66,7 +66,9 @@ def pay(client, registration, token):
     page = client.get(f"/manage/{signed}/pay")
     assert page.status_code == 200
     response = client.post(
-        f"/manage/{signed}/pay", json={"token": token}, headers={"X-CSRFToken": csrf_token(page.get_data(as_text=True))}
+        f"/manage/{signed}/pay",
+        json={"token": token},
+        headers={"X-CSRFToken": csrf_token(page.get_data(as_text=True))},
     )
     return signed, response
 
@@ -87,8 +89,11 @@ def test_card_payment_confirms_once_and_the_webhook_changes_nothing_more(client,
     payment = db.session.scalar(sa.select(Payment))
     assert (payment.status, payment.amount_cents) == (PaymentStatus.SUCCEEDED, 3000)
     # localstripe delivers payment_intent.succeeded about a second later.
-    wait_until(lambda: db.session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent)) >= 1 or
-               db.session.expire_all(), what="the webhook")
+    wait_until(
+        lambda: db.session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent)) >= 1
+        or db.session.expire_all(),
+        what="the webhook",
+    )
     assert outbox_kinds(registration_id=registration.id).count(EmailKind.REGISTRATION_CONFIRMED) == 1
     assert outbox_kinds(registration_id=registration.id).count(EmailKind.PAYMENT_RECEIVED) == 1
     complete = client.get(f"/manage/{signed}/pay/complete?payment_intent={payment.stripe_payment_intent_id}")
@@ -121,7 +126,8 @@ def test_three_d_secure_is_confirmed_after_authentication(client, db, stripe_cli
     # What Stripe.js's confirmCardPayment does when the person completes the bank's challenge.
     auth = requests.post(
         f"{localstripe}/v1/payment_intents/{intent_id}/_authenticate?success=true",
-        json={"key": "pk_test_emulator", "client_secret": secret}, timeout=10,
+        json={"key": "pk_test_emulator", "client_secret": secret},
+        timeout=10,
     )
     assert auth.status_code == 200
 
@@ -137,7 +143,8 @@ def test_failed_three_d_secure_keeps_the_hold_and_says_so(client, db, stripe_cli
     signed, response = pay(client, registration, card_token(stripe_client, THREE_D_SECURE))
     requests.post(
         f"{localstripe}/v1/payment_intents/{response.json['intent_id']}/_authenticate?success=false",
-        json={"key": "pk_test_emulator", "client_secret": response.json["client_secret"]}, timeout=10,
+        json={"key": "pk_test_emulator", "client_secret": response.json["client_secret"]},
+        timeout=10,
     )
     complete = client.get(f"/manage/{signed}/pay/complete?payment_intent={response.json['intent_id']}")
     assert complete.status_code == 302 and complete.headers["Location"].endswith("/pay")
@@ -161,12 +168,19 @@ def test_cancel_before_cutoff_refunds_in_full_once(client, db, stripe_client):
     assert payment.amount_refunded_cents == 3000
     charge = stripe_client.v1.payment_intents.retrieve(payment.stripe_payment_intent_id)
     assert charge.status == "succeeded"
-    stripe_refunds = stripe_client.v1.refunds.list(params={"payment_intent": payment.stripe_payment_intent_id})
+    stripe_refunds = stripe_client.v1.refunds.list(
+        params={"payment_intent": payment.stripe_payment_intent_id}
+    )
     assert [r.amount for r in stripe_refunds.data] == [3000]
     # The charge.refunded webhook that follows is mirrored without a second refund row.
-    wait_until(lambda: db.session.expire_all() or db.session.scalar(
-        sa.select(sa.func.count()).select_from(WebhookEvent).where(WebhookEvent.type == "charge.refunded")) == 1,
-        what="charge.refunded")
+    wait_until(
+        lambda: db.session.expire_all()
+        or db.session.scalar(
+            sa.select(sa.func.count()).select_from(WebhookEvent).where(WebhookEvent.type == "charge.refunded")
+        )
+        == 1,
+        what="charge.refunded",
+    )
     db.session.expire_all()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Refund)) == 1
 
@@ -176,7 +190,9 @@ def test_refund_made_in_the_stripe_dashboard_is_mirrored(client, db, stripe_clie
     pay(client, registration, card_token(stripe_client, SUCCESS))
     payment = db.session.scalar(sa.select(Payment))
 
-    stripe_client.v1.refunds.create(params={"payment_intent": payment.stripe_payment_intent_id, "amount": 1000})
+    stripe_client.v1.refunds.create(
+        params={"payment_intent": payment.stripe_payment_intent_id, "amount": 1000}
+    )
 
     def mirrored():
         db.session.expire_all()
@@ -201,12 +217,17 @@ def test_payment_after_the_hold_expired_and_the_seat_went_is_refunded_once(clien
     later = utcnow() + timedelta(minutes=20)
     seats.sweep_lapsed(later)
     offering = registration.offering
-    assert services.register(offering, None, Person("Other", "other@example.com"), later).outcome.value == "held"
+    assert (
+        services.register(offering, None, Person("Other", "other@example.com"), later).outcome.value == "held"
+    )
 
     # Their payment still succeeds at Stripe (e.g. the page was open in another tab).
     state = get_gateway().charge_card(
-        registration_id=registration.id, card_token=card_token(stripe_client, SUCCESS),
-        amount=3000, currency="usd", description="late",
+        registration_id=registration.id,
+        card_token=card_token(stripe_client, SUCCESS),
+        amount=3000,
+        currency="usd",
+        description="late",
     )
     payments.apply_intent(state)
     payments.apply_intent(state)  # and the webhook applies it again
@@ -249,7 +270,9 @@ def test_a_success_event_after_cancelling_does_not_refund_twice(client, db, stri
     assert db.session.get(Registration, registration.id).status == RegistrationStatus.CANCELLED
 
 
-def test_reconcile_catches_up_when_the_webhook_endpoint_was_failing(client, db, stripe_client, localstripe, app):
+def test_reconcile_catches_up_when_the_webhook_endpoint_was_failing(
+    client, db, stripe_client, localstripe, app
+):
     import requests
 
     from events.payments import services as payments
@@ -260,7 +283,8 @@ def test_reconcile_catches_up_when_the_webhook_endpoint_was_failing(client, db, 
         signed, response = pay(client, registration, card_token(stripe_client, THREE_D_SECURE))
         requests.post(
             f"{localstripe}/v1/payment_intents/{response.json['intent_id']}/_authenticate?success=true",
-            json={"key": "pk_test_emulator", "client_secret": response.json["client_secret"]}, timeout=10,
+            json={"key": "pk_test_emulator", "client_secret": response.json["client_secret"]},
+            timeout=10,
         )
         time.sleep(1.5)  # the emulator's delivery of payment_intent.succeeded is refused meanwhile
         assert refreshed(db, Registration, registration.id).status == RegistrationStatus.HELD

@@ -1,6 +1,5 @@
 """Registering, the seat rules, the waitlist and manage links, on PostgreSQL."""
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -87,7 +86,9 @@ def test_bad_input_shows_a_message_beside_the_field_and_changes_nothing(client, 
 def test_a_post_without_csrf_token_changes_nothing(client, db):
     offering = workshop()
     db.session.commit()
-    response = client.post(f"/offerings/{offering.slug}/register", data={"name": "A", "email": "a@example.com"})
+    response = client.post(
+        f"/offerings/{offering.slug}/register", data={"name": "A", "email": "a@example.com"}
+    )
     assert response.status_code == 400
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 0
 
@@ -138,7 +139,9 @@ def test_a_freed_seat_is_offered_in_order_and_unclaimed_offers_pass_on(app_ctx, 
     now = utcnow()
     taken = services.register(offering, None, Person("A", "a@example.com"), now).registration
     first = services.join_waitlist(offering, None, Person("B", "b@example.com"), now).entry
-    second = services.join_waitlist(offering, None, Person("C", "c@example.com"), now + timedelta(seconds=1)).entry
+    second = services.join_waitlist(
+        offering, None, Person("C", "c@example.com"), now + timedelta(seconds=1)
+    ).entry
     assert seats.waitlist_position(second) == 2
 
     services.cancel_registration(taken.id, now)
@@ -293,7 +296,7 @@ def test_registration_calendar_download_parses(client, db):
 def test_the_check_constraint_is_the_backstop_against_overbooking(app_ctx, db):
     from sqlalchemy.exc import IntegrityError
 
-    offering = workshop(capacity=1)
+    workshop(capacity=1)
     db.session.commit()
     with pytest.raises(IntegrityError):
         db.session.execute(sa.update(SeatPool).values(seats_taken=2))
@@ -307,8 +310,15 @@ def test_refund_policy_full_before_cutoff_and_by_percentage_after(app_ctx, db):
     offering = workshop(price_cents=4000, days=3, late_cancel_refund_percent=50)
     db.session.commit()
     registration = services.register(offering, None, Person("A", "a@example.com")).registration
-    db.session.add(Payment(registration_id=registration.id, stripe_payment_intent_id="pi_policy",
-                           amount_cents=4000, currency="usd", status=PaymentStatus.SUCCEEDED))
+    db.session.add(
+        Payment(
+            registration_id=registration.id,
+            stripe_payment_intent_id="pi_policy",
+            amount_cents=4000,
+            currency="usd",
+            status=PaymentStatus.SUCCEEDED,
+        )
+    )
     db.session.commit()
     start = offering.sessions[0].starts_at
 

@@ -33,9 +33,9 @@ def test_forty_at_once_for_the_last_three_seats_on_sqlite(tmp_path):
     assert (result.registered, result.told_full) == (3, 37)
     with app.app_context():
         confirmed = db.session.scalar(
-            sa.select(sa.func.count()).select_from(Registration).where(
-                Registration.status == RegistrationStatus.CONFIRMED
-            )
+            sa.select(sa.func.count())
+            .select_from(Registration)
+            .where(Registration.status == RegistrationStatus.CONFIRMED)
         )
         assert confirmed == 3
         assert db.session.get(SeatPool, pool_id).seats_taken == 10

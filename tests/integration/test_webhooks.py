@@ -20,8 +20,13 @@ from tests.factories import workshop
 from tests.helpers import outbox_kinds
 
 
-def signed_event(event_type: str, obj: dict, event_id: str = "evt_test_1", timestamp: int | None = None,
-                 secret: str = WEBHOOK_SECRET) -> tuple[bytes, dict]:
+def signed_event(
+    event_type: str,
+    obj: dict,
+    event_id: str = "evt_test_1",
+    timestamp: int | None = None,
+    secret: str = WEBHOOK_SECRET,
+) -> tuple[bytes, dict]:
     timestamp = timestamp or int(time.time())
     payload = json.dumps(
         {"id": event_id, "object": "event", "type": event_type, "created": timestamp, "data": {"object": obj}}
@@ -44,7 +49,9 @@ def test_forged_signature_is_rejected_and_nothing_is_written(client, db):
 
 
 def test_stale_timestamp_is_rejected(client, db):
-    payload, headers = signed_event("payment_intent.succeeded", {"id": "pi_x"}, timestamp=int(time.time()) - 3600)
+    payload, headers = signed_event(
+        "payment_intent.succeeded", {"id": "pi_x"}, timestamp=int(time.time()) - 3600
+    )
     assert client.post("/stripe/webhook", data=payload, headers=headers).status_code == 400
     assert event_count(db) == 0
 
@@ -90,6 +97,11 @@ def test_the_same_event_ten_times_at_once_confirms_once(live_server, db, localst
     db.session.expire_all()
     assert db.session.get(Registration, registration.id).status == RegistrationStatus.CONFIRMED
     assert outbox_kinds(registration_id=registration.id).count(EmailKind.REGISTRATION_CONFIRMED) == 1
-    assert db.session.scalar(
-        sa.select(sa.func.count()).select_from(WebhookEvent).where(WebhookEvent.stripe_event_id == "evt_concurrent")
-    ) == 1
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(WebhookEvent)
+            .where(WebhookEvent.stripe_event_id == "evt_concurrent")
+        )
+        == 1
+    )
