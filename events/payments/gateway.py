@@ -22,6 +22,10 @@ class GatewayUnavailable(Exception):
     """Stripe could not be reached or answered with an error of its own; try again later."""
 
 
+class GatewayRejected(GatewayUnavailable):
+    """Stripe refused the request as invalid (e.g. refunding more than is left): retrying won't help."""
+
+
 class InvalidWebhook(Exception):
     """The webhook's signature is missing, forged or too old."""
 
@@ -44,6 +48,12 @@ class RefundState:
     amount: int
     status: str
     payment_intent_id: str | None
+    refund_row_id: int | None = None  # our Refund row, when we made it
+
+
+def _refund_row_id(refund) -> int | None:
+    value = (refund.get("metadata") or {}).get("refund_id")
+    return int(value) if value and str(value).isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,8 @@ class StripeGateway:
             return fn(*args, **kwargs)
         except stripe.CardError as error:
             raise PaymentDeclined(error.user_message or "Your card was declined.") from error
+        except stripe.InvalidRequestError as error:
+            raise GatewayRejected(getattr(error, "user_message", None) or str(error)) from error
         except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as error:
             raise GatewayUnavailable(str(error)) from error
         except stripe.StripeError as error:
@@ -127,10 +139,13 @@ class StripeGateway:
     def cancel_intent(self, intent_id: str) -> None:
         self._call(self._client.v1.payment_intents.cancel, intent_id)
 
-    def refund(self, *, payment_intent_id: str, amount: int, idempotency_key: str) -> RefundState:
+    def refund(
+        self, *, payment_intent_id: str, amount: int, idempotency_key: str, refund_row_id: int | None = None
+    ) -> RefundState:
+        metadata = {"refund_id": str(refund_row_id)} if refund_row_id is not None else {}
         refund = self._call(
             self._client.v1.refunds.create,
-            params={"payment_intent": payment_intent_id, "amount": amount},
+            params={"payment_intent": payment_intent_id, "amount": amount, "metadata": metadata},
             options={"idempotency_key": idempotency_key},
         )
         return RefundState(
@@ -150,7 +165,13 @@ class StripeGateway:
             amount=charge["amount"],
             amount_refunded=charge.get("amount_refunded") or 0,
             refunds=[
-                RefundState(id=r["id"], amount=r["amount"], status=r["status"], payment_intent_id=pi_id)
+                RefundState(
+                    id=r["id"],
+                    amount=r["amount"],
+                    status=r["status"],
+                    payment_intent_id=pi_id,
+                    refund_row_id=_refund_row_id(r),
+                )
                 for r in refunds.data
             ],
         )

@@ -27,12 +27,14 @@ from events.models import (
 from events.notifications.outbox import EmailKind, queue_email
 from events.payments.gateway import (
     ChargeState,
+    GatewayRejected,
     GatewayUnavailable,
     IntentState,
     PaymentDeclined,
     get_gateway,
 )
 from events.registration import seats
+from events.registration.services import find_live_registration
 
 PAYMENT_STATUS_FROM_STRIPE = {
     "requires_payment_method": PaymentStatus.REQUIRES_PAYMENT_METHOD,
@@ -172,9 +174,11 @@ def _apply_success(registration: Registration, payment: Payment, pool, now) -> N
         _confirm(registration, now)
         return
     if registration.status == RegistrationStatus.EXPIRED and other_success is None:
-        # Paid after the hold lapsed: keep the seat if one is still free.
+        # Paid after the hold lapsed: keep the seat if one is still free and they have not
+        # registered again meanwhile (then that registration is theirs, and this money goes back).
         seats.release_lapsed(pool, now)
-        if pool.seats_taken < pool.capacity:
+        registered_again = find_live_registration(pool.id, registration.email_normalized)
+        if registered_again is None and pool.seats_taken < pool.capacity:
             seats.take_seat(pool)
             _confirm(registration, now)
             return
@@ -237,7 +241,17 @@ def execute_pending_refunds() -> int:
     done = 0
     for refund_id, intent_id, amount, key in refund_jobs:
         try:
-            result = get_gateway().refund(payment_intent_id=intent_id, amount=amount, idempotency_key=key)
+            result = get_gateway().refund(
+                payment_intent_id=intent_id, amount=amount, idempotency_key=key, refund_row_id=refund_id
+            )
+        except GatewayRejected as error:
+            # Stripe says this refund can never happen (e.g. already refunded): stop retrying.
+            refund = db.session.get(Refund, refund_id)
+            refund.status = RefundStatus.FAILED
+            refund.reason = f"{refund.reason} - rejected by Stripe: {error}"[:200]
+            db.session.commit()
+            current_app.logger.error("Refund %s rejected by Stripe: %s", refund_id, error)
+            continue
         except (GatewayUnavailable, PaymentDeclined) as error:
             current_app.logger.warning("Refund %s not sent yet: %s", refund_id, error)
             continue
@@ -324,13 +338,19 @@ def reconcile_pending_payments() -> int:
         db.session.scalars(
             sa.select(Payment.stripe_payment_intent_id)
             .join(Registration, Registration.id == Payment.registration_id)
-            .where(Payment.status.in_(open_statuses), Registration.status == RegistrationStatus.HELD)
+            .where(
+                Payment.status.in_(open_statuses),
+                Registration.status.in_(
+                    (RegistrationStatus.HELD, RegistrationStatus.EXPIRED, RegistrationStatus.CANCELLED)
+                ),
+            )
             .order_by(Payment.id)
         )
     )
     db.session.commit()
     checked = 0
     for intent_id in intent_ids:
+        db.session.commit()  # no transaction (or SQLite write lock) open across the network call
         try:
             state = get_gateway().retrieve_intent(intent_id)
         except GatewayUnavailable:

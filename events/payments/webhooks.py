@@ -46,11 +46,8 @@ def stripe_webhook():
         db.session.rollback()
         return jsonify(received=True, duplicate=True)
     handler()
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return jsonify(received=True, duplicate=True)
+    # Any error from here on is a real failure: it propagates (500) and Stripe delivers again.
+    db.session.commit()
     services.execute_pending_refunds()
     current_app.logger.info("Stripe event %s (%s) handled", event["id"], event["type"])
     return jsonify(received=True, handled=True)

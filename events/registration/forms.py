@@ -2,7 +2,7 @@
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField
-from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
 
 def _strip(value):
@@ -36,7 +36,10 @@ class PersonForm(FlaskForm):
             Regexp(r"^[0-9+().\-\s]{7,}$", message="Please use digits, spaces and + ( ) - only."),
         ],
     )
-    session_id = IntegerField("Date", validators=[Optional()])
+    session_id = IntegerField(
+        "Date",
+        validators=[Optional(), NumberRange(min=1, max=2**31 - 1, message="Please choose one of the dates.")],
+    )
 
 
 class ConfirmForm(FlaskForm):

@@ -99,6 +99,24 @@ def registration_target(
     return first.seat_pool, None
 
 
+def _leave_waitlist_on_registering(pool: SeatPool, email_normalized: str) -> WaitlistEntry | None:
+    """End the person's waitlist place; returns the entry if it held a seat offered to them."""
+    entry = db.session.scalar(
+        sa.select(WaitlistEntry).where(
+            WaitlistEntry.seat_pool_id == pool.id,
+            WaitlistEntry.email_normalized == email_normalized,
+            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+        )
+    )
+    if entry is None:
+        return None
+    if entry.status == WaitlistStatus.OFFERED:
+        entry.status = WaitlistStatus.CLAIMED
+        return entry
+    entry.status = WaitlistStatus.LEFT
+    return None
+
+
 def find_live_registration(pool_id: int, email_normalized: str) -> Registration | None:
     return db.session.scalar(
         sa.select(Registration).where(
@@ -126,7 +144,10 @@ def register(
     if existing is not None:
         db.session.commit()
         return RegisterResult(Outcome.ALREADY_REGISTERED, existing)
-    if pool.seats_taken >= pool.capacity:
+    # Someone on the waitlist who registers directly leaves it; a seat offered to them
+    # becomes this registration's seat (as if they had claimed the offer).
+    claimed_offer = _leave_waitlist_on_registering(pool, person.email_normalized)
+    if claimed_offer is None and pool.seats_taken >= pool.capacity:
         db.session.commit()  # keep what release_lapsed did
         return RegisterResult(Outcome.FULL)
 
@@ -147,7 +168,8 @@ def register(
         token=_new_token(),
         source=source,
     )
-    seats.take_seat(pool)
+    if claimed_offer is None:
+        seats.take_seat(pool)
     db.session.add(registration)
     try:
         db.session.flush()
@@ -156,6 +178,8 @@ def register(
         db.session.rollback()
         existing = find_live_registration(pool.id, person.email_normalized)
         return RegisterResult(Outcome.ALREADY_REGISTERED, existing)
+    if claimed_offer is not None:
+        claimed_offer.registration_id = registration.id
     if not paid:
         queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     db.session.commit()
@@ -176,9 +200,17 @@ def first_session_start(registration: Registration) -> datetime | None:
 
 
 def succeeded_payment(registration: Registration) -> Payment | None:
+    """The payment that paid for the seat: succeeded, and not an extra one we sent back."""
+    from events.models import Refund
+
+    extra = sa.select(Refund.payment_id).where(Refund.idempotency_key.like("unplaced-payment-%"))
     return db.session.scalar(
         sa.select(Payment)
-        .where(Payment.registration_id == registration.id, Payment.status == PaymentStatus.SUCCEEDED)
+        .where(
+            Payment.registration_id == registration.id,
+            Payment.status == PaymentStatus.SUCCEEDED,
+            Payment.id.not_in(extra),
+        )
         .order_by(Payment.id)
         .limit(1)
     )
@@ -351,6 +383,11 @@ def claim_offer(entry_id: int, now: datetime | None = None) -> Registration:
     if entry.status != WaitlistStatus.OFFERED:
         db.session.commit()
         raise RegistrationError("This offer is no longer open.")
+    if find_live_registration(pool.id, entry.email_normalized) is not None:
+        entry.status = WaitlistStatus.LEFT
+        seats.free_seat(pool, now)
+        db.session.commit()
+        raise RegistrationError("You're already registered, so we've passed this seat to the next person.")
     offering = pool.offering
     session = db.session.scalar(sa.select(Session).where(Session.seat_pool_id == pool.id).limit(1))
     paid = offering.price_cents > 0

@@ -7,7 +7,7 @@ from flask import abort, current_app, flash, jsonify, redirect, render_template,
 
 from events.catalog import services as catalog
 from events.catalog.ical import build_calendar
-from events.extensions import limiter
+from events.extensions import db, limiter
 from events.filters import format_money
 from events.models import RegistrationStatus, WaitlistStatus
 from events.payments import services as payments
@@ -199,6 +199,7 @@ def pay_complete(signed):
     registration = _registration_from_link(signed)
     intent_id = request.args.get("payment_intent", "")
     if intent_id.startswith("pi_") and len(intent_id) < 255:
+        db.session.commit()  # no transaction (or SQLite write lock) open across the network call
         try:
             state = get_gateway().retrieve_intent(intent_id)
         except GatewayUnavailable:

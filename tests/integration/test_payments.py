@@ -295,3 +295,61 @@ def test_reconcile_catches_up_when_the_webhook_endpoint_was_failing(
     assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
     assert payments.reconcile_pending_payments() == 0
     assert outbox_kinds(registration_id=registration.id).count(EmailKind.REGISTRATION_CONFIRMED) == 1
+
+
+def test_a_late_payment_for_an_expired_hold_is_refunded_when_they_registered_again(client, db, stripe_client):
+    from datetime import timedelta
+
+    from events.models import utcnow
+    from events.payments import services as payments
+    from events.payments.gateway import get_gateway
+
+    first = held_registration(db, capacity=3)
+    later = utcnow() + timedelta(minutes=20)
+    seats.sweep_lapsed(later)
+    again = services.register(
+        first.offering, None, Person("Pat Payer", "pat@example.com"), later
+    ).registration
+    assert again.status == RegistrationStatus.HELD
+
+    # The first attempt's payment completes after all (3D Secure finished late).
+    state = get_gateway().charge_card(
+        registration_id=first.id,
+        card_token=card_token(stripe_client, SUCCESS),
+        amount=3000,
+        currency="usd",
+        description="late",
+    )
+    payments.apply_intent(state)
+
+    db.session.expire_all()
+    assert db.session.get(Registration, first.id).status == RegistrationStatus.EXPIRED
+    assert db.session.get(Registration, again.id).status == RegistrationStatus.HELD
+    assert [r.amount_cents for r in db.session.scalars(sa.select(Refund))] == [3000]
+
+
+def test_cancel_refunds_the_payment_that_paid_not_an_extra_one_already_returned(client, db, stripe_client):
+    import requests as http
+
+    registration = held_registration(db, days=10)
+    signed, first = pay(client, registration, card_token(stripe_client, THREE_D_SECURE))  # stalls at 3DS
+    pay(client, registration, card_token(stripe_client, SUCCESS))  # pays with another card
+    # The stalled first attempt is completed later: an extra payment, refunded automatically.
+    http.post(
+        f"{stripe_client._requestor._options.base_addresses['api']}/v1/payment_intents/"
+        f"{first.json['intent_id']}/_authenticate?success=true",
+        json={"key": "pk_test_emulator", "client_secret": first.json["client_secret"]},
+        timeout=10,
+    )
+    from events.payments import services as payments
+    from events.payments.gateway import get_gateway
+
+    payments.apply_intent(get_gateway().retrieve_intent(first.json["intent_id"]))
+
+    page = client.get(f"/manage/{signed}").get_data(as_text=True)
+    client.post(f"/manage/{signed}/cancel", data={"csrf_token": csrf_token(page)})
+
+    db.session.expire_all()
+    payments_by_intent = {p.stripe_payment_intent_id: p for p in db.session.scalars(sa.select(Payment))}
+    assert all(p.amount_refunded_cents == 3000 for p in payments_by_intent.values())
+    assert sorted(r.status.value for r in db.session.scalars(sa.select(Refund))) == ["succeeded", "succeeded"]

@@ -328,3 +328,57 @@ def test_refund_policy_full_before_cutoff_and_by_percentage_after(app_ctx, db):
     assert (early.amount_cents, early.full) == (4000, True)
     assert (late.amount_cents, late.full) == (2000, False)
     assert "50%" in late.explanation
+
+
+def test_someone_offered_a_seat_who_registers_directly_gets_that_seat_not_two(app_ctx, db):
+    offering = workshop(capacity=2)
+    db.session.commit()
+    now = utcnow()
+    a = services.register(offering, None, Person("A", "a@example.com"), now).registration
+    b = services.register(offering, None, Person("B", "b@example.com"), now).registration
+    al = services.join_waitlist(offering, None, Person("Al", "al@example.com"), now).entry
+    services.cancel_registration(a.id, now)  # Al is offered this seat
+    services.cancel_registration(b.id, now)  # and this one stays free
+
+    result = services.register(offering, None, Person("Al", "al@example.com"), now)
+
+    assert result.outcome == Outcome.CONFIRMED
+    db.session.expire_all()
+    assert al.status == WaitlistStatus.CLAIMED and al.registration_id == result.registration.id
+    assert pool_of(offering).seats_taken == 1  # his offered seat, not a second one
+    # The other free seat is still there for someone else.
+    assert services.register(offering, None, Person("Di", "di@example.com"), now).outcome == Outcome.CONFIRMED
+
+
+def test_the_old_claim_link_after_registering_directly_returns_that_registration(app_ctx, db):
+    offering = workshop(capacity=1)
+    db.session.commit()
+    now = utcnow()
+    a = services.register(offering, None, Person("A", "a@example.com"), now).registration
+    al = services.join_waitlist(offering, None, Person("Al", "al@example.com"), now).entry
+    services.cancel_registration(a.id, now)
+    db.session.expire_all()
+    assert al.status == WaitlistStatus.OFFERED
+
+    # Al registers directly for the seat offered to him, then clicks the old claim link.
+    direct = services.register(offering, None, Person("Al", "al@example.com"), now).registration
+    assert services.claim_offer(al.id, now).id == direct.id
+    db.session.expire_all()
+    assert pool_of(offering).seats_taken == 1
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Registration)
+            .where(Registration.status == RegistrationStatus.CONFIRMED)
+        )
+        == 1
+    )
+
+
+def test_an_out_of_range_session_id_is_a_form_error_not_a_500(client, db):
+    offering = workshop()
+    db.session.commit()
+    for value in ("3000000000", "99999999999999999999", "-4", "abc"):
+        response = post_register(client, offering, session_id=value)
+        assert response.status_code == 400, value
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 0
