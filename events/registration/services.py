@@ -437,3 +437,22 @@ def registration_sessions(registration: Registration) -> list[Session]:
             .order_by(Session.starts_at)
         )
     )
+
+
+class CapacityError(RegistrationError):
+    pass
+
+
+def change_capacity(pool_id: int, capacity: int, now: datetime | None = None) -> SeatPool:
+    """Set a pool's capacity. It cannot go below the seats already taken; new seats go to the waitlist."""
+    now = now or utcnow()
+    pool = seats.lock_pool(pool_id)
+    seats.release_lapsed(pool, now)
+    if capacity < pool.seats_taken:
+        db.session.commit()
+        raise CapacityError(f"{pool.seats_taken} seats are already taken; capacity can't go below that.")
+    pool.capacity = capacity
+    pool.version += 1
+    seats.offer_free_seats(pool, now)
+    db.session.commit()
+    return pool

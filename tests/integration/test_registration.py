@@ -382,3 +382,21 @@ def test_an_out_of_range_session_id_is_a_form_error_not_a_500(client, db):
         response = post_register(client, offering, session_id=value)
         assert response.status_code == 400, value
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 0
+
+
+def test_raising_capacity_offers_the_new_seats_and_it_cannot_drop_below_taken(app_ctx, db):
+    offering = workshop(capacity=1)
+    db.session.commit()
+    now = utcnow()
+    services.register(offering, None, Person("A", "a@example.com"), now)
+    b = services.join_waitlist(offering, None, Person("B", "b@example.com"), now).entry
+    c = services.join_waitlist(offering, None, Person("C", "c@example.com"), now).entry
+    pool_id = pool_of(offering).id
+
+    with pytest.raises(services.CapacityError):
+        services.change_capacity(pool_id, 0, now)
+    services.change_capacity(pool_id, 2, now)
+
+    db.session.expire_all()
+    assert (b.status, c.status) == (WaitlistStatus.OFFERED, WaitlistStatus.WAITING)
+    assert (pool_of(offering).capacity, pool_of(offering).seats_taken) == (2, 2)
