@@ -51,6 +51,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(payments_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)
+    from events.notifications import devmail
+
+    devmail.register(app)
 
     errors.register(app)
     filters.register(app)

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from events.extensions import db
-from events.models import OutboxEmail, Registration, WaitlistEntry, utcnow
+from events.models import OutboxEmail, Registration, User, WaitlistEntry, utcnow
+from events.notifications.publish import mark_queued
 
 
 class EmailKind:
@@ -26,6 +27,7 @@ class EmailKind:
     REFUND_ISSUED = "refund_issued"
     LATE_PAYMENT_REFUNDED = "late_payment_refunded"
     SESSION_CANCELLED = "session_cancelled"
+    PASSWORD_RESET = "password_reset"  # to a staff user
     REMINDER = "reminder"
     FOLLOW_UP = "follow_up"
 
@@ -39,6 +41,7 @@ def queue_email(
     *,
     registration: Registration | None = None,
     waitlist_entry: WaitlistEntry | None = None,
+    user: User | None = None,
     session_id: int | None = None,
     key_parts: tuple = (),
     context: dict | None = None,
@@ -49,8 +52,10 @@ def queue_email(
         owner, to_email = f"r{registration.id}", registration.email
     elif waitlist_entry is not None:
         owner, to_email = f"w{waitlist_entry.id}", waitlist_entry.email
+    elif user is not None:
+        owner, to_email = f"u{user.id}", user.email
     else:
-        raise ValueError("an email needs a registration or a waitlist entry")
+        raise ValueError("an email needs a registration, a waitlist entry or a staff user")
     key = dedupe_key(kind, owner, f"s{session_id}" if session_id else None, *key_parts)
     if db.session.scalar(sa.select(OutboxEmail.id).where(OutboxEmail.dedupe_key == key)):
         return False
@@ -59,6 +64,7 @@ def queue_email(
         kind=kind,
         registration_id=registration.id if registration else None,
         waitlist_entry_id=waitlist_entry.id if waitlist_entry else None,
+        user_id=user.id if user else None,
         session_id=session_id,
         to_email=to_email,
         context=context or {},
@@ -70,4 +76,5 @@ def queue_email(
             db.session.add(row)
     except IntegrityError:
         return False
+    mark_queued(db.session())  # the worker is nudged after commit (events/notifications/publish.py)
     return True

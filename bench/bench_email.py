@@ -1,0 +1,217 @@
+"""Email throughput: 10,000 due reminders sent by the outbox sender to a local SMTP server.
+
+Against PostgreSQL and an aiosmtpd server on loopback. Prints: the reminder sweep's time to
+queue 10,000 rows, the sender's emails per second (claim, render text+HTML, SMTP over one
+reused connection, mark sent, one row at a time) beside plain smtplib sending the same
+rendered message over one connection into the same server in the same run (the ratio),
+and the duplicate and missing counts. A one-line summary last.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("INSTANCE_PATH", str(Path("/tmp") / f"events-bench-email-{os.getpid()}"))
+
+from aiosmtpd.controller import Controller  # noqa: E402
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+COUNT = int(os.environ.get("BENCH_EMAILS", "10000"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Counting:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.received: Counter[str] = Counter()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.received[rcpt] += 1
+        return "250 OK"
+
+
+def main() -> None:
+    name = f"events_bench_email_{os.getpid()}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    handler = Counting()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        run(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", handler, port)
+    finally:
+        controller.stop()
+        from events.extensions import db
+
+        if APP is not None:
+            with APP.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+APP = None
+
+
+def run(db_url: str, handler: Counting, port: int) -> None:
+    global APP
+    import sqlalchemy as sa
+    from flask_migrate import upgrade
+
+    from events import create_app
+    from events.extensions import db
+    from events.models import (
+        Clinic,
+        EmailStatus,
+        Location,
+        Offering,
+        OfferingKind,
+        OutboxEmail,
+        Registration,
+        utcnow,
+    )
+    from events.notifications.delivery import deliver_due
+    from events.notifications.schedule import queue_due_reminders
+    from events.notifications.sender import render_message
+
+    app = APP = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "TESTING": True,
+            "RATELIMIT_ENABLED": False,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": port,
+            "MAIL_USE_TLS": False,
+            "MAIL_DEFAULT_SENDER": "Bench Clinic <hello@clinic.test>",
+            "PUBLIC_BASE_URL": "http://clinic.test",
+        }
+    )
+    with app.app_context():
+        upgrade()
+        from events.catalog.scheduling import add_session
+
+        db.session.add(Clinic(name="Bench Clinic", timezone="America/Chicago"))
+        location = Location(
+            slug="bench",
+            name="Bench Studio",
+            address_line1="1 Main St",
+            city="Minneapolis",
+            region="MN",
+            postal_code="55401",
+            timezone="America/Chicago",
+        )
+        offering = Offering(
+            slug="bench",
+            kind=OfferingKind.WORKSHOP,
+            topic="Posture",
+            title="Bench Posture",
+            location=location,
+            capacity=COUNT + 10,
+        )
+        db.session.add_all([location, offering])
+        db.session.flush()
+        start = utcnow() + timedelta(hours=23, minutes=30)  # inside the 24 h reminder window
+        local = start.astimezone(location.zone)
+        session = add_session(offering, local.date(), local.time().replace(microsecond=0), timedelta(hours=1))
+        db.session.flush()
+        pool = session.seat_pool
+        pool.seats_taken = COUNT
+        created = utcnow() - timedelta(days=3)
+        db.session.execute(
+            sa.insert(Registration),
+            [
+                dict(
+                    seat_pool_id=pool.id,
+                    offering_id=offering.id,
+                    session_id=None,
+                    name=f"Person {i}",
+                    email=f"p{i}@example.com",
+                    email_normalized=f"p{i}@example.com",
+                    status="confirmed",
+                    price_cents=0,
+                    currency="usd",
+                    token=f"bench-token-{i}",
+                    created_at=created,
+                    confirmed_at=created,
+                )
+                for i in range(COUNT)
+            ],
+        )
+        db.session.commit()
+
+        t0 = time.perf_counter()
+        queued = queue_due_reminders(utcnow())
+        sweep_seconds = time.perf_counter() - t0
+        assert queued == COUNT, queued
+        assert queue_due_reminders(utcnow()) == 0  # a second sweep queues nothing
+        print(
+            f"reminder sweep: queued {queued} rows in {sweep_seconds:.1f} s "
+            f"({queued / sweep_seconds:.0f} rows/s)"
+        )
+
+        # Plain smtplib: the same rendered message, one connection, into the same server.
+        row = db.session.scalar(sa.select(OutboxEmail).limit(1))
+        with app.test_request_context("/", base_url="http://clinic.test"):
+            message = render_message(row)
+        payload = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+        t0 = time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", port) as smtp:
+            for i in range(COUNT):
+                smtp.sendmail("hello@clinic.test", [f"baseline{i}@example.com"], payload)
+        plain_rate = COUNT / (time.perf_counter() - t0)
+        print(f"plain smtplib: {plain_rate:.0f} emails/s ({len(payload)} bytes each)")
+
+        t0 = time.perf_counter()
+        stats = deliver_due()
+        sender_seconds = time.perf_counter() - t0
+        sender_rate = stats.sent / sender_seconds
+        print(
+            f"outbox sender: {stats.sent} sent in {sender_seconds:.1f} s, {sender_rate:.0f} emails/s "
+            f"(failed {stats.failed}, retried {stats.retried})"
+        )
+
+        db.session.expire_all()
+        not_sent = db.session.scalar(
+            sa.select(sa.func.count(OutboxEmail.id)).where(OutboxEmail.status != EmailStatus.SENT)
+        )
+        # A second sender run finds nothing left to send.
+        again = deliver_due(now=utcnow() + timedelta(days=1))
+    time.sleep(0.5)
+    with handler.lock:
+        reminders = {k: v for k, v in handler.received.items() if not k.startswith("baseline")}
+    duplicates = sum(v - 1 for v in reminders.values() if v > 1)
+    missing = COUNT - len(reminders)
+    print(
+        f"duplicates: {duplicates}, missing: {missing}, rows not sent: {not_sent}, "
+        f"second run sent: {again.sent}"
+    )
+    print(
+        f"SUMMARY emails={COUNT} sender={sender_rate:.0f}/s plain_smtplib={plain_rate:.0f}/s "
+        f"ratio={sender_rate / plain_rate:.2f} duplicates={duplicates} missing={missing} "
+        f"sweep={sweep_seconds:.1f}s"
+    )
+
+
+if __name__ == "__main__":
+    main()

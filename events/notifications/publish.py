@@ -1,0 +1,65 @@
+"""Nudging the worker after a commit that queued emails. Best effort by design.
+
+The outbox row is already committed when this runs; if the broker (Redis) is down the
+nudge is lost and nothing else is: the worker's every-minute sweep sends the row anyway.
+Off under TESTING unless OUTBOX_PUBLISH is set; the registration never waits on a broker.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+
+log = logging.getLogger(__name__)
+
+FLAG = "outbox_queued"
+TASK = "worker.tasks.deliver_outbox"
+
+
+def mark_queued(session) -> None:
+    session.info[FLAG] = True
+
+
+def _client(app):
+    client = app.extensions.get("celery")
+    if client is None:
+        from celery import Celery
+
+        client = Celery(f"{app.name}-publisher", set_as_current=False)
+        client.conf.update(
+            broker_url=app.config["CELERY_BROKER_URL"],
+            broker_connection_timeout=2,
+            broker_connection_retry=False,
+            broker_connection_max_retries=0,
+            task_ignore_result=True,
+        )
+        app.extensions["celery_publisher"] = client
+    return client
+
+
+def publish_delivery() -> bool:
+    if not has_app_context():
+        return False
+    app = current_app._get_current_object()
+    if not app.config.get("OUTBOX_PUBLISH", not app.testing):
+        return False
+    client = app.extensions.get("celery") or app.extensions.get("celery_publisher") or _client(app)
+    try:
+        client.send_task(TASK, retry=False, ignore_result=True)
+    except Exception as error:  # a broker outage must never fail the request that caused it
+        log.warning("could not nudge the worker (the sweep will send it): %s", error)
+        return False
+    return True
+
+
+@sa.event.listens_for(sa.orm.Session, "after_commit")
+def _after_commit(session) -> None:
+    if session.info.pop(FLAG, False):
+        publish_delivery()
+
+
+@sa.event.listens_for(sa.orm.Session, "after_rollback")
+def _after_rollback(session) -> None:
+    session.info.pop(FLAG, None)

@@ -1,0 +1,126 @@
+"""Through a real `celery -A worker.app worker` process on Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import icalendar
+import pytest
+import redis
+import sqlalchemy as sa
+from celery import Celery
+from conftest import WorkerProcess, free_port, worker_env
+
+from events.models import EmailStatus, OutboxEmail
+from tests.factories import workshop
+
+pytestmark = pytest.mark.slow
+
+
+def send_task(broker_url: str, name: str = "worker.tasks.deliver_outbox"):
+    client = Celery("test-client", broker=broker_url, set_as_current=False)
+    try:
+        client.send_task(name)
+    finally:
+        client.close()
+
+
+def outbox(db):
+    db.session.expire_all()
+    return db.session.scalars(sa.select(OutboxEmail).order_by(OutboxEmail.id)).all()
+
+
+def test_confirmation_with_ics_arrives_through_the_worker(db, smtp, celery_worker, publish, book):
+    offering = workshop(title="Strong Knees")
+    db.session.commit()
+    session = offering.sessions[0]
+    expected = {
+        "start": session.local_start,
+        "end": session.local_end,
+        "location": f"{session.location.name}, {session.location.full_address}",
+    }
+    book(offering, "worker@example.com")  # the commit nudges the worker through Redis
+
+    [(rcpt, msg)] = smtp.wait_for(1)
+    assert rcpt == "worker@example.com" and msg["Subject"] == "You're registered: Strong Knees"
+    assert "http://clinic.test/manage/" in msg.get_body(("plain",)).get_content()
+    [part] = [p for p in msg.iter_attachments() if p.get_filename() == "invite.ics"]
+    cal = icalendar.Calendar.from_ical(part.get_payload(decode=True))
+    [event] = cal.walk("VEVENT")
+    assert event.decoded("dtstart") == expected["start"]
+    assert event.decoded("dtend") == expected["end"]
+    assert event["dtstart"].params["TZID"] == event["dtend"].params["TZID"] == "America/Chicago"
+    assert str(event["location"]) == expected["location"]
+    assert [tz["tzid"] for tz in cal.walk("VTIMEZONE")] == ["America/Chicago"]
+    deadline = time.monotonic() + 10
+    while outbox(db)[0].status != EmailStatus.SENT and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert outbox(db)[0].status == EmailStatus.SENT
+
+
+def test_redis_down_registration_succeeds_email_follows(
+    app, db, smtp, celery_worker, redis_test_db, book, monkeypatch
+):
+    dead_broker = f"redis://127.0.0.1:{free_port()}/0"
+    monkeypatch.setitem(app.config, "OUTBOX_PUBLISH", True)
+    monkeypatch.setitem(app.config, "CELERY_BROKER_URL", dead_broker)
+    app.extensions.pop("celery_publisher", None)
+    offering = workshop()
+    db.session.commit()
+    started = time.monotonic()
+    registration = book(offering, "outage@example.com")
+    assert time.monotonic() - started < 5
+    assert registration.status.value == "confirmed"
+    [row] = outbox(db)
+    assert row.status == EmailStatus.PENDING
+    time.sleep(1)
+    assert smtp.messages == []
+    app.extensions.pop("celery_publisher").close()
+
+    send_task(redis_test_db)  # Redis is back: the next beat sweep
+    smtp.wait_for(1)
+    time.sleep(0.5)
+    assert [r for r, _ in smtp.messages] == ["outage@example.com"]
+
+
+def test_worker_killed_mid_batch_loses_and_duplicates_nothing(app, db, smtp, book):
+    broker = "redis://127.0.0.1:6379/14"
+    redis.Redis.from_url(broker).flushdb()
+    env = worker_env(app, smtp, redis_url=broker)
+    env["OUTBOX_CLAIM_TIMEOUT_SECONDS"] = "4"
+    offering = workshop(capacity=30)
+    db.session.commit()
+    emails = [f"k{i:02d}@example.com" for i in range(12)]
+    for email in emails:
+        book(offering, email)
+    smtp.handler.delay = 0.4
+
+    first = WorkerProcess(env, "celery-worker-killed").start()
+    try:
+        send_task(broker)
+        smtp.wait_for(4, timeout=30)
+        time.sleep(0.2)  # in the middle of the next message's DATA
+        os.killpg(first.process.pid, signal.SIGKILL)
+        first.process.wait(timeout=10)
+    finally:
+        first.stop()
+    delivered = len(smtp.messages)
+    assert 4 <= delivered < len(emails)
+    states = {r.status for r in outbox(db)}
+    assert EmailStatus.SENDING in states  # the dead worker's claims
+
+    smtp.handler.delay = 0.0
+    time.sleep(4.5)  # past the claim timeout
+    second = WorkerProcess(env, "celery-worker-restarted").start()
+    try:
+        send_task(broker)
+        smtp.wait_for(len(emails), timeout=30)
+        time.sleep(0.5)
+    finally:
+        second.stop()
+    received = sorted(r for r, _ in smtp.messages)
+    assert received == sorted(emails)  # every one, none twice
+    assert {r.status for r in outbox(db)} == {EmailStatus.SENT}
+    redis.Redis.from_url(broker).flushdb()

@@ -1,0 +1,87 @@
+"""Every kind of email renders, as readable text and escaped HTML, with what it must say."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from events.models import EmailStatus, OutboxEmail, SessionStatus, utcnow
+from events.notifications.delivery import deliver_due
+from events.notifications.outbox import EmailKind, queue_email
+from events.registration.services import Person, join_waitlist
+from tests.factories import workshop
+
+
+def test_every_kind_renders_and_sends(db, smtp, book):
+    offering = workshop(capacity=1, title="Neck Care")
+    db.session.commit()
+    reg = book(offering, "reg@example.com")
+    entry = join_waitlist(offering, None, Person("Wendy", "wait@example.com")).entry
+    assert entry is not None
+    session = offering.sessions[0]
+    entry.offer_expires_at = utcnow() + timedelta(hours=12)
+    session.cancel_reason = "Instructor ill"
+    money = {"refund_cents": 2500, "currency": "usd"}
+    for kind, kw in [
+        (EmailKind.PAYMENT_RECEIVED, {}),
+        (EmailKind.PAYMENT_FAILED, {"context": {"message": "Your card was declined."}}),
+        (EmailKind.REGISTRATION_CANCELLED, {"context": money}),
+        (EmailKind.REFUND_ISSUED, {"context": money}),
+        (EmailKind.LATE_PAYMENT_REFUNDED, {"context": money}),
+        (EmailKind.SESSION_CANCELLED, {"session_id": session.id, "context": money}),
+        (EmailKind.REMINDER, {"session_id": session.id, "key_parts": ("1440m",)}),
+        (EmailKind.FOLLOW_UP, {"session_id": session.id, "context": {"variant": "attended"}}),
+    ]:
+        assert queue_email(kind, registration=reg, **kw)
+    queue_email(EmailKind.WAITLIST_OFFER, waitlist_entry=entry)
+    queue_email(EmailKind.WAITLIST_OFFER_EXPIRED, waitlist_entry=entry)
+    session.status = SessionStatus.CANCELLED
+    db.session.commit()
+
+    stats = deliver_due()
+    assert stats.failed == 0 and stats.sent == 12
+    db.session.expire_all()
+    assert set(db.session.scalars(sa.select(OutboxEmail.status))) == {EmailStatus.SENT}
+
+    by_subject = {}
+    for _, msg in smtp.messages:
+        text = msg.get_body(("plain",)).get_content()
+        html = msg.get_body(("html",)).get_content()
+        assert "Neck Care" in text and "Neck Care" in html and "{{" not in text + html
+        by_subject[msg["Subject"]] = text
+    assert "number 1 in line" in by_subject["You're on the waitlist: Neck Care"]
+    offer = by_subject["A seat is open for you: Neck Care"]
+    deadline = entry.offer_expires_at.astimezone(session.location.zone)
+    assert f"{deadline:%B} {deadline.day}" in offer and deadline.tzname() in offer and "/waitlist/" in offer
+    assert "$25" in by_subject["Registration cancelled: Neck Care"]
+    assert "$25" in by_subject["Refund issued: Neck Care"]
+    assert "$25" in by_subject["Your payment was refunded: Neck Care"]
+    assert "Instructor ill" in by_subject["Session cancelled: Neck Care"]
+    assert "Your card was declined." in by_subject["Your payment did not go through: Neck Care"]
+
+
+def test_password_reset_email_carries_a_link_that_works_once(db, smtp, client):
+    import re
+
+    from events.models import Role, User
+    from events.staff.services import request_password_reset
+
+    user = User(email="maya@clinic.example", name="Maya", role=Role.INSTRUCTOR)
+    user.set_password("old password here")
+    db.session.add(user)
+    db.session.commit()
+    assert request_password_reset("Maya@Clinic.example") is True
+    assert request_password_reset("nobody@clinic.example") is False
+
+    assert deliver_due().sent == 1
+    (_, msg), = smtp.messages
+    assert msg["To"] == "maya@clinic.example" and "Reset your password" in msg["Subject"]
+    text = msg.get_body(("plain",)).get_content()
+    path = re.search(r"https?://[^/\s]+(/staff/password-reset/\S+)", text).group(1)
+    form = client.get(path)
+    assert form.status_code == 200
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.get_data(as_text=True)).group(1)
+    data = {"csrf_token": token, "password": "new password 123", "confirm": "new password 123"}
+    assert client.post(path, data=data).status_code == 302
+    assert client.get(path).status_code == 410  # used

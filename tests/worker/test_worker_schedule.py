@@ -1,0 +1,176 @@
+"""Reminders and follow-ups found by the sweep, with an injected `now`."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from events.models import Attendance, AttendanceStatus, OfferingKind, OutboxEmail, SessionStatus
+from events.notifications.delivery import deliver_due
+from events.notifications.outbox import EmailKind
+from events.notifications.schedule import queue_due_followups, queue_due_reminders
+from events.registration.services import cancel_registration
+from tests.factories import make_location, make_offering, make_session, upcoming_day
+
+CHICAGO = ZoneInfo("America/Chicago")
+M = timedelta(minutes=1)
+
+
+def emails(db, kind):
+    db.session.expire_all()
+    return db.session.scalars(
+        sa.select(OutboxEmail).where(OutboxEmail.kind == kind).order_by(OutboxEmail.id)
+    ).all()
+
+
+def reminder_keys(db):
+    return sorted((r.to_email, r.dedupe_key.rsplit(":", 1)[1]) for r in emails(db, EmailKind.REMINDER))
+
+
+def setup_workshop(db, day, start=time(18, 0), kind=OfferingKind.WORKSHOP, sessions=1, **kw):
+    offering = make_offering(make_location(), kind, capacity=20, **kw)
+    made = [make_session(offering, day + timedelta(days=7 * i), start) for i in range(sessions)]
+    db.session.commit()
+    return offering, made
+
+
+def test_reminders_at_24h_and_2h_windows_exactly_once(db, book):
+    offering, [session] = setup_workshop(db, upcoming_day(5))
+    early = session.starts_at - timedelta(days=4)
+    book(offering, "early@example.com", created_at=early)
+    start = session.starts_at
+
+    assert queue_due_reminders(start - 1440 * M - timedelta(seconds=1)) == 0
+    assert queue_due_reminders(start - 1440 * M) == 1
+    assert queue_due_reminders(start - 1440 * M + timedelta(minutes=5)) == 0  # already queued
+    assert reminder_keys(db) == [("early@example.com", "1440m")]
+    assert queue_due_reminders(start - 120 * M) == 1
+    assert queue_due_reminders(start - 10 * M) == 0
+    assert queue_due_reminders(start) == 0
+    assert reminder_keys(db) == [("early@example.com", "120m"), ("early@example.com", "1440m")]
+
+
+def test_registered_inside_a_window_gets_no_reminder_for_it(db, book):
+    offering, [session] = setup_workshop(db, upcoming_day(5))
+    start = session.starts_at
+    book(offering, "late@example.com", created_at=start - 600 * M)  # 10 h before: inside the 24 h window
+    book(offering, "last@example.com", created_at=start - 30 * M)  # inside the 2 h window too
+
+    queue_due_reminders(start - 540 * M)
+    assert reminder_keys(db) == []
+    queue_due_reminders(start - 100 * M)
+    assert reminder_keys(db) == [("late@example.com", "120m")]
+
+
+def test_after_an_outage_only_the_nearest_reminder(db, book):
+    offering, [session] = setup_workshop(db, upcoming_day(5))
+    book(offering, "a@example.com", created_at=session.starts_at - timedelta(days=3))
+    queue_due_reminders(session.starts_at - 60 * M)
+    assert reminder_keys(db) == [("a@example.com", "120m")]
+
+
+def test_cancelled_registration_and_cancelled_session_get_none(db, book):
+    offering, [session] = setup_workshop(db, upcoming_day(5))
+    created = session.starts_at - timedelta(days=3)
+    gone = book(offering, "gone@example.com", created_at=created)
+    book(offering, "stays@example.com", created_at=created)
+    cancel_registration(gone.id)
+    queue_due_reminders(session.starts_at - 1440 * M)
+    assert reminder_keys(db) == [("stays@example.com", "1440m")]
+
+    session.status = SessionStatus.CANCELLED
+    db.session.commit()
+    queue_due_reminders(session.starts_at - 120 * M)
+    assert reminder_keys(db) == [("stays@example.com", "1440m")]
+
+
+def test_class_registration_covers_its_session_course_covers_all(db, book):
+    drop_in, class_sessions = setup_workshop(db, upcoming_day(5), kind=OfferingKind.CLASS, sessions=2)
+    course, course_sessions = setup_workshop(
+        db, upcoming_day(5), start=time(9, 0), kind=OfferingKind.COURSE, sessions=2
+    )
+    created = class_sessions[0].starts_at - timedelta(days=3)
+    book(drop_in, "week2@example.com", session=class_sessions[1], created_at=created)
+    book(course, "course@example.com", created_at=created)
+
+    queue_due_reminders(class_sessions[0].starts_at - 1440 * M)
+    assert reminder_keys(db) == [("course@example.com", "1440m")]  # course's first session, 9 h earlier
+    queue_due_reminders(class_sessions[1].starts_at - 1440 * M)
+    keys = [(r.to_email, r.session_id) for r in emails(db, EmailKind.REMINDER)]
+    assert ("week2@example.com", class_sessions[1].id) in keys
+    assert ("course@example.com", course_sessions[1].id) in keys
+    assert all(s != class_sessions[0].id for _, s in keys)
+
+
+def test_dst_day_reminders_are_24_real_hours_before(db, book, smtp):
+    # 2027-11-07: clocks in Chicago go back at 2 am; the session is at 6 pm CST (00:00 UTC).
+    offering, [session] = setup_workshop(db, date(2027, 11, 7), time(18, 0), title="Fall Back Class")
+    assert session.starts_at == datetime(2027, 11, 8, 0, 0, tzinfo=UTC)
+    assert session.local_start.tzname() == "CST"
+    book(offering, "dst@example.com", created_at=datetime(2027, 11, 1, tzinfo=UTC))
+
+    day_before = datetime(2027, 11, 7, 0, 0, tzinfo=UTC)  # 7 pm CDT the evening before
+    assert queue_due_reminders(day_before - timedelta(seconds=1)) == 0
+    assert queue_due_reminders(day_before) == 1
+    assert queue_due_reminders(datetime(2027, 11, 7, 21, 59, tzinfo=UTC)) == 0
+    assert queue_due_reminders(datetime(2027, 11, 7, 22, 0, tzinfo=UTC)) == 1  # 4 pm CST
+    [r24, r2] = sorted(emails(db, EmailKind.REMINDER), key=lambda r: r.dedupe_key)[::-1]
+    assert r24.dedupe_key.endswith("1440m") and r2.dedupe_key.endswith("120m")
+
+    deliver_due(now=datetime(2027, 11, 7, 22, 0, tzinfo=UTC))
+    reminders = [m for m in smtp.to("dst@example.com") if m["Subject"].startswith("Reminder")]
+    assert {m["Subject"] for m in reminders} == {"Reminder: Fall Back Class on Sunday, November 7 at 6 pm"}
+    texts = [m.get_body(("plain",)).get_content() for m in reminders]
+    assert len(texts) == 2
+    assert all("Sunday, November 7, 6 pm–7 pm CST" in t for t in texts)
+
+
+def test_followups_attendee_absentee_and_no_attendance(db, book, smtp):
+    offering, [session] = setup_workshop(db, upcoming_day(5), followup_delay_minutes=120)
+    later_offering_session = make_session(offering, upcoming_day(30))
+    db.session.commit()
+    other, [other_session] = setup_workshop(db, upcoming_day(6))
+    came = book(offering, "came@example.com")
+    missed = book(offering, "missed@example.com")
+    book(other, "nobody-checked@example.com")
+    db.session.add_all(
+        [
+            Attendance(registration_id=came.id, session_id=session.id, status=AttendanceStatus.PRESENT),
+            Attendance(registration_id=missed.id, session_id=session.id, status=AttendanceStatus.ABSENT),
+        ]
+    )
+    db.session.commit()
+
+    # A workshop's follow-up waits for its last session.
+    assert queue_due_followups(session.ends_at + 121 * M) == 0
+    later_offering_session.status = SessionStatus.CANCELLED
+    db.session.commit()
+    assert queue_due_followups(session.ends_at + 119 * M) == 0
+    assert queue_due_followups(session.ends_at + 120 * M) == 2
+    assert queue_due_followups(other_session.ends_at + 120 * M) == 1
+    assert queue_due_followups(other_session.ends_at + 120 * M) == 0
+    # Too old: not sent days late.
+    old, [old_session] = setup_workshop(db, upcoming_day(9))
+    book(old, "too-late@example.com")
+    assert queue_due_followups(old_session.ends_at + timedelta(days=4)) == 0
+
+    variants = {r.to_email: r.context["variant"] for r in emails(db, EmailKind.FOLLOW_UP)}
+    assert variants == {
+        "came@example.com": "attended",
+        "missed@example.com": "missed",
+        "nobody-checked@example.com": "attended",
+    }
+    deliver_due(now=other_session.ends_at + 121 * M)
+
+    def follow_ups(address):
+        return [m for m in smtp.to(address) if not m["Subject"].startswith("You're registered")]
+
+    [thanks] = follow_ups("came@example.com")
+    [sorry] = follow_ups("missed@example.com")
+    [_thanks_too] = follow_ups("nobody-checked@example.com")
+    assert follow_ups("too-late@example.com") == []
+    assert thanks["Subject"].startswith("Thank you for coming")
+    assert sorry["Subject"].startswith("Sorry we missed you")
+    assert "Next dates:" in sorry.get_body(("plain",)).get_content()

@@ -1,0 +1,174 @@
+"""The sender and delivery, in process, against a real (aiosmtpd) SMTP server."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import icalendar
+import sqlalchemy as sa
+
+from events.models import EmailStatus, OutboxEmail, utcnow
+from events.notifications.delivery import claim_due, deliver_due, reclaim_stale
+from tests.factories import workshop
+
+
+def rows(db):
+    db.session.expire_all()
+    return db.session.scalars(sa.select(OutboxEmail).order_by(OutboxEmail.id)).all()
+
+
+def test_confirmation_email_is_multipart_with_ics(db, smtp, book):
+    offering = workshop(title="Healthy Backs", what_to_bring="Comfortable clothes")
+    db.session.commit()
+    book(offering, "ana@example.com")
+
+    stats = deliver_due()
+    assert stats.sent == 1
+    [(rcpt, msg)] = smtp.messages
+    assert rcpt == "ana@example.com"
+    assert msg["Subject"] == "You're registered: Healthy Backs"
+    [row] = rows(db)
+    assert row.status == EmailStatus.SENT and row.sent_at is not None
+    assert msg["Message-ID"].startswith(f"<outbox-{row.id}.") and msg["Message-ID"].endswith("@clinic.test>")
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "Healthy Backs" in text and "Comfortable clothes" in text
+    assert "http://127.0.0.1:5000/manage/" in text and 'href="http://127.0.0.1:5000/manage/' in html
+    assert "<strong>Healthy Backs</strong>" in html
+    [ics] = [p for p in msg.iter_attachments() if p.get_content_type() == "text/calendar"]
+    cal = icalendar.Calendar.from_ical(
+        ics.get_content() if isinstance(ics.get_content(), str) else ics.get_payload(decode=True)
+    )
+    [event] = [c for c in cal.walk("VEVENT")]
+    session = offering.sessions[0]
+    assert event.decoded("dtstart") == session.local_start
+    assert event.decoded("dtend") == session.local_end
+    assert event["dtstart"].params["TZID"] == "America/Chicago"
+    assert str(event["location"]).startswith(session.location.name)
+
+
+def test_html_is_escaped(db, smtp, book):
+    offering = workshop(title="<script>alert(1)</script> & friends")
+    db.session.commit()
+    book(offering, "esc@example.com")
+    deliver_due()
+    [(_, msg)] = smtp.messages
+    html = msg.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<script>alert(1)</script> & friends" in msg.get_body(("plain",)).get_content()
+
+
+def test_permanent_failure_for_one_recipient_others_sent(db, smtp, book):
+    offering = workshop()
+    db.session.commit()
+    for email in ("a@example.com", "bad@example.com", "c@example.com"):
+        book(offering, email)
+    smtp.handler.reject["bad@example.com"] = "550 5.1.1 No such user"
+
+    stats = deliver_due()
+    assert (stats.sent, stats.failed, stats.retried) == (2, 1, 0)
+    by_email = {r.to_email: r for r in rows(db)}
+    assert by_email["bad@example.com"].status == EmailStatus.FAILED
+    assert "550" in by_email["bad@example.com"].last_error
+    assert by_email["a@example.com"].status == by_email["c@example.com"].status == EmailStatus.SENT
+    assert sorted(r for r, _ in smtp.messages) == ["a@example.com", "c@example.com"]
+    # Not retried: a later sweep sends nothing more.
+    assert deliver_due(now=utcnow() + timedelta(days=2)).claimed == 0
+
+
+def test_temporary_failure_backs_off_then_sends(db, smtp, book):
+    offering = workshop()
+    db.session.commit()
+    book(offering, "later@example.com")
+    smtp.handler.reject_all = "451 4.3.0 Try again later"
+
+    stats = deliver_due()
+    assert stats.retried == 1 and not smtp.messages
+    [row] = rows(db)
+    assert row.status == EmailStatus.PENDING and row.attempts == 1 and "451" in row.last_error
+    assert row.send_after > utcnow() + timedelta(seconds=50)
+
+    smtp.handler.reject_all = None
+    assert deliver_due().claimed == 0  # not due yet
+    assert deliver_due(now=row.send_after + timedelta(seconds=1)).sent == 1
+    assert len(smtp.to("later@example.com")) == 1
+
+
+def test_smtp_down_then_up_every_email_arrives_once(db, smtp, book):
+    offering = workshop(capacity=20)
+    db.session.commit()
+    emails = [f"p{i}@example.com" for i in range(5)]
+    for email in emails:
+        book(offering, email)
+    smtp.stop()
+    stats = deliver_due()
+    assert stats.sent == 0 and stats.retried >= 1
+    assert {r.status for r in rows(db)} == {EmailStatus.PENDING}
+
+    smtp.start()
+    later = utcnow() + timedelta(hours=2)
+    deliver_due(now=later)
+    assert sorted(r for r, _ in smtp.messages) == sorted(emails)
+    assert {r.status for r in rows(db)} == {EmailStatus.SENT}
+
+
+def test_two_concurrent_sweeps_send_each_email_once(app, db, smtp, book):
+    offering = workshop(capacity=60)
+    db.session.commit()
+    emails = [f"c{i}@example.com" for i in range(40)]
+    for email in emails:
+        book(offering, email)
+    db.session.remove()
+
+    barrier = threading.Barrier(3)
+    results = []
+
+    def sweep():
+        with app.app_context():
+            barrier.wait()
+            results.append(deliver_due(batch_size=5))
+
+    threads = [threading.Thread(target=sweep) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.sent for r in results) == 40
+    assert sorted(r for r, _ in smtp.messages) == sorted(emails)
+    assert {r.status for r in rows(db)} == {EmailStatus.SENT}
+
+
+def test_claims_are_disjoint_and_stale_claims_return(db, smtp, book):
+    offering = workshop()
+    db.session.commit()
+    for email in ("x@example.com", "y@example.com"):
+        book(offering, email)
+    now = utcnow()
+    first = claim_due(now, limit=1)
+    second = claim_due(now, limit=5)
+    assert len(first) == 1 and len(second) == 1 and set(first).isdisjoint(second)
+    assert claim_due(now) == []
+    # A worker killed mid-batch: its claims return after the timeout, and are then sent once.
+    assert reclaim_stale(now + timedelta(minutes=5)) == 0
+    assert reclaim_stale(now + timedelta(minutes=11)) == 2
+    assert deliver_due(now=now + timedelta(minutes=11)).sent == 2
+    assert len(smtp.messages) == 2
+
+
+def test_file_transport_writes_eml(app, db, book, tmp_path, monkeypatch):
+    monkeypatch.setitem(app.config, "MAIL_SERVER", None)
+    monkeypatch.setitem(app.config, "MAIL_OUTBOX_DIR", str(tmp_path))
+    offering = workshop()
+    db.session.commit()
+    book(offering, "file@example.com")
+    assert deliver_due().sent == 1
+    [eml] = list(tmp_path.glob("*.eml"))
+    assert b"file@example.com" in eml.read_bytes()
+
+    client = app.test_client()
+    listing = client.get("/_dev/outbox/")
+    assert listing.status_code == 200 and eml.name in listing.get_data(as_text=True)
+    page = client.get(f"/_dev/outbox/{eml.name}")
+    assert page.status_code == 200 and "You&#39;re registered" in page.get_data(as_text=True)
+    assert client.get("/_dev/outbox/..%2Fx.eml").status_code == 404

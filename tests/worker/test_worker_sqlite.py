@@ -1,0 +1,62 @@
+"""The embedded default: SQLite database, .eml files, two sweeps in parallel."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from events import create_app
+from events.extensions import db
+from events.models import EmailStatus, OutboxEmail
+from events.notifications.delivery import deliver_due
+from events.registration.services import Person, register
+from tests.factories import workshop
+
+
+@pytest.fixture
+def sqlite_app(tmp_path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'events.sqlite3'}",
+            "SECRET_KEY": "test",
+            "RATELIMIT_ENABLED": False,
+            "MAIL_SERVER": None,
+            "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+        }
+    )
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_sqlite_outbox_to_eml_files_once_with_parallel_sweeps(sqlite_app, tmp_path):
+    with sqlite_app.app_context():
+        offering = workshop(capacity=30)
+        db.session.commit()
+        for i in range(12):
+            register(offering, None, Person(f"P{i}", f"p{i}@example.com"))
+        db.session.remove()
+
+    results = []
+
+    def sweep():
+        with sqlite_app.app_context():
+            results.append(deliver_due(batch_size=3))
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.sent for r in results) == 12
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 12
+    with sqlite_app.app_context():
+        statuses = db.session.scalars(sa.select(OutboxEmail.status)).all()
+        assert statuses == [EmailStatus.SENT] * 12

@@ -1,0 +1,1 @@
+"""The Celery worker: emails from the outbox, reminders, follow-ups and housekeeping."""

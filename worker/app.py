@@ -1,0 +1,65 @@
+"""The Celery app, bound to the Flask app: every task runs inside an app context.
+
+Start it with `celery -A worker.app worker` and `celery -A worker.app beat`. The broker is
+CELERY_BROKER_URL: Redis in production, SQLite through SQLAlchemy when nothing is set.
+Nothing depends on the broker for correctness: emails live in the database outbox and the
+beat sweep finds whatever a lost message would have triggered.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery, Task
+from flask import Flask
+
+from events import create_app
+
+SWEEP_SECONDS = float(os.environ.get("WORKER_SWEEP_SECONDS", "60"))
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.conf.update(
+        broker_url=app.config["CELERY_BROKER_URL"],
+        task_ignore_result=True,
+        result_backend=None,
+        # A task is acknowledged when it finishes; a worker lost mid-task means redelivery.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=900,
+        task_soft_time_limit=600,
+        broker_connection_retry_on_startup=True,
+        timezone="UTC",
+        enable_utc=True,
+        imports=("worker.tasks",),
+        beat_schedule={
+            "deliver-outbox": {"task": "worker.tasks.deliver_outbox", "schedule": SWEEP_SECONDS},
+            "queue-scheduled-emails": {
+                "task": "worker.tasks.queue_scheduled_emails",
+                "schedule": SWEEP_SECONDS,
+            },
+            "housekeeping": {"task": "worker.tasks.housekeeping", "schedule": SWEEP_SECONDS},
+        },
+    )
+    if celery.conf.broker_url.startswith(("redis://", "rediss://")):
+        # Longer than any task runs: Redis redelivers unacknowledged tasks after this.
+        celery.conf.broker_transport_options = {"visibility_timeout": 3600}
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+
+
+# Optional override (tests use a few seconds to prove a killed worker's batch comes back).
+_overrides = {}
+if os.environ.get("OUTBOX_CLAIM_TIMEOUT_SECONDS"):
+    _overrides["OUTBOX_CLAIM_TIMEOUT_SECONDS"] = int(os.environ["OUTBOX_CLAIM_TIMEOUT_SECONDS"])
+flask_app = create_app(_overrides)
+celery_app = celery_init_app(flask_app)
+app = celery_app  # `celery -A worker.app` finds it

@@ -1,0 +1,55 @@
+"""Thin tasks: ids (or nothing) in, one service call, a small summary out.
+
+Every task is safe to run twice or concurrently: the services claim their work in the
+database. Retries back off exponentially with jitter, capped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from events.models import utcnow
+
+log = logging.getLogger(__name__)
+
+RETRY = dict(
+    autoretry_for=(Exception,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
+
+
+@shared_task(name="worker.tasks.deliver_outbox", **RETRY)
+def deliver_outbox() -> dict:
+    """Send everything due in the outbox (published after commit, and every minute by beat)."""
+    from events.notifications.delivery import deliver_due
+
+    stats = deliver_due()
+    return stats.__dict__
+
+
+@shared_task(name="worker.tasks.queue_scheduled_emails", **RETRY)
+def queue_scheduled_emails() -> dict:
+    """Queue the reminders and follow-ups that are due, then send them."""
+    from events.notifications.delivery import deliver_due
+    from events.notifications.schedule import queue_due
+
+    reminders, followups = queue_due(utcnow())
+    stats = deliver_due() if reminders or followups else None
+    return {"reminders": reminders, "followups": followups, "sent": stats.sent if stats else 0}
+
+
+@shared_task(name="worker.tasks.housekeeping", **RETRY)
+def housekeeping() -> dict:
+    """What `flask sweep` does: lapsed holds and offers, pending refunds, open payments."""
+    from events.payments.services import execute_pending_refunds, reconcile_pending_payments
+    from events.registration.seats import sweep_lapsed
+
+    pools = sweep_lapsed(utcnow())
+    refunds = execute_pending_refunds()
+    payments = reconcile_pending_payments()
+    return {"pools": pools, "refunds": refunds, "payments": payments}
