@@ -45,10 +45,12 @@ def create_app(config: dict | None = None) -> Flask:
 
     from events.payments import bp as payments_bp
     from events.registration import bp as registration_bp
+    from events.staff import bp as staff_bp
 
     app.register_blueprint(catalog_bp)
     app.register_blueprint(registration_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(staff_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)
     from events.notifications import devmail

@@ -28,3 +28,10 @@ migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
+
+
+def config_limit(name: str):
+    """A rate limit read from app config on each request (e.g. LOGIN_RATE_LIMIT)."""
+    from flask import current_app
+
+    return lambda: current_app.config[name]

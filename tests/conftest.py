@@ -58,7 +58,12 @@ def make_test_app(database_url: str, **overrides):
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SECRET_KEY": "test-secret",
-        "RATELIMIT_ENABLED": False,
+        # Limits on, as in production, but generous: the rate-limit tests tighten them.
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "LOGIN_RATE_LIMIT": "100000 per minute",
+        "PASSWORD_RESET_RATE_LIMIT": "100000 per minute",
+        "REGISTER_RATE_LIMIT": "100000 per minute",
         "SERVER_NAME": None,
     }
     config.update(overrides)

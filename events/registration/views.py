@@ -7,7 +7,7 @@ from flask import abort, current_app, flash, jsonify, redirect, render_template,
 
 from events.catalog import services as catalog
 from events.catalog.ical import build_calendar
-from events.extensions import db, limiter
+from events.extensions import config_limit, db, limiter
 from events.filters import format_money
 from events.models import RegistrationStatus, WaitlistStatus
 from events.payments import services as payments
@@ -16,7 +16,6 @@ from events.registration import bp, links, services
 from events.registration.forms import ConfirmForm, PersonForm
 from events.registration.seats import waitlist_position
 
-REGISTER_LIMIT = "20 per minute; 200 per hour"
 
 
 def _offering_or_404(slug):
@@ -46,7 +45,7 @@ def _person(form) -> services.Person:
 
 
 @bp.post("/offerings/<slug>/register")
-@limiter.limit(REGISTER_LIMIT)
+@limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
 def register(slug):
     offering = _offering_or_404(slug)
     form = PersonForm()
@@ -76,7 +75,7 @@ def register(slug):
 
 
 @bp.post("/offerings/<slug>/waitlist")
-@limiter.limit(REGISTER_LIMIT)
+@limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
 def join_waitlist(slug):
     offering = _offering_or_404(slug)
     form = PersonForm()
@@ -125,7 +124,7 @@ def manage(signed):
 
 
 @bp.post("/manage/<signed>/cancel")
-@limiter.limit(REGISTER_LIMIT)
+@limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
 def cancel(signed):
     registration = _registration_from_link(signed)
     form = ConfirmForm()

@@ -1,0 +1,13 @@
+"""The audit trail: who did what, and when."""
+
+from events.extensions import db
+from events.models import AuditEntry
+
+
+def record(actor_id: int | None, action: str, target_type: str, target_id: int, **details) -> AuditEntry:
+    """Add an audit row in the caller's transaction."""
+    entry = AuditEntry(
+        actor_id=actor_id, action=action, target_type=target_type, target_id=target_id, details=details
+    )
+    db.session.add(entry)
+    return entry

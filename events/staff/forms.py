@@ -1,0 +1,31 @@
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length
+
+
+class LoginForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired("Enter your email."), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired("Enter your password."), Length(max=200)])
+
+
+class ResetRequestForm(FlaskForm):
+    email = StringField(
+        "Email",
+        validators=[DataRequired("Enter your email."), Email("That isn't an email address."), Length(max=254)],
+    )
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField(
+        "New password",
+        validators=[DataRequired("Choose a password."), Length(min=10, max=200, message="Use at least 10 characters.")],
+    )
+    confirm = PasswordField(
+        "Repeat the new password", validators=[EqualTo("password", message="The two passwords differ.")]
+    )
+
+
+class CancelForm(FlaskForm):
+    reason = StringField(
+        "Reason (told to attendees)", validators=[DataRequired("Say why, briefly."), Length(max=300)]
+    )
