@@ -24,7 +24,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from events import errors, filters
+    from events import errors, filters, security
     from events.staff import auth  # noqa: F401  (registers the user loader)
     from events.extensions import csrf, db, limiter, login_manager, migrate
 
@@ -58,6 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     devmail.register(app)
 
     errors.register(app)
+    security.register(app)
     filters.register(app)
 
     from events import cli

@@ -218,17 +218,32 @@ def browser():
     pw.stop()
 
 
+def _watched_page(context):
+    """A page whose Content-Security-Policy violations fail the test (checked at teardown)."""
+    page = context.new_page()
+    page.csp_violations = []
+    page.on(
+        "console",
+        lambda message: page.csp_violations.append(message.text)
+        if "Content Security Policy" in message.text
+        else None,
+    )
+    return page
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1100, "height": 900})
-    page = context.new_page()
+    page = _watched_page(context)
     yield page
     context.close()
+    assert not page.csp_violations, page.csp_violations
 
 
 @pytest.fixture
 def phone_page(browser):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page = context.new_page()
+    page = _watched_page(context)
     yield page
     context.close()
+    assert not page.csp_violations, page.csp_violations

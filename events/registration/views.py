@@ -13,6 +13,7 @@ from events.models import RegistrationStatus, WaitlistStatus
 from events.payments import services as payments
 from events.payments.gateway import GatewayUnavailable, get_gateway
 from events.registration import bp, links, services
+from events.security import stripe_js_url
 from events.registration.forms import ConfirmForm, PersonForm
 from events.registration.seats import waitlist_position
 
@@ -152,14 +153,6 @@ def registration_calendar(signed):
     )
 
 
-def _stripe_js_url() -> str:
-    cfg = current_app.config
-    if cfg.get("STRIPE_JS_URL"):
-        return cfg["STRIPE_JS_URL"]
-    base = cfg.get("STRIPE_API_BASE")
-    return f"{base}/js.stripe.com/v3/" if base else "https://js.stripe.com/v3/"
-
-
 @bp.get("/manage/<signed>/pay")
 def pay(signed):
     registration = _registration_from_link(signed)
@@ -169,7 +162,7 @@ def pay(signed):
         "registration/pay.html",
         registration=registration,
         signed=signed,
-        stripe_js_url=_stripe_js_url(),
+        stripe_js_url=stripe_js_url(),
         publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
     )
 
@@ -252,6 +245,10 @@ def claim_offer(signed):
     entry = _entry_from_link(signed)
     if not ConfirmForm().validate():
         abort(400, description="The form expired. Please go back and try again.")
+    if entry.status == WaitlistStatus.CLAIMED:
+        # A claim link works once; the registration's own manage link came by email.
+        flash("This seat was already claimed. Your confirmation email has the link to your registration.", "error")
+        return redirect(url_for("registration.waitlist_entry", signed=signed))
     try:
         registration = services.claim_offer(entry.id)
     except services.RegistrationError as error:
