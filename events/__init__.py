@@ -46,11 +46,13 @@ def create_app(config: dict | None = None) -> Flask:
     from events.payments import bp as payments_bp
     from events.registration import bp as registration_bp
     from events.staff import bp as staff_bp
+    from events.staff.admin import resources_bp
 
     app.register_blueprint(catalog_bp)
     app.register_blueprint(registration_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(resources_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)
     from events.notifications import devmail
@@ -59,6 +61,11 @@ def create_app(config: dict | None = None) -> Flask:
 
     errors.register(app)
     security.register(app)
+    from events.catalog.cache import csrf_token_for_page
+
+    # Cached pages carry a placeholder that is replaced by each visitor's token.
+    app.jinja_env.globals["csrf_token"] = csrf_token_for_page
+    app.context_processor(lambda: {"csrf_token": csrf_token_for_page})  # after Flask-WTF's, so it wins
     filters.register(app)
 
     from events import cli

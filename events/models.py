@@ -553,3 +553,15 @@ class AuditEntry(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     actor: Mapped[User | None] = relationship()
+
+
+class CatalogState(db.Model):
+    """One row: a counter bumped in the same transaction as any change to what the public
+    catalog shows (offerings, sessions, locations, the clinic, staff names, resources).
+    Seat changes are tracked by seat_pools.version instead, so registering never contends here.
+    Cached pages are keyed on both (events/catalog/cache.py)."""
+
+    __tablename__ = "catalog_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)

@@ -5,6 +5,7 @@ from flask import abort, current_app, jsonify, request, url_for
 from events.api import bp
 from events.api.openapi import openapi_document
 from events.catalog import services
+from events.catalog.cache import cached
 from events.extensions import db
 from events.models import Location, Session
 
@@ -48,22 +49,25 @@ def session_json(session: Session) -> dict:
 
 @bp.get("/sessions")
 def sessions():
-    f = services.parse_schedule_filter(request.args, current_app.config["SCHEDULE_PAGE_SIZE"])
-    page = services.list_schedule(f)
-    links = {"self": url_for("api.sessions", _external=True, **f.as_args(), per_page=f.per_page)}
-    if page.has_next:
-        links["next"] = url_for(
-            "api.sessions", _external=True, **f.as_args(page=f.page + 1), per_page=f.per_page
+    def render():
+        f = services.parse_schedule_filter(request.args, current_app.config["SCHEDULE_PAGE_SIZE"])
+        page = services.list_schedule(f)
+        links = {"self": url_for("api.sessions", _external=True, **f.as_args(), per_page=f.per_page)}
+        if page.has_next:
+            links["next"] = url_for(
+                "api.sessions", _external=True, **f.as_args(page=f.page + 1), per_page=f.per_page
+            )
+        if page.has_prev:
+            links["prev"] = url_for(
+                "api.sessions", _external=True, **f.as_args(page=f.page - 1), per_page=f.per_page
+            )
+        return jsonify(
+            data=[session_json(s) for s in page.sessions],
+            meta={"page": f.page, "per_page": f.per_page, "total": page.total, "pages": page.pages},
+            links=links,
         )
-    if page.has_prev:
-        links["prev"] = url_for(
-            "api.sessions", _external=True, **f.as_args(page=f.page - 1), per_page=f.per_page
-        )
-    return jsonify(
-        data=[session_json(s) for s in page.sessions],
-        meta={"page": f.page, "per_page": f.per_page, "total": page.total, "pages": page.pages},
-        links=links,
-    )
+
+    return cached(render)
 
 
 # Ids are 32-bit integers in the database; a larger number in the URL names no session.
@@ -80,7 +84,7 @@ def session_detail(session_id: int):
 
 @bp.get("/locations")
 def locations():
-    return jsonify(data=[location_json(loc) for loc in services.active_locations()])
+    return cached(lambda: jsonify(data=[location_json(loc) for loc in services.active_locations()]))
 
 
 @bp.get("/openapi.json")

@@ -3,6 +3,7 @@
 from flask import Response, abort, current_app, render_template, request
 
 from events.catalog import bp, services
+from events.catalog.cache import cached
 from events.catalog.ical import build_calendar
 
 
@@ -12,36 +13,45 @@ def _schedule_filter():
 
 @bp.get("/")
 def schedule():
-    page = services.list_schedule(_schedule_filter())
-    return render_template(
-        "catalog/schedule.html",
-        page=page,
-        locations=services.active_locations(),
-        topics=services.topics(),
-    )
+    def render():
+        page = services.list_schedule(_schedule_filter())
+        return render_template(
+            "catalog/schedule.html",
+            page=page,
+            locations=services.active_locations(),
+            topics=services.topics(),
+        )
+
+    return cached(render)
 
 
 @bp.get("/offerings/<slug>")
 def offering(slug: str):
-    offering = services.get_offering(slug) or abort(404)
-    upcoming, past = services.offering_sessions(offering)
-    return render_template(
-        "catalog/offering.html",
-        offering=offering,
-        upcoming=upcoming,
-        past=past,
-        map_url=services.map_url(offering.location),
-    )
+    def render():
+        offering = services.get_offering(slug) or abort(404)
+        upcoming, past = services.offering_sessions(offering)
+        return render_template(
+            "catalog/offering.html",
+            offering=offering,
+            upcoming=upcoming,
+            past=past,
+            map_url=services.map_url(offering.location),
+        )
+
+    return cached(render)
 
 
 @bp.get("/locations/<slug>")
 def location(slug: str):
-    location = services.get_location(slug) or abort(404)
-    f = _schedule_filter()
-    page = services.list_schedule(services.ScheduleFilter(**{**f.__dict__, "location": slug}))
-    return render_template(
-        "catalog/location.html", location=location, page=page, map_url=services.map_url(location)
-    )
+    def render():
+        location = services.get_location(slug) or abort(404)
+        f = _schedule_filter()
+        page = services.list_schedule(services.ScheduleFilter(**{**f.__dict__, "location": slug}))
+        return render_template(
+            "catalog/location.html", location=location, page=page, map_url=services.map_url(location)
+        )
+
+    return cached(render)
 
 
 def _ics_response(body: bytes, filename: str) -> Response:
@@ -54,15 +64,21 @@ def _ics_response(body: bytes, filename: str) -> Response:
 
 @bp.get("/calendar.ics")
 def calendar_feed():
-    clinic = services.current_clinic()
-    sessions = services.upcoming_sessions_for_feed()
-    return _ics_response(build_calendar(clinic, clinic.name, sessions, request.host), "calendar.ics")
+    def render():
+        clinic = services.current_clinic()
+        sessions = services.upcoming_sessions_for_feed()
+        return _ics_response(build_calendar(clinic, clinic.name, sessions, request.host), "calendar.ics")
+
+    return cached(render)
 
 
 @bp.get("/locations/<slug>/calendar.ics")
 def location_calendar_feed(slug: str):
-    location = services.get_location(slug) or abort(404)
-    clinic = services.current_clinic()
-    sessions = services.upcoming_sessions_for_feed(location_slug=slug)
-    name = f"{clinic.name} - {location.name}"
-    return _ics_response(build_calendar(clinic, name, sessions, request.host), f"{slug}.ics")
+    def render():
+        location = services.get_location(slug) or abort(404)
+        clinic = services.current_clinic()
+        sessions = services.upcoming_sessions_for_feed(location_slug=slug)
+        name = f"{clinic.name} - {location.name}"
+        return _ics_response(build_calendar(clinic, name, sessions, request.host), f"{slug}.ics")
+
+    return cached(render)

@@ -24,3 +24,4 @@ def admin_required(view):
 
 
 from events.staff import views  # noqa: E402,F401
+from events.staff import admin  # noqa: E402,F401

@@ -1,0 +1,124 @@
+"""Rendered public pages, cached per process with exact invalidation.
+
+A page is stored under its path, its query arguments, the current minute (the schedule hides
+sessions as they start) and the catalog fingerprint: the catalog_state counter plus the sum of
+every seat pool's version. Any change that could alter a public page changes the fingerprint in
+the same transaction, so a cached page is never stale: seats shown are right after every
+registration. Checking costs one small query per request.
+
+Pages with forms carry a placeholder instead of the visitor's CSRF token; it is filled in on
+every response, so cached HTML holds nothing personal. A visitor with flashed messages pending
+gets a fresh render.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from flask import Response, current_app, g, request, session
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
+
+from events.extensions import db
+from events.models import CatalogState, Clinic, Location, Offering, Resource, SeatPool, Session, User
+
+CSRF_PLACEHOLDER = "__csrf-token-placeholder__"
+CATALOG_MODELS = (Offering, Session, Location, Clinic, User, Resource)
+
+
+class PageCache:
+    def __init__(self, max_entries: int = 512):
+        self._entries: OrderedDict[tuple, tuple[bytes, str, dict]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
+            return entry
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def page_cache() -> PageCache:
+    ext = current_app.extensions
+    if "page_cache" not in ext:
+        ext["page_cache"] = PageCache(current_app.config.get("PAGE_CACHE_SIZE", 512))
+    return ext["page_cache"]
+
+
+def catalog_fingerprint() -> tuple[int, int]:
+    row = db.session.execute(
+        sa.select(
+            sa.select(CatalogState.version).where(CatalogState.id == 1).scalar_subquery(),
+            sa.select(sa.func.coalesce(sa.func.sum(SeatPool.version), 0)).scalar_subquery(),
+        )
+    ).one()
+    return (row[0] or 0, int(row[1] or 0))
+
+
+def csrf_token_for_page() -> str:
+    """The Jinja `csrf_token()`: a placeholder while rendering a page for the cache."""
+    return CSRF_PLACEHOLDER if g.get("rendering_for_cache") else generate_csrf()
+
+
+def cached(render: Callable[[], Response | str]) -> Response:
+    """Serve this request's page from the cache, or render and store it."""
+    if not current_app.config.get("PAGE_CACHE_ENABLED", True) or session.get("_flashes"):
+        return current_app.make_response(render())
+    key = (
+        request.host,
+        request.path,
+        tuple(sorted(request.args.items(multi=True))),
+        int(time.time() // 60),
+        catalog_fingerprint(),
+    )
+    entry = page_cache().get(key)
+    if entry is None:
+        g.rendering_for_cache = True
+        try:
+            response = current_app.make_response(render())
+        finally:
+            g.rendering_for_cache = False
+        if response.status_code != 200:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k in ("Content-Disposition", "Cache-Control")}
+        entry = (response.get_data(), response.mimetype, headers)
+        page_cache().put(key, entry)
+    body, mimetype, headers = entry
+    if CSRF_PLACEHOLDER.encode() in body:
+        body = body.replace(CSRF_PLACEHOLDER.encode(), generate_csrf().encode())
+    return Response(body, mimetype=mimetype, headers=headers)
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _bump_catalog_version(session, _context, _instances) -> None:
+    """Any change to what public pages show bumps catalog_state in the same transaction."""
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(obj, CATALOG_MODELS) for obj in changed):
+        bumped = session.connection().execute(
+            sa.update(CatalogState).where(CatalogState.id == 1).values(version=CatalogState.version + 1)
+        )
+        if bumped.rowcount == 0:  # the migration creates the row; recreate it if someone removed it
+            session.connection().execute(sa.insert(CatalogState).values(id=1, version=1))

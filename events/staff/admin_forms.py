@@ -1,0 +1,226 @@
+"""Forms for the admin pages. Every one is a FlaskForm, so every POST carries a CSRF token."""
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
+
+from events.models import OfferingKind
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _int_or_none(value):
+    return int(value) if value not in (None, "", "None") else None
+
+
+class OfferingForm(FlaskForm):
+    kind = SelectField("Kind", choices=[(k.value, k.value.capitalize()) for k in OfferingKind])
+    title = StringField(
+        "Title", filters=[_strip], validators=[DataRequired("Give it a title."), Length(max=200)]
+    )
+    slug = StringField(
+        "Web address name (slug)",
+        filters=[_strip],
+        validators=[Optional(), Length(max=100), Regexp(r"^[a-z0-9-]+$", message="Use a-z, 0-9 and - only.")],
+    )
+    topic = StringField("Topic", filters=[_strip], validators=[DataRequired("Give a topic."), Length(max=80)])
+    summary = StringField("Summary (one line)", filters=[_strip], validators=[Length(max=400)])
+    description = TextAreaField("Description", filters=[_strip], validators=[Length(max=20000)])
+    what_to_bring = TextAreaField("What to bring", filters=[_strip], validators=[Length(max=5000)])
+    location_id = SelectField("Location", coerce=int, validators=[DataRequired("Choose a location.")])
+    instructor_id = SelectField("Instructor", coerce=_int_or_none, validate_choice=True)
+    price = DecimalField(
+        "Price in dollars (0 = free)",
+        places=2,
+        default=0,
+        validators=[Optional(), NumberRange(min=0, max=100000, message="Enter a price from 0 to 100000.")],
+    )
+    capacity = IntegerField(
+        "Capacity (seats)",
+        default=12,
+        validators=[
+            DataRequired("Enter the number of seats."),
+            NumberRange(min=1, max=1000, message="1 to 1000."),
+        ],
+    )
+    cancellation_cutoff_hours = IntegerField(
+        "Full refund until (hours before start)",
+        default=24,
+        validators=[Optional(), NumberRange(min=0, max=24 * 60, message="0 to 1440 hours.")],
+    )
+    late_cancel_refund_percent = IntegerField(
+        "Refund after the cut-off (%)",
+        default=0,
+        validators=[Optional(), NumberRange(min=0, max=100, message="0 to 100.")],
+    )
+    reminders = StringField(
+        "Reminders before each session", default="24h, 2h", filters=[_strip], validators=[Length(max=100)]
+    )
+    followup_delay_minutes = IntegerField(
+        "Follow-up email (minutes after the end)",
+        default=120,
+        validators=[Optional(), NumberRange(min=0, max=60 * 24 * 14, message="0 to 20160 minutes.")],
+    )
+    is_published = BooleanField("Published (shown on the schedule)", default=True)
+
+
+class SessionsForm(FlaskForm):
+    first_day = DateField("Date (first date for a series)", validators=[DataRequired("Choose a date.")])
+    start = TimeField("Start time (local)", validators=[DataRequired("Choose a start time.")])
+    duration_minutes = IntegerField(
+        "Duration (minutes)",
+        default=60,
+        validators=[DataRequired("Enter the length."), NumberRange(min=5, max=24 * 60, message="5 to 1440.")],
+    )
+    weeks = IntegerField(
+        "Number of weeks (1 = a single date)",
+        default=1,
+        validators=[DataRequired("Enter 1 or more."), NumberRange(min=1, max=52, message="1 to 52.")],
+    )
+    location_id = SelectField("Location", coerce=_int_or_none)
+
+
+class CancelOfferingForm(FlaskForm):
+    reason = StringField(
+        "Reason (told to attendees)",
+        filters=[_strip],
+        validators=[DataRequired("Say why, briefly."), Length(max=300)],
+    )
+
+
+class LocationForm(FlaskForm):
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Give it a name."), Length(max=120)]
+    )
+    slug = StringField(
+        "Web address name (slug)",
+        filters=[_strip],
+        validators=[Optional(), Length(max=80), Regexp(r"^[a-z0-9-]+$", message="Use a-z, 0-9 and - only.")],
+    )
+    address_line1 = StringField(
+        "Street address",
+        filters=[_strip],
+        validators=[DataRequired("Enter the street address."), Length(max=200)],
+    )
+    address_line2 = StringField("Address line 2", filters=[_strip], validators=[Length(max=200)])
+    city = StringField(
+        "City", filters=[_strip], validators=[DataRequired("Enter the city."), Length(max=100)]
+    )
+    region = StringField(
+        "State", filters=[_strip], validators=[DataRequired("Enter the state."), Length(max=100)]
+    )
+    postal_code = StringField(
+        "ZIP code", filters=[_strip], validators=[DataRequired("Enter the ZIP code."), Length(max=20)]
+    )
+    country = StringField(
+        "Country code",
+        default="US",
+        filters=[_strip],
+        validators=[DataRequired(), Regexp(r"^[A-Z]{2}$", message="Two capital letters, e.g. US.")],
+    )
+    timezone = StringField(
+        "Time zone",
+        default="America/Chicago",
+        filters=[_strip],
+        validators=[DataRequired("Enter a time zone."), Length(max=64)],
+    )
+    phone = StringField("Phone", filters=[_strip], validators=[Length(max=40)])
+    directions = TextAreaField(
+        "Directions (parking, entrance)", filters=[_strip], validators=[Length(max=5000)]
+    )
+    is_active = BooleanField("Active", default=True)
+
+
+class InstructorForm(FlaskForm):
+    name = StringField("Name", filters=[_strip], validators=[DataRequired("Enter a name."), Length(max=120)])
+    email = StringField(
+        "Email",
+        filters=[_strip],
+        validators=[
+            DataRequired("Enter an email."),
+            Email("That isn't an email address.", check_deliverability=False),
+            Length(max=254),
+        ],
+    )
+    bio = TextAreaField("Short bio", filters=[_strip], validators=[Length(max=5000)])
+    is_active = BooleanField("Active (can sign in)", default=True)
+
+
+class LinkResourceForm(FlaskForm):
+    title = StringField(
+        "Title", filters=[_strip], validators=[DataRequired("Give it a title."), Length(max=200)]
+    )
+    url = StringField(
+        "Web address", filters=[_strip], validators=[DataRequired("Enter the address."), Length(max=1000)]
+    )
+    description = StringField("Description", filters=[_strip], validators=[Length(max=500)])
+
+
+class FileResourceForm(FlaskForm):
+    title = StringField(
+        "Title", filters=[_strip], validators=[DataRequired("Give it a title."), Length(max=200)]
+    )
+    file = FileField("File (PDF or image, up to 10 MB)", validators=[FileRequired("Choose a file.")])
+    description = StringField("Description", filters=[_strip], validators=[Length(max=500)])
+
+
+class RefundForm(FlaskForm):
+    amount = DecimalField(
+        "Amount to refund in dollars",
+        places=2,
+        validators=[
+            DataRequired("Enter an amount."),
+            NumberRange(min=0.01, message="Enter an amount above zero."),
+        ],
+    )
+    reason = StringField(
+        "Reason", filters=[_strip], validators=[DataRequired("Say why, briefly."), Length(max=200)]
+    )
+
+
+class OnBehalfForm(FlaskForm):
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Enter their name."), Length(max=120)]
+    )
+    email = StringField(
+        "Email",
+        filters=[_strip],
+        validators=[
+            DataRequired("Enter their email."),
+            Email("That isn't an email address.", check_deliverability=False),
+            Length(max=254),
+        ],
+    )
+    phone = StringField("Phone (optional)", filters=[_strip], validators=[Optional(), Length(max=40)])
+    session_id = SelectField("Date (for a drop-in class)", coerce=_int_or_none)
+
+
+class SearchForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search changes nothing
+
+    q = StringField("Name, email or offering", filters=[_strip], validators=[Length(max=200)])
+    offering_id = SelectField("Offering", coerce=_int_or_none)
+    status = SelectField(
+        "Status",
+        default="",
+        choices=[
+            ("", "Any"),
+            ("confirmed", "Confirmed"),
+            ("held", "Held (paying)"),
+            ("cancelled", "Cancelled"),
+            ("expired", "Expired"),
+        ],
+    )
