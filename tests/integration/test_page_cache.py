@@ -1,0 +1,64 @@
+"""Cached public pages are never stale: every change that shows on a page changes its key."""
+
+import re
+
+from events.catalog.cache import page_cache
+from events.models import OfferingKind
+from events.registration import services
+from events.registration.services import Person
+from tests.factories import make_location, make_offering, make_session, upcoming_day
+
+
+def seats_shown(html: str) -> str:
+    return re.search(r"(\d+ seats left|\d+ left|Full - join waitlist)", html).group(1)
+
+
+def test_seats_titles_and_sessions_update_at_once(client, db, app):
+    location = make_location()
+    offering = make_offering(location, OfferingKind.WORKSHOP, title="Posture Basics", capacity=5)
+    make_session(offering, upcoming_day(3))
+    db.session.commit()
+
+    first = client.get("/").get_data(as_text=True)
+    assert seats_shown(first) == "5 seats left"
+    with app.app_context():
+        hits_before = page_cache().hits
+    assert client.get("/").get_data(as_text=True) == first  # served from the cache
+    with app.app_context():
+        assert page_cache().hits == hits_before + 1
+
+    services.register(offering, None, Person("A", "a@example.com"))
+    assert seats_shown(client.get("/").get_data(as_text=True)) == "4 seats left"
+    assert seats_shown(client.get(f"/offerings/{offering.slug}").get_data(as_text=True)) == "4 seats left"
+    api = client.get("/api/v1/sessions").json
+    assert api["data"][0]["seats_left"] == 4
+
+    offering.title = "Posture Basics, Renamed"
+    db.session.commit()
+    assert "Posture Basics, Renamed" in client.get("/").get_data(as_text=True)
+
+    make_session(offering, upcoming_day(10))
+    db.session.commit()
+    assert client.get("/api/v1/sessions").json["meta"]["total"] == 2
+
+
+def test_cached_pages_carry_each_visitors_own_csrf_token(live_server, db):
+    import requests
+
+    location = make_location()
+    offering = make_offering(location, OfferingKind.WORKSHOP, capacity=5)
+    make_session(offering, upcoming_day(3))
+    db.session.commit()
+    tokens = set()
+    for i in range(3):
+        with requests.Session() as http:
+            page = http.get(f"{live_server.url}/offerings/{offering.slug}").text
+            token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+            tokens.add(token)
+            response = http.post(
+                f"{live_server.url}/offerings/{offering.slug}/register",
+                data={"csrf_token": token, "name": "V", "email": f"v{i}@example.com"},
+                allow_redirects=False,
+            )
+            assert response.status_code == 302
+    assert len(tokens) == 3 and "__csrf" not in "".join(tokens)
