@@ -39,14 +39,15 @@ test-fast: install services
 	$(PY) -m pytest -m "not browser and not slow"
 
 lint: install
-	$(VENV)/bin/ruff check events worker tests bench
-	$(VENV)/bin/ruff format --check events worker tests bench
+	$(VENV)/bin/ruff check events worker tests bench scripts
+	$(VENV)/bin/ruff format --check events worker tests bench scripts
 
 format: install
-	$(VENV)/bin/ruff format events worker tests bench
-	$(VENV)/bin/ruff check --fix events worker tests bench
+	$(VENV)/bin/ruff format events worker tests bench scripts
+	$(VENV)/bin/ruff check --fix events worker tests bench scripts
 
 bench: install services
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:

@@ -25,8 +25,8 @@ def create_app(config: dict | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     from events import errors, filters, security
-    from events.staff import auth  # noqa: F401  (registers the user loader)
     from events.extensions import csrf, db, limiter, login_manager, migrate
+    from events.staff import auth  # noqa: F401  (registers the user loader)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
@@ -42,7 +42,6 @@ def create_app(config: dict | None = None) -> Flask:
 
     from events.api import bp as api_bp
     from events.catalog import bp as catalog_bp
-
     from events.payments import bp as payments_bp
     from events.registration import bp as registration_bp
     from events.staff import bp as staff_bp
@@ -55,6 +54,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(resources_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)
+    # The read-only catalog and API are served from the page cache; rate limits guard the
+    # routes that write or authenticate (registration, payment, staff sign-in and reset).
+    limiter.exempt(catalog_bp)
+    limiter.exempt(api_bp)
     from events.notifications import devmail
 
     devmail.register(app)

@@ -53,6 +53,7 @@ class Config:
         "STRIPE_API_BASE", "" if os.environ.get("STRIPE_SECRET_KEY") else "http://127.0.0.1:8420"
     )
 
+    STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "15"))
     # Empty: Stripe's own Stripe.js, or the emulator's mock when STRIPE_API_BASE points at it.
     STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "")
     WAITLIST_OFFER_HOURS = int(os.environ.get("WAITLIST_OFFER_HOURS", "12"))

@@ -25,7 +25,10 @@ def register(app):
             405: "That isn't allowed here",
             429: "Too many requests",
         }
-        return _render(error.code or 500, titles.get(error.code, error.name), error.description)
+        response = _render(error.code or 500, titles.get(error.code, error.name), error.description)
+        # Keep what the exception says beyond the body, e.g. Allow on a 405 and Retry-After on a 429.
+        extra = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+        return (*response, extra)
 
     @app.errorhandler(Exception)
     def unexpected(error):
@@ -44,4 +47,18 @@ def register(app):
 def _render(status: int, title: str, message: str):
     if _wants_json():
         return jsonify(error={"status": status, "title": title, "message": message}), status
+    _ensure_clinic_for_error_page()
     return render_template("error.html", status=status, title=title, message=message), status
+
+
+def _ensure_clinic_for_error_page() -> None:
+    """The error page shows the clinic's name; with the database down, use a neutral one."""
+    from flask import g
+
+    from events.catalog.services import current_clinic
+    from events.models import Clinic
+
+    try:
+        current_clinic()
+    except Exception:
+        g.clinic = Clinic(name="Workshops & Classes", timezone="America/Chicago", currency="usd")

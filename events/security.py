@@ -6,6 +6,7 @@ one, or the emulator's mock in development), so an injected <script> would not r
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
@@ -26,9 +27,19 @@ def stripe_js_url() -> str:
 
 def content_security_policy() -> str:
     cfg = current_app.config
-    stripe_js = _origin(stripe_js_url())
-    stripe_api = _origin(cfg.get("STRIPE_API_BASE") or "https://api.stripe.com")
-    frames = "https://js.stripe.com https://hooks.stripe.com" if stripe_js == "https://js.stripe.com" else stripe_js
+    return _policy(stripe_js_url(), cfg.get("STRIPE_API_BASE") or "https://api.stripe.com")
+
+
+@lru_cache(maxsize=8)
+def _policy(stripe_js_url_value: str, stripe_api_base: str) -> str:
+    """Built once per configuration, not on every response."""
+    stripe_js = _origin(stripe_js_url_value)
+    stripe_api = _origin(stripe_api_base)
+    frames = (
+        "https://js.stripe.com https://hooks.stripe.com"
+        if stripe_js == "https://js.stripe.com"
+        else stripe_js
+    )
     directives = {
         "default-src": "'self'",
         "script-src": f"'self' {stripe_js}",

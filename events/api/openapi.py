@@ -2,7 +2,15 @@
 
 
 def _query(name: str, description: str, schema: dict) -> dict:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+    # An empty value (`?to=`, as an HTML form sends an untouched field) means "any", like no value.
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "description": description + " (empty: any)",
+        "schema": schema,
+    }
 
 
 ERROR = {

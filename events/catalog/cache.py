@@ -4,7 +4,13 @@ A page is stored under its path, its query arguments, the current minute (the sc
 sessions as they start) and the catalog fingerprint: the catalog_state counter plus the sum of
 every seat pool's version. Any change that could alter a public page changes the fingerprint in
 the same transaction, so a cached page is never stale: seats shown are right after every
-registration. Checking costs one small query per request.
+registration.
+
+On PostgreSQL the fingerprint needs no query per request: every such transaction also sends
+NOTIFY catalog_changed (delivered only if it commits), and one listener thread per process
+counts the notifications; the process that commits counts its own change at once. While the
+listener is not connected (startup, a database restart) requests read the fingerprint from the
+database instead, and reconnecting counts as a change, so nothing missed meanwhile is served.
 
 Pages with forms carry a placeholder instead of the visitor's CSRF token; it is filled in on
 every response, so cached HTML holds nothing personal. A visitor with flashed messages pending
@@ -68,7 +74,63 @@ def page_cache() -> PageCache:
     return ext["page_cache"]
 
 
-def catalog_fingerprint() -> tuple[int, int]:
+class CatalogListener:
+    """Counts catalog_changed notifications in a daemon thread (one per process)."""
+
+    CHANNEL = "catalog_changed"
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        self.version = 0
+        self.connected = False
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, name="catalog-listener", daemon=True).start()
+
+    def bump(self) -> None:
+        with self._lock:
+            self.version += 1
+
+    def _run(self) -> None:
+        import psycopg
+
+        while True:
+            try:
+                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {self.CHANNEL}")
+                    self.bump()  # anything that changed while we were not listening
+                    self.connected = True
+                    for _ in conn.notifies():
+                        self.bump()
+            except Exception:  # noqa: S110 - the database is away; requests fall back to queries
+                pass
+            self.connected = False
+            time.sleep(0.5)
+
+
+_listeners: dict[str, CatalogListener] = {}
+_listeners_lock = threading.Lock()
+
+
+def catalog_listener() -> CatalogListener | None:
+    """This process's listener for the app's PostgreSQL database (None on SQLite)."""
+    url = db.engine.url
+    if url.get_backend_name() != "postgresql" or not current_app.config.get("PAGE_CACHE_LISTEN", True):
+        return None
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with _listeners_lock:
+        if dsn not in _listeners:
+            _listeners[dsn] = CatalogListener(dsn)
+        return _listeners[dsn]
+
+
+def catalog_fingerprint() -> tuple:
+    listener = catalog_listener()
+    if listener is not None and listener.connected:
+        return ("notified", listener.version)
+    return ("queried", *_queried_fingerprint())
+
+
+def _queried_fingerprint() -> tuple[int, int]:
     row = db.session.execute(
         sa.select(
             sa.select(CatalogState.version).where(CatalogState.id == 1).scalar_subquery(),
@@ -114,11 +176,33 @@ def cached(render: Callable[[], Response | str]) -> Response:
 
 @event.listens_for(OrmSession, "before_flush")
 def _bump_catalog_version(session, _context, _instances) -> None:
-    """Any change to what public pages show bumps catalog_state in the same transaction."""
+    """Any change to what public pages show bumps catalog_state in the same transaction
+    (seat pools carry their own version) and, on PostgreSQL, notifies every process on commit."""
     changed = (*session.new, *session.dirty, *session.deleted)
-    if any(isinstance(obj, CATALOG_MODELS) for obj in changed):
-        bumped = session.connection().execute(
+    catalog_changed = any(isinstance(obj, CATALOG_MODELS) for obj in changed)
+    seats_changed = any(isinstance(obj, SeatPool) for obj in changed)
+    if not (catalog_changed or seats_changed):
+        return
+    connection = session.connection()
+    if catalog_changed:
+        bumped = connection.execute(
             sa.update(CatalogState).where(CatalogState.id == 1).values(version=CatalogState.version + 1)
         )
         if bumped.rowcount == 0:  # the migration creates the row; recreate it if someone removed it
-            session.connection().execute(sa.insert(CatalogState).values(id=1, version=1))
+            connection.execute(sa.insert(CatalogState).values(id=1, version=1))
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"NOTIFY {CatalogListener.CHANNEL}")
+    session.info["catalog_changed"] = True
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _count_own_change(session) -> None:
+    # This process sees its own change at once, before the notification comes back.
+    if session.info.pop("catalog_changed", False):
+        for listener in list(_listeners.values()):
+            listener.bump()
+
+
+@event.listens_for(OrmSession, "after_rollback")
+def _forget_rolled_back_change(session) -> None:
+    session.info.pop("catalog_changed", None)

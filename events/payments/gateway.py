@@ -87,9 +87,15 @@ def _intent_state(pi) -> IntentState:
 
 
 class StripeGateway:
-    def __init__(self, secret_key: str, api_base: str = ""):
+    def __init__(self, secret_key: str, api_base: str = "", timeout_seconds: float = 15):
         base_addresses = {"api": api_base} if api_base else {}
-        self._client = stripe.StripeClient(secret_key, base_addresses=base_addresses, max_network_retries=2)
+        # A bounded timeout: a hanging Stripe must not hold a web worker for minutes.
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses=base_addresses,
+            max_network_retries=2,
+            http_client=stripe.RequestsClient(timeout=timeout_seconds),
+        )
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -193,5 +199,7 @@ def get_gateway() -> StripeGateway:
     ext = current_app.extensions
     if "stripe_gateway" not in ext:
         cfg = current_app.config
-        ext["stripe_gateway"] = StripeGateway(cfg["STRIPE_SECRET_KEY"], cfg.get("STRIPE_API_BASE", ""))
+        ext["stripe_gateway"] = StripeGateway(
+            cfg["STRIPE_SECRET_KEY"], cfg.get("STRIPE_API_BASE", ""), cfg.get("STRIPE_TIMEOUT_SECONDS", 15)
+        )
     return ext["stripe_gateway"]

@@ -23,5 +23,4 @@ def admin_required(view):
     return wrapped
 
 
-from events.staff import views  # noqa: E402,F401
-from events.staff import admin  # noqa: E402,F401
+from events.staff import admin, views  # noqa: E402,F401

@@ -13,7 +13,23 @@ def seats_shown(html: str) -> str:
     return re.search(r"(\d+ seats left|\d+ left|Full - join waitlist)", html).group(1)
 
 
+def listening(app):
+    """Wait until this process's catalog listener is connected (it starts on first use)."""
+    import time
+
+    from events.catalog.cache import catalog_listener
+
+    with app.app_context():
+        listener = catalog_listener()
+    deadline = time.monotonic() + 10
+    while not listener.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listener.connected
+    return listener
+
+
 def test_seats_titles_and_sessions_update_at_once(client, db, app):
+    listening(app)
     location = make_location()
     offering = make_offering(location, OfferingKind.WORKSHOP, title="Posture Basics", capacity=5)
     make_session(offering, upcoming_day(3))
@@ -62,3 +78,33 @@ def test_cached_pages_carry_each_visitors_own_csrf_token(live_server, db):
             )
             assert response.status_code == 302
     assert len(tokens) == 3 and "__csrf" not in "".join(tokens)
+
+
+def test_a_change_committed_by_another_process_reaches_the_cache(client, db, app):
+    """Another process (a worker, another web worker) changes seats: NOTIFY tells this one."""
+    import subprocess
+    import sys
+    import time
+
+    listener = listening(app)
+    location = make_location()
+    offering = make_offering(location, OfferingKind.WORKSHOP, title="Elsewhere", capacity=5)
+    make_session(offering, upcoming_day(3))
+    db.session.commit()
+    assert seats_shown(client.get("/").get_data(as_text=True)) == "5 seats left"
+    version = listener.version
+
+    code = (
+        "from events import create_app\n"
+        "from events.models import Offering\n"
+        "from events.extensions import db\n"
+        "from events.registration.services import Person, register\n"
+        f"app = create_app({{'SQLALCHEMY_DATABASE_URI': {app.config['SQLALCHEMY_DATABASE_URI']!r}}})\n"
+        "with app.app_context():\n"
+        f"    register(db.session.get(Offering, {offering.id}), None, Person('P', 'p@example.com'))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    deadline = time.monotonic() + 5
+    while listener.version == version and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seats_shown(client.get("/").get_data(as_text=True)) == "4 seats left"
