@@ -2,6 +2,10 @@
 
 Pure reading: nothing here sends or writes. The sender turns this into a MIME message.
 Needs a request context for links (the delivery code pushes one built from PUBLIC_BASE_URL).
+
+For a batch, Prefetched(rows) loads everything the rows refer to (registrations, waitlist
+entries, pools, offerings, sessions, locations, the clinic) in a handful of IN queries, and
+build(row, prefetched) then reads from memory instead of querying per row.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ from flask import current_app
 
 from events.extensions import db
 from events.models import (
+    Location,
+    Offering,
     OutboxEmail,
     Registration,
+    SeatPool,
     Session,
     SessionStatus,
     WaitlistEntry,
@@ -70,8 +77,6 @@ def _pool_sessions(seat_pool_id: int) -> list[Session]:
 
 def next_dates(offering, after: datetime, limit: int = 3) -> list[Session]:
     """Upcoming sessions of the same offering, else of offerings on the same topic."""
-    from events.models import Offering
-
     base = (
         sa.select(Session)
         .join(Offering, Session.offering_id == Offering.id)
@@ -88,29 +93,142 @@ def next_dates(offering, after: datetime, limit: int = 3) -> list[Session]:
     return same or list(db.session.scalars(base.where(Offering.topic == offering.topic)))
 
 
-def build(row: OutboxEmail) -> EmailContent:
+def _in(column, ids):
+    return column.in_(sorted(ids))
+
+
+class Prefetched:
+    """What one batch of outbox rows refers to, loaded in a few queries instead of per row.
+
+    The objects land in the session's identity map, so many-to-one access (registration.offering,
+    session.location, pool.offering) is answered from memory; the lists a row needs (a workshop's
+    sessions, a waitlist pool's sessions) are grouped here. The session must not expire them
+    while the batch is built (the delivery code keeps expire_on_commit off for the batch).
+    """
+
+    def __init__(self, rows: list[OutboxEmail]):
+        from events.catalog.services import current_clinic
+
+        self.clinic = current_clinic()
+        scalars = db.session.scalars
+        reg_ids = {r.registration_id for r in rows if r.registration_id and not r.user_id}
+        entry_ids = {r.waitlist_entry_id for r in rows if r.waitlist_entry_id and not r.user_id}
+        self.registrations = (
+            {x.id: x for x in scalars(sa.select(Registration).where(_in(Registration.id, reg_ids)))}
+            if reg_ids
+            else {}
+        )
+        self.entries = (
+            {x.id: x for x in scalars(sa.select(WaitlistEntry).where(_in(WaitlistEntry.id, entry_ids)))}
+            if entry_ids
+            else {}
+        )
+        pool_ids = {e.seat_pool_id for e in self.entries.values()}
+        pools = list(scalars(sa.select(SeatPool).where(_in(SeatPool.id, pool_ids)))) if pool_ids else []
+        offering_ids = {r.offering_id for r in self.registrations.values()} | {p.offering_id for p in pools}
+        offerings = (
+            list(scalars(sa.select(Offering).where(_in(Offering.id, offering_ids)))) if offering_ids else []
+        )
+        # Every session a row can name: whole-offering registrations take all of the offering's,
+        # waitlist entries their pool's, the rest their own class and the row's session.
+        whole = {r.offering_id for r in self.registrations.values() if not r.session_id}
+        session_ids = {r.session_id for r in rows if r.session_id} | {
+            r.session_id for r in self.registrations.values() if r.session_id
+        }
+        conditions = []
+        if whole:
+            conditions.append(_in(Session.offering_id, whole))
+        if pool_ids:
+            conditions.append(_in(Session.seat_pool_id, pool_ids))
+        if session_ids:
+            conditions.append(_in(Session.id, session_ids))
+        sessions = (
+            list(
+                scalars(sa.select(Session).where(sa.or_(*conditions)).order_by(Session.starts_at, Session.id))
+            )
+            if conditions
+            else []
+        )
+        self.offering_sessions: dict[int, list[Session]] = {i: [] for i in whole}
+        self.pool_sessions: dict[int, list[Session]] = {i: [] for i in pool_ids}
+        for s in sessions:
+            if s.offering_id in self.offering_sessions:
+                self.offering_sessions[s.offering_id].append(s)
+            if s.seat_pool_id in self.pool_sessions:
+                self.pool_sessions[s.seat_pool_id].append(s)
+        self.sessions = {s.id: s for s in sessions}
+        # Sessions of offerings loaded only for their own class: pull those offerings too.
+        missing = {s.offering_id for s in sessions} - offering_ids
+        if missing:
+            offerings += list(scalars(sa.select(Offering).where(_in(Offering.id, missing))))
+        location_ids = {s.location_id for s in sessions} | {o.location_id for o in offerings}
+        locations = (
+            list(scalars(sa.select(Location).where(_in(Location.id, location_ids)))) if location_ids else []
+        )
+        # The identity map holds objects weakly: keep them alive for the batch.
+        self._held = (pools, offerings, locations)
+        self._next_dates: dict[int, list[Session]] = {}
+
+    def registration(self, row_id: int | None):
+        if not row_id:
+            return None
+        found = self.registrations.get(row_id)
+        return found if found is not None else db.session.get(Registration, row_id)
+
+    def entry(self, entry_id: int | None):
+        if not entry_id:
+            return None
+        found = self.entries.get(entry_id)
+        return found if found is not None else db.session.get(WaitlistEntry, entry_id)
+
+    def session(self, session_id: int | None):
+        if not session_id:
+            return None
+        found = self.sessions.get(session_id)
+        return found if found is not None else db.session.get(Session, session_id)
+
+    def registration_sessions(self, registration: Registration) -> list[Session]:
+        from events.registration.services import registration_sessions
+
+        if registration.session_id:
+            return [self.session(registration.session_id)]
+        found = self.offering_sessions.get(registration.offering_id)
+        return list(found) if found is not None else registration_sessions(registration)
+
+    def pool_sessions_of(self, seat_pool_id: int) -> list[Session]:
+        found = self.pool_sessions.get(seat_pool_id)
+        return list(found) if found is not None else _pool_sessions(seat_pool_id)
+
+    def next_dates_of(self, offering, after: datetime) -> list[Session]:
+        # Once per offering per batch: the batch is built within seconds of `after`.
+        if offering.id not in self._next_dates:
+            self._next_dates[offering.id] = next_dates(offering, after)
+        return self._next_dates[offering.id]
+
+
+def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailContent:
     from events.catalog.ical import build_calendar
-    from events.catalog.services import current_clinic
     from events.registration.links import manage_url, waitlist_url
     from events.registration.seats import waitlist_position
-    from events.registration.services import registration_sessions
 
-    clinic = current_clinic()
+    if prefetched is None:
+        prefetched = Prefetched([row])
+    clinic = prefetched.clinic
     if row.user_id:
         return _staff_email(row, clinic)
     extra = dict(row.context or {})
-    registration = db.session.get(Registration, row.registration_id) if row.registration_id else None
-    entry = db.session.get(WaitlistEntry, row.waitlist_entry_id) if row.waitlist_entry_id else None
-    session = db.session.get(Session, row.session_id) if row.session_id else None
+    registration = prefetched.registration(row.registration_id)
+    entry = prefetched.entry(row.waitlist_entry_id)
+    session = prefetched.session(row.session_id)
 
     if registration is not None:
         offering = registration.offering
         name = registration.name
-        sessions = registration_sessions(registration)
+        sessions = prefetched.registration_sessions(registration)
     elif entry is not None:
         offering = entry.seat_pool.offering
         name = entry.name
-        sessions = _pool_sessions(entry.seat_pool_id)
+        sessions = prefetched.pool_sessions_of(entry.seat_pool_id)
     else:  # pragma: no cover - queue_email refuses these
         raise ValueError(f"outbox row {row.id} names no recipient")
 
@@ -153,7 +271,7 @@ def build(row: OutboxEmail) -> EmailContent:
         ctx["resources"] = list(offering.resources)
         if not ctx["attended"]:
             subject_template = MISSED_SUBJECT
-            ctx["next_sessions"] = next_dates(offering, utcnow())
+            ctx["next_sessions"] = prefetched.next_dates_of(offering, utcnow())
     subject = subject_template.format(title=offering.title, when=when).strip()
     ctx["subject"] = subject
     return EmailContent(row.kind, subject, ctx, attachments)

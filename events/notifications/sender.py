@@ -2,19 +2,33 @@
 
 With MAIL_SERVER unset (the embedded default) messages are written as .eml files to
 MAIL_OUTBOX_DIR instead, one file per outbox row (a resend overwrites, never duplicates).
+
+Rendering is done by a Renderer, made once per batch: it looks each template up once and
+writes the MIME message straight to bytes (multipart/alternative text + HTML, quoted-
+printable, an optional base64 attachment in multipart/mixed). The email package's
+EmailMessage parses every header it is given and re-flattens the whole tree on send, which
+cost more than the SMTP exchange itself; the bytes are what it would produce, give or take
+the transfer encoding, and parse back to the same message (tests/worker check that). An
+address that is not plain ASCII (SMTPUTF8) still goes through EmailMessage.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
+import random
 import smtplib
+import sys
 from dataclasses import dataclass
+from email import policy as email_policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import formatdate, getaddresses
 from pathlib import Path
 
-from flask import current_app, render_template
+from flask import current_app
 
 from events.models import OutboxEmail
 from events.notifications.content import EmailContent, build
@@ -35,22 +49,133 @@ def _sender_domain() -> str:
     return address.rpartition("@")[2] or "localhost"
 
 
-def message_id(row: OutboxEmail) -> str:
+def message_id(row: OutboxEmail, domain: str | None = None) -> str:
     """Stable per outbox row: a retried send carries the same Message-ID, so clients dedupe it."""
     digest = hashlib.sha256(row.dedupe_key.encode()).hexdigest()[:16]
-    return f"<outbox-{row.id}.{digest}@{_sender_domain()}>"
+    return f"<outbox-{row.id}.{digest}@{domain or _sender_domain()}>"
+
+
+CRLF = b"\r\n"
+_FOLD = email_policy.SMTP  # folds and RFC 2047-encodes the headers that need it
+_SIMPLE_MAX = 78 - len("Subject: ")
+
+
+def _header_value(value: str) -> str:
+    if "\r" in value or "\n" in value:  # as EmailMessage refuses them: no header injection
+        raise ValueError(f"Header values may not contain linefeed or carriage return characters: {value!r}")
+    return value
+
+
+def _header(name: str, value: str) -> bytes:
+    _header_value(value)
+    if value.isascii() and len(name) + 2 + len(value) <= 78:
+        return f"{name}: {value}".encode("ascii") + CRLF
+    return _FOLD.fold_binary(name, value)
+
+
+def _boundary() -> str:
+    # As the email package does: '=' runs cannot occur in quoted-printable or base64 bodies.
+    return "=" * 15 + f"{random.randrange(sys.maxsize):019d}" + "=="
+
+
+def _text_part(subtype: str, text: str) -> bytes:
+    body = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not body.endswith("\n"):
+        body += "\n"
+    encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True).replace(b"\n", CRLF)
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii")
+        + encoded
+    )
+
+
+def _attachment_part(attachment) -> bytes:
+    maintype, subtype = attachment.content_type.split("/", 1)
+    params = '; method="PUBLISH"' if subtype == "calendar" else ""
+    filename = _FOLD.fold_binary("Content-Disposition", f'attachment; filename="{attachment.filename}"')
+    return (
+        f"Content-Type: {maintype}/{subtype}{params}\r\nContent-Transfer-Encoding: base64\r\n".encode("ascii")
+        + filename
+        + CRLF
+        + base64.encodebytes(attachment.data).replace(b"\n", CRLF)
+    )
+
+
+def _multipart(subtype: str, parts: list[bytes], headers: bytes = b"") -> bytes:
+    boundary = _boundary()
+    out = [headers, f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'.encode("ascii")]
+    sep = f"--{boundary}\r\n".encode("ascii")
+    for part in parts:
+        out += [sep, part, CRLF]
+    out.append(f"--{boundary}--\r\n".encode("ascii"))
+    return b"".join(out)
+
+
+class Renderer:
+    """Made once per batch (inside the request context that delivery pushes): the templates
+    and the constant headers are looked up once, not per email."""
+
+    def __init__(self):
+        config = current_app.config
+        self.env = current_app.jinja_env
+        self.sender = config["MAIL_DEFAULT_SENDER"]
+        self.from_header = _header("From", self.sender)
+        self.domain = _sender_domain()
+        self.templates: dict[str, object] = {}
+        self.ascii_sender = getaddresses([self.sender])[0][1].isascii()
+
+    def _template(self, name: str):
+        template = self.templates.get(name)
+        if template is None:
+            template = self.templates[name] = self.env.get_template(name)
+        return template
+
+    def render_parts(self, row: OutboxEmail, content: EmailContent) -> tuple[str, str]:
+        # As render_template would, minus the per-call lookups and context processors (the
+        # email templates use only their own context, which already carries the clinic).
+        text = self._template(f"emails/{row.kind}.txt").render(content.context)
+        html = self._template(f"emails/{row.kind}.html").render(content.context)
+        return text, html
+
+    def render(self, row: OutboxEmail, content: EmailContent) -> bytes | EmailMessage:
+        """The message as SMTP-ready bytes (CRLF), or an EmailMessage for a non-ASCII address."""
+        text, html = self.render_parts(row, content)
+        if not (row.to_email.isascii() and self.ascii_sender):
+            return _email_message(row, content, text, html, self.sender, message_id(row, self.domain))
+        headers = b"".join(
+            [
+                _header("Subject", content.subject),
+                self.from_header,
+                _header("To", row.to_email),
+                b"Date: " + formatdate(localtime=False, usegmt=True).encode("ascii") + CRLF,
+                _header("Message-ID", message_id(row, self.domain)),
+                b"Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n",
+            ]
+        )
+        alternative = [_text_part("plain", text.strip() + "\n"), _text_part("html", html)]
+        if not content.attachments:
+            return _multipart("alternative", alternative, headers)
+        parts = [_multipart("alternative", alternative)] + [_attachment_part(a) for a in content.attachments]
+        return _multipart("mixed", parts, headers)
 
 
 def render_message(row: OutboxEmail, content: EmailContent | None = None) -> EmailMessage:
+    """One row's message as an EmailMessage (the same bytes the delivery code sends, parsed)."""
     content = content or build(row)
-    text = render_template(f"emails/{row.kind}.txt", **content.context)
-    html = render_template(f"emails/{row.kind}.html", **content.context)
+    rendered = Renderer().render(row, content)
+    if isinstance(rendered, EmailMessage):
+        return rendered
+    return BytesParser(policy=email_policy.default).parsebytes(rendered)
+
+
+def _email_message(row, content, text: str, html: str, sender: str, msgid: str) -> EmailMessage:
     msg = EmailMessage()
     msg["Subject"] = content.subject
-    msg["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
+    msg["From"] = sender
     msg["To"] = row.to_email
     msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = message_id(row)
+    msg["Message-ID"] = msgid
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text.strip() + "\n")
     msg.add_alternative(html, subtype="html")
@@ -70,11 +195,11 @@ class FileTransport:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def send(self, msg: EmailMessage, to: str, row_id: int) -> SendResult:
+    def send(self, msg: bytes | EmailMessage, to: str, row_id: int) -> SendResult:
         target = self.folder / f"outbox-{row_id:08d}.eml"
         tmp = target.with_suffix(".eml.tmp")
         try:
-            tmp.write_bytes(msg.as_bytes())
+            tmp.write_bytes(msg if isinstance(msg, bytes) else msg.as_bytes())
             os.replace(tmp, target)
         except OSError as error:
             return SendResult(RETRY, f"cannot write {target.name}: {error}")
@@ -110,11 +235,14 @@ class SmtpTransport:
             raise
         return smtp
 
-    def send(self, msg: EmailMessage, to: str, row_id: int) -> SendResult:
+    def send(self, msg: bytes | EmailMessage, to: str, row_id: int) -> SendResult:
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
-            self._smtp.send_message(msg, from_addr=self.envelope_from, to_addrs=[to])
+            if isinstance(msg, bytes):  # already CRLF-terminated MIME (Renderer.render)
+                self._smtp.sendmail(self.envelope_from, [to], msg)
+            else:
+                self._smtp.send_message(msg, from_addr=self.envelope_from, to_addrs=[to])
             return SendResult(SENT)
         except smtplib.SMTPRecipientsRefused as error:
             code, reply = error.recipients.get(to, (450, b"refused"))

@@ -75,7 +75,7 @@ def test_password_reset_email_carries_a_link_that_works_once(db, smtp, client):
     assert request_password_reset("nobody@clinic.example") is False
 
     assert deliver_due().sent == 1
-    (_, msg), = smtp.messages
+    ((_, msg),) = smtp.messages
     assert msg["To"] == "maya@clinic.example" and "Reset your password" in msg["Subject"]
     text = msg.get_body(("plain",)).get_content()
     path = re.search(r"https?://[^/\s]+(/staff/password-reset/\S+)", text).group(1)

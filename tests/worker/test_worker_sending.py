@@ -172,3 +172,18 @@ def test_file_transport_writes_eml(app, db, book, tmp_path, monkeypatch):
     page = client.get(f"/_dev/outbox/{eml.name}")
     assert page.status_code == 200 and "You&#39;re registered" in page.get_data(as_text=True)
     assert client.get("/_dev/outbox/..%2Fx.eml").status_code == 404
+
+
+def test_non_ascii_subject_and_body_round_trip(db, smtp, book):
+    """The sender writes MIME bytes itself: encoded headers and bodies must parse back exactly."""
+    title = "Café posture – ünïcode " + "long title " * 6
+    offering = workshop(title=title)
+    db.session.commit()
+    book(offering, "u@example.com")
+    assert deliver_due().sent == 1
+    [(_, msg)] = smtp.messages
+    assert msg["Subject"] == f"You're registered: {title}".strip()
+    assert title.strip() in msg.get_body(("plain",)).get_content()
+    assert msg.get_content_type() == "multipart/mixed"
+    [row] = rows(db)
+    assert msg["Message-ID"].startswith(f"<outbox-{row.id}.")
