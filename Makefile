@@ -21,6 +21,8 @@ run: install
 	$(VENV)/bin/flask seed-demo
 	@echo ""
 	@echo "  Schedule:        http://127.0.0.1:5000/"
+	@echo "  Staff sign-in:   http://127.0.0.1:5000/staff/login (demo accounts above)"
+	@echo "  Sent emails:     http://127.0.0.1:5000/_dev/outbox/"
 	@echo "  JSON API:        http://127.0.0.1:5000/api/v1/sessions"
 	@echo "  Stripe emulator: http://127.0.0.1:8420 (test card 4242 4242 4242 4242)"
 	@echo ""

@@ -13,10 +13,14 @@ def register(app):
     @app.cli.command("seed-demo")
     def seed_demo_command():
         """Load the demo clinic, its locations, instructors and the next 8 weeks. Idempotent."""
+        from pathlib import Path
+
+        from flask import current_app
+
         from events.demo import seed_demo
 
-        summary = seed_demo()
-        click.echo(summary)
+        accounts_file = Path(current_app.instance_path) / "demo-accounts.json"
+        click.echo(seed_demo(accounts_file=accounts_file))
 
     @app.cli.command("sweep")
     def sweep_command():

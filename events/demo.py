@@ -345,7 +345,35 @@ def _next_weekday(start: date, weekday: int) -> date:
     return start + timedelta(days=(weekday - start.weekday()) % 7)
 
 
-def seed_demo(today: date | None = None) -> str:
+DEMO_ADMIN_EMAIL = "admin@revival-pt.example"
+
+
+def _demo_accounts(instructors: dict[str, User], accounts_file) -> list[str]:
+    """A demo admin, and sign-in for the first instructor, with random passwords kept in
+    instance/ (never fixed in the code: a seeded database must not share a known password)."""
+    import json
+    from pathlib import Path
+
+    path = Path(accounts_file)
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    admin, _ = _upsert(
+        User, "email", {"email": DEMO_ADMIN_EMAIL, "name": "Clinic Admin", "role": Role.ADMIN}
+    )
+    lines = []
+    for user in (admin, instructors[INSTRUCTORS[0]["email"]]):
+        password = saved.get(user.email)
+        if not password or not user.check_password(password):
+            password = secrets.token_urlsafe(12)
+            user.set_password(password)
+            saved[user.email] = password
+        lines.append(f"{user.role.value:10s} {user.email}  password: {password}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved, indent=2))
+    path.chmod(0o600)
+    return lines
+
+
+def seed_demo(today: date | None = None, accounts_file=None) -> str:
     clinic = db.session.scalar(sa.select(Clinic).limit(1))
     if clinic is None:
         db.session.add(Clinic(**CLINIC))
@@ -395,11 +423,15 @@ def seed_demo(today: date | None = None) -> str:
         if plan.seats_taken:
             _add_demo_registrations(offering, sessions[0], plan.seats_taken)
         created += 1
+    accounts = _demo_accounts(instructors, accounts_file) if accounts_file else []
     db.session.commit()
-    return (
+    summary = (
         f"Demo clinic ready: {len(locations)} locations, {len(instructors)} instructors, "
         f"{created} new offerings."
     )
+    if accounts:
+        summary += "\nStaff sign-in at /staff/login (demo accounts):\n  " + "\n  ".join(accounts)
+    return summary
 
 
 def _add_demo_registrations(offering: Offering, session, count: int) -> None:

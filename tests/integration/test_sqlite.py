@@ -114,9 +114,10 @@ def test_filters_and_search_work_on_sqlite(sqlite_app, seeded):
 def test_cli_seed_demo(sqlite_app, seeded):
     result = sqlite_app.test_cli_runner().invoke(args=["seed-demo"])
     assert result.exit_code == 0, result.output
-    assert "Demo clinic ready" in result.output
+    assert "Demo clinic ready" in result.output and "admin@revival-pt.example" in result.output
     with sqlite_app.app_context():
-        assert row_counts() == seeded["first"]
+        # The CLI also adds the demo admin account (its password printed, kept in instance/).
+        assert row_counts() == {**seeded["first"], "users": seeded["first"]["users"] + 1}
         db.session.remove()
 
 
