@@ -1,0 +1,175 @@
+"""Soak: a bounded run of mixed traffic with housekeeping running, then a consistency check.
+
+Browsing, free and paid registrations (some declined), cancellations through manage links and
+waitlist joins, from several threads against the app on a real port with the Stripe emulator;
+the worker's periodic jobs run alongside (lapsed holds, refunds, reconcile, email delivery into
+a local SMTP server). SOAK_SECONDS sets the length (default 45).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import threading
+import time
+
+import pytest
+import requests
+import sqlalchemy as sa
+import stripe
+
+from events.models import OutboxEmail, utcnow
+from tests.factories import make_location, make_offering, make_session, upcoming_day, workshop
+from tests.faults.conftest import (
+    confirmation_mismatches,
+    csrf_from,
+    engine_of,
+    orphan_payments,
+    register_over_http,
+    seat_mismatches,
+)
+
+pytestmark = pytest.mark.slow
+SECONDS = float(os.environ.get("SOAK_SECONDS", "45"))
+THREADS = 6
+
+
+def test_soak_mixed_traffic_stays_consistent(app, db, live_server, localstripe, smtp_recorder):
+    from events.models import OfferingKind
+
+    free = workshop(capacity=12, title="Free Soak Workshop")
+    paid = workshop(price_cents=2000, capacity=8, title="Paid Soak Workshop")
+    drop_in = make_offering(make_location(), OfferingKind.CLASS, title="Soak Class", capacity=6)
+    make_session(drop_in, upcoming_day(4))
+    db.session.commit()
+    slugs = {"free": free.slug, "paid": paid.slug}
+    stripe_client = stripe.StripeClient("sk_test_emulator", base_addresses={"api": localstripe})
+    base = live_server.url
+    counts = collections.Counter()
+    lock = threading.Lock()
+    stop_at = time.monotonic() + SECONDS
+    serial = iter(range(1_000_000))
+
+    def count(name, n=1):
+        with lock:
+            counts[name] += n
+
+    def check(response):
+        count("requests")
+        if response.status_code >= 500:
+            count("errors_5xx")
+        return response
+
+    def pay(http, pay_url, number):
+        page = check(http.get(base + pay_url, timeout=20))
+        token = stripe_client.v1.tokens.create(
+            params={"card": {"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"}}
+        ).id
+        response = check(
+            http.post(
+                base + pay_url,
+                json={"token": token},
+                headers={"X-CSRFToken": csrf_from(page.text)},
+                timeout=30,
+            )
+        )
+        count(f"payments_{response.json().get('status')}")
+
+    def cancel(http, manage_url):
+        page = check(http.get(base + manage_url, timeout=20))
+        if "Cancel my registration" in page.text:
+            check(
+                http.post(
+                    base + manage_url + "/cancel", data={"csrf_token": csrf_from(page.text)}, timeout=30
+                )
+            )
+            count("cancellations")
+
+    def visitor(seed):
+        rng = random.Random(seed)
+        while time.monotonic() < stop_at:
+            with requests.Session() as http:
+                action = rng.random()
+                if action < 0.4:
+                    path = rng.choice(["/", "/api/v1/sessions", f"/offerings/{free.slug}", "/calendar.ics"])
+                    check(http.get(base + path, timeout=20))
+                    continue
+                kind = "paid" if action < 0.75 else "free"
+                n = next(serial)
+                result = register_over_http(
+                    http, base, slugs[kind], f"Soak {n}", f"soak{n}@example.com", timeout=30
+                )
+                count("requests", 2)
+                if result.status >= 500:
+                    count("errors_5xx")
+                if result.status == 200:  # full: join the waitlist
+                    page = check(http.get(f"{base}/offerings/{slugs[kind]}", timeout=20))
+                    check(
+                        http.post(
+                            f"{base}/offerings/{slugs[kind]}/waitlist",
+                            data={
+                                "csrf_token": csrf_from(page.text),
+                                "name": f"Wait {n}",
+                                "email": f"soak{n}@example.com",
+                            },
+                            timeout=30,
+                        )
+                    )
+                    count("waitlist_joins")
+                    continue
+                if result.status != 302:
+                    continue
+                count("registrations")
+                manage_url = result.location.split("/pay")[0]
+                if result.location.endswith("/pay"):
+                    pay(
+                        http,
+                        result.location,
+                        "4000000000000341" if rng.random() < 0.15 else "4242424242424242",
+                    )
+                if rng.random() < 0.3:
+                    cancel(http, manage_url)
+
+    def housekeeping():
+        from events.notifications.delivery import deliver_due
+        from events.payments.services import execute_pending_refunds, reconcile_pending_payments
+        from events.registration.seats import sweep_lapsed
+
+        while time.monotonic() < stop_at + 2:
+            with app.app_context():
+                sweep_lapsed(utcnow())
+                execute_pending_refunds()
+                reconcile_pending_payments()
+                count("emails_sent", deliver_due().sent)
+            time.sleep(1.0)
+
+    threads = [threading.Thread(target=visitor, args=(i,)) for i in range(THREADS)]
+    threads.append(threading.Thread(target=housekeeping))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=SECONDS + 120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+
+    time.sleep(1.5)  # the emulator's last webhooks
+    from events.notifications.delivery import deliver_due
+
+    with app.app_context():
+        count("emails_sent", deliver_due().sent)
+    with engine_of(app).connect() as conn:
+        assert seat_mismatches(conn) == []
+        assert confirmation_mismatches(conn) == []
+        assert orphan_payments(conn) == []
+        unsent = conn.execute(
+            sa.select(sa.func.count()).select_from(OutboxEmail).where(OutboxEmail.status != "sent")
+        ).scalar()
+    message_ids = [msg["Message-ID"] for _, msg in smtp_recorder.messages]
+    assert len(message_ids) == len(set(message_ids)), "an email was delivered twice"
+    assert counts["errors_5xx"] == 0, counts
+    assert counts["registrations"] > 10 and counts["payments_succeeded"] > 3, counts
+    print(
+        f"\n[soak {SECONDS:.0f}s, {THREADS} threads] "
+        + ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        + f", smtp_received={len(message_ids)}, unsent={unsent}"
+    )
