@@ -9,11 +9,12 @@ and the duplicate and missing counts. A one-line summary last.
 
 from __future__ import annotations
 
+import json
 import os
 import smtplib
 import socket
+import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -25,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("INSTANCE_PATH", str(Path("/tmp") / f"events-bench-email-{os.getpid()}"))
 
-from aiosmtpd.controller import Controller  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 COUNT = int(os.environ.get("BENCH_EMAILS", "10000"))
@@ -37,30 +37,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Counting:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.received: Counter[str] = Counter()
+class RemoteCounts:
+    """What the SMTP server process received, per recipient."""
 
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            for rcpt in envelope.rcpt_tos:
-                self.received[rcpt] += 1
-        return "250 OK"
+    def __init__(self, process):
+        self.process = process
+
+    def received(self) -> Counter[str]:
+        self.process.stdin.write("REPORT\n")
+        self.process.stdin.flush()
+        return Counter(json.loads(self.process.stdout.readline()))
 
 
 def main() -> None:
     name = f"events_bench_email_{os.getpid()}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    handler = Counting()
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
+    # The SMTP server runs in its own process, as a real mail server would: it must not share
+    # the measured sender's interpreter (and GIL).
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("smtp_counting_server.py")), str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout.readline().strip() == "READY"
+    handler = RemoteCounts(server)
     try:
         run(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", handler, port)
     finally:
-        controller.stop()
+        server.stdin.close()
+        server.wait(timeout=10)
         from events.extensions import db
 
         if APP is not None:
@@ -74,7 +82,7 @@ def main() -> None:
 APP = None
 
 
-def run(db_url: str, handler: Counting, port: int) -> None:
+def run(db_url: str, handler: RemoteCounts, port: int) -> None:
     global APP
     import sqlalchemy as sa
     from flask_migrate import upgrade
@@ -198,8 +206,7 @@ def run(db_url: str, handler: Counting, port: int) -> None:
         # A second sender run finds nothing left to send.
         again = deliver_due(now=utcnow() + timedelta(days=1))
     time.sleep(0.5)
-    with handler.lock:
-        reminders = {k: v for k, v in handler.received.items() if not k.startswith("baseline")}
+    reminders = {k: v for k, v in handler.received().items() if not k.startswith("baseline")}
     duplicates = sum(v - 1 for v in reminders.values() if v > 1)
     missing = COUNT - len(reminders)
     print(
