@@ -26,7 +26,6 @@ from events.models import (
     Offering,
     OutboxEmail,
     Payment,
-    PaymentStatus,
     Refund,
     RefundStatus,
     Registration,
@@ -49,6 +48,7 @@ from events.registration.services import (
     succeeded_payment,
 )
 from events.staff import audit
+from events.staff.services import paid_and_refunded
 
 
 class AdminError(Exception):
@@ -529,18 +529,7 @@ def search_registrations(
         query = query.where(Registration.status == status)
     registrations = list(db.session.scalars(query))
     ids = [r.id for r in registrations]
-    money = {
-        rid: (paid, refunded)
-        for rid, paid, refunded in db.session.execute(
-            sa.select(
-                Payment.registration_id,
-                sa.func.sum(Payment.amount_cents),
-                sa.func.sum(Payment.amount_refunded_cents),
-            )
-            .where(Payment.registration_id.in_(ids), Payment.status == PaymentStatus.SUCCEEDED)
-            .group_by(Payment.registration_id)
-        ).all()
-    }
+    money = paid_and_refunded(ids)
     return [RegistrationLine(r, *money.get(r.id, (0, 0))) for r in registrations]
 
 

@@ -11,14 +11,21 @@ class LoginForm(FlaskForm):
 class ResetRequestForm(FlaskForm):
     email = StringField(
         "Email",
-        validators=[DataRequired("Enter your email."), Email("That isn't an email address."), Length(max=254)],
+        validators=[
+            DataRequired("Enter your email."),
+            Email("That isn't an email address."),
+            Length(max=254),
+        ],
     )
 
 
 class NewPasswordForm(FlaskForm):
     password = PasswordField(
         "New password",
-        validators=[DataRequired("Choose a password."), Length(min=10, max=200, message="Use at least 10 characters.")],
+        validators=[
+            DataRequired("Choose a password."),
+            Length(min=10, max=200, message="Use at least 10 characters."),
+        ],
     )
     confirm = PasswordField(
         "Repeat the new password", validators=[EqualTo("password", message="The two passwords differ.")]

@@ -94,6 +94,22 @@ def _registrations_query(session: Session):
     return query
 
 
+def paid_and_refunded(registration_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Cents paid and refunded per registration (succeeded payments), in one query."""
+    return {
+        rid: (paid, refunded)
+        for rid, paid, refunded in db.session.execute(
+            sa.select(
+                Payment.registration_id,
+                sa.func.sum(Payment.amount_cents),
+                sa.func.sum(Payment.amount_refunded_cents),
+            )
+            .where(Payment.registration_id.in_(registration_ids), Payment.status == PaymentStatus.SUCCEEDED)
+            .group_by(Payment.registration_id)
+        ).all()
+    }
+
+
 def roster(session: Session) -> tuple[list[RosterLine], list[WaitlistEntry]]:
     registrations = db.session.scalars(
         _registrations_query(session)
@@ -108,22 +124,8 @@ def roster(session: Session) -> tuple[list[RosterLine], list[WaitlistEntry]]:
             )
         ).all()
     )
-    money = {
-        rid: (paid, refunded)
-        for rid, paid, refunded in db.session.execute(
-            sa.select(
-                Payment.registration_id,
-                sa.func.sum(Payment.amount_cents),
-                sa.func.sum(Payment.amount_refunded_cents),
-            )
-            .where(Payment.registration_id.in_(ids), Payment.status == PaymentStatus.SUCCEEDED)
-            .group_by(Payment.registration_id)
-        ).all()
-    }
-    lines = [
-        RosterLine(r, attendance.get(r.id), *money.get(r.id, (0, 0)))
-        for r in registrations
-    ]
+    money = paid_and_refunded(ids)
+    lines = [RosterLine(r, attendance.get(r.id), *money.get(r.id, (0, 0))) for r in registrations]
     waitlist = db.session.scalars(
         sa.select(WaitlistEntry)
         .where(
@@ -139,7 +141,9 @@ class RosterError(Exception):
     pass
 
 
-def mark_attendance(session: Session, registration_id: int, status: AttendanceStatus, actor: User) -> Attendance:
+def mark_attendance(
+    session: Session, registration_id: int, status: AttendanceStatus, actor: User
+) -> Attendance:
     registration = db.session.scalar(
         _registrations_query(session).where(
             Registration.id == registration_id, Registration.status == RegistrationStatus.CONFIRMED
@@ -158,7 +162,9 @@ def mark_attendance(session: Session, registration_id: int, status: AttendanceSt
     row.status = status
     row.marked_at = utcnow()
     row.marked_by_id = actor.id
-    audit.record(actor.id, f"attendance.{status.value}", "registration", registration_id, session_id=session.id)
+    audit.record(
+        actor.id, f"attendance.{status.value}", "registration", registration_id, session_id=session.id
+    )
     db.session.commit()
     return row
 
@@ -193,7 +199,15 @@ def roster_csv(session: Session) -> str:
         )
     for position, entry in enumerate(waitlist, start=1):
         writer.writerow(
-            [csv_safe(entry.name), csv_safe(entry.email), csv_safe(entry.phone), f"waitlist #{position}", "", "", ""]
+            [
+                csv_safe(entry.name),
+                csv_safe(entry.email),
+                csv_safe(entry.phone),
+                f"waitlist #{position}",
+                "",
+                "",
+                "",
+            ]
         )
     # A byte-order mark so Excel opens UTF-8 names correctly.
     return "\ufeff" + out.getvalue()
@@ -217,8 +231,13 @@ def _cancel_registrations(registrations, actor: User, reason: str, key: str, ses
         refund_cents = 0
         if payment is not None and payment.amount_cents > payment.amount_refunded_cents:
             refund_cents = payment.amount_cents - payment.amount_refunded_cents
-            request_refund(payment, refund_cents, key=f"{key}-registration-{registration.id}", reason=reason,
-                           actor_id=actor.id)
+            request_refund(
+                payment,
+                refund_cents,
+                key=f"{key}-registration-{registration.id}",
+                reason=reason,
+                actor_id=actor.id,
+            )
             refunds += 1
         registration.status = RegistrationStatus.CANCELLED
         registration.cancelled_at = now
@@ -232,7 +251,9 @@ def _cancel_registrations(registrations, actor: User, reason: str, key: str, ses
             session_id=session_id,
             context={"refund_cents": refund_cents, "currency": registration.currency, "reason": reason[:300]},
         )
-        audit.record(actor.id, "registration.cancelled", "registration", registration.id, refund_cents=refund_cents)
+        audit.record(
+            actor.id, "registration.cancelled", "registration", registration.id, refund_cents=refund_cents
+        )
     return refunds
 
 
@@ -268,12 +289,18 @@ def cancel_session(session_id: int, actor: User, reason: str) -> int:
     refunds = 0
     if offering.kind.per_session:
         registrations = db.session.scalars(_registrations_query(session)).all()
-        refunds = _cancel_registrations(registrations, actor, reason, f"cancel-session-{session.id}", session.id)
+        refunds = _cancel_registrations(
+            registrations, actor, reason, f"cancel-session-{session.id}", session.id
+        )
         _clear_waitlist(session.seat_pool_id, actor)
     else:
         remaining = db.session.scalar(
-            sa.select(sa.func.count()).select_from(Session).where(
-                Session.offering_id == offering.id, Session.status == SessionStatus.SCHEDULED, Session.id != session.id
+            sa.select(sa.func.count())
+            .select_from(Session)
+            .where(
+                Session.offering_id == offering.id,
+                Session.status == SessionStatus.SCHEDULED,
+                Session.id != session.id,
             )
         )
         if remaining == 0:

@@ -7,9 +7,9 @@ from flask_login import current_user, login_required, login_user, logout_user
 from events.extensions import config_limit, db, limiter
 from events.models import AttendanceStatus, AuditEntry
 from events.payments.services import execute_pending_refunds
+from events.registration.forms import ConfirmForm
 from events.staff import admin_required, auth, bp, services
 from events.staff.forms import CancelForm, LoginForm, NewPasswordForm, ResetRequestForm
-from events.registration.forms import ConfirmForm
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -76,7 +76,11 @@ def roster(session_id):
     session = _session_or_404(session_id)
     lines, waitlist = services.roster(session)
     return render_template(
-        "staff/roster.html", session=session, lines=lines, waitlist=waitlist, form=ConfirmForm(),
+        "staff/roster.html",
+        session=session,
+        lines=lines,
+        waitlist=waitlist,
+        form=ConfirmForm(),
         cancel_form=CancelForm(),
     )
 
