@@ -37,11 +37,15 @@ def test_seats_titles_and_sessions_update_at_once(client, db, app):
 
     first = client.get("/").get_data(as_text=True)
     assert seats_shown(first) == "5 seats left"
+    # Served from the cache. (A change elsewhere - say a late webhook of an earlier test - or a
+    # new minute legitimately invalidates it, so allow a few tries.)
     with app.app_context():
         hits_before = page_cache().hits
-    assert client.get("/").get_data(as_text=True) == first  # served from the cache
-    with app.app_context():
-        assert page_cache().hits == hits_before + 1
+        for _ in range(5):
+            assert client.get("/").get_data(as_text=True) == first
+            if page_cache().hits > hits_before:
+                break
+        assert page_cache().hits > hits_before
 
     services.register(offering, None, Person("A", "a@example.com"))
     assert seats_shown(client.get("/").get_data(as_text=True)) == "4 seats left"
