@@ -260,9 +260,7 @@ class Offering(db.Model):
     location: Mapped[Location] = relationship()
     instructor: Mapped[User | None] = relationship()
     sessions: Mapped[list[Session]] = relationship(back_populates="offering", order_by="Session.starts_at")
-    resources: Mapped[list[Resource]] = relationship(
-        back_populates="offering", order_by="Resource.position"
-    )
+    resources: Mapped[list[Resource]] = relationship(back_populates="offering", order_by="Resource.position")
 
     @property
     def is_free(self) -> bool:

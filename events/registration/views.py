@@ -13,10 +13,9 @@ from events.models import RegistrationStatus, WaitlistStatus
 from events.payments import services as payments
 from events.payments.gateway import GatewayUnavailable, get_gateway
 from events.registration import bp, links, services
-from events.security import stripe_js_url
 from events.registration.forms import ConfirmForm, PersonForm
 from events.registration.seats import waitlist_position
-
+from events.security import stripe_js_url
 
 
 def _offering_or_404(slug):
@@ -247,7 +246,10 @@ def claim_offer(signed):
         abort(400, description="The form expired. Please go back and try again.")
     if entry.status == WaitlistStatus.CLAIMED:
         # A claim link works once; the registration's own manage link came by email.
-        flash("This seat was already claimed. Your confirmation email has the link to your registration.", "error")
+        flash(
+            "This seat was already claimed. Your confirmation email has the link to your registration.",
+            "error",
+        )
         return redirect(url_for("registration.waitlist_entry", signed=signed))
     try:
         registration = services.claim_offer(entry.id)

@@ -20,14 +20,22 @@ def manage_path(registration) -> str:
 def waitlist_path(entry) -> str:
     return "/waitlist/" + links.sign(entry.token, links.WAITLIST_SALT)
 
+
 IMG = '<img src=x onerror="alert(1)">'
 
 
 def test_security_headers_on_pages_api_errors_and_files(client, db):
     offering = workshop()
     db.session.commit()
-    for path in ("/", f"/offerings/{offering.slug}", "/api/v1/sessions", "/calendar.ics", "/nope", "/?page=-1",
-                 "/staff/login"):
+    for path in (
+        "/",
+        f"/offerings/{offering.slug}",
+        "/api/v1/sessions",
+        "/calendar.ics",
+        "/nope",
+        "/?page=-1",
+        "/staff/login",
+    ):
         response = client.get(path)
         headers = response.headers
         csp = headers["Content-Security-Policy"]
@@ -68,17 +76,27 @@ def test_hostile_text_is_escaped_on_every_page(client, db):
     instructor = User(email="i@clinic.example", name=f"Ins {IMG}", role=Role.INSTRUCTOR, bio=SCRIPT)
     instructor.set_password("a long password")
     db.session.add(instructor)
-    offering = make_offering(location, title=f"Title {SCRIPT}", summary=IMG, description=SCRIPT,
-                             what_to_bring=IMG, topic=f"Topic {IMG}", instructor=instructor)
+    offering = make_offering(
+        location,
+        title=f"Title {SCRIPT}",
+        summary=IMG,
+        description=SCRIPT,
+        what_to_bring=IMG,
+        topic=f"Topic {IMG}",
+        instructor=instructor,
+    )
     session = make_session(offering, upcoming_day(3))
     db.session.commit()
-    registration = services.register(offering, None, Person(f"Name {SCRIPT}", "x@example.com", "")).registration
+    registration = services.register(
+        offering, None, Person(f"Name {SCRIPT}", "x@example.com", "")
+    ).registration
 
-    pages = ["/", f"/offerings/{offering.slug}", f"/locations/{location.slug}",
-             manage_path(registration)]
+    pages = ["/", f"/offerings/{offering.slug}", f"/locations/{location.slug}", manage_path(registration)]
     page = client.get("/staff/login").get_data(as_text=True)
-    client.post("/staff/login", data={"csrf_token": csrf_token(page), "email": "i@clinic.example",
-                                      "password": "a long password"})
+    client.post(
+        "/staff/login",
+        data={"csrf_token": csrf_token(page), "email": "i@clinic.example", "password": "a long password"},
+    )
     pages += ["/staff/", f"/staff/sessions/{session.id}", f"/staff/sessions/{session.id}/print"]
     for path in pages:
         html = client.get(path).get_data(as_text=True)
@@ -103,7 +121,9 @@ def test_hostile_email_html_is_escaped(db, app_ctx):
     db.session.commit()
     from events.models import OutboxEmail
 
-    row = db.session.scalar(sa.select(OutboxEmail).where(OutboxEmail.kind == EmailKind.REGISTRATION_CANCELLED))
+    row = db.session.scalar(
+        sa.select(OutboxEmail).where(OutboxEmail.kind == EmailKind.REGISTRATION_CANCELLED)
+    )
     with app_ctx.test_request_context(base_url="http://127.0.0.1:5000"):
         message = render_message(row, build(row))
     html = message.get_body(("html",)).get_content()
@@ -125,8 +145,14 @@ def test_a_claim_link_works_once(client, db):
     again = client.post(url + "/claim", data={"csrf_token": token})
     assert again.status_code == 302 and again.headers["Location"].endswith(url)
     assert "already claimed" in client.get(url).get_data(as_text=True)
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration).where(
-        Registration.email_normalized == "b@example.com")) == 1
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Registration)
+            .where(Registration.email_normalized == "b@example.com")
+        )
+        == 1
+    )
     # Tampered or foreign waitlist links are refused.
     assert client.get(url[:-3] + "xyz").status_code == 404
     claimed = db.session.get(WaitlistEntry, entry.id).registration
