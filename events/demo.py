@@ -356,9 +356,7 @@ def _demo_accounts(instructors: dict[str, User], accounts_file) -> list[str]:
 
     path = Path(accounts_file)
     saved = json.loads(path.read_text()) if path.exists() else {}
-    admin, _ = _upsert(
-        User, "email", {"email": DEMO_ADMIN_EMAIL, "name": "Clinic Admin", "role": Role.ADMIN}
-    )
+    admin, _ = _upsert(User, "email", {"email": DEMO_ADMIN_EMAIL, "name": "Clinic Admin", "role": Role.ADMIN})
     lines = []
     for user in (admin, instructors[INSTRUCTORS[0]["email"]]):
         password = saved.get(user.email)

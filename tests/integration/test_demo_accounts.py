@@ -30,8 +30,9 @@ def test_seed_demo_prints_working_staff_accounts(tmp_path):
     client = app.test_client()
     for role, email, password in accounts:
         page = client.get("/staff/login").get_data(as_text=True)
-        response = client.post("/staff/login", data={"csrf_token": csrf_token(page), "email": email,
-                                                     "password": password})
+        response = client.post(
+            "/staff/login", data={"csrf_token": csrf_token(page), "email": email, "password": password}
+        )
         assert response.status_code == 302, role
         home = client.get("/staff/").get_data(as_text=True)
         assert ("Upcoming sessions" if role == "admin" else "My upcoming sessions") in home
