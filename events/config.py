@@ -65,6 +65,7 @@ class Config:
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
     MAIL_USE_TLS = _bool("MAIL_USE_TLS", True)
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Clinic <no-reply@localhost>")
+    EMAIL_DELIVERY_THREADS = int(os.environ.get("EMAIL_DELIVERY_THREADS", "3"))
     MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox"))
 
     SESSION_COOKIE_HTTPONLY = True

@@ -26,20 +26,20 @@ RETRY = dict(
 @shared_task(name="worker.tasks.deliver_outbox", **RETRY)
 def deliver_outbox() -> dict:
     """Send everything due in the outbox (published after commit, and every minute by beat)."""
-    from events.notifications.delivery import deliver_due
+    from events.notifications.delivery import deliver_due_concurrently
 
-    stats = deliver_due()
+    stats = deliver_due_concurrently()
     return stats.__dict__
 
 
 @shared_task(name="worker.tasks.queue_scheduled_emails", **RETRY)
 def queue_scheduled_emails() -> dict:
     """Queue the reminders and follow-ups that are due, then send them."""
-    from events.notifications.delivery import deliver_due
+    from events.notifications.delivery import deliver_due_concurrently
     from events.notifications.schedule import queue_due
 
     reminders, followups = queue_due(utcnow())
-    stats = deliver_due() if reminders or followups else None
+    stats = deliver_due_concurrently() if reminders or followups else None
     return {"reminders": reminders, "followups": followups, "sent": stats.sent if stats else 0}
 
 

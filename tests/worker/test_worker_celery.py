@@ -11,10 +11,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 from celery import Celery
-from conftest import WorkerProcess, free_port, worker_env
 
 from events.models import EmailStatus, OutboxEmail
 from tests.factories import workshop
+from tests.worker.conftest import WorkerProcess, free_port, worker_env
 
 pytestmark = pytest.mark.slow
 

@@ -139,6 +139,24 @@ def test_two_concurrent_sweeps_send_each_email_once(app, db, smtp, book):
     assert {r.status for r in rows(db)} == {EmailStatus.SENT}
 
 
+def test_the_workers_concurrent_delivery_sends_each_email_once(app, db, smtp, book):
+    from events.notifications.delivery import deliver_due_concurrently
+
+    offering = workshop(capacity=80)
+    db.session.commit()
+    emails = [f"t{i}@example.com" for i in range(60)]
+    for email in emails:
+        book(offering, email)
+    db.session.remove()
+
+    stats = deliver_due_concurrently(threads=3, batch_size=4)
+
+    assert (stats.sent, stats.failed) == (60, 0)
+    assert sorted(r for r, _ in smtp.messages) == sorted(emails)
+    assert len({m["Message-ID"] for _, m in smtp.messages}) == 60
+    assert {r.status for r in rows(db)} == {EmailStatus.SENT}
+
+
 def test_claims_are_disjoint_and_stale_claims_return(db, smtp, book):
     offering = workshop()
     db.session.commit()
