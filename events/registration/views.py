@@ -99,13 +99,18 @@ def join_waitlist(slug):
     return _render_offering(offering, form, 409)
 
 
-def _registration_from_link(signed):
+def _token_from_link(signed: str, salt: str) -> str:
+    """The token a private link names; 404 when tampered, 410 when expired."""
     try:
-        token = links.unsign(signed, links.MANAGE_SALT)
+        return links.unsign(signed, salt)
     except links.LinkExpired:
         abort(410, description="This link has expired. Please contact the clinic if you need help.")
     except links.LinkInvalid:
         abort(404, description="This link is not valid. Please use the link from your email.")
+
+
+def _registration_from_link(signed):
+    token = _token_from_link(signed, links.MANAGE_SALT)
     return services.registration_by_token(token) or abort(404)
 
 
@@ -211,12 +216,7 @@ def pay_complete(signed):
 
 
 def _entry_from_link(signed):
-    try:
-        token = links.unsign(signed, links.WAITLIST_SALT)
-    except links.LinkExpired:
-        abort(410, description="This link has expired.")
-    except links.LinkInvalid:
-        abort(404, description="This link is not valid. Please use the link from your email.")
+    token = _token_from_link(signed, links.WAITLIST_SALT)
     return services.waitlist_entry_by_token(token) or abort(404)
 
 
