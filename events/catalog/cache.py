@@ -112,8 +112,16 @@ _listeners_lock = threading.Lock()
 
 
 def catalog_listener() -> CatalogListener | None:
-    """This process's listener for the app's PostgreSQL database (None on SQLite)."""
-    url = db.engine.url
+    """This process's listener for the app's PostgreSQL database (None on SQLite).
+
+    Resolved once per app, not on every request (this sits on the cached-page path)."""
+    ext = current_app.extensions
+    if "catalog_listener" not in ext:
+        ext["catalog_listener"] = _listener_for(db.engine.url)
+    return ext["catalog_listener"]
+
+
+def _listener_for(url) -> CatalogListener | None:
     if url.get_backend_name() != "postgresql" or not current_app.config.get("PAGE_CACHE_LISTEN", True):
         return None
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -25,20 +25,22 @@ def schedule():
     return cached(render)
 
 
+def render_offering_page(offering, **extra) -> str:
+    """The offering page; the registration views add their form and messages through extra."""
+    upcoming, past = services.offering_sessions(offering)
+    return render_template(
+        "catalog/offering.html",
+        offering=offering,
+        upcoming=upcoming,
+        past=past,
+        map_url=services.map_url(offering.location),
+        **extra,
+    )
+
+
 @bp.get("/offerings/<slug>")
 def offering(slug: str):
-    def render():
-        offering = services.get_offering(slug) or abort(404)
-        upcoming, past = services.offering_sessions(offering)
-        return render_template(
-            "catalog/offering.html",
-            offering=offering,
-            upcoming=upcoming,
-            past=past,
-            map_url=services.map_url(offering.location),
-        )
-
-    return cached(render)
+    return cached(lambda: render_offering_page(services.get_offering(slug) or abort(404)))
 
 
 @bp.get("/locations/<slug>")

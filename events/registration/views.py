@@ -7,6 +7,7 @@ from flask import abort, current_app, flash, jsonify, redirect, render_template,
 
 from events.catalog import services as catalog
 from events.catalog.ical import build_calendar
+from events.catalog.views import render_offering_page
 from events.extensions import config_limit, db, limiter
 from events.filters import format_money
 from events.models import RegistrationStatus, WaitlistStatus
@@ -23,19 +24,7 @@ def _offering_or_404(slug):
 
 
 def _render_offering(offering, form, status=200, **extra):
-    upcoming, past = catalog.offering_sessions(offering)
-    return (
-        render_template(
-            "catalog/offering.html",
-            offering=offering,
-            upcoming=upcoming,
-            past=past,
-            map_url=catalog.map_url(offering.location),
-            form=form,
-            **extra,
-        ),
-        status,
-    )
+    return render_offering_page(offering, form=form, **extra), status
 
 
 def _person(form) -> services.Person:

@@ -243,8 +243,8 @@ def _cancel_registrations(registrations, actor: User, reason: str, key: str, ses
         registration.cancelled_at = now
         registration.cancel_reason = reason[:400]
         registration.hold_expires_at = None
-        pool.seats_taken = max(pool.seats_taken - 1, 0)
-        pool.version += 1
+        # The session is already cancelled, so the freed seat is offered to nobody.
+        seats.free_seat(pool, now)
         queue_email(
             EmailKind.SESSION_CANCELLED,
             registration=registration,
@@ -264,10 +264,12 @@ def _clear_waitlist(pool_id: int, actor: User) -> None:
         )
     ).all()
     pool = seats.lock_pool(pool_id)
+    now = utcnow()
     for entry in entries:
-        if entry.status == WaitlistStatus.OFFERED:
-            pool.seats_taken = max(pool.seats_taken - 1, 0)
+        held_a_seat = entry.status == WaitlistStatus.OFFERED
         entry.status = WaitlistStatus.LEFT
+        if held_a_seat:
+            seats.free_seat(pool, now)
     if entries:
         audit.record(actor.id, "waitlist.cleared", "seat_pool", pool_id, entries=len(entries))
 
