@@ -71,6 +71,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.context_processor(lambda: {"csrf_token": csrf_token_for_page})  # after Flask-WTF's, so it wins
     filters.register(app)
 
+    from events.catalog.cache import CachedPageMiddleware
+
+    app.wsgi_app = CachedPageMiddleware(app.wsgi_app, app)
+    # Outermost, so the page cache sees the client's scheme and host too.
+    app.wsgi_app = security.behind_proxies(app.wsgi_app, app.config["PROXY_COUNT"])
+
     from events import cli
 
     cli.register(app)

@@ -36,6 +36,9 @@ class Config:
     SCHEDULE_PAGE_SIZE = int(os.environ.get("SCHEDULE_PAGE_SIZE", "20"))
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
     PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "http")
+    # How many proxies in front of gunicorn set X-Forwarded-For/-Proto/-Host (0: none; the
+    # headers are then ignored, since anyone could send them).
+    PROXY_COUNT = int(os.environ.get("PROXY_COUNT", "0"))
 
     # Registration rules (defaults; offerings may override some of them)
     HOLD_MINUTES = int(os.environ.get("HOLD_MINUTES", "15"))

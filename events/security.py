@@ -10,6 +10,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 
 def _origin(url: str) -> str:
@@ -70,3 +71,12 @@ def register(app: Flask) -> None:
         if request.path.startswith(("/manage/", "/waitlist/", "/staff")):
             headers["Cache-Control"] = "no-store"
         return response
+
+
+def behind_proxies(wsgi_app, count: int):
+    """Behind `count` proxies, take the client's address (rate limits), scheme (HSTS, the CSRF
+    referrer check) and host from their X-Forwarded-* headers; with none, ignore those headers,
+    since anyone can send them."""
+    if not count:
+        return wsgi_app
+    return ProxyFix(wsgi_app, x_for=count, x_proto=count, x_host=count)

@@ -133,6 +133,23 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def rate_limits_enforced(app):
+    """Rate limits counted from zero, and on. The Limiter is one object shared by every app a
+    test run creates, so an app made with RATELIMIT_ENABLED=False (the SQLite and migration
+    tests) turns it off for all of them."""
+    from events.extensions import limiter
+
+    saved = limiter.enabled
+    limiter.enabled = True
+    with app.app_context():
+        limiter.reset()
+    yield limiter
+    limiter.enabled = saved
+    with app.app_context():
+        limiter.reset()
+
+
 class LiveServer:
     def __init__(self, app):
         self.port = free_port()

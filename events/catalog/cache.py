@@ -15,6 +15,13 @@ database instead, and reconnecting counts as a change, so nothing missed meanwhi
 Pages with forms carry a placeholder instead of the visitor's CSRF token; it is filled in on
 every response, so cached HTML holds nothing personal. A visitor with flashed messages pending
 gets a fresh render.
+
+Pages that hold nothing per visitor (no form token, no cookie set) are also served by
+`CachedPageMiddleware` before Flask's request machinery, to visitors without a session cookie:
+the complete response Flask produced (status, every header, body) replayed for the identical
+raw request (scheme, host, path, query string) under the same minute and fingerprint. A hit
+there skips routing, sessions, the rate limiter and the after-request hooks, which cost more
+than the cached page itself; invalidation is exactly the same, since the fingerprint is.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from events.extensions import db
 from events.models import CatalogState, Clinic, Location, Offering, Resource, SeatPool, Session, User
 
 CSRF_PLACEHOLDER = "__csrf-token-placeholder__"
+# Set by `cached()` in the WSGI environ when the response may be replayed by the middleware.
+REPLAYABLE_KEY = "events.page_cache.replay_key"
 CATALOG_MODELS = (Offering, Session, Location, Clinic, User, Resource)
 
 
@@ -134,8 +143,12 @@ def _listener_for(url) -> CatalogListener | None:
 def catalog_fingerprint() -> tuple:
     listener = catalog_listener()
     if listener is not None and listener.connected:
-        return ("notified", listener.version)
+        return _notified_fingerprint(listener)
     return ("queried", *_queried_fingerprint())
+
+
+def _notified_fingerprint(listener: CatalogListener) -> tuple:
+    return ("notified", listener.version)
 
 
 def _queried_fingerprint() -> tuple[int, int]:
@@ -157,12 +170,14 @@ def cached(render: Callable[[], Response | str]) -> Response:
     """Serve this request's page from the cache, or render and store it."""
     if not current_app.config.get("PAGE_CACHE_ENABLED", True) or session.get("_flashes"):
         return current_app.make_response(render())
+    minute = int(time.time() // 60)
+    fingerprint = catalog_fingerprint()
     key = (
         request.host,
         request.path,
         tuple(sorted(request.args.items(multi=True))),
-        int(time.time() // 60),
-        catalog_fingerprint(),
+        minute,
+        fingerprint,
     )
     entry = page_cache().get(key)
     if entry is None:
@@ -179,7 +194,74 @@ def cached(render: Callable[[], Response | str]) -> Response:
     body, mimetype, headers = entry
     if CSRF_PLACEHOLDER.encode() in body:
         body = body.replace(CSRF_PLACEHOLDER.encode(), generate_csrf().encode())
+    elif fingerprint[0] == "notified" and request.method == "GET":
+        # Nothing per visitor in it: the middleware may replay this exact response.
+        request.environ[REPLAYABLE_KEY] = replay_key(request.environ, minute, fingerprint)
     return Response(body, mimetype=mimetype, headers=headers)
+
+
+def replay_key(environ: dict, minute: int, fingerprint: tuple) -> tuple:
+    """Everything of the raw request that a public page depends on (the query string
+    undecoded, so two requests share a key only if they are byte for byte the same)."""
+    return (
+        "replay",
+        environ.get("wsgi.url_scheme"),
+        environ.get("HTTP_HOST"),
+        environ.get("SERVER_NAME"),
+        environ.get("SERVER_PORT"),
+        environ.get("SCRIPT_NAME", ""),
+        environ.get("PATH_INFO", ""),
+        environ.get("QUERY_STRING", ""),
+        minute,
+        fingerprint,
+    )
+
+
+class CachedPageMiddleware:
+    """Replays complete cached responses before Flask, for visitors without a session.
+
+    A visitor with a session cookie may have flashed messages waiting, so they always go
+    through Flask (which still serves the page from the cache, minus the flashes check)."""
+
+    def __init__(self, wsgi_app, flask_app):
+        self.wsgi_app = wsgi_app
+        self.flask_app = flask_app
+        self.session_cookie = flask_app.config["SESSION_COOKIE_NAME"] + "="
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") != "GET" or self.session_cookie in environ.get("HTTP_COOKIE", ""):
+            return self.wsgi_app(environ, start_response)
+        cache = self.flask_app.extensions.get("page_cache")
+        listener = self.flask_app.extensions.get("catalog_listener")
+        if cache is not None and listener is not None and listener.connected:
+            key = replay_key(environ, int(time.time() // 60), _notified_fingerprint(listener))
+            entry = cache.get(key)
+            if entry is not None:
+                status, headers, body = entry
+                start_response(status, list(headers))
+                return [body]
+        return self._call_and_keep(environ, start_response)
+
+    def _call_and_keep(self, environ, start_response):
+        captured = []
+
+        def capture(status, headers, exc_info=None):
+            captured[:] = [status, headers]
+            return start_response(status, headers, exc_info)
+
+        chunks = self.wsgi_app(environ, capture)
+        key = environ.get(REPLAYABLE_KEY)
+        if key is None:
+            return chunks
+        try:
+            body = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        status, headers = captured
+        if status.startswith("200 ") and not any(name.lower() == "set-cookie" for name, _ in headers):
+            self.flask_app.extensions["page_cache"].put(key, (status, tuple(headers), body))
+        return [body]
 
 
 @event.listens_for(OrmSession, "before_flush")

@@ -112,3 +112,100 @@ def test_a_change_committed_by_another_process_reaches_the_cache(client, db, app
     while listener.version == version and time.monotonic() < deadline:
         time.sleep(0.01)
     assert seats_shown(client.get("/").get_data(as_text=True)) == "4 seats left"
+
+
+class CountingApp:
+    """Wraps the Flask app behind the replay middleware, to see which requests reach Flask."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+        self.calls = 0
+
+    def __call__(self, environ, start_response):
+        self.calls += 1
+        return self.wsgi_app(environ, start_response)
+
+
+def replay_middleware(app):
+    from events.catalog.cache import CachedPageMiddleware
+
+    middleware = app.wsgi_app
+    assert isinstance(middleware, CachedPageMiddleware)
+    return middleware
+
+
+def test_cookieless_repeat_requests_are_replayed_before_flask(client, db, app, monkeypatch):
+    listening(app)
+    location = make_location()
+    offering = make_offering(location, OfferingKind.WORKSHOP, title="Replayed", capacity=5)
+    make_session(offering, upcoming_day(3))
+    db.session.commit()
+    middleware = replay_middleware(app)
+    flask_calls = CountingApp(middleware.wsgi_app)
+    monkeypatch.setattr(middleware, "wsgi_app", flask_calls)
+
+    for path in ("/?location=&kind=workshop", "/api/v1/sessions?per_page=5"):
+        for _ in range(5):  # a concurrent change or a new minute may invalidate once; allow retries
+            first = client.get(path)
+            calls = flask_calls.calls
+            second = client.get(path)
+            if flask_calls.calls == calls:
+                break
+        assert flask_calls.calls == calls, f"{path} was not replayed"
+        assert second.status_code == 200 and second.get_data() == first.get_data()
+        assert sorted(second.headers.items()) == sorted(first.headers.items())
+        for header in (
+            "Content-Security-Policy",
+            "X-Content-Type-Options",
+            "X-Frame-Options",
+            "Referrer-Policy",
+        ):
+            assert second.headers[header]
+
+    # Exact invalidation holds for replayed pages too.
+    services.register(offering, None, Person("A", "a@example.com"))
+    calls = flask_calls.calls
+    assert seats_shown(client.get("/?location=&kind=workshop").get_data(as_text=True)) == "4 seats left"
+    assert flask_calls.calls == calls + 1
+
+
+def test_pages_with_a_form_token_or_a_session_are_not_replayed(client, db, app, monkeypatch):
+    listening(app)
+    location = make_location()
+    offering = make_offering(location, OfferingKind.WORKSHOP, capacity=5)
+    make_session(offering, upcoming_day(3))
+    db.session.commit()
+    middleware = replay_middleware(app)
+    flask_calls = CountingApp(middleware.wsgi_app)
+    monkeypatch.setattr(middleware, "wsgi_app", flask_calls)
+
+    # The offering page carries the visitor's CSRF token (and sets their session cookie).
+    client.get(f"/offerings/{offering.slug}")
+    with app.test_client() as other:
+        calls = flask_calls.calls
+        other.get(f"/offerings/{offering.slug}")
+        assert flask_calls.calls == calls + 1
+    # A visitor with a session (flashed messages may be waiting) always reaches Flask.
+    assert client.get_cookie(app.config["SESSION_COOKIE_NAME"]) is not None
+    client.get("/")
+    calls = flask_calls.calls
+    client.get("/")
+    assert flask_calls.calls == calls + 1
+
+
+def test_scheme_and_host_are_part_of_the_replayed_page(client, db, app):
+    listening(app)
+    make_session(make_offering(make_location(), OfferingKind.WORKSHOP), upcoming_day(3))
+    db.session.commit()
+    for _ in range(2):
+        assert "Strict-Transport-Security" in client.get("/", base_url="https://clinic.example:8443").headers
+        assert (
+            "Strict-Transport-Security" not in client.get("/", base_url="http://clinic.example:8443").headers
+        )
+    # Feeds carry absolute links: each host gets its own.
+    for _ in range(2):
+        assert "clinic.example" in client.get("/calendar.ics", base_url="http://clinic.example").get_data(
+            as_text=True
+        )
+        other = client.get("/calendar.ics", base_url="http://other.example").get_data(as_text=True)
+        assert "other.example" in other and "clinic.example" not in other

@@ -4,6 +4,7 @@ tampered, expired or reused."""
 import pytest
 import sqlalchemy as sa
 
+from events.catalog.cache import page_cache
 from events.models import Registration, Role, User, WaitlistEntry, utcnow
 from events.registration import links, services
 from events.registration.services import Person
@@ -59,6 +60,8 @@ def test_csp_allows_stripe_js_where_it_comes_from(client, app, restore_stripe_ba
     csp = client.get("/").headers["Content-Security-Policy"]
     assert app.config["STRIPE_API_BASE"] in csp  # the emulator in tests
     app.config["STRIPE_API_BASE"] = ""  # production: Stripe itself
+    with app.app_context():
+        page_cache().clear()  # cached responses carry their headers; config changes on restart
     csp = client.get("/").headers["Content-Security-Policy"]
     assert "script-src 'self' https://js.stripe.com" in csp and "https://api.stripe.com" in csp
 
@@ -157,3 +160,49 @@ def test_a_claim_link_works_once(client, db):
     assert client.get(url[:-3] + "xyz").status_code == 404
     claimed = db.session.get(WaitlistEntry, entry.id).registration
     assert client.get(manage_path(claimed).replace("/manage/", "/waitlist/")).status_code == 404
+
+
+@pytest.mark.parametrize("proxy_count", [0, 1])
+def test_forwarded_headers_are_trusted_only_behind_a_configured_proxy(
+    app, db, proxy_count, monkeypatch, rate_limits_enforced
+):
+    """Behind a proxy (PROXY_COUNT=1) each client is limited on its own address and HTTPS is
+    seen (HSTS); with no proxy configured the same headers are ignored, so sending a made-up
+    X-Forwarded-For cannot dodge a rate limit."""
+    from events.security import behind_proxies
+
+    monkeypatch.setattr(app, "wsgi_app", behind_proxies(app.wsgi_app, proxy_count))
+    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "2 per minute")
+
+    def attempt(client, address):
+        # (Over HTTPS, Flask-WTF also checks that the form was posted from our own pages.)
+        headers = {
+            "X-Forwarded-For": address,
+            "X-Forwarded-Proto": "https",
+            "Referer": "https://localhost/staff/login",
+        }
+        page = client.get("/staff/login", headers=headers)
+        form = {
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "email": "x@example.com",
+            "password": "no",
+        }
+        return page, client.post("/staff/login", data=form, headers=headers).status_code
+
+    with app.test_client() as client:
+        page, _ = attempt(client, "203.0.113.1")
+        assert ("Strict-Transport-Security" in page.headers) is bool(proxy_count)
+        addresses = ["203.0.113.1", "203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        codes = [attempt(client, address)[1] for address in addresses]
+    # The first address uses its 2 attempts; the others are new clients only behind a proxy.
+    assert codes == ([400, 429, 400, 400] if proxy_count else [400, 429, 429, 429])
+
+
+def test_create_app_trusts_as_many_proxies_as_configured():
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from events.security import behind_proxies
+
+    assert behind_proxies(object, 0) is object
+    fixed = behind_proxies(object, 2)
+    assert isinstance(fixed, ProxyFix) and fixed.x_for == fixed.x_proto == fixed.x_host == 2

@@ -118,9 +118,7 @@ def test_password_reset_link_works_once(client, world, db):
 
 
 @pytest.fixture
-def rate_limits_on(app):
-    from events.extensions import limiter
-
+def rate_limits_on(app, rate_limits_enforced):
     saved = {
         k: app.config[k] for k in ("LOGIN_RATE_LIMIT", "PASSWORD_RESET_RATE_LIMIT", "REGISTER_RATE_LIMIT")
     }
@@ -129,12 +127,8 @@ def rate_limits_on(app):
         PASSWORD_RESET_RATE_LIMIT="5 per minute",
         REGISTER_RATE_LIMIT="3 per minute",
     )
-    with app.app_context():
-        limiter.reset()
     yield
     app.config.update(saved)
-    with app.app_context():
-        limiter.reset()
 
 
 def test_rate_limits_on_sign_in_reset_and_registration_answer_429(client, db, world, rate_limits_on):
