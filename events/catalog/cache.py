@@ -34,8 +34,10 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from flask import Response, current_app, g, request, session
 from flask_wtf.csrf import generate_csrf
+from itsdangerous import BadSignature
 from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
+from werkzeug.http import parse_cookie
 
 from events.extensions import db
 from events.models import CatalogState, Clinic, Location, Offering, Resource, SeatPool, Session, User
@@ -50,6 +52,7 @@ class PageCache:
     def __init__(self, max_entries: int = 512):
         self._entries: OrderedDict[tuple, tuple[bytes, str, dict]] = OrderedDict()
         self._lock = threading.Lock()
+        self._flights: dict[tuple, threading.Lock] = {}
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
@@ -63,6 +66,28 @@ class PageCache:
             else:
                 self.misses += 1
             return entry
+
+    def get_or_render(self, key, render: Callable[[], object | None]):
+        """The entry under key, rendering it if missing. Concurrent misses on one key render
+        it once (the others wait for it): after a change or at a new minute every thread
+        misses at once, and rendering the same page side by side only slows them all."""
+        entry = self.get(key)
+        if entry is not None:
+            return entry
+        with self._lock:
+            flight = self._flights.setdefault(key, threading.Lock())
+        try:
+            with flight:
+                with self._lock:
+                    entry = self._entries.get(key)  # rendered while we waited?
+                if entry is None:
+                    entry = render()
+                    if entry is not None:
+                        self.put(key, entry)
+                return entry
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
 
     def put(self, key, value) -> None:
         with self._lock:
@@ -179,18 +204,23 @@ def cached(render: Callable[[], Response | str]) -> Response:
         minute,
         fingerprint,
     )
-    entry = page_cache().get(key)
-    if entry is None:
+    not_cacheable = []
+
+    def render_entry():
         g.rendering_for_cache = True
         try:
             response = current_app.make_response(render())
         finally:
             g.rendering_for_cache = False
         if response.status_code != 200:
-            return response
+            not_cacheable.append(response)
+            return None
         headers = {k: v for k, v in response.headers.items() if k in ("Content-Disposition", "Cache-Control")}
-        entry = (response.get_data(), response.mimetype, headers)
-        page_cache().put(key, entry)
+        return (response.get_data(), response.mimetype, headers)
+
+    entry = page_cache().get_or_render(key, render_entry)
+    if entry is None:
+        return not_cacheable[0]
     body, mimetype, headers = entry
     if CSRF_PLACEHOLDER.encode() in body:
         body = body.replace(CSRF_PLACEHOLDER.encode(), generate_csrf().encode())
@@ -218,18 +248,18 @@ def replay_key(environ: dict, minute: int, fingerprint: tuple) -> tuple:
 
 
 class CachedPageMiddleware:
-    """Replays complete cached responses before Flask, for visitors without a session.
+    """Replays complete cached responses before Flask.
 
-    A visitor with a session cookie may have flashed messages waiting, so they always go
-    through Flask (which still serves the page from the cache, minus the flashes check)."""
+    A visitor whose session holds flashed messages (or a session cookie we cannot read) goes
+    through Flask, which shows them; everyone else gets the replay."""
 
     def __init__(self, wsgi_app, flask_app):
         self.wsgi_app = wsgi_app
         self.flask_app = flask_app
-        self.session_cookie = flask_app.config["SESSION_COOKIE_NAME"] + "="
+        self.session_cookie = flask_app.config["SESSION_COOKIE_NAME"]
 
     def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") != "GET" or self.session_cookie in environ.get("HTTP_COOKIE", ""):
+        if environ.get("REQUEST_METHOD") != "GET" or not self._session_is_plain(environ):
             return self.wsgi_app(environ, start_response)
         cache = self.flask_app.extensions.get("page_cache")
         listener = self.flask_app.extensions.get("catalog_listener")
@@ -241,6 +271,23 @@ class CachedPageMiddleware:
                 start_response(status, list(headers))
                 return [body]
         return self._call_and_keep(environ, start_response)
+
+    def _session_is_plain(self, environ) -> bool:
+        """No session, or one with nothing to show on a public page (read as Flask would)."""
+        if self.session_cookie not in environ.get("HTTP_COOKIE", ""):
+            return True
+        value = parse_cookie(environ).get(self.session_cookie)
+        if not value:
+            return True
+        app = self.flask_app
+        serializer = app.session_interface.get_signing_serializer(app)
+        if serializer is None:
+            return False
+        try:
+            data = serializer.loads(value, max_age=int(app.permanent_session_lifetime.total_seconds()))
+        except BadSignature:
+            return False
+        return isinstance(data, dict) and not data.get("_flashes")
 
     def _call_and_keep(self, environ, start_response):
         captured = []
