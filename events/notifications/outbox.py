@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from events.extensions import db
 from events.models import OutboxEmail, Registration, User, WaitlistEntry, utcnow
@@ -56,11 +55,8 @@ def queue_email(
         owner, to_email = f"u{user.id}", user.email
     else:
         raise ValueError("an email needs a registration, a waitlist entry or a staff user")
-    key = dedupe_key(kind, owner, f"s{session_id}" if session_id else None, *key_parts)
-    if db.session.scalar(sa.select(OutboxEmail.id).where(OutboxEmail.dedupe_key == key)):
-        return False
-    row = OutboxEmail(
-        dedupe_key=key,
+    row = dict(
+        dedupe_key=dedupe_key(kind, owner, f"s{session_id}" if session_id else None, *key_parts),
         kind=kind,
         registration_id=registration.id if registration else None,
         waitlist_entry_id=waitlist_entry.id if waitlist_entry else None,
@@ -70,11 +66,19 @@ def queue_email(
         context=context or {},
         send_after=send_after or utcnow(),
     )
-    try:
-        # A savepoint: a concurrent writer of the same key costs us this row, not the transaction.
-        with db.session.begin_nested():
-            db.session.add(row)
-    except IntegrityError:
+    # One statement: a row already there (or written meanwhile by a concurrent transaction,
+    # which this waits for) means the email exists, and nothing is added or rolled back.
+    insert = _INSERT[db.session.get_bind().dialect.name]
+    added = db.session.execute(
+        insert(OutboxEmail)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxEmail.id)
+    ).scalar()
+    if added is None:
         return False
     mark_queued(db.session())  # the worker is nudged after commit (events/notifications/publish.py)
     return True
+
+
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
