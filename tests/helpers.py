@@ -21,3 +21,19 @@ def outbox_kinds(**filters) -> list[str]:
     for name, value in filters.items():
         query = query.where(getattr(OutboxEmail, name) == value)
     return list(db.session.scalars(query))
+
+
+def charge_card(*, registration_id: int, card_token: str, amount: int, currency: str, description: str):
+    """A card charged at Stripe without our pay page (another tab, a page that closed): the
+    intent created and confirmed, and nothing recorded on our side."""
+    from events.payments.gateway import get_gateway
+
+    gateway = get_gateway()
+    intent = gateway.create_intent(
+        registration_id=registration_id,
+        card_token=card_token,
+        amount=amount,
+        currency=currency,
+        description=description,
+    )
+    return gateway.confirm_intent(intent.id)

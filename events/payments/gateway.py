@@ -109,14 +109,14 @@ class StripeGateway:
         except stripe.StripeError as error:
             raise GatewayUnavailable(getattr(error, "user_message", None) or str(error)) from error
 
-    def charge_card(
+    def create_intent(
         self, *, registration_id: int, card_token: str, amount: int, currency: str, description: str
     ) -> IntentState:
-        """Create and confirm a PaymentIntent for one card submission.
+        """A PaymentIntent for one card submission, not yet confirmed (nothing is charged).
 
-        The key includes the card token, so a double-submitted form is one charge, while a
-        second card after a decline is a new attempt. A declined card raises PaymentDeclined;
-        a card that needs 3D Secure comes back as status "requires_action".
+        Created before the charge so that our payment row can name it first: if the answer to
+        the charge is then lost, we still know which intent to ask Stripe about. The keys
+        include the card token, so a double-submitted form is one intent.
         """
         customer = self._call(
             self._client.v1.customers.create,
@@ -131,11 +131,20 @@ class StripeGateway:
                 "customer": customer["id"],
                 "payment_method": _id(customer.get("default_source")),
                 "payment_method_types": ["card"],
-                "confirm": True,
                 # (description goes in metadata: the emulator rejects the description field)
                 "metadata": {"registration_id": str(registration_id), "item": description[:200]},
             },
             options={"idempotency_key": f"registration-{registration_id}-payment-{card_token}"},
+        )
+        return _intent_state(pi)
+
+    def confirm_intent(self, intent_id: str) -> IntentState:
+        """Charge the card of an intent made by create_intent. A declined card raises
+        PaymentDeclined; one that needs 3D Secure comes back as "requires_action"."""
+        pi = self._call(
+            self._client.v1.payment_intents.confirm,
+            intent_id,
+            options={"idempotency_key": f"confirm-{intent_id}"},
         )
         return _intent_state(pi)
 

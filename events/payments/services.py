@@ -57,8 +57,22 @@ class PaymentAttempt:
     intent_id: str = ""
 
 
+UNAVAILABLE = "We couldn't reach the payment service. Your seat is still held; please try again."
+OPEN_PAYMENT_STATUSES = (
+    PaymentStatus.REQUIRES_PAYMENT_METHOD,
+    PaymentStatus.REQUIRES_ACTION,
+    PaymentStatus.PROCESSING,
+)
+
+
 def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
-    """Charge a held registration with a tokenized card, then apply the result."""
+    """Charge a held registration with a tokenized card, then apply the result.
+
+    Our payment row names the PaymentIntent before the card is charged, so when Stripe's answer
+    is lost (a timeout) the next attempt, and the reconcile, ask Stripe how that one ended
+    instead of charging again: each submission brings a new card token, so idempotency keys
+    alone could not stop a second charge.
+    """
     registration = db.session.get(Registration, registration_id)
     now = utcnow()
     if registration.status == RegistrationStatus.CONFIRMED:
@@ -70,25 +84,69 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
         registration.currency,
         registration.offering.title,
     )
-    # End the transaction before the network call: no lock is held while Stripe answers.
+    earlier = _open_intent_id(registration_id)
+    # End the transaction before the network calls: no lock is held while Stripe answers.
     db.session.commit()
+    gateway = get_gateway()
+    intent = None
     try:
-        state = get_gateway().charge_card(
+        if earlier is not None:
+            settled = _settle_earlier_attempt(earlier)
+            if settled is not None:
+                return settled
+        intent = gateway.create_intent(
             registration_id=registration_id,
             card_token=card_token,
             amount=amount,
             currency=currency,
             description=description,
         )
+        apply_intent(intent)  # the payment row, naming the intent, is committed before the charge
+        state = gateway.confirm_intent(intent.id)
     except PaymentDeclined as declined:
-        record_failure(registration_id, str(declined))
+        record_failure(registration_id, str(declined), intent_id=intent.id if intent else None)
         return PaymentAttempt("failed", str(declined))
     except GatewayUnavailable:
         current_app.logger.warning("Stripe unavailable for registration %s", registration_id)
-        return PaymentAttempt(
-            "unavailable", "We couldn't reach the payment service. Your seat is still held; please try again."
-        )
+        return PaymentAttempt("unavailable", UNAVAILABLE)
     apply_intent(state)
+    return _attempt_for(state)
+
+
+def _open_intent_id(registration_id: int) -> str | None:
+    """The latest of this registration's intents whose outcome we have not heard."""
+    return db.session.scalar(
+        sa.select(Payment.stripe_payment_intent_id)
+        .where(Payment.registration_id == registration_id, Payment.status.in_(OPEN_PAYMENT_STATUSES))
+        .order_by(Payment.id.desc())
+        .limit(1)
+    )
+
+
+UNCHARGED_INTENT_STATUSES = ("requires_payment_method", "requires_confirmation", "requires_action")
+
+
+def _settle_earlier_attempt(intent_id: str) -> PaymentAttempt | None:
+    """How an earlier attempt ended, if it charged (or is charging) the card. An attempt that
+    charged nothing is cancelled, so it never can, and None is returned: try the new card."""
+    state = cancel_if_uncharged(get_gateway().retrieve_intent(intent_id))
+    apply_intent(state)
+    return None if state.status == "canceled" else _attempt_for(state)
+
+
+def cancel_if_uncharged(state: IntentState) -> IntentState:
+    """Cancel an intent that has charged nothing; returns its state afterwards."""
+    if state.status not in UNCHARGED_INTENT_STATUSES:
+        return state
+    gateway = get_gateway()
+    try:
+        gateway.cancel_intent(state.id)
+    except GatewayRejected:  # it moved on meanwhile (say, 3D Secure just completed)
+        pass
+    return gateway.retrieve_intent(state.id)
+
+
+def _attempt_for(state: IntentState) -> PaymentAttempt:
     if state.status == "succeeded":
         return PaymentAttempt("succeeded", intent_id=state.id)
     if state.status == "requires_action":
@@ -100,9 +158,13 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
     )
 
 
-def record_failure(registration_id: int, message: str) -> None:
+def record_failure(registration_id: int, message: str, intent_id: str | None = None) -> None:
     """A declined card: tell the person once (they may retry while the hold lasts)."""
     registration = db.session.get(Registration, registration_id)
+    if intent_id is not None:
+        payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
+        if payment is not None and payment.status in OPEN_PAYMENT_STATUSES:
+            payment.status, payment.last_error = PaymentStatus.FAILED, message[:500]
     if registration.status == RegistrationStatus.HELD:
         queue_email(EmailKind.PAYMENT_FAILED, registration=registration, context={"message": message[:300]})
     db.session.commit()
@@ -325,34 +387,31 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
 
 
 def reconcile_pending_payments() -> int:
-    """Ask Stripe about payments still open on held registrations (a webhook may be lost).
+    """Ask Stripe about payments still open (a webhook or the answer to a charge may be lost).
 
-    Run periodically by the worker's sweep. Returns how many payments were re-read.
+    Run periodically by the worker's sweep. An intent that charged nothing for a registration
+    no longer held (the hold lapsed, or it was cancelled) is cancelled at Stripe, so it cannot
+    charge later and is not asked about again. Returns how many payments were re-read.
     """
-    open_statuses = (
-        PaymentStatus.REQUIRES_ACTION,
-        PaymentStatus.PROCESSING,
-        PaymentStatus.REQUIRES_PAYMENT_METHOD,
-    )
-    intent_ids = list(
-        db.session.scalars(
-            sa.select(Payment.stripe_payment_intent_id)
-            .join(Registration, Registration.id == Payment.registration_id)
-            .where(
-                Payment.status.in_(open_statuses),
-                Registration.status.in_(
-                    (RegistrationStatus.HELD, RegistrationStatus.EXPIRED, RegistrationStatus.CANCELLED)
-                ),
-            )
-            .order_by(Payment.id)
+    open_payments = db.session.execute(
+        sa.select(Payment.stripe_payment_intent_id, Registration.status)
+        .join(Registration, Registration.id == Payment.registration_id)
+        .where(
+            Payment.status.in_(OPEN_PAYMENT_STATUSES),
+            Registration.status.in_(
+                (RegistrationStatus.HELD, RegistrationStatus.EXPIRED, RegistrationStatus.CANCELLED)
+            ),
         )
-    )
+        .order_by(Payment.id)
+    ).all()
     db.session.commit()
     checked = 0
-    for intent_id in intent_ids:
+    for intent_id, registration_status in open_payments:
         db.session.commit()  # no transaction (or SQLite write lock) open across the network call
         try:
             state = get_gateway().retrieve_intent(intent_id)
+            if registration_status != RegistrationStatus.HELD:
+                state = cancel_if_uncharged(state)
         except GatewayUnavailable:
             current_app.logger.warning("Reconcile: Stripe unavailable, will retry")
             break

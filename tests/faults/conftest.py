@@ -202,6 +202,7 @@ class DelayProxy:
         self.upstream = upstream
         self.delay = 0.0
         self.slow_paths: tuple[str, ...] = ("/",)
+        self.is_slow = lambda method, path: path.startswith(self.slow_paths)  # or set your own
         self.forwarded: list[tuple[str, str, int]] = []  # (method, path, upstream status)
         self._lock = threading.Lock()
 
@@ -219,7 +220,7 @@ class DelayProxy:
                 )
                 with proxy._lock:
                     proxy.forwarded.append((self.command, self.path, upstream.status_code))
-                if proxy.delay and self.path.startswith(proxy.slow_paths):
+                if proxy.delay and proxy.is_slow(self.command, self.path):
                     time.sleep(proxy.delay)
                 try:
                     self.send_response(upstream.status_code)

@@ -1,8 +1,10 @@
 """The Stripe emulator down, or too slow to answer, when someone pays.
 
 The person is told plainly (status "unavailable", HTTP 503), their seat stays held, and paying
-again with the same card token once Stripe is back charges them exactly once: the gateway's
-idempotency keys (registration + token) make the retry replay the first attempt.
+again once Stripe is back charges them exactly once: the same card token replays the first
+attempt (the gateway's idempotency keys), and a new token (what the page sends: Stripe.js
+tokenizes the card on every submission) finds the first attempt's intent named in our payment
+row and asks Stripe how it ended before charging anything.
 """
 
 from __future__ import annotations
@@ -87,36 +89,42 @@ def test_stripe_down_when_paying_keeps_the_hold_and_the_retry_charges_once(
     )
 
 
+def slow_gateway(proxy_url: str) -> StripeGateway:
+    """The app's gateway with a 1.5 s client timeout (the app's is 15 s; a test cannot wait
+    3 x 15 s), still retrying twice on a timeout."""
+    gateway = StripeGateway(KEY, proxy_url)
+    gateway._client = stripe.StripeClient(
+        KEY,
+        base_addresses={"api": proxy_url},
+        max_network_retries=2,
+        http_client=stripe.RequestsClient(timeout=1.5),
+    )
+    return gateway
+
+
+def slow_confirms(method: str, path: str) -> bool:
+    return method == "POST" and path.startswith("/v1/payment_intents/") and path.endswith("/confirm")
+
+
 def test_stripe_too_slow_when_paying_keeps_the_hold_and_the_retry_charges_once(
     client, db, private_stripe, use_stripe
 ):
     """The charge goes through at Stripe but the answer never arrives in time.
 
-    The proxy forwards POST /v1/payment_intents at once and answers after 4 s; the gateway's
-    client gives up after 1.5 s (and its 2 automatic retries, replayed by the idempotency key,
-    time out too). The retry after Stripe is fast again must replay that first intent, not
-    create a second charge.
-
-    The app's own gateway uses stripe-python's default 80 s timeout; a test cannot wait
-    3 x 80 s, so this test builds the same gateway with a 1.5 s client timeout.
+    The proxy forwards the confirm (the call that charges) at once and answers after 4 s; the
+    gateway gives up after 1.5 s, and its 2 automatic retries, replayed by the idempotency key,
+    time out too. The person tries again with a new card token once Stripe is fast again: they
+    must be told they paid, and not be charged a second time.
     """
     proxy = DelayProxy(private_stripe.url)
     try:
-        gateway = StripeGateway(KEY, proxy.url)
-        gateway._client = stripe.StripeClient(
-            KEY,
-            base_addresses={"api": proxy.url},
-            max_network_retries=2,
-            http_client=stripe.RequestsClient(timeout=1.5),
-        )
-        use_stripe(proxy.url, gateway)
+        use_stripe(proxy.url, slow_gateway(proxy.url))
         emulator = stripe_client(private_stripe.url)
         registration = held_registration(db)
-        token = card_token(emulator, SUCCESS)
 
-        proxy.delay, proxy.slow_paths = 4.0, ("/v1/payment_intents",)
+        proxy.delay, proxy.is_slow = 4.0, slow_confirms
         started = time.monotonic()
-        _, response = pay(client, registration, token)
+        _, response = pay(client, registration, card_token(emulator, SUCCESS))
         answered_in = time.monotonic() - started
 
         assert response.status_code == 503
@@ -124,19 +132,42 @@ def test_stripe_too_slow_when_paying_keeps_the_hold_and_the_retry_charges_once(
         assert "still held" in response.json["message"]
         assert answered_in < 15
         assert_still_held(db, registration)
-        # Stripe did the work: one intent, charged, whose answer was lost (3 deliveries, 1 intent).
-        intent_posts = [f for f in proxy.forwarded if f[:2] == ("POST", "/v1/payment_intents")]
-        assert len(intent_posts) == 3
+        # Stripe did the work: one intent, charged, whose answer was lost (3 deliveries, 1 charge).
+        confirms = [f for f in proxy.forwarded if slow_confirms(f[0], f[1])]
+        assert len(confirms) == 3
         assert [pi.status for pi in intents_for(emulator, registration.id)] == ["succeeded"]
 
         proxy.delay = 0.0
-        _, retried = pay(client, registration, token)
+        _, retried = pay(client, registration, card_token(emulator, SUCCESS))  # a new token
         assert retried.status_code == 200 and retried.json["status"] == "succeeded"
         assert_paid_once(db, registration, emulator)
         print(
             f"\n[fault stripe slow] pay answered 503 'unavailable' in {answered_in:.2f}s "
             f"(3 x 1.5 s timeouts, charge made at Stripe), hold kept; "
-            f"retry once fast: succeeded, still 1 PaymentIntent, 1 payment row"
+            f"retry with a new card token: succeeded, still 1 PaymentIntent, 1 payment row"
         )
+    finally:
+        proxy.stop()
+
+
+def test_a_charge_whose_answer_was_lost_is_confirmed_by_reconcile(client, db, private_stripe, use_stripe):
+    """As above, but the person never comes back (and no webhook arrives): the sweep's
+    reconcile finds the intent named in our payment row and confirms the registration."""
+    from events.payments.services import reconcile_pending_payments
+
+    proxy = DelayProxy(private_stripe.url)
+    try:
+        use_stripe(proxy.url, slow_gateway(proxy.url))
+        emulator = stripe_client(private_stripe.url)
+        registration = held_registration(db)
+        proxy.delay, proxy.is_slow = 4.0, slow_confirms
+        _, response = pay(client, registration, card_token(emulator, SUCCESS))
+        assert response.status_code == 503
+        assert_still_held(db, registration)
+
+        proxy.delay = 0.0
+        assert reconcile_pending_payments() == 1
+        assert_paid_once(db, registration, emulator)
+        assert reconcile_pending_payments() == 0  # settled: not asked about again
     finally:
         proxy.stop()

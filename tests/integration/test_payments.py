@@ -23,7 +23,7 @@ from events.notifications.outbox import EmailKind
 from events.registration import links, seats, services
 from events.registration.services import Person
 from tests.factories import workshop
-from tests.helpers import csrf_token, outbox_kinds
+from tests.helpers import charge_card, csrf_token, outbox_kinds
 
 SUCCESS = "4242424242424242"
 DECLINE = "4000000000000341"
@@ -210,7 +210,6 @@ def test_payment_after_the_hold_expired_and_the_seat_went_is_refunded_once(clien
 
     from events.models import utcnow
     from events.payments import services as payments
-    from events.payments.gateway import get_gateway
 
     registration = held_registration(db, capacity=1)
     # The hold lapses and someone else takes the only seat.
@@ -222,7 +221,7 @@ def test_payment_after_the_hold_expired_and_the_seat_went_is_refunded_once(clien
     )
 
     # Their payment still succeeds at Stripe (e.g. the page was open in another tab).
-    state = get_gateway().charge_card(
+    state = charge_card(
         registration_id=registration.id,
         card_token=card_token(stripe_client, SUCCESS),
         amount=3000,
@@ -302,7 +301,6 @@ def test_a_late_payment_for_an_expired_hold_is_refunded_when_they_registered_aga
 
     from events.models import utcnow
     from events.payments import services as payments
-    from events.payments.gateway import get_gateway
 
     first = held_registration(db, capacity=3)
     later = utcnow() + timedelta(minutes=20)
@@ -313,7 +311,7 @@ def test_a_late_payment_for_an_expired_hold_is_refunded_when_they_registered_aga
     assert again.status == RegistrationStatus.HELD
 
     # The first attempt's payment completes after all (3D Secure finished late).
-    state = get_gateway().charge_card(
+    state = charge_card(
         registration_id=first.id,
         card_token=card_token(stripe_client, SUCCESS),
         amount=3000,
@@ -329,22 +327,21 @@ def test_a_late_payment_for_an_expired_hold_is_refunded_when_they_registered_aga
 
 
 def test_cancel_refunds_the_payment_that_paid_not_an_extra_one_already_returned(client, db, stripe_client):
-    import requests as http
+    from events.payments import services as payments
 
     registration = held_registration(db, days=10)
-    signed, first = pay(client, registration, card_token(stripe_client, THREE_D_SECURE))  # stalls at 3DS
-    pay(client, registration, card_token(stripe_client, SUCCESS))  # pays with another card
-    # The stalled first attempt is completed later: an extra payment, refunded automatically.
-    http.post(
-        f"{stripe_client._requestor._options.base_addresses['api']}/v1/payment_intents/"
-        f"{first.json['intent_id']}/_authenticate?success=true",
-        json={"key": "pk_test_emulator", "client_secret": first.json["client_secret"]},
-        timeout=10,
+    signed, paid = pay(client, registration, card_token(stripe_client, SUCCESS))
+    assert paid.json["status"] == "succeeded"
+    # The same person pays again elsewhere (a second tab): an extra payment, refunded at once.
+    extra = charge_card(
+        registration_id=registration.id,
+        card_token=card_token(stripe_client, SUCCESS),
+        amount=3000,
+        currency="usd",
+        description="second tab",
     )
-    from events.payments import services as payments
-    from events.payments.gateway import get_gateway
-
-    payments.apply_intent(get_gateway().retrieve_intent(first.json["intent_id"]))
+    payments.apply_intent(extra)
+    assert [r.amount_cents for r in db.session.scalars(sa.select(Refund))] == [3000]
 
     page = client.get(f"/manage/{signed}").get_data(as_text=True)
     client.post(f"/manage/{signed}/cancel", data={"csrf_token": csrf_token(page)})
@@ -353,3 +350,55 @@ def test_cancel_refunds_the_payment_that_paid_not_an_extra_one_already_returned(
     payments_by_intent = {p.stripe_payment_intent_id: p for p in db.session.scalars(sa.select(Payment))}
     assert all(p.amount_refunded_cents == 3000 for p in payments_by_intent.values())
     assert sorted(r.status.value for r in db.session.scalars(sa.select(Refund))) == ["succeeded", "succeeded"]
+
+
+def test_paying_with_another_card_cancels_a_stalled_3d_secure_attempt(client, db, stripe_client):
+    """A first card stalls at 3D Secure (the window was closed); they pay with another card.
+    The stalled intent is cancelled at Stripe, so completing it later cannot charge them too."""
+    import requests as http
+
+    registration = held_registration(db, days=10)
+    signed, first = pay(client, registration, card_token(stripe_client, THREE_D_SECURE))
+    assert first.json["status"] == "requires_action"
+    _, second = pay(client, registration, card_token(stripe_client, SUCCESS))
+    assert second.json["status"] == "succeeded" and second.json["intent_id"] != first.json["intent_id"]
+
+    stalled = stripe_client.v1.payment_intents.retrieve(first.json["intent_id"])
+    assert stalled.status == "canceled"
+    late = http.post(
+        f"{stripe_client._requestor._options.base_addresses['api']}/v1/payment_intents/"
+        f"{first.json['intent_id']}/_authenticate?success=true",
+        json={"key": "pk_test_emulator", "client_secret": first.json["client_secret"]},
+        timeout=10,
+    )
+    assert late.status_code >= 400
+    db.session.expire_all()
+    statuses = {p.stripe_payment_intent_id: p.status for p in db.session.scalars(sa.select(Payment))}
+    assert statuses == {
+        first.json["intent_id"]: PaymentStatus.CANCELED,
+        second.json["intent_id"]: PaymentStatus.SUCCEEDED,
+    }
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
+    assert db.session.scalars(sa.select(Refund)).all() == []
+
+
+def test_reconcile_cancels_an_uncharged_intent_once_the_hold_has_lapsed(client, db, stripe_client):
+    """A 3D Secure attempt abandoned, and the hold lapsed: the intent is cancelled at Stripe
+    (it can no longer charge them for a seat they don't hold) and not asked about again."""
+    from datetime import timedelta
+
+    from events.models import utcnow
+    from events.payments.services import reconcile_pending_payments
+
+    registration = held_registration(db)
+    _, stalled = pay(client, registration, card_token(stripe_client, THREE_D_SECURE))
+    assert stalled.json["status"] == "requires_action"
+    assert reconcile_pending_payments() == 1  # still held: left alone for them to finish
+    assert stripe_client.v1.payment_intents.retrieve(stalled.json["intent_id"]).status == "requires_action"
+
+    seats.sweep_lapsed(utcnow() + timedelta(minutes=20))
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.EXPIRED
+    assert reconcile_pending_payments() == 1
+    assert stripe_client.v1.payment_intents.retrieve(stalled.json["intent_id"]).status == "canceled"
+    assert db.session.scalar(sa.select(Payment.status)) == PaymentStatus.CANCELED
+    assert reconcile_pending_payments() == 0

@@ -25,7 +25,7 @@ from events.registration import services as registration
 from events.registration.services import Person
 from events.staff import auth
 from tests.factories import make_location, make_offering, make_session, upcoming_day
-from tests.helpers import csrf_token
+from tests.helpers import charge_card, csrf_token
 
 PASSWORD = "correct horse battery"
 
@@ -262,7 +262,6 @@ def test_staff_forms_without_csrf_change_nothing(client, world, db):
 def test_cancelling_a_session_refunds_paid_tells_everyone_and_clears_the_waitlist(client, db, localstripe):
     import stripe
 
-    from events.payments.gateway import get_gateway
     from events.payments.services import apply_intent
 
     admin = make_user(db, "boss@clinic.example", Role.ADMIN)
@@ -280,7 +279,7 @@ def test_cancelling_a_session_refunds_paid_tells_everyone_and_clears_the_waitlis
             params={"card": {"number": "4242424242424242", "exp_month": 1, "exp_year": 2032, "cvc": "123"}}
         ).id
         apply_intent(
-            get_gateway().charge_card(
+            charge_card(
                 registration_id=reg.id, card_token=token, amount=1500, currency="usd", description="t"
             )
         )

@@ -12,12 +12,11 @@ import sqlalchemy as sa
 
 from events.models import Registration, RegistrationStatus, WebhookEvent
 from events.notifications.outbox import EmailKind
-from events.payments.gateway import get_gateway
 from events.registration import services
 from events.registration.services import Person
 from tests.conftest import WEBHOOK_SECRET
 from tests.factories import workshop
-from tests.helpers import outbox_kinds
+from tests.helpers import charge_card, outbox_kinds
 
 
 def signed_event(
@@ -81,7 +80,7 @@ def test_the_same_event_ten_times_at_once_confirms_once(live_server, db, localst
         params={"card": {"number": "4242424242424242", "exp_month": 1, "exp_year": 2032, "cvc": "123"}}
     ).id
     # Charged at Stripe, but our side has not heard yet (as if the browser closed).
-    intent = get_gateway().charge_card(
+    intent = charge_card(
         registration_id=registration.id, card_token=token, amount=2000, currency="usd", description="t"
     )
     payload, headers = signed_event("payment_intent.succeeded", {"id": intent.id}, event_id="evt_concurrent")
