@@ -1,50 +1,98 @@
-"""iCalendar files: the public feeds, and one registration's invite."""
+"""iCalendar files: the public feeds, one registration's download, and emailed invites.
+
+Each session is one VEVENT with a UID that never changes, whichever host served the feed and
+whether it came by feed, download or email, so a calendar app matches all of them (and a later
+cancellation) to the same event.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from email.utils import getaddresses
+from urllib.parse import urlsplit
 
-from flask import url_for
-from icalendar import Calendar, Event, vText
+from flask import current_app, url_for
+from icalendar import Calendar, Event, vCalAddress, vText
 
-from events.models import Clinic, Session, utcnow
+from events.models import Clinic, Session, SessionStatus, utcnow
+
+# Emailed invites are iTIP messages (RFC 5546); feeds and downloads carry no METHOD, as RFC 5545
+# asks of a plain snapshot of calendar data.
+PUBLISH = "PUBLISH"
+CANCEL = "CANCEL"
 
 
-def _calendar(clinic: Clinic, name: str) -> Calendar:
+def public_host() -> str:
+    """The public site's host (from PUBLIC_BASE_URL), whichever host a request came in on."""
+    return urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname or "localhost"
+
+
+def session_uid(session: Session) -> str:
+    return f"session-{session.id}@{public_host()}"
+
+
+def is_cancelled(session: Session) -> bool:
+    return session.status == SessionStatus.CANCELLED or session.offering.is_cancelled
+
+
+def sequence(session: Session) -> int:
+    """Calendars apply an update (or a CANCEL) only if its SEQUENCE is higher than the one they
+    hold. Cancelling is the only change we announce, and it is final: 0 while scheduled, 1 after."""
+    return 1 if is_cancelled(session) else 0
+
+
+def _calendar(clinic: Clinic, name: str, method: str | None) -> Calendar:
     cal = Calendar()
     cal.add("prodid", f"-//{clinic.name}//Workshops and classes//EN")
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
+    if method:
+        cal.add("method", method)
     cal.add("x-wr-calname", name)
     cal.add("x-wr-timezone", clinic.timezone)
     return cal
 
 
-def session_event(session: Session, host: str, stamp: datetime) -> Event:
+def _organizer(clinic: Clinic) -> vCalAddress:
+    """The clinic, as the sender of emailed invites (RFC 5546 asks for an ORGANIZER in them)."""
+    address = getaddresses([current_app.config["MAIL_DEFAULT_SENDER"]])[0][1]
+    organizer = vCalAddress(f"mailto:{address}")
+    organizer.params["cn"] = vText(clinic.name)
+    return organizer
+
+
+def session_event(session: Session, stamp: datetime) -> Event:
     offering = session.offering
     location = session.location
+    cancelled = is_cancelled(session)
     event = Event()
-    event.add("uid", f"session-{session.id}@{host}")
+    event.add("uid", session_uid(session))
+    event.add("sequence", sequence(session))
     event.add("dtstamp", stamp)
     # Local time with its TZID, so calendars show it right across daylight-saving changes.
     event.add("dtstart", session.local_start)
     event.add("dtend", session.local_end)
-    event.add("summary", offering.title)
+    event.add("summary", f"Cancelled: {offering.title}" if cancelled else offering.title)
     event["location"] = vText(f"{location.name}, {location.full_address}")
     url = url_for("catalog.offering", slug=offering.slug, _external=True)
     event.add("url", url)
     event.add("description", f"{offering.summary}\n\n{url}".strip())
-    if session.status.value == "cancelled":
-        event.add("status", "CANCELLED")
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     return event
 
 
-def build_calendar(clinic: Clinic, name: str, sessions: Iterable[Session], host: str) -> bytes:
-    cal = _calendar(clinic, name)
+def build_calendar(
+    clinic: Clinic, name: str, sessions: Iterable[Session], method: str | None = None
+) -> bytes:
+    """A calendar of these sessions; method (PUBLISH or CANCEL) only for emailed invites."""
+    cal = _calendar(clinic, name, method)
     stamp = utcnow()
     for session in sessions:
-        cal.add_component(session_event(session, host, stamp))
+        event = session_event(session, stamp)
+        if method:
+            event.add("organizer", _organizer(clinic))
+        cal.add_component(event)
     # VTIMEZONE blocks for every zone used, as RFC 5545 asks of TZID references.
     cal.add_missing_timezones()
     return cal.to_ical()

@@ -199,14 +199,11 @@ def _day_start_utc(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
 
 
-def _schedule_conditions(f: ScheduleFilter, now: datetime) -> list:
+def _schedule_conditions(f: ScheduleFilter, now: datetime, include_cancelled: bool = False) -> list:
     zone = ZoneInfo(current_clinic().timezone)
-    conditions = [
-        Offering.is_published.is_(True),
-        Offering.is_cancelled.is_(False),
-        Session.status == SessionStatus.SCHEDULED,
-        Session.starts_at >= now,
-    ]
+    conditions = [Offering.is_published.is_(True), Session.starts_at >= now]
+    if not include_cancelled:
+        conditions += [Offering.is_cancelled.is_(False), Session.status == SessionStatus.SCHEDULED]
     if f.location:
         conditions.append(Location.slug == f.location)
     if f.kind:
@@ -236,9 +233,11 @@ def _schedule_conditions(f: ScheduleFilter, now: datetime) -> list:
     return conditions
 
 
-def list_schedule(f: ScheduleFilter, now: datetime | None = None) -> SchedulePage:
+def list_schedule(
+    f: ScheduleFilter, now: datetime | None = None, include_cancelled: bool = False
+) -> SchedulePage:
     now = now or utcnow()
-    conditions = _schedule_conditions(f, now)
+    conditions = _schedule_conditions(f, now, include_cancelled)
     base = (
         sa.select(Session)
         .join(Session.offering)
@@ -324,9 +323,14 @@ def topics() -> list[str]:
 def upcoming_sessions_for_feed(
     location_slug: str | None = None, now: datetime | None = None
 ) -> list[Session]:
-    """Every upcoming session (optionally at one location) for the iCal feeds."""
+    """Every upcoming session (optionally at one location) for the iCal feeds.
+
+    Unlike the schedule, the feeds keep upcoming cancelled sessions (and those of cancelled
+    offerings), marked cancelled: a subscribed calendar keeps an event that silently leaves the
+    feed, and only an event it still sees can tell it the session was called off.
+    """
     f = ScheduleFilter(location=location_slug, per_page=current_app.config.get("FEED_MAX_EVENTS", 2000))
-    return list_schedule(f, now=now).sessions
+    return list_schedule(f, now=now, include_cancelled=True).sessions
 
 
 def map_url(location: Location) -> str:

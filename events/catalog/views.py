@@ -69,7 +69,7 @@ def calendar_feed():
     def render():
         clinic = services.current_clinic()
         sessions = services.upcoming_sessions_for_feed()
-        return _ics_response(build_calendar(clinic, clinic.name, sessions, request.host), "calendar.ics")
+        return _ics_response(build_calendar(clinic, clinic.name, sessions), "calendar.ics")
 
     return cached(render)
 
@@ -81,6 +81,6 @@ def location_calendar_feed(slug: str):
         clinic = services.current_clinic()
         sessions = services.upcoming_sessions_for_feed(location_slug=slug)
         name = f"{clinic.name} - {location.name}"
-        return _ics_response(build_calendar(clinic, name, sessions, request.host), f"{slug}.ics")
+        return _ics_response(build_calendar(clinic, name, sessions), f"{slug}.ics")
 
     return cached(render)

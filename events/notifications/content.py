@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
@@ -53,6 +52,9 @@ class Attachment:
     filename: str
     content_type: str  # "text/calendar"
     data: bytes
+    # For text/calendar: the iTIP method, sent as the Content-Type's method parameter, which
+    # must match the METHOD inside the file (RFC 6047).
+    method: str | None = None
 
 
 @dataclass
@@ -61,10 +63,6 @@ class EmailContent:
     subject: str
     context: dict
     attachments: list[Attachment] = field(default_factory=list)
-
-
-def public_host() -> str:
-    return urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname or "localhost"
 
 
 def _pool_sessions(seat_pool_id: int) -> list[Session]:
@@ -207,7 +205,7 @@ class Prefetched:
 
 
 def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailContent:
-    from events.catalog.ical import build_calendar
+    from events.catalog import ical
     from events.registration.links import manage_url, waitlist_url
     from events.registration.seats import waitlist_position
 
@@ -258,8 +256,17 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
     if row.kind == EmailKind.WAITLIST_OFFER and entry is not None and entry.offer_expires_at:
         ctx["deadline"] = entry.offer_expires_at.astimezone(ctx["location"].zone)
     if row.kind == EmailKind.REGISTRATION_CONFIRMED and ctx["sessions"]:
-        ics = build_calendar(clinic, offering.title, ctx["sessions"], public_host())
-        attachments.append(Attachment("invite.ics", "text/calendar", ics))
+        ics = ical.build_calendar(clinic, offering.title, ctx["sessions"], ical.PUBLISH)
+        attachments.append(Attachment("invite.ics", "text/calendar", ics, ical.PUBLISH))
+    if row.kind == EmailKind.SESSION_CANCELLED and registration is not None:
+        # Takes back the invite sent on confirmation (same UIDs, higher SEQUENCE): the named
+        # session, or, when the whole offering was called off, its sessions still to come.
+        now = utcnow()
+        cancelled = [session] if session is not None else [s for s in sessions if s.starts_at >= now]
+        cancelled = [s for s in cancelled if ical.is_cancelled(s)]
+        if cancelled:
+            ics = ical.build_calendar(clinic, offering.title, cancelled, ical.CANCEL)
+            attachments.append(Attachment("cancel.ics", "text/calendar", ics, ical.CANCEL))
     if row.kind == EmailKind.REMINDER and session is not None:
         from events.filters import format_day, format_time
 

@@ -92,7 +92,7 @@ def _text_part(subtype: str, text: str) -> bytes:
 
 def _attachment_part(attachment) -> bytes:
     maintype, subtype = attachment.content_type.split("/", 1)
-    params = '; method="PUBLISH"' if subtype == "calendar" else ""
+    params = f'; method="{attachment.method}"' if attachment.method else ""
     filename = _FOLD.fold_binary("Content-Disposition", f'attachment; filename="{attachment.filename}"')
     return (
         f"Content-Type: {maintype}/{subtype}{params}\r\nContent-Transfer-Encoding: base64\r\n".encode("ascii")
@@ -181,7 +181,7 @@ def _email_message(row, content, text: str, html: str, sender: str, msgid: str) 
     msg.add_alternative(html, subtype="html")
     for attachment in content.attachments:
         maintype, subtype = attachment.content_type.split("/", 1)
-        params = {"method": "PUBLISH"} if subtype == "calendar" else {}
+        params = {"method": attachment.method} if attachment.method else {}
         msg.add_attachment(
             attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename, params=params
         )

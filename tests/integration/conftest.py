@@ -47,6 +47,9 @@ class Catalog:
     robbinsdale: object = None
     offerings: dict[str, Offering] = field(default_factory=dict)
     visible: list[Session] = field(default_factory=list)  # soonest first
+    # Upcoming but cancelled (a cancelled class, a session of a cancelled offering): hidden from
+    # the schedule, kept in the iCal feeds marked cancelled.
+    cancelled: list[Session] = field(default_factory=list)
     hidden_titles: tuple[str, ...] = ()
 
     def visible_titles(self) -> list[str]:
@@ -144,13 +147,14 @@ def catalog(db) -> Catalog:
     cancelled = make_session(o["core"], day(18), time(18, 0))
     cancelled.status = SessionStatus.CANCELLED
     make_session(o["draft"], day(3), time(9, 0))
-    make_session(o["called-off"], day(4), time(9, 0))
+    called_off = make_session(o["called-off"], day(4), time(9, 0))
     db.session.commit()
     return Catalog(
         north=north,
         robbinsdale=robb,
         offerings=o,
         visible=visible,
+        cancelled=[cancelled, called_off],
         hidden_titles=("Hidden Draft", "Called Off Workshop"),
     )
 
