@@ -59,6 +59,8 @@ def _ensure_clinic_for_error_page() -> None:
     from events.models import Clinic
 
     try:
-        current_clinic()
+        # Read it here: the rollback in `unexpected` expired it, and a database that has gone
+        # away (a restart) must fail this line, not the template (a bare server 500).
+        current_clinic().name  # noqa: B018
     except Exception:
         g.clinic = Clinic(name="Workshops & Classes", timezone="America/Chicago", currency="usd")

@@ -219,3 +219,30 @@ def test_an_unexpected_database_error_is_a_friendly_500(client, catalog, monkeyp
     assert "Something went wrong on our side" in text
     if mimetype == "text/html":
         assert "Test Clinic" in text  # the clinic's name was read after the failure
+
+
+def test_the_error_page_renders_when_the_database_went_away_mid_request(client, catalog, monkeypatch, app):
+    """A database restart: the clinic row was loaded, then every statement and connection
+    fails. The error handler's rollback expires the clinic, so the page must not need it."""
+    import sqlalchemy as sa
+
+    from events.catalog import services
+    from events.extensions import db
+
+    def gone(*_args, **_kwargs):
+        raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
+
+    def broken(_filter, now=None):
+        services.current_clinic()  # loaded, as the page's layout does
+        sa.event.listen(db.engine, "before_cursor_execute", gone)
+        gone()
+
+    monkeypatch.setattr(services, "list_schedule", broken)
+    try:
+        response = client.get("/?page=2")
+    finally:
+        with app.app_context():
+            if sa.event.contains(db.engine, "before_cursor_execute", gone):
+                sa.event.remove(db.engine, "before_cursor_execute", gone)
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.get_data(as_text=True)
