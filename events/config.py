@@ -81,3 +81,5 @@ class Config:
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute; 50 per hour")
     PASSWORD_RESET_RATE_LIMIT = os.environ.get("PASSWORD_RESET_RATE_LIMIT", "5 per minute; 20 per hour")
     REGISTER_RATE_LIMIT = os.environ.get("REGISTER_RATE_LIMIT", "20 per minute; 200 per hour")
+    # Card submissions: enough for typos and declines, not for testing stolen cards in bulk.
+    PAY_RATE_LIMIT = os.environ.get("PAY_RATE_LIMIT", "30 per minute")

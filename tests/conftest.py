@@ -22,6 +22,7 @@ import time  # noqa: E402
 
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
+import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
@@ -31,6 +32,7 @@ from events.extensions import db as _db  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 STRIPE_PORT = None  # chosen per run, see stripe_api_base
 WEBHOOK_SECRET = "whsec_test_secret"
+TEST_REDIS_URL = f"redis://127.0.0.1:6379/{int(os.environ.get('TEST_WORKER_REDIS_DB', '13'))}"
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
@@ -64,6 +66,7 @@ def make_test_app(database_url: str, **overrides):
         "LOGIN_RATE_LIMIT": "100000 per minute",
         "PASSWORD_RESET_RATE_LIMIT": "100000 per minute",
         "REGISTER_RATE_LIMIT": "100000 per minute",
+        "PAY_RATE_LIMIT": "100000 per minute",
         "SERVER_NAME": None,
     }
     config.update(overrides)
@@ -266,3 +269,27 @@ def phone_page(browser):
     yield page
     context.close()
     assert not page.csp_violations, page.csp_violations
+
+
+# --- The broker the test Celery worker listens on ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_test_db():
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield TEST_REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def publish(app, redis_test_db, monkeypatch):
+    """The app publishes the after-commit nudge to the test worker's Redis."""
+    monkeypatch.setitem(app.config, "OUTBOX_PUBLISH", True)
+    monkeypatch.setitem(app.config, "CELERY_BROKER_URL", redis_test_db)
+    app.extensions.pop("celery_publisher", None)
+    yield
+    client = app.extensions.pop("celery_publisher", None)
+    if client is not None:
+        client.close()

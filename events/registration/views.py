@@ -161,7 +161,7 @@ def pay(signed):
 
 
 @bp.post("/manage/<signed>/pay")
-@limiter.limit("30 per minute")
+@limiter.limit(config_limit("PAY_RATE_LIMIT"))
 def pay_submit(signed):
     registration = _registration_from_link(signed)
     data = request.get_json(silent=True) or {}

@@ -120,12 +120,14 @@ def test_password_reset_link_works_once(client, world, db):
 @pytest.fixture
 def rate_limits_on(app, rate_limits_enforced):
     saved = {
-        k: app.config[k] for k in ("LOGIN_RATE_LIMIT", "PASSWORD_RESET_RATE_LIMIT", "REGISTER_RATE_LIMIT")
+        k: app.config[k]
+        for k in ("LOGIN_RATE_LIMIT", "PASSWORD_RESET_RATE_LIMIT", "REGISTER_RATE_LIMIT", "PAY_RATE_LIMIT")
     }
     app.config.update(
         LOGIN_RATE_LIMIT="10 per minute",
         PASSWORD_RESET_RATE_LIMIT="5 per minute",
         REGISTER_RATE_LIMIT="3 per minute",
+        PAY_RATE_LIMIT="2 per minute",
     )
     yield
     app.config.update(saved)
@@ -163,6 +165,25 @@ def test_rate_limits_on_sign_in_reset_and_registration_answer_429(client, db, wo
         for i in range(4)
     ]
     assert register_codes == [302, 302, 302, 429]
+    # And card submissions (where stolen cards would be tried in bulk).
+    from events.registration import links
+    from events.registration.services import Person
+    from events.registration.services import register as register_person
+
+    paid = workshop(price_cents=2500)
+    db.session.commit()
+    held = register_person(paid, None, Person("Pay Er", "payer@example.com")).registration
+    signed = links.sign(held.token, links.MANAGE_SALT)
+    pay_page = client.get(f"/manage/{signed}/pay").get_data(as_text=True)
+    pay_codes = [
+        client.post(
+            f"/manage/{signed}/pay",
+            json={"token": "not-a-token"},
+            headers={"X-CSRFToken": csrf_token(pay_page)},
+        ).status_code
+        for _ in range(3)
+    ]
+    assert pay_codes == [400, 400, 429]
 
 
 def test_roster_shows_people_and_waitlist_to_their_instructor_only(client, world, db):

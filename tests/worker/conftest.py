@@ -13,7 +13,6 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-import redis
 from aiosmtpd.controller import Controller
 
 from events.extensions import db as _db
@@ -28,8 +27,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-TEST_REDIS_DB = int(os.environ.get("TEST_WORKER_REDIS_DB", "13"))
-TEST_REDIS_URL = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+from tests.conftest import TEST_REDIS_URL  # noqa: E402
 
 
 class RecordingHandler:
@@ -143,28 +141,31 @@ def worker_env(app, smtp_server, redis_url: str = TEST_REDIS_URL) -> dict:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict, name: str):
+    """`celery -A worker.app worker` (or, with beat=True, `celery beat`) as a real process."""
+
+    def __init__(self, env: dict, name: str, beat: bool = False):
         self.env = env
         self.log_path = _TMP / f"{name}.log"
         self.process = None
-
-    def start(self, timeout: float = 30.0):
-        self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.app",
+        if beat:
+            self.argv = ["beat", "--loglevel=info", "-s", str(_TMP / f"{name}-schedule")]
+            self.ready = "beat: Starting"
+        else:
+            self.argv = [
                 "worker",
                 "--loglevel=info",
                 "--concurrency=2",
                 "--without-gossip",
                 "--without-mingle",
                 "-n",
-                f"test-{os.getpid()}@%h",
-            ],
+                f"{name}-{os.getpid()}@%h",
+            ]
+            self.ready = " ready."
+
+    def start(self, timeout: float = 30.0):
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.app", *self.argv],
             cwd=ROOT,
             env=self.env,
             stdout=self.log,
@@ -173,7 +174,7 @@ class WorkerProcess:
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if " ready." in Path(self.log_path).read_text():
+            if self.ready in Path(self.log_path).read_text():
                 return self
             if self.process.poll() is not None:
                 break
@@ -193,32 +194,11 @@ class WorkerProcess:
 
 
 @pytest.fixture(scope="session")
-def redis_test_db():
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    client.flushdb()
-    yield TEST_REDIS_URL
-    client.flushdb()
-    client.close()
-
-
-@pytest.fixture(scope="session")
 def celery_worker(app, smtp_server, redis_test_db):
     """A real `celery -A worker.app worker` process on Redis, the test database and the SMTP recorder."""
     worker = WorkerProcess(worker_env(app, smtp_server), "celery-worker").start()
     yield worker
     worker.stop()
-
-
-@pytest.fixture
-def publish(app, redis_test_db, monkeypatch):
-    """The app publishes the after-commit nudge to the test worker's Redis."""
-    monkeypatch.setitem(app.config, "OUTBOX_PUBLISH", True)
-    monkeypatch.setitem(app.config, "CELERY_BROKER_URL", redis_test_db)
-    app.extensions.pop("celery_publisher", None)
-    yield
-    client = app.extensions.pop("celery_publisher", None)
-    if client is not None:
-        client.close()
 
 
 @pytest.fixture
