@@ -445,14 +445,19 @@ class CapacityError(RegistrationError):
 
 def change_capacity(pool_id: int, capacity: int, now: datetime | None = None) -> SeatPool:
     """Set a pool's capacity. It cannot go below the seats already taken; new seats go to the waitlist."""
-    now = now or utcnow()
     pool = seats.lock_pool(pool_id)
+    try:
+        resize_locked_pool(pool, capacity, now or utcnow())
+    finally:
+        db.session.commit()  # the new capacity, or (refused) what release_lapsed did
+    return pool
+
+
+def resize_locked_pool(pool: SeatPool, capacity: int, now: datetime) -> None:
+    """change_capacity() for a pool the caller has locked, in the caller's transaction."""
     seats.release_lapsed(pool, now)
     if capacity < pool.seats_taken:
-        db.session.commit()
         raise CapacityError(f"{pool.seats_taken} seats are already taken; capacity can't go below that.")
     pool.capacity = capacity
     pool.version += 1
     seats.offer_free_seats(pool, now)
-    db.session.commit()
-    return pool

@@ -43,8 +43,8 @@ from events.registration.services import (
     Outcome,
     Person,
     RegisterResult,
-    change_capacity,
     register,
+    resize_locked_pool,
     succeeded_payment,
 )
 from events.staff import audit
@@ -189,8 +189,9 @@ def create_offering(data: dict, actor: User) -> Offering:
 
 
 def update_offering(offering: Offering, data: dict, actor: User) -> Offering:
-    """Edit an offering. A new capacity goes through change_capacity for every seat pool; if any
-    pool has more seats taken than the new capacity, nothing at all is changed."""
+    """Edit an offering in one transaction. A new capacity applies to every seat pool, all of
+    them locked until the commit (so no registration slips in between the check and the
+    change); if any pool has more seats taken than the new capacity, nothing at all changes."""
     _check_references(data)
     if data["kind"] != offering.kind and offering.sessions:
         raise AdminError(
@@ -204,14 +205,14 @@ def update_offering(offering: Offering, data: dict, actor: User) -> Offering:
     new_capacity = data["capacity"]
     if new_capacity != offering.capacity:
         now = utcnow()
-        for pool_id in pool_ids:  # check all first, so a refusal changes nothing
-            pool = seats.lock_pool(pool_id)
-            seats.release_lapsed(pool, now)
-            if new_capacity < pool.seats_taken:
-                db.session.commit()  # keep what release_lapsed did, and drop the locks
-                raise AdminError(
-                    f"{pool.seats_taken} seats are already taken; capacity can't go below that.", "capacity"
-                )
+        pools = [seats.lock_pool(pool_id) for pool_id in pool_ids]  # in id order: no deadlocks
+        for pool in pools:
+            try:
+                resize_locked_pool(pool, new_capacity, now)
+            except CapacityError as error:
+                db.session.rollback()
+                raise AdminError(str(error), "capacity") from error
+            audit.record(actor.id, "seat_pool.capacity_changed", "seat_pool", pool.id, capacity=new_capacity)
     slug = data.get("slug") or ""
     changes = {}
     if slug and slugify(slug) != offering.slug:
@@ -227,14 +228,6 @@ def update_offering(offering: Offering, data: dict, actor: User) -> Offering:
         offering.capacity = new_capacity
     audit.record(actor.id, "offering.updated", "offering", offering.id, changes=changes)
     db.session.commit()
-    if "capacity" in changes:
-        for pool_id in pool_ids:
-            try:
-                change_capacity(pool_id, new_capacity)
-            except CapacityError as error:  # a registration arrived between check and change
-                raise AdminError(str(error), "capacity") from error
-            audit.record(actor.id, "seat_pool.capacity_changed", "seat_pool", pool_id, capacity=new_capacity)
-            db.session.commit()
     return offering
 
 

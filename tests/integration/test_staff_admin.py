@@ -282,6 +282,43 @@ def test_capacity_of_a_class_changes_every_dates_pool(client, db):
     ).all() == [8, 8]
 
 
+def test_a_capacity_change_holds_every_pool_until_it_commits(client, db, app, monkeypatch):
+    """Lowering a class's capacity checks and changes each date's pool; while it works on the
+    first, the others are locked already, so no registration can slip in and make the change
+    half-done (some dates at the new capacity, the rest refused)."""
+    import psycopg
+
+    location = make_location()
+    offering = make_offering(location, OfferingKind.CLASS, capacity=5)
+    make_session(offering, upcoming_day(3))
+    make_session(offering, upcoming_day(10))
+    db.session.commit()
+    pool_ids = sorted(s.seat_pool_id for s in offering.sessions)
+    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
+    locked_meanwhile = []
+    real_resize = svc.resize_locked_pool
+
+    def resize_and_look(pool, capacity, now):
+        # What a registration arriving now would meet: every pool of the offering is locked.
+        with psycopg.connect(url, autocommit=True) as other:
+            for pool_id in pool_ids:
+                try:
+                    other.execute("SELECT 1 FROM seat_pools WHERE id = %s FOR UPDATE NOWAIT", (pool_id,))
+                    locked_meanwhile.append(False)
+                except psycopg.errors.LockNotAvailable:
+                    locked_meanwhile.append(True)
+        real_resize(pool, capacity, now)
+
+    monkeypatch.setattr(svc, "resize_locked_pool", resize_and_look)
+    login(client, db)
+    edit = f"/staff/admin/offerings/{offering.id}/edit"
+    response = client.post(edit, data=form_of(offering, capacity="3", csrf_token=token_from(client, edit)))
+    assert response.status_code == 302
+    assert locked_meanwhile == [True, True, True, True]
+    db.session.expire_all()
+    assert db.session.scalars(sa.select(SeatPool.capacity).where(SeatPool.id.in_(pool_ids))).all() == [3, 3]
+
+
 def test_cancelling_an_offering_tells_everyone(client, db):
     location = make_location()
     offering = make_offering(location, OfferingKind.WORKSHOP)
