@@ -204,6 +204,18 @@ class Prefetched:
         return self._next_dates[offering.id]
 
 
+@dataclass(frozen=True)
+class SharedResource:
+    title: str
+    url: str  # a link, or the uploaded file's address on our site
+
+
+def shared_resources(offering: Offering) -> list[SharedResource]:
+    from events.staff.admin_services import resource_href
+
+    return [SharedResource(r.title, resource_href(r)) for r in offering.resources]
+
+
 def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailContent:
     from events.catalog import ical
     from events.registration.links import manage_url, waitlist_url
@@ -275,7 +287,7 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         ctx["when_text"] = when
     if row.kind == EmailKind.FOLLOW_UP:
         ctx["attended"] = extra.get("variant") != "missed"
-        ctx["resources"] = list(offering.resources)
+        ctx["resources"] = shared_resources(offering)
         if not ctx["attended"]:
             subject_template = MISSED_SUBJECT
             ctx["next_sessions"] = prefetched.next_dates_of(offering, utcnow())

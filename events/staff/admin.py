@@ -12,7 +12,6 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
-from werkzeug.utils import secure_filename
 
 from events.extensions import db
 from events.models import (
@@ -22,7 +21,6 @@ from events.models import (
     OutboxEmail,
     Registration,
     Resource,
-    ResourceKind,
     Role,
     User,
 )
@@ -187,7 +185,7 @@ def _render_offering(offering, status=200, **forms):
         pools=svc.seat_pools(offering),
         status_label=svc.offering_status(offering),
         confirm_form=ConfirmForm(),
-        public_filename=public_filename,
+        resource_href=svc.resource_href,
         **forms,
     ), status
 
@@ -524,15 +522,13 @@ def admin_register_on_behalf(offering_id):
 resources_bp = Blueprint("resources", __name__)
 
 
-@resources_bp.get("/resources/<int:resource_id>/<filename>")
-def resource_file(resource_id, filename):
-    resource = db.session.get(Resource, resource_id)
-    if resource is None or resource.kind is not ResourceKind.FILE or not resource.stored_filename:
+@resources_bp.get("/resources/<key>/<filename>")
+def resource_file(key, filename):
+    resource = svc.file_resource_by_key(key)
+    if resource is None:
         abort(404)
-    if filename != public_filename(resource):
-        return redirect(
-            url_for("resources.resource_file", resource_id=resource.id, filename=public_filename(resource))
-        )
+    if filename != svc.public_filename(resource):
+        return redirect(svc.resource_href(resource, external=False))
     path = upload_dir() / resource.stored_filename
     if not path.is_file():
         abort(404)
@@ -540,16 +536,8 @@ def resource_file(resource_id, filename):
         path,
         mimetype=resource.content_type,
         as_attachment=False,
-        download_name=public_filename(resource),
+        download_name=svc.public_filename(resource),
         max_age=3600,
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def public_filename(resource: Resource) -> str:
-    name = secure_filename(resource.original_filename) or resource.stored_filename
-    ext = svc.EXTENSIONS.get(resource.content_type, "")
-    if ext and not name.lower().endswith("." + ext) and not (ext == "jpg" and name.lower().endswith(".jpeg")):
-        name = f"{name}.{ext}"
-    return name

@@ -16,7 +16,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
+from flask import url_for
 from sqlalchemy.orm import joinedload
+from werkzeug.utils import secure_filename
 
 from events.catalog.scheduling import add_session, add_weekly_series, local_to_utc
 from events.extensions import db
@@ -658,3 +660,45 @@ def register_on_behalf(
 def upcoming_sessions(offering: Offering) -> list[Session]:
     now = utcnow()
     return [s for s in offering.sessions if s.starts_at > now and s.status.value == "scheduled"]
+
+
+# --- Resource files: unguessable public addresses ---
+
+FILE_KEY = re.compile(r"^[0-9a-f]{32}$")
+
+
+def public_filename(resource: Resource) -> str:
+    name = secure_filename(resource.original_filename) or resource.stored_filename
+    ext = EXTENSIONS.get(resource.content_type, "")
+    if ext and not name.lower().endswith("." + ext) and not (ext == "jpg" and name.lower().endswith(".jpeg")):
+        name = f"{name}.{ext}"
+    return name
+
+
+def file_key(resource: Resource) -> str:
+    """A file's address is its random stored name (128 bits), not its sequential id: handouts
+    are shared with the people who came, not with anyone who counts upwards."""
+    return resource.stored_filename.split(".", 1)[0]
+
+
+def file_resource_by_key(key: str) -> Resource | None:
+    if not FILE_KEY.match(key):
+        return None
+    return db.session.scalar(
+        sa.select(Resource).where(
+            Resource.kind == ResourceKind.FILE,
+            Resource.stored_filename.startswith(key + ".", autoescape=True),
+        )
+    )
+
+
+def resource_href(resource: Resource, external: bool = True) -> str:
+    """Where a resource is opened: its link, or its uploaded file's address."""
+    if resource.kind is ResourceKind.FILE and resource.stored_filename:
+        return url_for(
+            "resources.resource_file",
+            key=file_key(resource),
+            filename=public_filename(resource),
+            _external=external,
+        )
+    return resource.url

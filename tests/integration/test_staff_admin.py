@@ -458,7 +458,8 @@ def test_resource_upload_checks_content_and_size_and_serves_the_file(client, db,
     stored = Path(app.instance_path) / "uploads" / resource.stored_filename
     assert stored.read_bytes() == REAL_PDF
 
-    with client.get(f"/resources/{resource.id}/Back_exercises_v2.pdf") as served:
+    key = resource.stored_filename.removesuffix(".pdf")
+    with client.get(f"/resources/{key}/Back_exercises_v2.pdf") as served:
         assert served.status_code == 200
         assert served.mimetype == "application/pdf"
         assert served.data == REAL_PDF
@@ -466,10 +467,16 @@ def test_resource_upload_checks_content_and_size_and_serves_the_file(client, db,
         assert "Back_exercises_v2.pdf" in served.headers["Content-Disposition"]
         assert served.headers["X-Content-Type-Options"] == "nosniff"
     # Attendees need no account; the admin page links the same address.
-    with client.application.test_client().get(f"/resources/{resource.id}/Back_exercises_v2.pdf") as anonymous:
+    with client.application.test_client().get(f"/resources/{key}/Back_exercises_v2.pdf") as anonymous:
         assert anonymous.status_code == 200
-    assert f"/resources/{resource.id}/Back_exercises_v2.pdf" in client.get(page_url).get_data(as_text=True)
-    assert client.get(f"/resources/{resource.id + 999}/x.pdf").status_code == 404
+    assert f"/resources/{key}/Back_exercises_v2.pdf" in client.get(page_url).get_data(as_text=True)
+    # The address is the random stored name: counting ids, guessing or near misses find nothing.
+    near_miss = key[:-1] + ("1" if key[-1] == "0" else "0")
+    for guess in (str(resource.id), str(resource.id + 1), near_miss, key.upper(), "%", key + ".pdf"):
+        assert client.get(f"/resources/{guess}/Back_exercises_v2.pdf").status_code == 404, guess
+    # A wrong or old file name goes to the right one.
+    renamed = client.get(f"/resources/{key}/old-name.pdf")
+    assert renamed.status_code == 302 and renamed.location.endswith(f"/resources/{key}/Back_exercises_v2.pdf")
 
 
 def test_link_resources_must_be_http(client, db):

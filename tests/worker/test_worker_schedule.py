@@ -174,3 +174,53 @@ def test_followups_attendee_absentee_and_no_attendance(db, book, smtp):
     assert thanks["Subject"].startswith("Thank you for coming")
     assert sorry["Subject"].startswith("Sorry we missed you")
     assert "Next dates:" in sorry.get_body(("plain",)).get_content()
+
+
+def test_the_follow_up_links_every_resource_and_the_file_opens(db, app, book, smtp):
+    """Handouts uploaded as files are linked in the follow-up (by their unguessable address),
+    beside plain links, and the address serves the file to someone with no account."""
+    import re
+    from pathlib import Path
+
+    from events.models import Resource, ResourceKind, utcnow
+    from events.notifications.outbox import queue_email
+
+    offering, [session] = setup_workshop(db, upcoming_day(5))
+    uploads = Path(app.instance_path) / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    (uploads / f"{'ab' * 16}.pdf").write_bytes(b"%PDF-1.4 handout")
+    db.session.add_all(
+        [
+            Resource(
+                offering=offering,
+                kind=ResourceKind.LINK,
+                title="Stretch video",
+                url="https://video.example/s",
+            ),
+            Resource(
+                offering=offering,
+                kind=ResourceKind.FILE,
+                title="Back exercises",
+                stored_filename=f"{'ab' * 16}.pdf",
+                original_filename="Back exercises.pdf",
+                content_type="application/pdf",
+                position=1,
+            ),
+        ]
+    )
+    came = book(offering, "came@example.com")
+    queue_email(
+        EmailKind.FOLLOW_UP, registration=came, session_id=session.id, context={"variant": "attended"}
+    )
+    db.session.commit()
+    deliver_due(now=utcnow())
+
+    [thanks] = [m for m in smtp.to("came@example.com") if m["Subject"].startswith("Thank you for coming")]
+    text = thanks.get_body(("plain",)).get_content()
+    html = thanks.get_body(("html",)).get_content()
+    assert "Stretch video: https://video.example/s" in text
+    file_url = re.search(r"Back exercises: (\S+)", text).group(1)
+    assert file_url.startswith(app.config["PUBLIC_BASE_URL"]) and f"/resources/{'ab' * 16}/" in file_url
+    assert f'href="{file_url}"' in html
+    with app.test_client().get(file_url.removeprefix(app.config["PUBLIC_BASE_URL"])) as served:
+        assert served.status_code == 200 and served.data == b"%PDF-1.4 handout"
