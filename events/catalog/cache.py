@@ -34,10 +34,9 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from flask import Response, current_app, g, request, session
 from flask_wtf.csrf import generate_csrf
-from itsdangerous import BadSignature
 from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
-from werkzeug.http import parse_cookie
+from werkzeug.wrappers import Request
 
 from events.extensions import db
 from events.models import CatalogState, Clinic, Location, Offering, Resource, SeatPool, Session, User
@@ -129,7 +128,17 @@ class CatalogListener:
 
         while True:
             try:
-                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+                # Keepalives: a connection dropped without a word (a NAT, a failover) is noticed
+                # in about 35 s and replaced, instead of waiting forever for notifications.
+                with psycopg.connect(
+                    self.dsn,
+                    autocommit=True,
+                    connect_timeout=5,
+                    keepalives=1,
+                    keepalives_idle=20,
+                    keepalives_interval=5,
+                    keepalives_count=3,
+                ) as conn:
                     conn.execute(f"LISTEN {self.CHANNEL}")
                     self.bump()  # anything that changed while we were not listening
                     self.connected = True
@@ -198,6 +207,7 @@ def cached(render: Callable[[], Response | str]) -> Response:
     minute = int(time.time() // 60)
     fingerprint = catalog_fingerprint()
     key = (
+        request.scheme,
         request.host,
         request.path,
         tuple(sorted(request.args.items(multi=True))),
@@ -259,7 +269,11 @@ class CachedPageMiddleware:
         self.session_cookie = flask_app.config["SESSION_COOKIE_NAME"]
 
     def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") != "GET" or not self._session_is_plain(environ):
+        if (
+            environ.get("REQUEST_METHOD") != "GET"
+            or not self.flask_app.config.get("PAGE_CACHE_ENABLED", True)
+            or not self._session_is_plain(environ)
+        ):
             return self.wsgi_app(environ, start_response)
         cache = self.flask_app.extensions.get("page_cache")
         listener = self.flask_app.extensions.get("catalog_listener")
@@ -273,19 +287,18 @@ class CachedPageMiddleware:
         return self._call_and_keep(environ, start_response)
 
     def _session_is_plain(self, environ) -> bool:
-        """No session, or one with nothing to show on a public page (read as Flask would)."""
+        """No session, or one with nothing to show on a public page (read as Flask would).
+        Anything odd (a cookie that doesn't verify, bytes that aren't UTF-8) is Flask's to handle."""
         if self.session_cookie not in environ.get("HTTP_COOKIE", ""):
             return True
-        value = parse_cookie(environ).get(self.session_cookie)
-        if not value:
-            return True
         app = self.flask_app
-        serializer = app.session_interface.get_signing_serializer(app)
-        if serializer is None:
-            return False
         try:
+            value = Request(environ).cookies.get(self.session_cookie)
+            if not value:
+                return True
+            serializer = app.session_interface.get_signing_serializer(app)
             data = serializer.loads(value, max_age=int(app.permanent_session_lifetime.total_seconds()))
-        except BadSignature:
+        except Exception:  # noqa: BLE001 - whatever it is, Flask's own handling applies
             return False
         return isinstance(data, dict) and not data.get("_flashes")
 

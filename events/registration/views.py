@@ -164,8 +164,8 @@ def pay(signed):
 @limiter.limit(config_limit("PAY_RATE_LIMIT"))
 def pay_submit(signed):
     registration = _registration_from_link(signed)
-    data = request.get_json(silent=True) or {}
-    token = data.get("token")
+    data = request.get_json(silent=True)
+    token = data.get("token") if isinstance(data, dict) else None
     if not isinstance(token, str) or not token.startswith("tok_") or len(token) > 255:
         return jsonify(status="failed", message="Please enter your card details again."), 400
     attempt = payments.pay_with_card(registration.id, token)

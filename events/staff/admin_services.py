@@ -664,7 +664,7 @@ def upcoming_sessions(offering: Offering) -> list[Session]:
 
 # --- Resource files: unguessable public addresses ---
 
-FILE_KEY = re.compile(r"^[0-9a-f]{32}$")
+FILE_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 def public_filename(resource: Resource) -> str:
@@ -682,7 +682,7 @@ def file_key(resource: Resource) -> str:
 
 
 def file_resource_by_key(key: str) -> Resource | None:
-    if not FILE_KEY.match(key):
+    if not FILE_KEY.fullmatch(key):
         return None
     return db.session.scalar(
         sa.select(Resource).where(

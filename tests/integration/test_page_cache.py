@@ -221,3 +221,38 @@ def test_scheme_and_host_are_part_of_the_replayed_page(client, db, app):
         )
         other = client.get("/calendar.ics", base_url="http://other.example").get_data(as_text=True)
         assert "other.example" in other and "clinic.example" not in other
+
+
+def test_a_cookie_header_that_is_not_utf8_gets_flasks_page_not_a_server_error(client, db, app):
+    """Servers hand the Cookie header over as latin-1 bytes; one byte that isn't UTF-8 must not
+    break the middleware (it falls through, and Flask serves the page as it would anyway)."""
+    from werkzeug.test import EnvironBuilder
+
+    listening(app)
+    make_session(make_offering(make_location(), OfferingKind.WORKSHOP), upcoming_day(3))
+    db.session.commit()
+    client.get("/")  # cached and replayable
+    for cookie in ("session=\xff", "session=ok; other=\xe9\xff", "session=" + "A" * 5000):
+        environ = EnvironBuilder(path="/", headers={"Cookie": "x"}).get_environ()
+        environ["HTTP_COOKIE"] = cookie
+        started = []
+
+        def start_response(status, headers, exc_info=None, started=started):
+            started.append(status)
+
+        body = b"".join(app.wsgi_app(environ, start_response))
+        assert started == ["200 OK"] and b"<html" in body, cookie
+
+
+def test_switching_the_cache_off_stops_replays(client, db, app, monkeypatch):
+    listening(app)
+    make_session(make_offering(make_location(), OfferingKind.WORKSHOP), upcoming_day(3))
+    db.session.commit()
+    client.get("/")
+    middleware = replay_middleware(app)
+    flask_calls = CountingApp(middleware.wsgi_app)
+    monkeypatch.setattr(middleware, "wsgi_app", flask_calls)
+    monkeypatch.setitem(app.config, "PAGE_CACHE_ENABLED", False)
+    client.get("/")
+    client.get("/")
+    assert flask_calls.calls == 2

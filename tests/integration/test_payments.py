@@ -402,3 +402,17 @@ def test_reconcile_cancels_an_uncharged_intent_once_the_hold_has_lapsed(client, 
     assert stripe_client.v1.payment_intents.retrieve(stalled.json["intent_id"]).status == "canceled"
     assert db.session.scalar(sa.select(Payment.status)) == PaymentStatus.CANCELED
     assert reconcile_pending_payments() == 0
+
+
+@pytest.mark.parametrize("body", ["[]", '"tok_x"', "null", "3", '{"token": ["tok_x"]}'])
+def test_pay_endpoint_answers_odd_json_with_a_400(client, db, body):
+    registration = held_registration(db)
+    signed = links.sign(registration.token, links.MANAGE_SALT)
+    page = client.get(f"/manage/{signed}/pay").get_data(as_text=True)
+    response = client.post(
+        f"/manage/{signed}/pay",
+        data=body,
+        content_type="application/json",
+        headers={"X-CSRFToken": csrf_token(page)},
+    )
+    assert response.status_code == 400 and response.json["status"] == "failed"
