@@ -71,14 +71,13 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
     Our payment row names the PaymentIntent before the card is charged, so when Stripe's answer
     is lost (a timeout) the next attempt, and the reconcile, ask Stripe how that one ended
     instead of charging again: each submission brings a new card token, so idempotency keys
-    alone could not stop a second charge.
+    alone could not stop a second charge. Recording takes the seat pool's lock, so of two
+    submissions at once only one goes on to charge.
     """
     registration = db.session.get(Registration, registration_id)
-    now = utcnow()
-    if registration.status == RegistrationStatus.CONFIRMED:
-        return PaymentAttempt("succeeded")
-    if registration.status != RegistrationStatus.HELD or registration.hold_expires_at <= now:
-        return PaymentAttempt("closed", "Your held seat has been released. Please register again.")
+    closed = _closed_attempt(registration)
+    if closed is not None:
+        return closed
     amount, currency, description = (
         registration.price_cents,
         registration.currency,
@@ -101,16 +100,63 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
             currency=currency,
             description=description,
         )
-        apply_intent(intent)  # the payment row, naming the intent, is committed before the charge
+        refused = _record_new_intent(registration_id, intent)
+        if refused is not None:
+            gateway.cancel_intent(intent.id)  # it charged nothing, and now never will
+            return refused
         state = gateway.confirm_intent(intent.id)
     except PaymentDeclined as declined:
         record_failure(registration_id, str(declined), intent_id=intent.id if intent else None)
         return PaymentAttempt("failed", str(declined))
+    except GatewayRejected as rejected:
+        # Stripe refused the request itself (say, the intent was cancelled as the hold lapsed).
+        current_app.logger.warning(
+            "Stripe refused a payment step for registration %s: %s", registration_id, rejected
+        )
+        db.session.rollback()
+        return _closed_attempt(db.session.get(Registration, registration_id)) or PaymentAttempt(
+            "failed", "Your card was not charged. Please try again."
+        )
     except GatewayUnavailable:
         current_app.logger.warning("Stripe unavailable for registration %s", registration_id)
         return PaymentAttempt("unavailable", UNAVAILABLE)
-    apply_intent(state)
+    _record(state)
     return _attempt_for(state)
+
+
+def _closed_attempt(registration: Registration) -> PaymentAttempt | None:
+    """What to answer instead of charging, if this registration can't be paid for now."""
+    if registration.status == RegistrationStatus.CONFIRMED:
+        return PaymentAttempt("succeeded")
+    if registration.status != RegistrationStatus.HELD or registration.hold_expires_at <= utcnow():
+        return PaymentAttempt("closed", "Your held seat has been released. Please register again.")
+    return None
+
+
+def _record(state: IntentState) -> None:
+    """apply_intent, committed; the refunds it may request are sent by the webhook or the
+    sweep, not while a person waits for their card to be charged."""
+    apply_intent(state, commit=False)
+    db.session.commit()
+
+
+def _record_new_intent(registration_id: int, intent: IntentState) -> PaymentAttempt | None:
+    """Record the new intent before charging it, unless the registration is no longer held or
+    another submission's intent is already recorded (then say so instead)."""
+    registration = db.session.get(Registration, registration_id)
+    seats.lock_pool(registration.seat_pool_id)  # one submission at a time gets past here
+    db.session.refresh(registration)
+    refused = _closed_attempt(registration)
+    if refused is None and _open_intent_id(registration_id) is not None:
+        refused = PaymentAttempt(
+            "failed",
+            "A payment for this registration is already on its way. Please wait a moment and refresh.",
+        )
+    if refused is not None:
+        db.session.commit()
+        return refused
+    _record(intent)
+    return None
 
 
 def _open_intent_id(registration_id: int) -> str | None:
@@ -129,9 +175,20 @@ UNCHARGED_INTENT_STATUSES = ("requires_payment_method", "requires_confirmation",
 def _settle_earlier_attempt(intent_id: str) -> PaymentAttempt | None:
     """How an earlier attempt ended, if it charged (or is charging) the card. An attempt that
     charged nothing is cancelled, so it never can, and None is returned: try the new card."""
-    state = cancel_if_uncharged(get_gateway().retrieve_intent(intent_id))
-    apply_intent(state)
+    try:
+        state = cancel_if_uncharged(get_gateway().retrieve_intent(intent_id))
+    except GatewayRejected:  # Stripe doesn't know it (a test key reset, an account switch)
+        _forget_unknown_intent(intent_id)
+        return None
+    _record(state)
     return None if state.status == "canceled" else _attempt_for(state)
+
+
+def _forget_unknown_intent(intent_id: str) -> None:
+    payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
+    if payment is not None and payment.status in OPEN_PAYMENT_STATUSES:
+        payment.status, payment.last_error = PaymentStatus.FAILED, "Stripe does not know this PaymentIntent."
+    db.session.commit()
 
 
 def cancel_if_uncharged(state: IntentState) -> IntentState:
@@ -412,6 +469,10 @@ def reconcile_pending_payments() -> int:
             state = get_gateway().retrieve_intent(intent_id)
             if registration_status != RegistrationStatus.HELD:
                 state = cancel_if_uncharged(state)
+        except GatewayRejected:  # unknown to Stripe: nothing to wait for (and don't block the rest)
+            current_app.logger.warning("Reconcile: Stripe does not know %s", intent_id)
+            _forget_unknown_intent(intent_id)
+            continue
         except GatewayUnavailable:
             current_app.logger.warning("Reconcile: Stripe unavailable, will retry")
             break

@@ -416,3 +416,77 @@ def test_pay_endpoint_answers_odd_json_with_a_400(client, db, body):
         headers={"X-CSRFToken": csrf_token(page)},
     )
     assert response.status_code == 400 and response.json["status"] == "failed"
+
+
+def test_two_card_submissions_at_once_charge_once(db, live_server, stripe_client):
+    """Two tabs (or a double click that got past the page) send two card tokens at the same
+    moment: one is charged, the other is turned away, and nothing needs refunding."""
+    import threading
+
+    import requests
+
+    registration = held_registration(db)
+    signed = links.sign(registration.token, links.MANAGE_SALT)
+    url = f"{live_server.url}/manage/{signed}/pay"
+    tabs = []
+    for _ in range(2):
+        http = requests.Session()
+        token = csrf_token(http.get(url, timeout=10).text)
+        tabs.append((http, token, card_token(stripe_client, SUCCESS)))
+    start = threading.Barrier(2)
+    answers = []
+
+    def submit(tab):
+        http, csrf, card = tab
+        start.wait()
+        answers.append(http.post(url, json={"token": card}, headers={"X-CSRFToken": csrf}, timeout=30).json())
+
+    threads = [threading.Thread(target=submit, args=(tab,)) for tab in tabs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert "succeeded" in [a["status"] for a in answers], answers
+    intents = [
+        pi
+        for pi in stripe_client.v1.payment_intents.list(params={"limit": 100}).data
+        if (pi.metadata or {}).get("registration_id") == str(registration.id)
+    ]
+    assert sorted(pi.status for pi in intents if pi.status != "canceled") == ["succeeded"], answers
+    db.session.expire_all()
+    assert [
+        p.status for p in db.session.scalars(sa.select(Payment)) if p.status != PaymentStatus.CANCELED
+    ] == [PaymentStatus.SUCCEEDED]
+    assert db.session.scalars(sa.select(Refund)).all() == []
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
+
+
+def test_reconcile_gets_past_an_intent_stripe_does_not_know(client, db, stripe_client):
+    """An intent Stripe has never heard of (a test-mode reset, a switched account) is marked
+    failed and skipped: it must not stop reconcile from reaching the payments after it."""
+    from events.payments.services import reconcile_pending_payments
+
+    lost = held_registration(db)
+    db.session.add(
+        Payment(
+            registration_id=lost.id,
+            stripe_payment_intent_id="pi_unknown_to_stripe",
+            amount_cents=3000,
+            currency="usd",
+            status=PaymentStatus.PROCESSING,
+        )
+    )
+    db.session.commit()
+    waiting = held_registration(db, title="Later one")
+    _, stalled = pay(client, waiting, card_token(stripe_client, THREE_D_SECURE))
+    assert stalled.json["status"] == "requires_action"
+
+    assert reconcile_pending_payments() == 1
+    db.session.expire_all()
+    statuses = {p.stripe_payment_intent_id: p.status for p in db.session.scalars(sa.select(Payment))}
+    assert statuses == {
+        "pi_unknown_to_stripe": PaymentStatus.FAILED,
+        stalled.json["intent_id"]: PaymentStatus.REQUIRES_ACTION,
+    }
+    assert reconcile_pending_payments() == 1  # only the real one is asked about again

@@ -35,8 +35,13 @@ def signed_event(
 
 
 def event_count(db) -> int:
+    """Events these tests sent (the emulator may still be delivering an earlier test's own)."""
     db.session.expire_all()
-    return db.session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent))
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(WebhookEvent)
+        .where(WebhookEvent.stripe_event_id.like("evt_test%"))
+    )
 
 
 def test_forged_signature_is_rejected_and_nothing_is_written(client, db):
