@@ -39,6 +39,17 @@ def lock_pool(pool_id: int) -> SeatPool:
     ).scalar_one()
 
 
+def lock_offering_pools(offering_id: int) -> list[SeatPool]:
+    """Lock every seat pool of an offering, in id order, before anything else is written.
+
+    Every change that spans several pools takes them this way (pools first, in id order, then
+    catalog rows), so two such changes wait for each other instead of deadlocking."""
+    pool_ids = db.session.scalars(
+        sa.select(SeatPool.id).where(SeatPool.offering_id == offering_id).order_by(SeatPool.id)
+    ).all()
+    return [lock_pool(pool_id) for pool_id in pool_ids]
+
+
 def pool_first_start(pool: SeatPool) -> datetime | None:
     """When the thing registered for begins: the first scheduled session of the pool."""
     return db.session.scalar(

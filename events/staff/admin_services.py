@@ -199,15 +199,10 @@ def update_offering(offering: Offering, data: dict, actor: User) -> Offering:
         raise AdminError(
             "The kind can't change once the offering has dates (seats are counted differently).", "kind"
         )
-    pool_ids = list(
-        db.session.scalars(
-            sa.select(SeatPool.id).where(SeatPool.offering_id == offering.id).order_by(SeatPool.id)
-        )
-    )
     new_capacity = data["capacity"]
     if new_capacity != offering.capacity:
         now = utcnow()
-        pools = [seats.lock_pool(pool_id) for pool_id in pool_ids]  # in id order: no deadlocks
+        pools = seats.lock_offering_pools(offering.id)
         for pool in pools:
             try:
                 resize_locked_pool(pool, new_capacity, now)

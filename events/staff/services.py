@@ -336,7 +336,9 @@ def _cancel_offering(offering: Offering, actor: User, reason: str) -> int:
 
 
 def cancel_offering(offering_id: int, actor: User, reason: str) -> int:
+    seats.lock_offering_pools(offering_id)
     offering = db.session.get(Offering, offering_id)
+    db.session.refresh(offering)
     if offering.is_cancelled:
         db.session.commit()
         return 0

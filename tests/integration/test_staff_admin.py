@@ -319,6 +319,44 @@ def test_a_capacity_change_holds_every_pool_until_it_commits(client, db, app, mo
     assert db.session.scalars(sa.select(SeatPool.capacity).where(SeatPool.id.in_(pool_ids))).all() == [3, 3]
 
 
+def test_cancelling_a_class_locks_every_pool_before_writing_anything(db, app, monkeypatch):
+    """Changes that span several pools take them all first, in id order (as a capacity change
+    does): taken one by one while cancelling, they could deadlock with a capacity change."""
+    import psycopg
+
+    from events.staff import services as staff_services
+
+    location = make_location()
+    offering = make_offering(location, OfferingKind.CLASS, capacity=5)
+    sessions = [make_session(offering, upcoming_day(3)), make_session(offering, upcoming_day(10))]
+    db.session.commit()
+    for n, session in enumerate(sessions):
+        reg.register(offering, session.id, Person(f"P {n}", f"p{n}@example.com"))
+    pool_ids = sorted(s.seat_pool_id for s in sessions)
+    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
+    seen = {}
+    real_cancel_registrations = staff_services._cancel_registrations
+
+    def look_then_cancel(*args, **kwargs):
+        with psycopg.connect(url, autocommit=True) as other:
+            for pool_id in pool_ids:
+                try:
+                    other.execute("SELECT 1 FROM seat_pools WHERE id = %s FOR UPDATE NOWAIT", (pool_id,))
+                    seen[pool_id] = "free"
+                except psycopg.errors.LockNotAvailable:
+                    seen[pool_id] = "locked"
+        return real_cancel_registrations(*args, **kwargs)
+
+    monkeypatch.setattr(staff_services, "_cancel_registrations", look_then_cancel)
+    admin = User(email="admin@clinic.example", name="Ada Admin", role=Role.ADMIN)
+    db.session.add(admin)
+    db.session.commit()
+    staff_services.cancel_offering(offering.id, admin, "Instructor ill")
+    assert seen == {pool_id: "locked" for pool_id in pool_ids}
+    db.session.expire_all()
+    assert db.session.get(Offering, offering.id).is_cancelled
+
+
 def test_cancelling_an_offering_tells_everyone(client, db):
     location = make_location()
     offering = make_offering(location, OfferingKind.WORKSHOP)
