@@ -270,15 +270,17 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
     if row.kind == EmailKind.REGISTRATION_CONFIRMED and ctx["sessions"]:
         ics = ical.build_calendar(clinic, offering.title, ctx["sessions"], ical.PUBLISH)
         attachments.append(Attachment("invite.ics", "text/calendar", ics, ical.PUBLISH))
-    if row.kind == EmailKind.SESSION_CANCELLED and registration is not None:
+    if row.kind == EmailKind.SESSION_CANCELLED and registration is not None and registration.confirmed_at:
         # Takes back the invite sent on confirmation (same UIDs, higher SEQUENCE): the named
-        # session, or, when the whole offering was called off, its sessions still to come.
+        # session, or, when the whole offering was called off, its sessions still to come. One
+        # calendar per session: an iTIP CANCEL may name only one UID (RFC 5546, 3.2.5).
         now = utcnow()
         cancelled = [session] if session is not None else [s for s in sessions if s.starts_at >= now]
         cancelled = [s for s in cancelled if ical.is_cancelled(s)]
-        if cancelled:
-            ics = ical.build_calendar(clinic, offering.title, cancelled, ical.CANCEL)
-            attachments.append(Attachment("cancel.ics", "text/calendar", ics, ical.CANCEL))
+        for n, cancelled_session in enumerate(cancelled, start=1):
+            ics = ical.build_calendar(clinic, offering.title, [cancelled_session], ical.CANCEL)
+            filename = "cancel.ics" if len(cancelled) == 1 else f"cancel-{n}.ics"
+            attachments.append(Attachment(filename, "text/calendar", ics, ical.CANCEL))
     if row.kind == EmailKind.REMINDER and session is not None:
         from events.filters import format_day, format_time
 

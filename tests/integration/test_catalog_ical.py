@@ -218,11 +218,36 @@ def test_cancelled_offering_cancels_each_upcoming_session_of_the_invite(client, 
     cancel_offering(offering.id, admin, "Room flooded")
 
     [message] = _emails(app, db, EmailKind.SESSION_CANCELLED)
-    method, cal = _ics(message, "cancel.ics")
-    assert method == "CANCEL"
-    events = events_by_uid(cal)
+    # One CANCEL per session: an iTIP CANCEL names a single UID.
+    events = {}
+    for filename in ("cancel-1.ics", "cancel-2.ics"):
+        method, cal = _ics(message, filename)
+        assert method == "CANCEL" and str(cal["method"]) == "CANCEL"
+        [(event_uid, event)] = events_by_uid(cal).items()
+        events[event_uid] = event
     assert set(events) == {uid(s) for s in sessions}
     assert all(str(e["status"]) == "CANCELLED" and e["sequence"] == 1 for e in events.values())
     # The feed keeps the cancelled offering's upcoming sessions, marked cancelled.
     feed = events_by_uid(parse(client.get("/calendar.ics")))
     assert {str(feed[uid(s)]["status"]) for s in sessions} == {"CANCELLED"}
+
+
+def test_no_cancel_for_someone_who_never_got_an_invite(db, app, monkeypatch):
+    """A seat held while paying had no confirmation (and no invite) yet: the cancellation
+    email says so without a CANCEL for an event they never added."""
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://classes.clinic.example")
+    make_clinic(name="Test Clinic")
+    offering = make_offering(make_location(), OfferingKind.CLASS, title="Paid Core", price_cents=2000)
+    session = make_session(offering, day(5))
+    admin = make_instructor(role=Role.ADMIN)
+    db.session.commit()
+    held = register(offering, session.id, Person("Hal", "hal@example.com")).registration
+    assert held.status.value == "held"
+
+    cancel_session(session.id, admin, "Instructor ill")
+
+    messages = _emails(app, db, EmailKind.SESSION_CANCELLED)
+    assert len(messages) == 1  # they are told
+    assert all(
+        not [p for p in m.iter_attachments() if p.get_content_type() == "text/calendar"] for m in messages
+    )
