@@ -48,11 +48,15 @@ CATALOG_MODELS = (Offering, Session, Location, Clinic, User, Resource)
 
 
 class PageCache:
-    def __init__(self, max_entries: int = 512):
-        self._entries: OrderedDict[tuple, tuple[bytes, str, dict]] = OrderedDict()
+    def __init__(self, max_entries: int = 512, max_bytes: int = 32 * 1024 * 1024):
+        self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._sizes: dict[tuple, int] = {}
         self._lock = threading.Lock()
         self._flights: dict[tuple, threading.Lock] = {}
         self.max_entries = max_entries
+        # Bounded in bytes too: any query string makes a new entry, and a feed can be large.
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -88,22 +92,30 @@ class PageCache:
             with self._lock:
                 self._flights.pop(key, None)
 
-    def put(self, key, value) -> None:
+    def put(self, key, value: tuple) -> None:
+        size = sum(len(part) for part in value if isinstance(part, bytes))
         with self._lock:
-            self._entries[key] = value
+            self.bytes += size - self._sizes.get(key, 0)
+            self._entries[key], self._sizes[key] = value, size
             self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            while self._entries and (len(self._entries) > self.max_entries or self.bytes > self.max_bytes):
+                old_key, _ = self._entries.popitem(last=False)
+                self.bytes -= self._sizes.pop(old_key)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._sizes.clear()
+            self.bytes = 0
 
 
 def page_cache() -> PageCache:
     ext = current_app.extensions
     if "page_cache" not in ext:
-        ext["page_cache"] = PageCache(current_app.config.get("PAGE_CACHE_SIZE", 512))
+        cfg = current_app.config
+        ext["page_cache"] = PageCache(
+            cfg.get("PAGE_CACHE_SIZE", 512), cfg.get("PAGE_CACHE_MAX_BYTES", 32 * 1024 * 1024)
+        )
     return ext["page_cache"]
 
 

@@ -448,8 +448,10 @@ def change_capacity(pool_id: int, capacity: int, now: datetime | None = None) ->
     pool = seats.lock_pool(pool_id)
     try:
         resize_locked_pool(pool, capacity, now or utcnow())
-    finally:
-        db.session.commit()  # the new capacity, or (refused) what release_lapsed did
+    except CapacityError:
+        db.session.commit()  # keep what release_lapsed did
+        raise
+    db.session.commit()
     return pool
 
 

@@ -1,9 +1,11 @@
-"""Concurrent misses on one cached page render it once."""
+"""The page cache: concurrent misses on one page render it once; memory stays bounded."""
 
 import threading
 import time
 
 from events.catalog.cache import PageCache
+
+PAGE = (b"<html>page</html>", "text/html", {})
 
 
 def test_concurrent_misses_on_one_key_render_once():
@@ -14,7 +16,7 @@ def test_concurrent_misses_on_one_key_render_once():
     def render():
         renders.append(1)
         time.sleep(0.05)  # long enough for every thread to arrive while it renders
-        return b"page"
+        return PAGE
 
     results = []
 
@@ -27,9 +29,9 @@ def test_concurrent_misses_on_one_key_render_once():
         t.start()
     for t in threads:
         t.join()
-    assert results == [b"page"] * 8
+    assert results == [PAGE] * 8
     assert len(renders) == 1
-    assert cache.get(("k",)) == b"page" and not cache._flights
+    assert cache.get(("k",)) == PAGE and not cache._flights
 
 
 def test_an_uncacheable_render_is_not_stored_and_others_render_their_own():
@@ -51,11 +53,26 @@ def test_different_keys_render_side_by_side():
 
     def render():
         inside.wait()  # both renders must be running at once, or this times out
-        return b"x"
+        return PAGE
 
     threads = [threading.Thread(target=cache.get_or_render, args=((n,), render)) for n in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert cache.get((0,)) == cache.get((1,)) == b"x"
+    assert cache.get((0,)) == cache.get((1,)) == PAGE
+
+
+def test_the_cache_is_bounded_in_bytes_evicting_the_least_recently_used():
+    cache = PageCache(max_entries=100, max_bytes=1000)
+    for n in range(3):
+        cache.put((n,), (b"x" * 400, "text/html", {}))
+    assert cache.get((0,)) is None  # 1,200 bytes would not fit: the oldest went
+    assert cache.get((1,)) and cache.get((2,)) and cache.bytes == 800
+    cache.get((1,))  # used: now the newest
+    cache.put((3,), ("200 OK", (), b"y" * 400))  # a replayed response counts its body too
+    assert cache.get((2,)) is None and cache.get((1,)) and cache.bytes == 800
+    cache.put((1,), (b"z" * 100, "text/html", {}))  # replaced: its old size no longer counts
+    assert cache.bytes == 500
+    cache.clear()
+    assert cache.bytes == 0 and cache.get((3,)) is None
