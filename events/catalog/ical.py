@@ -1,8 +1,9 @@
 """iCalendar files: the public feeds, one registration's download, and emailed invites.
 
-Each session is one VEVENT with a UID that never changes, whichever host served the feed and
-whether it came by feed, download or email, so a calendar app matches all of them (and a later
-cancellation) to the same event.
+UIDs never change and never depend on the host a request came in on. The feeds name each
+session (`session-12@host`). A person's invite and download name their own place at it
+(`registration-7-session-12@host`): that event is theirs to take back when they cancel, and a
+new registration later is a new event, not an old one a calendar would refuse to revive.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 from flask import current_app, url_for
 from icalendar import Calendar, Event, vCalAddress, vText
 
-from events.models import Clinic, Session, SessionStatus, utcnow
+from events.models import Clinic, Registration, RegistrationStatus, Session, SessionStatus, utcnow
 
 # Emailed invites are iTIP messages (RFC 5546); feeds and downloads carry no METHOD, as RFC 5545
 # asks of a plain snapshot of calendar data.
@@ -28,18 +29,22 @@ def public_host() -> str:
     return urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname or "localhost"
 
 
-def session_uid(session: Session) -> str:
+def session_uid(session: Session, registration: Registration | None = None) -> str:
+    if registration is not None:
+        return f"registration-{registration.id}-session-{session.id}@{public_host()}"
     return f"session-{session.id}@{public_host()}"
 
 
-def is_cancelled(session: Session) -> bool:
+def is_cancelled(session: Session, registration: Registration | None = None) -> bool:
+    if registration is not None and registration.status == RegistrationStatus.CANCELLED:
+        return True
     return session.status == SessionStatus.CANCELLED or session.offering.is_cancelled
 
 
-def sequence(session: Session) -> int:
+def sequence(session: Session, registration: Registration | None = None) -> int:
     """Calendars apply an update (or a CANCEL) only if its SEQUENCE is higher than the one they
     hold. Cancelling is the only change we announce, and it is final: 0 while scheduled, 1 after."""
-    return 1 if is_cancelled(session) else 0
+    return 1 if is_cancelled(session, registration) else 0
 
 
 def _calendar(clinic: Clinic, name: str, method: str | None) -> Calendar:
@@ -62,13 +67,13 @@ def _organizer(clinic: Clinic) -> vCalAddress:
     return organizer
 
 
-def session_event(session: Session, stamp: datetime) -> Event:
+def session_event(session: Session, stamp: datetime, registration: Registration | None = None) -> Event:
     offering = session.offering
     location = session.location
-    cancelled = is_cancelled(session)
+    cancelled = is_cancelled(session, registration)
     event = Event()
-    event.add("uid", session_uid(session))
-    event.add("sequence", sequence(session))
+    event.add("uid", session_uid(session, registration))
+    event.add("sequence", sequence(session, registration))
     event.add("dtstamp", stamp)
     # Local time with its TZID, so calendars show it right across daylight-saving changes.
     event.add("dtstart", session.local_start)
@@ -83,13 +88,18 @@ def session_event(session: Session, stamp: datetime) -> Event:
 
 
 def build_calendar(
-    clinic: Clinic, name: str, sessions: Iterable[Session], method: str | None = None
+    clinic: Clinic,
+    name: str,
+    sessions: Iterable[Session],
+    method: str | None = None,
+    registration: Registration | None = None,
 ) -> bytes:
-    """A calendar of these sessions; method (PUBLISH or CANCEL) only for emailed invites."""
+    """A calendar of these sessions (as one person's places, given their registration); method
+    (PUBLISH or CANCEL) only for emailed invites."""
     cal = _calendar(clinic, name, method)
     stamp = utcnow()
     for session in sessions:
-        event = session_event(session, stamp)
+        event = session_event(session, stamp, registration)
         if method:
             event.add("organizer", _organizer(clinic))
         cal.add_component(event)

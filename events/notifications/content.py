@@ -268,17 +268,19 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
     if row.kind == EmailKind.WAITLIST_OFFER and entry is not None and entry.offer_expires_at:
         ctx["deadline"] = entry.offer_expires_at.astimezone(ctx["location"].zone)
     if row.kind == EmailKind.REGISTRATION_CONFIRMED and ctx["sessions"]:
-        ics = ical.build_calendar(clinic, offering.title, ctx["sessions"], ical.PUBLISH)
+        ics = ical.build_calendar(clinic, offering.title, ctx["sessions"], ical.PUBLISH, registration)
         attachments.append(Attachment("invite.ics", "text/calendar", ics, ical.PUBLISH))
-    if row.kind == EmailKind.SESSION_CANCELLED and registration is not None and registration.confirmed_at:
+    cancels_invite = row.kind in (EmailKind.SESSION_CANCELLED, EmailKind.REGISTRATION_CANCELLED)
+    if cancels_invite and registration is not None and registration.confirmed_at:
         # Takes back the invite sent on confirmation (same UIDs, higher SEQUENCE): the named
-        # session, or, when the whole offering was called off, its sessions still to come. One
-        # calendar per session: an iTIP CANCEL may name only one UID (RFC 5546, 3.2.5).
+        # session, or (the whole offering called off, or their registration cancelled) the
+        # sessions still to come. One calendar per session: an iTIP CANCEL may name only one
+        # UID (RFC 5546, 3.2.5).
         now = utcnow()
         cancelled = [session] if session is not None else [s for s in sessions if s.starts_at >= now]
-        cancelled = [s for s in cancelled if ical.is_cancelled(s)]
+        cancelled = [s for s in cancelled if ical.is_cancelled(s, registration)]
         for n, cancelled_session in enumerate(cancelled, start=1):
-            ics = ical.build_calendar(clinic, offering.title, [cancelled_session], ical.CANCEL)
+            ics = ical.build_calendar(clinic, offering.title, [cancelled_session], ical.CANCEL, registration)
             filename = "cancel.ics" if len(cancelled) == 1 else f"cancel-{n}.ics"
             attachments.append(Attachment(filename, "text/calendar", ics, ical.CANCEL))
     if row.kind == EmailKind.REMINDER and session is not None:

@@ -138,7 +138,9 @@ def cancel(signed):
 def registration_calendar(signed):
     registration = _registration_from_link(signed)
     sessions = services.registration_sessions(registration)
-    body = build_calendar(catalog.current_clinic(), registration.offering.title, sessions)
+    body = build_calendar(
+        catalog.current_clinic(), registration.offering.title, sessions, registration=registration
+    )
     return current_app.response_class(
         body,
         mimetype="text/calendar",

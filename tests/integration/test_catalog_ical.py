@@ -32,9 +32,13 @@ def events_by_uid(cal: Calendar) -> dict[str, object]:
     return {str(e["uid"]): e for e in cal.walk("VEVENT")}
 
 
-def uid(session) -> str:
-    """The UID names the public site (PUBLIC_BASE_URL), never the host the test client uses."""
-    return f"session-{session.id}@{urlsplit(current_app.config['PUBLIC_BASE_URL']).hostname}"
+def uid(session, registration=None) -> str:
+    """The UID names the public site (PUBLIC_BASE_URL), never the host the test client uses;
+    a person's invite names their own place at the session."""
+    host = urlsplit(current_app.config["PUBLIC_BASE_URL"]).hostname
+    if registration is not None:
+        return f"registration-{registration.id}-session-{session.id}@{host}"
+    return f"session-{session.id}@{host}"
 
 
 def test_clinic_feed_has_the_visible_sessions_and_the_cancelled_ones(client, catalog):
@@ -172,26 +176,31 @@ def test_cancelling_a_session_updates_the_feed_at_once_and_the_schedule_hides_it
     assert client.get("/api/v1/sessions").get_json()["data"] == []
 
 
-def test_invite_download_and_feed_share_the_uid(client, db, app, drop_in):
+def test_invite_and_download_share_a_uid_of_their_own(client, db, app, drop_in):
     session, registration, _ = drop_in
     method, invite = _ics(_emails(app, db, EmailKind.REGISTRATION_CONFIRMED)[0], "invite.ics")
     # An emailed invite is an iTIP PUBLISH: the MIME parameter and METHOD agree (RFC 6047).
     assert method == str(invite["method"]) == "PUBLISH"
     [event] = invite.walk("VEVENT")
-    assert str(event["uid"]) == uid(session) == f"session-{session.id}@classes.clinic.example"
+    assert (
+        str(event["uid"])
+        == uid(session, registration)
+        == f"registration-{registration.id}-session-{session.id}@classes.clinic.example"
+    )
     assert (str(event["status"]), event["sequence"]) == ("CONFIRMED", 0)
     assert str(event["organizer"]).startswith("mailto:")
 
+    # The public feed names the session itself (whoever subscribes, whatever host serves it).
     feed = events_by_uid(parse(client.get("/calendar.ics", base_url="http://other.example")))
     assert uid(session) in feed
     with app.test_request_context():
         download_url = manage_url(registration, external=False) + "/calendar.ics"
     [downloaded] = parse(client.get(download_url)).walk("VEVENT")
-    assert str(downloaded["uid"]) == uid(session)
+    assert str(downloaded["uid"]) == uid(session, registration)
 
 
 def test_session_cancelled_email_cancels_the_invite(db, app, drop_in):
-    session, _, admin = drop_in
+    session, registration, admin = drop_in
     [invite] = _ics(_emails(app, db, EmailKind.REGISTRATION_CONFIRMED)[0], "invite.ics")[1].walk("VEVENT")
 
     cancel_session(session.id, admin, "Instructor ill")
@@ -200,7 +209,7 @@ def test_session_cancelled_email_cancels_the_invite(db, app, drop_in):
     method, cal = _ics(message, "cancel.ics")
     assert method == str(cal["method"]) == "CANCEL"
     [event] = cal.walk("VEVENT")
-    assert str(event["uid"]) == str(invite["uid"]) == uid(session)
+    assert str(event["uid"]) == str(invite["uid"]) == uid(session, registration)
     assert event["sequence"] > invite["sequence"]
     assert str(event["status"]) == "CANCELLED"
     assert str(event["summary"]) == "Cancelled: Core Strength"
@@ -213,7 +222,7 @@ def test_cancelled_offering_cancels_each_upcoming_session_of_the_invite(client, 
     sessions = [make_session(offering, day(n)) for n in (3, 10)]
     admin = make_instructor(role=Role.ADMIN)
     db.session.commit()
-    register(offering, None, Person("Ana", "ana@example.com"))
+    registration = register(offering, None, Person("Ana", "ana@example.com")).registration
 
     cancel_offering(offering.id, admin, "Room flooded")
 
@@ -225,7 +234,7 @@ def test_cancelled_offering_cancels_each_upcoming_session_of_the_invite(client, 
         assert method == "CANCEL" and str(cal["method"]) == "CANCEL"
         [(event_uid, event)] = events_by_uid(cal).items()
         events[event_uid] = event
-    assert set(events) == {uid(s) for s in sessions}
+    assert set(events) == {uid(s, registration) for s in sessions}
     assert all(str(e["status"]) == "CANCELLED" and e["sequence"] == 1 for e in events.values())
     # The feed keeps the cancelled offering's upcoming sessions, marked cancelled.
     feed = events_by_uid(parse(client.get("/calendar.ics")))
@@ -251,3 +260,29 @@ def test_no_cancel_for_someone_who_never_got_an_invite(db, app, monkeypatch):
     assert all(
         not [p for p in m.iter_attachments() if p.get_content_type() == "text/calendar"] for m in messages
     )
+
+
+def test_cancelling_your_own_place_takes_back_the_invite_and_a_new_one_is_new(client, db, app, drop_in):
+    """Someone cancels through their manage link: the event they added is cancelled in their
+    calendar. If they register again later, the new invite is a different event (a calendar
+    would not bring back one it has seen cancelled)."""
+    from events.registration.services import cancel_registration
+
+    session, registration, _ = drop_in
+    [invite] = _ics(_emails(app, db, EmailKind.REGISTRATION_CONFIRMED)[0], "invite.ics")[1].walk("VEVENT")
+
+    cancel_registration(registration.id)
+
+    [message] = _emails(app, db, EmailKind.REGISTRATION_CANCELLED)
+    method, cal = _ics(message, "cancel.ics")
+    assert method == str(cal["method"]) == "CANCEL"
+    [event] = cal.walk("VEVENT")
+    assert str(event["uid"]) == str(invite["uid"])
+    assert (str(event["status"]), event["sequence"]) == ("CANCELLED", 1)
+    # The session itself goes on: the public feed still lists it as confirmed.
+    assert str(events_by_uid(parse(client.get("/calendar.ics")))[uid(session)]["status"]) == "CONFIRMED"
+
+    again = register(session.offering, session.id, Person("Ana", "ana@example.com")).registration
+    invites = [_ics(m, "invite.ics")[1] for m in _emails(app, db, EmailKind.REGISTRATION_CONFIRMED)]
+    [new_invite] = invites[-1].walk("VEVENT")
+    assert str(new_invite["uid"]) == uid(session, again) != str(invite["uid"])
