@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from email.utils import getaddresses
 from urllib.parse import urlsplit
 
 from flask import current_app, url_for
@@ -61,7 +60,9 @@ def _calendar(clinic: Clinic, name: str, method: str | None) -> Calendar:
 
 def _organizer(clinic: Clinic) -> vCalAddress:
     """The clinic, as the sender of emailed invites (RFC 5546 asks for an ORGANIZER in them)."""
-    address = getaddresses([current_app.config["MAIL_DEFAULT_SENDER"]])[0][1]
+    from events.notifications.sender import sender_address
+
+    address = sender_address(current_app.config["MAIL_DEFAULT_SENDER"])
     organizer = vCalAddress(f"mailto:{address}")
     organizer.params["cn"] = vText(clinic.name)
     return organizer

@@ -19,13 +19,14 @@ import binascii
 import hashlib
 import os
 import random
+import re
 import smtplib
 import sys
 from dataclasses import dataclass
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import formatdate, getaddresses
+from email.utils import formataddr, formatdate, getaddresses
 from pathlib import Path
 
 from flask import current_app
@@ -43,10 +44,26 @@ class SendResult:
     error: str = ""
 
 
+_ANGLE_ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>\s*$")
+
+
+def sender_mailbox(sender: str) -> tuple[str, str]:
+    """(display name, address) of MAIL_DEFAULT_SENDER ("Revival PT, North Loop <hello@clinic>"
+    or a bare address). The address in angle brackets wins: a display name with an unquoted
+    comma would otherwise be read as two addresses."""
+    match = _ANGLE_ADDRESS.search(sender.strip())
+    if match:
+        return sender.strip()[: match.start()].strip().strip('"').strip(), match.group(1)
+    addresses = getaddresses([sender])
+    return addresses[0] if addresses else ("", "")
+
+
+def sender_address(sender: str) -> str:
+    return sender_mailbox(sender)[1]
+
+
 def _sender_domain() -> str:
-    addresses = getaddresses([current_app.config["MAIL_DEFAULT_SENDER"]])
-    address = addresses[0][1] if addresses else ""
-    return address.rpartition("@")[2] or "localhost"
+    return sender_address(current_app.config["MAIL_DEFAULT_SENDER"]).rpartition("@")[2] or "localhost"
 
 
 def message_id(row: OutboxEmail, domain: str | None = None) -> str:
@@ -119,11 +136,11 @@ class Renderer:
     def __init__(self):
         config = current_app.config
         self.env = current_app.jinja_env
-        self.sender = config["MAIL_DEFAULT_SENDER"]
+        self.sender = formataddr(sender_mailbox(config["MAIL_DEFAULT_SENDER"]))  # quoted as needed
         self.from_header = _header("From", self.sender)
         self.domain = _sender_domain()
         self.templates: dict[str, object] = {}
-        self.ascii_sender = getaddresses([self.sender])[0][1].isascii()
+        self.ascii_sender = sender_address(self.sender).isascii()
 
     def _template(self, name: str):
         template = self.templates.get(name)
@@ -218,7 +235,7 @@ class SmtpTransport:
         self.use_tls = bool(config["MAIL_USE_TLS"])
         self.username = config.get("MAIL_USERNAME")
         self.password = config.get("MAIL_PASSWORD")
-        self.envelope_from = getaddresses([config["MAIL_DEFAULT_SENDER"]])[0][1]
+        self.envelope_from = sender_address(config["MAIL_DEFAULT_SENDER"])
         self._smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:

@@ -49,6 +49,7 @@ class RecordingHandler:
 
     async def handle_DATA(self, server, session, envelope):
         msg = message_from_bytes(envelope.content, policy=policy.default)
+        msg["X-Envelope-From"] = envelope.mail_from  # (as received: for tests of the sender)
         if self.delay:
             await asyncio.sleep(self.delay)
             if server.transport is None or server.transport.is_closing():

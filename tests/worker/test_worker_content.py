@@ -85,3 +85,26 @@ def test_password_reset_email_carries_a_link_that_works_once(db, smtp, client):
     data = {"csrf_token": token, "password": "new password 123", "confirm": "new password 123"}
     assert client.post(path, data=data).status_code == 302
     assert client.get(path).status_code == 410  # used
+
+
+def test_a_sender_name_with_a_comma_is_one_mailbox_in_from_envelope_and_invite(
+    db, smtp, book, monkeypatch, app
+):
+    """MAIL_DEFAULT_SENDER as a clinic would write it, unquoted: one From mailbox (the name
+    quoted), the right envelope sender, and the invite's ORGANIZER the same address."""
+    import icalendar
+
+    monkeypatch.setitem(app.config, "MAIL_DEFAULT_SENDER", "Revival PT, North Loop <hello@clinic.test>")
+    offering = workshop(title="Desk Set-up")
+    db.session.commit()
+    book(offering, "ana@example.com")
+    deliver_due()
+
+    [message] = smtp.to("ana@example.com")
+    assert message["From"].addresses[0].addr_spec == "hello@clinic.test"
+    assert len(message["From"].addresses) == 1
+    assert message["From"].addresses[0].display_name == "Revival PT, North Loop"
+    assert message["X-Envelope-From"] == "hello@clinic.test"
+    [invite] = [p for p in message.iter_attachments() if p.get_content_type() == "text/calendar"]
+    [event] = icalendar.Calendar.from_ical(invite.get_payload(decode=True)).walk("VEVENT")
+    assert str(event["organizer"]) == "mailto:hello@clinic.test"
