@@ -136,7 +136,12 @@ class Renderer:
     def __init__(self):
         config = current_app.config
         self.env = current_app.jinja_env
-        self.sender = formataddr(sender_mailbox(config["MAIL_DEFAULT_SENDER"]))  # quoted as needed
+        name, address = sender_mailbox(config["MAIL_DEFAULT_SENDER"])
+        if not name:  # a bare address configured: people see the clinic's own name
+            from events.catalog.services import current_clinic
+
+            name = current_clinic().name
+        self.sender = formataddr((name, address))  # quoted as needed
         self.from_header = _header("From", self.sender)
         self.domain = _sender_domain()
         self.templates: dict[str, object] = {}

@@ -108,3 +108,20 @@ def test_a_sender_name_with_a_comma_is_one_mailbox_in_from_envelope_and_invite(
     [invite] = [p for p in message.iter_attachments() if p.get_content_type() == "text/calendar"]
     [event] = icalendar.Calendar.from_ical(invite.get_payload(decode=True)).walk("VEVENT")
     assert str(event["organizer"]) == "mailto:hello@clinic.test"
+
+
+def test_a_bare_sender_address_is_shown_with_the_clinics_name(db, smtp, book, monkeypatch, app):
+    from tests.factories import make_clinic
+
+    monkeypatch.setitem(app.config, "MAIL_DEFAULT_SENDER", "hello@clinic.test")
+    make_clinic(name="Revival Physical Therapy and Wellness")
+    offering = workshop(title="Posture Basics")
+    db.session.commit()
+    book(offering, "bo@example.com")
+    deliver_due()
+    [message] = smtp.to("bo@example.com")
+    [sender] = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (
+        "Revival Physical Therapy and Wellness",
+        "hello@clinic.test",
+    )
