@@ -29,9 +29,9 @@ def register(app):
         from events.payments.services import execute_pending_refunds, reconcile_pending_payments
         from events.registration.seats import sweep_lapsed
 
+        payments = reconcile_pending_payments()  # first: a lost answer confirms its hold in time
         pools = sweep_lapsed(utcnow())
         refunds = execute_pending_refunds()
-        payments = reconcile_pending_payments()
         click.echo(
             f"Released lapsed seats in {pools} pools; sent {refunds} refunds; re-read {payments} payments."
         )

@@ -49,7 +49,9 @@ def housekeeping() -> dict:
     from events.payments.services import execute_pending_refunds, reconcile_pending_payments
     from events.registration.seats import sweep_lapsed
 
+    # Open payments first: a charge whose answer was lost confirms its hold before the hold
+    # is released for running out.
+    payments = reconcile_pending_payments()
     pools = sweep_lapsed(utcnow())
     refunds = execute_pending_refunds()
-    payments = reconcile_pending_payments()
     return {"pools": pools, "refunds": refunds, "payments": payments}

@@ -34,7 +34,7 @@ from events.payments.gateway import (
     get_gateway,
 )
 from events.registration import seats
-from events.registration.services import find_live_registration
+from events.registration.services import find_live_registration, hold_is_live
 
 PAYMENT_STATUS_FROM_STRIPE = {
     "requires_payment_method": PaymentStatus.REQUIRES_PAYMENT_METHOD,
@@ -75,9 +75,8 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
     submissions at once only one goes on to charge.
     """
     registration = db.session.get(Registration, registration_id)
-    closed = _closed_attempt(registration)
-    if closed is not None:
-        return closed
+    if registration.status == RegistrationStatus.CONFIRMED:
+        return PaymentAttempt("succeeded")
     amount, currency, description = (
         registration.price_cents,
         registration.currency,
@@ -89,10 +88,16 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
     gateway = get_gateway()
     intent = None
     try:
+        # First how an earlier attempt ended, even if the hold has run out meanwhile: a charge
+        # whose answer was lost must confirm the seat it was made for, not be refunded.
         if earlier is not None:
             settled = _settle_earlier_attempt(earlier)
             if settled is not None:
                 return settled
+        closed = _closed_attempt(db.session.get(Registration, registration_id))
+        if closed is not None:
+            db.session.commit()
+            return closed
         intent = gateway.create_intent(
             registration_id=registration_id,
             card_token=card_token,
@@ -120,22 +125,33 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
     except GatewayUnavailable:
         current_app.logger.warning("Stripe unavailable for registration %s", registration_id)
         return PaymentAttempt("unavailable", UNAVAILABLE)
-    _record(state)
+    record_intent(state)
     return _attempt_for(state)
+
+
+def payment_processing(registration: Registration) -> bool:
+    """The registration's latest payment is going through (a bank transfer can take days)."""
+    latest = db.session.scalar(
+        sa.select(Payment.status)
+        .where(Payment.registration_id == registration.id)
+        .order_by(Payment.id.desc())
+        .limit(1)
+    )
+    return latest == PaymentStatus.PROCESSING
 
 
 def _closed_attempt(registration: Registration) -> PaymentAttempt | None:
     """What to answer instead of charging, if this registration can't be paid for now."""
     if registration.status == RegistrationStatus.CONFIRMED:
         return PaymentAttempt("succeeded")
-    if registration.status != RegistrationStatus.HELD or registration.hold_expires_at <= utcnow():
+    if not hold_is_live(registration):
         return PaymentAttempt("closed", "Your held seat has been released. Please register again.")
     return None
 
 
-def _record(state: IntentState) -> None:
+def record_intent(state: IntentState) -> None:
     """apply_intent, committed; the refunds it may request are sent by the webhook or the
-    sweep, not while a person waits for their card to be charged."""
+    sweep, not while a person waits on a payment page."""
     apply_intent(state, commit=False)
     db.session.commit()
 
@@ -155,7 +171,7 @@ def _record_new_intent(registration_id: int, intent: IntentState) -> PaymentAtte
     if refused is not None:
         db.session.commit()
         return refused
-    _record(intent)
+    record_intent(intent)
     return None
 
 
@@ -180,7 +196,7 @@ def _settle_earlier_attempt(intent_id: str) -> PaymentAttempt | None:
     except GatewayRejected:  # Stripe doesn't know it (a test key reset, an account switch)
         _forget_unknown_intent(intent_id)
         return None
-    _record(state)
+    record_intent(state)
     return None if state.status == "canceled" else _attempt_for(state)
 
 
@@ -241,8 +257,13 @@ def _upsert_payment(registration: Registration, state: IntentState) -> Payment:
     status = PAYMENT_STATUS_FROM_STRIPE.get(state.status, PaymentStatus.PROCESSING)
     if state.status == "requires_payment_method" and state.error_message:
         status = PaymentStatus.FAILED
-    # Never move a succeeded payment backwards because an older event arrived late.
-    if payment.status != PaymentStatus.SUCCEEDED:
+    # Never move a payment backwards because an older answer arrived late: a success stays a
+    # success, and a cancelled or failed intent never becomes open again (only a success,
+    # which Stripe would not report for it, could move it).
+    settled = (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED, PaymentStatus.FAILED)
+    if payment.status not in settled or (
+        payment.status != PaymentStatus.SUCCEEDED and status == PaymentStatus.SUCCEEDED
+    ):
         payment.status = status
     payment.last_error = state.error_message[:500]
     return payment

@@ -117,6 +117,11 @@ def _leave_waitlist_on_registering(pool: SeatPool, email_normalized: str) -> Wai
     return None
 
 
+def hold_is_live(registration: Registration, now: datetime | None = None) -> bool:
+    """Held and not yet run out (a lapsed hold is released by the next sweep or registration)."""
+    return registration.status == RegistrationStatus.HELD and registration.hold_expires_at > (now or utcnow())
+
+
 def find_live_registration(pool_id: int, email_normalized: str) -> Registration | None:
     return db.session.scalar(
         sa.select(Registration).where(

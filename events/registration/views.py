@@ -148,10 +148,15 @@ def registration_calendar(signed):
     )
 
 
+HOLD_RELEASED = "Your held seat has been released. Please register again."
+
+
 @bp.get("/manage/<signed>/pay")
 def pay(signed):
     registration = _registration_from_link(signed)
-    if registration.status != RegistrationStatus.HELD:
+    if registration.status == RegistrationStatus.HELD and not services.hold_is_live(registration):
+        flash(HOLD_RELEASED, "error")
+    if not services.hold_is_live(registration):
         return redirect(url_for("registration.manage", signed=signed))
     return render_template(
         "registration/pay.html",
@@ -192,14 +197,19 @@ def pay_complete(signed):
         except GatewayUnavailable:
             state = None
         if state is not None and state.registration_id == registration.id:
-            payments.apply_intent(state)
+            payments.record_intent(state)
     registration = services.registration_by_token(registration.token)
     if registration.status == RegistrationStatus.CONFIRMED:
         flash("Payment received. You're registered! A confirmation email is on its way.", "success")
         return redirect(url_for("registration.manage", signed=signed))
-    if registration.status == RegistrationStatus.HELD:
+    if payments.payment_processing(registration):
+        flash("Your payment is processing. We'll email you as soon as it completes.", "success")
+        return redirect(url_for("registration.manage", signed=signed))
+    if services.hold_is_live(registration):
         flash("Your payment didn't go through. Your seat is still held: please try again.", "error")
         return redirect(url_for("registration.pay", signed=signed))
+    if registration.status == RegistrationStatus.HELD:
+        flash(HOLD_RELEASED, "error")
     return redirect(url_for("registration.manage", signed=signed))
 
 

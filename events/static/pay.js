@@ -46,7 +46,9 @@
       }
       errorBox.textContent = result.message || "Your card was not charged. Please try another card.";
     } catch (err) {
-      errorBox.textContent = "Something went wrong. Your card was not charged; please try again.";
+      // No answer we could read (a timeout, a proxy's error page): the charge may or may not
+      // have gone through, so don't say either; the server checks before charging again.
+      errorBox.textContent = "We couldn't confirm your payment. Please refresh this page to check before trying again.";
     }
     busy(false);
   });

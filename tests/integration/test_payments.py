@@ -5,6 +5,7 @@ both paths that confirm a payment: the card submission itself and the webhook af
 """
 
 import time
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from events.models import (
     Registration,
     RegistrationStatus,
     WebhookEvent,
+    utcnow,
 )
 from events.notifications.outbox import EmailKind
 from events.registration import links, seats, services
@@ -490,3 +492,115 @@ def test_reconcile_gets_past_an_intent_stripe_does_not_know(client, db, stripe_c
         stalled.json["intent_id"]: PaymentStatus.REQUIRES_ACTION,
     }
     assert reconcile_pending_payments() == 1  # only the real one is asked about again
+
+
+def _charge_whose_answer_was_lost(db, stripe_client, registration):
+    """What a confirm that timed out leaves: charged at Stripe, our row still open."""
+    from events.payments import services as payments
+    from events.payments.gateway import get_gateway
+
+    gateway = get_gateway()
+    intent = gateway.create_intent(
+        registration_id=registration.id,
+        card_token=card_token(stripe_client, SUCCESS),
+        amount=3000,
+        currency="usd",
+        description="t",
+    )
+    payments.record_intent(intent)
+    charged = gateway.confirm_intent(intent.id)
+    assert charged.status == "succeeded"
+    return intent
+
+
+def test_a_lost_charge_confirms_its_seat_even_if_the_hold_ran_out_before_the_retry(client, db, stripe_client):
+    """The answer to the charge was lost, and the hold's time ran out before they tried again
+    (not yet swept): the retry finds the charge and confirms the seat it paid for."""
+    registration = held_registration(db)
+    intent = _charge_whose_answer_was_lost(db, stripe_client, registration)
+    registration.hold_expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+
+    # (from the payment page they still have open)
+    signed = links.sign(registration.token, links.MANAGE_SALT)
+    manage = client.get(f"/manage/{signed}").get_data(as_text=True)
+    retried = client.post(
+        f"/manage/{signed}/pay",
+        json={"token": card_token(stripe_client, SUCCESS)},
+        headers={"X-CSRFToken": csrf_token(manage)},
+    )
+    assert retried.json["status"] == "succeeded" and retried.json["intent_id"] == intent.id
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
+    assert db.session.scalars(sa.select(Refund)).all() == []
+
+
+def test_the_sweep_reads_open_payments_before_releasing_lapsed_holds(db, stripe_client):
+    """Nobody retries and the webhook is lost: the periodic housekeeping confirms the charge
+    before it would release the hold for running out, offer the seat to the waitlist and
+    refund the money."""
+    from events.models import WaitlistEntry
+    from worker.tasks import housekeeping
+
+    registration = held_registration(db, capacity=1)
+    waiting = services.join_waitlist(registration.offering, None, Person("Wes", "wes@example.com")).entry
+    _charge_whose_answer_was_lost(db, stripe_client, registration)
+    registration.hold_expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+
+    housekeeping()
+
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
+    assert db.session.scalars(sa.select(Refund)).all() == []
+    assert refreshed(db, WaitlistEntry, waiting.id).status.value == "waiting"
+
+
+def test_a_lapsed_hold_is_not_offered_for_payment(client, db):
+    registration = held_registration(db)
+    registration.hold_expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    signed = links.sign(registration.token, links.MANAGE_SALT)
+    response = client.get(f"/manage/{signed}/pay")
+    assert response.status_code == 302 and response.location.endswith(f"/manage/{signed}")
+    assert "Your held seat has been released" in client.get(response.location).get_data(as_text=True)
+    # And the page the browser lands on after paying says the same, not "still held".
+    landed = client.get(f"/manage/{signed}/pay/complete")
+    assert landed.location.endswith(f"/manage/{signed}")
+
+
+def test_a_processing_payment_is_called_processing(client, db):
+    registration = held_registration(db)
+    db.session.add(
+        Payment(
+            registration_id=registration.id,
+            stripe_payment_intent_id="pi_processing_1",
+            amount_cents=3000,
+            currency="usd",
+            status=PaymentStatus.PROCESSING,
+        )
+    )
+    db.session.commit()
+    signed = links.sign(registration.token, links.MANAGE_SALT)
+    landed = client.get(f"/manage/{signed}/pay/complete")
+    assert landed.location.endswith(f"/manage/{signed}")
+    assert "Your payment is processing" in client.get(landed.location).get_data(as_text=True)
+
+
+def test_a_late_answer_never_reopens_a_cancelled_intent(db):
+    from events.payments import services as payments
+    from events.payments.gateway import IntentState
+
+    registration = held_registration(db)
+    db.session.add(
+        Payment(
+            registration_id=registration.id,
+            stripe_payment_intent_id="pi_cancelled_1",
+            amount_cents=3000,
+            currency="usd",
+            status=PaymentStatus.CANCELED,
+        )
+    )
+    db.session.commit()
+    stale = IntentState("pi_cancelled_1", "requires_action", 3000, "usd", "secret", registration.id, None)
+    payments.record_intent(stale)
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(Payment.status)) == PaymentStatus.CANCELED
