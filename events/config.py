@@ -42,6 +42,8 @@ class Config:
 
     # Registration rules (defaults; offerings may override some of them)
     HOLD_MINUTES = int(os.environ.get("HOLD_MINUTES", "15"))
+    # A hold whose payment is still in flight when it runs out is kept this much longer.
+    PAYMENT_GRACE_MINUTES = int(os.environ.get("PAYMENT_GRACE_MINUTES", "10"))
     MANAGE_LINK_MAX_AGE_DAYS = int(os.environ.get("MANAGE_LINK_MAX_AGE_DAYS", "400"))
 
     # Celery

@@ -429,6 +429,14 @@ class Attendance(db.Model):
     marked_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
 
+# A payment whose outcome we have not heard yet (Stripe may still charge, or has charged).
+OPEN_PAYMENT_STATUSES = (
+    PaymentStatus.REQUIRES_PAYMENT_METHOD,
+    PaymentStatus.REQUIRES_ACTION,
+    PaymentStatus.PROCESSING,
+)
+
+
 class Payment(db.Model):
     """Our mirror of one Stripe PaymentIntent. Stripe is the record; this follows it."""
 

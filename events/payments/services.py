@@ -16,6 +16,7 @@ from flask import current_app
 
 from events.extensions import db
 from events.models import (
+    OPEN_PAYMENT_STATUSES,
     Payment,
     PaymentStatus,
     Refund,
@@ -58,11 +59,6 @@ class PaymentAttempt:
 
 
 UNAVAILABLE = "We couldn't reach the payment service. Your seat is still held; please try again."
-OPEN_PAYMENT_STATUSES = (
-    PaymentStatus.REQUIRES_PAYMENT_METHOD,
-    PaymentStatus.REQUIRES_ACTION,
-    PaymentStatus.PROCESSING,
-)
 
 
 def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:

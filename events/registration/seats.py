@@ -18,6 +18,8 @@ from flask import current_app
 
 from events.extensions import db
 from events.models import (
+    OPEN_PAYMENT_STATUSES,
+    Payment,
     Registration,
     RegistrationStatus,
     SeatPool,
@@ -81,17 +83,32 @@ def free_seat(pool: SeatPool, now: datetime) -> None:
     offer_free_seats(pool, now)
 
 
+def lapsed_hold(now: datetime):
+    """The condition for a hold whose time ran out.
+
+    A hold with a payment in flight (an intent recorded whose outcome we have not heard) gets
+    PAYMENT_GRACE_MINUTES more: the card may have been charged in time with the answer lost,
+    and the seat it paid for must still be there when reconcile or the webhook says so."""
+    grace = timedelta(minutes=current_app.config.get("PAYMENT_GRACE_MINUTES", 10))
+    paying = (
+        sa.select(Payment.id)
+        .where(Payment.registration_id == Registration.id, Payment.status.in_(OPEN_PAYMENT_STATUSES))
+        .exists()
+    )
+    return sa.and_(
+        Registration.status == RegistrationStatus.HELD,
+        Registration.hold_expires_at <= now,
+        sa.or_(Registration.hold_expires_at <= now - grace, ~paying),
+    )
+
+
 def release_lapsed(pool: SeatPool, now: datetime) -> None:
     """Expire holds and waitlist offers whose time ran out, then offer freed seats on.
 
     Called lazily whenever a pool is locked, and by the worker's sweep for every pool.
     """
     expired_holds = db.session.scalars(
-        sa.select(Registration).where(
-            Registration.seat_pool_id == pool.id,
-            Registration.status == RegistrationStatus.HELD,
-            Registration.hold_expires_at <= now,
-        )
+        sa.select(Registration).where(Registration.seat_pool_id == pool.id, lapsed_hold(now))
     ).all()
     for registration in expired_holds:
         registration.status = RegistrationStatus.EXPIRED
@@ -167,9 +184,7 @@ def waitlist_position(entry: WaitlistEntry) -> int:
 
 def pools_with_lapsed(now: datetime) -> list[int]:
     """Ids of pools holding an expired hold or offer (for the worker's sweep)."""
-    held = sa.select(Registration.seat_pool_id).where(
-        Registration.status == RegistrationStatus.HELD, Registration.hold_expires_at <= now
-    )
+    held = sa.select(Registration.seat_pool_id).where(lapsed_hold(now))
     offered = sa.select(WaitlistEntry.seat_pool_id).where(
         WaitlistEntry.status == WaitlistStatus.OFFERED, WaitlistEntry.offer_expires_at <= now
     )

@@ -398,7 +398,10 @@ def test_reconcile_cancels_an_uncharged_intent_once_the_hold_has_lapsed(client, 
     assert reconcile_pending_payments() == 1  # still held: left alone for them to finish
     assert stripe_client.v1.payment_intents.retrieve(stalled.json["intent_id"]).status == "requires_action"
 
+    # The hold runs out at 15 minutes; with a payment in flight it is kept 10 more (grace).
     seats.sweep_lapsed(utcnow() + timedelta(minutes=20))
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.HELD
+    seats.sweep_lapsed(utcnow() + timedelta(minutes=26))
     assert refreshed(db, Registration, registration.id).status == RegistrationStatus.EXPIRED
     assert reconcile_pending_payments() == 1
     assert stripe_client.v1.payment_intents.retrieve(stalled.json["intent_id"]).status == "canceled"
@@ -604,3 +607,23 @@ def test_a_late_answer_never_reopens_a_cancelled_intent(db):
     payments.record_intent(stale)
     db.session.expire_all()
     assert db.session.scalar(sa.select(Payment.status)) == PaymentStatus.CANCELED
+
+
+def test_a_hold_with_a_payment_in_flight_keeps_its_seat_past_its_time(client, db, stripe_client):
+    """The charge's answer was lost and the hold's time ran out; before the sweep or the
+    webhook settles it, someone else registers. The seat is still theirs (for the grace
+    period), so the charge confirms it rather than being refunded."""
+    from events.payments.services import reconcile_pending_payments
+
+    registration = held_registration(db, capacity=1)
+    _charge_whose_answer_was_lost(db, stripe_client, registration)
+    registration.hold_expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+
+    other = services.register(registration.offering, None, Person("Olga", "olga@example.com"))
+    assert other.outcome == services.Outcome.FULL
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.HELD
+
+    assert reconcile_pending_payments() == 1
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
+    assert db.session.scalars(sa.select(Refund)).all() == []
