@@ -29,6 +29,23 @@ def create_app(config: dict | None = None) -> Flask:
     from events.staff import auth  # noqa: F401  (registers the user loader)
 
     db.init_app(app)
+
+    @app.teardown_appcontext  # runs before Flask-SQLAlchemy's own (teardowns run in reverse)
+    def end_database_session(_error):
+        """End the request's database session even on a connection the database has just cut
+        (a restart): the rollback raises then, and the response already made would be
+        replaced by the server's bare 500."""
+        import sqlalchemy as sa
+
+        try:
+            db.session.remove()
+        except sa.exc.DBAPIError:
+            app.logger.warning("Discarding a database session whose connection was lost", exc_info=True)
+            try:
+                db.session.registry().invalidate()  # close its connections, no rollback, out of the pool
+            finally:
+                db.session.registry.clear()
+
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)

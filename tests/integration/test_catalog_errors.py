@@ -246,3 +246,25 @@ def test_the_error_page_renders_when_the_database_went_away_mid_request(client, 
                 sa.event.remove(db.engine, "before_cursor_execute", gone)
     assert response.status_code == 500
     assert "Something went wrong on our side" in response.get_data(as_text=True)
+
+
+def test_a_connection_cut_while_the_request_ends_keeps_the_response(app, monkeypatch):
+    """The database restarts just as a request finishes: ending its session raises. The page
+    already rendered must still go out (it was the server's bare 500)."""
+    import sqlalchemy as sa
+
+    from events.extensions import db
+
+    calls = []
+    real_remove = db.session.remove
+
+    def remove_on_a_cut_connection():
+        calls.append(1)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("ROLLBACK", {}, Exception("terminating connection"))
+        real_remove()
+
+    monkeypatch.setattr(db.session, "remove", remove_on_a_cut_connection)
+    response = app.test_client().get("/")  # no app context of the test's own around it
+    assert response.status_code == 200 and "<html" in response.get_data(as_text=True)
+    assert calls, "the session was not ended"
