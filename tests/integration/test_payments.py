@@ -75,6 +75,22 @@ def pay(client, registration, token):
     return signed, response
 
 
+def payment_row(registration, intent_id: str, status) -> None:
+    """Our mirror of an intent, written directly (as an earlier step would have left it)."""
+    from events.extensions import db
+
+    db.session.add(
+        Payment(
+            registration_id=registration.id,
+            stripe_payment_intent_id=intent_id,
+            amount_cents=registration.price_cents,
+            currency="usd",
+            status=status,
+        )
+    )
+    db.session.commit()
+
+
 def refreshed(db, model, id_):
     db.session.expire_all()
     return db.session.get(model, id_)
@@ -473,16 +489,7 @@ def test_reconcile_gets_past_an_intent_stripe_does_not_know(client, db, stripe_c
     from events.payments.services import reconcile_pending_payments
 
     lost = held_registration(db)
-    db.session.add(
-        Payment(
-            registration_id=lost.id,
-            stripe_payment_intent_id="pi_unknown_to_stripe",
-            amount_cents=3000,
-            currency="usd",
-            status=PaymentStatus.PROCESSING,
-        )
-    )
-    db.session.commit()
+    payment_row(lost, "pi_unknown_to_stripe", PaymentStatus.PROCESSING)
     waiting = held_registration(db, title="Later one")
     _, stalled = pay(client, waiting, card_token(stripe_client, THREE_D_SECURE))
     assert stalled.json["status"] == "requires_action"
@@ -572,16 +579,7 @@ def test_a_lapsed_hold_is_not_offered_for_payment(client, db):
 
 def test_a_processing_payment_is_called_processing(client, db):
     registration = held_registration(db)
-    db.session.add(
-        Payment(
-            registration_id=registration.id,
-            stripe_payment_intent_id="pi_processing_1",
-            amount_cents=3000,
-            currency="usd",
-            status=PaymentStatus.PROCESSING,
-        )
-    )
-    db.session.commit()
+    payment_row(registration, "pi_processing_1", PaymentStatus.PROCESSING)
     signed = links.sign(registration.token, links.MANAGE_SALT)
     landed = client.get(f"/manage/{signed}/pay/complete")
     assert landed.location.endswith(f"/manage/{signed}")
@@ -593,16 +591,7 @@ def test_a_late_answer_never_reopens_a_cancelled_intent(db):
     from events.payments.gateway import IntentState
 
     registration = held_registration(db)
-    db.session.add(
-        Payment(
-            registration_id=registration.id,
-            stripe_payment_intent_id="pi_cancelled_1",
-            amount_cents=3000,
-            currency="usd",
-            status=PaymentStatus.CANCELED,
-        )
-    )
-    db.session.commit()
+    payment_row(registration, "pi_cancelled_1", PaymentStatus.CANCELED)
     stale = IntentState("pi_cancelled_1", "requires_action", 3000, "usd", "secret", registration.id, None)
     payments.record_intent(stale)
     db.session.expire_all()
