@@ -282,31 +282,38 @@ def test_capacity_of_a_class_changes_every_dates_pool(client, db):
     ).all() == [8, 8]
 
 
+def pools_locked_now(app, pool_ids) -> list[bool]:
+    """Which of these seat pools another connection finds locked right now (what a
+    registration arriving at this moment would meet)."""
+    import psycopg
+
+    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
+    locked = []
+    with psycopg.connect(url, autocommit=True) as other:
+        for pool_id in pool_ids:
+            try:
+                other.execute("SELECT 1 FROM seat_pools WHERE id = %s FOR UPDATE NOWAIT", (pool_id,))
+                locked.append(False)
+            except psycopg.errors.LockNotAvailable:
+                locked.append(True)
+    return locked
+
+
 def test_a_capacity_change_holds_every_pool_until_it_commits(client, db, app, monkeypatch):
     """Lowering a class's capacity checks and changes each date's pool; while it works on the
     first, the others are locked already, so no registration can slip in and make the change
     half-done (some dates at the new capacity, the rest refused)."""
-    import psycopg
-
     location = make_location()
     offering = make_offering(location, OfferingKind.CLASS, capacity=5)
     make_session(offering, upcoming_day(3))
     make_session(offering, upcoming_day(10))
     db.session.commit()
     pool_ids = sorted(s.seat_pool_id for s in offering.sessions)
-    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
     locked_meanwhile = []
     real_resize = svc.resize_locked_pool
 
     def resize_and_look(pool, capacity, now):
-        # What a registration arriving now would meet: every pool of the offering is locked.
-        with psycopg.connect(url, autocommit=True) as other:
-            for pool_id in pool_ids:
-                try:
-                    other.execute("SELECT 1 FROM seat_pools WHERE id = %s FOR UPDATE NOWAIT", (pool_id,))
-                    locked_meanwhile.append(False)
-                except psycopg.errors.LockNotAvailable:
-                    locked_meanwhile.append(True)
+        locked_meanwhile.extend(pools_locked_now(app, pool_ids))
         real_resize(pool, capacity, now)
 
     monkeypatch.setattr(svc, "resize_locked_pool", resize_and_look)
@@ -322,8 +329,6 @@ def test_a_capacity_change_holds_every_pool_until_it_commits(client, db, app, mo
 def test_cancelling_a_class_locks_every_pool_before_writing_anything(db, app, monkeypatch):
     """Changes that span several pools take them all first, in id order (as a capacity change
     does): taken one by one while cancelling, they could deadlock with a capacity change."""
-    import psycopg
-
     from events.staff import services as staff_services
 
     location = make_location()
@@ -333,18 +338,11 @@ def test_cancelling_a_class_locks_every_pool_before_writing_anything(db, app, mo
     for n, session in enumerate(sessions):
         reg.register(offering, session.id, Person(f"P {n}", f"p{n}@example.com"))
     pool_ids = sorted(s.seat_pool_id for s in sessions)
-    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
     seen = {}
     real_cancel_registrations = staff_services._cancel_registrations
 
     def look_then_cancel(*args, **kwargs):
-        with psycopg.connect(url, autocommit=True) as other:
-            for pool_id in pool_ids:
-                try:
-                    other.execute("SELECT 1 FROM seat_pools WHERE id = %s FOR UPDATE NOWAIT", (pool_id,))
-                    seen[pool_id] = "free"
-                except psycopg.errors.LockNotAvailable:
-                    seen[pool_id] = "locked"
+        seen.update(zip(pool_ids, pools_locked_now(app, pool_ids), strict=True))
         return real_cancel_registrations(*args, **kwargs)
 
     monkeypatch.setattr(staff_services, "_cancel_registrations", look_then_cancel)
@@ -352,7 +350,7 @@ def test_cancelling_a_class_locks_every_pool_before_writing_anything(db, app, mo
     db.session.add(admin)
     db.session.commit()
     staff_services.cancel_offering(offering.id, admin, "Instructor ill")
-    assert seen == {pool_id: "locked" for pool_id in pool_ids}
+    assert seen == {pool_id: True for pool_id in pool_ids}
     db.session.expire_all()
     assert db.session.get(Offering, offering.id).is_cancelled
 
