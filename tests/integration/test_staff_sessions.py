@@ -18,6 +18,7 @@ import dns.resolver
 import pytest
 import requests
 import sqlalchemy as sa
+from flask_login.utils import encode_cookie
 from flask_wtf import FlaskForm
 from wtforms.fields.core import UnboundField
 from wtforms.validators import Email
@@ -174,6 +175,22 @@ def test_a_copied_cookie_stops_working_after_deactivation_even_once_reactivated(
     # Reactivating doesn't bring the sessions the deactivation ended back to life.
     assert is_sent_to_sign_in(replay(app, copied).get("/staff/"))
     assert signed_in(app, "maya@clinic.example").get("/staff/").status_code == 200
+
+
+def test_a_remember_cookie_stops_working_after_sign_out(app, staff):
+    """The app doesn't offer "remember me" today; if it ever does, the cookie (which Flask-Login
+    fills from get_id(), like the session) carries the version and ends with the sessions."""
+    with database(app):
+        remembered = encode_cookie(db.session.get(User, staff["maya"]).get_id())
+
+    def with_remember_cookie():
+        client = app.test_client()
+        client.set_cookie("remember_token", remembered)
+        return client
+
+    assert with_remember_cookie().get("/staff/").status_code == 200
+    sign_out(signed_in(app, "maya@clinic.example"))
+    assert is_sent_to_sign_in(with_remember_cookie().get("/staff/"))
 
 
 def test_a_session_from_before_session_versions_or_a_forged_id_is_refused(app_ctx, staff):
