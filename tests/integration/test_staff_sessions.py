@@ -161,6 +161,16 @@ def test_a_copied_cookie_stops_working_after_a_password_reset(app, staff):
     assert sign_in(app.test_client(), "maya@clinic.example", NEW_PASSWORD).status_code == 302
 
 
+def test_a_password_set_from_the_command_line_ends_sessions_too(app, staff):
+    """Any password change ends the account's sessions (User.set_password), not only the reset page."""
+    maya = signed_in(app, "maya@clinic.example")
+    assert maya.get("/staff/").status_code == 200
+    command = ["create-user", "--email", "maya@clinic.example", "--role", "instructor"]
+    result = app.test_cli_runner().invoke(args=[*command, "--password", NEW_PASSWORD])
+    assert result.exit_code == 0, result.output
+    assert is_sent_to_sign_in(maya.get("/staff/"))
+
+
 def test_a_copied_cookie_stops_working_after_deactivation_even_once_reactivated(app, staff):
     maya = signed_in(app, "maya@clinic.example")
     copied = maya.get_cookie("session").value
