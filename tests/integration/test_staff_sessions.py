@@ -376,6 +376,42 @@ def test_no_admin_can_lock_the_clinic_out(app_ctx, staff):
     assert db.session.scalars(sa.select(AuditEntry.action)).all() == ["user.deactivated"]
 
 
+def users_locked_now(app, user_ids) -> list[bool]:
+    """Which of these accounts another connection finds locked right now."""
+    import psycopg
+
+    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
+    locked = []
+    with psycopg.connect(url, autocommit=True) as other:
+        for user_id in user_ids:
+            try:
+                other.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE NOWAIT", (user_id,))
+                locked.append(False)
+            except psycopg.errors.LockNotAvailable:
+                locked.append(True)
+    return locked
+
+
+def test_deactivating_an_admin_holds_every_active_admin_until_it_commits(app_ctx, staff, monkeypatch):
+    """Two admins deactivating each other at the same moment: the second waits for the first to
+    commit and then finds itself the last admin. Without the lock both would count two admins
+    and the clinic would be left with none."""
+    first = db.session.get(User, staff["admin"])
+    second = make_user("second-admin@clinic.example", Role.ADMIN)
+    third = make_user("third-admin@clinic.example", Role.ADMIN)
+    admin_ids = [first.id, second.id, third.id]
+    seen = []
+    real_end_sessions = User.end_sessions
+
+    def look_then_end(user):
+        seen.extend(users_locked_now(app_ctx, admin_ids))
+        real_end_sessions(user)
+
+    monkeypatch.setattr(User, "end_sessions", look_then_end)
+    assert svc.set_staff_active(second, False, first)
+    assert seen == [True, True, True]
+
+
 # --- No form depends on DNS ---
 
 
