@@ -196,10 +196,20 @@ class User(db.Model):
     password_hash: Mapped[str] = mapped_column(sa.String(256), default="")
     bio: Mapped[str] = mapped_column(sa.Text, default="")
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Every sign-in stores the version it was made under (get_id); raising it ends them all.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method="scrypt")
+        self.end_sessions()
+
+    def end_sessions(self) -> None:
+        """Sign this account out everywhere: every cookie made before now stops working."""
+        if self.id is None:
+            return  # not saved yet, so never signed in
+        # Counted in SQL, so two concurrent bumps both land and neither can revive an old cookie.
+        self.session_version = User.session_version + 1
 
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)
@@ -214,7 +224,8 @@ class User(db.Model):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        # Checked on every request by the user_loader (events/staff/auth.py).
+        return f"{self.id}:{self.session_version}"
 
     @property
     def is_admin(self) -> bool:

@@ -377,7 +377,6 @@ def _instructor_page(user: User | None):
                     "name": form.name.data,
                     "email": form.email.data,
                     "bio": form.bio.data or "",
-                    "is_active": bool(form.is_active.data),
                 },
                 current_user,
             )
@@ -393,6 +392,37 @@ def _instructor_page(user: User | None):
             return redirect(url_for("staff.admin_instructors"))
     status = 400 if form.is_submitted() else 200
     return render_template("staff/admin/instructor_form.html", form=form, user=user), status
+
+
+@bp.route("/admin/instructors/<int:user_id>/deactivate", methods=["GET", "POST"])
+@admin_required
+def admin_instructor_deactivate(user_id):
+    return _instructor_status_page(user_id, active=False)
+
+
+@bp.route("/admin/instructors/<int:user_id>/reactivate", methods=["GET", "POST"])
+@admin_required
+def admin_instructor_reactivate(user_id):
+    return _instructor_status_page(user_id, active=True)
+
+
+def _instructor_status_page(user_id: int, active: bool):
+    """A confirmation page (GET) whose button (POST) deactivates or reactivates the account."""
+    user = _get_or_404(User, user_id)
+    if user.role is not Role.INSTRUCTOR:
+        abort(404)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            svc.set_staff_active(user, active, current_user)
+        except svc.AdminError as error:
+            db.session.rollback()
+            form.form_errors.append(str(error))
+        else:
+            flash(f"{user.name} is {'reactivated' if active else 'deactivated'}.", "success")
+            return redirect(url_for("staff.admin_instructors"))
+    status = 400 if form.is_submitted() else 200
+    return render_template("staff/admin/instructor_status.html", form=form, user=user, active=active), status
 
 
 # --- Registrations and payments ---

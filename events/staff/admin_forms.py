@@ -155,7 +155,6 @@ class InstructorForm(FlaskForm):
         ],
     )
     bio = TextAreaField("Short bio", filters=[_strip], validators=[Length(max=5000)])
-    is_active = BooleanField("Active (can sign in)", default=True)
 
 
 class LinkResourceForm(FlaskForm):

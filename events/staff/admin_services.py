@@ -322,7 +322,8 @@ def save_location(location: Location | None, data: dict, actor: User) -> Locatio
 
 
 def save_instructor(user: User | None, data: dict, actor: User) -> User:
-    """An instructor account has no password until they set one via "Forgot your password"."""
+    """An instructor account has no password until they set one via "Forgot your password".
+    It starts active; set_staff_active deactivates and reactivates it."""
     email = data["email"].strip().lower()
     clash = db.session.scalar(sa.select(User.id).where(User.email == email))
     if clash is not None and (user is None or clash != user.id):
@@ -333,17 +334,36 @@ def save_instructor(user: User | None, data: dict, actor: User) -> User:
         db.session.add(user)
     elif user.role is not Role.INSTRUCTOR:
         raise AdminError("Only instructor accounts are edited here.")
-    user.email, user.name, user.bio, user.is_active = email, data["name"], data["bio"], data["is_active"]
+    user.email, user.name, user.bio = email, data["name"], data["bio"]
     db.session.flush()
-    audit.record(
-        actor.id,
-        "instructor.created" if created else "instructor.updated",
-        "user",
-        user.id,
-        is_active=user.is_active,
-    )
+    audit.record(actor.id, "instructor.created" if created else "instructor.updated", "user", user.id)
     db.session.commit()
     return user
+
+
+def set_staff_active(user: User, active: bool, actor: User) -> bool:
+    """Deactivate a staff account (signed out everywhere at once; no sign-in or reset link works
+    until it is reactivated) or reactivate it (its old sessions stay ended). Offerings and rosters
+    keep pointing at the account either way. Returns whether anything changed."""
+    if not active:
+        if user.id == actor.id:
+            raise AdminError("You can't deactivate your own account.")
+        # Locked, so two admins deactivating each other at once can't leave the clinic with none.
+        active_admins = db.session.scalars(
+            sa.select(User.id).where(User.role == Role.ADMIN, User.is_active.is_(True)).with_for_update()
+        ).all()
+        if user.is_admin and set(active_admins) <= {user.id}:
+            raise AdminError("This is the last active admin account; it can't be deactivated.")
+    db.session.refresh(user, with_for_update=True)
+    if user.is_active == active:
+        db.session.commit()
+        return False
+    if not active:
+        user.end_sessions()
+    user.is_active = active
+    audit.record(actor.id, "user.reactivated" if active else "user.deactivated", "user", user.id)
+    db.session.commit()
+    return True
 
 
 def instructors(active_only: bool = False) -> list[User]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -19,13 +20,27 @@ login_manager.login_view = "staff.login"
 login_manager.login_message = "Please sign in to see that page."
 login_manager.session_protection = "strong"
 
+# What User.get_id() stores in the session (and a remember cookie): "<user id>:<session version>".
+_SESSION_ID = re.compile(r"(\d{1,12}):(\d{1,12})", re.ASCII)
+
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit() or len(user_id) > 12:
+    """The signed-in user, unless the session predates their last sign-out, new password or
+    deactivation (each raises the account's session version), or the account is inactive."""
+    match = _SESSION_ID.fullmatch(user_id)
+    if match is None:
         return None
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.is_active else None
+    user = db.session.get(User, int(match[1]))
+    if user is None or not user.is_active or user.session_version != int(match[2]):
+        return None
+    return user
+
+
+def sign_out_everywhere(user: User) -> None:
+    """End every session of this account, this one included."""
+    user.end_sessions()
+    db.session.commit()
 
 
 def authenticate(email: str, password: str) -> User | None:

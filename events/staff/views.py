@@ -29,6 +29,8 @@ def login():
 @login_required
 def logout():
     if ConfirmForm().validate():
+        # Every copy of this cookie, and the account's other sessions, stop working too.
+        auth.sign_out_everywhere(current_user._get_current_object())
         logout_user()
         flash("You're signed out.", "success")
     return redirect(url_for("staff.login"))

@@ -88,3 +88,39 @@ def test_admin_creates_an_offering_with_a_weekly_series_and_it_is_on_the_schedul
 
     page.goto(live_server.url + "/?q=knee")
     expect(page.get_by_role("link", name="Knee Care Evenings").first).to_be_visible()
+
+
+def test_admin_deactivates_an_instructor_and_their_open_session_ends(page, browser, live_server, admin, db):
+    maya = User(email="maya@clinic.example", name="Maya Lindqvist", role=Role.INSTRUCTOR)
+    maya.set_password(PASSWORD)
+    db.session.add(maya)
+    db.session.commit()
+    # Maya signed in on her phone.
+    phone = browser.new_context()
+    maya_page = phone.new_page()
+    maya_page.goto(live_server.url + "/staff/login")
+    maya_page.get_by_label("Email").fill(maya.email)
+    maya_page.get_by_label("Password").fill(PASSWORD)
+    maya_page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+    expect(maya_page.get_by_role("link", name="My sessions")).to_be_visible()
+
+    page.goto(live_server.url + "/staff/login")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+    page.goto(live_server.url + "/staff/admin/instructors")
+    row = page.get_by_role("row", name=re.compile("Maya Lindqvist"))
+    expect(row).to_contain_text("active")
+    assert_no_axe_violations(page)
+    row.get_by_role("link", name="Deactivate Maya Lindqvist").click()
+    expect(page.get_by_role("heading", name="Deactivate Maya Lindqvist?")).to_be_visible()
+    assert_no_axe_violations(page)
+    page.get_by_role("button", name="Deactivate Maya Lindqvist").click()
+    expect(page.get_by_text("Maya Lindqvist is deactivated.")).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile("Maya Lindqvist"))).to_contain_text("deactivated")
+    assert_no_axe_violations(page)
+
+    # Her next page asks her to sign in.
+    maya_page.reload()
+    expect(maya_page).to_have_url(re.compile(r"/staff/login"))
+    phone.close()

@@ -432,10 +432,14 @@ def test_locations_and_instructors_can_be_created_edited_and_deactivated(client,
         data={
             "name": "Maya Lindqvist",
             "email": "maya@clinic.example",
-            "bio": "PT",
+            "bio": "Physical therapist",
             "csrf_token": token,
         },
-    )  # is_active unticked
+    )
+    assert response.status_code == 302
+    assert fresh(db, User, maya.id).bio == "Physical therapist"
+    # Deactivating is its own confirmed action (tests/integration/test_staff_sessions.py).
+    response = client.post(f"/staff/admin/instructors/{maya.id}/deactivate", data={"csrf_token": token})
     assert response.status_code == 302
     assert fresh(db, User, maya.id).is_active is False
     # Someone else's email is refused.
@@ -693,6 +697,8 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
     db.session.commit()
     registration = reg.register(offering, None, Person("Ann", "ann@example.com")).registration
     email_id = db.session.scalar(sa.select(OutboxEmail.id))
+    instructor = make_instructor()
+    db.session.commit()
     gets = [
         "/staff/admin/",
         "/staff/admin/offerings",
@@ -705,6 +711,8 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/locations/{location.id}/edit",
         "/staff/admin/instructors",
         "/staff/admin/instructors/new",
+        f"/staff/admin/instructors/{instructor.id}/deactivate",
+        f"/staff/admin/instructors/{instructor.id}/reactivate",
         "/staff/admin/registrations",
         f"/staff/admin/registrations/{registration.id}",
         "/staff/admin/emails/failed",
@@ -721,12 +729,13 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/emails/{email_id}/resend",
         "/staff/admin/locations/new",
         "/staff/admin/instructors/new",
+        f"/staff/admin/instructors/{instructor.id}/deactivate",
+        f"/staff/admin/instructors/{instructor.id}/reactivate",
     ]
     stranger = app.test_client()
     for url in gets:
         assert stranger.get(url).status_code == 302, url  # to the sign-in page
 
-    make_instructor()
     login(client, db, role=Role.INSTRUCTOR)
     token = token_from(client, "/staff/")
     for url in gets:
@@ -735,7 +744,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     # Every admin route is covered above.
     admin_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/staff/admin")}
-    assert len(admin_rules) == 22
+    assert len(admin_rules) == 24
 
 
 def test_an_admin_sees_every_admin_page(client, db):
@@ -761,6 +770,8 @@ def test_an_admin_sees_every_admin_page(client, db):
         "/staff/admin/instructors",
         "/staff/admin/instructors/new",
         f"/staff/admin/instructors/{maya.id}/edit",
+        f"/staff/admin/instructors/{maya.id}/deactivate",
+        f"/staff/admin/instructors/{maya.id}/reactivate",
         f"/staff/admin/registrations?offering_id={offering.id}",
         f"/staff/admin/registrations/{registration.id}",
         "/staff/admin/emails/failed",
