@@ -19,10 +19,12 @@ REDACTED = "[redacted]"
 
 # The segment after these prefixes is a private token, whatever it looks like.
 _PRIVATE_PATH = re.compile(r"(/(?:manage|waitlist|staff/password-reset)/)[^/?#\s\"']+")
-# Anything shaped like an itsdangerous token (payload.timestamp.signature; a compressed payload
-# starts with a dot), wherever it appears.
-_SIGNED = re.compile(r"\.?[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{20,}")
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+# Anything shaped like an itsdangerous token, wherever it appears: payload (a compressed one
+# starts with a dot), a 6-character timestamp, a signature of 27+ characters. (Dotted names
+# such as worker.tasks.queue_scheduled_emails do not fit.)
+_SIGNED = re.compile(r"\.?[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,}")
+# An address (its domain has a dot: not the worker's node name, celery@host).
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # A Stripe client secret (pi_..._secret_...) lets a page confirm a payment.
 _CLIENT_SECRET = re.compile(r"_secret_[A-Za-z0-9]+")
 # What database errors quote back: SQLAlchemy's parameter list, PostgreSQL's DETAIL lines.

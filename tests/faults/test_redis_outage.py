@@ -11,11 +11,6 @@ Redis is back, beat's sweep sends every confirmation exactly once.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 import types
@@ -26,78 +21,15 @@ import requests
 import sqlalchemy as sa
 
 from events.models import OutboxEmail
-from tests.conftest import free_port
 from tests.factories import workshop
 from tests.faults.conftest import csrf_from, engine_of, register_over_http
+from tests.faults.redis_private import PrivateRedis, wait_until
 from tests.gunicorn_server import GunicornServer, web_env
 from tests.worker.conftest import WorkerProcess, worker_env
 
 pytestmark = pytest.mark.slow
 OUTAGE_SECONDS = float(os.environ.get("REDIS_OUTAGE_SECONDS", "10"))
 THREADS = 3
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class PrivateRedis:
-    """A redis-server of our own on its own port, ours to kill and start again."""
-
-    def __init__(self):
-        if not shutil.which("redis-server"):
-            pytest.skip("redis-server not installed")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = Path(tempfile.mkdtemp(prefix="events-faults-redis-"))
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            cwd=self.dir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._answers, 10, "redis-server to start")
-
-    def _answers(self) -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        """Gone at once, as a crashed Redis: connections refused."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-            self.process = None
-        wait_until(lambda: not self._answers(), 5, "redis-server to go away")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
