@@ -19,8 +19,10 @@ How fresh, exactly:
   the replay middleware.
 - In the process that committed the change, everyone sees it at once.
 - Everyone else, served by another process, may get the page as it was until that process's
-  listener thread has received the NOTIFY: normally a few milliseconds after the commit
-  (observed up to 16 ms under load, 7 stale reads of 14,123). If the listener's connection
+  listener thread has received the NOTIFY: normally within a few milliseconds of the commit,
+  tens of milliseconds when that process is busy, since the thread waits its turn for the GIL
+  (measured: up to 16 ms under page load, 7 stale reads of 14,123; up to 30 ms beside a
+  CPU-bound thread). If the listener's connection
   dies without a word (a NAT, a failover), its TCP keepalives notice within about 35 s and
   the reconnect counts as a change; until then that process may serve what it had.
 
