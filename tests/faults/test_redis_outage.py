@@ -21,6 +21,7 @@ import requests
 import sqlalchemy as sa
 
 from events.models import OutboxEmail
+from tests.conftest import free_port
 from tests.factories import workshop
 from tests.faults.conftest import csrf_from, engine_of, register_over_http
 from tests.faults.redis_private import PrivateRedis, wait_until
@@ -207,3 +208,30 @@ def other_limited_forms(base: str, paid_slug: str, manage_of: str) -> dict[str, 
             timeout=30,
         ).status_code
     return answers
+
+
+def test_with_redis_unreachable_each_form_works_and_keeps_its_limit_in_this_process(app, db):
+    """The issue's reproduction (limit storage on a port where nothing listens): registering
+    succeeds, and sign-in attempts are still limited, counted in the process's memory."""
+    offering = workshop(capacity=50, title="No Redis Workshop")
+    db.session.commit()
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    web = GunicornServer(
+        web_env(app, REDIS_URL=nowhere, LOGIN_RATE_LIMIT="2 per minute", REGISTER_RATE_LIMIT="3 per minute"),
+        "no-redis-web",
+    ).start()
+    try:
+        with requests.Session() as http:
+            registrations = [
+                register_over_http(http, web.url, offering.slug, f"N {n}", f"n{n}@example.com").status
+                for n in range(4)
+            ]
+            page = http.get(f"{web.url}/staff/login", timeout=30)
+            form = {"csrf_token": csrf_from(page.text), "email": "nobody@clinic.example", "password": "wrong"}
+            logins = [
+                http.post(f"{web.url}/staff/login", data=form, timeout=30).status_code for _ in range(3)
+            ]
+    finally:
+        web.stop()
+    assert registrations == [302, 302, 302, 429]
+    assert logins == [400, 400, 429]
