@@ -22,9 +22,9 @@ How fresh, exactly:
   listener thread has received the NOTIFY: normally within a few milliseconds of the commit,
   tens of milliseconds when that process is busy, since the thread waits its turn for the GIL
   (measured: up to 16 ms under page load, 7 stale reads of 14,123; up to 30 ms beside a
-  CPU-bound thread). If the listener's connection
-  dies without a word (a NAT, a failover), its TCP keepalives notice within about 35 s and
-  the reconnect counts as a change; until then that process may serve what it had.
+  CPU-bound thread). If the listener's connection dies without a word (a NAT, a failover),
+  its TCP keepalives notice within about 35 s and the reconnect counts as a change; until
+  then that process may serve what it had.
 
 Pages with forms carry a placeholder instead of the visitor's CSRF token; it is filled in on
 every response, so cached HTML holds nothing personal. A visitor with flashed messages pending

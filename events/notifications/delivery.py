@@ -320,9 +320,8 @@ def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> Deliver
                     _mark_sent(marks, row_id, claimed_at)  # at once: the at-least-once window is this commit
                     stats.sent += 1
                 elif result.outcome == sender.FAILED:
-                    log.warning(
-                        "outbox %s failed permanently: %s", row_id, result.error
-                    )  # the id, not the address
+                    # The row's id, never the address (logs hold no personal data).
+                    log.warning("outbox %s failed permanently: %s", row_id, result.error)
                     _mark_failed(marks, row, claimed_at, result.error)
                     stats.failed += 1
                 else:
