@@ -19,6 +19,10 @@ def create_app(config: dict | None = None) -> Flask:
         static_folder=str(ROOT / "events" / "static"),
         instance_path=os.environ.get("INSTANCE_PATH", str(ROOT / "instance")),
     )
+    from events import redaction
+
+    # Before anything logs: no private link token or address reaches a log (events/redaction.py).
+    redaction.install()
     app.config.from_object(Config)
     if config:
         app.config.update(config)
@@ -88,8 +92,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.context_processor(lambda: {"csrf_token": csrf_token_for_page})  # after Flask-WTF's, so it wins
     filters.register(app)
 
-    from events.catalog.cache import CachedPageMiddleware
+    from events.catalog.cache import CachedPageMiddleware, mark_changer_fresh
 
+    app.after_request(mark_changer_fresh)
     app.wsgi_app = CachedPageMiddleware(app.wsgi_app, app)
     # Outermost, so the page cache sees the client's scheme and host too.
     app.wsgi_app = security.behind_proxies(app.wsgi_app, app.config["PROXY_COUNT"])

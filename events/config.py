@@ -30,7 +30,9 @@ def _database_url() -> str:
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
     SQLALCHEMY_DATABASE_URI = _database_url()
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # hide_parameters: a database error's message never quotes the values (names, emails,
+    # tokens) into a log; the statement is still shown.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
 
     # Public site
     SCHEDULE_PAGE_SIZE = int(os.environ.get("SCHEDULE_PAGE_SIZE", "20"))
@@ -39,6 +41,10 @@ class Config:
     # How many proxies in front of gunicorn set X-Forwarded-For/-Proto/-Host (0: none; the
     # headers are then ignored, since anyone could send them).
     PROXY_COUNT = int(os.environ.get("PROXY_COUNT", "0"))
+    # After someone changes the catalog or seats, how long their own public pages are checked
+    # against the database rather than this process's NOTIFY listener (read-your-writes; longer
+    # than a listener can lag, see events/catalog/cache.py).
+    PAGE_CACHE_FRESH_SECONDS = int(os.environ.get("PAGE_CACHE_FRESH_SECONDS", "60"))
 
     # Registration rules (defaults; offerings may override some of them)
     HOLD_MINUTES = int(os.environ.get("HOLD_MINUTES", "15"))
@@ -79,6 +85,15 @@ class Config:
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
 
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", REDIS_URL or "memory://")
+    # When the limit storage (Redis) is down, every limited route (register, waitlist, cancel,
+    # pay, staff sign-in and reset) keeps its own limits counted in this process's memory
+    # (with N gunicorn workers, up to N times the limit per address) until Redis answers
+    # again: none of them fails because of the limiter. Anything else the limiter raises is
+    # logged and the request goes on (fail open): a limiter must never turn a form into a 500.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
+    # Give up on an unreachable storage quickly rather than hold the request.
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
     # Per-route limits (per client address), read per request so they can be tuned live.
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute; 50 per hour")

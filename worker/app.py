@@ -13,7 +13,10 @@ import os
 from celery import Celery, Task
 from flask import Flask
 
-from events import create_app
+from events import create_app, redaction
+
+# The worker's records too (create_app installs it as well; this says so where it matters).
+redaction.install()
 
 SWEEP_SECONDS = float(os.environ.get("WORKER_SWEEP_SECONDS", "60"))
 

@@ -320,11 +320,12 @@ def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> Deliver
                     _mark_sent(marks, row_id, claimed_at)  # at once: the at-least-once window is this commit
                     stats.sent += 1
                 elif result.outcome == sender.FAILED:
-                    log.warning("outbox %s to %s failed permanently: %s", row_id, to_email, result.error)
+                    # The row's id, never the address (logs hold no personal data).
+                    log.warning("outbox %s failed permanently: %s", row_id, result.error)
                     _mark_failed(marks, row, claimed_at, result.error)
                     stats.failed += 1
                 else:
-                    log.info("outbox %s to %s will be retried: %s", row_id, to_email, result.error)
+                    log.info("outbox %s will be retried: %s", row_id, result.error)
                     if _mark_retry(marks, row, claimed_at, result.error):
                         stats.retried += 1
                     else:

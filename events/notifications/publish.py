@@ -33,6 +33,9 @@ def _client(app):
             broker_connection_timeout=2,
             broker_connection_retry=False,
             broker_connection_max_retries=0,
+            # One attempt, at most a second: with the broker down a registration must not wait
+            # on kombu's connection retries (about 2 s by default); the sweep sends the email.
+            broker_transport_options={"max_retries": 0, "socket_connect_timeout": 1, "socket_timeout": 2},
             task_ignore_result=True,
         )
         app.extensions["celery_publisher"] = client
