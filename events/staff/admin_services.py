@@ -543,6 +543,8 @@ def manual_refund(registration: Registration, amount_cents: int, reason: str, ac
     # or another refund of this payment waits for this one, and then counts it.
     payment = lock_for_refund(payment.id)
     left = refundable_remaining(payment)
+    if left == 0:
+        raise AdminError("Nothing is left to refund on this payment.")
     if amount_cents > left:
         raise AdminError(f"At most ${left / 100:.2f} is left to refund.", "amount")
     n = (
