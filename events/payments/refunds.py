@@ -172,14 +172,16 @@ def execute_due_refunds(limit: int = 200) -> int:
     """Send every due pending refund to Stripe, one at a time, and record the answers.
 
     Safe to run in several workers at once and again after a crash. No transaction is open
-    during a call to Stripe. Returns how many were sent (whatever Stripe answered)."""
+    during a call to Stripe. Stops at the first refund Stripe could not be reached for (the
+    rest would wait on the same outage; each keeps its turn). Returns how many were sent."""
     sent = 0
     for _ in range(limit):
         job = _claim_next(utcnow())
         if job is None:
             break
-        _execute(job)
         sent += 1
+        if not _execute(job):
+            break
     return sent
 
 
@@ -211,7 +213,8 @@ def _claim_next(now: datetime) -> _Job | None:
     return job
 
 
-def _execute(job: _Job) -> None:
+def _execute(job: _Job) -> bool:
+    """Send one refund and record Stripe's answer; False if Stripe could not be reached."""
     try:
         result = get_gateway().refund(
             payment_intent_id=job.intent_id,
@@ -226,6 +229,7 @@ def _execute(job: _Job) -> None:
     except (GatewayUnavailable, PaymentDeclined) as error:
         current_app.logger.warning("Refund %s not sent yet (will retry): %s", job.refund_id, error)
         _record(job, RefundStatus.PENDING, error=str(error))
+        return False
     else:
         accepted = result.status in ("succeeded", "pending")  # "pending": on its way back to the card
         _record(
@@ -234,6 +238,7 @@ def _execute(job: _Job) -> None:
             stripe_refund_id=result.id,
             error="" if accepted else f"Stripe reports the refund {result.status}.",
         )
+    return True
 
 
 def backoff(attempts: int) -> timedelta:
