@@ -228,6 +228,52 @@ def test_an_admin_refund_and_a_cancellation_at_once_never_refund_more_than_was_p
     assert max(totals) == PAID
 
 
+def test_control_without_the_refund_locks_the_same_race_queues_more_than_was_paid(
+    live_server, db, stripe_client, monkeypatch
+):
+    """If this control ever stops over-refunding, the race test above proves nothing. Without
+    the pool and payment locks (and with the window between reading what is left and writing
+    the refund widened, as the seat race's control does), both paths count the same money."""
+    import time
+
+    from events.extensions import db as _db
+    from events.payments import refunds
+
+    real_remaining = refunds.refundable_remaining
+
+    def remaining_then_wait(payment):
+        left = real_remaining(payment)
+        time.sleep(0.3)
+        return left
+
+    monkeypatch.setattr(refunds, "lock_for_refund", lambda payment_id: _db.session.get(Payment, payment_id))
+    monkeypatch.setattr(refunds, "refundable_remaining", remaining_then_wait)
+    admin = signed_in(live_server.url, staff_user(db))
+    owed = []
+    for trial in range(3):
+        offering = workshop(price_cents=PAID, days=10, title=f"Control {trial}")
+        db.session.commit()
+        registration = paid_registration(db, stripe_client, offering, f"control{trial}@example.com")
+        registration_url = f"{live_server.url}/staff/admin/registrations/{registration.id}"
+        admin_token = csrf_token(admin.get(registration_url, timeout=10).text)
+        member = requests.Session()
+        manage_url = f"{live_server.url}/manage/{links.sign(registration.token, links.MANAGE_SALT)}"
+        member_token = csrf_token(member.get(manage_url, timeout=10).text)
+        at_once(
+            partial(
+                admin.post,
+                f"{registration_url}/refund",
+                data={"amount": ADMIN_REFUND, "reason": "Race", "csrf_token": admin_token},
+                allow_redirects=False,
+                timeout=30,
+            ),
+            partial(member.post, f"{manage_url}/cancel", data={"csrf_token": member_token}, timeout=30),
+        )
+        owed.append(sum(r.amount_cents for r in refunds_of(db, registration)))
+    print(f"\ncontrol (no refund locks): refunds queued per $10 payment {owed}")
+    assert max(owed) > PAID
+
+
 def _staff_cancel_race(live_server, db, stripe_client, kind: OfferingKind):
     refunder = signed_in(live_server.url, staff_user(db))
     canceller = signed_in(live_server.url, staff_user(db))
