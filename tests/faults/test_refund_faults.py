@@ -11,7 +11,7 @@ import re
 
 import sqlalchemy as sa
 
-from events.models import OutboxEmail, Payment, Refund, RefundStatus, utcnow
+from events.models import OutboxEmail, Payment, Refund, RefundStatus, Role, User, utcnow
 from events.notifications.outbox import EmailKind
 from events.payments.refunds import execute_due_refunds
 from events.payments.services import mirror_charge_refunds
@@ -136,3 +136,55 @@ def test_a_refund_stripe_refuses_is_shown_failed_with_its_reason_and_retried_onl
         (600, RefundStatus.FAILED),
         (500, RefundStatus.SUCCEEDED),
     ]
+
+
+def test_on_sqlite_an_admin_refund_and_a_cancellation_are_capped_and_sent_by_the_worker(
+    tmp_path, private_stripe
+):
+    """The embedded default holds the same rule: SQLite's BEGIN IMMEDIATE is the lock. (A
+    private emulator: SQLite's ids start again at 1, and so would the idempotency keys made
+    from them, which the run's shared emulator would replay.)"""
+    from flask_migrate import upgrade
+
+    from events.extensions import db as sqlite_db
+    from events.payments.services import apply_intent
+    from events.registration.services import Person, cancel_registration, register
+    from events.staff.admin_services import manual_refund
+    from tests.conftest import make_test_app
+    from tests.factories import workshop
+    from tests.helpers import charge_card
+
+    emulator = stripe_client(private_stripe.url)
+    app = make_test_app(
+        f"sqlite:///{tmp_path / 'refunds.sqlite3'}",
+        STRIPE_API_BASE=private_stripe.url,
+        STRIPE_SECRET_KEY="sk_test_emulator",
+    )
+    with app.app_context():
+        upgrade()
+        offering = workshop(price_cents=1000, days=10)
+        sqlite_db.session.commit()
+        registration = register(offering, None, Person("Lee", "lite@example.com")).registration
+        intent = charge_card(
+            registration_id=registration.id,
+            card_token=card_token(emulator, SUCCESS),
+            amount=1000,
+            currency="usd",
+            description="t",
+        )
+        apply_intent(intent)
+        admin = User(email="boss@clinic.example", name="Boss", role=Role.ADMIN, password_hash="")
+        sqlite_db.session.add(admin)
+        sqlite_db.session.commit()
+
+        manual_refund(registration, 600, "Left early", admin)
+        _, told = cancel_registration(registration.id)
+
+        assert told == 400
+        assert execute_due_refunds() == 2
+        listed = emulator.v1.refunds.list(params={"payment_intent": intent.id, "limit": 100}).data
+        assert sorted(r.amount for r in listed) == [400, 600]
+        assert {r.status for r in refunds(sqlite_db)} == {RefundStatus.SUCCEEDED}
+        assert sqlite_db.session.scalar(sa.select(Payment.amount_refunded_cents)) == 1000
+        sqlite_db.session.remove()
+        sqlite_db.engine.dispose()

@@ -478,36 +478,3 @@ def test_staff_retry_a_failed_refund_under_a_new_key_and_see_it_issued(client, d
     )
     assert "Only a failed refund can be retried." in client.get(again.location).get_data(as_text=True)
     assert outbox_kinds(registration_id=registration.id).count(EmailKind.REFUND_ISSUED) == 1
-
-
-def test_on_sqlite_an_admin_refund_and_a_cancellation_are_capped_and_sent_by_the_worker(
-    tmp_path, localstripe, stripe_client
-):
-    """The embedded default holds the same rule: SQLite's BEGIN IMMEDIATE is the lock."""
-    from flask_migrate import upgrade
-
-    from events.extensions import db as sqlite_db
-    from events.registration.services import cancel_registration
-    from events.staff.admin_services import manual_refund
-    from tests.conftest import make_test_app
-
-    app = make_test_app(
-        f"sqlite:///{tmp_path / 'refunds.sqlite3'}",
-        STRIPE_API_BASE=localstripe,
-        STRIPE_SECRET_KEY="sk_test_emulator",
-    )
-    with app.app_context():
-        upgrade()
-        offering = workshop(price_cents=PAID, days=10)
-        sqlite_db.session.commit()
-        registration = paid_registration(sqlite_db, stripe_client, offering, "lite@example.com")
-        manual_refund(registration, 600, "Left early", staff_user(sqlite_db))
-        _, told = cancel_registration(registration.id)
-        assert told == 400
-        assert execute_due_refunds() == 2
-        intent = intent_of(sqlite_db, registration)
-        assert at_stripe(stripe_client, intent) == [400, 600]
-        assert {r.status for r in refunds_of(sqlite_db, registration)} == {RefundStatus.SUCCEEDED}
-        assert sqlite_db.session.scalar(sa.select(Payment.amount_refunded_cents)) == PAID
-        sqlite_db.session.remove()
-        sqlite_db.engine.dispose()
