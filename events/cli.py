@@ -26,12 +26,13 @@ def register(app):
     def sweep_command():
         """Release lapsed holds and offers, send pending refunds, reconcile open payments."""
         from events.models import utcnow
-        from events.payments.services import execute_pending_refunds, reconcile_pending_payments
+        from events.payments.refunds import execute_due_refunds
+        from events.payments.services import reconcile_pending_payments
         from events.registration.seats import sweep_lapsed
 
         payments = reconcile_pending_payments()  # first: a lost answer confirms its hold in time
         pools = sweep_lapsed(utcnow())
-        refunds = execute_pending_refunds()
+        refunds = execute_due_refunds()
         click.echo(
             f"Released lapsed seats in {pools} pools; sent {refunds} refunds; re-read {payments} payments."
         )

@@ -476,8 +476,15 @@ class Payment(db.Model):
 
 
 class Refund(db.Model):
+    """A refund we decided to make. Written in the transaction that decides it (pending) and
+    sent to Stripe by the worker after commit; pending + succeeded never exceed the payment."""
+
     __tablename__ = "refunds"
-    __table_args__ = (sa.CheckConstraint("amount_cents > 0", name="amount_positive"),)
+    __table_args__ = (
+        sa.CheckConstraint("amount_cents > 0", name="amount_positive"),
+        # The worker's claim: pending refunds whose next attempt is due.
+        sa.Index("ix_refunds_status_next_attempt_at", "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payments.id"), index=True)
@@ -489,8 +496,19 @@ class Refund(db.Model):
     reason: Mapped[str] = mapped_column(sa.String(200), default="")
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The worker's bookkeeping: tries so far, when the next may start (also a claim's lease),
+    # and Stripe's last answer when it was not a success.
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(sa.String(500), default="")
+    # Staff retries of a failed refund; each one is sent to Stripe under a new idempotency key.
+    retries: Mapped[int] = mapped_column(default=0)
 
     payment: Mapped[Payment] = relationship(back_populates="refunds")
+
+    @property
+    def stripe_idempotency_key(self) -> str:
+        return self.idempotency_key if not self.retries else f"{self.idempotency_key}-retry-{self.retries}"
 
 
 class Resource(db.Model):

@@ -1,6 +1,9 @@
 """Run localstripe (the Stripe emulator used by `make run` and the tests), adding the one
 event our app needs that it does not emit: charge.refunded, when a refund is created.
 
+It refuses a refund above what remains on the charge, as Stripe does (400,
+invalid_request_error): localstripe alone accepts it, and our money rules rely on the refusal.
+
 It also honours the Idempotency-Key header the way Stripe does (a repeated POST with the
 same key returns the first response and creates nothing), so our idempotency keys are
 exercised for real in the tests.
@@ -14,12 +17,41 @@ import sys
 
 from aiohttp import web
 from localstripe import resources, server
+from localstripe.errors import UserError
 from localstripe.webhooks import register_webhook, schedule_webhook
 
 _original_refund_create = resources.Refund._api_create.__func__
 
 
+def _refuse_over_refund(charge_id=None, payment_intent=None, amount=None, **_):
+    """Stripe's answer to a refund larger than what is left on the charge."""
+    try:
+        if payment_intent is not None:
+            charge_id = resources.PaymentIntent._api_retrieve(payment_intent).latest_charge.id
+        charge = resources.Charge._api_retrieve(charge_id)
+    except Exception:  # unknown or odd ids: localstripe's own checks answer those
+        return
+    remaining = charge.amount - charge.amount_refunded
+    wanted = resources.try_convert_to_int(amount) if amount is not None else remaining
+    if not isinstance(wanted, int):
+        return
+    if remaining <= 0:
+        raise UserError(
+            400,
+            f"Charge {charge.id} has already been refunded.",
+            {"code": "charge_already_refunded"},
+        )
+    if wanted > remaining:
+        raise UserError(
+            400,
+            f"Refund amount (${wanted / 100:.2f}) is greater than unrefunded amount on charge "
+            f"(${remaining / 100:.2f})",
+            {"param": "amount"},
+        )
+
+
 def _refund_create_with_event(cls, **data):
+    _refuse_over_refund(data.get("charge"), data.get("payment_intent"), data.get("amount"))
     refund = _original_refund_create(cls, **data)
     charge = resources.Charge._api_retrieve(refund.charge)
     schedule_webhook(resources.Event("charge.refunded", charge))

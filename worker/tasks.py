@@ -43,15 +43,24 @@ def queue_scheduled_emails() -> dict:
     return {"reminders": reminders, "followups": followups, "sent": stats.sent if stats else 0}
 
 
+@shared_task(name="worker.tasks.execute_refunds", **RETRY)
+def execute_refunds() -> dict:
+    """Send due pending refunds to Stripe (published after commit; housekeeping sweeps too)."""
+    from events.payments.refunds import execute_due_refunds
+
+    return {"refunds": execute_due_refunds()}
+
+
 @shared_task(name="worker.tasks.housekeeping", **RETRY)
 def housekeeping() -> dict:
     """What `flask sweep` does: lapsed holds and offers, pending refunds, open payments."""
-    from events.payments.services import execute_pending_refunds, reconcile_pending_payments
+    from events.payments.refunds import execute_due_refunds
+    from events.payments.services import reconcile_pending_payments
     from events.registration.seats import sweep_lapsed
 
     # Open payments first: a charge whose answer was lost confirms its hold before the hold
     # is released for running out.
     payments = reconcile_pending_payments()
     pools = sweep_lapsed(utcnow())
-    refunds = execute_pending_refunds()
+    refunds = execute_due_refunds()  # the safety net for a lost nudge, and the backoff's retries
     return {"pools": pools, "refunds": refunds, "payments": payments}

@@ -39,7 +39,7 @@ SUBJECTS = {
     EmailKind.WAITLIST_OFFER_EXPIRED: "Your seat offer has expired: {title}",
     EmailKind.REGISTRATION_CANCELLED: "Registration cancelled: {title}",
     EmailKind.REFUND_ISSUED: "Refund issued: {title}",
-    EmailKind.LATE_PAYMENT_REFUNDED: "Your payment was refunded: {title}",
+    EmailKind.LATE_PAYMENT_REFUNDED: "Your payment is being refunded: {title}",
     EmailKind.SESSION_CANCELLED: "Session cancelled: {title}",
     EmailKind.REMINDER: "Reminder: {title} {when}",
     EmailKind.FOLLOW_UP: "Thank you for coming: {title}",

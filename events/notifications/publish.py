@@ -43,6 +43,11 @@ def _client(app):
 
 
 def publish_delivery() -> bool:
+    return publish_task(TASK)
+
+
+def publish_task(task: str) -> bool:
+    """Send one task by name, best effort (also used for refunds: events/payments/refunds.py)."""
     if not has_app_context():
         return False
     app = current_app._get_current_object()
@@ -50,7 +55,7 @@ def publish_delivery() -> bool:
         return False
     client = app.extensions.get("celery") or app.extensions.get("celery_publisher") or _client(app)
     try:
-        client.send_task(TASK, retry=False, ignore_result=True)
+        client.send_task(task, retry=False, ignore_result=True)
     except Exception as error:  # a broker outage must never fail the request that caused it
         log.warning("could not nudge the worker (the sweep will send it): %s", error)
         return False

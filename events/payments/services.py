@@ -5,6 +5,8 @@ after a card is charged. It may run any number of times, in any order, concurren
 the seat pool, re-reads our rows and moves them to match Stripe, never further.
 Refunds are written as rows first (with an idempotency key) and sent to Stripe after commit,
 so a crash between the two is retried with the same key and never refunds twice.
+Both apply_intent() and mirror_charge_refunds() own their transaction: they commit, and what the
+caller wrote before them in it (the webhook's event id) commits with them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
+from events.payments import refunds
 from events.payments.gateway import (
     ChargeState,
     GatewayRejected,
@@ -121,7 +124,7 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
     except GatewayUnavailable:
         current_app.logger.warning("Stripe unavailable for registration %s", registration_id)
         return PaymentAttempt("unavailable", UNAVAILABLE)
-    record_intent(state)
+    apply_intent(state)
     return _attempt_for(state)
 
 
@@ -145,13 +148,6 @@ def _closed_attempt(registration: Registration) -> PaymentAttempt | None:
     return None
 
 
-def record_intent(state: IntentState) -> None:
-    """apply_intent, committed; the refunds it may request are sent by the webhook or the
-    sweep, not while a person waits on a payment page."""
-    apply_intent(state, commit=False)
-    db.session.commit()
-
-
 def _record_new_intent(registration_id: int, intent: IntentState) -> PaymentAttempt | None:
     """Record the new intent before charging it, unless the registration is no longer held or
     another submission's intent is already recorded (then say so instead)."""
@@ -167,7 +163,7 @@ def _record_new_intent(registration_id: int, intent: IntentState) -> PaymentAtte
     if refused is not None:
         db.session.commit()
         return refused
-    record_intent(intent)
+    apply_intent(intent)
     return None
 
 
@@ -192,7 +188,7 @@ def _settle_earlier_attempt(intent_id: str) -> PaymentAttempt | None:
     except GatewayRejected:  # Stripe doesn't know it (a test key reset, an account switch)
         _forget_unknown_intent(intent_id)
         return None
-    record_intent(state)
+    apply_intent(state)
     return None if state.status == "canceled" else _attempt_for(state)
 
 
@@ -265,12 +261,14 @@ def _upsert_payment(registration: Registration, state: IntentState) -> Payment:
     return payment
 
 
-def apply_intent(state: IntentState, commit: bool = True) -> Registration | None:
-    """Bring our registration and payment in line with a PaymentIntent. Idempotent."""
-    if state.registration_id is None:
-        return None
-    registration = db.session.get(Registration, state.registration_id)
+def apply_intent(state: IntentState) -> Registration | None:
+    """Bring our registration and payment in line with a PaymentIntent, and commit. Idempotent.
+
+    A refund it decides on (money that found no seat) is written as a pending row; the worker
+    sends it after commit, so a person waiting on a payment page never waits on a refund."""
+    registration = db.session.get(Registration, state.registration_id) if state.registration_id else None
     if registration is None:
+        db.session.commit()  # not ours: nothing to change (the caller's event id still commits)
         return None
     now = utcnow()
     pool = seats.lock_pool(registration.seat_pool_id)
@@ -289,9 +287,7 @@ def apply_intent(state: IntentState, commit: bool = True) -> Registration | None
         queue_email(
             EmailKind.PAYMENT_FAILED, registration=registration, context={"message": payment.last_error}
         )
-    if commit:
-        db.session.commit()
-        execute_pending_refunds()
+    db.session.commit()
     return registration
 
 
@@ -319,19 +315,20 @@ def _apply_success(registration: Registration, payment: Payment, pool, now) -> N
             _confirm(registration, now)
             return
     # No seat for this money (hold lapsed and seat gone, cancelled meanwhile, or paid twice):
-    # refund it automatically, once.
-    request_refund(
-        payment,
+    # refund it automatically, once (the pool is locked; queue_refund takes the payment).
+    _, queued = refunds.queue_refund(
+        payment.id,
         payment.amount_cents,
         key=f"unplaced-payment-{payment.stripe_payment_intent_id}",
         reason="Payment arrived without a seat",
     )
-    queue_email(
-        EmailKind.LATE_PAYMENT_REFUNDED,
-        registration=registration,
-        key_parts=(payment.stripe_payment_intent_id,),
-        context={"refund_cents": payment.amount_cents, "currency": payment.currency},
-    )
+    if queued:
+        queue_email(
+            EmailKind.LATE_PAYMENT_REFUNDED,
+            registration=registration,
+            key_parts=(payment.stripe_payment_intent_id,),
+            context={"refund_cents": queued, "currency": payment.currency},
+        )
 
 
 def _confirm(registration: Registration, now) -> None:
@@ -345,100 +342,33 @@ def _confirm(registration: Registration, now) -> None:
 # --- Refunds ---
 
 
-def request_refund(
-    payment: Payment, amount_cents: int, key: str, reason: str = "", actor_id: int | None = None
-) -> Refund:
-    """Record a refund to make (in the caller's transaction). The same key is one refund."""
-    existing = db.session.scalar(sa.select(Refund).where(Refund.idempotency_key == key))
-    if existing is not None:
-        return existing
-    refund = Refund(
-        payment_id=payment.id,
-        idempotency_key=key,
-        amount_cents=amount_cents,
-        status=RefundStatus.PENDING,
-        reason=reason[:200],
-        created_by_id=actor_id,
-    )
-    db.session.add(refund)
-    db.session.flush()
-    return refund
-
-
-def execute_pending_refunds() -> int:
-    """Send every pending refund to Stripe (idempotent by key). Safe to run again after a crash."""
-    pending = db.session.scalars(
-        sa.select(Refund).where(Refund.status == RefundStatus.PENDING).order_by(Refund.id)
-    ).all()
-    refund_jobs = [
-        (r.id, r.payment.stripe_payment_intent_id, r.amount_cents, r.idempotency_key) for r in pending
-    ]
-    db.session.commit()
-    done = 0
-    for refund_id, intent_id, amount, key in refund_jobs:
-        try:
-            result = get_gateway().refund(
-                payment_intent_id=intent_id, amount=amount, idempotency_key=key, refund_row_id=refund_id
-            )
-        except GatewayRejected as error:
-            # Stripe says this refund can never happen (e.g. already refunded): stop retrying.
-            refund = db.session.get(Refund, refund_id)
-            refund.status = RefundStatus.FAILED
-            refund.reason = f"{refund.reason} - rejected by Stripe: {error}"[:200]
-            db.session.commit()
-            current_app.logger.error("Refund %s rejected by Stripe: %s", refund_id, error)
-            continue
-        except (GatewayUnavailable, PaymentDeclined) as error:
-            current_app.logger.warning("Refund %s not sent yet: %s", refund_id, error)
-            continue
-        refund = db.session.get(Refund, refund_id)
-        refund.stripe_refund_id = result.id
-        # "pending" at Stripe means the money is on its way back; only failed/canceled did not happen.
-        refund.status = (
-            RefundStatus.SUCCEEDED if result.status in ("succeeded", "pending") else RefundStatus.FAILED
-        )
-        _recount_refunded(refund.payment)
-        db.session.commit()
-        done += 1
-    return done
-
-
-def _recount_refunded(payment: Payment) -> None:
-    total = db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0)).where(
-            Refund.payment_id == payment.id, Refund.status == RefundStatus.SUCCEEDED
-        )
-    )
-    payment.amount_refunded_cents = min(total, payment.amount_cents)
-
-
 def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
-    """Mirror refunds made anywhere (ours or the Stripe dashboard) from Stripe's charge."""
-    if not charge.payment_intent_id:
-        return None
-    payment = db.session.scalar(
-        sa.select(Payment)
-        .where(Payment.stripe_payment_intent_id == charge.payment_intent_id)
-        .with_for_update()
+    """Mirror refunds made anywhere (ours or the Stripe dashboard) from Stripe's charge, and
+    commit. Takes the refund locks (pool, then payment) like every path that writes refunds."""
+    payment_id = (
+        db.session.scalar(
+            sa.select(Payment.id).where(Payment.stripe_payment_intent_id == charge.payment_intent_id)
+        )
+        if charge.payment_intent_id
+        else None
     )
-    if payment is None:
+    if payment_id is None:
+        db.session.commit()  # not ours
         return None
+    payment = refunds.lock_for_refund(payment_id)
     for stripe_refund in charge.refunds:
         known = db.session.scalar(sa.select(Refund).where(Refund.stripe_refund_id == stripe_refund.id))
         if known is not None:
             continue
-        # Ours, sent but not yet recorded? Match a pending row of ours with the same amount.
-        pending = db.session.scalar(
-            sa.select(Refund)
-            .where(
-                Refund.payment_id == payment.id,
-                Refund.stripe_refund_id.is_(None),
-                Refund.amount_cents == stripe_refund.amount,
-            )
-            .limit(1)
-        )
-        if pending is not None:
-            continue  # execute_pending_refunds records it with its Stripe id
+        # Ours, sent but not yet recorded? Our row's id travels in the refund's metadata (or,
+        # failing that, match a pending row of ours with the same amount).
+        ours = sa.select(Refund.id).where(Refund.payment_id == payment.id, Refund.stripe_refund_id.is_(None))
+        if stripe_refund.refund_row_id is not None:
+            ours = ours.where(Refund.id == stripe_refund.refund_row_id)
+        else:
+            ours = ours.where(Refund.amount_cents == stripe_refund.amount)
+        if db.session.scalar(ours.limit(1)) is not None:
+            continue  # the worker records it with its Stripe id
         refund = Refund(
             payment_id=payment.id,
             stripe_refund_id=stripe_refund.id,
@@ -457,6 +387,7 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
         )
     # Stripe's total is the truth.
     payment.amount_refunded_cents = min(charge.amount_refunded, payment.amount_cents)
+    db.session.commit()
     return payment
 
 

@@ -1,4 +1,9 @@
-"""The Stripe webhook endpoint: verify, record the event id, dispatch, answer fast."""
+"""The Stripe webhook endpoint: verify, record the event id, dispatch, answer fast.
+
+Answers: 400 to a request that is not a well-formed signed event (Stripe will not fix it by
+retrying); 2xx to events about objects we never created (logged and ignored: a 5xx would make
+Stripe retry them for days); 503 only when Stripe itself can't be reached to re-read the object.
+"""
 
 from flask import current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
@@ -6,7 +11,17 @@ from sqlalchemy.exc import IntegrityError
 from events.extensions import csrf, db, limiter
 from events.models import WebhookEvent, utcnow
 from events.payments import bp, services
-from events.payments.gateway import GatewayUnavailable, InvalidWebhook, get_gateway
+from events.payments.gateway import GatewayRejected, GatewayUnavailable, InvalidWebhook, get_gateway
+
+MAX_ID_LENGTH = 255
+
+
+def _bad_request(title: str, message: str):
+    return jsonify(error={"status": 400, "title": title, "message": message}), 400
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
 
 
 @bp.post("/stripe/webhook")
@@ -21,33 +36,42 @@ def stripe_webhook():
             current_app.config["STRIPE_WEBHOOK_SECRET"],
         )
     except InvalidWebhook as error:
-        return jsonify(error={"status": 400, "title": "Invalid signature", "message": str(error)}), 400
+        return _bad_request("Invalid signature", str(error))
+    obj = event["object"]
+    if not (_is_id(event["id"]) and isinstance(event["type"], str)):
+        return _bad_request("Malformed event", "an event needs a string id and type")
 
     try:
         # Re-read the object's current state: events may arrive late, twice or out of order.
         match event["type"]:
-            case "payment_intent.succeeded" | "payment_intent.payment_failed":
-                state = gateway.retrieve_intent(event["object"]["id"])
-                handler = lambda: services.apply_intent(state, commit=False)  # noqa: E731
-            case "charge.refunded":
-                charge = gateway.retrieve_charge(event["object"]["id"])
-                handler = lambda: services.mirror_charge_refunds(charge)  # noqa: E731
+            case "payment_intent.succeeded" | "payment_intent.payment_failed" | "charge.refunded":
+                if not (isinstance(obj, dict) and _is_id(obj.get("id"))):
+                    return _bad_request("Malformed event", "the event's object needs a string id")
+                if event["type"] == "charge.refunded":
+                    charge = gateway.retrieve_charge(obj["id"])
+                    handler = lambda: services.mirror_charge_refunds(charge)  # noqa: E731
+                else:
+                    state = gateway.retrieve_intent(obj["id"])
+                    handler = lambda: services.apply_intent(state)  # noqa: E731
             case _:
                 return jsonify(received=True, handled=False)
+    except GatewayRejected as error:
+        # Stripe doesn't know it (not ours, another account, a test-mode reset): nothing to do,
+        # and nothing a retry would change.
+        current_app.logger.warning("Stripe event %s names an unknown object: %s", event["id"], error)
+        return jsonify(received=True, handled=False, ignored="unknown object")
     except GatewayUnavailable:
         return jsonify(error={"status": 503, "title": "Stripe unavailable", "message": "retry later"}), 503
 
-    # The event id and the changes it causes commit together: a concurrent or repeated
-    # delivery waits on the unique id, then finds it taken and does nothing.
+    # The event id and the changes it causes commit together (the handler commits): a concurrent
+    # or repeated delivery waits on the unique id, then finds it taken and does nothing.
     try:
         db.session.add(WebhookEvent(stripe_event_id=event["id"], type=event["type"], processed_at=utcnow()))
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
         return jsonify(received=True, duplicate=True)
-    handler()
     # Any error from here on is a real failure: it propagates (500) and Stripe delivers again.
-    db.session.commit()
-    services.execute_pending_refunds()
+    handler()
     current_app.logger.info("Stripe event %s (%s) handled", event["id"], event["type"])
     return jsonify(received=True, handled=True)

@@ -230,10 +230,12 @@ class RefundQuote:
 
 
 def refund_quote(registration: Registration, now: datetime | None = None) -> RefundQuote:
-    """What cancelling now would refund, by the offering's policy."""
+    """What cancelling now would refund, by the offering's policy, of what is left to refund
+    (refunds issued or on their way already count). Under the refund locks it is exact."""
+    from events.payments.refunds import refundable_remaining
+
     now = now or utcnow()
-    payment = succeeded_payment(registration)
-    paid = (payment.amount_cents - payment.amount_refunded_cents) if payment else 0
+    paid = refundable_remaining(succeeded_payment(registration))
     offering = registration.offering
     start = first_session_start(registration)
     cutoff = start - timedelta(hours=offering.cancellation_cutoff_hours) if start else None
@@ -264,10 +266,10 @@ def cancel_registration(
 ) -> tuple[Registration, int]:
     """Cancel, free the seat for the waitlist, and queue the refund the policy gives.
 
-    Returns the registration and the refund amount queued (cents). Cancelling twice is a no-op.
-    The refund itself is sent to Stripe after commit (payments.services.execute_pending_refunds).
+    Returns the registration and the refund amount queued (cents): what the person is told.
+    Cancelling twice is a no-op. The worker sends the refund to Stripe after commit.
     """
-    from events.payments.services import request_refund
+    from events.payments.refunds import lock_for_refund, queue_refund
 
     now = now or utcnow()
     registration = db.session.get(Registration, registration_id)
@@ -277,22 +279,23 @@ def cancel_registration(
         db.session.commit()
         return registration, 0
 
+    payment = succeeded_payment(registration)
+    if payment is not None:
+        lock_for_refund(payment.id)  # the quote below is exact: no refund slips in meanwhile
     quote = refund_quote(registration, now)
     registration.status = RegistrationStatus.CANCELLED
     registration.cancelled_at = now
     registration.cancel_reason = reason[:400]
     registration.hold_expires_at = None
     refund_cents = 0
-    payment = succeeded_payment(registration)
     if payment is not None and quote.amount_cents > 0:
-        request_refund(
-            payment,
+        _, refund_cents = queue_refund(
+            payment.id,
             quote.amount_cents,
             key=f"cancel-registration-{registration.id}",
             reason=reason,
             actor_id=actor_id,
         )
-        refund_cents = quote.amount_cents
     queue_email(
         EmailKind.REGISTRATION_CANCELLED,
         registration=registration,

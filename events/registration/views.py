@@ -125,7 +125,6 @@ def cancel(signed):
     if not form.validate():
         abort(400, description="The form expired. Please go back and try again.")
     _, refund_cents = services.cancel_registration(registration.id)
-    payments.execute_pending_refunds()
     if refund_cents:
         amount = format_money(refund_cents, registration.currency)
         flash(f"Your registration is cancelled. A refund of {amount} is on its way.", "success")
@@ -197,7 +196,7 @@ def pay_complete(signed):
         except GatewayUnavailable:
             state = None
         if state is not None and state.registration_id == registration.id:
-            payments.record_intent(state)
+            payments.apply_intent(state)
     registration = services.registration_by_token(registration.token)
     if registration.status == RegistrationStatus.CONFIRMED:
         flash("Payment received. You're registered! A confirmation email is on its way.", "success")

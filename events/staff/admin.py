@@ -19,12 +19,12 @@ from events.models import (
     Offering,
     OfferingKind,
     OutboxEmail,
+    Refund,
     Registration,
     Resource,
     Role,
     User,
 )
-from events.payments.services import execute_pending_refunds
 from events.registration import links
 from events.registration.forms import ConfirmForm
 from events.registration.services import Outcome, Person, RegistrationError, succeeded_payment
@@ -230,8 +230,7 @@ def admin_offering_cancel(offering_id):
     if not form.validate_on_submit():
         return _render_offering(offering, 400, cancel_form=form)
     refunds = services.cancel_offering(offering.id, current_user, form.reason.data)
-    execute_pending_refunds()
-    flash(f"Offering cancelled; everyone is being told. {refunds} refund(s) issued.", "success")
+    flash(f"Offering cancelled; everyone is being told. {refunds} refund(s) queued.", "success")
     return redirect(url_for("staff.admin_offering", offering_id=offering.id))
 
 
@@ -473,17 +472,34 @@ def admin_refund(registration_id):
     form = RefundForm()
     if form.validate_on_submit():
         try:
-            svc.manual_refund(
+            refund = svc.manual_refund(
                 registration, svc.dollars_to_cents(form.amount.data), form.reason.data, current_user
             )
         except svc.AdminError as error:
             db.session.rollback()
             _form_error(form, error)
         else:
-            execute_pending_refunds()
-            flash("Refund sent to Stripe.", "success")
+            # Queued: the worker sends it to Stripe; this page shows when it is issued.
+            flash(f"Refund of ${refund.amount_cents / 100:,.2f} queued.", "success")
             return redirect(url_for("staff.admin_registration", registration_id=registration.id))
     return _render_registration(registration, 400, refund_form=form)
+
+
+@bp.post("/admin/refunds/<int:refund_id>/retry")
+@admin_required
+def admin_refund_retry(refund_id):
+    refund = _get_or_404(Refund, refund_id)
+    registration_id = refund.payment.registration_id
+    if ConfirmForm().validate_on_submit():
+        try:
+            refund = svc.retry_refund(refund.id, current_user)
+        except svc.AdminError as error:
+            flash(str(error), "error")
+        else:
+            flash(f"Refund of ${refund.amount_cents / 100:,.2f} queued again.", "success")
+    else:
+        flash("The form expired. Please try again.", "error")
+    return redirect(url_for("staff.admin_registration", registration_id=registration_id) + "#payment-h")
 
 
 @bp.post("/admin/emails/<int:email_id>/resend")

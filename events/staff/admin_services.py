@@ -29,7 +29,6 @@ from events.models import (
     OutboxEmail,
     Payment,
     Refund,
-    RefundStatus,
     Registration,
     Resource,
     ResourceKind,
@@ -544,32 +543,28 @@ def search_registrations(
 
 
 def refundable_cents(payment: Payment | None) -> int:
-    """What can still be refunded: paid, minus refunds done or on their way."""
-    if payment is None:
-        return 0
-    committed = db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0)).where(
-            Refund.payment_id == payment.id, Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED))
-        )
-    )
-    return max(payment.amount_cents - max(committed, payment.amount_refunded_cents), 0)
+    """What can still be refunded: paid, minus refunds issued or on their way."""
+    from events.payments.refunds import refundable_remaining
+
+    return refundable_remaining(payment)
 
 
 def manual_refund(registration: Registration, amount_cents: int, reason: str, actor: User) -> Refund:
-    """Queue a refund of part or all of what is left; the caller runs execute_pending_refunds()."""
-    from events.notifications.outbox import EmailKind, queue_email
-    from events.payments.services import request_refund
+    """Queue a refund of part or all of what is left (the worker sends it to Stripe after
+    commit, and the "refund issued" email once Stripe has accepted it)."""
+    from events.payments.refunds import lock_for_refund, queue_refund, refundable_remaining
 
-    payment = db.session.scalar(
-        sa.select(Payment)
-        .where(Payment.id == getattr(succeeded_payment(registration), "id", None))
-        .with_for_update()
-    )
+    payment = succeeded_payment(registration)
     if payment is None:
         raise AdminError("There is no successful payment to refund.")
-    left = refundable_cents(payment)
     if amount_cents <= 0:
         raise AdminError("Enter an amount above zero.", "amount")
+    # The refund locks (seat pool, then payment) before reading what is left: a cancellation
+    # or another refund of this payment waits for this one, and then counts it.
+    payment = lock_for_refund(payment.id)
+    left = refundable_remaining(payment)
+    if left == 0:
+        raise AdminError("Nothing is left to refund on this payment.")
     if amount_cents > left:
         raise AdminError(f"At most ${left / 100:.2f} is left to refund.", "amount")
     n = (
@@ -580,8 +575,8 @@ def manual_refund(registration: Registration, amount_cents: int, reason: str, ac
         )
         + 1
     )
-    refund = request_refund(
-        payment,
+    refund, _ = queue_refund(
+        payment.id,
         amount_cents,
         key=f"manual-refund-{registration.id}-{n}",
         reason=reason or "Manual refund",
@@ -596,11 +591,26 @@ def manual_refund(registration: Registration, amount_cents: int, reason: str, ac
         amount_cents=amount_cents,
         reason=reason[:200],
     )
-    queue_email(
-        EmailKind.REFUND_ISSUED,
-        registration=registration,
-        key_parts=(f"manual{n}",),
-        context={"refund_cents": amount_cents, "currency": payment.currency},
+    db.session.commit()
+    return refund
+
+
+def retry_refund(refund_id: int, actor: User) -> Refund:
+    """Send a refund Stripe refused to the worker again (if the payment still covers it)."""
+    from events.payments.refunds import RefundError, retry_failed_refund
+
+    try:
+        refund = retry_failed_refund(refund_id)
+    except RefundError as error:
+        db.session.rollback()
+        raise AdminError(str(error)) from error
+    audit.record(
+        actor.id,
+        "refund.retried",
+        "registration",
+        refund.payment.registration_id,
+        refund_id=refund.id,
+        amount_cents=refund.amount_cents,
     )
     db.session.commit()
     return refund

@@ -217,8 +217,9 @@ def roster_csv(session: Session) -> str:
 
 
 def _cancel_registrations(registrations, actor: User, reason: str, key: str, session_id: int | None) -> int:
-    """Cancel, refund in full whatever was paid, and tell each person. Returns refunds queued."""
-    from events.payments.services import request_refund
+    """Cancel, refund in full whatever is left of what was paid, and tell each person the amount
+    actually queued. The caller holds the seat pools (in id order). Returns refunds queued."""
+    from events.payments.refunds import queue_refund
     from events.registration.services import succeeded_payment
 
     refunds = 0
@@ -229,16 +230,15 @@ def _cancel_registrations(registrations, actor: User, reason: str, key: str, ses
         pool = seats.lock_pool(registration.seat_pool_id)
         payment = succeeded_payment(registration)
         refund_cents = 0
-        if payment is not None and payment.amount_cents > payment.amount_refunded_cents:
-            refund_cents = payment.amount_cents - payment.amount_refunded_cents
-            request_refund(
-                payment,
-                refund_cents,
+        if payment is not None:
+            _, refund_cents = queue_refund(
+                payment.id,
+                payment.amount_cents,  # capped at what is left (refunds issued or pending count)
                 key=f"{key}-registration-{registration.id}",
                 reason=reason,
                 actor_id=actor.id,
             )
-            refunds += 1
+            refunds += 1 if refund_cents else 0
         registration.status = RegistrationStatus.CANCELLED
         registration.cancelled_at = now
         registration.cancel_reason = reason[:400]

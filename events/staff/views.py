@@ -6,7 +6,6 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from events.extensions import config_limit, db, limiter
 from events.models import AttendanceStatus, AuditEntry
-from events.payments.services import execute_pending_refunds
 from events.registration.forms import ConfirmForm
 from events.staff import admin_required, auth, bp, services
 from events.staff.forms import CancelForm, LoginForm, NewPasswordForm, ResetRequestForm
@@ -134,8 +133,7 @@ def cancel_session(session_id):
         flash("Give a reason to cancel (it is told to attendees).", "error")
         return redirect(url_for("staff.roster", session_id=session.id))
     refunds = services.cancel_session(session.id, current_user, form.reason.data)
-    execute_pending_refunds()
-    flash(f"Session cancelled; everyone is being told. {refunds} refund(s) issued.", "success")
+    flash(f"Session cancelled; everyone is being told. {refunds} refund(s) queued.", "success")
     return redirect(url_for("staff.roster", session_id=session.id))
 
 

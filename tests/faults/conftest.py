@@ -361,3 +361,22 @@ def orphan_payments(conn) -> list[tuple]:
 def engine_of(app):
     with app.app_context():
         return _db.engine
+
+
+def over_refunded_payments(conn) -> list[tuple]:
+    """Payments whose refunds pending + issued exceed what was paid, or whose issued refunds
+    differ from the amount the payment says is refunded."""
+    return conn.execute(
+        sa.text(
+            """
+            SELECT p.id, p.amount_cents, p.amount_refunded_cents
+              FROM payments p
+              LEFT JOIN refunds f ON f.payment_id = p.id
+             GROUP BY p.id
+            HAVING coalesce(sum(f.amount_cents) FILTER (WHERE f.status IN ('pending', 'succeeded')), 0)
+                       > p.amount_cents
+                OR coalesce(sum(f.amount_cents) FILTER (WHERE f.status = 'succeeded'), 0)
+                       <> p.amount_refunded_cents
+            """
+        )
+    ).all()

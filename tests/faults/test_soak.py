@@ -22,13 +22,14 @@ import requests
 import sqlalchemy as sa
 import stripe
 
-from events.models import OutboxEmail, utcnow
+from events.models import OutboxEmail, Refund, utcnow
 from tests.factories import make_location, make_offering, make_session, upcoming_day, workshop
 from tests.faults.conftest import (
     confirmation_mismatches,
     csrf_from,
     engine_of,
     orphan_payments,
+    over_refunded_payments,
     register_over_http,
     seat_mismatches,
 )
@@ -180,7 +181,10 @@ def test_soak_mixed_traffic_stays_consistent(
                 .select_from(OutboxEmail)
                 .where(OutboxEmail.status != "sent", OutboxEmail.send_after <= utcnow())
             ).scalar()
-        if unsent == 0 and len(smtp_recorder.messages) > 0:
+            unsent_refunds = conn.execute(
+                sa.select(sa.func.count()).select_from(Refund).where(Refund.status == "pending")
+            ).scalar()
+        if unsent == 0 and unsent_refunds == 0 and len(smtp_recorder.messages) > 0:
             break
         time.sleep(0.5)
     time.sleep(3)  # a little longer: nothing more may arrive (a duplicate would)
@@ -188,6 +192,11 @@ def test_soak_mixed_traffic_stays_consistent(
         assert seat_mismatches(conn) == []
         assert confirmation_mismatches(conn) == []
         assert orphan_payments(conn) == []
+        assert over_refunded_payments(conn) == []
+        refund_statuses = dict(
+            conn.execute(sa.select(Refund.status, sa.func.count()).group_by(Refund.status)).all()
+        )
+        assert set(refund_statuses) <= {"succeeded"}, refund_statuses  # every refund issued by the worker
         unsent = conn.execute(
             sa.select(sa.func.count())
             .select_from(OutboxEmail)
@@ -198,6 +207,7 @@ def test_soak_mixed_traffic_stays_consistent(
         ).scalar()
     message_ids = [msg["Message-ID"] for _, msg in smtp_recorder.messages]
     counts["emails_sent"] = sent_rows
+    counts["refunds_issued"] = refund_statuses.get("succeeded", 0)
     assert len(message_ids) == len(set(message_ids)), "an email was delivered twice"
     assert counts["errors_5xx"] == 0, counts
     assert unsent == 0 and len(message_ids) == sent_rows, (unsent, len(message_ids), sent_rows)

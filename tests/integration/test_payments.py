@@ -22,6 +22,7 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind
+from events.payments.refunds import execute_due_refunds
 from events.registration import links, seats, services
 from events.registration.services import Person
 from tests.factories import workshop
@@ -177,6 +178,7 @@ def test_cancel_before_cutoff_refunds_in_full_once(client, db, stripe_client):
 
     client.post(f"/manage/{signed}/cancel", data={"csrf_token": csrf_token(page)})
     client.post(f"/manage/{signed}/cancel", data={"csrf_token": csrf_token(page)})
+    execute_due_refunds()  # what the worker does after the commit
 
     db.session.expire_all()
     refunds = db.session.scalars(sa.select(Refund)).all()
@@ -248,6 +250,7 @@ def test_payment_after_the_hold_expired_and_the_seat_went_is_refunded_once(clien
     )
     payments.apply_intent(state)
     payments.apply_intent(state)  # and the webhook applies it again
+    execute_due_refunds()
 
     db.session.expire_all()
     assert db.session.get(Registration, registration.id).status == RegistrationStatus.EXPIRED
@@ -275,7 +278,7 @@ def test_a_success_event_after_cancelling_does_not_refund_twice(client, db, stri
     registration = held_registration(db, days=10)
     _, paid = pay(client, registration, card_token(stripe_client, SUCCESS))
     services.cancel_registration(registration.id)
-    payments.execute_pending_refunds()
+    execute_due_refunds()
 
     # The payment_intent.succeeded webhook, late, and then again.
     state = get_gateway().retrieve_intent(paid.json["intent_id"])
@@ -363,6 +366,7 @@ def test_cancel_refunds_the_payment_that_paid_not_an_extra_one_already_returned(
 
     page = client.get(f"/manage/{signed}").get_data(as_text=True)
     client.post(f"/manage/{signed}/cancel", data={"csrf_token": csrf_token(page)})
+    execute_due_refunds()
 
     db.session.expire_all()
     payments_by_intent = {p.stripe_payment_intent_id: p for p in db.session.scalars(sa.select(Payment))}
@@ -517,7 +521,7 @@ def _charge_whose_answer_was_lost(db, stripe_client, registration):
         currency="usd",
         description="t",
     )
-    payments.record_intent(intent)
+    payments.apply_intent(intent)
     charged = gateway.confirm_intent(intent.id)
     assert charged.status == "succeeded"
     return intent
@@ -593,7 +597,7 @@ def test_a_late_answer_never_reopens_a_cancelled_intent(db):
     registration = held_registration(db)
     payment_row(registration, "pi_cancelled_1", PaymentStatus.CANCELED)
     stale = IntentState("pi_cancelled_1", "requires_action", 3000, "usd", "secret", registration.id, None)
-    payments.record_intent(stale)
+    payments.apply_intent(stale)
     db.session.expire_all()
     assert db.session.scalar(sa.select(Payment.status)) == PaymentStatus.CANCELED
 

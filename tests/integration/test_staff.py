@@ -283,6 +283,7 @@ def test_staff_forms_without_csrf_change_nothing(client, world, db):
 def test_cancelling_a_session_refunds_paid_tells_everyone_and_clears_the_waitlist(client, db, localstripe):
     import stripe
 
+    from events.payments.refunds import execute_due_refunds
     from events.payments.services import apply_intent
 
     admin = make_user(db, "boss@clinic.example", Role.ADMIN)
@@ -326,6 +327,9 @@ def test_cancelling_a_session_refunds_paid_tells_everyone_and_clears_the_waitlis
         client.post(
             f"/staff/sessions/{session.id}/cancel", data={"csrf_token": csrf_token(page), "reason": "Flooded"}
         )
+    db.session.expire_all()
+    assert [p.amount_refunded_cents for p in db.session.scalars(sa.select(Payment))] == [0, 0, 0]  # queued
+    execute_due_refunds()  # what the worker does after the commit
 
     db.session.expire_all()
     payments = db.session.scalars(sa.select(Payment)).all()

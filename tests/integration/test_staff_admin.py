@@ -543,6 +543,7 @@ def stripe_client(localstripe):
 
 
 def test_manual_partial_refund_records_a_refund_and_an_audit_row(client, db, stripe_client):
+    from events.payments.refunds import execute_due_refunds
     from tests.integration.test_payments import SUCCESS, card_token, held_registration, pay
 
     registration = held_registration(db, price_cents=3000)
@@ -556,6 +557,11 @@ def test_manual_partial_refund_records_a_refund_and_an_audit_row(client, db, str
         f"{url}/refund", data={"amount": "12.50", "reason": "Left early", "csrf_token": token}
     )
     assert response.status_code == 302, response.get_data(as_text=True)
+    assert "Refund of $12.50 queued." in client.get(response.location).get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(Refund.status)) == RefundStatus.PENDING
+    assert EmailKind.REFUND_ISSUED not in outbox_kinds(registration_id=registration.id)
+    execute_due_refunds()  # what the worker does after the commit
     db.session.expire_all()
     refund = db.session.scalar(sa.select(Refund))
     assert (refund.amount_cents, refund.status, refund.idempotency_key, refund.created_by_id) == (
@@ -579,6 +585,7 @@ def test_manual_partial_refund_records_a_refund_and_an_audit_row(client, db, str
     assert "At most $17.50 is left to refund." in too_much.get_data(as_text=True)
     second = client.post(f"{url}/refund", data={"amount": "17.50", "reason": "Rest", "csrf_token": token})
     assert second.status_code == 302
+    execute_due_refunds()
     db.session.expire_all()
     assert sorted(db.session.scalars(sa.select(Refund.idempotency_key))) == [
         f"manual-refund-{registration.id}-1",
@@ -726,6 +733,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/offerings/{offering.id}/resources/file",
         f"/staff/admin/offerings/{offering.id}/register",
         f"/staff/admin/registrations/{registration.id}/refund",
+        "/staff/admin/refunds/1/retry",
         f"/staff/admin/emails/{email_id}/resend",
         "/staff/admin/locations/new",
         "/staff/admin/instructors/new",
@@ -744,7 +752,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     # Every admin route is covered above.
     admin_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/staff/admin")}
-    assert len(admin_rules) == 24
+    assert len(admin_rules) == 25
 
 
 def test_an_admin_sees_every_admin_page(client, db):

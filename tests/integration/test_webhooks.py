@@ -10,7 +10,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from events.models import Registration, RegistrationStatus, WebhookEvent
+from events.models import Payment, Registration, RegistrationStatus, WebhookEvent
 from events.notifications.outbox import EmailKind
 from events.registration import services
 from events.registration.services import Person
@@ -109,3 +109,48 @@ def test_the_same_event_ten_times_at_once_confirms_once(live_server, db, localst
         )
         == 1
     )
+
+
+@pytest.mark.parametrize("obj", [{}, {"id": None}, {"id": 12}, {"id": ["pi_x"]}, {"id": ""}, "pi_x", None])
+@pytest.mark.parametrize("event_type", ["payment_intent.succeeded", "charge.refunded"])
+def test_a_signed_event_whose_object_has_no_usable_id_is_a_400(client, db, obj, event_type):
+    payload, headers = signed_event(event_type, obj, event_id="evt_test_malformed")
+    response = client.post("/stripe/webhook", data=payload, headers=headers)
+    assert response.status_code == 400 and response.json["error"]["title"] == "Malformed event"
+    assert event_count(db) == 0
+
+
+def test_a_signed_event_with_a_non_string_id_is_a_400(client, db):
+    payload, headers = signed_event("payment_intent.succeeded", {"id": "pi_x"}, event_id=12345)
+    response = client.post("/stripe/webhook", data=payload, headers=headers)
+    assert response.status_code == 400 and response.json["error"]["title"] == "Malformed event"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent)) == 0
+
+
+@pytest.mark.usefixtures("localstripe")
+@pytest.mark.parametrize(
+    "event_type, object_id",
+    [
+        ("payment_intent.succeeded", "pi_never_created_by_us"),
+        ("payment_intent.payment_failed", "pi_never_created_by_us"),
+        ("charge.refunded", "ch_never_created_by_us"),
+    ],
+)
+def test_an_event_about_an_object_stripe_does_not_know_is_acknowledged_and_changes_nothing(
+    client, db, event_type, object_id
+):
+    """A 5xx would make Stripe retry it for three days: it is a 2xx, logged and ignored."""
+    offering = workshop(price_cents=2000)
+    db.session.commit()
+    registration = services.register(offering, None, Person("Cy", "cy@example.com")).registration
+    emails_before = outbox_kinds(registration_id=registration.id)
+
+    payload, headers = signed_event(event_type, {"id": object_id}, event_id="evt_test_unknown")
+    response = client.post("/stripe/webhook", data=payload, headers=headers)
+
+    assert 200 <= response.status_code < 300, response.get_data(as_text=True)
+    assert response.json["handled"] is False
+    assert event_count(db) == 0
+    assert db.session.get(Registration, registration.id).status == RegistrationStatus.HELD
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 0
+    assert outbox_kinds(registration_id=registration.id) == emails_before

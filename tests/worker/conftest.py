@@ -137,6 +137,10 @@ def worker_env(app, smtp_server, redis_url: str = TEST_REDIS_URL) -> dict:
         INSTANCE_PATH=str(_TMP / "worker-instance"),
         RATELIMIT_ENABLED="0",
         PYTHONPATH=str(ROOT),
+        # The run's Stripe emulator (the worker sends refunds), when a test starts it.
+        STRIPE_API_BASE=app.config["STRIPE_API_BASE"],
+        STRIPE_SECRET_KEY=app.config["STRIPE_SECRET_KEY"],
+        STRIPE_WEBHOOK_SECRET=app.config["STRIPE_WEBHOOK_SECRET"],
     )
     return env
 

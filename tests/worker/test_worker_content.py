@@ -56,7 +56,7 @@ def test_every_kind_renders_and_sends(db, smtp, book):
     assert f"{deadline:%B} {deadline.day}" in offer and deadline.tzname() in offer and "/waitlist/" in offer
     assert "$25" in by_subject["Registration cancelled: Neck Care"]
     assert "$25" in by_subject["Refund issued: Neck Care"]
-    assert "$25" in by_subject["Your payment was refunded: Neck Care"]
+    assert "$25" in by_subject["Your payment is being refunded: Neck Care"]
     assert "Instructor ill" in by_subject["Session cancelled: Neck Care"]
     assert "Your card was declined." in by_subject["Your payment did not go through: Neck Care"]
 

@@ -1,0 +1,190 @@
+"""Refunds with Stripe down: nothing is promised that is not left, and the worker catches up.
+
+Before refunds moved to the worker this was deterministic: the admin's $6 refund stayed pending
+(Stripe unreachable), the cancellation's quote counted only refunds that had succeeded, and the
+person was promised, and later sent, the full $10 on a $10 charge.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from events.models import OutboxEmail, Payment, Refund, RefundStatus, Role, User, utcnow
+from events.notifications.outbox import EmailKind
+from events.payments.refunds import execute_due_refunds
+from events.payments.services import mirror_charge_refunds
+from tests.faults.test_stripe_faults import stripe_client
+from tests.helpers import csrf_token
+from tests.integration.test_payments import SUCCESS, card_token, held_registration, pay, refreshed
+
+
+def admin_client(client, db):
+    """The test client, signed in as an admin. (One client plays both the admin and the person:
+    test clients share the test's app context, so a second one would share its CSRF token.)"""
+    from tests.integration.test_staff_admin import login
+
+    login(client, db)
+    return client
+
+
+def refunds(db) -> list[Refund]:
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(Refund).order_by(Refund.id)))
+
+
+def email_context(db, kind) -> list[dict]:
+    db.session.expire_all()
+    return [e.context for e in db.session.scalars(sa.select(OutboxEmail).where(OutboxEmail.kind == kind))]
+
+
+def make_due(db) -> None:
+    """As if the backoff's wait had passed."""
+    db.session.execute(sa.update(Refund).values(next_attempt_at=utcnow()))
+    db.session.commit()
+
+
+def test_stripe_down_an_admin_refund_and_a_cancellation_are_capped_at_what_was_paid(
+    app, client, db, private_stripe, use_stripe
+):
+    use_stripe(private_stripe.url)
+    emulator = stripe_client(private_stripe.url)
+    admin = admin_client(client, db)
+    registration = held_registration(db, price_cents=1000, days=10)
+    signed, paid = pay(client, registration, card_token(emulator, SUCCESS))
+    assert paid.json["status"] == "succeeded"
+    intent_id = paid.json["intent_id"]
+    registration_url = f"/staff/admin/registrations/{registration.id}"
+
+    private_stripe.kill()
+    token = csrf_token(admin.get(registration_url).get_data(as_text=True))
+    queued = admin.post(
+        f"{registration_url}/refund", data={"amount": "6", "reason": "x", "csrf_token": token}
+    )
+    assert queued.status_code == 302
+    assert "Refund of $6.00 queued." in admin.get(queued.location).get_data(as_text=True)
+    execute_due_refunds()  # the worker, with Stripe down: still pending, tried again later
+    [pending] = refunds(db)
+    assert (pending.status, pending.attempts) == (RefundStatus.PENDING, 1)
+    assert pending.last_error and pending.next_attempt_at > utcnow()
+
+    manage = client.get(f"/manage/{signed}").get_data(as_text=True)
+    assert "Refund: <strong>$4</strong>" in manage  # what is left, not the $10 paid
+    cancelled = client.post(f"/manage/{signed}/cancel", data={"csrf_token": csrf_token(manage)})
+    landed = client.get(cancelled.location).get_data(as_text=True)
+    assert "A refund of $4 is on its way." in landed
+    assert "Paid $10; a refund of $10 is on its way." in landed  # $6 + $4, neither issued yet
+    [told] = email_context(db, EmailKind.REGISTRATION_CANCELLED)
+    assert told["refund_cents"] == 400
+    assert [(r.amount_cents, r.status) for r in refunds(db)] == [
+        (600, RefundStatus.PENDING),
+        (400, RefundStatus.PENDING),
+    ]
+    page = admin.get(registration_url).get_data(as_text=True)
+    assert re.search(r"pending \(1 attempt; last: ", page)  # staff see it is stuck, and why
+    assert email_context(db, EmailKind.REFUND_ISSUED) == []  # nothing issued, nothing said
+
+    private_stripe.start()
+    make_due(db)
+    assert execute_due_refunds() == 2
+    assert [r.status for r in refunds(db)] == [RefundStatus.SUCCEEDED] * 2
+    listed = emulator.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100}).data
+    assert sorted(r.amount for r in listed) == [400, 600]
+    assert refreshed(db, Payment, refunds(db)[0].payment_id).amount_refunded_cents == 1000
+    assert sorted(c["refund_cents"] for c in email_context(db, EmailKind.REFUND_ISSUED)) == [400, 600]
+    print("\n[fault stripe down] admin $6 + cancel: queued 600 + 400 = 1000 of 1000; issued after restart")
+
+
+def test_a_refund_stripe_refuses_is_shown_failed_with_its_reason_and_retried_only_if_covered(
+    app, client, db, private_stripe, use_stripe
+):
+    """$5 refunded in Stripe's dashboard (its webhook not yet arrived); the admin refunds $6.
+    Stripe refuses (only $5 is left there): staff see "failed" with Stripe's reason and a Retry
+    button; once the dashboard refund is mirrored, a retry is refused by our own rule."""
+    use_stripe(private_stripe.url)
+    emulator = stripe_client(private_stripe.url)
+    admin = admin_client(client, db)
+    registration = held_registration(db, price_cents=1000, days=10)
+    _, paid = pay(client, registration, card_token(emulator, SUCCESS))
+    intent_id = paid.json["intent_id"]
+    emulator.v1.refunds.create(params={"payment_intent": intent_id, "amount": 500})
+    registration_url = f"/staff/admin/registrations/{registration.id}"
+    token = csrf_token(admin.get(registration_url).get_data(as_text=True))
+    admin.post(f"{registration_url}/refund", data={"amount": "6", "reason": "x", "csrf_token": token})
+
+    execute_due_refunds()
+
+    [refund] = refunds(db)
+    assert refund.status == RefundStatus.FAILED
+    assert "greater than unrefunded amount on charge ($5.00)" in refund.last_error
+    page = admin.get(registration_url).get_data(as_text=True)
+    assert "failed: Refund amount ($6.00) is greater than unrefunded amount" in page
+    assert f"/staff/admin/refunds/{refund.id}/retry" in page
+    assert email_context(db, EmailKind.REFUND_ISSUED) == []
+
+    from events.payments.gateway import get_gateway
+
+    with app.test_request_context():
+        charge = get_gateway().retrieve_charge(get_gateway().retrieve_intent(intent_id).latest_charge_id)
+        mirror_charge_refunds(charge)  # what the charge.refunded webhook does
+    retried = admin.post(f"/staff/admin/refunds/{refund.id}/retry", data={"csrf_token": token})
+    assert "Only $5.00 is left to refund on this payment." in admin.get(retried.location).get_data(
+        as_text=True
+    )
+    assert [(r.amount_cents, r.status) for r in refunds(db)] == [
+        (600, RefundStatus.FAILED),
+        (500, RefundStatus.SUCCEEDED),
+    ]
+
+
+def test_on_sqlite_an_admin_refund_and_a_cancellation_are_capped_and_sent_by_the_worker(
+    tmp_path, private_stripe
+):
+    """The embedded default holds the same rule: SQLite's BEGIN IMMEDIATE is the lock. (A
+    private emulator: SQLite's ids start again at 1, and so would the idempotency keys made
+    from them, which the run's shared emulator would replay.)"""
+    from flask_migrate import upgrade
+
+    from events.extensions import db as sqlite_db
+    from events.payments.services import apply_intent
+    from events.registration.services import Person, cancel_registration, register
+    from events.staff.admin_services import manual_refund
+    from tests.conftest import make_test_app
+    from tests.factories import workshop
+    from tests.helpers import charge_card
+
+    emulator = stripe_client(private_stripe.url)
+    app = make_test_app(
+        f"sqlite:///{tmp_path / 'refunds.sqlite3'}",
+        STRIPE_API_BASE=private_stripe.url,
+        STRIPE_SECRET_KEY="sk_test_emulator",
+    )
+    with app.app_context():
+        upgrade()
+        offering = workshop(price_cents=1000, days=10)
+        sqlite_db.session.commit()
+        registration = register(offering, None, Person("Lee", "lite@example.com")).registration
+        intent = charge_card(
+            registration_id=registration.id,
+            card_token=card_token(emulator, SUCCESS),
+            amount=1000,
+            currency="usd",
+            description="t",
+        )
+        apply_intent(intent)
+        admin = User(email="boss@clinic.example", name="Boss", role=Role.ADMIN, password_hash="")
+        sqlite_db.session.add(admin)
+        sqlite_db.session.commit()
+
+        manual_refund(registration, 600, "Left early", admin)
+        _, told = cancel_registration(registration.id)
+
+        assert told == 400
+        assert execute_due_refunds() == 2
+        listed = emulator.v1.refunds.list(params={"payment_intent": intent.id, "limit": 100}).data
+        assert sorted(r.amount for r in listed) == [400, 600]
+        assert {r.status for r in refunds(sqlite_db)} == {RefundStatus.SUCCEEDED}
+        assert sqlite_db.session.scalar(sa.select(Payment.amount_refunded_cents)) == 1000
+        sqlite_db.session.remove()
+        sqlite_db.engine.dispose()
