@@ -1,7 +1,7 @@
 """a session version per staff account, so sign-out, a new password and deactivation end every session
 
 Revision ID: 0004_user_session_version
-Revises: 0002
+Revises: 0003_refund_worker
 Create Date: 2026-11-30 12:20:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0004_user_session_version'
-down_revision = '0002'
+down_revision = '0003_refund_worker'
 branch_labels = None
 depends_on = None
 
