@@ -145,7 +145,6 @@ class _Lease:
         self.engine = db.engine
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._renew_until_stopped, name="outbox-lease", daemon=True)
-        self.thread.start()
 
     def now(self) -> datetime:
         return self.claimed_at + timedelta(seconds=time.monotonic() - self.started)
@@ -174,7 +173,8 @@ class _Lease:
 
     def stop(self) -> None:
         self.stopped.set()
-        self.thread.join()
+        if self.thread.is_alive():
+            self.thread.join()
 
 
 class _Marks:
@@ -352,6 +352,7 @@ def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> Deliver
     expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
     marks = _Marks(session)
     try:
+        lease.thread.start()
         rows = db.session.scalars(
             sa.select(OutboxEmail).where(OutboxEmail.id.in_(row_ids)).order_by(OutboxEmail.id)
         ).all()
@@ -360,9 +361,6 @@ def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> Deliver
         with current_app.test_request_context("/", base_url=base_url):
             prefetched = renderer = None
             for index, row in enumerate(rows):
-                if not lease.enough_left():  # renewals are failing: the rows may soon be another's
-                    _release(marks, [r.id for r in rows[index:]], claimed_at)
-                    break
                 row_id, to_email = row.id, row.to_email
                 try:
                     if prefetched is None:
@@ -376,6 +374,9 @@ def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> Deliver
                     stats.failed += 1
                     continue
                 marks.wait()  # the previous email's 'sent' commit is confirmed before this one goes
+                if not lease.enough_left():  # renewals are failing: the rows may soon be another's
+                    _release(marks, [r.id for r in rows[index:]], claimed_at)
+                    break
                 result = transport.send(message, to_email, row_id)
                 if result.outcome == sender.SENT:
                     _mark_sent(marks, row_id, claimed_at)  # at once: the at-least-once window is this commit

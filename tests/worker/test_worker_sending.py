@@ -255,3 +255,26 @@ def test_non_ascii_subject_and_body_round_trip(db, smtp, book):
     assert msg.get_content_type() == "multipart/mixed"
     [row] = rows(db)
     assert msg["Message-ID"].startswith(f"<outbox-{row.id}.")
+
+
+def test_a_worker_that_cannot_renew_its_claim_stops_before_it_lapses(app, db, smtp, book, monkeypatch):
+    """Renewals failing (the worker lost the database, say): it sends nothing once less than
+    half a lease is left and hands the rest back, so nobody else can be sending them too."""
+    from events.notifications import delivery
+
+    monkeypatch.setitem(app.config, "OUTBOX_CLAIM_LEASE_SECONDS", 1.0)
+    monkeypatch.setattr(delivery._Lease, "_renew_until_stopped", lambda self: None)
+    smtp.handler.delay = 0.3
+    offering = workshop()
+    db.session.commit()
+    emails = [f"cut{i}@example.com" for i in range(6)]
+    for email in emails:
+        book(offering, email)
+
+    first = deliver_due(max_batches=1)
+    assert first.claimed == 6 and 1 <= first.sent < 6
+    released = [r for r in rows(db) if r.status == EmailStatus.PENDING]
+    assert len(released) == 6 - first.sent and all(r.claimed_at is None for r in released)
+    smtp.handler.delay = 0.0
+    assert deliver_due().sent == 6 - first.sent
+    assert sorted(r for r, _ in smtp.messages) == sorted(emails)
