@@ -295,6 +295,21 @@ def test_an_idle_sweep_is_a_handful_of_statements_however_many_are_due(db, book)
     assert outbox_last_id(db) == before
 
 
+def test_many_open_windows_are_read_in_several_statements_with_the_same_result(db, book, monkeypatch):
+    from events.notifications import schedule
+
+    monkeypatch.setattr(schedule, "WINDOWS_PER_STATEMENT", 1)  # SQLite caps SELECTs per statement
+    drop_in, sessions = setup_workshop(db, upcoming_day(5), kind=OfferingKind.CLASS, sessions=2)
+    course, _ = setup_workshop(db, upcoming_day(5), start=time(18, 30), kind=OfferingKind.COURSE, sessions=2)
+    created = sessions[0].starts_at - timedelta(days=3)
+    book(drop_in, "class@example.com", session=sessions[0], created_at=created)
+    book(course, "course@example.com", created_at=created)
+    now = sessions[0].starts_at - 100 * M  # the class in its 2 h window, the course in its 24 h one
+    assert queue_due(now) == (2, 0)
+    assert queue_due(now) == (0, 0)
+    assert reminder_keys(db) == [("class@example.com", "120m"), ("course@example.com", "1440m")]
+
+
 def test_a_new_sweep_outbox_id_past_32_bits(db, book):
     """The outbox's ids (and their sequence) are 64-bit: the ids cannot run out."""
     _, now = due_people(db, book, reminders=1, followups=0)
