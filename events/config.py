@@ -78,6 +78,9 @@ class Config:
     # A bare address is shown with the clinic's name (from the database); "Name <address>" as is.
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "no-reply@localhost")
     EMAIL_DELIVERY_THREADS = int(os.environ.get("EMAIL_DELIVERY_THREADS", "3"))
+    # How long a worker's claim on the emails it is sending lasts unless renewed (it renews
+    # while alive): a killed worker's emails go out again about this long after it died.
+    OUTBOX_CLAIM_LEASE_SECONDS = float(os.environ.get("OUTBOX_CLAIM_LEASE_SECONDS", "20"))
     MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox"))
 
     SESSION_COOKIE_HTTPONLY = True

@@ -44,6 +44,12 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.replace(tzinfo=UTC)
 
 
+# Ids of tables that grow with every person and every email: 64-bit on PostgreSQL (a 32-bit
+# sequence can run out). SQLite's INTEGER PRIMARY KEY is already 64-bit, and only INTEGER
+# keeps its autoincrement there.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
 class StrEnum(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
@@ -360,7 +366,7 @@ class Registration(db.Model):
         sa.CheckConstraint("price_cents >= 0", name="price_not_negative"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     seat_pool_id: Mapped[int] = mapped_column(sa.ForeignKey("seat_pools.id"), index=True)
     offering_id: Mapped[int] = mapped_column(sa.ForeignKey("offerings.id"), index=True)
     # Set for a drop-in class; NULL when the registration covers every session of the offering.
@@ -404,7 +410,7 @@ class WaitlistEntry(db.Model):
         ),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     seat_pool_id: Mapped[int] = mapped_column(sa.ForeignKey("seat_pools.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(120))
     email: Mapped[str] = mapped_column(sa.String(254))
@@ -418,7 +424,7 @@ class WaitlistEntry(db.Model):
     offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # The registration created when the offer was claimed.
-    registration_id: Mapped[int | None] = mapped_column(sa.ForeignKey("registrations.id"))
+    registration_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("registrations.id"))
 
     seat_pool: Mapped[SeatPool] = relationship()
     registration: Mapped[Registration | None] = relationship()
@@ -432,8 +438,8 @@ class Attendance(db.Model):
         sa.UniqueConstraint("registration_id", "session_id", name="uq_attendance_registration_session"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[int] = mapped_column(sa.ForeignKey("registrations.id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("registrations.id"))
     session_id: Mapped[int] = mapped_column(sa.ForeignKey("sessions.id"), index=True)
     status: Mapped[AttendanceStatus] = mapped_column(enum_column(AttendanceStatus, name="attendance_status"))
     marked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -461,7 +467,7 @@ class Payment(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[int] = mapped_column(sa.ForeignKey("registrations.id"), index=True)
+    registration_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("registrations.id"), index=True)
     stripe_payment_intent_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
     amount_cents: Mapped[int] = mapped_column()
     currency: Mapped[str] = mapped_column(sa.String(3))
@@ -541,11 +547,13 @@ class OutboxEmail(db.Model):
     __tablename__ = "outbox_emails"
     __table_args__ = (sa.Index("ix_outbox_emails_status_send_after", "status", "send_after"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
     kind: Mapped[str] = mapped_column(sa.String(40))
-    registration_id: Mapped[int | None] = mapped_column(sa.ForeignKey("registrations.id"), index=True)
-    waitlist_entry_id: Mapped[int | None] = mapped_column(sa.ForeignKey("waitlist_entries.id"), index=True)
+    registration_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("registrations.id"), index=True)
+    waitlist_entry_id: Mapped[int | None] = mapped_column(
+        BigId, sa.ForeignKey("waitlist_entries.id"), index=True
+    )
     session_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sessions.id"))
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     to_email: Mapped[str] = mapped_column(sa.String(254))
@@ -555,6 +563,9 @@ class OutboxEmail(db.Model):
     send_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Until when the claim holds: renewed while its worker sends, so a dead worker's rows
+    # return soon (events/notifications/delivery.py). NULL on claims made before leases.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(sa.String(500), default="")
     # Extra, non-personal context for the template (e.g. a refund amount), as JSON.
@@ -567,7 +578,7 @@ class WebhookEvent(db.Model):
 
     __tablename__ = "webhook_events"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     stripe_event_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
     type: Mapped[str] = mapped_column(sa.String(100))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -579,11 +590,11 @@ class AuditEntry(db.Model):
 
     __tablename__ = "audit_entries"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
     action: Mapped[str] = mapped_column(sa.String(60))
     target_type: Mapped[str] = mapped_column(sa.String(40))
-    target_id: Mapped[int] = mapped_column()
+    target_id: Mapped[int] = mapped_column(BigId)  # any table's id
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 

@@ -19,6 +19,9 @@ from events import create_app, redaction
 redaction.install()
 
 SWEEP_SECONDS = float(os.environ.get("WORKER_SWEEP_SECONDS", "60"))
+# Delivery runs more often: it also returns a dead worker's emails once their claim's lease
+# (OUTBOX_CLAIM_LEASE_SECONDS) runs out, and costs two small queries when there is nothing.
+DELIVER_SWEEP_SECONDS = float(os.environ.get("WORKER_DELIVER_SWEEP_SECONDS", min(SWEEP_SECONDS, 10)))
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -43,7 +46,7 @@ def celery_init_app(app: Flask) -> Celery:
         enable_utc=True,
         imports=("worker.tasks",),
         beat_schedule={
-            "deliver-outbox": {"task": "worker.tasks.deliver_outbox", "schedule": SWEEP_SECONDS},
+            "deliver-outbox": {"task": "worker.tasks.deliver_outbox", "schedule": DELIVER_SWEEP_SECONDS},
             "queue-scheduled-emails": {
                 "task": "worker.tasks.queue_scheduled_emails",
                 "schedule": SWEEP_SECONDS,
@@ -59,10 +62,6 @@ def celery_init_app(app: Flask) -> Celery:
     return celery
 
 
-# Optional override (tests use a few seconds to prove a killed worker's batch comes back).
-_overrides = {}
-if os.environ.get("OUTBOX_CLAIM_TIMEOUT_SECONDS"):
-    _overrides["OUTBOX_CLAIM_TIMEOUT_SECONDS"] = int(os.environ["OUTBOX_CLAIM_TIMEOUT_SECONDS"])
-flask_app = create_app(_overrides)
+flask_app = create_app()
 celery_app = celery_init_app(flask_app)
 app = celery_app  # `celery -A worker.app` finds it

@@ -38,7 +38,10 @@ def queue_scheduled_emails() -> dict:
     from events.notifications.delivery import deliver_due_concurrently
     from events.notifications.schedule import queue_due
 
-    reminders, followups = queue_due(utcnow())
+    queued = queue_due(utcnow())
+    if queued is None:  # another beat's sweep is running (events/locks.py)
+        return {"skipped": True}
+    reminders, followups = queued
     stats = deliver_due_concurrently() if reminders or followups else None
     return {"reminders": reminders, "followups": followups, "sent": stats.sent if stats else 0}
 

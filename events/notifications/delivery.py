@@ -6,16 +6,21 @@ FOR UPDATE SKIP LOCKED on PostgreSQL, so concurrent claimers get disjoint batche
 waiting; on SQLite (one writer at a time) the conditional UPDATE alone decides. A row is
 only ever sent by the worker whose claim moved it.
 
-Crash safety: a worker killed mid-batch leaves its rows in 'sending'. reclaim_stale() puts
-rows claimed more than CLAIM_TIMEOUT (10 minutes) ago back to 'pending'. A batch stops
-sending and releases what is left once it has run for half that timeout, so a live worker
-never sends a row that may already have been reclaimed by another.
+Crash safety: a claim is a lease (OUTBOX_CLAIM_LEASE_SECONDS, 20 s by default) that a
+thread of the sending worker renews every third of its length while the batch is sent
+(_Lease). A worker killed mid-batch stops renewing, and reclaim_stale() puts its rows back
+to 'pending' once the lease has run out: the next delivery sweep (every 10 s) sends them,
+so those people wait well under a minute. A live worker keeps its claim however slow a
+message is; if it cannot renew (it lost the database), it hands no message to SMTP with
+less than half a lease left and releases the rest of the batch, so it never sends a row
+that may already have been reclaimed by another. (Leases are stamped with the workers'
+clocks, which must agree to within a few seconds, as NTP keeps them.)
 
 The at-least-once window: the row is marked 'sent' in its own commit right after the SMTP
 server accepts that one message (not at the end of the batch); the next message is rendered
 while that commit runs, but not handed to SMTP before it is confirmed (see _Marks). Only a crash (or a lost
 database connection) between the server's 250 reply and that commit - a few milliseconds -
-leaves a sent row in 'sending', and it will be sent again after CLAIM_TIMEOUT. The resend
+leaves a sent row in 'sending', and it will be sent again after its lease. The resend
 carries the same Message-ID, which lets mail clients collapse it. Everything else is exactly
 once: the dedupe key makes the row unique and the claim makes its sender unique. On
 PostgreSQL the 'sent' marks are committed with synchronous_commit off: see SYNC_COMMIT_OFF
@@ -31,6 +36,7 @@ from __future__ import annotations
 import logging
 import random
 import select
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +53,7 @@ from events.notifications.content import Prefetched, build
 
 log = logging.getLogger(__name__)
 
+# Claims written before leases existed (lease_expires_at NULL) return after this long.
 CLAIM_TIMEOUT = timedelta(minutes=10)
 BATCH_SIZE = 200
 MAX_ATTEMPTS = 10  # temporary failures over about a day, then 'failed'
@@ -73,16 +80,22 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds * (1 + random.random() / 4))
 
 
-def claim_timeout() -> timedelta:
-    seconds = current_app.config.get("OUTBOX_CLAIM_TIMEOUT_SECONDS")
-    return timedelta(seconds=int(seconds)) if seconds else CLAIM_TIMEOUT
+def claim_lease() -> timedelta:
+    return timedelta(seconds=float(current_app.config["OUTBOX_CLAIM_LEASE_SECONDS"]))
 
 
 def reclaim_stale(now: datetime) -> int:
+    """Rows whose sender stopped renewing its claim go back to 'pending'."""
     result = db.session.execute(
         sa.update(OutboxEmail)
-        .where(OutboxEmail.status == EmailStatus.SENDING, OutboxEmail.claimed_at < now - claim_timeout())
-        .values(status=EmailStatus.PENDING, claimed_at=None)
+        .where(
+            OutboxEmail.status == EmailStatus.SENDING,
+            sa.or_(
+                OutboxEmail.lease_expires_at < now,
+                sa.and_(OutboxEmail.lease_expires_at.is_(None), OutboxEmail.claimed_at < now - CLAIM_TIMEOUT),
+            ),
+        )
+        .values(status=EmailStatus.PENDING, claimed_at=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -108,12 +121,60 @@ def claim_due(now: datetime, limit: int = BATCH_SIZE) -> list[int]:
     ids = db.session.scalars(
         sa.update(OutboxEmail)
         .where(OutboxEmail.id.in_(candidates), OutboxEmail.status == EmailStatus.PENDING)
-        .values(status=EmailStatus.SENDING, claimed_at=now)
+        .values(status=EmailStatus.SENDING, claimed_at=now, lease_expires_at=now + claim_lease())
         .returning(OutboxEmail.id)
         .execution_options(synchronize_session=False)
     ).all()
     db.session.commit()
     return sorted(ids)
+
+
+class _Lease:
+    """Keeps a batch's claim alive while its worker sends it.
+
+    A thread of its own renews the lease every third of its length, so even one slow SMTP
+    exchange cannot let it lapse while the worker lives; when the worker dies, renewals stop
+    and the rows are reclaimable one lease later. Times are on the batch's clock: claimed_at
+    plus the time elapsed since (tests give deliver_due a `now` of their own).
+    """
+
+    def __init__(self, row_ids: list[int], claimed_at: datetime, length: timedelta):
+        self.row_ids, self.claimed_at, self.length = row_ids, claimed_at, length
+        self.started = time.monotonic()
+        self.until = claimed_at + length  # as written by the claim, or by the last renewal
+        self.engine = db.engine
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._renew_until_stopped, name="outbox-lease", daemon=True)
+
+    def now(self) -> datetime:
+        return self.claimed_at + timedelta(seconds=time.monotonic() - self.started)
+
+    def enough_left(self) -> bool:
+        """Whether a message may still go out: more than half a lease is sure to be left."""
+        return self.until - self.now() > self.length / 2
+
+    def _renew_until_stopped(self) -> None:
+        while not self.stopped.wait(self.length.total_seconds() / 3):
+            until = self.now() + self.length
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        sa.update(OutboxEmail)
+                        .where(
+                            OutboxEmail.id.in_(self.row_ids),
+                            OutboxEmail.status == EmailStatus.SENDING,
+                            OutboxEmail.claimed_at == self.claimed_at,
+                        )
+                        .values(lease_expires_at=until)
+                    )
+                self.until = until
+            except Exception as error:  # the send loop sees the lease run down and stops
+                log.warning("could not renew the claim on %s outbox rows: %s", len(self.row_ids), error)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
 
 
 class _Marks:
@@ -207,7 +268,7 @@ MARK_TIMEOUT_SECONDS = 60
 # ~0.6 s (3 x wal_writer_delay) later. A WORKER crash still cannot lose it: the commit is in
 # PostgreSQL, not in the worker. A POSTGRESQL crash (or the machine under it) can lose the
 # last fraction of a second of 'sent' marks: those rows come back as 'sending', are
-# reclaimed after CLAIM_TIMEOUT and sent again - with the same Message-ID, so clients can
+# reclaimed after their lease and sent again - with the same Message-ID, so clients can
 # collapse them. Off by default: our rule is that no email is ever sent twice, and a
 # synchronous commit per mark costs a WAL fsync (0.7-2.5 ms measured here). Turn it on only
 # where throughput matters more than a few duplicates after a database crash.
@@ -250,6 +311,7 @@ def _mark_retry(marks: _Marks, row: OutboxEmail, claimed_at: datetime, error: st
         status=EmailStatus.PENDING,
         attempts=attempts,
         claimed_at=None,
+        lease_expires_at=None,
         send_after=utcnow() + backoff(attempts),
         last_error=error[:500],
     )
@@ -275,15 +337,14 @@ def _release(marks: _Marks, row_ids: list[int], claimed_at: datetime) -> None:
             OutboxEmail.status == EmailStatus.SENDING,
             OutboxEmail.claimed_at == claimed_at,
         )
-        .values(status=EmailStatus.PENDING, claimed_at=None)
+        .values(status=EmailStatus.PENDING, claimed_at=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
 
 
 def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> DeliveryStats:
     stats = DeliveryStats(claimed=len(row_ids))
-    started = time.monotonic()
-    budget = claim_timeout().total_seconds() / 2
+    lease = _Lease(row_ids, claimed_at, claim_lease())
     base_url = current_app.config["PUBLIC_BASE_URL"]
     # Objects loaded for the batch stay usable across the marks' commits (on SQLite those go
     # through this session): no reload of every row, registration and session after each mark.
@@ -291,6 +352,7 @@ def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> Deliver
     expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
     marks = _Marks(session)
     try:
+        lease.thread.start()
         rows = db.session.scalars(
             sa.select(OutboxEmail).where(OutboxEmail.id.in_(row_ids)).order_by(OutboxEmail.id)
         ).all()
@@ -299,9 +361,6 @@ def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> Deliver
         with current_app.test_request_context("/", base_url=base_url):
             prefetched = renderer = None
             for index, row in enumerate(rows):
-                if time.monotonic() - started > budget:
-                    _release(marks, [r.id for r in rows[index:]], claimed_at)
-                    break
                 row_id, to_email = row.id, row.to_email
                 try:
                     if prefetched is None:
@@ -315,6 +374,9 @@ def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> Deliver
                     stats.failed += 1
                     continue
                 marks.wait()  # the previous email's 'sent' commit is confirmed before this one goes
+                if not lease.enough_left():  # renewals are failing: the rows may soon be another's
+                    _release(marks, [r.id for r in rows[index:]], claimed_at)
+                    break
                 result = transport.send(message, to_email, row_id)
                 if result.outcome == sender.SENT:
                     _mark_sent(marks, row_id, claimed_at)  # at once: the at-least-once window is this commit
@@ -331,6 +393,7 @@ def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> Deliver
                     else:
                         stats.failed += 1
     finally:
+        lease.stop()
         marks.close()
         session.expire_on_commit = expire_on_commit
     db.session.commit()  # end the batch's read transaction

@@ -2,26 +2,34 @@
 
 Times are stored in UTC, so "24 hours before" is 24 real hours before, whatever the clocks
 do that day. Each email is queued with a dedupe key naming the registration, the session
-and the window, so running the sweep any number of times queues it exactly once.
+and the window, so running the sweep any number of times queues it exactly once. A sweep
+with nothing new to queue is two reads per kind, however many people sit in open windows.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import contains_eager
 
 from events.extensions import db
+from events.locks import only_one
 from events.models import (
     Attendance,
     AttendanceStatus,
     Offering,
+    OutboxEmail,
     Registration,
     RegistrationStatus,
     Session,
     SessionStatus,
+    UTCDateTime,
 )
 from events.notifications.outbox import EmailKind, queue_email
+
+log = logging.getLogger(__name__)
 
 # Reminder windows further ahead than this are not looked at (offsets are minutes).
 LOOKAHEAD = timedelta(days=14)
@@ -38,46 +46,100 @@ def reminder_window(starts_at: datetime, offsets: list[int], offset: int) -> tup
     return opens, closes
 
 
-def _covering_registrations(session: Session):
-    """Confirmed registrations that include this session: its class, or the whole offering."""
-    return db.session.scalars(
-        sa.select(Registration)
-        .where(
-            Registration.offering_id == session.offering_id,
-            Registration.status == RegistrationStatus.CONFIRMED,
-            sa.or_(Registration.session_id.is_(None), Registration.session_id == session.id),
-        )
-        .order_by(Registration.id)
-    ).all()
-
-
 def _live_sessions(*conditions):
     return db.session.scalars(
         sa.select(Session)
         .join(Offering, Session.offering_id == Offering.id)
+        .options(contains_eager(Session.offering))
         .where(Session.status == SessionStatus.SCHEDULED, Offering.is_cancelled.is_(False), *conditions)
         .order_by(Session.starts_at, Session.id)
     ).all()
 
 
+def _windows(rows: list[tuple], **columns) -> sa.Subquery:
+    """The open windows as a small table (one SELECT of literals per window, UNION ALL)."""
+
+    def select_row(row: tuple):
+        return sa.select(
+            *(
+                sa.literal(value, type_).label(name)
+                for (name, type_), value in zip(columns.items(), row, strict=True)
+            )
+        )
+
+    return sa.union_all(*(select_row(row) for row in rows)).subquery("windows")
+
+
+def _covers(window: sa.Subquery):
+    """A confirmed registration includes the window's session: its class, or the whole offering."""
+    return sa.and_(
+        Registration.offering_id == window.c.offering_id,
+        Registration.status == RegistrationStatus.CONFIRMED,
+        sa.or_(Registration.session_id.is_(None), Registration.session_id == window.c.session_id),
+    )
+
+
+def _not_queued(*key_parts):
+    """No outbox row has this dedupe key yet (the key is written out in SQL, as dedupe_key does)."""
+    key = sa.literal(key_parts[0], sa.String)
+    for part in key_parts[1:]:
+        key = key + (part if isinstance(part, str) else sa.cast(part, sa.String))
+    return ~sa.exists().where(OutboxEmail.dedupe_key == key)
+
+
+# Many windows at once are split so that no statement has more than this many SELECTs
+# (SQLite allows 500 in one compound statement).
+WINDOWS_PER_STATEMENT = 200
+
+
+def _chunks(rows: list) -> list[list]:
+    return [rows[i : i + WINDOWS_PER_STATEMENT] for i in range(0, len(rows), WINDOWS_PER_STATEMENT)]
+
+
+# Each sweep asks the database only for the emails not queued yet and inserts just those: an
+# INSERT that finds its row already there still takes an id from the sequence, and sweeping
+# every minute over everyone in an open window would use ids up by the million.
+
+
 def queue_due_reminders(now: datetime) -> int:
-    queued = 0
+    open_windows = []
     for session in _live_sessions(Session.starts_at > now, Session.starts_at <= now + LOOKAHEAD):
         offsets = session.offering.reminder_offset_minutes
         for offset in offsets:
             opens, closes = reminder_window(session.starts_at, offsets, offset)
-            if not (opens <= now < closes):
-                continue
-            for registration in _covering_registrations(session):
-                if registration.created_at > opens:
-                    continue  # registered inside this window: they have just been told everything
-                if queue_email(
-                    EmailKind.REMINDER,
-                    registration=registration,
-                    session_id=session.id,
-                    key_parts=(f"{offset}m",),
-                ):
-                    queued += 1
+            if opens <= now < closes:
+                open_windows.append((session.id, session.offering_id, offset, opens))
+    queued = 0
+    for rows in _chunks(open_windows):
+        window = _windows(
+            rows, session_id=sa.Integer, offering_id=sa.Integer, offset_minutes=sa.Integer, opens=UTCDateTime
+        )
+        missing = db.session.execute(
+            sa.select(Registration, window.c.session_id, window.c.offset_minutes)
+            .join(window, _covers(window))
+            .where(
+                # Registered inside this window: they have just been told everything.
+                Registration.created_at <= window.c.opens,
+                _not_queued(
+                    f"{EmailKind.REMINDER}:r",
+                    Registration.id,
+                    ":s",
+                    window.c.session_id,
+                    ":",
+                    window.c.offset_minutes,
+                    "m",
+                ),
+            )
+            .order_by(Registration.id, window.c.session_id)
+        ).all()
+        for registration, session_id, offset in missing:
+            if queue_email(
+                EmailKind.REMINDER,
+                registration=registration,
+                session_id=session_id,
+                key_parts=(f"{offset}m",),
+            ):
+                queued += 1
     db.session.commit()
     return queued
 
@@ -85,42 +147,50 @@ def queue_due_reminders(now: datetime) -> int:
 def queue_due_followups(now: datetime) -> int:
     """After a registration's last session: thanks to those present (or to everyone when no
     attendance was taken), and "sorry we missed you" with the next dates to those marked absent."""
+    due = [
+        (session.id, session.offering_id, session.ends_at)
+        for session in _live_sessions(Session.ends_at <= now, Session.ends_at >= now - FOLLOWUP_MAX_AGE)
+        if now >= session.ends_at + timedelta(minutes=session.offering.followup_delay_minutes)
+    ]
     queued = 0
-    candidates = _live_sessions(Session.ends_at <= now, Session.ends_at >= now - FOLLOWUP_MAX_AGE)
-    for session in candidates:
-        if now < session.ends_at + timedelta(minutes=session.offering.followup_delay_minutes):
-            continue
-        marks = dict(
-            db.session.execute(
-                sa.select(Attendance.registration_id, Attendance.status).where(
-                    Attendance.session_id == session.id
-                )
-            ).all()
-        )
-        later = None
-        for registration in _covering_registrations(session):
-            if registration.session_id is None:
-                # A workshop or course: one follow-up, after its last scheduled session.
-                if later is None:
-                    later = db.session.scalar(
-                        sa.select(sa.func.count(Session.id)).where(
-                            Session.offering_id == session.offering_id,
-                            Session.status == SessionStatus.SCHEDULED,
-                            Session.ends_at > session.ends_at,
-                        )
+    for rows in _chunks(due):
+        window = _windows(rows, session_id=sa.Integer, offering_id=sa.Integer, ends_at=UTCDateTime)
+        later = sa.orm.aliased(Session)
+        marks = sa.select(Attendance.id).where(Attendance.session_id == window.c.session_id)
+        missing = db.session.execute(
+            sa.select(
+                Registration,
+                window.c.session_id,
+                sa.exists(marks),
+                sa.exists(
+                    marks.where(
+                        Attendance.registration_id == Registration.id,
+                        Attendance.status == AttendanceStatus.PRESENT,
                     )
-                if later:
-                    continue
-            if not marks:
-                variant = "attended"  # no attendance taken: thank everyone
-            elif marks.get(registration.id) == AttendanceStatus.PRESENT:
-                variant = "attended"
-            else:
-                variant = "missed"
+                ),
+            )
+            .join(window, _covers(window))
+            .where(
+                # A workshop or course: one follow-up, after its last scheduled session.
+                sa.or_(
+                    Registration.session_id.is_not(None),
+                    ~sa.exists().where(
+                        later.offering_id == window.c.offering_id,
+                        later.status == SessionStatus.SCHEDULED,
+                        later.ends_at > window.c.ends_at,
+                    ),
+                ),
+                _not_queued(f"{EmailKind.FOLLOW_UP}:r", Registration.id, ":s", window.c.session_id),
+            )
+            .order_by(Registration.id, window.c.session_id)
+        ).all()
+        for registration, session_id, attendance_taken, present in missing:
+            # No attendance taken: thank everyone.
+            variant = "attended" if present or not attendance_taken else "missed"
             if queue_email(
                 EmailKind.FOLLOW_UP,
                 registration=registration,
-                session_id=session.id,
+                session_id=session_id,
                 context={"variant": variant},
             ):
                 queued += 1
@@ -128,5 +198,11 @@ def queue_due_followups(now: datetime) -> int:
     return queued
 
 
-def queue_due(now: datetime) -> tuple[int, int]:
-    return queue_due_reminders(now), queue_due_followups(now)
+def queue_due(now: datetime) -> tuple[int, int] | None:
+    """Both sweeps, by one caller at a time across all hosts; None (and a log line) when
+    another caller is already sweeping."""
+    with only_one("queue_due") as held:
+        if not held:
+            log.info("reminder and follow-up sweep skipped: another one is running")
+            return None
+        return queue_due_reminders(now), queue_due_followups(now)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time as _time
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,7 +13,7 @@ import sqlalchemy as sa
 from events.models import Attendance, AttendanceStatus, OfferingKind, OutboxEmail, SessionStatus
 from events.notifications.delivery import deliver_due
 from events.notifications.outbox import EmailKind
-from events.notifications.schedule import queue_due_followups, queue_due_reminders
+from events.notifications.schedule import queue_due, queue_due_followups, queue_due_reminders
 from events.registration.services import cancel_registration
 from tests.factories import make_location, make_offering, make_session, upcoming_day
 
@@ -29,8 +32,8 @@ def reminder_keys(db):
     return sorted((r.to_email, r.dedupe_key.rsplit(":", 1)[1]) for r in emails(db, EmailKind.REMINDER))
 
 
-def setup_workshop(db, day, start=time(18, 0), kind=OfferingKind.WORKSHOP, sessions=1, **kw):
-    offering = make_offering(make_location(), kind, capacity=20, **kw)
+def setup_workshop(db, day, start=time(18, 0), kind=OfferingKind.WORKSHOP, sessions=1, capacity=20, **kw):
+    offering = make_offering(make_location(), kind, capacity=capacity, **kw)
     made = [make_session(offering, day + timedelta(days=7 * i), start) for i in range(sessions)]
     db.session.commit()
     return offering, made
@@ -224,3 +227,162 @@ def test_the_follow_up_links_every_resource_and_the_file_opens(db, app, book, sm
     assert f'href="{file_url}"' in html
     with app.test_client().get(file_url.removeprefix(app.config["PUBLIC_BASE_URL"])) as served:
         assert served.status_code == 200 and served.data == b"%PDF-1.4 handout"
+
+
+# --- An idle sweep costs nothing: no outbox ids, a handful of statements --------------------
+
+
+def outbox_last_id(db) -> int:
+    # last_value only moves when an id is taken (is_called is already true after the first).
+    return db.session.execute(sa.text("SELECT last_value FROM outbox_emails_id_seq")).scalar()
+
+
+def due_people(db, book, reminders: int, followups: int):
+    """`reminders` people whose 24 h reminder and `followups` whose follow-up are due at the
+    returned moment."""
+    offering, [session] = setup_workshop(db, upcoming_day(5), capacity=60)
+    past, [ended] = setup_workshop(db, upcoming_day(3))
+    early = ended.starts_at - timedelta(days=2)
+    for i in range(reminders):
+        book(offering, f"soon{i}@example.com", created_at=early)
+    for i in range(followups):
+        book(past, f"done{i}@example.com", created_at=early)
+    now = session.starts_at - 1440 * M
+    assert ended.ends_at + 120 * M <= now < ended.ends_at + timedelta(days=3)
+    return offering, now
+
+
+class StatementCounter:
+    def __init__(self, engine):
+        self.engine, self.statements = engine, []
+
+    def __enter__(self):
+        sa.event.listen(self.engine, "before_cursor_execute", self._record)
+        return self.statements
+
+    def __exit__(self, *exc):
+        sa.event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn, cursor, statement, *args):
+        self.statements.append(statement)
+
+
+def test_three_sweeps_take_no_more_outbox_ids_than_rows_they_add(db, book):
+    _, now = due_people(db, book, reminders=6, followups=4)
+    db.session.commit()
+    before = outbox_last_id(db)
+    added = [queue_due(now) for _ in range(3)]
+    assert added == [(6, 4), (0, 0), (0, 0)]
+    assert outbox_last_id(db) - before <= 10
+    assert len(emails(db, EmailKind.REMINDER)) == 6 and len(emails(db, EmailKind.FOLLOW_UP)) == 4
+
+
+def test_an_idle_sweep_is_a_handful_of_statements_however_many_are_due(db, book):
+    offering, now = due_people(db, book, reminders=2, followups=2)
+    assert queue_due(now) == (2, 2)
+    with StatementCounter(db.engine) as few:
+        assert queue_due(now) == (0, 0)
+
+    early = offering.sessions[0].starts_at - timedelta(days=3)
+    for i in range(40):
+        book(offering, f"more{i}@example.com", created_at=early)
+    assert queue_due(now) == (40, 0)
+    before = outbox_last_id(db)
+    with StatementCounter(db.engine) as many:
+        assert queue_due(now) == (0, 0)
+    assert len(many) == len(few) <= 8, many
+    assert not any(s.lstrip().upper().startswith("INSERT") for s in many)
+    assert outbox_last_id(db) == before
+
+
+def test_many_open_windows_are_read_in_several_statements_with_the_same_result(db, book, monkeypatch):
+    from events.notifications import schedule
+
+    monkeypatch.setattr(schedule, "WINDOWS_PER_STATEMENT", 1)  # SQLite caps SELECTs per statement
+    drop_in, sessions = setup_workshop(db, upcoming_day(5), kind=OfferingKind.CLASS, sessions=2)
+    course, _ = setup_workshop(db, upcoming_day(5), start=time(18, 30), kind=OfferingKind.COURSE, sessions=2)
+    created = sessions[0].starts_at - timedelta(days=3)
+    book(drop_in, "class@example.com", session=sessions[0], created_at=created)
+    book(course, "course@example.com", created_at=created)
+    now = sessions[0].starts_at - 100 * M  # the class in its 2 h window, the course in its 24 h one
+    assert queue_due(now) == (2, 0)
+    assert queue_due(now) == (0, 0)
+    assert reminder_keys(db) == [("class@example.com", "120m"), ("course@example.com", "1440m")]
+
+
+def test_a_new_sweep_outbox_id_past_32_bits(db, book):
+    """The outbox's ids (and their sequence) are 64-bit: the ids cannot run out."""
+    _, now = due_people(db, book, reminders=1, followups=0)
+    db.session.execute(sa.text("SELECT setval('outbox_emails_id_seq', 2147483647)"))
+    db.session.commit()
+    assert queue_due(now) == (1, 0)
+    [reminder] = emails(db, EmailKind.REMINDER)
+    assert reminder.id == 2147483648
+
+
+# --- One sweep at a time across hosts ------------------------------------------------------
+
+
+def test_two_sweeps_started_together_one_queues_the_other_is_skipped(app, db, book, caplog, monkeypatch):
+    # (Alembic's fileConfig in the app fixture's upgrade() disables loggers that existed then.)
+    monkeypatch.setattr(logging.getLogger("events.notifications.schedule"), "disabled", False)
+    _, now = due_people(db, book, reminders=5, followups=3)
+    db.session.commit()
+    db.session.remove()
+
+    start = threading.Barrier(2)
+    inside, release = threading.Event(), threading.Event()
+    results, sweepers = [], set()
+
+    def hold_the_sweep_open(conn, cursor, statement, *args):
+        # The sweep that got in waits at its first read, so the two surely overlap.
+        if threading.current_thread() in sweepers and "FROM sessions" in statement and not inside.is_set():
+            inside.set()
+            release.wait(20)
+
+    def sweep():
+        with app.app_context():
+            start.wait()
+            results.append(queue_due(now))
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    sweepers.update(threads)
+    sa.event.listen(db.engine, "before_cursor_execute", hold_the_sweep_open)
+    try:
+        with caplog.at_level(logging.INFO, logger="events.notifications.schedule"):
+            for thread in threads:
+                thread.start()
+            assert inside.wait(20)
+            deadline = _time.monotonic() + 20
+            while not results and _time.monotonic() < deadline:  # the other one, skipped
+                _time.sleep(0.01)
+            skipped = list(results)
+            release.set()
+            for thread in threads:
+                thread.join(20)
+    finally:
+        release.set()
+        sa.event.remove(db.engine, "before_cursor_execute", hold_the_sweep_open)
+    assert skipped == [None]
+    assert sorted(results, key=str) == [(5, 3), None]
+    assert "sweep skipped: another one is running" in caplog.text
+    assert len(emails(db, EmailKind.REMINDER)) == 5 and len(emails(db, EmailKind.FOLLOW_UP)) == 3
+    assert queue_due(now) == (0, 0)  # the lock was let go
+
+
+def test_a_sweep_is_skipped_while_another_host_holds_the_lock(app, db, book):
+    import psycopg
+
+    from events.locks import lock_key
+
+    _, now = due_people(db, book, reminders=2, followups=0)
+    db.session.commit()
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    other_host = psycopg.connect(url, autocommit=True)
+    try:
+        assert other_host.execute("SELECT pg_try_advisory_lock(%s)", [lock_key("queue_due")]).fetchone()[0]
+        assert queue_due(now) is None
+        assert emails(db, EmailKind.REMINDER) == []
+    finally:
+        other_host.close()  # a beat that dies lets go of the lock with its connection
+    assert queue_due(now) == (2, 0)

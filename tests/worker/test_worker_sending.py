@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import icalendar
@@ -167,11 +168,60 @@ def test_claims_are_disjoint_and_stale_claims_return(db, smtp, book):
     second = claim_due(now, limit=5)
     assert len(first) == 1 and len(second) == 1 and set(first).isdisjoint(second)
     assert claim_due(now) == []
-    # A worker killed mid-batch: its claims return after the timeout, and are then sent once.
-    assert reclaim_stale(now + timedelta(minutes=5)) == 0
-    assert reclaim_stale(now + timedelta(minutes=11)) == 2
-    assert deliver_due(now=now + timedelta(minutes=11)).sent == 2
+    # A worker killed mid-batch: its claims return once their lease (20 s) runs out, then are
+    # sent once.
+    assert reclaim_stale(now + timedelta(seconds=19)) == 0
+    assert reclaim_stale(now + timedelta(seconds=21)) == 2
+    assert deliver_due(now=now + timedelta(seconds=21)).sent == 2
     assert len(smtp.messages) == 2
+
+
+def test_a_claim_made_before_leases_returns_after_the_old_timeout(db, smtp, book):
+    offering = workshop()
+    db.session.commit()
+    book(offering, "old@example.com")
+    now = utcnow()
+    [row_id] = claim_due(now)
+    db.session.execute(sa.update(OutboxEmail).values(lease_expires_at=None))  # as an older worker claimed it
+    db.session.commit()
+    assert reclaim_stale(now + timedelta(minutes=9)) == 0
+    assert reclaim_stale(now + timedelta(minutes=11)) == 1
+
+
+def test_a_live_worker_slower_than_its_lease_keeps_its_claim(app, db, smtp, book, monkeypatch):
+    """Each message takes longer than the whole lease; another worker sweeping all the while
+    finds nothing to reclaim, and every email goes out once."""
+    monkeypatch.setitem(app.config, "OUTBOX_CLAIM_LEASE_SECONDS", 2.0)
+    smtp.handler.delay = 2.5
+    offering = workshop()
+    db.session.commit()
+    emails = [f"slow{i}@example.com" for i in range(3)]
+    for email in emails:
+        book(offering, email)
+    db.session.remove()
+
+    slow = []
+    worker = threading.Thread(target=lambda: slow.append(_deliver_in(app)))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while {r.status for r in rows(db)} != {EmailStatus.SENDING} and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the slow worker holds the batch
+    db.session.remove()
+    others = []
+    while worker.is_alive():
+        others.append(_deliver_in(app))
+        time.sleep(0.1)
+    worker.join()
+
+    assert [s.sent for s in slow] == [3]
+    assert sum(s.claimed + s.reclaimed for s in others) == 0
+    assert sorted(r for r, _ in smtp.messages) == sorted(emails)
+    assert {r.status for r in rows(db)} == {EmailStatus.SENT}
+
+
+def _deliver_in(app):
+    with app.app_context():
+        return deliver_due()
 
 
 def test_file_transport_writes_eml(app, db, book, tmp_path, monkeypatch):
@@ -205,3 +255,26 @@ def test_non_ascii_subject_and_body_round_trip(db, smtp, book):
     assert msg.get_content_type() == "multipart/mixed"
     [row] = rows(db)
     assert msg["Message-ID"].startswith(f"<outbox-{row.id}.")
+
+
+def test_a_worker_that_cannot_renew_its_claim_stops_before_it_lapses(app, db, smtp, book, monkeypatch):
+    """Renewals failing (the worker lost the database, say): it sends nothing once less than
+    half a lease is left and hands the rest back, so nobody else can be sending them too."""
+    from events.notifications import delivery
+
+    monkeypatch.setitem(app.config, "OUTBOX_CLAIM_LEASE_SECONDS", 1.0)
+    monkeypatch.setattr(delivery._Lease, "_renew_until_stopped", lambda self: None)
+    smtp.handler.delay = 0.3
+    offering = workshop()
+    db.session.commit()
+    emails = [f"cut{i}@example.com" for i in range(6)]
+    for email in emails:
+        book(offering, email)
+
+    first = deliver_due(max_batches=1)
+    assert first.claimed == 6 and 1 <= first.sent < 6
+    released = [r for r in rows(db) if r.status == EmailStatus.PENDING]
+    assert len(released) == 6 - first.sent and all(r.claimed_at is None for r in released)
+    smtp.handler.delay = 0.0
+    assert deliver_due().sent == 6 - first.sent
+    assert sorted(r for r, _ in smtp.messages) == sorted(emails)

@@ -60,3 +60,23 @@ def test_sqlite_outbox_to_eml_files_once_with_parallel_sweeps(sqlite_app, tmp_pa
     with sqlite_app.app_context():
         statuses = db.session.scalars(sa.select(OutboxEmail.status)).all()
         assert statuses == [EmailStatus.SENT] * 12
+
+
+def test_sqlite_sweep_queues_each_reminder_and_follow_up_once(sqlite_app):
+    from datetime import timedelta
+
+    from events.notifications.schedule import queue_due
+
+    with sqlite_app.app_context():
+        soon, past = workshop(capacity=5, days=5), workshop(capacity=5, days=3)
+        db.session.commit()
+        for offering, email in ((soon, "soon@example.com"), (past, "done@example.com")):
+            registration = register(offering, None, Person("P", email)).registration
+            registration.created_at = registration.created_at - timedelta(days=2)
+        db.session.commit()
+        now = soon.sessions[0].starts_at - timedelta(hours=24)
+        assert [queue_due(now) for _ in range(3)] == [(1, 1), (0, 0), (0, 0)]
+        keys = db.session.scalars(
+            sa.select(OutboxEmail.dedupe_key).where(OutboxEmail.kind != "registration_confirmed")
+        )
+        assert sorted(k.split(":")[0] for k in keys) == ["follow_up", "reminder"]
