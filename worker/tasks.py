@@ -61,9 +61,14 @@ def housekeeping() -> dict:
     from events.payments.services import reconcile_pending_payments
     from events.registration.seats import sweep_lapsed
 
-    # Open payments first: a charge whose answer was lost confirms its hold before the hold
-    # is released for running out.
-    payments = reconcile_pending_payments()
-    pools = sweep_lapsed(utcnow())
-    refunds = execute_due_refunds()  # the safety net for a lost nudge, and the backoff's retries
+    from events.locks import only_one
+
+    with only_one("housekeeping") as held:
+        if not held:  # another beat's housekeeping is running: one pass at a time across hosts
+            return {"skipped": True}
+        # Open payments first: a charge whose answer was lost confirms its hold before the
+        # hold is released for running out.
+        payments = reconcile_pending_payments()
+        pools = sweep_lapsed(utcnow())
+        refunds = execute_due_refunds()  # the safety net for a lost nudge, and backoff retries
     return {"pools": pools, "refunds": refunds, "payments": payments}

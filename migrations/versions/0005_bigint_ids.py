@@ -1,7 +1,7 @@
 """64-bit ids for the tables that grow with every person and email; outbox claim leases
 
 Revision ID: 0005_bigint_ids
-Revises: 0002
+Revises: 0004_user_session_version
 Create Date: 2026-11-30 12:10:00
 
 PostgreSQL only for the ids: SQLite's INTEGER PRIMARY KEY is already 64-bit. A serial's
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0005_bigint_ids'
-down_revision = '0002'
+down_revision = '0004_user_session_version'
 branch_labels = None
 depends_on = None
 

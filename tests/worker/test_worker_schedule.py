@@ -386,3 +386,20 @@ def test_a_sweep_is_skipped_while_another_host_holds_the_lock(app, db, book):
     finally:
         other_host.close()  # a beat that dies lets go of the lock with its connection
     assert queue_due(now) == (2, 0)
+
+
+def test_housekeeping_is_skipped_while_another_host_runs_it(app, db):
+    """Two beats by mistake: the second housekeeping pass does nothing while the first runs."""
+    import psycopg
+
+    from events.locks import lock_key
+    from worker.tasks import housekeeping
+
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    other_host = psycopg.connect(url, autocommit=True)
+    try:
+        assert other_host.execute("SELECT pg_try_advisory_lock(%s)", [lock_key("housekeeping")]).fetchone()[0]
+        assert housekeeping.run() == {"skipped": True}
+    finally:
+        other_host.close()
+    assert housekeeping.run() == {"pools": 0, "refunds": 0, "payments": 0}
