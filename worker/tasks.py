@@ -57,11 +57,10 @@ def execute_refunds() -> dict:
 @shared_task(name="worker.tasks.housekeeping", **RETRY)
 def housekeeping() -> dict:
     """What `flask sweep` does: lapsed holds and offers, pending refunds, open payments."""
+    from events.locks import only_one
     from events.payments.refunds import execute_due_refunds
     from events.payments.services import reconcile_pending_payments
     from events.registration.seats import sweep_lapsed
-
-    from events.locks import only_one
 
     with only_one("housekeeping") as held:
         if not held:  # another beat's housekeeping is running: one pass at a time across hosts
