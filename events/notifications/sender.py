@@ -24,6 +24,7 @@ import smtplib
 import sys
 from dataclasses import dataclass
 from email import policy as email_policy
+from email.header import Header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr, formatdate, getaddresses
@@ -85,9 +86,16 @@ def _header_value(value: str) -> str:
 
 def _header(name: str, value: str) -> bytes:
     _header_value(value)
-    if value.isascii() and len(name) + 2 + len(value) <= 78:
-        return f"{name}: {value}".encode("ascii") + CRLF
-    return _FOLD.fold_binary(name, value)
+    if value.isascii():
+        if len(name) + 2 + len(value) <= 78:
+            return f"{name}: {value}".encode("ascii") + CRLF
+        return _FOLD.fold_binary(name, value)
+    # Not ASCII: RFC 2047 encoded words, folded. Not through the policy: fold_binary returns a
+    # short non-ASCII value unencoded (so "You're registered: Café Posture" failed to encode
+    # and was never sent), and its folder drops the space between two words where it splits a
+    # long value. Header keeps those spaces inside its encoded words.
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}".encode("ascii") + CRLF
 
 
 def _boundary() -> str:

@@ -1,0 +1,186 @@
+"""What we accept from people, decided once for every form, route, query and JSON body.
+
+Hostile or pasted input must end in a clear 4xx, never a 500 and never a stored value that
+breaks something later (PostgreSQL cannot store NUL; a title with CR/LF cannot go in an
+email's Subject). So:
+- every form field refuses NUL, lone surrogates and control characters; a multi-line field
+  (a textarea) allows newlines and tabs only (see events.forms.Form);
+- route ids fit the database's integer column, and path segments carry no control characters;
+- request bodies are bounded (MAX_CONTENT_LENGTH, and much less for the small JSON routes);
+- money amounts are finite, plain decimals of sane size; dates lie in a sane range;
+- JSON bodies are parsed without letting their depth or encoding raise past the view.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from flask import Flask, current_app, request
+from werkzeug.routing import IntegerConverter, PathConverter, UnicodeConverter
+
+# PostgreSQL's `integer` (our id columns): a larger id can only be a 404, not a database error.
+DB_INT_MAX = 2**31 - 1
+
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators (str.splitlines() breaks
+# on those too, so they could start a new header line as CR/LF would).
+_SINGLE_LINE_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MULTI_LINE_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")  # \t \n \r ok
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+
+# A money amount as people type it: digits, an optional point and up to two decimals.
+# No exponents ("1e400"), no "Infinity"/"NaN", no more than a million dollars' worth of digits.
+_MONEY = re.compile(r"^\$?\s*(\d{1,7}(?:,\d{3})*|\d{1,9})(?:\.(\d{0,2}))?$")
+MONEY_MAX = Decimal("1000000")
+
+# Stripe object ids (tok_..., pi_...): letters, digits and underscores, nothing else.
+_STRIPE_ID = re.compile(r"^[A-Za-z0-9_]{1,250}$")
+
+
+def text_problem(value: str, multiline: bool = False) -> str | None:
+    """Why this text can't be accepted, or None. Said to the person, next to the field."""
+    if "\x00" in value:
+        return "This can't contain a NUL character."
+    if _LONE_SURROGATE.search(value):
+        return "This contains a character that isn't valid text."
+    if (_MULTI_LINE_FORBIDDEN if multiline else _SINGLE_LINE_FORBIDDEN).search(value):
+        if multiline:
+            return "This can't contain control characters."
+        return "This must be a single line without control characters."
+    return None
+
+
+def parse_money(text: str) -> Decimal:
+    """'12', '12.5', '$1,200.00' -> Decimal; ValueError (with a message to show) otherwise."""
+    match = _MONEY.match(text.strip())
+    if not match:
+        raise ValueError("Enter an amount in dollars, like 25 or 25.50.")
+    try:
+        amount = Decimal(match.group(1).replace(",", "") + "." + (match.group(2) or "0"))
+    except InvalidOperation:  # cannot happen with the pattern above; kept as a guard
+        raise ValueError("Enter an amount in dollars, like 25 or 25.50.") from None
+    if amount > MONEY_MAX:
+        raise ValueError("That amount is too large.")
+    return amount
+
+
+def is_stripe_id(value: object, prefix: str) -> bool:
+    return isinstance(value, str) and value.startswith(prefix) and bool(_STRIPE_ID.match(value))
+
+
+class JsonBodyError(ValueError):
+    """A JSON body that cannot be used; the message is safe to show."""
+
+
+def json_object_body(max_depth: int = 8) -> dict:
+    """The request's JSON body as a dict of plain values, or JsonBodyError.
+
+    Refuses bodies that are not UTF-8 JSON objects, are nested deeper than max_depth
+    (checked before parsing: json.loads recurses and would raise RecursionError), or carry a
+    lone surrogate ("\\ud800" decodes to a str that no encoder accepts later)."""
+    raw = request.get_data(cache=True)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JsonBodyError("The request body must be UTF-8 JSON.") from None
+    if _nesting_depth(text) > max_depth:
+        raise JsonBodyError("The request body is nested too deeply.")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise JsonBodyError("The request body must be JSON.") from None
+    if not isinstance(data, dict):
+        raise JsonBodyError("The request body must be a JSON object.")
+    if _has_lone_surrogate(data):
+        raise JsonBodyError("The request body contains text that isn't valid.")
+    return data
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep [ and { nest, ignoring those inside strings (a cheap scan, no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _has_lone_surrogate(value) -> bool:
+    if isinstance(value, str):
+        return bool(_LONE_SURROGATE.search(value))
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+# --- Routes ---
+
+
+class DatabaseIntConverter(IntegerConverter):
+    """<int:...> bounded to the integer column it looks up: 2**31 is a 404, not a DB error."""
+
+    regex = r"\d{1,19}"  # longer digit runs never match (int() refuses over 4300 digits)
+
+    def __init__(self, map, fixed_digits=0, min=None, max=DB_INT_MAX, signed=False):  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+class PlainStringConverter(UnicodeConverter):
+    """<slug>, <signed>, <token>...: no control characters (a NUL would reach the database)."""
+
+    def __init__(self, map, minlength=1, maxlength=None, length=None):  # noqa: A002
+        super().__init__(map, minlength=minlength, maxlength=maxlength, length=length)
+        self.regex = self.regex.replace("[^/]", "[^/\\x00-\\x1f\\x7f]")
+
+
+class PlainPathConverter(PathConverter):
+    regex = "[^/\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]*?"
+
+
+# Routes whose bodies are small by nature get a much smaller limit than MAX_CONTENT_LENGTH,
+# set before anything reads the body (the stream takes its limit when first opened).
+SMALL_BODY_ROUTES = {
+    "payments.stripe_webhook": "WEBHOOK_MAX_BYTES",
+    "registration.pay_submit": "PAY_MAX_BYTES",
+}
+
+
+def install_converters(app: Flask) -> None:
+    """Before any route is added: the converters are bound when a rule is."""
+    app.url_map.converters.update(
+        int=DatabaseIntConverter,
+        default=PlainStringConverter,
+        string=PlainStringConverter,
+        path=PlainPathConverter,
+    )
+
+
+def register(app: Flask) -> None:
+    def limit_small_bodies():
+        setting = SMALL_BODY_ROUTES.get(request.endpoint or "")
+        if setting:
+            request.max_content_length = current_app.config[setting]
+
+    # First of all before_request functions: CSRF protection reads the form (and so opens the
+    # body stream) in its own.
+    app.before_request_funcs.setdefault(None, []).insert(0, limit_small_bodies)
