@@ -18,8 +18,12 @@ import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+import flask
 from flask import Flask, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter, PathConverter, UnicodeConverter
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream
 
 # PostgreSQL's `integer` (our id columns): a larger id can only be a 404, not a database error.
 DB_INT_MAX = 2**31 - 1
@@ -35,11 +39,11 @@ LATEST_DATE = date(2100, 12, 31)
 
 # A money amount as people type it: digits, an optional point and up to two decimals.
 # No exponents ("1e400"), no "Infinity"/"NaN", no more than a million dollars' worth of digits.
-_MONEY = re.compile(r"^\$?\s*(\d{1,7}(?:,\d{3})*|\d{1,9})(?:\.(\d{0,2}))?$")
+_MONEY = re.compile(r"\$?\s*(\d{1,7}(?:,\d{3})*|\d{1,9})(?:\.(\d{0,2}))?")
 MONEY_MAX = Decimal("1000000")
 
 # Stripe object ids (tok_..., pi_...): letters, digits and underscores, nothing else.
-_STRIPE_ID = re.compile(r"^[A-Za-z0-9_]{1,250}$")
+_STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,250}")
 
 
 def text_problem(value: str, multiline: bool = False) -> str | None:
@@ -57,7 +61,7 @@ def text_problem(value: str, multiline: bool = False) -> str | None:
 
 def parse_money(text: str) -> Decimal:
     """'12', '12.5', '$1,200.00' -> Decimal; ValueError (with a message to show) otherwise."""
-    match = _MONEY.match(text.strip())
+    match = _MONEY.fullmatch(text.strip())
     if not match:
         raise ValueError("Enter an amount in dollars, like 25 or 25.50.")
     try:
@@ -70,7 +74,12 @@ def parse_money(text: str) -> Decimal:
 
 
 def is_stripe_id(value: object, prefix: str) -> bool:
-    return isinstance(value, str) and value.startswith(prefix) and bool(_STRIPE_ID.match(value))
+    return (
+        isinstance(value, str)
+        and value.startswith(prefix)
+        and len(value) > len(prefix)
+        and _STRIPE_ID.fullmatch(value) is not None
+    )
 
 
 class JsonBodyError(ValueError):
@@ -157,6 +166,26 @@ class PlainPathConverter(PathConverter):
     regex = "[^/\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]*?"
 
 
+class _StrictMaxStream(LimitedStream):
+    """A chunked body read to its end (request.get_data()) that goes past the maximum is a
+    413. werkzeug's own stream stops there silently, so the view would see a truncated body."""
+
+    def readall(self) -> bytes:
+        data = super().readall()
+        if self.is_exhausted and self._stream.read(1):
+            raise RequestEntityTooLarge()
+        return data
+
+
+class Request(flask.Request):
+    @cached_property
+    def stream(self):
+        stream = super().stream
+        if isinstance(stream, LimitedStream) and stream._limit_is_max:
+            return _StrictMaxStream(stream._stream, stream.limit, is_max=True)
+        return stream
+
+
 # Routes whose bodies are small by nature get a much smaller limit than MAX_CONTENT_LENGTH,
 # set before anything reads the body (the stream takes its limit when first opened).
 SMALL_BODY_ROUTES = {
@@ -166,7 +195,9 @@ SMALL_BODY_ROUTES = {
 
 
 def install_converters(app: Flask) -> None:
-    """Before any route is added: the converters are bound when a rule is."""
+    """Before any route is added: the converters are bound when a rule is. (And the request
+    class, which refuses an oversized chunked body instead of truncating it.)"""
+    app.request_class = Request
     app.url_map.converters.update(
         int=DatabaseIntConverter,
         default=PlainStringConverter,
