@@ -46,8 +46,14 @@ MONEY_MAX = Decimal("1000000")
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,250}")
 
 
+# Longer than any field takes (the longest, a description, takes 20,000 characters).
+MAX_FIELD_CHARS = 50_000
+
+
 def text_problem(value: str, multiline: bool = False) -> str | None:
     """Why this text can't be accepted, or None. Said to the person, next to the field."""
+    if len(value) > MAX_FIELD_CHARS:
+        return "This is far too long."
     if "\x00" in value:
         return "This can't contain a NUL character."
     if _LONE_SURROGATE.search(value):
@@ -178,6 +184,18 @@ class _StrictMaxStream(LimitedStream):
 
 
 class Request(flask.Request):
+    def _get_file_stream(self, *args, **kwargs):
+        stream = super()._get_file_stream(*args, **kwargs)
+        self.__dict__.setdefault("_upload_streams", []).append(stream)
+        return stream
+
+    def close(self) -> None:
+        """Also close the uploads' temporary files when parsing stopped half-way (a field past
+        the size limit after a file): werkzeug only closes the files it finished parsing."""
+        super().close()
+        for stream in self.__dict__.pop("_upload_streams", ()):
+            stream.close()
+
     @cached_property
     def stream(self):
         stream = super().stream
@@ -211,6 +229,10 @@ def register(app: Flask) -> None:
         setting = SMALL_BODY_ROUTES.get(request.endpoint or "")
         if setting:
             request.max_content_length = current_app.config[setting]
+        elif request.mimetype == "application/x-www-form-urlencoded":
+            # Parsed whole into memory (werkzeug applies MAX_FORM_MEMORY_SIZE to multipart
+            # forms only): give it the same bound. Only file uploads need MAX_CONTENT_LENGTH.
+            request.max_content_length = current_app.config["MAX_FORM_MEMORY_SIZE"]
 
     # First of all before_request functions: CSRF protection reads the form (and so opens the
     # body stream) in its own.
