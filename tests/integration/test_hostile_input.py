@@ -383,3 +383,15 @@ def test_form_errors_are_shown_next_to_the_field(client, db, admin):
     data = offering_form(location.id, csrf_token=token, title="Evil\r\nBcc: x")
     page = client.post("/staff/admin/offerings/new", data=data).get_data(as_text=True)
     assert html.escape(SINGLE_LINE_MESSAGE, quote=True) in page or SINGLE_LINE_MESSAGE in page
+
+
+@pytest.mark.parametrize("target", ["/%0d%0aSet-Cookie:%20x=1", "/staff/%00", "/a%0Ab"])
+def test_a_sign_in_next_with_control_characters_goes_home(client, db, target):
+    user = login(client, db, Role.INSTRUCTOR)
+    client.post("/staff/logout", data={"csrf_token": token_from(client, "/staff/")})
+    page = client.get("/staff/login").get_data(as_text=True)
+    response = client.post(
+        f"/staff/login?next={target}",
+        data={"csrf_token": csrf_token(page), "email": user.email, "password": "correct horse battery"},
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/staff/"
