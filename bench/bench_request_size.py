@@ -3,9 +3,9 @@
 Starts gunicorn as the Procfile does (2 workers, 4 threads) on a fresh SQLite instance,
 samples each worker's RSS every 50 ms while four clients each send 100 MB with a bad
 signature, and prints RSS before, at the peak and after, with each answer. With the body
-limit the answers are 413 and the peak stays near the start; without it (before the fix),
-the peak was 803 MB on one worker (109 MB at rest), each request answered 400 after reading
-the whole body.
+limit the answers are 413 and the peak stays within a few MB of the start (about 110 MB);
+without it (before the fix) a worker peaked at 800-920 MB from 109 MB at rest, each request
+answered 400 only after the whole body was read.
 
     python bench/bench_request_size.py
 """
