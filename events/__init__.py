@@ -28,7 +28,9 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from events import errors, filters, security
+    from events import errors, filters, inputs, security
+
+    inputs.install_converters(app)  # before any route: bounded ids, no control characters in paths
     from events.extensions import csrf, db, limiter, login_manager, migrate
     from events.staff import auth  # noqa: F401  (registers the user loader)
 
@@ -85,6 +87,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     errors.register(app)
     security.register(app)
+    inputs.register(app)
     from events.catalog.cache import csrf_token_for_page
 
     # Cached pages carry a placeholder that is replaced by each visitor's token.

@@ -83,6 +83,16 @@ class Config:
     OUTBOX_CLAIM_LEASE_SECONDS = float(os.environ.get("OUTBOX_CLAIM_LEASE_SECONDS", "20"))
     MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox"))
 
+    # Request bodies: a larger one is answered 413 before it is read.
+    # The largest resource file staff may upload.
+    RESOURCE_MAX_BYTES = int(os.environ.get("RESOURCE_MAX_BYTES", str(10 * 1024 * 1024)))
+    # Any request: an upload plus its form fields (1 MB of margin).
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(RESOURCE_MAX_BYTES + 1024 * 1024)))
+    # Stripe's webhook events are a few kB; this leaves room for large ones.
+    WEBHOOK_MAX_BYTES = int(os.environ.get("WEBHOOK_MAX_BYTES", str(256 * 1024)))
+    # The pay page's JSON (a card token).
+    PAY_MAX_BYTES = int(os.environ.get("PAY_MAX_BYTES", "4096"))
+
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)

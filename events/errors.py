@@ -23,6 +23,7 @@ def register(app):
             404: "We couldn't find that page",
             400: "That request could not be understood",
             405: "That isn't allowed here",
+            413: "That request is too large",
             429: "Too many requests",
         }
         response = _render(error.code or 500, titles.get(error.code, error.name), error.description)

@@ -65,6 +65,12 @@ class EmailContent:
     attachments: list[Attachment] = field(default_factory=list)
 
 
+def one_line(text: str) -> str:
+    """A subject from stored text: any line break or run of spaces as one space. Forms refuse
+    control characters now, but a title stored before that must not keep its emails unsent."""
+    return " ".join(text.split())
+
+
 def _pool_sessions(seat_pool_id: int) -> list[Session]:
     return list(
         db.session.scalars(
@@ -295,7 +301,7 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         if not ctx["attended"]:
             subject_template = MISSED_SUBJECT
             ctx["next_sessions"] = prefetched.next_dates_of(offering, utcnow())
-    subject = subject_template.format(title=offering.title, when=when).strip()
+    subject = one_line(subject_template.format(title=offering.title, when=when))
     ctx["subject"] = subject
     return EmailContent(row.kind, subject, ctx, attachments)
 
@@ -308,7 +314,7 @@ def _staff_email(row: OutboxEmail, clinic) -> EmailContent:
     from events.staff.auth import RESET_MAX_AGE_SECONDS, reset_token
 
     user = db.session.get(User, row.user_id)
-    subject = f"Reset your password for {clinic.name}"
+    subject = one_line(f"Reset your password for {clinic.name}")
     ctx = {
         "kind": row.kind,
         "clinic": clinic,

@@ -24,6 +24,8 @@ import smtplib
 import sys
 from dataclasses import dataclass
 from email import policy as email_policy
+from email.charset import Charset
+from email.header import Header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr, formatdate, getaddresses
@@ -85,9 +87,28 @@ def _header_value(value: str) -> str:
 
 def _header(name: str, value: str) -> bytes:
     _header_value(value)
-    if value.isascii() and len(name) + 2 + len(value) <= 78:
-        return f"{name}: {value}".encode("ascii") + CRLF
-    return _FOLD.fold_binary(name, value)
+    if value.isascii():
+        if len(name) + 2 + len(value) <= 78:
+            return f"{name}: {value}".encode("ascii") + CRLF
+        return _FOLD.fold_binary(name, value)
+    # Not ASCII: RFC 2047 encoded words, folded. Not through the policy: fold_binary returns a
+    # short non-ASCII value unencoded (so "You're registered: Café Posture" failed to encode
+    # and was never sent), and its folder drops the space between two words where it splits a
+    # long value. Header keeps those spaces inside its encoded words.
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}".encode("ascii") + CRLF
+
+
+def _mailbox_header(name: str, display_name: str, address: str) -> bytes:
+    """From: Name <address>. A non-ASCII name is one RFC 2047 encoded word, written as is:
+    split into several, Python's address parser keeps the space between them that RFC 2047
+    drops (so readers would disagree), and the policy's refolding added or lost a space."""
+    if display_name.isascii():
+        return _header(name, formataddr((display_name, address)))
+    _header_value(display_name)
+    word = Charset("utf-8").header_encode(display_name)  # may pass 75 characters; readers accept it
+    separator = " " if len(name) + len(word) + len(address) + 5 <= 78 else "\r\n "
+    return f"{name}: {word}{separator}<{address}>".encode("ascii") + CRLF
 
 
 def _boundary() -> str:
@@ -142,7 +163,7 @@ class Renderer:
 
             name = current_clinic().name
         self.sender = formataddr((name, address))  # quoted as needed
-        self.from_header = _header("From", self.sender)
+        self.from_header = _mailbox_header("From", name, address)
         self.domain = _sender_domain()
         self.templates: dict[str, object] = {}
         self.ascii_sender = sender_address(self.sender).isascii()

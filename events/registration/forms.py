@@ -1,15 +1,16 @@
-"""Forms for people without accounts. CSRF comes with FlaskForm."""
+"""Forms for people without accounts. CSRF and the input rules come with events.forms.Form."""
 
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
+
+from events.forms import Form
 
 
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
-class PersonForm(FlaskForm):
+class PersonForm(Form):
     name = StringField(
         "Your name",
         filters=[_strip],
@@ -42,5 +43,5 @@ class PersonForm(FlaskForm):
     )
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """A button that changes something (cancel, leave, claim): CSRF only."""

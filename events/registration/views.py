@@ -10,6 +10,7 @@ from events.catalog.ical import build_calendar
 from events.catalog.views import render_offering_page
 from events.extensions import config_limit, db, limiter
 from events.filters import format_money
+from events.inputs import JsonBodyError, is_stripe_id, json_object_body
 from events.models import RegistrationStatus, WaitlistStatus
 from events.payments import services as payments
 from events.payments.gateway import GatewayUnavailable, get_gateway
@@ -170,10 +171,14 @@ def pay(signed):
 @limiter.limit(config_limit("PAY_RATE_LIMIT"))
 def pay_submit(signed):
     registration = _registration_from_link(signed)
-    data = request.get_json(silent=True)
-    token = data.get("token") if isinstance(data, dict) else None
-    if not isinstance(token, str) or not token.startswith("tok_") or len(token) > 255:
-        return jsonify(status="failed", message="Please enter your card details again."), 400
+    try:
+        token = json_object_body().get("token")
+    except JsonBodyError as error:
+        return jsonify(status="failed", message=str(error)), 400
+    if not is_stripe_id(token, "tok_"):
+        # Not what Stripe.js produces: say so, rather than a 503 about reaching Stripe.
+        message = "That card token is malformed. Please enter your card again."
+        return jsonify(status="failed", message=message), 400
     attempt = payments.pay_with_card(registration.id, token)
     status = 503 if attempt.status == "unavailable" else 200
     return jsonify(
@@ -189,7 +194,7 @@ def pay_complete(signed):
     """Where the browser lands after paying: confirm from Stripe's state, as the webhook would."""
     registration = _registration_from_link(signed)
     intent_id = request.args.get("payment_intent", "")
-    if intent_id.startswith("pi_") and len(intent_id) < 255:
+    if is_stripe_id(intent_id, "pi_"):
         db.session.commit()  # no transaction (or SQLite write lock) open across the network call
         try:
             state = get_gateway().retrieve_intent(intent_id)

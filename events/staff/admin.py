@@ -506,7 +506,10 @@ def admin_refund_retry(refund_id):
 @admin_required
 def admin_email_resend(email_id):
     email = _get_or_404(OutboxEmail, email_id)
-    back = request.form.get("back") == "failed"
+    back = request.form.get("back", "")
+    if back not in ("", "failed"):  # the page's own hidden field; anything else is not our form
+        abort(400)
+    back = back == "failed"
     if ConfirmForm().validate_on_submit():
         try:
             svc.resend_email(email, current_user)

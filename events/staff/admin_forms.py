@@ -1,11 +1,10 @@
-"""Forms for the admin pages. Every one is a FlaskForm, so every POST carries a CSRF token."""
+"""Forms for the admin pages. Every one is an events.forms.Form (a FlaskForm, so every POST carries a
+CSRF token, with the app's input rules)."""
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DateField,
-    DecimalField,
     IntegerField,
     SelectField,
     StringField,
@@ -14,6 +13,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
+from events.forms import Form, MoneyField
 from events.models import OfferingKind
 
 
@@ -25,7 +25,7 @@ def _int_or_none(value):
     return int(value) if value not in (None, "", "None") else None
 
 
-class OfferingForm(FlaskForm):
+class OfferingForm(Form):
     kind = SelectField("Kind", choices=[(k.value, k.value.capitalize()) for k in OfferingKind])
     title = StringField(
         "Title", filters=[_strip], validators=[DataRequired("Give it a title."), Length(max=200)]
@@ -41,7 +41,7 @@ class OfferingForm(FlaskForm):
     what_to_bring = TextAreaField("What to bring", filters=[_strip], validators=[Length(max=5000)])
     location_id = SelectField("Location", coerce=int, validators=[DataRequired("Choose a location.")])
     instructor_id = SelectField("Instructor", coerce=_int_or_none, validate_choice=True)
-    price = DecimalField(
+    price = MoneyField(
         "Price in dollars (0 = free)",
         places=2,
         default=0,
@@ -76,7 +76,7 @@ class OfferingForm(FlaskForm):
     is_published = BooleanField("Published (shown on the schedule)", default=True)
 
 
-class SessionsForm(FlaskForm):
+class SessionsForm(Form):
     first_day = DateField("Date (first date for a series)", validators=[DataRequired("Choose a date.")])
     start = TimeField("Start time (local)", validators=[DataRequired("Choose a start time.")])
     duration_minutes = IntegerField(
@@ -92,7 +92,7 @@ class SessionsForm(FlaskForm):
     location_id = SelectField("Location", coerce=_int_or_none)
 
 
-class CancelOfferingForm(FlaskForm):
+class CancelOfferingForm(Form):
     reason = StringField(
         "Reason (told to attendees)",
         filters=[_strip],
@@ -100,7 +100,7 @@ class CancelOfferingForm(FlaskForm):
     )
 
 
-class LocationForm(FlaskForm):
+class LocationForm(Form):
     name = StringField(
         "Name", filters=[_strip], validators=[DataRequired("Give it a name."), Length(max=120)]
     )
@@ -143,7 +143,7 @@ class LocationForm(FlaskForm):
     is_active = BooleanField("Active", default=True)
 
 
-class InstructorForm(FlaskForm):
+class InstructorForm(Form):
     name = StringField("Name", filters=[_strip], validators=[DataRequired("Enter a name."), Length(max=120)])
     email = StringField(
         "Email",
@@ -157,7 +157,7 @@ class InstructorForm(FlaskForm):
     bio = TextAreaField("Short bio", filters=[_strip], validators=[Length(max=5000)])
 
 
-class LinkResourceForm(FlaskForm):
+class LinkResourceForm(Form):
     title = StringField(
         "Title", filters=[_strip], validators=[DataRequired("Give it a title."), Length(max=200)]
     )
@@ -167,7 +167,7 @@ class LinkResourceForm(FlaskForm):
     description = StringField("Description", filters=[_strip], validators=[Length(max=500)])
 
 
-class FileResourceForm(FlaskForm):
+class FileResourceForm(Form):
     title = StringField(
         "Title", filters=[_strip], validators=[DataRequired("Give it a title."), Length(max=200)]
     )
@@ -175,8 +175,8 @@ class FileResourceForm(FlaskForm):
     description = StringField("Description", filters=[_strip], validators=[Length(max=500)])
 
 
-class RefundForm(FlaskForm):
-    amount = DecimalField(
+class RefundForm(Form):
+    amount = MoneyField(
         "Amount to refund in dollars",
         places=2,
         validators=[
@@ -189,7 +189,7 @@ class RefundForm(FlaskForm):
     )
 
 
-class OnBehalfForm(FlaskForm):
+class OnBehalfForm(Form):
     name = StringField(
         "Name", filters=[_strip], validators=[DataRequired("Enter their name."), Length(max=120)]
     )
@@ -206,7 +206,7 @@ class OnBehalfForm(FlaskForm):
     session_id = SelectField("Date (for a drop-in class)", coerce=_int_or_none)
 
 
-class SearchForm(FlaskForm):
+class SearchForm(Form):
     class Meta:
         csrf = False  # a GET search changes nothing
 

@@ -11,6 +11,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from events.extensions import db, login_manager
+from events.inputs import text_problem
 from events.models import User
 
 RESET_SALT = "staff-password-reset"
@@ -55,6 +56,8 @@ def authenticate(email: str, password: str) -> User | None:
 def safe_next(target: str | None) -> str | None:
     """Only a path on this site: no scheme, no host, no '//' or backslash tricks."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if text_problem(target):  # CR/LF or NUL cannot go in a Location header (it was a 500)
         return None
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None

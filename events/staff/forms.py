@@ -1,14 +1,15 @@
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
+from events.forms import Form
 
-class LoginForm(FlaskForm):
+
+class LoginForm(Form):
     email = StringField("Email", validators=[DataRequired("Enter your email."), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired("Enter your password."), Length(max=200)])
 
 
-class ResetRequestForm(FlaskForm):
+class ResetRequestForm(Form):
     email = StringField(
         "Email",
         validators=[
@@ -20,7 +21,7 @@ class ResetRequestForm(FlaskForm):
     )
 
 
-class NewPasswordForm(FlaskForm):
+class NewPasswordForm(Form):
     password = PasswordField(
         "New password",
         validators=[
@@ -33,7 +34,7 @@ class NewPasswordForm(FlaskForm):
     )
 
 
-class CancelForm(FlaskForm):
+class CancelForm(Form):
     reason = StringField(
         "Reason (told to attendees)", validators=[DataRequired("Say why, briefly."), Length(max=300)]
     )

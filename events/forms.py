@@ -1,0 +1,79 @@
+"""The base of every form in the app: FlaskForm (CSRF) plus the input rules of events.inputs.
+
+Every field of every form gets, ahead of its own validators:
+- a check of what was submitted for it: no NUL, no lone surrogates, no control characters
+  (a textarea may hold newlines and tabs), so any field, even a select or a checkbox, refuses them;
+- for a textarea, CR/LF and CR turned into LF (browsers send CR/LF);
+- for a date, a sane range (a weekly series from 9999-12-31 would overflow);
+- for a decimal, a finite amount of sane size (see MoneyField for money).
+A form subclassing Form is covered with no code of its own.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask_wtf import FlaskForm
+from wtforms import DateField, DateTimeField, DecimalField, TextAreaField
+from wtforms.validators import StopValidation, ValidationError
+
+from events.inputs import EARLIEST_DATE, LATEST_DATE, MONEY_MAX, parse_money, text_problem
+
+
+def _submitted_text_is_clean(form, field) -> None:
+    multiline = isinstance(field, TextAreaField)
+    for raw in field.raw_data or ():
+        if isinstance(raw, str) and (problem := text_problem(raw, multiline=multiline)):
+            field.errors[:] = []  # one clear message, not "Not a valid choice" as well
+            raise StopValidation(problem)
+
+
+def _date_in_range(form, field) -> None:
+    value = field.data
+    if isinstance(value, date):  # a date or a datetime (a TimeField is a DateTimeField too)
+        day = value.date() if isinstance(value, datetime) else value
+        if not EARLIEST_DATE <= day <= LATEST_DATE:
+            raise StopValidation(f"Choose a date between {EARLIEST_DATE.year} and {LATEST_DATE.year}.")
+
+
+def _decimal_is_sane(form, field) -> None:
+    value = field.data
+    if value is not None and (not value.is_finite() or abs(value) > MONEY_MAX):
+        raise StopValidation("Enter a number of sensible size.")
+
+
+def _unify_newlines(value):
+    return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
+
+
+class Form(FlaskForm):
+    class Meta:
+        def bind_field(self, form, unbound_field, options):
+            field = super().bind_field(form, unbound_field, options)
+            checks = [_submitted_text_is_clean]
+            if isinstance(field, TextAreaField):
+                field.filters = (*field.filters, _unify_newlines)
+            if isinstance(field, DateField | DateTimeField):
+                checks.append(_date_in_range)
+            if isinstance(field, DecimalField):
+                checks.append(_decimal_is_sane)
+            field.validators = [*checks, *field.validators]
+            return field
+
+
+class MoneyField(DecimalField):
+    """Dollars as people type them ('25', '25.50', '$1,200'): no exponents, no Infinity/NaN,
+    no hundreds of digits (see events.inputs.parse_money)."""
+
+    def process_formdata(self, valuelist):
+        if not valuelist or not valuelist[0].strip():
+            self.data = None
+            return
+        try:
+            self.data = parse_money(valuelist[0])
+        except ValueError as error:
+            self.data = None
+            raise ValueError(str(error)) from None
+
+
+__all__ = ["Form", "MoneyField", "ValidationError"]
