@@ -36,6 +36,8 @@ from events.models import (
     OfferingKind,
     OutboxEmail,
     PaymentStatus,
+    Refund,
+    RefundStatus,
     RegistrationStatus,
     Resource,
     ResourceKind,
@@ -131,6 +133,15 @@ def _build_world(db) -> dict:
     from tests.integration.test_payments import payment_row
 
     payment_row(confirmed, "pi_walker_paid", PaymentStatus.SUCCEEDED)
+    # A refund Stripe refused, so the registration page shows its Retry form.
+    failed_refund = Refund(
+        payment_id=confirmed.payments[0].id,
+        idempotency_key="walker-refund-1",
+        amount_cents=1000,
+        status=RefundStatus.FAILED,
+        last_error="Refused by Stripe",
+    )
+    db.session.add(failed_refund)
     held = register(paid, None, Person("Hal Held", "hal@example.com")).registration
     register(full, None, Person("Fay Full", "fay@example.com"))
     entry = join_waitlist(full, None, Person("Wes Waiting", "wes@example.com")).entry
@@ -153,6 +164,7 @@ def _build_world(db) -> dict:
             "location_id": location.id,
             "user_id": instructor.id,
             "email_id": email.id,
+            "refund_id": failed_refund.id,
             "resource_id": resource.id,
             "token": reset_token(instructor),
         },
