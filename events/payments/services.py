@@ -362,7 +362,7 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
     payment = refunds.lock_for_refund(payment_id)
     for stripe_refund in charge.refunds:
         known = db.session.scalar(
-            sa.select(Refund.id).where(
+            sa.select(Refund).where(
                 sa.or_(
                     Refund.stripe_refund_id == stripe_refund.id,
                     Refund.idempotency_key == f"stripe-{stripe_refund.id}",
@@ -370,6 +370,14 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
             )
         )
         if known is not None:
+            if (
+                known.stripe_refund_id == stripe_refund.id
+                and known.status == RefundStatus.SUCCEEDED
+                and stripe_refund.status in STRIPE_REFUND_NOT_GIVEN
+            ):
+                # Counted as given while Stripe said pending; it never reached the card.
+                known.status = RefundStatus.FAILED
+                known.last_error = f"Stripe reports the refund {stripe_refund.status}."
             continue
         # Ours? Our gateway puts our row's id in every refund's metadata; the row is ours whatever
         # its stripe_refund_id holds (a staff retry sends it again under a new Stripe id), and the

@@ -264,9 +264,33 @@ def test_a_dashboard_refund_not_yet_succeeded_is_mirrored_and_never_sent_again(
     assert (row.stripe_refund_id, row.amount_cents, row.status) == (dashboard.id, 400, mirrored_as)
     assert [c["refund_cents"] for c in email_context(db, EmailKind.REFUND_ISSUED)] == issued_emails
     # A refund made in the dashboard is retried there, not by us under a key of ours.
-    with app.test_request_context(), pytest.raises(RefundError):
+    refused = "made in Stripe's dashboard" if mirrored_as == RefundStatus.FAILED else "Only a failed"
+    with app.test_request_context(), pytest.raises(RefundError, match=refused):
         retry_failed_refund(row.id)
     db.session.rollback()
+    page = (
+        admin_client(client, db).get(f"/staff/admin/registrations/{registration.id}").get_data(as_text=True)
+    )
+    assert f"/staff/admin/refunds/{row.id}/retry" not in page
+
+
+def test_a_dashboard_refund_mirrored_pending_that_then_fails_no_longer_counts_as_refunded(
+    app, client, db, private_stripe, use_stripe
+):
+    """Pending at Stripe counts as given (so we never refund it again); if Stripe later reports
+    it failed, the money is back on the payment and can be refunded."""
+    registration, emulator, intent_id = paid_at_private_stripe(client, db, private_stripe, use_stripe)
+    emulator.v1.refunds.create(params={"payment_intent": intent_id, "amount": 400})
+    with app.test_request_context():
+        mirror_charge_refunds(charge_of(intent_id, status="pending"))
+        payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
+        assert refundable_remaining(payment) == 600
+        failed = dataclasses.replace(charge_of(intent_id, status="failed"), amount_refunded=0)
+        mirror_charge_refunds(failed)
+        assert refundable_remaining(refreshed(db, Payment, payment.id)) == 1000
+    [row] = refunds(db)
+    assert (row.status, row.last_error) == (RefundStatus.FAILED, "Stripe reports the refund failed.")
+    assert [c["refund_cents"] for c in email_context(db, EmailKind.REFUND_ISSUED)] == [400]
 
 
 @pytest.mark.parametrize("ours", [RefundStatus.PENDING, RefundStatus.FAILED])
