@@ -412,3 +412,29 @@ def test_a_late_payment_already_refunded_in_the_dashboard_promises_no_money_and_
     [late] = [m for _, m in smtp_recorder.messages if "too late for a seat" in m["Subject"]]
     text = late.get_body(("plain",)).get_content()
     assert "nothing more for us to refund" in text and "We are refunding" not in text
+
+
+def test_the_worker_never_sends_a_pending_row_that_already_has_a_stripe_refund_id(
+    app, client, db, private_stripe, use_stripe
+):
+    """The claim's backstop: a row with a Stripe id records a refund Stripe holds (as the mirror
+    left dashboard refunds before it stopped writing them PENDING); sending it refunds twice."""
+    registration, emulator, intent_id = paid_at_private_stripe(client, db, private_stripe, use_stripe)
+    dashboard = emulator.v1.refunds.create(params={"payment_intent": intent_id, "amount": 400})
+    payment_id = db.session.scalar(sa.select(Payment.id).where(Payment.stripe_payment_intent_id == intent_id))
+    db.session.add(
+        Refund(
+            payment_id=payment_id,
+            stripe_refund_id=dashboard.id,
+            idempotency_key=f"stripe-{dashboard.id}",
+            amount_cents=400,
+            status=RefundStatus.PENDING,
+            reason="Refunded in Stripe",
+        )
+    )
+    db.session.commit()
+
+    with app.test_request_context():
+        assert execute_due_refunds() == 0
+
+    assert at_stripe(emulator, intent_id) == [400]
