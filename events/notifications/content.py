@@ -48,6 +48,8 @@ SUBJECTS = {
     EmailKind.FOLLOW_UP: "Thank you for coming: {title}",
 }
 MISSED_SUBJECT = "Sorry we missed you: {title}"
+# A late payment with nothing left to refund (all of it was refunded already): no money promised.
+LATE_PAYMENT_NOTHING_LEFT_SUBJECT = "Your payment came too late for a seat: {title}"
 
 
 @dataclass
@@ -300,6 +302,8 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         # Absolute, never "tomorrow": a delayed email must not say the wrong day.
         when = f"on {format_day(session.local_start)} at {format_time(session.local_start)}"
         ctx["when_text"] = when
+    if row.kind == EmailKind.LATE_PAYMENT_REFUNDED and not extra.get("refund_cents", 1):
+        subject_template = LATE_PAYMENT_NOTHING_LEFT_SUBJECT
     if row.kind == EmailKind.FOLLOW_UP:
         ctx["attended"] = extra.get("variant") != "missed"
         ctx["resources"] = shared_resources(offering)

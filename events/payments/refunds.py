@@ -129,6 +129,8 @@ def retry_failed_refund(refund_id: int) -> Refund:
     ).scalar_one()
     if refund.status != RefundStatus.FAILED:
         raise RefundError("Only a failed refund can be retried.")
+    if refund.idempotency_key.startswith("stripe-"):
+        raise RefundError("This refund was made in Stripe's dashboard; retry it there.")
     left = refundable_remaining(payment)
     if refund.amount_cents > left:
         raise RefundError(f"Only ${left / 100:.2f} is left to refund on this payment.")
@@ -137,6 +139,9 @@ def retry_failed_refund(refund_id: int) -> Refund:
     refund.attempts = 0
     refund.next_attempt_at = utcnow()
     refund.last_error = ""
+    # The failed attempt's Stripe id goes: the new attempt gets its own, and until the worker
+    # records it the row must look unsent (the mirror matches it by the metadata's row id).
+    refund.stripe_refund_id = None
     mark_queued()
     return refund
 
@@ -191,6 +196,9 @@ def _claim_next(now: datetime) -> _Job | None:
         sa.select(Refund)
         .where(
             Refund.status == RefundStatus.PENDING,
+            # A row with a Stripe id records a refund Stripe already holds (mirrored from the
+            # charge): sending it would refund the same money a second time.
+            Refund.stripe_refund_id.is_(None),
             sa.or_(Refund.next_attempt_at.is_(None), Refund.next_attempt_at <= now),
         )
         .order_by(Refund.id)

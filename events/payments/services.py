@@ -322,13 +322,14 @@ def _apply_success(registration: Registration, payment: Payment, pool, now) -> N
         key=f"unplaced-payment-{payment.stripe_payment_intent_id}",
         reason="Payment arrived without a seat",
     )
-    if queued:
-        queue_email(
-            EmailKind.LATE_PAYMENT_REFUNDED,
-            registration=registration,
-            key_parts=(payment.stripe_payment_intent_id,),
-            context={"refund_cents": queued, "currency": payment.currency},
-        )
+    # Told the amount actually queued: 0 when all of it was already refunded (say, in Stripe's
+    # dashboard before this success reached us), and then no money is promised.
+    queue_email(
+        EmailKind.LATE_PAYMENT_REFUNDED,
+        registration=registration,
+        key_parts=(payment.stripe_payment_intent_id,),
+        context={"refund_cents": queued, "paid_cents": payment.amount_cents, "currency": payment.currency},
+    )
 
 
 def _confirm(registration: Registration, now) -> None:
@@ -340,6 +341,9 @@ def _confirm(registration: Registration, now) -> None:
 
 
 # --- Refunds ---
+
+# Stripe refund statuses under which no money goes back.
+STRIPE_REFUND_NOT_GIVEN = ("failed", "canceled")
 
 
 def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
@@ -357,34 +361,59 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
         return None
     payment = refunds.lock_for_refund(payment_id)
     for stripe_refund in charge.refunds:
-        known = db.session.scalar(sa.select(Refund).where(Refund.stripe_refund_id == stripe_refund.id))
+        known = db.session.scalar(
+            sa.select(Refund).where(
+                sa.or_(
+                    Refund.stripe_refund_id == stripe_refund.id,
+                    Refund.idempotency_key == f"stripe-{stripe_refund.id}",
+                )
+            )
+        )
         if known is not None:
+            if (
+                known.stripe_refund_id == stripe_refund.id
+                and known.status == RefundStatus.SUCCEEDED
+                and stripe_refund.status in STRIPE_REFUND_NOT_GIVEN
+            ):
+                # Counted as given while Stripe said pending; it never reached the card.
+                known.status = RefundStatus.FAILED
+                known.last_error = f"Stripe reports the refund {stripe_refund.status}."
             continue
-        # Ours, sent but not yet recorded? Our row's id travels in the refund's metadata (or,
-        # failing that, match a pending row of ours with the same amount).
-        ours = sa.select(Refund.id).where(Refund.payment_id == payment.id, Refund.stripe_refund_id.is_(None))
-        if stripe_refund.refund_row_id is not None:
-            ours = ours.where(Refund.id == stripe_refund.refund_row_id)
-        else:
-            ours = ours.where(Refund.amount_cents == stripe_refund.amount)
-        if db.session.scalar(ours.limit(1)) is not None:
-            continue  # the worker records it with its Stripe id
+        # Ours? Our gateway puts our row's id in every refund's metadata; the row is ours whatever
+        # its stripe_refund_id holds (a staff retry sends it again under a new Stripe id), and the
+        # worker records it. No metadata means made in Stripe's dashboard: never matched to a row
+        # of ours by amount, or a dashboard refund would hide behind one we have not sent.
+        if stripe_refund.refund_row_id is not None and (
+            db.session.scalar(
+                sa.select(Refund.id).where(
+                    Refund.id == stripe_refund.refund_row_id, Refund.payment_id == payment.id
+                )
+            )
+            is not None
+        ):
+            continue
+        # A mirrored row records what Stripe did; it is never ours to send (it has a Stripe id,
+        # and the worker claims only rows without one). Pending at Stripe counts as given: the
+        # money is on its way back, and counting it keeps us from refunding it again.
+        given = stripe_refund.status not in STRIPE_REFUND_NOT_GIVEN
         refund = Refund(
             payment_id=payment.id,
             stripe_refund_id=stripe_refund.id,
             idempotency_key=f"stripe-{stripe_refund.id}",
             amount_cents=stripe_refund.amount,
-            status=RefundStatus.SUCCEEDED if stripe_refund.status == "succeeded" else RefundStatus.PENDING,
+            status=RefundStatus.SUCCEEDED if given else RefundStatus.FAILED,
             reason="Refunded in Stripe",
+            last_error="" if given else f"Stripe reports the refund {stripe_refund.status}."[:500],
         )
         db.session.add(refund)
         db.session.flush()
-        queue_email(
-            EmailKind.REFUND_ISSUED,
-            registration=payment.registration,
-            key_parts=(stripe_refund.id,),
-            context={"refund_cents": stripe_refund.amount, "currency": payment.currency},
-        )
+        if stripe_refund.status in ("succeeded", "pending"):
+            queue_email(
+                EmailKind.REFUND_ISSUED,
+                registration=payment.registration,
+                key_parts=(stripe_refund.id,),
+                context={"refund_cents": stripe_refund.amount, "currency": payment.currency},
+            )
     # Stripe's total is the truth.
     payment.amount_refunded_cents = min(charge.amount_refunded, payment.amount_cents)
     db.session.commit()

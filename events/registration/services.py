@@ -211,9 +211,15 @@ def first_session_start(registration: Registration) -> datetime | None:
 
 
 def succeeded_payment(registration: Registration) -> Payment | None:
-    """The payment that paid for the seat: succeeded, and not an extra one we sent back."""
+    """The payment that paid for the seat: succeeded, and not an extra one we sent back.
+
+    A registration that left its hold unconfirmed (expired, or cancelled while held) had no
+    seat paid for: a payment that arrived for it anyway is an extra one, even when nothing was
+    left to send back and so no unplaced-payment refund row marks it."""
     from events.models import Refund
 
+    if registration.confirmed_at is None and registration.status != RegistrationStatus.HELD:
+        return None
     extra = sa.select(Refund.payment_id).where(Refund.idempotency_key.like("unplaced-payment-%"))
     return db.session.scalar(
         sa.select(Payment)

@@ -125,3 +125,29 @@ def test_a_bare_sender_address_is_shown_with_the_clinics_name(db, smtp, book, mo
         "Revival Physical Therapy and Wellness",
         "hello@clinic.test",
     )
+
+
+def test_a_late_payment_email_promises_only_the_amount_queued(db, smtp, book):
+    """The whole payment, the part not already refunded, or (nothing left) no money at all."""
+    offering = workshop(title="Hip Mobility")
+    db.session.commit()
+    told = {}
+    for email, queued in (("full@example.com", 2500), ("part@example.com", 1500), ("none@example.com", 0)):
+        reg = book(offering, email)
+        context = {"refund_cents": queued, "paid_cents": 2500, "currency": "usd"}
+        assert queue_email(EmailKind.LATE_PAYMENT_REFUNDED, registration=reg, context=context)
+    db.session.commit()
+    deliver_due()
+    for email in ("full@example.com", "part@example.com", "none@example.com"):
+        [message] = [m for m in smtp.to(email) if "late" in m["Subject"] or "refunded" in m["Subject"]]
+        told[email] = (message["Subject"], message.get_body(("plain",)).get_content())
+    assert told["full@example.com"][0] == "Your payment is being refunded: Hip Mobility"
+    assert "refunding the full $25" in told["full@example.com"][1]
+    assert (
+        "refunding the $15" in told["part@example.com"][1]
+        and "not already refunded" in told["part@example.com"][1]
+    )
+    assert "the full" not in told["part@example.com"][1]
+    assert told["none@example.com"][0] == "Your payment came too late for a seat: Hip Mobility"
+    assert "nothing more for us to refund" in told["none@example.com"][1]
+    assert "We are refunding" not in told["none@example.com"][1]
