@@ -360,3 +360,29 @@ def test_a_worker_whose_claim_was_reclaimed_while_it_stalled_sends_nothing_more(
     for email in emails:
         assert len(smtp.to(email)) == 1, email
     assert {r.status for r in rows(db)} == {EmailStatus.SENT}
+
+
+def test_a_mark_that_matches_no_row_stops_the_batch(db, smtp, book, monkeypatch):
+    """Right after the first message goes out, the whole batch is claimed by another worker:
+    the 'sent' mark finds no row under this claim, so this worker stops there."""
+    from events.notifications import sender
+
+    offering = workshop()
+    db.session.commit()
+    for i in range(3):
+        book(offering, f"taken{i}@example.com")
+    send = sender.SmtpTransport.send
+    other_claim = utcnow() + timedelta(seconds=1)
+
+    def send_then_lose_the_claim(transport, message, to, row_id):
+        result = send(transport, message, to, row_id)
+        with db.engine.begin() as conn:  # as another worker's claim, once this one lapsed
+            conn.execute(sa.update(OutboxEmail).values(claimed_at=other_claim))
+        return result
+
+    monkeypatch.setattr(sender.SmtpTransport, "send", send_then_lose_the_claim)
+    stats = deliver_due()
+
+    assert (stats.claimed, stats.sent) == (3, 1)
+    assert len(smtp.messages) == 1
+    assert {(r.status, r.claimed_at) for r in rows(db)} == {(EmailStatus.SENDING, other_claim)}
