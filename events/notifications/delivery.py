@@ -437,7 +437,9 @@ def _send_rows(
         # Asked again right before the hand-over: rendering may have taken long, and only the
         # latest renewal says what is still ours.
         held, until = lease.standing
-        if row_id not in held or not lease.enough_left(until):  # renewals failing or matching nothing
+        if row_id not in held:
+            continue
+        if not lease.enough_left(until):  # renewals are failing: the rows may soon be another's
             _release(marks, [r.id for r in rows[index:] if r.id in held], claimed_at)
             return
         result = transport.send(message, to_email, row_id)
