@@ -59,6 +59,11 @@ CSRF_PLACEHOLDER = "__csrf-token-placeholder__"
 # Set by `cached()` in the WSGI environ when the response may be replayed by the middleware.
 REPLAYABLE_KEY = "events.page_cache.replay_key"
 CATALOG_MODELS = (Offering, Session, Location, Clinic, User, Resource)
+# What public pages show of a staff account (an instructor's name, and bio on offering pages).
+# Any other change to a saved account - a sign-out or deactivation (session_version,
+# is_active), a new password, a role or email - leaves every public page as it was, so it
+# must not empty every process's page cache.
+PUBLIC_USER_COLUMNS = ("name", "bio")
 # Set on the response to a request that changed the catalog or seats: read-your-writes.
 FRESH_COOKIE = "catalog_fresh"
 
@@ -363,7 +368,7 @@ def _bump_catalog_version(session, _context, _instances) -> None:
     """Any change to what public pages show bumps catalog_state in the same transaction
     (seat pools carry their own version) and, on PostgreSQL, notifies every process on commit."""
     changed = (*session.new, *session.dirty, *session.deleted)
-    catalog_changed = any(isinstance(obj, CATALOG_MODELS) for obj in changed)
+    catalog_changed = any(_shows_publicly(obj, session) for obj in changed)
     seats_changed = any(isinstance(obj, SeatPool) for obj in changed)
     if not (catalog_changed or seats_changed):
         return
@@ -377,6 +382,13 @@ def _bump_catalog_version(session, _context, _instances) -> None:
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"NOTIFY {CatalogListener.CHANNEL}")
     session.info["catalog_changed"] = True
+
+
+def _shows_publicly(obj, session) -> bool:
+    if isinstance(obj, User) and obj in session.dirty:
+        attrs = sa.inspect(obj).attrs
+        return any(attrs[name].history.has_changes() for name in PUBLIC_USER_COLUMNS)
+    return isinstance(obj, CATALOG_MODELS)
 
 
 @event.listens_for(OrmSession, "after_commit")

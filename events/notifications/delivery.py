@@ -11,20 +11,30 @@ thread of the sending worker renews every third of its length while the batch is
 (_Lease). A worker killed mid-batch stops renewing, and reclaim_stale() puts its rows back
 to 'pending' once the lease has run out: the next delivery sweep (every 10 s) sends them,
 so those people wait well under a minute. A live worker keeps its claim however slow a
-message is; if it cannot renew (it lost the database), it hands no message to SMTP with
-less than half a lease left and releases the rest of the batch, so it never sends a row
-that may already have been reclaimed by another. (Leases are stamped with the workers'
-clocks, which must agree to within a few seconds, as NTP keeps them.)
+message is. A worker that was cut off from the database, or frozen (suspended, paused),
+for longer than its lease may have lost rows to another worker meanwhile, so it trusts
+only what the database says: a renewal counts for the rows it actually updated (still
+'sending' under this worker's claimed_at: RETURNING), only those rows may be sent, and the
+batch stops when none is left. Before each message it also checks, on the wall clock
+(utcnow(), which keeps counting while a process is suspended), that more than half of the
+lease last written to the database is left; if not (renewals are failing), it hands the
+rest of the batch back. Every mark (sent, retry, failed) must update exactly its one row
+under this claim, or the batch stops there. (Leases are stamped with the workers' clocks,
+which must agree to within a few seconds, as NTP keeps them.) The one case not covered: a
+single SMTP exchange that starts with more than half a lease left and outlasts the rest
+of it (SMTP_TIMEOUT is per command) while renewals are failing too - the database and the
+mail server both stalled at once; that row can then be reclaimed and sent again.
 
 The at-least-once window: the row is marked 'sent' in its own commit right after the SMTP
 server accepts that one message (not at the end of the batch); the next message is rendered
-while that commit runs, but not handed to SMTP before it is confirmed (see _Marks). Only a crash (or a lost
-database connection) between the server's 250 reply and that commit - a few milliseconds -
-leaves a sent row in 'sending', and it will be sent again after its lease. The resend
-carries the same Message-ID, which lets mail clients collapse it. Everything else is exactly
-once: the dedupe key makes the row unique and the claim makes its sender unique. On
-PostgreSQL the 'sent' marks are committed with synchronous_commit off: see SYNC_COMMIT_OFF
-for what a database (not worker) crash can then resend.
+while that commit runs, but not handed to SMTP before it is confirmed (see _Marks). Only a
+crash (or a lost database connection) between the server's 250 reply and that commit - a
+few milliseconds - leaves a sent row in 'sending', and it will be sent again after its
+lease. The resend carries the same Message-ID, which lets mail clients collapse it.
+Everything else (but the double stall above) is exactly once: the dedupe key makes the row
+unique and the claim, checked against the database before every message, makes its sender
+unique. SYNC_COMMIT_OFF (off by default) trades a few resends after a database crash for
+faster marks on PostgreSQL.
 
 Speed: a batch (BATCH_SIZE rows) is read in a few queries (content.Prefetched), rendered in
 one request context by one sender.Renderer, and marked over a dedicated autocommit
@@ -37,7 +47,6 @@ import logging
 import random
 import select
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -129,45 +138,62 @@ def claim_due(now: datetime, limit: int = BATCH_SIZE) -> list[int]:
     return sorted(ids)
 
 
+class _ClaimLost(Exception):
+    """A mark matched no row: another worker has reclaimed it, so this batch stops."""
+
+    def __init__(self, row_id: int):
+        super().__init__(f"outbox {row_id}: the claim is no longer ours")
+        self.row_id = row_id
+
+
 class _Lease:
-    """Keeps a batch's claim alive while its worker sends it.
+    """Keeps a batch's claim alive while its worker sends it, and says which rows are still its own.
 
     A thread of its own renews the lease every third of its length, so even one slow SMTP
     exchange cannot let it lapse while the worker lives; when the worker dies, renewals stop
-    and the rows are reclaimable one lease later. Times are on the batch's clock: claimed_at
-    plus the time elapsed since (tests give deliver_due a `now` of their own).
+    and the rows are reclaimable one lease later. A renewal only counts for the rows it
+    really updated (RETURNING): rows another worker reclaimed meanwhile (this one lost the
+    database, or was frozen, for longer than the lease) drop out of `held` and are never
+    sent. Time is the wall clock (utcnow(): it counts a suspended process's lost time, which
+    time.monotonic may not) compared with the lease as last written to the database, shifted
+    by `skew` when deliver_due was given a `now` of its own (tests).
     """
 
-    def __init__(self, row_ids: list[int], claimed_at: datetime, length: timedelta):
-        self.row_ids, self.claimed_at, self.length = row_ids, claimed_at, length
-        self.started = time.monotonic()
-        self.until = claimed_at + length  # as written by the claim, or by the last renewal
+    def __init__(self, row_ids: list[int], claimed_at: datetime, length: timedelta, skew: timedelta):
+        self.row_ids, self.claimed_at, self.length, self.skew = row_ids, claimed_at, length, skew
+        # (rows still ours, their lease_expires_at): as the claim wrote them, then each renewal.
+        # One attribute, replaced whole, so the send loop never reads half of a renewal.
+        self.standing: tuple[frozenset[int], datetime] = (frozenset(row_ids), claimed_at + length)
         self.engine = db.engine
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._renew_until_stopped, name="outbox-lease", daemon=True)
 
     def now(self) -> datetime:
-        return self.claimed_at + timedelta(seconds=time.monotonic() - self.started)
+        return utcnow() + self.skew
 
-    def enough_left(self) -> bool:
+    def enough_left(self, until: datetime) -> bool:
         """Whether a message may still go out: more than half a lease is sure to be left."""
-        return self.until - self.now() > self.length / 2
+        return until - self.now() > self.length / 2
+
+    def renew(self) -> None:
+        until = self.now() + self.length
+        with self.engine.begin() as conn:
+            renewed = conn.scalars(
+                sa.update(OutboxEmail)
+                .where(
+                    OutboxEmail.id.in_(self.row_ids),
+                    OutboxEmail.status == EmailStatus.SENDING,
+                    OutboxEmail.claimed_at == self.claimed_at,
+                )
+                .values(lease_expires_at=until)
+                .returning(OutboxEmail.id)
+            ).all()
+        self.standing = (frozenset(renewed), until)
 
     def _renew_until_stopped(self) -> None:
         while not self.stopped.wait(self.length.total_seconds() / 3):
-            until = self.now() + self.length
             try:
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        sa.update(OutboxEmail)
-                        .where(
-                            OutboxEmail.id.in_(self.row_ids),
-                            OutboxEmail.status == EmailStatus.SENDING,
-                            OutboxEmail.claimed_at == self.claimed_at,
-                        )
-                        .values(lease_expires_at=until)
-                    )
-                self.until = until
+                self.renew()
             except Exception as error:  # the send loop sees the lease run down and stops
                 log.warning("could not renew the claim on %s outbox rows: %s", len(self.row_ids), error)
 
@@ -216,7 +242,8 @@ class _Marks:
         self.pending = row_id
 
     def wait(self) -> None:
-        """Collect the reply to the 'sent' mark in flight, if any; raise if it failed."""
+        """Collect the reply to the 'sent' mark in flight, if any; raise if it failed or
+        matched no row (_ClaimLost)."""
         if self.pending is None:
             return
         row_id, self.pending = self.pending, None
@@ -227,20 +254,25 @@ class _Marks:
                 break
             if not select.select([pgconn.socket], [], [], MARK_TIMEOUT_SECONDS)[0]:
                 raise TimeoutError(f"outbox {row_id}: no reply to the 'sent' mark")
-        error = None
+        error, updated = None, 0
         while (result := pgconn.get_result()) is not None:
             if result.status != pq.ExecStatus.COMMAND_OK:
                 error = (result.error_message or b"").decode(errors="replace")
+            else:
+                updated += result.command_tuples or 0
         if error:
             raise psycopg.DatabaseError(f"outbox {row_id}: marking sent failed: {error}")
+        if updated != 1:
+            raise _ClaimLost(row_id)
 
-    def execute(self, statement) -> None:
+    def execute(self, statement) -> int:
+        """Run and commit one UPDATE; how many rows it changed."""
         if self.conn is not None:
             self.wait()
-            self.conn.execute(statement)  # autocommit: committed when this returns
-        else:
-            self.session.execute(statement)
-            self.session.commit()
+            return self.conn.execute(statement).rowcount  # autocommit: committed when this returns
+        updated = self.session.execute(statement).rowcount
+        self.session.commit()
+        return updated
 
     def close(self) -> None:
         if self.conn is not None:
@@ -280,8 +312,9 @@ def _naive(moment: datetime) -> bytes:
 
 
 def _finish(marks: _Marks, row_id: int, claim: datetime, /, **values) -> None:
-    # Only if our claim still stands (it has not been reclaimed by someone else).
-    marks.execute(
+    # Only if our claim still stands (it has not been reclaimed by someone else); if it does
+    # not, the rest of the batch may be another worker's too: stop.
+    updated = marks.execute(
         sa.update(OutboxEmail)
         .where(
             OutboxEmail.id == row_id,
@@ -291,6 +324,8 @@ def _finish(marks: _Marks, row_id: int, claim: datetime, /, **values) -> None:
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    if updated != 1:
+        raise _ClaimLost(row_id)
 
 
 def _mark_sent(marks: _Marks, row_id: int, claimed_at: datetime) -> None:
@@ -342,9 +377,11 @@ def _release(marks: _Marks, row_ids: list[int], claimed_at: datetime) -> None:
     )
 
 
-def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> DeliveryStats:
+def send_claimed(
+    row_ids: list[int], claimed_at: datetime, transport, skew: timedelta = timedelta(0)
+) -> DeliveryStats:
     stats = DeliveryStats(claimed=len(row_ids))
-    lease = _Lease(row_ids, claimed_at, claim_lease())
+    lease = _Lease(row_ids, claimed_at, claim_lease(), skew)
     base_url = current_app.config["PUBLIC_BASE_URL"]
     # Objects loaded for the batch stay usable across the marks' commits (on SQLite those go
     # through this session): no reload of every row, registration and session after each mark.
@@ -359,39 +396,11 @@ def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> Deliver
         # One request context for the batch (links are built from PUBLIC_BASE_URL), one
         # renderer (templates looked up once) and everything the rows refer to, read up front.
         with current_app.test_request_context("/", base_url=base_url):
-            prefetched = renderer = None
-            for index, row in enumerate(rows):
-                row_id, to_email = row.id, row.to_email
-                try:
-                    if prefetched is None:
-                        prefetched, renderer = Prefetched(rows), sender.Renderer()
-                    message = renderer.render(row, build(row, prefetched))
-                except Exception as error:  # a template or data bug: keep it visible, never loop on it
-                    log.exception("outbox %s: cannot render", row_id)
-                    db.session.rollback()
-                    prefetched = None  # the rollback expired what was loaded: load it again
-                    _mark_failed(marks, row, claimed_at, f"render: {type(error).__name__}: {error}")
-                    stats.failed += 1
-                    continue
-                marks.wait()  # the previous email's 'sent' commit is confirmed before this one goes
-                if not lease.enough_left():  # renewals are failing: the rows may soon be another's
-                    _release(marks, [r.id for r in rows[index:]], claimed_at)
-                    break
-                result = transport.send(message, to_email, row_id)
-                if result.outcome == sender.SENT:
-                    _mark_sent(marks, row_id, claimed_at)  # at once: the at-least-once window is this commit
-                    stats.sent += 1
-                elif result.outcome == sender.FAILED:
-                    # The row's id, never the address (logs hold no personal data).
-                    log.warning("outbox %s failed permanently: %s", row_id, result.error)
-                    _mark_failed(marks, row, claimed_at, result.error)
-                    stats.failed += 1
-                else:
-                    log.info("outbox %s will be retried: %s", row_id, result.error)
-                    if _mark_retry(marks, row, claimed_at, result.error):
-                        stats.retried += 1
-                    else:
-                        stats.failed += 1
+            try:
+                _send_rows(rows, lease, marks, transport, stats)
+                marks.wait()  # the last 'sent' mark
+            except _ClaimLost as lost:  # reclaimed by another worker: the rest is theirs to send
+                log.warning("outbox %s was reclaimed by another worker; batch stopped", lost.row_id)
     finally:
         lease.stop()
         marks.close()
@@ -399,6 +408,55 @@ def send_claimed(row_ids: list[int], claimed_at: datetime, transport) -> Deliver
     db.session.commit()  # end the batch's read transaction
     db.session.expire_all()
     return stats
+
+
+def _send_rows(
+    rows: list[OutboxEmail], lease: _Lease, marks: _Marks, transport, stats: DeliveryStats
+) -> None:
+    claimed_at = lease.claimed_at
+    prefetched = renderer = None
+    for index, row in enumerate(rows):
+        row_id, to_email = row.id, row.to_email
+        held, until = lease.standing
+        if not held:
+            return  # every row left is sent or another worker's now
+        if row_id not in held:
+            continue  # reclaimed by another worker (or already marked)
+        try:
+            if prefetched is None:
+                prefetched, renderer = Prefetched(rows), sender.Renderer()
+            message = renderer.render(row, build(row, prefetched))
+        except Exception as error:  # a template or data bug: keep it visible, never loop on it
+            log.exception("outbox %s: cannot render", row_id)
+            db.session.rollback()
+            prefetched = None  # the rollback expired what was loaded: load it again
+            _mark_failed(marks, row, claimed_at, f"render: {type(error).__name__}: {error}")
+            stats.failed += 1
+            continue
+        marks.wait()  # the previous email's 'sent' commit is confirmed before this one goes
+        # Asked again right before the hand-over: rendering may have taken long, and only the
+        # latest renewal says what is still ours.
+        held, until = lease.standing
+        if row_id not in held:
+            continue
+        if not lease.enough_left(until):  # renewals are failing: the rows may soon be another's
+            _release(marks, [r.id for r in rows[index:] if r.id in held], claimed_at)
+            return
+        result = transport.send(message, to_email, row_id)
+        if result.outcome == sender.SENT:
+            _mark_sent(marks, row_id, claimed_at)  # at once: the at-least-once window is this commit
+            stats.sent += 1
+        elif result.outcome == sender.FAILED:
+            # The row's id, never the address (logs hold no personal data).
+            log.warning("outbox %s failed permanently: %s", row_id, result.error)
+            _mark_failed(marks, row, claimed_at, result.error)
+            stats.failed += 1
+        else:
+            log.info("outbox %s will be retried: %s", row_id, result.error)
+            if _mark_retry(marks, row, claimed_at, result.error):
+                stats.retried += 1
+            else:
+                stats.failed += 1
 
 
 def deliver_due(
@@ -411,11 +469,12 @@ def deliver_due(
     try:
         while max_batches is None or batches < max_batches:
             claimed_at = utcnow() if now is None else now
+            skew = timedelta(0) if now is None else now - utcnow()  # a test's clock
             row_ids = claim_due(claimed_at, batch_size)
             if not row_ids:
                 break
             batches += 1
-            batch = send_claimed(row_ids, claimed_at, transport)
+            batch = send_claimed(row_ids, claimed_at, transport, skew)
             stats.add(batch)
             if batch.sent == 0 and batch.retried + batch.failed == batch.claimed and batch.retried:
                 break  # the server is refusing everything right now: stop hammering it

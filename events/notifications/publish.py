@@ -29,14 +29,19 @@ def _client(app: Flask) -> Any:
         from celery import Celery
 
         client = Celery(f"{app.name}-publisher", set_as_current=False)
+        broker_url = app.config["CELERY_BROKER_URL"]
+        # One attempt, at most a second: with the broker down a registration must not wait
+        # on kombu's connection retries (about 2 s by default); the sweep sends the email.
+        transport_options: dict = {"max_retries": 0}
+        if broker_url.startswith(("redis://", "rediss://")):
+            # Socket timeouts are Redis options; the embedded SQLite broker refuses them.
+            transport_options |= {"socket_connect_timeout": 1, "socket_timeout": 2}
         client.conf.update(
-            broker_url=app.config["CELERY_BROKER_URL"],
+            broker_url=broker_url,
             broker_connection_timeout=2,
             broker_connection_retry=False,
             broker_connection_max_retries=0,
-            # One attempt, at most a second: with the broker down a registration must not wait
-            # on kombu's connection retries (about 2 s by default); the sweep sends the email.
-            broker_transport_options={"max_retries": 0, "socket_connect_timeout": 1, "socket_timeout": 2},
+            broker_transport_options=transport_options,
             task_ignore_result=True,
         )
         app.extensions["celery_publisher"] = client

@@ -37,7 +37,7 @@ from events.models import OutboxEmail
 from events.notifications.content import EmailContent, build
 
 SENT, RETRY, FAILED = "sent", "retry", "failed"
-SMTP_TIMEOUT = 20  # seconds per command; bounded so a batch cannot outlive its claim
+SMTP_TIMEOUT = 20  # seconds per command: how long a silent server can stall a batch (the lease renews)
 
 
 @dataclass(frozen=True)

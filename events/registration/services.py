@@ -218,7 +218,8 @@ def succeeded_payment(registration: Registration) -> Payment | None:
     left to send back and so no unplaced-payment refund row marks it."""
     from events.models import Refund
 
-    if registration.confirmed_at is None and registration.status != RegistrationStatus.HELD:
+    unconfirmed_and_gone = (RegistrationStatus.EXPIRED, RegistrationStatus.CANCELLED)
+    if registration.confirmed_at is None and registration.status in unconfirmed_and_gone:
         return None
     extra = sa.select(Refund.payment_id).where(Refund.idempotency_key.like("unplaced-payment-%"))
     return db.session.scalar(

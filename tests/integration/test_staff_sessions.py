@@ -24,7 +24,7 @@ from wtforms.fields.core import UnboundField
 from wtforms.validators import Email
 
 from events.extensions import db
-from events.models import AuditEntry, Offering, OfferingKind, OutboxEmail, Role, User
+from events.models import AuditEntry, CatalogState, Offering, OfferingKind, OutboxEmail, Role, User
 from events.notifications.content import build
 from events.notifications.outbox import EmailKind
 from events.staff import admin_services as svc
@@ -482,3 +482,35 @@ def test_no_email_validator_asks_dns(app):
                         forms_with_email[f"{form.__qualname__}.{name}"] = validator.check_deliverability
     assert {"ResetRequestForm.email", "InstructorForm.email"} <= set(forms_with_email)
     assert not any(forms_with_email.values()), forms_with_email
+
+
+# --- Public page cache ---
+
+
+def catalog_version(app) -> int:
+    with database(app):
+        return db.session.scalar(sa.select(CatalogState.version).where(CatalogState.id == 1))
+
+
+def test_signing_out_or_deactivating_leaves_the_public_page_cache_alone_but_renaming_does_not(app, staff):
+    """Public pages show an instructor's name and bio, not their sessions or status: a staff
+    sign-out must not empty every process's page cache, a new name must."""
+    maya = signed_in(app, "maya@clinic.example")
+    admin = signed_in(app, "admin@clinic.example")
+    before = catalog_version(app)
+
+    sign_out(maya)
+    assert change_status(admin, staff["maya"], "deactivate").status_code == 302
+    assert change_status(admin, staff["maya"], "reactivate").status_code == 302
+    with database(app):
+        assert db.session.get(User, staff["maya"]).session_version >= 2  # both did end sessions
+    assert catalog_version(app) == before
+
+    with database(app):
+        user = db.session.get(User, staff["maya"])
+        svc.save_instructor(
+            user,
+            {"email": user.email, "name": "Maya Ortiz", "bio": user.bio},
+            db.session.get(User, staff["admin"]),
+        )
+    assert catalog_version(app) == before + 1

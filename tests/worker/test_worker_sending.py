@@ -278,3 +278,111 @@ def test_a_worker_that_cannot_renew_its_claim_stops_before_it_lapses(app, db, sm
     smtp.handler.delay = 0.0
     assert deliver_due().sent == 6 - first.sent
     assert sorted(r for r, _ in smtp.messages) == sorted(emails)
+
+
+def test_a_worker_whose_claim_was_reclaimed_while_it_stalled_sends_nothing_more(
+    app, db, smtp, book, monkeypatch
+):
+    """Worker A claims three emails, then stalls (its database link down, or the process
+    frozen) past its 1 s lease: no renewal, its first render stuck. Worker B reclaims the rows
+    and sends them. When A wakes, its renewal matches no row and A must send nothing: each
+    address gets exactly one message."""
+    from events.notifications import delivery, sender
+
+    monkeypatch.setitem(app.config, "OUTBOX_CLAIM_LEASE_SECONDS", 1.0)
+    offering = workshop()
+    db.session.commit()
+    emails = [f"stall{i}@example.com" for i in range(3)]
+    for email in emails:
+        book(offering, email)
+    db.session.remove()
+
+    # The stalls apply to worker A's thread and its lease thread only, never to B.
+    b_done, renewed = threading.Event(), threading.Event()
+    lease_init, renew_until_stopped = delivery._Lease.__init__, delivery._Lease._renew_until_stopped
+    render = sender.Renderer.render
+
+    class RenewalCycles(threading.Event):
+        """The lease thread's pause between renewals: its second pause means the first
+        renewal is over (whatever it found)."""
+
+        pauses = 0
+
+        def wait(self, timeout=None):
+            self.pauses += 1
+            if self.pauses == 2:
+                renewed.set()
+            return super().wait(timeout)
+
+    def named_lease(lease, *args, **kwargs):
+        lease_init(lease, *args, **kwargs)
+        if threading.current_thread().name == "worker-a":
+            lease.thread.name = "worker-a-lease"
+            lease.stopped = RenewalCycles()
+
+    def stalled_renewals(lease):
+        if threading.current_thread().name == "worker-a-lease":
+            b_done.wait(30)  # no renewal gets through while A is cut off
+        renew_until_stopped(lease)
+
+    def stalled_first_render(renderer, row, content):
+        if threading.current_thread().name == "worker-a" and not renewed.is_set():
+            b_done.wait(30)
+            renewed.wait(30)  # A wakes once its lease thread has renewed
+        return render(renderer, row, content)
+
+    monkeypatch.setattr(delivery._Lease, "__init__", named_lease)
+    monkeypatch.setattr(delivery._Lease, "_renew_until_stopped", stalled_renewals)
+    monkeypatch.setattr(sender.Renderer, "render", stalled_first_render)
+    try:
+        a_stats = []
+        worker_a = threading.Thread(target=lambda: a_stats.append(_deliver_in(app)), name="worker-a")
+        worker_a.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until A holds the batch and its lease has run out
+            batch = rows(db)
+            if {r.status for r in batch} == {EmailStatus.SENDING} and max(
+                r.lease_expires_at for r in batch
+            ) < utcnow():
+                break
+            time.sleep(0.05)
+        db.session.remove()
+        b_stats = _deliver_in(app)
+        b_done.set()
+        worker_a.join(30)
+        assert not worker_a.is_alive()
+    finally:
+        b_done.set()
+        renewed.set()
+
+    assert (b_stats.reclaimed, b_stats.sent) == (3, 3)
+    assert a_stats[0].sent == 0
+    for email in emails:
+        assert len(smtp.to(email)) == 1, email
+    assert {r.status for r in rows(db)} == {EmailStatus.SENT}
+
+
+def test_a_mark_that_matches_no_row_stops_the_batch(db, smtp, book, monkeypatch):
+    """Right after the first message goes out, the whole batch is claimed by another worker:
+    the 'sent' mark finds no row under this claim, so this worker stops there."""
+    from events.notifications import sender
+
+    offering = workshop()
+    db.session.commit()
+    for i in range(3):
+        book(offering, f"taken{i}@example.com")
+    send = sender.SmtpTransport.send
+    other_claim = utcnow() + timedelta(seconds=1)
+
+    def send_then_lose_the_claim(transport, message, to, row_id):
+        result = send(transport, message, to, row_id)
+        with db.engine.begin() as conn:  # as another worker's claim, once this one lapsed
+            conn.execute(sa.update(OutboxEmail).values(claimed_at=other_claim))
+        return result
+
+    monkeypatch.setattr(sender.SmtpTransport, "send", send_then_lose_the_claim)
+    stats = deliver_due()
+
+    assert (stats.claimed, stats.sent) == (3, 1)
+    assert len(smtp.messages) == 1
+    assert {(r.status, r.claimed_at) for r in rows(db)} == {(EmailStatus.SENDING, other_claim)}

@@ -80,3 +80,36 @@ def test_sqlite_sweep_queues_each_reminder_and_follow_up_once(sqlite_app):
             sa.select(OutboxEmail.dedupe_key).where(OutboxEmail.kind != "registration_confirmed")
         )
         assert sorted(k.split(":")[0] for k in keys) == ["follow_up", "reminder"]
+
+
+def test_a_registration_nudges_the_worker_through_the_embedded_sqlite_broker(tmp_path):
+    """`make run` has no Redis: the after-commit nudge goes through Celery's SQLite broker, so
+    a confirmation leaves at once instead of waiting for beat's delivery sweep."""
+    from kombu import Connection
+
+    broker_url = f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"
+    app = create_app(
+        {
+            "TESTING": True,
+            "OUTBOX_PUBLISH": True,
+            "CELERY_BROKER_URL": broker_url,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'events.sqlite3'}",
+            "SECRET_KEY": "test",
+            "RATELIMIT_ENABLED": False,
+            "MAIL_SERVER": None,
+            "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+        }
+    )
+    with app.app_context():
+        upgrade()
+        offering = workshop(capacity=3)
+        db.session.commit()
+        register(offering, None, Person("Ana", "ana@example.com"))
+        db.session.remove()
+        db.engine.dispose()
+    with Connection(broker_url) as conn:
+        queue = conn.SimpleQueue("celery")
+        message = queue.get(timeout=5)
+        assert message.headers["task"] == "worker.tasks.deliver_outbox"
+        message.ack()
+        queue.close()
