@@ -10,7 +10,7 @@ build(row, prefetched) then reads from memory instead of querying per row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -115,7 +115,7 @@ class Prefetched:
     while the batch is built (the delivery code keeps expire_on_commit off for the batch).
     """
 
-    def __init__(self, rows: list[OutboxEmail]):
+    def __init__(self, rows: Sequence[OutboxEmail]) -> None:
         from events.catalog.services import current_clinic
 
         self.clinic = current_clinic()
