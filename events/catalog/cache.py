@@ -74,7 +74,7 @@ FRESH_COOKIE = "catalog_fresh"
 
 
 class PageCache:
-    def __init__(self, max_entries: int = 512, max_bytes: int = 32 * 1024 * 1024):
+    def __init__(self, max_entries: int = 512, max_bytes: int = 32 * 1024 * 1024) -> None:
         self._entries: OrderedDict[tuple, tuple] = OrderedDict()
         self._sizes: dict[tuple, int] = {}
         self._lock = threading.Lock()
@@ -150,7 +150,7 @@ class CatalogListener:
 
     CHANNEL = "catalog_changed"
 
-    def __init__(self, dsn: str):
+    def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.version = 0
         self.connected = False

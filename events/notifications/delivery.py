@@ -149,7 +149,7 @@ def claim_due(now: datetime, limit: int = BATCH_SIZE) -> list[int]:
 class _ClaimLost(Exception):
     """A mark matched no row: another worker has reclaimed it, so this batch stops."""
 
-    def __init__(self, row_id: int):
+    def __init__(self, row_id: int) -> None:
         super().__init__(f"outbox {row_id}: the claim is no longer ours")
         self.row_id = row_id
 
@@ -167,7 +167,7 @@ class _Lease:
     by `skew` when deliver_due was given a `now` of its own (tests).
     """
 
-    def __init__(self, row_ids: list[int], claimed_at: datetime, length: timedelta, skew: timedelta):
+    def __init__(self, row_ids: list[int], claimed_at: datetime, length: timedelta, skew: timedelta) -> None:
         self.row_ids, self.claimed_at, self.length, self.skew = row_ids, claimed_at, length, skew
         # (rows still ours, their lease_expires_at): as the claim wrote them, then each renewal.
         # One attribute, replaced whole, so the send loop never reads half of a renewal.

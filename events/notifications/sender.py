@@ -247,7 +247,7 @@ class Transport(Protocol):
 class FileTransport:
     """The embedded default: .eml files in a folder (see the /_dev/outbox page)."""
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 

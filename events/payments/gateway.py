@@ -91,7 +91,7 @@ def _intent_state(pi: Mapping[str, Any]) -> IntentState:
 
 
 class StripeGateway:
-    def __init__(self, secret_key: str, api_base: str = "", timeout_seconds: float = 15):
+    def __init__(self, secret_key: str, api_base: str = "", timeout_seconds: float = 15) -> None:
         # A bounded timeout: a hanging Stripe must not hold a web worker for minutes.
         self._client = stripe.StripeClient(
             secret_key,

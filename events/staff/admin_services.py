@@ -56,7 +56,7 @@ from events.staff.services import paid_and_refunded
 class AdminError(Exception):
     """A rule stops this change; the message is for the admin. `field` names the form field."""
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
 
