@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export FLASK_APP := wsgi.py
 
-.PHONY: run test test-fast lint format bench services chromium install clean
+.PHONY: run test test-fast check lint format bench services chromium install clean
 
 # The venv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -34,7 +34,8 @@ services:
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-test: install services chromium
+# The static checks come first: a lint, format or type error fails in seconds, not after the suite.
+test: install check services chromium
 	$(PY) -m pytest
 
 test-fast: install services
@@ -43,6 +44,10 @@ test-fast: install services
 lint: install
 	$(VENV)/bin/ruff check events worker tests bench scripts
 	$(VENV)/bin/ruff format --check events worker tests bench scripts
+
+# lint, plus mypy over events/ and worker/ (settings in pyproject.toml). .pre-commit-config.yaml runs the same.
+check: lint
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff format events worker tests bench scripts

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
 from events.config import Config
+
+if TYPE_CHECKING:
+    from events.models import Clinic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +41,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
 
     @app.teardown_appcontext  # runs before Flask-SQLAlchemy's own (teardowns run in reverse)
-    def end_database_session(_error):
+    def end_database_session(_error: BaseException | None) -> None:
         """End the request's database session even on a connection the database has just cut
         (a restart): the rollback raises then, and the response already made would be
         replaced by the server's bare 500."""
@@ -98,16 +102,19 @@ def create_app(config: dict | None = None) -> Flask:
     from events.catalog.cache import CachedPageMiddleware, mark_changer_fresh
 
     app.after_request(mark_changer_fresh)
-    app.wsgi_app = CachedPageMiddleware(app.wsgi_app, app)
+    # (Flask's documented way to wrap its WSGI app; a type checker sees a method assigned to.)
+    app.wsgi_app = CachedPageMiddleware(app.wsgi_app, app)  # type: ignore[method-assign]
     # Outermost, so the page cache sees the client's scheme and host too.
-    app.wsgi_app = security.behind_proxies(app.wsgi_app, app.config["PROXY_COUNT"])
+    app.wsgi_app = security.behind_proxies(  # type: ignore[method-assign, assignment]
+        app.wsgi_app, app.config["PROXY_COUNT"]
+    )
 
     from events import cli
 
     cli.register(app)
 
     @app.context_processor
-    def inject_clinic():
+    def inject_clinic() -> dict[str, Clinic]:
         from events.catalog.services import current_clinic
 
         return {"clinic": current_clinic()}

@@ -4,14 +4,15 @@ import secrets
 
 import click
 import sqlalchemy as sa
+from flask import Flask
 
 from events.extensions import db
 from events.models import Role, User
 
 
-def register(app):
+def register(app: Flask) -> None:
     @app.cli.command("seed-demo")
-    def seed_demo_command():
+    def seed_demo_command() -> None:
         """Load the demo clinic, its locations, instructors and the next 8 weeks. Idempotent."""
         from pathlib import Path
 
@@ -23,7 +24,7 @@ def register(app):
         click.echo(seed_demo(accounts_file=accounts_file))
 
     @app.cli.command("sweep")
-    def sweep_command():
+    def sweep_command() -> None:
         """Release lapsed holds and offers, send pending refunds, reconcile open payments."""
         from events.models import utcnow
         from events.payments.refunds import execute_due_refunds
@@ -42,7 +43,7 @@ def register(app):
     @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
     @click.option("--name", default="", help="Display name (defaults to the email's local part).")
     @click.option("--password", default=None, help="Omit to be prompted; '-' generates one and prints it.")
-    def create_user_command(email, role, name, password):
+    def create_user_command(email: str, role: str, name: str, password: str | None) -> None:
         """Create a staff user, or update the role and password of an existing one."""
         email = email.strip().lower()
         if "@" not in email:
@@ -56,7 +57,7 @@ def register(app):
             raise click.BadParameter("must be at least 8 characters", param_hint="--password")
         user = db.session.scalar(sa.select(User).where(User.email == email))
         created = user is None
-        if created:
+        if user is None:
             user = User(email=email, name=name or email.split("@")[0], role=Role(role))
             db.session.add(user)
         else:

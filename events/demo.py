@@ -7,15 +7,17 @@ seed_demo() is idempotent: everything is looked up by its slug or email first.
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from events.catalog.scheduling import add_session, add_weekly_series
-from events.extensions import db
+from events.extensions import Base, db
 from events.models import (
     Clinic,
     Location,
@@ -26,6 +28,7 @@ from events.models import (
     Resource,
     ResourceKind,
     Role,
+    Session,
     User,
     utcnow,
 )
@@ -332,7 +335,10 @@ DEMO_FIRST_NAMES = [
 ]
 
 
-def _upsert(model, key: str, values: dict):
+M = TypeVar("M", bound=Base)
+
+
+def _upsert(model: type[M], key: str, values: dict[str, Any]) -> tuple[M, bool]:
     row = db.session.scalar(sa.select(model).where(getattr(model, key) == values[key]))
     if row is None:
         row = model(**values)
@@ -348,7 +354,7 @@ def _next_weekday(start: date, weekday: int) -> date:
 DEMO_ADMIN_EMAIL = "admin@revival-pt.example"
 
 
-def _demo_accounts(instructors: dict[str, User], accounts_file) -> list[str]:
+def _demo_accounts(instructors: dict[str, User], accounts_file: str | os.PathLike[str]) -> list[str]:
     """A demo admin, and sign-in for the first instructor, with random passwords kept in
     instance/ (never fixed in the code: a seeded database must not share a known password)."""
     import json
@@ -371,7 +377,7 @@ def _demo_accounts(instructors: dict[str, User], accounts_file) -> list[str]:
     return lines
 
 
-def seed_demo(today: date | None = None, accounts_file=None) -> str:
+def seed_demo(today: date | None = None, accounts_file: str | os.PathLike[str] | None = None) -> str:
     clinic = db.session.scalar(sa.select(Clinic).limit(1))
     if clinic is None:
         db.session.add(Clinic(**CLINIC))
@@ -432,7 +438,7 @@ def seed_demo(today: date | None = None, accounts_file=None) -> str:
     return summary
 
 
-def _add_demo_registrations(offering: Offering, session, count: int) -> None:
+def _add_demo_registrations(offering: Offering, session: Session, count: int) -> None:
     """Free demo attendees, so the schedule shows a full and a nearly full offering."""
     db.session.flush()
     pool = session.seat_pool

@@ -1,6 +1,8 @@
 """Friendly error pages, and JSON errors under /api/."""
 
-from flask import jsonify, render_template, request
+from flask import Flask, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
 
@@ -12,13 +14,13 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path.endswith(".json")
 
 
-def register(app):
+def register(app: Flask) -> None:
     @app.errorhandler(BadFilter)
-    def bad_filter(error):
+    def bad_filter(error: BadFilter) -> ResponseReturnValue:
         return _render(400, "That search could not be understood", str(error))
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
+    def http_error(error: HTTPException) -> ResponseReturnValue:
         titles = {
             404: "We couldn't find that page",
             400: "That request could not be understood",
@@ -26,13 +28,14 @@ def register(app):
             413: "That request is too large",
             429: "Too many requests",
         }
-        response = _render(error.code or 500, titles.get(error.code, error.name), error.description)
+        # (A code of None is in no title, just as before: it gets the exception's name.)
+        response = _render(error.code or 500, titles.get(error.code or 500, error.name), error.description)
         # Keep what the exception says beyond the body, e.g. Allow on a 405 and Retry-After on a 429.
         extra = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
         return (*response, extra)
 
     @app.errorhandler(Exception)
-    def unexpected(error):
+    def unexpected(error: Exception) -> ResponseReturnValue:
         app.logger.exception("Unhandled error on %s", request.path)
         # A failed statement leaves the transaction aborted (on PostgreSQL); the error page
         # itself reads the clinic's name, so start clean.
@@ -45,7 +48,7 @@ def register(app):
         return _render(500, "Something went wrong on our side", "Please try again in a moment.")
 
 
-def _render(status: int, title: str, message: str):
+def _render(status: int, title: str, message: str | None) -> tuple[Response | str, int]:
     if _wants_json():
         return jsonify(error={"status": status, "title": title, "message": message}), status
     _ensure_clinic_for_error_page()

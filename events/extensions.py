@@ -1,5 +1,7 @@
 """Flask extensions, created unbound and initialised in create_app()."""
 
+from collections.abc import Callable
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -30,7 +32,7 @@ login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 
 
-def config_limit(name: str):
+def config_limit(name: str) -> Callable[[], str]:
     """A rate limit read from app config on each request (e.g. LOGIN_RATE_LIMIT)."""
     from flask import current_app
 

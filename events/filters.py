@@ -1,6 +1,14 @@
 """Jinja filters for money and local times."""
 
-from datetime import datetime
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+
+if TYPE_CHECKING:
+    from events.catalog.services import ScheduleFilter
 
 
 def format_money(cents: int, currency: str = "usd") -> str:
@@ -18,12 +26,12 @@ def format_time(dt: datetime) -> str:
     return f"{hour}{minutes} {'am' if dt.hour < 12 else 'pm'}"
 
 
-def format_day(d) -> str:
+def format_day(d: date) -> str:
     """'Tuesday, March 3'."""
     return f"{d:%A}, {d:%B} {d.day}"
 
 
-def format_short_day(d) -> str:
+def format_short_day(d: date) -> str:
     """'Tue Mar 3'."""
     return f"{d:%a} {d:%b} {d.day}"
 
@@ -33,21 +41,22 @@ def zone_name(dt: datetime) -> str:
     return dt.tzname() or ""
 
 
-def page_url(schedule_filter, page: int) -> str:
+def page_url(schedule_filter: ScheduleFilter, page: int) -> str:
     """The current page's URL with the same filters, on another page number."""
     from flask import current_app, request, url_for
 
-    args = schedule_filter.as_args(page=page)
+    args: dict[str, Any] = schedule_filter.as_args(page=page)
     # Keep a page size the visitor asked for, or "Later" would jump by the default size.
     if schedule_filter.per_page != current_app.config["SCHEDULE_PAGE_SIZE"]:
         args["per_page"] = str(schedule_filter.per_page)
     view_args = dict(request.view_args or {})
     if "slug" in view_args:  # a location page already names its location in the path
         args.pop("location", None)
+    assert request.endpoint is not None  # only called while rendering a routed page
     return url_for(request.endpoint, **view_args, **args)
 
 
-def register(app):
+def register(app: Flask) -> None:
     app.jinja_env.globals["page_url"] = page_url
     app.jinja_env.filters.update(
         money=format_money,

@@ -12,15 +12,16 @@ A form subclassing Form is covered with no code of its own.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, DateTimeField, DecimalField, TextAreaField
+from wtforms import DateField, DateTimeField, DecimalField, Field, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
 
 from events.inputs import EARLIEST_DATE, LATEST_DATE, MONEY_MAX, parse_money, text_problem
 
 
-def _submitted_text_is_clean(form, field) -> None:
+def _submitted_text_is_clean(form: FlaskForm, field: Field) -> None:
     multiline = isinstance(field, TextAreaField)
     for raw in field.raw_data or ():
         if isinstance(raw, str) and (problem := text_problem(raw, multiline=multiline)):
@@ -28,7 +29,7 @@ def _submitted_text_is_clean(form, field) -> None:
             raise StopValidation(problem)
 
 
-def _date_in_range(form, field) -> None:
+def _date_in_range(form: FlaskForm, field: Field) -> None:
     value = field.data
     if isinstance(value, date):  # a date or a datetime (a TimeField is a DateTimeField too)
         day = value.date() if isinstance(value, datetime) else value
@@ -36,20 +37,21 @@ def _date_in_range(form, field) -> None:
             raise StopValidation(f"Choose a date between {EARLIEST_DATE.year} and {LATEST_DATE.year}.")
 
 
-def _decimal_is_sane(form, field) -> None:
+def _decimal_is_sane(form: FlaskForm, field: Field) -> None:
     value = field.data
     if value is not None and (not value.is_finite() or abs(value) > MONEY_MAX):
         raise StopValidation("Enter a number of sensible size.")
 
 
-def _unify_newlines(value):
+def _unify_newlines(value: object) -> object:
     return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
 
 
 class Form(FlaskForm):
     class Meta:
-        def bind_field(self, form, unbound_field, options):
-            field = super().bind_field(form, unbound_field, options)
+        def bind_field(self, form: FlaskForm, unbound_field: Any, options: dict[str, Any]) -> Field:
+            # wtforms puts its DefaultMeta behind this Meta at runtime, hence the super() call.
+            field = super().bind_field(form, unbound_field, options)  # type: ignore[misc]
             checks = [_submitted_text_is_clean]
             if isinstance(field, TextAreaField):
                 field.filters = (*field.filters, _unify_newlines)
@@ -65,7 +67,7 @@ class MoneyField(DecimalField):
     """Dollars as people type them ('25', '25.50', '$1,200'): no exponents, no Infinity/NaN,
     no hundreds of digits (see events.inputs.parse_money)."""
 
-    def process_formdata(self, valuelist):
+    def process_formdata(self, valuelist: list[str]) -> None:
         if not valuelist or not valuelist[0].strip():
             self.data = None
             return

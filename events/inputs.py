@@ -17,11 +17,12 @@ import json
 import re
 from datetime import date
 from decimal import Decimal
+from typing import IO, Any, TypeGuard, cast
 
 import flask
 from flask import Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.routing import IntegerConverter, PathConverter, UnicodeConverter
+from werkzeug.routing import IntegerConverter, Map, PathConverter, UnicodeConverter
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream
 
@@ -76,7 +77,7 @@ def parse_money(text: str) -> Decimal:
     return amount
 
 
-def is_stripe_id(value: object, prefix: str) -> bool:
+def is_stripe_id(value: object, prefix: str) -> TypeGuard[str]:
     return (
         isinstance(value, str)
         and value.startswith(prefix)
@@ -135,7 +136,7 @@ def _nesting_depth(text: str) -> int:
     return deepest
 
 
-def _has_lone_surrogate(value) -> bool:
+def _has_lone_surrogate(value: object) -> bool:
     if isinstance(value, str):
         return bool(_LONE_SURROGATE.search(value))
     if isinstance(value, dict):
@@ -153,14 +154,27 @@ class DatabaseIntConverter(IntegerConverter):
 
     regex = r"\d{1,19}"  # longer digit runs never match (int() refuses over 4300 digits)
 
-    def __init__(self, map, fixed_digits=0, min=None, max=DB_INT_MAX, signed=False):  # noqa: A002
+    def __init__(
+        self,
+        map: Map,  # noqa: A002
+        fixed_digits: int = 0,
+        min: int | None = None,  # noqa: A002
+        max: int | None = DB_INT_MAX,  # noqa: A002
+        signed: bool = False,
+    ) -> None:
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 class PlainStringConverter(UnicodeConverter):
     """<slug>, <signed>, <token>...: no control characters (a NUL would reach the database)."""
 
-    def __init__(self, map, minlength=1, maxlength=None, length=None):  # noqa: A002
+    def __init__(
+        self,
+        map: Map,  # noqa: A002
+        minlength: int = 1,
+        maxlength: int | None = None,
+        length: int | None = None,
+    ) -> None:
         super().__init__(map, minlength=minlength, maxlength=maxlength, length=length)
         self.regex = self.regex.replace("[^/]", "[^/\\x00-\\x1f\\x7f]")
 
@@ -181,7 +195,7 @@ class _StrictMaxStream(LimitedStream):
 
 
 class Request(flask.Request):
-    def _get_file_stream(self, *args, **kwargs):
+    def _get_file_stream(self, *args: Any, **kwargs: Any) -> IO[bytes]:
         stream = super()._get_file_stream(*args, **kwargs)
         self.__dict__.setdefault("_upload_streams", []).append(stream)
         return stream
@@ -194,10 +208,10 @@ class Request(flask.Request):
             stream.close()
 
     @cached_property
-    def stream(self):
+    def stream(self) -> IO[bytes]:
         stream = super().stream
         if isinstance(stream, LimitedStream) and stream._limit_is_max:
-            return _StrictMaxStream(stream._stream, stream.limit, is_max=True)
+            return cast(IO[bytes], _StrictMaxStream(stream._stream, stream.limit, is_max=True))
         return stream
 
 
@@ -222,7 +236,7 @@ def install_converters(app: Flask) -> None:
 
 
 def register(app: Flask) -> None:
-    def limit_request_body():
+    def limit_request_body() -> None:
         setting = SMALL_BODY_ROUTES.get(request.endpoint or "")
         if setting:
             request.max_content_length = current_app.config[setting]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -16,12 +17,18 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from events.extensions import db
 
+if TYPE_CHECKING:
+    # A type checker cannot use a variable (db.Model) as a base class; Base is its typed view.
+    from events.extensions import Base as Model
+else:
+    Model = db.Model
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(sa.types.TypeDecorator):
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """A timestamp stored as naive UTC and always returned timezone-aware (UTC).
 
     SQLite has no time zones; storing naive UTC on both databases keeps comparisons
@@ -31,14 +38,14 @@ class UTCDateTime(sa.types.TypeDecorator):
     impl = sa.DateTime
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
@@ -55,7 +62,7 @@ class StrEnum(str, enum.Enum):
         return self.value
 
 
-def enum_column(enum_cls, **kwargs):
+def enum_column(enum_cls: type[enum.Enum], **kwargs: Any) -> sa.Enum:
     # Stored as plain strings with a CHECK constraint: portable and readable in SQL.
     return sa.Enum(
         enum_cls,
@@ -145,7 +152,7 @@ class ResourceKind(StrEnum):
     FILE = "file"
 
 
-class Clinic(db.Model):
+class Clinic(Model):
     """The organisation running the schedule. One row; everything shown about it is data."""
 
     __tablename__ = "clinics"
@@ -160,7 +167,7 @@ class Clinic(db.Model):
     timezone: Mapped[str] = mapped_column(sa.String(64), default="America/Chicago")
 
 
-class Location(db.Model):
+class Location(Model):
     __tablename__ = "locations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -190,7 +197,7 @@ class Location(db.Model):
         return f"{self.street_address}, {self.city}, {self.region} {self.postal_code}"
 
 
-class User(db.Model):
+class User(Model):
     """A staff member: an instructor or an admin. Community members have no account."""
 
     __tablename__ = "users"
@@ -238,7 +245,7 @@ class User(db.Model):
         return self.role is Role.ADMIN
 
 
-class Offering(db.Model):
+class Offering(Model):
     """A workshop, course or drop-in class, with one or more dated sessions."""
 
     __tablename__ = "offerings"
@@ -288,7 +295,7 @@ class Offering(db.Model):
         return sorted({int(p) for p in self.reminder_offsets.split(",") if p.strip().isdigit()}, reverse=True)
 
 
-class Session(db.Model):
+class Session(Model):
     """One dated meeting of an offering. Stored in UTC; shown in its location's zone."""
 
     __tablename__ = "sessions"
@@ -322,7 +329,7 @@ class Session(db.Model):
         return self.ends_at.astimezone(self.location.zone)
 
 
-class SeatPool(db.Model):
+class SeatPool(Model):
     """What a person registers for, and the row the seat lock is taken on.
 
     A workshop or course has one pool shared by all its sessions; a drop-in class has one
@@ -351,7 +358,7 @@ class SeatPool(db.Model):
         return max(self.capacity - self.seats_taken, 0)
 
 
-class Registration(db.Model):
+class Registration(Model):
     __tablename__ = "registrations"
     __table_args__ = (
         # One person (email) holds at most one live registration per thing.
@@ -395,7 +402,7 @@ class Registration(db.Model):
     payments: Mapped[list[Payment]] = relationship(back_populates="registration")
 
 
-class WaitlistEntry(db.Model):
+class WaitlistEntry(Model):
     """A person waiting for a seat in a full pool. Position is the order of joining."""
 
     __tablename__ = "waitlist_entries"
@@ -430,7 +437,7 @@ class WaitlistEntry(db.Model):
     registration: Mapped[Registration | None] = relationship()
 
 
-class Attendance(db.Model):
+class Attendance(Model):
     """Check-in for one registration at one session (a course registration spans several)."""
 
     __tablename__ = "attendance"
@@ -454,7 +461,7 @@ OPEN_PAYMENT_STATUSES = (
 )
 
 
-class Payment(db.Model):
+class Payment(Model):
     """Our mirror of one Stripe PaymentIntent. Stripe is the record; this follows it."""
 
     __tablename__ = "payments"
@@ -481,7 +488,7 @@ class Payment(db.Model):
     refunds: Mapped[list[Refund]] = relationship(back_populates="payment")
 
 
-class Refund(db.Model):
+class Refund(Model):
     """A refund we decided to make. Written in the transaction that decides it (pending) and
     sent to Stripe by the worker after commit; pending + succeeded never exceed the payment."""
 
@@ -517,7 +524,7 @@ class Refund(db.Model):
         return self.idempotency_key if not self.retries else f"{self.idempotency_key}-retry-{self.retries}"
 
 
-class Resource(db.Model):
+class Resource(Model):
     """A handout, video or link shared with attendees after the offering's sessions."""
 
     __tablename__ = "resources"
@@ -537,7 +544,7 @@ class Resource(db.Model):
     offering: Mapped[Offering] = relationship(back_populates="resources")
 
 
-class OutboxEmail(db.Model):
+class OutboxEmail(Model):
     """One email to send, written in the same transaction as the change that causes it.
 
     dedupe_key names the email ("reminder-1440:r12:s40"): being unique, the same email for
@@ -573,7 +580,7 @@ class OutboxEmail(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WebhookEvent(db.Model):
+class WebhookEvent(Model):
     """A Stripe event id we have accepted; the primary key makes redelivery a no-op."""
 
     __tablename__ = "webhook_events"
@@ -585,7 +592,7 @@ class WebhookEvent(db.Model):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     """Who did what, and when: cancellations, refunds, capacity changes, check-ins."""
 
     __tablename__ = "audit_entries"
@@ -601,7 +608,7 @@ class AuditEntry(db.Model):
     actor: Mapped[User | None] = relationship()
 
 
-class CatalogState(db.Model):
+class CatalogState(Model):
     """One row: a counter bumped in the same transaction as any change to what the public
     catalog shows (offerings, sessions, locations, the clinic, staff names, resources).
     Seat changes are tracked by seat_pools.version instead, so registering never contends here.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from typing import Any
 
 REDACTED = "[redacted]"
 
@@ -87,7 +88,7 @@ def install() -> None:
         make_record = logging.getLogRecordFactory()
         redacting = RedactingFilter()
 
-        def factory(*args, **kwargs):
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = make_record(*args, **kwargs)
             redacting.filter(record)
             return record

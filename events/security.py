@@ -7,10 +7,15 @@ one, or the emulator's mock in development), so an injected <script> would not r
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
+from flask.wrappers import Response
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 
 def _origin(url: str) -> str:
@@ -58,7 +63,7 @@ def _policy(stripe_js_url_value: str, stripe_api_base: str) -> str:
 
 def register(app: Flask) -> None:
     @app.after_request
-    def security_headers(response):
+    def security_headers(response: Response) -> Response:
         headers = response.headers
         headers.setdefault("Content-Security-Policy", content_security_policy())
         headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -73,7 +78,7 @@ def register(app: Flask) -> None:
         return response
 
 
-def behind_proxies(wsgi_app, count: int):
+def behind_proxies(wsgi_app: WSGIApplication, count: int) -> WSGIApplication:
     """Behind `count` proxies, take the client's address (rate limits), scheme (HSTS, the CSRF
     referrer check) and host from their X-Forwarded-* headers; with none, ignore those headers,
     since anyone can send them."""

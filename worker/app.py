@@ -9,6 +9,7 @@ beat sweep finds whatever a lost message would have triggered.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery, Task
 from flask import Flask
@@ -26,7 +27,7 @@ DELIVER_SWEEP_SECONDS = float(os.environ.get("WORKER_DELIVER_SWEEP_SECONDS", min
 
 def celery_init_app(app: Flask) -> Celery:
     class FlaskTask(Task):
-        def __call__(self, *args, **kwargs):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():
                 return self.run(*args, **kwargs)
 

@@ -1,6 +1,7 @@
 """The read-only JSON API for the clinic's website, described by openapi.json."""
 
-from flask import abort, current_app, jsonify, request, url_for
+from flask import Response, abort, current_app, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
 
 from events.api import bp
 from events.api.openapi import openapi_document
@@ -48,8 +49,8 @@ def session_json(session: Session) -> dict:
 
 
 @bp.get("/sessions")
-def sessions():
-    def render():
+def sessions() -> ResponseReturnValue:
+    def render() -> Response:
         f = services.parse_schedule_filter(request.args, current_app.config["SCHEDULE_PAGE_SIZE"])
         page = services.list_schedule(f)
         links = {"self": url_for("api.sessions", _external=True, **f.as_args(), per_page=f.per_page)}
@@ -71,7 +72,7 @@ def sessions():
 
 
 @bp.get("/sessions/<int:session_id>")
-def session_detail(session_id: int):
+def session_detail(session_id: int) -> ResponseReturnValue:
     session = db.session.get(Session, session_id)  # <int:> stops at the id column's range
     if session is None or not session.offering.is_published:
         abort(404, description=f"No session with id {session_id}.")
@@ -79,10 +80,10 @@ def session_detail(session_id: int):
 
 
 @bp.get("/locations")
-def locations():
+def locations() -> ResponseReturnValue:
     return cached(lambda: jsonify(data=[location_json(loc) for loc in services.active_locations()]))
 
 
 @bp.get("/openapi.json")
-def openapi():
+def openapi() -> ResponseReturnValue:
     return jsonify(openapi_document(request.host_url.rstrip("/") + "/api/v1"))

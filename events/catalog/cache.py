@@ -43,10 +43,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from flask import Response, current_app, g, has_request_context, request, session
+from flask import Flask, Response, current_app, g, has_request_context, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
@@ -54,6 +56,9 @@ from werkzeug.wrappers import Request
 
 from events.extensions import db
 from events.models import CatalogState, Clinic, Location, Offering, Resource, SeatPool, Session, User
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 CSRF_PLACEHOLDER = "__csrf-token-placeholder__"
 # Set by `cached()` in the WSGI environ when the response may be replayed by the middleware.
@@ -69,7 +74,7 @@ FRESH_COOKIE = "catalog_fresh"
 
 
 class PageCache:
-    def __init__(self, max_entries: int = 512, max_bytes: int = 32 * 1024 * 1024):
+    def __init__(self, max_entries: int = 512, max_bytes: int = 32 * 1024 * 1024) -> None:
         self._entries: OrderedDict[tuple, tuple] = OrderedDict()
         self._sizes: dict[tuple, int] = {}
         self._lock = threading.Lock()
@@ -81,7 +86,7 @@ class PageCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key):
+    def get(self, key: tuple) -> tuple | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
@@ -91,7 +96,7 @@ class PageCache:
                 self.misses += 1
             return entry
 
-    def get_or_render(self, key, render: Callable[[], object | None]):
+    def get_or_render(self, key: tuple, render: Callable[[], tuple | None]) -> tuple | None:
         """The entry under key, rendering it if missing. Concurrent misses on one key render
         it once (the others wait for it): after a change or at a new minute every thread
         misses at once, and rendering the same page side by side only slows them all."""
@@ -113,7 +118,7 @@ class PageCache:
             with self._lock:
                 self._flights.pop(key, None)
 
-    def put(self, key, value: tuple) -> None:
+    def put(self, key: tuple, value: tuple) -> None:
         size = sum(len(part) for part in value if isinstance(part, bytes))
         with self._lock:
             self.bytes += size - self._sizes.get(key, 0)
@@ -145,7 +150,7 @@ class CatalogListener:
 
     CHANNEL = "catalog_changed"
 
-    def __init__(self, dsn: str):
+    def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.version = 0
         self.connected = False
@@ -197,7 +202,7 @@ def catalog_listener() -> CatalogListener | None:
     return ext["catalog_listener"]
 
 
-def _listener_for(url) -> CatalogListener | None:
+def _listener_for(url: sa.URL) -> CatalogListener | None:
     if url.get_backend_name() != "postgresql" or not current_app.config.get("PAGE_CACHE_LISTEN", True):
         return None
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -254,7 +259,7 @@ def cached(render: Callable[[], Response | str]) -> Response:
     )
     not_cacheable = []
 
-    def render_entry():
+    def render_entry() -> tuple | None:
         g.rendering_for_cache = True
         try:
             response = current_app.make_response(render())
@@ -301,12 +306,12 @@ class CachedPageMiddleware:
     A visitor whose session holds flashed messages (or a session cookie we cannot read) goes
     through Flask, which shows them; everyone else gets the replay."""
 
-    def __init__(self, wsgi_app, flask_app):
+    def __init__(self, wsgi_app: WSGIApplication, flask_app: Flask) -> None:
         self.wsgi_app = wsgi_app
         self.flask_app = flask_app
         self.session_cookie = flask_app.config["SESSION_COOKIE_NAME"]
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if (
             environ.get("REQUEST_METHOD") != "GET"
             or not self.flask_app.config.get("PAGE_CACHE_ENABLED", True)
@@ -325,7 +330,7 @@ class CachedPageMiddleware:
                 return [body]
         return self._call_and_keep(environ, start_response)
 
-    def _session_is_plain(self, environ) -> bool:
+    def _session_is_plain(self, environ: WSGIEnvironment) -> bool:
         """No session, or one with nothing to show on a public page (read as Flask would).
         Anything odd (a cookie that doesn't verify, bytes that aren't UTF-8) is Flask's to handle."""
         if self.session_cookie not in environ.get("HTTP_COOKIE", ""):
@@ -335,16 +340,19 @@ class CachedPageMiddleware:
             value = Request(environ).cookies.get(self.session_cookie)
             if not value:
                 return True
-            serializer = app.session_interface.get_signing_serializer(app)
+            # (Flask's own cookie sessions; any other interface fails here and is Flask's to handle.)
+            serializer = cast(SecureCookieSessionInterface, app.session_interface).get_signing_serializer(app)
+            if serializer is None:  # no secret key: Flask cannot read it either (as the except below)
+                return False
             data = serializer.loads(value, max_age=int(app.permanent_session_lifetime.total_seconds()))
         except Exception:  # noqa: BLE001 - whatever it is, Flask's own handling applies
             return False
         return isinstance(data, dict) and not data.get("_flashes")
 
-    def _call_and_keep(self, environ, start_response):
-        captured = []
+    def _call_and_keep(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        captured: list[Any] = []
 
-        def capture(status, headers, exc_info=None):
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             captured[:] = [status, headers]
             return start_response(status, headers, exc_info)
 
@@ -364,7 +372,7 @@ class CachedPageMiddleware:
 
 
 @event.listens_for(OrmSession, "before_flush")
-def _bump_catalog_version(session, _context, _instances) -> None:
+def _bump_catalog_version(session: OrmSession, _context: Any, _instances: Any) -> None:
     """Any change to what public pages show bumps catalog_state in the same transaction
     (seat pools carry their own version) and, on PostgreSQL, notifies every process on commit."""
     changed = (*session.new, *session.dirty, *session.deleted)
@@ -384,7 +392,7 @@ def _bump_catalog_version(session, _context, _instances) -> None:
     session.info["catalog_changed"] = True
 
 
-def _shows_publicly(obj, session) -> bool:
+def _shows_publicly(obj: object, session: OrmSession) -> bool:
     if isinstance(obj, User) and obj in session.dirty:
         attrs = sa.inspect(obj).attrs
         return any(attrs[name].history.has_changes() for name in PUBLIC_USER_COLUMNS)
@@ -392,7 +400,7 @@ def _shows_publicly(obj, session) -> bool:
 
 
 @event.listens_for(OrmSession, "after_commit")
-def _count_own_change(session) -> None:
+def _count_own_change(session: OrmSession) -> None:
     # This process sees its own change at once, before the notification comes back.
     if session.info.pop("catalog_changed", False):
         for listener in list(_listeners.values()):
@@ -418,5 +426,5 @@ def mark_changer_fresh(response: Response) -> Response:
 
 
 @event.listens_for(OrmSession, "after_rollback")
-def _forget_rolled_back_change(session) -> None:
+def _forget_rolled_back_change(session: OrmSession) -> None:
     session.info.pop("catalog_changed", None)

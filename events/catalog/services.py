@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -55,7 +56,7 @@ class ScheduleFilter:
     page: int = 1
     per_page: int = 20
 
-    def as_args(self, **changes) -> dict[str, str]:
+    def as_args(self, **changes: Any) -> dict[str, str]:
         """Query-string arguments for this filter (for links such as the next page)."""
         values = replace(self, **changes) if changes else self
         args = {
@@ -177,7 +178,7 @@ class SchedulePage:
     total: int
     pages: int = field(init=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.pages = max(1, math.ceil(self.total / self.filter.per_page))
 
     @property

@@ -1,19 +1,23 @@
 """Public pages: the schedule, offerings, locations and iCal feeds."""
 
+from typing import Any
+
 from flask import Response, abort, current_app, render_template, request
+from flask.typing import ResponseReturnValue
 
 from events.catalog import bp, services
 from events.catalog.cache import cached
 from events.catalog.ical import build_calendar
+from events.models import Offering
 
 
-def _schedule_filter():
+def _schedule_filter() -> services.ScheduleFilter:
     return services.parse_schedule_filter(request.args, current_app.config["SCHEDULE_PAGE_SIZE"])
 
 
 @bp.get("/")
-def schedule():
-    def render():
+def schedule() -> ResponseReturnValue:
+    def render() -> str:
         page = services.list_schedule(_schedule_filter())
         return render_template(
             "catalog/schedule.html",
@@ -25,7 +29,7 @@ def schedule():
     return cached(render)
 
 
-def render_offering_page(offering, **extra) -> str:
+def render_offering_page(offering: Offering, **extra: Any) -> str:
     """The offering page; the registration views add their form and messages through extra."""
     upcoming, past = services.offering_sessions(offering)
     return render_template(
@@ -39,13 +43,13 @@ def render_offering_page(offering, **extra) -> str:
 
 
 @bp.get("/offerings/<slug>")
-def offering(slug: str):
+def offering(slug: str) -> ResponseReturnValue:
     return cached(lambda: render_offering_page(services.get_offering(slug) or abort(404)))
 
 
 @bp.get("/locations/<slug>")
-def location(slug: str):
-    def render():
+def location(slug: str) -> ResponseReturnValue:
+    def render() -> str:
         location = services.get_location(slug) or abort(404)
         f = _schedule_filter()
         page = services.list_schedule(services.ScheduleFilter(**{**f.__dict__, "location": slug}))
@@ -65,8 +69,8 @@ def _ics_response(body: bytes, filename: str) -> Response:
 
 
 @bp.get("/calendar.ics")
-def calendar_feed():
-    def render():
+def calendar_feed() -> ResponseReturnValue:
+    def render() -> Response:
         clinic = services.current_clinic()
         sessions = services.upcoming_sessions_for_feed()
         return _ics_response(build_calendar(clinic, clinic.name, sessions), "calendar.ics")
@@ -75,8 +79,8 @@ def calendar_feed():
 
 
 @bp.get("/locations/<slug>/calendar.ics")
-def location_calendar_feed(slug: str):
-    def render():
+def location_calendar_feed(slug: str) -> ResponseReturnValue:
+    def render() -> Response:
         location = services.get_location(slug) or abort(404)
         clinic = services.current_clinic()
         sessions = services.upcoming_sessions_for_feed(location_slug=slug)

@@ -10,14 +10,17 @@ build(row, prefetched) then reads from memory instead of querying per row.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from events.extensions import db
 from events.models import (
+    Clinic,
     Location,
     Offering,
     OutboxEmail,
@@ -81,7 +84,7 @@ def _pool_sessions(seat_pool_id: int) -> list[Session]:
     )
 
 
-def next_dates(offering, after: datetime, limit: int = 3) -> list[Session]:
+def next_dates(offering: Offering, after: datetime, limit: int = 3) -> list[Session]:
     """Upcoming sessions of the same offering, else of offerings on the same topic."""
     base = (
         sa.select(Session)
@@ -99,7 +102,7 @@ def next_dates(offering, after: datetime, limit: int = 3) -> list[Session]:
     return same or list(db.session.scalars(base.where(Offering.topic == offering.topic)))
 
 
-def _in(column, ids):
+def _in(column: Any, ids: Iterable[int]) -> sa.ColumnElement[bool]:
     return column.in_(sorted(ids))
 
 
@@ -112,7 +115,7 @@ class Prefetched:
     while the batch is built (the delivery code keeps expire_on_commit off for the batch).
     """
 
-    def __init__(self, rows: list[OutboxEmail]):
+    def __init__(self, rows: Sequence[OutboxEmail]) -> None:
         from events.catalog.services import current_clinic
 
         self.clinic = current_clinic()
@@ -175,19 +178,19 @@ class Prefetched:
         self._held = (pools, offerings, locations)
         self._next_dates: dict[int, list[Session]] = {}
 
-    def registration(self, row_id: int | None):
+    def registration(self, row_id: int | None) -> Registration | None:
         if not row_id:
             return None
         found = self.registrations.get(row_id)
         return found if found is not None else db.session.get(Registration, row_id)
 
-    def entry(self, entry_id: int | None):
+    def entry(self, entry_id: int | None) -> WaitlistEntry | None:
         if not entry_id:
             return None
         found = self.entries.get(entry_id)
         return found if found is not None else db.session.get(WaitlistEntry, entry_id)
 
-    def session(self, session_id: int | None):
+    def session(self, session_id: int | None) -> Session | None:
         if not session_id:
             return None
         found = self.sessions.get(session_id)
@@ -197,7 +200,9 @@ class Prefetched:
         from events.registration.services import registration_sessions
 
         if registration.session_id:
-            return [self.session(registration.session_id)]
+            session = self.session(registration.session_id)
+            assert session is not None  # session_id is a foreign key
+            return [session]
         found = self.offering_sessions.get(registration.offering_id)
         return list(found) if found is not None else registration_sessions(registration)
 
@@ -205,7 +210,7 @@ class Prefetched:
         found = self.pool_sessions.get(seat_pool_id)
         return list(found) if found is not None else _pool_sessions(seat_pool_id)
 
-    def next_dates_of(self, offering, after: datetime) -> list[Session]:
+    def next_dates_of(self, offering: Offering, after: datetime) -> list[Session]:
         # Once per offering per batch: the batch is built within seconds of `after`.
         if offering.id not in self._next_dates:
             self._next_dates[offering.id] = next_dates(offering, after)
@@ -310,14 +315,14 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
     return EmailContent(row.kind, subject, ctx, attachments)
 
 
-def _staff_email(row: OutboxEmail, clinic) -> EmailContent:
+def _staff_email(row: OutboxEmail, clinic: Clinic) -> EmailContent:
     """Emails to staff accounts: the password reset link, signed when the email is built."""
     from flask import url_for
 
     from events.models import User
     from events.staff.auth import RESET_MAX_AGE_SECONDS, reset_token
 
-    user = db.session.get(User, row.user_id)
+    user = db.session.get_one(User, row.user_id)  # staff emails always name their user
     subject = one_line(f"Reset your password for {clinic.name}")
     ctx = {
         "kind": row.kind,

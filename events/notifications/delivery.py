@@ -47,12 +47,14 @@ import logging
 import random
 import select
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import psycopg
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
 from psycopg import pq
 
 from events.extensions import db
@@ -95,17 +97,23 @@ def claim_lease() -> timedelta:
 
 def reclaim_stale(now: datetime) -> int:
     """Rows whose sender stopped renewing its claim go back to 'pending'."""
-    result = db.session.execute(
-        sa.update(OutboxEmail)
-        .where(
-            OutboxEmail.status == EmailStatus.SENDING,
-            sa.or_(
-                OutboxEmail.lease_expires_at < now,
-                sa.and_(OutboxEmail.lease_expires_at.is_(None), OutboxEmail.claimed_at < now - CLAIM_TIMEOUT),
-            ),
-        )
-        .values(status=EmailStatus.PENDING, claimed_at=None, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
+    # An UPDATE's result is a CursorResult, which has the row count (typed as a plain Result).
+    result = cast(
+        "sa.CursorResult[Any]",
+        db.session.execute(
+            sa.update(OutboxEmail)
+            .where(
+                OutboxEmail.status == EmailStatus.SENDING,
+                sa.or_(
+                    OutboxEmail.lease_expires_at < now,
+                    sa.and_(
+                        OutboxEmail.lease_expires_at.is_(None), OutboxEmail.claimed_at < now - CLAIM_TIMEOUT
+                    ),
+                ),
+            )
+            .values(status=EmailStatus.PENDING, claimed_at=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        ),
     )
     db.session.commit()
     return result.rowcount or 0
@@ -141,7 +149,7 @@ def claim_due(now: datetime, limit: int = BATCH_SIZE) -> list[int]:
 class _ClaimLost(Exception):
     """A mark matched no row: another worker has reclaimed it, so this batch stops."""
 
-    def __init__(self, row_id: int):
+    def __init__(self, row_id: int) -> None:
         super().__init__(f"outbox {row_id}: the claim is no longer ours")
         self.row_id = row_id
 
@@ -159,7 +167,7 @@ class _Lease:
     by `skew` when deliver_due was given a `now` of its own (tests).
     """
 
-    def __init__(self, row_ids: list[int], claimed_at: datetime, length: timedelta, skew: timedelta):
+    def __init__(self, row_ids: list[int], claimed_at: datetime, length: timedelta, skew: timedelta) -> None:
         self.row_ids, self.claimed_at, self.length, self.skew = row_ids, claimed_at, length, skew
         # (rows still ours, their lease_expires_at): as the claim wrote them, then each renewal.
         # One attribute, replaced whole, so the send loop never reads half of a renewal.
@@ -219,9 +227,10 @@ class _Marks:
     the next email goes out.
     """
 
-    def __init__(self, session):
+    def __init__(self, session: sa.orm.Session) -> None:
         self.session = session
-        self.conn = self.raw = None
+        self.conn: sa.Connection | None = None
+        self.raw: Any = None  # the psycopg connection under conn (PostgreSQL only)
         self.pending: int | None = None
         if session.get_bind().dialect.name == "postgresql":
             self.conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -265,12 +274,12 @@ class _Marks:
         if updated != 1:
             raise _ClaimLost(row_id)
 
-    def execute(self, statement) -> int:
+    def execute(self, statement: sa.Update) -> int:
         """Run and commit one UPDATE; how many rows it changed."""
         if self.conn is not None:
             self.wait()
             return self.conn.execute(statement).rowcount  # autocommit: committed when this returns
-        updated = self.session.execute(statement).rowcount
+        updated = cast("sa.CursorResult[Any]", self.session.execute(statement)).rowcount
         self.session.commit()
         return updated
 
@@ -311,7 +320,7 @@ def _naive(moment: datetime) -> bytes:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ").encode()
 
 
-def _finish(marks: _Marks, row_id: int, claim: datetime, /, **values) -> None:
+def _finish(marks: _Marks, row_id: int, claim: datetime, /, **values: Any) -> None:
     # Only if our claim still stands (it has not been reclaimed by someone else); if it does
     # not, the rest of the batch may be another worker's too: stop.
     updated = marks.execute(
@@ -378,7 +387,7 @@ def _release(marks: _Marks, row_ids: list[int], claimed_at: datetime) -> None:
 
 
 def send_claimed(
-    row_ids: list[int], claimed_at: datetime, transport, skew: timedelta = timedelta(0)
+    row_ids: list[int], claimed_at: datetime, transport: sender.Transport, skew: timedelta = timedelta(0)
 ) -> DeliveryStats:
     stats = DeliveryStats(claimed=len(row_ids))
     lease = _Lease(row_ids, claimed_at, claim_lease(), skew)
@@ -411,10 +420,15 @@ def send_claimed(
 
 
 def _send_rows(
-    rows: list[OutboxEmail], lease: _Lease, marks: _Marks, transport, stats: DeliveryStats
+    rows: Sequence[OutboxEmail],
+    lease: _Lease,
+    marks: _Marks,
+    transport: sender.Transport,
+    stats: DeliveryStats,
 ) -> None:
     claimed_at = lease.claimed_at
-    prefetched = renderer = None
+    prefetched: Prefetched | None = None
+    renderer: sender.Renderer | None = None
     for index, row in enumerate(rows):
         row_id, to_email = row.id, row.to_email
         held, until = lease.standing
@@ -423,7 +437,7 @@ def _send_rows(
         if row_id not in held:
             continue  # reclaimed by another worker (or already marked)
         try:
-            if prefetched is None:
+            if prefetched is None or renderer is None:  # (they are made together)
                 prefetched, renderer = Prefetched(rows), sender.Renderer()
             message = renderer.render(row, build(row, prefetched))
         except Exception as error:  # a template or data bug: keep it visible, never loop on it
@@ -483,7 +497,7 @@ def deliver_due(
     return stats
 
 
-def deliver_due_concurrently(threads: int | None = None, **kwargs) -> DeliveryStats:
+def deliver_due_concurrently(threads: int | None = None, **kwargs: Any) -> DeliveryStats:
     """deliver_due on several threads of this process (EMAIL_DELIVERY_THREADS, default 3).
 
     Each thread claims its own batches (SKIP LOCKED: never the same row) over its own SMTP and
@@ -495,7 +509,7 @@ def deliver_due_concurrently(threads: int | None = None, **kwargs) -> DeliverySt
 
     from events.extensions import db
 
-    app = current_app._get_current_object()
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy typed as Flask
     count = threads or int(app.config.get("EMAIL_DELIVERY_THREADS", 3))
     if count <= 1 or db.engine.dialect.name != "postgresql":
         return deliver_due(**kwargs)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import re
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, render_template_string
+from flask import Blueprint, Flask, abort, current_app, render_template_string
 
 bp = Blueprint("devmail", __name__, url_prefix="/_dev/outbox")
 NAME = re.compile(r"^[A-Za-z0-9._-]+\.eml$")
@@ -37,13 +38,13 @@ def _folder() -> Path:
     return Path(current_app.config["MAIL_OUTBOX_DIR"])
 
 
-def _parse(path: Path):
+def _parse(path: Path) -> EmailMessage:
     with path.open("rb") as fh:
         return BytesParser(policy=policy.default).parse(fh)
 
 
 @bp.get("/")
-def index():
+def index() -> str:
     folder = _folder()
     files = []
     if folder.is_dir():
@@ -56,7 +57,7 @@ def index():
 
 
 @bp.get("/<name>")
-def show(name: str):
+def show(name: str) -> str:
     if not NAME.match(name):
         abort(404)
     path = _folder() / name
@@ -75,7 +76,7 @@ def show(name: str):
     )
 
 
-def register(app) -> None:
+def register(app: Flask) -> None:
     production = os.environ.get("APP_ENV", "").lower() == "production"
     if app.debug or (not app.config.get("MAIL_SERVER") and not production):
         app.register_blueprint(bp)

@@ -6,6 +6,7 @@ kind for the same registration (and session) queued twice is still one row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -81,4 +82,7 @@ def queue_email(
     return True
 
 
-_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_INSERT: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}

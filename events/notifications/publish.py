@@ -8,9 +8,10 @@ Off under TESTING unless OUTBOX_PUBLISH is set; the registration never waits on 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, has_app_context
+from flask import Flask, current_app, has_app_context
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +19,11 @@ FLAG = "outbox_queued"
 TASK = "worker.tasks.deliver_outbox"
 
 
-def mark_queued(session) -> None:
+def mark_queued(session: sa.orm.Session) -> None:
     session.info[FLAG] = True
 
 
-def _client(app):
+def _client(app: Flask) -> Any:
     client = app.extensions.get("celery")
     if client is None:
         from celery import Celery
@@ -55,7 +56,7 @@ def publish_task(task: str) -> bool:
     """Send one task by name, best effort (also used for refunds: events/payments/refunds.py)."""
     if not has_app_context():
         return False
-    app = current_app._get_current_object()
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy typed as Flask
     if not app.config.get("OUTBOX_PUBLISH", not app.testing):
         return False
     client = app.extensions.get("celery") or app.extensions.get("celery_publisher") or _client(app)
@@ -68,11 +69,11 @@ def publish_task(task: str) -> bool:
 
 
 @sa.event.listens_for(sa.orm.Session, "after_commit")
-def _after_commit(session) -> None:
+def _after_commit(session: sa.orm.Session) -> None:
     if session.info.pop(FLAG, False):
         publish_delivery()
 
 
 @sa.event.listens_for(sa.orm.Session, "after_rollback")
-def _after_rollback(session) -> None:
+def _after_rollback(session: sa.orm.Session) -> None:
     session.info.pop(FLAG, None)

@@ -9,10 +9,12 @@ with nothing new to queue is two reads per kind, however many people sit in open
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import QueryableAttribute, contains_eager
 
 from events.extensions import db
 from events.locks import only_one
@@ -46,7 +48,7 @@ def reminder_window(starts_at: datetime, offsets: list[int], offset: int) -> tup
     return opens, closes
 
 
-def _live_sessions(*conditions):
+def _live_sessions(*conditions: sa.ColumnElement[bool]) -> Sequence[Session]:
     return db.session.scalars(
         sa.select(Session)
         .join(Offering, Session.offering_id == Offering.id)
@@ -56,10 +58,10 @@ def _live_sessions(*conditions):
     ).all()
 
 
-def _windows(rows: list[tuple], **columns) -> sa.Subquery:
+def _windows(rows: list[tuple], **columns: Any) -> sa.Subquery:
     """The open windows as a small table (one SELECT of literals per window, UNION ALL)."""
 
-    def select_row(row: tuple):
+    def select_row(row: tuple) -> sa.Select[Any]:
         return sa.select(
             *(
                 sa.literal(value, type_).label(name)
@@ -70,7 +72,7 @@ def _windows(rows: list[tuple], **columns) -> sa.Subquery:
     return sa.union_all(*(select_row(row) for row in rows)).subquery("windows")
 
 
-def _covers(window: sa.Subquery):
+def _covers(window: sa.Subquery) -> sa.ColumnElement[bool]:
     """A confirmed registration includes the window's session: its class, or the whole offering."""
     return sa.and_(
         Registration.offering_id == window.c.offering_id,
@@ -79,9 +81,9 @@ def _covers(window: sa.Subquery):
     )
 
 
-def _not_queued(*key_parts):
+def _not_queued(*key_parts: str | sa.ColumnElement[Any] | QueryableAttribute[Any]) -> sa.ColumnElement[bool]:
     """No outbox row has this dedupe key yet (the key is written out in SQL, as dedupe_key does)."""
-    key = sa.literal(key_parts[0], sa.String)
+    key: sa.ColumnElement[str] = sa.literal(key_parts[0], sa.String)
     for part in key_parts[1:]:
         key = key + (part if isinstance(part, str) else sa.cast(part, sa.String))
     return ~sa.exists().where(OutboxEmail.dedupe_key == key)

@@ -30,11 +30,14 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr, formatdate, getaddresses
 from pathlib import Path
+from typing import Any, Protocol
 
 from flask import current_app
+from flask.config import Config
+from jinja2 import Template
 
 from events.models import OutboxEmail
-from events.notifications.content import EmailContent, build
+from events.notifications.content import Attachment, EmailContent, build
 
 SENT, RETRY, FAILED = "sent", "retry", "failed"
 SMTP_TIMEOUT = 20  # seconds per command: how long a silent server can stall a batch (the lease renews)
@@ -128,7 +131,7 @@ def _text_part(subtype: str, text: str) -> bytes:
     )
 
 
-def _attachment_part(attachment) -> bytes:
+def _attachment_part(attachment: Attachment) -> bytes:
     maintype, subtype = attachment.content_type.split("/", 1)
     params = f'; method="{attachment.method}"' if attachment.method else ""
     filename = _FOLD.fold_binary("Content-Disposition", f'attachment; filename="{attachment.filename}"')
@@ -154,7 +157,7 @@ class Renderer:
     """Made once per batch (inside the request context that delivery pushes): the templates
     and the constant headers are looked up once, not per email."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         config = current_app.config
         self.env = current_app.jinja_env
         name, address = sender_mailbox(config["MAIL_DEFAULT_SENDER"])
@@ -165,10 +168,10 @@ class Renderer:
         self.sender = formataddr((name, address))  # quoted as needed
         self.from_header = _mailbox_header("From", name, address)
         self.domain = _sender_domain()
-        self.templates: dict[str, object] = {}
+        self.templates: dict[str, Template] = {}
         self.ascii_sender = sender_address(self.sender).isascii()
 
-    def _template(self, name: str):
+    def _template(self, name: str) -> Template:
         template = self.templates.get(name)
         if template is None:
             template = self.templates[name] = self.env.get_template(name)
@@ -212,7 +215,9 @@ def render_message(row: OutboxEmail, content: EmailContent | None = None) -> Ema
     return BytesParser(policy=email_policy.default).parsebytes(rendered)
 
 
-def _email_message(row, content, text: str, html: str, sender: str, msgid: str) -> EmailMessage:
+def _email_message(
+    row: OutboxEmail, content: EmailContent, text: str, html: str, sender: str, msgid: str
+) -> EmailMessage:
     msg = EmailMessage()
     msg["Subject"] = content.subject
     msg["From"] = sender
@@ -231,10 +236,18 @@ def _email_message(row, content, text: str, html: str, sender: str, msgid: str) 
     return msg
 
 
+class Transport(Protocol):
+    """Where delivery hands each message: a folder, an SMTP server (or a test's stand-in)."""
+
+    def send(self, msg: bytes | EmailMessage, to: str, row_id: int) -> SendResult: ...
+
+    def close(self) -> None: ...
+
+
 class FileTransport:
     """The embedded default: .eml files in a folder (see the /_dev/outbox page)."""
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
@@ -255,7 +268,7 @@ class FileTransport:
 class SmtpTransport:
     """One SMTP connection reused for a batch; reconnects once per message after a drop."""
 
-    def __init__(self, config):
+    def __init__(self, config: Config) -> None:
         self.host = config["MAIL_SERVER"]
         self.port = int(config["MAIL_PORT"])
         self.use_tls = bool(config["MAIL_USE_TLS"])
@@ -316,13 +329,13 @@ class SmtpTransport:
             self._drop()
 
 
-def _by_code(code: int, reply) -> SendResult:
+def _by_code(code: int, reply: Any) -> SendResult:
     text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
     reason = f"{code} {text}"[:500]
     return SendResult(FAILED if 500 <= code < 600 else RETRY, reason)
 
 
-def open_transport():
+def open_transport() -> Transport:
     config = current_app.config
     if config.get("MAIL_SERVER"):
         return SmtpTransport(config)

@@ -8,10 +8,14 @@ objects so the rest of the app never touches Stripe's types.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import stripe
 from flask import current_app
+
+T = TypeVar("T")
 
 
 class PaymentDeclined(Exception):
@@ -51,7 +55,7 @@ class RefundState:
     refund_row_id: int | None = None  # our Refund row, when we made it
 
 
-def _refund_row_id(refund) -> int | None:
+def _refund_row_id(refund: Mapping[str, Any]) -> int | None:
     value = (refund.get("metadata") or {}).get("refund_id")
     return int(value) if value and str(value).isdigit() else None
 
@@ -65,13 +69,13 @@ class ChargeState:
     refunds: list[RefundState] = field(default_factory=list)
 
 
-def _id(value) -> str | None:
+def _id(value: str | Mapping[str, Any] | None) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else value.get("id")
 
 
-def _intent_state(pi) -> IntentState:
+def _intent_state(pi: Mapping[str, Any]) -> IntentState:
     error = pi.get("last_payment_error") or {}
     registration_id = (pi.get("metadata") or {}).get("registration_id")
     return IntentState(
@@ -87,17 +91,16 @@ def _intent_state(pi) -> IntentState:
 
 
 class StripeGateway:
-    def __init__(self, secret_key: str, api_base: str = "", timeout_seconds: float = 15):
-        base_addresses = {"api": api_base} if api_base else {}
+    def __init__(self, secret_key: str, api_base: str = "", timeout_seconds: float = 15) -> None:
         # A bounded timeout: a hanging Stripe must not hold a web worker for minutes.
         self._client = stripe.StripeClient(
             secret_key,
-            base_addresses=base_addresses,
+            base_addresses={"api": api_base} if api_base else {},
             max_network_retries=2,
             http_client=stripe.RequestsClient(timeout=timeout_seconds),
         )
 
-    def _call(self, fn, *args, **kwargs):
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
         except stripe.CardError as error:

@@ -62,11 +62,11 @@ def lock_for_refund(payment_id: int) -> Payment:
 
     A caller that already holds the pool (or all of an offering's pools) loses nothing: locking
     a row twice in one transaction is a no-op."""
-    pool_id = db.session.scalar(
+    pool_id = db.session.execute(
         sa.select(Registration.seat_pool_id)
         .join(Payment, Payment.registration_id == Registration.id)
         .where(Payment.id == payment_id)
-    )
+    ).scalar_one()
     seats.lock_pool(pool_id)
     return lock_payment(payment_id)
 
@@ -77,12 +77,12 @@ def refundable_remaining(payment: Payment | None) -> int:
     Exact only under lock_for_refund(); unlocked it is a quote that may shrink."""
     if payment is None:
         return 0
-    committed = db.session.scalar(
+    committed = db.session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0)).where(
             Refund.payment_id == payment.id,
             Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED)),
         )
-    )
+    ).scalar_one()
     return max(payment.amount_cents - max(committed, payment.amount_refunded_cents), 0)
 
 
@@ -151,13 +151,13 @@ def mark_queued() -> None:
 
 
 @sa.event.listens_for(sa.orm.Session, "after_commit")
-def _after_commit(session) -> None:
+def _after_commit(session: sa.orm.Session) -> None:
     if session.info.pop(FLAG, False):
         publish_task(TASK)
 
 
 @sa.event.listens_for(sa.orm.Session, "after_rollback")
-def _after_rollback(session) -> None:
+def _after_rollback(session: sa.orm.Session) -> None:
     session.info.pop(FLAG, None)
 
 
@@ -287,9 +287,9 @@ def _record(job: _Job, status: RefundStatus, *, stripe_refund_id: str | None = N
 
 
 def recount_refunded(payment: Payment) -> None:
-    total = db.session.scalar(
+    total = db.session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0)).where(
             Refund.payment_id == payment.id, Refund.status == RefundStatus.SUCCEEDED
         )
-    )
+    ).scalar_one()
     payment.amount_refunded_cents = min(max(total, payment.amount_refunded_cents), payment.amount_cents)

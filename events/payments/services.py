@@ -12,6 +12,7 @@ caller wrote before them in it (the webhook's event id) commits with them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
@@ -25,6 +26,7 @@ from events.models import (
     RefundStatus,
     Registration,
     RegistrationStatus,
+    SeatPool,
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
@@ -73,7 +75,7 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
     alone could not stop a second charge. Recording takes the seat pool's lock, so of two
     submissions at once only one goes on to charge.
     """
-    registration = db.session.get(Registration, registration_id)
+    registration = db.session.get_one(Registration, registration_id)
     if registration.status == RegistrationStatus.CONFIRMED:
         return PaymentAttempt("succeeded")
     amount, currency, description = (
@@ -93,7 +95,7 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
             settled = _settle_earlier_attempt(earlier)
             if settled is not None:
                 return settled
-        closed = _closed_attempt(db.session.get(Registration, registration_id))
+        closed = _closed_attempt(db.session.get_one(Registration, registration_id))
         if closed is not None:
             db.session.commit()
             return closed
@@ -118,7 +120,7 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
             "Stripe refused a payment step for registration %s: %s", registration_id, rejected
         )
         db.session.rollback()
-        return _closed_attempt(db.session.get(Registration, registration_id)) or PaymentAttempt(
+        return _closed_attempt(db.session.get_one(Registration, registration_id)) or PaymentAttempt(
             "failed", "Your card was not charged. Please try again."
         )
     except GatewayUnavailable:
@@ -151,7 +153,7 @@ def _closed_attempt(registration: Registration) -> PaymentAttempt | None:
 def _record_new_intent(registration_id: int, intent: IntentState) -> PaymentAttempt | None:
     """Record the new intent before charging it, unless the registration is no longer held or
     another submission's intent is already recorded (then say so instead)."""
-    registration = db.session.get(Registration, registration_id)
+    registration = db.session.get_one(Registration, registration_id)
     seats.lock_pool(registration.seat_pool_id)  # one submission at a time gets past here
     db.session.refresh(registration)
     refused = _closed_attempt(registration)
@@ -225,7 +227,7 @@ def _attempt_for(state: IntentState) -> PaymentAttempt:
 
 def record_failure(registration_id: int, message: str, intent_id: str | None = None) -> None:
     """A declined card: tell the person once (they may retry while the hold lasts)."""
-    registration = db.session.get(Registration, registration_id)
+    registration = db.session.get_one(Registration, registration_id)
     if intent_id is not None:
         payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
         if payment is not None and payment.status in OPEN_PAYMENT_STATUSES:
@@ -291,7 +293,7 @@ def apply_intent(state: IntentState) -> Registration | None:
     return registration
 
 
-def _apply_success(registration: Registration, payment: Payment, pool, now) -> None:
+def _apply_success(registration: Registration, payment: Payment, pool: SeatPool, now: datetime) -> None:
     db.session.flush()  # the payment needs its id before we compare against it
     other_success = db.session.scalar(
         sa.select(Payment.id).where(
@@ -332,7 +334,7 @@ def _apply_success(registration: Registration, payment: Payment, pool, now) -> N
     )
 
 
-def _confirm(registration: Registration, now) -> None:
+def _confirm(registration: Registration, now: datetime) -> None:
     registration.status = RegistrationStatus.CONFIRMED
     registration.confirmed_at = now
     registration.hold_expires_at = None

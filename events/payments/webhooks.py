@@ -5,7 +5,11 @@ retrying); 2xx to events about objects we never created (logged and ignored: a 5
 Stripe retry them for days); 503 only when Stripe itself can't be reached to re-read the object.
 """
 
+from collections.abc import Callable
+
 from flask import current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from flask.wrappers import Response
 from sqlalchemy.exc import IntegrityError
 
 from events.extensions import csrf, db, limiter
@@ -16,18 +20,18 @@ from events.payments.gateway import GatewayRejected, GatewayUnavailable, Invalid
 MAX_ID_LENGTH = 255
 
 
-def _bad_request(title: str, message: str):
+def _bad_request(title: str, message: str) -> tuple[Response, int]:
     return jsonify(error={"status": 400, "title": title, "message": message}), 400
 
 
-def _is_id(value) -> bool:
+def _is_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
 
 
 @bp.post("/stripe/webhook")
 @csrf.exempt
 @limiter.exempt
-def stripe_webhook():
+def stripe_webhook() -> ResponseReturnValue:
     gateway = get_gateway()
     try:
         event = gateway.parse_webhook(
@@ -41,6 +45,7 @@ def stripe_webhook():
     if not (_is_id(event["id"]) and isinstance(event["type"], str)):
         return _bad_request("Malformed event", "an event needs a string id and type")
 
+    handler: Callable[[], object]
     try:
         # Re-read the object's current state: events may arrive late, twice or out of order.
         match event["type"]:

@@ -6,7 +6,7 @@ from wtforms.validators import DataRequired, Email, Length, NumberRange, Optiona
 from events.forms import Form
 
 
-def _strip(value):
+def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+if TYPE_CHECKING:
+    from events.models import Registration, WaitlistEntry
 
 MANAGE_SALT = "registration-manage"
 WAITLIST_SALT = "waitlist-entry"
@@ -35,9 +40,9 @@ def unsign(signed: str, salt: str) -> str:
         raise LinkInvalid("This link is not valid.") from error
 
 
-def manage_url(registration, external: bool = True) -> str:
+def manage_url(registration: Registration, external: bool = True) -> str:
     return url_for("registration.manage", signed=sign(registration.token, MANAGE_SALT), _external=external)
 
 
-def waitlist_url(entry, external: bool = True) -> str:
+def waitlist_url(entry: WaitlistEntry, external: bool = True) -> str:
     return url_for("registration.waitlist_entry", signed=sign(entry.token, WAITLIST_SALT), _external=external)

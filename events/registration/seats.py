@@ -83,7 +83,7 @@ def free_seat(pool: SeatPool, now: datetime) -> None:
     offer_free_seats(pool, now)
 
 
-def lapsed_hold(now: datetime):
+def lapsed_hold(now: datetime) -> sa.ColumnElement[bool]:
     """The condition for a hold whose time ran out.
 
     A hold with a payment in flight (an intent recorded whose outcome we have not heard) gets
@@ -168,7 +168,8 @@ def offer_free_seats(pool: SeatPool, now: datetime) -> list[WaitlistEntry]:
 
 def waitlist_position(entry: WaitlistEntry) -> int:
     """1 for the next person to be offered a seat."""
-    return db.session.scalar(
+    # (A count always has its one row.)
+    return db.session.execute(
         sa.select(sa.func.count())
         .select_from(WaitlistEntry)
         .where(
@@ -179,7 +180,7 @@ def waitlist_position(entry: WaitlistEntry) -> int:
                 sa.and_(WaitlistEntry.created_at == entry.created_at, WaitlistEntry.id <= entry.id),
             ),
         )
-    )
+    ).scalar_one()
 
 
 def pools_with_lapsed(now: datetime) -> list[int]:

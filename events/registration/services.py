@@ -119,7 +119,12 @@ def _leave_waitlist_on_registering(pool: SeatPool, email_normalized: str) -> Wai
 
 def hold_is_live(registration: Registration, now: datetime | None = None) -> bool:
     """Held and not yet run out (a lapsed hold is released by the next sweep or registration)."""
-    return registration.status == RegistrationStatus.HELD and registration.hold_expires_at > (now or utcnow())
+    # (Every hold is made with its expiry; a held row without one is not live.)
+    return (
+        registration.status == RegistrationStatus.HELD
+        and registration.hold_expires_at is not None
+        and registration.hold_expires_at > (now or utcnow())
+    )
 
 
 def find_live_registration(pool_id: int, email_normalized: str) -> Registration | None:
@@ -196,6 +201,7 @@ def register(
 
 def first_session_start(registration: Registration) -> datetime | None:
     if registration.session_id:
+        assert registration.session is not None  # session_id is a foreign key
         return registration.session.starts_at
     return db.session.scalar(
         sa.select(sa.func.min(Session.starts_at)).where(
@@ -279,7 +285,7 @@ def cancel_registration(
     from events.payments.refunds import lock_for_refund, queue_refund
 
     now = now or utcnow()
-    registration = db.session.get(Registration, registration_id)
+    registration = db.session.get_one(Registration, registration_id)
     pool = seats.lock_pool(registration.seat_pool_id)
     db.session.refresh(registration)
     if registration.status not in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD):
@@ -373,7 +379,7 @@ def join_waitlist(
 
 def leave_waitlist(entry_id: int, now: datetime | None = None) -> WaitlistEntry:
     now = now or utcnow()
-    entry = db.session.get(WaitlistEntry, entry_id)
+    entry = db.session.get_one(WaitlistEntry, entry_id)
     pool = seats.lock_pool(entry.seat_pool_id)
     db.session.refresh(entry)
     if entry.status == WaitlistStatus.WAITING:
@@ -388,7 +394,7 @@ def leave_waitlist(entry_id: int, now: datetime | None = None) -> WaitlistEntry:
 def claim_offer(entry_id: int, now: datetime | None = None) -> Registration:
     """Turn a live waitlist offer into a registration; the offered seat becomes theirs."""
     now = now or utcnow()
-    entry = db.session.get(WaitlistEntry, entry_id)
+    entry = db.session.get_one(WaitlistEntry, entry_id)
     pool = seats.lock_pool(entry.seat_pool_id)
     db.session.refresh(entry)
     seats.release_lapsed(pool, now)
@@ -406,10 +412,14 @@ def claim_offer(entry_id: int, now: datetime | None = None) -> Registration:
     offering = pool.offering
     session = db.session.scalar(sa.select(Session).where(Session.seat_pool_id == pool.id).limit(1))
     paid = offering.price_cents > 0
+    session_id = None
+    if offering.kind.per_session:
+        assert session is not None  # a class's seat pool is its session's
+        session_id = session.id
     registration = Registration(
         seat_pool_id=pool.id,
         offering_id=offering.id,
-        session_id=session.id if offering.kind.per_session else None,
+        session_id=session_id,
         name=entry.name,
         email=entry.email,
         email_normalized=entry.email_normalized,
@@ -444,6 +454,7 @@ def waitlist_entry_by_token(token: str) -> WaitlistEntry | None:
 def registration_sessions(registration: Registration) -> list[Session]:
     """The sessions a registration covers: its class, or every session of the offering."""
     if registration.session_id:
+        assert registration.session is not None  # session_id is a foreign key
         return [registration.session]
     return list(
         db.session.scalars(

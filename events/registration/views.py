@@ -3,7 +3,10 @@
 Each view reads input, calls one service and renders or redirects.
 """
 
+from typing import Any
+
 from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from events.catalog import services as catalog
 from events.catalog.ical import build_calendar
@@ -11,7 +14,7 @@ from events.catalog.views import render_offering_page
 from events.extensions import config_limit, db, limiter
 from events.filters import format_money
 from events.inputs import JsonBodyError, is_stripe_id, json_object_body
-from events.models import RegistrationStatus, WaitlistStatus
+from events.models import Offering, Registration, RegistrationStatus, WaitlistEntry, WaitlistStatus
 from events.payments import services as payments
 from events.payments.gateway import GatewayUnavailable, get_gateway
 from events.registration import bp, links, services
@@ -20,15 +23,17 @@ from events.registration.seats import waitlist_position
 from events.security import stripe_js_url
 
 
-def _offering_or_404(slug):
+def _offering_or_404(slug: str) -> Offering:
     return catalog.get_offering(slug) or abort(404)
 
 
-def _render_offering(offering, form, status=200, **extra):
+def _render_offering(
+    offering: Offering, form: PersonForm, status: int = 200, **extra: Any
+) -> tuple[str, int]:
     return render_offering_page(offering, form=form, **extra), status
 
 
-def _person(form) -> services.Person:
+def _person(form: PersonForm) -> services.Person:
     return services.Person(
         name=form.name.data.strip(), email=form.email.data.strip(), phone=(form.phone.data or "").strip()
     )
@@ -36,7 +41,7 @@ def _person(form) -> services.Person:
 
 @bp.post("/offerings/<slug>/register")
 @limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
-def register(slug):
+def register(slug: str) -> ResponseReturnValue:
     offering = _offering_or_404(slug)
     form = PersonForm()
     if not form.validate():
@@ -48,9 +53,11 @@ def register(slug):
         return _render_offering(offering, form, 409)
     match result.outcome:
         case services.Outcome.CONFIRMED:
+            assert result.registration is not None  # a confirmed outcome comes with its registration
             flash("You're registered! A confirmation email is on its way.", "success")
             return redirect(links.manage_url(result.registration, external=False))
         case services.Outcome.HELD:
+            assert result.registration is not None  # a hold comes with its registration
             return redirect(
                 url_for("registration.pay", signed=links.sign(result.registration.token, links.MANAGE_SALT))
             )
@@ -66,7 +73,7 @@ def register(slug):
 
 @bp.post("/offerings/<slug>/waitlist")
 @limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
-def join_waitlist(slug):
+def join_waitlist(slug: str) -> ResponseReturnValue:
     offering = _offering_or_404(slug)
     form = PersonForm()
     if not form.validate():
@@ -78,6 +85,7 @@ def join_waitlist(slug):
         return _render_offering(offering, form, 409)
     match result.outcome:
         case services.WaitlistOutcome.JOINED:
+            assert result.entry is not None  # joining made the entry
             flash("You're on the waitlist. We'll email you if a seat opens.", "success")
             return redirect(links.waitlist_url(result.entry, external=False))
         case services.WaitlistOutcome.ALREADY_WAITING:
@@ -99,13 +107,13 @@ def _token_from_link(signed: str, salt: str) -> str:
         abort(404, description="This link is not valid. Please use the link from your email.")
 
 
-def _registration_from_link(signed):
+def _registration_from_link(signed: str) -> Registration:
     token = _token_from_link(signed, links.MANAGE_SALT)
     return services.registration_by_token(token) or abort(404)
 
 
 @bp.get("/manage/<signed>")
-def manage(signed):
+def manage(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
     return render_template(
         "registration/manage.html",
@@ -120,7 +128,7 @@ def manage(signed):
 
 @bp.post("/manage/<signed>/cancel")
 @limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
-def cancel(signed):
+def cancel(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
     form = ConfirmForm()
     if not form.validate():
@@ -135,7 +143,7 @@ def cancel(signed):
 
 
 @bp.get("/manage/<signed>/calendar.ics")
-def registration_calendar(signed):
+def registration_calendar(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
     sessions = services.registration_sessions(registration)
     body = build_calendar(
@@ -152,7 +160,7 @@ HOLD_RELEASED = "Your held seat has been released. Please register again."
 
 
 @bp.get("/manage/<signed>/pay")
-def pay(signed):
+def pay(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
     if registration.status == RegistrationStatus.HELD and not services.hold_is_live(registration):
         flash(HOLD_RELEASED, "error")
@@ -169,7 +177,7 @@ def pay(signed):
 
 @bp.post("/manage/<signed>/pay")
 @limiter.limit(config_limit("PAY_RATE_LIMIT"))
-def pay_submit(signed):
+def pay_submit(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
     try:
         token = json_object_body().get("token")
@@ -190,7 +198,7 @@ def pay_submit(signed):
 
 
 @bp.get("/manage/<signed>/pay/complete")
-def pay_complete(signed):
+def pay_complete(signed: str) -> ResponseReturnValue:
     """Where the browser lands after paying: confirm from Stripe's state, as the webhook would."""
     registration = _registration_from_link(signed)
     intent_id = request.args.get("payment_intent", "")
@@ -202,7 +210,9 @@ def pay_complete(signed):
             state = None
         if state is not None and state.registration_id == registration.id:
             payments.apply_intent(state)
-    registration = services.registration_by_token(registration.token)
+    found = services.registration_by_token(registration.token)
+    assert found is not None  # read again by the token it was found by; registrations are never deleted
+    registration = found
     if registration.status == RegistrationStatus.CONFIRMED:
         flash("Payment received. You're registered! A confirmation email is on its way.", "success")
         return redirect(url_for("registration.manage", signed=signed))
@@ -220,13 +230,13 @@ def pay_complete(signed):
 # --- Waitlist ---
 
 
-def _entry_from_link(signed):
+def _entry_from_link(signed: str) -> WaitlistEntry:
     token = _token_from_link(signed, links.WAITLIST_SALT)
     return services.waitlist_entry_by_token(token) or abort(404)
 
 
 @bp.get("/waitlist/<signed>")
-def waitlist_entry(signed):
+def waitlist_entry(signed: str) -> ResponseReturnValue:
     entry = _entry_from_link(signed)
     position = waitlist_position(entry) if entry.status == WaitlistStatus.WAITING else None
     return render_template(
@@ -235,7 +245,7 @@ def waitlist_entry(signed):
 
 
 @bp.post("/waitlist/<signed>/leave")
-def leave_waitlist(signed):
+def leave_waitlist(signed: str) -> ResponseReturnValue:
     entry = _entry_from_link(signed)
     if not ConfirmForm().validate():
         abort(400, description="The form expired. Please go back and try again.")
@@ -245,7 +255,7 @@ def leave_waitlist(signed):
 
 
 @bp.post("/waitlist/<signed>/claim")
-def claim_offer(signed):
+def claim_offer(signed: str) -> ResponseReturnValue:
     entry = _entry_from_link(signed)
     if not ConfirmForm().validate():
         abort(400, description="The form expired. Please go back and try again.")

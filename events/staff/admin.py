@@ -7,13 +7,17 @@ Uploaded resource files are served by the small public blueprint `resources_bp` 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from flask_wtf import FlaskForm
 
-from events.extensions import db
+from events.extensions import Base, db
 from events.models import (
     Location,
     Offering,
@@ -48,7 +52,7 @@ def upload_dir() -> Path:
     return Path(current_app.config.get("UPLOAD_FOLDER") or Path(current_app.instance_path) / "uploads")
 
 
-def _form_error(form, error: svc.AdminError) -> None:
+def _form_error(form: FlaskForm, error: svc.AdminError) -> None:
     """Show a rule's refusal next to its field, or at the top of the form."""
     field = getattr(form, error.field, None) if error.field else None
     if field is not None:
@@ -57,13 +61,16 @@ def _form_error(form, error: svc.AdminError) -> None:
         form.form_errors.append(str(error))
 
 
-def _get_or_404(model, id_):
+M = TypeVar("M", bound=Base)
+
+
+def _get_or_404(model: type[M], id_: int) -> M:
     return db.session.get(model, id_) or abort(404)
 
 
 @bp.get("/admin/")
 @admin_required
-def admin_index():
+def admin_index() -> ResponseReturnValue:
     counts = {
         "failed_emails": db.session.scalar(
             sa.select(sa.func.count()).select_from(OutboxEmail).where(OutboxEmail.status == "failed")
@@ -112,14 +119,14 @@ def _offering_data(form: OfferingForm) -> dict:
 
 @bp.get("/admin/offerings")
 @admin_required
-def admin_offerings():
+def admin_offerings() -> ResponseReturnValue:
     offerings = svc.list_offerings()
     return render_template("staff/admin/offerings.html", offerings=offerings, status=svc.offering_status)
 
 
 @bp.route("/admin/offerings/new", methods=["GET", "POST"])
 @admin_required
-def admin_offering_new():
+def admin_offering_new() -> ResponseReturnValue:
     form = OfferingForm()
     _offering_choices(form)
     if not form.location_id.choices:
@@ -140,13 +147,13 @@ def admin_offering_new():
 
 @bp.route("/admin/offerings/<int:offering_id>/edit", methods=["GET", "POST"])
 @admin_required
-def admin_offering_edit(offering_id):
+def admin_offering_edit(offering_id: int) -> ResponseReturnValue:
     offering = _get_or_404(Offering, offering_id)
     form = OfferingForm(obj=offering) if request.method == "GET" else OfferingForm()
     _offering_choices(form)
     if request.method == "GET":
         form.kind.data = offering.kind.value
-        form.price.data = offering.price_cents / 100
+        form.price.data = Decimal(offering.price_cents) / 100  # what MoneyField holds (shown the same)
         form.reminders.data = svc.format_reminder_offsets(offering.reminder_offsets)
     if form.validate_on_submit():
         try:
@@ -174,7 +181,7 @@ def _sessions_form(offering: Offering, form: SessionsForm | None = None) -> Sess
     return form
 
 
-def _render_offering(offering, status=200, **forms):
+def _render_offering(offering: Offering, status: int = 200, **forms: Any) -> tuple[str, int]:
     forms.setdefault("sessions_form", _sessions_form(offering))
     forms.setdefault("link_form", LinkResourceForm(formdata=None))
     forms.setdefault("file_form", FileResourceForm(formdata=None))
@@ -192,13 +199,13 @@ def _render_offering(offering, status=200, **forms):
 
 @bp.get("/admin/offerings/<int:offering_id>")
 @admin_required
-def admin_offering(offering_id):
+def admin_offering(offering_id: int) -> ResponseReturnValue:
     return _render_offering(_get_or_404(Offering, offering_id))
 
 
 @bp.post("/admin/offerings/<int:offering_id>/sessions")
 @admin_required
-def admin_sessions_add(offering_id):
+def admin_sessions_add(offering_id: int) -> ResponseReturnValue:
     offering = _get_or_404(Offering, offering_id)
     form = _sessions_form(offering, SessionsForm())
     if form.validate_on_submit():
@@ -224,7 +231,7 @@ def admin_sessions_add(offering_id):
 
 @bp.post("/admin/offerings/<int:offering_id>/cancel")
 @admin_required
-def admin_offering_cancel(offering_id):
+def admin_offering_cancel(offering_id: int) -> ResponseReturnValue:
     offering = _get_or_404(Offering, offering_id)
     form = CancelOfferingForm()
     if not form.validate_on_submit():
@@ -239,7 +246,7 @@ def admin_offering_cancel(offering_id):
 
 @bp.post("/admin/offerings/<int:offering_id>/resources/link")
 @admin_required
-def admin_resource_link(offering_id):
+def admin_resource_link(offering_id: int) -> ResponseReturnValue:
     offering = _get_or_404(Offering, offering_id)
     form = LinkResourceForm()
     if form.validate_on_submit():
@@ -256,7 +263,7 @@ def admin_resource_link(offering_id):
 
 @bp.post("/admin/offerings/<int:offering_id>/resources/file")
 @admin_required
-def admin_resource_file(offering_id):
+def admin_resource_file(offering_id: int) -> ResponseReturnValue:
     offering = _get_or_404(Offering, offering_id)
     form = FileResourceForm()
     if form.validate_on_submit():
@@ -285,7 +292,7 @@ def admin_resource_file(offering_id):
 
 @bp.post("/admin/resources/<int:resource_id>/delete")
 @admin_required
-def admin_resource_delete(resource_id):
+def admin_resource_delete(resource_id: int) -> ResponseReturnValue:
     resource = _get_or_404(Resource, resource_id)
     offering_id = resource.offering_id
     if ConfirmForm().validate_on_submit():
@@ -301,7 +308,7 @@ def admin_resource_delete(resource_id):
 
 @bp.get("/admin/locations")
 @admin_required
-def admin_locations():
+def admin_locations() -> ResponseReturnValue:
     locations = db.session.scalars(
         sa.select(Location).order_by(Location.is_active.desc(), Location.name)
     ).all()
@@ -317,17 +324,17 @@ def _location_data(form: LocationForm) -> dict:
 
 @bp.route("/admin/locations/new", methods=["GET", "POST"])
 @admin_required
-def admin_location_new():
+def admin_location_new() -> ResponseReturnValue:
     return _location_page(None)
 
 
 @bp.route("/admin/locations/<int:location_id>/edit", methods=["GET", "POST"])
 @admin_required
-def admin_location_edit(location_id):
+def admin_location_edit(location_id: int) -> ResponseReturnValue:
     return _location_page(_get_or_404(Location, location_id))
 
 
-def _location_page(location: Location | None):
+def _location_page(location: Location | None) -> ResponseReturnValue:
     form = LocationForm(obj=location) if request.method == "GET" and location else LocationForm()
     if form.validate_on_submit():
         try:
@@ -347,26 +354,26 @@ def _location_page(location: Location | None):
 
 @bp.get("/admin/instructors")
 @admin_required
-def admin_instructors():
+def admin_instructors() -> ResponseReturnValue:
     return render_template("staff/admin/instructors.html", instructors=svc.instructors())
 
 
 @bp.route("/admin/instructors/new", methods=["GET", "POST"])
 @admin_required
-def admin_instructor_new():
+def admin_instructor_new() -> ResponseReturnValue:
     return _instructor_page(None)
 
 
 @bp.route("/admin/instructors/<int:user_id>/edit", methods=["GET", "POST"])
 @admin_required
-def admin_instructor_edit(user_id):
+def admin_instructor_edit(user_id: int) -> ResponseReturnValue:
     user = _get_or_404(User, user_id)
     if user.role is not Role.INSTRUCTOR:
         abort(404)
     return _instructor_page(user)
 
 
-def _instructor_page(user: User | None):
+def _instructor_page(user: User | None) -> ResponseReturnValue:
     form = InstructorForm(obj=user) if request.method == "GET" and user else InstructorForm()
     if form.validate_on_submit():
         try:
@@ -395,17 +402,17 @@ def _instructor_page(user: User | None):
 
 @bp.route("/admin/instructors/<int:user_id>/deactivate", methods=["GET", "POST"])
 @admin_required
-def admin_instructor_deactivate(user_id):
+def admin_instructor_deactivate(user_id: int) -> ResponseReturnValue:
     return _instructor_status_page(user_id, active=False)
 
 
 @bp.route("/admin/instructors/<int:user_id>/reactivate", methods=["GET", "POST"])
 @admin_required
-def admin_instructor_reactivate(user_id):
+def admin_instructor_reactivate(user_id: int) -> ResponseReturnValue:
     return _instructor_status_page(user_id, active=True)
 
 
-def _instructor_status_page(user_id: int, active: bool):
+def _instructor_status_page(user_id: int, active: bool) -> ResponseReturnValue:
     """A confirmation page (GET) whose button (POST) deactivates or reactivates the account."""
     user = _get_or_404(User, user_id)
     if user.role is not Role.INSTRUCTOR:
@@ -429,7 +436,7 @@ def _instructor_status_page(user_id: int, active: bool):
 
 @bp.get("/admin/registrations")
 @admin_required
-def admin_registrations():
+def admin_registrations() -> ResponseReturnValue:
     form = SearchForm(request.args)
     form.offering_id.choices = [(None, "Any offering")] + [
         (o.id, o.title) for o in db.session.scalars(sa.select(Offering).order_by(Offering.title))
@@ -440,7 +447,9 @@ def admin_registrations():
     return render_template("staff/admin/registrations.html", form=form, lines=lines)
 
 
-def _render_registration(registration: Registration, status=200, refund_form=None):
+def _render_registration(
+    registration: Registration, status: int = 200, refund_form: RefundForm | None = None
+) -> tuple[str, int]:
     payment = succeeded_payment(registration)
     pay_url = None
     if registration.status.value == "held":
@@ -461,16 +470,17 @@ def _render_registration(registration: Registration, status=200, refund_form=Non
 
 @bp.get("/admin/registrations/<int:registration_id>")
 @admin_required
-def admin_registration(registration_id):
+def admin_registration(registration_id: int) -> ResponseReturnValue:
     return _render_registration(_get_or_404(Registration, registration_id))
 
 
 @bp.post("/admin/registrations/<int:registration_id>/refund")
 @admin_required
-def admin_refund(registration_id):
+def admin_refund(registration_id: int) -> ResponseReturnValue:
     registration = _get_or_404(Registration, registration_id)
     form = RefundForm()
     if form.validate_on_submit():
+        assert form.amount.data is not None  # DataRequired
         try:
             refund = svc.manual_refund(
                 registration, svc.dollars_to_cents(form.amount.data), form.reason.data, current_user
@@ -487,7 +497,7 @@ def admin_refund(registration_id):
 
 @bp.post("/admin/refunds/<int:refund_id>/retry")
 @admin_required
-def admin_refund_retry(refund_id):
+def admin_refund_retry(refund_id: int) -> ResponseReturnValue:
     refund = _get_or_404(Refund, refund_id)
     registration_id = refund.payment.registration_id
     if ConfirmForm().validate_on_submit():
@@ -504,12 +514,12 @@ def admin_refund_retry(refund_id):
 
 @bp.post("/admin/emails/<int:email_id>/resend")
 @admin_required
-def admin_email_resend(email_id):
+def admin_email_resend(email_id: int) -> ResponseReturnValue:
     email = _get_or_404(OutboxEmail, email_id)
     back = request.form.get("back", "")
     if back not in ("", "failed"):  # the page's own hidden field; anything else is not our form
         abort(400)
-    back = back == "failed"
+    back_to_failed = back == "failed"
     if ConfirmForm().validate_on_submit():
         try:
             svc.resend_email(email, current_user)
@@ -519,14 +529,14 @@ def admin_email_resend(email_id):
             flash(f"The {email.kind.replace('_', ' ')} email to {email.to_email} is queued again.", "success")
     else:
         flash("The form expired. Please try again.", "error")
-    if back or email.registration_id is None:
+    if back_to_failed or email.registration_id is None:
         return redirect(url_for("staff.admin_failed_emails"))
     return redirect(url_for("staff.admin_registration", registration_id=email.registration_id) + "#emails")
 
 
 @bp.get("/admin/emails/failed")
 @admin_required
-def admin_failed_emails():
+def admin_failed_emails() -> ResponseReturnValue:
     return render_template(
         "staff/admin/failed_emails.html", emails=svc.failed_emails(), confirm_form=ConfirmForm()
     )
@@ -534,7 +544,7 @@ def admin_failed_emails():
 
 @bp.route("/admin/offerings/<int:offering_id>/register", methods=["GET", "POST"])
 @admin_required
-def admin_register_on_behalf(offering_id):
+def admin_register_on_behalf(offering_id: int) -> ResponseReturnValue:
     offering = _get_or_404(Offering, offering_id)
     form = OnBehalfForm()
     upcoming = svc.upcoming_sessions(offering)
@@ -552,9 +562,11 @@ def admin_register_on_behalf(offering_id):
             if result.outcome is Outcome.FULL:
                 form.form_errors.append("It's full. Raise the capacity first, or add them to the waitlist.")
             elif result.outcome is Outcome.ALREADY_REGISTERED:
+                assert result.registration is not None  # the registration they already have
                 flash(f"{person.email} is already registered.", "success")
                 return redirect(url_for("staff.admin_registration", registration_id=result.registration.id))
             else:
+                assert result.registration is not None  # confirmed or held: the new registration
                 flash(
                     "Registered; the confirmation email is on its way."
                     if result.outcome is Outcome.CONFIRMED
@@ -572,7 +584,7 @@ resources_bp = Blueprint("resources", __name__)
 
 
 @resources_bp.get("/resources/<key>/<filename>")
-def resource_file(key, filename):
+def resource_file(key: str, filename: str) -> ResponseReturnValue:
     resource = svc.file_resource_by_key(key)
     if resource is None:
         abort(404)

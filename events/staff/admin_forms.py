@@ -17,11 +17,11 @@ from events.forms import Form, MoneyField
 from events.models import OfferingKind
 
 
-def _strip(value):
+def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
-def _int_or_none(value):
+def _int_or_none(value: str | int | None) -> int | None:
     return int(value) if value not in (None, "", "None") else None
 
 

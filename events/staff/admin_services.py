@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -55,7 +56,7 @@ from events.staff.services import paid_and_refunded
 class AdminError(Exception):
     """A rule stops this change; the message is for the admin. `field` names the form field."""
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
 
@@ -68,7 +69,7 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:100] or "item"
 
 
-def unique_slug(model, wanted: str, exclude_id: int | None = None) -> str:
+def unique_slug(model: type[Offering] | type[Location], wanted: str, exclude_id: int | None = None) -> str:
     """`wanted`, or `wanted-2`, `wanted-3`... whichever is free in this table."""
     base = slugify(wanted)
     candidate, n = base, 1
@@ -210,7 +211,7 @@ def update_offering(offering: Offering, data: dict, actor: User) -> Offering:
                 raise AdminError(str(error), "capacity") from error
             audit.record(actor.id, "seat_pool.capacity_changed", "seat_pool", pool.id, capacity=new_capacity)
     slug = data.get("slug") or ""
-    changes = {}
+    changes: dict[str, list[Any]] = {}  # field: [old, new], for the audit trail
     if slug and slugify(slug) != offering.slug:
         changes["slug"] = [offering.slug, unique_slug(Offering, slug, exclude_id=offering.id)]
         offering.slug = changes["slug"][1]
@@ -301,7 +302,7 @@ def _check_timezone(name: str) -> None:
 def save_location(location: Location | None, data: dict, actor: User) -> Location:
     _check_timezone(data["timezone"])
     created = location is None
-    if created:
+    if location is None:
         location = Location(slug=unique_slug(Location, data.get("slug") or data["name"]))
         db.session.add(location)
     elif data.get("slug") and slugify(data["slug"]) != location.slug:
@@ -328,7 +329,7 @@ def save_instructor(user: User | None, data: dict, actor: User) -> User:
     if clash is not None and (user is None or clash != user.id):
         raise AdminError("Another staff account uses that email.", "email")
     created = user is None
-    if created:
+    if user is None:
         user = User(role=Role.INSTRUCTOR, password_hash="")
         db.session.add(user)
     elif user.role is not Role.INSTRUCTOR:
@@ -432,7 +433,7 @@ def add_file(
     offering: Offering,
     title: str,
     description: str,
-    stream,
+    stream: IO[bytes],
     original_filename: str,
     upload_dir: Path,
     actor: User,
@@ -568,11 +569,11 @@ def manual_refund(registration: Registration, amount_cents: int, reason: str, ac
     if amount_cents > left:
         raise AdminError(f"At most ${left / 100:.2f} is left to refund.", "amount")
     n = (
-        db.session.scalar(
+        db.session.execute(
             sa.select(sa.func.count())
             .select_from(Refund)
             .where(Refund.idempotency_key.like(f"manual-refund-{registration.id}-%"))
-        )
+        ).scalar_one()
         + 1
     )
     refund, _ = queue_refund(
@@ -582,6 +583,7 @@ def manual_refund(registration: Registration, amount_cents: int, reason: str, ac
         reason=reason or "Manual refund",
         actor_id=actor.id,
     )
+    assert refund is not None  # a new key, and the amount was checked against what is left under the lock
     audit.record(
         actor.id,
         "refund.requested",
@@ -635,7 +637,9 @@ def resend_email(email: OutboxEmail, actor: User) -> OutboxEmail:
     """
     from events.notifications.publish import mark_queued
 
-    email = db.session.scalar(sa.select(OutboxEmail).where(OutboxEmail.id == email.id).with_for_update())
+    email = db.session.execute(
+        sa.select(OutboxEmail).where(OutboxEmail.id == email.id).with_for_update()
+    ).scalar_one()
     if email.status == EmailStatus.SENDING:
         db.session.commit()
         raise AdminError("That email is being sent right now.")
@@ -671,6 +675,7 @@ def register_on_behalf(
     """Register someone as staff: the same rules and emails as the public form."""
     result = register(offering, session_id, person, source="staff")
     if result.outcome in (Outcome.CONFIRMED, Outcome.HELD):
+        assert result.registration is not None  # both outcomes come with their registration
         audit.record(
             actor.id,
             "registration.created_by_staff",

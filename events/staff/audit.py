@@ -1,10 +1,12 @@
 """The audit trail: who did what, and when."""
 
+from typing import Any
+
 from events.extensions import db
 from events.models import AuditEntry
 
 
-def record(actor_id: int | None, action: str, target_type: str, target_id: int, **details) -> AuditEntry:
+def record(actor_id: int | None, action: str, target_type: str, target_id: int, **details: Any) -> AuditEntry:
     """Add an audit row in the caller's transaction."""
     entry = AuditEntry(
         actor_id=actor_id, action=action, target_type=target_type, target_id=target_id, details=details

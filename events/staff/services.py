@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -86,7 +87,7 @@ class RosterLine:
         return "paid"
 
 
-def _registrations_query(session: Session):
+def _registrations_query(session: Session) -> sa.Select[tuple[Registration]]:
     """Registrations that cover this session: its class's own, or the whole offering's."""
     query = sa.select(Registration).where(Registration.seat_pool_id == session.seat_pool_id)
     if session.offering.kind.per_session:
@@ -122,7 +123,9 @@ def roster(session: Session) -> tuple[list[RosterLine], list[WaitlistEntry]]:
             sa.select(Attendance.registration_id, Attendance.status).where(
                 Attendance.session_id == session.id, Attendance.registration_id.in_(ids)
             )
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     money = paid_and_refunded(ids)
     lines = [RosterLine(r, attendance.get(r.id), *money.get(r.id, (0, 0))) for r in registrations]
@@ -216,7 +219,9 @@ def roster_csv(session: Session) -> str:
 # --- Cancelling by the clinic ---
 
 
-def _cancel_registrations(registrations, actor: User, reason: str, key: str, session_id: int | None) -> int:
+def _cancel_registrations(
+    registrations: Iterable[Registration], actor: User, reason: str, key: str, session_id: int | None
+) -> int:
     """Cancel, refund in full whatever is left of what was paid, and tell each person the amount
     actually queued. The caller holds the seat pools (in id order). Returns refunds queued."""
     from events.payments.refunds import queue_refund
@@ -278,7 +283,7 @@ def cancel_session(session_id: int, actor: User, reason: str) -> int:
     """Cancel one session. A class's registrations are cancelled and refunded in full; for a
     workshop or course, everyone is told, and if no other session remains the whole offering is
     cancelled. Running it again does nothing more. Returns the number of refunds queued."""
-    session = db.session.get(Session, session_id)
+    session = db.session.get_one(Session, session_id)
     seats.lock_pool(session.seat_pool_id)
     db.session.refresh(session)
     if session.status == SessionStatus.CANCELLED:
@@ -337,7 +342,7 @@ def _cancel_offering(offering: Offering, actor: User, reason: str) -> int:
 
 def cancel_offering(offering_id: int, actor: User, reason: str) -> int:
     seats.lock_offering_pools(offering_id)
-    offering = db.session.get(Offering, offering_id)
+    offering = db.session.get_one(Offering, offering_id)
     db.session.refresh(offering)
     if offering.is_cancelled:
         db.session.commit()

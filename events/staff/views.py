@@ -2,10 +2,11 @@
 
 import sqlalchemy as sa
 from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user, logout_user
 
 from events.extensions import config_limit, db, limiter
-from events.models import AttendanceStatus, AuditEntry
+from events.models import AttendanceStatus, AuditEntry, Session
 from events.registration.forms import ConfirmForm
 from events.staff import admin_required, auth, bp, services
 from events.staff.forms import CancelForm, LoginForm, NewPasswordForm, ResetRequestForm
@@ -13,7 +14,7 @@ from events.staff.forms import CancelForm, LoginForm, NewPasswordForm, ResetRequ
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(config_limit("LOGIN_RATE_LIMIT"), methods=["POST"])
-def login():
+def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
         user = auth.authenticate(form.email.data, form.password.data)
@@ -26,7 +27,7 @@ def login():
 
 @bp.post("/logout")
 @login_required
-def logout():
+def logout() -> ResponseReturnValue:
     if ConfirmForm().validate():
         # Every copy of this cookie, and the account's other sessions, stop working too.
         auth.sign_out_everywhere(current_user._get_current_object())
@@ -37,7 +38,7 @@ def logout():
 
 @bp.route("/password-reset", methods=["GET", "POST"])
 @limiter.limit(config_limit("PASSWORD_RESET_RATE_LIMIT"), methods=["POST"])
-def password_reset_request():
+def password_reset_request() -> ResponseReturnValue:
     form = ResetRequestForm()
     if form.validate_on_submit():
         services.request_password_reset(form.email.data)
@@ -49,7 +50,7 @@ def password_reset_request():
 
 @bp.route("/password-reset/<token>", methods=["GET", "POST"])
 @limiter.limit(config_limit("LOGIN_RATE_LIMIT"), methods=["POST"])
-def password_reset(token):
+def password_reset(token: str) -> ResponseReturnValue:
     user = auth.user_from_reset_token(token)
     if user is None:
         abort(410, description="This reset link has expired or was already used. Ask for a new one.")
@@ -63,17 +64,17 @@ def password_reset(token):
 
 @bp.get("/")
 @login_required
-def home():
+def home() -> ResponseReturnValue:
     return render_template("staff/home.html", sessions=services.upcoming_sessions_for(current_user))
 
 
-def _session_or_404(session_id: int):
+def _session_or_404(session_id: int) -> Session:
     return services.visible_session(current_user, session_id) or abort(404)
 
 
 @bp.get("/sessions/<int:session_id>")
 @login_required
-def roster(session_id):
+def roster(session_id: int) -> ResponseReturnValue:
     session = _session_or_404(session_id)
     lines, waitlist = services.roster(session)
     return render_template(
@@ -88,7 +89,7 @@ def roster(session_id):
 
 @bp.post("/sessions/<int:session_id>/attendance/<int:registration_id>")
 @login_required
-def mark_attendance(session_id, registration_id):
+def mark_attendance(session_id: int, registration_id: int) -> ResponseReturnValue:
     session = _session_or_404(session_id)
     wants_json = request.accept_mimetypes.best == "application/json"
     try:
@@ -106,7 +107,7 @@ def mark_attendance(session_id, registration_id):
 
 @bp.get("/sessions/<int:session_id>/roster.csv")
 @login_required
-def roster_csv(session_id):
+def roster_csv(session_id: int) -> ResponseReturnValue:
     session = _session_or_404(session_id)
     filename = f"roster-{session.local_start:%Y-%m-%d}-{session.offering.slug}.csv"
     return Response(
@@ -118,7 +119,7 @@ def roster_csv(session_id):
 
 @bp.get("/sessions/<int:session_id>/print")
 @login_required
-def roster_print(session_id):
+def roster_print(session_id: int) -> ResponseReturnValue:
     session = _session_or_404(session_id)
     lines, waitlist = services.roster(session)
     return render_template("staff/roster_print.html", session=session, lines=lines, waitlist=waitlist)
@@ -126,7 +127,7 @@ def roster_print(session_id):
 
 @bp.post("/sessions/<int:session_id>/cancel")
 @admin_required
-def cancel_session(session_id):
+def cancel_session(session_id: int) -> ResponseReturnValue:
     session = _session_or_404(session_id)
     form = CancelForm()
     if not form.validate():
@@ -139,6 +140,6 @@ def cancel_session(session_id):
 
 @bp.get("/audit")
 @admin_required
-def audit_log():
+def audit_log() -> ResponseReturnValue:
     entries = db.session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(300)).all()
     return render_template("staff/audit.html", entries=entries)
