@@ -115,8 +115,18 @@ def _clean_tables(request):
         # catalog_state keeps counting, as in production: a reset would let cached pages of an
         # earlier test match a later one's fingerprint.
         tables = ", ".join(f'"{t.name}"' for t in _db.metadata.sorted_tables if t.name != "catalog_state")
-        with _db.engine.begin() as conn:
-            conn.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
+        # A live worker process may still be finishing the test's last task (say, sending the
+        # email a refund queued): its row locks and TRUNCATE's table locks can deadlock, and
+        # PostgreSQL then aborts one side. Ours is the one to try again.
+        for attempt in range(10):
+            try:
+                with _db.engine.begin() as conn:
+                    conn.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
+                break
+            except sa.exc.OperationalError as error:
+                if "deadlock detected" not in str(error) or attempt == 9:
+                    raise
+                time.sleep(0.2)
 
 
 @pytest.fixture

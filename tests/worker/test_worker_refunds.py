@@ -87,3 +87,11 @@ def test_with_the_nudge_lost_the_housekeeping_sweep_sends_the_refund(
     wait_until(lambda: refund_status(db) == RefundStatus.SUCCEEDED, timeout=30, what="the sweep's refund")
     listed = stripe_client.v1.refunds.list(params={"payment_intent": intent_id}).data
     assert [r.amount for r in listed] == [600]
+    # The sweep's refund is told like a nudged one: one "refund issued" email, for $6.
+    wait_until(
+        lambda: any(m["Subject"] == "Refund issued: Hip Care" for m in smtp.to("sam@example.com")),
+        timeout=30,
+        what="the refund issued email",
+    )
+    [issued] = [m for m in smtp.to("sam@example.com") if m["Subject"] == "Refund issued: Hip Care"]
+    assert "$6" in issued.get_body(("plain",)).get_content()
