@@ -41,6 +41,19 @@ BACKOFF_FIRST_SECONDS = 30
 BACKOFF_MAX_SECONDS = 3600
 
 
+# Refunds made outside our app (Stripe's dashboard) are mirrored under this key prefix.
+MIRRORED_KEY_PREFIX = "stripe-"
+
+
+def mirrored_key(stripe_refund_id: str) -> str:
+    return f"{MIRRORED_KEY_PREFIX}{stripe_refund_id}"
+
+
+def can_retry(refund: Refund) -> bool:
+    """Staff may retry a refund Stripe refused, unless it was made in Stripe (retried there)."""
+    return refund.status == RefundStatus.FAILED and not refund.idempotency_key.startswith(MIRRORED_KEY_PREFIX)
+
+
 class RefundError(Exception):
     """A rule stops this refund change; the message is for staff."""
 
@@ -127,9 +140,9 @@ def retry_failed_refund(refund_id: int) -> Refund:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
-    if refund.status != RefundStatus.FAILED:
-        raise RefundError("Only a failed refund can be retried.")
-    if refund.idempotency_key.startswith("stripe-"):
+    if not can_retry(refund):
+        if refund.status != RefundStatus.FAILED:
+            raise RefundError("Only a failed refund can be retried.")
         raise RefundError("This refund was made in Stripe's dashboard; retry it there.")
     left = refundable_remaining(payment)
     if refund.amount_cents > left:

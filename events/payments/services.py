@@ -367,7 +367,7 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
             sa.select(Refund).where(
                 sa.or_(
                     Refund.stripe_refund_id == stripe_refund.id,
-                    Refund.idempotency_key == f"stripe-{stripe_refund.id}",
+                    Refund.idempotency_key == refunds.mirrored_key(stripe_refund.id),
                 )
             )
         )
@@ -401,7 +401,7 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
         refund = Refund(
             payment_id=payment.id,
             stripe_refund_id=stripe_refund.id,
-            idempotency_key=f"stripe-{stripe_refund.id}",
+            idempotency_key=refunds.mirrored_key(stripe_refund.id),
             amount_cents=stripe_refund.amount,
             status=RefundStatus.SUCCEEDED if given else RefundStatus.FAILED,
             reason="Refunded in Stripe",

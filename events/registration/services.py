@@ -22,6 +22,7 @@ from events.models import (
     Offering,
     Payment,
     PaymentStatus,
+    Refund,
     Registration,
     RegistrationStatus,
     SeatPool,
@@ -216,8 +217,6 @@ def succeeded_payment(registration: Registration) -> Payment | None:
     A registration that left its hold unconfirmed (expired, or cancelled while held) had no
     seat paid for: a payment that arrived for it anyway is an extra one, even when nothing was
     left to send back and so no unplaced-payment refund row marks it."""
-    from events.models import Refund
-
     unconfirmed_and_gone = (RegistrationStatus.EXPIRED, RegistrationStatus.CANCELLED)
     if registration.confirmed_at is None and registration.status in unconfirmed_and_gone:
         return None

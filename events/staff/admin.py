@@ -29,6 +29,7 @@ from events.models import (
     Role,
     User,
 )
+from events.payments.refunds import can_retry
 from events.registration import links
 from events.registration.forms import ConfirmForm
 from events.registration.services import Outcome, Person, RegistrationError, succeeded_payment
@@ -465,6 +466,7 @@ def _render_registration(
         emails=svc.registration_emails(registration),
         confirm_form=ConfirmForm(),
         pay_url=pay_url,
+        can_retry=can_retry,
     ), status
 
 
