@@ -45,9 +45,11 @@ lint: install
 	$(VENV)/bin/ruff check events worker tests bench scripts
 	$(VENV)/bin/ruff format --check events worker tests bench scripts
 
-# lint, plus mypy over events/ and worker/ (settings in pyproject.toml). .pre-commit-config.yaml runs the same.
+# lint, mypy over events/ and worker/ (settings in pyproject.toml), and no import cycles.
+# .pre-commit-config.yaml runs the same.
 check: lint
 	$(VENV)/bin/mypy
+	$(PY) scripts/import_graph.py
 
 format: install
 	$(VENV)/bin/ruff format events worker tests bench scripts

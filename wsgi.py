@@ -1,5 +1,5 @@
 """WSGI entry point: gunicorn wsgi:app"""
 
-from events import create_app
+from events.app import create_app
 
 app = create_app()

@@ -87,7 +87,7 @@ def run(db_url: str, handler: RemoteCounts, port: int) -> None:
     import sqlalchemy as sa
     from flask_migrate import upgrade
 
-    from events import create_app
+    from events.app import create_app
     from events.extensions import db
     from events.models import (
         Clinic,

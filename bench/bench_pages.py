@@ -154,7 +154,7 @@ def queries_per_request(database_url: str) -> dict:
     import sqlalchemy as sa
     from flask_migrate import upgrade
 
-    from events import create_app
+    from events.app import create_app
     from events.extensions import db
 
     results = {}
@@ -195,7 +195,7 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install wrk (make bench installs it)")
     from flask_migrate import upgrade
 
-    from events import create_app
+    from events.app import create_app
 
     name = f"events_bench_pages_{os.getpid()}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:

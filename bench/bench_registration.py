@@ -143,7 +143,7 @@ def main() -> None:
 
 
 SETUP = """
-from events import create_app
+from events.app import create_app
 from events.extensions import db
 from tests.factories import workshop
 app = create_app()

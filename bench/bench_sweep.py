@@ -41,7 +41,7 @@ def run(db_url: str) -> None:
     import sqlalchemy as sa
     from flask_migrate import upgrade
 
-    from events import create_app
+    from events.app import create_app
     from events.catalog.scheduling import add_session
     from events.extensions import db
     from events.models import Clinic, Location, Offering, OfferingKind, OutboxEmail, Registration, utcnow

@@ -1,12 +1,15 @@
-"""flask seed-demo and flask create-user."""
+"""flask seed-demo, flask sweep and flask create-user."""
 
 import secrets
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 
+from events.demo import seed_demo
 from events.extensions import db
+from events.housekeeping import run_housekeeping
 from events.models import Role, User
 
 
@@ -14,28 +17,19 @@ def register(app: Flask) -> None:
     @app.cli.command("seed-demo")
     def seed_demo_command() -> None:
         """Load the demo clinic, its locations, instructors and the next 8 weeks. Idempotent."""
-        from pathlib import Path
-
-        from flask import current_app
-
-        from events.demo import seed_demo
-
         accounts_file = Path(current_app.instance_path) / "demo-accounts.json"
         click.echo(seed_demo(accounts_file=accounts_file))
 
     @app.cli.command("sweep")
     def sweep_command() -> None:
         """Release lapsed holds and offers, send pending refunds, reconcile open payments."""
-        from events.models import utcnow
-        from events.payments.refunds import execute_due_refunds
-        from events.payments.services import reconcile_pending_payments
-        from events.registration.seats import sweep_lapsed
-
-        payments = reconcile_pending_payments()  # first: a lost answer confirms its hold in time
-        pools = sweep_lapsed(utcnow())
-        refunds = execute_due_refunds()
+        done = run_housekeeping()
+        if done is None:
+            click.echo("Another sweep is running; nothing done.")
+            return
         click.echo(
-            f"Released lapsed seats in {pools} pools; sent {refunds} refunds; re-read {payments} payments."
+            f"Released lapsed seats in {done['pools']} pools; sent {done['refunds']} refunds;"
+            f" re-read {done['payments']} payments."
         )
 
     @app.cli.command("create-user")

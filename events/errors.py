@@ -5,6 +5,9 @@ from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException
 
+from events.clinic import clinic_or_neutral
+from events.extensions import db
+
 
 class BadFilter(ValueError):
     """A query parameter that cannot be understood; shown to the user as a 400."""
@@ -39,8 +42,6 @@ def register(app: Flask) -> None:
         app.logger.exception("Unhandled error on %s", request.path)
         # A failed statement leaves the transaction aborted (on PostgreSQL); the error page
         # itself reads the clinic's name, so start clean.
-        from events.extensions import db
-
         try:
             db.session.rollback()
         except Exception:  # the connection itself may be gone; the page must still render
@@ -57,14 +58,4 @@ def _render(status: int, title: str, message: str | None) -> tuple[Response | st
 
 def _ensure_clinic_for_error_page() -> None:
     """The error page shows the clinic's name; with the database down, use a neutral one."""
-    from flask import g
-
-    from events.catalog.services import current_clinic
-    from events.models import Clinic
-
-    try:
-        # Read it here: the rollback in `unexpected` expired it, and a database that has gone
-        # away (a restart) must fail this line, not the template (a bare server 500).
-        current_clinic().name  # noqa: B018
-    except Exception:
-        g.clinic = Clinic(name="Workshops & Classes", timezone="America/Chicago", currency="usd")
+    clinic_or_neutral()

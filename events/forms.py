@@ -11,13 +11,15 @@ A form subclassing Form is covered with no code of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, DateTimeField, DecimalField, Field, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
 
+from events.extensions import db
 from events.inputs import EARLIEST_DATE, LATEST_DATE, MONEY_MAX, parse_money, text_problem
 
 
@@ -79,3 +81,35 @@ class MoneyField(DecimalField):
 
 
 __all__ = ["Form", "MoneyField", "ValidationError"]
+
+
+class FieldError(Exception):
+    """A rule refused a change; the message is for the person who submitted the form, and
+    `field` names the form field it belongs next to (None: at the top of the form)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def show_form_error(form: FlaskForm, error: FieldError) -> None:
+    """Show a rule's refusal next to its field, or at the top of the form."""
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors = [*field.errors, str(error)]
+    else:
+        form.form_errors.append(str(error))
+
+
+T = TypeVar("T")
+
+
+def attempt(form: FlaskForm, action: Callable[[], T]) -> T | None:
+    """Make the change a form asked for. If a rule refuses it (a FieldError), undo the
+    transaction and show the refusal on the form: None, and the caller shows the form again."""
+    try:
+        return action()
+    except FieldError as error:
+        db.session.rollback()
+        show_form_error(form, error)
+        return None

@@ -26,7 +26,7 @@ import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from events import create_app  # noqa: E402
+from events.app import create_app  # noqa: E402
 from events.extensions import db as _db  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 
-from events import create_app, redaction
+from events.app import create_app, redaction
 
 # The worker's records too (create_app installs it as well; this says so where it matters).
 redaction.install()

@@ -1,5 +1,1 @@
-from flask import Blueprint
-
-bp = Blueprint("api", __name__)
-
-from events.api import views  # noqa: E402,F401
+"""The read-only JSON API (served under /api/v1)."""

@@ -1,14 +1,15 @@
 """The read-only JSON API for the clinic's website, described by openapi.json."""
 
-from flask import Response, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
-from events.api import bp
 from events.api.openapi import openapi_document
 from events.catalog import services
 from events.catalog.cache import cached
 from events.extensions import db
 from events.models import Location, Session
+
+bp = Blueprint("api", __name__)
 
 
 def location_json(location: Location) -> dict:

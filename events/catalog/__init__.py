@@ -1,5 +1,1 @@
-from flask import Blueprint
-
-bp = Blueprint("catalog", __name__)
-
-from events.catalog import views  # noqa: E402,F401
+"""The public schedule, offering and location pages, and the iCal feeds."""

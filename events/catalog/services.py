@@ -13,16 +13,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from typing import Any
+from urllib.parse import quote_plus
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app, g
+from flask import current_app
 from sqlalchemy.orm import contains_eager, joinedload
 
+from events.clinic import current_clinic
 from events.errors import BadFilter
 from events.extensions import db
 from events.models import (
-    Clinic,
     Location,
     Offering,
     OfferingKind,
@@ -33,15 +34,6 @@ from events.models import (
 
 MAX_PAGE_SIZE = 100
 MAX_QUERY_LENGTH = 100
-
-
-def current_clinic() -> Clinic:
-    """The clinic row, once per request. A database with no clinic yet gets a neutral name."""
-    if "clinic" not in g:
-        g.clinic = db.session.scalar(sa.select(Clinic).order_by(Clinic.id).limit(1)) or Clinic(
-            name="Workshops & Classes", timezone="America/Chicago", currency="usd"
-        )
-    return g.clinic
 
 
 @dataclass(frozen=True)
@@ -335,6 +327,4 @@ def upcoming_sessions_for_feed(
 
 
 def map_url(location: Location) -> str:
-    from urllib.parse import quote_plus
-
     return "https://www.google.com/maps/search/?api=1&query=" + quote_plus(location.full_address)

@@ -2,13 +2,16 @@
 
 from typing import Any
 
-from flask import Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
-from events.catalog import bp, services
+from events.calendar import build_calendar
+from events.catalog import services
 from events.catalog.cache import cached
-from events.catalog.ical import build_calendar
+from events.clinic import current_clinic
 from events.models import Offering
+
+bp = Blueprint("catalog", __name__)
 
 
 def _schedule_filter() -> services.ScheduleFilter:
@@ -71,7 +74,7 @@ def _ics_response(body: bytes, filename: str) -> Response:
 @bp.get("/calendar.ics")
 def calendar_feed() -> ResponseReturnValue:
     def render() -> Response:
-        clinic = services.current_clinic()
+        clinic = current_clinic()
         sessions = services.upcoming_sessions_for_feed()
         return _ics_response(build_calendar(clinic, clinic.name, sessions), "calendar.ics")
 
@@ -82,7 +85,7 @@ def calendar_feed() -> ResponseReturnValue:
 def location_calendar_feed(slug: str) -> ResponseReturnValue:
     def render() -> Response:
         location = services.get_location(slug) or abort(404)
-        clinic = services.current_clinic()
+        clinic = current_clinic()
         sessions = services.upcoming_sessions_for_feed(location_slug=slug)
         name = f"{clinic.name} - {location.name}"
         return _ics_response(build_calendar(clinic, name, sessions), f"{slug}.ics")

@@ -16,9 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, url_for
 
+from events import calendar
+from events.clinic import current_clinic
 from events.extensions import db
+from events.filters import format_day, format_time
 from events.models import (
     Clinic,
     Location,
@@ -28,10 +31,17 @@ from events.models import (
     SeatPool,
     Session,
     SessionStatus,
+    User,
     WaitlistEntry,
     utcnow,
 )
+from events.notifications.addresses import sender_address
 from events.notifications.outbox import EmailKind
+from events.registration.links import manage_url, waitlist_url
+from events.registration.seats import waitlist_position
+from events.registration.services import registration_sessions
+from events.resources.services import resource_href
+from events.staff.accounts import RESET_MAX_AGE_SECONDS, reset_token
 
 SUBJECTS = {
     EmailKind.REGISTRATION_CONFIRMED: "You're registered: {title}",
@@ -116,9 +126,9 @@ class Prefetched:
     """
 
     def __init__(self, rows: Sequence[OutboxEmail]) -> None:
-        from events.catalog.services import current_clinic
-
         self.clinic = current_clinic()
+        # The clinic's own address organizes the invites it sends.
+        self.organizer = sender_address(current_app.config["MAIL_DEFAULT_SENDER"])
         scalars = db.session.scalars
         reg_ids = {r.registration_id for r in rows if r.registration_id and not r.user_id}
         entry_ids = {r.waitlist_entry_id for r in rows if r.waitlist_entry_id and not r.user_id}
@@ -197,8 +207,6 @@ class Prefetched:
         return found if found is not None else db.session.get(Session, session_id)
 
     def registration_sessions(self, registration: Registration) -> list[Session]:
-        from events.registration.services import registration_sessions
-
         if registration.session_id:
             session = self.session(registration.session_id)
             assert session is not None  # session_id is a foreign key
@@ -224,16 +232,10 @@ class SharedResource:
 
 
 def shared_resources(offering: Offering) -> list[SharedResource]:
-    from events.staff.admin_services import resource_href
-
     return [SharedResource(r.title, resource_href(r)) for r in offering.resources]
 
 
 def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailContent:
-    from events.catalog import ical
-    from events.registration.links import manage_url, waitlist_url
-    from events.registration.seats import waitlist_position
-
     if prefetched is None:
         prefetched = Prefetched([row])
     clinic = prefetched.clinic
@@ -281,8 +283,10 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
     if row.kind == EmailKind.WAITLIST_OFFER and entry is not None and entry.offer_expires_at:
         ctx["deadline"] = entry.offer_expires_at.astimezone(ctx["location"].zone)
     if row.kind == EmailKind.REGISTRATION_CONFIRMED and ctx["sessions"]:
-        ics = ical.build_calendar(clinic, offering.title, ctx["sessions"], ical.PUBLISH, registration)
-        attachments.append(Attachment("invite.ics", "text/calendar", ics, ical.PUBLISH))
+        ics = calendar.build_calendar(
+            clinic, offering.title, ctx["sessions"], calendar.PUBLISH, registration, prefetched.organizer
+        )
+        attachments.append(Attachment("invite.ics", "text/calendar", ics, calendar.PUBLISH))
     cancels_invite = row.kind in (EmailKind.SESSION_CANCELLED, EmailKind.REGISTRATION_CANCELLED)
     if cancels_invite and registration is not None and registration.confirmed_at:
         # Takes back the invite sent on confirmation (same UIDs, higher SEQUENCE): the named
@@ -291,14 +295,19 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         # UID (RFC 5546, 3.2.5).
         now = utcnow()
         cancelled = [session] if session is not None else [s for s in sessions if s.starts_at >= now]
-        cancelled = [s for s in cancelled if ical.is_cancelled(s, registration)]
+        cancelled = [s for s in cancelled if calendar.is_cancelled(s, registration)]
         for n, cancelled_session in enumerate(cancelled, start=1):
-            ics = ical.build_calendar(clinic, offering.title, [cancelled_session], ical.CANCEL, registration)
+            ics = calendar.build_calendar(
+                clinic,
+                offering.title,
+                [cancelled_session],
+                calendar.CANCEL,
+                registration,
+                prefetched.organizer,
+            )
             filename = "cancel.ics" if len(cancelled) == 1 else f"cancel-{n}.ics"
-            attachments.append(Attachment(filename, "text/calendar", ics, ical.CANCEL))
+            attachments.append(Attachment(filename, "text/calendar", ics, calendar.CANCEL))
     if row.kind == EmailKind.REMINDER and session is not None:
-        from events.filters import format_day, format_time
-
         # Absolute, never "tomorrow": a delayed email must not say the wrong day.
         when = f"on {format_day(session.local_start)} at {format_time(session.local_start)}"
         ctx["when_text"] = when
@@ -317,11 +326,6 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
 
 def _staff_email(row: OutboxEmail, clinic: Clinic) -> EmailContent:
     """Emails to staff accounts: the password reset link, signed when the email is built."""
-    from flask import url_for
-
-    from events.models import User
-    from events.staff.auth import RESET_MAX_AGE_SECONDS, reset_token
-
     user = db.session.get_one(User, row.user_id)  # staff emails always name their user
     subject = one_line(f"Reset your password for {clinic.name}")
     ctx = {

@@ -505,10 +505,6 @@ def deliver_due_concurrently(threads: int | None = None, **kwargs: Any) -> Deliv
     together (group commit), so every mark stays a durable commit and throughput still rises.
     SQLite has one writer: it gets one thread.
     """
-    import threading
-
-    from events.extensions import db
-
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy typed as Flask
     count = threads or int(app.config.get("EMAIL_DELIVERY_THREADS", 3))
     if count <= 1 or db.engine.dialect.name != "postgresql":

@@ -19,7 +19,6 @@ import binascii
 import hashlib
 import os
 import random
-import re
 import smtplib
 import sys
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from email.charset import Charset
 from email.header import Header
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import formataddr, formatdate, getaddresses
+from email.utils import formataddr, formatdate
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,7 +35,9 @@ from flask import current_app
 from flask.config import Config
 from jinja2 import Template
 
+from events.clinic import current_clinic
 from events.models import OutboxEmail
+from events.notifications.addresses import sender_address, sender_mailbox
 from events.notifications.content import Attachment, EmailContent, build
 
 SENT, RETRY, FAILED = "sent", "retry", "failed"
@@ -47,24 +48,6 @@ SMTP_TIMEOUT = 20  # seconds per command: how long a silent server can stall a b
 class SendResult:
     outcome: str  # SENT | RETRY | FAILED
     error: str = ""
-
-
-_ANGLE_ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>\s*$")
-
-
-def sender_mailbox(sender: str) -> tuple[str, str]:
-    """(display name, address) of MAIL_DEFAULT_SENDER ("Revival PT, North Loop <hello@clinic>"
-    or a bare address). The address in angle brackets wins: a display name with an unquoted
-    comma would otherwise be read as two addresses."""
-    match = _ANGLE_ADDRESS.search(sender.strip())
-    if match:
-        return sender.strip()[: match.start()].strip().strip('"').strip(), match.group(1)
-    addresses = getaddresses([sender])
-    return addresses[0] if addresses else ("", "")
-
-
-def sender_address(sender: str) -> str:
-    return sender_mailbox(sender)[1]
 
 
 def _sender_domain() -> str:
@@ -162,8 +145,6 @@ class Renderer:
         self.env = current_app.jinja_env
         name, address = sender_mailbox(config["MAIL_DEFAULT_SENDER"])
         if not name:  # a bare address configured: people see the clinic's own name
-            from events.catalog.services import current_clinic
-
             name = current_clinic().name
         self.sender = formataddr((name, address))  # quoted as needed
         self.from_header = _mailbox_header("From", name, address)

@@ -1,5 +1,2 @@
-from flask import Blueprint
-
-bp = Blueprint("payments", __name__)
-
-from events.payments import webhooks  # noqa: E402,F401
+"""Money: charging by card (services), refunds (refunds), Stripe's webhooks (webhooks), and
+gateway.py, the only code that calls Stripe."""

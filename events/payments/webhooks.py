@@ -7,15 +7,17 @@ Stripe retry them for days); 503 only when Stripe itself can't be reached to re-
 
 from collections.abc import Callable
 
-from flask import current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 from sqlalchemy.exc import IntegrityError
 
 from events.extensions import csrf, db, limiter
 from events.models import WebhookEvent, utcnow
-from events.payments import bp, services
+from events.payments import services
 from events.payments.gateway import GatewayRejected, GatewayUnavailable, InvalidWebhook, get_gateway
+
+bp = Blueprint("payments", __name__)
 
 MAX_ID_LENGTH = 255
 

@@ -1,5 +1,1 @@
-from flask import Blueprint
-
-bp = Blueprint("registration", __name__)
-
-from events.registration import views  # noqa: E402,F401
+"""Registering, holds, the waitlist, cancelling, manage links; the seat rules (seats.py)."""

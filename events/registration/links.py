@@ -46,3 +46,8 @@ def manage_url(registration: Registration, external: bool = True) -> str:
 
 def waitlist_url(entry: WaitlistEntry, external: bool = True) -> str:
     return url_for("registration.waitlist_entry", signed=sign(entry.token, WAITLIST_SALT), _external=external)
+
+
+def pay_url(registration: Registration, external: bool = False) -> str:
+    """The payment page of a held registration (signed like its manage link)."""
+    return url_for("registration.pay", signed=sign(registration.token, MANAGE_SALT), _external=external)

@@ -33,6 +33,7 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
+from events.payments.refunds import lock_for_refund, queue_refund, refundable_remaining
 from events.registration import seats
 
 
@@ -244,8 +245,6 @@ class RefundQuote:
 def refund_quote(registration: Registration, now: datetime | None = None) -> RefundQuote:
     """What cancelling now would refund, by the offering's policy, of what is left to refund
     (refunds issued or on their way already count). Under the refund locks it is exact."""
-    from events.payments.refunds import refundable_remaining
-
     now = now or utcnow()
     paid = refundable_remaining(succeeded_payment(registration))
     offering = registration.offering
@@ -281,8 +280,6 @@ def cancel_registration(
     Returns the registration and the refund amount queued (cents): what the person is told.
     Cancelling twice is a no-op. The worker sends the refund to Stripe after commit.
     """
-    from events.payments.refunds import lock_for_refund, queue_refund
-
     now = now or utcnow()
     registration = db.session.get_one(Registration, registration_id)
     pool = seats.lock_pool(registration.seat_pool_id)

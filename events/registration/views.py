@@ -5,22 +5,25 @@ Each view reads input, calls one service and renders or redirects.
 
 from typing import Any
 
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from events.calendar import build_calendar
 from events.catalog import services as catalog
-from events.catalog.ical import build_calendar
 from events.catalog.views import render_offering_page
+from events.clinic import current_clinic
 from events.extensions import config_limit, db, limiter
 from events.filters import format_money
 from events.inputs import JsonBodyError, is_stripe_id, json_object_body
 from events.models import Offering, Registration, RegistrationStatus, WaitlistEntry, WaitlistStatus
 from events.payments import services as payments
 from events.payments.gateway import GatewayUnavailable, get_gateway
-from events.registration import bp, links, services
+from events.registration import links, services
 from events.registration.forms import ConfirmForm, PersonForm
 from events.registration.seats import waitlist_position
 from events.security import stripe_js_url
+
+bp = Blueprint("registration", __name__)
 
 
 def _offering_or_404(slug: str) -> Offering:
@@ -58,9 +61,7 @@ def register(slug: str) -> ResponseReturnValue:
             return redirect(links.manage_url(result.registration, external=False))
         case services.Outcome.HELD:
             assert result.registration is not None  # a hold comes with its registration
-            return redirect(
-                url_for("registration.pay", signed=links.sign(result.registration.token, links.MANAGE_SALT))
-            )
+            return redirect(links.pay_url(result.registration))
         case services.Outcome.ALREADY_REGISTERED:
             form.form_errors.append(
                 "You're already registered with this email. Use the link in your confirmation email "
@@ -146,9 +147,7 @@ def cancel(signed: str) -> ResponseReturnValue:
 def registration_calendar(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
     sessions = services.registration_sessions(registration)
-    body = build_calendar(
-        catalog.current_clinic(), registration.offering.title, sessions, registration=registration
-    )
+    body = build_calendar(current_clinic(), registration.offering.title, sessions, registration=registration)
     return current_app.response_class(
         body,
         mimetype="text/calendar",
@@ -272,6 +271,6 @@ def claim_offer(signed: str) -> ResponseReturnValue:
         flash(str(error), "error")
         return redirect(url_for("registration.waitlist_entry", signed=signed))
     if registration.status == RegistrationStatus.HELD:
-        return redirect(url_for("registration.pay", signed=links.sign(registration.token, links.MANAGE_SALT)))
+        return redirect(links.pay_url(registration))
     flash("The seat is yours! A confirmation email is on its way.", "success")
     return redirect(links.manage_url(registration, external=False))

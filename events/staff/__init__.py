@@ -1,31 +1,6 @@
-"""The staff side: sign-in, instructor rosters and check-in, and the admin pages.
+"""The staff side: sign-in and accounts, rosters and check-in, clinic cancellations, and admin
+by subject (offerings and their dates, locations, registrations and money, emails, audit).
 
-Every view here is behind login_required; admin-only views also use admin_required.
-An instructor asking for another instructor's session gets a 404, whatever the id.
+Each subject has a service module here (the rules, no request objects) and a module of the same
+name in views/ (the pages). Who may see what is in access.py.
 """
-
-from collections.abc import Callable
-from functools import wraps
-from typing import ParamSpec, TypeVar
-
-from flask import Blueprint, abort
-from flask_login import current_user, login_required
-
-bp = Blueprint("staff", __name__, url_prefix="/staff")
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def admin_required(view: Callable[P, R]) -> Callable[P, R]:
-    @wraps(view)
-    @login_required
-    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
-        if not current_user.is_admin:
-            abort(403)
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
-from events.staff import admin, views  # noqa: E402,F401

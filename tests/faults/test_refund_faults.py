@@ -168,7 +168,7 @@ def test_on_sqlite_an_admin_refund_and_a_cancellation_are_capped_and_sent_by_the
     from events.extensions import db as sqlite_db
     from events.payments.services import apply_intent
     from events.registration.services import Person, cancel_registration, register
-    from events.staff.admin_services import manual_refund
+    from events.staff.registrations import manual_refund
     from tests.conftest import make_test_app
     from tests.factories import workshop
     from tests.helpers import charge_card

@@ -228,13 +228,14 @@ def test_the_error_page_renders_when_the_database_went_away_mid_request(client, 
     import sqlalchemy as sa
 
     from events.catalog import services
+    from events.clinic import current_clinic
     from events.extensions import db
 
     def gone(*_args, **_kwargs):
         raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
 
     def broken(_filter, now=None):
-        services.current_clinic()  # loaded, as the page's layout does
+        current_clinic()  # loaded, as the page's layout does
         sa.event.listen(db.engine, "before_cursor_execute", gone)
         gone()
 

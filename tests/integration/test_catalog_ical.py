@@ -17,7 +17,7 @@ from events.notifications.outbox import EmailKind
 from events.notifications.sender import render_message
 from events.registration.links import manage_url
 from events.registration.services import Person, register
-from events.staff.services import cancel_offering, cancel_session
+from events.staff.cancellations import cancel_offering, cancel_session
 from tests.factories import make_clinic, make_instructor, make_location, make_offering, make_session
 from tests.integration.conftest import day, html_titles
 

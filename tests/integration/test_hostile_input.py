@@ -341,7 +341,7 @@ def test_an_absurd_refund_amount_is_a_form_error(client, db, admin, amount):
 @pytest.mark.parametrize("text, cents", [("25", 2500), ("25.5", 2550), ("$1,200.00", 120000), (" 0.01 ", 1)])
 def test_money_amounts_as_people_type_them(text, cents):
     from events.inputs import parse_money
-    from events.staff.admin_services import dollars_to_cents
+    from events.staff.parsers import dollars_to_cents
 
     assert dollars_to_cents(parse_money(text)) == cents
 

@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
 from sqlalchemy.exc import IntegrityError
 
-from events import create_app
+from events.app import create_app
 from events.extensions import db
 from events.models import Registration, RegistrationStatus, SeatPool
 from tests.factories import make_location, make_offering

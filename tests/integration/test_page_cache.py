@@ -99,7 +99,7 @@ def test_a_change_committed_by_another_process_reaches_the_cache(client, db, app
     version = listener.version
 
     code = (
-        "from events import create_app\n"
+        "from events.app import create_app\n"
         "from events.models import Offering\n"
         "from events.extensions import db\n"
         "from events.registration.services import Person, register\n"

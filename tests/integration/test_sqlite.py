@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 from icalendar import Calendar
 
-from events import create_app
+from events.app import create_app
 from events.demo import seed_demo
 from events.extensions import db
 from events.models import Location, Offering, Registration, Resource, Role, SeatPool, Session, User

@@ -23,7 +23,7 @@ from events.models import (
 from events.notifications.outbox import EmailKind
 from events.registration import services as registration
 from events.registration.services import Person
-from events.staff import auth
+from events.staff import accounts
 from tests.factories import make_location, make_offering, make_session, upcoming_day
 from tests.helpers import charge_card, csrf_token
 
@@ -107,7 +107,7 @@ def test_password_reset_link_works_once(client, world, db):
     ).all()
     assert [r.user_id for r in rows] == [world["a"].id]
 
-    token = auth.reset_token(world["a"])
+    token = accounts.reset_token(world["a"])
     form = client.get(f"/staff/password-reset/{token}").get_data(as_text=True)
     data = {"csrf_token": csrf_token(form), "password": "a brand new secret", "confirm": "a brand new secret"}
     assert client.post(f"/staff/password-reset/{token}", data=data).status_code == 302

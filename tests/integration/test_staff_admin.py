@@ -37,7 +37,10 @@ from events.models import (
 from events.notifications.outbox import EmailKind
 from events.registration import services as reg
 from events.registration.services import Person
-from events.staff import admin_services as svc
+from events.resources.services import sniff_content_type
+from events.staff import offerings
+from events.staff.errors import AdminError
+from events.staff.parsers import dollars_to_cents, format_reminder_offsets, parse_reminder_offsets
 from tests.factories import (
     make_clinic,
     make_instructor,
@@ -122,24 +125,24 @@ def fresh(db, model, id_):
 
 
 def test_reminder_offsets_and_money_parse_as_admins_write_them():
-    assert svc.parse_reminder_offsets("24h, 2h") == "1440,120"
-    assert svc.parse_reminder_offsets("2h,1d, 30m") == "1440,120,30"
-    assert svc.parse_reminder_offsets("") == ""
-    assert svc.format_reminder_offsets("2880,1440,120,30") == "2d, 24h, 2h, 30m"
-    with pytest.raises(svc.AdminError):
-        svc.parse_reminder_offsets("tomorrow")
-    assert svc.dollars_to_cents("12.345") == 1235
-    assert svc.dollars_to_cents("0") == 0
+    assert parse_reminder_offsets("24h, 2h") == "1440,120"
+    assert parse_reminder_offsets("2h,1d, 30m") == "1440,120,30"
+    assert parse_reminder_offsets("") == ""
+    assert format_reminder_offsets("2880,1440,120,30") == "2d, 24h, 2h, 30m"
+    with pytest.raises(AdminError):
+        parse_reminder_offsets("tomorrow")
+    assert dollars_to_cents("12.345") == 1235
+    assert dollars_to_cents("0") == 0
 
 
 def test_content_sniffing_knows_pdf_and_images_only():
-    assert svc.sniff_content_type(b"%PDF-1.7 ...") == "application/pdf"
-    assert svc.sniff_content_type(b"\x89PNG\r\n\x1a\n....") == "image/png"
-    assert svc.sniff_content_type(b"\xff\xd8\xff\xe0..") == "image/jpeg"
-    assert svc.sniff_content_type(b"GIF89a....") == "image/gif"
-    assert svc.sniff_content_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
-    assert svc.sniff_content_type(b"<html><script>") is None
-    assert svc.sniff_content_type(b"just text.pdf") is None
+    assert sniff_content_type(b"%PDF-1.7 ...") == "application/pdf"
+    assert sniff_content_type(b"\x89PNG\r\n\x1a\n....") == "image/png"
+    assert sniff_content_type(b"\xff\xd8\xff\xe0..") == "image/jpeg"
+    assert sniff_content_type(b"GIF89a....") == "image/gif"
+    assert sniff_content_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
+    assert sniff_content_type(b"<html><script>") is None
+    assert sniff_content_type(b"just text.pdf") is None
 
 
 # --- Offerings and sessions ---
@@ -310,13 +313,13 @@ def test_a_capacity_change_holds_every_pool_until_it_commits(client, db, app, mo
     db.session.commit()
     pool_ids = sorted(s.seat_pool_id for s in offering.sessions)
     locked_meanwhile = []
-    real_resize = svc.resize_locked_pool
+    real_resize = offerings.resize_locked_pool
 
     def resize_and_look(pool, capacity, now):
         locked_meanwhile.extend(pools_locked_now(app, pool_ids))
         real_resize(pool, capacity, now)
 
-    monkeypatch.setattr(svc, "resize_locked_pool", resize_and_look)
+    monkeypatch.setattr(offerings, "resize_locked_pool", resize_and_look)
     login(client, db)
     edit = f"/staff/admin/offerings/{offering.id}/edit"
     response = client.post(edit, data=form_of(offering, capacity="3", csrf_token=token_from(client, edit)))
@@ -329,7 +332,7 @@ def test_a_capacity_change_holds_every_pool_until_it_commits(client, db, app, mo
 def test_cancelling_a_class_locks_every_pool_before_writing_anything(db, app, monkeypatch):
     """Changes that span several pools take them all first, in id order (as a capacity change
     does): taken one by one while cancelling, they could deadlock with a capacity change."""
-    from events.staff import services as staff_services
+    from events.staff import cancellations as staff_services
 
     location = make_location()
     offering = make_offering(location, OfferingKind.CLASS, capacity=5)

@@ -27,8 +27,9 @@ from events.extensions import db
 from events.models import AuditEntry, CatalogState, Offering, OfferingKind, OutboxEmail, Role, User
 from events.notifications.content import build
 from events.notifications.outbox import EmailKind
-from events.staff import admin_services as svc
-from events.staff import auth
+from events.staff import accounts
+from events.staff.accounts import save_instructor, set_staff_active
+from events.staff.errors import AdminError
 from tests.factories import make_location, make_offering, make_session, upcoming_day
 from tests.helpers import csrf_token
 
@@ -205,9 +206,9 @@ def test_a_remember_cookie_stops_working_after_sign_out(app, staff):
 
 def test_a_session_from_before_session_versions_or_a_forged_id_is_refused(app_ctx, staff):
     maya = db.session.get(User, staff["maya"])
-    assert auth.load_user(maya.get_id()) == maya
+    assert accounts.load_user(maya.get_id()) == maya
     for stale in (str(maya.id), f"{maya.id}:{maya.session_version + 1}", f"{maya.id}:-1", "x:0", "٣:0", ""):
-        assert auth.load_user(stale) is None, stale
+        assert accounts.load_user(stale) is None, stale
 
 
 # --- Replaying a copied cookie against the app on a real port (requests, a real cookie jar) ---
@@ -293,7 +294,7 @@ def test_deactivating_an_instructor(app, staff):
     maya_id = staff["maya"]
     admin = signed_in(app, "admin@clinic.example")
     with database(app):
-        outstanding_link = auth.reset_token(db.session.get(User, maya_id))
+        outstanding_link = accounts.reset_token(db.session.get(User, maya_id))
 
     # The confirmation page says what will happen; the list shows the status and the action.
     page = admin.get(f"/staff/admin/instructors/{maya_id}/deactivate").get_data(as_text=True)
@@ -360,19 +361,19 @@ def test_only_an_admin_may_deactivate_and_only_instructors_here(app, staff):
 
 def test_no_admin_can_lock_the_clinic_out(app_ctx, staff):
     admin = db.session.get(User, staff["admin"])
-    with pytest.raises(svc.AdminError, match="your own account"):
-        svc.set_staff_active(admin, False, admin)
+    with pytest.raises(AdminError, match="your own account"):
+        set_staff_active(admin, False, admin)
     db.session.rollback()
     other = make_user("other-admin@clinic.example", Role.ADMIN)
-    assert svc.set_staff_active(other, False, admin)
+    assert set_staff_active(other, False, admin)
     # With `other` gone, `admin` is the last one: nobody (not even a second actor) may remove them.
-    with pytest.raises(svc.AdminError, match="last active admin"):
-        svc.set_staff_active(admin, False, other)
+    with pytest.raises(AdminError, match="last active admin"):
+        set_staff_active(admin, False, other)
     db.session.rollback()
     db.session.expire_all()
     assert db.session.get(User, admin.id).is_active
     # Deactivating twice is a no-op, not a second audit row.
-    assert not svc.set_staff_active(other, False, admin)
+    assert not set_staff_active(other, False, admin)
     assert db.session.scalars(sa.select(AuditEntry.action)).all() == ["user.deactivated"]
 
 
@@ -408,7 +409,7 @@ def test_deactivating_an_admin_holds_every_active_admin_until_it_commits(app_ctx
         real_end_sessions(user)
 
     monkeypatch.setattr(User, "end_sessions", look_then_end)
-    assert svc.set_staff_active(second, False, first)
+    assert set_staff_active(second, False, first)
     assert seen == [True, True, True]
 
 
@@ -508,7 +509,7 @@ def test_signing_out_or_deactivating_leaves_the_public_page_cache_alone_but_rena
 
     with database(app):
         user = db.session.get(User, staff["maya"])
-        svc.save_instructor(
+        save_instructor(
             user,
             {"email": user.email, "name": "Maya Ortiz", "bio": user.bio},
             db.session.get(User, staff["admin"]),

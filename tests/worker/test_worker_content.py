@@ -65,7 +65,7 @@ def test_password_reset_email_carries_a_link_that_works_once(db, smtp, client):
     import re
 
     from events.models import Role, User
-    from events.staff.services import request_password_reset
+    from events.staff.accounts import request_password_reset
 
     user = User(email="maya@clinic.example", name="Maya", role=Role.INSTRUCTOR)
     user.set_password("old password here")

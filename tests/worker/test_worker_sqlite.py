@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
-from events import create_app
+from events.app import create_app
 from events.extensions import db
 from events.models import EmailStatus, OutboxEmail
 from events.notifications.delivery import deliver_due

@@ -58,11 +58,8 @@ def _calendar(clinic: Clinic, name: str, method: str | None) -> Calendar:
     return cal
 
 
-def _organizer(clinic: Clinic) -> vCalAddress:
+def _organizer(clinic: Clinic, address: str) -> vCalAddress:
     """The clinic, as the sender of emailed invites (RFC 5546 asks for an ORGANIZER in them)."""
-    from events.notifications.sender import sender_address
-
-    address = sender_address(current_app.config["MAIL_DEFAULT_SENDER"])
     organizer = vCalAddress(f"mailto:{address}")
     organizer.params["cn"] = vText(clinic.name)
     return organizer
@@ -94,15 +91,17 @@ def build_calendar(
     sessions: Iterable[Session],
     method: str | None = None,
     registration: Registration | None = None,
+    organizer: str | None = None,
 ) -> bytes:
     """A calendar of these sessions (as one person's places, given their registration); method
-    (PUBLISH or CANCEL) only for emailed invites."""
+    (PUBLISH or CANCEL) and the organizer's address only for emailed invites."""
     cal = _calendar(clinic, name, method)
     stamp = utcnow()
     for session in sessions:
         event = session_event(session, stamp, registration)
         if method:
-            event.add("organizer", _organizer(clinic))
+            assert organizer, "an emailed invite names its organizer"
+            event.add("organizer", _organizer(clinic, organizer))
         cal.add_component(event)
     # VTIMEZONE blocks for every zone used, as RFC 5545 asks of TZID references.
     cal.add_missing_timezones()

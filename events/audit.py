@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import sqlalchemy as sa
+
 from events.extensions import db
 from events.models import AuditEntry
 
@@ -13,3 +15,8 @@ def record(actor_id: int | None, action: str, target_type: str, target_id: int, 
     )
     db.session.add(entry)
     return entry
+
+
+def latest(limit: int) -> list[AuditEntry]:
+    """The most recent entries, newest first."""
+    return list(db.session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))

@@ -1,0 +1,23 @@
+"""The periodic safety net, run by beat (worker.tasks.housekeeping) and by `flask sweep`."""
+
+from __future__ import annotations
+
+from events.locks import only_one
+from events.models import utcnow
+from events.payments.refunds import execute_due_refunds
+from events.payments.services import reconcile_pending_payments
+from events.registration.seats import sweep_lapsed
+
+
+def run_housekeeping() -> dict[str, int] | None:
+    """Re-read open payments, release lapsed holds and offers, send due refunds. None if
+    another host's housekeeping is running (one pass at a time across hosts)."""
+    with only_one("housekeeping") as held:
+        if not held:
+            return None
+        # Open payments first: a charge whose answer was lost confirms its hold before the
+        # hold is released for running out.
+        payments = reconcile_pending_payments()
+        pools = sweep_lapsed(utcnow())
+        refunds = execute_due_refunds()  # the safety net for a lost nudge, and backoff retries
+    return {"pools": pools, "refunds": refunds, "payments": payments}

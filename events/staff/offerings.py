@@ -1,0 +1,189 @@
+"""Offerings and their sessions: create, edit, add dates, and what an admin sees of them.
+
+Plain functions, no request objects: views parse forms and call these. Every change an admin
+makes is written to the audit trail in the same transaction as the change."""
+
+from __future__ import annotations
+
+from datetime import date, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
+
+from events import audit
+from events.catalog.scheduling import add_session, add_weekly_series, local_to_utc
+from events.extensions import db
+from events.models import (
+    Location,
+    Offering,
+    Role,
+    SeatPool,
+    Session,
+    User,
+    utcnow,
+)
+from events.registration import seats
+from events.registration.services import (
+    CapacityError,
+    resize_locked_pool,
+)
+from events.staff.errors import AdminError
+from events.staff.parsers import slugify, unique_slug
+
+OFFERING_FIELDS = (
+    "kind",
+    "title",
+    "topic",
+    "summary",
+    "description",
+    "what_to_bring",
+    "location_id",
+    "instructor_id",
+    "price_cents",
+    "cancellation_cutoff_hours",
+    "late_cancel_refund_percent",
+    "reminder_offsets",
+    "followup_delay_minutes",
+    "is_published",
+)
+
+
+def offering_status(offering: Offering) -> str:
+    if offering.is_cancelled:
+        return "cancelled"
+    if not offering.is_published:
+        return "draft"
+    last = max((s.starts_at for s in offering.sessions), default=None)
+    if last is None:
+        return "no dates"
+    if last < utcnow():
+        return "past"
+    return "published"
+
+
+def list_offerings() -> list[Offering]:
+    return list(
+        db.session.scalars(
+            sa.select(Offering)
+            .options(joinedload(Offering.location), joinedload(Offering.instructor))
+            .order_by(Offering.is_cancelled, Offering.created_at.desc(), Offering.id.desc())
+        )
+    )
+
+
+def _check_references(data: dict) -> None:
+    if db.session.get(Location, data["location_id"]) is None:
+        raise AdminError("Choose a location.", "location_id")
+    if data.get("instructor_id"):
+        user = db.session.get(User, data["instructor_id"])
+        if user is None or user.role is not Role.INSTRUCTOR:
+            raise AdminError("Choose an instructor.", "instructor_id")
+
+
+def create_offering(data: dict, actor: User) -> Offering:
+    """data: OFFERING_FIELDS plus slug (optional) and capacity, already typed."""
+    _check_references(data)
+    offering = Offering(
+        slug=unique_slug(Offering, data.get("slug") or data["title"]),
+        capacity=data["capacity"],
+        **{k: data[k] for k in OFFERING_FIELDS},
+    )
+    db.session.add(offering)
+    db.session.flush()
+    audit.record(actor.id, "offering.created", "offering", offering.id, title=offering.title)
+    db.session.commit()
+    return offering
+
+
+def update_offering(offering: Offering, data: dict, actor: User) -> Offering:
+    """Edit an offering in one transaction. A new capacity applies to every seat pool, all of
+    them locked until the commit (so no registration slips in between the check and the
+    change); if any pool has more seats taken than the new capacity, nothing at all changes."""
+    _check_references(data)
+    if data["kind"] != offering.kind and offering.sessions:
+        raise AdminError(
+            "The kind can't change once the offering has dates (seats are counted differently).", "kind"
+        )
+    new_capacity = data["capacity"]
+    if new_capacity != offering.capacity:
+        now = utcnow()
+        pools = seats.lock_offering_pools(offering.id)
+        for pool in pools:
+            try:
+                resize_locked_pool(pool, new_capacity, now)
+            except CapacityError as error:
+                db.session.rollback()
+                raise AdminError(str(error), "capacity") from error
+            audit.record(actor.id, "seat_pool.capacity_changed", "seat_pool", pool.id, capacity=new_capacity)
+    slug = data.get("slug") or ""
+    changes: dict[str, list[Any]] = {}  # field: [old, new], for the audit trail
+    if slug and slugify(slug) != offering.slug:
+        changes["slug"] = [offering.slug, unique_slug(Offering, slug, exclude_id=offering.id)]
+        offering.slug = changes["slug"][1]
+    for key in OFFERING_FIELDS:
+        old, new = getattr(offering, key), data[key]
+        if old != new:
+            changes[key] = [str(old), str(new)]
+            setattr(offering, key, new)
+    if new_capacity != offering.capacity:
+        changes["capacity"] = [offering.capacity, new_capacity]
+        offering.capacity = new_capacity
+    audit.record(actor.id, "offering.updated", "offering", offering.id, changes=changes)
+    db.session.commit()
+    return offering
+
+
+def seat_pools(offering: Offering) -> list[SeatPool]:
+    return list(
+        db.session.scalars(
+            sa.select(SeatPool).where(SeatPool.offering_id == offering.id).order_by(SeatPool.id)
+        )
+    )
+
+
+def add_sessions(
+    offering: Offering,
+    first_day: date,
+    start: time,
+    duration_minutes: int,
+    weeks: int,
+    location: Location | None,
+    actor: User,
+) -> list[Session]:
+    """One session (weeks=1) or a weekly series, at local wall-clock time in the location's zone."""
+    if offering.is_cancelled:
+        raise AdminError("This offering is cancelled; it can't get new dates.")
+    location = location or offering.location
+    if local_to_utc(first_day, start, location.zone) <= utcnow():
+        raise AdminError("The first date is in the past.", "first_day")
+    duration = timedelta(minutes=duration_minutes)
+    if weeks == 1:
+        created = [add_session(offering, first_day, start, duration, location)]
+    else:
+        created = add_weekly_series(offering, first_day, start, duration, weeks, location)
+    db.session.flush()
+    for session in created:
+        audit.record(
+            actor.id,
+            "session.created",
+            "session",
+            session.id,
+            offering_id=offering.id,
+            starts_at=session.starts_at.isoformat(),
+        )
+    db.session.commit()
+    return created
+
+
+def upcoming_sessions(offering: Offering) -> list[Session]:
+    now = utcnow()
+    return [s for s in offering.sessions if s.starts_at > now and s.status.value == "scheduled"]
+
+
+def offering_choices() -> list[tuple[int, str]]:
+    """(id, title) of every offering, by title: for a filter's drop-down."""
+    return [
+        tuple(row)
+        for row in db.session.execute(sa.select(Offering.id, Offering.title).order_by(Offering.title))
+    ]

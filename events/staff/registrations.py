@@ -1,0 +1,176 @@
+"""The front desk's view of registrations: search, register someone, refund."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
+
+from events import audit
+from events.extensions import db
+from events.models import (
+    Offering,
+    Payment,
+    Refund,
+    Registration,
+    User,
+)
+from events.payments.refunds import (
+    RefundError,
+    lock_for_refund,
+    queue_refund,
+    refundable_remaining,
+    retry_failed_refund,
+)
+from events.registration.services import (
+    Outcome,
+    Person,
+    RegisterResult,
+    RegistrationError,
+    register,
+    succeeded_payment,
+)
+from events.staff.errors import AdminError
+from events.staff.rosters import paid_and_refunded
+
+
+@dataclass
+class RegistrationLine:
+    registration: Registration
+    paid_cents: int
+    refunded_cents: int
+
+    @property
+    def payment_label(self) -> str:
+        if self.paid_cents == 0:
+            return "unpaid" if self.registration.price_cents else "free"
+        if self.refunded_cents >= self.paid_cents:
+            return "refunded"
+        if self.refunded_cents:
+            return "partly refunded"
+        return "paid"
+
+
+def search_registrations(
+    q: str = "", offering_id: int | None = None, status: str = "", limit: int = 200
+) -> list[RegistrationLine]:
+    query = (
+        sa.select(Registration)
+        .join(Registration.offering)
+        .options(joinedload(Registration.offering), joinedload(Registration.session))
+        .order_by(Registration.created_at.desc(), Registration.id.desc())
+        .limit(limit)
+    )
+    if q.strip():
+        escaped = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        query = query.where(
+            sa.or_(
+                sa.func.lower(Registration.name).like(pattern, escape="\\"),
+                Registration.email_normalized.like(pattern, escape="\\"),
+                sa.func.lower(Offering.title).like(pattern, escape="\\"),
+            )
+        )
+    if offering_id:
+        query = query.where(Registration.offering_id == offering_id)
+    if status:
+        query = query.where(Registration.status == status)
+    registrations = list(db.session.scalars(query))
+    ids = [r.id for r in registrations]
+    money = paid_and_refunded(ids)
+    return [RegistrationLine(r, *money.get(r.id, (0, 0))) for r in registrations]
+
+
+def register_on_behalf(
+    offering: Offering, session_id: int | None, person: Person, actor: User
+) -> RegisterResult:
+    """Register someone as staff: the same rules and emails as the public form."""
+    try:
+        result = register(offering, session_id, person, source="staff")
+    except RegistrationError:
+        db.session.rollback()
+        raise
+    if result.outcome in (Outcome.CONFIRMED, Outcome.HELD):
+        assert result.registration is not None  # both outcomes come with their registration
+        audit.record(
+            actor.id,
+            "registration.created_by_staff",
+            "registration",
+            result.registration.id,
+            outcome=result.outcome.value,
+        )
+        db.session.commit()
+    return result
+
+
+def refundable_cents(payment: Payment | None) -> int:
+    """What can still be refunded: paid, minus refunds issued or on their way."""
+
+    return refundable_remaining(payment)
+
+
+def manual_refund(registration: Registration, amount_cents: int, reason: str, actor: User) -> Refund:
+    """Queue a refund of part or all of what is left (the worker sends it to Stripe after
+    commit, and the "refund issued" email once Stripe has accepted it)."""
+
+    payment = succeeded_payment(registration)
+    if payment is None:
+        raise AdminError("There is no successful payment to refund.")
+    if amount_cents <= 0:
+        raise AdminError("Enter an amount above zero.", "amount")
+    # The refund locks (seat pool, then payment) before reading what is left: a cancellation
+    # or another refund of this payment waits for this one, and then counts it.
+    payment = lock_for_refund(payment.id)
+    left = refundable_remaining(payment)
+    if left == 0:
+        raise AdminError("Nothing is left to refund on this payment.")
+    if amount_cents > left:
+        raise AdminError(f"At most ${left / 100:.2f} is left to refund.", "amount")
+    n = (
+        db.session.execute(
+            sa.select(sa.func.count())
+            .select_from(Refund)
+            .where(Refund.idempotency_key.like(f"manual-refund-{registration.id}-%"))
+        ).scalar_one()
+        + 1
+    )
+    refund, _ = queue_refund(
+        payment.id,
+        amount_cents,
+        key=f"manual-refund-{registration.id}-{n}",
+        reason=reason or "Manual refund",
+        actor_id=actor.id,
+    )
+    assert refund is not None  # a new key, and the amount was checked against what is left under the lock
+    audit.record(
+        actor.id,
+        "refund.requested",
+        "registration",
+        registration.id,
+        refund_id=refund.id,
+        amount_cents=amount_cents,
+        reason=reason[:200],
+    )
+    db.session.commit()
+    return refund
+
+
+def retry_refund(refund_id: int, actor: User) -> Refund:
+    """Send a refund Stripe refused to the worker again (if the payment still covers it)."""
+
+    try:
+        refund = retry_failed_refund(refund_id)
+    except RefundError as error:
+        db.session.rollback()
+        raise AdminError(str(error)) from error
+    audit.record(
+        actor.id,
+        "refund.retried",
+        "registration",
+        refund.payment.registration_id,
+        refund_id=refund.id,
+        amount_cents=refund.amount_cents,
+    )
+    db.session.commit()
+    return refund

@@ -1,0 +1,19 @@
+"""The staff pages, one module per subject; each calls the service module of the same name.
+
+Importing this package registers every staff route on the one `staff` blueprint.
+"""
+
+from events.staff.access import bp
+from events.staff.views import (  # noqa: F401  (importing a views module registers its routes)
+    accounts,
+    admin_home,
+    audit,
+    cancellations,
+    emails,
+    locations,
+    offerings,
+    registrations,
+    rosters,
+)
+
+__all__ = ["bp"]

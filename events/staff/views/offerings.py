@@ -1,0 +1,220 @@
+"""Admin pages for offerings: the list, create and edit, their dates and their resources."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from events.forms import attempt
+from events.models import Offering, OfferingKind, Resource
+from events.registration.forms import ConfirmForm
+from events.resources import services as resources
+from events.staff import accounts, locations, offerings
+from events.staff.access import admin_required, bp, get_or_404
+from events.staff.admin_forms import (
+    CancelOfferingForm,
+    FileResourceForm,
+    LinkResourceForm,
+    OfferingForm,
+    SessionsForm,
+)
+from events.staff.parsers import dollars_to_cents, format_reminder_offsets, parse_reminder_offsets
+
+
+def _offering_choices(form: OfferingForm) -> None:
+    form.location_id.choices = [
+        (loc.id, loc.name + ("" if loc.is_active else " (inactive)")) for loc in locations.all_locations()
+    ]
+    form.instructor_id.choices = [(None, "No instructor")] + [
+        (u.id, u.name + ("" if u.is_active else " (inactive)")) for u in accounts.instructors()
+    ]
+
+
+def _offering_data(form: OfferingForm) -> dict:
+    return {
+        "kind": OfferingKind(form.kind.data),
+        "title": form.title.data,
+        "slug": form.slug.data or "",
+        "topic": form.topic.data,
+        "summary": form.summary.data or "",
+        "description": form.description.data or "",
+        "what_to_bring": form.what_to_bring.data or "",
+        "location_id": form.location_id.data,
+        "instructor_id": form.instructor_id.data,
+        "price_cents": dollars_to_cents(form.price.data or 0),
+        "capacity": form.capacity.data,
+        "cancellation_cutoff_hours": form.cancellation_cutoff_hours.data
+        if form.cancellation_cutoff_hours.data is not None
+        else 24,
+        "late_cancel_refund_percent": form.late_cancel_refund_percent.data or 0,
+        "reminder_offsets": parse_reminder_offsets(form.reminders.data or ""),
+        "followup_delay_minutes": form.followup_delay_minutes.data
+        if form.followup_delay_minutes.data is not None
+        else 120,
+        "is_published": bool(form.is_published.data),
+    }
+
+
+@bp.get("/admin/offerings")
+@admin_required
+def admin_offerings() -> ResponseReturnValue:
+    return render_template(
+        "staff/admin/offerings.html", offerings=offerings.list_offerings(), status=offerings.offering_status
+    )
+
+
+@bp.route("/admin/offerings/new", methods=["GET", "POST"])
+@admin_required
+def admin_offering_new() -> ResponseReturnValue:
+    form = OfferingForm()
+    _offering_choices(form)
+    if not form.location_id.choices:
+        flash("Add a location first: every offering meets somewhere.", "error")
+        return redirect(url_for("staff.admin_location_new"))
+    if form.validate_on_submit():
+        offering = attempt(form, lambda: offerings.create_offering(_offering_data(form), current_user))
+        if offering is not None:
+            flash(f"“{offering.title}” created. Now add its dates.", "success")
+            return redirect(url_for("staff.admin_offering", offering_id=offering.id))
+    status = 400 if form.is_submitted() else 200
+    return render_template("staff/admin/offering_form.html", form=form, offering=None), status
+
+
+@bp.route("/admin/offerings/<int:offering_id>/edit", methods=["GET", "POST"])
+@admin_required
+def admin_offering_edit(offering_id: int) -> ResponseReturnValue:
+    offering = get_or_404(Offering, offering_id)
+    form = OfferingForm(obj=offering) if request.method == "GET" else OfferingForm()
+    _offering_choices(form)
+    if request.method == "GET":
+        form.kind.data = offering.kind.value
+        form.price.data = Decimal(offering.price_cents) / 100  # what MoneyField holds (shown the same)
+        form.reminders.data = format_reminder_offsets(offering.reminder_offsets)
+    if form.validate_on_submit():
+        if attempt(form, lambda: offerings.update_offering(offering, _offering_data(form), current_user)):
+            flash("Saved.", "success")
+            return redirect(url_for("staff.admin_offering", offering_id=offering.id))
+    status = 400 if form.is_submitted() else 200
+    return render_template("staff/admin/offering_form.html", form=form, offering=offering), status
+
+
+def _sessions_form(offering: Offering, form: SessionsForm | None = None) -> SessionsForm:
+    form = form or SessionsForm(formdata=None)
+    form.location_id.choices = [(None, f"Usual: {offering.location.name}")] + [
+        (loc.id, loc.name) for loc in locations.other_active_locations(offering.location_id)
+    ]
+    return form
+
+
+def render_offering(offering: Offering, status: int = 200, **forms: Any) -> tuple[str, int]:
+    """The offering's admin page, with any of its forms given (a failed submit's, with errors)."""
+    forms.setdefault("sessions_form", _sessions_form(offering))
+    forms.setdefault("link_form", LinkResourceForm(formdata=None))
+    forms.setdefault("file_form", FileResourceForm(formdata=None))
+    forms.setdefault("cancel_form", CancelOfferingForm(formdata=None))
+    return render_template(
+        "staff/admin/offering.html",
+        offering=offering,
+        pools=offerings.seat_pools(offering),
+        status_label=offerings.offering_status(offering),
+        confirm_form=ConfirmForm(),
+        resource_href=resources.resource_href,
+        **forms,
+    ), status
+
+
+@bp.get("/admin/offerings/<int:offering_id>")
+@admin_required
+def admin_offering(offering_id: int) -> ResponseReturnValue:
+    return render_offering(get_or_404(Offering, offering_id))
+
+
+@bp.post("/admin/offerings/<int:offering_id>/sessions")
+@admin_required
+def admin_sessions_add(offering_id: int) -> ResponseReturnValue:
+    offering = get_or_404(Offering, offering_id)
+    form = _sessions_form(offering, SessionsForm())
+    if form.validate_on_submit():
+        location = locations.find_location(form.location_id.data) if form.location_id.data else None
+        created = attempt(
+            form,
+            lambda: offerings.add_sessions(
+                offering,
+                form.first_day.data,
+                form.start.data,
+                form.duration_minutes.data,
+                form.weeks.data,
+                location,
+                current_user,
+            ),
+        )
+        if created is not None:
+            flash(f"{len(created)} date(s) added.", "success")
+            return redirect(url_for("staff.admin_offering", offering_id=offering.id) + "#sessions")
+    return render_offering(offering, 400, sessions_form=form)
+
+
+# --- Resources shared after the class (events/resources) ---
+
+
+@bp.post("/admin/offerings/<int:offering_id>/resources/link")
+@admin_required
+def admin_resource_link(offering_id: int) -> ResponseReturnValue:
+    offering = get_or_404(Offering, offering_id)
+    form = LinkResourceForm()
+    if form.validate_on_submit():
+        if attempt(
+            form,
+            lambda: resources.add_link(
+                offering, form.title.data, form.url.data, form.description.data or "", current_user
+            ),
+        ):
+            flash("Link added.", "success")
+            return redirect(url_for("staff.admin_offering", offering_id=offering.id) + "#resources")
+    return render_offering(offering, 400, link_form=form)
+
+
+@bp.post("/admin/offerings/<int:offering_id>/resources/file")
+@admin_required
+def admin_resource_file(offering_id: int) -> ResponseReturnValue:
+    offering = get_or_404(Offering, offering_id)
+    form = FileResourceForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        try:
+            added = attempt(
+                form,
+                lambda: resources.add_file(
+                    offering,
+                    form.title.data,
+                    form.description.data or "",
+                    upload.stream,
+                    upload.filename or "",
+                    resources.upload_dir(),
+                    current_user,
+                    max_bytes=current_app.config.get("RESOURCE_MAX_BYTES", resources.MAX_UPLOAD_BYTES),
+                ),
+            )
+        finally:
+            upload.close()  # a large upload is spooled to a temporary file
+        if added is not None:
+            flash("File added.", "success")
+            return redirect(url_for("staff.admin_offering", offering_id=offering.id) + "#resources")
+    return render_offering(offering, 400, file_form=form)
+
+
+@bp.post("/admin/resources/<int:resource_id>/delete")
+@admin_required
+def admin_resource_delete(resource_id: int) -> ResponseReturnValue:
+    resource = get_or_404(Resource, resource_id)
+    offering_id = resource.offering_id
+    if ConfirmForm().validate_on_submit():
+        resources.delete_resource(resource, resources.upload_dir(), current_user)
+        flash("Resource removed.", "success")
+    else:
+        flash("The form expired. Please try again.", "error")
+    return redirect(url_for("staff.admin_offering", offering_id=offering_id) + "#resources")
