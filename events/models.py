@@ -140,6 +140,16 @@ class RefundStatus(StrEnum):
     CANCELED = "canceled"
 
 
+class RefundKind(StrEnum):
+    """Why a refund was made."""
+
+    CANCELLATION = "cancellation"  # the member cancelled (by the offering's policy)
+    CLINIC_CANCELLATION = "clinic_cancellation"  # the clinic called off the session or offering
+    MANUAL = "manual"  # staff refunded part or all of a payment
+    UNPLACED_PAYMENT = "unplaced_payment"  # a payment arrived for a seat no longer held: sent back
+    MIRRORED = "mirrored"  # made in Stripe's dashboard; recorded here, never sent by us
+
+
 class EmailStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"
@@ -390,7 +400,7 @@ class Registration(Model):
     hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # Random, unguessable; embedded in signed manage links.
     token: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    source: Mapped[str] = mapped_column(sa.String(20), default="public")  # public | staff
+    source: Mapped[str] = mapped_column(sa.String(20), default="public")  # public | staff | waitlist
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -506,6 +516,7 @@ class Refund(Model):
     idempotency_key: Mapped[str] = mapped_column(sa.String(120), unique=True)
     amount_cents: Mapped[int] = mapped_column()
     status: Mapped[RefundStatus] = mapped_column(enum_column(RefundStatus, name="refund_status"))
+    kind: Mapped[RefundKind] = mapped_column(enum_column(RefundKind, name="refund_kind"))
     reason: Mapped[str] = mapped_column(sa.String(200), default="")
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -212,15 +212,14 @@ def _schedule_conditions(f: ScheduleFilter, now: datetime, include_cancelled: bo
     if f.date_to:
         conditions.append(Session.starts_at < _day_start_utc(f.date_to + timedelta(days=1), zone))
     if f.q:
-        # Escape LIKE wildcards so a search for "100%" means the text, not a pattern.
-        escaped = f.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
+        # autoescape: a search for "100%" means the text, not a LIKE pattern.
+        text = f.q.lower()
         conditions.append(
             sa.or_(
-                sa.func.lower(Offering.title).like(pattern, escape="\\"),
-                sa.func.lower(Offering.summary).like(pattern, escape="\\"),
-                sa.func.lower(Offering.topic).like(pattern, escape="\\"),
-                sa.func.lower(Offering.description).like(pattern, escape="\\"),
+                *(
+                    sa.func.lower(column).contains(text, autoescape=True)
+                    for column in (Offering.title, Offering.summary, Offering.topic, Offering.description)
+                )
             )
         )
     return conditions

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from events.extensions import db
-from events.models import Payment, Refund, RefundStatus, Registration, utcnow
+from events.models import Payment, Refund, RefundKind, RefundStatus, Registration, utcnow
 from events.notifications.outbox import EmailKind, queue_email
 from events.notifications.publish import publish_task
 from events.payments.gateway import GatewayRejected, GatewayUnavailable, PaymentDeclined, get_gateway
@@ -41,17 +41,14 @@ BACKOFF_FIRST_SECONDS = 30
 BACKOFF_MAX_SECONDS = 3600
 
 
-# Refunds made outside our app (Stripe's dashboard) are mirrored under this key prefix.
-MIRRORED_KEY_PREFIX = "stripe-"
-
-
 def mirrored_key(stripe_refund_id: str) -> str:
-    return f"{MIRRORED_KEY_PREFIX}{stripe_refund_id}"
+    """The key of our row mirroring a refund made in Stripe's dashboard (one row per refund)."""
+    return f"stripe-{stripe_refund_id}"
 
 
 def can_retry(refund: Refund) -> bool:
     """Staff may retry a refund Stripe refused, unless it was made in Stripe (retried there)."""
-    return refund.status == RefundStatus.FAILED and not refund.idempotency_key.startswith(MIRRORED_KEY_PREFIX)
+    return refund.status == RefundStatus.FAILED and refund.kind != RefundKind.MIRRORED
 
 
 class RefundError(Exception):
@@ -100,7 +97,13 @@ def refundable_remaining(payment: Payment | None) -> int:
 
 
 def queue_refund(
-    payment_id: int, wanted_cents: int, *, key: str, reason: str = "", actor_id: int | None = None
+    payment_id: int,
+    wanted_cents: int,
+    *,
+    kind: RefundKind,
+    key: str,
+    reason: str = "",
+    actor_id: int | None = None,
 ) -> tuple[Refund | None, int]:
     """Write a pending refund of up to `wanted_cents`, capped at what is left, in the caller's
     transaction. Returns the row and the amount actually queued (0 and None when nothing is
@@ -115,6 +118,7 @@ def queue_refund(
     refund = Refund(
         payment_id=payment.id,
         idempotency_key=key,
+        kind=kind,
         amount_cents=amount,
         status=RefundStatus.PENDING,
         reason=reason[:200],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 import sqlalchemy as sa
 from flask import current_app
@@ -23,6 +24,7 @@ from events.models import (
     Payment,
     PaymentStatus,
     Refund,
+    RefundKind,
     RefundStatus,
     Registration,
     RegistrationStatus,
@@ -40,7 +42,7 @@ from events.payments.gateway import (
     get_gateway,
 )
 from events.registration import seats
-from events.registration.services import find_live_registration, hold_is_live
+from events.registration.services import HOLD_RELEASED, find_live_registration, hold_is_live
 
 PAYMENT_STATUS_FROM_STRIPE = {
     "requires_payment_method": PaymentStatus.REQUIRES_PAYMENT_METHOD,
@@ -141,12 +143,45 @@ def payment_processing(registration: Registration) -> bool:
     return latest == PaymentStatus.PROCESSING
 
 
+class ReturnOutcome(Enum):
+    """Where a registration stands when the browser comes back from paying."""
+
+    CONFIRMED = "confirmed"
+    PROCESSING = "processing"  # the money is on its way (a bank transfer can take days)
+    RETRY = "retry"  # not paid, and the seat is still held: pay again
+    RELEASED = "released"  # not paid, and the hold has run out
+    OTHER = "other"  # cancelled, or expired and already swept
+
+
+def complete_after_return(registration_id: int, intent_id: str | None) -> tuple[ReturnOutcome, Registration]:
+    """Confirm from Stripe's state, as the webhook would (so a lost webhook strands nobody),
+    then say where the registration stands. `intent_id`: the one the browser came back with."""
+    if intent_id is not None:
+        db.session.commit()  # no transaction (or SQLite write lock) open across the network call
+        try:
+            state = get_gateway().retrieve_intent(intent_id)
+        except GatewayUnavailable:
+            state = None
+        if state is not None and state.registration_id == registration_id:
+            apply_intent(state)
+    registration = db.session.get_one(Registration, registration_id)
+    if registration.status == RegistrationStatus.CONFIRMED:
+        return ReturnOutcome.CONFIRMED, registration
+    if payment_processing(registration):
+        return ReturnOutcome.PROCESSING, registration
+    if hold_is_live(registration):
+        return ReturnOutcome.RETRY, registration
+    if registration.status == RegistrationStatus.HELD:
+        return ReturnOutcome.RELEASED, registration
+    return ReturnOutcome.OTHER, registration
+
+
 def _closed_attempt(registration: Registration) -> PaymentAttempt | None:
     """What to answer instead of charging, if this registration can't be paid for now."""
     if registration.status == RegistrationStatus.CONFIRMED:
         return PaymentAttempt("succeeded")
     if not hold_is_live(registration):
-        return PaymentAttempt("closed", "Your held seat has been released. Please register again.")
+        return PaymentAttempt("closed", HOLD_RELEASED)
     return None
 
 
@@ -321,6 +356,7 @@ def _apply_success(registration: Registration, payment: Payment, pool: SeatPool,
     _, queued = refunds.queue_refund(
         payment.id,
         payment.amount_cents,
+        kind=RefundKind.UNPLACED_PAYMENT,
         key=f"unplaced-payment-{payment.stripe_payment_intent_id}",
         reason="Payment arrived without a seat",
     )
@@ -402,6 +438,7 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
             payment_id=payment.id,
             stripe_refund_id=stripe_refund.id,
             idempotency_key=refunds.mirrored_key(stripe_refund.id),
+            kind=RefundKind.MIRRORED,
             amount_cents=stripe_refund.amount,
             status=RefundStatus.SUCCEEDED if given else RefundStatus.FAILED,
             reason="Refunded in Stripe",

@@ -23,6 +23,7 @@ from events.models import (
     Payment,
     PaymentStatus,
     Refund,
+    RefundKind,
     Registration,
     RegistrationStatus,
     SeatPool,
@@ -39,6 +40,10 @@ from events.registration import seats
 
 class RegistrationError(Exception):
     """A rule stops this registration; the message is for the person."""
+
+
+# What a person is told when the seat held while they paid has gone to someone else.
+HOLD_RELEASED = "Your held seat has been released. Please register again."
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,37 @@ def find_live_registration(pool_id: int, email_normalized: str) -> Registration 
     )
 
 
+def _new_registration(
+    pool: SeatPool, offering: Offering, session_id: int | None, person: Person, source: str, now: datetime
+) -> Registration:
+    """A registration at the offering's price: free ones confirmed now, paid ones held while they pay."""
+    paid = offering.price_cents > 0
+    return Registration(
+        seat_pool_id=pool.id,
+        offering_id=offering.id,
+        session_id=session_id,
+        name=person.name,
+        email=person.email.strip(),
+        email_normalized=person.email_normalized,
+        phone=person.phone,
+        status=RegistrationStatus.HELD if paid else RegistrationStatus.CONFIRMED,
+        price_cents=offering.price_cents,
+        currency=offering.currency,
+        hold_expires_at=now + timedelta(minutes=current_app.config["HOLD_MINUTES"]) if paid else None,
+        confirmed_at=None if paid else now,
+        token=_new_token(),
+        source=source,
+    )
+
+
+def mark_cancelled(registration: Registration, reason: str, now: datetime) -> None:
+    """Record a cancellation (the caller frees the seat, refunds and tells the person)."""
+    registration.status = RegistrationStatus.CANCELLED
+    registration.cancelled_at = now
+    registration.cancel_reason = reason[:400]
+    registration.hold_expires_at = None
+
+
 def register(
     offering: Offering,
     session_id: int | None,
@@ -163,23 +199,8 @@ def register(
         db.session.commit()  # keep what release_lapsed did
         return RegisterResult(Outcome.FULL)
 
-    paid = offering.price_cents > 0
-    registration = Registration(
-        seat_pool_id=pool.id,
-        offering_id=offering.id,
-        session_id=session.id if session else None,
-        name=person.name,
-        email=person.email.strip(),
-        email_normalized=person.email_normalized,
-        phone=person.phone,
-        status=RegistrationStatus.HELD if paid else RegistrationStatus.CONFIRMED,
-        price_cents=offering.price_cents,
-        currency=offering.currency,
-        hold_expires_at=now + timedelta(minutes=current_app.config["HOLD_MINUTES"]) if paid else None,
-        confirmed_at=None if paid else now,
-        token=_new_token(),
-        source=source,
-    )
+    registration = _new_registration(pool, offering, session.id if session else None, person, source, now)
+    paid = registration.status == RegistrationStatus.HELD
     if claimed_offer is None:
         seats.take_seat(pool)
     db.session.add(registration)
@@ -221,7 +242,7 @@ def succeeded_payment(registration: Registration) -> Payment | None:
     unconfirmed_and_gone = (RegistrationStatus.EXPIRED, RegistrationStatus.CANCELLED)
     if registration.confirmed_at is None and registration.status in unconfirmed_and_gone:
         return None
-    extra = sa.select(Refund.payment_id).where(Refund.idempotency_key.like("unplaced-payment-%"))
+    extra = sa.select(Refund.payment_id).where(Refund.kind == RefundKind.UNPLACED_PAYMENT)
     return db.session.scalar(
         sa.select(Payment)
         .where(
@@ -292,15 +313,13 @@ def cancel_registration(
     if payment is not None:
         lock_for_refund(payment.id)  # the quote below is exact: no refund slips in meanwhile
     quote = refund_quote(registration, now)
-    registration.status = RegistrationStatus.CANCELLED
-    registration.cancelled_at = now
-    registration.cancel_reason = reason[:400]
-    registration.hold_expires_at = None
+    mark_cancelled(registration, reason, now)
     refund_cents = 0
     if payment is not None and quote.amount_cents > 0:
         _, refund_cents = queue_refund(
             payment.id,
             quote.amount_cents,
+            kind=RefundKind.CANCELLATION,
             key=f"cancel-registration-{registration.id}",
             reason=reason,
             actor_id=actor_id,
@@ -407,27 +426,13 @@ def claim_offer(entry_id: int, now: datetime | None = None) -> Registration:
         raise RegistrationError("You're already registered, so we've passed this seat to the next person.")
     offering = pool.offering
     session = db.session.scalar(sa.select(Session).where(Session.seat_pool_id == pool.id).limit(1))
-    paid = offering.price_cents > 0
     session_id = None
     if offering.kind.per_session:
         assert session is not None  # a class's seat pool is its session's
         session_id = session.id
-    registration = Registration(
-        seat_pool_id=pool.id,
-        offering_id=offering.id,
-        session_id=session_id,
-        name=entry.name,
-        email=entry.email,
-        email_normalized=entry.email_normalized,
-        phone=entry.phone,
-        status=RegistrationStatus.HELD if paid else RegistrationStatus.CONFIRMED,
-        price_cents=offering.price_cents,
-        currency=offering.currency,
-        hold_expires_at=now + timedelta(minutes=current_app.config["HOLD_MINUTES"]) if paid else None,
-        confirmed_at=None if paid else now,
-        token=_new_token(),
-        source="waitlist",
-    )
+    person = Person(entry.name, entry.email, entry.phone)
+    registration = _new_registration(pool, offering, session_id, person, "waitlist", now)
+    paid = registration.status == RegistrationStatus.HELD
     # The seat the offer held moves to the registration: seats_taken does not change.
     db.session.add(registration)
     db.session.flush()

@@ -12,12 +12,11 @@ from events.calendar import build_calendar
 from events.catalog import services as catalog
 from events.catalog.views import render_offering_page
 from events.clinic import current_clinic
-from events.extensions import config_limit, db, limiter
+from events.extensions import config_limit, limiter
 from events.filters import format_money
 from events.inputs import JsonBodyError, is_stripe_id, json_object_body
 from events.models import Offering, Registration, RegistrationStatus, WaitlistEntry, WaitlistStatus
 from events.payments import services as payments
-from events.payments.gateway import GatewayUnavailable, get_gateway
 from events.registration import links, services
 from events.registration.forms import ConfirmForm, PersonForm
 from events.registration.seats import waitlist_position
@@ -155,14 +154,11 @@ def registration_calendar(signed: str) -> ResponseReturnValue:
     )
 
 
-HOLD_RELEASED = "Your held seat has been released. Please register again."
-
-
 @bp.get("/manage/<signed>/pay")
 def pay(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
     if registration.status == RegistrationStatus.HELD and not services.hold_is_live(registration):
-        flash(HOLD_RELEASED, "error")
+        flash(services.HOLD_RELEASED, "error")
     if not services.hold_is_live(registration):
         return redirect(url_for("registration.manage", signed=signed))
     return render_template(
@@ -201,28 +197,19 @@ def pay_complete(signed: str) -> ResponseReturnValue:
     """Where the browser lands after paying: confirm from Stripe's state, as the webhook would."""
     registration = _registration_from_link(signed)
     intent_id = request.args.get("payment_intent", "")
-    if is_stripe_id(intent_id, "pi_"):
-        db.session.commit()  # no transaction (or SQLite write lock) open across the network call
-        try:
-            state = get_gateway().retrieve_intent(intent_id)
-        except GatewayUnavailable:
-            state = None
-        if state is not None and state.registration_id == registration.id:
-            payments.apply_intent(state)
-    found = services.registration_by_token(registration.token)
-    assert found is not None  # read again by the token it was found by; registrations are never deleted
-    registration = found
-    if registration.status == RegistrationStatus.CONFIRMED:
-        flash("Payment received. You're registered! A confirmation email is on its way.", "success")
-        return redirect(url_for("registration.manage", signed=signed))
-    if payments.payment_processing(registration):
-        flash("Your payment is processing. We'll email you as soon as it completes.", "success")
-        return redirect(url_for("registration.manage", signed=signed))
-    if services.hold_is_live(registration):
-        flash("Your payment didn't go through. Your seat is still held: please try again.", "error")
-        return redirect(url_for("registration.pay", signed=signed))
-    if registration.status == RegistrationStatus.HELD:
-        flash(HOLD_RELEASED, "error")
+    outcome, registration = payments.complete_after_return(
+        registration.id, intent_id if is_stripe_id(intent_id, "pi_") else None
+    )
+    match outcome:
+        case payments.ReturnOutcome.CONFIRMED:
+            flash("Payment received. You're registered! A confirmation email is on its way.", "success")
+        case payments.ReturnOutcome.PROCESSING:
+            flash("Your payment is processing. We'll email you as soon as it completes.", "success")
+        case payments.ReturnOutcome.RETRY:
+            flash("Your payment didn't go through. Your seat is still held: please try again.", "error")
+            return redirect(url_for("registration.pay", signed=signed))
+        case payments.ReturnOutcome.RELEASED:
+            flash(services.HOLD_RELEASED, "error")
     return redirect(url_for("registration.manage", signed=signed))
 
 

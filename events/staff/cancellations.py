@@ -12,6 +12,7 @@ from events.extensions import db
 from events.models import (
     WAITLIST_ACTIVE_STATUSES,
     Offering,
+    RefundKind,
     Registration,
     RegistrationStatus,
     Session,
@@ -26,10 +27,8 @@ from events.payments.refunds import (
     queue_refund,
 )
 from events.registration import seats
-from events.registration.services import (
-    succeeded_payment,
-)
-from events.staff.rosters import _registrations_query
+from events.registration.services import mark_cancelled, succeeded_payment
+from events.staff.rosters import registrations_covering
 
 
 def _cancel_registrations(
@@ -50,15 +49,13 @@ def _cancel_registrations(
             _, refund_cents = queue_refund(
                 payment.id,
                 payment.amount_cents,  # capped at what is left (refunds issued or pending count)
+                kind=RefundKind.CLINIC_CANCELLATION,
                 key=f"{key}-registration-{registration.id}",
                 reason=reason,
                 actor_id=actor.id,
             )
             refunds += 1 if refund_cents else 0
-        registration.status = RegistrationStatus.CANCELLED
-        registration.cancelled_at = now
-        registration.cancel_reason = reason[:400]
-        registration.hold_expires_at = None
+        mark_cancelled(registration, reason, now)
         # The session is already cancelled, so the freed seat is offered to nobody.
         seats.free_seat(pool, now)
         queue_email(
@@ -106,7 +103,7 @@ def cancel_session(session_id: int, actor: User, reason: str) -> int:
     offering = session.offering
     refunds = 0
     if offering.kind.per_session:
-        registrations = db.session.scalars(_registrations_query(session)).all()
+        registrations = db.session.scalars(registrations_covering(session)).all()
         refunds = _cancel_registrations(
             registrations, actor, reason, f"cancel-session-{session.id}", session.id
         )
@@ -125,7 +122,7 @@ def cancel_session(session_id: int, actor: User, reason: str) -> int:
             refunds = _cancel_offering(offering, actor, reason)
         else:
             for registration in db.session.scalars(
-                _registrations_query(session).where(Registration.status == RegistrationStatus.CONFIRMED)
+                registrations_covering(session).where(Registration.status == RegistrationStatus.CONFIRMED)
             ):
                 queue_email(
                     EmailKind.SESSION_CANCELLED,

@@ -13,6 +13,7 @@ from events.models import (
     Offering,
     Payment,
     Refund,
+    RefundKind,
     Registration,
     User,
 )
@@ -32,7 +33,7 @@ from events.registration.services import (
     succeeded_payment,
 )
 from events.staff.errors import AdminError
-from events.staff.rosters import paid_and_refunded
+from events.staff.rosters import paid_and_refunded, payment_label
 
 
 @dataclass
@@ -43,13 +44,7 @@ class RegistrationLine:
 
     @property
     def payment_label(self) -> str:
-        if self.paid_cents == 0:
-            return "unpaid" if self.registration.price_cents else "free"
-        if self.refunded_cents >= self.paid_cents:
-            return "refunded"
-        if self.refunded_cents:
-            return "partly refunded"
-        return "paid"
+        return payment_label(self.registration, self.paid_cents, self.refunded_cents)
 
 
 def search_registrations(
@@ -63,13 +58,12 @@ def search_registrations(
         .limit(limit)
     )
     if q.strip():
-        escaped = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
+        text = q.strip().lower()
         query = query.where(
             sa.or_(
-                sa.func.lower(Registration.name).like(pattern, escape="\\"),
-                Registration.email_normalized.like(pattern, escape="\\"),
-                sa.func.lower(Offering.title).like(pattern, escape="\\"),
+                sa.func.lower(Registration.name).contains(text, autoescape=True),
+                Registration.email_normalized.contains(text, autoescape=True),
+                sa.func.lower(Offering.title).contains(text, autoescape=True),
             )
         )
     if offering_id:
@@ -131,13 +125,15 @@ def manual_refund(registration: Registration, amount_cents: int, reason: str, ac
         db.session.execute(
             sa.select(sa.func.count())
             .select_from(Refund)
-            .where(Refund.idempotency_key.like(f"manual-refund-{registration.id}-%"))
+            .join(Refund.payment)
+            .where(Payment.registration_id == registration.id, Refund.kind == RefundKind.MANUAL)
         ).scalar_one()
         + 1
     )
     refund, _ = queue_refund(
         payment.id,
         amount_cents,
+        kind=RefundKind.MANUAL,
         key=f"manual-refund-{registration.id}-{n}",
         reason=reason or "Manual refund",
         actor_id=actor.id,

@@ -60,16 +60,21 @@ class RosterLine:
 
     @property
     def payment_label(self) -> str:
-        if self.paid_cents == 0:
-            return "free"
-        if self.refunded_cents >= self.paid_cents:
-            return "refunded"
-        if self.refunded_cents:
-            return "partly refunded"
-        return "paid"
+        return payment_label(self.registration, self.paid_cents, self.refunded_cents)
 
 
-def _registrations_query(session: Session) -> sa.Select[tuple[Registration]]:
+def payment_label(registration: Registration, paid_cents: int, refunded_cents: int) -> str:
+    """How a registration stands for money, in a word or two (rosters, CSV, the admin's list)."""
+    if paid_cents == 0:
+        return "unpaid" if registration.price_cents else "free"
+    if refunded_cents >= paid_cents:
+        return "refunded"
+    if refunded_cents:
+        return "partly refunded"
+    return "paid"
+
+
+def registrations_covering(session: Session) -> sa.Select[tuple[Registration]]:
     """Registrations that cover this session: its class's own, or the whole offering's."""
     query = sa.select(Registration).where(Registration.seat_pool_id == session.seat_pool_id)
     if session.offering.kind.per_session:
@@ -95,7 +100,7 @@ def paid_and_refunded(registration_ids: list[int]) -> dict[int, tuple[int, int]]
 
 def roster(session: Session) -> tuple[list[RosterLine], list[WaitlistEntry]]:
     registrations = db.session.scalars(
-        _registrations_query(session)
+        registrations_covering(session)
         .where(Registration.status.in_((*SEAT_TAKING_STATUSES, RegistrationStatus.CANCELLED.value)))
         .order_by(Registration.status, sa.func.lower(Registration.name))
     ).all()
@@ -126,7 +131,7 @@ def mark_attendance(
     session: Session, registration_id: int, status: AttendanceStatus, actor: User
 ) -> Attendance:
     registration = db.session.scalar(
-        _registrations_query(session).where(
+        registrations_covering(session).where(
             Registration.id == registration_id, Registration.status == RegistrationStatus.CONFIRMED
         )
     )

@@ -17,6 +17,7 @@ from events.models import (
     OutboxEmail,
     Payment,
     Refund,
+    RefundKind,
     RefundStatus,
     Registration,
     RegistrationStatus,
@@ -303,7 +304,7 @@ def test_a_dashboard_refund_of_the_same_amount_as_one_of_ours_not_sent_is_mirror
     registration, emulator, intent_id = paid_at_private_stripe(client, db, private_stripe, use_stripe)
     with app.test_request_context():
         payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
-        queue_refund(payment.id, 1000, key="ours-not-sent")
+        queue_refund(payment.id, 1000, kind=RefundKind.MANUAL, key="ours-not-sent")
         db.session.commit()
     if ours == RefundStatus.FAILED:
         db.session.execute(sa.update(Refund).values(status=RefundStatus.FAILED, last_error="refused"))
@@ -346,7 +347,7 @@ def test_a_staff_retry_mirrored_before_the_worker_records_it_stays_one_refund(
     registration, emulator, intent_id = paid_at_private_stripe(client, db, private_stripe, use_stripe)
     with app.test_request_context():
         payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
-        refund, _ = queue_refund(payment.id, 600, key="admin-refund-retried")
+        refund, _ = queue_refund(payment.id, 600, kind=RefundKind.MANUAL, key="admin-refund-retried")
         # As the worker records Stripe answering "failed" (the failed refund keeps its id).
         refund.status, refund.stripe_refund_id = RefundStatus.FAILED, "re_reported_failed"
         refund.next_attempt_at, refund.last_error = None, "Stripe reports the refund failed."
@@ -427,6 +428,7 @@ def test_the_worker_never_sends_a_pending_row_that_already_has_a_stripe_refund_i
             payment_id=payment_id,
             stripe_refund_id=dashboard.id,
             idempotency_key=f"stripe-{dashboard.id}",
+            kind=RefundKind.MIRRORED,
             amount_cents=400,
             status=RefundStatus.PENDING,
             reason="Refunded in Stripe",

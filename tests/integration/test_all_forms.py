@@ -37,6 +37,7 @@ from events.models import (
     OutboxEmail,
     PaymentStatus,
     Refund,
+    RefundKind,
     RefundStatus,
     RegistrationStatus,
     Resource,
@@ -137,6 +138,7 @@ def _build_world(db) -> dict:
     failed_refund = Refund(
         payment_id=confirmed.payments[0].id,
         idempotency_key="walker-refund-1",
+        kind=RefundKind.MANUAL,
         amount_cents=1000,
         status=RefundStatus.FAILED,
         last_error="Refused by Stripe",

@@ -12,12 +12,21 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from flask_migrate import upgrade
+from flask_migrate import downgrade, upgrade
 from sqlalchemy.exc import IntegrityError
 
 from events.app import create_app
 from events.extensions import db
-from events.models import Registration, RegistrationStatus, SeatPool
+from events.models import (
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundKind,
+    RefundStatus,
+    Registration,
+    RegistrationStatus,
+    SeatPool,
+)
 from tests.factories import make_location, make_offering
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -83,6 +92,51 @@ def test_the_migrations_match_the_models(migrated):
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, db.metadata)
     assert diff == []
+
+
+def test_the_refund_kind_migration_names_existing_refunds_by_their_keys(migrated):
+    """0006 replaced a key-prefix convention with a column: rows made before it get the kind
+    their key was built with (and the CHECK refuses any other value)."""
+    pool = _pool()
+    registration = _registration(pool, "paid@example.com", RegistrationStatus.CONFIRMED)
+    payment = Payment(
+        registration_id=registration.id,
+        stripe_payment_intent_id="pi_migrated",
+        amount_cents=6000,
+        currency="usd",
+        status=PaymentStatus.SUCCEEDED,
+    )
+    db.session.add(payment)
+    db.session.flush()
+    keys = {
+        f"cancel-registration-{registration.id}": RefundKind.CANCELLATION,
+        f"cancel-session-7-registration-{registration.id}": RefundKind.CLINIC_CANCELLATION,
+        f"cancel-offering-3-registration-{registration.id}": RefundKind.CLINIC_CANCELLATION,
+        f"manual-refund-{registration.id}-1": RefundKind.MANUAL,
+        "unplaced-payment-pi_migrated": RefundKind.UNPLACED_PAYMENT,
+        "stripe-re_from_the_dashboard": RefundKind.MIRRORED,
+    }
+    for key in keys:
+        # Written as the code did before 0006 (no kind); the kind is what the migration must find.
+        db.session.add(
+            Refund(
+                payment_id=payment.id,
+                idempotency_key=key,
+                kind=RefundKind.CANCELLATION,
+                amount_cents=1000,
+                status=RefundStatus.SUCCEEDED,
+            )
+        )
+    db.session.commit()
+    downgrade(revision="0005_bigint_ids")
+    assert "kind" not in {c["name"] for c in sa.inspect(db.engine).get_columns("refunds")}
+    upgrade()
+    db.session.expire_all()
+    found = dict(db.session.execute(sa.select(Refund.idempotency_key, Refund.kind)).tuples().all())
+    assert found == keys
+    with pytest.raises(IntegrityError):
+        db.session.execute(sa.text("UPDATE refunds SET kind = 'goodwill'"))
+    db.session.rollback()
 
 
 def _pool(capacity=2, seats_taken=0) -> SeatPool:
