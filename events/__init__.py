@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +20,7 @@ def create_app(config: dict | None = None) -> Flask:
         __name__,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "events" / "static"),
-        instance_path=os.environ.get("INSTANCE_PATH", str(ROOT / "instance")),
+        instance_path=Config.INSTANCE_PATH,
     )
     from events import redaction
 

@@ -50,7 +50,7 @@ from events.staff.admin_forms import (
 
 
 def upload_dir() -> Path:
-    return Path(current_app.config.get("UPLOAD_FOLDER") or Path(current_app.instance_path) / "uploads")
+    return Path(current_app.config["UPLOAD_FOLDER"] or Path(current_app.instance_path) / "uploads")
 
 
 def _form_error(form: FlaskForm, error: svc.AdminError) -> None:
@@ -278,7 +278,7 @@ def admin_resource_file(offering_id: int) -> ResponseReturnValue:
                 upload.filename or "",
                 upload_dir(),
                 current_user,
-                max_bytes=current_app.config.get("RESOURCE_MAX_BYTES", svc.MAX_UPLOAD_BYTES),
+                max_bytes=current_app.config["RESOURCE_MAX_BYTES"],
             )
         except svc.AdminError as error:
             db.session.rollback()
