@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export FLASK_APP := wsgi.py
 
-.PHONY: run test test-fast check lint format bench services chromium install clean
+.PHONY: run test test-fast check lint format settings-table bench services chromium install clean
 
 # The venv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -50,6 +50,10 @@ lint: install
 check: lint
 	$(VENV)/bin/mypy
 	$(PY) scripts/import_graph.py
+
+# The README's settings tables, rewritten from events/config.py (a unit test checks they match).
+settings-table: install
+	$(PY) scripts/settings_table.py --write
 
 format: install
 	$(VENV)/bin/ruff format events worker tests bench scripts

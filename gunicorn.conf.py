@@ -10,20 +10,18 @@ Access log: the request line and referrer with private link tokens redacted and 
 strings dropped (events/redaction.py); error log records are redacted by the app's filter.
 """
 
-import os
-
 from gunicorn.glogging import Logger
 
+from events.config import Config  # PORT, WEB_CONCURRENCY, WEB_THREADS, PROXY_COUNT, FORWARDED_ALLOW_IPS
 from events.redaction import redact_url
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("WEB_THREADS", "4"))
+bind = f"0.0.0.0:{Config.PORT}"
+workers = Config.WEB_CONCURRENCY
+threads = Config.WEB_THREADS
 accesslog = "-"
 
-_proxy_count = int(os.environ.get("PROXY_COUNT", "0"))
 # The proxy's own address(es), comma-separated, when there is one (PROXY_COUNT > 0).
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1") if _proxy_count else ""
+forwarded_allow_ips = Config.FORWARDED_ALLOW_IPS if Config.PROXY_COUNT else ""
 secure_scheme_headers = {}
 forwarder_headers = ""
 

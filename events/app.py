@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -32,7 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
         __name__,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "events" / "static"),
-        instance_path=os.environ.get("INSTANCE_PATH", str(ROOT / "instance")),
+        instance_path=Config.INSTANCE_PATH,
     )
 
     # Before anything logs: no private link token or address reaches a log (events/redaction.py).

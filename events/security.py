@@ -25,15 +25,15 @@ def _origin(url: str) -> str:
 
 def stripe_js_url() -> str:
     cfg = current_app.config
-    if cfg.get("STRIPE_JS_URL"):
+    if cfg["STRIPE_JS_URL"]:
         return cfg["STRIPE_JS_URL"]
-    base = cfg.get("STRIPE_API_BASE")
+    base = cfg["STRIPE_API_BASE"]
     return f"{base}/js.stripe.com/v3/" if base else "https://js.stripe.com/v3/"
 
 
 def content_security_policy() -> str:
     cfg = current_app.config
-    return _policy(stripe_js_url(), cfg.get("STRIPE_API_BASE") or "https://api.stripe.com")
+    return _policy(stripe_js_url(), cfg["STRIPE_API_BASE"] or "https://api.stripe.com")
 
 
 @lru_cache(maxsize=8)

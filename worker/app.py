@@ -8,7 +8,6 @@ beat sweep finds whatever a lost message would have triggered.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from celery import Celery, Task
@@ -19,11 +18,6 @@ from events.app import create_app, redaction
 # The worker's records too (create_app installs it as well; this says so where it matters).
 redaction.install()
 
-SWEEP_SECONDS = float(os.environ.get("WORKER_SWEEP_SECONDS", "60"))
-# Delivery runs more often: it also returns a dead worker's emails once their claim's lease
-# (OUTBOX_CLAIM_LEASE_SECONDS) runs out, and costs two small queries when there is nothing.
-DELIVER_SWEEP_SECONDS = float(os.environ.get("WORKER_DELIVER_SWEEP_SECONDS", min(SWEEP_SECONDS, 10)))
-
 
 def celery_init_app(app: Flask) -> Celery:
     class FlaskTask(Task):
@@ -32,6 +26,9 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery = Celery(app.name, task_cls=FlaskTask)
+    # Delivery runs more often (WORKER_DELIVER_SWEEP_SECONDS, events/config.py).
+    sweep_seconds = app.config["WORKER_SWEEP_SECONDS"]
+    deliver_seconds = app.config["WORKER_DELIVER_SWEEP_SECONDS"]
     celery.conf.update(
         broker_url=app.config["CELERY_BROKER_URL"],
         task_ignore_result=True,
@@ -47,12 +44,12 @@ def celery_init_app(app: Flask) -> Celery:
         enable_utc=True,
         imports=("worker.tasks",),
         beat_schedule={
-            "deliver-outbox": {"task": "worker.tasks.deliver_outbox", "schedule": DELIVER_SWEEP_SECONDS},
+            "deliver-outbox": {"task": "worker.tasks.deliver_outbox", "schedule": deliver_seconds},
             "queue-scheduled-emails": {
                 "task": "worker.tasks.queue_scheduled_emails",
-                "schedule": SWEEP_SECONDS,
+                "schedule": sweep_seconds,
             },
-            "housekeeping": {"task": "worker.tasks.housekeeping", "schedule": SWEEP_SECONDS},
+            "housekeeping": {"task": "worker.tasks.housekeeping", "schedule": sweep_seconds},
         },
     )
     if celery.conf.broker_url.startswith(("redis://", "rediss://")):

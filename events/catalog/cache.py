@@ -139,9 +139,7 @@ def page_cache() -> PageCache:
     ext = current_app.extensions
     if "page_cache" not in ext:
         cfg = current_app.config
-        ext["page_cache"] = PageCache(
-            cfg.get("PAGE_CACHE_SIZE", 512), cfg.get("PAGE_CACHE_MAX_BYTES", 32 * 1024 * 1024)
-        )
+        ext["page_cache"] = PageCache(cfg["PAGE_CACHE_SIZE"], cfg["PAGE_CACHE_MAX_BYTES"])
     return ext["page_cache"]
 
 
@@ -203,7 +201,7 @@ def catalog_listener() -> CatalogListener | None:
 
 
 def _listener_for(url: sa.URL) -> CatalogListener | None:
-    if url.get_backend_name() != "postgresql" or not current_app.config.get("PAGE_CACHE_LISTEN", True):
+    if url.get_backend_name() != "postgresql" or not current_app.config["PAGE_CACHE_LISTEN"]:
         return None
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with _listeners_lock:
@@ -240,7 +238,7 @@ def csrf_token_for_page() -> str:
 
 def cached(render: Callable[[], Response | str]) -> Response:
     """Serve this request's page from the cache, or render and store it."""
-    if not current_app.config.get("PAGE_CACHE_ENABLED", True) or session.get("_flashes"):
+    if not current_app.config["PAGE_CACHE_ENABLED"] or session.get("_flashes"):
         return current_app.make_response(render())
     minute = int(time.time() // 60)
     if request.cookies.get(FRESH_COOKIE):
@@ -314,7 +312,7 @@ class CachedPageMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if (
             environ.get("REQUEST_METHOD") != "GET"
-            or not self.flask_app.config.get("PAGE_CACHE_ENABLED", True)
+            or not self.flask_app.config["PAGE_CACHE_ENABLED"]
             or f"{FRESH_COOKIE}=" in environ.get("HTTP_COOKIE", "")
             or not self._session_is_plain(environ)
         ):
@@ -417,9 +415,9 @@ def mark_changer_fresh(response: Response) -> Response:
         response.set_cookie(
             FRESH_COOKIE,
             "1",
-            max_age=cfg.get("PAGE_CACHE_FRESH_SECONDS", 60),
+            max_age=cfg["PAGE_CACHE_FRESH_SECONDS"],
             httponly=True,
-            secure=cfg.get("SESSION_COOKIE_SECURE", False),
+            secure=cfg["SESSION_COOKIE_SECURE"],
             samesite="Lax",
         )
     return response

@@ -321,7 +321,7 @@ def upcoming_sessions_for_feed(
     offerings), marked cancelled: a subscribed calendar keeps an event that silently leaves the
     feed, and only an event it still sees can tell it the session was called off.
     """
-    f = ScheduleFilter(location=location_slug, per_page=current_app.config.get("FEED_MAX_EVENTS", 2000))
+    f = ScheduleFilter(location=location_slug, per_page=current_app.config["FEED_MAX_EVENTS"])
     return list_schedule(f, now=now, include_cancelled=True).sessions
 
 

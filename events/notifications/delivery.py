@@ -506,7 +506,7 @@ def deliver_due_concurrently(threads: int | None = None, **kwargs: Any) -> Deliv
     SQLite has one writer: it gets one thread.
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy typed as Flask
-    count = threads or int(app.config.get("EMAIL_DELIVERY_THREADS", 3))
+    count = threads or int(app.config["EMAIL_DELIVERY_THREADS"])
     if count <= 1 or db.engine.dialect.name != "postgresql":
         return deliver_due(**kwargs)
     results: list[DeliveryStats] = []

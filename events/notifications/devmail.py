@@ -7,7 +7,6 @@ inside MAIL_OUTBOX_DIR can be opened.
 
 from __future__ import annotations
 
-import os
 import re
 from email import policy
 from email.message import EmailMessage
@@ -77,6 +76,6 @@ def show(name: str) -> str:
 
 
 def register(app: Flask) -> None:
-    production = os.environ.get("APP_ENV", "").lower() == "production"
-    if app.debug or (not app.config.get("MAIL_SERVER") and not production):
+    production = app.config["APP_ENV"].lower() == "production"
+    if app.debug or (not app.config["MAIL_SERVER"] and not production):
         app.register_blueprint(bp)

@@ -57,7 +57,10 @@ def publish_task(task: str) -> bool:
     if not has_app_context():
         return False
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy typed as Flask
-    if not app.config.get("OUTBOX_PUBLISH", not app.testing):
+    publish = app.config["OUTBOX_PUBLISH"]
+    if publish is None:  # unset: on, except in tests
+        publish = not app.testing
+    if not publish:
         return False
     client = app.extensions.get("celery") or app.extensions.get("celery_publisher") or _client(app)
     try:

@@ -253,8 +253,8 @@ class SmtpTransport:
         self.host = config["MAIL_SERVER"]
         self.port = int(config["MAIL_PORT"])
         self.use_tls = bool(config["MAIL_USE_TLS"])
-        self.username = config.get("MAIL_USERNAME")
-        self.password = config.get("MAIL_PASSWORD")
+        self.username = config["MAIL_USERNAME"]
+        self.password = config["MAIL_PASSWORD"]
         self.envelope_from = sender_address(config["MAIL_DEFAULT_SENDER"])
         self._smtp: smtplib.SMTP | None = None
 
@@ -318,6 +318,6 @@ def _by_code(code: int, reply: Any) -> SendResult:
 
 def open_transport() -> Transport:
     config = current_app.config
-    if config.get("MAIL_SERVER"):
+    if config["MAIL_SERVER"]:
         return SmtpTransport(config)
     return FileTransport(config["MAIL_OUTBOX_DIR"])

@@ -212,6 +212,6 @@ def get_gateway() -> StripeGateway:
     if "stripe_gateway" not in ext:
         cfg = current_app.config
         ext["stripe_gateway"] = StripeGateway(
-            cfg["STRIPE_SECRET_KEY"], cfg.get("STRIPE_API_BASE", ""), cfg.get("STRIPE_TIMEOUT_SECONDS", 15)
+            cfg["STRIPE_SECRET_KEY"], cfg["STRIPE_API_BASE"], cfg["STRIPE_TIMEOUT_SECONDS"]
         )
     return ext["stripe_gateway"]

@@ -89,7 +89,7 @@ def lapsed_hold(now: datetime) -> sa.ColumnElement[bool]:
     A hold with a payment in flight (an intent recorded whose outcome we have not heard) gets
     PAYMENT_GRACE_MINUTES more: the card may have been charged in time with the answer lost,
     and the seat it paid for must still be there when reconcile or the webhook says so."""
-    grace = timedelta(minutes=current_app.config.get("PAYMENT_GRACE_MINUTES", 10))
+    grace = timedelta(minutes=current_app.config["PAYMENT_GRACE_MINUTES"])
     paying = (
         sa.select(Payment.id)
         .where(Payment.registration_id == Registration.id, Payment.status.in_(OPEN_PAYMENT_STATUSES))
@@ -136,7 +136,7 @@ def offer_window(now: datetime, starts_at: datetime) -> timedelta:
     A quarter of the time left, between 15 minutes and WAITLIST_OFFER_HOURS (default 12 h),
     and never past the start.
     """
-    longest = timedelta(hours=current_app.config.get("WAITLIST_OFFER_HOURS", 12))
+    longest = timedelta(hours=current_app.config["WAITLIST_OFFER_HOURS"])
     window = min(max((starts_at - now) / 4, timedelta(minutes=15)), longest)
     return min(window, starts_at - now)
 

@@ -26,10 +26,7 @@ class ResourceError(FieldError):
 
 def upload_dir() -> Path:
     """Where uploaded files are kept (UPLOAD_FOLDER, or instance/uploads)."""
-    return Path(current_app.config.get("UPLOAD_FOLDER") or Path(current_app.instance_path) / "uploads")
-
-
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+    return Path(current_app.config["UPLOAD_FOLDER"] or Path(current_app.instance_path) / "uploads")
 
 
 def sniff_content_type(head: bytes) -> str | None:
@@ -91,7 +88,7 @@ def add_file(
     original_filename: str,
     upload_dir: Path,
     actor: User,
-    max_bytes: int = MAX_UPLOAD_BYTES,
+    max_bytes: int,
 ) -> Resource:
     """Store an uploaded PDF or image under a random name, after checking what it really is."""
     data = stream.read(max_bytes + 1)

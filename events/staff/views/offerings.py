@@ -196,7 +196,7 @@ def admin_resource_file(offering_id: int) -> ResponseReturnValue:
                     upload.filename or "",
                     resources.upload_dir(),
                     current_user,
-                    max_bytes=current_app.config.get("RESOURCE_MAX_BYTES", resources.MAX_UPLOAD_BYTES),
+                    max_bytes=current_app.config["RESOURCE_MAX_BYTES"],
                 ),
             )
         finally:
