@@ -1,3 +1,5 @@
+"""The sign-in, password and roster forms (the admin pages' forms are in admin_forms.py)."""
+
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 

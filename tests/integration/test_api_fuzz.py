@@ -23,13 +23,12 @@ from tests.integration.conftest import day
 MAX_EXAMPLES = 100
 
 # Every built-in check runs - no 5xx, a documented status, content type and headers, a body
-# matching the schema, schema-violating input rejected with a 4xx - except two:
+# matching the schema, schema-violating input rejected with a 4xx - except one:
 # - positive_data_acceptance wants every schema-valid request answered 2xx. Some filters are
 #   refused on purpose with the documented 400 although JSON Schema cannot say so: `to` before
 #   `from`, control characters inside a text filter (PostgreSQL cannot store NUL). Those 400s
 #   are still checked against the Error schema.
-# - unsupported_method (TRACE/PUT... answered 405 must carry an Allow header): a known bug in
-#   events/errors.py, pinned by test_405_carries_the_allow_header below (xfail, strict).
+# (unsupported_method runs too: a 405 carries its Allow header, see test_405_carries_the_allow_header.)
 EXCLUDED_CHECKS = [positive_data_acceptance]
 _tally: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 
