@@ -6,7 +6,6 @@ from flask.typing import ResponseReturnValue
 from events.api.openapi import openapi_document
 from events.catalog import services
 from events.catalog.cache import cached
-from events.extensions import db
 from events.models import Location, Session
 
 bp = Blueprint("api", __name__)
@@ -74,8 +73,8 @@ def sessions() -> ResponseReturnValue:
 
 @bp.get("/sessions/<int:session_id>")
 def session_detail(session_id: int) -> ResponseReturnValue:
-    session = db.session.get(Session, session_id)  # <int:> stops at the id column's range
-    if session is None or not session.offering.is_published:
+    session = services.published_session(session_id)
+    if session is None:
         abort(404, description=f"No session with id {session_id}.")
     return jsonify(data=session_json(session))
 

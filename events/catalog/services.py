@@ -289,6 +289,12 @@ def offering_sessions(offering: Offering, now: datetime | None = None) -> tuple[
     return upcoming, past
 
 
+def published_session(session_id: int) -> Session | None:
+    """A session of a published offering (cancelled ones too: the API says they are)."""
+    session = db.session.get(Session, session_id)  # <int:> stops at the id column's range
+    return session if session is not None and session.offering.is_published else None
+
+
 def get_location(slug: str) -> Location | None:
     if not _plausible_slug(slug):
         return None

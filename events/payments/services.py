@@ -11,12 +11,14 @@ caller wrote before them in it (the webhook's event id) commits with them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
 from events.extensions import db
 from events.models import (
@@ -29,6 +31,7 @@ from events.models import (
     Registration,
     RegistrationStatus,
     SeatPool,
+    WebhookEvent,
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
@@ -457,6 +460,20 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
     payment.amount_refunded_cents = min(charge.amount_refunded, payment.amount_cents)
     db.session.commit()
     return payment
+
+
+def apply_event_once(event_id: str, event_type: str, apply: Callable[[], object]) -> bool:
+    """Record a Stripe event's id and apply its change (`apply` commits both together). A
+    concurrent or repeated delivery waits on the unique id, finds it taken, and does nothing:
+    False."""
+    try:
+        db.session.add(WebhookEvent(stripe_event_id=event_id, type=event_type, processed_at=utcnow()))
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return False
+    apply()
+    return True
 
 
 def reconcile_pending_payments() -> int:

@@ -10,10 +10,8 @@ from collections.abc import Callable
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
-from sqlalchemy.exc import IntegrityError
 
-from events.extensions import csrf, db, limiter
-from events.models import WebhookEvent, utcnow
+from events.extensions import csrf, limiter
 from events.payments import services
 from events.payments.gateway import GatewayRejected, GatewayUnavailable, InvalidWebhook, get_gateway
 
@@ -70,15 +68,8 @@ def stripe_webhook() -> ResponseReturnValue:
     except GatewayUnavailable:
         return jsonify(error={"status": 503, "title": "Stripe unavailable", "message": "retry later"}), 503
 
-    # The event id and the changes it causes commit together (the handler commits): a concurrent
-    # or repeated delivery waits on the unique id, then finds it taken and does nothing.
-    try:
-        db.session.add(WebhookEvent(stripe_event_id=event["id"], type=event["type"], processed_at=utcnow()))
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
+    # Any error from the handler is a real failure: it propagates (500) and Stripe delivers again.
+    if not services.apply_event_once(event["id"], event["type"], handler):
         return jsonify(received=True, duplicate=True)
-    # Any error from here on is a real failure: it propagates (500) and Stripe delivers again.
-    handler()
     current_app.logger.info("Stripe event %s (%s) handled", event["id"], event["type"])
     return jsonify(received=True, handled=True)
