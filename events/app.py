@@ -50,7 +50,6 @@ def create_app(config: dict | None = None) -> Flask:
         """End the request's database session even on a connection the database has just cut
         (a restart): the rollback raises then, and the response already made would be
         replaced by the server's bare 500."""
-
         try:
             db.session.remove()
         except sa.exc.DBAPIError:

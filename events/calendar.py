@@ -100,8 +100,7 @@ def build_calendar(
     for session in sessions:
         event = session_event(session, stamp, registration)
         if method:
-            assert organizer, "an emailed invite names its organizer"
-            event.add("organizer", _organizer(clinic, organizer))
+            event.add("organizer", _organizer(clinic, organizer or ""))
         cal.add_component(event)
     # VTIMEZONE blocks for every zone used, as RFC 5545 asks of TZID references.
     cal.add_missing_timezones()

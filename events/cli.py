@@ -25,8 +25,11 @@ def register(app: Flask) -> None:
         """Release lapsed holds and offers, send pending refunds, reconcile open payments."""
         done = run_housekeeping()
         if done is None:
-            click.echo("Another sweep is running; nothing done.")
-            return
+            # A distinct exit status, so a cron job can tell "skipped" from "done".
+            click.echo(
+                "Another sweep is running (beat's housekeeping, or another host); try again.", err=True
+            )
+            raise SystemExit(75)  # EX_TEMPFAIL
         click.echo(
             f"Released lapsed seats in {done['pools']} pools; sent {done['refunds']} refunds;"
             f" re-read {done['payments']} payments."

@@ -247,7 +247,7 @@ class User(Model):
         return False
 
     def get_id(self) -> str:
-        # Checked on every request by the user_loader (events/staff/auth.py).
+        # Checked on every request by the user_loader (events/staff/accounts.py).
         return f"{self.id}:{self.session_version}"
 
     @property

@@ -13,7 +13,8 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 
-from events.app import create_app, redaction
+from events import redaction
+from events.app import create_app
 
 # The worker's records too (create_app installs it as well; this says so where it matters).
 redaction.install()

@@ -40,8 +40,8 @@ from events.notifications.outbox import EmailKind
 from events.registration.links import manage_url, waitlist_url
 from events.registration.seats import waitlist_position
 from events.registration.services import registration_sessions
+from events.reset_links import RESET_MAX_AGE_SECONDS, reset_token
 from events.resources.services import resource_href
-from events.staff.accounts import RESET_MAX_AGE_SECONDS, reset_token
 
 SUBJECTS = {
     EmailKind.REGISTRATION_CONFIRMED: "You're registered: {title}",

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ FLAG = "outbox_queued"
 TASK = "worker.tasks.deliver_outbox"
 
 
-def mark_queued(session: sa.orm.Session) -> None:
+def mark_queued(session: Session) -> None:
     session.info[FLAG] = True
 
 
@@ -71,12 +72,12 @@ def publish_task(task: str) -> bool:
     return True
 
 
-@sa.event.listens_for(sa.orm.Session, "after_commit")
-def _after_commit(session: sa.orm.Session) -> None:
+@sa.event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
     if session.info.pop(FLAG, False):
         publish_delivery()
 
 
-@sa.event.listens_for(sa.orm.Session, "after_rollback")
-def _after_rollback(session: sa.orm.Session) -> None:
+@sa.event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
     session.info.pop(FLAG, None)

@@ -45,7 +45,7 @@ from events.payments.gateway import (
     get_gateway,
 )
 from events.registration import seats
-from events.registration.services import HOLD_RELEASED, find_live_registration, hold_is_live
+from events.registration.services import HOLD_RELEASED, find_live_registration, hold_is_live, hold_released
 
 PAYMENT_STATUS_FROM_STRIPE = {
     "requires_payment_method": PaymentStatus.REQUIRES_PAYMENT_METHOD,
@@ -174,7 +174,7 @@ def complete_after_return(registration_id: int, intent_id: str | None) -> tuple[
         return ReturnOutcome.PROCESSING, registration
     if hold_is_live(registration):
         return ReturnOutcome.RETRY, registration
-    if registration.status == RegistrationStatus.HELD:
+    if hold_released(registration):
         return ReturnOutcome.RELEASED, registration
     return ReturnOutcome.OTHER, registration
 

@@ -34,7 +34,7 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
-from events.payments.refunds import lock_for_refund, queue_refund, refundable_remaining
+from events.payments import refunds
 from events.registration import seats
 
 
@@ -132,6 +132,11 @@ def hold_is_live(registration: Registration, now: datetime | None = None) -> boo
         and registration.hold_expires_at is not None
         and registration.hold_expires_at > (now or utcnow())
     )
+
+
+def hold_released(registration: Registration, now: datetime | None = None) -> bool:
+    """Held while they paid, and the hold ran out unpaid: the seat is no longer theirs."""
+    return registration.status == RegistrationStatus.HELD and not hold_is_live(registration, now)
 
 
 def find_live_registration(pool_id: int, email_normalized: str) -> Registration | None:
@@ -267,7 +272,7 @@ def refund_quote(registration: Registration, now: datetime | None = None) -> Ref
     """What cancelling now would refund, by the offering's policy, of what is left to refund
     (refunds issued or on their way already count). Under the refund locks it is exact."""
     now = now or utcnow()
-    paid = refundable_remaining(succeeded_payment(registration))
+    paid = refunds.refundable_remaining(succeeded_payment(registration))
     offering = registration.offering
     start = first_session_start(registration)
     cutoff = start - timedelta(hours=offering.cancellation_cutoff_hours) if start else None
@@ -311,12 +316,12 @@ def cancel_registration(
 
     payment = succeeded_payment(registration)
     if payment is not None:
-        lock_for_refund(payment.id)  # the quote below is exact: no refund slips in meanwhile
+        refunds.lock_for_refund(payment.id)  # the quote below is exact: no refund slips in meanwhile
     quote = refund_quote(registration, now)
     mark_cancelled(registration, reason, now)
     refund_cents = 0
     if payment is not None and quote.amount_cents > 0:
-        _, refund_cents = queue_refund(
+        _, refund_cents = refunds.queue_refund(
             payment.id,
             quote.amount_cents,
             kind=RefundKind.CANCELLATION,

@@ -157,9 +157,9 @@ def registration_calendar(signed: str) -> ResponseReturnValue:
 @bp.get("/manage/<signed>/pay")
 def pay(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
-    if registration.status == RegistrationStatus.HELD and not services.hold_is_live(registration):
-        flash(services.HOLD_RELEASED, "error")
     if not services.hold_is_live(registration):
+        if services.hold_released(registration):
+            flash(services.HOLD_RELEASED, "error")
         return redirect(url_for("registration.manage", signed=signed))
     return render_template(
         "registration/pay.html",

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from events import audit
 from events.extensions import db, login_manager
@@ -20,10 +17,6 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind, queue_email
 from events.staff.errors import AdminError
-
-RESET_SALT = "staff-password-reset"
-RESET_MAX_AGE_SECONDS = 3600
-
 
 login_manager.login_view = "staff.login"
 login_manager.login_message = "Please sign in to see that page."
@@ -69,32 +62,6 @@ def safe_next(target: str | None) -> str | None:
         return None
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=RESET_SALT)
-
-
-def _password_fingerprint(user: User) -> str:
-    # Changes when the password changes, so a reset link works once.
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
-
-
-def reset_token(user: User) -> str:
-    return _serializer().dumps({"u": user.id, "p": _password_fingerprint(user)})
-
-
-def user_from_reset_token(token: str) -> User | None:
-    try:
-        data = _serializer().loads(token, max_age=RESET_MAX_AGE_SECONDS)
-    except (SignatureExpired, BadSignature):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("u"), int):
-        return None
-    user = db.session.get(User, data["u"])
-    if user is None or not user.is_active or data.get("p") != _password_fingerprint(user):
-        return None
-    return user
 
 
 def set_password(user: User, password: str) -> None:

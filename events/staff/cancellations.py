@@ -23,9 +23,7 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
-from events.payments.refunds import (
-    queue_refund,
-)
+from events.payments import refunds
 from events.registration import seats
 from events.registration.services import mark_cancelled, succeeded_payment
 from events.staff.rosters import registrations_covering
@@ -36,8 +34,7 @@ def _cancel_registrations(
 ) -> int:
     """Cancel, refund in full whatever is left of what was paid, and tell each person the amount
     actually queued. The caller holds the seat pools (in id order). Returns refunds queued."""
-
-    refunds = 0
+    queued = 0
     now = utcnow()
     for registration in registrations:
         if registration.status not in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD):
@@ -46,7 +43,7 @@ def _cancel_registrations(
         payment = succeeded_payment(registration)
         refund_cents = 0
         if payment is not None:
-            _, refund_cents = queue_refund(
+            _, refund_cents = refunds.queue_refund(
                 payment.id,
                 payment.amount_cents,  # capped at what is left (refunds issued or pending count)
                 kind=RefundKind.CLINIC_CANCELLATION,
@@ -54,7 +51,7 @@ def _cancel_registrations(
                 reason=reason,
                 actor_id=actor.id,
             )
-            refunds += 1 if refund_cents else 0
+            queued += 1 if refund_cents else 0
         mark_cancelled(registration, reason, now)
         # The session is already cancelled, so the freed seat is offered to nobody.
         seats.free_seat(pool, now)
@@ -67,7 +64,7 @@ def _cancel_registrations(
         audit.record(
             actor.id, "registration.cancelled", "registration", registration.id, refund_cents=refund_cents
         )
-    return refunds
+    return queued
 
 
 def _clear_waitlist(pool_id: int, actor: User) -> None:

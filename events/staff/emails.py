@@ -34,7 +34,6 @@ def resend_email(email: OutboxEmail, actor: User) -> OutboxEmail:
     under a new key) keeps "one row per email": the worker sends it again, the row's status
     always tells the latest outcome, and each resend is in the audit trail.
     """
-
     email = db.session.execute(
         sa.select(OutboxEmail).where(OutboxEmail.id == email.id).with_for_update()
     ).scalar_one()

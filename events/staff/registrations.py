@@ -17,13 +17,7 @@ from events.models import (
     Registration,
     User,
 )
-from events.payments.refunds import (
-    RefundError,
-    lock_for_refund,
-    queue_refund,
-    refundable_remaining,
-    retry_failed_refund,
-)
+from events.payments import refunds
 from events.registration.services import (
     Outcome,
     Person,
@@ -98,16 +92,9 @@ def register_on_behalf(
     return result
 
 
-def refundable_cents(payment: Payment | None) -> int:
-    """What can still be refunded: paid, minus refunds issued or on their way."""
-
-    return refundable_remaining(payment)
-
-
 def manual_refund(registration: Registration, amount_cents: int, reason: str, actor: User) -> Refund:
     """Queue a refund of part or all of what is left (the worker sends it to Stripe after
     commit, and the "refund issued" email once Stripe has accepted it)."""
-
     payment = succeeded_payment(registration)
     if payment is None:
         raise AdminError("There is no successful payment to refund.")
@@ -115,8 +102,8 @@ def manual_refund(registration: Registration, amount_cents: int, reason: str, ac
         raise AdminError("Enter an amount above zero.", "amount")
     # The refund locks (seat pool, then payment) before reading what is left: a cancellation
     # or another refund of this payment waits for this one, and then counts it.
-    payment = lock_for_refund(payment.id)
-    left = refundable_remaining(payment)
+    payment = refunds.lock_for_refund(payment.id)
+    left = refunds.refundable_remaining(payment)
     if left == 0:
         raise AdminError("Nothing is left to refund on this payment.")
     if amount_cents > left:
@@ -130,7 +117,7 @@ def manual_refund(registration: Registration, amount_cents: int, reason: str, ac
         ).scalar_one()
         + 1
     )
-    refund, _ = queue_refund(
+    refund, _ = refunds.queue_refund(
         payment.id,
         amount_cents,
         kind=RefundKind.MANUAL,
@@ -154,10 +141,9 @@ def manual_refund(registration: Registration, amount_cents: int, reason: str, ac
 
 def retry_refund(refund_id: int, actor: User) -> Refund:
     """Send a refund Stripe refused to the worker again (if the payment still covers it)."""
-
     try:
-        refund = retry_failed_refund(refund_id)
-    except RefundError as error:
+        refund = refunds.retry_failed_refund(refund_id)
+    except refunds.RefundError as error:
         db.session.rollback()
         raise AdminError(str(error)) from error
     audit.record(

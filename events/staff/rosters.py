@@ -66,7 +66,10 @@ class RosterLine:
 def payment_label(registration: Registration, paid_cents: int, refunded_cents: int) -> str:
     """How a registration stands for money, in a word or two (rosters, CSV, the admin's list)."""
     if paid_cents == 0:
-        return "unpaid" if registration.price_cents else "free"
+        if not registration.price_cents:
+            return "free"
+        # Owing only while it holds its seat; a cancelled or lapsed one simply paid nothing.
+        return "unpaid" if registration.status in SEAT_TAKING_STATUSES else "no payment"
     if refunded_cents >= paid_cents:
         return "refunded"
     if refunded_cents:

@@ -50,7 +50,7 @@ from events.models import (
 from events.notifications.outbox import EmailKind, queue_email
 from events.registration import links
 from events.registration.services import Person, join_waitlist, register
-from events.staff.accounts import reset_token
+from events.reset_links import reset_token
 from tests.factories import make_clinic, make_location, make_offering, make_session, upcoming_day
 from tests.helpers import csrf_token
 

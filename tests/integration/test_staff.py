@@ -6,6 +6,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
+from events import reset_links
 from events.models import (
     Attendance,
     AuditEntry,
@@ -23,7 +24,6 @@ from events.models import (
 from events.notifications.outbox import EmailKind
 from events.registration import services as registration
 from events.registration.services import Person
-from events.staff import accounts
 from tests.factories import make_location, make_offering, make_session, upcoming_day
 from tests.helpers import charge_card, csrf_token
 
@@ -107,7 +107,7 @@ def test_password_reset_link_works_once(client, world, db):
     ).all()
     assert [r.user_id for r in rows] == [world["a"].id]
 
-    token = accounts.reset_token(world["a"])
+    token = reset_links.reset_token(world["a"])
     form = client.get(f"/staff/password-reset/{token}").get_data(as_text=True)
     data = {"csrf_token": csrf_token(form), "password": "a brand new secret", "confirm": "a brand new secret"}
     assert client.post(f"/staff/password-reset/{token}", data=data).status_code == 302
@@ -197,6 +197,37 @@ def test_roster_shows_people_and_waitlist_to_their_instructor_only(client, world
         assert text in page
     assert client.get(f"/staff/sessions/{world['session_b'].id}").status_code == 404
     assert client.get("/staff/sessions/999999").status_code == 404
+
+
+def test_payment_labels_say_who_owes_and_who_paid_nothing():
+    """One label for rosters, the CSV and the admin's list (they had drifted: an unpaid hold in a
+    paid class said "free" on the roster)."""
+    from events.staff.rosters import payment_label
+
+    def labelled(price_cents, status, paid=0, refunded=0):
+        return payment_label(Registration(price_cents=price_cents, status=status), paid, refunded)
+
+    assert labelled(0, RegistrationStatus.CONFIRMED) == "free"
+    assert labelled(1500, RegistrationStatus.HELD) == "unpaid"
+    assert labelled(1500, RegistrationStatus.CANCELLED) == "no payment"
+    assert labelled(1500, RegistrationStatus.EXPIRED) == "no payment"
+    assert labelled(1500, RegistrationStatus.CONFIRMED, paid=1500) == "paid"
+    assert labelled(1500, RegistrationStatus.CONFIRMED, paid=1500, refunded=500) == "partly refunded"
+    assert labelled(1500, RegistrationStatus.CANCELLED, paid=1500, refunded=1500) == "refunded"
+
+
+def test_roster_labels_an_unpaid_hold_unpaid_not_free(client, world, db):
+    paid_class = make_offering(
+        world["class_a"].location, OfferingKind.CLASS, title="Paid A", instructor=world["a"], price_cents=1500
+    )
+    session = make_session(paid_class, upcoming_day(3))
+    db.session.commit()
+    held = registration.register(paid_class, session.id, Person("Hana Held", "hana@example.com"))
+    assert held.registration.status == RegistrationStatus.HELD
+    sign_in(client, "a@clinic.example")
+    page = client.get(f"/staff/sessions/{session.id}").get_data(as_text=True)
+    assert "Hana Held" in page
+    assert "held · unpaid" in page and "held · free" not in page
 
 
 def test_check_in_with_and_without_javascript(client, world, db):

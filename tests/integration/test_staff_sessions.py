@@ -23,6 +23,7 @@ from flask_wtf import FlaskForm
 from wtforms.fields.core import UnboundField
 from wtforms.validators import Email
 
+from events import reset_links
 from events.extensions import db
 from events.models import AuditEntry, CatalogState, Offering, OfferingKind, OutboxEmail, Role, User
 from events.notifications.content import build
@@ -294,7 +295,7 @@ def test_deactivating_an_instructor(app, staff):
     maya_id = staff["maya"]
     admin = signed_in(app, "admin@clinic.example")
     with database(app):
-        outstanding_link = accounts.reset_token(db.session.get(User, maya_id))
+        outstanding_link = reset_links.reset_token(db.session.get(User, maya_id))
 
     # The confirmation page says what will happen; the list shows the status and the action.
     page = admin.get(f"/staff/admin/instructors/{maya_id}/deactivate").get_data(as_text=True)

@@ -403,3 +403,25 @@ def test_housekeeping_is_skipped_while_another_host_runs_it(app, db):
     finally:
         other_host.close()
     assert housekeeping.run() == {"pools": 0, "refunds": 0, "payments": 0}
+
+
+def test_flask_sweep_says_when_it_skipped_so_cron_can_tell(app, db):
+    """`flask sweep` and beat's housekeeping are one function behind one lock: while another
+    host runs it, the command does nothing and exits 75 (EX_TEMPFAIL), not 0."""
+    import psycopg
+
+    from events.locks import lock_key
+
+    runner = app.test_cli_runner()
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    other_host = psycopg.connect(url, autocommit=True)
+    try:
+        assert other_host.execute("SELECT pg_try_advisory_lock(%s)", [lock_key("housekeeping")]).fetchone()[0]
+        skipped = runner.invoke(args=["sweep"])
+        assert skipped.exit_code == 75
+        assert "Another sweep is running" in skipped.output
+    finally:
+        other_host.close()
+    done = runner.invoke(args=["sweep"])
+    assert done.exit_code == 0, done.output
+    assert "Released lapsed seats in 0 pools; sent 0 refunds; re-read 0 payments." in done.output

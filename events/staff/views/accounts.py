@@ -8,6 +8,7 @@ from events.extensions import config_limit, limiter
 from events.forms import attempt
 from events.models import Role, User
 from events.registration.forms import ConfirmForm
+from events.reset_links import user_from_reset_token
 from events.staff import accounts
 from events.staff.access import admin_required, bp, get_or_404
 from events.staff.admin_forms import InstructorForm
@@ -53,7 +54,7 @@ def password_reset_request() -> ResponseReturnValue:
 @bp.route("/password-reset/<token>", methods=["GET", "POST"])
 @limiter.limit(config_limit("LOGIN_RATE_LIMIT"), methods=["POST"])
 def password_reset(token: str) -> ResponseReturnValue:
-    user = accounts.user_from_reset_token(token)
+    user = user_from_reset_token(token)
     if user is None:
         abort(410, description="This reset link has expired or was already used. Ask for a new one.")
     form = NewPasswordForm()

@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from events.forms import attempt
 from events.models import Offering, Refund, Registration, RegistrationStatus
-from events.payments.refunds import can_retry
+from events.payments import refunds
 from events.registration import links
 from events.registration.forms import ConfirmForm
 from events.registration.services import Outcome, Person, RegistrationError, succeeded_payment
@@ -39,12 +39,12 @@ def _render_registration(
         "staff/admin/registration.html",
         registration=registration,
         payment=payment,
-        refundable=registrations.refundable_cents(payment),
+        refundable=refunds.refundable_remaining(payment),
         refund_form=refund_form or RefundForm(formdata=None),
         emails=emails.registration_emails(registration),
         confirm_form=ConfirmForm(),
         pay_url=links.pay_url(registration, external=True) if held else None,
-        can_retry=can_retry,
+        can_retry=refunds.can_retry,
     ), status
 
 
