@@ -10,7 +10,20 @@ from events.extensions import db
 
 
 class BadFilter(ValueError):
-    """A query parameter that cannot be understood; shown to the user as a 400."""
+    """A query parameter that cannot be understood; shown to the user as a 400.
+
+    `name` is the query argument at fault; `for_person` says it in the words of the filter
+    form (the message itself names the arguments, for the API and the error page); `kept` is
+    what the form shows back in the box (the visitor's value, shortened, without control
+    characters)."""
+
+    def __init__(
+        self, message: str, name: str | None = None, for_person: str | None = None, kept: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.name = name
+        self.for_person = for_person or message
+        self.kept = kept
 
 
 def _wants_json() -> bool:

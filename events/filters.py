@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+
+from events.forms import form_error_items
 
 if TYPE_CHECKING:
     from events.catalog.services import ScheduleFilter
@@ -41,6 +44,19 @@ def zone_name(dt: datetime) -> str:
     return dt.tzname() or ""
 
 
+_BLANK_LINE = re.compile(r"\n[ \t\f\v\u00a0]*\n")
+
+
+def paragraphs(text: str | None) -> list[str]:
+    """Paragraphs of text typed in a form, whatever its line endings (CR/LF from browsers, CR,
+    LF): a blank line (or one of spaces) ends a paragraph; single line breaks stay inside it
+    (shown by CSS, white-space: pre-line)."""
+    if not text:
+        return []
+    unified = text.replace("\r\n", "\n").replace("\r", "\n")
+    return [part.strip() for part in _BLANK_LINE.split(unified) if part.strip()]
+
+
 def page_url(schedule_filter: ScheduleFilter, page: int) -> str:
     """The current page's URL with the same filters, on another page number."""
     from flask import current_app, request, url_for
@@ -58,10 +74,12 @@ def page_url(schedule_filter: ScheduleFilter, page: int) -> str:
 
 def register(app: Flask) -> None:
     app.jinja_env.globals["page_url"] = page_url
+    app.jinja_env.globals["form_error_items"] = form_error_items
     app.jinja_env.filters.update(
         money=format_money,
         time=format_time,
         day=format_day,
         short_day=format_short_day,
         zone_name=zone_name,
+        paragraphs=paragraphs,
     )

@@ -11,7 +11,7 @@ A form subclassing Form is covered with no code of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -80,7 +80,7 @@ class MoneyField(DecimalField):
             raise ValueError(str(error)) from None
 
 
-__all__ = ["Form", "MoneyField", "ValidationError"]
+__all__ = ["Form", "MoneyField", "ValidationError", "form_error_items"]
 
 
 class FieldError(Exception):
@@ -99,6 +99,25 @@ def show_form_error(form: FlaskForm, error: FieldError) -> None:
         field.errors = [*field.errors, str(error)]
     else:
         form.form_errors.append(str(error))
+
+
+def form_error_items(
+    form: FlaskForm | None, anchors: Mapping[str, str] | None = None
+) -> list[tuple[str | None, str]]:
+    """What a form's error summary lists, in the order of the form: the rule refusals that
+    belong to no field first, then each field's first error with the id of the element to link
+    to (the field's own id, or anchors[field name], e.g. the first radio of a group)."""
+    if form is None:
+        return []
+    items: list[tuple[str | None, str]] = [(None, str(message)) for message in form.form_errors]
+    for field in form:
+        if not field.errors:
+            continue
+        if field.name == "csrf_token":
+            items.append((None, "This page was open too long, so the form expired. Please send it again."))
+            continue
+        items.append(((anchors or {}).get(field.name, field.id), str(field.errors[0])))
+    return items
 
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
@@ -34,6 +34,7 @@ from events.models import (
 
 MAX_PAGE_SIZE = 100
 MAX_QUERY_LENGTH = 100
+KEPT_LENGTH = 100  # the most of a visitor's bad value the filter form shows back
 
 
 @dataclass(frozen=True)
@@ -92,65 +93,129 @@ def _parse_date(name: str, raw: str) -> date:
         value = date.fromisoformat(raw)
     except ValueError:
         raise BadFilter(
-            f"'{name}' must be a date written as YYYY-MM-DD, like 2026-03-14; got '{_shown(raw)}'."
+            f"'{name}' must be a date written as YYYY-MM-DD, like 2026-03-14; got '{_shown(raw)}'.",
+            name=name,
+            for_person="Enter a real date, written as YYYY-MM-DD (for example 2026-03-14).",
+            kept=raw[:KEPT_LENGTH],
         )
     if not EARLIEST_DATE <= value <= LATEST_DATE:
         earliest, latest = EARLIEST_DATE.isoformat(), LATEST_DATE.isoformat()
-        raise BadFilter(f"'{name}' must be between {earliest} and {latest}; got '{raw}'.")
+        raise BadFilter(
+            f"'{name}' must be between {earliest} and {latest}; got '{raw}'.",
+            name=name,
+            for_person=f"Choose a date between the years {EARLIEST_DATE.year} and {LATEST_DATE.year}.",
+            kept=raw,
+        )
     return value
 
 
 def _parse_positive_int(name: str, raw: str, maximum: int) -> int:
     if not _WHOLE_NUMBER.fullmatch(raw):
-        raise BadFilter(f"'{name}' must be a whole number; got '{_shown(raw)}'.")
+        raise BadFilter(f"'{name}' must be a whole number; got '{_shown(raw)}'.", name=name)
     if len(raw.lstrip("-0")) > len(str(maximum)):  # far too big: don't even convert it
-        raise BadFilter(f"'{name}' can be at most {maximum}; got '{_shown(raw)}'.")
+        raise BadFilter(f"'{name}' can be at most {maximum}; got '{_shown(raw)}'.", name=name)
     value = int(raw)
     if value < 1:
-        raise BadFilter(f"'{name}' must be 1 or more; got {value}.")
+        raise BadFilter(f"'{name}' must be 1 or more; got {value}.", name=name)
     if value > maximum:
-        raise BadFilter(f"'{name}' can be at most {maximum}; got {value}.")
+        raise BadFilter(f"'{name}' can be at most {maximum}; got {value}.", name=name)
     return value
 
 
 def parse_schedule_filter(args: Mapping[str, str], default_per_page: int) -> ScheduleFilter:
-    """Read filters from query arguments. Empty values mean "any"; bad ones raise BadFilter."""
+    """Read filters from query arguments. Empty values mean "any"; bad ones raise BadFilter
+    (the first problem found: for the API, which answers a 400)."""
+    schedule_filter, problems = read_schedule_filter(args, default_per_page)
+    if problems:
+        raise problems[0]
+    return schedule_filter
+
+
+def read_schedule_filter(
+    args: Mapping[str, str], default_per_page: int
+) -> tuple[ScheduleFilter, list[BadFilter]]:
+    """Read filters from query arguments, for a page with a filter form: every problem found
+    (each naming its argument), and the filter of the arguments that were fine, so the page
+    can show the form with its errors beside the sessions that match the rest."""
+    problems: list[BadFilter] = []
 
     def get(name: str) -> str | None:
         value = (args.get(name) or "").strip()
         if _CONTROL_CHARS.search(value):
-            raise BadFilter(f"'{name}' must not contain control characters.")
+            problems.append(
+                BadFilter(
+                    f"'{name}' must not contain control characters.",
+                    name=name,
+                    for_person="This box held characters that can't be typed; they have been taken out.",
+                    kept=_CONTROL_CHARS.sub("", value)[:KEPT_LENGTH],
+                )
+            )
+            return None
         return value or None
 
-    kind = None
-    if raw := get("kind"):
+    def parsed(name: str, parse: Callable[[str], Any]) -> Any:
+        raw = get(name)
+        if raw is None:
+            return None
         try:
-            kind = OfferingKind(raw)
+            return parse(raw)
+        except BadFilter as problem:
+            problems.append(problem)
+            return None
+
+    def parse_kind(raw: str) -> OfferingKind:
+        try:
+            return OfferingKind(raw)
         except ValueError:
             allowed = ", ".join(k.value for k in OfferingKind)
-            raise BadFilter(f"'kind' must be one of {allowed}; got '{_shown(raw)}'.")
+            raise BadFilter(
+                f"'kind' must be one of {allowed}; got '{_shown(raw)}'.",
+                name="kind",
+                for_person="Choose one of the kinds in the list.",
+            )
 
-    price = get("price")
-    if price and price not in ("free", "paid"):
-        raise BadFilter(f"'price' must be 'free' or 'paid'; got '{_shown(price)}'.")
+    def parse_price(raw: str) -> str:
+        if raw not in ("free", "paid"):
+            raise BadFilter(
+                f"'price' must be 'free' or 'paid'; got '{_shown(raw)}'.",
+                name="price",
+                for_person="Choose one of the prices in the list.",
+            )
+        return raw
 
-    date_from = _parse_date("from", raw) if (raw := get("from")) else None
-    date_to = _parse_date("to", raw) if (raw := get("to")) else None
+    def parse_q(raw: str) -> str:
+        if len(raw) > MAX_QUERY_LENGTH:
+            raise BadFilter(
+                f"The search text ('q') can be at most {MAX_QUERY_LENGTH} characters; got {len(raw)}.",
+                name="q",
+                for_person=f"Search for at most {MAX_QUERY_LENGTH} characters.",
+                kept=raw[:MAX_QUERY_LENGTH],
+            )
+        return raw
+
+    kind = parsed("kind", parse_kind)
+    price = parsed("price", parse_price)
+    date_from = parsed("from", lambda raw: _parse_date("from", raw))
+    date_to = parsed("to", lambda raw: _parse_date("to", raw))
     if date_from and date_to and date_to < date_from:
-        raise BadFilter(
-            f"'to' must be on or after 'from'; got from {date_from.isoformat()} to {date_to.isoformat()}."
+        problems.append(
+            BadFilter(
+                f"'to' must be on or after 'from'; "
+                f"got from {date_from.isoformat()} to {date_to.isoformat()}.",
+                name="to",
+                for_person="The 'To' date must be the same as or later than the 'From' date.",
+                kept=date_to.isoformat(),
+            )
         )
-
-    q = get("q")
-    if q and len(q) > MAX_QUERY_LENGTH:
-        raise BadFilter(f"The search text ('q') can be at most {MAX_QUERY_LENGTH} characters; got {len(q)}.")
-
-    page = _parse_positive_int("page", raw, MAX_PAGE) if (raw := get("page")) else 1
+        date_to = None
+    q = parsed("q", parse_q)
+    page = parsed("page", lambda raw: _parse_positive_int("page", raw, MAX_PAGE)) or 1
     per_page = (
-        _parse_positive_int("per_page", raw, MAX_PAGE_SIZE) if (raw := get("per_page")) else default_per_page
+        parsed("per_page", lambda raw: _parse_positive_int("per_page", raw, MAX_PAGE_SIZE))
+        or default_per_page
     )
 
-    return ScheduleFilter(
+    schedule_filter = ScheduleFilter(
         location=get("location"),
         kind=kind,
         topic=get("topic"),
@@ -161,6 +226,53 @@ def parse_schedule_filter(args: Mapping[str, str], default_per_page: int) -> Sch
         page=page,
         per_page=per_page,
     )
+    return schedule_filter, problems
+
+
+KIND_CHIP_LABELS = {
+    OfferingKind.WORKSHOP: "Workshops",
+    OfferingKind.CLASS: "Drop-in classes",
+    OfferingKind.COURSE: "Courses",
+}
+
+
+@dataclass(frozen=True)
+class QuickFilter:
+    """A one-tap filter chip: its label, the filter a tap leads to, and whether it is on now."""
+
+    label: str
+    target: ScheduleFilter
+    on: bool
+
+
+def quick_filters(f: ScheduleFilter, locations: list[Location], today: date) -> list[QuickFilter]:
+    """This week, Free, each location and each kind: each tap turns one on (or off, when it is
+    on) and keeps the rest of the filter, back on the first page."""
+    base = replace(f, page=1)
+    week_end = today + timedelta(days=6)
+    this_week = f.date_from == today and f.date_to == week_end
+    chips = [
+        QuickFilter(
+            "This week",
+            replace(base, date_from=None, date_to=None)
+            if this_week
+            else replace(base, date_from=today, date_to=week_end),
+            this_week,
+        ),
+        QuickFilter("Free", replace(base, price=None if f.price == "free" else "free"), f.price == "free"),
+    ]
+    for location in locations:
+        on = f.location == location.slug
+        chips.append(QuickFilter(location.name, replace(base, location=None if on else location.slug), on))
+    for kind, label in KIND_CHIP_LABELS.items():
+        on = f.kind == kind
+        chips.append(QuickFilter(label, replace(base, kind=None if on else kind), on))
+    return chips
+
+
+def clinic_today(now: datetime | None = None) -> date:
+    """Today's date where the clinic is."""
+    return (now or utcnow()).astimezone(ZoneInfo(current_clinic().timezone)).date()
 
 
 @dataclass
@@ -226,8 +338,13 @@ def _schedule_conditions(f: ScheduleFilter, now: datetime, include_cancelled: bo
 
 
 def list_schedule(
-    f: ScheduleFilter, now: datetime | None = None, include_cancelled: bool = False
+    f: ScheduleFilter,
+    now: datetime | None = None,
+    include_cancelled: bool = False,
+    last_page_at_most: bool = False,
 ) -> SchedulePage:
+    """A page of the schedule. With last_page_at_most (the public pages), a page number past
+    the last shows the last page (the API answers such a page empty, as its clients expect)."""
     now = now or utcnow()
     conditions = _schedule_conditions(f, now, include_cancelled)
     base = (
@@ -237,7 +354,9 @@ def list_schedule(
         .join(Session.seat_pool)
         .where(*conditions)
     )
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(base.subquery()))
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(base.subquery())) or 0
+    if last_page_at_most:
+        f = replace(f, page=min(f.page, max(1, math.ceil(total / f.per_page))))
     rows = db.session.scalars(
         base.options(
             contains_eager(Session.offering),
@@ -250,7 +369,7 @@ def list_schedule(
         .limit(f.per_page)
         .offset((f.page - 1) * f.per_page)
     ).unique()
-    return SchedulePage(filter=f, sessions=list(rows), total=total or 0)
+    return SchedulePage(filter=f, sessions=list(rows), total=total)
 
 
 def _plausible_slug(slug: str) -> bool:

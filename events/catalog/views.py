@@ -20,20 +20,27 @@ def _schedule_filter() -> services.ScheduleFilter:
 
 @bp.get("/")
 def schedule() -> ResponseReturnValue:
-    def render() -> str:
-        page = services.list_schedule(_schedule_filter())
-        return render_template(
+    def render() -> Response:
+        f, problems = services.read_schedule_filter(request.args, current_app.config["SCHEDULE_PAGE_SIZE"])
+        page = services.list_schedule(f, last_page_at_most=True)
+        locations = services.active_locations()
+        body = render_template(
             "catalog/schedule.html",
             page=page,
-            locations=services.active_locations(),
+            problems=problems,
+            locations=locations,
             topics=services.topics(),
+            quick_filters=services.quick_filters(page.filter, locations, services.clinic_today()),
         )
+        # A filter that could not be read: the form shows what to fix, with the visitor's values.
+        return current_app.response_class(body, status=400 if problems else 200, mimetype="text/html")
 
     return cached(render)
 
 
-def render_offering_page(offering: Offering, **extra: Any) -> str:
-    """The offering page; the registration views add their form and messages through extra."""
+def render_offering_page(offering: Offering, chosen_session_id: int | None = None, **extra: Any) -> str:
+    """The offering page; the registration views add their form and messages through extra.
+    chosen_session_id: the date to show chosen (a schedule card's, or the form's)."""
     upcoming, past = services.offering_sessions(offering)
     return render_template(
         "catalog/offering.html",
@@ -41,13 +48,27 @@ def render_offering_page(offering: Offering, **extra: Any) -> str:
         upcoming=upcoming,
         past=past,
         map_url=services.map_url(offering.location),
+        chosen_session_id=chosen_session_id,
         **extra,
     )
 
 
+def _chosen_session_id() -> int | None:
+    """The date a schedule card links to (?session=ID); anything else chooses none."""
+    raw = request.args.get("session", "")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10):
+        return None
+    value = int(raw)
+    return value if 0 < value < 2**31 else None
+
+
 @bp.get("/offerings/<slug>")
 def offering(slug: str) -> ResponseReturnValue:
-    return cached(lambda: render_offering_page(services.get_offering(slug) or abort(404)))
+    return cached(
+        lambda: render_offering_page(
+            services.get_offering(slug) or abort(404), chosen_session_id=_chosen_session_id()
+        )
+    )
 
 
 @bp.get("/locations/<slug>")
@@ -55,12 +76,20 @@ def location(slug: str) -> ResponseReturnValue:
     def render() -> str:
         location = services.get_location(slug) or abort(404)
         f = _schedule_filter()
-        page = services.list_schedule(services.ScheduleFilter(**{**f.__dict__, "location": slug}))
+        page = services.list_schedule(
+            services.ScheduleFilter(**{**f.__dict__, "location": slug}), last_page_at_most=True
+        )
         return render_template(
             "catalog/location.html", location=location, page=page, map_url=services.map_url(location)
         )
 
     return cached(render)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> ResponseReturnValue:
+    """Browsers ask for /favicon.ico whatever the page links to."""
+    return current_app.send_static_file("favicon.ico")
 
 
 def _ics_response(body: bytes, filename: str) -> Response:

@@ -39,7 +39,12 @@ from events.registration import seats
 
 
 class RegistrationError(Exception):
-    """A rule stops this registration; the message is for the person."""
+    """A rule stops this registration; the message is for the person, shown beside the form
+    field named by `field` (None: at the top of the form)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # What a person is told when the seat held while they paid has gone to someone else.
@@ -87,7 +92,7 @@ def registration_target(
     if offering.kind.per_session:
         session = db.session.get(Session, session_id) if session_id else None
         if session is None or session.offering_id != offering.id:
-            raise RegistrationError("Please choose one of the listed dates.")
+            raise RegistrationError("Please choose one of the listed dates.", field="session_id")
         if session.status != SessionStatus.SCHEDULED:
             raise RegistrationError("That class has been cancelled.")
         if session.starts_at <= now:

@@ -14,6 +14,7 @@ from events.catalog.views import render_offering_page
 from events.clinic import current_clinic
 from events.extensions import config_limit, limiter
 from events.filters import format_money
+from events.forms import FieldError, show_form_error
 from events.inputs import JsonBodyError, is_stripe_id, json_object_body
 from events.models import Offering, Registration, RegistrationStatus, WaitlistEntry, WaitlistStatus
 from events.payments import services as payments
@@ -32,7 +33,8 @@ def _offering_or_404(slug: str) -> Offering:
 def _render_offering(
     offering: Offering, form: PersonForm, status: int = 200, **extra: Any
 ) -> tuple[str, int]:
-    return render_offering_page(offering, form=form, **extra), status
+    chosen = form.session_id.data if isinstance(form.session_id.data, int) else None
+    return render_offering_page(offering, chosen_session_id=chosen, form=form, **extra), status
 
 
 def _person(form: PersonForm) -> services.Person:
@@ -51,7 +53,7 @@ def register(slug: str) -> ResponseReturnValue:
     try:
         result = services.register(offering, form.session_id.data, _person(form))
     except services.RegistrationError as error:
-        form.form_errors.append(str(error))
+        show_form_error(form, FieldError(str(error), error.field))
         return _render_offering(offering, form, 409)
     match result.outcome:
         case services.Outcome.CONFIRMED:
@@ -81,7 +83,7 @@ def join_waitlist(slug: str) -> ResponseReturnValue:
     try:
         result = services.join_waitlist(offering, form.session_id.data, _person(form))
     except services.RegistrationError as error:
-        form.form_errors.append(str(error))
+        show_form_error(form, FieldError(str(error), error.field))
         return _render_offering(offering, form, 409)
     match result.outcome:
         case services.WaitlistOutcome.JOINED:

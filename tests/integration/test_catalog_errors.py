@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import random
+import re
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -36,16 +37,59 @@ BAD_FILTERS = [
 ]
 
 
+# What the schedule's filter form says (in its own words), and what it keeps in the box.
+PAGE_PROBLEMS = {
+    "from=2026-13-45": ("f-from", "written as YYYY-MM-DD", "2026-13-45"),
+    "to=tomorrow": ("f-to", "written as YYYY-MM-DD", "tomorrow"),
+    "from=2026-02-30": ("f-from", "written as YYYY-MM-DD", "2026-02-30"),
+    "from=20261201": ("f-from", "written as YYYY-MM-DD", "20261201"),
+    "to=9999-12-31": ("f-to", "between the years 1900 and 2999", "9999-12-31"),
+    "from=0001-01-01": ("f-from", "between the years 1900 and 2999", "0001-01-01"),
+    "kind=yoga": ("f-kind", "Choose one of the kinds in the list.", None),
+    "price=cheap": ("f-price", "Choose one of the prices in the list.", None),
+    "from=2027-01-10&to=2027-01-01": ("f-to", "same as or later than the 'From' date", "2027-01-01"),
+    "q=" + "x" * 101: ("f-q", "at most 100 characters", "x" * 100),
+    "q=a%00b": ("f-q", "taken out", "ab"),
+    "location=north%00loop": ("f-location", "taken out", None),
+    "topic=%1Bposture": ("f-topic", "taken out", None),
+}
+
+
 @pytest.mark.parametrize(("query", "words"), BAD_FILTERS)
 def test_bad_filter_on_the_schedule_page_is_a_400_that_names_it(client, query, words):
+    """The schedule itself, with the filter form open: a summary at its top that links to the
+    box at fault, the problem beside the box, the visitor's value kept (without control
+    characters), and the schedule for the filters that were fine. Arguments the form has no
+    box for (page, per_page) are named in the summary."""
     response = client.get(f"/?{query}")
     assert response.status_code == 400
     assert response.mimetype == "text/html"
     body = html.unescape(response.get_data(as_text=True))
-    assert "That search could not be understood" in body
-    for word in words:
-        assert word in body
-    assert "Back to the schedule" in body
+    assert "<title>Error: Workshops and classes" in body
+    assert "There is a problem" in body
+    assert '<details class="filters" open>' in body
+    assert "\x00" not in body and "\x1b" not in body
+    if query in PAGE_PROBLEMS:
+        field_id, message, kept = PAGE_PROBLEMS[query]
+        assert f'<a href="#{field_id}">' in body
+        assert message in body
+        assert f'id="{field_id}-error"' in body
+        assert re.search(rf'id="{field_id}"[^>]*aria-invalid="true"', body), field_id
+        if kept is not None:
+            assert re.search(rf'id="{field_id}"[^>]*value="{re.escape(kept)}"', body), (field_id, kept)
+    else:
+        for word in words:
+            assert word in body
+
+
+def test_a_filter_problem_keeps_the_other_filters(client, catalog):
+    response = client.get("/?location=robbinsdale&kind=course&from=2027-01-10&to=2027-01-01")
+    assert response.status_code == 400
+    body = html.unescape(response.get_data(as_text=True))
+    assert re.search(r'<option value="robbinsdale" selected>', body)
+    assert re.search(r'<option value="course" selected>', body)
+    assert re.search(r'id="f-from"[^>]*value="2027-01-10"', body)
+    assert re.search(r'id="f-to"[^>]*value="2027-01-01"', body)
 
 
 @pytest.mark.parametrize(("query", "words"), BAD_FILTERS)

@@ -222,13 +222,21 @@ def test_api_pagination_links_keep_filters(client, catalog):
     }
 
 
-def test_page_past_the_end_is_empty_not_an_error(client, catalog):
+def test_page_past_the_end_is_empty_on_the_api_and_the_last_page_on_the_schedule(client, catalog):
     payload = client.get("/api/v1/sessions?page=9&per_page=3").get_json()
     assert payload["data"] == []
     assert payload["meta"]["total"] == 8
+    # A person following an old link (or typing page=99) sees the last page, never "Page 9 of 3".
     response = client.get("/?page=9&per_page=3")
     assert response.status_code == 200
-    assert html_titles(response.get_data(as_text=True)) == []
+    body = response.get_data(as_text=True)
+    last = client.get("/?page=3&per_page=3").get_data(as_text=True)
+    assert html_titles(body) == html_titles(last) and len(html_titles(body)) == 2
+    assert "Page 3 of 3" in body and "Page 9" not in body
+    assert 'rel="prev" href="/?page=2&amp;per_page=3"' in body
+    response = client.get("/locations/robbinsdale?page=99&per_page=3")
+    assert response.status_code == 200
+    assert "Page 2 of 2" in response.get_data(as_text=True)
 
 
 # Location pages --------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+// The public pages' small helpers; every page works without them.
+(function () {
+  "use strict";
+
+  // A form that came back with problems: its error summary (or a notice that answers the
+  // submit) is focused and in view. The markup's autofocus does this without JavaScript;
+  // this covers a browser that skipped it (a page restored from history, a URL fragment).
+  var first = document.querySelector("[data-focus-on-load]");
+  if (first) {
+    // After the browser's own autofocus (done before animation frames run).
+    window.requestAnimationFrame(function () {
+      var box = first.getBoundingClientRect();
+      if (box.top < 0 || box.bottom > window.innerHeight) {
+        first.scrollIntoView({ block: "start" });
+      }
+      if (document.activeElement !== first) {
+        first.focus({ preventScroll: true });
+      }
+    });
+  }
+
+  // Each link in an error summary moves to its field, with the field's label (or the legend
+  // of its group) in view above it, as in the GOV.UK pattern.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest(".error-summary a[href^='#']");
+    if (!link) {
+      return;
+    }
+    var field = document.getElementById(link.getAttribute("href").slice(1));
+    if (!field) {
+      return;
+    }
+    event.preventDefault();
+    var group = field.closest("fieldset");
+    var caption = (group && group.querySelector("legend")) ||
+      document.querySelector("label[for='" + field.id + "']") || field;
+    caption.scrollIntoView({ block: "start" });
+    field.focus({ preventScroll: true });
+  });
+
+  // The offering page on a phone: once the booking card has scrolled out of view, a bar at
+  // the bottom of the screen leads back to it.
+  var bar = document.querySelector("[data-book-bar]");
+  var card = document.getElementById("register");
+  if (bar && card && "IntersectionObserver" in window) {
+    var narrow = window.matchMedia("(max-width: 40rem) and (min-height: 30.01rem)");
+    var cardInView = true;
+    var update = function () {
+      var show = narrow.matches && !cardInView;
+      bar.hidden = !show;
+      document.documentElement.classList.toggle("has-book-bar", show);
+    };
+    new IntersectionObserver(function (entries) {
+      cardInView = entries[entries.length - 1].isIntersecting;
+      update();
+    }).observe(card);
+    if (narrow.addEventListener) {
+      narrow.addEventListener("change", update);
+    }
+    bar.querySelector("a").addEventListener("click", function (event) {
+      event.preventDefault();
+      card.scrollIntoView({ block: "start" });
+      var heading = document.getElementById("register-heading");
+      if (heading) {
+        heading.focus({ preventScroll: true });
+      }
+    });
+  }
+})();
