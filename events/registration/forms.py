@@ -1,5 +1,8 @@
 """Forms for people without accounts. CSRF and the input rules come with events.forms.Form."""
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
@@ -10,7 +13,15 @@ def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
+NO_DATE_CHOSEN = "Choose the date you'd like to come."
+
+
 class PersonForm(Form):
+    # First, as on the page: the error summary lists the problems in the order of the fields.
+    session_id = IntegerField(
+        "Date",
+        validators=[Optional(), NumberRange(min=1, max=2**31 - 1, message="Please choose one of the dates.")],
+    )
     name = StringField(
         "Your name",
         filters=[_strip],
@@ -37,10 +48,19 @@ class PersonForm(Form):
             Regexp(r"^[0-9+().\-\s]{7,}$", message="Please use digits, spaces and + ( ) - only."),
         ],
     )
-    session_id = IntegerField(
-        "Date",
-        validators=[Optional(), NumberRange(min=1, max=2**31 - 1, message="Please choose one of the dates.")],
-    )
+
+    def __init__(self, *args: Any, needs_date: bool = False, **kwargs: Any) -> None:
+        """needs_date: a drop-in class, registered for one date, so the date is asked for
+        with the name and email (one answer lists every missing piece)."""
+        super().__init__(*args, **kwargs)
+        self.needs_date = needs_date
+
+    def validate(self, extra_validators: Mapping[str, Sequence[Any]] | None = None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.needs_date and self.session_id.data is None and not self.session_id.errors:
+            self.session_id.errors = [NO_DATE_CHOSEN]
+            return False
+        return valid
 
 
 class ConfirmForm(Form):

@@ -14,6 +14,7 @@ from enum import Enum
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from events.extensions import db
 from events.models import (
@@ -471,6 +472,19 @@ def registration_sessions(registration: Registration) -> list[Session]:
         db.session.scalars(
             sa.select(Session)
             .where(Session.offering_id == registration.offering_id)
+            .order_by(Session.starts_at)
+        )
+    )
+
+
+def waitlist_sessions(entry: WaitlistEntry) -> list[Session]:
+    """The sessions a waitlist place is for: its class, or every session of the workshop or
+    course (the sessions that count their seats in its pool)."""
+    return list(
+        db.session.scalars(
+            sa.select(Session)
+            .where(Session.seat_pool_id == entry.seat_pool_id)
+            .options(joinedload(Session.location))
             .order_by(Session.starts_at)
         )
     )

@@ -47,7 +47,7 @@ def _person(form: PersonForm) -> services.Person:
 @limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
 def register(slug: str) -> ResponseReturnValue:
     offering = _offering_or_404(slug)
-    form = PersonForm()
+    form = PersonForm(needs_date=offering.kind.per_session)
     if not form.validate():
         return _render_offering(offering, form, 400)
     try:
@@ -77,7 +77,7 @@ def register(slug: str) -> ResponseReturnValue:
 @limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
 def join_waitlist(slug: str) -> ResponseReturnValue:
     offering = _offering_or_404(slug)
-    form = PersonForm()
+    form = PersonForm(needs_date=offering.kind.per_session)
     if not form.validate():
         return _render_offering(offering, form, 400, full=True)
     try:
@@ -228,7 +228,12 @@ def waitlist_entry(signed: str) -> ResponseReturnValue:
     entry = _entry_from_link(signed)
     position = waitlist_position(entry) if entry.status == WaitlistStatus.WAITING else None
     return render_template(
-        "registration/waitlist.html", entry=entry, position=position, form=ConfirmForm(), signed=signed
+        "registration/waitlist.html",
+        entry=entry,
+        position=position,
+        sessions=services.waitlist_sessions(entry),
+        form=ConfirmForm(),
+        signed=signed,
     )
 
 

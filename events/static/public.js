@@ -38,6 +38,31 @@
     field.focus({ preventScroll: true });
   });
 
+  // Choosing a date on the offering page: a full one turns the form into the waitlist's, one
+  // with seats back into registration (without JavaScript the server says so after sending).
+  var registerForm = document.querySelector("[data-register-form]");
+  if (registerForm) {
+    registerForm.addEventListener("change", function (event) {
+      var radio = event.target;
+      if (radio.name !== "session_id" || !radio.checked) {
+        return;
+      }
+      var mode = radio.hasAttribute("data-full") ? "waitlist" : "register";
+      registerForm.action = registerForm.getAttribute("data-" + mode + "-action");
+      var labelled = document.querySelectorAll("#register-heading, [data-register-form] button[type=submit]");
+      Array.prototype.forEach.call(labelled, function (element) {
+        element.textContent = element.getAttribute("data-" + mode + "-label");
+      });
+      Array.prototype.forEach.call(document.querySelectorAll("#register [data-intro]"), function (intro) {
+        intro.hidden = intro.getAttribute("data-intro") !== mode;
+      });
+      var barLink = document.querySelector("[data-book-bar] a");
+      if (barLink) {
+        barLink.textContent = mode === "waitlist" ? "Join the waitlist" : "Register";
+      }
+    });
+  }
+
   // The offering page on a phone: once the booking card has scrolled out of view, a bar at
   // the bottom of the screen leads back to it.
   var bar = document.querySelector("[data-book-bar]");

@@ -108,7 +108,7 @@ def filter_by_location(page: Page, base_url: str, location_name: str) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("Workshops and classes")
     form = page.get_by_role("search", name="Filter the schedule")
     expect(form).to_be_hidden()  # the filters start folded away
-    page.locator("summary", has_text="Filter the schedule").click()
+    page.locator("summary", has_text="More filters").click()
     expect(form).to_be_visible()
     form.get_by_label("Location", exact=True).select_option(label=location_name)
     form.get_by_role("button", name="Show sessions").click()
@@ -209,7 +209,7 @@ def test_location_page_lists_only_that_location(page, live_server, schedule):
 def test_no_accessibility_violations(page, live_server, schedule, path):
     page.goto(live_server.url + path)
     if path == "/":
-        page.locator("summary", has_text="Filter the schedule").click()  # check the open form too
+        page.locator("summary", has_text="More filters").click()  # check the open form too
     assert_no_axe_violations(page)
 
 

@@ -127,6 +127,10 @@ def _build_world(db) -> dict:
     session = make_session(paid, upcoming_day(10))
     full = make_offering(location, slug="full", capacity=1, instructor=instructor)
     make_session(full, upcoming_day(12))
+    # A drop-in class: its form chooses one of its dates (radio buttons), one chosen by the link.
+    drop_in = make_offering(location, OfferingKind.CLASS, slug="drop-in", instructor=instructor)
+    make_session(drop_in, upcoming_day(5))
+    chosen_class = make_session(drop_in, upcoming_day(12))
     db.session.commit()
 
     confirmed = register(paid, None, Person("Cora Confirmed", "cora@example.com")).registration
@@ -171,7 +175,11 @@ def _build_world(db) -> dict:
             "token": reset_token(instructor),
         },
         "slugs": {"/offerings/": paid.slug, "/locations/": location.slug},
-        "extra_pages": [f"/offerings/{full.slug}", "/staff/admin/registrations?q=Cora"],
+        "extra_pages": [
+            f"/offerings/{full.slug}",
+            f"/offerings/{drop_in.slug}?session={chosen_class.id}",
+            "/staff/admin/registrations?q=Cora",
+        ],
         "signed": {
             "/manage/": links.sign(held.token, links.MANAGE_SALT),
             "/waitlist/": links.sign(entry.token, links.WAITLIST_SALT),
@@ -282,6 +290,8 @@ def plausible(f: FormField) -> str | None:
     """What a person would submit for the field (None: leave it out, an unticked box)."""
     if f.kind == "checkbox":
         return f.value or "y" if f.checked else None
+    if f.kind == "radio":  # the one chosen of its group
+        return f.value if f.checked else None
     if f.kind == "select":
         return f.value or (f.options[-1] if f.options else "")
     if f.value:
@@ -295,6 +305,11 @@ def plausible(f: FormField) -> str | None:
         "url": "https://example.com/page",
         "tel": "612-555-0100",
     }.get(f.kind, "Walker text")
+
+
+def same_radio_group(f: FormField, target: FormField) -> bool:
+    """Another radio button of the target's group: a browser sends one value per group."""
+    return f is not target and f.kind == target.kind == "radio" and f.name == target.name
 
 
 # --- Visiting, posting and comparing ---
@@ -383,7 +398,7 @@ def walk(app, world, role) -> tuple[int, list[str], list[PageForm]]:
                     values = [
                         (f.name, hostile.value if f is target else value)
                         for f, value in baseline
-                        if value is not None or f is target
+                        if (value is not None or f is target) and not same_radio_group(f, target)
                     ]
                     response = visitor.submit(form, values)
                     posts += 1

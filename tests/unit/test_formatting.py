@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from events.filters import format_day, format_money, format_short_day, format_time, zone_name
+from events.filters import format_day, format_money, format_short_day, format_time, paragraphs, zone_name
 
 CHICAGO = ZoneInfo("America/Chicago")
 
@@ -83,3 +83,22 @@ def test_days():
     assert format_day(date(2027, 11, 1)) == "Monday, November 1"
     assert format_short_day(date(2027, 3, 4)) == "Thu Mar 4"
     assert format_day(datetime(2027, 3, 14, 18, 0, tzinfo=CHICAGO)) == "Sunday, March 14"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("One.\r\n\r\nTwo.", ["One.", "Two."]),  # what browsers send
+        ("One.\n\nTwo.", ["One.", "Two."]),
+        ("One.\r\rTwo.", ["One.", "Two."]),  # old Mac line endings
+        ("One.\r\n  \r\nTwo.", ["One.", "Two."]),  # a "blank" line of spaces
+        ("One.\n\n\n\nTwo.", ["One.", "Two."]),
+        ("Line one\r\nline two", ["Line one\nline two"]),  # a single break stays in its paragraph
+        ("  Padded.  ", ["Padded."]),
+        ("", []),
+        (None, []),
+        ("\r\n\r\n", []),
+    ],
+)
+def test_paragraphs_from_any_newline_style(text, expected):
+    assert paragraphs(text) == expected

@@ -9,6 +9,8 @@ from events.catalog.services import (
     ScheduleFilter,
     SchedulePage,
     parse_schedule_filter,
+    quick_filters,
+    read_schedule_filter,
 )
 from events.errors import BadFilter
 from events.models import OfferingKind
@@ -141,3 +143,68 @@ def test_a_page_number_alone_is_not_a_filter():
 def test_schedule_page_arithmetic(total, page, per_page, pages, has_prev, has_next):
     result = SchedulePage(filter=ScheduleFilter(page=page, per_page=per_page), sessions=[], total=total)
     assert (result.pages, result.has_prev, result.has_next) == (pages, has_prev, has_next)
+
+
+def read(**args):
+    return read_schedule_filter(args, default_per_page=20)
+
+
+def test_reading_for_the_form_collects_every_problem_and_keeps_the_rest():
+    f, problems = read(
+        location="robbinsdale",
+        kind="yoga",
+        q="a\x00b",
+        page="abc",
+        **{"from": "2027-01-10", "to": "2027-01-01"},
+    )
+    assert [p.name for p in problems] == ["kind", "to", "q", "page"]
+    # The filter is what could be read: the location and the start date stay, the rest is dropped.
+    assert f == ScheduleFilter(location="robbinsdale", date_from=date(2027, 1, 10), per_page=20)
+    by_name = {p.name: p for p in problems}
+    assert by_name["to"].for_person == "The 'To' date must be the same as or later than the 'From' date."
+    assert by_name["to"].kept == "2027-01-01"
+    assert by_name["q"].kept == "ab"  # control characters never go back into the page
+    assert by_name["kind"].kept == ""
+    # The API's reading raises the first of them, worded for a developer.
+    with pytest.raises(BadFilter, match="'kind' must be one of"):
+        parse(location="robbinsdale", kind="yoga", page="abc")
+
+
+def test_a_long_bad_value_is_kept_shortened():
+    _, problems = read(q="x" * 5000, **{"from": "y" * 5000})
+    assert [len(p.kept) for p in problems] == [100, 100]
+
+
+def test_quick_filters_turn_one_filter_on_or_off_and_keep_the_rest():
+    class Place:
+        def __init__(self, slug, name):
+            self.slug, self.name = slug, name
+
+    today = date(2026, 12, 2)
+    places = [Place("north-loop", "North Loop"), Place("robbinsdale", "Robbinsdale")]
+    f = parse(kind="class", q="core", page="3")
+    chips = {chip.label: chip for chip in quick_filters(f, places, today)}
+    assert list(chips) == [
+        "This week",
+        "Free",
+        "North Loop",
+        "Robbinsdale",
+        "Workshops",
+        "Drop-in classes",
+        "Courses",
+    ]
+    assert [label for label, chip in chips.items() if chip.on] == ["Drop-in classes"]
+    assert chips["Free"].target.as_args() == {"kind": "class", "price": "free", "q": "core"}  # back to page 1
+    assert chips["Drop-in classes"].target.as_args() == {"q": "core"}  # on: a tap turns it off
+    assert chips["Workshops"].target.as_args() == {"kind": "workshop", "q": "core"}  # one kind at a time
+    assert chips["This week"].target.as_args() == {
+        "kind": "class",
+        "q": "core",
+        "from": "2026-12-02",
+        "to": "2026-12-08",
+    }
+    this_week = chips["This week"].target
+    again = {chip.label: chip for chip in quick_filters(this_week, places, today)}
+    assert again["This week"].on and again["This week"].target.as_args() == {"kind": "class", "q": "core"}
+    north = {chip.label: chip for chip in quick_filters(parse(location="north-loop"), places, today)}
+    assert north["North Loop"].on and north["Robbinsdale"].target.as_args() == {"location": "robbinsdale"}
