@@ -194,6 +194,10 @@ def test_without_javascript_the_summary_is_focused_and_in_view(browser, live_ser
         expect(page.locator(".error-summary")).to_contain_text("Please enter your email")
         expect(page.get_by_role("button", name="Join the waitlist")).to_be_visible()  # still the waitlist
         expect(page.locator(f"#session-{full.id}")).to_be_checked()
+        # The link is a plain #fragment: the browser focuses the field, its label and error in view.
+        page.locator(".error-summary").get_by_role("link").click()
+        expect(page.get_by_label("Email")).to_be_focused()
+        assert in_viewport(page, "label[for=email]") and in_viewport(page, "#email-error")
     finally:
         context.close()
 
