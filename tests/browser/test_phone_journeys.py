@@ -86,6 +86,8 @@ def world(db, app):
         + "Supercalifragilistic" * 8,
     )
     make_session(desk, day(4), time(17, 30))
+    called_off = make_offering(north, slug="called-off", title="Called Off", is_cancelled=True)
+    make_session(called_off, day(6))
     db.session.commit()
     registration = register(desk, None, Person(name=LONG_NAME, email="j" * 40 + "@example.com")).registration
     entry = join_waitlist(core, classes[4].id, Person(name=LONG_NAME, email="w@example.com")).entry
@@ -295,6 +297,7 @@ def test_every_public_page_reflows_without_sideways_scrolling(browser, live_serv
             "/offerings/posture-reset",
             "/offerings/desk-set-up",
             "/locations/north-loop",
+            "/offerings/called-off",  # registration closed
             world["waitlist"],
             world["manage"],
             "/no-such-page",

@@ -119,6 +119,17 @@ def test_a_full_date_chosen_by_its_link_offers_the_waitlist(client, db, weekly_c
     assert 'action="/offerings/core/register"' in body
 
 
+def test_a_closed_offering_says_why_and_where_to_go(client, db):
+    make_clinic()
+    offering = make_offering(make_location(), slug="gone", topic="Posture", is_cancelled=True)
+    make_session(offering, upcoming_day(3))
+    db.session.commit()
+    body = html.unescape(client.get("/offerings/gone").get_data(as_text=True))
+    assert "Registration is closed: this workshop has been cancelled." in body
+    assert '<a href="/?topic=Posture">See other posture sessions</a>' in body
+    assert 'name="session_id"' not in body and "data-book-bar" not in body
+
+
 def test_the_waitlist_page_shows_the_dates_and_the_place(app, client, db):
     make_clinic()
     location = make_location(name="Robbinsdale", address_line1="4123 W Broadway")
