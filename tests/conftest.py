@@ -28,6 +28,7 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from events import create_app  # noqa: E402
 from events.extensions import db as _db  # noqa: E402
+from tests.helpers import wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIPE_PORT = None  # chosen per run, see stripe_api_base
@@ -186,16 +187,36 @@ def live_server(app):
     server.stop()
 
 
-def wait_for_port(url: str, timeout: float = 15.0) -> None:
+def webhooks_pending(stripe_api_base: str) -> int:
+    """How many webhooks the emulator has still to deliver (each counts until the app answers)."""
+    import requests
+
+    return requests.get(f"{stripe_api_base}/_config/webhooks/pending", timeout=5).json()["pending"]
+
+
+def deliver_webhooks(stripe_api_base: str) -> None:
+    """Wait until the emulator has delivered every webhook it has scheduled (and had the answer)."""
+    wait_until(
+        lambda: webhooks_pending(stripe_api_base) == 0,
+        timeout=30,
+        what="the Stripe emulator's webhooks to be delivered",
+    )
+
+
+def listening(url: str) -> bool:
     host, port = url.split("//")[1].split(":")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, int(port)), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening at {url}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(url: str, timeout: float = 15.0) -> None:
+    try:
+        wait_until(lambda: listening(url), timeout, every=0.1)
+    except AssertionError:
+        raise RuntimeError(f"nothing listening at {url}") from None
 
 
 @pytest.fixture(scope="session")

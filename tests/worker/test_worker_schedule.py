@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time as _time
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,6 +15,7 @@ from events.notifications.outbox import EmailKind
 from events.notifications.schedule import queue_due, queue_due_followups, queue_due_reminders
 from events.registration.services import cancel_registration
 from tests.factories import make_location, make_offering, make_session, upcoming_day
+from tests.helpers import wait_until
 
 CHICAGO = ZoneInfo("America/Chicago")
 M = timedelta(minutes=1)
@@ -353,9 +353,7 @@ def test_two_sweeps_started_together_one_queues_the_other_is_skipped(app, db, bo
             for thread in threads:
                 thread.start()
             assert inside.wait(20)
-            deadline = _time.monotonic() + 20
-            while not results and _time.monotonic() < deadline:  # the other one, skipped
-                _time.sleep(0.01)
+            wait_until(lambda: results, timeout=20, what="the other sweep, skipped")
             skipped = list(results)
             release.set()
             for thread in threads:
