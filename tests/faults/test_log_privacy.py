@@ -30,7 +30,8 @@ from tests.gunicorn_server import GunicornServer, web_env
 from tests.helpers import wait_until
 from tests.worker.conftest import SmtpServer, WorkerProcess, worker_env
 
-pytestmark = pytest.mark.slow
+# gunicorn and Celery, processes of their own, read and write what the test does.
+pytestmark = [pytest.mark.slow, pytest.mark.real_commits]
 
 MEMBER = {
     "name": "Philippa Quince-Whitlock",

@@ -28,7 +28,8 @@ from tests.gunicorn_server import GunicornServer, web_env
 from tests.helpers import wait_until
 from tests.worker.conftest import WorkerProcess, worker_env
 
-pytestmark = pytest.mark.slow
+# gunicorn and Celery, processes of their own, read and write what the test does.
+pytestmark = [pytest.mark.slow, pytest.mark.real_commits]
 OUTAGE_SECONDS = float(os.environ.get("REDIS_OUTAGE_SECONDS", "10"))
 THREADS = 3
 

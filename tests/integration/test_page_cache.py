@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from events.catalog.cache import page_cache
 from events.models import OfferingKind
 from events.registration import services
@@ -80,6 +82,7 @@ def test_cached_pages_carry_each_visitors_own_csrf_token(live_server, db):
     assert len(tokens) == 3 and "__csrf" not in "".join(tokens)
 
 
+@pytest.mark.real_commits  # the other process must see the offering, and its NOTIFY must be sent
 def test_a_change_committed_by_another_process_reaches_the_cache(client, db, app):
     """Another process (a worker, another web worker) changes seats: NOTIFY tells this one."""
     import subprocess

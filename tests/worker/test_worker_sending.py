@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 
 import icalendar
+import pytest
 import sqlalchemy as sa
 
 from events.models import EmailStatus, OutboxEmail, utcnow
@@ -221,6 +222,7 @@ def _deliver_in(app):
         return deliver_due()
 
 
+@pytest.mark.real_commits  # the sender marks each email sent on a connection of its own
 def test_file_transport_writes_eml(app, db, book, tmp_path, monkeypatch):
     monkeypatch.setitem(app.config, "MAIL_SERVER", None)
     monkeypatch.setitem(app.config, "MAIL_OUTBOX_DIR", str(tmp_path))
