@@ -372,6 +372,20 @@ def test_two_sweeps_started_together_one_queues_the_other_is_skipped(app, db, bo
     assert queue_due(now) == (0, 0)  # the lock was let go
 
 
+def hang_up(db, other_host) -> None:
+    """Close the other host's connection, and wait until PostgreSQL has ended its backend and so
+    let go of its locks (closing does not wait for that)."""
+    pid = other_host.info.backend_pid
+    other_host.close()
+    gone = sa.text("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = :pid)")
+
+    def ended() -> bool:
+        db.session.execute(sa.text("SELECT pg_stat_clear_snapshot()"))  # (kept per transaction)
+        return db.session.scalar(gone, {"pid": pid})
+
+    wait_until(ended, what="the other host's backend to end")
+
+
 @pytest.mark.real_commits  # "another host": a connection of its own
 def test_a_sweep_is_skipped_while_another_host_holds_the_lock(app, db, book):
     import psycopg
@@ -387,7 +401,7 @@ def test_a_sweep_is_skipped_while_another_host_holds_the_lock(app, db, book):
         assert queue_due(now) is None
         assert emails(db, EmailKind.REMINDER) == []
     finally:
-        other_host.close()  # a beat that dies lets go of the lock with its connection
+        hang_up(db, other_host)  # a beat that dies lets go of the lock with its connection
     assert queue_due(now) == (2, 0)
 
 
@@ -405,5 +419,5 @@ def test_housekeeping_is_skipped_while_another_host_runs_it(app, db):
         assert other_host.execute("SELECT pg_try_advisory_lock(%s)", [lock_key("housekeeping")]).fetchone()[0]
         assert housekeeping.run() == {"skipped": True}
     finally:
-        other_host.close()
+        hang_up(db, other_host)
     assert housekeeping.run() == {"pools": 0, "refunds": 0, "payments": 0}
