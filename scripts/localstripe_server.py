@@ -4,6 +4,10 @@ event our app needs that it does not emit: charge.refunded, when a refund is cre
 It refuses a refund above what remains on the charge, as Stripe does (400,
 invalid_request_error): localstripe alone accepts it, and our money rules rely on the refusal.
 
+It counts the webhooks it has yet to deliver (localstripe sends each one a second after the
+event, in the background): GET /_config/webhooks/pending answers {"pending": n}, so a test can
+wait until everything it caused has reached the app before the next test starts.
+
 It also honours the Idempotency-Key header the way Stripe does (a repeated POST with the
 same key returns the first response and creates nothing), so our idempotency keys are
 exercised for real in the tests.
@@ -16,7 +20,7 @@ import argparse
 import sys
 
 from aiohttp import web
-from localstripe import resources, server
+from localstripe import resources, server, webhooks
 from localstripe.errors import UserError
 from localstripe.webhooks import register_webhook, schedule_webhook
 
@@ -81,6 +85,26 @@ async def idempotency_middleware(request, handler):
 
 
 server.app.middlewares.append(idempotency_middleware)
+
+_send_webhook = webhooks._send_webhook
+_undelivered = 0
+
+
+async def _counted_send_webhook(event):
+    global _undelivered
+    _undelivered += 1
+    try:
+        await _send_webhook(event)  # a second's pause, then the POST, its answer awaited
+    finally:
+        _undelivered -= 1
+
+
+async def pending_webhooks(request):
+    return web.json_response({"pending": _undelivered})
+
+
+webhooks._send_webhook = _counted_send_webhook  # schedule_webhook looks it up at each call
+server.app.router.add_get("/_config/webhooks/pending", pending_webhooks)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()

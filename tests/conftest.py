@@ -1,7 +1,9 @@
 """Real-service fixtures: a PostgreSQL database per run, the app on a real port, Chromium.
 
-Integration tests run against PostgreSQL (the production database); tables are emptied
-after each test. The embedded SQLite default has its own tests (tests/integration/test_sqlite.py).
+Integration tests run against PostgreSQL (the production database), each in a transaction
+rolled back at the end, or, when other processes or threads must see its writes, with the
+tables emptied after it (tests/isolation.py). The embedded SQLite default has its own tests
+(tests/integration/test_sqlite.py).
 """
 
 from __future__ import annotations
@@ -18,16 +20,21 @@ os.environ.setdefault("INSTANCE_PATH", str(_TMP / "instance"))
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from events.app import create_app  # noqa: E402
 from events.extensions import db as _db  # noqa: E402
+from tests.helpers import wait_until  # noqa: E402
+from tests.isolation import (  # noqa: E402
+    FreshGlobalsClient,
+    needs_real_commits,
+    rolled_back,
+    truncate_tables,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIPE_PORT = None  # chosen per run, see stripe_api_base
@@ -70,7 +77,9 @@ def make_test_app(database_url: str, **overrides):
         "SERVER_NAME": None,
     }
     config.update(overrides)
-    return create_app(config)
+    app = create_app(config)
+    app.test_client_class = FreshGlobalsClient
+    return app
 
 
 @pytest.fixture(scope="session")
@@ -100,33 +109,26 @@ def app(pg_database_url, stripe_api_base):
 
 
 @pytest.fixture(autouse=True)
-def _clean_tables(request):
-    """Empty every table after a test that used the PostgreSQL app.
-
-    Ids keep counting up, as in production: Stripe idempotency keys derived from them must
-    never repeat within a run (the emulator, like Stripe, replays a repeated key).
-    """
-    yield
+def _database(request):
+    """Undo what a test that used the PostgreSQL app wrote (see tests/isolation.py): a rolled-back
+    transaction, or, for a test whose processes or threads need real commits, a TRUNCATE after it."""
     if "app" not in request.fixturenames:
+        yield
         return
     app = request.getfixturevalue("app")
-    with app.app_context():
-        _db.session.remove()
-        # catalog_state keeps counting, as in production: a reset would let cached pages of an
-        # earlier test match a later one's fingerprint.
-        tables = ", ".join(f'"{t.name}"' for t in _db.metadata.sorted_tables if t.name != "catalog_state")
-        # A live worker process may still be finishing the test's last task (say, sending the
-        # email a refund queued): its row locks and TRUNCATE's table locks can deadlock, and
-        # PostgreSQL then aborts one side. Ours is the one to try again.
-        for attempt in range(10):
-            try:
-                with _db.engine.begin() as conn:
-                    conn.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
-                break
-            except sa.exc.OperationalError as error:
-                if "deadlock detected" not in str(error) or attempt == 9:
-                    raise
-                time.sleep(0.2)
+    if needs_real_commits(request.node):
+        yield
+        # What the test set going still reaches the database (localstripe sends each webhook a
+        # second after its event; the worker may be finishing a task): not the next test's
+        # business, which may run in a transaction with nobody emptying the tables after it.
+        if "localstripe" in request.fixturenames:
+            deliver_webhooks(request.getfixturevalue("localstripe"))
+        if "celery_worker" in request.fixturenames:
+            request.getfixturevalue("celery_worker").work_through_queue(TEST_REDIS_URL)
+        truncate_tables(app)
+    else:
+        with rolled_back(app):
+            yield
 
 
 @pytest.fixture
@@ -186,16 +188,36 @@ def live_server(app):
     server.stop()
 
 
-def wait_for_port(url: str, timeout: float = 15.0) -> None:
+def webhooks_pending(stripe_api_base: str) -> int:
+    """How many webhooks the emulator has still to deliver (each counts until the app answers)."""
+    import requests
+
+    return requests.get(f"{stripe_api_base}/_config/webhooks/pending", timeout=5).json()["pending"]
+
+
+def deliver_webhooks(stripe_api_base: str) -> None:
+    """Wait until the emulator has delivered every webhook it has scheduled (and had the answer)."""
+    wait_until(
+        lambda: webhooks_pending(stripe_api_base) == 0,
+        timeout=30,
+        what="the Stripe emulator's webhooks to be delivered",
+    )
+
+
+def listening(url: str) -> bool:
     host, port = url.split("//")[1].split(":")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, int(port)), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening at {url}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(url: str, timeout: float = 15.0) -> None:
+    try:
+        wait_until(lambda: listening(url), timeout, every=0.1)
+    except AssertionError:
+        raise RuntimeError(f"nothing listening at {url}") from None
 
 
 @pytest.fixture(scope="session")

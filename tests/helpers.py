@@ -1,11 +1,32 @@
 """Small helpers shared by tests."""
 
 import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import sqlalchemy as sa
 
 from events.extensions import db
 from events.models import OutboxEmail
+
+T = TypeVar("T")
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 10.0, what: str = "the condition", every: float = 0.05
+) -> T:
+    """Ask `predicate` every `every` seconds until it answers something true, and return that
+    answer; fail the test after `timeout` seconds. The one way tests wait for another thread or
+    process: never a sleep of a guessed length."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
 
 
 def csrf_token(html: str) -> str:

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,8 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from events.extensions import db as _db
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, listening, wait_for_port
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -143,14 +143,7 @@ class PrivateLocalstripe:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
             self.process = None
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                time.sleep(0.05)
-            except OSError:
-                return
-        raise AssertionError("the emulator still answers after being killed")
+        wait_until(lambda: not listening(self.url), timeout=5, what="the killed emulator to stop answering")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -221,7 +214,7 @@ class DelayProxy:
                 with proxy._lock:
                     proxy.forwarded.append((self.command, self.path, upstream.status_code))
                 if proxy.delay and proxy.is_slow(self.command, self.path):
-                    time.sleep(proxy.delay)
+                    time.sleep(proxy.delay)  # the slowness under test, not a wait
                 try:
                     self.send_response(upstream.status_code)
                     for name in ("Content-Type", "Idempotent-Replayed", "Request-Id"):

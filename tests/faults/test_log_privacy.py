@@ -25,11 +25,13 @@ import stripe
 from events.models import EmailStatus, OutboxEmail, Registration, Role, User, WaitlistEntry
 from tests.factories import workshop
 from tests.faults.conftest import PrivateLocalstripe, csrf_from, engine_of
-from tests.faults.redis_private import PrivateRedis, wait_until
+from tests.faults.redis_private import PrivateRedis
 from tests.gunicorn_server import GunicornServer, web_env
+from tests.helpers import wait_until
 from tests.worker.conftest import SmtpServer, WorkerProcess, worker_env
 
-pytestmark = pytest.mark.slow
+# gunicorn and Celery, processes of their own, read and write what the test does.
+pytestmark = [pytest.mark.slow, pytest.mark.real_commits]
 
 MEMBER = {
     "name": "Philippa Quince-Whitlock",

@@ -14,7 +14,6 @@ import os
 import threading
 import time
 import types
-from pathlib import Path
 
 import pytest
 import requests
@@ -24,11 +23,13 @@ from events.models import OutboxEmail
 from tests.conftest import free_port
 from tests.factories import workshop
 from tests.faults.conftest import csrf_from, engine_of, register_over_http
-from tests.faults.redis_private import PrivateRedis, wait_until
+from tests.faults.redis_private import PrivateRedis
 from tests.gunicorn_server import GunicornServer, web_env
+from tests.helpers import wait_until
 from tests.worker.conftest import WorkerProcess, worker_env
 
-pytestmark = pytest.mark.slow
+# gunicorn and Celery, processes of their own, read and write what the test does.
+pytestmark = [pytest.mark.slow, pytest.mark.real_commits]
 OUTAGE_SECONDS = float(os.environ.get("REDIS_OUTAGE_SECONDS", "10"))
 THREADS = 3
 
@@ -136,8 +137,8 @@ def test_registrations_succeed_while_redis_is_down_and_their_emails_go_out_once_
     wait_until(all_sent, 120, "every email after Redis came back")
     delivered_in = time.monotonic() - recovered
     # Two more sweeps of the worker: a duplicate would arrive in them.
-    sweeps = worker_log_count(worker, "deliver_outbox")
-    wait_until(lambda: worker_log_count(worker, "deliver_outbox") >= sweeps + 2, 30, "two more sweeps")
+    sweeps = worker.finished("worker.tasks.deliver_outbox")
+    wait_until(lambda: worker.finished("worker.tasks.deliver_outbox") >= sweeps + 2, 30, "two more sweeps")
 
     received = [rcpt for rcpt, _ in smtp_recorder.messages]
     message_ids = [msg["Message-ID"] for _, msg in smtp_recorder.messages]
@@ -155,10 +156,6 @@ def test_registrations_succeed_while_redis_is_down_and_their_emails_go_out_once_
         f"slowest {max(seconds):.2f}s, median {sorted(seconds)[len(seconds) // 2]:.2f}s; "
         f"all {sent_rows} emails delivered {delivered_in:.1f}s after Redis came back, each once"
     )
-
-
-def worker_log_count(worker: WorkerProcess, text: str) -> int:
-    return Path(worker.log_path).read_text(errors="replace").count(text)
 
 
 def other_limited_forms(base: str, paid_slug: str, manage_of: str) -> dict[str, int]:

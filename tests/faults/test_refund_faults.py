@@ -41,8 +41,7 @@ from tests.integration.test_payments import SUCCESS, card_token, held_registrati
 
 
 def admin_client(client, db):
-    """The test client, signed in as an admin. (One client plays both the admin and the person:
-    test clients share the test's app context, so a second one would share its CSRF token.)"""
+    """The test client, signed in as an admin. (One client plays both the admin and the person.)"""
     from tests.integration.test_staff_admin import login
 
     login(client, db)

@@ -104,9 +104,8 @@ def must_refuse(hostile: Hostile, kind: str, name: str) -> bool:
 
 @pytest.fixture
 def world(app):
-    """Built in an app context of its own: requests made while one is pushed would share its
-    `g` (Flask-WTF keeps the CSRF token there, Flask-Login the user), so one visitor's token
-    and sign-in would leak to the next."""
+    """Built in an app context of its own, popped before the first request: each request then
+    runs in one of its own, with its own database session, as in production."""
     with app.app_context():
         world = _build_world(_db)
         _db.session.remove()

@@ -8,7 +8,8 @@ import requests
 from tests.factories import make_location
 from tests.gunicorn_server import GunicornServer, web_env
 
-pytestmark = pytest.mark.slow
+# gunicorn, a process of its own, reads what the test wrote.
+pytestmark = [pytest.mark.slow, pytest.mark.real_commits]
 
 FORWARDED = {
     "X-Forwarded-Proto": "https",

@@ -4,7 +4,6 @@ The emulator delivers signed webhooks to the app served on a real port, so these
 both paths that confirm a payment: the card submission itself and the webhook after it.
 """
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -25,8 +24,9 @@ from events.notifications.outbox import EmailKind
 from events.payments.refunds import execute_due_refunds
 from events.registration import links, seats, services
 from events.registration.services import Person
+from tests.conftest import deliver_webhooks
 from tests.factories import workshop
-from tests.helpers import charge_card, csrf_token, outbox_kinds
+from tests.helpers import charge_card, csrf_token, outbox_kinds, wait_until
 
 SUCCESS = "4242424242424242"
 DECLINE = "4000000000000341"
@@ -45,15 +45,6 @@ def card_token(stripe_client, number: str) -> str:
     return stripe_client.v1.tokens.create(
         params={"card": {"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"}}
     ).id
-
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def held_registration(db, price_cents=3000, capacity=5, **kw):
@@ -306,7 +297,7 @@ def test_reconcile_catches_up_when_the_webhook_endpoint_was_failing(
             json={"key": "pk_test_emulator", "client_secret": response.json["client_secret"]},
             timeout=10,
         )
-        time.sleep(1.5)  # the emulator's delivery of payment_intent.succeeded is refused meanwhile
+        deliver_webhooks(localstripe)  # payment_intent.succeeded delivered, and refused
         assert refreshed(db, Registration, registration.id).status == RegistrationStatus.HELD
     finally:
         app.config["STRIPE_WEBHOOK_SECRET"] = "whsec_test_secret"

@@ -39,8 +39,8 @@ from events.payments.services import apply_intent
 from events.registration import links, seats, services
 from events.registration.services import Person
 from tests.factories import make_location, make_offering, make_session, upcoming_day, workshop
-from tests.helpers import charge_card, csrf_token, outbox_kinds
-from tests.integration.test_payments import SUCCESS, card_token, wait_until
+from tests.helpers import charge_card, csrf_token, outbox_kinds, wait_until
+from tests.integration.test_payments import SUCCESS, card_token
 
 pytestmark = pytest.mark.usefixtures("localstripe")
 
@@ -243,7 +243,7 @@ def test_control_without_the_refund_locks_the_same_race_queues_more_than_was_pai
 
     def remaining_then_wait(payment):
         left = real_remaining(payment)
-        time.sleep(0.3)
+        time.sleep(0.3)  # the widened window itself (the scenario), not a wait for something
         return left
 
     monkeypatch.setattr(refunds, "lock_for_refund", lambda payment_id: _db.session.get(Payment, payment_id))

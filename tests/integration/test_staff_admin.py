@@ -302,6 +302,7 @@ def pools_locked_now(app, pool_ids) -> list[bool]:
     return locked
 
 
+@pytest.mark.real_commits  # the locks are looked at from a connection of its own
 def test_a_capacity_change_holds_every_pool_until_it_commits(client, db, app, monkeypatch):
     """Lowering a class's capacity checks and changes each date's pool; while it works on the
     first, the others are locked already, so no registration can slip in and make the change
@@ -329,6 +330,7 @@ def test_a_capacity_change_holds_every_pool_until_it_commits(client, db, app, mo
     assert db.session.scalars(sa.select(SeatPool.capacity).where(SeatPool.id.in_(pool_ids))).all() == [3, 3]
 
 
+@pytest.mark.real_commits  # the locks are looked at from a connection of its own
 def test_cancelling_a_class_locks_every_pool_before_writing_anything(db, app, monkeypatch):
     """Changes that span several pools take them all first, in id order (as a capacity change
     does): taken one by one while cancelling, they could deadlock with a capacity change."""

@@ -2,9 +2,8 @@
 or a deactivation is sent to the sign-in page, on the test client and on a real port with a real
 cookie jar. Also: deactivating an instructor, and no form depending on DNS.
 
-The test-client tests here hold no app context while they make requests (no `db` fixture): with
-one pushed, Flask reuses it for every request, so `g` (where Flask-Login keeps the current user
-and Flask-WTF the CSRF token) would carry over from one request, or one client, to the next.
+The test-client tests here hold no app context while they make requests (no `db` fixture), so
+each request runs in an app context of its own, with its own database session, as in production.
 """
 
 from __future__ import annotations
@@ -394,6 +393,7 @@ def users_locked_now(app, user_ids) -> list[bool]:
     return locked
 
 
+@pytest.mark.real_commits  # the locks are looked at from a connection of its own
 def test_deactivating_an_admin_holds_every_active_admin_until_it_commits(app_ctx, staff, monkeypatch):
     """Two admins deactivating each other at the same moment: the second waits for the first to
     commit and then finds itself the last admin. Without the lock both would count two admins

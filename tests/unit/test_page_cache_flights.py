@@ -1,9 +1,9 @@
 """The page cache: concurrent misses on one page render it once; memory stays bounded."""
 
 import threading
-import time
 
 from events.catalog.cache import PageCache
+from tests.helpers import wait_until
 
 PAGE = (b"<html>page</html>", "text/html", {})
 
@@ -15,7 +15,8 @@ def test_concurrent_misses_on_one_key_render_once():
 
     def render():
         renders.append(1)
-        time.sleep(0.05)  # long enough for every thread to arrive while it renders
+        # Every visitor has missed (and waits for this render), or finds the page rendered.
+        wait_until(lambda: cache.misses == 8, timeout=5, what="every visitor to miss", every=0.001)
         return PAGE
 
     results = []

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
-import time
+from collections import Counter
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from celery import Celery
 
 from events.extensions import db as _db
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 _TMP = Path(os.environ["INSTANCE_PATH"]).parent  # the per-run folder tests/conftest.py made
@@ -39,6 +43,7 @@ class RecordingHandler:
         self.reject: dict[str, str] = {}  # address -> "550 5.1.1 No such user"
         self.reject_all: str | None = None
         self.delay = 0.0  # seconds before answering DATA (a slow server)
+        self.data_started = 0  # messages whose DATA has begun (accepted or not)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         answer = self.reject_all or self.reject.get(address.lower())
@@ -48,10 +53,12 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.data_started += 1
         msg = message_from_bytes(envelope.content, policy=policy.default)
         msg["X-Envelope-From"] = envelope.mail_from  # (as received: for tests of the sender)
         if self.delay:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.delay)  # the slow server under test, not a wait
             if server.transport is None or server.transport.is_closing():
                 return "451 4.4.2 Connection lost before the message was accepted"  # never delivered
         with self.lock:
@@ -90,14 +97,13 @@ class SmtpServer:
         self.handler.reject.clear()
         self.handler.reject_all = None
         self.handler.delay = 0.0
+        self.handler.data_started = 0
 
     def wait_for(self, count: int, timeout: float = 20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.messages) >= count:
-                return self.messages
-            time.sleep(0.05)
-        raise AssertionError(f"expected {count} messages, got {len(self.messages)}")
+        try:
+            return wait_until(lambda: len(self.messages) >= count and self.messages, timeout)
+        except AssertionError:
+            raise AssertionError(f"expected {count} messages, got {len(self.messages)}") from None
 
 
 @pytest.fixture(scope="session")
@@ -177,14 +183,34 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ready in Path(self.log_path).read_text():
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"celery worker did not start:\n{Path(self.log_path).read_text()[-3000:]}")
+        with contextlib.suppress(AssertionError):  # (not ready: said below, with its log)
+            wait_until(lambda: self.ready in self.output() or self.process.poll() is not None, timeout)
+        if self.ready not in self.output():
+            raise RuntimeError(f"celery worker did not start:\n{self.output()[-3000:]}")
+        return self
+
+    def output(self) -> str:
+        return Path(self.log_path).read_text(errors="replace")
+
+    def finished(self, task_name: str) -> int:
+        """How many `task_name` tasks this worker has finished (as its log says)."""
+        return len(
+            re.findall(rf"Task {re.escape(task_name)}\[[^\]]+\] (?:succeeded|raised|retry)", self.output())
+        )
+
+    def work_through_queue(self, broker_url: str, timeout: float = 30.0) -> None:
+        """Wait until the worker has finished every task sent to it so far: a marker task (a
+        refund sweep, a no-op when no refund is due) sent after them is done, and so is every
+        task it received."""
+        marker = send_task(broker_url, "worker.tasks.execute_refunds")
+
+        def done() -> bool:
+            log = self.output()
+            received = re.findall(r"Task \S+\[([^\]]+)\] received", log)
+            finished = re.findall(r"Task \S+\[([^\]]+)\] (?:succeeded|raised|retry)", log)
+            return marker in finished and not Counter(received) - Counter(finished)
+
+        wait_until(done, timeout, "the worker to work through its queue")
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -196,6 +222,15 @@ class WorkerProcess:
                 self.process.wait()
         if self.process:
             self.log.close()
+
+
+def send_task(broker_url: str, name: str = "worker.tasks.deliver_outbox") -> str:
+    """Send one task by name, as beat or the app would; returns its id."""
+    client = Celery("test-client", broker=broker_url, set_as_current=False)
+    try:
+        return client.send_task(name).id
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

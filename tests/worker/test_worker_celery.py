@@ -10,21 +10,13 @@ import icalendar
 import pytest
 import redis
 import sqlalchemy as sa
-from celery import Celery
 
 from events.models import EmailStatus, OutboxEmail
 from tests.factories import workshop
-from tests.worker.conftest import WorkerProcess, free_port, worker_env
+from tests.helpers import wait_until
+from tests.worker.conftest import WorkerProcess, free_port, send_task, worker_env
 
 pytestmark = pytest.mark.slow
-
-
-def send_task(broker_url: str, name: str = "worker.tasks.deliver_outbox"):
-    client = Celery("test-client", broker=broker_url, set_as_current=False)
-    try:
-        client.send_task(name)
-    finally:
-        client.close()
 
 
 def outbox(db):
@@ -54,9 +46,7 @@ def test_confirmation_with_ics_arrives_through_the_worker(db, smtp, celery_worke
     assert event["dtstart"].params["TZID"] == event["dtend"].params["TZID"] == "America/Chicago"
     assert str(event["location"]) == expected["location"]
     assert [tz["tzid"] for tz in cal.walk("VTIMEZONE")] == ["America/Chicago"]
-    deadline = time.monotonic() + 10
-    while outbox(db)[0].status != EmailStatus.SENT and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: outbox(db)[0].status == EmailStatus.SENT, what="the email marked sent")
     assert outbox(db)[0].status == EmailStatus.SENT
 
 
@@ -75,13 +65,13 @@ def test_redis_down_registration_succeeds_email_follows(
     assert registration.status.value == "confirmed"
     [row] = outbox(db)
     assert row.status == EmailStatus.PENDING
-    time.sleep(1)
+    celery_worker.work_through_queue(redis_test_db)  # nothing reached it
     assert smtp.messages == []
     app.extensions.pop("celery_publisher").close()
 
     send_task(redis_test_db)  # Redis is back: the next beat sweep
     smtp.wait_for(1)
-    time.sleep(0.5)
+    wait_until(lambda: outbox(db)[0].status == EmailStatus.SENT, what="the email marked sent, for good")
     assert [r for r, _ in smtp.messages] == ["outage@example.com"]
 
 
@@ -101,7 +91,7 @@ def test_worker_killed_mid_batch_its_emails_go_out_within_a_minute_once(app, db,
     try:
         send_task(broker)
         smtp.wait_for(4, timeout=30)
-        time.sleep(0.2)  # in the middle of the next message's DATA
+        wait_until(lambda: smtp.handler.data_started > 4, what="the next message's DATA")  # (0.4 s long)
         os.killpg(first.process.pid, signal.SIGKILL)
         killed_at = time.monotonic()
         first.process.wait(timeout=10)
@@ -119,9 +109,7 @@ def test_worker_killed_mid_batch_its_emails_go_out_within_a_minute_once(app, db,
     try:
         smtp.wait_for(len(emails), timeout=90)
         delay = time.monotonic() - killed_at
-        deadline = time.monotonic() + 10
-        while {r.status for r in outbox(db)} != {EmailStatus.SENT} and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: {r.status for r in outbox(db)} == {EmailStatus.SENT}, what="every row marked sent")
     finally:
         beat.stop()
         second.stop()

@@ -16,10 +16,10 @@ from events.payments.services import apply_intent
 from events.registration import services
 from events.registration.services import Person
 from tests.factories import workshop
-from tests.helpers import charge_card
-from tests.integration.test_payments import SUCCESS, card_token, wait_until
+from tests.helpers import charge_card, wait_until
+from tests.integration.test_payments import SUCCESS, card_token
 from tests.integration.test_staff_admin import login, token_from
-from tests.worker.test_worker_celery import send_task
+from tests.worker.conftest import send_task
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("localstripe")]
 

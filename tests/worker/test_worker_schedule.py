@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time as _time
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 
 from events.models import Attendance, AttendanceStatus, OfferingKind, OutboxEmail, SessionStatus
@@ -16,6 +16,8 @@ from events.notifications.outbox import EmailKind
 from events.notifications.schedule import queue_due, queue_due_followups, queue_due_reminders
 from events.registration.services import cancel_registration
 from tests.factories import make_location, make_offering, make_session, upcoming_day
+from tests.helpers import wait_until
+from tests.isolation import is_savepoint_statement
 
 CHICAGO = ZoneInfo("America/Chicago")
 M = timedelta(minutes=1)
@@ -264,7 +266,8 @@ class StatementCounter:
         sa.event.remove(self.engine, "before_cursor_execute", self._record)
 
     def _record(self, conn, cursor, statement, *args):
-        self.statements.append(statement)
+        if not is_savepoint_statement(statement):
+            self.statements.append(statement)
 
 
 def test_three_sweeps_take_no_more_outbox_ids_than_rows_they_add(db, book):
@@ -323,6 +326,7 @@ def test_a_new_sweep_outbox_id_past_32_bits(db, book):
 # --- One sweep at a time across hosts ------------------------------------------------------
 
 
+@pytest.mark.real_commits  # two threads, each with its own app context and connection
 def test_two_sweeps_started_together_one_queues_the_other_is_skipped(app, db, book, caplog, monkeypatch):
     # (Alembic's fileConfig in the app fixture's upgrade() disables loggers that existed then.)
     monkeypatch.setattr(logging.getLogger("events.notifications.schedule"), "disabled", False)
@@ -353,9 +357,7 @@ def test_two_sweeps_started_together_one_queues_the_other_is_skipped(app, db, bo
             for thread in threads:
                 thread.start()
             assert inside.wait(20)
-            deadline = _time.monotonic() + 20
-            while not results and _time.monotonic() < deadline:  # the other one, skipped
-                _time.sleep(0.01)
+            wait_until(lambda: results, timeout=20, what="the other sweep, skipped")
             skipped = list(results)
             release.set()
             for thread in threads:
@@ -370,6 +372,21 @@ def test_two_sweeps_started_together_one_queues_the_other_is_skipped(app, db, bo
     assert queue_due(now) == (0, 0)  # the lock was let go
 
 
+def hang_up(db, other_host) -> None:
+    """Close the other host's connection, and wait until PostgreSQL has ended its backend and so
+    let go of its locks (closing does not wait for that)."""
+    pid = other_host.info.backend_pid
+    other_host.close()
+    gone = sa.text("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = :pid)")
+
+    def ended() -> bool:
+        db.session.execute(sa.text("SELECT pg_stat_clear_snapshot()"))  # (kept per transaction)
+        return db.session.scalar(gone, {"pid": pid})
+
+    wait_until(ended, what="the other host's backend to end")
+
+
+@pytest.mark.real_commits  # "another host": a connection of its own
 def test_a_sweep_is_skipped_while_another_host_holds_the_lock(app, db, book):
     import psycopg
 
@@ -384,10 +401,11 @@ def test_a_sweep_is_skipped_while_another_host_holds_the_lock(app, db, book):
         assert queue_due(now) is None
         assert emails(db, EmailKind.REMINDER) == []
     finally:
-        other_host.close()  # a beat that dies lets go of the lock with its connection
+        hang_up(db, other_host)  # a beat that dies lets go of the lock with its connection
     assert queue_due(now) == (2, 0)
 
 
+@pytest.mark.real_commits  # "another host": a connection of its own
 def test_housekeeping_is_skipped_while_another_host_runs_it(app, db):
     """Two beats by mistake: the second housekeeping pass does nothing while the first runs."""
     import psycopg
@@ -401,7 +419,7 @@ def test_housekeeping_is_skipped_while_another_host_runs_it(app, db):
         assert other_host.execute("SELECT pg_try_advisory_lock(%s)", [lock_key("housekeeping")]).fetchone()[0]
         assert housekeeping.run() == {"skipped": True}
     finally:
-        other_host.close()
+        hang_up(db, other_host)
     assert housekeeping.run() == {"pools": 0, "refunds": 0, "payments": 0}
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import icalendar
+import pytest
 import sqlalchemy as sa
 
 from events.models import EmailStatus, OutboxEmail, utcnow
 from events.notifications.delivery import claim_due, deliver_due, reclaim_stale
 from tests.factories import workshop
+from tests.helpers import wait_until
 
 
 def rows(db):
@@ -203,15 +204,12 @@ def test_a_live_worker_slower_than_its_lease_keeps_its_claim(app, db, smtp, book
     slow = []
     worker = threading.Thread(target=lambda: slow.append(_deliver_in(app)))
     worker.start()
-    deadline = time.monotonic() + 10
-    while {r.status for r in rows(db)} != {EmailStatus.SENDING} and time.monotonic() < deadline:
-        time.sleep(0.02)  # until the slow worker holds the batch
+    wait_until(lambda: {r.status for r in rows(db)} == {EmailStatus.SENDING}, what="the slow worker's claim")
     db.session.remove()
     others = []
-    while worker.is_alive():
+    while worker.is_alive():  # the other worker sweeps every 0.1 s until the slow one is done
         others.append(_deliver_in(app))
-        time.sleep(0.1)
-    worker.join()
+        worker.join(timeout=0.1)
 
     assert [s.sent for s in slow] == [3]
     assert sum(s.claimed + s.reclaimed for s in others) == 0
@@ -224,6 +222,7 @@ def _deliver_in(app):
         return deliver_due()
 
 
+@pytest.mark.real_commits  # the sender marks each email sent on a connection of its own
 def test_file_transport_writes_eml(app, db, book, tmp_path, monkeypatch):
     monkeypatch.setitem(app.config, "MAIL_SERVER", None)
     monkeypatch.setitem(app.config, "MAIL_OUTBOX_DIR", str(tmp_path))
@@ -338,14 +337,14 @@ def test_a_worker_whose_claim_was_reclaimed_while_it_stalled_sends_nothing_more(
         a_stats = []
         worker_a = threading.Thread(target=lambda: a_stats.append(_deliver_in(app)), name="worker-a")
         worker_a.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # until A holds the batch and its lease has run out
+
+        def lapsed():
             batch = rows(db)
-            if {r.status for r in batch} == {EmailStatus.SENDING} and max(
+            return {r.status for r in batch} == {EmailStatus.SENDING} and max(
                 r.lease_expires_at for r in batch
-            ) < utcnow():
-                break
-            time.sleep(0.05)
+            ) < utcnow()
+
+        wait_until(lapsed, what="A to hold the batch, its lease run out")
         db.session.remove()
         b_stats = _deliver_in(app)
         b_done.set()
