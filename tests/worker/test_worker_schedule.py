@@ -423,6 +423,7 @@ def test_housekeeping_is_skipped_while_another_host_runs_it(app, db):
     assert housekeeping.run() == {"pools": 0, "refunds": 0, "payments": 0}
 
 
+@pytest.mark.real_commits  # "another host": a connection of its own
 def test_flask_sweep_says_when_it_skipped_so_cron_can_tell(app, db):
     """`flask sweep` and beat's housekeeping are one function behind one lock: while another
     host runs it, the command does nothing and exits 75 (EX_TEMPFAIL), not 0."""
@@ -439,7 +440,7 @@ def test_flask_sweep_says_when_it_skipped_so_cron_can_tell(app, db):
         assert skipped.exit_code == 75
         assert "Another sweep is running" in skipped.output
     finally:
-        other_host.close()
+        hang_up(db, other_host)
     done = runner.invoke(args=["sweep"])
     assert done.exit_code == 0, done.output
     assert "Released lapsed seats in 0 pools; sent 0 refunds; re-read 0 payments." in done.output
