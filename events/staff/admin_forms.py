@@ -230,7 +230,7 @@ class ClinicForm(Form):
         "Clinic name", filters=[_strip], validators=[DataRequired("Give the clinic's name."), Length(max=200)]
     )
     tagline = StringField(
-        "Tagline (one line, under the name)", filters=[_strip], validators=[Length(max=300)]
+        "Tagline (one line, at the top of the schedule)", filters=[_strip], validators=[Length(max=300)]
     )
     email = StringField(
         "Contact email",

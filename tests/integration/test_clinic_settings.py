@@ -45,6 +45,9 @@ def test_an_admin_sets_the_contact_address_and_staff_see_where_replies_go(client
     assert "Members' replies to our emails go to hello@revival.example." in home.replace(
         "<strong>", ""
     ).replace("</strong>", "")
+    assert "Members' replies to our emails go to hello@revival.example." in html.unescape(
+        client.get("/staff/").get_data(as_text=True)
+    )
     # The public footer shows it at once (the clinic is part of the cached catalog).
     assert "mailto:hello@revival.example" in client.get("/").get_data(as_text=True)
 
