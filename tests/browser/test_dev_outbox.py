@@ -39,6 +39,6 @@ def test_an_email_is_shown_as_the_member_sees_it_beside_its_text_and_invite(
         "font-family", 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif'
     )
     expect(email.get_by_role("link", name="Add to Google Calendar")).to_be_visible()
-    expect(page.locator(".devmail-text").first).to_contain_text("Hello Ana,")
+    expect(page.get_by_role("region", name="Text part")).to_contain_text("Hello Ana,")
     expect(page.get_by_role("link", name="invite.ics")).to_be_visible()
     expect(page.locator(".devmail-event")).to_contain_text("Desk Set-up")
