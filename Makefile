@@ -15,18 +15,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
+# Ports and the instance folder can be changed, to run beside another copy:
+#   make run WEB_PORT=5077 STRIPE_PORT=8477 INSTANCE_PATH=/tmp/demo
 run: install
-	@mkdir -p instance
-	$(VENV)/bin/flask db upgrade
-	$(VENV)/bin/flask seed-demo
-	@echo ""
-	@echo "  Schedule:        http://127.0.0.1:5000/"
-	@echo "  Staff sign-in:   http://127.0.0.1:5000/staff/login (demo accounts above)"
-	@echo "  Sent emails:     http://127.0.0.1:5000/_dev/outbox/"
-	@echo "  JSON API:        http://127.0.0.1:5000/api/v1/sessions"
-	@echo "  Stripe emulator: http://127.0.0.1:8420 (test card 4242 4242 4242 4242)"
-	@echo ""
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile.dev
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/run-dev.sh
 
 services:
 	bash scripts/ensure-services.sh

@@ -9,8 +9,9 @@ new registration later is a new event, not an old one a calendar would refuse to
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote, urlencode, urlsplit
 
 from flask import current_app, url_for
 from icalendar import Calendar, Event, vCalAddress, vText
@@ -105,3 +106,55 @@ def build_calendar(
     # VTIMEZONE blocks for every zone used, as RFC 5545 asks of TZID references.
     cal.add_missing_timezones()
     return cal.to_ical()
+
+
+# --- "Add to calendar" links, beside an emailed invite ---------------------------------------
+
+GOOGLE_CALENDAR = "https://calendar.google.com/calendar/render"
+OUTLOOK_CALENDAR = "https://outlook.live.com/calendar/0/deeplink/compose"
+
+
+@dataclass(frozen=True)
+class CalendarLinks:
+    """One session's "Add to Google Calendar" and "Outlook" links (web calendars that do not
+    read an attached invite, or people who never open attachments)."""
+
+    session: Session
+    google: str
+    outlook: str
+
+
+def _query(params: dict[str, str]) -> str:
+    # %20 for spaces, never '+': Outlook shows a '+' as it is.
+    return urlencode(params, quote_via=quote, safe="")
+
+
+def calendar_links(session: Session, title: str) -> CalendarLinks:
+    """Links that open each calendar's new-event form filled in: times in UTC (so no calendar
+    guesses the zone), the place, and the offering's page."""
+    location = session.location
+    place = f"{location.name}, {location.full_address}"
+    url = url_for("catalog.offering", slug=session.offering.slug, _external=True)
+    details = f"{session.offering.summary}\n\n{url}".strip()
+    start, end = session.starts_at.astimezone(UTC), session.ends_at.astimezone(UTC)
+    google = _query(
+        {
+            "action": "TEMPLATE",
+            "text": title,
+            "dates": f"{start:%Y%m%dT%H%M%SZ}/{end:%Y%m%dT%H%M%SZ}",
+            "details": details,
+            "location": place,
+        }
+    )
+    outlook = _query(
+        {
+            "path": "/calendar/action/compose",
+            "rru": "addevent",
+            "subject": title,
+            "startdt": f"{start:%Y-%m-%dT%H:%M:%SZ}",
+            "enddt": f"{end:%Y-%m-%dT%H:%M:%SZ}",
+            "body": details,
+            "location": place,
+        }
+    )
+    return CalendarLinks(session, f"{GOOGLE_CALENDAR}?{google}", f"{OUTLOOK_CALENDAR}?{outlook}")

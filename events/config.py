@@ -359,6 +359,23 @@ class Config:
         "30 per minute",
         "card submissions per address: enough for typos and declines, not for testing stolen cards",
     )
+    # "Find my registrations" (events/registration/lookup.py): the page answers the same for
+    # every address; these bound how often it can be asked and how many emails it can cause.
+    FIND_REGISTRATIONS_RATE_LIMIT = env_str(
+        "FIND_REGISTRATIONS_RATE_LIMIT",
+        "5 per minute; 30 per hour",
+        "“Find my registrations” requests per client address",
+    )
+    FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT = env_str(
+        "FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT",
+        "3 per hour; 10 per day",
+        "“Find my registrations” requests per email address asked about, from any client",
+    )
+    FIND_REGISTRATIONS_EMAIL_MINUTES = env_int(
+        "FIND_REGISTRATIONS_EMAIL_MINUTES",
+        10,
+        "at most one “Find my registrations” email per email address in this many minutes",
+    )
 
     # gunicorn (read by gunicorn.conf.py)
     PORT = env_int("PORT", 8000, "the port gunicorn listens on")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
@@ -32,6 +32,22 @@ def format_time(dt: datetime) -> str:
 def format_day(d: date) -> str:
     """'Tuesday, March 3'."""
     return f"{d:%A}, {d:%B} {d.day}"
+
+
+def relative_day(moment: datetime, now: datetime, on: str = "on ") -> str:
+    """'today', 'tomorrow', else 'on Tuesday, March 3': the day of `moment` (aware, in the zone
+    to show) as seen from `now` in that same zone, so it is true where the person is."""
+    today = now.astimezone(moment.tzinfo).date()
+    if moment.date() == today:
+        return "today"
+    if moment.date() == today + timedelta(days=1):
+        return "tomorrow"
+    return f"{on}{format_day(moment)}"
+
+
+def relative_when(moment: datetime, now: datetime) -> str:
+    """'today at 4:06 am', 'tomorrow at 6 pm', 'on Monday, November 30 at 4:06 am'."""
+    return f"{relative_day(moment, now)} at {format_time(moment)}"
 
 
 def format_short_day(d: date) -> str:

@@ -24,8 +24,9 @@ _PRIVATE_PATH = re.compile(r"(/(?:manage|waitlist|staff/password-reset)/)[^/?#\s
 # starts with a dot), a 6-character timestamp, a signature of 27+ characters. (Dotted names
 # such as worker.tasks.queue_scheduled_emails do not fit.)
 _SIGNED = re.compile(r"\.?[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,}")
-# An address (its domain has a dot: not the worker's node name, celery@host).
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# An address (its domain has a dot: not the worker's node name, celery@host), internationalized
+# ones too (zoë@exämple.com: \w is any letter or digit).
+_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # A Stripe client secret (pi_..._secret_...) lets a page confirm a payment.
 _CLIENT_SECRET = re.compile(r"_secret_[A-Za-z0-9]+")
 # What database errors quote back: SQLAlchemy's parameter list, PostgreSQL's DETAIL lines.

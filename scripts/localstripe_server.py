@@ -12,12 +12,23 @@ It also honours the Idempotency-Key header the way Stripe does (a repeated POST 
 same key returns the first response and creates nothing), so our idempotency keys are
 exercised for real in the tests.
 
-Usage: python scripts/localstripe_server.py --port 8420 [--from-scratch]
+It listens on 127.0.0.1 only (localstripe itself binds every interface). Its objects live in
+memory, or with --state FILE in that file too (written after every change, atomically), so a
+restart of `make run` still knows every earlier payment and can refund it; --from-scratch
+starts empty all the same. (localstripe alone always writes /tmp/localstripe.pickle, one file
+for every emulator on the machine: not here.)
+
+Usage: python scripts/localstripe_server.py --port 8420 [--host 127.0.0.1]
+           [--state instance/localstripe-state.pickle] [--from-scratch]
            [--webhook-url http://127.0.0.1:5000/stripe/webhook --webhook-secret whsec_...]
 """
 
 import argparse
-import sys
+import logging
+import os
+import pickle
+import socket
+from pathlib import Path
 
 from aiohttp import web
 from localstripe import resources, server, webhooks
@@ -106,12 +117,70 @@ async def pending_webhooks(request):
 webhooks._send_webhook = _counted_send_webhook  # schedule_webhook looks it up at each call
 server.app.router.add_get("/_config/webhooks/pending", pending_webhooks)
 
-if __name__ == "__main__":
+
+# Where the objects are kept between runs (None: in memory only).
+STATE: Path | None = None
+
+
+def _dump_state(store) -> None:
+    """The objects and the idempotency replays, written whole (a kill mid-write leaves the
+    previous file, never half of one)."""
+    if STATE is None:
+        return
+    tmp = STATE.with_name(STATE.name + ".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(
+            {"store": dict(store), "idempotency": _idempotent_responses}, f, protocol=pickle.HIGHEST_PROTOCOL
+        )
+    os.replace(tmp, STATE)
+
+
+def _load_state(store) -> None:
+    if STATE is None or not STATE.exists():
+        return
+    with open(STATE, "rb") as f:
+        saved = pickle.load(f)  # noqa: S301  (our own file, in the instance folder)
+    store.clear()
+    store.update(saved["store"])
+    _idempotent_responses.clear()
+    _idempotent_responses.update(saved["idempotency"])
+
+
+resources.Store.dump_to_disk = _dump_state
+resources.Store.try_load_from_disk = _load_state
+
+
+def main() -> None:
+    global STATE
     parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8420)
+    parser.add_argument("--state", type=Path, help="keep the emulator's objects in this file across restarts")
+    parser.add_argument("--from-scratch", action="store_true", help="start empty (still writing --state)")
     parser.add_argument("--webhook-url")
     parser.add_argument("--webhook-secret", default="whsec_localstripe")
-    ours, rest = parser.parse_known_args()
-    if ours.webhook_url:
-        register_webhook("events-app", ours.webhook_url, ours.webhook_secret, None)
-    sys.argv = [sys.argv[0], *rest]  # localstripe parses --port and --from-scratch itself
-    server.start()
+    args = parser.parse_args()
+    if args.webhook_url:
+        register_webhook("events-app", args.webhook_url, args.webhook_secret, None)
+    if args.state is not None:
+        args.state.parent.mkdir(parents=True, exist_ok=True)
+        STATE = args.state
+        if not args.from_scratch:
+            resources.store.try_load_from_disk()
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    access_log = logging.getLogger("aiohttp.access")
+    access_log.setLevel(logging.INFO)
+    access_log.addHandler(logging.StreamHandler())
+    # (print=None: no "Running on http://0.0.0.0" banner, which would not be true.)
+    print(
+        f"Stripe emulator on http://{args.host}:{args.port}" + (f", state in {STATE}" if STATE else ""),
+        flush=True,
+    )
+    web.run_app(server.app, sock=sock, access_log=access_log, print=None)
+
+
+if __name__ == "__main__":
+    main()

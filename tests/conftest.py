@@ -74,6 +74,8 @@ def make_test_app(database_url: str, **overrides):
         "PASSWORD_RESET_RATE_LIMIT": "100000 per minute",
         "REGISTER_RATE_LIMIT": "100000 per minute",
         "PAY_RATE_LIMIT": "100000 per minute",
+        "FIND_REGISTRATIONS_RATE_LIMIT": "100000 per minute",
+        "FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT": "100000 per minute",
         "SERVER_NAME": None,
     }
     config.update(overrides)

@@ -21,7 +21,7 @@ from flask import current_app, url_for
 from events import calendar
 from events.clinic import current_clinic
 from events.extensions import db
-from events.filters import format_day, format_time
+from events.filters import relative_day, relative_when
 from events.models import (
     Clinic,
     Location,
@@ -35,8 +35,9 @@ from events.models import (
     WaitlistEntry,
     utcnow,
 )
-from events.notifications.addresses import sender_address
+from events.notifications.addresses import contact_address, sender_address
 from events.notifications.outbox import EmailKind
+from events.registration import lookup
 from events.registration.links import manage_url, waitlist_url
 from events.registration.seats import waitlist_position
 from events.registration.services import registration_sessions
@@ -57,7 +58,12 @@ SUBJECTS = {
     EmailKind.REMINDER: "Reminder: {title} {when}",
     EmailKind.FOLLOW_UP: "Thank you for coming: {title}",
 }
+# The follow-up has three versions (events/notifications/schedule.py chooses): thanks to those
+# checked in, "sorry we missed you" to those marked absent, and a neutral one to everyone else
+# (no attendance taken for that session, or nothing marked for them).
 MISSED_SUBJECT = "Sorry we missed you: {title}"
+NEUTRAL_FOLLOW_UP_SUBJECT = "Following up: {title}"
+FIND_REGISTRATIONS_SUBJECT = "Your registrations at {clinic}"
 # A late payment with nothing left to refund (all of it was refunded already): no money promised.
 LATE_PAYMENT_NOTHING_LEFT_SUBJECT = "Your payment came too late for a seat: {title}"
 
@@ -125,10 +131,15 @@ class Prefetched:
     while the batch is built (the delivery code keeps expire_on_commit off for the batch).
     """
 
-    def __init__(self, rows: Sequence[OutboxEmail]) -> None:
+    def __init__(self, rows: Sequence[OutboxEmail], now: datetime | None = None) -> None:
+        # When the emails are built: "today" and "tomorrow" are said from here.
+        self.now = now or utcnow()
         self.clinic = current_clinic()
-        # The clinic's own address organizes the invites it sends.
-        self.organizer = sender_address(current_app.config["MAIL_DEFAULT_SENDER"])
+        # The clinic organizes the invites it sends: its contact address (where replies go),
+        # else the sender's.
+        self.organizer = contact_address(self.clinic.email) or sender_address(
+            current_app.config["MAIL_DEFAULT_SENDER"]
+        )
         scalars = db.session.scalars
         reg_ids = {r.registration_id for r in rows if r.registration_id and not r.user_id}
         entry_ids = {r.waitlist_entry_id for r in rows if r.waitlist_entry_id and not r.user_id}
@@ -241,6 +252,8 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
     clinic = prefetched.clinic
     if row.user_id:
         return _staff_email(row, clinic)
+    if row.kind == EmailKind.FIND_REGISTRATIONS:
+        return _places_email(row, clinic, prefetched.now)
     extra = dict(row.context or {})
     registration = prefetched.registration(row.registration_id)
     entry = prefetched.entry(row.waitlist_entry_id)
@@ -281,19 +294,23 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
     if row.kind == EmailKind.WAITLIST_JOINED and entry is not None:
         ctx["position"] = waitlist_position(entry) if entry.status.value == "waiting" else None
     if row.kind == EmailKind.WAITLIST_OFFER and entry is not None and entry.offer_expires_at:
-        ctx["deadline"] = entry.offer_expires_at.astimezone(ctx["location"].zone)
+        deadline = entry.offer_expires_at.astimezone(ctx["location"].zone)
+        ctx["deadline"] = deadline
+        ctx["deadline_day"] = relative_day(deadline, prefetched.now, on="")
     if row.kind == EmailKind.REGISTRATION_CONFIRMED and ctx["sessions"]:
         ics = calendar.build_calendar(
             clinic, offering.title, ctx["sessions"], calendar.PUBLISH, registration, prefetched.organizer
         )
         attachments.append(Attachment("invite.ics", "text/calendar", ics, calendar.PUBLISH))
+        # Beside the invite, for web calendars and people who don't open attachments.
+        ctx["calendar_links"] = [calendar.calendar_links(s, offering.title) for s in ctx["sessions"]]
     cancels_invite = row.kind in (EmailKind.SESSION_CANCELLED, EmailKind.REGISTRATION_CANCELLED)
     if cancels_invite and registration is not None and registration.confirmed_at:
         # Takes back the invite sent on confirmation (same UIDs, higher SEQUENCE): the named
         # session, or (the whole offering called off, or their registration cancelled) the
         # sessions still to come. One calendar per session: an iTIP CANCEL may name only one
         # UID (RFC 5546, 3.2.5).
-        now = utcnow()
+        now = prefetched.now
         cancelled = [session] if session is not None else [s for s in sessions if s.starts_at >= now]
         cancelled = [s for s in cancelled if calendar.is_cancelled(s, registration)]
         for n, cancelled_session in enumerate(cancelled, start=1):
@@ -308,20 +325,45 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
             filename = "cancel.ics" if len(cancelled) == 1 else f"cancel-{n}.ics"
             attachments.append(Attachment(filename, "text/calendar", ics, calendar.CANCEL))
     if row.kind == EmailKind.REMINDER and session is not None:
-        # Absolute, never "tomorrow": a delayed email must not say the wrong day.
-        when = f"on {format_day(session.local_start)} at {format_time(session.local_start)}"
+        # "today" or "tomorrow" only where it is true in the session's own zone at the moment the
+        # email is built (right before it is sent); else the date. The body gives the date too.
+        when = relative_when(session.local_start, prefetched.now)
         ctx["when_text"] = when
     if row.kind == EmailKind.LATE_PAYMENT_REFUNDED and not extra.get("refund_cents", 1):
         subject_template = LATE_PAYMENT_NOTHING_LEFT_SUBJECT
     if row.kind == EmailKind.FOLLOW_UP:
-        ctx["attended"] = extra.get("variant") != "missed"
+        variant = extra.get("variant")
+        ctx["variant"] = variant if variant in ("attended", "missed") else "neutral"
+        ctx["attended"] = ctx["variant"] == "attended"
         ctx["resources"] = shared_resources(offering)
-        if not ctx["attended"]:
+        if ctx["variant"] != "attended":
+            ctx["next_sessions"] = prefetched.next_dates_of(offering, prefetched.now)
+        if ctx["variant"] == "missed":
             subject_template = MISSED_SUBJECT
-            ctx["next_sessions"] = prefetched.next_dates_of(offering, utcnow())
+        elif ctx["variant"] == "neutral":
+            subject_template = NEUTRAL_FOLLOW_UP_SUBJECT
     subject = one_line(subject_template.format(title=offering.title, when=when))
     ctx["subject"] = subject
     return EmailContent(row.kind, subject, ctx, attachments)
+
+
+def _places_email(row: OutboxEmail, clinic: Clinic, now: datetime) -> EmailContent:
+    """ "Find my registrations": every upcoming place booked with this address, read now."""
+    places = lookup.upcoming_places(row.to_email, now)
+    names = {place.name for place in places}
+    subject = one_line(FIND_REGISTRATIONS_SUBJECT.format(clinic=clinic.name))
+    ctx = {
+        "kind": row.kind,
+        "clinic": clinic,
+        # Greeted by name only when every place is in the same one.
+        "name": next(iter(names)) if len(names) == 1 else "",
+        "several_names": len(names) > 1,
+        "places": places,
+        "subject": subject,
+        "find_url": url_for("registration.find_registrations", _external=True),
+        "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",
+    }
+    return EmailContent(row.kind, subject, ctx, [])
 
 
 def _staff_email(row: OutboxEmail, clinic: Clinic) -> EmailContent:

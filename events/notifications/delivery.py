@@ -438,8 +438,9 @@ def _send_rows(
             continue  # reclaimed by another worker (or already marked)
         try:
             if prefetched is None or renderer is None:  # (they are made together)
-                prefetched, renderer = Prefetched(rows), sender.Renderer()
+                prefetched, renderer = Prefetched(rows, lease.now()), sender.Renderer()
             message = renderer.render(row, build(row, prefetched))
+            to_email = sender.envelope_recipient(row.to_email)  # the domain in IDNA form
         except Exception as error:  # a template or data bug: keep it visible, never loop on it
             log.exception("outbox %s: cannot render", row_id)
             db.session.rollback()

@@ -30,6 +30,8 @@ class EmailKind:
     PASSWORD_RESET = "password_reset"  # to a staff user
     REMINDER = "reminder"
     FOLLOW_UP = "follow_up"
+    # To an address, not a registration: every upcoming place booked with it (registration/lookup.py).
+    FIND_REGISTRATIONS = "find_registrations"
 
 
 def dedupe_key(kind: str, *parts: object) -> str:
@@ -42,20 +44,25 @@ def queue_email(
     registration: Registration | None = None,
     waitlist_entry: WaitlistEntry | None = None,
     user: User | None = None,
+    to_email: str | None = None,
+    owner: str | None = None,
     session_id: int | None = None,
     key_parts: tuple = (),
     context: dict | None = None,
     send_after: datetime | None = None,
 ) -> bool:
-    """Add one email to the outbox unless it is already there. Returns True if added."""
+    """Add one email to the outbox unless it is already there. Returns True if added.
+
+    It is about a registration, a waitlist entry or a staff user, or (to_email with `owner`,
+    the key part naming that address without spelling it out) about an address alone."""
     if registration is not None:
         owner, to_email = f"r{registration.id}", registration.email
     elif waitlist_entry is not None:
         owner, to_email = f"w{waitlist_entry.id}", waitlist_entry.email
     elif user is not None:
         owner, to_email = f"u{user.id}", user.email
-    else:
-        raise ValueError("an email needs a registration, a waitlist entry or a staff user")
+    elif to_email is None or not owner:
+        raise ValueError("an email needs a registration, a waitlist entry, a staff user or an address")
     row = dict(
         dedupe_key=dedupe_key(kind, owner, f"s{session_id}" if session_id else None, *key_parts),
         kind=kind,

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 LOOKAHEAD = timedelta(days=14)
 # A follow-up that could not go out within this long after the session is not sent late.
 FOLLOWUP_MAX_AGE = timedelta(days=3)
+# Which follow-up a person gets, by their attendance mark for the session (none: "neutral").
+FOLLOW_UP_VARIANTS = {AttendanceStatus.PRESENT: "attended", AttendanceStatus.ABSENT: "missed"}
 
 
 def reminder_window(starts_at: datetime, offsets: list[int], offset: int) -> tuple[datetime, datetime]:
@@ -147,8 +149,10 @@ def queue_due_reminders(now: datetime) -> int:
 
 
 def queue_due_followups(now: datetime) -> int:
-    """After a registration's last session: thanks to those present (or to everyone when no
-    attendance was taken), and "sorry we missed you" with the next dates to those marked absent."""
+    """After a registration's last session: thanks to those checked in, "sorry we missed you"
+    with the next dates to those marked absent, and a neutral follow-up (the resources and the
+    next dates, no claim either way) to everyone else: when the instructor took no attendance
+    for that session, nobody is thanked for coming or told they were missed."""
     due = [
         (session.id, session.offering_id, session.ends_at)
         for session in _live_sessions(Session.ends_at <= now, Session.ends_at >= now - FOLLOWUP_MAX_AGE)
@@ -158,19 +162,16 @@ def queue_due_followups(now: datetime) -> int:
     for rows in _chunks(due):
         window = _windows(rows, session_id=sa.Integer, offering_id=sa.Integer, ends_at=UTCDateTime)
         later = sa.orm.aliased(Session)
-        marks = sa.select(Attendance.id).where(Attendance.session_id == window.c.session_id)
-        missing = db.session.execute(
-            sa.select(
-                Registration,
-                window.c.session_id,
-                sa.exists(marks),
-                sa.exists(
-                    marks.where(
-                        Attendance.registration_id == Registration.id,
-                        Attendance.status == AttendanceStatus.PRESENT,
-                    )
-                ),
+        mark = (
+            sa.select(Attendance.status)
+            .where(
+                Attendance.session_id == window.c.session_id, Attendance.registration_id == Registration.id
             )
+            .limit(1)
+            .scalar_subquery()
+        )
+        missing = db.session.execute(
+            sa.select(Registration, window.c.session_id, mark)
             .join(window, _covers(window))
             .where(
                 # A workshop or course: one follow-up, after its last scheduled session.
@@ -186,9 +187,8 @@ def queue_due_followups(now: datetime) -> int:
             )
             .order_by(Registration.id, window.c.session_id)
         ).all()
-        for registration, session_id, attendance_taken, present in missing:
-            # No attendance taken: thank everyone.
-            variant = "attended" if present or not attendance_taken else "missed"
+        for registration, session_id, marked in missing:
+            variant = FOLLOW_UP_VARIANTS.get(marked, "neutral")
             if queue_email(
                 EmailKind.FOLLOW_UP,
                 registration=registration,

@@ -9,7 +9,11 @@ printable, an optional base64 attachment in multipart/mixed). The email package'
 EmailMessage parses every header it is given and re-flattens the whole tree on send, which
 cost more than the SMTP exchange itself; the bytes are what it would produce, give or take
 the transfer encoding, and parse back to the same message (tests/worker check that). An
-address that is not plain ASCII (SMTPUTF8) still goes through EmailMessage.
+address whose local part is not ASCII (SMTPUTF8) still goes through EmailMessage; a Unicode
+domain is written in its IDNA form, which every server takes (events/notifications/addresses.py).
+
+Every email carries a Reply-To of the clinic's own contact address (the clinic's `email`,
+set by admins on the Clinic page), so a reply reaches people rather than the no-reply sender.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from email import policy as email_policy
 from email.charset import Charset
 from email.header import Header
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr, formatdate
@@ -37,11 +42,22 @@ from jinja2 import Template
 
 from events.clinic import current_clinic
 from events.models import OutboxEmail
-from events.notifications.addresses import sender_address, sender_mailbox
+from events.notifications.addresses import (
+    Recipient,
+    contact_address,
+    recipient,
+    sender_address,
+    sender_mailbox,
+)
 from events.notifications.content import Attachment, EmailContent, build
 
 SENT, RETRY, FAILED = "sent", "retry", "failed"
 SMTP_TIMEOUT = 20  # seconds per command: how long a silent server can stall a batch (the lease renews)
+# Why an address with accents before the @ is not sent, for staff (Failed emails) to read.
+NO_SMTPUTF8 = (
+    "The mail server does not accept addresses with non-ASCII characters before the @ "
+    "(it does not offer SMTPUTF8), so this address cannot be delivered through it."
+)
 
 
 @dataclass(frozen=True)
@@ -151,6 +167,14 @@ class Renderer:
         self.domain = _sender_domain()
         self.templates: dict[str, Template] = {}
         self.ascii_sender = sender_address(self.sender).isascii()
+        # Replies go to the clinic's contact address, when it has one that any server takes.
+        clinic = current_clinic()
+        self.reply_to: Address | None = None
+        self.reply_to_header = b""
+        contact = contact_address(clinic.email)
+        if contact and contact != address:
+            self.reply_to = Address(display_name=clinic.name, addr_spec=contact)
+            self.reply_to_header = _mailbox_header("Reply-To", clinic.name, contact)
 
     def _template(self, name: str) -> Template:
         template = self.templates.get(name)
@@ -168,13 +192,17 @@ class Renderer:
     def render(self, row: OutboxEmail, content: EmailContent) -> bytes | EmailMessage:
         """The message as SMTP-ready bytes (CRLF), or an EmailMessage for a non-ASCII address."""
         text, html = self.render_parts(row, content)
-        if not (row.to_email.isascii() and self.ascii_sender):
-            return _email_message(row, content, text, html, self.sender, message_id(row, self.domain))
+        to = recipient(row.to_email)
+        if to.needs_smtputf8 or not self.ascii_sender:
+            return _email_message(
+                to, content, text, html, self.sender, message_id(row, self.domain), self.reply_to
+            )
         headers = b"".join(
             [
                 _header("Subject", content.subject),
                 self.from_header,
-                _header("To", row.to_email),
+                self.reply_to_header,
+                _header("To", to.header),
                 b"Date: " + formatdate(localtime=False, usegmt=True).encode("ascii") + CRLF,
                 _header("Message-ID", message_id(row, self.domain)),
                 b"Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n",
@@ -196,13 +224,26 @@ def render_message(row: OutboxEmail, content: EmailContent | None = None) -> Ema
     return BytesParser(policy=email_policy.default).parsebytes(rendered)
 
 
+def envelope_recipient(address: str) -> str:
+    """RCPT TO for an outbox row's address (raises UndeliverableAddress)."""
+    return recipient(address).envelope
+
+
 def _email_message(
-    row: OutboxEmail, content: EmailContent, text: str, html: str, sender: str, msgid: str
+    to: Recipient,
+    content: EmailContent,
+    text: str,
+    html: str,
+    sender: str,
+    msgid: str,
+    reply_to: Address | None = None,
 ) -> EmailMessage:
     msg = EmailMessage()
     msg["Subject"] = content.subject
     msg["From"] = sender
-    msg["To"] = row.to_email
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg["To"] = to.header
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = msgid
     msg["Auto-Submitted"] = "auto-generated"
@@ -236,7 +277,9 @@ class FileTransport:
         target = self.folder / f"outbox-{row_id:08d}.eml"
         tmp = target.with_suffix(".eml.tmp")
         try:
-            tmp.write_bytes(msg if isinstance(msg, bytes) else msg.as_bytes())
+            # An internationalized address stays as it is (as SMTPUTF8 would send it), never
+            # RFC 2047 words inside the address.
+            tmp.write_bytes(msg if isinstance(msg, bytes) else msg.as_bytes(policy=email_policy.SMTPUTF8))
             os.replace(tmp, target)
         except OSError as error:
             return SendResult(RETRY, f"cannot write {target.name}: {error}")
@@ -276,6 +319,8 @@ class SmtpTransport:
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
+            if not to.isascii() and not self._smtp.has_extn("smtputf8"):
+                return SendResult(FAILED, NO_SMTPUTF8)  # asking again will not change the server
             if isinstance(msg, bytes):  # already CRLF-terminated MIME (Renderer.render)
                 self._smtp.sendmail(self.envelope_from, [to], msg)
             else:

@@ -63,5 +63,19 @@ class PersonForm(Form):
         return valid
 
 
+class FindRegistrationsForm(Form):
+    """ "Find my registrations": an address, nothing else."""
+
+    email = StringField(
+        "Your email address",
+        filters=[_strip],
+        validators=[
+            DataRequired("Please enter the email address you registered with."),
+            Email("That doesn't look like an email address. Please check it.", check_deliverability=False),
+            Length(max=254, message="That email address is too long."),
+        ],
+    )
+
+
 class ConfirmForm(Form):
     """A button that changes something (cancel, leave, claim): CSRF only."""

@@ -18,8 +18,8 @@ from events.forms import FieldError, show_form_error
 from events.inputs import JsonBodyError, is_stripe_id, json_object_body
 from events.models import Offering, Registration, RegistrationStatus, WaitlistEntry, WaitlistStatus
 from events.payments import services as payments
-from events.registration import links, services
-from events.registration.forms import ConfirmForm, PersonForm
+from events.registration import links, lookup, services
+from events.registration.forms import ConfirmForm, FindRegistrationsForm, PersonForm
 from events.registration.seats import waitlist_position
 from events.security import stripe_js_url
 
@@ -268,3 +268,31 @@ def claim_offer(signed: str) -> ResponseReturnValue:
         return redirect(links.pay_url(registration))
     flash("The seat is yours! A confirmation email is on its way.", "success")
     return redirect(links.manage_url(registration, external=False))
+
+
+# --- Find my registrations ---
+
+
+def _asked_address() -> str:
+    """The rate limit's key for the address asked about: a keyed digest, never the address."""
+    return "find-address:" + lookup.address_digest(request.form.get("email", "")[:254])
+
+
+@bp.route("/find-my-registrations", methods=["GET", "POST"])
+@limiter.limit(config_limit("FIND_REGISTRATIONS_RATE_LIMIT"), methods=["POST"])
+@limiter.limit(
+    config_limit("FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT"), methods=["POST"], key_func=_asked_address
+)
+def find_registrations() -> ResponseReturnValue:
+    """The same answer for every address: whether it has registered is never shown here."""
+    form = FindRegistrationsForm()
+    if not form.validate_on_submit():
+        status = 400 if form.is_submitted() else 200
+        return render_template("registration/find.html", form=form, sent_to=None), status
+    lookup.request_lookup(form.email.data)
+    return render_template(
+        "registration/find.html",
+        form=FindRegistrationsForm(formdata=None),
+        sent_to=form.email.data,
+        minutes=current_app.config["FIND_REGISTRATIONS_EMAIL_MINUTES"],
+    )

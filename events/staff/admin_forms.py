@@ -223,3 +223,44 @@ class SearchForm(Form):
             ("expired", "Expired"),
         ],
     )
+
+
+class ClinicForm(Form):
+    name = StringField(
+        "Clinic name", filters=[_strip], validators=[DataRequired("Give the clinic's name."), Length(max=200)]
+    )
+    tagline = StringField(
+        "Tagline (one line, at the top of the schedule)", filters=[_strip], validators=[Length(max=300)]
+    )
+    email = StringField(
+        "Contact email",
+        filters=[_strip],
+        validators=[
+            Optional(),
+            Length(max=254),
+            # Replies and invites carry it, so every mail server must be able to take it.
+            Email(
+                "Enter an email address with no accents before the @, e.g. hello@clinic.example.",
+                check_deliverability=False,
+                allow_smtputf8=False,
+            ),
+        ],
+    )
+    phone = StringField(
+        "Phone",
+        filters=[_strip],
+        validators=[
+            Optional(),
+            Length(max=40),
+            Regexp(r"^[0-9+().\-\s]{7,}$", message="Use digits, spaces and + ( ) - only."),
+        ],
+    )
+    website_url = StringField(
+        "Website",
+        filters=[_strip],
+        validators=[
+            Optional(),
+            Length(max=500),
+            Regexp(r"^https?://[^\s]+$", message="Start with https:// (or http://)."),
+        ],
+    )

@@ -108,12 +108,8 @@ def private_pg():
 
 
 class PrivateLocalstripe:
-    """scripts/localstripe_server.py as our own process, its store in our own pickle file.
-
-    (localstripe always saves to /tmp/localstripe.pickle, shared by every emulator on the
-    machine; tests/faults/localstripe_private.py points it at a private file instead, so a
-    restart comes back with the tokens and intents it had, like Stripe after an outage.)
-    """
+    """scripts/localstripe_server.py as our own process, its state in our own file (--state),
+    so a restart comes back with the tokens and intents it had, like Stripe after an outage."""
 
     def __init__(self, webhook_url: str | None = None, webhook_secret: str = "whsec_test_secret"):
         self.port = free_port()
@@ -125,14 +121,21 @@ class PrivateLocalstripe:
         self.starts = 0
 
     def start(self) -> None:
-        args = [sys.executable, str(HERE / "localstripe_private.py"), "--port", str(self.port)]
+        script = HERE.parents[1] / "scripts" / "localstripe_server.py"
+        args = [
+            sys.executable,
+            str(script),
+            "--port",
+            str(self.port),
+            "--state",
+            str(self.dir / "state.pickle"),
+        ]
         if self.starts == 0:
             args.append("--from-scratch")
         if self.webhook_url:
             args += ["--webhook-url", self.webhook_url, "--webhook-secret", self.webhook_secret]
-        env = dict(os.environ, LOCALSTRIPE_PICKLE=str(self.dir / "store.pickle"))
         log = open(self.dir / f"run-{self.starts}.log", "w")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.starts += 1
         wait_for_port(self.url)

@@ -54,6 +54,12 @@ def test_addresses_secrets_and_what_database_errors_quote_are_redacted():
     assert "(Background on this error at: https://sqlalche.me/e/20/gkpj)" in redacted
 
 
+def test_internationalized_addresses_are_redacted_too():
+    text = "550 5.1.1 <zoë@exämple.com>: no such user; RCPT zoe@xn--exmple-cua.com; José.Núñez@clínica.mx"
+    redacted = redact_text(text)
+    assert redacted == "550 5.1.1 <[email]>: no such user; RCPT [email]; [email]"
+
+
 def test_the_filter_redacts_arguments_and_tracebacks_of_a_record():
     try:
         raise ValueError(f"bad link /manage/{SIGNED} for ada@example.org")

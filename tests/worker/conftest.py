@@ -40,6 +40,7 @@ class RecordingHandler:
     def __init__(self):
         self.lock = threading.Lock()
         self.messages = []
+        self.envelopes = []  # (rcpt, raw bytes, MAIL FROM options such as SMTPUTF8), as received
         self.reject: dict[str, str] = {}  # address -> "550 5.1.1 No such user"
         self.reject_all: str | None = None
         self.delay = 0.0  # seconds before answering DATA (a slow server)
@@ -64,18 +65,20 @@ class RecordingHandler:
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.messages.append((rcpt, msg))
+                self.envelopes.append((rcpt, envelope.original_content, list(envelope.mail_options)))
         return "250 Message accepted for delivery"
 
 
 class SmtpServer:
-    def __init__(self):
+    def __init__(self, **smtp_options):
         self.port = free_port()
         self.handler = RecordingHandler()
         self.controller = None
+        self.smtp_options = smtp_options  # e.g. enable_SMTPUTF8=True (aiosmtpd offers it only then)
         self.start()
 
     def start(self):
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **self.smtp_options)
         self.controller.start()
 
     def stop(self):
@@ -94,6 +97,7 @@ class SmtpServer:
     def clear(self):
         with self.handler.lock:
             self.handler.messages.clear()
+            self.handler.envelopes.clear()
         self.handler.reject.clear()
         self.handler.reject_all = None
         self.handler.delay = 0.0

@@ -126,20 +126,25 @@ def test_dst_day_reminders_are_24_real_hours_before(db, book, smtp):
 
     deliver_due(now=datetime(2027, 11, 7, 22, 0, tzinfo=UTC))
     reminders = [m for m in smtp.to("dst@example.com") if m["Subject"].startswith("Reminder")]
-    assert {m["Subject"] for m in reminders} == {"Reminder: Fall Back Class on Sunday, November 7 at 6 pm"}
+    # Both built at 4 pm CST on the day: "today", and the body gives the date.
+    assert {m["Subject"] for m in reminders} == {"Reminder: Fall Back Class today at 6 pm"}
     texts = [m.get_body(("plain",)).get_content() for m in reminders]
     assert len(texts) == 2
     assert all("Sunday, November 7, 6 pm–7 pm CST" in t for t in texts)
 
 
-def test_followups_attendee_absentee_and_no_attendance(db, book, smtp):
+def test_followups_thank_only_the_checked_in_and_miss_only_the_marked_absent(db, book, smtp):
+    """Thanks for coming only to people checked in, "sorry we missed you" only to people marked
+    absent; everyone else (no attendance taken for the session, or nothing marked for them)
+    gets the neutral follow-up, which claims neither."""
     offering, [session] = setup_workshop(db, upcoming_day(5), followup_delay_minutes=120)
     later_offering_session = make_session(offering, upcoming_day(30))
     db.session.commit()
     other, [other_session] = setup_workshop(db, upcoming_day(6))
     came = book(offering, "came@example.com")
     missed = book(offering, "missed@example.com")
-    book(other, "nobody-checked@example.com")
+    book(offering, "unmarked@example.com")  # attendance taken, but nothing marked for them
+    book(other, "nobody-checked@example.com")  # no attendance taken at all
     db.session.add_all(
         [
             Attendance(registration_id=came.id, session_id=session.id, status=AttendanceStatus.PRESENT),
@@ -153,7 +158,7 @@ def test_followups_attendee_absentee_and_no_attendance(db, book, smtp):
     later_offering_session.status = SessionStatus.CANCELLED
     db.session.commit()
     assert queue_due_followups(session.ends_at + 119 * M) == 0
-    assert queue_due_followups(session.ends_at + 120 * M) == 2
+    assert queue_due_followups(session.ends_at + 120 * M) == 3
     assert queue_due_followups(other_session.ends_at + 120 * M) == 1
     assert queue_due_followups(other_session.ends_at + 120 * M) == 0
     # Too old: not sent days late.
@@ -165,20 +170,24 @@ def test_followups_attendee_absentee_and_no_attendance(db, book, smtp):
     assert variants == {
         "came@example.com": "attended",
         "missed@example.com": "missed",
-        "nobody-checked@example.com": "attended",
+        "unmarked@example.com": "neutral",
+        "nobody-checked@example.com": "neutral",
     }
     deliver_due(now=other_session.ends_at + 121 * M)
 
-    def follow_ups(address):
-        return [m for m in smtp.to(address) if not m["Subject"].startswith("You're registered")]
+    def follow_up(address):
+        [message] = [m for m in smtp.to(address) if not m["Subject"].startswith("You're registered")]
+        return message["Subject"], message.get_body(("plain",)).get_content()
 
-    [thanks] = follow_ups("came@example.com")
-    [sorry] = follow_ups("missed@example.com")
-    [_thanks_too] = follow_ups("nobody-checked@example.com")
-    assert follow_ups("too-late@example.com") == []
-    assert thanks["Subject"].startswith("Thank you for coming")
-    assert sorry["Subject"].startswith("Sorry we missed you")
-    assert "Next dates:" in sorry.get_body(("plain",)).get_content()
+    assert [m for m in smtp.to("too-late@example.com") if "registered" not in m["Subject"]] == []
+    thanks, sorry = follow_up("came@example.com"), follow_up("missed@example.com")
+    assert thanks[0].startswith("Thank you for coming") and "Thank you for coming" in thanks[1]
+    assert sorry[0].startswith("Sorry we missed you") and "Next dates:" in sorry[1]
+    for address in ("unmarked@example.com", "nobody-checked@example.com"):
+        subject, text = follow_up(address)
+        assert subject.startswith("Following up: "), subject
+        assert "Thank you for coming" not in text and "missed you" not in text
+        assert "Thank you for registering for" in text and "See the schedule" in text
 
 
 def test_the_follow_up_links_every_resource_and_the_file_opens(db, app, book, smtp):

@@ -9,6 +9,7 @@ from events.staff.views import (  # noqa: F401  (importing a views module regist
     admin_home,
     audit,
     cancellations,
+    clinic_settings,
     emails,
     locations,
     offerings,
