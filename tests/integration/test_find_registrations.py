@@ -124,6 +124,7 @@ def test_rate_limited_per_client_and_per_address(app, db, booked, monkeypatch, r
     assert client.get(PAGE, environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 200
 
 
+@pytest.mark.real_commits  # delivery marks rows sent on its own autocommit connection
 def test_nothing_about_the_address_or_its_links_reaches_a_log(app, db, booked, caplog, monkeypatch):
     from events.notifications.delivery import deliver_due
 

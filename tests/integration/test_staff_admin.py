@@ -728,6 +728,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         "/staff/admin/registrations",
         f"/staff/admin/registrations/{registration.id}",
         "/staff/admin/emails/failed",
+        "/staff/admin/clinic",
     ]
     posts = [
         "/staff/admin/offerings/new",
@@ -744,6 +745,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         "/staff/admin/instructors/new",
         f"/staff/admin/instructors/{instructor.id}/deactivate",
         f"/staff/admin/instructors/{instructor.id}/reactivate",
+        "/staff/admin/clinic",
     ]
     stranger = app.test_client()
     for url in gets:
@@ -757,7 +759,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     # Every admin route is covered above.
     admin_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/staff/admin")}
-    assert len(admin_rules) == 25
+    assert len(admin_rules) == 26
 
 
 def test_an_admin_sees_every_admin_page(client, db):

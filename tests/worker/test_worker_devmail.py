@@ -11,6 +11,9 @@ import pytest
 from events.notifications.delivery import deliver_due
 from tests.factories import make_clinic, workshop
 
+# Delivery marks rows sent on its own autocommit connection: these tests commit for real.
+pytestmark = pytest.mark.real_commits
+
 
 @pytest.fixture
 def outbox(app, db, book, tmp_path, monkeypatch):

@@ -131,6 +131,7 @@ def test_without_smtputf8_the_domain_still_goes_and_an_accented_name_fails_at_on
     assert deliver_due().sent == 0  # not tried again
 
 
+@pytest.mark.real_commits  # delivery marks rows sent on its own autocommit connection
 def test_the_development_outbox_writes_the_address_as_it_is(db, app, monkeypatch, tmp_path):
     monkeypatch.setitem(app.config, "MAIL_SERVER", None)
     monkeypatch.setitem(app.config, "MAIL_OUTBOX_DIR", str(tmp_path))
