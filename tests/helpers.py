@@ -37,3 +37,10 @@ def charge_card(*, registration_id: int, card_token: str, amount: int, currency:
         description=description,
     )
     return gateway.confirm_intent(intent.id)
+
+
+def cancel_form(html: str) -> dict:
+    """What the cancel confirmation page posts: its token and the refund it showed."""
+    match = re.search(r'name="refund_cents" value="(\d+)"', html)
+    assert match, "not the cancel confirmation page"
+    return {"csrf_token": csrf_token(html), "refund_cents": match.group(1)}

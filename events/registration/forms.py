@@ -1,7 +1,7 @@
 """Forms for people without accounts. CSRF and the input rules come with events.forms.Form."""
 
 from wtforms import IntegerField, StringField
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, Regexp
 
 from events.forms import Form
 
@@ -45,3 +45,12 @@ class PersonForm(Form):
 
 class ConfirmForm(Form):
     """A button that changes something (cancel, leave, claim): CSRF only."""
+
+
+class CancelForm(Form):
+    """The cancel confirmation: the refund the person was shown, so a different one (the
+    cut-off passed meanwhile) is shown to them again instead of being given silently."""
+
+    refund_cents = IntegerField(
+        validators=[InputRequired(), NumberRange(min=0, max=10**9, message="Please try again.")]
+    )
