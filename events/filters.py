@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
+from events.payments.receipts import card_brand_name, receipt_number
+
 if TYPE_CHECKING:
     from events.catalog.services import ScheduleFilter
 
@@ -64,4 +66,6 @@ def register(app: Flask) -> None:
         day=format_day,
         short_day=format_short_day,
         zone_name=zone_name,
+        card_brand=card_brand_name,
+        receipt_number=receipt_number,
     )

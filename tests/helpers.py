@@ -1,11 +1,12 @@
 """Small helpers shared by tests."""
 
 import re
+import time
 
 import sqlalchemy as sa
 
 from events.extensions import db
-from events.models import OutboxEmail
+from events.models import OutboxEmail, WebhookEvent
 
 
 def csrf_token(html: str) -> str:
@@ -44,3 +45,18 @@ def cancel_form(html: str) -> dict:
     match = re.search(r'name="refund_cents" value="(\d+)"', html)
     assert match, "not the cancel confirmation page"
     return {"csrf_token": csrf_token(html), "refund_cents": match.group(1)}
+
+
+def wait_for_webhooks(
+    count: int, event_type: str = "payment_intent.succeeded", timeout: float = 15.0
+) -> None:
+    """Wait until the emulator has delivered `count` events of a type to the live app: a test
+    that charges a card leaves no webhook in flight to land in the next test's tables."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.rollback()
+        query = sa.select(sa.func.count()).select_from(WebhookEvent).where(WebhookEvent.type == event_type)
+        if db.session.scalar(query) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the emulator did not deliver {count} {event_type} events")

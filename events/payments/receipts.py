@@ -2,7 +2,7 @@
 
 Pure reading of a payment row (its card details are copied from Stripe's charge when the
 payment is applied, events/payments/services.py). The receipt number is ours, derived from
-the payment's id: stable, the same in every email and page, and the number staff search for.
+the payment's id: stable, and the same in the email, the member's page and the staff's.
 """
 
 from __future__ import annotations

@@ -53,9 +53,13 @@ def waitlist_url(entry: WaitlistEntry, external: bool = True) -> str:
     return url_for("registration.waitlist_entry", signed=sign(entry.token, WAITLIST_SALT), _external=external)
 
 
-def pay_url(registration: Registration, external: bool = False) -> str:
-    """The payment page of a held registration (signed like its manage link)."""
-    return url_for("registration.pay", signed=sign(registration.token, MANAGE_SALT), _external=external)
+def pay_url(registration: Registration, external: bool = False, resumed: bool = False) -> str:
+    """The payment page of a held registration (signed like its manage link); `resumed`: for
+    someone brought back to it by registering again."""
+    signed = sign(registration.token, MANAGE_SALT)
+    if resumed:
+        return url_for("registration.pay", signed=signed, back="1", _external=external)
+    return url_for("registration.pay", signed=signed, _external=external)
 
 
 def browser_key() -> str:

@@ -72,7 +72,7 @@ class ManagePage:
     registration: Registration
     state: State
     sessions: list[Session]  # the scheduled ones it covers (cancelled ones marked in the list)
-    hold_until: datetime | None = None  # in the location's zone
+    hold_until: datetime | None = None  # while the hold lasts; in the location's zone
     receipt: Receipt | None = None
     refunds: list[RefundLine] = field(default_factory=list)
     next_step: Action | None = None  # the one action of RELEASED
@@ -204,7 +204,7 @@ def manage_page(registration: Registration, now: datetime | None = None) -> Mana
     sessions = services.registration_sessions(registration)
     page = ManagePage(registration, state, sessions)
     zone = registration.offering.location.zone
-    if state == State.AWAITING_PAYMENT and registration.hold_expires_at is not None:
+    if services.hold_is_live(registration, now) and registration.hold_expires_at is not None:
         page.hold_until = registration.hold_expires_at.astimezone(zone)
     payment = services.succeeded_payment(registration)
     if payment is not None:

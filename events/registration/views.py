@@ -13,7 +13,7 @@ from events.catalog import services as catalog
 from events.catalog.views import render_offering_page
 from events.clinic import current_clinic
 from events.extensions import config_limit, limiter
-from events.filters import format_money, format_time, zone_name
+from events.filters import format_money
 from events.inputs import JsonBodyError, is_stripe_id, json_object_body
 from events.models import Offering, Registration, RegistrationStatus, WaitlistEntry, WaitlistStatus
 from events.payments import services as payments
@@ -53,14 +53,10 @@ def _already_registered(offering: Offering) -> str:
 
 
 def _resume(registration: Registration) -> ResponseReturnValue:
-    """Back to a registration this browser made: its payment while the hold lasts."""
-    if services.hold_is_live(registration) and registration.hold_expires_at is not None:
-        until = registration.hold_expires_at.astimezone(registration.offering.location.zone)
-        flash(
-            f"Continue to payment: your seat is held until {format_time(until)} {zone_name(until)}.",
-            "success",
-        )
-        return redirect(links.pay_url(registration))
+    """Back to a registration this browser made: its payment while the hold lasts (which says
+    "Continue to payment: your seat is held until 3:57 pm CST")."""
+    if services.hold_is_live(registration):
+        return redirect(links.pay_url(registration, resumed=True))
     if registration.status == RegistrationStatus.CONFIRMED:
         flash("You're already registered for this. Here is your registration.", "success")
     return redirect(links.manage_url(registration, external=False))
@@ -210,6 +206,8 @@ def registration_calendar(signed: str) -> ResponseReturnValue:
 
 @bp.get("/manage/<signed>/pay")
 def pay(signed: str) -> ResponseReturnValue:
+    """The payment page; `?back=1`: they came back to it by registering again; `?retry=1`: the
+    payment they came back from did not go through (say, the bank's check failed)."""
     registration = _registration_from_link(signed)
     if not services.hold_is_live(registration):
         # The manage page says where it stands (paid, released...), in one message.
@@ -219,6 +217,8 @@ def pay(signed: str) -> ResponseReturnValue:
         page=pages.manage_page(registration),
         registration=registration,
         signed=signed,
+        resumed=request.args.get("back") == "1",
+        retry=request.args.get("retry") == "1",
         stripe_js_url=stripe_js_url(),
         publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
     )
@@ -263,8 +263,8 @@ def pay_complete(signed: str) -> ResponseReturnValue:
         case payments.ReturnOutcome.PROCESSING:
             flash("Your payment is processing. We'll email you as soon as it completes.", "success")
         case payments.ReturnOutcome.RETRY:
-            flash("Your payment didn't go through. Your seat is still held: please try again.", "error")
-            return redirect(url_for("registration.pay", signed=signed))
+            # The pay page says it, with the time the seat is held until: one message.
+            return redirect(url_for("registration.pay", signed=signed, retry="1"))
         case payments.ReturnOutcome.RELEASED:
             pass  # the manage page says so, with what to do next
     return redirect(url_for("registration.manage", signed=signed))

@@ -171,8 +171,11 @@ def test_failed_three_d_secure_keeps_the_hold_and_says_so(client, db, stripe_cli
         timeout=10,
     )
     complete = client.get(f"/manage/{signed}/pay/complete?payment_intent={response.json['intent_id']}")
-    assert complete.status_code == 302 and complete.headers["Location"].endswith("/pay")
+    assert complete.status_code == 302 and complete.headers["Location"].endswith("/pay?retry=1")
     assert refreshed(db, Registration, registration.id).status == RegistrationStatus.HELD
+    page = client.get(complete.headers["Location"]).get_data(as_text=True)
+    assert "Your payment didn't go through</strong>, and nothing was charged" in page
+    assert page.count('class="hold-until') == 1  # one message, with the time the seat is held until
 
 
 def test_cancel_before_cutoff_refunds_in_full_once(client, db, stripe_client):

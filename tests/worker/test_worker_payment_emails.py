@@ -8,15 +8,16 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 import stripe
 
-from events.models import OfferingKind, Registration
+from events.models import OfferingKind, Payment, Registration
 from events.notifications.delivery import deliver_due
 from events.notifications.outbox import EmailKind, queue_email
 from events.payments.services import apply_intent, record_failure
 from events.registration.services import Outcome, Person, register
 from tests.factories import make_location, make_offering, make_session, upcoming_day
-from tests.helpers import charge_card
+from tests.helpers import charge_card, wait_for_webhooks
 
 pytestmark = pytest.mark.usefixtures("localstripe")
 
@@ -46,7 +47,8 @@ def pay(db, stripe_client, registration: Registration) -> None:
         registration_id=registration.id, card_token=token, amount=1800, currency="usd", description="t"
     )
     apply_intent(state)
-    apply_intent(state)  # the webhook's copy
+    apply_intent(state)  # a second copy changes nothing
+    wait_for_webhooks(len(db.session.scalars(sa.select(Payment.id)).all()))  # none left in flight
 
 
 def says_what_when_where_and_price(text: str, session, amount: str = "$18") -> None:
