@@ -28,7 +28,6 @@ from events.models import (
     Offering,
     OutboxEmail,
     Registration,
-    RegistrationStatus,
     SeatPool,
     Session,
     SessionStatus,
@@ -40,7 +39,7 @@ from events.notifications.addresses import sender_address
 from events.notifications.outbox import EmailKind
 from events.payments.receipts import Receipt, card_label
 from events.registration.links import manage_url, pay_url, waitlist_url
-from events.registration.manage import offering_url
+from events.registration.manage import State, offering_url, state_of
 from events.registration.seats import waitlist_position
 from events.registration.services import (
     hold_is_live,
@@ -69,8 +68,11 @@ SUBJECTS = {
 MISSED_SUBJECT = "Sorry we missed you: {title}"
 # A paid booking's one email: the confirmation, with its invite, is also the receipt.
 BOOKED_SUBJECT = "You're booked: {title}"
-HELD_LINK_SUBJECT = "Your seat is held: {title}"
-RELEASED_LINK_SUBJECT = "Your held seat was released: {title}"
+LINK_SUBJECTS = {
+    State.AWAITING_PAYMENT: "Your seat is held: {title}",
+    State.RELEASED: "Your held seat was released: {title}",
+    State.CANCELLED: "Your registration was cancelled: {title}",
+}
 # Emails about money: they say what, when, where and the price, and name the card.
 PAYMENT_KINDS = frozenset(
     {
@@ -359,18 +361,21 @@ def _payment_context(ctx: dict, kind: str, registration: Registration, subject_t
     ctx["offering_url"] = offering_url(offering, registration.session, external=True)
     if kind == EmailKind.REGISTRATION_CONFIRMED and registration.price_cents == 0:
         return subject_template  # free: nothing paid, nothing more to look up
-    payment = succeeded_payment(registration) or latest_succeeded_payment(registration)
-    ctx["paid_with"] = (card_label(payment.card_brand, payment.card_last4) or "card") if payment else ""
+    payment = succeeded_payment(registration)  # the one that paid for the seat: the receipt's
+    paid = payment or latest_succeeded_payment(registration)  # or one being sent back
+    ctx["paid_with"] = (card_label(paid.card_brand, paid.card_last4) or "card") if paid else ""
     if kind == EmailKind.REGISTRATION_CONFIRMED and payment is not None:
         ctx["receipt"] = Receipt.of(payment)
         return BOOKED_SUBJECT
-    if hold_is_live(registration) and registration.hold_expires_at is not None:
+    now = utcnow()
+    if hold_is_live(registration, now) and registration.hold_expires_at is not None:
         ctx["pay_url"] = pay_url(registration, external=True)
         ctx["hold_until"] = registration.hold_expires_at.astimezone(location.zone)
-        if kind == EmailKind.REGISTRATION_LINK:
-            return HELD_LINK_SUBJECT
-    elif kind == EmailKind.REGISTRATION_LINK and registration.status != RegistrationStatus.CONFIRMED:
-        return RELEASED_LINK_SUBJECT
+    if kind == EmailKind.REGISTRATION_LINK:
+        # Where it stands when the email is written (the hold may have run out since).
+        state = state_of(registration, now)
+        ctx["link_state"] = state.value
+        return LINK_SUBJECTS.get(state, subject_template)
     return subject_template
 
 

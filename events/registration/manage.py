@@ -78,6 +78,8 @@ class ManagePage:
     next_step: Action | None = None  # the one action of RELEASED
     paid_too_late: bool = False  # RELEASED, and a payment came after: it is being sent back
     other_dates: list[Session] = field(default_factory=list)  # CANCELLED: book another date
+    cancellable: bool = False  # booked or held, and not started: "Cancel my registration"
+    started: bool = False
 
 
 def _open_payment(registration: Registration) -> bool:
@@ -222,6 +224,8 @@ def manage_page(registration: Registration, now: datetime | None = None) -> Mana
         )
     if state == State.CANCELLED:
         page.other_dates = other_dates(registration, now)
+    page.started = has_started(registration, now)
+    page.cancellable = can_cancel(registration, now)
     return page
 
 
@@ -252,5 +256,14 @@ def cancel_preview(registration: Registration, now: datetime | None = None) -> C
     )
 
 
-def can_cancel(registration: Registration) -> bool:
-    return registration.status in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD)
+def has_started(registration: Registration, now: datetime) -> bool:
+    start = services.first_session_start(registration)
+    return start is not None and start <= now
+
+
+def can_cancel(registration: Registration, now: datetime | None = None) -> bool:
+    """A member may cancel a booking, or release a seat held while they pay, until it starts.
+    Not while a payment is going through (it could still succeed), nor a hold run out."""
+    now = now or utcnow()
+    booked_or_held = state_of(registration, now) in (State.CONFIRMED, State.AWAITING_PAYMENT)
+    return booked_or_held and not has_started(registration, now)

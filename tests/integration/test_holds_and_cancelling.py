@@ -19,6 +19,8 @@ from events.filters import format_time, zone_name
 from events.models import (
     OfferingKind,
     OutboxEmail,
+    Payment,
+    PaymentStatus,
     Refund,
     RefundStatus,
     Registration,
@@ -31,7 +33,7 @@ from events.payments.services import apply_intent
 from events.registration import links, manage, services
 from events.registration.services import Outcome, Person, WaitlistOutcome
 from tests.factories import make_location, make_offering, make_session, upcoming_day
-from tests.helpers import cancel_form, charge_card, outbox_kinds, wait_for_webhooks
+from tests.helpers import cancel_form, charge_card, csrf_token, outbox_kinds, wait_for_webhooks
 from tests.integration.test_payments import SUCCESS, card_token
 from tests.integration.test_registration import post_register
 from tests.integration.test_staff_admin import login
@@ -386,3 +388,36 @@ def test_staff_see_the_receipt_number_and_card_of_a_payment(client, db, stripe_c
     page = client.get(f"/staff/admin/registrations/{registration.id}").get_data(as_text=True)
     payment = registration.payments[0]
     assert "by Visa ending 4242 on " in page and f"receipt {receipt_number(payment.id)}" in page
+
+
+def test_no_cancelling_once_it_has_started_or_while_a_payment_is_going_through(client, db, stripe_client):
+    offering, (first, second, _) = paid_class(db)
+    registration = _paid(db, stripe_client, offering, first)
+    first.starts_at = utcnow() - timedelta(minutes=5)
+    first.ends_at = utcnow() + timedelta(minutes=55)
+    db.session.commit()
+    signed = links.sign(registration.token, links.MANAGE_SALT)
+    page = client.get(f"/manage/{signed}").get_data(as_text=True)
+    assert "Cancel my registration" not in page and "/cancel" not in page
+    assert client.get(f"/manage/{signed}/cancel").status_code == 302
+    token = csrf_token(client.get(f"/offerings/{offering.slug}").get_data(as_text=True))
+    posted = client.post(f"/manage/{signed}/cancel", data={"refund_cents": "0", "csrf_token": token})
+    assert posted.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Registration, registration.id).status == RegistrationStatus.CONFIRMED
+
+    held = services.register(offering, second.id, Person("Bo", "bo@example.com")).registration
+    db.session.add(
+        Payment(
+            registration_id=held.id,
+            stripe_payment_intent_id="pi_processing_1",
+            amount_cents=1800,
+            currency="usd",
+            status=PaymentStatus.PROCESSING,
+        )
+    )
+    db.session.commit()
+    assert manage.manage_page(held).state == manage.State.PAYMENT_PENDING
+    assert not manage.can_cancel(held)
+    held_page = client.get(f"/manage/{links.sign(held.token, links.MANAGE_SALT)}").get_data(as_text=True)
+    assert "/cancel" not in held_page and "waiting for your bank" in held_page

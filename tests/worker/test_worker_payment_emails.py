@@ -5,13 +5,14 @@ address, and every payment email saying what, when, where and the price."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 import stripe
 
-from events.models import OfferingKind, Payment, Registration
+from events.models import OfferingKind, Payment, Registration, utcnow
 from events.notifications.delivery import deliver_due
 from events.notifications.outbox import EmailKind, queue_email
 from events.payments.services import apply_intent, record_failure
@@ -138,3 +139,22 @@ def test_every_payment_email_says_what_when_where_and_the_price(db, smtp, stripe
         assert "Core &amp; Hip Strength" in html and "North Loop" in html
         if msg["Subject"] != "You're booked: Core & Hip Strength":
             assert "Visa ending 4242" in text, msg["Subject"]
+
+
+def test_a_link_asked_for_a_hold_that_ran_out_meanwhile_says_so_and_leads_back_to_that_date(db, smtp):
+    offering, session = paid_class(db)
+    held = register(offering, session.id, Person("Ana Reyes", "ana@example.com"), browser_key="a")
+    register(offering, session.id, Person("Eve", "ana@example.com"), browser_key="b")
+    held.registration.hold_expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+
+    deliver_due()
+
+    [msg] = smtp.to("ana@example.com")
+    assert msg["Subject"] == "Your held seat was released: Core & Hip Strength"
+    text = msg.get_body(("plain",)).get_content()
+    assert "You weren't charged." in text and "/pay" not in text
+    assert (
+        f"Register again: http://127.0.0.1:5000/offerings/{offering.slug}?session={session.id}#register"
+        in text
+    )
