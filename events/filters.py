@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from events.forms import form_error_items
+from events.payments.receipts import card_brand_name, receipt_number
 
 if TYPE_CHECKING:
     from events.catalog.services import ScheduleFilter
@@ -98,4 +99,6 @@ def register(app: Flask) -> None:
         short_day=format_short_day,
         zone_name=zone_name,
         paragraphs=paragraphs,
+        card_brand=card_brand_name,
+        receipt_number=receipt_number,
     )

@@ -401,6 +401,10 @@ class Registration(Model):
     # Random, unguessable; embedded in signed manage links.
     token: Mapped[str] = mapped_column(sa.String(64), unique=True)
     source: Mapped[str] = mapped_column(sa.String(20), default="public")  # public | staff | waitlist
+    # Which browser made it: a keyed hash of the secret in that browser's session cookie
+    # (events/registration/links.py browser_key). Registering again from that browser resumes
+    # this registration; from any other, its link is emailed instead. Empty: made by staff.
+    browser_key: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -491,6 +495,11 @@ class Payment(Model):
     status: Mapped[PaymentStatus] = mapped_column(enum_column(PaymentStatus, name="payment_status"))
     amount_refunded_cents: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str] = mapped_column(sa.String(500), default="")
+    # What the receipt names, from Stripe's charge: the card (brand as Stripe writes it, "visa")
+    # and when it was charged. Empty for a payment Stripe gave no card details for.
+    card_brand: Mapped[str] = mapped_column(sa.String(20), default="", server_default="")
+    card_last4: Mapped[str] = mapped_column(sa.String(4), default="", server_default="")
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

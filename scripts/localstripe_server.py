@@ -8,6 +8,9 @@ It counts the webhooks it has yet to deliver (localstripe sends each one a secon
 event, in the background): GET /_config/webhooks/pending answers {"pending": n}, so a test can
 wait until everything it caused has reached the app before the next test starts.
 
+Its charges carry `payment_method_details.card` (brand, last 4 digits, expiry), as Stripe's
+do: the receipt in the booking email names the card that paid.
+
 It also honours the Idempotency-Key header the way Stripe does (a repeated POST with the
 same key returns the first response and creates nothing), so our idempotency keys are
 exercised for real in the tests.
@@ -74,6 +77,37 @@ def _refund_create_with_event(cls, **data):
 
 
 resources.Refund._api_create = classmethod(_refund_create_with_event)
+
+
+def _payment_method_details(charge):
+    """Stripe's `payment_method_details` of a charge: the card's brand (lowercase, as Stripe
+    writes it), last 4 digits and expiry. localstripe keeps cards as Card (card_...) or
+    PaymentMethod (pm_...) objects; both are read here."""
+    try:
+        method = resources.PaymentMethod._api_retrieve(charge.payment_method)
+    except Exception:  # an unknown or odd id: no details, as for a non-card payment
+        return None
+    card = getattr(method, "card", None)
+    if isinstance(card, dict):  # a PaymentMethod
+        brand, last4 = card.get("brand"), card.get("last4")
+        exp_month, exp_year = card.get("exp_month"), card.get("exp_year")
+    elif getattr(method, "object", None) == "card":  # a Card (our tokens become these)
+        brand, last4 = method.brand, method.last4
+        exp_month, exp_year = method.exp_month, method.exp_year
+    else:
+        return None
+    return {
+        "type": "card",
+        "card": {
+            "brand": str(brand or "unknown").lower().replace(" ", "_"),
+            "last4": last4,
+            "exp_month": exp_month,
+            "exp_year": exp_year,
+        },
+    }
+
+
+resources.Charge.payment_method_details = property(_payment_method_details)
 
 _idempotent_responses: dict[str, tuple[int, bytes, str]] = {}
 

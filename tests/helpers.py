@@ -8,7 +8,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from events.extensions import db
-from events.models import OutboxEmail
+from events.models import OutboxEmail, WebhookEvent
 
 T = TypeVar("T")
 
@@ -58,3 +58,26 @@ def charge_card(*, registration_id: int, card_token: str, amount: int, currency:
         description=description,
     )
     return gateway.confirm_intent(intent.id)
+
+
+def cancel_form(html: str) -> dict:
+    """What the cancel confirmation page posts: its token and the refund it showed."""
+    match = re.search(r'name="refund_cents" value="(\d+)"', html)
+    assert match, "not the cancel confirmation page"
+    return {"csrf_token": csrf_token(html), "refund_cents": match.group(1)}
+
+
+def wait_for_webhooks(
+    count: int, event_type: str = "payment_intent.succeeded", timeout: float = 15.0
+) -> None:
+    """Wait until the emulator has delivered `count` events of a type to the live app: a test
+    that charges a card leaves no webhook in flight to land in the next test's tables."""
+
+    def delivered() -> bool:
+        db.session.rollback()  # a fresh snapshot each time
+        query = sa.select(sa.func.count()).select_from(WebhookEvent).where(WebhookEvent.type == event_type)
+        return (db.session.scalar(query) or 0) >= count
+
+    wait_until(
+        delivered, timeout=timeout, what=f"the emulator to deliver {count} {event_type} events", every=0.1
+    )

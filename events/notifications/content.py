@@ -37,15 +37,23 @@ from events.models import (
 )
 from events.notifications.addresses import contact_address, sender_address
 from events.notifications.outbox import EmailKind
+from events.payments.receipts import Receipt, card_label
 from events.registration import lookup
-from events.registration.links import manage_url, waitlist_url
+from events.registration.links import manage_url, pay_url, waitlist_url
+from events.registration.manage import State, offering_url, state_of
 from events.registration.seats import waitlist_position
-from events.registration.services import registration_sessions
+from events.registration.services import (
+    hold_is_live,
+    latest_succeeded_payment,
+    registration_sessions,
+    succeeded_payment,
+)
 from events.reset_links import RESET_MAX_AGE_SECONDS, reset_token
 from events.resources.services import resource_href
 
 SUBJECTS = {
     EmailKind.REGISTRATION_CONFIRMED: "You're registered: {title}",
+    EmailKind.REGISTRATION_LINK: "Your registration: {title}",
     EmailKind.PAYMENT_RECEIVED: "Payment received: {title}",
     EmailKind.PAYMENT_FAILED: "Your payment did not go through: {title}",
     EmailKind.WAITLIST_JOINED: "You're on the waitlist: {title}",
@@ -64,6 +72,25 @@ SUBJECTS = {
 MISSED_SUBJECT = "Sorry we missed you: {title}"
 NEUTRAL_FOLLOW_UP_SUBJECT = "Following up: {title}"
 FIND_REGISTRATIONS_SUBJECT = "Your registrations at {clinic}"
+# A paid booking's one email: the confirmation, with its invite, is also the receipt.
+BOOKED_SUBJECT = "You're booked: {title}"
+LINK_SUBJECTS = {
+    State.AWAITING_PAYMENT: "Your seat is held: {title}",
+    State.RELEASED: "Your held seat was released: {title}",
+    State.CANCELLED: "Your registration was cancelled: {title}",
+}
+# Emails about money: they say what, when, where and the price, and name the card.
+PAYMENT_KINDS = frozenset(
+    {
+        EmailKind.REGISTRATION_CONFIRMED,
+        EmailKind.REGISTRATION_LINK,
+        EmailKind.PAYMENT_RECEIVED,
+        EmailKind.PAYMENT_FAILED,
+        EmailKind.REGISTRATION_CANCELLED,
+        EmailKind.REFUND_ISSUED,
+        EmailKind.LATE_PAYMENT_REFUNDED,
+    }
+)
 # A late payment with nothing left to refund (all of it was refunded already): no money promised.
 LATE_PAYMENT_NOTHING_LEFT_SUBJECT = "Your payment came too late for a seat: {title}"
 
@@ -291,6 +318,8 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
     subject_template = SUBJECTS.get(row.kind, "{title}")
     when = ""
 
+    if registration is not None and row.kind in PAYMENT_KINDS:
+        subject_template = _payment_context(ctx, row.kind, registration, subject_template)
     if row.kind == EmailKind.WAITLIST_JOINED and entry is not None:
         ctx["position"] = waitlist_position(entry) if entry.status.value == "waiting" else None
     if row.kind == EmailKind.WAITLIST_OFFER and entry is not None and entry.offer_expires_at:
@@ -364,6 +393,32 @@ def _places_email(row: OutboxEmail, clinic: Clinic, now: datetime) -> EmailConte
         "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",
     }
     return EmailContent(row.kind, subject, ctx, [])
+
+
+def _payment_context(ctx: dict, kind: str, registration: Registration, subject_template: str) -> str:
+    """What the emails about money add: the offering's link (with the date chosen), the card
+    paid with, the receipt of a paid booking, and the pay link while the seat is held.
+    Returns the subject template (a paid booking's confirmation says "You're booked")."""
+    offering, location = ctx["offering"], ctx["location"]
+    ctx["offering_url"] = offering_url(offering, registration.session, external=True)
+    if kind == EmailKind.REGISTRATION_CONFIRMED and registration.price_cents == 0:
+        return subject_template  # free: nothing paid, nothing more to look up
+    payment = succeeded_payment(registration)  # the one that paid for the seat: the receipt's
+    paid = payment or latest_succeeded_payment(registration)  # or one being sent back
+    ctx["paid_with"] = (card_label(paid.card_brand, paid.card_last4) or "card") if paid else ""
+    if kind == EmailKind.REGISTRATION_CONFIRMED and payment is not None:
+        ctx["receipt"] = Receipt.of(payment)
+        return BOOKED_SUBJECT
+    now = utcnow()
+    if hold_is_live(registration, now) and registration.hold_expires_at is not None:
+        ctx["pay_url"] = pay_url(registration, external=True)
+        ctx["hold_until"] = registration.hold_expires_at.astimezone(location.zone)
+    if kind == EmailKind.REGISTRATION_LINK:
+        # Where it stands when the email is written (the hold may have run out since).
+        state = state_of(registration, now)
+        ctx["link_state"] = state.value
+        return LINK_SUBJECTS.get(state, subject_template)
+    return subject_template
 
 
 def _staff_email(row: OutboxEmail, clinic: Clinic) -> EmailContent:

@@ -17,7 +17,9 @@ from events.notifications.publish import mark_queued
 
 
 class EmailKind:
-    REGISTRATION_CONFIRMED = "registration_confirmed"
+    REGISTRATION_CONFIRMED = "registration_confirmed"  # for a paid booking, also its receipt
+    REGISTRATION_LINK = "registration_link"  # asked for again by registering again elsewhere
+    # No longer queued (the confirmation is the receipt); rows queued before still render.
     PAYMENT_RECEIVED = "payment_received"
     PAYMENT_FAILED = "payment_failed"
     WAITLIST_JOINED = "waitlist_joined"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import stripe
@@ -44,6 +45,10 @@ class IntentState:
     registration_id: int | None
     latest_charge_id: str | None
     error_message: str = ""
+    # From the latest charge (asked for expanded): what the receipt names. Empty until charged.
+    card_brand: str = ""  # Stripe's word: "visa", "mastercard", "amex"...
+    card_last4: str = ""
+    charged_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -75,9 +80,26 @@ def _id(value: str | Mapping[str, Any] | None) -> str | None:
     return value if isinstance(value, str) else value.get("id")
 
 
+def _charge_card(charge: object) -> tuple[str, str, datetime | None]:
+    """The card brand, its last 4 digits and when it was charged, from an expanded charge
+    (an id alone, or a payment by something else than a card, gives none of them)."""
+    if not isinstance(charge, Mapping):
+        return "", "", None
+    details = charge.get("payment_method_details") or {}
+    card = details.get("card") if isinstance(details, Mapping) else None
+    brand = last4 = ""
+    if isinstance(card, Mapping):
+        brand, last4 = str(card.get("brand") or "")[:20], str(card.get("last4") or "")
+        last4 = last4 if len(last4) == 4 and last4.isdigit() else ""
+    created = charge.get("created")
+    charged_at = datetime.fromtimestamp(created, UTC) if isinstance(created, int) and created > 0 else None
+    return brand, last4, charged_at
+
+
 def _intent_state(pi: Mapping[str, Any]) -> IntentState:
     error = pi.get("last_payment_error") or {}
     registration_id = (pi.get("metadata") or {}).get("registration_id")
+    brand, last4, charged_at = _charge_card(pi.get("latest_charge"))
     return IntentState(
         id=pi["id"],
         status=pi["status"],
@@ -87,6 +109,9 @@ def _intent_state(pi: Mapping[str, Any]) -> IntentState:
         registration_id=int(registration_id) if registration_id and str(registration_id).isdigit() else None,
         latest_charge_id=_id(pi.get("latest_charge")),
         error_message=(error.get("message") or "") if error else "",
+        card_brand=brand,
+        card_last4=last4,
+        charged_at=charged_at,
     )
 
 
@@ -147,12 +172,18 @@ class StripeGateway:
         pi = self._call(
             self._client.v1.payment_intents.confirm,
             intent_id,
+            params={"expand": ["latest_charge"]},
             options={"idempotency_key": f"confirm-{intent_id}"},
         )
         return _intent_state(pi)
 
     def retrieve_intent(self, intent_id: str) -> IntentState:
-        return _intent_state(self._call(self._client.v1.payment_intents.retrieve, intent_id))
+        """The intent as it stands, with its latest charge expanded (the card that paid)."""
+        return _intent_state(
+            self._call(
+                self._client.v1.payment_intents.retrieve, intent_id, params={"expand": ["latest_charge"]}
+            )
+        )
 
     def cancel_intent(self, intent_id: str) -> None:
         self._call(self._client.v1.payment_intents.cancel, intent_id)

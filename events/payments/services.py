@@ -298,6 +298,11 @@ def _upsert_payment(registration: Registration, state: IntentState) -> Payment:
     ):
         payment.status = status
     payment.last_error = state.error_message[:500]
+    # What the receipt names: the card that was charged, and when (Stripe's time, else ours).
+    if state.card_last4:
+        payment.card_brand, payment.card_last4 = state.card_brand, state.card_last4
+    if payment.status == PaymentStatus.SUCCEEDED and payment.paid_at is None:
+        payment.paid_at = state.charged_at or utcnow()
     return payment
 
 
@@ -377,7 +382,8 @@ def _confirm(registration: Registration, now: datetime) -> None:
     registration.status = RegistrationStatus.CONFIRMED
     registration.confirmed_at = now
     registration.hold_expires_at = None
-    queue_email(EmailKind.PAYMENT_RECEIVED, registration=registration)
+    # One email, "You're booked": the confirmation with its invite is also the receipt (the
+    # payment row is written in this transaction, so the email built later finds it).
     queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
 
 

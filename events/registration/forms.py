@@ -4,7 +4,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from wtforms import IntegerField, StringField
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, Regexp
 
 from events.forms import Form
 
@@ -79,3 +79,12 @@ class FindRegistrationsForm(Form):
 
 class ConfirmForm(Form):
     """A button that changes something (cancel, leave, claim): CSRF only."""
+
+
+class CancelForm(Form):
+    """The cancel confirmation: the refund the person was shown, so a different one (the
+    cut-off passed meanwhile) is shown to them again instead of being given silently."""
+
+    refund_cents = IntegerField(
+        validators=[InputRequired(), NumberRange(min=0, max=10**9, message="Please try again.")]
+    )

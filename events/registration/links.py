@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import TYPE_CHECKING
 
-from flask import current_app, url_for
+from flask import current_app, session, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 if TYPE_CHECKING:
     from events.models import Registration, WaitlistEntry
 
 MANAGE_SALT = "registration-manage"
+# Where Flask-WTF keeps its CSRF secret in the session (its default WTF_CSRF_FIELD_NAME, which
+# this app does not change).
+CSRF_SESSION_KEY = "csrf_token"
 WAITLIST_SALT = "waitlist-entry"
 
 
@@ -48,6 +53,22 @@ def waitlist_url(entry: WaitlistEntry, external: bool = True) -> str:
     return url_for("registration.waitlist_entry", signed=sign(entry.token, WAITLIST_SALT), _external=external)
 
 
-def pay_url(registration: Registration, external: bool = False) -> str:
-    """The payment page of a held registration (signed like its manage link)."""
-    return url_for("registration.pay", signed=sign(registration.token, MANAGE_SALT), _external=external)
+def pay_url(registration: Registration, external: bool = False, resumed: bool = False) -> str:
+    """The payment page of a held registration (signed like its manage link); `resumed`: for
+    someone brought back to it by registering again."""
+    signed = sign(registration.token, MANAGE_SALT)
+    if resumed:
+        return url_for("registration.pay", signed=signed, back="1", _external=external)
+    return url_for("registration.pay", signed=signed, _external=external)
+
+
+def browser_key() -> str:
+    """Who is asking, as a browser: a keyed hash of the random secret Flask-WTF keeps in this
+    browser's session cookie (the one its CSRF tokens are made from). Stored on a registration
+    it names the browser that made it (registering again there resumes it); it reveals nothing
+    about the person and is useless without the cookie. "" for a browser without a session."""
+    secret = session.get(CSRF_SESSION_KEY)
+    if not isinstance(secret, str) or not secret:
+        return ""
+    key = f"{current_app.config['SECRET_KEY']}:browser-key".encode()
+    return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()

@@ -6,6 +6,7 @@ change that should tell the person something writes its outbox row in the same t
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -70,7 +71,8 @@ def normalize_email(email: str) -> str:
 class Outcome(Enum):
     CONFIRMED = "confirmed"  # free: done
     HELD = "held"  # paid: a seat is held while they pay
-    ALREADY_REGISTERED = "already_registered"
+    RESUME = "resume"  # this browser made the registration they have: take them back to it
+    ALREADY_REGISTERED = "already_registered"  # someone else's browser: the link went by email
     FULL = "full"  # no seat: offer the waitlist
 
 
@@ -145,6 +147,43 @@ def hold_released(registration: Registration, now: datetime | None = None) -> bo
     return registration.status == RegistrationStatus.HELD and not hold_is_live(registration, now)
 
 
+# Registering again with an email that already has a seat.
+#
+# The person who held a seat, left the pay page and comes back to register again must reach
+# their payment, not a wall ("use the link in your confirmation email": no email is sent for a
+# hold). But the form is public: anyone may type anyone's email into it, so the answer must not
+# hand a stranger that person's payment page or manage link (their name, email, a way to
+# cancel). So the answer depends on the browser, never on the email alone:
+# - The browser that made the registration (its browser_key, a keyed hash of the secret in that
+#   browser's session cookie, matches the one stored on the row) is taken back to it: the pay
+#   page while the hold lasts ("Continue to payment: your seat is held until 3:57 pm"), else
+#   the manage page. A double-tapped "Continue to payment" lands there too.
+# - Any other browser gets a neutral answer that is the same for a hold and a confirmed
+#   registration ("This email is already registered... we've emailed the link"), and the
+#   registration's own address gets its link by email (REGISTRATION_LINK, in the outbox): the
+#   pay page while the hold lasts, else the manage page. One such email per registration per
+#   LINK_EMAIL_WINDOW (its dedupe key names the window), on top of the per-address rate limit
+#   on the form, so typing someone's email again and again cannot flood them.
+# What the neutral answer still reveals, that this email is registered for this date, the
+# form told before this change too (a second registration must be refused); it never says
+# whether the seat is paid for, and gives no link.
+LINK_EMAIL_WINDOW = timedelta(minutes=10)
+
+
+def _browser_may_resume(registration: Registration, browser_key: str) -> bool:
+    return bool(browser_key) and hmac.compare_digest(registration.browser_key or "", browser_key)
+
+
+def _answer_existing(existing: Registration, browser_key: str, source: str, now: datetime) -> Outcome:
+    """RESUME for the browser that made it; otherwise email its link (public form only)."""
+    if _browser_may_resume(existing, browser_key):
+        return Outcome.RESUME
+    if source == "public":
+        window = int(now.timestamp() // LINK_EMAIL_WINDOW.total_seconds())
+        queue_email(EmailKind.REGISTRATION_LINK, registration=existing, key_parts=(f"t{window}",))
+    return Outcome.ALREADY_REGISTERED
+
+
 def find_live_registration(pool_id: int, email_normalized: str) -> Registration | None:
     return db.session.scalar(
         sa.select(Registration).where(
@@ -156,7 +195,13 @@ def find_live_registration(pool_id: int, email_normalized: str) -> Registration 
 
 
 def _new_registration(
-    pool: SeatPool, offering: Offering, session_id: int | None, person: Person, source: str, now: datetime
+    pool: SeatPool,
+    offering: Offering,
+    session_id: int | None,
+    person: Person,
+    source: str,
+    now: datetime,
+    browser_key: str = "",
 ) -> Registration:
     """A registration at the offering's price: free ones confirmed now, paid ones held while they pay."""
     paid = offering.price_cents > 0
@@ -175,6 +220,7 @@ def _new_registration(
         confirmed_at=None if paid else now,
         token=_new_token(),
         source=source,
+        browser_key=browser_key,
     )
 
 
@@ -192,8 +238,13 @@ def register(
     person: Person,
     now: datetime | None = None,
     source: str = "public",
+    browser_key: str = "",
 ) -> RegisterResult:
-    """Take a seat for a person, or say why not. Free: confirmed. Paid: held while they pay."""
+    """Take a seat for a person, or say why not. Free: confirmed. Paid: held while they pay.
+
+    `browser_key` names the browser asking (events/registration/links.py browser_key()): with
+    it, registering again from the browser that made the registration resumes it (RESUME);
+    from any other, its link is emailed to its address instead (see LINK_EMAIL_WINDOW)."""
     now = now or utcnow()
     pool, session = registration_target(offering, session_id, now)
     pool = seats.lock_pool(pool.id)
@@ -201,8 +252,9 @@ def register(
 
     existing = find_live_registration(pool.id, person.email_normalized)
     if existing is not None:
+        outcome = _answer_existing(existing, browser_key, source, now)
         db.session.commit()
-        return RegisterResult(Outcome.ALREADY_REGISTERED, existing)
+        return RegisterResult(outcome, existing)
     # Someone on the waitlist who registers directly leaves it; a seat offered to them
     # becomes this registration's seat (as if they had claimed the offer).
     claimed_offer = _leave_waitlist_on_registering(pool, person.email_normalized)
@@ -210,7 +262,9 @@ def register(
         db.session.commit()  # keep what release_lapsed did
         return RegisterResult(Outcome.FULL)
 
-    registration = _new_registration(pool, offering, session.id if session else None, person, source, now)
+    registration = _new_registration(
+        pool, offering, session.id if session else None, person, source, now, browser_key
+    )
     paid = registration.status == RegistrationStatus.HELD
     if claimed_offer is None:
         seats.take_seat(pool)
@@ -221,7 +275,11 @@ def register(
         # The unique index caught a concurrent twin of this registration.
         db.session.rollback()
         existing = find_live_registration(pool.id, person.email_normalized)
-        return RegisterResult(Outcome.ALREADY_REGISTERED, existing)
+        if existing is None:
+            return RegisterResult(Outcome.ALREADY_REGISTERED)
+        outcome = _answer_existing(existing, browser_key, source, now)
+        db.session.commit()
+        return RegisterResult(outcome, existing)
     if claimed_offer is not None:
         claimed_offer.registration_id = registration.id
     if not paid:
@@ -266,6 +324,17 @@ def succeeded_payment(registration: Registration) -> Payment | None:
     )
 
 
+def latest_succeeded_payment(registration: Registration) -> Payment | None:
+    """Any payment of this registration that went through, the latest first: also one that
+    came too late for its seat and is being sent back (which succeeded_payment leaves out)."""
+    return db.session.scalar(
+        sa.select(Payment)
+        .where(Payment.registration_id == registration.id, Payment.status == PaymentStatus.SUCCEEDED)
+        .order_by(Payment.id.desc())
+        .limit(1)
+    )
+
+
 @dataclass(frozen=True)
 class RefundQuote:
     amount_cents: int
@@ -301,16 +370,28 @@ def refund_quote(registration: Registration, now: datetime | None = None) -> Ref
     return RefundQuote(amount, False, cutoff, text)
 
 
+class QuoteChanged(RegistrationError):
+    """The refund cancelling gives now is not the one the person was shown (the cut-off passed,
+    or staff refunded meanwhile): nothing was cancelled; show them the new quote."""
+
+    def __init__(self, quote: RefundQuote) -> None:
+        super().__init__("The refund has changed since you opened the page. Please check it again.")
+        self.quote = quote
+
+
 def cancel_registration(
     registration_id: int,
     now: datetime | None = None,
     reason: str = "Cancelled by attendee",
     actor_id: int | None = None,
+    expected_refund_cents: int | None = None,
 ) -> tuple[Registration, int]:
     """Cancel, free the seat for the waitlist, and queue the refund the policy gives.
 
     Returns the registration and the refund amount queued (cents): what the person is told.
     Cancelling twice is a no-op. The worker sends the refund to Stripe after commit.
+    `expected_refund_cents`: the refund the person confirmed; if the policy now gives another
+    amount, QuoteChanged is raised and nothing changes (they are asked again).
     """
     now = now or utcnow()
     registration = db.session.get_one(Registration, registration_id)
@@ -324,6 +405,9 @@ def cancel_registration(
     if payment is not None:
         refunds.lock_for_refund(payment.id)  # the quote below is exact: no refund slips in meanwhile
     quote = refund_quote(registration, now)
+    if expected_refund_cents is not None and quote.amount_cents != expected_refund_cents:
+        db.session.rollback()  # nothing written: only the locks go
+        raise QuoteChanged(quote)
     mark_cancelled(registration, reason, now)
     refund_cents = 0
     if payment is not None and quote.amount_cents > 0:
@@ -351,6 +435,7 @@ def cancel_registration(
 class WaitlistOutcome(Enum):
     JOINED = "joined"
     ALREADY_WAITING = "already_waiting"
+    RESUME = "resume"  # this browser holds (or has) a seat here: back to it, as register() does
     ALREADY_REGISTERED = "already_registered"
     SEATS_AVAILABLE = "seats_available"
 
@@ -363,16 +448,27 @@ class WaitlistResult:
 
 
 def join_waitlist(
-    offering: Offering, session_id: int | None, person: Person, now: datetime | None = None
+    offering: Offering,
+    session_id: int | None,
+    person: Person,
+    now: datetime | None = None,
+    browser_key: str = "",
 ) -> WaitlistResult:
+    """Join the waitlist of a full pool. Someone who holds its last seat while paying sees it
+    full: from the browser that made the hold they are taken back to it (RESUME), as register()
+    does; from another browser the link is emailed, as there."""
     now = now or utcnow()
     pool, _session = registration_target(offering, session_id, now)
     pool = seats.lock_pool(pool.id)
     seats.release_lapsed(pool, now)
     existing_registration = find_live_registration(pool.id, person.email_normalized)
     if existing_registration:
+        outcome = _answer_existing(existing_registration, browser_key, "public", now)
         db.session.commit()
-        return WaitlistResult(WaitlistOutcome.ALREADY_REGISTERED, registration=existing_registration)
+        waitlist_outcome = (
+            WaitlistOutcome.RESUME if outcome == Outcome.RESUME else WaitlistOutcome.ALREADY_REGISTERED
+        )
+        return WaitlistResult(waitlist_outcome, registration=existing_registration)
     existing = db.session.scalar(
         sa.select(WaitlistEntry).where(
             WaitlistEntry.seat_pool_id == pool.id,
@@ -417,7 +513,7 @@ def leave_waitlist(entry_id: int, now: datetime | None = None) -> WaitlistEntry:
     return entry
 
 
-def claim_offer(entry_id: int, now: datetime | None = None) -> Registration:
+def claim_offer(entry_id: int, now: datetime | None = None, browser_key: str = "") -> Registration:
     """Turn a live waitlist offer into a registration; the offered seat becomes theirs."""
     now = now or utcnow()
     entry = db.session.get_one(WaitlistEntry, entry_id)
@@ -442,7 +538,7 @@ def claim_offer(entry_id: int, now: datetime | None = None) -> Registration:
         assert session is not None  # a class's seat pool is its session's
         session_id = session.id
     person = Person(entry.name, entry.email, entry.phone)
-    registration = _new_registration(pool, offering, session_id, person, "waitlist", now)
+    registration = _new_registration(pool, offering, session_id, person, "waitlist", now, browser_key)
     paid = registration.status == RegistrationStatus.HELD
     # The seat the offer held moves to the registration: seats_taken does not change.
     db.session.add(registration)

@@ -19,7 +19,8 @@ from events.inputs import JsonBodyError, is_stripe_id, json_object_body
 from events.models import Offering, Registration, RegistrationStatus, WaitlistEntry, WaitlistStatus
 from events.payments import services as payments
 from events.registration import links, lookup, services
-from events.registration.forms import ConfirmForm, FindRegistrationsForm, PersonForm
+from events.registration import manage as pages
+from events.registration.forms import CancelForm, ConfirmForm, FindRegistrationsForm, PersonForm
 from events.registration.seats import waitlist_position
 from events.security import stripe_js_url
 
@@ -43,6 +44,26 @@ def _person(form: PersonForm) -> services.Person:
     )
 
 
+def _already_registered(offering: Offering) -> str:
+    """The same answer for a seat held and one booked, to anyone but the browser that made it:
+    it gives no link and doesn't say which (see services.LINK_EMAIL_WINDOW)."""
+    what = "class" if offering.kind.per_session else offering.kind.value
+    return (
+        f"This email is already registered for this {what}. We've emailed the link to that "
+        "registration to that address (it can take a minute to arrive)."
+    )
+
+
+def _resume(registration: Registration) -> ResponseReturnValue:
+    """Back to a registration this browser made: its payment while the hold lasts (which says
+    "Continue to payment: your seat is held until 3:57 pm CST")."""
+    if services.hold_is_live(registration):
+        return redirect(links.pay_url(registration, resumed=True))
+    if registration.status == RegistrationStatus.CONFIRMED:
+        flash("You're already registered for this. Here is your registration.", "success")
+    return redirect(links.manage_url(registration, external=False))
+
+
 @bp.post("/offerings/<slug>/register")
 @limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
 def register(slug: str) -> ResponseReturnValue:
@@ -51,7 +72,9 @@ def register(slug: str) -> ResponseReturnValue:
     if not form.validate():
         return _render_offering(offering, form, 400)
     try:
-        result = services.register(offering, form.session_id.data, _person(form))
+        result = services.register(
+            offering, form.session_id.data, _person(form), browser_key=links.browser_key()
+        )
     except services.RegistrationError as error:
         show_form_error(form, FieldError(str(error), error.field))
         return _render_offering(offering, form, 409)
@@ -63,11 +86,11 @@ def register(slug: str) -> ResponseReturnValue:
         case services.Outcome.HELD:
             assert result.registration is not None  # a hold comes with its registration
             return redirect(links.pay_url(result.registration))
+        case services.Outcome.RESUME:
+            assert result.registration is not None  # the registration this browser made
+            return _resume(result.registration)
         case services.Outcome.ALREADY_REGISTERED:
-            form.form_errors.append(
-                "You're already registered with this email. Use the link in your confirmation email "
-                "to see or change your registration."
-            )
+            form.form_errors.append(_already_registered(offering))
             return _render_offering(offering, form, 409)
         case services.Outcome.FULL:
             return _render_offering(offering, form, 200, full=True)
@@ -81,7 +104,9 @@ def join_waitlist(slug: str) -> ResponseReturnValue:
     if not form.validate():
         return _render_offering(offering, form, 400, full=True)
     try:
-        result = services.join_waitlist(offering, form.session_id.data, _person(form))
+        result = services.join_waitlist(
+            offering, form.session_id.data, _person(form), browser_key=links.browser_key()
+        )
     except services.RegistrationError as error:
         show_form_error(form, FieldError(str(error), error.field))
         return _render_offering(offering, form, 409)
@@ -92,8 +117,11 @@ def join_waitlist(slug: str) -> ResponseReturnValue:
             return redirect(links.waitlist_url(result.entry, external=False))
         case services.WaitlistOutcome.ALREADY_WAITING:
             form.form_errors.append("You're already on the waitlist with this email.")
+        case services.WaitlistOutcome.RESUME:
+            assert result.registration is not None  # the registration this browser made
+            return _resume(result.registration)
         case services.WaitlistOutcome.ALREADY_REGISTERED:
-            form.form_errors.append("You're already registered with this email.")
+            form.form_errors.append(_already_registered(offering))
         case services.WaitlistOutcome.SEATS_AVAILABLE:
             form.form_errors.append("Good news: a seat is free. You can register now.")
     return _render_offering(offering, form, 409)
@@ -117,28 +145,50 @@ def _registration_from_link(signed: str) -> Registration:
 @bp.get("/manage/<signed>")
 def manage(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
+    return render_template("registration/manage.html", page=pages.manage_page(registration), signed=signed)
+
+
+def _render_cancel(
+    registration: Registration, signed: str, status: int = 200, changed: bool = False
+) -> tuple[str, int]:
+    preview = pages.cancel_preview(registration)
     return render_template(
-        "registration/manage.html",
-        registration=registration,
-        sessions=services.registration_sessions(registration),
-        quote=services.refund_quote(registration),
-        payment=services.succeeded_payment(registration),
-        form=ConfirmForm(),
-        signed=signed,
-    )
+        "registration/cancel.html", preview=preview, signed=signed, changed=changed
+    ), status
+
+
+@bp.get("/manage/<signed>/cancel")
+def cancel_confirm(signed: str) -> ResponseReturnValue:
+    """Cancelling asks once: what will be refunded, by the policy, and when it reaches the card."""
+    registration = _registration_from_link(signed)
+    if not pages.can_cancel(registration):
+        return redirect(url_for("registration.manage", signed=signed))
+    return _render_cancel(registration, signed)
 
 
 @bp.post("/manage/<signed>/cancel")
 @limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
 def cancel(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
-    form = ConfirmForm()
+    if not pages.can_cancel(registration):
+        return redirect(url_for("registration.manage", signed=signed))
+    form = CancelForm()
     if not form.validate():
-        abort(400, description="The form expired. Please go back and try again.")
-    _, refund_cents = services.cancel_registration(registration.id)
+        # Not confirmed on the confirmation page (an old page's button, an expired form): ask.
+        return _render_cancel(registration, signed, 400)
+    try:
+        _, refund_cents = services.cancel_registration(
+            registration.id, expected_refund_cents=form.refund_cents.data
+        )
+    except services.QuoteChanged:
+        return _render_cancel(registration, signed, 409, changed=True)
     if refund_cents:
         amount = format_money(refund_cents, registration.currency)
-        flash(f"Your registration is cancelled. A refund of {amount} is on its way.", "success")
+        flash(
+            f"Your registration is cancelled. A refund of {amount} is on its way to your card: "
+            f"it usually arrives within {pages.REFUND_ARRIVES}.",
+            "success",
+        )
     else:
         flash("Your registration is cancelled.", "success")
     return redirect(url_for("registration.manage", signed=signed))
@@ -158,15 +208,19 @@ def registration_calendar(signed: str) -> ResponseReturnValue:
 
 @bp.get("/manage/<signed>/pay")
 def pay(signed: str) -> ResponseReturnValue:
+    """The payment page; `?back=1`: they came back to it by registering again; `?retry=1`: the
+    payment they came back from did not go through (say, the bank's check failed)."""
     registration = _registration_from_link(signed)
     if not services.hold_is_live(registration):
-        if services.hold_released(registration):
-            flash(services.HOLD_RELEASED, "error")
+        # The manage page says where it stands (paid, released...), in one message.
         return redirect(url_for("registration.manage", signed=signed))
     return render_template(
         "registration/pay.html",
+        page=pages.manage_page(registration),
         registration=registration,
         signed=signed,
+        resumed=request.args.get("back") == "1",
+        retry=request.args.get("retry") == "1",
         stripe_js_url=stripe_js_url(),
         publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
     )
@@ -204,14 +258,17 @@ def pay_complete(signed: str) -> ResponseReturnValue:
     )
     match outcome:
         case payments.ReturnOutcome.CONFIRMED:
-            flash("Payment received. You're registered! A confirmation email is on its way.", "success")
+            flash(
+                "Payment received: you're booked! Your confirmation and receipt are on their way by email.",
+                "success",
+            )
         case payments.ReturnOutcome.PROCESSING:
             flash("Your payment is processing. We'll email you as soon as it completes.", "success")
         case payments.ReturnOutcome.RETRY:
-            flash("Your payment didn't go through. Your seat is still held: please try again.", "error")
-            return redirect(url_for("registration.pay", signed=signed))
+            # The pay page says it, with the time the seat is held until: one message.
+            return redirect(url_for("registration.pay", signed=signed, retry="1"))
         case payments.ReturnOutcome.RELEASED:
-            flash(services.HOLD_RELEASED, "error")
+            pass  # the manage page says so, with what to do next
     return redirect(url_for("registration.manage", signed=signed))
 
 
@@ -260,7 +317,7 @@ def claim_offer(signed: str) -> ResponseReturnValue:
         )
         return redirect(url_for("registration.waitlist_entry", signed=signed))
     try:
-        registration = services.claim_offer(entry.id)
+        registration = services.claim_offer(entry.id, browser_key=links.browser_key())
     except services.RegistrationError as error:
         flash(str(error), "error")
         return redirect(url_for("registration.waitlist_entry", signed=signed))

@@ -82,7 +82,8 @@ def test_a_declined_card_shows_the_message_and_a_second_card_pays(page, live_ser
     expect(page.get_by_text("Payment received")).to_be_visible(timeout=15000)
 
 
-def test_three_d_secure_challenge_completes_the_payment(page, live_server, db):
+def test_three_d_secure_challenge_completes_the_payment_on_a_phone(phone_page, live_server, db):
+    page = phone_page
     offering, _ = paid_class(db)
     register_and_reach_payment(page, live_server, offering, email="tess@example.com")
 
@@ -92,5 +93,6 @@ def test_three_d_secure_challenge_completes_the_payment(page, live_server, db):
     page.get_by_role("button", name="Complete authentication").click(timeout=15000)
 
     expect(page.get_by_text("Payment received")).to_be_visible(timeout=15000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     db.session.expire_all()
     assert db.session.scalar(sa.select(Registration)).status == RegistrationStatus.CONFIRMED

@@ -201,7 +201,9 @@ def test_a_full_journey_logs_no_personal_data_or_private_token(app, db, producti
         wait_until(lambda: p.smtp.to(MEMBER["email"]), 60, "the member's confirmation")
         # 3. Cancelling through the manage link: refunded.
         manage_path = pay_path.removesuffix("/pay")
-        post_form(member, base, manage_path, f"{manage_path}/cancel", {}, 302)
+        post_form(
+            member, base, f"{manage_path}/cancel", f"{manage_path}/cancel", {"refund_cents": "2500"}, 302
+        )
     with requests.Session() as refused:
         # 5. Someone whose address the mail server refuses: the send fails for good.
         post_form(refused, base, f"/offerings/{tiny.slug}", f"/offerings/{tiny.slug}/register", REFUSED, 302)

@@ -25,7 +25,7 @@ from tests.factories import workshop
 from tests.faults.conftest import csrf_from, engine_of, register_over_http
 from tests.faults.redis_private import PrivateRedis
 from tests.gunicorn_server import GunicornServer, web_env
-from tests.helpers import wait_until
+from tests.helpers import cancel_form, wait_until
 from tests.worker.conftest import WorkerProcess, worker_env
 
 # gunicorn and Celery, processes of their own, read and write what the test does.
@@ -188,10 +188,10 @@ def other_limited_forms(base: str, paid_slug: str, manage_of: str) -> dict[str, 
         registered = register_over_http(
             http, base, manage_of, "Cancel Me", "cancel-me@example.com", timeout=30
         )
-        manage = http.get(base + registered.location, timeout=30)
+        confirm = http.get(f"{base}{registered.location}/cancel", timeout=30)
         answers["cancel"] = http.post(
             f"{base}{registered.location}/cancel",
-            data={"csrf_token": csrf_from(manage.text)},
+            data=cancel_form(confirm.text),
             allow_redirects=False,
             timeout=30,
         ).status_code

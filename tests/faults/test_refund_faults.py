@@ -36,7 +36,7 @@ from events.payments.refunds import (
 )
 from events.payments.services import mirror_charge_refunds
 from tests.faults.test_stripe_faults import stripe_client
-from tests.helpers import charge_card, csrf_token
+from tests.helpers import cancel_form, charge_card, csrf_token
 from tests.integration.test_payments import SUCCESS, card_token, held_registration, pay, refreshed
 
 
@@ -88,12 +88,13 @@ def test_stripe_down_an_admin_refund_and_a_cancellation_are_capped_at_what_was_p
     assert (pending.status, pending.attempts) == (RefundStatus.PENDING, 1)
     assert pending.last_error and pending.next_attempt_at > utcnow()
 
-    manage = client.get(f"/manage/{signed}").get_data(as_text=True)
-    assert "Refund: <strong>$4</strong>" in manage  # what is left, not the $10 paid
-    cancelled = client.post(f"/manage/{signed}/cancel", data={"csrf_token": csrf_token(manage)})
+    confirm = client.get(f"/manage/{signed}/cancel").get_data(as_text=True)
+    assert "back the <strong>$4</strong> not already refunded" in confirm  # what is left, not the $10 paid
+    cancelled = client.post(f"/manage/{signed}/cancel", data=cancel_form(confirm))
     landed = client.get(cancelled.location).get_data(as_text=True)
-    assert "A refund of $4 is on its way." in landed
-    assert "Paid $10; a refund of $10 is on its way." in landed  # $6 + $4, neither issued yet
+    assert "A refund of $4 is on its way" in landed
+    assert "$10 is on its way back" in landed  # $6 + $4, neither issued yet
+    assert "$6: on its way" in landed and "$4: on its way" in landed
     [told] = email_context(db, EmailKind.REGISTRATION_CANCELLED)
     assert told["refund_cents"] == 400
     assert [(r.amount_cents, r.status) for r in refunds(db)] == [

@@ -35,7 +35,7 @@ from tests.faults.conftest import (
     register_over_http,
     seat_mismatches,
 )
-from tests.helpers import wait_until
+from tests.helpers import cancel_form, wait_until
 
 pytestmark = pytest.mark.slow
 SECONDS = float(os.environ.get("SOAK_SECONDS", "150"))
@@ -115,11 +115,8 @@ def test_soak_mixed_traffic_stays_consistent(
     def cancel(http, manage_url):
         page = check(http.get(base + manage_url, timeout=20))
         if "Cancel my registration" in page.text:
-            check(
-                http.post(
-                    base + manage_url + "/cancel", data={"csrf_token": csrf_from(page.text)}, timeout=30
-                )
-            )
+            confirm = check(http.get(base + manage_url + "/cancel", timeout=20))
+            check(http.post(base + manage_url + "/cancel", data=cancel_form(confirm.text), timeout=30))
             count("cancellations")
 
     def visitor(seed):

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from flask import g
 
 from events.models import (
     OfferingKind,
@@ -18,10 +19,13 @@ from events.notifications.outbox import EmailKind
 from events.registration import links, seats, services
 from events.registration.services import Outcome, Person, WaitlistOutcome
 from tests.factories import make_location, make_offering, make_session, upcoming_day, workshop
-from tests.helpers import csrf_token, outbox_kinds
+from tests.helpers import cancel_form, csrf_token, outbox_kinds
 
 
 def post_register(client, offering, **fields):
+    # Flask-WTF keeps the token it made in `g`, which the test's app context shares between
+    # clients: each browser must get its own (made from its own session).
+    g.pop("csrf_token", None)
     html = client.get(f"/offerings/{offering.slug}").get_data(as_text=True)
     data = {"csrf_token": csrf_token(html), "name": "Ana Reyes", "email": "ana@example.com", **fields}
     return client.post(f"/offerings/{offering.slug}/register", data=data)
@@ -47,18 +51,30 @@ def test_free_registration_is_confirmed_with_one_email(client, db):
     assert "Confirmed" in manage
 
 
-def test_same_email_twice_is_told_and_nothing_is_created(client, db):
+def test_same_email_twice_is_told_and_nothing_is_created(app, client, db):
     offering = workshop(capacity=3)
     db.session.commit()
     post_register(client, offering, email="Ana@Example.com")
 
-    response = post_register(client, offering, email=" ana@example.com ")
+    # From another browser: told, neutrally, and the link goes to the registration's address.
+    response = post_register(app.test_client(), offering, email=" ana@example.com ")
 
     assert response.status_code == 409
     assert "already registered" in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 1
     db.session.expire_all()
     assert pool_of(offering).seats_taken == 1
+    registration = db.session.scalar(sa.select(Registration))
+    assert outbox_kinds(registration_id=registration.id) == [
+        EmailKind.REGISTRATION_CONFIRMED,
+        EmailKind.REGISTRATION_LINK,
+    ]
+
+    # From the browser that registered: back to the registration.
+    again = post_register(client, offering, email="ana@example.com")
+    assert again.status_code == 302
+    assert links.unsign(again.headers["Location"].rsplit("/", 1)[1], links.MANAGE_SALT) == registration.token
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 1
 
 
 @pytest.mark.parametrize(
@@ -93,7 +109,7 @@ def test_a_post_without_csrf_token_changes_nothing(client, db):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 0
 
 
-def test_drop_in_class_registers_per_session(client, db):
+def test_drop_in_class_registers_per_session(app, client, db):
     location = make_location()
     offering = make_offering(location, OfferingKind.CLASS, capacity=2)
     first = make_session(offering, upcoming_day(3))
@@ -102,8 +118,10 @@ def test_drop_in_class_registers_per_session(client, db):
 
     assert post_register(client, offering, session_id=str(first.id)).status_code == 302
     assert post_register(client, offering, session_id=str(second.id)).status_code == 302
-    # The same person in the same class twice is refused.
-    assert post_register(client, offering, session_id=str(first.id)).status_code == 409
+    # The same person in the same class twice is refused (the browser that registered is taken
+    # back to the registration instead).
+    assert post_register(app.test_client(), offering, session_id=str(first.id)).status_code == 409
+    assert "/manage/" in post_register(client, offering, session_id=str(first.id)).headers["Location"]
 
     db.session.expire_all()
     assert (first.seat_pool.seats_taken, second.seat_pool.seats_taken) == (1, 1)
@@ -242,7 +260,12 @@ def test_manage_link_lets_the_person_cancel_and_their_seat_goes_to_the_waitlist(
 
     page = client.get(manage_url).get_data(as_text=True)
     assert "Cancel my registration" in page
-    response = client.post(manage_url + "/cancel", data={"csrf_token": csrf_token(page)})
+    # It asks first: nothing is cancelled by opening the confirmation.
+    confirm = client.get(manage_url + "/cancel").get_data(as_text=True)
+    assert "Cancel your registration?" in confirm and "nothing to refund" in confirm
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(Registration)).status == RegistrationStatus.CONFIRMED
+    response = client.post(manage_url + "/cancel", data=cancel_form(confirm))
     assert response.status_code == 302
 
     db.session.expire_all()
@@ -254,7 +277,7 @@ def test_manage_link_lets_the_person_cancel_and_their_seat_goes_to_the_waitlist(
     ]
     assert db.session.scalar(sa.select(WaitlistEntry)).status == WaitlistStatus.OFFERED
     # Cancelling again changes nothing.
-    client.post(manage_url + "/cancel", data={"csrf_token": csrf_token(page)})
+    client.post(manage_url + "/cancel", data=cancel_form(confirm))
     assert len(outbox_kinds(registration_id=registration.id)) == 2
 
 

@@ -84,6 +84,7 @@ def test_every_kind_of_email_in_other_languages_is_sent_and_reads_as_meant(
     money = {"refund_cents": 2500, "currency": "usd"}
     for kind, extra in [
         (EmailKind.PAYMENT_RECEIVED, {}),
+        (EmailKind.REGISTRATION_LINK, {"key_parts": ("t1",)}),
         (EmailKind.PAYMENT_FAILED, {"context": {"message": "Tarjeta rechazada — “fondos”"}}),
         (EmailKind.REGISTRATION_CANCELLED, {"context": money}),
         (EmailKind.REFUND_ISSUED, {"context": money}),
@@ -101,8 +102,8 @@ def test_every_kind_of_email_in_other_languages_is_sent_and_reads_as_meant(
     stats = deliver_due()
 
     kinds = set(db.session.scalars(sa.select(OutboxEmail.kind)))
-    assert len(kinds) == 13 == len(SUBJECTS) + 1  # every kind there is, and the staff one
-    assert (stats.sent, stats.failed) == (13, 0)
+    assert len(kinds) == 14 == len(SUBJECTS) + 1  # every kind there is, and the staff one
+    assert (stats.sent, stats.failed) == (14, 0)
     db.session.expire_all()
     assert set(db.session.scalars(sa.select(OutboxEmail.status))) == {EmailStatus.SENT}
 
@@ -116,7 +117,7 @@ def test_every_kind_of_email_in_other_languages_is_sent_and_reads_as_meant(
 
     rows = {row.dedupe_key: row for row in db.session.scalars(sa.select(OutboxEmail))}
     received = {msg["Message-ID"]: msg for _, msg in smtp.messages}
-    assert len(received) == 13
+    assert len(received) == 14
     with app.test_request_context(base_url=app.config["PUBLIC_BASE_URL"]):
         renderer = Renderer()
         for row in rows.values():

@@ -1,0 +1,269 @@
+"""What a member's own pages show: the manage page's one state, the cancel confirmation,
+and the other dates to book after cancelling.
+
+Pure reading (no locks, nothing written): the cancel itself, with its exact refund under the
+refund locks, is services.cancel_registration.
+
+The manage page shows exactly one state, each with one message and its one next step:
+- CONFIRMED: booked (a paid one with its receipt); "Cancel my registration" asks first.
+- AWAITING_PAYMENT: the seat is held until a time; "Continue to payment".
+- PAYMENT_PENDING: a payment is on its way (processing, or its answer not heard yet while
+  its seat is kept for it): nothing to do but wait for the email.
+- RELEASED: the hold ran out unpaid (nothing was charged); "Register again", or "Join the
+  waitlist" when that date is full, leading to the offering with that date selected.
+- CANCELLED: what was refunded and when it reaches the card; "Book another date".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+import sqlalchemy as sa
+from flask import url_for
+
+from events.extensions import db
+from events.models import (
+    OPEN_PAYMENT_STATUSES,
+    Offering,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    Registration,
+    RegistrationStatus,
+    SeatPool,
+    Session,
+    SessionStatus,
+    utcnow,
+)
+from events.payments.receipts import Receipt, card_label
+from events.registration import services
+
+# When a refund reaches the card once Stripe has it (Stripe's own wording for card refunds).
+REFUND_ARRIVES = "5–10 business days"
+
+
+class State(Enum):
+    CONFIRMED = "confirmed"
+    AWAITING_PAYMENT = "awaiting_payment"
+    PAYMENT_PENDING = "payment_pending"
+    RELEASED = "released"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Action:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class RefundLine:
+    amount_cents: int
+    currency: str
+    issued: bool  # Stripe has it (else still to be sent by the worker, or failed)
+    failed: bool
+
+
+@dataclass
+class ManagePage:
+    registration: Registration
+    state: State
+    sessions: list[Session]  # the scheduled ones it covers (cancelled ones marked in the list)
+    hold_until: datetime | None = None  # while the hold lasts; in the location's zone
+    receipt: Receipt | None = None
+    refunds: list[RefundLine] = field(default_factory=list)
+    next_step: Action | None = None  # the one action of RELEASED
+    paid_too_late: bool = False  # RELEASED, and a payment came after: it is being sent back
+    other_dates: list[Session] = field(default_factory=list)  # CANCELLED: book another date
+    cancellable: bool = False  # booked or held, and not started: "Cancel my registration"
+    started: bool = False
+
+
+def _open_payment(registration: Registration) -> bool:
+    return (
+        db.session.scalar(
+            sa.select(Payment.id)
+            .where(Payment.registration_id == registration.id, Payment.status.in_(OPEN_PAYMENT_STATUSES))
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _latest_payment_processing(registration: Registration) -> bool:
+    latest = db.session.scalar(
+        sa.select(Payment.status)
+        .where(Payment.registration_id == registration.id)
+        .order_by(Payment.id.desc())
+        .limit(1)
+    )
+    return latest == PaymentStatus.PROCESSING
+
+
+def state_of(registration: Registration, now: datetime) -> State:
+    status = registration.status
+    if status == RegistrationStatus.CONFIRMED:
+        return State.CONFIRMED
+    if status == RegistrationStatus.CANCELLED:
+        return State.CANCELLED
+    if status == RegistrationStatus.HELD:
+        if services.hold_is_live(registration, now):
+            return (
+                State.PAYMENT_PENDING if _latest_payment_processing(registration) else State.AWAITING_PAYMENT
+            )
+        # Run out: the seat is still kept while a payment's answer is awaited (grace).
+        return State.PAYMENT_PENDING if _open_payment(registration) else State.RELEASED
+    return State.RELEASED  # expired
+
+
+def offering_url(offering: Offering, session: Session | None, external: bool = False) -> str:
+    """The offering page at its registration form, with this date chosen (a class's)."""
+    if session is not None and offering.kind.per_session:
+        return url_for(
+            "catalog.offering", slug=offering.slug, session=session.id, _anchor="register", _external=external
+        )
+    return url_for("catalog.offering", slug=offering.slug, _anchor="register", _external=external)
+
+
+def _bookable(offering: Offering) -> bool:
+    return offering.is_published and not offering.is_cancelled
+
+
+def _released_next_step(registration: Registration, now: datetime) -> Action:
+    """Register again (or join the waitlist) for the same date, if it is still to come."""
+    offering = registration.offering
+    session = registration.session
+    pool = registration.seat_pool
+    start = services.first_session_start(registration)
+    if not _bookable(offering) or start is None or start <= now:
+        return Action("See other dates", url_for("catalog.schedule"))
+    if session is not None and session.status != SessionStatus.SCHEDULED:
+        return Action("See other dates", offering_url(offering, None))
+    # Its own lapsed hold still counts until the next sweep: that seat is free for them.
+    free = pool.seats_left + (1 if registration.status == RegistrationStatus.HELD else 0)
+    label = "Register again" if free > 0 else "Join the waitlist"
+    return Action(label, offering_url(offering, session))
+
+
+def other_dates(registration: Registration, now: datetime | None = None, limit: int = 6) -> list[Session]:
+    """Upcoming dates with a free seat to book instead: a class's other sessions; for a
+    workshop or course (one registration for all its dates), the next sessions of other
+    offerings on the same topic, one per offering."""
+    now = now or utcnow()
+    offering = registration.offering
+    base = (
+        sa.select(Session)
+        .join(SeatPool, SeatPool.id == Session.seat_pool_id)
+        .join(Offering, Offering.id == Session.offering_id)
+        .where(
+            Session.status == SessionStatus.SCHEDULED,
+            Session.starts_at > now,
+            SeatPool.seats_taken < SeatPool.capacity,
+            Offering.is_published.is_(True),
+            Offering.is_cancelled.is_(False),
+        )
+        .order_by(Session.starts_at, Session.id)
+    )
+    if offering.kind.per_session:
+        query = base.where(Session.offering_id == offering.id)
+        if registration.session_id:
+            query = query.where(Session.id != registration.session_id)
+        return list(db.session.scalars(query.limit(limit)))
+    # Whole offerings start on their first session: an offering whose first one is past has begun.
+    firsts = (
+        sa.select(Session.offering_id, sa.func.min(Session.starts_at).label("first"))
+        .where(Session.status == SessionStatus.SCHEDULED)
+        .group_by(Session.offering_id)
+        .subquery()
+    )
+    query = base.join(
+        firsts, sa.and_(firsts.c.offering_id == Session.offering_id, firsts.c.first == Session.starts_at)
+    ).where(Offering.topic == offering.topic, Offering.id != offering.id)
+    return list(db.session.scalars(query.limit(limit)))
+
+
+def _refund_lines(payment_id: int) -> list[RefundLine]:
+    rows = db.session.scalars(
+        sa.select(Refund).where(Refund.payment_id == payment_id).order_by(Refund.id)
+    ).all()
+    return [
+        RefundLine(
+            r.amount_cents,
+            r.payment.currency,
+            issued=r.status == RefundStatus.SUCCEEDED,
+            failed=r.status in (RefundStatus.FAILED, RefundStatus.CANCELED),
+        )
+        for r in rows
+    ]
+
+
+def manage_page(registration: Registration, now: datetime | None = None) -> ManagePage:
+    now = now or utcnow()
+    state = state_of(registration, now)
+    sessions = services.registration_sessions(registration)
+    page = ManagePage(registration, state, sessions)
+    zone = registration.offering.location.zone
+    if services.hold_is_live(registration, now) and registration.hold_expires_at is not None:
+        page.hold_until = registration.hold_expires_at.astimezone(zone)
+    payment = services.succeeded_payment(registration)
+    if payment is not None:
+        page.receipt = Receipt.of(payment)
+        page.refunds = _refund_lines(payment.id)
+    if state == State.RELEASED:
+        page.next_step = _released_next_step(registration, now)
+        page.paid_too_late = (
+            db.session.scalar(
+                sa.select(Payment.id)
+                .where(Payment.registration_id == registration.id, Payment.status == PaymentStatus.SUCCEEDED)
+                .limit(1)
+            )
+            is not None
+        )
+    if state == State.CANCELLED:
+        page.other_dates = other_dates(registration, now)
+    page.started = has_started(registration, now)
+    page.cancellable = can_cancel(registration, now)
+    return page
+
+
+@dataclass(frozen=True)
+class CancelPreview:
+    """What cancelling now does, said before it is done: the refund by the policy, where it
+    goes and when it arrives."""
+
+    registration: Registration
+    sessions: list[Session]
+    quote: services.RefundQuote
+    paid_cents: int  # what was paid (0: free, or held and not paid)
+    card: str  # "Visa ending 4242", or "" (then "your card")
+    arrives: str = REFUND_ARRIVES
+
+
+def cancel_preview(registration: Registration, now: datetime | None = None) -> CancelPreview:
+    now = now or utcnow()
+    payment = services.succeeded_payment(registration)
+    return CancelPreview(
+        registration=registration,
+        sessions=[
+            s for s in services.registration_sessions(registration) if s.status == SessionStatus.SCHEDULED
+        ],
+        quote=services.refund_quote(registration, now),
+        paid_cents=payment.amount_cents if payment is not None else 0,
+        card=card_label(payment.card_brand, payment.card_last4) if payment is not None else "",
+    )
+
+
+def has_started(registration: Registration, now: datetime) -> bool:
+    start = services.first_session_start(registration)
+    return start is not None and start <= now
+
+
+def can_cancel(registration: Registration, now: datetime | None = None) -> bool:
+    """A member may cancel a booking, or release a seat held while they pay, until it starts.
+    Not while a payment is going through (it could still succeed), nor a hold run out."""
+    now = now or utcnow()
+    booked_or_held = state_of(registration, now) in (State.CONFIRMED, State.AWAITING_PAYMENT)
+    return booked_or_held and not has_started(registration, now)
