@@ -201,7 +201,7 @@ def test_an_expired_hold_is_one_state_with_one_way_back_to_that_date(phone_page,
     no_sideways_scroll(phone_page)
 
     state.get_by_role("link", name="Register again").click()
-    expect(phone_page.locator("#session_id")).to_have_value(str(second.id))
+    expect(phone_page.locator(f"#session-{second.id}")).to_be_checked()
     assert_accessible(phone_page)
 
 
@@ -256,7 +256,7 @@ def test_cancelling_without_javascript_asks_once_then_offers_another_date(
     no_sideways_scroll(checked)
 
     another.locator(".other-dates a").click()
-    expect(page.locator("#session_id")).to_have_value(str(second.id))
+    expect(page.locator(f"#session-{second.id}")).to_be_checked()
 
 
 @pytest.fixture
