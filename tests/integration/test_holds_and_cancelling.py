@@ -194,7 +194,8 @@ def test_an_expired_hold_shows_one_message_and_one_way_back_to_that_date(client,
     assert "Register again" in state
     # The link opens the offering with that date chosen.
     offering_page = client.get(f"/offerings/{offering.slug}?session={second.id}").get_data(as_text=True)
-    assert re.search(rf'<input type="radio" id="session-{second.id}" name="session_id" value="{second.id}"\s+checked', offering_page)
+    chosen = rf'<input type="radio" id="session-{second.id}" name="session_id" value="{second.id}"\s+checked'
+    assert re.search(chosen, offering_page)
     # The pay page sends them to that one state rather than flashing a second message.
     pay = client.get(f"/manage/{signed}/pay")
     assert pay.status_code == 302 and pay.location.endswith(f"/manage/{signed}")
