@@ -91,6 +91,9 @@ PAYMENT_KINDS = frozenset(
         EmailKind.LATE_PAYMENT_REFUNDED,
     }
 )
+# The waitlist-joined email sent again, with the link to the place, to someone who tried to
+# join a waitlist they are already on (services._email_waitlist_link).
+WAITLIST_AGAIN_SUBJECT = "Your place on the waitlist: {title}"
 # A late payment with nothing left to refund (all of it was refunded already): no money promised.
 LATE_PAYMENT_NOTHING_LEFT_SUBJECT = "Your payment came too late for a seat: {title}"
 
@@ -322,7 +325,15 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         subject_template = _payment_context(ctx, row.kind, registration, subject_template)
     if row.kind == EmailKind.WAITLIST_JOINED and entry is not None:
         ctx["position"] = waitlist_position(entry) if entry.status.value == "waiting" else None
-    if row.kind == EmailKind.WAITLIST_OFFER and entry is not None and entry.offer_expires_at:
+        if extra.get("again"):
+            subject_template = WAITLIST_AGAIN_SUBJECT
+            # Where the place stands when the email is written: waiting, offered, or gone.
+            ctx["entry_state"] = entry.status.value
+    offer_open = entry is not None and entry.status.value == "offered"
+    says_deadline = row.kind == EmailKind.WAITLIST_OFFER or (
+        row.kind == EmailKind.WAITLIST_JOINED and offer_open
+    )
+    if says_deadline and entry is not None and entry.offer_expires_at:
         deadline = entry.offer_expires_at.astimezone(ctx["location"].zone)
         ctx["deadline"] = deadline
         ctx["deadline_day"] = relative_day(deadline, prefetched.now, on="")

@@ -39,7 +39,7 @@ from events.models import (
     utcnow,
 )
 from events.payments.receipts import Receipt, card_label
-from events.registration import services
+from events.registration import links, services
 
 # When a refund reaches the card once Stripe has it (Stripe's own wording for card refunds).
 REFUND_ARRIVES = "5–10 business days"
@@ -267,3 +267,56 @@ def can_cancel(registration: Registration, now: datetime | None = None) -> bool:
     now = now or utcnow()
     booked_or_held = state_of(registration, now) in (State.CONFIRMED, State.AWAITING_PAYMENT)
     return booked_or_held and not has_started(registration, now)
+
+
+@dataclass(frozen=True)
+class ClaimedPlace:
+    """Where a claimed waitlist seat stands, for the waitlist link (private to that person)
+    and a second press of "Claim": one message and its one next step."""
+
+    state: State
+    message: str
+    action: Action
+    hold_until: datetime | None = None  # AWAITING_PAYMENT: in the location's zone
+
+
+def claimed_place(
+    registration: Registration, now: datetime | None = None, resumed: bool = False
+) -> ClaimedPlace:
+    """The registration a claimed offer became: its payment while the hold lasts, else its
+    manage page (booked; a payment going through; a hold run out, which offers "Register
+    again"; cancelled, which offers "Book another date"). `resumed`: the pay link says
+    "Welcome back" (for someone pressing "Claim" again)."""
+    now = now or utcnow()
+    state = state_of(registration, now)
+    manage = links.manage_url(registration, external=False)
+    if state == State.AWAITING_PAYMENT and registration.hold_expires_at is not None:
+        until = registration.hold_expires_at.astimezone(registration.offering.location.zone)
+        return ClaimedPlace(
+            state,
+            "You claimed your seat. Pay to book it.",
+            Action("Continue to payment", links.pay_url(registration, resumed=resumed)),
+            until,
+        )
+    if state == State.CONFIRMED:
+        return ClaimedPlace(
+            state, "You claimed your seat: you're booked.", Action("See your registration", manage)
+        )
+    if state == State.PAYMENT_PENDING:
+        return ClaimedPlace(
+            state,
+            "You claimed your seat and your payment is going through. We'll email you when it completes.",
+            Action("See your registration", manage),
+        )
+    if state == State.RELEASED:
+        return ClaimedPlace(
+            state,
+            "You claimed your seat, but the payment wasn't completed in time, so it was released. "
+            "You weren't charged.",
+            Action("See your registration", manage),
+        )
+    return ClaimedPlace(
+        state,
+        "You claimed your seat, and that registration was later cancelled.",
+        Action("See your registration", manage),
+    )

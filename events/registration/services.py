@@ -447,6 +447,18 @@ class WaitlistResult:
     registration: Registration | None = None
 
 
+# Joining a waitlist again with an email already on it. A waitlist entry stores no browser
+# key (unlike a registration), so the form can't tell the person who joined from someone who
+# typed their email: it always answers neutrally, with no link, and the entry's own address
+# gets the link to its place (the waitlist-joined email again, flagged "again"), one per entry
+# per LINK_EMAIL_WINDOW, as registering again does.
+def _email_waitlist_link(entry: WaitlistEntry, now: datetime) -> None:
+    window = int(now.timestamp() // LINK_EMAIL_WINDOW.total_seconds())
+    queue_email(
+        EmailKind.WAITLIST_JOINED, waitlist_entry=entry, key_parts=(f"t{window}",), context={"again": True}
+    )
+
+
 def join_waitlist(
     offering: Offering,
     session_id: int | None,
@@ -456,7 +468,8 @@ def join_waitlist(
 ) -> WaitlistResult:
     """Join the waitlist of a full pool. Someone who holds its last seat while paying sees it
     full: from the browser that made the hold they are taken back to it (RESUME), as register()
-    does; from another browser the link is emailed, as there."""
+    does; from another browser the link is emailed, as there. Someone already waiting gets the
+    link to their place by email (ALREADY_WAITING, see _email_waitlist_link)."""
     now = now or utcnow()
     pool, _session = registration_target(offering, session_id, now)
     pool = seats.lock_pool(pool.id)
@@ -477,6 +490,7 @@ def join_waitlist(
         )
     )
     if existing:
+        _email_waitlist_link(existing, now)
         db.session.commit()
         return WaitlistResult(WaitlistOutcome.ALREADY_WAITING, entry=existing)
     if pool.seats_taken < pool.capacity:

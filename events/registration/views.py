@@ -116,7 +116,11 @@ def join_waitlist(slug: str) -> ResponseReturnValue:
             flash("You're on the waitlist. We'll email you if a seat opens.", "success")
             return redirect(links.waitlist_url(result.entry, external=False))
         case services.WaitlistOutcome.ALREADY_WAITING:
-            form.form_errors.append("You're already on the waitlist with this email.")
+            # Neutral: never the link here (anyone may type anyone's email); it went by email.
+            what = "date" if offering.kind.per_session else offering.kind.value
+            form.form_errors.append(
+                f"You're already on the waitlist for this {what}. We've emailed you the link to your place."
+            )
         case services.WaitlistOutcome.RESUME:
             assert result.registration is not None  # the registration this browser made
             return _resume(result.registration)
@@ -284,10 +288,16 @@ def _entry_from_link(signed: str) -> WaitlistEntry:
 def waitlist_entry(signed: str) -> ResponseReturnValue:
     entry = _entry_from_link(signed)
     position = waitlist_position(entry) if entry.status == WaitlistStatus.WAITING else None
+    claimed = (
+        pages.claimed_place(entry.registration, resumed=True)
+        if entry.status == WaitlistStatus.CLAIMED and entry.registration is not None
+        else None
+    )
     return render_template(
         "registration/waitlist.html",
         entry=entry,
         position=position,
+        claimed=claimed,
         sessions=services.waitlist_sessions(entry),
         form=ConfirmForm(),
         signed=signed,
@@ -309,22 +319,20 @@ def claim_offer(signed: str) -> ResponseReturnValue:
     entry = _entry_from_link(signed)
     if not ConfirmForm().validate():
         abort(400, description="The form expired. Please go back and try again.")
-    if entry.status == WaitlistStatus.CLAIMED:
-        # A claim link works once; the registration's own manage link came by email.
-        flash(
-            "This seat was already claimed. Your confirmation email has the link to your registration.",
-            "error",
-        )
-        return redirect(url_for("registration.waitlist_entry", signed=signed))
+    already_claimed = entry.status == WaitlistStatus.CLAIMED
     try:
         registration = services.claim_offer(entry.id, browser_key=links.browser_key())
     except services.RegistrationError as error:
         flash(str(error), "error")
         return redirect(url_for("registration.waitlist_entry", signed=signed))
-    if registration.status == RegistrationStatus.HELD:
-        return redirect(links.pay_url(registration))
-    flash("The seat is yours! A confirmation email is on its way.", "success")
-    return redirect(links.manage_url(registration, external=False))
+    # Claimed already (a second press, or back from the pay page): to where it stands now.
+    place = pages.claimed_place(registration, resumed=already_claimed)
+    if place.state == pages.State.CONFIRMED:
+        if already_claimed:
+            flash("You already claimed this seat. Here is your registration.", "success")
+        else:
+            flash("The seat is yours! A confirmation email is on its way.", "success")
+    return redirect(place.action.url)
 
 
 # --- Find my registrations ---
