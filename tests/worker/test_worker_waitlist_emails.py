@@ -59,7 +59,7 @@ def test_the_waitlist_emails_of_a_drop_in_class_say_its_date_and_place(db, smtp)
 def test_joining_a_waitlist_again_emails_the_link_to_the_place_once_per_window(db, smtp, client):
     offering, first, _ = drop_in_class(db)
     register(offering, first.id, Person("Ana", "ana@example.com"))
-    entry = join_waitlist(offering, first.id, Person("Wes", "wes@example.com")).entry
+    join_waitlist(offering, first.id, Person("Wes", "wes@example.com"))
     now = utcnow()
     for _ in range(3):  # typed again and again: one email
         again = join_waitlist(offering, first.id, Person("Eve", "WES@example.com"), now=now)
