@@ -332,7 +332,7 @@ def claim_offer(signed: str) -> ResponseReturnValue:
 
 def _asked_address() -> str:
     """The per-address limit's key: a keyed digest of the normalized address, never the address."""
-    return "find-address:" + lookup.address_digest(request.form.get("email", "")[:254])
+    return "find-address:" + services.address_digest(request.form.get("email", "")[:254])
 
 
 def _not_a_valid_request() -> bool:
