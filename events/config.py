@@ -269,6 +269,12 @@ class Config:
     MAIL_USERNAME = env_optional("MAIL_USERNAME", "the SMTP login (unset: none)")
     MAIL_PASSWORD = env_optional("MAIL_PASSWORD", "the SMTP password")
     MAIL_USE_TLS = env_bool("MAIL_USE_TLS", True, "STARTTLS to the SMTP server")
+    MAIL_SMTPUTF8 = env_bool(
+        "MAIL_SMTPUTF8",
+        False,
+        "the mail server accepts non-ASCII local parts (SMTPUTF8); unset, the forms refuse "
+        "addresses with accents before the @",
+    )
     MAIL_DEFAULT_SENDER = env_str(
         "MAIL_DEFAULT_SENDER",
         "no-reply@localhost",

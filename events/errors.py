@@ -3,6 +3,7 @@
 from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
+from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from events.clinic import clinic_or_neutral
@@ -42,10 +43,13 @@ def register(app: Flask) -> None:
             400: "That request could not be understood",
             405: "That isn't allowed here",
             413: "That request is too large",
-            429: "Too many requests",
+            429: "Please wait a little",
         }
         # (A code of None is in no title, just as before: it gets the exception's name.)
-        response = _render(error.code or 500, titles.get(error.code or 500, error.name), error.description)
+        message = error.description
+        if isinstance(error, RateLimitExceeded) and not error.limit.error_message:
+            message = _rate_limit_sentence(error)  # not Flask-Limiter's "3 per 1 hour"
+        response = _render(error.code or 500, titles.get(error.code or 500, error.name), message)
         # Keep what the exception says beyond the body, e.g. Allow on a 405 and Retry-After on a 429.
         extra = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
         return (*response, extra)
@@ -60,6 +64,20 @@ def register(app: Flask) -> None:
         except Exception:  # the connection itself may be gone; the page must still render
             app.logger.warning("Rollback after an unhandled error failed", exc_info=True)
         return _render(500, "Something went wrong on our side", "Please try again in a moment.")
+
+
+def _rate_limit_sentence(error: RateLimitExceeded) -> str:
+    """A limit said as a person would: how long to wait, in words."""
+    seconds = error.limit.limit.get_expiry()
+    if seconds <= 60:
+        wait = "a minute"
+    elif seconds < 3600:
+        wait = f"{seconds // 60} minutes"
+    elif seconds < 86400:
+        wait = "an hour" if seconds == 3600 else f"{seconds // 3600} hours"
+    else:
+        wait = "a day" if seconds == 86400 else f"{seconds // 86400} days"
+    return f"That was tried many times in a short while. Please wait {wait}, then try again."
 
 
 def _render(status: int, title: str, message: str | None) -> tuple[Response | str, int]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import DateField, DateTimeField, DecimalField, Field, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
@@ -80,7 +81,26 @@ class MoneyField(DecimalField):
             raise ValueError(str(error)) from None
 
 
-__all__ = ["Form", "MoneyField", "ValidationError", "form_error_items"]
+__all__ = ["Form", "MoneyField", "ValidationError", "deliverable_email", "form_error_items"]
+
+NO_SMTPUTF8_MESSAGE = (
+    "Please use an address without accents before the @ (for example zoe@, not zoë@): "
+    "our mail server can't deliver to it yet."
+)
+
+
+def deliverable_email(form: FlaskForm, field: Field) -> None:
+    """An address our mail server can deliver to, for every form that takes a member's email.
+
+    Without SMTPUTF8 (MAIL_SMTPUTF8 unset) no server takes a non-ASCII local part (zoë@), so
+    it is refused here, where the person can still give another, instead of every email to
+    them failing later. An accented domain (zoe@exämple.com) is always fine: it goes in IDNA
+    form. Runs after the syntax check (an address without an @ has no local part to judge)."""
+    value = field.data
+    if not isinstance(value, str) or "@" not in value or current_app.config["MAIL_SMTPUTF8"]:
+        return
+    if not value.rsplit("@", 1)[0].isascii():
+        raise ValidationError(NO_SMTPUTF8_MESSAGE)
 
 
 class FieldError(Exception):

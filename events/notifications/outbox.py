@@ -57,8 +57,8 @@ def queue_email(
 
     It is about a registration, a waitlist entry or a staff user, or (to_email with `owner`,
     the key part naming that address without spelling it out) about an address alone."""
-    if registration is not None:
-        owner, to_email = f"r{registration.id}", registration.email
+    if registration is not None:  # (an `owner` given names the address instead: one per address)
+        owner, to_email = owner or f"r{registration.id}", registration.email
     elif waitlist_entry is not None:
         owner, to_email = f"w{waitlist_entry.id}", waitlist_entry.email
     elif user is not None:

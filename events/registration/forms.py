@@ -6,7 +6,7 @@ from typing import Any
 from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, Regexp
 
-from events.forms import Form
+from events.forms import Form, deliverable_email
 
 
 def _strip(value: object) -> object:
@@ -36,6 +36,7 @@ class PersonForm(Form):
         validators=[
             DataRequired("Please enter your email, so we can send your confirmation."),
             Email("That doesn't look like an email address.", check_deliverability=False),
+            deliverable_email,
             Length(max=254),
         ],
     )
@@ -72,6 +73,7 @@ class FindRegistrationsForm(Form):
         validators=[
             DataRequired("Please enter the email address you registered with."),
             Email("That doesn't look like an email address. Please check it.", check_deliverability=False),
+            deliverable_email,
             Length(max=254, message="That email address is too long."),
         ],
     )

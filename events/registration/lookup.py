@@ -14,8 +14,6 @@ stop the flood itself.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,16 +35,10 @@ from events.models import (
 from events.notifications.outbox import EmailKind, dedupe_key, queue_email
 from events.registration import links
 from events.registration.seats import waitlist_position
-from events.registration.services import hold_is_live, normalize_email, registration_sessions
+from events.registration.services import address_digest, hold_is_live, normalize_email, registration_sessions
 
 # The most places one email lists (an address shared by a whole family still fits).
 MAX_PLACES = 60
-
-
-def address_digest(email: str) -> str:
-    """A keyed digest of the normalized address: names it in keys without spelling it out."""
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, normalize_email(email).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _window(now: datetime) -> int:

@@ -6,6 +6,7 @@ change that should tell the person something writes its outbox row in the same t
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from events.models import (
     SEAT_TAKING_STATUSES,
     WAITLIST_ACTIVE_STATUSES,
     Offering,
+    OutboxEmail,
     Payment,
     PaymentStatus,
     Refund,
@@ -35,7 +37,7 @@ from events.models import (
     WaitlistStatus,
     utcnow,
 )
-from events.notifications.outbox import EmailKind, queue_email
+from events.notifications.outbox import EmailKind, dedupe_key, queue_email
 from events.payments import refunds
 from events.registration import seats
 
@@ -66,6 +68,12 @@ class Person:
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
+
+
+def address_digest(email: str) -> str:
+    """A keyed digest of the normalized address: names it in keys without spelling it out."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, normalize_email(email).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class Outcome(Enum):
@@ -161,13 +169,15 @@ def hold_released(registration: Registration, now: datetime | None = None) -> bo
 # - Any other browser gets a neutral answer that is the same for a hold and a confirmed
 #   registration ("This email is already registered... we've emailed the link"), and the
 #   registration's own address gets its link by email (REGISTRATION_LINK, in the outbox): the
-#   pay page while the hold lasts, else the manage page. One such email per registration per
-#   LINK_EMAIL_WINDOW (its dedupe key names the window), on top of the per-address rate limit
-#   on the form, so typing someone's email again and again cannot flood them.
+#   pay page while the hold lasts, else the manage page. At most one such email per ADDRESS per
+#   LINK_EMAIL_WINDOW, whatever registration was asked about (its dedupe key names a keyed
+#   digest of the address and the window, and none is queued in the window after one sent less
+#   than a window ago), so typing a member's email into the forms of their eight weekly classes
+#   again and again sends them two emails an hour, not dozens. The first one always goes out.
 # What the neutral answer still reveals, that this email is registered for this date, the
 # form told before this change too (a second registration must be refused); it never says
 # whether the seat is paid for, and gives no link.
-LINK_EMAIL_WINDOW = timedelta(minutes=10)
+LINK_EMAIL_WINDOW = timedelta(minutes=30)
 
 
 def _browser_may_resume(registration: Registration, browser_key: str) -> bool:
@@ -179,9 +189,32 @@ def _answer_existing(existing: Registration, browser_key: str, source: str, now:
     if _browser_may_resume(existing, browser_key):
         return Outcome.RESUME
     if source == "public":
-        window = int(now.timestamp() // LINK_EMAIL_WINDOW.total_seconds())
-        queue_email(EmailKind.REGISTRATION_LINK, registration=existing, key_parts=(f"t{window}",))
+        _email_link_once_a_window(existing, now)
     return Outcome.ALREADY_REGISTERED
+
+
+def _email_link_once_a_window(registration: Registration, now: datetime) -> None:
+    """Queue this registration's link to its address, unless that address was sent a link (for
+    any registration) less than LINK_EMAIL_WINDOW ago."""
+    owner = f"a{address_digest(registration.email)}"
+    window = int(now.timestamp() // LINK_EMAIL_WINDOW.total_seconds())
+    previous = db.session.scalar(
+        sa.select(OutboxEmail.created_at)
+        .where(
+            OutboxEmail.dedupe_key.in_(
+                [dedupe_key(EmailKind.REGISTRATION_LINK, owner, f"t{w}") for w in (window - 1, window)]
+            )
+        )
+        .order_by(OutboxEmail.created_at.desc())
+        .limit(1)
+    )
+    if previous is None or previous <= now - LINK_EMAIL_WINDOW:
+        queue_email(
+            EmailKind.REGISTRATION_LINK,
+            registration=registration,
+            owner=owner,
+            key_parts=(f"t{window}",),
+        )
 
 
 def find_live_registration(pool_id: int, email_normalized: str) -> Registration | None:

@@ -339,14 +339,36 @@ def claim_offer(signed: str) -> ResponseReturnValue:
 
 
 def _asked_address() -> str:
-    """The rate limit's key for the address asked about: a keyed digest, never the address."""
-    return "find-address:" + lookup.address_digest(request.form.get("email", "")[:254])
+    """The per-address limit's key: a keyed digest of the normalized address, never the address."""
+    return "find-address:" + services.address_digest(request.form.get("email", "")[:254])
+
+
+def _not_a_valid_request() -> bool:
+    """An empty or malformed address (or an expired form) sends nothing, so it counts against no
+    address: otherwise every visitor's empty submissions would share one bucket and, after
+    three, lock everyone out. The per-client limit still counts them."""
+    return not FindRegistrationsForm().validate()
+
+
+ASKED_TOO_OFTEN_FROM_HERE = (
+    "You've asked several times in the last few minutes. Please wait a few minutes, then try again."
+)
+ASKED_TOO_OFTEN_FOR_ADDRESS = (
+    "We've already sent the list for this email address several times recently. Please look for "
+    "it in your inbox (and in your spam or junk folder); you can ask again in an hour."
+)
 
 
 @bp.route("/find-my-registrations", methods=["GET", "POST"])
-@limiter.limit(config_limit("FIND_REGISTRATIONS_RATE_LIMIT"), methods=["POST"])
 @limiter.limit(
-    config_limit("FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT"), methods=["POST"], key_func=_asked_address
+    config_limit("FIND_REGISTRATIONS_RATE_LIMIT"), methods=["POST"], error_message=ASKED_TOO_OFTEN_FROM_HERE
+)
+@limiter.limit(
+    config_limit("FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT"),
+    methods=["POST"],
+    key_func=_asked_address,
+    exempt_when=_not_a_valid_request,
+    error_message=ASKED_TOO_OFTEN_FOR_ADDRESS,
 )
 def find_registrations() -> ResponseReturnValue:
     """The same answer for every address: whether it has registered is never shown here."""

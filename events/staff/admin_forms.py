@@ -13,7 +13,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
 
-from events.forms import Form, MoneyField
+from events.forms import Form, MoneyField, deliverable_email
 from events.models import OfferingKind
 
 
@@ -199,6 +199,7 @@ class OnBehalfForm(Form):
         validators=[
             DataRequired("Enter their email."),
             Email("That isn't an email address.", check_deliverability=False),
+            deliverable_email,
             Length(max=254),
         ],
     )

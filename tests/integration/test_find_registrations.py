@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from events.config import Config
 from events.models import OutboxEmail, utcnow
 from events.notifications.outbox import EmailKind
 from events.registration.lookup import request_lookup
@@ -122,6 +123,44 @@ def test_rate_limited_per_client_and_per_address(app, db, booked, monkeypatch, r
     assert codes == [200, 200, 429, 429]
     # The GET page is never limited.
     assert client.get(PAGE, environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 200
+
+
+def test_empty_or_malformed_submissions_from_many_visitors_share_no_bucket(
+    app, db, booked, monkeypatch, rate_limits_enforced
+):
+    """An empty form sends nothing, so it counts against no address: five visitors tapping the
+    button on an empty form each get the form back with its error, never a 429 for everyone."""
+    monkeypatch.setitem(
+        app.config, "FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT", Config.FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT
+    )
+    assert Config.FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT.startswith("3 per hour")
+    for n in range(5):
+        response = _ask(app.test_client(), "", REMOTE_ADDR=f"10.0.2.{n}")
+        body = html.unescape(response.get_data(as_text=True))
+        assert response.status_code == 400, n
+        assert "There is a problem" in body and "Please enter the email address you registered with." in body
+    for n in range(5):
+        assert _ask(app.test_client(), "not an address", REMOTE_ADDR=f"10.0.3.{n}").status_code == 400
+    # A valid address is still limited, from any client: 3 per hour, the 4th refused.
+    codes = [
+        _ask(app.test_client(), "ana@example.com", REMOTE_ADDR=f"10.0.4.{n}").status_code for n in range(4)
+    ]
+    assert codes == [200, 200, 200, 429]
+    # ... with a sentence, not "3 per 1 hour"; and the address's own bucket is the normalized one.
+    refused = _ask(app.test_client(), " ANA@Example.com ", REMOTE_ADDR="10.0.5.1")
+    body = html.unescape(refused.get_data(as_text=True))
+    assert refused.status_code == 429 and "per 1 hour" not in body
+    assert "We've already sent the list for this email address several times recently." in body
+
+
+def test_a_client_over_its_limit_is_told_in_words(app, db, booked, monkeypatch, rate_limits_enforced):
+    monkeypatch.setitem(app.config, "FIND_REGISTRATIONS_RATE_LIMIT", "1 per minute")
+    client = app.test_client()
+    assert _ask(client, "ana@example.com", REMOTE_ADDR="10.0.6.1").status_code == 200
+    refused = _ask(client, "bo@example.com", REMOTE_ADDR="10.0.6.1")
+    body = html.unescape(refused.get_data(as_text=True))
+    assert refused.status_code == 429 and "per 1 minute" not in body
+    assert "Please wait a few minutes, then try again." in body
 
 
 @pytest.mark.real_commits  # delivery marks rows sent on its own autocommit connection

@@ -8,6 +8,7 @@ from flask import g
 
 from events.models import (
     OfferingKind,
+    OutboxEmail,
     Registration,
     RegistrationStatus,
     SeatPool,
@@ -75,6 +76,54 @@ def test_same_email_twice_is_told_and_nothing_is_created(app, client, db):
     assert again.status_code == 302
     assert links.unsign(again.headers["Location"].rsplit("/", 1)[1], links.MANAGE_SALT) == registration.token
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 1
+
+
+def _link_emails(db) -> list:
+    db.session.expire_all()
+    return list(
+        db.session.scalars(
+            sa.select(OutboxEmail)
+            .where(OutboxEmail.kind == EmailKind.REGISTRATION_LINK)
+            .order_by(OutboxEmail.id)
+        )
+    )
+
+
+def test_typing_a_members_email_into_many_forms_sends_them_one_link_a_window(app, client, db):
+    """A member with eight classes: a stranger typing their email into every class's register
+    and waitlist form, again and again, sends them one link email per window, not one per
+    class; the first one still goes out, and another address is not held back by theirs."""
+    offerings = [workshop(title=f"Class {n}", capacity=1 if n == 0 else 5) for n in range(8)]
+    db.session.commit()
+    for offering in offerings:
+        assert post_register(client, offering, email="ana@example.com").status_code == 302
+    stranger = app.test_client()
+    for _ in range(3):
+        for offering in offerings:
+            response = post_register(stranger, offering, email=" ANA@example.com ")
+            assert response.status_code == 409 and "already registered" in response.get_data(as_text=True)
+    g.pop("csrf_token", None)  # the full class's waitlist form: the same answer, no more email
+    first = offerings[0]
+    page = stranger.get(f"/offerings/{first.slug}").get_data(as_text=True)
+    stranger.post(
+        f"/offerings/{first.slug}/waitlist",
+        data={"csrf_token": csrf_token(page), "name": "X", "email": "ana@example.com"},
+    )
+    [link] = _link_emails(db)
+    assert link.to_email == "ana@example.com"
+    assert "ana" not in link.dedupe_key and "example" not in link.dedupe_key  # a digest names it
+
+    # Someone else's address is answered on its own.
+    post_register(client, offerings[1], email="bo@example.com")
+    post_register(stranger, offerings[1], email="bo@example.com")
+    assert [e.to_email for e in _link_emails(db)] == ["ana@example.com", "bo@example.com"]
+
+    # A window later, one more (for whichever class was asked about), and no more.
+    later = utcnow() + services.LINK_EMAIL_WINDOW + timedelta(seconds=1)
+    for offering in offerings[2:5]:
+        again = services.register(offering, None, Person("Ana", "ana@example.com"), now=later)
+        assert again.outcome == Outcome.ALREADY_REGISTERED
+    assert [e.to_email for e in _link_emails(db)] == ["ana@example.com", "bo@example.com", "ana@example.com"]
 
 
 @pytest.mark.parametrize(

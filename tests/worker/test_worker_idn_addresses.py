@@ -1,4 +1,6 @@
-"""Internationalized email addresses (RFC 6530), decided: accepted at the form and delivered.
+"""Internationalized email addresses (RFC 6530), decided: with MAIL_SMTPUTF8 set (the server
+takes them), accepted at the form and delivered; unset (the default), the forms refuse an
+accented local part (tests/integration/test_email_addresses_refused_without_smtputf8.py).
 
 `zoe@exämple.com` (a Unicode domain) goes to every server, its domain written in IDNA form
 (`zoe@xn--exmple-cua.com`). `zoë@exämple.com` (a Unicode local part too) goes through SMTPUTF8
@@ -39,6 +41,12 @@ def ascii_server():
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def smtputf8_configured(app, monkeypatch):
+    """These tests are about a server configured as taking SMTPUTF8 (MAIL_SMTPUTF8=True)."""
+    monkeypatch.setitem(app.config, "MAIL_SMTPUTF8", True)
+
+
 @pytest.fixture
 def smtp_utf8(smtp):
     """The suite's server: aiosmtpd's Controller offers SMTPUTF8 unless told not to."""
@@ -69,7 +77,7 @@ def _headers(raw: bytes) -> email.message.EmailMessage:
     return email.message_from_string(raw.decode("utf-8"), policy=policy.SMTPUTF8)
 
 
-def test_the_registration_form_accepts_an_accented_address(db, client):
+def test_with_smtputf8_the_registration_form_accepts_an_accented_address(db, client):
     make_clinic()
     offering = workshop(title="Posture")
     db.session.commit()
