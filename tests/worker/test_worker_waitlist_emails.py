@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from events.models import OfferingKind, WaitlistStatus, utcnow
 from events.notifications.delivery import deliver_due
 from events.notifications.outbox import EmailKind, queue_email
-from events.registration.services import Person, WaitlistOutcome, join_waitlist, register
+from events.registration.services import LINK_EMAIL_WINDOW, Person, WaitlistOutcome, join_waitlist, register
 from tests.factories import make_location, make_offering, make_session, upcoming_day
 
 
@@ -65,7 +65,10 @@ def test_joining_a_waitlist_again_emails_the_link_to_the_place_once_per_window(d
         again = join_waitlist(offering, first.id, Person("Eve", "WES@example.com"), now=now)
         assert again.outcome == WaitlistOutcome.ALREADY_WAITING
     later = join_waitlist(
-        offering, first.id, Person("Wes", "wes@example.com"), now=now + timedelta(minutes=11)
+        offering,
+        first.id,
+        Person("Wes", "wes@example.com"),
+        now=now + LINK_EMAIL_WINDOW + timedelta(minutes=1),
     )
     assert later.outcome == WaitlistOutcome.ALREADY_WAITING
 
