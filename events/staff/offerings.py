@@ -5,7 +5,8 @@ makes is written to the audit trail in the same transaction as the change."""
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,27 +50,48 @@ OFFERING_FIELDS = (
 )
 
 
-def offering_status(offering: Offering) -> str:
+def _status(offering: Offering, last_start: datetime | None, now: datetime) -> str:
+    """What an admin sees of an offering: cancelled, draft, no dates, past or published."""
     if offering.is_cancelled:
         return "cancelled"
     if not offering.is_published:
         return "draft"
-    last = max((s.starts_at for s in offering.sessions), default=None)
-    if last is None:
+    if last_start is None:
         return "no dates"
-    if last < utcnow():
+    if last_start < now:
         return "past"
     return "published"
 
 
-def list_offerings() -> list[Offering]:
-    return list(
-        db.session.scalars(
-            sa.select(Offering)
-            .options(joinedload(Offering.location), joinedload(Offering.instructor))
-            .order_by(Offering.is_cancelled, Offering.created_at.desc(), Offering.id.desc())
-        )
+def offering_status(offering: Offering) -> str:
+    last_start = db.session.scalar(
+        sa.select(sa.func.max(Session.starts_at)).where(Session.offering_id == offering.id)
     )
+    return _status(offering, last_start, utcnow())
+
+
+@dataclass(frozen=True)
+class OfferingLine:
+    offering: Offering
+    status: str
+
+
+def list_offerings() -> list[OfferingLine]:
+    """Every offering with its status, in one query however many there are (the status needs
+    each offering's last date: a grouped subquery, not a load of its sessions per offering)."""
+    last = (
+        sa.select(Session.offering_id, sa.func.max(Session.starts_at).label("last_start"))
+        .group_by(Session.offering_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        sa.select(Offering, last.c.last_start)
+        .outerjoin(last, last.c.offering_id == Offering.id)
+        .options(joinedload(Offering.location), joinedload(Offering.instructor))
+        .order_by(Offering.is_cancelled, Offering.created_at.desc(), Offering.id.desc())
+    )
+    now = utcnow()
+    return [OfferingLine(offering, _status(offering, last_start, now)) for offering, last_start in rows]
 
 
 def _check_references(data: dict) -> None:

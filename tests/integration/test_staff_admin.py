@@ -794,3 +794,31 @@ def test_an_admin_sees_every_admin_page(client, db):
         response = client.get(url)
         assert response.status_code == 200, url
     assert 'href="/staff/admin/"' in client.get("/staff/").get_data(as_text=True)
+
+
+def test_the_offerings_list_runs_the_same_sql_for_3_or_30_offerings(client, db, count_queries):
+    """One query for the list and every status (a grouped subquery for each offering's last
+    date), not a load of each offering's sessions: the count does not grow with offerings."""
+    location = make_location()
+    login(client, db)
+
+    def add_offerings(n: int) -> None:
+        for _ in range(n):
+            offering = make_offering(location, is_published=True)
+            make_session(offering, upcoming_day(3))
+            make_session(offering, upcoming_day(10))
+        db.session.commit()
+
+    def statements_and_page() -> tuple[int, str]:
+        with count_queries() as statements:
+            response = client.get("/staff/admin/offerings")
+        assert response.status_code == 200
+        return len(statements), response.get_data(as_text=True)
+
+    add_offerings(3)
+    with_3, _ = statements_and_page()
+    add_offerings(27)
+    with_30, page = statements_and_page()
+    assert with_30 == with_3
+    # The control: the page did list all thirty, each with the status its dates give.
+    assert page.count('status-published">published<') == 30

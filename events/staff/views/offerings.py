@@ -62,9 +62,7 @@ def _offering_data(form: OfferingForm) -> dict:
 @bp.get("/admin/offerings")
 @admin_required
 def admin_offerings() -> ResponseReturnValue:
-    return render_template(
-        "staff/admin/offerings.html", offerings=offerings.list_offerings(), status=offerings.offering_status
-    )
+    return render_template("staff/admin/offerings.html", lines=offerings.list_offerings())
 
 
 @bp.route("/admin/offerings/new", methods=["GET", "POST"])
