@@ -60,6 +60,7 @@ from psycopg import pq
 from events.extensions import db
 from events.models import EmailStatus, OutboxEmail, utcnow
 from events.notifications import sender
+from events.notifications.addresses import UndeliverableAddress
 from events.notifications.content import Prefetched, build
 
 log = logging.getLogger(__name__)
@@ -441,6 +442,15 @@ def _send_rows(
                 prefetched, renderer = Prefetched(rows, lease.now()), sender.Renderer()
             message = renderer.render(row, build(row, prefetched))
             to_email = sender.envelope_recipient(row.to_email)  # the domain in IDNA form
+        except UndeliverableAddress as error:
+            # The address itself, not a bug: no traceback, whose message could quote the address
+            # into the log. Staff see the reason on the failed emails page.
+            log.warning("outbox %s: undeliverable address", row_id)
+            db.session.rollback()
+            prefetched = None
+            _mark_failed(marks, row, claimed_at, f"address: {error}")
+            stats.failed += 1
+            continue
         except Exception as error:  # a template or data bug: keep it visible, never loop on it
             log.exception("outbox %s: cannot render", row_id)
             db.session.rollback()

@@ -39,6 +39,7 @@ from events.models import (
     utcnow,
 )
 from events.payments.receipts import Receipt, card_label
+from events.payments.services import payment_processing
 from events.registration import links, services
 
 # When a refund reaches the card once Stripe has it (Stripe's own wording for card refunds).
@@ -93,16 +94,6 @@ def _open_payment(registration: Registration) -> bool:
     )
 
 
-def _latest_payment_processing(registration: Registration) -> bool:
-    latest = db.session.scalar(
-        sa.select(Payment.status)
-        .where(Payment.registration_id == registration.id)
-        .order_by(Payment.id.desc())
-        .limit(1)
-    )
-    return latest == PaymentStatus.PROCESSING
-
-
 def state_of(registration: Registration, now: datetime) -> State:
     status = registration.status
     if status == RegistrationStatus.CONFIRMED:
@@ -111,9 +102,7 @@ def state_of(registration: Registration, now: datetime) -> State:
         return State.CANCELLED
     if status == RegistrationStatus.HELD:
         if services.hold_is_live(registration, now):
-            return (
-                State.PAYMENT_PENDING if _latest_payment_processing(registration) else State.AWAITING_PAYMENT
-            )
+            return State.PAYMENT_PENDING if payment_processing(registration) else State.AWAITING_PAYMENT
         # Run out: the seat is still kept while a payment's answer is awaited (grace).
         return State.PAYMENT_PENDING if _open_payment(registration) else State.RELEASED
     return State.RELEASED  # expired

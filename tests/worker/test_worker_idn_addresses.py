@@ -150,3 +150,24 @@ def test_the_development_outbox_writes_the_address_as_it_is(db, app, monkeypatch
     [written] = list(Path(tmp_path).glob("*.eml"))
     raw = written.read_bytes()
     assert f"To: {ACCENTED}".encode() in raw and b"=?utf-8?" not in raw.split(b"\r\n\r\n")[0].lower()
+
+
+def test_an_undeliverable_domain_fails_its_email_without_putting_the_address_in_a_log(db, smtp, caplog):
+    """A domain no IDNA encoding can express (a label over 63 characters) is the address's
+    fault, not a bug: the email fails at once with the reason for staff, and the log names the
+    row only (the encoder's message would quote the address's label)."""
+    label = "ä" + "x" * 70
+    address = f"ana@{label}.example"
+    make_clinic()
+    offering = workshop(title="Posture")
+    db.session.commit()
+    register(offering, None, Person("Ana", address))
+
+    with caplog.at_level("DEBUG"):
+        stats = deliver_due()
+
+    assert (stats.sent, stats.failed) == (0, 1)
+    status, _, last_error = _status(db, address)
+    assert status == EmailStatus.FAILED and last_error.startswith("address: ")
+    assert "xxxxxxxx" not in caplog.text and "Traceback" not in caplog.text
+    assert smtp.handler.envelopes == []
