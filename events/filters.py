@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 
 from events.forms import form_error_items
+from events.models import Location, Session
 from events.payments.receipts import card_brand_name, receipt_number
 
 if TYPE_CHECKING:
@@ -61,6 +63,48 @@ def zone_name(dt: datetime) -> str:
     return dt.tzname() or ""
 
 
+def _staff_zone(where: Location | Session | ZoneInfo | None) -> ZoneInfo:
+    """The zone to show a staff page's time in: a location's, a session's location's, or (for
+    what belongs to no place, such as an audit entry) the clinic's."""
+    if isinstance(where, ZoneInfo):
+        return where
+    if where is None:
+        from events.clinic import current_clinic  # needs a request or task context
+
+        return ZoneInfo(current_clinic().timezone)
+    location = where.location if isinstance(where, Session) else where
+    return ZoneInfo(location.timezone)
+
+
+def staff_time(dt: datetime | None, where: Location | Session | ZoneInfo | None = None) -> str:
+    """'Tue 1 Dec 2026, 6:00 pm CST': a UTC moment in the place's zone, the zone named, for
+    staff pages (the year and minutes always shown: these are records, not invitations)."""
+    if dt is None:
+        return ""
+    local = dt.astimezone(_staff_zone(where))
+    hour = local.strftime("%I").lstrip("0")
+    meridiem = "am" if local.hour < 12 else "pm"
+    return f"{local:%a} {local.day} {local:%b %Y}, {hour}:{local:%M} {meridiem} {zone_name(local)}"
+
+
+def staff_date(dt: datetime | None, where: Location | Session | ZoneInfo | None = None) -> str:
+    """'Tue 1 Dec 2026': the local day of a UTC moment, for staff pages."""
+    if dt is None:
+        return ""
+    local = dt.astimezone(_staff_zone(where))
+    return f"{local:%a} {local.day} {local:%b %Y}"
+
+
+def dollars(cents: int) -> str:
+    """'$15.00', '$1,050.00': an amount on a staff page, always with its cents (never "Free")."""
+    return f"${cents / 100:,.2f}"
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """'1 refund', '2 refunds', '0 refunds' (many: an irregular plural, 'people')."""
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"
+
+
 _BLANK_LINE = re.compile(r"\n[ \t\f\v\u00a0]*\n")
 
 
@@ -98,6 +142,10 @@ def register(app: Flask) -> None:
         day=format_day,
         short_day=format_short_day,
         zone_name=zone_name,
+        staff_time=staff_time,
+        staff_date=staff_date,
+        plural=plural,
+        dollars=dollars,
         paragraphs=paragraphs,
         card_brand=card_brand_name,
         receipt_number=receipt_number,

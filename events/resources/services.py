@@ -75,7 +75,16 @@ def add_link(offering: Offering, title: str, url: str, description: str, actor: 
     )
     db.session.add(resource)
     db.session.flush()
-    audit.record(actor.id, "resource.created", "resource", resource.id, offering_id=offering.id, kind="link")
+    audit.record(
+        actor.id,
+        "resource.created",
+        "resource",
+        resource.id,
+        offering_id=offering.id,
+        offering_title=offering.title,
+        kind="link",
+        title=title,
+    )
     db.session.commit()
     return resource
 
@@ -120,6 +129,8 @@ def add_file(
         "resource",
         resource.id,
         offering_id=offering.id,
+        offering_title=offering.title,
+        title=resource.title,
         kind="file",
         content_type=content_type,
         size=len(data),
@@ -135,6 +146,7 @@ def delete_resource(resource: Resource, upload_dir: Path, actor: User) -> None:
         "resource",
         resource.id,
         offering_id=resource.offering_id,
+        offering_title=resource.offering.title,
         title=resource.title,
     )
     stored = resource.stored_filename

@@ -96,7 +96,9 @@ def save_instructor(user: User | None, data: dict, actor: User) -> User:
         raise AdminError("Only instructor accounts are edited here.")
     user.email, user.name, user.bio = email, data["name"], data["bio"]
     db.session.flush()
-    audit.record(actor.id, "instructor.created" if created else "instructor.updated", "user", user.id)
+    audit.record(
+        actor.id, "instructor.created" if created else "instructor.updated", "user", user.id, name=user.name
+    )
     db.session.commit()
     return user
 
@@ -121,7 +123,9 @@ def set_staff_active(user: User, active: bool, actor: User) -> bool:
     if not active:
         user.end_sessions()
     user.is_active = active
-    audit.record(actor.id, "user.reactivated" if active else "user.deactivated", "user", user.id)
+    audit.record(
+        actor.id, "user.reactivated" if active else "user.deactivated", "user", user.id, name=user.name
+    )
     db.session.commit()
     return True
 

@@ -5,6 +5,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DateField,
+    HiddenField,
     IntegerField,
     SelectField,
     StringField,
@@ -98,6 +99,8 @@ class CancelOfferingForm(Form):
         filters=[_strip],
         validators=[DataRequired("Say why, briefly."), Length(max=300)],
     )
+    # "yes" only from the confirmation page: a POST without it shows what would happen, no more.
+    confirmed = HiddenField()
 
 
 class LocationForm(Form):
@@ -187,6 +190,11 @@ class RefundForm(Form):
     reason = StringField(
         "Reason", filters=[_strip], validators=[DataRequired("Say why, briefly."), Length(max=200)]
     )
+    confirmed = HiddenField()  # "yes" from the confirmation page only
+
+
+class RetryRefundForm(Form):
+    confirmed = HiddenField()  # "yes" from the confirmation page only
 
 
 class OnBehalfForm(Form):

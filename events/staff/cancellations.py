@@ -4,11 +4,13 @@ their seats freed, in one transaction that holds the seat pools first."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from events import audit
 from events.extensions import db
+from events.filters import staff_time
 from events.models import (
     WAITLIST_ACTIVE_STATUSES,
     Offering,
@@ -29,16 +31,105 @@ from events.registration.services import mark_cancelled, succeeded_payment
 from events.staff.rosters import registrations_covering
 
 
+@dataclass
+class CancelTotals:
+    """What a cancellation does (or, before it, would do): the people told, the refunds queued
+    and their sum in cents, the waitlist entries cleared."""
+
+    people: int = 0
+    refunds: int = 0
+    refund_cents: int = 0
+    waitlist: int = 0
+    whole_offering: bool = False  # a workshop's or course's last date: the offering goes too
+
+    def add(self, other: CancelTotals) -> None:
+        self.people += other.people
+        self.refunds += other.refunds
+        self.refund_cents += other.refund_cents
+        self.waitlist += other.waitlist
+
+
+_LIVE = (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD)
+
+
+def _preview_registrations(registrations: Iterable[Registration]) -> CancelTotals:
+    totals = CancelTotals()
+    for registration in registrations:
+        if registration.status not in _LIVE:
+            continue
+        totals.people += 1
+        left = refunds.refundable_remaining(succeeded_payment(registration))
+        if left:
+            totals.refunds += 1
+            totals.refund_cents += left
+    return totals
+
+
+def _waiting(pool_ids: Iterable[int]) -> int:
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(WaitlistEntry)
+            .where(
+                WaitlistEntry.seat_pool_id.in_(list(pool_ids)),
+                WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+            )
+        )
+        or 0
+    )
+
+
+def _other_scheduled_dates(session: Session) -> int:
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Session)
+            .where(
+                Session.offering_id == session.offering_id,
+                Session.status == SessionStatus.SCHEDULED,
+                Session.id != session.id,
+            )
+        )
+        or 0
+    )
+
+
+def preview_offering_cancel(offering: Offering) -> CancelTotals:
+    """What cancelling the offering would do now, for the confirmation page (unlocked: a quote)."""
+    registrations = db.session.scalars(
+        sa.select(Registration).where(Registration.offering_id == offering.id).order_by(Registration.id)
+    )
+    totals = _preview_registrations(registrations)
+    totals.waitlist = _waiting({s.seat_pool_id for s in offering.sessions})
+    totals.whole_offering = True
+    return totals
+
+
+def preview_session_cancel(session: Session) -> CancelTotals:
+    """What cancelling this session would do now, for the confirmation page (a quote)."""
+    if session.offering.kind.per_session:
+        totals = _preview_registrations(db.session.scalars(registrations_covering(session)))
+        totals.waitlist = _waiting([session.seat_pool_id])
+        return totals
+    if _other_scheduled_dates(session) == 0:
+        return preview_offering_cancel(session.offering)
+    # A workshop's or course's other dates go on: everyone is told, nobody refunded.
+    confirmed = registrations_covering(session).where(Registration.status == RegistrationStatus.CONFIRMED)
+    people = db.session.scalar(sa.select(sa.func.count()).select_from(confirmed.subquery())) or 0
+    return CancelTotals(people=people)
+
+
 def _cancel_registrations(
     registrations: Iterable[Registration], actor: User, reason: str, key: str, session_id: int | None
-) -> int:
+) -> CancelTotals:
     """Cancel, refund in full whatever is left of what was paid, and tell each person the amount
-    actually queued. The caller holds the seat pools (in id order). Returns refunds queued."""
-    queued = 0
+    actually queued. The caller holds the seat pools (in id order)."""
+    totals = CancelTotals()
     now = utcnow()
     for registration in registrations:
-        if registration.status not in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD):
+        if registration.status not in _LIVE:
             continue
+        totals.people += 1
         pool = seats.lock_pool(registration.seat_pool_id)
         payment = succeeded_payment(registration)
         refund_cents = 0
@@ -51,7 +142,8 @@ def _cancel_registrations(
                 reason=reason,
                 actor_id=actor.id,
             )
-            queued += 1 if refund_cents else 0
+            totals.refunds += 1 if refund_cents else 0
+            totals.refund_cents += refund_cents
         mark_cancelled(registration, reason, now)
         # The session is already cancelled, so the freed seat is offered to nobody.
         seats.free_seat(pool, now)
@@ -62,12 +154,20 @@ def _cancel_registrations(
             context={"refund_cents": refund_cents, "currency": registration.currency, "reason": reason[:300]},
         )
         audit.record(
-            actor.id, "registration.cancelled", "registration", registration.id, refund_cents=refund_cents
+            actor.id,
+            "registration.cancelled",
+            "registration",
+            registration.id,
+            refund_cents=refund_cents,
+            name=registration.name,
+            offering_id=registration.offering_id,
+            offering_title=registration.offering.title,
+            reason=reason[:200],
         )
-    return queued
+    return totals
 
 
-def _clear_waitlist(pool_id: int, actor: User) -> None:
+def _clear_waitlist(pool_id: int, actor: User) -> int:
     entries = db.session.scalars(
         sa.select(WaitlistEntry).where(
             WaitlistEntry.seat_pool_id == pool_id, WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES)
@@ -81,77 +181,107 @@ def _clear_waitlist(pool_id: int, actor: User) -> None:
         if held_a_seat:
             seats.free_seat(pool, now)
     if entries:
-        audit.record(actor.id, "waitlist.cleared", "seat_pool", pool_id, entries=len(entries))
+        audit.record(
+            actor.id,
+            "waitlist.cleared",
+            "seat_pool",
+            pool_id,
+            entries=len(entries),
+            offering_id=pool.offering_id,
+        )
+    return len(entries)
 
 
 def cancel_session(session_id: int, actor: User, reason: str) -> int:
+    """cancel_session_totals, returning the number of refunds queued."""
+    return cancel_session_totals(session_id, actor, reason).refunds
+
+
+def cancel_session_totals(session_id: int, actor: User, reason: str) -> CancelTotals:
     """Cancel one session. A class's registrations are cancelled and refunded in full; for a
     workshop or course, everyone is told, and if no other session remains the whole offering is
-    cancelled. Running it again does nothing more. Returns the number of refunds queued."""
+    cancelled. Running it again does nothing more (and returns zeros). Returns what was done."""
     session = db.session.get_one(Session, session_id)
     seats.lock_pool(session.seat_pool_id)
     db.session.refresh(session)
     if session.status == SessionStatus.CANCELLED:
         db.session.commit()
-        return 0
+        return CancelTotals()
     session.status = SessionStatus.CANCELLED
     session.cancel_reason = reason[:400]
-    audit.record(actor.id, "session.cancelled", "session", session.id, reason=reason[:200])
     offering = session.offering
-    refunds = 0
+    entry = audit.record(actor.id, "session.cancelled", "session", session.id, reason=reason[:200])
+    totals = CancelTotals()
     if offering.kind.per_session:
         registrations = db.session.scalars(registrations_covering(session)).all()
-        refunds = _cancel_registrations(
+        totals = _cancel_registrations(
             registrations, actor, reason, f"cancel-session-{session.id}", session.id
         )
-        _clear_waitlist(session.seat_pool_id, actor)
+        totals.waitlist = _clear_waitlist(session.seat_pool_id, actor)
+    elif _other_scheduled_dates(session) == 0:
+        totals = _cancel_offering(offering, actor, reason)
     else:
-        remaining = db.session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Session)
-            .where(
-                Session.offering_id == offering.id,
-                Session.status == SessionStatus.SCHEDULED,
-                Session.id != session.id,
+        for registration in db.session.scalars(
+            registrations_covering(session).where(Registration.status == RegistrationStatus.CONFIRMED)
+        ):
+            totals.people += 1
+            queue_email(
+                EmailKind.SESSION_CANCELLED,
+                registration=registration,
+                session_id=session.id,
+                context={"refund_cents": 0, "currency": registration.currency, "reason": reason[:300]},
             )
-        )
-        if remaining == 0:
-            refunds = _cancel_offering(offering, actor, reason)
-        else:
-            for registration in db.session.scalars(
-                registrations_covering(session).where(Registration.status == RegistrationStatus.CONFIRMED)
-            ):
-                queue_email(
-                    EmailKind.SESSION_CANCELLED,
-                    registration=registration,
-                    session_id=session.id,
-                    context={"refund_cents": 0, "currency": registration.currency, "reason": reason[:300]},
-                )
+    # The entry's details are complete only now (a new dict: JSON columns don't track edits).
+    entry.details = {
+        **entry.details,
+        "offering_id": offering.id,
+        "offering_title": offering.title,
+        "starts_local": staff_time(session.starts_at, session.location),
+        "people": totals.people,
+        "refunds": totals.refunds,
+        "refund_cents": totals.refund_cents,
+    }
     db.session.commit()
-    return refunds
+    return totals
 
 
-def _cancel_offering(offering: Offering, actor: User, reason: str) -> int:
+def _cancel_offering(offering: Offering, actor: User, reason: str) -> CancelTotals:
     offering.is_cancelled = True
-    audit.record(actor.id, "offering.cancelled", "offering", offering.id, reason=reason[:200])
+    entry = audit.record(actor.id, "offering.cancelled", "offering", offering.id, reason=reason[:200])
     for session in offering.sessions:
         session.status = SessionStatus.CANCELLED
     registrations = db.session.scalars(
         sa.select(Registration).where(Registration.offering_id == offering.id).order_by(Registration.id)
     ).all()
-    refunds = _cancel_registrations(registrations, actor, reason, f"cancel-offering-{offering.id}", None)
-    for pool_id in {s.seat_pool_id for s in offering.sessions}:
-        _clear_waitlist(pool_id, actor)
-    return refunds
+    totals = _cancel_registrations(registrations, actor, reason, f"cancel-offering-{offering.id}", None)
+    for pool_id in sorted({s.seat_pool_id for s in offering.sessions}):
+        totals.waitlist += _clear_waitlist(pool_id, actor)
+    totals.whole_offering = True
+    entry.details = {
+        **entry.details,
+        "offering_id": offering.id,
+        "offering_title": offering.title,
+        "people": totals.people,
+        "refunds": totals.refunds,
+        "refund_cents": totals.refund_cents,
+    }
+    return totals
 
 
 def cancel_offering(offering_id: int, actor: User, reason: str) -> int:
+    """cancel_offering_totals, returning the number of refunds queued."""
+    return cancel_offering_totals(offering_id, actor, reason).refunds
+
+
+def cancel_offering_totals(offering_id: int, actor: User, reason: str) -> CancelTotals:
+    """Cancel every date of an offering, refunding and telling everyone. Returns what was done
+    (zeros if it was already cancelled)."""
     seats.lock_offering_pools(offering_id)
     offering = db.session.get_one(Offering, offering_id)
     db.session.refresh(offering)
     if offering.is_cancelled:
         db.session.commit()
-        return 0
-    refunds = _cancel_offering(offering, actor, reason)
+        return CancelTotals()
+    totals = _cancel_offering(offering, actor, reason)
     db.session.commit()
-    return refunds
+    return totals

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 
 from events import audit
 from events.extensions import db
 from events.models import (
     EmailStatus,
+    Offering,
     OutboxEmail,
     Registration,
     User,
@@ -48,7 +50,14 @@ def resend_email(email: OutboxEmail, actor: User) -> OutboxEmail:
     email.sent_at = None
     email.send_after = utcnow()
     audit.record(
-        actor.id, "email.resent", "outbox_email", email.id, kind=email.kind, previous_status=previous
+        actor.id,
+        "email.resent",
+        "outbox_email",
+        email.id,
+        kind=email.kind,
+        previous_status=previous,
+        to=email.to_email,
+        registration_id=email.registration_id,
     )
     mark_queued(db.session())
     db.session.commit()
@@ -64,6 +73,19 @@ def failed_emails(limit: int = 300) -> list[OutboxEmail]:
             .limit(limit)
         )
     )
+
+
+def registrations_of(emails: list[OutboxEmail]) -> dict[int, Registration]:
+    """The registrations these emails were for, by id, in one query (to name the person)."""
+    ids = {e.registration_id for e in emails if e.registration_id is not None}
+    if not ids:
+        return {}
+    rows = db.session.scalars(
+        sa.select(Registration)
+        .where(Registration.id.in_(ids))
+        .options(joinedload(Registration.offering).joinedload(Offering.location))
+    )
+    return {r.id: r for r in rows}
 
 
 def failed_count() -> int:

@@ -1,6 +1,6 @@
 """The sign-in, password and roster forms (the admin pages' forms are in admin_forms.py)."""
 
-from wtforms import PasswordField, StringField
+from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 from events.forms import Form
@@ -40,3 +40,5 @@ class CancelForm(Form):
     reason = StringField(
         "Reason (told to attendees)", validators=[DataRequired("Say why, briefly."), Length(max=300)]
     )
+    # "yes" only from the confirmation page: a POST without it shows what would happen, no more.
+    confirmed = HiddenField()

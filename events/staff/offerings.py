@@ -15,6 +15,7 @@ from sqlalchemy.orm import joinedload
 from events import audit
 from events.catalog.scheduling import add_session, add_weekly_series, local_to_utc
 from events.extensions import db
+from events.filters import staff_time
 from events.models import (
     Location,
     Offering,
@@ -113,7 +114,9 @@ def create_offering(data: dict, actor: User) -> Offering:
     )
     db.session.add(offering)
     db.session.flush()
-    audit.record(actor.id, "offering.created", "offering", offering.id, title=offering.title)
+    audit.record(
+        actor.id, "offering.created", "offering", offering.id, title=offering.title, offering_id=offering.id
+    )
     db.session.commit()
     return offering
 
@@ -137,7 +140,15 @@ def update_offering(offering: Offering, data: dict, actor: User) -> Offering:
             except CapacityError as error:
                 db.session.rollback()
                 raise AdminError(str(error), "capacity") from error
-            audit.record(actor.id, "seat_pool.capacity_changed", "seat_pool", pool.id, capacity=new_capacity)
+            audit.record(
+                actor.id,
+                "seat_pool.capacity_changed",
+                "seat_pool",
+                pool.id,
+                capacity=new_capacity,
+                offering_id=offering.id,
+                offering_title=offering.title,
+            )
     slug = data.get("slug") or ""
     changes: dict[str, list[Any]] = {}  # field: [old, new], for the audit trail
     if slug and slugify(slug) != offering.slug:
@@ -151,7 +162,15 @@ def update_offering(offering: Offering, data: dict, actor: User) -> Offering:
     if new_capacity != offering.capacity:
         changes["capacity"] = [offering.capacity, new_capacity]
         offering.capacity = new_capacity
-    audit.record(actor.id, "offering.updated", "offering", offering.id, changes=changes)
+    audit.record(
+        actor.id,
+        "offering.updated",
+        "offering",
+        offering.id,
+        changes=changes,
+        offering_id=offering.id,
+        offering_title=offering.title,
+    )
     db.session.commit()
     return offering
 
@@ -192,7 +211,9 @@ def add_sessions(
             "session",
             session.id,
             offering_id=offering.id,
+            offering_title=offering.title,
             starts_at=session.starts_at.isoformat(),
+            starts_local=staff_time(session.starts_at, session.location),
         )
     db.session.commit()
     return created

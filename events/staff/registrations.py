@@ -87,6 +87,9 @@ def register_on_behalf(
             "registration",
             result.registration.id,
             outcome=result.outcome.value,
+            name=result.registration.name,
+            offering_id=offering.id,
+            offering_title=offering.title,
         )
         db.session.commit()
     return result
@@ -134,6 +137,9 @@ def manual_refund(registration: Registration, amount_cents: int, reason: str, ac
         refund_id=refund.id,
         amount_cents=amount_cents,
         reason=reason[:200],
+        name=registration.name,
+        offering_id=registration.offering_id,
+        offering_title=registration.offering.title,
     )
     db.session.commit()
     return refund
@@ -153,6 +159,9 @@ def retry_refund(refund_id: int, actor: User) -> Refund:
         refund.payment.registration_id,
         refund_id=refund.id,
         amount_cents=refund.amount_cents,
+        name=refund.payment.registration.name,
+        offering_id=refund.payment.registration.offering_id,
+        offering_title=refund.payment.registration.offering.title,
     )
     db.session.commit()
     return refund

@@ -1,38 +1,114 @@
-"""The clinic calls off a session (from its roster) or a whole offering (from its admin page)."""
+"""The clinic calls off a session (from its roster) or a whole offering (from its admin page).
 
-from flask import flash, redirect, url_for
+Each goes through a confirmation page that says what will happen: the roster's and the offering
+page's forms post here without `confirmed`, which shows that page and changes nothing (a GET
+shows it too); only its own button, carrying confirmed=yes, cancels."""
+
+from flask import flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from events.models import Offering
+from events.filters import dollars, plural, staff_time
+from events.models import Offering, SessionStatus
 from events.staff import cancellations
 from events.staff.access import admin_required, bp, get_or_404
 from events.staff.admin_forms import CancelOfferingForm
+from events.staff.cancellations import CancelTotals
 from events.staff.forms import CancelForm
-from events.staff.views.offerings import render_offering
 from events.staff.views.rosters import session_or_404
 
 
-@bp.post("/sessions/<int:session_id>/cancel")
+def _what_will_happen(totals: CancelTotals) -> list[str]:
+    """The confirmation page's sentences for a cancellation's quote."""
+    lines = []
+    if totals.people == 0:
+        lines.append("Nobody is registered, so nobody is emailed or refunded.")
+    elif totals.refunds:
+        refunded = plural(totals.refunds, "person", "people")
+        lines.append(
+            f"{plural(totals.people, 'person', 'people')} will be emailed; "
+            f"{refunded} will be refunded {dollars(totals.refund_cents)} in all "
+            "(queued now, sent to Stripe in the background)."
+        )
+    else:
+        lines.append(f"{plural(totals.people, 'person', 'people')} will be emailed; nobody is due a refund.")
+    if totals.waitlist:
+        lines.append(f"The waitlist ({plural(totals.waitlist, 'person', 'people')}) will be cleared.")
+    lines.append("This can't be undone.")
+    return lines
+
+
+def _what_happened(totals: CancelTotals) -> str:
+    """The honest result: what was queued, not what will have arrived."""
+    told = f"{plural(totals.people, 'person', 'people')} being emailed"
+    if not totals.refunds:
+        return f"{told}; no refunds were due."
+    return (
+        f"{told}; {plural(totals.refunds, 'refund')} ({dollars(totals.refund_cents)} in all) queued. "
+        "Each shows as issued on its registration's page when Stripe confirms it."
+    )
+
+
+@bp.route("/sessions/<int:session_id>/cancel", methods=["GET", "POST"])
 @admin_required
 def cancel_session(session_id: int) -> ResponseReturnValue:
     session = session_or_404(session_id)
+    roster_url = url_for("staff.roster", session_id=session.id)
+    if session.status == SessionStatus.CANCELLED:
+        flash("This session is already cancelled.", "error")
+        return redirect(roster_url)
     form = CancelForm()
-    if not form.validate():
-        flash("Give a reason to cancel (it is told to attendees).", "error")
-        return redirect(url_for("staff.roster", session_id=session.id))
-    refunds = cancellations.cancel_session(session.id, current_user, form.reason.data)
-    flash(f"Session cancelled; everyone is being told. {refunds} refund(s) queued.", "success")
-    return redirect(url_for("staff.roster", session_id=session.id))
+    when = staff_time(session.starts_at, session.location)
+    if form.validate_on_submit() and form.confirmed.data == "yes":
+        totals = cancellations.cancel_session_totals(session.id, current_user, form.reason.data)
+        gone = f"{session.offering.title} (all dates)" if totals.whole_offering else when
+        flash(f"{gone} cancelled: {_what_happened(totals)}", "success")
+        return redirect(roster_url)
+    totals = cancellations.preview_session_cancel(session)
+    lines = _what_will_happen(totals)
+    if totals.whole_offering:
+        lines.insert(
+            0, f"It is the last date of {session.offering.title}, so the whole offering is cancelled."
+        )
+    return render_template(
+        "staff/admin/confirm.html",
+        heading=f"Cancel {when} of {session.offering.title}?",
+        lines=lines,
+        form=form,
+        fields=[form.reason],
+        hidden={},
+        action=url_for("staff.cancel_session", session_id=session.id),
+        button="Cancel this session",
+        back_url=roster_url,
+        back_label="Keep it: back to the roster",
+        nav=None,
+    ), 400 if form.errors else 200
 
 
-@bp.post("/admin/offerings/<int:offering_id>/cancel")
+@bp.route("/admin/offerings/<int:offering_id>/cancel", methods=["GET", "POST"])
 @admin_required
 def admin_offering_cancel(offering_id: int) -> ResponseReturnValue:
     offering = get_or_404(Offering, offering_id)
+    offering_url = url_for("staff.admin_offering", offering_id=offering.id)
+    if offering.is_cancelled:
+        flash("This offering is already cancelled.", "error")
+        return redirect(offering_url)
     form = CancelOfferingForm()
-    if not form.validate_on_submit():
-        return render_offering(offering, 400, cancel_form=form)
-    refunds = cancellations.cancel_offering(offering.id, current_user, form.reason.data)
-    flash(f"Offering cancelled; everyone is being told. {refunds} refund(s) queued.", "success")
-    return redirect(url_for("staff.admin_offering", offering_id=offering.id))
+    if form.validate_on_submit() and form.confirmed.data == "yes":
+        totals = cancellations.cancel_offering_totals(offering.id, current_user, form.reason.data)
+        flash(f"{offering.title} cancelled: {_what_happened(totals)}", "success")
+        return redirect(offering_url)
+    lines = ["Every date is cancelled.", *_what_will_happen(cancellations.preview_offering_cancel(offering))]
+    return render_template(
+        "staff/admin/confirm.html",
+        heading=f"Cancel {offering.title}?",
+        lines=lines,
+        form=form,
+        fields=[form.reason],
+        hidden={},
+        action=url_for("staff.admin_offering_cancel", offering_id=offering.id),
+        button="Cancel the offering",
+        back_url=offering_url,
+        back_label="Keep it: back to the offering",
+        nav="staff.admin_offerings",
+    ), 400 if form.errors else 200

@@ -36,6 +36,10 @@ def admin_email_resend(email_id: int) -> ResponseReturnValue:
 @bp.get("/admin/emails/failed")
 @admin_required
 def admin_failed_emails() -> ResponseReturnValue:
+    failed = emails.failed_emails()
     return render_template(
-        "staff/admin/failed_emails.html", emails=emails.failed_emails(), confirm_form=ConfirmForm()
+        "staff/admin/failed_emails.html",
+        emails=failed,
+        registrations=emails.registrations_of(failed),
+        confirm_form=ConfirmForm(),
     )

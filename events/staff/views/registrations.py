@@ -4,15 +4,17 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from events.filters import dollars
 from events.forms import attempt
 from events.models import Offering, Refund, Registration, RegistrationStatus
 from events.payments import refunds
+from events.payments.receipts import card_brand_name
 from events.registration import links
 from events.registration.forms import ConfirmForm
 from events.registration.services import Outcome, Person, RegistrationError, succeeded_payment
 from events.staff import emails, offerings, registrations
 from events.staff.access import admin_required, bp, get_or_404
-from events.staff.admin_forms import OnBehalfForm, RefundForm, SearchForm
+from events.staff.admin_forms import OnBehalfForm, RefundForm, RetryRefundForm, SearchForm
 from events.staff.errors import AdminError
 from events.staff.parsers import dollars_to_cents
 
@@ -54,40 +56,106 @@ def admin_registration(registration_id: int) -> ResponseReturnValue:
     return _render_registration(get_or_404(Registration, registration_id))
 
 
+def _card(registration: Registration) -> str:
+    payment = succeeded_payment(registration)
+    if payment is None or not payment.card_last4:
+        return f"{registration.name}'s card"
+    brand = card_brand_name(payment.card_brand)
+    card = "card" if brand == "Card" else f"{brand} card"
+    return f"{registration.name}'s {card} ending {payment.card_last4}"
+
+
 @bp.post("/admin/registrations/<int:registration_id>/refund")
 @admin_required
 def admin_refund(registration_id: int) -> ResponseReturnValue:
+    """The registration page's refund form posts here and gets a confirmation page (nothing
+    changes); that page's button, with confirmed=yes, queues the refund."""
     registration = get_or_404(Registration, registration_id)
     form = RefundForm()
-    if form.validate_on_submit():
-        assert form.amount.data is not None  # DataRequired
-        amount_cents = dollars_to_cents(form.amount.data)
+    if not form.validate_on_submit():
+        return _render_registration(registration, 400, refund_form=form)
+    assert form.amount.data is not None  # DataRequired
+    amount_cents = dollars_to_cents(form.amount.data)
+    back_url = url_for("staff.admin_registration", registration_id=registration.id)
+    if form.confirmed.data == "yes":
         refund = attempt(
             form,
             lambda: registrations.manual_refund(registration, amount_cents, form.reason.data, current_user),
         )
         if refund is not None:
-            # Queued: the worker sends it to Stripe; this page shows when it is issued.
-            flash(f"Refund of ${refund.amount_cents / 100:,.2f} queued.", "success")
-            return redirect(url_for("staff.admin_registration", registration_id=registration.id))
-    return _render_registration(registration, 400, refund_form=form)
+            # Queued: the worker sends it to Stripe; the registration's page shows when it is issued.
+            flash(
+                f"Refund of {dollars(refund.amount_cents)} to {registration.name} queued; "
+                "it shows as issued when Stripe confirms it.",
+                "success",
+            )
+            return redirect(back_url + "#payment-h")
+        return _render_registration(registration, 400, refund_form=form)
+    left = refunds.refundable_remaining(succeeded_payment(registration))
+    if amount_cents > left:
+        form.amount.errors = [f"At most {dollars(left)} is left to refund."]
+        return _render_registration(registration, 400, refund_form=form)
+    return render_template(
+        "staff/admin/confirm.html",
+        heading=f"Refund {dollars(amount_cents)} to {registration.name}?",
+        lines=[
+            f"Refund {dollars(amount_cents)} to {_card(registration)}, "
+            f"for {registration.offering.title}. Reason: “{form.reason.data}”.",
+            f"{dollars(left - amount_cents)} will be left to refund after this.",
+            "The refund is queued and sent to Stripe in the background; it can't be called back.",
+        ],
+        form=form,
+        fields=[],
+        hidden={"amount": f"{amount_cents / 100:.2f}", "reason": form.reason.data},
+        action=url_for("staff.admin_refund", registration_id=registration.id),
+        button=f"Refund {dollars(amount_cents)}",
+        back_url=back_url + "#payment-h",
+        back_label="Don't refund: back to the registration",
+        nav="staff.admin_registrations",
+    )
 
 
-@bp.post("/admin/refunds/<int:refund_id>/retry")
+@bp.route("/admin/refunds/<int:refund_id>/retry", methods=["GET", "POST"])
 @admin_required
 def admin_refund_retry(refund_id: int) -> ResponseReturnValue:
+    """The Retry button posts here and gets a confirmation page; its button retries."""
     refund = get_or_404(Refund, refund_id)
-    registration_id = refund.payment.registration_id
-    if ConfirmForm().validate_on_submit():
+    registration = refund.payment.registration
+    back_url = url_for("staff.admin_registration", registration_id=registration.id) + "#payment-h"
+    form = RetryRefundForm()
+    if form.validate_on_submit() and form.confirmed.data == "yes":
         try:
             refund = registrations.retry_refund(refund.id, current_user)
         except AdminError as error:
             flash(str(error), "error")
         else:
-            flash(f"Refund of ${refund.amount_cents / 100:,.2f} queued again.", "success")
-    else:
-        flash("The form expired. Please try again.", "error")
-    return redirect(url_for("staff.admin_registration", registration_id=registration_id) + "#payment-h")
+            flash(
+                f"Refund of {dollars(refund.amount_cents)} to {registration.name} queued again; "
+                "it shows as issued when Stripe confirms it.",
+                "success",
+            )
+        return redirect(back_url)
+    if not refunds.can_retry(refund):
+        flash("This refund can't be retried (it isn't a failed one).", "error")
+        return redirect(back_url)
+    failure = f" Stripe refused it: “{refund.last_error}”." if refund.last_error else ""
+    return render_template(
+        "staff/admin/confirm.html",
+        heading=f"Retry the refund of {dollars(refund.amount_cents)} to {registration.name}?",
+        lines=[
+            f"Send the refund of {dollars(refund.amount_cents)} to {_card(registration)} "
+            f"to Stripe again.{failure}",
+            "It is queued and sent in the background.",
+        ],
+        form=form,
+        fields=[],
+        hidden={},
+        action=url_for("staff.admin_refund_retry", refund_id=refund.id),
+        button="Retry the refund",
+        back_url=back_url,
+        back_label="Don't retry: back to the registration",
+        nav="staff.admin_registrations",
+    ), 400 if form.errors else 200
 
 
 @bp.route("/admin/offerings/<int:offering_id>/register", methods=["GET", "POST"])
