@@ -193,8 +193,11 @@ class RefundForm(Form):
     confirmed = HiddenField()  # "yes" from the confirmation page only
 
 
-class RetryRefundForm(Form):
-    confirmed = HiddenField()  # "yes" from the confirmation page only
+class ConfirmStepForm(Form):
+    """A change confirmed on its own page (retry a refund, remove a resource): CSRF, and
+    confirmed="yes" from that page's button; a POST without it shows the page, no more."""
+
+    confirmed = HiddenField()
 
 
 class OnBehalfForm(Form):

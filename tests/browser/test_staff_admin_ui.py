@@ -65,7 +65,7 @@ def test_admin_creates_an_offering_with_a_weekly_series_and_it_is_on_the_schedul
     page.get_by_label("Number of weeks").fill("4")
     page.get_by_role("button", name="Add dates").click()
 
-    expect(page.get_by_text("4 date(s) added.")).to_be_visible()
+    expect(page.get_by_text("4 dates added.")).to_be_visible()
     dates = page.locator("#sessions tbody tr")
     expect(dates).to_have_count(4)
     expect(dates.nth(3)).to_contain_text("Tue Nov 16, 2027")

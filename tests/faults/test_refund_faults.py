@@ -79,10 +79,11 @@ def test_stripe_down_an_admin_refund_and_a_cancellation_are_capped_at_what_was_p
     private_stripe.kill()
     token = csrf_token(admin.get(registration_url).get_data(as_text=True))
     queued = admin.post(
-        f"{registration_url}/refund", data={"amount": "6", "reason": "x", "csrf_token": token}
+        f"{registration_url}/refund",
+        data={"amount": "6", "reason": "x", "csrf_token": token, "confirmed": "yes"},
     )
     assert queued.status_code == 302
-    assert "Refund of $6.00 queued." in admin.get(queued.location).get_data(as_text=True)
+    assert "Refund of $6.00 to " in admin.get(queued.location).get_data(as_text=True)
     execute_due_refunds()  # the worker, with Stripe down: still pending, tried again later
     [pending] = refunds(db)
     assert (pending.status, pending.attempts) == (RefundStatus.PENDING, 1)
@@ -131,7 +132,10 @@ def test_a_refund_stripe_refuses_is_shown_failed_with_its_reason_and_retried_onl
     emulator.v1.refunds.create(params={"payment_intent": intent_id, "amount": 500})
     registration_url = f"/staff/admin/registrations/{registration.id}"
     token = csrf_token(admin.get(registration_url).get_data(as_text=True))
-    admin.post(f"{registration_url}/refund", data={"amount": "6", "reason": "x", "csrf_token": token})
+    admin.post(
+        f"{registration_url}/refund",
+        data={"amount": "6", "reason": "x", "csrf_token": token, "confirmed": "yes"},
+    )
 
     execute_due_refunds()
 
@@ -148,7 +152,9 @@ def test_a_refund_stripe_refuses_is_shown_failed_with_its_reason_and_retried_onl
     with app.test_request_context():
         charge = get_gateway().retrieve_charge(get_gateway().retrieve_intent(intent_id).latest_charge_id)
         mirror_charge_refunds(charge)  # what the charge.refunded webhook does
-    retried = admin.post(f"/staff/admin/refunds/{refund.id}/retry", data={"csrf_token": token})
+    retried = admin.post(
+        f"/staff/admin/refunds/{refund.id}/retry", data={"csrf_token": token, "confirmed": "yes"}
+    )
     assert "Only $5.00 is left to refund on this payment." in admin.get(retried.location).get_data(
         as_text=True
     )

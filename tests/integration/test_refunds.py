@@ -197,7 +197,12 @@ def test_an_admin_refund_and_a_cancellation_at_once_never_refund_more_than_was_p
             partial(
                 admin.post,
                 f"{registration_url}/refund",
-                data={"amount": ADMIN_REFUND, "reason": "Race", "csrf_token": admin_token},
+                data={
+                    "amount": ADMIN_REFUND,
+                    "reason": "Race",
+                    "csrf_token": admin_token,
+                    "confirmed": "yes",
+                },
                 allow_redirects=False,
                 timeout=30,
             ),
@@ -268,7 +273,12 @@ def test_control_without_the_refund_locks_the_same_race_queues_more_than_was_pai
             partial(
                 admin.post,
                 f"{registration_url}/refund",
-                data={"amount": ADMIN_REFUND, "reason": "Race", "csrf_token": admin_token},
+                data={
+                    "amount": ADMIN_REFUND,
+                    "reason": "Race",
+                    "csrf_token": admin_token,
+                    "confirmed": "yes",
+                },
                 allow_redirects=False,
                 timeout=30,
             ),
@@ -307,14 +317,19 @@ def _staff_cancel_race(live_server, db, stripe_client, kind: OfferingKind):
             partial(
                 refunder.post,
                 f"{registration_url}/refund",
-                data={"amount": ADMIN_REFUND, "reason": "Race", "csrf_token": refund_token},
+                data={
+                    "amount": ADMIN_REFUND,
+                    "reason": "Race",
+                    "csrf_token": refund_token,
+                    "confirmed": "yes",
+                },
                 allow_redirects=False,
                 timeout=30,
             ),
             partial(
                 canceller.post,
                 f"{page_url}/cancel",
-                data={"reason": "Flooded", "csrf_token": cancel_token},
+                data={"reason": "Flooded", "csrf_token": cancel_token, "confirmed": "yes"},
                 allow_redirects=False,
                 timeout=30,
             ),
@@ -360,10 +375,19 @@ def test_no_web_request_sends_a_refund_to_stripe(live_server, db, stripe_client)
     url = f"{base}/staff/admin/registrations/{refunded.id}"
     answer = admin.post(
         f"{url}/refund",
-        data={"amount": "6", "reason": "x", "csrf_token": csrf_token(admin.get(url, timeout=10).text)},
+        data={
+            "amount": "6",
+            "reason": "x",
+            "csrf_token": csrf_token(admin.get(url, timeout=10).text),
+            "confirmed": "yes",
+        },
         timeout=30,
     )
-    assert "Refund of $6.00 queued." in answer.text and "sent" not in answer.text.lower()
+    assert (
+        "Refund of $6.00 to " in answer.text
+        and "queued; it shows as issued when Stripe" in answer.text
+        and "sent" not in answer.text.lower()
+    )
     assert re.search(r"\$6(\.00)?</td>\s*<td>pending", answer.text)  # the page says pending
     cancelled = paid_registration(
         db, stripe_client, workshop(price_cents=PAID, days=10, title="B"), "b@example.com"
@@ -382,8 +406,10 @@ def test_no_web_request_sends_a_refund_to_stripe(live_server, db, stripe_client)
     in_course = paid_registration(db, stripe_client, course, "d@example.com")
     for page in (f"{base}/staff/sessions/{drop_in_session.id}", f"{base}/staff/admin/offerings/{course.id}"):
         token = csrf_token(admin.get(page, timeout=10).text)
-        done = admin.post(f"{page}/cancel", data={"reason": "Flooded", "csrf_token": token}, timeout=30)
-        assert "1 refund(s) queued." in done.text
+        done = admin.post(
+            f"{page}/cancel", data={"reason": "Flooded", "csrf_token": token, "confirmed": "yes"}, timeout=30
+        )
+        assert "1 refund ($" in done.text and "in all) queued." in done.text
 
     # A payment that finds its seat gone (the hold lapsed, someone took it), through the
     # emulator's own webhook to the live app.
@@ -450,7 +476,10 @@ def test_staff_retry_a_failed_refund_under_a_new_key_and_see_it_issued(client, d
     registration = paid_registration(db, stripe_client, workshop(price_cents=PAID), "re@example.com")
     admin = login(client, db)
     url = f"/staff/admin/registrations/{registration.id}"
-    client.post(f"{url}/refund", data={"amount": "6", "reason": "x", "csrf_token": token_from(client, url)})
+    client.post(
+        f"{url}/refund",
+        data={"amount": "6", "reason": "x", "csrf_token": token_from(client, url), "confirmed": "yes"},
+    )
     [refund] = refunds_of(db, registration)
     # As the worker records a refusal by Stripe.
     refund.status, refund.last_error = RefundStatus.FAILED, "Your account cannot refund right now."
@@ -463,10 +492,11 @@ def test_staff_retry_a_failed_refund_under_a_new_key_and_see_it_issued(client, d
     assert no_token.status_code == 400
     assert refunds_of(db, registration)[0].status == RefundStatus.FAILED
     retried = client.post(
-        f"/staff/admin/refunds/{refund.id}/retry", data={"csrf_token": token_from(client, url)}
+        f"/staff/admin/refunds/{refund.id}/retry",
+        data={"csrf_token": token_from(client, url), "confirmed": "yes"},
     )
     assert retried.status_code == 302
-    assert "Refund of $6.00 queued again." in client.get(retried.location).get_data(as_text=True)
+    assert "Refund of $6.00 to Pat Payer queued again" in client.get(retried.location).get_data(as_text=True)
     [refund] = refunds_of(db, registration)
     assert (refund.status, refund.retries, refund.last_error) == (RefundStatus.PENDING, 1, "")
     assert refund.stripe_idempotency_key == f"{refund.idempotency_key}-retry-1"
@@ -479,7 +509,8 @@ def test_staff_retry_a_failed_refund_under_a_new_key_and_see_it_issued(client, d
     assert at_stripe(stripe_client, intent_of(db, registration)) == [600]
     # Only a failed refund can be retried.
     again = client.post(
-        f"/staff/admin/refunds/{refund.id}/retry", data={"csrf_token": token_from(client, url)}
+        f"/staff/admin/refunds/{refund.id}/retry",
+        data={"csrf_token": token_from(client, url), "confirmed": "yes"},
     )
     assert "Only a failed refund can be retried." in client.get(again.location).get_data(as_text=True)
     assert outbox_kinds(registration_id=registration.id).count(EmailKind.REFUND_ISSUED) == 1

@@ -356,7 +356,8 @@ def test_cancelling_a_session_refunds_paid_tells_everyone_and_clears_the_waitlis
     page = client.get(f"/staff/sessions/{session.id}").get_data(as_text=True)
     for _ in range(2):  # the second run does nothing more
         client.post(
-            f"/staff/sessions/{session.id}/cancel", data={"csrf_token": csrf_token(page), "reason": "Flooded"}
+            f"/staff/sessions/{session.id}/cancel",
+            data={"csrf_token": csrf_token(page), "reason": "Flooded", "confirmed": "yes"},
         )
     db.session.expire_all()
     assert [p.amount_refunded_cents for p in db.session.scalars(sa.select(Payment))] == [0, 0, 0]  # queued

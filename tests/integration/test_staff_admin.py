@@ -370,7 +370,7 @@ def test_cancelling_an_offering_tells_everyone(client, db):
     token = token_from(client, f"/staff/admin/offerings/{offering.id}")
     response = client.post(
         f"/staff/admin/offerings/{offering.id}/cancel",
-        data={"reason": "The room flooded", "csrf_token": token},
+        data={"reason": "The room flooded", "csrf_token": token, "confirmed": "yes"},
     )
     assert response.status_code == 302
     assert fresh(db, Offering, offering.id).is_cancelled
@@ -559,10 +559,11 @@ def test_manual_partial_refund_records_a_refund_and_an_audit_row(client, db, str
     token = token_from(client, url)
 
     response = client.post(
-        f"{url}/refund", data={"amount": "12.50", "reason": "Left early", "csrf_token": token}
+        f"{url}/refund",
+        data={"amount": "12.50", "reason": "Left early", "csrf_token": token, "confirmed": "yes"},
     )
     assert response.status_code == 302, response.get_data(as_text=True)
-    assert "Refund of $12.50 queued." in client.get(response.location).get_data(as_text=True)
+    assert "Refund of $12.50 to " in client.get(response.location).get_data(as_text=True)
     db.session.expire_all()
     assert db.session.scalar(sa.select(Refund.status)) == RefundStatus.PENDING
     assert EmailKind.REFUND_ISSUED not in outbox_kinds(registration_id=registration.id)
@@ -585,10 +586,14 @@ def test_manual_partial_refund_records_a_refund_and_an_audit_row(client, db, str
     )
     assert EmailKind.REFUND_ISSUED in outbox_kinds(registration_id=registration.id)
 
-    too_much = client.post(f"{url}/refund", data={"amount": "20.00", "reason": "More", "csrf_token": token})
+    too_much = client.post(
+        f"{url}/refund", data={"amount": "20.00", "reason": "More", "csrf_token": token, "confirmed": "yes"}
+    )
     assert too_much.status_code == 400
     assert "At most $17.50 is left to refund." in too_much.get_data(as_text=True)
-    second = client.post(f"{url}/refund", data={"amount": "17.50", "reason": "Rest", "csrf_token": token})
+    second = client.post(
+        f"{url}/refund", data={"amount": "17.50", "reason": "Rest", "csrf_token": token, "confirmed": "yes"}
+    )
     assert second.status_code == 302
     execute_due_refunds()
     db.session.expire_all()

@@ -49,7 +49,13 @@ def refund_six_dollars(client, db, registration):
     login(client, db)
     url = f"/staff/admin/registrations/{registration.id}"
     response = client.post(
-        f"{url}/refund", data={"amount": "6", "reason": "Left early", "csrf_token": token_from(client, url)}
+        f"{url}/refund",
+        data={
+            "amount": "6",
+            "reason": "Left early",
+            "csrf_token": token_from(client, url),
+            "confirmed": "yes",
+        },
     )
     assert response.status_code == 302
 

@@ -9,14 +9,16 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from events.filters import plural
 from events.forms import attempt
-from events.models import Offering, OfferingKind, Resource
+from events.models import Offering, OfferingKind, Resource, ResourceKind
 from events.registration.forms import ConfirmForm
 from events.resources import services as resources
 from events.staff import accounts, locations, offerings
 from events.staff.access import admin_required, bp, get_or_404
 from events.staff.admin_forms import (
     CancelOfferingForm,
+    ConfirmStepForm,
     FileResourceForm,
     LinkResourceForm,
     OfferingForm,
@@ -151,7 +153,7 @@ def admin_sessions_add(offering_id: int) -> ResponseReturnValue:
             ),
         )
         if created is not None:
-            flash(f"{len(created)} date(s) added.", "success")
+            flash(f"{plural(len(created), 'date')} added.", "success")
             return redirect(url_for("staff.admin_offering", offering_id=offering.id) + "#sessions")
     return render_offering(offering, 400, sessions_form=form)
 
@@ -205,14 +207,34 @@ def admin_resource_file(offering_id: int) -> ResponseReturnValue:
     return render_offering(offering, 400, file_form=form)
 
 
-@bp.post("/admin/resources/<int:resource_id>/delete")
+@bp.route("/admin/resources/<int:resource_id>/delete", methods=["GET", "POST"])
 @admin_required
 def admin_resource_delete(resource_id: int) -> ResponseReturnValue:
+    """The Remove button posts here and gets a confirmation page; its button removes."""
     resource = get_or_404(Resource, resource_id)
-    offering_id = resource.offering_id
-    if ConfirmForm().validate_on_submit():
+    back_url = url_for("staff.admin_offering", offering_id=resource.offering_id) + "#resources"
+    form = ConfirmStepForm()
+    if form.validate_on_submit() and form.confirmed.data == "yes":
+        title = resource.title
         resources.delete_resource(resource, resources.upload_dir(), current_user)
-        flash("Resource removed.", "success")
-    else:
-        flash("The form expired. Please try again.", "error")
-    return redirect(url_for("staff.admin_offering", offering_id=offering_id) + "#resources")
+        flash(f"“{title}” removed: it is no longer in follow-up emails or on the offering.", "success")
+        return redirect(back_url)
+    is_file = resource.kind == ResourceKind.FILE
+    return render_template(
+        "staff/admin/confirm.html",
+        heading=f"Remove “{resource.title}”?",
+        lines=[
+            f"The {'file' if is_file else 'link'} “{resource.title}” is removed from "
+            f"{resource.offering.title}: follow-up emails sent from now on won't include it"
+            + (", and the file's address in emails already sent stops working." if is_file else "."),
+            "This can't be undone.",
+        ],
+        form=form,
+        fields=[],
+        hidden={},
+        action=url_for("staff.admin_resource_delete", resource_id=resource.id),
+        button="Remove it",
+        back_url=back_url,
+        back_label="Keep it: back to the offering",
+        nav="staff.admin_offerings",
+    ), 400 if form.errors else 200

@@ -14,7 +14,7 @@ from events.registration.forms import ConfirmForm
 from events.registration.services import Outcome, Person, RegistrationError, succeeded_payment
 from events.staff import emails, offerings, registrations
 from events.staff.access import admin_required, bp, get_or_404
-from events.staff.admin_forms import OnBehalfForm, RefundForm, RetryRefundForm, SearchForm
+from events.staff.admin_forms import ConfirmStepForm, OnBehalfForm, RefundForm, SearchForm
 from events.staff.errors import AdminError
 from events.staff.parsers import dollars_to_cents
 
@@ -91,7 +91,11 @@ def admin_refund(registration_id: int) -> ResponseReturnValue:
             )
             return redirect(back_url + "#payment-h")
         return _render_registration(registration, 400, refund_form=form)
-    left = refunds.refundable_remaining(succeeded_payment(registration))
+    payment = succeeded_payment(registration)
+    left = refunds.refundable_remaining(payment)
+    if payment is None:
+        form.form_errors.append("There is no successful payment to refund.")
+        return _render_registration(registration, 400, refund_form=form)
     if amount_cents > left:
         form.amount.errors = [f"At most {dollars(left)} is left to refund."]
         return _render_registration(registration, 400, refund_form=form)
@@ -122,7 +126,7 @@ def admin_refund_retry(refund_id: int) -> ResponseReturnValue:
     refund = get_or_404(Refund, refund_id)
     registration = refund.payment.registration
     back_url = url_for("staff.admin_registration", registration_id=registration.id) + "#payment-h"
-    form = RetryRefundForm()
+    form = ConfirmStepForm()
     if form.validate_on_submit() and form.confirmed.data == "yes":
         try:
             refund = registrations.retry_refund(refund.id, current_user)
