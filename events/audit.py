@@ -1,10 +1,20 @@
-"""The audit trail: who did what, and when."""
+"""The audit trail: who did what, and when; and each entry told as a sentence people can read.
 
+record() writes a row. Its details carry what the sentence needs (names, titles, local times
+already formatted, amounts in cents, the reason, offering_id so the trail can be filtered by
+offering). SENTENCES maps each action to a function turning an entry's Facts into a sentence;
+an action with none (a new one) still reads as words, never as JSON (generic_sentence)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
 from events.extensions import db
+from events.filters import dollars
 from events.models import AuditEntry
 
 
@@ -20,3 +30,283 @@ def record(actor_id: int | None, action: str, target_type: str, target_id: int, 
 def latest(limit: int) -> list[AuditEntry]:
     """The most recent entries, newest first."""
     return list(db.session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+# --- Entries as sentences ---
+
+
+@dataclass(frozen=True)
+class Facts:
+    """One entry, with the names its ids stand for as far as they are known (older entries
+    recorded fewer details; the trail looks the rest up in one query per kind of record)."""
+
+    action: str
+    actor: str  # "Sam Rivera", or "The system"
+    target_type: str
+    target_id: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+    person: str | None = None  # the registration's person
+    offering: str | None = None  # the offering's title
+    session_when: str | None = None  # the session's local start, zone named
+    user: str | None = None  # the staff account acted on
+    location: str | None = None
+
+
+def _text(value: object, limit: int = 200) -> str:
+    """A value typed by someone, made safe to read in a sentence (one line, not endless)."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _offering(f: Facts) -> str:
+    title = f.details.get("offering_title") or f.offering
+    return _text(title) if title else "an offering"
+
+
+def _person(f: Facts) -> str:
+    name = f.details.get("name") or f.person
+    return _text(name) if name else f"registration #{f.target_id}"
+
+
+def _user(f: Facts) -> str:
+    name = f.details.get("name") or f.user
+    return _text(name) if name else f"account #{f.target_id}"
+
+
+def _session(f: Facts) -> str:
+    when = f.details.get("starts_local") or f.session_when
+    return _text(when) if when else "a session"
+
+
+def _reason(f: Facts) -> str:
+    reason = f.details.get("reason")
+    return f": “{_text(reason)}”" if reason else ""
+
+
+def _cents(f: Facts, key: str) -> int:
+    value = f.details.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+Sentence = Callable[[Facts], str]
+SENTENCES: dict[str, Sentence] = {}
+
+
+def sentence(*actions: str) -> Callable[[Sentence], Sentence]:
+    def add(function: Sentence) -> Sentence:
+        for action in actions:
+            SENTENCES[action] = function
+        return function
+
+    return add
+
+
+@sentence("refund.requested")
+def _refund_requested(f: Facts) -> str:
+    return f"{f.actor} refunded {dollars(_cents(f, 'amount_cents'))} to {_person(f)}{_reason(f)}."
+
+
+@sentence("refund.retried")
+def _refund_retried(f: Facts) -> str:
+    return f"{f.actor} retried the refund of {dollars(_cents(f, 'amount_cents'))} to {_person(f)}."
+
+
+@sentence("registration.created_by_staff")
+def _registered_by_staff(f: Facts) -> str:
+    held = f.details.get("outcome") == "held"
+    how = " (a seat held while they pay)" if held else ""
+    return f"{f.actor} registered {_person(f)} for {_offering(f)}{how}."
+
+
+@sentence("registration.cancelled")
+def _registration_cancelled(f: Facts) -> str:
+    refund = _cents(f, "refund_cents")
+    money = f", refunding {dollars(refund)}" if refund else ", no refund"
+    return f"{f.actor} cancelled {_person(f)}'s registration for {_offering(f)}{money}{_reason(f)}."
+
+
+def _cancel_totals(f: Facts) -> str:
+    if "refunds" not in f.details:  # recorded before the totals were
+        return ""
+    refunds = _cents(f, "refunds")
+    if not refunds:
+        return ": no refunds"
+    return f": {_count(refunds, 'refund', 'refunds')}, {dollars(_cents(f, 'refund_cents'))}"
+
+
+@sentence("session.cancelled")
+def _session_cancelled(f: Facts) -> str:
+    return f"{f.actor} cancelled {_session(f)} of {_offering(f)}{_cancel_totals(f)}{_reason(f)}."
+
+
+@sentence("offering.cancelled")
+def _offering_cancelled(f: Facts) -> str:
+    return f"{f.actor} cancelled {_offering(f)} (every date){_cancel_totals(f)}{_reason(f)}."
+
+
+@sentence("waitlist.cleared")
+def _waitlist_cleared(f: Facts) -> str:
+    n = _cents(f, "entries")
+    return f"{f.actor} cleared the waitlist of {_offering(f)} ({_count(n, 'person', 'people')})."
+
+
+@sentence("session.created")
+def _session_created(f: Facts) -> str:
+    return f"{f.actor} added a date to {_offering(f)}: {_session(f)}."
+
+
+@sentence("offering.created")
+def _offering_created(f: Facts) -> str:
+    title = f.details.get("title")
+    return f"{f.actor} created the offering {_text(title) if title else _offering(f)}."
+
+
+def _change(value: object) -> str:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return f"{_text(value[0], 60)} → {_text(value[1], 60)}"
+    return _text(value, 60)
+
+
+@sentence("offering.updated")
+def _offering_updated(f: Facts) -> str:
+    changes = f.details.get("changes")
+    if not isinstance(changes, Mapping) or not changes:
+        return f"{f.actor} saved {_offering(f)} without changes."
+    listed = "; ".join(f"{_words(key)} {_change(value)}" for key, value in changes.items())
+    return f"{f.actor} edited {_offering(f)}: {listed}."
+
+
+@sentence("seat_pool.capacity_changed")
+def _capacity_changed(f: Facts) -> str:
+    return f"{f.actor} set the capacity of {_offering(f)} to {_text(f.details.get('capacity', '?'))}."
+
+
+@sentence("email.resent")
+def _email_resent(f: Facts) -> str:
+    kind = _words(str(f.details.get("kind") or "an"))
+    to = f.details.get("to")
+    previous = f.details.get("previous_status")
+    was = f" (it had {'failed' if previous == 'failed' else 'been sent'})" if previous else ""
+    return f"{f.actor} resent the {kind} email{f' to {_text(to)}' if to else ''}{was}."
+
+
+@sentence("attendance.present", "attendance.absent")
+def _attendance(f: Facts) -> str:
+    status = f.action.removeprefix("attendance.")
+    return f"{f.actor} marked {_person(f)} {status} at {_offering(f)}, {_session(f)}."
+
+
+@sentence("instructor.created")
+def _instructor_created(f: Facts) -> str:
+    return f"{f.actor} added the instructor {_user(f)}."
+
+
+@sentence("instructor.updated")
+def _instructor_updated(f: Facts) -> str:
+    return f"{f.actor} updated {_user(f)}'s details."
+
+
+@sentence("user.deactivated")
+def _user_deactivated(f: Facts) -> str:
+    return f"{f.actor} deactivated {_user(f)}'s account (signed out everywhere)."
+
+
+@sentence("user.reactivated")
+def _user_reactivated(f: Facts) -> str:
+    return f"{f.actor} reactivated {_user(f)}'s account."
+
+
+@sentence("user.password_changed")
+def _password_changed(f: Facts) -> str:
+    return f"{f.actor} changed their password."
+
+
+@sentence("clinic.updated")
+def _clinic_updated(f: Facts) -> str:
+    changed = f.details.get("changed")
+    if isinstance(changed, list) and changed:
+        return f"{f.actor} updated the clinic's details: {', '.join(_words(str(c)) for c in changed)}."
+    return f"{f.actor} saved the clinic's details without changes."
+
+
+@sentence("location.created", "location.updated")
+def _location(f: Facts) -> str:
+    name = f.details.get("name") or f.location
+    place = _text(name) if name else f"location #{f.target_id}"
+    verb = "added the location" if f.action == "location.created" else "updated the location"
+    return f"{f.actor} {verb} {place}."
+
+
+@sentence("resource.created")
+def _resource_created(f: Facts) -> str:
+    what = "file" if f.details.get("kind") == "file" else "link"
+    title = f.details.get("title")
+    return f"{f.actor} added the {what} {f'“{_text(title)}” ' if title else ''}to {_offering(f)}."
+
+
+@sentence("resource.deleted")
+def _resource_deleted(f: Facts) -> str:
+    title = f.details.get("title")
+    return f"{f.actor} removed {f'“{_text(title)}”' if title else 'a resource'} from {_offering(f)}."
+
+
+def _words(name: str) -> str:
+    """'session.moved' -> 'session moved', 'price_cents' -> 'price cents'."""
+    return name.replace(".", " ").replace("_", " ").strip()
+
+
+def _detail_value(key: str, value: object) -> str:
+    if key.endswith("_cents") and isinstance(value, int) and not isinstance(value, bool):
+        return dollars(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{_words(str(k))} {_change(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return _change(value) if len(value) == 2 else ", ".join(_text(v, 60) for v in value) or "none"
+    return _text(value, 120)
+
+
+# Details a generic sentence leaves out: ids are shown as links, the names inside the sentence.
+_NOT_READ_OUT = ("name", "offering_title", "starts_at")
+
+
+def generic_sentence(f: Facts) -> str:
+    """An action with no sentence of its own, still in words: who, what, on what, and the
+    details as 'key value' pairs."""
+    subject = {
+        "registration": lambda: _person(f),
+        "session": lambda: f"{_offering(f)}, {_session(f)}",
+        "offering": lambda: _offering(f),
+        "user": lambda: _user(f),
+    }.get(f.target_type, lambda: f"{_words(f.target_type)} #{f.target_id}")()
+    details = [
+        f"{_words(key)} {_detail_value(key, value)}"
+        for key, value in f.details.items()
+        if not key.endswith("_id") and key not in _NOT_READ_OUT
+    ]
+    extra = f" ({'; '.join(details)})" if details else ""
+    return f"{f.actor}: {_words(f.action)}, {subject}{extra}."
+
+
+def describe(f: Facts) -> str:
+    """The entry as a sentence; a broken entry (details not as expected) still reads as words."""
+    function = SENTENCES.get(f.action)
+    if function is not None:
+        try:
+            return function(f)
+        except (TypeError, ValueError, AttributeError):
+            pass
+    return generic_sentence(f)
+
+
+def action_label(action: str) -> str:
+    """'refund.requested' -> 'Refund requested', for the kind filter."""
+    words = _words(action)
+    return words[:1].upper() + words[1:]

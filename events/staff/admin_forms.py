@@ -276,3 +276,26 @@ class ClinicForm(Form):
             Regexp(r"^https?://[^\s]+$", message="Start with https:// (or http://)."),
         ],
     )
+
+
+_MAX_ID = 2**63 - 1  # the largest id a BIGINT holds: anything above is not an id, and a form error
+_NO_PAGE = "There is no such page: start again from the newest entries."
+
+
+class AuditFilterForm(Form):
+    """The audit trail's filters and page (a GET: it changes nothing)."""
+
+    class Meta:
+        csrf = False
+
+    actor_id = SelectField("Person", coerce=_int_or_none)
+    action = SelectField("Kind", default="")
+    offering_id = SelectField("Offering", coerce=_int_or_none)
+    date_from = DateField("From (date)", validators=[Optional()])
+    date_to = DateField("To (date)", validators=[Optional()])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1, max=_MAX_ID, message=_NO_PAGE)])
+    after = IntegerField(validators=[Optional(), NumberRange(min=0, max=_MAX_ID, message=_NO_PAGE)])
+
+    def validate_date_to(self, field: DateField) -> None:
+        if field.data and self.date_from.data and field.data < self.date_from.data:
+            raise ValueError("The end date is before the start date.")
