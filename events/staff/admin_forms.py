@@ -12,7 +12,7 @@ from wtforms import (
     TextAreaField,
     TimeField,
 )
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp, ValidationError
 
 from events.forms import Form, MoneyField, deliverable_email
 from events.models import OfferingKind
@@ -282,6 +282,12 @@ _MAX_ID = 2**63 - 1  # the largest id a BIGINT holds: anything above is not an i
 _NO_PAGE = "There is no such page: start again from the newest entries."
 
 
+def _a_page_id(form: Form, field: IntegerField) -> None:
+    # Compared as ints: NumberRange turns a 400-digit number into a float first, and overflows.
+    if not isinstance(field.data, int) or not 0 <= field.data <= _MAX_ID:
+        raise ValidationError(_NO_PAGE)
+
+
 class AuditFilterForm(Form):
     """The audit trail's filters and page (a GET: it changes nothing)."""
 
@@ -293,9 +299,9 @@ class AuditFilterForm(Form):
     offering_id = SelectField("Offering", coerce=_int_or_none)
     date_from = DateField("From (date)", validators=[Optional()])
     date_to = DateField("To (date)", validators=[Optional()])
-    before = IntegerField(validators=[Optional(), NumberRange(min=1, max=_MAX_ID, message=_NO_PAGE)])
-    after = IntegerField(validators=[Optional(), NumberRange(min=0, max=_MAX_ID, message=_NO_PAGE)])
+    before = IntegerField(validators=[Optional(), _a_page_id])
+    after = IntegerField(validators=[Optional(), _a_page_id])
 
     def validate_date_to(self, field: DateField) -> None:
         if field.data and self.date_from.data and field.data < self.date_from.data:
-            raise ValueError("The end date is before the start date.")
+            raise ValidationError("The end date is before the start date.")
