@@ -167,7 +167,9 @@ def test_a_refund_is_confirmed_with_the_amount_and_the_person_then_honestly_repo
     text = shown.get_data(as_text=True)
     assert "Refund $15.00 to Ana Lopez?" in text
     assert "Refund $15.00 to Ana Lopez&#39;s Visa card ending 4242, for Core &amp; Hip Strength." in text
-    assert "$0.00 will be left to refund after this." in text
+    assert "That is all that is left of the payment" in text
+    partial = client.post(f"{url}/refund", data={"csrf_token": token, "amount": "4.50", "reason": "late"})
+    assert "$10.50 will be left to refund after this." in partial.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Refund)) == 0
 
     too_much = client.post(f"{url}/refund", data={"csrf_token": token, "amount": "16", "reason": "x"})

@@ -105,7 +105,11 @@ def admin_refund(registration_id: int) -> ResponseReturnValue:
         lines=[
             f"Refund {dollars(amount_cents)} to {_card(registration)}, "
             f"for {registration.offering.title}. Reason: “{form.reason.data}”.",
-            f"{dollars(left - amount_cents)} will be left to refund after this.",
+            (
+                f"{dollars(left - amount_cents)} will be left to refund after this."
+                if left > amount_cents
+                else "That is all that is left of the payment: nothing more can be refunded after this."
+            ),
             "The refund is queued and sent to Stripe in the background; it can't be called back.",
         ],
         form=form,
