@@ -70,6 +70,15 @@ def search_registrations(
     return [RegistrationLine(r, *money.get(r.id, (0, 0))) for r in registrations]
 
 
+def staff_names_for_refunds(payment: Payment | None) -> dict[int, str]:
+    """The names of the staff who asked for this payment's refunds, by user id (one query)."""
+    ids = {r.created_by_id for r in payment.refunds if r.created_by_id} if payment else set()
+    if not ids:
+        return {}
+    rows = db.session.execute(sa.select(User.id, User.name).where(User.id.in_(ids)))
+    return {user_id: name for user_id, name in rows}
+
+
 def register_on_behalf(
     offering: Offering, session_id: int | None, person: Person, actor: User
 ) -> RegisterResult:

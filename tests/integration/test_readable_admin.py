@@ -12,7 +12,9 @@ import sqlalchemy as sa
 from events import audit
 from events.models import (
     AuditEntry,
+    EmailStatus,
     OfferingKind,
+    OutboxEmail,
     Payment,
     PaymentStatus,
     Refund,
@@ -446,3 +448,29 @@ def test_bad_audit_filters_are_form_errors_never_a_500(client, db, query):
     response = client.get(f"/staff/audit?{query}")
     assert response.status_code == 400, response.get_data(as_text=True)[:2000]
     assert "There is a problem" in response.get_data(as_text=True)
+
+
+def test_failed_emails_name_the_person_and_refunds_the_staff_member(client, db, strength):
+    admin = login(client, db)
+    ana = strength["ana"]
+    db.session.add(
+        OutboxEmail(
+            dedupe_key="test-failed-1",
+            kind="registration_confirmed",
+            registration_id=ana.id,
+            to_email=ana.email,
+            status=EmailStatus.FAILED,
+            attempts=1,
+            last_error="550 no such user",
+            created_at=datetime(2026, 11, 30, 0, 30, tzinfo=UTC),
+        )
+    )
+    db.session.commit()
+    failed = client.get("/staff/admin/emails/failed").get_data(as_text=True)
+    assert f'<a href="/staff/admin/registrations/{ana.id}">Ana Lopez</a>, Core &amp; Hip Strength' in failed
+    assert "Sun 29 Nov 2026, 6:30 pm CST" in failed and "1 attempt<" in failed
+
+    url = f"/staff/admin/registrations/{ana.id}"
+    token = token_from(client, url)
+    client.post(f"{url}/refund", data={"csrf_token": token, "amount": "5", "reason": "x", "confirmed": "yes"})
+    assert f"CST by {admin.name}</td>" in client.get(url).get_data(as_text=True)

@@ -47,6 +47,7 @@ def _render_registration(
         confirm_form=ConfirmForm(),
         pay_url=links.pay_url(registration, external=True) if held else None,
         can_retry=refunds.can_retry,
+        refunded_by=registrations.staff_names_for_refunds(payment),
     ), status
 
 
