@@ -138,14 +138,22 @@ def _cancel_totals(f: Facts) -> str:
     return f": {_count(refunds, 'refund', 'refunds')}, {dollars(_cents(f, 'refund_cents'))}"
 
 
+def _totals_and_reason(f: Facts) -> str:
+    totals = _cancel_totals(f)
+    if not totals:
+        return _reason(f)
+    reason = f.details.get("reason")
+    return f"{totals} (“{_text(reason)}”)" if reason else totals
+
+
 @sentence("session.cancelled")
 def _session_cancelled(f: Facts) -> str:
-    return f"{f.actor} cancelled {_session(f)} of {_offering(f)}{_cancel_totals(f)}{_reason(f)}."
+    return f"{f.actor} cancelled {_session(f)} of {_offering(f)}{_totals_and_reason(f)}."
 
 
 @sentence("offering.cancelled")
 def _offering_cancelled(f: Facts) -> str:
-    return f"{f.actor} cancelled {_offering(f)} (every date){_cancel_totals(f)}{_reason(f)}."
+    return f"{f.actor} cancelled {_offering(f)} (every date){_totals_and_reason(f)}."
 
 
 @sentence("waitlist.cleared")

@@ -79,7 +79,7 @@ def facts(action, target_type="registration", target_id=7, **kw):
                     "people": 7,
                 },
             ),
-            f"Sam Rivera cancelled {WHEN} of Core & Hip Strength: 7 refunds, $105.00: “Instructor ill”.",
+            f"Sam Rivera cancelled {WHEN} of Core & Hip Strength: 7 refunds, $105.00 (“Instructor ill”).",
         ),
         (  # recorded before totals were: no made-up numbers
             facts(
@@ -106,7 +106,7 @@ def facts(action, target_type="registration", target_id=7, **kw):
                     "refund_cents": 2000,
                 },
             ),
-            "Sam Rivera cancelled Yoga (every date): 1 refund, $20.00: “Room flooded”.",
+            "Sam Rivera cancelled Yoga (every date): 1 refund, $20.00 (“Room flooded”).",
         ),
         (
             facts("waitlist.cleared", "seat_pool", details={"entries": 1}, offering="Yoga"),
