@@ -116,7 +116,7 @@ def test_admin_deactivates_an_instructor_and_their_open_session_ends(page, brows
     expect(page.get_by_role("heading", name="Deactivate Maya Lindqvist?")).to_be_visible()
     assert_no_axe_violations(page)
     page.get_by_role("button", name="Deactivate Maya Lindqvist").click()
-    expect(page.get_by_text("Maya Lindqvist is deactivated.")).to_be_visible()
+    expect(page.get_by_text("Maya Lindqvist is deactivated and signed out everywhere.")).to_be_visible()
     expect(page.get_by_role("row", name=re.compile("Maya Lindqvist"))).to_contain_text("deactivated")
     assert_no_axe_violations(page)
 

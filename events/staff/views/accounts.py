@@ -126,8 +126,14 @@ def _instructor_status_page(user_id: int, active: bool) -> ResponseReturnValue:
     user = _instructor_or_404(user_id)
     form = ConfirmForm()
     if form.validate_on_submit():
-        if attempt(form, lambda: accounts.set_staff_active(user, active, current_user)) is not None:
-            flash(f"{user.name} is {'reactivated' if active else 'deactivated'}.", "success")
+        changed = attempt(form, lambda: accounts.set_staff_active(user, active, current_user))
+        if changed is not None:
+            if not changed:
+                flash(f"{user.name} was already {'active' if active else 'deactivated'}.", "success")
+            elif active:
+                flash(f"{user.name} is reactivated: they can sign in again.", "success")
+            else:
+                flash(f"{user.name} is deactivated and signed out everywhere.", "success")
             return redirect(url_for("staff.admin_instructors"))
     status = 400 if form.is_submitted() else 200
     return render_template("staff/admin/instructor_status.html", form=form, user=user, active=active), status
