@@ -149,3 +149,25 @@ def test_cli_create_user(sqlite_app):
             db.session.scalar(sa.select(sa.func.count()).select_from(User).where(User.email == "a@b.c")) == 0
         )
         db.session.remove()
+
+
+def test_the_audit_trail_filters_by_offering_on_sqlite(sqlite_app, seeded):
+    # The offering filter reads offering_id out of the JSON details (JSON_EXTRACT on SQLite).
+    from zoneinfo import ZoneInfo
+
+    from events import audit
+    from events.models import Offering
+    from events.staff.audit_trail import AuditFilter, audit_page
+
+    with sqlite_app.app_context():
+        offering = db.session.scalars(sa.select(Offering).order_by(Offering.id)).first()
+        audit.record(
+            None, "resource.deleted", "resource", 12345, offering_id=offering.id, title="Old handout"
+        )
+        db.session.commit()
+        page = audit_page(AuditFilter(offering_id=offering.id), ZoneInfo("America/Chicago"))
+        assert "The system removed “Old handout” from" in page.lines[0].sentence
+        assert (
+            audit_page(AuditFilter(offering_id=offering.id + 10_000), ZoneInfo("America/Chicago")).lines == []
+        )
+        db.session.rollback()
