@@ -11,8 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
 from events.extensions import db
 from events.filters import dollars
 from events.models import AuditEntry
@@ -25,11 +23,6 @@ def record(actor_id: int | None, action: str, target_type: str, target_id: int, 
     )
     db.session.add(entry)
     return entry
-
-
-def latest(limit: int) -> list[AuditEntry]:
-    """The most recent entries, newest first."""
-    return list(db.session.scalars(sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))
 
 
 # --- Entries as sentences ---
