@@ -474,3 +474,33 @@ def test_failed_emails_name_the_person_and_refunds_the_staff_member(client, db, 
     token = token_from(client, url)
     client.post(f"{url}/refund", data={"csrf_token": token, "amount": "5", "reason": "x", "confirmed": "yes"})
     assert f"CST by {admin.name}</td>" in client.get(url).get_data(as_text=True)
+
+
+def test_a_workshop_date_cancel_says_who_is_told_and_the_last_date_takes_the_offering(client, db):
+    location = make_location()
+    workshop = make_offering(location, OfferingKind.WORKSHOP, title="Posture Day", price_cents=2000)
+    first = make_session(workshop, upcoming_day(3))
+    second = make_session(workshop, upcoming_day(10))
+    db.session.commit()
+    paid(db, workshop, None, "Ana Lopez", cents=2000)
+    login(client, db)
+    page = client.get(f"/staff/sessions/{first.id}/cancel").get_data(as_text=True)
+    assert "1 person will be emailed; nobody is due a refund." in page
+    assert "whole offering" not in page
+    token = token_from(client, f"/staff/sessions/{first.id}")
+    client.post(
+        f"/staff/sessions/{first.id}/cancel", data={"csrf_token": token, "reason": "x", "confirmed": "yes"}
+    )
+    last = client.get(f"/staff/sessions/{second.id}/cancel").get_data(as_text=True)
+    assert "It is the last date of Posture Day, so the whole offering is cancelled." in last
+    assert "1 person will be emailed; 1 person will be refunded $20.00 in all" in last
+    done = client.post(
+        f"/staff/sessions/{second.id}/cancel", data={"csrf_token": token, "reason": "x", "confirmed": "yes"}
+    )
+    assert "Posture Day (all dates) cancelled: 1 person being emailed; 1 refund ($20.00 in all) queued." in (
+        client.get(done.location).get_data(as_text=True)
+    )
+    # Already cancelled: the page says so instead of offering to cancel again.
+    again = client.get(f"/staff/sessions/{second.id}/cancel")
+    assert again.status_code == 302
+    assert "already cancelled" in client.get(again.location).get_data(as_text=True)
