@@ -43,6 +43,7 @@ def resend_email(email: OutboxEmail, actor: User) -> OutboxEmail:
         db.session.commit()
         raise AdminError("That email is being sent right now.")
     previous = email.status.value
+    registration = db.session.get(Registration, email.registration_id) if email.registration_id else None
     email.status = EmailStatus.PENDING
     email.attempts = 0
     email.last_error = ""
@@ -58,6 +59,7 @@ def resend_email(email: OutboxEmail, actor: User) -> OutboxEmail:
         previous_status=previous,
         to=email.to_email,
         registration_id=email.registration_id,
+        offering_id=registration.offering_id if registration else None,
     )
     mark_queued(db.session())
     db.session.commit()

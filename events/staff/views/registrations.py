@@ -4,7 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from events.filters import dollars
+from events.filters import dollars, staff_time
 from events.forms import attempt
 from events.models import Offering, Refund, Registration, RegistrationStatus
 from events.payments import refunds
@@ -173,7 +173,7 @@ def admin_register_on_behalf(offering_id: int) -> ResponseReturnValue:
     offering = get_or_404(Offering, offering_id)
     form = OnBehalfForm()
     upcoming = offerings.upcoming_sessions(offering)
-    form.session_id.choices = [(s.id, f"{s.local_start:%a %b %-d, %Y %-I:%M %p}") for s in upcoming]
+    form.session_id.choices = [(s.id, staff_time(s.starts_at, s.location)) for s in upcoming]
     if not offering.kind.per_session:
         form.session_id.choices = [(None, "All dates")]
     if form.validate_on_submit():
