@@ -90,7 +90,7 @@ class RegisterResult:
     registration: Registration | None = None
 
 
-def _new_token() -> str:
+def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
@@ -251,7 +251,7 @@ def _new_registration(
         currency=offering.currency,
         hold_expires_at=now + timedelta(minutes=current_app.config["HOLD_MINUTES"]) if paid else None,
         confirmed_at=None if paid else now,
-        token=_new_token(),
+        token=new_token(),
         source=source,
         browser_key=browser_key,
     )
@@ -536,7 +536,7 @@ def join_waitlist(
         email_normalized=person.email_normalized,
         phone=person.phone,
         status=WaitlistStatus.WAITING,
-        token=_new_token(),
+        token=new_token(),
         created_at=now,
     )
     db.session.add(entry)

@@ -5,7 +5,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from events.forms import attempt
-from events.models import Offering, Refund, Registration, RegistrationStatus
+from events.models import Offering, PaymentMethod, Refund, Registration, RegistrationStatus
 from events.payments import refunds
 from events.registration import links
 from events.registration.forms import ConfirmForm
@@ -101,9 +101,19 @@ def admin_register_on_behalf(offering_id: int) -> ResponseReturnValue:
         form.session_id.choices = [(None, "All dates")]
     if form.validate_on_submit():
         person = Person(form.name.data, form.email.data, form.phone.data or "")
+        desk_method = None if form.payment.data in (None, "link") else PaymentMethod(form.payment.data)
         try:
-            result = registrations.register_on_behalf(offering, form.session_id.data, person, current_user)
+            result = registrations.register_on_behalf(
+                offering,
+                form.session_id.data,
+                person,
+                current_user,
+                desk_method,
+                form.payment_note.data or "",
+            )
         except RegistrationError as error:
+            form.form_errors.append(str(error))
+        except AdminError as error:  # the desk payment refused (the seat is held; the page offers it again)
             form.form_errors.append(str(error))
         else:
             if result.outcome is Outcome.FULL:
@@ -114,12 +124,18 @@ def admin_register_on_behalf(offering_id: int) -> ResponseReturnValue:
                 return redirect(url_for("staff.admin_registration", registration_id=result.registration.id))
             else:
                 assert result.registration is not None  # confirmed or held: the new registration
-                flash(
-                    "Registered; the confirmation email is on its way."
-                    if result.outcome is Outcome.CONFIRMED
-                    else "A seat is held while they pay: send them the payment link below.",
-                    "success",
-                )
+                if result.outcome is Outcome.HELD:
+                    message = "A seat is held while they pay: send them the payment link below."
+                elif desk_method is PaymentMethod.COMP:
+                    message = "Registered as a comp; the confirmation email is on its way."
+                elif desk_method is not None:
+                    message = (
+                        f"Registered, paid by {desk_method.value} at the desk; "
+                        "the confirmation email is on its way."
+                    )
+                else:
+                    message = "Registered; the confirmation email is on its way."
+                flash(message, "success")
                 return redirect(url_for("staff.admin_registration", registration_id=result.registration.id))
     status = 400 if form.is_submitted() else 200
     return render_template("staff/admin/register.html", form=form, offering=offering), status
