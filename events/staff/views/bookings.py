@@ -39,7 +39,8 @@ def admin_booking_cancel(registration_id: int) -> ResponseReturnValue:
                 flash(_cancelled_message(done), "success")
                 return _back(registration)
             quote = bookings.cancel_quote(registration, choice)
-    status = 400 if form.is_submitted() and quote is None else 200
+    # A refusal (the refund changed meanwhile) shows the new quote to confirm, with its reason.
+    status = 400 if form.form_errors or (form.is_submitted() and quote is None) else 200
     live = registration.status in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD)
     return render_template(
         "staff/admin/booking_cancel.html",
