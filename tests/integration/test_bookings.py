@@ -522,3 +522,42 @@ def test_a_corrected_email_gets_the_confirmation_again_and_the_old_address_nothi
     details = audit_actions(ana.id)["registration.details_corrected"]
     assert details["fields"] == ["name", "email", "phone"] and details["confirmation_resent"] is True
     assert details["reason"] == "Mistyped domain"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("reason", "Asked\x00by phone"),
+        ("reason", "Eve\x1b[31mred"),
+        ("reason", "x" * 1_000_000),
+        ("expected_cents", "99999999999999999999999"),
+        ("expected_cents", "-5"),
+        ("refund", "everything"),
+    ],
+)
+def test_hostile_cancel_input_is_refused_and_changes_nothing(client, db, desk, field, value):
+    ana = card_booked(db, desk)
+    url = f"/staff/admin/registrations/{ana.id}/cancel"
+    data = {"refund": "full", "reason": "Asked by phone", "expected_cents": "1500", field: value}
+    data["csrf_token"] = csrf_token(client.get(url).get_data(as_text=True))
+    from urllib.parse import urlencode
+
+    body = urlencode(data, encoding="utf-8", errors="surrogatepass")
+    response = client.post(url, data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code in (400, 413)
+    db.session.expire_all()
+    assert db.session.get(Registration, ana.id).status == RegistrationStatus.CONFIRMED
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Refund)) == 0
+
+
+@pytest.mark.parametrize("target", ["", "abc", "1-", "99999999999999999999", "-1", "\x00"])
+def test_hostile_transfer_targets_are_refused(client, db, desk, target):
+    ana = card_booked(db, desk)
+    url = f"/staff/admin/registrations/{ana.id}/transfer"
+    token = csrf_token(client.get(url).get_data(as_text=True))
+    response = client.post(
+        url, data={"csrf_token": token, "target": target, "reason": "x", "expected_difference": "0"}
+    )
+    assert response.status_code == 400
+    db.session.expire_all()
+    assert db.session.get(Registration, ana.id).status == RegistrationStatus.CONFIRMED
