@@ -66,6 +66,7 @@ class Receipt:
     currency: str
     card: str  # "Visa ending 4242", or "" when Stripe gave no card details
     paid_at: datetime | None  # UTC; shown in the location's zone
+    at_desk: str = ""  # "cash" or "check" when paid at the desk: refunds are handed back there
 
     @classmethod
     def of(cls, payment: Payment) -> Receipt:
@@ -75,4 +76,5 @@ class Receipt:
             currency=payment.currency,
             card=paid_with_label(payment),
             paid_at=payment.paid_at or (payment.updated_at if payment.updated_at else None),
+            at_desk=payment.method.value if payment.method.at_desk else "",
         )

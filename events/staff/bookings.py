@@ -240,6 +240,7 @@ def transfer_targets(registration: Registration, now: datetime | None = None) ->
             Session.status == SessionStatus.SCHEDULED,
             Session.starts_at > now,
             Offering.is_cancelled.is_(False),
+            Offering.is_published.is_(True),  # registration_target refuses the others
             Session.seat_pool_id != registration.seat_pool_id,
         )
         .order_by(Offering.id != registration.offering_id, Offering.title, Session.starts_at)

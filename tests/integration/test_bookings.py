@@ -561,3 +561,20 @@ def test_hostile_transfer_targets_are_refused(client, db, desk, target):
     assert response.status_code == 400
     db.session.expire_all()
     assert db.session.get(Registration, ana.id).status == RegistrationStatus.CONFIRMED
+
+
+def test_a_member_cancelling_a_cash_booking_is_told_the_desk_returns_it(client, db, desk):
+    from events.registration import links
+    from events.registration.services import cancel_registration
+
+    ana = desk_booked(db, desk, PaymentMethod.CASH)
+    manage = f"/manage/{links.sign(ana.token, links.MANAGE_SALT)}"
+    preview = client.get(f"{manage}/cancel").get_data(as_text=True)
+    assert "at the front desk (you paid by cash there)" in preview and "reaches your card" not in preview
+
+    _, refund_cents = cancel_registration(ana.id)
+    assert refund_cents == 1500
+    refund = db.session.scalar(sa.select(Refund))
+    assert refund.status == RefundStatus.SUCCEEDED and "to be returned at the desk" in refund.reason
+    page = client.get(manage).get_data(as_text=True)
+    assert "$15 is returned to you at the front desk (you paid by cash there)" in page

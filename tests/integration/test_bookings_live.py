@@ -25,7 +25,7 @@ from events.models import (
 )
 from events.payments.gateway import GatewayRejected, PaymentDeclined, get_gateway
 from events.payments.refunds import execute_due_refunds
-from events.payments.services import apply_intent
+from events.payments.services import apply_intent, reconcile_pending_payments
 from events.registration.services import Person, register, succeeded_payment
 from events.staff import bookings
 from tests.factories import make_location, make_offering, make_session, upcoming_day, workshop
@@ -177,3 +177,19 @@ def test_a_card_charged_just_before_the_cancel_is_refunded_in_full(db, stripe_cl
     db.session.expire_all()
     assert db.session.get(Refund, refund.id).status == RefundStatus.SUCCEEDED
     assert db.session.get(Payment, card.id).amount_refunded_cents == 3000
+
+
+def test_the_reconcile_cancels_a_card_payment_the_desk_could_not_stop(db, stripe_client, monkeypatch):
+    """Stripe out of reach right after the desk payment: the open intent is left, and the
+    periodic reconcile (which asks about confirmed registrations' open intents too) cancels it."""
+    admin, held, intent = held_with_open_card_payment(db, stripe_client)
+    monkeypatch.setattr(bookings, "stop_superseded_intent", lambda intent_id: None)
+    bookings.take_desk_payment(held.id, PaymentMethod.CHECK, "#1043", admin)
+    assert get_gateway().retrieve_intent(intent.id).status != "canceled"
+
+    assert reconcile_pending_payments() == 1
+    assert get_gateway().retrieve_intent(intent.id).status == "canceled"
+    db.session.expire_all()
+    card = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent.id))
+    assert card.status == PaymentStatus.CANCELED
+    assert succeeded_payment(db.session.get(Registration, held.id)).method == PaymentMethod.CHECK
