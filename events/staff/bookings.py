@@ -44,6 +44,7 @@ from events.registration.services import (
     address_digest,
     find_live_registration,
     first_session_start,
+    leave_waitlist_on_registering,
     mark_cancelled,
     new_token,
     normalize_email,
@@ -348,7 +349,13 @@ def transfer_booking(
     if registration.email_normalized and find_live_registration(new_pool.id, registration.email_normalized):
         db.session.rollback()
         raise AdminError(f"{registration.name} is already booked on that one.", "target")
-    if new_pool.seats_taken >= new_pool.capacity:
+    # On its waitlist already: that place ends, and a seat offered to them becomes this one.
+    claimed_offer = (
+        leave_waitlist_on_registering(new_pool, registration.email_normalized)
+        if registration.email_normalized
+        else None
+    )
+    if claimed_offer is None and new_pool.seats_taken >= new_pool.capacity:
         db.session.rollback()
         raise AdminError(
             f"That one is full ({new_pool.seats_taken} of {new_pool.capacity} seats taken). "
@@ -389,9 +396,12 @@ def transfer_booking(
         token=new_token(),
         source="staff",
     )
-    seats.take_seat(new_pool)
+    if claimed_offer is None:
+        seats.take_seat(new_pool)
     db.session.add(new)
     db.session.flush()
+    if claimed_offer is not None:
+        claimed_offer.registration_id = new.id
     mark_cancelled(registration, f"Transferred to {quote.label}", now)
     refund_cents = 0
     if payment is not None:

@@ -578,3 +578,20 @@ def test_a_member_cancelling_a_cash_booking_is_told_the_desk_returns_it(client, 
     assert refund.status == RefundStatus.SUCCEEDED and "to be returned at the desk" in refund.reason
     page = client.get(manage).get_data(as_text=True)
     assert "$15 is returned to you at the front desk (you paid by cash there)" in page
+
+
+def test_a_transfer_to_a_date_they_were_offered_a_seat_on_uses_that_seat(client, db, desk):
+    ana = card_booked(db, desk)
+    card_booked(db, desk, "Ben Bell", "ben@example.com", session=desk.second)
+    cy = card_booked(db, desk, "Cy Cole", "cy@example.com", session=desk.second)
+    entry = join_waitlist(desk.core, desk.second.id, Person("Ana Lopez", "ana@example.com")).entry
+    bookings.cancel_booking(cy.id, bookings.RefundChoice.NONE, "Moved away", desk.admin, 0)
+    assert db.session.get(WaitlistEntry, entry.id).status == WaitlistStatus.OFFERED  # holds Cy's old seat
+    target = f"{desk.core.id}-{desk.second.id}"
+    url, review = transfer(client, ana, target)
+    assert confirm_transfer(client, url, review, target, 0).status_code == 302
+    db.session.expire_all()
+    entry = db.session.get(WaitlistEntry, entry.id)
+    assert entry.status == WaitlistStatus.CLAIMED and entry.registration.name == "Ana Lopez"
+    assert pool(db, desk.second.seat_pool_id).seats_taken == 2  # Ben and Ana: the offered seat became hers
+    assert pool(db, desk.first.seat_pool_id).seats_taken == 0
