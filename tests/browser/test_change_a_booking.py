@@ -140,6 +140,30 @@ def test_admin_takes_a_held_seats_payment_in_cash(page, live_server, front_desk,
         page.get_by_text(re.compile("Paid \\$15.00 by cash at the desk, recorded by Sam Rivera"))
     ).to_be_visible()
     assert_accessible(page)
+    shot(page, "staff-registration-paid-at-desk.png")
     db.session.expire_all()
     payment = db.session.scalar(sa.select(Payment).where(Payment.registration_id == ben.id))
     assert payment.method == PaymentMethod.CASH and payment.note == "Receipt book #12"
+
+
+def test_admin_cancels_a_booking_with_a_refund_after_seeing_it(page, live_server, front_desk, db):
+    ana = front_desk["ana"]
+    sign_in(page, live_server.url, front_desk["admin"].email)
+    page.goto(f"{live_server.url}/staff/admin/registrations/{ana.id}/cancel")
+    page.get_by_label("Full refund").check()
+    page.get_by_label("Reason (kept in the audit trail)").fill("Injured; can't come")
+    assert_accessible(page)
+    shot(page, "staff-cancel-choose-refund.png")
+    page.get_by_role("button", name="Review the cancellation").click()
+    expect(page.locator("#confirm-cancel")).to_contain_text(
+        re.compile(
+            r"Cancel Ana Lopez's booking for Core & Hip Strength, .* CST; refund \$15.00 to their card"
+        )
+    )
+    assert_accessible(page)
+    shot(page, "staff-cancel-confirmation.png")
+    page.get_by_role("button", name="Cancel the booking and refund $15.00").click()
+    expect(page.get_by_text("A refund of $15.00 to their card is queued")).to_be_visible()
+    assert_accessible(page)
+    db.session.expire_all()
+    assert db.session.get(Registration, ana.id).status == RegistrationStatus.CANCELLED

@@ -595,3 +595,21 @@ def test_a_transfer_to_a_date_they_were_offered_a_seat_on_uses_that_seat(client,
     assert entry.status == WaitlistStatus.CLAIMED and entry.registration.name == "Ana Lopez"
     assert pool(db, desk.second.seat_pool_id).seats_taken == 2  # Ben and Ana: the offered seat became hers
     assert pool(db, desk.first.seat_pool_id).seats_taken == 0
+
+
+def test_a_manual_refund_of_a_cash_payment_is_recorded_for_the_desk(client, db, desk):
+    ana = desk_booked(db, desk, PaymentMethod.CASH)
+    page = f"/staff/admin/registrations/{ana.id}"
+    form = client.get(page).get_data(as_text=True)
+    assert "Paid at the desk: hand it back there" in form
+    done = client.post(
+        f"{page}/refund", data={"csrf_token": csrf_token(form), "amount": "5", "reason": "Late start"}
+    )
+    assert done.status_code == 302
+    assert "Refund of $5.00 recorded: return it at the desk." in client.get(page).get_data(as_text=True)
+    refund = db.session.scalar(sa.select(Refund))
+    assert (refund.amount_cents, refund.status, refund.kind) == (
+        500,
+        RefundStatus.SUCCEEDED,
+        RefundKind.MANUAL,
+    )

@@ -5,7 +5,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from events.forms import attempt
-from events.models import Offering, PaymentMethod, Refund, Registration, RegistrationStatus
+from events.models import Offering, PaymentMethod, Refund, RefundStatus, Registration, RegistrationStatus
 from events.payments import refunds
 from events.registration import links
 from events.registration.forms import ConfirmForm
@@ -67,8 +67,13 @@ def admin_refund(registration_id: int) -> ResponseReturnValue:
             lambda: registrations.manual_refund(registration, amount_cents, form.reason.data, current_user),
         )
         if refund is not None:
-            # Queued: the worker sends it to Stripe; this page shows when it is issued.
-            flash(f"Refund of ${refund.amount_cents / 100:,.2f} queued.", "success")
+            if refund.status is RefundStatus.SUCCEEDED:  # a desk payment's: handed back at the desk
+                flash(
+                    f"Refund of ${refund.amount_cents / 100:,.2f} recorded: return it at the desk.", "success"
+                )
+            else:
+                # Queued: the worker sends it to Stripe; this page shows when it is issued.
+                flash(f"Refund of ${refund.amount_cents / 100:,.2f} queued.", "success")
             return redirect(url_for("staff.admin_registration", registration_id=registration.id))
     return _render_registration(registration, 400, refund_form=form)
 
