@@ -133,6 +133,19 @@ class PaymentStatus(StrEnum):
     CANCELED = "canceled"
 
 
+class PaymentMethod(StrEnum):
+    """How a payment was taken: by card through Stripe, or at the desk (never through Stripe)."""
+
+    CARD = "card"
+    CASH = "cash"
+    CHECK = "check"
+    COMP = "comp"  # free by the clinic's choice: a payment of nothing
+
+    @property
+    def at_desk(self) -> bool:
+        return self is not PaymentMethod.CARD
+
+
 class RefundStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -476,11 +489,17 @@ OPEN_PAYMENT_STATUSES = (
 
 
 class Payment(Model):
-    """Our mirror of one Stripe PaymentIntent. Stripe is the record; this follows it."""
+    """Our mirror of one Stripe PaymentIntent (Stripe is the record; this follows it), or a
+    payment taken at the desk (cash, check or comp), which has no PaymentIntent and never
+    reaches Stripe."""
 
     __tablename__ = "payments"
     __table_args__ = (
         sa.CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
+        # A card payment mirrors a PaymentIntent; a desk payment has none.
+        sa.CheckConstraint(
+            "(method = 'card') = (stripe_payment_intent_id IS NOT NULL)", name="stripe_id_only_for_card"
+        ),
         sa.CheckConstraint(
             "amount_refunded_cents >= 0 AND amount_refunded_cents <= amount_cents",
             name="refund_within_amount",
@@ -489,7 +508,14 @@ class Payment(Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     registration_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("registrations.id"), index=True)
-    stripe_payment_intent_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    # NULL for a desk payment (several NULLs are allowed by the unique constraint).
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    method: Mapped[PaymentMethod] = mapped_column(
+        enum_column(PaymentMethod, name="payment_method"), default=PaymentMethod.CARD, server_default="card"
+    )
+    # A desk payment: who took it, and their note ("check #1043").
+    taken_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
     amount_cents: Mapped[int] = mapped_column()
     currency: Mapped[str] = mapped_column(sa.String(3))
     status: Mapped[PaymentStatus] = mapped_column(enum_column(PaymentStatus, name="payment_status"))
@@ -505,6 +531,7 @@ class Payment(Model):
 
     registration: Mapped[Registration] = relationship(back_populates="payments")
     refunds: Mapped[list[Refund]] = relationship(back_populates="payment")
+    taken_by: Mapped[User | None] = relationship()
 
 
 class Refund(Model):

@@ -417,6 +417,11 @@ def _payment_context(ctx: dict, kind: str, registration: Registration, subject_t
     payment = succeeded_payment(registration)  # the one that paid for the seat: the receipt's
     paid = payment or latest_succeeded_payment(registration)  # or one being sent back
     ctx["paid_with"] = (card_label(paid.card_brand, paid.card_last4) or "card") if paid else ""
+    # Paid at the desk (cash or check): a refund is handed back there, not sent to a card.
+    ctx["paid_at_desk"] = paid.method.value if paid is not None and paid.method.at_desk else ""
+    if not ctx["paid_at_desk"] and isinstance(ctx.get("extra"), dict):
+        # A transferred booking's payment moved to the new registration; the old one's email names it.
+        ctx["paid_at_desk"] = str(ctx["extra"].get("desk_method") or "")
     if kind == EmailKind.REGISTRATION_CONFIRMED and payment is not None:
         ctx["receipt"] = Receipt.of(payment)
         return BOOKED_SUBJECT

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from events.models import Payment
+from events.models import Payment, PaymentMethod
 
 # Stripe's brand words (payment_method_details.card.brand) as people write them.
 CARD_BRANDS = {
@@ -47,6 +47,18 @@ def card_label(brand: str, last4: str) -> str:
     return f"{card_brand_name(brand)} ending {last4}"
 
 
+DESK_LABELS = {
+    PaymentMethod.CASH: "Cash, at the desk",
+    PaymentMethod.CHECK: "Check, at the desk",
+    PaymentMethod.COMP: "Complimentary (no charge)",
+}
+
+
+def paid_with_label(payment: Payment) -> str:
+    """What a payment was made with: the card, or how it was taken at the desk."""
+    return DESK_LABELS.get(payment.method) or card_label(payment.card_brand, payment.card_last4)
+
+
 @dataclass(frozen=True)
 class Receipt:
     number: str
@@ -54,6 +66,7 @@ class Receipt:
     currency: str
     card: str  # "Visa ending 4242", or "" when Stripe gave no card details
     paid_at: datetime | None  # UTC; shown in the location's zone
+    at_desk: str = ""  # "cash" or "check" when paid at the desk: refunds are handed back there
 
     @classmethod
     def of(cls, payment: Payment) -> Receipt:
@@ -61,6 +74,7 @@ class Receipt:
             number=receipt_number(payment.id),
             amount_cents=payment.amount_cents,
             currency=payment.currency,
-            card=card_label(payment.card_brand, payment.card_last4),
+            card=paid_with_label(payment),
             paid_at=payment.paid_at or (payment.updated_at if payment.updated_at else None),
+            at_desk=payment.method.value if payment.method.at_desk else "",
         )

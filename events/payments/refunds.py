@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from events.extensions import db
-from events.models import Payment, Refund, RefundKind, RefundStatus, Registration, utcnow
+from events.models import Payment, PaymentMethod, Refund, RefundKind, RefundStatus, Registration, utcnow
 from events.notifications.outbox import EmailKind, queue_email
 from events.notifications.publish import publish_task
 from events.payments.gateway import GatewayRejected, GatewayUnavailable, PaymentDeclined, get_gateway
@@ -107,7 +107,11 @@ def queue_refund(
 ) -> tuple[Refund | None, int]:
     """Write a pending refund of up to `wanted_cents`, capped at what is left, in the caller's
     transaction. Returns the row and the amount actually queued (0 and None when nothing is
-    left): tell the person that amount, not the one asked for. The same key is one refund."""
+    left): tell the person that amount, not the one asked for. The same key is one refund.
+
+    A desk payment (cash or check) is refunded at the desk, never through Stripe: its row is
+    recorded as given at once, "to be returned at the desk", and the worker never sees it. A
+    comp paid nothing, so nothing is refunded."""
     payment = lock_for_refund(payment_id)
     existing = db.session.scalar(sa.select(Refund).where(Refund.idempotency_key == key))
     if existing is not None:
@@ -115,6 +119,8 @@ def queue_refund(
     amount = min(wanted_cents, refundable_remaining(payment))
     if amount <= 0:
         return None, 0
+    if payment.method.at_desk:
+        return _record_desk_refund(payment, amount, kind, key, reason, actor_id), amount
     refund = Refund(
         payment_id=payment.id,
         idempotency_key=key,
@@ -129,6 +135,36 @@ def queue_refund(
     db.session.flush()
     mark_queued()
     return refund, amount
+
+
+DESK_REFUND_WORDING = "to be returned at the desk"
+
+
+def desk_refund_reason(method: PaymentMethod, reason: str) -> str:
+    """A desk refund's reason says where the money goes: "Cancelled (cash, to be returned at the desk)"."""
+    where = f"{method.value}, {DESK_REFUND_WORDING}"
+    return f"{reason[: 200 - len(where) - 3]} ({where})" if reason else f"{where[0].upper()}{where[1:]}"
+
+
+def _record_desk_refund(
+    payment: Payment, amount: int, kind: RefundKind, key: str, reason: str, actor_id: int | None
+) -> Refund:
+    """Recorded as given when decided: staff hand the cash (or a check) back at the desk, and
+    no worker or Stripe is involved. Its email is the cancellation's (which names the desk)."""
+    refund = Refund(
+        payment_id=payment.id,
+        idempotency_key=key,
+        kind=kind,
+        amount_cents=amount,
+        status=RefundStatus.SUCCEEDED,
+        reason=desk_refund_reason(payment.method, reason),
+        created_by_id=actor_id,
+        next_attempt_at=None,
+    )
+    db.session.add(refund)
+    db.session.flush()
+    recount_refunded(payment)
+    return refund
 
 
 def retry_failed_refund(refund_id: int) -> Refund:
@@ -217,6 +253,9 @@ def _claim_next(now: datetime) -> _Job | None:
             # charge): sending it would refund the same money a second time.
             Refund.stripe_refund_id.is_(None),
             sa.or_(Refund.next_attempt_at.is_(None), Refund.next_attempt_at <= now),
+            # A desk payment's refund is handed back at the desk, never sent to Stripe (it is
+            # recorded as given at once; this keeps any row of one away from Stripe whatever).
+            Refund.payment_id.in_(sa.select(Payment.id).where(Payment.method == PaymentMethod.CARD)),
         )
         .order_by(Refund.id)
         .limit(1)
@@ -227,10 +266,12 @@ def _claim_next(now: datetime) -> _Job | None:
         return None
     refund.attempts += 1
     refund.next_attempt_at = now + CLAIM_LEASE
+    intent_id = refund.payment.stripe_payment_intent_id
+    assert intent_id is not None  # only card payments' refunds are claimed (see the query)
     job = _Job(
         refund.id,
         refund.payment_id,
-        refund.payment.stripe_payment_intent_id,
+        intent_id,
         refund.amount_cents,
         refund.stripe_idempotency_key,
     )

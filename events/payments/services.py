@@ -482,6 +482,23 @@ def apply_event_once(event_id: str, event_type: str, apply: Callable[[], object]
     return True
 
 
+def stop_superseded_intent(intent_id: str) -> None:
+    """After a seat was paid at the desk: cancel the card payment that was open for it, so it
+    can never charge, and apply how it ended. If it charged meanwhile, apply_intent finds the
+    seat paid and refunds it (the unplaced-payment path). Stripe out of reach: the reconcile
+    sweep does this later (it asks about open intents of confirmed registrations too)."""
+    db.session.commit()  # no transaction open across the network calls
+    try:
+        state = cancel_if_uncharged(get_gateway().retrieve_intent(intent_id))
+    except GatewayRejected:
+        _forget_unknown_intent(intent_id)
+        return
+    except GatewayUnavailable:
+        current_app.logger.warning("Could not cancel PaymentIntent %s yet; the reconcile will", intent_id)
+        return
+    apply_intent(state)
+
+
 def reconcile_pending_payments() -> int:
     """Ask Stripe about payments still open (a webhook or the answer to a charge may be lost).
 
@@ -494,8 +511,15 @@ def reconcile_pending_payments() -> int:
         .join(Registration, Registration.id == Payment.registration_id)
         .where(
             Payment.status.in_(OPEN_PAYMENT_STATUSES),
+            # Confirmed too: a seat paid at the desk while a card was entered (its intent
+            # is cancelled right after; this catches a cancel that could not reach Stripe).
             Registration.status.in_(
-                (RegistrationStatus.HELD, RegistrationStatus.EXPIRED, RegistrationStatus.CANCELLED)
+                (
+                    RegistrationStatus.HELD,
+                    RegistrationStatus.EXPIRED,
+                    RegistrationStatus.CANCELLED,
+                    RegistrationStatus.CONFIRMED,
+                )
             ),
         )
         .order_by(Payment.id)

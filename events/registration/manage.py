@@ -229,6 +229,7 @@ class CancelPreview:
     paid_cents: int  # what was paid (0: free, or held and not paid)
     card: str  # "Visa ending 4242", or "" (then "your card")
     arrives: str = REFUND_ARRIVES
+    at_desk: str = ""  # "cash" or "check": paid at the desk, so a refund is handed back there
 
 
 def cancel_preview(registration: Registration, now: datetime | None = None) -> CancelPreview:
@@ -242,6 +243,7 @@ def cancel_preview(registration: Registration, now: datetime | None = None) -> C
         quote=services.refund_quote(registration, now),
         paid_cents=payment.amount_cents if payment is not None else 0,
         card=card_label(payment.card_brand, payment.card_last4) if payment is not None else "",
+        at_desk=payment.method.value if payment is not None and payment.method.at_desk else "",
     )
 
 

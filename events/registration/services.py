@@ -90,7 +90,7 @@ class RegisterResult:
     registration: Registration | None = None
 
 
-def _new_token() -> str:
+def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
@@ -122,7 +122,7 @@ def registration_target(
     return first.seat_pool, None
 
 
-def _leave_waitlist_on_registering(pool: SeatPool, email_normalized: str) -> WaitlistEntry | None:
+def leave_waitlist_on_registering(pool: SeatPool, email_normalized: str) -> WaitlistEntry | None:
     """End the person's waitlist place; returns the entry if it held a seat offered to them."""
     entry = db.session.scalar(
         sa.select(WaitlistEntry).where(
@@ -251,7 +251,7 @@ def _new_registration(
         currency=offering.currency,
         hold_expires_at=now + timedelta(minutes=current_app.config["HOLD_MINUTES"]) if paid else None,
         confirmed_at=None if paid else now,
-        token=_new_token(),
+        token=new_token(),
         source=source,
         browser_key=browser_key,
     )
@@ -290,7 +290,7 @@ def register(
         return RegisterResult(outcome, existing)
     # Someone on the waitlist who registers directly leaves it; a seat offered to them
     # becomes this registration's seat (as if they had claimed the offer).
-    claimed_offer = _leave_waitlist_on_registering(pool, person.email_normalized)
+    claimed_offer = leave_waitlist_on_registering(pool, person.email_normalized)
     if claimed_offer is None and pool.seats_taken >= pool.capacity:
         db.session.commit()  # keep what release_lapsed did
         return RegisterResult(Outcome.FULL)
@@ -536,7 +536,7 @@ def join_waitlist(
         email_normalized=person.email_normalized,
         phone=person.phone,
         status=WaitlistStatus.WAITING,
-        token=_new_token(),
+        token=new_token(),
         created_at=now,
     )
     db.session.add(entry)

@@ -7,6 +7,7 @@ from wtforms import (
     DateField,
     HiddenField,
     IntegerField,
+    RadioField,
     SelectField,
     StringField,
     TextAreaField,
@@ -216,6 +217,20 @@ class OnBehalfForm(Form):
     )
     phone = StringField("Phone (optional)", filters=[_strip], validators=[Optional(), Length(max=40)])
     session_id = SelectField("Date (for a drop-in class)", coerce=_int_or_none)
+    # A paid one: send a payment link, or take the payment at the desk now.
+    payment = RadioField(
+        "Payment",
+        default="link",
+        choices=[
+            ("link", "Send them a payment link"),
+            ("cash", "Paid in cash at the desk"),
+            ("check", "Paid by check at the desk"),
+            ("comp", "Comp (free, by the clinic's choice)"),
+        ],
+    )
+    payment_note = StringField(
+        "Payment note (optional)", filters=[_strip], validators=[Optional(), Length(max=200)]
+    )
 
 
 class SearchForm(Form):
@@ -305,3 +320,67 @@ class AuditFilterForm(Form):
     def validate_date_to(self, field: DateField) -> None:
         if field.data and self.date_from.data and field.data < self.date_from.data:
             raise ValidationError("The end date is before the start date.")
+
+
+REASON = [DataRequired("Say why, briefly (it goes in the audit trail)."), Length(max=200)]
+
+
+class BookingCancelForm(Form):
+    """Cancel a member's booking: the refund chosen and why; then the confirmation posts the
+    refund it showed (expected_cents), so a changed amount is shown again, never given silently."""
+
+    refund = RadioField(
+        "Refund",
+        default="policy",
+        choices=[
+            ("full", "Full refund"),
+            ("policy", "By the cancellation policy"),
+            ("none", "No refund"),
+        ],
+        validators=[DataRequired("Choose a refund.")],
+    )
+    reason = StringField("Reason (kept in the audit trail)", filters=[_strip], validators=REASON)
+    expected_cents = IntegerField(validators=[Optional(), NumberRange(min=0, max=10**9)])
+
+
+class TransferForm(Form):
+    target = SelectField("Move to", validators=[DataRequired("Choose where to move them.")])
+    reason = StringField("Reason (kept in the audit trail)", filters=[_strip], validators=REASON)
+    expected_difference = IntegerField(validators=[Optional(), NumberRange(min=-(10**9), max=10**9)])
+
+
+class DetailsForm(Form):
+    """A member's details, checked as the public registration form checks them."""
+
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Enter their name."), Length(max=120)]
+    )
+    email = StringField(
+        "Email",
+        filters=[_strip],
+        validators=[
+            DataRequired("Enter their email."),
+            Email("That isn't an email address.", check_deliverability=False),
+            deliverable_email,
+            Length(max=254),
+        ],
+    )
+    phone = StringField(
+        "Phone (optional)",
+        filters=[_strip],
+        validators=[
+            Optional(),
+            Length(max=40, message="That phone number is too long."),
+            Regexp(r"^[0-9+().\-\s]{7,}$", message="Use digits, spaces and + ( ) - only."),
+        ],
+    )
+    reason = StringField("Reason (kept in the audit trail)", filters=[_strip], validators=REASON)
+
+
+class DeskPaymentForm(Form):
+    method = RadioField(
+        "Paid by",
+        choices=[("cash", "Cash"), ("check", "Check"), ("comp", "Comp (free, by the clinic's choice)")],
+        validators=[DataRequired("Choose how they paid.")],
+    )
+    note = StringField("Note (optional)", filters=[_strip], validators=[Optional(), Length(max=200)])

@@ -42,6 +42,14 @@ def resend_email(email: OutboxEmail, actor: User) -> OutboxEmail:
     if email.status == EmailStatus.SENDING:
         db.session.commit()
         raise AdminError("That email is being sent right now.")
+    registration = db.session.get(Registration, email.registration_id) if email.registration_id else None
+    if registration is not None and registration.email != email.to_email:
+        db.session.commit()
+        # Corrected since (bookings.correct_details sent the confirmation to the new address).
+        raise AdminError(
+            f"{registration.name}'s address was corrected since this email was written: "
+            "it is not sent again to the old one."
+        )
     previous = email.status.value
     registration = db.session.get(Registration, email.registration_id) if email.registration_id else None
     email.status = EmailStatus.PENDING

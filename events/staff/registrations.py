@@ -12,6 +12,7 @@ from events.extensions import db
 from events.models import (
     Offering,
     Payment,
+    PaymentMethod,
     Refund,
     RefundKind,
     Registration,
@@ -26,8 +27,9 @@ from events.registration.services import (
     register,
     succeeded_payment,
 )
+from events.staff import bookings
 from events.staff.errors import AdminError
-from events.staff.rosters import paid_and_refunded, payment_label
+from events.staff.rosters import desk_methods, paid_and_refunded, payment_label
 
 
 @dataclass
@@ -35,10 +37,11 @@ class RegistrationLine:
     registration: Registration
     paid_cents: int
     refunded_cents: int
+    method: PaymentMethod | None = None
 
     @property
     def payment_label(self) -> str:
-        return payment_label(self.registration, self.paid_cents, self.refunded_cents)
+        return payment_label(self.registration, self.paid_cents, self.refunded_cents, self.method)
 
 
 def search_registrations(
@@ -67,7 +70,8 @@ def search_registrations(
     registrations = list(db.session.scalars(query))
     ids = [r.id for r in registrations]
     money = paid_and_refunded(ids)
-    return [RegistrationLine(r, *money.get(r.id, (0, 0))) for r in registrations]
+    methods = desk_methods(ids)
+    return [RegistrationLine(r, *money.get(r.id, (0, 0)), methods.get(r.id)) for r in registrations]
 
 
 def staff_names_for_refunds(payment: Payment | None) -> dict[int, str]:
@@ -80,9 +84,16 @@ def staff_names_for_refunds(payment: Payment | None) -> dict[int, str]:
 
 
 def register_on_behalf(
-    offering: Offering, session_id: int | None, person: Person, actor: User
+    offering: Offering,
+    session_id: int | None,
+    person: Person,
+    actor: User,
+    desk_method: PaymentMethod | None = None,
+    payment_note: str = "",
 ) -> RegisterResult:
-    """Register someone as staff: the same rules and emails as the public form."""
+    """Register someone as staff: the same rules and emails as the public form. For a paid
+    one, `desk_method` (cash, check, comp) takes the payment at the desk at once, which books
+    the held seat; without it, the seat is held and staff send the payment link."""
     try:
         result = register(offering, session_id, person, source="staff")
     except RegistrationError:
@@ -101,6 +112,11 @@ def register_on_behalf(
             offering_title=offering.title,
         )
         db.session.commit()
+    if result.outcome is Outcome.HELD and desk_method is not None:
+        assert result.registration is not None  # a hold comes with its registration
+        bookings.take_desk_payment(result.registration.id, desk_method, payment_note, actor)
+        db.session.refresh(result.registration)
+        return RegisterResult(Outcome.CONFIRMED, result.registration)
     return result
 
 

@@ -19,6 +19,7 @@ from events.models import (
     AttendanceStatus,
     Offering,
     Payment,
+    PaymentMethod,
     PaymentStatus,
     Registration,
     RegistrationStatus,
@@ -57,14 +58,25 @@ class RosterLine:
     attendance: AttendanceStatus | None
     paid_cents: int
     refunded_cents: int
+    method: PaymentMethod | None = None
 
     @property
     def payment_label(self) -> str:
-        return payment_label(self.registration, self.paid_cents, self.refunded_cents)
+        return payment_label(self.registration, self.paid_cents, self.refunded_cents, self.method)
 
 
-def payment_label(registration: Registration, paid_cents: int, refunded_cents: int) -> str:
-    """How a registration stands for money, in a word or two (rosters, CSV, the admin's list)."""
+def payment_label(
+    registration: Registration, paid_cents: int, refunded_cents: int, method: PaymentMethod | None = None
+) -> str:
+    """How a registration stands for money, in a word or two (rosters, CSV, the admin's list).
+    `method`: how its payment was taken, when at the desk ("paid (cash)", "comp")."""
+    if method is PaymentMethod.COMP:
+        return "comp"
+    if method is not None and method.at_desk and paid_cents:
+        how = f" ({method.value})"
+        if refunded_cents >= paid_cents:
+            return f"refunded{how}"
+        return f"partly refunded{how}" if refunded_cents else f"paid{how}"
     if paid_cents == 0:
         if not registration.price_cents:
             return "free"
@@ -101,6 +113,21 @@ def paid_and_refunded(registration_ids: list[int]) -> dict[int, tuple[int, int]]
     }
 
 
+def desk_methods(registration_ids: list[int]) -> dict[int, PaymentMethod]:
+    """How each registration paid at the desk (cash, check, comp), for those that did."""
+    return dict(
+        db.session.execute(
+            sa.select(Payment.registration_id, Payment.method).where(
+                Payment.registration_id.in_(registration_ids),
+                Payment.status == PaymentStatus.SUCCEEDED,
+                Payment.method != PaymentMethod.CARD,
+            )
+        )
+        .tuples()
+        .all()
+    )
+
+
 def roster(session: Session) -> tuple[list[RosterLine], list[WaitlistEntry]]:
     registrations = db.session.scalars(
         registrations_covering(session)
@@ -118,7 +145,11 @@ def roster(session: Session) -> tuple[list[RosterLine], list[WaitlistEntry]]:
         .all()
     )
     money = paid_and_refunded(ids)
-    lines = [RosterLine(r, attendance.get(r.id), *money.get(r.id, (0, 0))) for r in registrations]
+    methods = desk_methods(ids)
+    lines = [
+        RosterLine(r, attendance.get(r.id), *money.get(r.id, (0, 0)), methods.get(r.id))
+        for r in registrations
+    ]
     waitlist = db.session.scalars(
         sa.select(WaitlistEntry)
         .where(

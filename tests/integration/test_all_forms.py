@@ -178,6 +178,8 @@ def _build_world(db) -> dict:
             f"/offerings/{full.slug}",
             f"/offerings/{drop_in.slug}?session={chosen_class.id}",
             "/staff/admin/registrations?q=Cora",
+            # A seat held while paying: its desk payment form.
+            f"/staff/admin/registrations/{held.id}/desk-payment",
         ],
         "signed": {
             "/manage/": links.sign(held.token, links.MANAGE_SALT),

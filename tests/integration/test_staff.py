@@ -395,6 +395,11 @@ ACCESS = {
     "staff.roster_print": OWN_SESSION,
     "staff.cancel_session": ADMIN,
     "staff.audit_log": ADMIN,
+    # Changing a booking and desk payments: money and moves, admins only.
+    "staff.admin_booking_cancel": ADMIN,
+    "staff.admin_booking_transfer": ADMIN,
+    "staff.admin_booking_details": ADMIN,
+    "staff.admin_desk_payment": ADMIN,
 }
 
 

@@ -732,6 +732,10 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/instructors/{instructor.id}/reactivate",
         "/staff/admin/registrations",
         f"/staff/admin/registrations/{registration.id}",
+        f"/staff/admin/registrations/{registration.id}/cancel",
+        f"/staff/admin/registrations/{registration.id}/transfer",
+        f"/staff/admin/registrations/{registration.id}/details",
+        f"/staff/admin/registrations/{registration.id}/desk-payment",
         "/staff/admin/emails/failed",
         "/staff/admin/clinic",
     ]
@@ -744,6 +748,10 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/offerings/{offering.id}/resources/file",
         f"/staff/admin/offerings/{offering.id}/register",
         f"/staff/admin/registrations/{registration.id}/refund",
+        f"/staff/admin/registrations/{registration.id}/cancel",
+        f"/staff/admin/registrations/{registration.id}/transfer",
+        f"/staff/admin/registrations/{registration.id}/details",
+        f"/staff/admin/registrations/{registration.id}/desk-payment",
         "/staff/admin/refunds/1/retry",
         f"/staff/admin/emails/{email_id}/resend",
         "/staff/admin/locations/new",
@@ -764,7 +772,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     # Every admin route is covered above.
     admin_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/staff/admin")}
-    assert len(admin_rules) == 26
+    assert len(admin_rules) == 30
 
 
 def test_an_admin_sees_every_admin_page(client, db):
@@ -794,6 +802,10 @@ def test_an_admin_sees_every_admin_page(client, db):
         f"/staff/admin/instructors/{maya.id}/reactivate",
         f"/staff/admin/registrations?offering_id={offering.id}",
         f"/staff/admin/registrations/{registration.id}",
+        f"/staff/admin/registrations/{registration.id}/cancel",
+        f"/staff/admin/registrations/{registration.id}/transfer",
+        f"/staff/admin/registrations/{registration.id}/details",
+        f"/staff/admin/registrations/{registration.id}/desk-payment",
         "/staff/admin/emails/failed",
     ]:
         response = client.get(url)

@@ -8,6 +8,7 @@ from events.staff.views import (  # noqa: F401  (importing a views module regist
     accounts,
     admin_home,
     audit,
+    bookings,
     cancellations,
     clinic_settings,
     emails,

@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from events.filters import dollars, staff_time
 from events.forms import attempt
-from events.models import Offering, Refund, Registration, RegistrationStatus
+from events.models import Offering, PaymentMethod, Refund, RefundStatus, Registration, RegistrationStatus
 from events.payments import refunds
 from events.payments.receipts import card_brand_name
 from events.registration import links
@@ -59,6 +59,8 @@ def admin_registration(registration_id: int) -> ResponseReturnValue:
 
 def _card(registration: Registration) -> str:
     payment = succeeded_payment(registration)
+    if payment is not None and payment.method is not PaymentMethod.CARD:
+        return f"{registration.name}, in {payment.method.value} at the desk"
     if payment is None or not payment.card_last4:
         return f"{registration.name}'s card"
     brand = card_brand_name(payment.card_brand)
@@ -84,12 +86,19 @@ def admin_refund(registration_id: int) -> ResponseReturnValue:
             lambda: registrations.manual_refund(registration, amount_cents, form.reason.data, current_user),
         )
         if refund is not None:
-            # Queued: the worker sends it to Stripe; the registration's page shows when it is issued.
-            flash(
-                f"Refund of {dollars(refund.amount_cents)} to {registration.name} queued; "
-                "it shows as issued when Stripe confirms it.",
-                "success",
-            )
+            if refund.status is RefundStatus.SUCCEEDED:  # a desk payment's: handed back at the desk
+                flash(
+                    f"Refund of {dollars(refund.amount_cents)} to {registration.name} recorded: "
+                    "return it at the desk.",
+                    "success",
+                )
+            else:
+                # Queued: the worker sends it to Stripe; the registration's page shows when it is issued.
+                flash(
+                    f"Refund of {dollars(refund.amount_cents)} to {registration.name} queued; "
+                    "it shows as issued when Stripe confirms it.",
+                    "success",
+                )
             return redirect(back_url + "#payment-h")
         return _render_registration(registration, 400, refund_form=form)
     payment = succeeded_payment(registration)
@@ -111,7 +120,11 @@ def admin_refund(registration_id: int) -> ResponseReturnValue:
                 if left > amount_cents
                 else "That is all that is left of the payment: nothing more can be refunded after this."
             ),
-            "The refund is queued and sent to Stripe in the background; it can't be called back.",
+            (
+                "The refund is queued and sent to Stripe in the background; it can't be called back."
+                if payment.method is PaymentMethod.CARD
+                else "It is recorded as returned at once: hand the money back at the desk."
+            ),
         ],
         form=form,
         fields=[],
@@ -178,9 +191,19 @@ def admin_register_on_behalf(offering_id: int) -> ResponseReturnValue:
         form.session_id.choices = [(None, "All dates")]
     if form.validate_on_submit():
         person = Person(form.name.data, form.email.data, form.phone.data or "")
+        desk_method = None if form.payment.data in (None, "link") else PaymentMethod(form.payment.data)
         try:
-            result = registrations.register_on_behalf(offering, form.session_id.data, person, current_user)
+            result = registrations.register_on_behalf(
+                offering,
+                form.session_id.data,
+                person,
+                current_user,
+                desk_method,
+                form.payment_note.data or "",
+            )
         except RegistrationError as error:
+            form.form_errors.append(str(error))
+        except AdminError as error:  # the desk payment refused (the seat is held; the page offers it again)
             form.form_errors.append(str(error))
         else:
             if result.outcome is Outcome.FULL:
@@ -191,12 +214,18 @@ def admin_register_on_behalf(offering_id: int) -> ResponseReturnValue:
                 return redirect(url_for("staff.admin_registration", registration_id=result.registration.id))
             else:
                 assert result.registration is not None  # confirmed or held: the new registration
-                flash(
-                    "Registered; the confirmation email is on its way."
-                    if result.outcome is Outcome.CONFIRMED
-                    else "A seat is held while they pay: send them the payment link below.",
-                    "success",
-                )
+                if result.outcome is Outcome.HELD:
+                    message = "A seat is held while they pay: send them the payment link below."
+                elif desk_method is PaymentMethod.COMP:
+                    message = "Registered as a comp; the confirmation email is on its way."
+                elif desk_method is not None:
+                    message = (
+                        f"Registered, paid by {desk_method.value} at the desk; "
+                        "the confirmation email is on its way."
+                    )
+                else:
+                    message = "Registered; the confirmation email is on its way."
+                flash(message, "success")
                 return redirect(url_for("staff.admin_registration", registration_id=result.registration.id))
     status = 400 if form.is_submitted() else 200
     return render_template("staff/admin/register.html", form=form, offering=offering), status

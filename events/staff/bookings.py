@@ -1,0 +1,601 @@
+"""Changing one member's booking at the front desk: cancel it (with the refund staff choose),
+transfer it to another date or offering, correct the person's details, and take payment at
+the desk (cash, check or comp) for a seat held while they pay.
+
+Every change takes the seat pool locks first (several in id order), then the payment row, as
+events/payments/refunds.py and events/registration/seats.py describe, writes its emails and
+refund rows in the same transaction, and is audited with who did it and why. Desk payments
+never reach Stripe; a card payment still open for the seat is cancelled after commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+import sqlalchemy as sa
+
+from events import audit
+from events.extensions import db
+from events.models import (
+    OPEN_PAYMENT_STATUSES,
+    Offering,
+    OutboxEmail,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    RefundKind,
+    Registration,
+    RegistrationStatus,
+    SeatPool,
+    Session,
+    SessionStatus,
+    User,
+    utcnow,
+)
+from events.notifications.outbox import EmailKind, queue_email
+from events.payments import refunds
+from events.payments.services import stop_superseded_intent
+from events.registration import seats
+from events.registration.services import (
+    Person,
+    RegistrationError,
+    address_digest,
+    find_live_registration,
+    first_session_start,
+    leave_waitlist_on_registering,
+    mark_cancelled,
+    new_token,
+    normalize_email,
+    refund_quote,
+    registration_target,
+    succeeded_payment,
+)
+from events.staff.errors import AdminError
+
+
+def money(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def when_label(registration: Registration) -> str:
+    """What a registration is for, in the location's time: "Core Flow, Tue Dec 8, 6:00 PM CST"."""
+    return place_label(registration.offering, registration.session)
+
+
+def place_label(offering: Offering, session: Session | None) -> str:
+    if session is None:
+        first = db.session.scalar(
+            sa.select(Session)
+            .where(Session.offering_id == offering.id, Session.status == SessionStatus.SCHEDULED)
+            .order_by(Session.starts_at)
+            .limit(1)
+        )
+        if first is None:
+            return offering.title
+        return f"{offering.title}, from {_local(first)}"
+    return f"{offering.title}, {_local(session)}"
+
+
+def _local(session: Session) -> str:
+    start = session.local_start
+    return f"{start:%a %b %-d, %-I:%M %p} {start.tzname()}"
+
+
+def _lock_payment_rows(registration_id: int) -> list[Payment]:
+    """Every payment row of the registration, locked (the caller holds its pool already)."""
+    return list(
+        db.session.scalars(
+            sa.select(Payment)
+            .where(Payment.registration_id == registration_id)
+            .order_by(Payment.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+# --- Cancel, with the refund staff choose ---
+
+
+class RefundChoice(Enum):
+    FULL = "full"
+    POLICY = "policy"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class CancelQuote:
+    registration: Registration
+    refund_cents: int
+    paid_cents: int  # what is left of what was paid (refunds given or on their way count)
+    method: PaymentMethod | None  # how it was paid (None: nothing paid)
+    policy_explanation: str
+
+    @property
+    def refund_where(self) -> str:
+        """Where the refund goes, for the confirmation: "to her card", "in cash at the desk"."""
+        if self.method is None or self.method is PaymentMethod.CARD:
+            return "to their card"
+        return f"in {self.method.value} at the desk" if self.method is PaymentMethod.CASH else "at the desk"
+
+
+def cancel_quote(
+    registration: Registration, choice: RefundChoice, now: datetime | None = None
+) -> CancelQuote:
+    """What cancelling with this choice refunds (exact under the refund locks, else a quote)."""
+    now = now or utcnow()
+    payment = succeeded_payment(registration)
+    left = refunds.refundable_remaining(payment)
+    policy = refund_quote(registration, now)
+    amount = {RefundChoice.FULL: left, RefundChoice.POLICY: policy.amount_cents, RefundChoice.NONE: 0}[choice]
+    return CancelQuote(
+        registration,
+        amount,
+        left,
+        payment.method if payment is not None else None,
+        policy.explanation.replace("you paid", "they paid").replace("You will", "They would"),
+    )
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    registration: Registration
+    refund_cents: int
+    at_desk: bool  # the refund is handed back at the desk (a cash or check payment)
+
+
+def cancel_booking(
+    registration_id: int, choice: RefundChoice, reason: str, actor: User, expected_refund_cents: int
+) -> CancelResult:
+    """Cancel a member's registration as staff: the seat is freed and offered to the waitlist,
+    the refund chosen is queued (a desk payment's is handed back at the desk), and the member
+    is emailed. `expected_refund_cents` is what the confirmation showed: if it changed meanwhile
+    (a refund slipped in, the cut-off passed), nothing is done and staff are asked again."""
+    now = utcnow()
+    registration = db.session.get_one(Registration, registration_id)
+    pool = seats.lock_pool(registration.seat_pool_id)
+    db.session.refresh(registration)
+    if registration.status not in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD):
+        db.session.rollback()
+        raise AdminError("This registration is no longer booked or held, so there is nothing to cancel.")
+    payment = succeeded_payment(registration)
+    if payment is not None:
+        refunds.lock_for_refund(payment.id)
+    quote = cancel_quote(registration, choice, now)
+    if quote.refund_cents != expected_refund_cents:
+        db.session.rollback()
+        raise AdminError(
+            f"The refund is now {money(quote.refund_cents)}, not {money(expected_refund_cents)} "
+            "(something changed since the page was opened). Check it and confirm again."
+        )
+    mark_cancelled(registration, f"Cancelled by staff: {reason}", now)
+    refund_cents = 0
+    if payment is not None and quote.refund_cents > 0:
+        _, refund_cents = refunds.queue_refund(
+            payment.id,
+            quote.refund_cents,
+            kind=RefundKind.CANCELLATION,
+            key=f"cancel-registration-{registration.id}",
+            reason=f"Cancelled by staff: {reason}",
+            actor_id=actor.id,
+        )
+    if registration.email:
+        queue_email(
+            EmailKind.REGISTRATION_CANCELLED,
+            registration=registration,
+            context={"refund_cents": refund_cents, "currency": registration.currency},
+        )
+    seats.free_seat(pool, now)
+    audit.record(
+        actor.id,
+        "registration.cancelled_by_staff",
+        "registration",
+        registration.id,
+        name=registration.name,
+        offering=registration.offering.title,
+        when=when_label(registration),
+        refund_choice=choice.value,
+        refund_cents=refund_cents,
+        method=quote.method.value if quote.method else "",
+        reason=reason[:200],
+    )
+    db.session.commit()
+    return CancelResult(registration, refund_cents, quote.method is not None and quote.method.at_desk)
+
+
+# --- Transfer to another date or offering ---
+
+
+@dataclass(frozen=True)
+class TransferQuote:
+    registration: Registration
+    offering: Offering
+    session: Session | None  # the new date (a class's); None: the whole workshop or course
+    paid_cents: int  # what they have paid and not had back
+    new_price_cents: int
+    method: PaymentMethod | None
+
+    @property
+    def difference_cents(self) -> int:
+        """Positive: the new booking costs more (owed at the desk); negative: refunded."""
+        if self.method is PaymentMethod.COMP:
+            return 0  # the clinic gave the seat; the new one is given too
+        return self.new_price_cents - self.paid_cents
+
+    @property
+    def label(self) -> str:
+        return place_label(self.offering, self.session)
+
+
+def transfer_targets(registration: Registration, now: datetime | None = None) -> list[tuple[str, str]]:
+    """Where a booking can be moved: each upcoming date of a drop-in class (another one of its
+    own offering first), each upcoming workshop or course as a whole; (value, label) pairs."""
+    now = now or utcnow()
+    rows = db.session.execute(
+        sa.select(Session, Offering, SeatPool)
+        .join(Offering, Offering.id == Session.offering_id)
+        .join(SeatPool, SeatPool.id == Session.seat_pool_id)
+        .where(
+            Session.status == SessionStatus.SCHEDULED,
+            Session.starts_at > now,
+            Offering.is_cancelled.is_(False),
+            Offering.is_published.is_(True),  # registration_target refuses the others
+            Session.seat_pool_id != registration.seat_pool_id,
+        )
+        .order_by(Offering.id != registration.offering_id, Offering.title, Session.starts_at)
+        .limit(400)
+    ).all()
+    choices: list[tuple[str, str]] = []
+    seen_pools: set[int] = set()
+    for session, offering, pool in rows:
+        if pool.id in seen_pools:
+            continue  # a workshop's later dates: it is booked as a whole, from its first
+        seen_pools.add(pool.id)
+        left = pool.seats_left
+        seats_text = "full" if left == 0 else f"{left} seat{'s' if left != 1 else ''} left"
+        price = "free" if offering.is_free else money(offering.price_cents)
+        if offering.kind.per_session:
+            choices.append(
+                (f"{offering.id}-{session.id}", f"{place_label(offering, session)} ({price}, {seats_text})")
+            )
+        else:
+            choices.append(
+                (f"{offering.id}", f"{place_label(offering, None)}, all dates ({price}, {seats_text})")
+            )
+    return choices
+
+
+def parse_target(value: str) -> tuple[int, int | None]:
+    """A transfer target's form value, "12-40" (offering 12, session 40) or "12"."""
+    offering_part, _, session_part = value.partition("-")
+    if not offering_part.isdigit() or (session_part and not session_part.isdigit()):
+        raise AdminError("Choose one of the listed dates.", "target")
+    offering_id = int(offering_part)
+    session_id = int(session_part) if session_part else None
+    if offering_id > 2**31 - 1 or (session_id or 0) > 2**31 - 1:
+        raise AdminError("Choose one of the listed dates.", "target")
+    return offering_id, session_id
+
+
+def _target(
+    offering_id: int, session_id: int | None, now: datetime
+) -> tuple[Offering, SeatPool, Session | None]:
+    offering = db.session.get(Offering, offering_id)
+    if offering is None:
+        raise AdminError("Choose one of the listed dates.", "target")
+    try:
+        pool, session = registration_target(offering, session_id, now)
+    except RegistrationError as error:
+        raise AdminError(str(error), "target") from error
+    return offering, pool, session
+
+
+def transfer_quote(registration: Registration, offering_id: int, session_id: int | None) -> TransferQuote:
+    now = utcnow()
+    offering, _pool, session = _target(offering_id, session_id, now)
+    payment = succeeded_payment(registration)
+    return TransferQuote(
+        registration,
+        offering,
+        session,
+        refunds.refundable_remaining(payment),
+        offering.price_cents,
+        payment.method if payment is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    old: Registration
+    new: Registration
+    refund_cents: int  # the cheaper target's difference, refunded
+    due_cents: int  # the dearer target's difference, to collect at the desk
+    method: PaymentMethod | None
+
+
+def transfer_booking(
+    registration_id: int,
+    offering_id: int,
+    session_id: int | None,
+    reason: str,
+    actor: User,
+    expected_difference_cents: int,
+) -> TransferResult:
+    """Move a booked registration to another date or offering, as a new registration (its own
+    invite) in place of the old one (cancelled, its invite taken back). The new seat is taken
+    under both pools' locks, in id order, then the payment row's: a full target is refused, and
+    of two staff taking its last seat at once one succeeds. The payment moves with the booking;
+    a cheaper target refunds the difference, a dearer one is collected at the desk."""
+    now = utcnow()
+    registration = db.session.get_one(Registration, registration_id)
+    offering, target_pool, session = _target(offering_id, session_id, now)
+    if target_pool.id == registration.seat_pool_id:
+        raise AdminError("They are already booked on that one. Choose another date.", "target")
+    pools = {
+        pool_id: seats.lock_pool(pool_id) for pool_id in sorted({registration.seat_pool_id, target_pool.id})
+    }
+    db.session.refresh(registration)
+    old_pool, new_pool = pools[registration.seat_pool_id], pools[target_pool.id]
+    if registration.status != RegistrationStatus.CONFIRMED:
+        db.session.rollback()
+        raise AdminError("Only a booked (confirmed) registration can be transferred.")
+    start = first_session_start(registration)
+    if start is not None and start <= now:
+        db.session.rollback()
+        raise AdminError("Their booking has already started, so it can't be moved.")
+    seats.release_lapsed(new_pool, now)
+    if registration.email_normalized and find_live_registration(new_pool.id, registration.email_normalized):
+        db.session.rollback()
+        raise AdminError(f"{registration.name} is already booked on that one.", "target")
+    # On its waitlist already: that place ends, and a seat offered to them becomes this one.
+    claimed_offer = (
+        leave_waitlist_on_registering(new_pool, registration.email_normalized)
+        if registration.email_normalized
+        else None
+    )
+    if claimed_offer is None and new_pool.seats_taken >= new_pool.capacity:
+        db.session.rollback()
+        raise AdminError(
+            f"That one is full ({new_pool.seats_taken} of {new_pool.capacity} seats taken). "
+            "Choose another, or raise its capacity first.",
+            "target",
+        )
+    payment = succeeded_payment(registration)
+    if payment is not None:
+        payment = refunds.lock_payment(payment.id)
+    quote = TransferQuote(
+        registration,
+        offering,
+        session,
+        refunds.refundable_remaining(payment),
+        offering.price_cents,
+        payment.method if payment is not None else None,
+    )
+    difference = quote.difference_cents
+    if difference != expected_difference_cents:
+        db.session.rollback()
+        raise AdminError(
+            "The price difference has changed since the page was opened (a refund or payment "
+            "went through). Check it and confirm again."
+        )
+    old_label = when_label(registration)
+    new = Registration(
+        seat_pool_id=new_pool.id,
+        offering_id=offering.id,
+        session_id=session.id if session is not None else None,
+        name=registration.name,
+        email=registration.email,
+        email_normalized=registration.email_normalized,
+        phone=registration.phone,
+        status=RegistrationStatus.CONFIRMED,
+        price_cents=offering.price_cents,
+        currency=offering.currency,
+        confirmed_at=now,
+        token=new_token(),
+        source="staff",
+    )
+    if claimed_offer is None:
+        seats.take_seat(new_pool)
+    db.session.add(new)
+    db.session.flush()
+    if claimed_offer is not None:
+        claimed_offer.registration_id = new.id
+    mark_cancelled(registration, f"Transferred to {quote.label}", now)
+    refund_cents = 0
+    if payment is not None:
+        # The money paid moves with the booking: the new registration's receipt and refunds.
+        payment.registration_id = new.id
+        if difference < 0:
+            _, refund_cents = refunds.queue_refund(
+                payment.id,
+                -difference,
+                kind=RefundKind.MANUAL,
+                key=f"transfer-registration-{registration.id}",
+                reason=f"Price difference: moved to {offering.title}",
+                actor_id=actor.id,
+            )
+    due_cents = max(difference, 0)
+    if registration.email:
+        queue_email(
+            EmailKind.REGISTRATION_CANCELLED,
+            registration=registration,
+            context={
+                "refund_cents": refund_cents,
+                "currency": registration.currency,
+                "transferred_to": quote.label,
+                "desk_method": quote.method.value if quote.method and quote.method.at_desk else "",
+            },
+        )
+        queue_email(
+            EmailKind.REGISTRATION_CONFIRMED,
+            registration=new,
+            context={"balance_due_cents": due_cents, "currency": new.currency} if due_cents else {},
+        )
+    seats.free_seat(old_pool, now)  # offered to the old date's waitlist
+    audit.record(
+        actor.id,
+        "registration.transferred",
+        "registration",
+        registration.id,
+        name=registration.name,
+        new_registration_id=new.id,
+        old=old_label,
+        new=quote.label,
+        refund_cents=refund_cents,
+        due_cents=due_cents,
+        method=quote.method.value if quote.method else "",
+        reason=reason[:200],
+    )
+    db.session.commit()
+    return TransferResult(registration, new, refund_cents, due_cents, quote.method)
+
+
+# --- Correct name, email or phone ---
+
+
+@dataclass(frozen=True)
+class Correction:
+    registration: Registration
+    changed: list[str]  # "name", "email", "phone"
+    resent_to: str  # the address the confirmation was sent again to ("": not resent)
+
+
+def correct_details(registration_id: int, person: Person, reason: str, actor: User) -> Correction:
+    """Correct a registration's name, email or phone. A corrected email gets the confirmation
+    again (a new outbox row, keyed by the new address, so each address gets it once), and mail
+    not yet sent follows the new address; nothing is ever sent again to the old one."""
+    registration = db.session.get_one(Registration, registration_id)
+    seats.lock_pool(registration.seat_pool_id)  # the one-live-registration-per-email check below
+    db.session.refresh(registration)
+    new_email, new_normalized = person.email.strip(), normalize_email(person.email)
+    changed = [
+        field
+        for field, old, new in (
+            ("name", registration.name, person.name),
+            ("email", registration.email, new_email),
+            ("phone", registration.phone, person.phone),
+        )
+        if old != new
+    ]
+    if not changed:
+        db.session.rollback()
+        raise AdminError("Nothing was changed.")
+    live = registration.status in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD)
+    if "email" in changed and live and new_normalized != registration.email_normalized:
+        other = find_live_registration(registration.seat_pool_id, new_normalized)
+        if other is not None and other.id != registration.id:
+            db.session.rollback()
+            raise AdminError("Someone is already booked on this with that email.", "email")
+    registration.name, registration.phone = person.name, person.phone
+    resent_to = ""
+    if "email" in changed:
+        registration.email, registration.email_normalized = new_email, new_normalized
+        # Emails still waiting to go follow the corrected address (failed ones stay as they
+        # were, and can't be retried to the old address: see emails.resend_email).
+        db.session.execute(
+            sa.update(OutboxEmail)
+            .where(OutboxEmail.registration_id == registration.id, OutboxEmail.status == "pending")
+            .values(to_email=new_email)
+        )
+        if registration.status == RegistrationStatus.CONFIRMED and new_email:
+            queue_email(
+                EmailKind.REGISTRATION_CONFIRMED,
+                registration=registration,
+                key_parts=(f"to-{address_digest(new_email)}",),
+            )
+            resent_to = new_email
+    audit.record(
+        actor.id,
+        "registration.details_corrected",
+        "registration",
+        registration.id,
+        name=registration.name,
+        offering=registration.offering.title,
+        fields=changed,
+        confirmation_resent=bool(resent_to),
+        reason=reason[:200],
+    )
+    db.session.commit()
+    return Correction(registration, changed, resent_to)
+
+
+# --- Payment at the desk ---
+
+
+DESK_METHODS = (PaymentMethod.CASH, PaymentMethod.CHECK, PaymentMethod.COMP)
+
+
+def desk_amount(registration: Registration, method: PaymentMethod) -> int:
+    return 0 if method is PaymentMethod.COMP else registration.price_cents
+
+
+def take_desk_payment(registration_id: int, method: PaymentMethod, note: str, actor: User) -> Payment:
+    """Book a seat held while they pay, paid at the desk: cash or check for the price, or comp
+    (free by the clinic's choice). Never touches Stripe.
+
+    A desk payment and a card payment are never both live: under the pool lock (the lock every
+    card payment takes to be recorded or applied) every payment row of the registration is
+    locked; a card payment going through refuses this; an open PaymentIntent (card entered,
+    not charged) is cancelled at Stripe after commit, and a success from it that still arrives
+    finds the seat paid and is refunded by the unplaced-payment path."""
+    if method not in DESK_METHODS:
+        raise AdminError("Choose cash, check or comp.", "method")
+    now = utcnow()
+    registration = db.session.get_one(Registration, registration_id)
+    pool = seats.lock_pool(registration.seat_pool_id)
+    db.session.refresh(registration)
+    seats.release_lapsed(pool, now)  # a hold that ran out (with no card payment in flight) goes
+    if registration.status == RegistrationStatus.CONFIRMED:
+        db.session.rollback()
+        raise AdminError("They are already booked; there is nothing to pay.")
+    if registration.status != RegistrationStatus.HELD:
+        db.session.commit()  # keep what release_lapsed did
+        raise AdminError("The seat is no longer held for them (the hold ran out). Register them again.")
+    rows = _lock_payment_rows(registration.id)
+    if any(p.status in (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED) for p in rows):
+        db.session.rollback()
+        raise AdminError(
+            "A card payment for this seat is going through. Wait for it to finish before taking payment here."
+        )
+    open_intents = [
+        p.stripe_payment_intent_id
+        for p in rows
+        if p.status in OPEN_PAYMENT_STATUSES and p.stripe_payment_intent_id
+    ]
+    payment = Payment(
+        registration_id=registration.id,
+        stripe_payment_intent_id=None,
+        method=method,
+        amount_cents=desk_amount(registration, method),
+        currency=registration.currency,
+        status=PaymentStatus.SUCCEEDED,
+        paid_at=now,
+        taken_by_id=actor.id,
+        note=note[:200],
+    )
+    db.session.add(payment)
+    db.session.flush()
+    registration.status = RegistrationStatus.CONFIRMED
+    registration.confirmed_at = now
+    registration.hold_expires_at = None
+    if registration.email:
+        queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
+    audit.record(
+        actor.id,
+        "payment.taken_at_desk",
+        "registration",
+        registration.id,
+        name=registration.name,
+        offering=registration.offering.title,
+        method=method.value,
+        amount_cents=payment.amount_cents,
+        note=note[:200],
+        payment_id=payment.id,
+        card_payment_stopped=len(open_intents),
+    )
+    db.session.commit()
+    for intent_id in open_intents:
+        stop_superseded_intent(intent_id)
+    return payment

@@ -1,0 +1,176 @@
+"""Changing one booking from its admin page: cancel, transfer, correct details, take payment at
+the desk. Cancel and transfer ask first (what will happen, in words and dollars), then act."""
+
+from flask import flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from events.forms import attempt
+from events.models import PaymentMethod, Registration, RegistrationStatus
+from events.registration.services import Person
+from events.staff import bookings
+from events.staff.access import admin_required, bp, get_or_404
+from events.staff.admin_forms import BookingCancelForm, DeskPaymentForm, DetailsForm, TransferForm
+from events.staff.bookings import money
+
+
+def _back(registration: Registration) -> ResponseReturnValue:
+    return redirect(url_for("staff.admin_registration", registration_id=registration.id))
+
+
+@bp.route("/admin/registrations/<int:registration_id>/cancel", methods=["GET", "POST"])
+@admin_required
+def admin_booking_cancel(registration_id: int) -> ResponseReturnValue:
+    registration = get_or_404(Registration, registration_id)
+    form = BookingCancelForm()
+    quote = None
+    if form.validate_on_submit():
+        choice = bookings.RefundChoice(form.refund.data)
+        if form.expected_cents.data is None:
+            quote = bookings.cancel_quote(registration, choice)  # the confirmation step
+        else:
+            done = attempt(
+                form,
+                lambda: bookings.cancel_booking(
+                    registration.id, choice, form.reason.data, current_user, form.expected_cents.data
+                ),
+            )
+            if done is not None:
+                flash(_cancelled_message(done), "success")
+                return _back(registration)
+            quote = bookings.cancel_quote(registration, choice)
+    # A refusal (the refund changed meanwhile) shows the new quote to confirm, with its reason.
+    status = 400 if form.form_errors or (form.is_submitted() and quote is None) else 200
+    live = registration.status in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD)
+    return render_template(
+        "staff/admin/booking_cancel.html",
+        registration=registration,
+        form=form,
+        quote=quote,
+        live=live,
+        when=bookings.when_label(registration),
+        policy=bookings.cancel_quote(registration, bookings.RefundChoice.POLICY),
+        full=bookings.cancel_quote(registration, bookings.RefundChoice.FULL),
+    ), status
+
+
+def _cancelled_message(result: bookings.CancelResult) -> str:
+    registration, refund_cents = result.registration, result.refund_cents
+    told = " and emailed" if registration.email else ""
+    if not refund_cents:
+        return f"{registration.name}'s booking is cancelled{told}; no refund. The seat is free."
+    if result.at_desk:
+        return (
+            f"{registration.name}'s booking is cancelled{told}. Return {money(refund_cents)} to them "
+            "at the desk (recorded as refunded). The seat is free."
+        )
+    return (
+        f"{registration.name}'s booking is cancelled{told}. A refund of {money(refund_cents)} to their "
+        "card is queued (shown below once Stripe has issued it). The seat is free."
+    )
+
+
+@bp.route("/admin/registrations/<int:registration_id>/transfer", methods=["GET", "POST"])
+@admin_required
+def admin_booking_transfer(registration_id: int) -> ResponseReturnValue:
+    registration = get_or_404(Registration, registration_id)
+    form = TransferForm()
+    form.target.choices = [("", "Choose a date or offering"), *bookings.transfer_targets(registration)]
+    quote = None
+    if form.validate_on_submit():
+        target = attempt(form, lambda: bookings.parse_target(form.target.data))
+        if target is not None:
+            offering_id, session_id = target
+            if form.expected_difference.data is None:
+                quote = attempt(form, lambda: bookings.transfer_quote(registration, offering_id, session_id))
+            else:
+                result = attempt(
+                    form,
+                    lambda: bookings.transfer_booking(
+                        registration.id,
+                        offering_id,
+                        session_id,
+                        form.reason.data,
+                        current_user,
+                        form.expected_difference.data,
+                    ),
+                )
+                if result is not None:
+                    flash(_transferred_message(result), "success")
+                    return redirect(url_for("staff.admin_registration", registration_id=result.new.id))
+    status = 400 if form.is_submitted() and quote is None else 200
+    return render_template(
+        "staff/admin/booking_transfer.html",
+        registration=registration,
+        form=form,
+        quote=quote,
+        current=bookings.when_label(registration),
+        live=registration.status == RegistrationStatus.CONFIRMED,
+    ), status
+
+
+def _transferred_message(result: bookings.TransferResult) -> str:
+    new = result.new
+    text = f"{new.name} is moved to {bookings.when_label(new)}"
+    text += "; the new confirmation is emailed and the old date cancelled." if new.email else "."
+    if result.refund_cents:
+        where = (
+            "to return at the desk (recorded as refunded)"
+            if result.method is not None and result.method.at_desk
+            else "to their card is queued"
+        )
+        text += f" The difference, {money(result.refund_cents)}, {where}."
+    if result.due_cents:
+        text += f" Collect the difference, {money(result.due_cents)}, at the desk."
+    return text
+
+
+@bp.route("/admin/registrations/<int:registration_id>/details", methods=["GET", "POST"])
+@admin_required
+def admin_booking_details(registration_id: int) -> ResponseReturnValue:
+    registration = get_or_404(Registration, registration_id)
+    form = DetailsForm(
+        data={"name": registration.name, "email": registration.email, "phone": registration.phone}
+    )
+    if form.validate_on_submit():
+        person = Person(form.name.data, form.email.data, form.phone.data or "")
+        correction = attempt(
+            form, lambda: bookings.correct_details(registration.id, person, form.reason.data, current_user)
+        )
+        if correction is not None:
+            text = f"Corrected {registration.name}'s {', '.join(correction.changed)}."
+            if correction.resent_to:
+                text += f" The confirmation is sent again to {correction.resent_to}."
+            flash(text, "success")
+            return _back(registration)
+    status = 400 if form.is_submitted() else 200
+    return render_template("staff/admin/booking_details.html", registration=registration, form=form), status
+
+
+@bp.route("/admin/registrations/<int:registration_id>/desk-payment", methods=["GET", "POST"])
+@admin_required
+def admin_desk_payment(registration_id: int) -> ResponseReturnValue:
+    registration = get_or_404(Registration, registration_id)
+    form = DeskPaymentForm()
+    if form.validate_on_submit():
+        method = PaymentMethod(form.method.data)
+        payment = attempt(
+            form,
+            lambda: bookings.take_desk_payment(registration.id, method, form.note.data or "", current_user),
+        )
+        if payment is not None:
+            what = (
+                "Comp recorded"
+                if method is PaymentMethod.COMP
+                else f"{money(payment.amount_cents)} {method.value} recorded"
+            )
+            told = "; the confirmation is emailed" if registration.email else ""
+            flash(f"{what}: {registration.name} is booked{told}.", "success")
+            return _back(registration)
+    status = 400 if form.is_submitted() else 200
+    return render_template(
+        "staff/admin/desk_payment.html",
+        registration=registration,
+        form=form,
+        held=registration.status == RegistrationStatus.HELD,
+    ), status
