@@ -122,7 +122,7 @@ def registration_target(
     return first.seat_pool, None
 
 
-def _leave_waitlist_on_registering(pool: SeatPool, email_normalized: str) -> WaitlistEntry | None:
+def leave_waitlist_on_registering(pool: SeatPool, email_normalized: str) -> WaitlistEntry | None:
     """End the person's waitlist place; returns the entry if it held a seat offered to them."""
     entry = db.session.scalar(
         sa.select(WaitlistEntry).where(
@@ -290,7 +290,7 @@ def register(
         return RegisterResult(outcome, existing)
     # Someone on the waitlist who registers directly leaves it; a seat offered to them
     # becomes this registration's seat (as if they had claimed the offer).
-    claimed_offer = _leave_waitlist_on_registering(pool, person.email_normalized)
+    claimed_offer = leave_waitlist_on_registering(pool, person.email_normalized)
     if claimed_offer is None and pool.seats_taken >= pool.capacity:
         db.session.commit()  # keep what release_lapsed did
         return RegisterResult(Outcome.FULL)
