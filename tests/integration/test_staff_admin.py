@@ -718,6 +718,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/offerings/{offering.id}",
         f"/staff/admin/offerings/{offering.id}/edit",
         f"/staff/admin/offerings/{offering.id}/register",
+        f"/staff/admin/offerings/{offering.id}/message",
         "/staff/admin/locations",
         "/staff/admin/locations/new",
         f"/staff/admin/locations/{location.id}/edit",
@@ -738,6 +739,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/offerings/{offering.id}/resources/link",
         f"/staff/admin/offerings/{offering.id}/resources/file",
         f"/staff/admin/offerings/{offering.id}/register",
+        f"/staff/admin/offerings/{offering.id}/message",
         f"/staff/admin/registrations/{registration.id}/refund",
         "/staff/admin/refunds/1/retry",
         f"/staff/admin/emails/{email_id}/resend",
@@ -759,7 +761,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     # Every admin route is covered above.
     admin_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/staff/admin")}
-    assert len(admin_rules) == 26
+    assert len(admin_rules) == 27
 
 
 def test_an_admin_sees_every_admin_page(client, db):
@@ -779,6 +781,7 @@ def test_an_admin_sees_every_admin_page(client, db):
         f"/staff/admin/offerings/{offering.id}",
         f"/staff/admin/offerings/{offering.id}/edit",
         f"/staff/admin/offerings/{offering.id}/register",
+        f"/staff/admin/offerings/{offering.id}/message",
         "/staff/admin/locations",
         "/staff/admin/locations/new",
         f"/staff/admin/locations/{location.id}/edit",
