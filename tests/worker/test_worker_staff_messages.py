@@ -17,8 +17,9 @@ from events.notifications.schedule import queue_due_followups, queue_due_reminde
 from events.registration.services import Person, join_waitlist, register
 from events.staff import messages, rosters
 from events.staff.errors import RosterRefusal
+from tests.conftest import TEST_REDIS_URL
 from tests.factories import make_clinic, make_location, make_offering, make_session, upcoming_day
-from tests.helpers import csrf_token
+from tests.helpers import csrf_token, wait_until
 from tests.integration.test_staff import make_user, sign_in
 
 BODY = "We're in room B <b>today</b>.\nBring a mat & water.\n\n  Indented line stays."
@@ -185,3 +186,17 @@ def test_a_walk_in_with_an_email_gets_the_follow_up_and_one_without_gets_nothing
     assert [m["Subject"] for m in smtp.to("dee@example.com")] == ["Thank you for coming: Core A"]
     [reminder] = smtp.to("fay@example.com")
     assert reminder["Subject"].startswith("Reminder: Back Basics")
+
+
+def test_a_message_goes_out_through_the_real_worker_once_each(client, db, smtp, celery_worker, publish, room):
+    sign_in(client, "a@clinic.example")
+    url = f"/staff/sessions/{room['first'].id}/message"
+    _, send = preview_and_send(client, url, subject="Bring a towel", body="Bring a towel, please.")
+    assert client.post(url, data=send).status_code == 302  # the commit nudges the worker through Redis
+
+    def towels():
+        return sorted(rcpt for rcpt, m in smtp.messages if m["Subject"] == "Bring a towel")
+
+    wait_until(lambda: len(towels()) >= 2, what="the message delivered by the worker")
+    celery_worker.work_through_queue(TEST_REDIS_URL)
+    assert towels() == ["ana@example.com", "ben@example.com"]
