@@ -5,6 +5,7 @@
   "use strict";
   const status = document.getElementById("checkin-status");
   const count = document.getElementById("here-count");
+  const problem = document.getElementById("checkin-error");
 
   function showMark(group, mark) {
     group.querySelectorAll("form[data-checkin]:not([data-undo]) button").forEach(function (b) {
@@ -27,7 +28,14 @@
           headers: { Accept: "application/json" },
           body: new FormData(form),
         });
-        if (!response.ok) throw new Error("failed");
+        if (!response.ok) {
+          const refusal = await response.json().catch(function () { return {}; });
+          if (!refusal.error || !problem) throw new Error("failed");
+          problem.textContent = refusal.error;  // e.g. check-in has closed since the page loaded
+          problem.hidden = false;
+          return;
+        }
+        if (problem) problem.hidden = true;
         const result = await response.json();
         const group = form.closest(".checkin");
         showMark(group, result.status);

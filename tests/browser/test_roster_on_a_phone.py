@@ -51,7 +51,9 @@ def shot(page: Page, name: str, full_page: bool = True) -> None:
         page.screenshot(path=str(Path(folder) / name), full_page=full_page)
 
 
-def test_roster_count_search_walk_in_undo_message_and_print_on_a_phone(phone_page, live_server, db):
+def test_roster_count_search_walk_in_undo_message_and_print_on_a_phone(
+    phone_page, live_server, db, app, monkeypatch
+):
     make_clinic(name="Revival Physical Therapy", email="hello@revival.example")
     teacher = User(email="maya@clinic.example", name="Maya Lindqvist", role=Role.INSTRUCTOR)
     teacher.set_password("phone roster pass")
@@ -190,4 +192,11 @@ def test_roster_count_search_walk_in_undo_message_and_print_on_a_phone(phone_pag
     assert_accessible(page)
     fits_the_phone(page)
     shot(page, "roster-print-phone.png")
-    assert session_id
+
+    # Check-in closing while the page is open: the tap is refused with why, on the page.
+    page.get_by_role("link", name="Back to the roster").click()
+    monkeypatch.setitem(app.config, "CHECKIN_OPENS_MINUTES_BEFORE", 0)
+    page.get_by_role("button", name="Here - Cy Nguyen").click()
+    expect(page.get_by_role("alert")).to_contain_text("Check-in opens")
+    expect(page.get_by_role("button", name="Here - Cy Nguyen")).to_have_attribute("aria-pressed", "false")
+    assert page.url.endswith(f"/staff/sessions/{session_id}")
