@@ -153,9 +153,6 @@ class CheckinWindow:
     closes: datetime
     session: Session
 
-    def is_open(self, now: datetime) -> bool:
-        return self.opens <= now < self.closes
-
     def refusal(self, now: datetime) -> str | None:
         """Why check-in is closed now, for the person at the door; None while it is open."""
         zone = self.session.location.zone
@@ -189,10 +186,15 @@ def checkin_window(session: Session) -> CheckinWindow:
     return CheckinWindow(opens, closes.astimezone(opens.tzinfo), session)
 
 
-def _require_checkin_open(session: Session, now: datetime) -> None:
+def checkin_refusal(session: Session, now: datetime) -> str | None:
+    """Why this session's check-in (and adding walk-ins) is closed now; None while it is open."""
     if session.status != SessionStatus.SCHEDULED:
-        raise CheckinClosed("This session was cancelled: there is no check-in.")
-    refusal = checkin_window(session).refusal(now)
+        return "This session was cancelled: there is no check-in."
+    return checkin_window(session).refusal(now)
+
+
+def _require_checkin_open(session: Session, now: datetime) -> None:
+    refusal = checkin_refusal(session, now)
     if refusal:
         raise CheckinClosed(refusal)
 
@@ -235,7 +237,6 @@ class RosterPage:
     cancelled: list[RosterLine]
     waitlist: list[WaitlistEntry]
     count: HereCount
-    window: CheckinWindow
     checkin_refusal: str | None  # why check-in is closed now (None: open)
     query: str
 
@@ -260,13 +261,8 @@ def roster_page(session: Session, query: str = "", now: datetime | None = None) 
     # Counted from the lines already read: confirmed people and their present marks.
     confirmed = [line for line in lines if line.registration.status == RegistrationStatus.CONFIRMED]
     present = sum(1 for line in confirmed if line.attendance == AttendanceStatus.PRESENT)
-    window = checkin_window(session)
-    refusal = (
-        "This session was cancelled: there is no check-in."
-        if session.status != SessionStatus.SCHEDULED
-        else window.refusal(now or utcnow())
-    )
-    return RosterPage(live, cancelled, waitlist, HereCount(present, len(confirmed)), window, refusal, query)
+    refusal = checkin_refusal(session, now or utcnow())
+    return RosterPage(live, cancelled, waitlist, HereCount(present, len(confirmed)), refusal, query)
 
 
 def _roster_registration(session: Session, registration_id: int) -> Registration:
