@@ -310,3 +310,37 @@ def test_two_walk_ins_without_email_share_a_pool_but_two_with_one_email_cannot(d
     db.session.add(row("Three", "ana@example.com", "t3"))
     with pytest.raises(sa.exc.IntegrityError):
         db.session.flush()
+
+
+HOSTILE = ["nul\x00here", "bell\x07", "x" * 1_000_000]  # (lone surrogates: test_all_forms.py)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize("field", ["name", "email", "phone"])
+def test_a_hostile_walk_in_is_a_form_error_and_stores_nothing(client, db, room, field, value):
+    sign_in(client, "a@clinic.example")
+    fields = {"name": "Val Walkin", "email": "val@example.com", "phone": "612", field: value}
+    response = walk_in(client, room["session"].id, **fields)
+    assert response.status_code in (400, 413)
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count()).select_from(Registration).where(Registration.source == "walk_in")
+        )
+        == 0
+    )
+
+
+@pytest.mark.parametrize("value", [*HOSTILE, "x" * 5001])
+@pytest.mark.parametrize("field", ["subject", "body"])
+def test_a_hostile_message_is_a_form_error_and_sends_nothing(client, db, room, field, value):
+    sign_in(client, "a@clinic.example")
+    url = f"/staff/sessions/{room['session'].id}/message"
+    token = csrf_token(client.get(url).get_data(as_text=True))
+    fields = {"subject": "Hello", "body": "Hi all", field: value}
+    for step in ("preview", "send"):
+        response = client.post(
+            url, data={"csrf_token": token, "step": step, "request_key": "k" * 24, **fields}
+        )
+        assert response.status_code in (400, 413), (step, response.status_code)
+    kinds = db.session.scalars(sa.select(OutboxEmail.kind)).all()
+    assert EmailKind.STAFF_MESSAGE not in kinds
