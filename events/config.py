@@ -186,6 +186,16 @@ class Config:
         "WAITLIST_OFFER_HOURS", 12, "the longest a waitlist offer stays open (shorter as the session nears)"
     )
 
+    # Check-in on the roster (and walk-ins, which are checked in at once)
+    CHECKIN_OPENS_MINUTES_BEFORE = env_int(
+        "CHECKIN_OPENS_MINUTES_BEFORE", 60, "how many minutes before a session starts its check-in opens"
+    )
+    CHECKIN_CLOSES_DAYS_AFTER = env_int(
+        "CHECKIN_CLOSES_DAYS_AFTER",
+        0,
+        "check-in closes at the end of the session's day in its location's zone, plus this many days",
+    )
+
     # Celery, the worker and the outbox
     REDIS_URL = env_optional(
         "REDIS_URL",

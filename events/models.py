@@ -381,17 +381,29 @@ class SeatPool(Model):
         return max(self.capacity - self.seats_taken, 0)
 
 
+# The rows uq_registrations_active_email covers (migrations/versions/0010_walk_ins.py).
+LIVE_WITH_EMAIL = "status IN ('held', 'confirmed') AND email_normalized <> ''"
+
+
+class RegistrationSource:
+    PUBLIC = "public"
+    STAFF = "staff"
+    WAITLIST = "waitlist"
+    WALK_IN = "walk_in"  # added from the roster during class: confirmed and checked in at once
+
+
 class Registration(Model):
     __tablename__ = "registrations"
     __table_args__ = (
-        # One person (email) holds at most one live registration per thing.
+        # One person (email) holds at most one live registration per thing. Walk-ins without an
+        # email (email_normalized '') are several people, not one: the index leaves them out.
         sa.Index(
             "uq_registrations_active_email",
             "seat_pool_id",
             "email_normalized",
             unique=True,
-            postgresql_where=sa.text("status IN ('held', 'confirmed')"),
-            sqlite_where=sa.text("status IN ('held', 'confirmed')"),
+            postgresql_where=sa.text(LIVE_WITH_EMAIL),
+            sqlite_where=sa.text(LIVE_WITH_EMAIL),
         ),
         sa.CheckConstraint("price_cents >= 0", name="price_not_negative"),
     )
@@ -402,6 +414,7 @@ class Registration(Model):
     # Set for a drop-in class; NULL when the registration covers every session of the offering.
     session_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sessions.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(120))
+    # Empty for a walk-in who gave none: nothing is ever sent to it (queue_email skips it).
     email: Mapped[str] = mapped_column(sa.String(254))
     email_normalized: Mapped[str] = mapped_column(sa.String(254), index=True)
     phone: Mapped[str] = mapped_column(sa.String(40), default="")
@@ -413,7 +426,7 @@ class Registration(Model):
     hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # Random, unguessable; embedded in signed manage links.
     token: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    source: Mapped[str] = mapped_column(sa.String(20), default="public")  # public | staff | waitlist
+    source: Mapped[str] = mapped_column(sa.String(20), default="public")  # a RegistrationSource
     # Which browser made it: a keyed hash of the secret in that browser's session cookie
     # (events/registration/links.py browser_key). Registering again from that browser resumes
     # this registration; from any other, its link is emailed instead. Empty: made by staff.
@@ -625,6 +638,30 @@ class OutboxEmail(Model):
     # Extra, non-personal context for the template (e.g. a refund amount), as JSON.
     context: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StaffMessage(Model):
+    """A message staff sent to the people of a session (or of a whole offering): each email
+    renders from this row, and each recipient's outbox row names it (one per person)."""
+
+    __tablename__ = "staff_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    author_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    offering_id: Mapped[int] = mapped_column(sa.ForeignKey("offerings.id"), index=True)
+    # The session it is about; NULL: every upcoming session of the offering.
+    session_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sessions.id"), index=True)
+    subject: Mapped[str] = mapped_column(sa.String(150))
+    body: Mapped[str] = mapped_column(sa.Text)
+    include_waitlist: Mapped[bool] = mapped_column(default=False)
+    recipients: Mapped[int] = mapped_column(default=0)  # emails queued
+    # From the confirmation form: the same form sent twice (a double tap) is one message.
+    request_key: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[User] = relationship()
+    offering: Mapped[Offering] = relationship()
+    session: Mapped[Session | None] = relationship()
 
 
 class WebhookEvent(Model):

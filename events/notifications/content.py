@@ -31,6 +31,7 @@ from events.models import (
     SeatPool,
     Session,
     SessionStatus,
+    StaffMessage,
     User,
     WaitlistEntry,
     utcnow,
@@ -382,7 +383,13 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
             subject_template = MISSED_SUBJECT
         elif ctx["variant"] == "neutral":
             subject_template = NEUTRAL_FOLLOW_UP_SUBJECT
-    subject = one_line(subject_template.format(title=offering.title, when=when))
+    if row.kind == EmailKind.STAFF_MESSAGE:
+        # Staff's own words, from the message row (never formatted: braces stay braces).
+        message = db.session.get_one(StaffMessage, extra["message_id"])
+        ctx["message"] = message
+        subject = one_line(message.subject)
+    else:
+        subject = one_line(subject_template.format(title=offering.title, when=when))
     ctx["subject"] = subject
     return EmailContent(row.kind, subject, ctx, attachments)
 

@@ -34,6 +34,8 @@ class EmailKind:
     FOLLOW_UP = "follow_up"
     # To an address, not a registration: every upcoming place booked with it (registration/lookup.py).
     FIND_REGISTRATIONS = "find_registrations"
+    # Staff's own words to a session's people (events/staff/messages.py); renders from its StaffMessage.
+    STAFF_MESSAGE = "staff_message"
 
 
 def dedupe_key(kind: str, *parts: object) -> str:
@@ -52,8 +54,9 @@ def queue_email(
     key_parts: tuple = (),
     context: dict | None = None,
     send_after: datetime | None = None,
-) -> bool:
-    """Add one email to the outbox unless it is already there. Returns True if added.
+) -> bool | None:
+    """Add one email to the outbox unless it is already there. Returns True if added, False if
+    it was there already, None if there is no address to send it to (a walk-in who gave none).
 
     It is about a registration, a waitlist entry or a staff user, or (to_email with `owner`,
     the key part naming that address without spelling it out) about an address alone."""
@@ -65,6 +68,8 @@ def queue_email(
         owner, to_email = f"u{user.id}", user.email
     elif to_email is None or not owner:
         raise ValueError("an email needs a registration, a waitlist entry, a staff user or an address")
+    if not to_email.strip():
+        return None
     row = dict(
         dedupe_key=dedupe_key(kind, owner, f"s{session_id}" if session_id else None, *key_parts),
         kind=kind,

@@ -75,10 +75,12 @@ def _windows(rows: list[tuple], **columns: Any) -> sa.Subquery:
 
 
 def _covers(window: sa.Subquery) -> sa.ColumnElement[bool]:
-    """A confirmed registration includes the window's session: its class, or the whole offering."""
+    """A confirmed registration with an address includes the window's session: its class, or the
+    whole offering. (A walk-in who gave no email is never found: nothing can be sent to them.)"""
     return sa.and_(
         Registration.offering_id == window.c.offering_id,
         Registration.status == RegistrationStatus.CONFIRMED,
+        Registration.email_normalized != "",
         sa.or_(Registration.session_id.is_(None), Registration.session_id == window.c.session_id),
     )
 

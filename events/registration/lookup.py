@@ -63,12 +63,14 @@ def request_lookup(email: str, now: datetime | None = None) -> bool:
     )
     queued = False
     if previous is None or previous <= now - timedelta(minutes=minutes):
-        queued = queue_email(
-            EmailKind.FIND_REGISTRATIONS,
-            to_email=email.strip(),
-            owner=owner,
-            key_parts=(f"t{window}",),
-            send_after=now,
+        queued = bool(
+            queue_email(
+                EmailKind.FIND_REGISTRATIONS,
+                to_email=email.strip(),
+                owner=owner,
+                key_parts=(f"t{window}",),
+                send_after=now,
+            )
         )
     db.session.commit()
     return queued

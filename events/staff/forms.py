@@ -1,9 +1,9 @@
-"""The sign-in, password and roster forms (the admin pages' forms are in admin_forms.py)."""
+"""The sign-in, password, roster, walk-in and message forms (the admin pages' forms are in admin_forms.py)."""
 
-from wtforms import HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms import BooleanField, HiddenField, PasswordField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
-from events.forms import Form
+from events.forms import Form, deliverable_email
 
 
 class LoginForm(Form):
@@ -42,3 +42,38 @@ class CancelForm(Form):
     )
     # "yes" only from the confirmation page: a POST without it shows what would happen, no more.
     confirmed = HiddenField()
+
+
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+class WalkInForm(Form):
+    """Someone who turned up without booking: a name, and an email or phone if they give one."""
+
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Enter their name."), Length(max=120)]
+    )
+    email = StringField(
+        "Email (optional: for the follow-up)",
+        filters=[_strip],
+        validators=[
+            Optional(),
+            Email("That isn't an email address.", check_deliverability=False),
+            deliverable_email,
+            Length(max=254),
+        ],
+    )
+    phone = StringField("Phone (optional)", filters=[_strip], validators=[Optional(), Length(max=40)])
+
+
+class MessageForm(Form):
+    """A message to a session's (or an offering's) people: written, previewed, then confirmed."""
+
+    subject = StringField(
+        "Subject", filters=[_strip], validators=[DataRequired("Write a subject."), Length(max=150)]
+    )
+    body = TextAreaField("Message", validators=[DataRequired("Write the message."), Length(max=5000)])
+    include_waitlist = BooleanField("Also send it to the people on the waitlist")
+    # Set on the preview: the confirmation carries it, so sending twice is one message.
+    request_key = HiddenField(validators=[Optional(), Regexp(r"^[A-Za-z0-9_-]{16,64}$")])

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from events import audit
 from events.extensions import db
+from events.filters import format_short_day, format_time, zone_name
 from events.models import (
     SEAT_TAKING_STATUSES,
     WAITLIST_ACTIVE_STATUSES,
@@ -22,13 +26,17 @@ from events.models import (
     PaymentMethod,
     PaymentStatus,
     Registration,
+    RegistrationSource,
     RegistrationStatus,
     Session,
+    SessionStatus,
     User,
     WaitlistEntry,
     utcnow,
 )
-from events.staff.errors import RosterError
+from events.registration import seats
+from events.registration.services import Person, find_live_registration, leave_waitlist_on_registering
+from events.staff.errors import CheckinClosed, RosterError, RosterRefusal
 
 
 def upcoming_sessions_for(user: User, now: datetime | None = None, days_back: int = 1) -> list[Session]:
@@ -161,9 +169,134 @@ def roster(session: Session) -> tuple[list[RosterLine], list[WaitlistEntry]]:
     return lines, list(waitlist)
 
 
-def mark_attendance(
-    session: Session, registration_id: int, status: AttendanceStatus, actor: User
-) -> Attendance:
+def local_when(session: Session) -> str:
+    """'Tue Dec 1, 6 pm CST': a session's start as audit details and messages name it."""
+    start = session.local_start
+    return f"{format_short_day(start)}, {format_time(start)} {zone_name(start)}"
+
+
+@dataclass(frozen=True)
+class CheckinWindow:
+    """When a session's check-in is open: from CHECKIN_OPENS_MINUTES_BEFORE its start to the end
+    of its day in its location's zone (plus CHECKIN_CLOSES_DAYS_AFTER days). UTC, aware."""
+
+    opens: datetime
+    closes: datetime
+    session: Session
+
+    def refusal(self, now: datetime) -> str | None:
+        """Why check-in is closed now, for the person at the door; None while it is open."""
+        zone = self.session.location.zone
+        if now < self.opens:
+            opens = self.opens.astimezone(zone)
+            return (
+                f"Check-in opens {format_short_day(opens)} at {format_time(opens)} {zone_name(opens)}, "
+                f"{minutes_text(current_app.config['CHECKIN_OPENS_MINUTES_BEFORE'])} before the start."
+            )
+        if now >= self.closes:
+            closed = (self.closes - timedelta(seconds=1)).astimezone(zone)
+            return f"Check-in for this session closed at the end of {format_short_day(closed)}."
+        return None
+
+
+def minutes_text(minutes: int) -> str:
+    if minutes == 60:
+        return "an hour"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} hours"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def checkin_window(session: Session) -> CheckinWindow:
+    config = current_app.config
+    zone = session.location.zone
+    last_day = session.local_start.date() + timedelta(days=config["CHECKIN_CLOSES_DAYS_AFTER"] + 1)
+    # Midnight in the zone (a DST day is 23 or 25 hours long: from the date, not +24 h).
+    closes = datetime.combine(last_day, time(0), tzinfo=zone)
+    opens = session.starts_at - timedelta(minutes=config["CHECKIN_OPENS_MINUTES_BEFORE"])
+    return CheckinWindow(opens, closes.astimezone(opens.tzinfo), session)
+
+
+def checkin_refusal(session: Session, now: datetime) -> str | None:
+    """Why this session's check-in (and adding walk-ins) is closed now; None while it is open."""
+    if session.status != SessionStatus.SCHEDULED:
+        return "This session was cancelled: there is no check-in."
+    return checkin_window(session).refusal(now)
+
+
+def _require_checkin_open(session: Session, now: datetime) -> None:
+    refusal = checkin_refusal(session, now)
+    if refusal:
+        raise CheckinClosed(refusal)
+
+
+@dataclass(frozen=True)
+class HereCount:
+    """'7 of 12 here': checked in, of the people confirmed for the session."""
+
+    present: int
+    expected: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.present} of {self.expected} here"
+
+
+def here_count(session: Session) -> HereCount:
+    confirmed = registrations_covering(session).where(Registration.status == RegistrationStatus.CONFIRMED)
+    expected = db.session.scalar(sa.select(sa.func.count()).select_from(confirmed.subquery())) or 0
+    present = (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Attendance)
+            .where(
+                Attendance.session_id == session.id,
+                Attendance.status == AttendanceStatus.PRESENT,
+                Attendance.registration_id.in_(confirmed.with_only_columns(Registration.id)),
+            )
+        )
+        or 0
+    )
+    return HereCount(present, expected)
+
+
+@dataclass
+class RosterPage:
+    """The roster as the phone shows it: who is coming, then (collapsed) who cancelled and who waits."""
+
+    lines: list[RosterLine]  # confirmed and held, matching the search
+    cancelled: list[RosterLine]
+    waitlist: list[WaitlistEntry]
+    count: HereCount
+    checkin_refusal: str | None  # why check-in is closed now (None: open)
+    query: str
+
+    @property
+    def searching(self) -> bool:
+        return bool(self.query)
+
+
+def matches(name: str, query: str) -> bool:
+    return query.casefold() in name.casefold()
+
+
+def roster_page(session: Session, query: str = "", now: datetime | None = None) -> RosterPage:
+    """The roster, its count and check-in window; `query` keeps the names containing it (the
+    page filters as one types too; this is the same search without JavaScript)."""
+    query = query.strip()[:120]
+    lines, waitlist = roster(session)
+    live = [line for line in lines if line.registration.status.value in SEAT_TAKING_STATUSES]
+    cancelled = [line for line in lines if line.registration.status == RegistrationStatus.CANCELLED]
+    if query:
+        live = [line for line in live if matches(line.registration.name, query)]
+    # Counted from the lines already read: confirmed people and their present marks.
+    confirmed = [line for line in lines if line.registration.status == RegistrationStatus.CONFIRMED]
+    present = sum(1 for line in confirmed if line.attendance == AttendanceStatus.PRESENT)
+    refusal = checkin_refusal(session, now or utcnow())
+    return RosterPage(live, cancelled, waitlist, HereCount(present, len(confirmed)), refusal, query)
+
+
+def _roster_registration(session: Session, registration_id: int) -> Registration:
     registration = db.session.scalar(
         registrations_covering(session).where(
             Registration.id == registration_id, Registration.status == RegistrationStatus.CONFIRMED
@@ -171,6 +304,20 @@ def mark_attendance(
     )
     if registration is None:
         raise RosterError("That person isn't on this roster.")
+    return registration
+
+
+def mark_attendance(
+    session: Session,
+    registration_id: int,
+    status: AttendanceStatus,
+    actor: User,
+    now: datetime | None = None,
+) -> Attendance:
+    """Mark someone here or absent, while the session's check-in is open."""
+    now = now or utcnow()
+    registration = _roster_registration(session, registration_id)
+    _require_checkin_open(session, now)
     row = db.session.scalar(
         sa.select(Attendance).where(
             Attendance.registration_id == registration_id, Attendance.session_id == session.id
@@ -180,13 +327,125 @@ def mark_attendance(
         row = Attendance(registration_id=registration_id, session_id=session.id, status=status)
         db.session.add(row)
     row.status = status
-    row.marked_at = utcnow()
+    row.marked_at = now
     row.marked_by_id = actor.id
     audit.record(
-        actor.id, f"attendance.{status.value}", "registration", registration_id, session_id=session.id
+        actor.id,
+        f"attendance.{status.value}",
+        "registration",
+        registration_id,
+        session_id=session.id,
+        name=registration.name,
+        offering_title=session.offering.title,
+        session_start=local_when(session),
     )
     db.session.commit()
     return row
+
+
+def clear_attendance(
+    session: Session, registration_id: int, actor: User, now: datetime | None = None
+) -> AttendanceStatus | None:
+    """Undo a mark (tapped on the wrong name): neither here nor absent. Returns the mark removed."""
+    now = now or utcnow()
+    registration = _roster_registration(session, registration_id)
+    _require_checkin_open(session, now)
+    row = db.session.scalar(
+        sa.select(Attendance).where(
+            Attendance.registration_id == registration_id, Attendance.session_id == session.id
+        )
+    )
+    if row is None:
+        db.session.commit()
+        return None
+    previous = row.status
+    db.session.delete(row)
+    audit.record(
+        actor.id,
+        "attendance.cleared",
+        "registration",
+        registration_id,
+        session_id=session.id,
+        name=registration.name,
+        offering_title=session.offering.title,
+        session_start=local_when(session),
+        previous=previous.value,
+    )
+    db.session.commit()
+    return previous
+
+
+def add_walk_in(session: Session, person: Person, actor: User, now: datetime | None = None) -> Registration:
+    """Someone who turns up without booking: a confirmed registration (source walk_in), checked
+    in at once, taking a seat under the pool's lock. We never oversell, walk-ins included: a
+    full session refuses (staff can raise the capacity first). At a paid class they owe the
+    price (the roster says "unpaid"); email and phone are optional."""
+    now = now or utcnow()
+    try:
+        _require_checkin_open(session, now)
+    except CheckinClosed as closed:
+        raise RosterRefusal(f"Walk-ins are added while check-in is open. {closed}") from None
+    offering = session.offering
+    if offering.is_cancelled:
+        raise RosterRefusal("This offering was cancelled.")
+    pool = seats.lock_pool(session.seat_pool_id)
+    seats.release_lapsed(pool, now)
+    email_normalized = person.email_normalized
+    if email_normalized and find_live_registration(pool.id, email_normalized) is not None:
+        raise RosterRefusal("Someone with that email is already on this roster.", "email")
+    offered = leave_waitlist_on_registering(pool, email_normalized) if email_normalized else None
+    if offered is None and pool.seats_taken >= pool.capacity:
+        raise RosterRefusal(
+            f"The session is full ({pool.seats_taken} of {pool.capacity} seats taken), so nobody "
+            "can be added. An admin can raise the capacity first."
+        )
+    registration = Registration(
+        seat_pool_id=pool.id,
+        offering_id=offering.id,
+        session_id=session.id if offering.kind.per_session else None,
+        name=person.name,
+        email=person.email.strip(),
+        email_normalized=email_normalized,
+        phone=person.phone,
+        status=RegistrationStatus.CONFIRMED,
+        price_cents=offering.price_cents,
+        currency=offering.currency,
+        confirmed_at=now,
+        token=secrets.token_urlsafe(24),
+        source=RegistrationSource.WALK_IN,
+    )
+    if offered is None:
+        seats.take_seat(pool)
+    db.session.add(registration)
+    try:
+        db.session.flush()
+    except IntegrityError:  # the same address added at the same moment by someone else
+        raise RosterRefusal("Someone with that email is already on this roster.", "email") from None
+    if offered is not None:
+        offered.registration_id = registration.id
+    db.session.add(
+        Attendance(
+            registration_id=registration.id,
+            session_id=session.id,
+            status=AttendanceStatus.PRESENT,
+            marked_at=now,
+            marked_by_id=actor.id,
+        )
+    )
+    audit.record(
+        actor.id,
+        "registration.walk_in",
+        "registration",
+        registration.id,
+        session_id=session.id,
+        name=registration.name,
+        offering_title=offering.title,
+        session_start=local_when(session),
+        price_cents=registration.price_cents,
+        email_given=bool(email_normalized),
+    )
+    db.session.commit()
+    return registration
 
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
-from events.models import Attendance, AttendanceStatus, OfferingKind, Role, User
+from events.models import Attendance, AttendanceStatus, OfferingKind, Role, User, utcnow
 from events.registration import services
 from events.registration.services import Person
 from tests.factories import make_location, make_offering, make_session
@@ -19,15 +19,17 @@ def assert_accessible(page):
 
 
 def test_instructor_checks_two_people_in_on_a_phone(phone_page, live_server, db):
-    from datetime import date, time
+    from datetime import date, time, timedelta
 
     instructor = User(email="maya@clinic.example", name="Maya Lindqvist", role=Role.INSTRUCTOR)
     instructor.set_password("phone check-in pass")
     db.session.add(instructor)
     location = make_location(name="North Loop")
     offering = make_offering(location, OfferingKind.CLASS, title="Core & Hip Strength", instructor=instructor)
-    # Later today (local time), so it is "today's roster".
+    # Starting in half an hour: today's roster, with check-in open (from an hour before).
     session = make_session(offering, date.today(), time(23, 0), minutes=45)
+    session.starts_at = utcnow() + timedelta(minutes=30)
+    session.ends_at = session.starts_at + timedelta(minutes=45)
     db.session.commit()
     people = [
         services.register(offering, session.id, Person(name, f"{name.lower()}@example.com")).registration
@@ -50,7 +52,7 @@ def test_instructor_checks_two_people_in_on_a_phone(phone_page, live_server, db)
         button = page.get_by_role("button", name=f"Here - {name}")
         button.click()
         expect(button).to_have_attribute("aria-pressed", "true")  # saved without a reload
-    expect(page.locator("#checkin-status")).to_have_text("Saved: present")
+    expect(page.locator("#checkin-status")).to_have_text("Saved: present. 2 of 3 here.")
 
     db.session.expire_all()
     marks = dict(db.session.execute(sa.select(Attendance.registration_id, Attendance.status)).all())

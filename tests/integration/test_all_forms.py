@@ -32,6 +32,8 @@ from werkzeug.test import encode_multipart
 
 from events.extensions import db as _db
 from events.models import (
+    Attendance,
+    AttendanceStatus,
     EmailStatus,
     OfferingKind,
     OutboxEmail,
@@ -130,7 +132,15 @@ def _build_world(db) -> dict:
     drop_in = make_offering(location, OfferingKind.CLASS, slug="drop-in", instructor=instructor)
     make_session(drop_in, upcoming_day(5))
     chosen_class = make_session(drop_in, upcoming_day(12))
+    # A class starting in half an hour: its roster shows check-in, undo and the walk-in form.
+    starting = make_session(drop_in, upcoming_day(0))
+    starting.starts_at = utcnow() + timedelta(minutes=30)
+    starting.ends_at = starting.starts_at + timedelta(hours=1)
     db.session.commit()
+    arrived = register(drop_in, starting.id, Person("Ari Arrived", "ari@example.com")).registration
+    db.session.add(
+        Attendance(registration_id=arrived.id, session_id=starting.id, status=AttendanceStatus.PRESENT)
+    )
 
     confirmed = register(paid, None, Person("Cora Confirmed", "cora@example.com")).registration
     confirmed.status = RegistrationStatus.CONFIRMED
@@ -180,6 +190,9 @@ def _build_world(db) -> dict:
             "/staff/admin/registrations?q=Cora",
             # A seat held while paying: its desk payment form.
             f"/staff/admin/registrations/{held.id}/desk-payment",
+            f"/staff/sessions/{starting.id}",
+            f"/staff/sessions/{starting.id}/walk-in",
+            f"/staff/sessions/{starting.id}/message",
         ],
         "signed": {
             "/manage/": links.sign(held.token, links.MANAGE_SALT),

@@ -1,11 +1,16 @@
 """The seat rule holds on the embedded default too: SQLite serialises writers with BEGIN IMMEDIATE."""
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from events.extensions import db
-from events.models import Registration, RegistrationStatus, SeatPool
+from events.models import Registration, RegistrationStatus, Role, SeatPool, User, utcnow
+from events.registration.services import Person
+from events.staff import rosters
+from events.staff.errors import RosterRefusal
 from tests.conftest import LiveServer, make_test_app
 from tests.factories import workshop
 from tests.load import race_for_seats
@@ -39,4 +44,29 @@ def test_forty_at_once_for_the_last_three_seats_on_sqlite(tmp_path):
         )
         assert confirmed == 3
         assert db.session.get(SeatPool, pool_id).seats_taken == 10
+        db.engine.dispose()
+
+
+def test_walk_ins_without_email_and_the_full_refusal_on_sqlite(tmp_path):
+    """The embedded default: several walk-ins with no email share the empty address (migration
+    0010's partial index), and the last seat refuses the next one."""
+    app = make_test_app(f"sqlite:///{tmp_path / 'walk-ins.sqlite3'}")
+    with app.app_context():
+        upgrade()
+        teacher = User(email="t@clinic.example", name="Tess", role=Role.INSTRUCTOR)
+        db.session.add(teacher)
+        offering = workshop(capacity=2)
+        session = offering.sessions[0]
+        session.starts_at = utcnow() + timedelta(minutes=10)
+        session.ends_at = session.starts_at + timedelta(hours=1)
+        db.session.commit()
+        for name in ("One", "Two"):
+            rosters.add_walk_in(session, Person(name, ""), teacher)
+        with pytest.raises(RosterRefusal, match="full"):
+            rosters.add_walk_in(session, Person("Three", ""), teacher)
+        db.session.rollback()
+        assert db.session.get(SeatPool, session.seat_pool_id).seats_taken == 2
+        names = db.session.scalars(sa.select(Registration.name).order_by(Registration.id)).all()
+        assert names == ["One", "Two"]
+        db.session.remove()
         db.engine.dispose()

@@ -2,6 +2,8 @@
 
 import csv
 import io
+import re
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -20,6 +22,7 @@ from events.models import (
     User,
     WaitlistEntry,
     WaitlistStatus,
+    utcnow,
 )
 from events.notifications.outbox import EmailKind
 from events.registration import services as registration
@@ -227,10 +230,20 @@ def test_roster_labels_an_unpaid_hold_unpaid_not_free(client, world, db):
     sign_in(client, "a@clinic.example")
     page = client.get(f"/staff/sessions/{session.id}").get_data(as_text=True)
     assert "Hana Held" in page
-    assert "held · unpaid" in page and "held · free" not in page
+    # Held, with when the hold runs out, and owing: never "free".
+    assert re.search(r"held until \d{1,2}(:\d\d)? [ap]m · unpaid", page), page
+    assert "free" not in page.split("Hana Held", 1)[1].split("</li>", 1)[0]
+
+
+def starting_soon(db, session):
+    """Move a session to start in 30 minutes: its check-in is open."""
+    session.starts_at = utcnow() + timedelta(minutes=30)
+    session.ends_at = session.starts_at + timedelta(hours=1)
+    db.session.commit()
 
 
 def test_check_in_with_and_without_javascript(client, world, db):
+    starting_soon(db, world["session_a"])
     sign_in(client, "a@clinic.example")
     session_id = world["session_a"].id
     ana, ben = world["people"]
@@ -242,7 +255,14 @@ def test_check_in_with_and_without_javascript(client, world, db):
         data={"csrf_token": token, "status": "present"},
         headers={"Accept": "application/json"},
     )
-    assert as_json.status_code == 200 and as_json.json == {"registration_id": ana.id, "status": "present"}
+    assert as_json.status_code == 200
+    assert as_json.json == {
+        "registration_id": ana.id,
+        "status": "present",
+        "present": 1,
+        "expected": 2,
+        "count_text": "1 of 2 here",
+    }
     as_form = client.post(
         f"/staff/sessions/{session_id}/attendance/{ben.id}", data={"csrf_token": token, "status": "absent"}
     )
@@ -391,6 +411,9 @@ ACCESS = {
     "staff.home": STAFF,
     "staff.roster": OWN_SESSION,
     "staff.mark_attendance": OWN_SESSION,
+    "staff.undo_attendance": OWN_SESSION,
+    "staff.add_walk_in": OWN_SESSION,
+    "staff.message_session": OWN_SESSION,
     "staff.roster_csv": OWN_SESSION,
     "staff.roster_print": OWN_SESSION,
     "staff.cancel_session": ADMIN,
@@ -460,7 +483,14 @@ def test_authorization_matrix(app, client, world, who):
                 assert code == 404, where
             else:
                 assert code in (200, 302, 400, 404) and code != 403, where
-                if rule.endpoint in ("staff.roster", "staff.roster_csv", "staff.roster_print", "staff.home"):
+                if rule.endpoint in (
+                    "staff.roster",
+                    "staff.roster_csv",
+                    "staff.roster_print",
+                    "staff.home",
+                    "staff.add_walk_in",
+                    "staff.message_session",
+                ):
                     assert code == 200, where
     finally:
         app.config["WTF_CSRF_ENABLED"] = True

@@ -723,6 +723,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/offerings/{offering.id}",
         f"/staff/admin/offerings/{offering.id}/edit",
         f"/staff/admin/offerings/{offering.id}/register",
+        f"/staff/admin/offerings/{offering.id}/message",
         "/staff/admin/locations",
         "/staff/admin/locations/new",
         f"/staff/admin/locations/{location.id}/edit",
@@ -747,6 +748,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/offerings/{offering.id}/resources/link",
         f"/staff/admin/offerings/{offering.id}/resources/file",
         f"/staff/admin/offerings/{offering.id}/register",
+        f"/staff/admin/offerings/{offering.id}/message",
         f"/staff/admin/registrations/{registration.id}/refund",
         f"/staff/admin/registrations/{registration.id}/cancel",
         f"/staff/admin/registrations/{registration.id}/transfer",
@@ -772,7 +774,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     # Every admin route is covered above.
     admin_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/staff/admin")}
-    assert len(admin_rules) == 30
+    assert len(admin_rules) == 31
 
 
 def test_an_admin_sees_every_admin_page(client, db):
@@ -792,6 +794,7 @@ def test_an_admin_sees_every_admin_page(client, db):
         f"/staff/admin/offerings/{offering.id}",
         f"/staff/admin/offerings/{offering.id}/edit",
         f"/staff/admin/offerings/{offering.id}/register",
+        f"/staff/admin/offerings/{offering.id}/message",
         "/staff/admin/locations",
         "/staff/admin/locations/new",
         f"/staff/admin/locations/{location.id}/edit",

@@ -13,6 +13,7 @@ from events.staff.views import (  # noqa: F401  (importing a views module regist
     clinic_settings,
     emails,
     locations,
+    messages,
     offerings,
     registrations,
     rosters,
