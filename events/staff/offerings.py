@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from events import audit
 from events.catalog.scheduling import add_session, add_weekly_series, local_to_utc
@@ -196,6 +196,21 @@ def add_sessions(
         )
     db.session.commit()
     return created
+
+
+def load_dates(offering: Offering) -> None:
+    """Load the offering's dates (offering.sessions) with the location, seat pool and
+    instructor of each, in one query: a weekly class's dates table grows every week, and each
+    row shows them (not a query per row)."""
+    db.session.execute(
+        sa.select(Offering)
+        .where(Offering.id == offering.id)
+        .options(
+            selectinload(Offering.sessions).options(
+                joinedload(Session.location), joinedload(Session.seat_pool), joinedload(Session.instructor)
+            )
+        )
+    ).one()
 
 
 def upcoming_sessions(offering: Offering) -> list[Session]:

@@ -114,6 +114,7 @@ def render_offering(offering: Offering, status: int = 200, **forms: Any) -> tupl
     forms.setdefault("link_form", LinkResourceForm(formdata=None))
     forms.setdefault("file_form", FileResourceForm(formdata=None))
     forms.setdefault("cancel_form", CancelOfferingForm(formdata=None))
+    offerings.load_dates(offering)
     return render_template(
         "staff/admin/offering.html",
         offering=offering,
