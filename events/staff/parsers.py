@@ -81,3 +81,10 @@ def page_before(value: str | None) -> int | None:
     if value is None or not value.isascii() or not value.isdigit() or len(value) > 18:
         return None
     return int(value) or None
+
+
+def page_number(value: str | None, last: int = 100_000) -> int:
+    """A list's ?page= (from 1), or 1 when it is missing or not a plain number; at most `last`."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 9:
+        return 1
+    return min(max(int(value), 1), last)

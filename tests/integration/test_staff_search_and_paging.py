@@ -18,7 +18,7 @@ from events.app import create_app
 from events.extensions import db
 from events.models import EmailStatus, OfferingKind, OutboxEmail, Registration, RegistrationStatus
 from events.staff import emails, registrations
-from events.staff.parsers import page_before
+from events.staff.parsers import page_before, page_number
 from tests.factories import make_location, make_offering, make_session, upcoming_day
 from tests.integration.test_staff_admin import login
 
@@ -185,3 +185,27 @@ def test_a_hand_edited_page_link_shows_the_newest_page(value):
 
 def test_a_page_link_names_an_id():
     assert page_before("123") == 123
+
+
+def test_the_offerings_list_pages_live_before_cancelled_newest_first(db):
+    from events.staff import offerings
+
+    location = make_location()
+    made = [make_offering(location, title=f"Offering {n}") for n in range(5)]
+    made[1].is_cancelled = True
+    db.session.commit()
+    first = offerings.list_offerings(1, per_page=2)
+    second = offerings.list_offerings(2, per_page=2)
+    third = offerings.list_offerings(3, per_page=2)
+    titles = [line.offering.title for page in (first, second, third) for line in page.lines]
+    assert titles == ["Offering 4", "Offering 3", "Offering 2", "Offering 0", "Offering 1"]
+    assert (first.has_next, second.has_next, third.has_next) == (True, True, False)
+    assert third.lines[-1].status == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("value", "page"),
+    [(None, 1), ("", 1), ("0", 1), ("-2", 1), ("x", 1), ("3", 3), ("9" * 40, 1), ("500000", 100_000)],
+)
+def test_a_page_number_is_a_plain_number_from_1(value, page):
+    assert page_number(value) == page

@@ -22,7 +22,12 @@ from events.staff.admin_forms import (
     OfferingForm,
     SessionsForm,
 )
-from events.staff.parsers import dollars_to_cents, format_reminder_offsets, parse_reminder_offsets
+from events.staff.parsers import (
+    dollars_to_cents,
+    format_reminder_offsets,
+    page_number,
+    parse_reminder_offsets,
+)
 
 
 def _offering_choices(form: OfferingForm) -> None:
@@ -62,7 +67,8 @@ def _offering_data(form: OfferingForm) -> dict:
 @bp.get("/admin/offerings")
 @admin_required
 def admin_offerings() -> ResponseReturnValue:
-    return render_template("staff/admin/offerings.html", lines=offerings.list_offerings())
+    page = offerings.list_offerings(page_number(request.args.get("page")))
+    return render_template("staff/admin/offerings.html", lines=page.lines, page=page)
 
 
 @bp.route("/admin/offerings/new", methods=["GET", "POST"])
