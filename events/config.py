@@ -161,8 +161,9 @@ class Config:
     PAGE_CACHE_LISTEN = env_bool(
         "PAGE_CACHE_LISTEN",
         True,
-        "on PostgreSQL, a thread per process listens for catalog changes, so a cached page needs "
-        "no query (off: each reads the catalog's version from the database)",
+        "on PostgreSQL, a thread per process listens for catalog changes (on SQLite, a check of "
+        "PRAGMA data_version), so a cached page needs no query (off: each reads the catalog's "
+        "version from the database)",
     )
     # Read-your-writes: longer than a listener can lag (see events/catalog/cache.py).
     PAGE_CACHE_FRESH_SECONDS = env_int(

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
+from events.clinic import current_clinic
 from events.forms import form_error_items
 from events.models import Location, Session
 from events.payments.receipts import card_brand_name, receipt_number
@@ -69,8 +70,6 @@ def _staff_zone(where: Location | Session | ZoneInfo | None) -> ZoneInfo:
     if isinstance(where, ZoneInfo):
         return where
     if where is None:
-        from events.clinic import current_clinic  # needs a request or task context
-
         return ZoneInfo(current_clinic().timezone)
     location = where.location if isinstance(where, Session) else where
     return ZoneInfo(location.timezone)

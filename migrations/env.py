@@ -103,6 +103,10 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        # Autogenerate on SQLite must not propose the PostgreSQL-only indexes (events/models.py).
+        from events.models import include_object_on
+
+        conf_args.setdefault('include_object', include_object_on(connection.dialect.name))
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

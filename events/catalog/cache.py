@@ -11,6 +11,11 @@ counts the notifications; the process that commits counts its own change at once
 listener is not connected (startup, a database restart) requests read the fingerprint from the
 database instead, and reconnecting counts as a change, so nothing missed meanwhile is served.
 
+On SQLite (the embedded default) the same role is played by PRAGMA data_version, read on a
+connection of the process's own: it moves whenever any connection of any process commits, and
+reading it takes no lock. The fingerprint is read from the database only when it has moved, so
+a hit there takes neither SQLite's write lock nor a query (SqliteChanges).
+
 How fresh, exactly:
 - The person who made a change (a registration, a cancellation, an admin edit) sees it on
   their very next page, whichever process serves it: the response to the change sets a short
@@ -40,6 +45,8 @@ than the cached page itself; invalidation is exactly the same, since the fingerp
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -210,10 +217,69 @@ def _listener_for(url: sa.URL) -> CatalogListener | None:
         return _listeners[dsn]
 
 
+class SqliteChanges:
+    """The embedded default's version check (SQLite has no NOTIFY): PRAGMA data_version, read
+    on a connection of this process's own that never writes, changes whenever any other
+    connection, of any process, commits to the database file. It reads SQLite's shared
+    memory: no transaction, no lock, not even while another connection holds the write lock.
+
+    The catalog fingerprint is read from the database (with the app's BEGIN IMMEDIATE) only
+    when that number has moved, and kept with the number it was read at: a cached page's hit
+    then takes no write lock and runs no query."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._pid = 0  # whose connection it is: a forked worker opens its own
+        self._lock = threading.Lock()
+        self._known: tuple[int, tuple] | None = None  # (data_version, fingerprint read at it)
+
+    def data_version(self) -> int:
+        with self._lock:
+            if self._connection is None or self._pid != os.getpid():
+                self._connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._pid = os.getpid()
+            return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+
+    def known_fingerprint(self) -> tuple | None:
+        """The fingerprint, if nothing was committed since it was read; else None."""
+        known = self._known
+        if known is None or known[0] != self.data_version():
+            return None
+        return known[1]
+
+    def fingerprint(self) -> tuple:
+        """The current fingerprint: the one kept, or read afresh if anything was committed."""
+        known = self.known_fingerprint()
+        if known is not None:
+            return known
+        # The number first: a commit between the two reads makes the number move again, so
+        # the fingerprint read here is never kept for longer than it is true.
+        version = self.data_version()
+        fingerprint = ("sqlite", *_queried_fingerprint())
+        self._known = (version, fingerprint)
+        return fingerprint
+
+
+def sqlite_changes() -> SqliteChanges | None:
+    """This app's SqliteChanges (None on PostgreSQL, for an in-memory SQLite database, or with
+    PAGE_CACHE_LISTEN off)."""
+    ext = current_app.extensions
+    if "sqlite_changes" not in ext:
+        url = db.engine.url
+        on_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        listen = current_app.config["PAGE_CACHE_LISTEN"]
+        ext["sqlite_changes"] = SqliteChanges(str(url.database)) if on_file and listen else None
+    return ext["sqlite_changes"]
+
+
 def catalog_fingerprint() -> tuple:
     listener = catalog_listener()
     if listener is not None and listener.connected:
         return _notified_fingerprint(listener)
+    changes = sqlite_changes()
+    if changes is not None:
+        return changes.fingerprint()
     return ("queried", *_queried_fingerprint())
 
 
@@ -275,7 +341,7 @@ def cached(render: Callable[[], Response | str]) -> Response:
     body, mimetype, headers = entry
     if CSRF_PLACEHOLDER.encode() in body:
         body = body.replace(CSRF_PLACEHOLDER.encode(), generate_csrf().encode())
-    elif fingerprint[0] == "notified" and request.method == "GET":
+    elif fingerprint[0] in ("notified", "sqlite") and request.method == "GET":
         # Nothing per visitor in it: the middleware may replay this exact response.
         request.environ[REPLAYABLE_KEY] = replay_key(request.environ, minute, fingerprint)
     return Response(body, mimetype=mimetype, headers=headers)
@@ -318,15 +384,25 @@ class CachedPageMiddleware:
         ):
             return self.wsgi_app(environ, start_response)
         cache = self.flask_app.extensions.get("page_cache")
-        listener = self.flask_app.extensions.get("catalog_listener")
-        if cache is not None and listener is not None and listener.connected:
-            key = replay_key(environ, int(time.time() // 60), _notified_fingerprint(listener))
+        fingerprint = self._known_fingerprint()
+        if cache is not None and fingerprint is not None:
+            key = replay_key(environ, int(time.time() // 60), fingerprint)
             entry = cache.get(key)
             if entry is not None:
                 status, headers, body = entry
                 start_response(status, list(headers))
                 return [body]
         return self._call_and_keep(environ, start_response)
+
+    def _known_fingerprint(self) -> tuple | None:
+        """The fingerprint when it is known without asking the database (the listener's on
+        PostgreSQL; SQLite's when nothing was committed since it was read); else None, and
+        Flask serves the request."""
+        listener = self.flask_app.extensions.get("catalog_listener")
+        if listener is not None and listener.connected:
+            return _notified_fingerprint(listener)
+        changes = self.flask_app.extensions.get("sqlite_changes")
+        return changes.known_fingerprint() if changes is not None else None
 
     def _session_is_plain(self, environ: WSGIEnvironment) -> bool:
         """No session, or one with nothing to show on a public page (read as Flask would).

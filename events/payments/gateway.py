@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import stripe
 from flask import current_app
 
 T = TypeVar("T")
@@ -117,6 +116,10 @@ def _intent_state(pi: Mapping[str, Any]) -> IntentState:
 
 class StripeGateway:
     def __init__(self, secret_key: str, api_base: str = "", timeout_seconds: float = 15) -> None:
+        # Stripe's SDK is imported here, where it is first used, not at module level: it takes
+        # about a second to import, which every `flask` command and worker start would pay.
+        import stripe
+
         # A bounded timeout: a hanging Stripe must not hold a web worker for minutes.
         self._client = stripe.StripeClient(
             secret_key,
@@ -126,6 +129,8 @@ class StripeGateway:
         )
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        import stripe  # (already loaded by __init__: a dictionary lookup)
+
         try:
             return fn(*args, **kwargs)
         except stripe.CardError as error:
@@ -229,6 +234,8 @@ class StripeGateway:
         """Verify the signature on the raw body (and its age, 5 minutes at most) and return the event."""
         if not signature:
             raise InvalidWebhook("missing Stripe-Signature header")
+        import stripe  # (already loaded by __init__)
+
         try:
             stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature, secret, 300)
             event = json.loads(payload)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
@@ -74,15 +76,30 @@ def resend_email(email: OutboxEmail, actor: User) -> OutboxEmail:
     return email
 
 
-def failed_emails(limit: int = 300) -> list[OutboxEmail]:
-    return list(
-        db.session.scalars(
-            sa.select(OutboxEmail)
-            .where(OutboxEmail.status == EmailStatus.FAILED)
-            .order_by(OutboxEmail.id.desc())
-            .limit(limit)
-        )
+FAILED_EMAILS_PER_PAGE = 100
+
+
+@dataclass
+class FailedEmailsPage:
+    """One page of failed emails, newest first. older_than: the `before` of the next page."""
+
+    emails: list[OutboxEmail]
+    older_than: int | None
+
+
+def failed_emails(before: int | None = None, per_page: int = FAILED_EMAILS_PER_PAGE) -> FailedEmailsPage:
+    """Failed emails below the id `before` (keyset paging: any page costs what the first does)."""
+    query = (
+        sa.select(OutboxEmail)
+        .where(OutboxEmail.status == EmailStatus.FAILED)
+        .order_by(OutboxEmail.id.desc())
+        .limit(per_page + 1)
     )
+    if before:
+        query = query.where(OutboxEmail.id < before)
+    emails = list(db.session.scalars(query))
+    older_than = emails[per_page - 1].id if len(emails) > per_page else None
+    return FailedEmailsPage(emails[:per_page], older_than)
 
 
 def registrations_of(emails: list[OutboxEmail]) -> dict[int, Registration]:

@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from events import audit
 from events.catalog.scheduling import add_session, add_weekly_series, local_to_utc
@@ -77,22 +77,34 @@ class OfferingLine:
     status: str
 
 
-def list_offerings() -> list[OfferingLine]:
-    """Every offering with its status, in one query however many there are (the status needs
-    each offering's last date: a grouped subquery, not a load of its sessions per offering)."""
-    last = (
-        sa.select(Session.offering_id, sa.func.max(Session.starts_at).label("last_start"))
-        .group_by(Session.offering_id)
-        .subquery()
+OFFERINGS_PER_PAGE = 100
+
+
+@dataclass(frozen=True)
+class OfferingsPage:
+    lines: list[OfferingLine]
+    number: int  # from 1
+    has_next: bool
+
+
+def list_offerings(page: int = 1, per_page: int = OFFERINGS_PER_PAGE) -> OfferingsPage:
+    """One page of offerings (live before cancelled, newest first), each with its status, in
+    one query however many there are: the status needs each offering's last date, read from
+    the sessions index for the page's offerings only (not a load of its sessions per offering,
+    nor a max over every session the clinic ever ran)."""
+    last_start = (
+        sa.select(sa.func.max(Session.starts_at)).where(Session.offering_id == Offering.id).scalar_subquery()
     )
     rows = db.session.execute(
-        sa.select(Offering, last.c.last_start)
-        .outerjoin(last, last.c.offering_id == Offering.id)
+        sa.select(Offering, last_start)
         .options(joinedload(Offering.location), joinedload(Offering.instructor))
         .order_by(Offering.is_cancelled, Offering.created_at.desc(), Offering.id.desc())
-    )
+        .limit(per_page + 1)
+        .offset((page - 1) * per_page)
+    ).all()
     now = utcnow()
-    return [OfferingLine(offering, _status(offering, last_start, now)) for offering, last_start in rows]
+    lines = [OfferingLine(offering, _status(offering, last, now)) for offering, last in rows[:per_page]]
+    return OfferingsPage(lines, page, len(rows) > per_page)
 
 
 def _check_references(data: dict) -> None:
@@ -217,6 +229,21 @@ def add_sessions(
         )
     db.session.commit()
     return created
+
+
+def load_dates(offering: Offering) -> None:
+    """Load the offering's dates (offering.sessions) with the location, seat pool and
+    instructor of each, in one query: a weekly class's dates table grows every week, and each
+    row shows them (not a query per row)."""
+    db.session.execute(
+        sa.select(Offering)
+        .where(Offering.id == offering.id)
+        .options(
+            selectinload(Offering.sessions).options(
+                joinedload(Session.location), joinedload(Session.seat_pool), joinedload(Session.instructor)
+            )
+        )
+    ).one()
 
 
 def upcoming_sessions(offering: Offering) -> list[Session]:

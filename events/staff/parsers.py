@@ -73,3 +73,18 @@ def format_reminder_offsets(stored: str) -> str:
 
 def dollars_to_cents(amount: Decimal | str | float) -> int:
     return int((Decimal(str(amount)) * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def page_before(value: str | None) -> int | None:
+    """The `before` of a list's "Older" link: an id (the page holds the rows below it), or
+    None for the newest page when it is missing or not a plain id (a hand-edited link)."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value) or None
+
+
+def page_number(value: str | None, last: int = 100_000) -> int:
+    """A list's ?page= (from 1), or 1 when it is missing or not a plain number; at most `last`."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 9:
+        return 1
+    return min(max(int(value), 1), last)

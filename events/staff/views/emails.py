@@ -9,6 +9,7 @@ from events.registration.forms import ConfirmForm
 from events.staff import emails
 from events.staff.access import admin_required, bp, get_or_404
 from events.staff.errors import AdminError
+from events.staff.parsers import page_before
 
 
 @bp.post("/admin/emails/<int:email_id>/resend")
@@ -36,10 +37,13 @@ def admin_email_resend(email_id: int) -> ResponseReturnValue:
 @bp.get("/admin/emails/failed")
 @admin_required
 def admin_failed_emails() -> ResponseReturnValue:
-    failed = emails.failed_emails()
+    before = page_before(request.args.get("before"))
+    page = emails.failed_emails(before)
     return render_template(
         "staff/admin/failed_emails.html",
-        emails=failed,
-        registrations=emails.registrations_of(failed),
+        emails=page.emails,
+        registrations=emails.registrations_of(page.emails),
+        page=page,
+        before=before,
         confirm_form=ConfirmForm(),
     )

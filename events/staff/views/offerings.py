@@ -24,7 +24,12 @@ from events.staff.admin_forms import (
     OfferingForm,
     SessionsForm,
 )
-from events.staff.parsers import dollars_to_cents, format_reminder_offsets, parse_reminder_offsets
+from events.staff.parsers import (
+    dollars_to_cents,
+    format_reminder_offsets,
+    page_number,
+    parse_reminder_offsets,
+)
 
 
 def _offering_choices(form: OfferingForm) -> None:
@@ -64,7 +69,8 @@ def _offering_data(form: OfferingForm) -> dict:
 @bp.get("/admin/offerings")
 @admin_required
 def admin_offerings() -> ResponseReturnValue:
-    return render_template("staff/admin/offerings.html", lines=offerings.list_offerings())
+    page = offerings.list_offerings(page_number(request.args.get("page")))
+    return render_template("staff/admin/offerings.html", lines=page.lines, page=page)
 
 
 @bp.route("/admin/offerings/new", methods=["GET", "POST"])
@@ -116,6 +122,7 @@ def render_offering(offering: Offering, status: int = 200, **forms: Any) -> tupl
     forms.setdefault("link_form", LinkResourceForm(formdata=None))
     forms.setdefault("file_form", FileResourceForm(formdata=None))
     forms.setdefault("cancel_form", CancelOfferingForm(formdata=None))
+    offerings.load_dates(offering)
     return render_template(
         "staff/admin/offering.html",
         offering=offering,

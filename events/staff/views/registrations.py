@@ -16,7 +16,7 @@ from events.staff import emails, offerings, registrations
 from events.staff.access import admin_required, bp, get_or_404
 from events.staff.admin_forms import ConfirmStepForm, OnBehalfForm, RefundForm, SearchForm
 from events.staff.errors import AdminError
-from events.staff.parsers import dollars_to_cents
+from events.staff.parsers import dollars_to_cents, page_before
 
 
 @bp.get("/admin/registrations")
@@ -24,12 +24,15 @@ from events.staff.parsers import dollars_to_cents
 def admin_registrations() -> ResponseReturnValue:
     form = SearchForm(request.args)
     form.offering_id.choices = [(None, "Any offering"), *offerings.offering_choices()]
-    lines = []
+    before = page_before(request.args.get("before"))
+    page = registrations.RegistrationPage([], None)
     if form.validate():
-        lines = registrations.search_registrations(
-            form.q.data or "", form.offering_id.data, form.status.data or ""
+        page = registrations.search_registrations(
+            form.q.data or "", form.offering_id.data, form.status.data or "", before
         )
-    return render_template("staff/admin/registrations.html", form=form, lines=lines)
+    return render_template(
+        "staff/admin/registrations.html", form=form, lines=page.lines, page=page, before=before
+    )
 
 
 def _render_registration(
