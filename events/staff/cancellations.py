@@ -4,12 +4,14 @@ their seats freed, in one transaction that holds the seat pools first."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from events import audit
 from events.extensions import db
 from events.models import (
+    SEAT_TAKING_STATUSES,
     WAITLIST_ACTIVE_STATUSES,
     Offering,
     RefundKind,
@@ -155,3 +157,51 @@ def cancel_offering(offering_id: int, actor: User, reason: str) -> int:
     refunds = _cancel_offering(offering, actor, reason)
     db.session.commit()
     return refunds
+
+
+@dataclass(frozen=True)
+class CancelPreview:
+    """What cancelling one session would do, for its confirmation page (a quote: the cancel
+    itself counts again under the locks)."""
+
+    people: int  # registrations told
+    refunds: int  # refunds queued
+    refund_cents: int  # their total
+    cancels_offering: bool  # its last scheduled date: the whole offering is called off
+
+
+def _others_scheduled(session: Session) -> int:
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Session)
+            .where(
+                Session.offering_id == session.offering_id,
+                Session.status == SessionStatus.SCHEDULED,
+                Session.id != session.id,
+            )
+        )
+        or 0
+    )
+
+
+def preview_cancel_session(session: Session) -> CancelPreview:
+    offering = session.offering
+    cancels_offering = not offering.kind.per_session and _others_scheduled(session) == 0
+    if offering.kind.per_session or cancels_offering:
+        query = (
+            registrations_covering(session)
+            if offering.kind.per_session
+            else sa.select(Registration).where(Registration.offering_id == offering.id)
+        )
+        registrations = db.session.scalars(query.where(Registration.status.in_(SEAT_TAKING_STATUSES))).all()
+        amounts = [refunds.refundable_remaining(succeeded_payment(r)) for r in registrations]
+        return CancelPreview(len(registrations), sum(1 for a in amounts if a), sum(amounts), cancels_offering)
+    told = db.session.scalar(
+        sa.select(sa.func.count()).select_from(
+            registrations_covering(session)
+            .where(Registration.status == RegistrationStatus.CONFIRMED)
+            .subquery()
+        )
+    )
+    return CancelPreview(told or 0, 0, 0, False)

@@ -30,6 +30,7 @@ from events.registration.services import (
     resize_locked_pool,
 )
 from events.staff.errors import AdminError
+from events.staff.moves import local_when
 from events.staff.parsers import slugify, unique_slug
 
 OFFERING_FIELDS = (
@@ -193,6 +194,9 @@ def add_sessions(
             session.id,
             offering_id=offering.id,
             starts_at=session.starts_at.isoformat(),
+            offering_title=offering.title,
+            when=local_when(session.starts_at, session.ends_at, location),
+            location=location.name,
         )
     db.session.commit()
     return created

@@ -12,6 +12,7 @@ from events.staff.views import (  # noqa: F401  (importing a views module regist
     clinic_settings,
     emails,
     locations,
+    moves,
     offerings,
     registrations,
     rosters,
