@@ -729,6 +729,9 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/registrations/{registration.id}",
         "/staff/admin/emails/failed",
         "/staff/admin/clinic",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/move",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/substitute",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/cancel",
     ]
     posts = [
         "/staff/admin/offerings/new",
@@ -746,6 +749,9 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/instructors/{instructor.id}/deactivate",
         f"/staff/admin/instructors/{instructor.id}/reactivate",
         "/staff/admin/clinic",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/move",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/substitute",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/cancel",
     ]
     stranger = app.test_client()
     for url in gets:
@@ -759,7 +765,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     # Every admin route is covered above.
     admin_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/staff/admin")}
-    assert len(admin_rules) == 26
+    assert len(admin_rules) == 29
 
 
 def test_an_admin_sees_every_admin_page(client, db):
@@ -790,6 +796,9 @@ def test_an_admin_sees_every_admin_page(client, db):
         f"/staff/admin/registrations?offering_id={offering.id}",
         f"/staff/admin/registrations/{registration.id}",
         "/staff/admin/emails/failed",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/move",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/substitute",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/cancel",
     ]:
         response = client.get(url)
         assert response.status_code == 200, url
