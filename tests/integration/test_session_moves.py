@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 from datetime import time, timedelta
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -340,6 +341,7 @@ def test_a_substitute_sees_the_roster_and_the_regular_instructor_no_longer_does(
     assert response.status_code == 200, response.get_data(as_text=True)
     api = response.get_json()["data"]
     assert api["instructor"] == "Sam Substitute"
+    assert "with Sam Substitute" in client.get(f"/offerings/{room['core'].slug}").get_data(as_text=True)
     told = db.session.scalars(sa.select(OutboxEmail).filter_by(kind=EmailKind.INSTRUCTOR_CHANGED)).all()
     assert sorted(r.registration_id for r in told) == sorted(r.id for r in room["people"])
     [message] = [m for m in _emails(app, db, EmailKind.INSTRUCTOR_CHANGED) if ana.email in m["To"]]
@@ -556,3 +558,58 @@ def test_a_move_during_a_rush_of_registrations_tells_exactly_those_registered_be
         assert (registration.id in told) == (registration.created_at < session.moved_at), registration.id
     entry = _db.session.scalar(sa.select(AuditEntry).filter_by(action="session.moved"))
     assert entry.details["people_emailed"] == len(told)
+
+
+# --- Hostile input on the confirmation step (the first step's form is walked by test_all_forms) ---
+
+
+@pytest.mark.parametrize("field", ["day", "start", "end", "location_id", "confirmed"])
+@pytest.mark.parametrize(
+    "value", ["\x00", "\ud800", "9" * 400, "2^63", "9999-12-31", "\x1b[31m", "x" * 100_000]
+)
+def test_hostile_values_in_a_confirmed_move_change_nothing(client, db, room, field, value):
+    session = room["session"]
+    sign_in(client, "admin@clinic.example")
+    page = client.get(f"/staff/admin/sessions/{session.id}/move").get_data(as_text=True)
+    values = {
+        "csrf_token": csrf_token(page),
+        "day": day(6).isoformat(),
+        "start": "18:00",
+        "end": "19:00",
+        "location_id": str(room["north"].id),
+        "confirmed": "yes",
+        field: value,
+    }
+    body = "&".join(f"{k}={quote(v, errors='surrogatepass')}" for k, v in values.items())
+    response = client.post(
+        f"/staff/admin/sessions/{session.id}/move",
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code in (200, 400)
+    db.session.expire_all()
+    assert db.session.get(Session, session.id).sequence == 0 and moved_emails(db) == []
+
+
+@pytest.mark.parametrize("field", ["instructor_id", "notify", "confirmed"])
+@pytest.mark.parametrize("value", ["\x00", "\ud800", str(2**63), "-1", "x" * 100_000])
+def test_hostile_values_in_a_confirmed_substitute_change_nothing(client, db, room, field, value):
+    session = room["session"]
+    sign_in(client, "admin@clinic.example")
+    page = client.get(f"/staff/admin/sessions/{session.id}/substitute").get_data(as_text=True)
+    values = {
+        "csrf_token": csrf_token(page),
+        "instructor_id": str(room["sam"].id),
+        "confirmed": "yes",
+        field: value,
+    }
+    body = "&".join(f"{k}={quote(v, errors='surrogatepass')}" for k, v in values.items())
+    response = client.post(
+        f"/staff/admin/sessions/{session.id}/substitute",
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code < 500
+    db.session.expire_all()
+    if field != "notify":  # a checkbox takes any value as "on"; the rest must refuse
+        assert db.session.get(Session, session.id).instructor_id is None
