@@ -510,18 +510,17 @@ def test_instructors_can_neither_move_substitute_nor_cancel(client, db, room, wh
 # --- A move and registrations at the same moment ---
 
 
-def test_a_move_during_a_rush_of_registrations_tells_exactly_those_registered_before_it(live_server, db):
-    """Registrations through the live server while the admin moves the session: no seat is lost or
-    doubled, and everyone registered before the move (and nobody after) gets its email."""
+def _move_during_a_rush(live_server, db, attempts: int, email_prefix: str) -> tuple[list, set, Session]:
+    """`attempts` people register through the live server while the admin moves the session.
+    Returns (confirmed registrations, ids of those emailed about the move, the session)."""
     from tests.factories import workshop
     from tests.load import race_for_seats
 
-    offering = workshop(capacity=40, title="Rush Hour")
-    admin = User(email="rush-admin@clinic.example", name="Rush Admin", role=Role.ADMIN)
+    offering = workshop(capacity=attempts + 10, title=f"Rush Hour {email_prefix}")
+    admin = User(email=f"{email_prefix}-admin@clinic.example", name="Rush Admin", role=Role.ADMIN)
     db.session.add(admin)
     db.session.commit()
     session_id, pool_id = offering.sessions[0].id, offering.sessions[0].seat_pool_id
-    attempts = 30
 
     def registered() -> int:
         return _db.session.scalar(
@@ -532,7 +531,9 @@ def test_a_move_during_a_rush_of_registrations_tells_exactly_those_registered_be
 
     results = {}
     racers = threading.Thread(
-        target=lambda: results.update(race=race_for_seats(live_server.url, offering.slug, attempts, "rush"))
+        target=lambda: results.update(
+            race=race_for_seats(live_server.url, offering.slug, attempts, email_prefix)
+        )
     )
     racers.start()
     try:
@@ -551,13 +552,47 @@ def test_a_move_during_a_rush_of_registrations_tells_exactly_those_registered_be
             Registration.offering_id == offering.id, Registration.status == RegistrationStatus.CONFIRMED
         )
     ).all()
-    assert len(confirmed) == attempts and pool.seats_taken == attempts
-    told = {r.registration_id for r in moved_emails(_db)}
-    print(f"\nmove during a rush: {len(told)} of {attempts} registered before the move")
+    assert len(confirmed) == attempts and pool.seats_taken == attempts  # no seat lost or doubled
+    told = {r.registration_id for r in moved_emails(_db, session_id=session_id)}
+    return list(confirmed), told, session
+
+
+@pytest.mark.slow
+def test_a_move_during_a_rush_of_registrations_tells_exactly_those_registered_before_it(live_server, db):
+    """No seat is lost or doubled, and everyone registered before the move (and nobody after)
+    gets its email: the move and each registration take the pool lock in turn."""
+    confirmed, told, session = _move_during_a_rush(live_server, db, 30, "rush")
+    print(f"\nmove during a rush: {len(told)} of 30 registered before the move")
     for registration in confirmed:
         assert (registration.id in told) == (registration.created_at < session.moved_at), registration.id
-    entry = _db.session.scalar(sa.select(AuditEntry).filter_by(action="session.moved"))
+    entry = _db.session.scalar(sa.select(AuditEntry).filter_by(action="session.moved", target_id=session.id))
     assert entry.details["people_emailed"] == len(told)
+
+
+@pytest.mark.slow
+def test_control_without_the_lock_a_move_misses_or_misdates_someone(live_server, db, monkeypatch):
+    """If this control ever stops failing the rule, the test above proves nothing."""
+    import time as clock
+    from types import SimpleNamespace
+
+    def read_without_locking(pool_id):
+        return _db.session.execute(
+            sa.select(SeatPool).where(SeatPool.id == pool_id).execution_options(populate_existing=True)
+        ).scalar_one()
+
+    real_registrations_to_tell = moves._registrations_to_tell
+
+    def slow_registrations_to_tell(session):
+        clock.sleep(0.3)  # widen the window between the move's moment and its list of people
+        return real_registrations_to_tell(session)
+
+    # Only the move goes without the lock; registrations keep theirs (and count seats right).
+    monkeypatch.setattr(moves, "seats", SimpleNamespace(lock_pool=read_without_locking))
+    monkeypatch.setattr(moves, "_registrations_to_tell", slow_registrations_to_tell)
+    confirmed, told, session = _move_during_a_rush(live_server, db, 60, "control")
+    wrong = [r.id for r in confirmed if (r.id in told) != (r.created_at < session.moved_at)]
+    print(f"\ncontrol (no lock): {len(wrong)} of 60 told wrongly")
+    assert wrong
 
 
 # --- Hostile input on the confirmation step (the first step's form is walked by test_all_forms) ---
