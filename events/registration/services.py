@@ -408,8 +408,9 @@ def refund_quote(registration: Registration, now: datetime | None = None) -> Ref
         return RefundQuote(0, True, cutoff, "Nothing was paid, so there is nothing to refund.")
     if moved_since_registering(registration):
         # The clinic changed the time or place: whoever can't make it is refunded in full.
+        # No cut-off applies (None: the page shows no "full refunds until").
         return RefundQuote(
-            paid, True, cutoff, "The clinic moved this after you registered, so you will get a full refund."
+            paid, True, None, "The clinic moved this after you registered, so you will get a full refund."
         )
     if cutoff is None or now <= cutoff:
         return RefundQuote(paid, True, cutoff, "You will get a full refund.")

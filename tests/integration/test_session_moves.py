@@ -29,6 +29,7 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind
 from events.notifications.schedule import queue_due_reminders
+from events.registration import links
 from events.registration.services import Person, cancel_registration, join_waitlist, refund_quote, register
 from events.staff import moves, substitutes
 from events.staff.cancellations import cancel_session
@@ -178,7 +179,7 @@ def test_a_move_emails_everyone_once_with_the_invite_updated_in_place(app, db, r
     assert event["sequence"] == 1 > first_invite["sequence"]
     assert event.decoded("dtstart") == session.local_start and "Robbinsdale" in str(event["location"])
     text = messages[ana.email].get_body(("plain",)).get_content()
-    assert "Was: " in text and "North Loop" in text and "9:30 am–10:45 am" in text and "full refund" in text
+    assert "Was: " in text and "North Loop" in text and "9:30 am–10:45 am" in text and "please cancel" in text
     # The waitlist is told too, with no invite (they have no event to update).
     assert not [p for p in messages[wes.email].iter_attachments() if p.get_content_type() == "text/calendar"]
     # The audit row says it in words.
@@ -276,7 +277,7 @@ def test_reminders_follow_the_new_time_exactly_once_each(db, room):
 # --- Anyone registered before the move may cancel for a full refund ---
 
 
-def test_a_move_gives_a_full_refund_whatever_the_cut_off(db, room):
+def test_a_move_gives_a_full_refund_whatever_the_cut_off(app, client, db, room):
     north = room["north"]
     paid = make_offering(
         north,
@@ -298,6 +299,10 @@ def test_a_move_gives_a_full_refund_whatever_the_cut_off(db, room):
 
     quote = refund_quote(before)
     assert (quote.amount_cents, quote.full) == (2000, True) and "moved" in quote.explanation
+    [told] = [m for m in _emails(app, db, EmailKind.SESSION_MOVED) if "pat@example.com" in m["To"]]
+    assert "cancel for a full refund of what you paid" in told.get_body(("plain",)).get_content()
+    page = client.get(f"/manage/{links.sign(before.token, links.MANAGE_SALT)}/cancel").get_data(as_text=True)
+    assert "full refund of $20" in page and "Full refunds are given until" not in page
     # Someone who registers after the move chose the new time: the policy applies to them.
     after = register(paid, session.id, Person("Lou", "lou@example.com")).registration
     payment_row(after, "pi_moved_after", PaymentStatus.SUCCEEDED)
