@@ -274,6 +274,19 @@ def test_reminders_follow_the_new_time_exactly_once_each(db, room):
         assert len(reminders(registration_id=person.id)) == 3  # 1440 (old, sent) + 1440 and 120 (new)
 
 
+def test_follow_ups_after_a_moved_class_are_keyed_by_its_new_time_once_each(db, room):
+    from events.notifications.schedule import queue_due_followups
+
+    session = room["session"]
+    moves.move_session(session.id, day(6), time(18, 0), time(19, 0), None, room["admin"])
+    db.session.refresh(session)
+    after = session.ends_at + timedelta(minutes=session.offering.followup_delay_minutes + 5)
+    assert queue_due_followups(after) == 2
+    assert queue_due_followups(after + timedelta(hours=1)) == 0
+    keys = db.session.scalars(sa.select(OutboxEmail.dedupe_key).filter_by(kind=EmailKind.FOLLOW_UP)).all()
+    assert sorted(keys) == sorted(f"follow_up:r{r.id}:s{session.id}:v1" for r in room["people"])
+
+
 # --- Anyone registered before the move may cancel for a full refund ---
 
 
