@@ -43,8 +43,9 @@ def is_cancelled(session: Session, registration: Registration | None = None) -> 
 
 def sequence(session: Session, registration: Registration | None = None) -> int:
     """Calendars apply an update (or a CANCEL) only if its SEQUENCE is higher than the one they
-    hold. Cancelling is the only change we announce, and it is final: 0 while scheduled, 1 after."""
-    return 1 if is_cancelled(session, registration) else 0
+    hold. Each move counts one (session.sequence) and cancelling, which is final, one more: a
+    cancel after a move is higher than the moved invite, and a move higher than the first."""
+    return session.sequence + (1 if is_cancelled(session, registration) else 0)
 
 
 def _calendar(clinic: Clinic, name: str, method: str | None) -> Calendar:

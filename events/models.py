@@ -358,6 +358,11 @@ class Session(Model):
         enum_column(SessionStatus, name="session_status"), default=SessionStatus.SCHEDULED
     )
     cancel_reason: Mapped[str] = mapped_column(sa.String(400), default="")
+    # How many times it has moved: the SEQUENCE of its calendar invites (calendars apply only a
+    # higher one) and part of its reminders' dedupe keys (a new time gets its own reminders).
+    sequence: Mapped[int] = mapped_column(default=0, server_default="0")
+    # When it last moved: anyone registered before may cancel for a full refund.
+    moved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     offering: Mapped[Offering] = relationship(back_populates="sessions")
     location: Mapped[Location] = relationship()

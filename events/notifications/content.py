@@ -64,6 +64,8 @@ SUBJECTS = {
     EmailKind.REFUND_ISSUED: "Refund issued: {title}",
     EmailKind.LATE_PAYMENT_REFUNDED: "Your payment is being refunded: {title}",
     EmailKind.SESSION_CANCELLED: "Session cancelled: {title}",
+    EmailKind.SESSION_MOVED: "Your class has moved: {title}",
+    EmailKind.INSTRUCTOR_CHANGED: "New instructor for {title}",
     EmailKind.REMINDER: "Reminder: {title} {when}",
     EmailKind.FOLLOW_UP: "Thank you for coming: {title}",
 }
@@ -365,6 +367,19 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
             )
             filename = "cancel.ics" if len(cancelled) == 1 else f"cancel-{n}.ics"
             attachments.append(Attachment(filename, "text/calendar", ics, calendar.CANCEL))
+    if (
+        row.kind == EmailKind.SESSION_MOVED
+        and session is not None
+        and registration is not None
+        and registration.confirmed_at
+        and not calendar.is_cancelled(session, registration)
+    ):
+        # Updates the invite sent on confirmation in place: the same UID, a higher SEQUENCE.
+        ics = calendar.build_calendar(
+            clinic, offering.title, [session], calendar.PUBLISH, registration, prefetched.organizer
+        )
+        attachments.append(Attachment("invite.ics", "text/calendar", ics, calendar.PUBLISH))
+        ctx["calendar_links"] = [calendar.calendar_links(session, offering.title)]
     if row.kind == EmailKind.REMINDER and session is not None:
         # "today" or "tomorrow" only where it is true in the session's own zone at the moment the
         # email is built (right before it is sent); else the date. The body gives the date too.

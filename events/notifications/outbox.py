@@ -29,6 +29,8 @@ class EmailKind:
     REFUND_ISSUED = "refund_issued"
     LATE_PAYMENT_REFUNDED = "late_payment_refunded"
     SESSION_CANCELLED = "session_cancelled"
+    SESSION_MOVED = "session_moved"  # new time or place, with the updated invite
+    INSTRUCTOR_CHANGED = "instructor_changed"  # a substitute teaches one session
     PASSWORD_RESET = "password_reset"  # to a staff user
     REMINDER = "reminder"
     FOLLOW_UP = "follow_up"

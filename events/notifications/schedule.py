@@ -85,6 +85,18 @@ def _covers(window: sa.Subquery) -> sa.ColumnElement[bool]:
     )
 
 
+def moved_key_parts(session: Session) -> tuple[str, ...]:
+    """The dedupe key's part naming which of the session's times an email is for: none until it
+    first moves (keys made before moves existed stay valid), then "v1", "v2"... So a reminder
+    sent for the old time does not stop the new one, and each time gets each reminder once."""
+    return (f"v{session.sequence}",) if session.sequence else ()
+
+
+def _key_suffix(session: Session) -> str:
+    # The same part as written by dedupe_key (":"-joined), for the keys spelled out in SQL.
+    return "".join(f":{part}" for part in moved_key_parts(session))
+
+
 def _not_queued(*key_parts: str | sa.ColumnElement[Any] | QueryableAttribute[Any]) -> sa.ColumnElement[bool]:
     """No outbox row has this dedupe key yet (the key is written out in SQL, as dedupe_key does)."""
     key: sa.ColumnElement[str] = sa.literal(key_parts[0], sa.String)
@@ -114,14 +126,19 @@ def queue_due_reminders(now: datetime) -> int:
         for offset in offsets:
             opens, closes = reminder_window(session.starts_at, offsets, offset)
             if opens <= now < closes:
-                open_windows.append((session.id, session.offering_id, offset, opens))
+                open_windows.append((session.id, session.offering_id, offset, opens, _key_suffix(session)))
     queued = 0
     for rows in _chunks(open_windows):
         window = _windows(
-            rows, session_id=sa.Integer, offering_id=sa.Integer, offset_minutes=sa.Integer, opens=UTCDateTime
+            rows,
+            session_id=sa.Integer,
+            offering_id=sa.Integer,
+            offset_minutes=sa.Integer,
+            opens=UTCDateTime,
+            key_suffix=sa.String,
         )
         missing = db.session.execute(
-            sa.select(Registration, window.c.session_id, window.c.offset_minutes)
+            sa.select(Registration, window.c.session_id, window.c.offset_minutes, window.c.key_suffix)
             .join(window, _covers(window))
             .where(
                 # Registered inside this window: they have just been told everything.
@@ -134,16 +151,17 @@ def queue_due_reminders(now: datetime) -> int:
                     ":",
                     window.c.offset_minutes,
                     "m",
+                    window.c.key_suffix,
                 ),
             )
             .order_by(Registration.id, window.c.session_id)
         ).all()
-        for registration, session_id, offset in missing:
+        for registration, session_id, offset, key_suffix in missing:
             if queue_email(
                 EmailKind.REMINDER,
                 registration=registration,
                 session_id=session_id,
-                key_parts=(f"{offset}m",),
+                key_parts=(f"{offset}m", *key_suffix.split(":")[1:]),
             ):
                 queued += 1
     db.session.commit()
@@ -156,13 +174,15 @@ def queue_due_followups(now: datetime) -> int:
     next dates, no claim either way) to everyone else: when the instructor took no attendance
     for that session, nobody is thanked for coming or told they were missed."""
     due = [
-        (session.id, session.offering_id, session.ends_at)
+        (session.id, session.offering_id, session.ends_at, _key_suffix(session))
         for session in _live_sessions(Session.ends_at <= now, Session.ends_at >= now - FOLLOWUP_MAX_AGE)
         if now >= session.ends_at + timedelta(minutes=session.offering.followup_delay_minutes)
     ]
     queued = 0
     for rows in _chunks(due):
-        window = _windows(rows, session_id=sa.Integer, offering_id=sa.Integer, ends_at=UTCDateTime)
+        window = _windows(
+            rows, session_id=sa.Integer, offering_id=sa.Integer, ends_at=UTCDateTime, key_suffix=sa.String
+        )
         later = sa.orm.aliased(Session)
         mark = (
             sa.select(Attendance.status)
@@ -173,7 +193,7 @@ def queue_due_followups(now: datetime) -> int:
             .scalar_subquery()
         )
         missing = db.session.execute(
-            sa.select(Registration, window.c.session_id, mark)
+            sa.select(Registration, window.c.session_id, mark, window.c.key_suffix)
             .join(window, _covers(window))
             .where(
                 # A workshop or course: one follow-up, after its last scheduled session.
@@ -185,16 +205,23 @@ def queue_due_followups(now: datetime) -> int:
                         later.ends_at > window.c.ends_at,
                     ),
                 ),
-                _not_queued(f"{EmailKind.FOLLOW_UP}:r", Registration.id, ":s", window.c.session_id),
+                _not_queued(
+                    f"{EmailKind.FOLLOW_UP}:r",
+                    Registration.id,
+                    ":s",
+                    window.c.session_id,
+                    window.c.key_suffix,
+                ),
             )
             .order_by(Registration.id, window.c.session_id)
         ).all()
-        for registration, session_id, marked in missing:
+        for registration, session_id, marked, key_suffix in missing:
             variant = FOLLOW_UP_VARIANTS.get(marked, "neutral")
             if queue_email(
                 EmailKind.FOLLOW_UP,
                 registration=registration,
                 session_id=session_id,
+                key_parts=tuple(key_suffix.split(":")[1:]),
                 context={"variant": variant},
             ):
                 queued += 1

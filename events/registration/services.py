@@ -368,6 +368,26 @@ def latest_succeeded_payment(registration: Registration) -> Payment | None:
     )
 
 
+def moved_since_registering(registration: Registration) -> bool:
+    """A session it covers was moved (time or place) after it was made."""
+    covered = (
+        Session.id == registration.session_id
+        if registration.session_id
+        else Session.offering_id == registration.offering_id
+    )
+    moved = db.session.scalar(
+        sa.select(Session.id)
+        .where(
+            covered,
+            Session.status == SessionStatus.SCHEDULED,
+            Session.moved_at.is_not(None),
+            Session.moved_at > registration.created_at,
+        )
+        .limit(1)
+    )
+    return moved is not None
+
+
 @dataclass(frozen=True)
 class RefundQuote:
     amount_cents: int
@@ -386,6 +406,12 @@ def refund_quote(registration: Registration, now: datetime | None = None) -> Ref
     cutoff = start - timedelta(hours=offering.cancellation_cutoff_hours) if start else None
     if paid <= 0:
         return RefundQuote(0, True, cutoff, "Nothing was paid, so there is nothing to refund.")
+    if moved_since_registering(registration):
+        # The clinic changed the time or place: whoever can't make it is refunded in full.
+        # No cut-off applies (None: the page shows no "full refunds until").
+        return RefundQuote(
+            paid, True, None, "The clinic moved this after you registered, so you will get a full refund."
+        )
     if cutoff is None or now <= cutoff:
         return RefundQuote(paid, True, cutoff, "You will get a full refund.")
     share = offering.late_cancel_refund_percent

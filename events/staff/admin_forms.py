@@ -94,6 +94,35 @@ class SessionsForm(Form):
     location_id = SelectField("Location", coerce=_int_or_none)
 
 
+class _Confirmable(Form):
+    # Set by the confirmation page's button: the first submit only shows what will happen.
+    confirmed = HiddenField(validators=[Optional(), Regexp(r"^yes$", message="Send the form again.")])
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.confirmed.data == "yes"
+
+
+class MoveSessionForm(_Confirmable):
+    day = DateField("New date", validators=[DataRequired("Choose a date.")])
+    start = TimeField("Start time", validators=[DataRequired("Choose a start time.")])
+    end = TimeField("End time", validators=[DataRequired("Choose an end time.")])
+    location_id = SelectField("Location", coerce=_int_or_none)
+
+
+class SubstituteForm(_Confirmable):
+    instructor_id = SelectField("Who teaches this date", coerce=_int_or_none)
+    notify = BooleanField("Email the people registered about the new instructor", default=False)
+
+
+class CancelSessionForm(_Confirmable):
+    reason = StringField(
+        "Reason (told to attendees)",
+        filters=[_strip],
+        validators=[DataRequired("Say why, briefly."), Length(max=300)],
+    )
+
+
 class CancelOfferingForm(Form):
     reason = StringField(
         "Reason (told to attendees)",

@@ -31,6 +31,7 @@ from events.registration.services import (
     resize_locked_pool,
 )
 from events.staff.errors import AdminError
+from events.staff.moves import local_when
 from events.staff.parsers import slugify, unique_slug
 
 OFFERING_FIELDS = (
@@ -226,6 +227,8 @@ def add_sessions(
             offering_title=offering.title,
             starts_at=session.starts_at.isoformat(),
             starts_local=staff_time(session.starts_at, session.location),
+            when=local_when(session.starts_at, session.ends_at, location),
+            location=location.name,
         )
     db.session.commit()
     return created

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0009_desk_payments'
-down_revision = '0007_payment_receipt'
+down_revision = '0008_session_moves'
 branch_labels = None
 depends_on = None
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0011_search_indexes'
-down_revision = '0007_payment_receipt'
+down_revision = '0010_walk_ins'
 branch_labels = None
 depends_on = None
 

@@ -69,7 +69,7 @@ def test_admin_creates_an_offering_with_a_weekly_series_and_it_is_on_the_schedul
     dates = page.locator("#sessions tbody tr")
     expect(dates).to_have_count(4)
     expect(dates.nth(3)).to_contain_text("Tue Nov 16, 2027")
-    expect(dates.nth(3)).to_contain_text("6:00 PM")
+    expect(dates.nth(3)).to_contain_text("6 pm–7:30 pm CST")
     assert_no_axe_violations(page)
 
     db.session.expire_all()

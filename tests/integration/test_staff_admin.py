@@ -739,6 +739,9 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/registrations/{registration.id}/desk-payment",
         "/staff/admin/emails/failed",
         "/staff/admin/clinic",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/move",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/substitute",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/cancel",
     ]
     posts = [
         "/staff/admin/offerings/new",
@@ -761,6 +764,9 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/instructors/{instructor.id}/deactivate",
         f"/staff/admin/instructors/{instructor.id}/reactivate",
         "/staff/admin/clinic",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/move",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/substitute",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/cancel",
     ]
     stranger = app.test_client()
     for url in gets:
@@ -774,7 +780,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     # Every admin route is covered above.
     admin_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/staff/admin")}
-    assert len(admin_rules) == 31
+    assert len(admin_rules) == 34
 
 
 def test_an_admin_sees_every_admin_page(client, db):
@@ -810,6 +816,9 @@ def test_an_admin_sees_every_admin_page(client, db):
         f"/staff/admin/registrations/{registration.id}/details",
         f"/staff/admin/registrations/{registration.id}/desk-payment",
         "/staff/admin/emails/failed",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/move",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/substitute",
+        f"/staff/admin/sessions/{offering.sessions[0].id}/cancel",
     ]:
         response = client.get(url)
         assert response.status_code == 200, url

@@ -92,6 +92,26 @@ def test_every_kind_of_email_in_other_languages_is_sent_and_reads_as_meant(
         (EmailKind.SESSION_CANCELLED, {"session_id": session.id, "context": money}),
         (EmailKind.REMINDER, {"session_id": session.id, "key_parts": ("1440m",)}),
         (EmailKind.FOLLOW_UP, {"session_id": session.id, "context": {"variant": "attended"}}),
+        (
+            EmailKind.SESSION_MOVED,
+            {
+                "session_id": session.id,
+                "key_parts": ("m1",),
+                "context": {
+                    "old_when": "mar. 1 déc., 18 h — “avant”",
+                    "new_when": "mer. 2 déc., 18 h — “après”",
+                    "old_place": names["place"],
+                    "new_place": names["place"] + " — B",
+                },
+            },
+        ),
+        (
+            EmailKind.INSTRUCTOR_CHANGED,
+            {
+                "session_id": session.id,
+                "context": {"instructor_name": names["person"], "previous_name": "Zoë", "when": "mañana"},
+            },
+        ),
     ]:
         assert queue_email(kind, registration=registration, **extra)
     queue_email(EmailKind.WAITLIST_OFFER, waitlist_entry=entry)
@@ -102,8 +122,8 @@ def test_every_kind_of_email_in_other_languages_is_sent_and_reads_as_meant(
     stats = deliver_due()
 
     kinds = set(db.session.scalars(sa.select(OutboxEmail.kind)))
-    assert len(kinds) == 14 == len(SUBJECTS) + 1  # every kind there is, and the staff one
-    assert (stats.sent, stats.failed) == (14, 0)
+    assert len(kinds) == 16 == len(SUBJECTS) + 1  # every kind there is, and the staff one
+    assert (stats.sent, stats.failed) == (16, 0)
     db.session.expire_all()
     assert set(db.session.scalars(sa.select(OutboxEmail.status))) == {EmailStatus.SENT}
 
@@ -117,7 +137,7 @@ def test_every_kind_of_email_in_other_languages_is_sent_and_reads_as_meant(
 
     rows = {row.dedupe_key: row for row in db.session.scalars(sa.select(OutboxEmail))}
     received = {msg["Message-ID"]: msg for _, msg in smtp.messages}
-    assert len(received) == 14
+    assert len(received) == 16
     with app.test_request_context(base_url=app.config["PUBLIC_BASE_URL"]):
         renderer = Renderer()
         for row in rows.values():

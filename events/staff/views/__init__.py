@@ -14,6 +14,7 @@ from events.staff.views import (  # noqa: F401  (importing a views module regist
     emails,
     locations,
     messages,
+    moves,
     offerings,
     registrations,
     rosters,

@@ -4,15 +4,15 @@ Each goes through a confirmation page that says what will happen: the roster's a
 page's forms post here without `confirmed`, which shows that page and changes nothing (a GET
 shows it too); only its own button, carrying confirmed=yes, cancels."""
 
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from events.filters import dollars, plural, staff_time
-from events.models import Offering, SessionStatus
-from events.staff import cancellations
+from events.models import Offering, Session, SessionStatus
+from events.staff import cancellations, moves
 from events.staff.access import admin_required, bp, get_or_404
-from events.staff.admin_forms import CancelOfferingForm
+from events.staff.admin_forms import CancelOfferingForm, CancelSessionForm
 from events.staff.cancellations import CancelTotals
 from events.staff.forms import CancelForm
 from events.staff.views.rosters import session_or_404
@@ -112,3 +112,36 @@ def admin_offering_cancel(offering_id: int) -> ResponseReturnValue:
         back_label="Keep it: back to the offering",
         nav="staff.admin_offerings",
     ), 400 if form.errors else 200
+
+
+@bp.route("/admin/sessions/<int:session_id>/cancel", methods=["GET", "POST"])
+@admin_required
+def admin_session_cancel(session_id: int) -> ResponseReturnValue:
+    """One date called off from the offering's dates table, after a page saying what happens."""
+    session = get_or_404(Session, session_id)
+    form = CancelSessionForm() if request.method == "POST" else CancelSessionForm(formdata=None)
+    cancelled = session.status == SessionStatus.CANCELLED or session.offering.is_cancelled
+    if not cancelled and form.validate_on_submit():
+        if form.is_confirmed:
+            totals = cancellations.cancel_session_totals(session.id, current_user, form.reason.data)
+            flash(
+                f"Cancelled {session.offering.title} on {moves.session_when(session)}: "
+                f"{_what_happened(totals)}",
+                "success",
+            )
+            return redirect(url_for("staff.admin_offering", offering_id=session.offering_id) + "#sessions")
+        return render_template(
+            "staff/admin/session_cancel_confirm.html",
+            session=session,
+            form=form,
+            when=moves.session_when(session),
+            preview=cancellations.preview_session_cancel(session),
+        )
+    status = 400 if form.is_submitted() else 200
+    return render_template(
+        "staff/admin/session_cancel.html",
+        session=session,
+        form=form,
+        when=moves.session_when(session),
+        cancelled=cancelled,
+    ), status

@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from events.filters import plural
 from events.forms import attempt
-from events.models import Offering, OfferingKind, Resource, ResourceKind
+from events.models import Offering, OfferingKind, Resource, ResourceKind, utcnow
 from events.registration.forms import ConfirmForm
 from events.resources import services as resources
 from events.staff import accounts, locations, offerings
@@ -130,6 +130,7 @@ def render_offering(offering: Offering, status: int = 200, **forms: Any) -> tupl
         status_label=offerings.offering_status(offering),
         confirm_form=ConfirmForm(),
         resource_href=resources.resource_href,
+        now=utcnow(),
         **forms,
     ), status
 
