@@ -67,7 +67,13 @@ def _user(f: Facts) -> str:
 
 
 def _session(f: Facts) -> str:
-    when = f.details.get("starts_local") or f.session_when
+    # Recorded under several names over time: starts_local, when (moves), session_start (rosters).
+    when = (
+        f.details.get("starts_local")
+        or f.details.get("when")
+        or f.details.get("session_start")
+        or f.session_when
+    )
     return _text(when) if when else "a session"
 
 
@@ -253,6 +259,96 @@ def _resource_created(f: Facts) -> str:
 def _resource_deleted(f: Facts) -> str:
     title = f.details.get("title")
     return f"{f.actor} removed {f'“{_text(title)}”' if title else 'a resource'} from {_offering(f)}."
+
+
+@sentence("attendance.cleared")
+def _attendance_cleared(f: Facts) -> str:
+    previous = f.details.get("previous")
+    was = f" (was {_text(previous, 20)})" if previous else ""
+    return f"{f.actor} undid {_person(f)}'s check-in at {_offering(f)}, {_session(f)}{was}."
+
+
+@sentence("registration.walk_in")
+def _walk_in(f: Facts) -> str:
+    contact = "" if f.details.get("email_given") else " (no email given)"
+    return f"{f.actor} added {_person(f)} as a walk-in at {_offering(f)}, {_session(f)}{contact}."
+
+
+@sentence("message.sent")
+def _message_sent(f: Facts) -> str:
+    n = _cents(f, "recipients")
+    where = f"{_offering(f)}, {_session(f)}" if f.target_type == "session" else f"everyone in {_offering(f)}"
+    waitlist = " and the waitlist" if f.details.get("include_waitlist") else ""
+    subject = f.details.get("subject")
+    about = f" “{_text(subject, 80)}”" if subject else ""
+    return f"{f.actor} messaged {where}{waitlist}:{about} to {_count(n, 'person', 'people')}."
+
+
+@sentence("session.moved")
+def _session_moved(f: Facts) -> str:
+    old, new = f.details.get("old_when"), f.details.get("new_when")
+    moved = f" from {_text(old)} to {_text(new)}" if old and new else ""
+    old_place, new_place = f.details.get("old_location"), f.details.get("new_location")
+    place = (
+        f", {_text(old_place)} → {_text(new_place)}"
+        if old_place and new_place and old_place != new_place
+        else ""
+    )
+    n = _cents(f, "people_emailed")
+    return f"{f.actor} moved {_offering(f)}{moved}{place} ({_count(n, 'person', 'people')} emailed)."
+
+
+@sentence("session.substituted")
+def _session_substituted(f: Facts) -> str:
+    new = f.details.get("new_instructor")
+    old = f.details.get("old_instructor")
+    who = f"{_text(new)} teaches" if new else "no instructor is set for"
+    instead = f" instead of {_text(old)}" if old else ""
+    n = _cents(f, "people_emailed")
+    told = f" ({_count(n, 'person', 'people')} emailed)" if n else ""
+    return f"{f.actor} set a substitute: {who} {_offering(f)}, {_session(f)}{instead}{told}."
+
+
+_REFUND_CHOICES = {"full": "a full refund", "policy": "the policy refund", "none": "no refund"}
+
+
+@sentence("registration.cancelled_by_staff")
+def _cancelled_by_staff(f: Facts) -> str:
+    refund = _cents(f, "refund_cents")
+    choice = _REFUND_CHOICES.get(str(f.details.get("refund_choice")), "a refund")
+    money = f", {choice}: {dollars(refund)}" if refund else ", no refund"
+    desk = " (returned at the desk)" if refund and f.details.get("method") in ("cash", "check") else ""
+    return f"{f.actor} cancelled {_person(f)}'s booking for {_offering(f)}{money}{desk}{_reason(f)}."
+
+
+@sentence("registration.transferred")
+def _transferred(f: Facts) -> str:
+    old, new = f.details.get("old"), f.details.get("new")
+    where = f" from {_text(old)} to {_text(new)}" if old and new else ""
+    refund, due = _cents(f, "refund_cents"), _cents(f, "due_cents")
+    money = f", refunding {dollars(refund)}" if refund else (f", {dollars(due)} to collect" if due else "")
+    return f"{f.actor} transferred {_person(f)}{where}{money}{_reason(f)}."
+
+
+@sentence("registration.details_corrected")
+def _details_corrected(f: Facts) -> str:
+    fields = f.details.get("fields")
+    what = ", ".join(_words(str(x)) for x in fields) if isinstance(fields, list) and fields else "details"
+    resent = "; the confirmation was sent again" if f.details.get("confirmation_resent") else ""
+    return f"{f.actor} corrected {_person(f)}'s {what}{resent}{_reason(f)}."
+
+
+@sentence("payment.taken_at_desk")
+def _taken_at_desk(f: Facts) -> str:
+    method = str(f.details.get("method") or "")
+    if method == "comp":
+        how = "gave a comp place to"
+    else:
+        how = f"took {dollars(_cents(f, 'amount_cents'))} in {_text(method, 10) or 'cash'} from"
+    stopped = " (the open card payment was stopped)" if _cents(f, "card_payment_stopped") else ""
+    note = f.details.get("note")
+    noted = f": “{_text(note)}”" if note else ""
+    return f"{f.actor} {how} {_person(f)} for {_offering(f)}{stopped}{noted}."
 
 
 def _words(name: str) -> str:
