@@ -85,7 +85,16 @@ def clash(
     )
 
 
+def lock_instructor(user_id: int) -> None:
+    """Two dates of one instructor moved (or substituted) at once lock different seat pools; the
+    instructor's row is the lock they share, taken after the pool (SQLite: the write lock already
+    serialises them), so each looks for a clash with the other's change committed."""
+    db.session.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+
+
 def refuse_clash(instructor: User | None, session: Session, starts_at: datetime, ends_at: datetime) -> None:
+    if instructor is not None:
+        lock_instructor(instructor.id)
     other = clash(instructor.id if instructor else None, starts_at, ends_at, session.id)
     if other is not None and instructor is not None:
         raise AdminError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time as clock
 from datetime import time, timedelta
 from urllib.parse import quote
 
@@ -611,6 +612,60 @@ def test_control_without_the_lock_a_move_misses_or_misdates_someone(live_server,
     wrong = [r.id for r in confirmed if (r.id in told) != (r.created_at < session.moved_at)]
     print(f"\ncontrol (no lock): {len(wrong)} of 60 told wrongly")
     assert wrong
+
+
+def _move_two_dates_of_ira_onto_one_time(app, db, room, monkeypatch) -> list[str]:
+    """Two admins at once move Ira's two classes (different seat pools) onto the same evening.
+    Each thread's clash check is held open a moment so the two surely overlap."""
+    first, second, admin_id = room["session"].id, room["other_session"].id, room["admin"].id
+    db.session.commit()
+    db.session.remove()
+    real_clash = moves.clash
+
+    def slow_clash(*args, **kwargs):
+        found = real_clash(*args, **kwargs)
+        clock.sleep(0.3)  # the window between looking for a clash and writing the new time
+        return found
+
+    monkeypatch.setattr(moves, "clash", slow_clash)
+    start, outcomes = threading.Barrier(2), []
+
+    def move(session_id: int) -> None:
+        with app.app_context():
+            start.wait()
+            try:
+                moves.move_session(
+                    session_id, day(12), time(18, 0), time(19, 0), None, _db.session.get(User, admin_id)
+                )
+                outcomes.append("moved")
+            except AdminError as error:
+                _db.session.rollback()
+                outcomes.append(str(error))
+
+    threads = [threading.Thread(target=move, args=(sid,)) for sid in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return outcomes
+
+
+@pytest.mark.real_commits  # two threads, each with its own app context and connection
+def test_two_admins_moving_two_of_one_instructors_dates_onto_one_time_one_succeeds(
+    app, db, room, monkeypatch
+):
+    outcomes = _move_two_dates_of_ira_onto_one_time(app, db, room, monkeypatch)
+    assert sorted(outcomes)[-1] == "moved" and outcomes.count("moved") == 1, outcomes
+    [refusal] = [o for o in outcomes if o != "moved"]
+    assert "Ira Instructor teaches" in refusal
+
+
+@pytest.mark.real_commits
+def test_control_without_the_instructor_lock_both_moves_pass(app, db, room, monkeypatch):
+    """If this control ever stops double-booking Ira, the test above proves nothing."""
+    monkeypatch.setattr(moves, "lock_instructor", lambda user_id: None)
+    outcomes = _move_two_dates_of_ira_onto_one_time(app, db, room, monkeypatch)
+    assert outcomes == ["moved", "moved"]
 
 
 # --- Hostile input on the confirmation step (the first step's form is walked by test_all_forms) ---
