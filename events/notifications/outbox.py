@@ -85,9 +85,8 @@ def queue_email(
     )
     # One statement: a row already there (or written meanwhile by a concurrent transaction,
     # which this waits for) means the email exists, and nothing is added or rolled back.
-    insert = _INSERT[db.session.get_bind().dialect.name]
     added = db.session.execute(
-        insert(OutboxEmail)
+        insert_outbox()
         .values(**row)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(OutboxEmail.id)
@@ -96,6 +95,12 @@ def queue_email(
         return False
     mark_queued(db.session())  # the worker is nudged after commit (events/notifications/publish.py)
     return True
+
+
+def insert_outbox() -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into the outbox in the session's dialect, which has ON CONFLICT DO NOTHING
+    (also used by the reminder sweep: events/notifications/schedule.py)."""
+    return _INSERT[db.session.get_bind().dialect.name](OutboxEmail)
 
 
 _INSERT: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = {

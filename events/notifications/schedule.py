@@ -2,8 +2,9 @@
 
 Times are stored in UTC, so "24 hours before" is 24 real hours before, whatever the clocks
 do that day. Each email is queued with a dedupe key naming the registration, the session
-and the window, so running the sweep any number of times queues it exactly once. A sweep
-with nothing new to queue is two reads per kind, however many people sit in open windows.
+and the window, so running the sweep any number of times queues it exactly once. Each kind
+is one INSERT ... SELECT of the emails not queued yet (per chunk of windows), after one read
+of the sessions: the same few statements whether nothing, 3 or 10,000 emails are due.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from events.locks import only_one
 from events.models import (
     Attendance,
     AttendanceStatus,
+    EmailStatus,
     Offering,
     OutboxEmail,
     Registration,
@@ -28,8 +30,10 @@ from events.models import (
     Session,
     SessionStatus,
     UTCDateTime,
+    utcnow,
 )
-from events.notifications.outbox import EmailKind, queue_email
+from events.notifications.outbox import EmailKind, insert_outbox
+from events.notifications.publish import mark_queued
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +101,17 @@ def _key_suffix(session: Session) -> str:
     return "".join(f":{part}" for part in moved_key_parts(session))
 
 
-def _not_queued(*key_parts: str | sa.ColumnElement[Any] | QueryableAttribute[Any]) -> sa.ColumnElement[bool]:
-    """No outbox row has this dedupe key yet (the key is written out in SQL, as dedupe_key does)."""
+def _dedupe_key(*key_parts: str | sa.ColumnElement[Any] | QueryableAttribute[Any]) -> sa.ColumnElement[str]:
+    """A dedupe key written out in SQL, byte for byte what dedupe_key (outbox.py) makes of the
+    same parts, so that rows queued one at a time and rows queued by the sweep dedupe alike."""
     key: sa.ColumnElement[str] = sa.literal(key_parts[0], sa.String)
     for part in key_parts[1:]:
         key = key + (part if isinstance(part, str) else sa.cast(part, sa.String))
+    return key
+
+
+def _not_queued(key: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """No outbox row has this dedupe key yet."""
     return ~sa.exists().where(OutboxEmail.dedupe_key == key)
 
 
@@ -116,7 +126,63 @@ def _chunks(rows: list) -> list[list]:
 
 # Each sweep asks the database only for the emails not queued yet and inserts just those: an
 # INSERT that finds its row already there still takes an id from the sequence, and sweeping
-# every minute over everyone in an open window would use ids up by the million.
+# every minute over everyone in an open window would use ids up by the million. The missing
+# rows are inserted by one INSERT ... SELECT per kind (per chunk of windows), not one per
+# person: 10,000 due is one statement, as 3 are. ON CONFLICT still guards the key, should
+# another transaction queue the same email meanwhile.
+
+# The outbox columns the sweep's SELECTs give, in this order: every column without NULL that
+# queue_email or the model's Python-side defaults fill in (the id comes from its sequence).
+_SWEPT_COLUMNS = (
+    "status",
+    "attempts",
+    "last_error",
+    "context",
+    "created_at",
+    "send_after",
+    "to_email",
+    "registration_id",
+    "session_id",
+    "kind",
+    "dedupe_key",
+)
+
+
+def _queue_selected(
+    kind: str,
+    context: sa.ColumnElement[Any],
+    session_id: sa.ColumnElement[Any],
+    key: sa.ColumnElement[str],
+    query: sa.Select[Any],
+) -> int:
+    """Insert, in one statement, one outbox email of `kind` for each registration `query`
+    finds (it selects FROM/JOIN/WHERE only; this adds the columns). Returns how many it added."""
+    queued_at = utcnow()  # as queue_email: sent as soon as the worker gets to it
+    rows = query.with_only_columns(
+        sa.literal(EmailStatus.PENDING, OutboxEmail.__table__.c.status.type),
+        sa.literal(0, sa.Integer),
+        sa.literal("", sa.String),
+        context,
+        sa.literal(queued_at, UTCDateTime),
+        sa.literal(queued_at, UTCDateTime),
+        Registration.email,
+        Registration.id,
+        session_id,
+        sa.literal(kind, sa.String),
+        key,
+        maintain_column_froms=True,
+    )
+    insert = (
+        insert_outbox()
+        .from_select(list(_SWEPT_COLUMNS), rows, include_defaults=False)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+    # (SQLAlchemy keeps an INSERT's rowcount only when asked; run as a plain statement on the
+    # session's connection, not through the ORM's bulk INSERT.)
+    added = db.session.connection().execute(insert.execution_options(preserve_rowcount=True)).rowcount
+    if added:
+        mark_queued(db.session())  # the worker is nudged after commit, as queue_email does
+    return added
 
 
 def queue_due_reminders(now: datetime) -> int:
@@ -137,33 +203,31 @@ def queue_due_reminders(now: datetime) -> int:
             opens=UTCDateTime,
             key_suffix=sa.String,
         )
-        missing = db.session.execute(
-            sa.select(Registration, window.c.session_id, window.c.offset_minutes, window.c.key_suffix)
+        # "reminder:r12:s40:1440m" (":v1" added once the session has moved).
+        key = _dedupe_key(
+            f"{EmailKind.REMINDER}:r",
+            Registration.id,
+            ":s",
+            window.c.session_id,
+            ":",
+            window.c.offset_minutes,
+            "m",
+            window.c.key_suffix,
+        )
+        queued += _queue_selected(
+            EmailKind.REMINDER,
+            sa.literal({}, sa.JSON),
+            window.c.session_id,
+            key,
+            sa.select(Registration.id)
             .join(window, _covers(window))
             .where(
                 # Registered inside this window: they have just been told everything.
                 Registration.created_at <= window.c.opens,
-                _not_queued(
-                    f"{EmailKind.REMINDER}:r",
-                    Registration.id,
-                    ":s",
-                    window.c.session_id,
-                    ":",
-                    window.c.offset_minutes,
-                    "m",
-                    window.c.key_suffix,
-                ),
+                _not_queued(key),
             )
-            .order_by(Registration.id, window.c.session_id)
-        ).all()
-        for registration, session_id, offset, key_suffix in missing:
-            if queue_email(
-                EmailKind.REMINDER,
-                registration=registration,
-                session_id=session_id,
-                key_parts=(f"{offset}m", *key_suffix.split(":")[1:]),
-            ):
-                queued += 1
+            .order_by(Registration.id, window.c.session_id),
+        )
     db.session.commit()
     return queued
 
@@ -192,8 +256,26 @@ def queue_due_followups(now: datetime) -> int:
             .limit(1)
             .scalar_subquery()
         )
-        missing = db.session.execute(
-            sa.select(Registration, window.c.session_id, mark, window.c.key_suffix)
+        # The variant by the person's mark, as a JSON value on both databases (each branch a
+        # JSON parameter: PostgreSQL gets a json value, SQLite its text).
+        context = sa.case(
+            {
+                status: sa.literal({"variant": variant}, sa.JSON)
+                for status, variant in FOLLOW_UP_VARIANTS.items()
+            },
+            value=mark,
+            else_=sa.literal({"variant": "neutral"}, sa.JSON),
+        )
+        # "follow_up:r12:s40" (":v1" added once the session has moved).
+        key = _dedupe_key(
+            f"{EmailKind.FOLLOW_UP}:r", Registration.id, ":s", window.c.session_id, window.c.key_suffix
+        )
+        queued += _queue_selected(
+            EmailKind.FOLLOW_UP,
+            context,
+            window.c.session_id,
+            key,
+            sa.select(Registration.id)
             .join(window, _covers(window))
             .where(
                 # A workshop or course: one follow-up, after its last scheduled session.
@@ -205,26 +287,10 @@ def queue_due_followups(now: datetime) -> int:
                         later.ends_at > window.c.ends_at,
                     ),
                 ),
-                _not_queued(
-                    f"{EmailKind.FOLLOW_UP}:r",
-                    Registration.id,
-                    ":s",
-                    window.c.session_id,
-                    window.c.key_suffix,
-                ),
+                _not_queued(key),
             )
-            .order_by(Registration.id, window.c.session_id)
-        ).all()
-        for registration, session_id, marked, key_suffix in missing:
-            variant = FOLLOW_UP_VARIANTS.get(marked, "neutral")
-            if queue_email(
-                EmailKind.FOLLOW_UP,
-                registration=registration,
-                session_id=session_id,
-                key_parts=tuple(key_suffix.split(":")[1:]),
-                context={"variant": variant},
-            ):
-                queued += 1
+            .order_by(Registration.id, window.c.session_id),
+        )
     db.session.commit()
     return queued
 

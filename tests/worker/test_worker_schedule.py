@@ -10,9 +10,18 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from events.models import Attendance, AttendanceStatus, OfferingKind, OutboxEmail, SessionStatus
+from events.models import (
+    Attendance,
+    AttendanceStatus,
+    EmailStatus,
+    OfferingKind,
+    OutboxEmail,
+    Registration,
+    SessionStatus,
+    utcnow,
+)
 from events.notifications.delivery import deliver_due
-from events.notifications.outbox import EmailKind
+from events.notifications.outbox import EmailKind, dedupe_key, queue_email
 from events.notifications.schedule import queue_due, queue_due_followups, queue_due_reminders
 from events.registration.services import cancel_registration
 from tests.factories import make_location, make_offering, make_session, upcoming_day
@@ -303,7 +312,9 @@ def test_an_idle_sweep_is_a_handful_of_statements_however_many_are_due(db, book)
     with StatementCounter(db.engine) as many:
         assert queue_due(now) == (0, 0)
     assert len(many) == len(few) <= 8, many
-    assert not any(s.lstrip().upper().startswith("INSERT") for s in many)
+    # One INSERT ... SELECT per kind, which finds nothing missing: no row, no id taken.
+    inserts = [s for s in many if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 2 and all("SELECT" in s.upper() for s in inserts), inserts
     assert outbox_last_id(db) == before
 
 
@@ -330,6 +341,124 @@ def test_a_new_sweep_outbox_id_past_32_bits(db, book):
     assert queue_due(now) == (1, 0)
     [reminder] = emails(db, EmailKind.REMINDER)
     assert reminder.id == 2147483648
+
+
+# --- Due emails are queued set-based: one INSERT per kind, however many are due -------------
+
+
+def add_people(db, offering, count: int, prefix: str, created_at) -> None:
+    """`count` confirmed registrations for a workshop, in one statement (booking each is slow)."""
+    [session] = offering.sessions
+    db.session.execute(
+        sa.insert(Registration),
+        [
+            dict(
+                seat_pool_id=session.seat_pool.id,
+                offering_id=offering.id,
+                session_id=None,
+                name=f"Person {i}",
+                email=f"{prefix}{i}@example.com",
+                email_normalized=f"{prefix}{i}@example.com",
+                status="confirmed",
+                price_cents=0,
+                currency="usd",
+                token=f"{prefix}-{i}",
+                created_at=created_at,
+                confirmed_at=created_at,
+            )
+            for i in range(count)
+        ],
+    )
+    db.session.commit()
+
+
+def test_3_or_300_due_are_queued_by_the_same_statements_one_insert_per_kind(db, monkeypatch):
+    from events.notifications import publish
+
+    nudges: list[bool] = []
+    monkeypatch.setattr(publish, "publish_delivery", lambda: nudges.append(True) or True)
+    soon, [session] = setup_workshop(db, upcoming_day(5), capacity=400)
+    past, [ended] = setup_workshop(db, upcoming_day(3), capacity=400)
+    now = session.starts_at - 1440 * M  # the 24 h reminder and the follow-up both due
+    early = ended.starts_at - timedelta(days=2)
+
+    def sweep(count: int, prefix: str) -> list[str]:
+        add_people(db, soon, count, f"soon-{prefix}", early)
+        add_people(db, past, count, f"done-{prefix}", early)
+        before = outbox_last_id(db)
+        with StatementCounter(db.engine) as statements:
+            assert queue_due(now) == (count, count)
+        assert outbox_last_id(db) - before <= 2 * count  # no id taken by a conflict
+        return statements
+
+    few, many = sweep(3, "few"), sweep(300, "many")
+
+    def inserts(statements: list[str]) -> list[str]:
+        return [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+
+    assert len(inserts(few)) == len(inserts(many)) == 2, inserts(many)
+    assert all("SELECT" in s.upper() for s in inserts(many))
+    assert len(many) == len(few) <= 8, many
+    assert len(emails(db, EmailKind.REMINDER)) == len(emails(db, EmailKind.FOLLOW_UP)) == 303
+    # The worker is nudged after each commit that queued something, and only then.
+    assert len(nudges) == 4
+    assert queue_due(now) == (0, 0)
+    assert len(nudges) == 4
+
+
+def test_emails_queued_one_at_a_time_and_by_the_sweep_share_their_keys(db, book):
+    """Rows queued by queue_email (as the sweep did before it was set-based) still dedupe the
+    sweep's, on a moved session too (":v1"); the sweep's rows are the ones queue_email writes."""
+    soon, [session] = setup_workshop(db, upcoming_day(5))
+    past, [ended] = setup_workshop(db, upcoming_day(3))
+    early = ended.starts_at - timedelta(days=2)
+    now = session.starts_at - 1440 * M
+    session.sequence = ended.sequence = 1  # both moved once
+    db.session.commit()
+    queued_before = book(soon, "before@example.com", created_at=early)
+    swept = book(soon, "swept@example.com", created_at=early)
+    walk_in = book(soon, "walk-in@example.com", created_at=early)
+    followed_before = book(past, "followed@example.com", created_at=early)
+    followed_swept = book(past, "followed-swept@example.com", created_at=early)
+    walk_in.email = walk_in.email_normalized = ""  # a walk-in who gave no address
+    db.session.commit()
+    assert queue_email(
+        EmailKind.REMINDER, registration=queued_before, session_id=session.id, key_parts=("1440m", "v1")
+    )
+    assert queue_email(
+        EmailKind.FOLLOW_UP,
+        registration=followed_before,
+        session_id=ended.id,
+        key_parts=("v1",),
+        context={"variant": "neutral"},
+    )
+    db.session.commit()
+
+    assert queue_due(now) == (1, 1)
+    rows = {
+        (r.kind, r.registration_id): r
+        for r in emails(db, EmailKind.REMINDER) + emails(db, EmailKind.FOLLOW_UP)
+    }
+    assert set(rows) == {
+        (EmailKind.REMINDER, queued_before.id),
+        (EmailKind.REMINDER, swept.id),
+        (EmailKind.FOLLOW_UP, followed_before.id),
+        (EmailKind.FOLLOW_UP, followed_swept.id),
+    }
+    reminder, follow_up = rows[EmailKind.REMINDER, swept.id], rows[EmailKind.FOLLOW_UP, followed_swept.id]
+    assert reminder.dedupe_key == dedupe_key(
+        EmailKind.REMINDER, f"r{swept.id}", f"s{session.id}", "1440m", "v1"
+    )
+    assert follow_up.dedupe_key == dedupe_key(
+        EmailKind.FOLLOW_UP, f"r{followed_swept.id}", f"s{ended.id}", "v1"
+    )
+    for row, registration, session_id, context in (
+        (reminder, swept, session.id, {}),
+        (follow_up, followed_swept, ended.id, {"variant": "neutral"}),
+    ):
+        assert (row.to_email, row.session_id, row.context) == (registration.email, session_id, context)
+        assert (row.status, row.attempts, row.last_error, row.sent_at) == (EmailStatus.PENDING, 0, "", None)
+        assert row.created_at == row.send_after and row.send_after <= utcnow()
 
 
 # --- One sweep at a time across hosts ------------------------------------------------------

@@ -10,7 +10,7 @@ from flask_migrate import upgrade
 
 from events.app import create_app
 from events.extensions import db
-from events.models import EmailStatus, OutboxEmail
+from events.models import Attendance, AttendanceStatus, EmailStatus, OutboxEmail
 from events.notifications.delivery import deliver_due
 from events.registration.services import Person, register
 from tests.factories import workshop
@@ -73,13 +73,26 @@ def test_sqlite_sweep_queues_each_reminder_and_follow_up_once(sqlite_app):
         for offering, email in ((soon, "soon@example.com"), (past, "done@example.com")):
             registration = register(offering, None, Person("P", email)).registration
             registration.created_at = registration.created_at - timedelta(days=2)
+        # Checked in: the follow-up's variant comes from the mark, in SQL.
+        db.session.add(
+            Attendance(
+                registration_id=registration.id,
+                session_id=past.sessions[0].id,
+                status=AttendanceStatus.PRESENT,
+            )
+        )
         db.session.commit()
         now = soon.sessions[0].starts_at - timedelta(hours=24)
         assert [queue_due(now) for _ in range(3)] == [(1, 1), (0, 0), (0, 0)]
-        keys = db.session.scalars(
-            sa.select(OutboxEmail.dedupe_key).where(OutboxEmail.kind != "registration_confirmed")
-        )
-        assert sorted(k.split(":")[0] for k in keys) == ["follow_up", "reminder"]
+        swept = db.session.scalars(
+            sa.select(OutboxEmail)
+            .where(OutboxEmail.kind != "registration_confirmed")
+            .order_by(OutboxEmail.kind)
+        ).all()
+        assert [r.dedupe_key.split(":")[0] for r in swept] == ["follow_up", "reminder"]
+        # The JSON context written by the set-based INSERT reads back as JSON on SQLite too.
+        assert [r.context for r in swept] == [{"variant": "attended"}, {}]
+        assert [(r.status, r.attempts, r.last_error) for r in swept] == [(EmailStatus.PENDING, 0, "")] * 2
 
 
 def test_a_registration_nudges_the_worker_through_the_embedded_sqlite_broker(tmp_path):
