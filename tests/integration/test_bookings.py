@@ -603,10 +603,13 @@ def test_a_manual_refund_of_a_cash_payment_is_recorded_for_the_desk(client, db, 
     form = client.get(page).get_data(as_text=True)
     assert "Paid at the desk: hand it back there" in form
     done = client.post(
-        f"{page}/refund", data={"csrf_token": csrf_token(form), "amount": "5", "reason": "Late start"}
+        f"{page}/refund",
+        data={"csrf_token": csrf_token(form), "amount": "5", "reason": "Late start", "confirmed": "yes"},
     )
     assert done.status_code == 302
-    assert "Refund of $5.00 recorded: return it at the desk." in client.get(page).get_data(as_text=True)
+    assert "Refund of $5.00 to Ana Lopez recorded: return it at the desk." in client.get(page).get_data(
+        as_text=True
+    )
     refund = db.session.scalar(sa.select(Refund))
     assert (refund.amount_cents, refund.status, refund.kind) == (
         500,

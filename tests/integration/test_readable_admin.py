@@ -285,12 +285,13 @@ def test_audit_entries_read_as_sentences_with_local_times_and_links(client, db, 
     # An older entry, recorded before names were: the trail looks Ana up.
     _entry(db, admin, "refund.requested", "registration", ana.id, amount_cents=1500, reason="double charged")
     _entry(db, admin, "attendance.present", "registration", ana.id, session_id=session.id)
-    _entry(db, None, "session.moved", "session", session.id, old_local="Tue 6 pm", new_local="Wed 6 pm")
+    _entry(db, None, "session.renamed", "session", session.id, old_local="Tue 6 pm", new_local="Wed 6 pm")
     db.session.commit()
     page = client.get("/staff/audit").get_data(as_text=True)
     assert "Sam admin refunded $15.00 to Ana Lopez: “double charged”." in page
     assert f"Sam admin marked Ana Lopez present at Core &amp; Hip Strength, {_local(session)}." in page
-    assert "The system: session moved, Core &amp; Hip Strength" in page and "old local Tue 6 pm" in page
+    # An action with no sentence of its own (none is recorded today) still reads as words.
+    assert "The system: session renamed, Core &amp; Hip Strength" in page and "old local Tue 6 pm" in page
     assert f'href="/staff/admin/registrations/{ana.id}">Ana Lopez</a>' in page
     assert f'href="/staff/sessions/{session.id}">Roster, {_local(session)}</a>' in page
     assert f'href="/staff/admin/offerings/{offering.id}">Core &amp; Hip Strength</a>' in page
