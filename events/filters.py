@@ -76,22 +76,22 @@ def _staff_zone(where: Location | Session | ZoneInfo | None) -> ZoneInfo:
 
 
 def staff_time(dt: datetime | None, where: Location | Session | ZoneInfo | None = None) -> str:
-    """'Tue 1 Dec 2026, 6:00 pm CST': a UTC moment in the place's zone, the zone named, for
+    """'Tue Dec 1, 2026, 6:00 pm CST': a UTC moment in the place's zone, the zone named, for
     staff pages (the year and minutes always shown: these are records, not invitations)."""
     if dt is None:
         return ""
     local = dt.astimezone(_staff_zone(where))
     hour = local.strftime("%I").lstrip("0")
     meridiem = "am" if local.hour < 12 else "pm"
-    return f"{local:%a} {local.day} {local:%b %Y}, {hour}:{local:%M} {meridiem} {zone_name(local)}"
+    return f"{local:%a %b} {local.day}, {local.year}, {hour}:{local:%M} {meridiem} {zone_name(local)}"
 
 
 def staff_date(dt: datetime | None, where: Location | Session | ZoneInfo | None = None) -> str:
-    """'Tue 1 Dec 2026': the local day of a UTC moment, for staff pages."""
+    """'Tue Dec 1, 2026': the local day of a UTC moment, for staff pages."""
     if dt is None:
         return ""
     local = dt.astimezone(_staff_zone(where))
-    return f"{local:%a} {local.day} {local:%b %Y}"
+    return f"{local:%a %b} {local.day}, {local.year}"
 
 
 def dollars(cents: int) -> str:

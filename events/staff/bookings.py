@@ -60,7 +60,7 @@ def money(cents: int) -> str:
 
 
 def when_label(registration: Registration) -> str:
-    """What a registration is for, in the location's time: "Core Flow, Tue Dec 8, 6:00 PM CST"."""
+    """What a registration is for, in the location's time: "Core Flow, Tue Dec 8, 6:00 pm CST"."""
     return place_label(registration.offering, registration.session)
 
 
@@ -79,8 +79,10 @@ def place_label(offering: Offering, session: Session | None) -> str:
 
 
 def _local(session: Session) -> str:
+    # The staff pages' own form, without the year (a booking is for the weeks ahead).
     start = session.local_start
-    return f"{start:%a %b %-d, %-I:%M %p} {start.tzname()}"
+    meridiem = "am" if start.hour < 12 else "pm"
+    return f"{start:%a %b %-d, %-I:%M} {meridiem} {start.tzname()}"
 
 
 def _lock_payment_rows(registration_id: int) -> list[Payment]:

@@ -469,7 +469,7 @@ def test_failed_emails_name_the_person_and_refunds_the_staff_member(client, db, 
     db.session.commit()
     failed = client.get("/staff/admin/emails/failed").get_data(as_text=True)
     assert f'<a href="/staff/admin/registrations/{ana.id}">Ana Lopez</a>, Core &amp; Hip Strength' in failed
-    assert "Sun 29 Nov 2026, 6:30 pm CST" in failed and "1 attempt<" in failed
+    assert "Sun Nov 29, 2026, 6:30 pm CST" in failed and "1 attempt<" in failed
 
     url = f"/staff/admin/registrations/{ana.id}"
     token = token_from(client, url)

@@ -7,7 +7,7 @@ import pytest
 
 from events.audit import SENTENCES, Facts, action_label, describe, generic_sentence
 
-WHEN = "Tue 1 Dec 2026, 6:00 pm CST"
+WHEN = "Tue Dec 1, 2026, 6:00 pm CST"
 
 
 def facts(action, target_type="registration", target_id=7, **kw):
@@ -339,7 +339,7 @@ def test_an_unknown_action_reads_as_words_not_json():
         details={
             "offering_id": 4,
             "offering_title": "Core",
-            "old_local": "Tue 1 Dec 2026, 6:00 pm CST",
+            "old_local": "Tue Dec 1, 2026, 6:00 pm CST",
             "new_local": "Wed 2 Dec 2026, 6:00 pm CST",
             "refund_cents": 1500,
             "emailed": True,
@@ -349,7 +349,7 @@ def test_an_unknown_action_reads_as_words_not_json():
     )
     text = describe(entry)
     assert text == (
-        f"Sam Rivera: session teleported, Core, {WHEN} (old local Tue 1 Dec 2026, 6:00 pm CST; "
+        f"Sam Rivera: session teleported, Core, {WHEN} (old local Tue Dec 1, 2026, 6:00 pm CST; "
         "new local Wed 2 Dec 2026, 6:00 pm CST; refund cents $15.00; emailed yes; changes room A → B)."
     )
     for raw in ("{", "}", '"', "_"):
