@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import Enum
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 
 from events import audit
 from events.extensions import db
@@ -247,6 +248,7 @@ def transfer_targets(registration: Registration, now: datetime | None = None) ->
             Offering.is_published.is_(True),  # registration_target refuses the others
             Session.seat_pool_id != registration.seat_pool_id,
         )
+        .options(joinedload(Session.location))  # each label's local time: not a query per date
         .order_by(Offering.id != registration.offering_id, Offering.title, Session.starts_at)
         .limit(400)
     ).all()
@@ -264,9 +266,9 @@ def transfer_targets(registration: Registration, now: datetime | None = None) ->
                 (f"{offering.id}-{session.id}", f"{place_label(offering, session)} ({price}, {seats_text})")
             )
         else:
-            choices.append(
-                (f"{offering.id}", f"{place_label(offering, None)}, all dates ({price}, {seats_text})")
-            )
+            # Its first row is its first upcoming date (rows run by start within an offering).
+            label = f"{offering.title}, from {_local(session)}, all dates"
+            choices.append((f"{offering.id}", f"{label} ({price}, {seats_text})"))
     return choices
 
 

@@ -265,6 +265,16 @@ def admin_pages(place: Place) -> list[str]:
         "/staff/audit",
         "/staff/admin/locations",
         "/staff/admin/instructors",
+        # Changing a booking, a date, and writing to the room (issue 13's pages).
+        f"/staff/admin/registrations/{place.registration_id}/cancel",
+        f"/staff/admin/registrations/{place.registration_id}/transfer",
+        f"/staff/admin/registrations/{place.registration_id}/details",
+        f"/staff/admin/sessions/{place.session_id}/move",
+        f"/staff/admin/sessions/{place.session_id}/substitute",
+        f"/staff/admin/sessions/{place.session_id}/cancel",
+        f"/staff/admin/offerings/{place.offering_id}/message",
+        f"/staff/sessions/{place.session_id}/message",
+        f"/staff/sessions/{place.session_id}/walk-in",
     ]
 
 
@@ -273,6 +283,8 @@ def instructor_pages(place: Place) -> list[str]:
         "/staff/",
         f"/staff/sessions/{place.session_id}",
         f"/staff/sessions/{place.session_id}/roster.csv",
+        f"/staff/sessions/{place.session_id}/message",
+        f"/staff/sessions/{place.session_id}/walk-in",
     ]
 
 
@@ -301,7 +313,8 @@ def test_every_staff_page_runs_the_same_sql_at_two_sizes(app, count_queries):
     assert grown == {}, "statements (small, large) per page that grew with the data"
     assert small_instructor == large_instructor
     # And few: a page's own reads, nothing per row.
-    assert max(large.values()) <= 12, large
+    # (Cancelling a booking is the most: its quote reads the payment, its refunds and the policy.)
+    assert max(large.values()) <= 20, large
 
 
 @pytest.fixture
