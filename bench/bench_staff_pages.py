@@ -246,6 +246,14 @@ def staff_pages(ids: dict) -> list[tuple[str, str]]:
         ("audit trail", "/staff/audit"),
         ("locations", "/staff/admin/locations"),
         ("instructors", "/staff/admin/instructors"),
+        ("cancel a booking", f"/staff/admin/registrations/{ids['registration']}/cancel"),
+        ("transfer a booking", f"/staff/admin/registrations/{ids['registration']}/transfer"),
+        ("correct details", f"/staff/admin/registrations/{ids['registration']}/details"),
+        ("move a date", f"/staff/admin/sessions/{ids['upcoming_session']}/move"),
+        ("substitute", f"/staff/admin/sessions/{ids['upcoming_session']}/substitute"),
+        ("cancel a date", f"/staff/admin/sessions/{ids['upcoming_session']}/cancel"),
+        ("message a class", f"/staff/sessions/{ids['upcoming_session']}/message"),
+        ("message an offering", f"/staff/admin/offerings/{ids['offering']}/message"),
     ]
 
 
