@@ -195,7 +195,7 @@ def _capacity_changed(f: Facts) -> str:
 @sentence("email.resent")
 def _email_resent(f: Facts) -> str:
     kind = _words(str(f.details.get("kind") or "an"))
-    to = f.details.get("to")
+    to = f.details.get("name") or f.person or f.details.get("to")  # ("to": older entries)
     previous = f.details.get("previous_status")
     was = f" (it had {'failed' if previous == 'failed' else 'been sent'})" if previous else ""
     return f"{f.actor} resent the {kind} email{f' to {_text(to)}' if to else ''}{was}."

@@ -5,7 +5,9 @@ Every field of every form gets, ahead of its own validators:
   (a textarea may hold newlines and tabs), so any field, even a select or a checkbox, refuses them;
 - for a textarea, CR/LF and CR turned into LF (browsers send CR/LF);
 - for a date, a sane range (a weekly series from 9999-12-31 would overflow);
-- for a decimal, a finite amount of sane size (see MoneyField for money).
+- for a decimal, a finite amount of sane size (see MoneyField for money);
+- for an integer, at most 64 bits (NumberRange turns an int into a float to compare it, and a
+  400-digit one overflows into a 500).
 A form subclassing Form is covered with no code of its own.
 """
 
@@ -17,7 +19,7 @@ from typing import Any, TypeVar
 
 from flask import current_app
 from flask_wtf import FlaskForm
-from wtforms import DateField, DateTimeField, DecimalField, Field, TextAreaField
+from wtforms import DateField, DateTimeField, DecimalField, Field, IntegerField, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
 
 from events.extensions import db
@@ -50,6 +52,15 @@ def _unify_newlines(value: object) -> object:
     return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
 
 
+_INT_LIMIT = 2**63
+
+
+def _integer_is_sane(form: FlaskForm, field: Field) -> None:
+    value = field.data
+    if isinstance(value, int) and not -_INT_LIMIT <= value < _INT_LIMIT:
+        raise StopValidation("Enter a number of sensible size.")
+
+
 class Form(FlaskForm):
     class Meta:
         def bind_field(self, form: FlaskForm, unbound_field: Any, options: dict[str, Any]) -> Field:
@@ -62,6 +73,8 @@ class Form(FlaskForm):
                 checks.append(_date_in_range)
             if isinstance(field, DecimalField):
                 checks.append(_decimal_is_sane)
+            if isinstance(field, IntegerField):
+                checks.append(_integer_is_sane)
             field.validators = [*checks, *field.validators]
             return field
 

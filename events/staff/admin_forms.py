@@ -388,7 +388,7 @@ class DetailsForm(Form):
         "Email",
         filters=[_strip],
         validators=[
-            DataRequired("Enter their email."),
+            Optional(),  # a walk-in may have given none (the service refuses removing one)
             Email("That isn't an email address.", check_deliverability=False),
             deliverable_email,
             Length(max=254),

@@ -166,6 +166,14 @@ def cancel_booking(
     payment = succeeded_payment(registration)
     if payment is not None:
         refunds.lock_for_refund(payment.id)
+    # A seat held while they pay: the card form may still be open. Its PaymentIntent is
+    # cancelled after commit, so it can't charge for a seat given up (one that charged in
+    # between is refunded by the unplaced-payment path, as after a desk payment).
+    open_intents = [
+        p.stripe_payment_intent_id
+        for p in _lock_payment_rows(registration.id)
+        if p.status in OPEN_PAYMENT_STATUSES and p.stripe_payment_intent_id
+    ]
     quote = cancel_quote(registration, choice, now)
     if quote.refund_cents != expected_refund_cents:
         db.session.rollback()
@@ -206,6 +214,8 @@ def cancel_booking(
         reason=reason[:200],
     )
     db.session.commit()
+    for intent_id in open_intents:
+        stop_superseded_intent(intent_id)
     return CancelResult(registration, refund_cents, quote.method is not None and quote.method.at_desk)
 
 
@@ -487,6 +497,9 @@ def correct_details(registration_id: int, person: Person, reason: str, actor: Us
     if not changed:
         db.session.rollback()
         raise AdminError("Nothing was changed.")
+    if "email" in changed and not new_email:
+        db.session.rollback()  # (a walk-in may have none; a booking that had one keeps one)
+        raise AdminError("Enter their email.", "email")
     live = registration.status in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD)
     if "email" in changed and live and new_normalized != registration.email_normalized:
         other = find_live_registration(registration.seat_pool_id, new_normalized)
@@ -497,19 +510,24 @@ def correct_details(registration_id: int, person: Person, reason: str, actor: Us
     resent_to = ""
     if "email" in changed:
         registration.email, registration.email_normalized = new_email, new_normalized
+        # The old address may be a stranger's: the links sent there stop working.
+        registration.token = new_token()
         # Emails still waiting to go follow the corrected address (failed ones stay as they
         # were, and can't be retried to the old address: see emails.resend_email).
-        db.session.execute(
+        followed = db.session.execute(
             sa.update(OutboxEmail)
             .where(OutboxEmail.registration_id == registration.id, OutboxEmail.status == "pending")
             .values(to_email=new_email)
-        )
-        if registration.status == RegistrationStatus.CONFIRMED and new_email:
-            queue_email(
-                EmailKind.REGISTRATION_CONFIRMED,
-                registration=registration,
-                key_parts=(f"to-{address_digest(new_email)}",),
-            )
+            .returning(OutboxEmail.kind)
+        ).scalars()
+        confirmation_waiting = EmailKind.REGISTRATION_CONFIRMED in set(followed)
+        if registration.status == RegistrationStatus.CONFIRMED:
+            if not confirmation_waiting:  # (one still waiting now goes to the new address)
+                queue_email(
+                    EmailKind.REGISTRATION_CONFIRMED,
+                    registration=registration,
+                    key_parts=(f"to-{address_digest(new_email)}",),
+                )
             resent_to = new_email
     audit.record(
         actor.id,

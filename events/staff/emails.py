@@ -67,7 +67,8 @@ def resend_email(email: OutboxEmail, actor: User) -> OutboxEmail:
         email.id,
         kind=email.kind,
         previous_status=previous,
-        to=email.to_email,
+        # No address: the registration (linked) says whose; the trail keeps no contact details.
+        name=registration.name if registration else "",
         registration_id=email.registration_id,
         offering_id=registration.offering_id if registration else None,
     )

@@ -81,6 +81,7 @@ HOSTILE = [
     Hostile("negative", "-1", "fixed"),
     Hostile("2^63", str(2**63), "fixed"),
     Hostile("-2^63-1", str(-(2**63) - 1), "fixed"),
+    Hostile("400 digits", "9" * 400, "fixed"),  # past a float: NumberRange's isnan() overflows
     Hostile("year 9999", "9999-12-31", "fixed"),
     Hostile("month 13", "2026-13-45", "fixed"),
     # Sent as UTF-8 of a surrogate (ED A0 80), which the server decodes to U+FFFD replacement

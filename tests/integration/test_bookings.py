@@ -28,6 +28,7 @@ from events.models import (
 from events.notifications.outbox import EmailKind, queue_email
 from events.notifications.sender import render_message
 from events.payments import refunds
+from events.registration import links
 from events.registration.services import Person, join_waitlist, register, succeeded_payment
 from events.staff import bookings
 from events.staff.rosters import payment_label
@@ -471,6 +472,8 @@ def test_a_corrected_email_gets_the_confirmation_again_and_the_old_address_nothi
     assert f"/staff/admin/registrations/{ana.id}/details" in failed_page
 
     url = f"/staff/admin/registrations/{ana.id}/details"
+    with client.application.test_request_context():
+        old_link = links.manage_url(ana, external=False)  # as sent to the mistyped address
     form = client.get(url).get_data(as_text=True)
     bad = client.post(
         url,
@@ -522,6 +525,34 @@ def test_a_corrected_email_gets_the_confirmation_again_and_the_old_address_nothi
     details = audit_actions(ana.id)["registration.details_corrected"]
     assert details["fields"] == ["name", "email", "phone"] and details["confirmation_resent"] is True
     assert details["reason"] == "Mistyped domain"
+    # The mistyped address may be a stranger's: the link sent there no longer opens the booking.
+    assert client.get(old_link).status_code == 404
+    with client.application.test_request_context():
+        new_link = links.manage_url(ana, external=False)
+    assert client.get(new_link).status_code == 200
+
+
+def test_a_walk_ins_name_is_corrected_without_an_email_but_an_email_cannot_be_removed(client, db, desk):
+    ana = card_booked(db, desk)
+    walk_in = card_booked(db, desk, name="Wal K", email="wal@example.com")
+    walk_in.email = walk_in.email_normalized = ""  # as a walk-in who gave none is stored
+    db.session.commit()
+    form = client.get(f"/staff/admin/registrations/{walk_in.id}/details").get_data(as_text=True)
+    fixed = client.post(
+        f"/staff/admin/registrations/{walk_in.id}/details",
+        data={"csrf_token": csrf_token(form), "name": "Walter King", "email": "", "reason": "spelling"},
+    )
+    assert fixed.status_code == 302
+    url = f"/staff/admin/registrations/{ana.id}/details"
+    removed = client.post(
+        url, data={"csrf_token": csrf_token(form), "name": "Ana Lopez", "email": "", "reason": "test"}
+    )
+    assert removed.status_code == 400 and "Enter their email." in removed.get_data(as_text=True), (
+        removed.get_data(as_text=True)[1500:4000]
+    )
+    db.session.expire_all()
+    assert db.session.get(Registration, walk_in.id).name == "Walter King"
+    assert db.session.get(Registration, ana.id).email == "ana@example.com"
 
 
 @pytest.mark.parametrize(

@@ -151,6 +151,23 @@ def test_a_desk_payment_cancels_the_card_payment_left_open(db, stripe_client):
     assert live == [PaymentMethod.CASH]
 
 
+def test_staff_cancelling_a_held_seat_cancels_its_open_card_payment(db, stripe_client):
+    """The member left the card form open; staff cancel the hold: the card can no longer charge
+    for a seat given up."""
+    admin, held, intent = held_with_open_card_payment(db, stripe_client)
+
+    bookings.cancel_booking(held.id, bookings.RefundChoice.NONE, "Called to cancel", admin, 0)
+
+    gateway = get_gateway()
+    assert gateway.retrieve_intent(intent.id).status == "canceled"
+    with pytest.raises((GatewayRejected, PaymentDeclined)):
+        gateway.confirm_intent(intent.id)
+    db.session.expire_all()
+    assert db.session.get(Registration, held.id).status == RegistrationStatus.CANCELLED
+    card = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent.id))
+    assert card.status == PaymentStatus.CANCELED
+
+
 def test_a_card_charged_just_before_the_cancel_is_refunded_in_full(db, stripe_client, monkeypatch):
     """The member's card goes through between the desk payment's commit and our cancel of the
     intent: the cancel finds it charged, and the unplaced-payment path sends it all back. The

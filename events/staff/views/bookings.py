@@ -133,7 +133,7 @@ def admin_booking_details(registration_id: int) -> ResponseReturnValue:
         data={"name": registration.name, "email": registration.email, "phone": registration.phone}
     )
     if form.validate_on_submit():
-        person = Person(form.name.data, form.email.data, form.phone.data or "")
+        person = Person(form.name.data, form.email.data or "", form.phone.data or "")
         correction = attempt(
             form, lambda: bookings.correct_details(registration.id, person, form.reason.data, current_user)
         )
