@@ -1,0 +1,134 @@
+"""The schedule page rebuilt from its kept parts after a seat change is byte for byte the page a
+full render gives, for any filter and page, and never shows seats as they were."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+
+import pytest
+
+from events.catalog import services as catalog_services
+from events.models import OfferingKind
+from events.registration import services
+from events.registration.services import Person
+from tests.factories import make_clinic, make_location, make_offering, make_session, upcoming_day
+from tests.integration.test_page_cache import listening
+
+URLS = [
+    "/",
+    "/?kind=workshop",
+    "/?per_page=3&page=2",
+    "/?location=north&per_page=2",
+    "/?q=posture",
+    "/?price=free",
+    "/?q=nothing-matches-this",
+]
+
+
+@pytest.fixture
+def schedule(db, app):
+    """Two locations, three kinds, sessions over several days: pages 1 and 2 at 3 a page."""
+    listening(app)
+    make_clinic()
+    north, south = make_location(slug="north", name="North"), make_location(slug="south", name="South")
+    offerings = [
+        make_offering(north, OfferingKind.WORKSHOP, title="Posture Basics", capacity=5),
+        make_offering(south, OfferingKind.CLASS, title="Strong Knees", capacity=12, price_cents=0),
+        make_offering(north, OfferingKind.COURSE, title="Back Care Course", capacity=4),
+    ]
+    sessions = [
+        make_session(offering, upcoming_day(day), time(hour, 0))
+        for day in (2, 3, 5)
+        for hour, offering in zip((9, 12, 17), offerings, strict=True)
+    ]
+    db.session.commit()
+    return offerings, sessions
+
+
+@pytest.fixture
+def full_renders(monkeypatch):
+    """Counts the schedule's full renders (the listing query runs only in one)."""
+    calls = []
+    real = catalog_services.list_schedule
+    monkeypatch.setattr(catalog_services, "list_schedule", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    return calls
+
+
+def rendered_in_full(client, app, monkeypatch, url: str) -> bytes:
+    with monkeypatch.context() as m:
+        m.setitem(app.config, "PAGE_CACHE_ENABLED", False)
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return response.get_data()
+
+
+def set_seats_taken(db, session, taken: int) -> None:
+    """A seat change as the registration code makes it: seats and the pool's version."""
+    session.seat_pool.seats_taken = taken
+    session.seat_pool.version += 1
+    db.session.commit()
+
+
+def test_assembled_pages_equal_full_renders_after_seat_changes(
+    client, db, app, monkeypatch, schedule, full_renders
+):
+    offerings, sessions = schedule
+    for url in URLS:
+        assert client.get(url).get_data() == rendered_in_full(client, app, monkeypatch, url), url
+    # Every badge: plenty of seats, a few left, full; by registering and by the pool directly.
+    services.register(offerings[0], sessions[0].id, Person("Ana Lopez", "ana@example.com"))
+    set_seats_taken(db, sessions[1], 10)  # 2 left
+    set_seats_taken(db, sessions[2], 4)  # full
+    full_renders.clear()
+    for url in URLS:
+        assembled = client.get(url)
+        assert assembled.status_code == 200
+        assert assembled.get_data() == rendered_in_full(client, app, monkeypatch, url), url
+    assert full_renders == [1] * len(URLS), "the assembled pages ran no listing query"
+    page = client.get("/").get_data(as_text=True)
+    assert re.findall(r"(\d+ seats left|\d+ left|Full - join waitlist)", page)[:3] == [
+        "4 seats left",
+        "2 left",
+        "Full - join waitlist",
+    ]
+
+
+def test_a_catalog_change_renders_the_page_in_full(client, db, app, monkeypatch, schedule, full_renders):
+    offerings, sessions = schedule
+    client.get("/")
+    offerings[0].title = "Posture Basics, Renamed"
+    set_seats_taken(db, sessions[0], 1)
+    full_renders.clear()
+    page = client.get("/")
+    assert full_renders == [1]
+    assert "Posture Basics, Renamed" in page.get_data(as_text=True)
+    assert page.get_data() == rendered_in_full(client, app, monkeypatch, "/")
+    # And the parts kept from that render serve the next seat change.
+    set_seats_taken(db, sessions[0], 2)
+    full_renders.clear()
+    assert client.get("/").get_data() == rendered_in_full(client, app, monkeypatch, "/")
+    assert full_renders == [1]  # (the full render's own)
+
+
+def test_a_filter_with_problems_is_rendered_in_full_every_time(client, db, app, schedule, full_renders):
+    _, sessions = schedule
+    first = client.get("/?kind=bogus&from=2026-13-01")
+    assert first.status_code == 400
+    set_seats_taken(db, sessions[0], 3)
+    full_renders.clear()
+    second = client.get("/?kind=bogus&from=2026-13-01")
+    assert second.status_code == 400
+    assert full_renders == [1]
+    assert "2 left" in second.get_data(as_text=True)
+
+
+def test_the_person_who_changed_seats_sees_them_on_the_assembled_page(client, db, schedule, full_renders):
+    offerings, sessions = schedule
+    assert "5 seats left" in client.get("/").get_data(as_text=True)
+    # Registering through the site: the response marks this visitor as a changer.
+    services.register(offerings[0], sessions[0].id, Person("Ana Lopez", "ana@example.com"))
+    full_renders.clear()
+    page = client.get("/", headers={"Cookie": "catalog_fresh=1"}).get_data(as_text=True)
+    assert full_renders == []
+    assert re.search(r"Posture Basics.*?(\d+ seats left|\d+ left)", page, re.S).group(1) == "4 seats left"
