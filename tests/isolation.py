@@ -189,6 +189,9 @@ def rolled_back(app) -> Iterator[None]:
             cache = app.extensions.get(name)
             if cache is not None:
                 cache.clear()
+        listener = app.extensions.get("catalog_listener")
+        if listener is not None:  # (and the seats it keeps were read from rows now gone)
+            listener.seats.forget(None)
     if leftovers:
         pytest.fail(
             f"Rows were in {', '.join(leftovers)} when this test began: an earlier test's process or "

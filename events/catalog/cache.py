@@ -150,6 +150,78 @@ def page_cache() -> PageCache:
     return ext["page_cache"]
 
 
+class KnownSeats:
+    """Seats left per seat pool and the catalog version, as read from the database, kept until a
+    notification says they changed: a schedule page rebuilt after a seat change elsewhere then
+    needs no query (events/catalog/seat_slots.py).
+
+    Each value is kept only if no notification came between the moment before it was read and
+    the moment it is kept (`generation`): a change committed after the read is either forgotten
+    with its notification or prevents the keeping."""
+
+    MAX_POOLS = 100_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.generation = 0
+        self.catalog_version: int | None = None
+        self.seats_left: dict[int, int] = {}
+
+    def forget(self, pool_ids: Iterable[int] | None) -> None:
+        """Those pools changed; None: anything may have changed (the catalog, or unknown)."""
+        with self._lock:
+            self.generation += 1
+            if pool_ids is None:
+                self.catalog_version = None
+                self.seats_left.clear()
+            else:
+                for pool_id in pool_ids:
+                    self.seats_left.pop(pool_id, None)
+
+    def read(self, pool_ids: Iterable[int]) -> tuple[int, dict[int, int]] | None:
+        """(catalog version, seats left of each pool) if all are known; else None."""
+        with self._lock:
+            if self.catalog_version is None:
+                return None
+            try:
+                return self.catalog_version, {pool_id: self.seats_left[pool_id] for pool_id in pool_ids}
+            except KeyError:
+                return None
+
+    def keep(self, generation: int, catalog_version: int, seats_left: dict[int, int]) -> None:
+        """Values read after `generation` was taken, kept if nothing changed since."""
+        with self._lock:
+            if generation != self.generation:
+                return
+            if self.catalog_version != catalog_version:
+                self.seats_left.clear()
+            self.catalog_version = catalog_version
+            if len(self.seats_left) + len(seats_left) > self.MAX_POOLS:
+                self.seats_left.clear()
+            self.seats_left.update(seats_left)
+
+
+SEATS_PAYLOAD = "seats:"
+
+
+def seats_notification(pool_ids: Iterable[int]) -> str:
+    """The NOTIFY for a change to seats only, naming the pools (plain NOTIFY: anything changed)."""
+    ids = ",".join(str(int(pool_id)) for pool_id in sorted(set(pool_ids)))
+    if not ids or len(ids) > 7000:  # PostgreSQL's payloads stop at 8000 bytes
+        return f"NOTIFY {CatalogListener.CHANNEL}"
+    return f"NOTIFY {CatalogListener.CHANNEL}, '{SEATS_PAYLOAD}{ids}'"
+
+
+def changed_pools(payload: str) -> list[int] | None:
+    """The pools a notification names; None when it may be about anything."""
+    if not payload.startswith(SEATS_PAYLOAD):
+        return None
+    try:
+        return [int(part) for part in payload[len(SEATS_PAYLOAD) :].split(",")]
+    except ValueError:
+        return None
+
+
 class CatalogListener:
     """Counts catalog_changed notifications in a daemon thread (one per process)."""
 
@@ -159,10 +231,13 @@ class CatalogListener:
         self.dsn = dsn
         self.version = 0
         self.connected = False
+        self.seats = KnownSeats()
         self._lock = threading.Lock()
         threading.Thread(target=self._run, name="catalog-listener", daemon=True).start()
 
-    def bump(self) -> None:
+    def bump(self, pool_ids: Iterable[int] | None = None) -> None:
+        """A change: to those seat pools only, or (None) to anything."""
+        self.seats.forget(pool_ids)  # first: a request that sees the new version must not find them
         with self._lock:
             self.version += 1
 
@@ -185,8 +260,8 @@ class CatalogListener:
                     conn.execute(f"LISTEN {self.CHANNEL}")
                     self.bump()  # anything that changed while we were not listening
                     self.connected = True
-                    for _ in conn.notifies():
-                        self.bump()
+                    for notification in conn.notifies():
+                        self.bump(changed_pools(notification.payload))
             except Exception:  # noqa: S110 - the database is away; requests fall back to queries
                 pass
             self.connected = False
@@ -313,6 +388,7 @@ def cached(render: Callable[[], Response | str]) -> Response:
         fingerprint = ("queried", *_queried_fingerprint())
     else:
         fingerprint = catalog_fingerprint()
+    g.page_fingerprint = fingerprint  # (notified: the seats this process knows are current enough)
     key = (
         request.scheme,
         request.host,
@@ -451,9 +527,17 @@ def _bump_catalog_version(session: OrmSession, _context: Any, _instances: Any) -
     (seat pools carry their own version) and, on PostgreSQL, notifies every process on commit."""
     changed = (*session.new, *session.dirty, *session.deleted)
     catalog_changed = any(_shows_publicly(obj, session) for obj in changed)
-    seats_changed = any(isinstance(obj, SeatPool) for obj in changed)
-    if not (catalog_changed or seats_changed):
+    pools = [obj for obj in changed if isinstance(obj, SeatPool)]
+    if not (catalog_changed or pools):
         return
+    # Which pools changed, for processes that keep seats (None: anything may have).
+    pool_ids: set[int] | None = None
+    if not catalog_changed and all(pool.id is not None for pool in pools):
+        pool_ids = {pool.id for pool in pools}
+    if session.info.get("catalog_changed") and session.info.get("seat_pools_changed") is None:
+        pool_ids = None  # an earlier flush of this transaction changed more than seats
+    elif pool_ids is not None:
+        pool_ids |= session.info.get("seat_pools_changed") or set()
     connection = session.connection()
     if catalog_changed:
         bumped = connection.execute(
@@ -462,8 +546,12 @@ def _bump_catalog_version(session: OrmSession, _context: Any, _instances: Any) -
         if bumped.rowcount == 0:  # the migration creates the row; recreate it if someone removed it
             connection.execute(sa.insert(CatalogState).values(id=1, version=1))
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"NOTIFY {CatalogListener.CHANNEL}")
+        if pool_ids is None:
+            connection.exec_driver_sql(f"NOTIFY {CatalogListener.CHANNEL}")
+        else:
+            connection.exec_driver_sql(seats_notification(pool_ids))
     session.info["catalog_changed"] = True
+    session.info["seat_pools_changed"] = pool_ids
 
 
 def _shows_publicly(obj: object, session: OrmSession) -> bool:
@@ -477,8 +565,9 @@ def _shows_publicly(obj: object, session: OrmSession) -> bool:
 def _count_own_change(session: OrmSession) -> None:
     # This process sees its own change at once, before the notification comes back.
     if session.info.pop("catalog_changed", False):
+        pool_ids = session.info.pop("seat_pools_changed", None)
         for listener in list(_listeners.values()):
-            listener.bump()
+            listener.bump(pool_ids)
         if has_request_context():
             g.catalog_changed_by_visitor = True
 
@@ -502,3 +591,4 @@ def mark_changer_fresh(response: Response) -> Response:
 @event.listens_for(OrmSession, "after_rollback")
 def _forget_rolled_back_change(session: OrmSession) -> None:
     session.info.pop("catalog_changed", None)
+    session.info.pop("seat_pools_changed", None)

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from flask import current_app, g, get_template_attribute, request
 from markupsafe import Markup
 
+from events.catalog.cache import catalog_listener
 from events.extensions import db
 from events.models import CatalogState
 
@@ -141,8 +142,22 @@ def assembled_page(render: Callable[[], tuple[str, int]]) -> tuple[str, int]:
         int(time.time() // 60),
     )
     parts = pages.get(key)
+    listener = catalog_listener()
+    known = listener.seats if listener is not None else None
+    # Taken before anything is read: what is read after may be kept (KnownSeats.keep).
+    generation = known.generation if known is not None else 0
     if parts is not None:
-        version, seats_left = _seats_now(parts.pool_ids)
+        seats: tuple[int | None, dict[int, int]] | None = None
+        if known is not None and g.get("page_fingerprint", ("",))[0] == "notified":
+            # Every change this process has heard of is in the fingerprint: what it knows of
+            # these seats is as current as the page asked for. (A visitor who just changed
+            # something has a queried fingerprint: the database answers.)
+            seats = known.read(parts.pool_ids)
+        if seats is None:
+            seats = _seats_now(parts.pool_ids)
+            if known is not None and seats[0] is not None:
+                known.keep(generation, seats[0], seats[1])
+        version, seats_left = seats
         if version == parts.catalog_version and all(pool in seats_left for pool in parts.pool_ids):
             return _join(pages, parts.pieces, [seats_left[pool] for pool in parts.pool_ids]), 200
     else:
@@ -160,6 +175,8 @@ def assembled_page(render: Callable[[], tuple[str, int]]) -> tuple[str, int]:
         return render()
     if status == 200 and version is not None:
         pages.put(key, PageParts(version, pieces, tuple(pool for pool, _ in slots)))
+        if known is not None:
+            known.keep(generation, version, dict(slots))
     return _join(pages, pieces, [left for _, left in slots]), status
 
 

@@ -7,9 +7,11 @@ import re
 from datetime import time
 
 import pytest
+import sqlalchemy as sa
 
 from events.catalog import services as catalog_services
-from events.models import OfferingKind
+from events.catalog.cache import KnownSeats, changed_pools, seats_notification
+from events.models import OfferingKind, SeatPool
 from events.registration import services
 from events.registration.services import Person
 from tests.factories import make_clinic, make_location, make_offering, make_session, upcoming_day
@@ -24,6 +26,7 @@ URLS = [
     "/?price=free",
     "/?q=nothing-matches-this",
 ]
+SEATS = re.compile(r"(\d+ seats left|\d+ left|Full - join waitlist)")
 
 
 @pytest.fixture
@@ -87,7 +90,7 @@ def test_assembled_pages_equal_full_renders_after_seat_changes(
         assert assembled.get_data() == rendered_in_full(client, app, monkeypatch, url), url
     assert full_renders == [1] * len(URLS), "the assembled pages ran no listing query"
     page = client.get("/").get_data(as_text=True)
-    assert re.findall(r"(\d+ seats left|\d+ left|Full - join waitlist)", page)[:3] == [
+    assert SEATS.findall(page)[:3] == [
         "4 seats left",
         "2 left",
         "Full - join waitlist",
@@ -132,3 +135,71 @@ def test_the_person_who_changed_seats_sees_them_on_the_assembled_page(client, db
     page = client.get("/", headers={"Cookie": "catalog_fresh=1"}).get_data(as_text=True)
     assert full_renders == []
     assert re.search(r"Posture Basics.*?(\d+ seats left|\d+ left)", page, re.S).group(1) == "4 seats left"
+
+
+def test_a_seat_change_elsewhere_needs_no_query(client, db, app, monkeypatch, schedule, count_queries):
+    """What this process read of the seats is kept until a notification names the pool: a change
+    to a pool not on the page (another process's, heard as NOTIFY ... 'seats:ID') rebuilds the
+    page without a statement; one on the page reads the seats again."""
+    _, sessions = schedule
+    listener = listening(app)
+    client.get("/")  # rendered in full: its parts and the seats it showed are kept
+    listener.bump([sessions[-1].seat_pool_id + 1000])  # a pool on no page here
+    with count_queries() as statements:
+        assembled = client.get("/").get_data()
+    assert statements == []
+    assert assembled == rendered_in_full(client, app, monkeypatch, "/")
+    # The pool of the first card, changed by another process: its notification names it.
+    db.session.execute(
+        sa.update(SeatPool).where(SeatPool.id == sessions[0].seat_pool_id).values(seats_taken=5)
+    )  # (no ORM flush: nothing in this process hears of it but the bump below)
+    db.session.commit()
+    listener.bump([sessions[0].seat_pool_id])
+    with count_queries() as statements:
+        page = client.get("/").get_data(as_text=True)
+    assert len(statements) == 1
+    assert SEATS.findall(page)[0] == "Full - join waitlist"
+    # A notification without pools (a catalog change, or a reconnect) forgets everything.
+    listener.bump()
+    assert listener.seats.read([sessions[1].seat_pool_id]) is None
+
+
+def test_flushes_name_the_seat_pools_they_change(db, schedule):
+    offerings, sessions = schedule
+    sessions[0].seat_pool.seats_taken = 1
+    sessions[1].seat_pool.seats_taken = 1
+    db.session.flush()
+    assert db.session.info["seat_pools_changed"] == {sessions[0].seat_pool_id, sessions[1].seat_pool_id}
+    offerings[0].title = "Renamed"  # the catalog too: no longer only seats
+    db.session.flush()
+    assert db.session.info["seat_pools_changed"] is None
+    sessions[2].seat_pool.seats_taken = 1
+    db.session.flush()
+    assert db.session.info["seat_pools_changed"] is None  # (still: the transaction changed more)
+    db.session.commit()
+    assert "seat_pools_changed" not in db.session.info
+
+
+def test_notifications_name_pools_or_anything():
+    assert seats_notification([3, 1, 3]) == "NOTIFY catalog_changed, 'seats:1,3'"
+    assert seats_notification([]) == "NOTIFY catalog_changed"
+    assert seats_notification(range(2000)) == "NOTIFY catalog_changed"  # too long for a payload
+    assert changed_pools("seats:1,3") == [1, 3]
+    assert changed_pools("") is None
+    assert changed_pools("seats:1,x") is None
+
+
+def test_seats_read_before_a_notification_are_not_kept():
+    known = KnownSeats()
+    generation = known.generation
+    known.forget([7])  # a change heard of while the seats were being read
+    known.keep(generation, 3, {7: 2})
+    assert known.read([7]) is None
+    known.keep(known.generation, 3, {7: 1, 8: 4})
+    assert known.read([7, 8]) == (3, {7: 1, 8: 4})
+    known.forget([7])
+    assert known.read([8]) == (3, {8: 4})
+    assert known.read([7, 8]) is None
+    known.keep(known.generation, 4, {7: 0})  # a new catalog version: the rest is forgotten
+    assert known.read([8]) is None
+    assert known.read([7]) == (4, {7: 0})
