@@ -191,7 +191,7 @@ def rolled_back(app) -> Iterator[None]:
                 cache.clear()
         listener = app.extensions.get("catalog_listener")
         if listener is not None:  # (and the seats it keeps were read from rows now gone)
-            listener.seats.forget(None)
+            listener.seats.learn(None)
     if leftovers:
         pytest.fail(
             f"Rows were in {', '.join(leftovers)} when this test began: an earlier test's process or "

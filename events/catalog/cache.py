@@ -50,7 +50,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -167,16 +167,24 @@ class KnownSeats:
         self.catalog_version: int | None = None
         self.seats_left: dict[int, int] = {}
 
-    def forget(self, pool_ids: Iterable[int] | None) -> None:
-        """Those pools changed; None: anything may have changed (the catalog, or unknown)."""
+    def forget(self, pool_ids: Iterable[int]) -> None:
+        """Those pools changed (in this process: their notification, bringing the values, comes
+        later; by then a later change may have been heard of, so its values are not learnt)."""
         with self._lock:
             self.generation += 1
-            if pool_ids is None:
+            for pool_id in pool_ids:
+                self.seats_left.pop(pool_id, None)
+
+    def learn(self, seats: Mapping[int, int] | None) -> None:
+        """Those pools' seats left now (from a notification, in commit order); None: anything
+        may have changed (the catalog, or no one knows what)."""
+        with self._lock:
+            self.generation += 1
+            if seats is None:
                 self.catalog_version = None
                 self.seats_left.clear()
             else:
-                for pool_id in pool_ids:
-                    self.seats_left.pop(pool_id, None)
+                self.seats_left.update(seats)
 
     def read(self, pool_ids: Iterable[int]) -> tuple[int, dict[int, int]] | None:
         """(catalog version, seats left of each pool) if all are known; else None."""
@@ -204,20 +212,22 @@ class KnownSeats:
 SEATS_PAYLOAD = "seats:"
 
 
-def seats_notification(pool_ids: Iterable[int]) -> str:
-    """The NOTIFY for a change to seats only, naming the pools (plain NOTIFY: anything changed)."""
-    ids = ",".join(str(int(pool_id)) for pool_id in sorted(set(pool_ids)))
-    if not ids or len(ids) > 7000:  # PostgreSQL's payloads stop at 8000 bytes
+def seats_notification(seats: Mapping[int, int]) -> str:
+    """The NOTIFY for a change to seats only, with each pool's seats left (plain NOTIFY: a change
+    to anything)."""
+    payload = ",".join(f"{int(pool_id)}={int(left)}" for pool_id, left in sorted(seats.items()))
+    if not payload or len(payload) > 7000:  # PostgreSQL's payloads stop at 8000 bytes
         return f"NOTIFY {CatalogListener.CHANNEL}"
-    return f"NOTIFY {CatalogListener.CHANNEL}, '{SEATS_PAYLOAD}{ids}'"
+    return f"NOTIFY {CatalogListener.CHANNEL}, '{SEATS_PAYLOAD}{payload}'"
 
 
-def changed_pools(payload: str) -> list[int] | None:
-    """The pools a notification names; None when it may be about anything."""
+def changed_seats(payload: str) -> dict[int, int] | None:
+    """The seats left a notification brings; None when it may be about anything."""
     if not payload.startswith(SEATS_PAYLOAD):
         return None
     try:
-        return [int(part) for part in payload[len(SEATS_PAYLOAD) :].split(",")]
+        pairs = (part.split("=") for part in payload[len(SEATS_PAYLOAD) :].split(","))
+        return {int(pool_id): int(left) for pool_id, left in pairs}
     except ValueError:
         return None
 
@@ -235,9 +245,14 @@ class CatalogListener:
         self._lock = threading.Lock()
         threading.Thread(target=self._run, name="catalog-listener", daemon=True).start()
 
-    def bump(self, pool_ids: Iterable[int] | None = None) -> None:
-        """A change: to those seat pools only, or (None) to anything."""
-        self.seats.forget(pool_ids)  # first: a request that sees the new version must not find them
+    def bump(self, seats: Mapping[int, int] | None = None, own: bool = False) -> None:
+        """A change: to those seat pools' seats left only, or (None) to anything. own: this
+        process's change, counted at its commit, before the notification."""
+        # First: a request that sees the new version must find the seats current, or none.
+        if own and seats is not None:
+            self.seats.forget(seats)
+        else:
+            self.seats.learn(seats)
         with self._lock:
             self.version += 1
 
@@ -261,7 +276,7 @@ class CatalogListener:
                     self.bump()  # anything that changed while we were not listening
                     self.connected = True
                     for notification in conn.notifies():
-                        self.bump(changed_pools(notification.payload))
+                        self.bump(changed_seats(notification.payload))
             except Exception:  # noqa: S110 - the database is away; requests fall back to queries
                 pass
             self.connected = False
@@ -530,14 +545,14 @@ def _bump_catalog_version(session: OrmSession, _context: Any, _instances: Any) -
     pools = [obj for obj in changed if isinstance(obj, SeatPool)]
     if not (catalog_changed or pools):
         return
-    # Which pools changed, for processes that keep seats (None: anything may have).
-    pool_ids: set[int] | None = None
-    if not catalog_changed and all(pool.id is not None for pool in pools):
-        pool_ids = {pool.id for pool in pools}
+    # The seats left of each pool changed, for processes that keep seats (None: anything may
+    # have changed). Seats change only under the pool's row lock, so notifications, delivered in
+    # commit order, bring each pool's values in the order they were committed.
+    seats: dict[int, int] | None = None if catalog_changed else _seats_left(pools, session)
     if session.info.get("catalog_changed") and session.info.get("seat_pools_changed") is None:
-        pool_ids = None  # an earlier flush of this transaction changed more than seats
-    elif pool_ids is not None:
-        pool_ids |= session.info.get("seat_pools_changed") or set()
+        seats = None  # an earlier flush of this transaction changed more than seats
+    elif seats is not None:
+        seats = {**session.info.get("seat_pools_changed", {}), **seats}
     connection = session.connection()
     if catalog_changed:
         bumped = connection.execute(
@@ -546,12 +561,23 @@ def _bump_catalog_version(session: OrmSession, _context: Any, _instances: Any) -
         if bumped.rowcount == 0:  # the migration creates the row; recreate it if someone removed it
             connection.execute(sa.insert(CatalogState).values(id=1, version=1))
     if connection.dialect.name == "postgresql":
-        if pool_ids is None:
-            connection.exec_driver_sql(f"NOTIFY {CatalogListener.CHANNEL}")
-        else:
-            connection.exec_driver_sql(seats_notification(pool_ids))
+        connection.exec_driver_sql(seats_notification(seats or {}))
     session.info["catalog_changed"] = True
-    session.info["seat_pools_changed"] = pool_ids
+    session.info["seat_pools_changed"] = seats
+
+
+def _seats_left(pools: list[SeatPool], session: OrmSession) -> dict[int, int] | None:
+    """Each pool's seats left as this flush writes them; None if any is not plain numbers."""
+    seats = {}
+    for pool in pools:
+        values = pool.__dict__
+        capacity, taken = values.get("capacity"), values.get("seats_taken")
+        if pool.id is None or pool in session.deleted:
+            return None
+        if not (isinstance(capacity, int) and isinstance(taken, int)):  # (an SQL expression, say)
+            return None
+        seats[pool.id] = max(capacity - taken, 0)
+    return seats
 
 
 def _shows_publicly(obj: object, session: OrmSession) -> bool:
@@ -565,9 +591,9 @@ def _shows_publicly(obj: object, session: OrmSession) -> bool:
 def _count_own_change(session: OrmSession) -> None:
     # This process sees its own change at once, before the notification comes back.
     if session.info.pop("catalog_changed", False):
-        pool_ids = session.info.pop("seat_pools_changed", None)
+        seats = session.info.pop("seat_pools_changed", None)
         for listener in list(_listeners.values()):
-            listener.bump(pool_ids)
+            listener.bump(seats, own=True)
         if has_request_context():
             g.catalog_changed_by_visitor = True
 

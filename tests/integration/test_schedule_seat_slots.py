@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from events.catalog import services as catalog_services
-from events.catalog.cache import KnownSeats, changed_pools, seats_notification
+from events.catalog.cache import KnownSeats, changed_seats, seats_notification
 from events.models import OfferingKind, SeatPool
 from events.registration import services
 from events.registration.services import Person
@@ -138,38 +138,41 @@ def test_the_person_who_changed_seats_sees_them_on_the_assembled_page(client, db
 
 
 def test_a_seat_change_elsewhere_needs_no_query(client, db, app, monkeypatch, schedule, count_queries):
-    """What this process read of the seats is kept until a notification names the pool: a change
-    to a pool not on the page (another process's, heard as NOTIFY ... 'seats:ID') rebuilds the
-    page without a statement; one on the page reads the seats again."""
+    """What this process read of the seats is kept, and a notification brings a pool's new seats
+    left (NOTIFY ... 'seats:ID=LEFT' from another process): the page is rebuilt without a
+    statement, with the new seats."""
     _, sessions = schedule
     listener = listening(app)
     client.get("/")  # rendered in full: its parts and the seats it showed are kept
-    listener.bump([sessions[-1].seat_pool_id + 1000])  # a pool on no page here
+    # Another process fills the first card's session: its row, then its notification.
+    pool_id = sessions[0].seat_pool_id
+    db.session.execute(sa.update(SeatPool).where(SeatPool.id == pool_id).values(seats_taken=5))
+    db.session.commit()  # (no ORM flush: this process hears of it only by the bump below)
+    listener.bump(changed_seats(f"seats:{pool_id}=0"))
     with count_queries() as statements:
-        assembled = client.get("/").get_data()
+        page = client.get("/")
     assert statements == []
-    assert assembled == rendered_in_full(client, app, monkeypatch, "/")
-    # The pool of the first card, changed by another process: its notification names it.
-    db.session.execute(
-        sa.update(SeatPool).where(SeatPool.id == sessions[0].seat_pool_id).values(seats_taken=5)
-    )  # (no ORM flush: nothing in this process hears of it but the bump below)
-    db.session.commit()
-    listener.bump([sessions[0].seat_pool_id])
-    with count_queries() as statements:
-        page = client.get("/").get_data(as_text=True)
-    assert len(statements) == 1
-    assert SEATS.findall(page)[0] == "Full - join waitlist"
-    # A notification without pools (a catalog change, or a reconnect) forgets everything.
+    assert SEATS.findall(page.get_data(as_text=True))[0] == "Full - join waitlist"
+    assert page.get_data() == rendered_in_full(client, app, monkeypatch, "/")
+    # A notification without seats (a catalog change, or a reconnect) forgets everything: the
+    # next page reads the database.
     listener.bump()
     assert listener.seats.read([sessions[1].seat_pool_id]) is None
+    with count_queries() as statements:
+        again = client.get("/")
+    assert len(statements) == 1
+    assert again.get_data() == page.get_data()
 
 
-def test_flushes_name_the_seat_pools_they_change(db, schedule):
+def test_flushes_carry_the_seats_they_write(db, schedule):
     offerings, sessions = schedule
     sessions[0].seat_pool.seats_taken = 1
-    sessions[1].seat_pool.seats_taken = 1
+    sessions[1].seat_pool.seats_taken = 12
     db.session.flush()
-    assert db.session.info["seat_pools_changed"] == {sessions[0].seat_pool_id, sessions[1].seat_pool_id}
+    assert db.session.info["seat_pools_changed"] == {sessions[0].seat_pool_id: 4, sessions[1].seat_pool_id: 0}
+    sessions[0].seat_pool.seats_taken = 2
+    db.session.flush()
+    assert db.session.info["seat_pools_changed"] == {sessions[0].seat_pool_id: 3, sessions[1].seat_pool_id: 0}
     offerings[0].title = "Renamed"  # the catalog too: no longer only seats
     db.session.flush()
     assert db.session.info["seat_pools_changed"] is None
@@ -180,26 +183,42 @@ def test_flushes_name_the_seat_pools_they_change(db, schedule):
     assert "seat_pools_changed" not in db.session.info
 
 
-def test_notifications_name_pools_or_anything():
-    assert seats_notification([3, 1, 3]) == "NOTIFY catalog_changed, 'seats:1,3'"
-    assert seats_notification([]) == "NOTIFY catalog_changed"
-    assert seats_notification(range(2000)) == "NOTIFY catalog_changed"  # too long for a payload
-    assert changed_pools("seats:1,3") == [1, 3]
-    assert changed_pools("") is None
-    assert changed_pools("seats:1,x") is None
+def test_notifications_carry_seats_or_mean_anything():
+    assert seats_notification({3: 0, 1: 12}) == "NOTIFY catalog_changed, 'seats:1=12,3=0'"
+    assert seats_notification({}) == "NOTIFY catalog_changed"
+    assert seats_notification(dict.fromkeys(range(2000), 5)) == "NOTIFY catalog_changed"  # too long
+    assert changed_seats("seats:1=12,3=0") == {1: 12, 3: 0}
+    assert changed_seats("") is None
+    assert changed_seats("seats:1=x") is None
+    assert changed_seats("seats:1") is None
 
 
 def test_seats_read_before_a_notification_are_not_kept():
     known = KnownSeats()
     generation = known.generation
-    known.forget([7])  # a change heard of while the seats were being read
-    known.keep(generation, 3, {7: 2})
-    assert known.read([7]) is None
+    known.learn({7: 1})  # a change heard of while the seats were being read
+    known.keep(generation, 3, {7: 2, 8: 4})  # read before it: not kept
+    assert known.read([7]) is None  # (no catalog version known yet)
     known.keep(known.generation, 3, {7: 1, 8: 4})
     assert known.read([7, 8]) == (3, {7: 1, 8: 4})
-    known.forget([7])
-    assert known.read([8]) == (3, {8: 4})
-    assert known.read([7, 8]) is None
+    known.learn({7: 0})
+    assert known.read([7, 8]) == (3, {7: 0, 8: 4})
     known.keep(known.generation, 4, {7: 0})  # a new catalog version: the rest is forgotten
     assert known.read([8]) is None
     assert known.read([7]) == (4, {7: 0})
+    known.learn(None)
+    assert known.read([7]) is None
+
+
+def test_this_process_forgets_the_seats_it_changed(db, app, schedule):
+    """Its own commit is counted at once, but its values are not learnt then: another process's
+    later change to the pool may already have been heard of (notifications bring values in commit
+    order; the committing thread may run its after-commit hook after them)."""
+    _, sessions = schedule
+    listener = listening(app)
+    pool_id = sessions[0].seat_pool_id
+    listener.seats.keep(listener.seats.generation, 1, {pool_id: 5})
+    listener.bump({pool_id: 1})  # heard: a later change elsewhere
+    sessions[0].seat_pool.seats_taken = 3  # (stands for the earlier one, committed here)
+    db.session.commit()
+    assert pool_id not in listener.seats.seats_left
