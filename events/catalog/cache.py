@@ -31,6 +31,11 @@ How fresh, exactly:
   its TCP keepalives notice within about 35 s and the reconnect counts as a change; until
   then that process may serve what it had.
 
+A miss on the schedule after a change to seats only renders no page: it is rebuilt from the
+parts kept from its last render and each card's seat badge (events/catalog/seat_slots.py), with
+the seats read from the database, or, for a change another process made, from its notification
+(KnownSeats: a seat-only change's NOTIFY carries each pool's seats left).
+
 Pages with forms carry a placeholder instead of the visitor's CSRF token; it is filled in on
 every response, so cached HTML holds nothing personal. A visitor with flashed messages pending
 gets a fresh render.

@@ -9,13 +9,17 @@ and the minute, never on seats.
 So the first render of a schedule page, at a catalog version and minute, renders it with a slot
 in place of each seat badge and keeps the HTML around the slots, with the seat pool of each slot
 (`SchedulePages`, a bounded LRU in process memory). A later miss on the same address in the same
-minute reads, in one statement, the catalog version and those seat pools as they are now, and
-joins the kept HTML with each pool's badge. A badge is the `seats_badge` macro's output for its
+minute takes the catalog version and those pools' seats left as they are now, and joins the kept
+HTML with each pool's badge. "As they are now": what this process's catalog listener knows
+(KnownSeats in events/catalog/cache.py: seats read earlier, and those a seat-only change's
+notification brings), when the request's fingerprint is the listener's and it knows them all;
+else one statement reads them (and they are kept). A badge is the `seats_badge` macro's output for its
 number of seats left, rendered once per number: the page is byte for byte what a full render
 would give. If the catalog version moved, the page is rendered in full (and its parts kept anew).
 
-Never stale for the person who changed the seats: the seats and the version are read from the
-database in the request that assembles the page, whichever process serves it.
+Never stale for the person who changed the seats: their pages have a fingerprint read from the
+database (FRESH_COOKIE), so their seats and version are read from the database too, whichever
+process serves them; and the process that made a change forgets that pool's seats at its commit.
 """
 
 from __future__ import annotations
