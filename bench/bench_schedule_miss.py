@@ -8,7 +8,7 @@ requests through the Flask test client, in the same process and run:
   registration's flush sends); the timer starts once this process has heard of the change, so
   every timed request misses the page cache (checked) and shows the new seats (checked);
 - "own seat change miss": the same change made by this process (its ORM, as a registration):
-  it forgets the pool's seats at its commit, so the page reads them (one statement);
+  it learns the pool's seats at its commit, as it does the notifications' (no statement);
 - "catalog change miss": the same after a change to the catalog (catalog_state bumped, as an
   admin edit does): the page is rendered in full;
 - "bare page": bench/bare_app.py's page through its own test client.
@@ -91,18 +91,18 @@ def measure(db_url: str) -> None:
         """Another process takes a seat (its notification brings the seats left, as a flush's does)."""
         settle()
         taken[0] = (taken[0] + 1) % (capacity + 1)
-        notify = seats_notification({pool_id: capacity - taken[0]})
         version = listener.version
-        writer.execute(
-            f"UPDATE seat_pools SET seats_taken = {taken[0]}, version = version + 1 WHERE id = {pool_id}"
-        )
-        writer.execute(notify)
+        (pool_version,) = writer.execute(
+            f"UPDATE seat_pools SET seats_taken = {taken[0]}, version = version + 1 WHERE id = {pool_id} "
+            "RETURNING version"
+        ).fetchone()
+        writer.execute(seats_notification({pool_id: (capacity - taken[0], pool_version)}))
         while listener.version == version:  # heard of in this process: the next request misses
             time.sleep(0.0005)
 
     def take_a_seat_here() -> None:
-        """This process takes a seat (the ORM, as a registration does): it forgets the pool's
-        seats at its commit, so the next page reads them."""
+        """This process takes a seat (the ORM, as a registration does): it learns the pool's
+        seats at its commit."""
         settle()
         taken[0] = (taken[0] + 1) % (capacity + 1)
         settled[0] = listener.version + 2  # counted at the commit, then heard

@@ -155,14 +155,19 @@ def page_cache() -> PageCache:
     return ext["page_cache"]
 
 
-class KnownSeats:
-    """Seats left per seat pool and the catalog version, as read from the database, kept until a
-    notification says they changed: a schedule page rebuilt after a seat change elsewhere then
-    needs no query (events/catalog/seat_slots.py).
+# A seat pool's seats left and its version (bumped with every change to its seats), by pool id.
+PoolSeats = Mapping[int, tuple[int, int]]
 
-    Each value is kept only if no notification came between the moment before it was read and
-    the moment it is kept (`generation`): a change committed after the read is either forgotten
-    with its notification or prevents the keeping."""
+
+class KnownSeats:
+    """Seats left per seat pool and the catalog version, as read from the database or brought by
+    notifications: a schedule page rebuilt after a seat change then needs no query
+    (events/catalog/seat_slots.py).
+
+    Values read from the database are kept only if nothing was learnt between the moment before
+    they were read and the moment they are kept (`generation`). Each pool's version orders its
+    values: a value never replaces a newer one, and two different values at one version (a change
+    that did not bump it) forget the pool."""
 
     MAX_POOLS = 100_000
 
@@ -170,26 +175,27 @@ class KnownSeats:
         self._lock = threading.Lock()
         self.generation = 0
         self.catalog_version: int | None = None
-        self.seats_left: dict[int, int] = {}
+        self.seats: dict[int, tuple[int, int]] = {}
 
-    def forget(self, pool_ids: Iterable[int]) -> None:
-        """Those pools changed (in this process: their notification, bringing the values, comes
-        later; by then a later change may have been heard of, so its values are not learnt)."""
-        with self._lock:
-            self.generation += 1
-            for pool_id in pool_ids:
-                self.seats_left.pop(pool_id, None)
-
-    def learn(self, seats: Mapping[int, int] | None) -> None:
-        """Those pools' seats left now (from a notification, in commit order); None: anything
-        may have changed (the catalog, or no one knows what)."""
+    def learn(self, seats: PoolSeats | None, heard: bool = True) -> None:
+        """Pools' values after a change. heard: from a notification (in commit order); else this
+        process's own commit, counted before its notification and maybe after a later change's,
+        so learnt only over a known older value. None: anything may have changed."""
         with self._lock:
             self.generation += 1
             if seats is None:
                 self.catalog_version = None
-                self.seats_left.clear()
-            else:
-                self.seats_left.update(seats)
+                self.seats.clear()
+                return
+            for pool_id, (left, version) in seats.items():
+                known = self.seats.get(pool_id)
+                if known is None:
+                    if heard:
+                        self.seats[pool_id] = (left, version)
+                elif version > known[1]:
+                    self.seats[pool_id] = (left, version)
+                elif version == known[1] and left != known[0]:
+                    del self.seats[pool_id]
 
     def read(self, pool_ids: Iterable[int]) -> tuple[int, dict[int, int]] | None:
         """(catalog version, seats left of each pool) if all are known; else None."""
@@ -197,42 +203,49 @@ class KnownSeats:
             if self.catalog_version is None:
                 return None
             try:
-                return self.catalog_version, {pool_id: self.seats_left[pool_id] for pool_id in pool_ids}
+                return self.catalog_version, {pool_id: self.seats[pool_id][0] for pool_id in pool_ids}
             except KeyError:
                 return None
 
-    def keep(self, generation: int, catalog_version: int, seats_left: dict[int, int]) -> None:
-        """Values read after `generation` was taken, kept if nothing changed since."""
+    def keep(self, generation: int, catalog_version: int, seats: PoolSeats) -> None:
+        """Values read from the database after `generation` was taken, kept if nothing was
+        learnt since."""
         with self._lock:
             if generation != self.generation:
                 return
             if self.catalog_version != catalog_version:
-                self.seats_left.clear()
+                self.seats.clear()
             self.catalog_version = catalog_version
-            if len(self.seats_left) + len(seats_left) > self.MAX_POOLS:
-                self.seats_left.clear()
-            self.seats_left.update(seats_left)
+            if len(self.seats) + len(seats) > self.MAX_POOLS:
+                self.seats.clear()
+            self.seats.update(seats)
 
 
 SEATS_PAYLOAD = "seats:"
 
 
-def seats_notification(seats: Mapping[int, int]) -> str:
-    """The NOTIFY for a change to seats only, with each pool's seats left (plain NOTIFY: a change
-    to anything)."""
-    payload = ",".join(f"{int(pool_id)}={int(left)}" for pool_id, left in sorted(seats.items()))
+def seats_notification(seats: PoolSeats) -> str:
+    """The NOTIFY for a change to seats only, with each pool's seats left and version (a plain
+    NOTIFY: a change to anything)."""
+    payload = ",".join(
+        f"{int(pool_id)}={int(left)}@{int(version)}" for pool_id, (left, version) in sorted(seats.items())
+    )
     if not payload or len(payload) > 7000:  # PostgreSQL's payloads stop at 8000 bytes
         return f"NOTIFY {CatalogListener.CHANNEL}"
     return f"NOTIFY {CatalogListener.CHANNEL}, '{SEATS_PAYLOAD}{payload}'"
 
 
-def changed_seats(payload: str) -> dict[int, int] | None:
-    """The seats left a notification brings; None when it may be about anything."""
+def changed_seats(payload: str) -> dict[int, tuple[int, int]] | None:
+    """The seats a notification brings; None when it may be about anything."""
     if not payload.startswith(SEATS_PAYLOAD):
         return None
     try:
-        pairs = (part.split("=") for part in payload[len(SEATS_PAYLOAD) :].split(","))
-        return {int(pool_id): int(left) for pool_id, left in pairs}
+        seats = {}
+        for part in payload[len(SEATS_PAYLOAD) :].split(","):
+            pool_id, rest = part.split("=")
+            left, version = rest.split("@")
+            seats[int(pool_id)] = (int(left), int(version))
+        return seats
     except ValueError:
         return None
 
@@ -250,14 +263,11 @@ class CatalogListener:
         self._lock = threading.Lock()
         threading.Thread(target=self._run, name="catalog-listener", daemon=True).start()
 
-    def bump(self, seats: Mapping[int, int] | None = None, own: bool = False) -> None:
-        """A change: to those seat pools' seats left only, or (None) to anything. own: this
+    def bump(self, seats: PoolSeats | None = None, own: bool = False) -> None:
+        """A change: to those seat pools' seats only, or (None) to anything. own: this
         process's change, counted at its commit, before the notification."""
         # First: a request that sees the new version must find the seats current, or none.
-        if own and seats is not None:
-            self.seats.forget(seats)
-        else:
-            self.seats.learn(seats)
+        self.seats.learn(seats, heard=not own)
         with self._lock:
             self.version += 1
 
@@ -553,7 +563,7 @@ def _bump_catalog_version(session: OrmSession, _context: Any, _instances: Any) -
     # The seats left of each pool changed, for processes that keep seats (None: anything may
     # have changed). Seats change only under the pool's row lock, so notifications, delivered in
     # commit order, bring each pool's values in the order they were committed.
-    seats: dict[int, int] | None = None if catalog_changed else _seats_left(pools, session)
+    seats: dict[int, tuple[int, int]] | None = None if catalog_changed else _pool_seats(pools, session)
     if session.info.get("catalog_changed") and session.info.get("seat_pools_changed") is None:
         seats = None  # an earlier flush of this transaction changed more than seats
     elif seats is not None:
@@ -571,17 +581,18 @@ def _bump_catalog_version(session: OrmSession, _context: Any, _instances: Any) -
     session.info["seat_pools_changed"] = seats
 
 
-def _seats_left(pools: list[SeatPool], session: OrmSession) -> dict[int, int] | None:
-    """Each pool's seats left as this flush writes them; None if any is not plain numbers."""
+def _pool_seats(pools: list[SeatPool], session: OrmSession) -> dict[int, tuple[int, int]] | None:
+    """Each pool's seats left and version as this flush writes them; None if any is not plain
+    numbers (an SQL expression, say) or the pool is new or going."""
     seats = {}
     for pool in pools:
         values = pool.__dict__
-        capacity, taken = values.get("capacity"), values.get("seats_taken")
+        capacity, taken, version = values.get("capacity"), values.get("seats_taken"), values.get("version")
         if pool.id is None or pool in session.deleted:
             return None
-        if not (isinstance(capacity, int) and isinstance(taken, int)):  # (an SQL expression, say)
+        if not (isinstance(capacity, int) and isinstance(taken, int) and isinstance(version, int)):
             return None
-        seats[pool.id] = max(capacity - taken, 0)
+        seats[pool.id] = (max(capacity - taken, 0), version)
     return seats
 
 

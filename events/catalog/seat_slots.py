@@ -106,24 +106,24 @@ def seat_slot(pool: Any) -> Markup | None:
     slots = g.get("seat_slots")
     if slots is None:
         return None
-    slots.append((pool.id, pool.seats_left))
+    slots.append((pool.id, pool.seats_left, pool.version))
     return Markup(SLOT)  # noqa: S704 - our own constant, no visitor text in it
 
 
 # Written out once (built per request, the statement cost more than the database's answer).
 SEATS_NOW = sa.text(
-    "SELECT catalog_state.version, seat_pools.id, seat_pools.capacity, seat_pools.seats_taken "
-    "FROM catalog_state LEFT JOIN seat_pools ON seat_pools.id IN :pool_ids "
+    "SELECT catalog_state.version, seat_pools.id, seat_pools.capacity, seat_pools.seats_taken, "
+    "seat_pools.version FROM catalog_state LEFT JOIN seat_pools ON seat_pools.id IN :pool_ids "
     "WHERE catalog_state.id = 1"
 ).bindparams(sa.bindparam("pool_ids", expanding=True))
 
 
-def _seats_now(pool_ids: tuple[int, ...]) -> tuple[int | None, dict[int, int]]:
-    """The catalog version and each pool's seats left, in one statement."""
+def _seats_now(pool_ids: tuple[int, ...]) -> tuple[int | None, dict[int, tuple[int, int]]]:
+    """The catalog version and each pool's (seats left, version), in one statement."""
     rows = db.session.execute(SEATS_NOW, {"pool_ids": sorted(set(pool_ids))}).all()
     if not rows:  # no catalog_state row (the next change recreates it): render in full
         return None, {}
-    return rows[0][0], {row[1]: max(row[2] - row[3], 0) for row in rows if row[1] is not None}
+    return rows[0][0], {row[1]: (max(row[2] - row[3], 0), row[4]) for row in rows if row[1] is not None}
 
 
 def _catalog_version() -> int | None:
@@ -158,9 +158,10 @@ def assembled_page(render: Callable[[], tuple[str, int]]) -> tuple[str, int]:
             # something has a queried fingerprint: the database answers.)
             seats = known.read(parts.pool_ids)
         if seats is None:
-            seats = _seats_now(parts.pool_ids)
-            if known is not None and seats[0] is not None:
-                known.keep(generation, seats[0], seats[1])
+            read_version, pool_seats = _seats_now(parts.pool_ids)
+            if known is not None and read_version is not None:
+                known.keep(generation, read_version, pool_seats)
+            seats = read_version, {pool: left for pool, (left, _) in pool_seats.items()}
         version, seats_left = seats
         if version == parts.catalog_version and all(pool in seats_left for pool in parts.pool_ids):
             return _join(pages, parts.pieces, [seats_left[pool] for pool in parts.pool_ids]), 200
@@ -168,7 +169,7 @@ def assembled_page(render: Callable[[], tuple[str, int]]) -> tuple[str, int]:
         version = _catalog_version()
     # The version is read before rendering: a change committed in between leaves parts newer
     # than the version they are kept under, so the next miss renders again (never the reverse).
-    slots: list[tuple[int, int]] = []
+    slots: list[tuple[int, int, int]] = []
     g.seat_slots = slots
     try:
         html, status = render()
@@ -178,10 +179,12 @@ def assembled_page(render: Callable[[], tuple[str, int]]) -> tuple[str, int]:
     if len(pieces) != len(slots) + 1:  # cannot happen (SLOT is random); stay correct if it does
         return render()
     if status == 200 and version is not None:
-        pages.put(key, PageParts(version, pieces, tuple(pool for pool, _ in slots)))
+        pages.put(key, PageParts(version, pieces, tuple(pool for pool, _, _ in slots)))
         if known is not None:
-            known.keep(generation, version, dict(slots))
-    return _join(pages, pieces, [left for _, left in slots]), status
+            known.keep(
+                generation, version, {pool: (left, pool_version) for pool, left, pool_version in slots}
+            )
+    return _join(pages, pieces, [left for _, left, _ in slots]), status
 
 
 def _join(pages: SchedulePages, pieces: tuple[str, ...], seats_left: list[int]) -> str:

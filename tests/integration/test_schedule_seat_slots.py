@@ -139,16 +139,18 @@ def test_the_person_who_changed_seats_sees_them_on_the_assembled_page(client, db
 
 def test_a_seat_change_elsewhere_needs_no_query(client, db, app, monkeypatch, schedule, count_queries):
     """What this process read of the seats is kept, and a notification brings a pool's new seats
-    left (NOTIFY ... 'seats:ID=LEFT' from another process): the page is rebuilt without a
-    statement, with the new seats."""
+    left and version (NOTIFY ... 'seats:ID=LEFT@VERSION' from another process): the page is
+    rebuilt without a statement, with the new seats."""
     _, sessions = schedule
     listener = listening(app)
     client.get("/")  # rendered in full: its parts and the seats it showed are kept
     # Another process fills the first card's session: its row, then its notification.
-    pool_id = sessions[0].seat_pool_id
-    db.session.execute(sa.update(SeatPool).where(SeatPool.id == pool_id).values(seats_taken=5))
+    pool = sessions[0].seat_pool
+    db.session.execute(
+        sa.update(SeatPool).where(SeatPool.id == pool.id).values(seats_taken=5, version=pool.version + 1)
+    )
     db.session.commit()  # (no ORM flush: this process hears of it only by the bump below)
-    listener.bump(changed_seats(f"seats:{pool_id}=0"))
+    listener.bump(changed_seats(f"seats:{pool.id}=0@{pool.version + 1}"))
     with count_queries() as statements:
         page = client.get("/")
     assert statements == []
@@ -166,13 +168,15 @@ def test_a_seat_change_elsewhere_needs_no_query(client, db, app, monkeypatch, sc
 
 def test_flushes_carry_the_seats_they_write(db, schedule):
     offerings, sessions = schedule
-    sessions[0].seat_pool.seats_taken = 1
-    sessions[1].seat_pool.seats_taken = 12
+    first, second = sessions[0].seat_pool, sessions[1].seat_pool
+    v1, v2 = first.version, second.version
+    first.seats_taken, first.version = 1, v1 + 1
+    second.seats_taken, second.version = 12, v2 + 1
     db.session.flush()
-    assert db.session.info["seat_pools_changed"] == {sessions[0].seat_pool_id: 4, sessions[1].seat_pool_id: 0}
-    sessions[0].seat_pool.seats_taken = 2
+    assert db.session.info["seat_pools_changed"] == {first.id: (4, v1 + 1), second.id: (0, v2 + 1)}
+    first.seats_taken, first.version = 2, v1 + 2
     db.session.flush()
-    assert db.session.info["seat_pools_changed"] == {sessions[0].seat_pool_id: 3, sessions[1].seat_pool_id: 0}
+    assert db.session.info["seat_pools_changed"] == {first.id: (3, v1 + 2), second.id: (0, v2 + 1)}
     offerings[0].title = "Renamed"  # the catalog too: no longer only seats
     db.session.flush()
     assert db.session.info["seat_pools_changed"] is None
@@ -184,41 +188,51 @@ def test_flushes_carry_the_seats_they_write(db, schedule):
 
 
 def test_notifications_carry_seats_or_mean_anything():
-    assert seats_notification({3: 0, 1: 12}) == "NOTIFY catalog_changed, 'seats:1=12,3=0'"
+    assert seats_notification({3: (0, 7), 1: (12, 2)}) == "NOTIFY catalog_changed, 'seats:1=12@2,3=0@7'"
     assert seats_notification({}) == "NOTIFY catalog_changed"
-    assert seats_notification(dict.fromkeys(range(2000), 5)) == "NOTIFY catalog_changed"  # too long
-    assert changed_seats("seats:1=12,3=0") == {1: 12, 3: 0}
+    assert seats_notification(dict.fromkeys(range(2000), (5, 1))) == "NOTIFY catalog_changed"  # too long
+    assert changed_seats("seats:1=12@2,3=0@7") == {1: (12, 2), 3: (0, 7)}
     assert changed_seats("") is None
-    assert changed_seats("seats:1=x") is None
-    assert changed_seats("seats:1") is None
+    assert changed_seats("seats:1=x@2") is None
+    assert changed_seats("seats:1=2") is None
 
 
-def test_seats_read_before_a_notification_are_not_kept():
+def test_seats_are_learnt_in_order_and_never_replace_newer_ones():
     known = KnownSeats()
     generation = known.generation
-    known.learn({7: 1})  # a change heard of while the seats were being read
-    known.keep(generation, 3, {7: 2, 8: 4})  # read before it: not kept
+    known.learn({7: (1, 3)})  # a change heard of while the seats were being read
+    known.keep(generation, 3, {7: (2, 2), 8: (4, 1)})  # read before it: not kept
     assert known.read([7]) is None  # (no catalog version known yet)
-    known.keep(known.generation, 3, {7: 1, 8: 4})
+    known.keep(known.generation, 3, {7: (1, 3), 8: (4, 1)})
     assert known.read([7, 8]) == (3, {7: 1, 8: 4})
-    known.learn({7: 0})
+    known.learn({7: (0, 4)})
     assert known.read([7, 8]) == (3, {7: 0, 8: 4})
-    known.keep(known.generation, 4, {7: 0})  # a new catalog version: the rest is forgotten
+    known.learn({7: (1, 3)})  # older than what is known: changes nothing
+    assert known.read([7]) == (3, {7: 0})
+    known.learn({7: (2, 4)})  # a different value at the same version: forgotten
+    assert known.read([7]) is None
+    known.keep(known.generation, 4, {7: (0, 5)})  # a new catalog version: the rest is forgotten
     assert known.read([8]) is None
     assert known.read([7]) == (4, {7: 0})
     known.learn(None)
     assert known.read([7]) is None
 
 
-def test_this_process_forgets_the_seats_it_changed(db, app, schedule):
-    """Its own commit is counted at once, but its values are not learnt then: another process's
-    later change to the pool may already have been heard of (notifications bring values in commit
-    order; the committing thread may run its after-commit hook after them)."""
+def test_this_process_learns_its_own_change_only_over_an_older_value(db, app, schedule):
+    """Its own commit is counted at once, before its notification, and maybe after another
+    process's later change was heard of: its values replace only an older known value."""
     _, sessions = schedule
     listener = listening(app)
-    pool_id = sessions[0].seat_pool_id
-    listener.seats.keep(listener.seats.generation, 1, {pool_id: 5})
-    listener.bump({pool_id: 1})  # heard: a later change elsewhere
-    sessions[0].seat_pool.seats_taken = 3  # (stands for the earlier one, committed here)
+    pool = sessions[0].seat_pool
+    listener.seats.keep(listener.seats.generation, 1, {pool.id: (5, pool.version)})
+    pool.seats_taken, pool.version = 1, pool.version + 1
     db.session.commit()
-    assert pool_id not in listener.seats.seats_left
+    assert listener.seats.seats[pool.id] == (4, pool.version)  # learnt at once
+    listener.bump({pool.id: (0, pool.version + 2)})  # heard: a later change elsewhere
+    pool.seats_taken, pool.version = 2, pool.version + 1  # (stands for one committed before it)
+    db.session.commit()
+    assert listener.seats.seats[pool.id][1] == pool.version + 1  # the later one stays
+    listener.seats.learn(None)
+    pool.seats_taken, pool.version = 3, pool.version + 3
+    db.session.commit()
+    assert pool.id not in listener.seats.seats  # nothing known to be older: not learnt
