@@ -56,11 +56,15 @@ class PageParts:
 class SchedulePages:
     """Kept page parts by address and minute, and each seats-left number's badge."""
 
-    def __init__(self, max_entries: int = 256) -> None:
+    def __init__(self, max_entries: int = 256, max_chars: int = 32 * 1024 * 1024) -> None:
         self._parts: OrderedDict[tuple, PageParts] = OrderedDict()
+        self._sizes: dict[tuple, int] = {}
         self._badges: dict[int, str] = {}
         self._lock = threading.Lock()
         self.max_entries = max_entries
+        # Bounded in size too, as the page cache is: any query string makes a new entry.
+        self.max_chars = max_chars
+        self.chars = 0
 
     def get(self, key: tuple) -> PageParts | None:
         with self._lock:
@@ -70,11 +74,14 @@ class SchedulePages:
             return parts
 
     def put(self, key: tuple, parts: PageParts) -> None:
+        size = sum(len(piece) for piece in parts.pieces)
         with self._lock:
-            self._parts[key] = parts
+            self.chars += size - self._sizes.get(key, 0)
+            self._parts[key], self._sizes[key] = parts, size
             self._parts.move_to_end(key)
-            while len(self._parts) > self.max_entries:
-                self._parts.popitem(last=False)
+            while self._parts and (len(self._parts) > self.max_entries or self.chars > self.max_chars):
+                old_key, _ = self._parts.popitem(last=False)
+                self.chars -= self._sizes.pop(old_key)
 
     def badge(self, seats_left: int) -> str:
         html = self._badges.get(seats_left)
@@ -90,13 +97,16 @@ class SchedulePages:
     def clear(self) -> None:
         with self._lock:
             self._parts.clear()
+            self._sizes.clear()
             self._badges.clear()
+            self.chars = 0
 
 
 def schedule_pages() -> SchedulePages:
     ext = current_app.extensions
     if "schedule_pages" not in ext:
-        ext["schedule_pages"] = SchedulePages(current_app.config["PAGE_CACHE_SIZE"])
+        cfg = current_app.config
+        ext["schedule_pages"] = SchedulePages(cfg["PAGE_CACHE_SIZE"], cfg["PAGE_CACHE_MAX_BYTES"])
     return ext["schedule_pages"]
 
 

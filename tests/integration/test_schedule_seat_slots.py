@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from events.catalog import services as catalog_services
 from events.catalog.cache import KnownSeats, changed_seats, seats_notification
+from events.catalog.seat_slots import PageParts, SchedulePages
 from events.models import OfferingKind, SeatPool
 from events.registration import services
 from events.registration.services import Person
@@ -236,3 +237,13 @@ def test_this_process_learns_its_own_change_only_over_an_older_value(db, app, sc
     pool.seats_taken, pool.version = 3, pool.version + 3
     db.session.commit()
     assert pool.id not in listener.seats.seats  # nothing known to be older: not learnt
+
+
+def test_kept_parts_are_bounded_in_number_and_size():
+    pages = SchedulePages(max_entries=3, max_chars=100)
+    for n in range(5):
+        pages.put(("page", n), PageParts(1, ("x" * 10, "y" * 10), (n,)))
+    assert [pages.get(("page", n)) is not None for n in range(5)] == [False, False, True, True, True]
+    pages.put(("big", 0), PageParts(1, ("z" * 90,), ()))
+    assert pages.get(("page", 4)) is None and pages.get(("big", 0)) is not None
+    assert pages.chars == 90
