@@ -10,6 +10,7 @@ from flask import Flask
 from events import cli, errors, filters, inputs, redaction, security
 from events.api.views import bp as api_bp
 from events.catalog.cache import CachedPageMiddleware, csrf_token_for_page, mark_changer_fresh
+from events.catalog.seat_slots import seat_slot
 from events.catalog.views import bp as catalog_bp
 from events.clinic import current_clinic
 from events.config import Config
@@ -89,6 +90,8 @@ def create_app(config: dict | None = None) -> Flask:
     # Cached pages carry a placeholder that is replaced by each visitor's token.
     app.jinja_env.globals["csrf_token"] = csrf_token_for_page
     app.context_processor(lambda: {"csrf_token": csrf_token_for_page})  # after Flask-WTF's, so it wins
+    # The schedule's seat badges, left as slots while a page is rendered for its parts.
+    app.jinja_env.globals["seat_slot"] = seat_slot
     filters.register(app)
 
     app.after_request(mark_changer_fresh)

@@ -185,9 +185,13 @@ def rolled_back(app) -> Iterator[None]:
         connection.close()  # (its event listeners go with it)
         # Pages cached during the test were keyed by catalog versions the rollback has undone; a
         # later test reaching the same versions must not be served them.
-        cache = app.extensions.get("page_cache")
-        if cache is not None:
-            cache.clear()
+        for name in ("page_cache", "schedule_pages"):
+            cache = app.extensions.get(name)
+            if cache is not None:
+                cache.clear()
+        listener = app.extensions.get("catalog_listener")
+        if listener is not None:  # (and the seats it keeps were read from rows now gone)
+            listener.seats.learn(None)
     if leftovers:
         pytest.fail(
             f"Rows were in {', '.join(leftovers)} when this test began: an earlier test's process or "

@@ -31,6 +31,11 @@ How fresh, exactly:
   its TCP keepalives notice within about 35 s and the reconnect counts as a change; until
   then that process may serve what it had.
 
+A miss on the schedule after a change to seats only renders no page: it is rebuilt from the
+parts kept from its last render and each card's seat badge (events/catalog/seat_slots.py), with
+the seats read from the database, or, for a change another process made, from its notification
+(KnownSeats: a seat-only change's NOTIFY carries each pool's seats left).
+
 Pages with forms carry a placeholder instead of the visitor's CSRF token; it is filled in on
 every response, so cached HTML holds nothing personal. A visitor with flashed messages pending
 gets a fresh render.
@@ -50,7 +55,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -150,6 +155,101 @@ def page_cache() -> PageCache:
     return ext["page_cache"]
 
 
+# A seat pool's seats left and its version (bumped with every change to its seats), by pool id.
+PoolSeats = Mapping[int, tuple[int, int]]
+
+
+class KnownSeats:
+    """Seats left per seat pool and the catalog version, as read from the database or brought by
+    notifications: a schedule page rebuilt after a seat change then needs no query
+    (events/catalog/seat_slots.py).
+
+    Values read from the database are kept only if nothing was learnt between the moment before
+    they were read and the moment they are kept (`generation`). Each pool's version orders its
+    values: a value never replaces a newer one, and two different values at one version (a change
+    that did not bump it) forget the pool."""
+
+    MAX_POOLS = 100_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.generation = 0
+        self.catalog_version: int | None = None
+        self.seats: dict[int, tuple[int, int]] = {}
+
+    def learn(self, seats: PoolSeats | None, heard: bool = True) -> None:
+        """Pools' values after a change. heard: from a notification (in commit order); else this
+        process's own commit, counted before its notification and maybe after a later change's,
+        so learnt only over a known older value. None: anything may have changed."""
+        with self._lock:
+            self.generation += 1
+            if seats is None:
+                self.catalog_version = None
+                self.seats.clear()
+                return
+            for pool_id, (left, version) in seats.items():
+                known = self.seats.get(pool_id)
+                if known is None:
+                    if heard:
+                        self.seats[pool_id] = (left, version)
+                elif version > known[1]:
+                    self.seats[pool_id] = (left, version)
+                elif version == known[1] and left != known[0]:
+                    del self.seats[pool_id]
+
+    def read(self, pool_ids: Iterable[int]) -> tuple[int, dict[int, int]] | None:
+        """(catalog version, seats left of each pool) if all are known; else None."""
+        with self._lock:
+            if self.catalog_version is None:
+                return None
+            try:
+                return self.catalog_version, {pool_id: self.seats[pool_id][0] for pool_id in pool_ids}
+            except KeyError:
+                return None
+
+    def keep(self, generation: int, catalog_version: int, seats: PoolSeats) -> None:
+        """Values read from the database after `generation` was taken, kept if nothing was
+        learnt since."""
+        with self._lock:
+            if generation != self.generation:
+                return
+            if self.catalog_version != catalog_version:
+                self.seats.clear()
+            self.catalog_version = catalog_version
+            if len(self.seats) + len(seats) > self.MAX_POOLS:
+                self.seats.clear()
+            self.seats.update(seats)
+
+
+SEATS_PAYLOAD = "seats:"
+
+
+def seats_notification(seats: PoolSeats) -> str:
+    """The NOTIFY for a change to seats only, with each pool's seats left and version (a plain
+    NOTIFY: a change to anything)."""
+    payload = ",".join(
+        f"{int(pool_id)}={int(left)}@{int(version)}" for pool_id, (left, version) in sorted(seats.items())
+    )
+    if not payload or len(payload) > 7000:  # PostgreSQL's payloads stop at 8000 bytes
+        return f"NOTIFY {CatalogListener.CHANNEL}"
+    return f"NOTIFY {CatalogListener.CHANNEL}, '{SEATS_PAYLOAD}{payload}'"
+
+
+def changed_seats(payload: str) -> dict[int, tuple[int, int]] | None:
+    """The seats a notification brings; None when it may be about anything."""
+    if not payload.startswith(SEATS_PAYLOAD):
+        return None
+    try:
+        seats = {}
+        for part in payload[len(SEATS_PAYLOAD) :].split(","):
+            pool_id, rest = part.split("=")
+            left, version = rest.split("@")
+            seats[int(pool_id)] = (int(left), int(version))
+        return seats
+    except ValueError:
+        return None
+
+
 class CatalogListener:
     """Counts catalog_changed notifications in a daemon thread (one per process)."""
 
@@ -159,10 +259,15 @@ class CatalogListener:
         self.dsn = dsn
         self.version = 0
         self.connected = False
+        self.seats = KnownSeats()
         self._lock = threading.Lock()
         threading.Thread(target=self._run, name="catalog-listener", daemon=True).start()
 
-    def bump(self) -> None:
+    def bump(self, seats: PoolSeats | None = None, own: bool = False) -> None:
+        """A change: to those seat pools' seats only, or (None) to anything. own: this
+        process's change, counted at its commit, before the notification."""
+        # First: a request that sees the new version must find the seats current, or none.
+        self.seats.learn(seats, heard=not own)
         with self._lock:
             self.version += 1
 
@@ -185,8 +290,8 @@ class CatalogListener:
                     conn.execute(f"LISTEN {self.CHANNEL}")
                     self.bump()  # anything that changed while we were not listening
                     self.connected = True
-                    for _ in conn.notifies():
-                        self.bump()
+                    for notification in conn.notifies():
+                        self.bump(changed_seats(notification.payload))
             except Exception:  # noqa: S110 - the database is away; requests fall back to queries
                 pass
             self.connected = False
@@ -313,6 +418,7 @@ def cached(render: Callable[[], Response | str]) -> Response:
         fingerprint = ("queried", *_queried_fingerprint())
     else:
         fingerprint = catalog_fingerprint()
+    g.page_fingerprint = fingerprint  # (notified: the seats this process knows are current enough)
     key = (
         request.scheme,
         request.host,
@@ -451,9 +557,17 @@ def _bump_catalog_version(session: OrmSession, _context: Any, _instances: Any) -
     (seat pools carry their own version) and, on PostgreSQL, notifies every process on commit."""
     changed = (*session.new, *session.dirty, *session.deleted)
     catalog_changed = any(_shows_publicly(obj, session) for obj in changed)
-    seats_changed = any(isinstance(obj, SeatPool) for obj in changed)
-    if not (catalog_changed or seats_changed):
+    pools = [obj for obj in changed if isinstance(obj, SeatPool)]
+    if not (catalog_changed or pools):
         return
+    # The seats left of each pool changed, for processes that keep seats (None: anything may
+    # have changed). Seats change only under the pool's row lock, so notifications, delivered in
+    # commit order, bring each pool's values in the order they were committed.
+    seats: dict[int, tuple[int, int]] | None = None if catalog_changed else _pool_seats(pools, session)
+    if session.info.get("catalog_changed") and session.info.get("seat_pools_changed") is None:
+        seats = None  # an earlier flush of this transaction changed more than seats
+    elif seats is not None:
+        seats = {**session.info.get("seat_pools_changed", {}), **seats}
     connection = session.connection()
     if catalog_changed:
         bumped = connection.execute(
@@ -462,8 +576,24 @@ def _bump_catalog_version(session: OrmSession, _context: Any, _instances: Any) -
         if bumped.rowcount == 0:  # the migration creates the row; recreate it if someone removed it
             connection.execute(sa.insert(CatalogState).values(id=1, version=1))
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"NOTIFY {CatalogListener.CHANNEL}")
+        connection.exec_driver_sql(seats_notification(seats or {}))
     session.info["catalog_changed"] = True
+    session.info["seat_pools_changed"] = seats
+
+
+def _pool_seats(pools: list[SeatPool], session: OrmSession) -> dict[int, tuple[int, int]] | None:
+    """Each pool's seats left and version as this flush writes them; None if any is not plain
+    numbers (an SQL expression, say) or the pool is new or going."""
+    seats = {}
+    for pool in pools:
+        values = pool.__dict__
+        capacity, taken, version = values.get("capacity"), values.get("seats_taken"), values.get("version")
+        if pool.id is None or pool in session.deleted:
+            return None
+        if not (isinstance(capacity, int) and isinstance(taken, int) and isinstance(version, int)):
+            return None
+        seats[pool.id] = (max(capacity - taken, 0), version)
+    return seats
 
 
 def _shows_publicly(obj: object, session: OrmSession) -> bool:
@@ -477,8 +607,9 @@ def _shows_publicly(obj: object, session: OrmSession) -> bool:
 def _count_own_change(session: OrmSession) -> None:
     # This process sees its own change at once, before the notification comes back.
     if session.info.pop("catalog_changed", False):
+        seats = session.info.pop("seat_pools_changed", None)
         for listener in list(_listeners.values()):
-            listener.bump()
+            listener.bump(seats, own=True)
         if has_request_context():
             g.catalog_changed_by_visitor = True
 
@@ -502,3 +633,4 @@ def mark_changer_fresh(response: Response) -> Response:
 @event.listens_for(OrmSession, "after_rollback")
 def _forget_rolled_back_change(session: OrmSession) -> None:
     session.info.pop("catalog_changed", None)
+    session.info.pop("seat_pools_changed", None)

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from events.calendar import build_calendar
 from events.catalog import services
 from events.catalog.cache import cached
+from events.catalog.seat_slots import assembled_page
 from events.clinic import current_clinic
 from events.models import Offering
 
@@ -21,7 +22,7 @@ def _schedule_filter() -> services.ScheduleFilter:
 
 @bp.get("/")
 def schedule() -> ResponseReturnValue:
-    def render() -> Response:
+    def render_in_full() -> tuple[str, int]:
         f, problems = services.read_schedule_filter(request.args, current_app.config["SCHEDULE_PAGE_SIZE"])
         page = services.list_schedule(f, last_page_at_most=True)
         locations = services.active_locations()
@@ -34,7 +35,12 @@ def schedule() -> ResponseReturnValue:
             quick_filters=services.quick_filters(page.filter, locations, services.clinic_today()),
         )
         # A filter that could not be read: the form shows what to fix, with the visitor's values.
-        return current_app.response_class(body, status=400 if problems else 200, mimetype="text/html")
+        return body, 400 if problems else 200
+
+    def render() -> Response:
+        # After a seat change only the seat badges are rendered (events/catalog/seat_slots.py).
+        body, status = assembled_page(render_in_full)
+        return current_app.response_class(body, status=status, mimetype="text/html")
 
     return cached(render)
 

@@ -12,6 +12,7 @@ import re
 import pytest
 import requests
 
+from events.catalog.cache import KnownSeats
 from events.extensions import db as _db
 from events.models import Role, User
 from tests.conftest import LiveServer, make_test_app
@@ -26,6 +27,9 @@ class HeldListener:
 
     connected = True
     version = 0
+
+    def __init__(self) -> None:
+        self.seats = KnownSeats()  # (what it knew before: nothing, here)
 
 
 @pytest.fixture
