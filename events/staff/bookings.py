@@ -551,13 +551,36 @@ def correct_details(registration_id: int, person: Person, reason: str, actor: Us
 DESK_METHODS = (PaymentMethod.CASH, PaymentMethod.CHECK, PaymentMethod.COMP)
 
 
+def balance_due(registration: Registration) -> int:
+    """What a booked registration still owes: its price less what its payments took (a walk-in
+    at a paid class, or a transfer onto a dearer date). Nothing for a held seat: the desk
+    payment for a hold is its whole price."""
+    if registration.status != RegistrationStatus.CONFIRMED:
+        return 0
+    # Kept, that is: less refunds issued or on their way (a transfer onto a cheaper date
+    # refunds the difference).
+    paid = sum(
+        refunds.refundable_remaining(p) for p in registration.payments if p.status == PaymentStatus.SUCCEEDED
+    )
+    comped = any(
+        p.method is PaymentMethod.COMP for p in registration.payments if p.status == PaymentStatus.SUCCEEDED
+    )
+    return 0 if comped else max(registration.price_cents - paid, 0)
+
+
 def desk_amount(registration: Registration, method: PaymentMethod) -> int:
-    return 0 if method is PaymentMethod.COMP else registration.price_cents
+    """What a desk payment records now: a hold's price, or a booking's balance; comp: nothing."""
+    if method is PaymentMethod.COMP:
+        return 0
+    if registration.status == RegistrationStatus.CONFIRMED:
+        return balance_due(registration)
+    return registration.price_cents
 
 
 def take_desk_payment(registration_id: int, method: PaymentMethod, note: str, actor: User) -> Payment:
-    """Book a seat held while they pay, paid at the desk: cash or check for the price, or comp
-    (free by the clinic's choice). Never touches Stripe.
+    """Pay at the desk for a seat held while they pay (which books it), or for what a booking
+    still owes (a walk-in at a paid class, a transfer onto a dearer date): cash or check, or
+    comp (free by the clinic's choice). Never touches Stripe.
 
     A desk payment and a card payment are never both live: under the pool lock (the lock every
     card payment takes to be recorded or applied) every payment row of the registration is
@@ -571,14 +594,18 @@ def take_desk_payment(registration_id: int, method: PaymentMethod, note: str, ac
     pool = seats.lock_pool(registration.seat_pool_id)
     db.session.refresh(registration)
     seats.release_lapsed(pool, now)  # a hold that ran out (with no card payment in flight) goes
-    if registration.status == RegistrationStatus.CONFIRMED:
-        db.session.rollback()
-        raise AdminError("They are already booked; there is nothing to pay.")
-    if registration.status != RegistrationStatus.HELD:
+    if registration.status not in (RegistrationStatus.HELD, RegistrationStatus.CONFIRMED):
         db.session.commit()  # keep what release_lapsed did
         raise AdminError("The seat is no longer held for them (the hold ran out). Register them again.")
     rows = _lock_payment_rows(registration.id)
-    if any(p.status in (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED) for p in rows):
+    db.session.refresh(registration, ["payments"])
+    going_through: tuple[PaymentStatus, ...] = (PaymentStatus.PROCESSING,)
+    if registration.status == RegistrationStatus.HELD:
+        going_through = (PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED)
+    elif balance_due(registration) == 0:
+        db.session.rollback()
+        raise AdminError("They are booked and owe nothing; there is nothing to pay.")
+    if any(p.status in going_through for p in rows):
         db.session.rollback()
         raise AdminError(
             "A card payment for this seat is going through. Wait for it to finish before taking payment here."
@@ -588,11 +615,13 @@ def take_desk_payment(registration_id: int, method: PaymentMethod, note: str, ac
         for p in rows
         if p.status in OPEN_PAYMENT_STATUSES and p.stripe_payment_intent_id
     ]
+    booking = registration.status == RegistrationStatus.HELD
+    amount_cents = desk_amount(registration, method)
     payment = Payment(
         registration_id=registration.id,
         stripe_payment_intent_id=None,
         method=method,
-        amount_cents=desk_amount(registration, method),
+        amount_cents=amount_cents,
         currency=registration.currency,
         status=PaymentStatus.SUCCEEDED,
         paid_at=now,
@@ -601,11 +630,12 @@ def take_desk_payment(registration_id: int, method: PaymentMethod, note: str, ac
     )
     db.session.add(payment)
     db.session.flush()
-    registration.status = RegistrationStatus.CONFIRMED
-    registration.confirmed_at = now
-    registration.hold_expires_at = None
-    if registration.email:
-        queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
+    if booking:
+        registration.status = RegistrationStatus.CONFIRMED
+        registration.confirmed_at = now
+        registration.hold_expires_at = None
+        if registration.email:
+            queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     audit.record(
         actor.id,
         "payment.taken_at_desk",

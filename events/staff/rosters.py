@@ -94,6 +94,8 @@ def payment_label(
         return "refunded"
     if refunded_cents:
         return "partly refunded"
+    if paid_cents < registration.price_cents and registration.status in SEAT_TAKING_STATUSES:
+        return "part paid"  # a transfer onto a dearer date: the rest is due at the desk
     return "paid"
 
 

@@ -1,6 +1,7 @@
 """Changing one booking at the desk (issue 13 items 4, 5): cancel with a chosen refund,
 transfer, correct details, and payments taken at the desk, on PostgreSQL."""
 
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -30,7 +31,8 @@ from events.notifications.sender import render_message
 from events.payments import refunds
 from events.registration import links
 from events.registration.services import Person, join_waitlist, register, succeeded_payment
-from events.staff import bookings
+from events.staff import bookings, rosters
+from events.staff.errors import AdminError
 from events.staff.rosters import payment_label
 from tests.factories import make_location, make_offering, make_session, upcoming_day
 from tests.helpers import csrf_token
@@ -233,7 +235,7 @@ def test_a_hold_paid_in_cash_at_the_desk_is_booked_without_stripe(client, db, de
     assert "Cash, at the desk" in plain(row)
     # Taking it again is refused, and nothing more is recorded.
     again = client.post(url, data={"csrf_token": csrf_token(form), "method": "check"})
-    assert again.status_code == 400 and "already booked" in again.get_data(as_text=True)
+    assert again.status_code == 400 and "booked and owe nothing" in again.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 1
     roster = client.get(f"/staff/sessions/{desk.first.id}").get_data(as_text=True)
     assert "paid (cash)" in roster
@@ -438,6 +440,38 @@ def test_transfer_to_a_cheaper_offering_refunds_the_difference_and_a_dearer_one_
     )
     assert row.context["balance_due_cents"] == 1500
     assert "costs $15 more than you paid" in plain(row)
+    # The balance is recorded at the desk later: the booking owes nothing after.
+    assert bookings.balance_due(workshop_booking) == 1500
+    assert payment_label(workshop_booking, 1000, 0) == "part paid"
+    desk_page = client.get(f"/staff/admin/registrations/{workshop_booking.id}/desk-payment")
+    assert "still to pay: <strong>$15.00</strong>" in desk_page.get_data(as_text=True)
+    taken = bookings.take_desk_payment(workshop_booking.id, PaymentMethod.CASH, "the rest", desk.admin)
+    assert taken.amount_cents == 1500
+    db.session.expire_all()
+    assert bookings.balance_due(db.session.get(Registration, workshop_booking.id)) == 0
+    with pytest.raises(AdminError, match="owe nothing"):
+        bookings.take_desk_payment(workshop_booking.id, PaymentMethod.CASH, "", desk.admin)
+
+
+def test_a_walk_in_at_a_paid_class_pays_at_the_desk_afterwards(db, desk):
+    walk_in = rosters.add_walk_in(
+        desk.first, Person("Wal King", ""), desk.admin, now=desk.first.starts_at - timedelta(minutes=5)
+    )
+    assert walk_in.status == RegistrationStatus.CONFIRMED and bookings.balance_due(walk_in) == 1500
+    assert payment_label(walk_in, 0, 0) == "unpaid"
+    emails_before = db.session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail))
+    taken = bookings.take_desk_payment(walk_in.id, PaymentMethod.CHECK, "check 1042", desk.admin)
+    db.session.expire_all()
+    walk_in = db.session.get(Registration, walk_in.id)
+    assert (taken.amount_cents, taken.method, walk_in.status) == (
+        1500,
+        PaymentMethod.CHECK,
+        RegistrationStatus.CONFIRMED,
+    )
+    assert payment_label(walk_in, 1500, 0, PaymentMethod.CHECK) == "paid (check)"
+    assert bookings.balance_due(walk_in) == 0
+    # Already booked: no second confirmation (and a walk-in without an email gets none anyway).
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail)) == emails_before
 
 
 def test_a_transfer_to_a_full_date_is_refused_and_changes_nothing(client, db, desk):

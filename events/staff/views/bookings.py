@@ -151,6 +151,7 @@ def admin_booking_details(registration_id: int) -> ResponseReturnValue:
 @admin_required
 def admin_desk_payment(registration_id: int) -> ResponseReturnValue:
     registration = get_or_404(Registration, registration_id)
+    held = registration.status == RegistrationStatus.HELD  # (else: a booking's balance, if any)
     form = DeskPaymentForm()
     if form.validate_on_submit():
         method = PaymentMethod(form.method.data)
@@ -164,13 +165,17 @@ def admin_desk_payment(registration_id: int) -> ResponseReturnValue:
                 if method is PaymentMethod.COMP
                 else f"{money(payment.amount_cents)} {method.value} recorded"
             )
-            told = "; the confirmation is emailed" if registration.email else ""
-            flash(f"{what}: {registration.name} is booked{told}.", "success")
+            if held:
+                told = "; the confirmation is emailed" if registration.email else ""
+                flash(f"{what}: {registration.name} is booked{told}.", "success")
+            else:
+                flash(f"{what}: {registration.name} owes nothing now.", "success")
             return _back(registration)
     status = 400 if form.is_submitted() else 200
     return render_template(
         "staff/admin/desk_payment.html",
         registration=registration,
         form=form,
-        held=registration.status == RegistrationStatus.HELD,
+        held=held,
+        amount=registration.price_cents if held else bookings.balance_due(registration),
     ), status
