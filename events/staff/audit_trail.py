@@ -266,17 +266,25 @@ def registration_history(registration_id: int, zone: ZoneInfo) -> RegistrationHi
         )
     )
     history = RegistrationHistory(_lines(entries, zone))
-    for e in entries:
+    for line in history.lines:
+        # On its own page a link to the registration itself says nothing: drop it.
+        line.links = [link for link in line.links if link.args.get("registration_id") != registration_id]
+        e = line.entry
         if e.action != "registration.transferred":
             continue
         details = e.details if isinstance(e.details, dict) else {}
         new_id = _int(details.get("new_registration_id"))
-        if e.target_id == registration_id and new_id is not None and history.transferred_to is None:
-            label = f"Transferred to {_booking_label(details.get('new'), new_id)}"
-            history.transferred_to = Link(label, "staff.admin_registration", {"registration_id": new_id})
-        elif new_id == registration_id and history.transferred_from is None:
-            label = f"Transferred from {_booking_label(details.get('old'), e.target_id)}"
-            history.transferred_from = Link(
-                label, "staff.admin_registration", {"registration_id": e.target_id}
+        if e.target_id == registration_id and new_id is not None:
+            line.links.insert(
+                0, Link("The new booking", "staff.admin_registration", {"registration_id": new_id})
             )
+            if history.transferred_to is None:  # the latest, should it ever be more than one
+                label = f"Transferred to {_booking_label(details.get('new'), new_id)}"
+                history.transferred_to = Link(label, "staff.admin_registration", {"registration_id": new_id})
+        elif new_id == registration_id:
+            old = Link("The booking before", "staff.admin_registration", {"registration_id": e.target_id})
+            line.links = [old, *(link for link in line.links if link.endpoint != "staff.admin_registration")]
+            if history.transferred_from is None:
+                label = f"Transferred from {_booking_label(details.get('old'), e.target_id)}"
+                history.transferred_from = Link(label, old.endpoint, old.args)
     return history

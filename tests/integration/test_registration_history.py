@@ -64,6 +64,9 @@ def test_history_tells_a_registrations_entries_newest_first_and_links_a_transfer
     transferred = new_history.index("Sam Admin transferred")
     assert resent < corrected < transferred  # newest first
     assert "Ben Bell" not in new_history
+    assert f'href="/staff/admin/registrations/{ana.id}">The booking before</a>' in new_history
+    assert f'href="/staff/admin/registrations/{new.id}">' not in new_history  # not to itself
+    assert f'href="/staff/admin/registrations/{new.id}">The new booking</a>' in old_history
     assert "Transferred to" not in new_body
 
     # The same statements however many entries there are: no query per entry. (The test's
