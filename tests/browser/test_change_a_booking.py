@@ -200,3 +200,36 @@ def test_admin_cancels_a_booking_with_a_refund_after_seeing_it(page, live_server
     assert_accessible(page)
     db.session.expire_all()
     assert db.session.get(Registration, ana.id).status == RegistrationStatus.CANCELLED
+
+
+def test_cancelling_a_date_names_the_cash_to_hand_back_and_roster_names_link(
+    page, live_server, front_desk, db
+):
+    """Ana paid by card, Ben in cash: the roster links each name to the registration; the
+    cancellation's confirmation and result say which refund goes to Stripe and whom to pay back."""
+    ana, ben, admin = front_desk["ana"], front_desk["ben"], front_desk["admin"]
+    bookings.take_desk_payment(ben.id, PaymentMethod.CASH, "", admin)
+    session_id = ana.session_id
+    sign_in(page, live_server.url, admin.email)
+    page.goto(f"{live_server.url}/staff/sessions/{session_id}")
+    page.get_by_role("link", name="Ben Okafor").click()
+    expect(page).to_have_url(f"{live_server.url}/staff/admin/registrations/{ben.id}")
+
+    page.goto(f"{live_server.url}/staff/sessions/{session_id}")
+    page.get_by_label(re.compile("Reason")).fill("Flooded studio")
+    page.get_by_role("button", name="Cancel the session").click()
+    expect(
+        page.get_by_text("Card refunds: 1 refund of $15.00 in all, queued now and sent to Stripe")
+    ).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"Hand back at the desk: Ben Okafor \$15\.00 \(cash\)\."))
+    ).to_be_visible()
+    assert_accessible(page)
+    shot(page, "admin-cancel-session-desk-refunds.png")
+    page.get_by_role("button", name="Cancel this session").click()
+    expect(
+        page.get_by_text(
+            re.compile(r"1 card refund \(\$15\.00 in all\) queued; .* Hand back at the desk: Ben Okafor")
+        )
+    ).to_be_visible()
+    assert_accessible(page)
