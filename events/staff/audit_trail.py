@@ -225,3 +225,66 @@ def _lines(entries: list[AuditEntry], zone: ZoneInfo) -> list[AuditLine]:
 
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# --- One registration's history, on its admin page ---
+
+HISTORY_LIMIT = 200  # the newest; the audit trail has the rest
+
+
+@dataclass
+class RegistrationHistory:
+    lines: list[AuditLine]  # newest first
+    transferred_to: Link | None = None  # the booking this one became, after a transfer
+    transferred_from: Link | None = None  # the booking this one was made from
+
+
+def _about_registration(registration_id: int) -> sa.ColumnElement[bool]:
+    """Entries about a registration: those targeting it, and those naming it in their details
+    (an email resent, a refund retried, the transfer that made it)."""
+    return sa.or_(
+        sa.and_(AuditEntry.target_type == "registration", AuditEntry.target_id == registration_id),
+        AuditEntry.details["registration_id"].as_integer() == registration_id,
+        AuditEntry.details["new_registration_id"].as_integer() == registration_id,
+    )
+
+
+def _booking_label(value: object, other_id: int) -> str:
+    return " ".join(str(value).split())[:200] if value else f"booking {other_id}"
+
+
+def registration_history(registration_id: int, zone: ZoneInfo) -> RegistrationHistory:
+    """The registration's audit entries as sentences, newest first, in the same few statements
+    whatever their number; and the bookings a transfer links it to."""
+    entries = list(
+        db.session.scalars(
+            sa.select(AuditEntry)
+            .options(joinedload(AuditEntry.actor))
+            .where(_about_registration(registration_id))
+            .order_by(AuditEntry.id.desc())
+            .limit(HISTORY_LIMIT)
+        )
+    )
+    history = RegistrationHistory(_lines(entries, zone))
+    for line in history.lines:
+        # On its own page a link to the registration itself says nothing: drop it.
+        line.links = [link for link in line.links if link.args.get("registration_id") != registration_id]
+        e = line.entry
+        if e.action != "registration.transferred":
+            continue
+        details = e.details if isinstance(e.details, dict) else {}
+        new_id = _int(details.get("new_registration_id"))
+        if e.target_id == registration_id and new_id is not None:
+            line.links.insert(
+                0, Link("The new booking", "staff.admin_registration", {"registration_id": new_id})
+            )
+            if history.transferred_to is None:  # the latest, should it ever be more than one
+                label = f"Transferred to {_booking_label(details.get('new'), new_id)}"
+                history.transferred_to = Link(label, "staff.admin_registration", {"registration_id": new_id})
+        elif new_id == registration_id:
+            old = Link("The booking before", "staff.admin_registration", {"registration_id": e.target_id})
+            line.links = [old, *(link for link in line.links if link.endpoint != "staff.admin_registration")]
+            if history.transferred_from is None:
+                label = f"Transferred from {_booking_label(details.get('old'), e.target_id)}"
+                history.transferred_from = Link(label, old.endpoint, old.args)
+    return history

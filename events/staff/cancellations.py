@@ -4,7 +4,7 @@ their seats freed, in one transaction that holds the seat pools first."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
@@ -14,6 +14,7 @@ from events.filters import staff_time
 from events.models import (
     WAITLIST_ACTIVE_STATUSES,
     Offering,
+    Payment,
     RefundKind,
     Registration,
     RegistrationStatus,
@@ -31,22 +32,56 @@ from events.registration.services import mark_cancelled, succeeded_payment
 from events.staff.rosters import registrations_covering
 
 
+@dataclass(frozen=True)
+class DeskRefund:
+    """A refund of a cash or check payment: recorded as given at once, handed back at the desk
+    by staff (never sent to Stripe), so the page names who gets what."""
+
+    name: str
+    amount_cents: int
+    method: str  # "cash" or "check"
+
+
 @dataclass
 class CancelTotals:
-    """What a cancellation does (or, before it, would do): the people told, the refunds queued
-    and their sum in cents, the waitlist entries cleared."""
+    """What a cancellation does (or, before it, would do): the people told, the refunds (card
+    and desk together) and their sum in cents, the desk ones by name, the waitlist entries cleared."""
 
     people: int = 0
     refunds: int = 0
     refund_cents: int = 0
     waitlist: int = 0
     whole_offering: bool = False  # a workshop's or course's last date: the offering goes too
+    desk_refunds: list[DeskRefund] = field(default_factory=list)
+
+    @property
+    def card_refunds(self) -> int:
+        """Refunds sent to Stripe by the worker."""
+        return self.refunds - len(self.desk_refunds)
+
+    @property
+    def card_refund_cents(self) -> int:
+        return self.refund_cents - self.desk_refund_cents
+
+    @property
+    def desk_refund_cents(self) -> int:
+        return sum(d.amount_cents for d in self.desk_refunds)
 
     def add(self, other: CancelTotals) -> None:
         self.people += other.people
         self.refunds += other.refunds
         self.refund_cents += other.refund_cents
         self.waitlist += other.waitlist
+        self.desk_refunds.extend(other.desk_refunds)
+
+    def count_refund(self, registration: Registration, payment: Payment, cents: int) -> None:
+        """Add one refund of `cents` (none when 0) to the totals, by name if it is a desk one."""
+        if not cents:
+            return
+        self.refunds += 1
+        self.refund_cents += cents
+        if payment.method.at_desk:
+            self.desk_refunds.append(DeskRefund(registration.name, cents, payment.method.value))
 
 
 _LIVE = (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD)
@@ -58,10 +93,9 @@ def _preview_registrations(registrations: Iterable[Registration]) -> CancelTotal
         if registration.status not in _LIVE:
             continue
         totals.people += 1
-        left = refunds.refundable_remaining(succeeded_payment(registration))
-        if left:
-            totals.refunds += 1
-            totals.refund_cents += left
+        payment = succeeded_payment(registration)
+        if payment is not None:
+            totals.count_refund(registration, payment, refunds.refundable_remaining(payment))
     return totals
 
 
@@ -142,8 +176,7 @@ def _cancel_registrations(
                 reason=reason,
                 actor_id=actor.id,
             )
-            totals.refunds += 1 if refund_cents else 0
-            totals.refund_cents += refund_cents
+            totals.count_refund(registration, payment, refund_cents)
         mark_cancelled(registration, reason, now)
         # The session is already cancelled, so the freed seat is offered to nobody.
         seats.free_seat(pool, now)
@@ -159,6 +192,7 @@ def _cancel_registrations(
             "registration",
             registration.id,
             refund_cents=refund_cents,
+            method=payment.method.value if payment is not None else "",
             name=registration.name,
             offering_id=registration.offering_id,
             offering_title=registration.offering.title,
@@ -240,6 +274,7 @@ def cancel_session_totals(session_id: int, actor: User, reason: str) -> CancelTo
         "people": totals.people,
         "refunds": totals.refunds,
         "refund_cents": totals.refund_cents,
+        "desk_refund_cents": totals.desk_refund_cents,
     }
     db.session.commit()
     return totals
@@ -264,6 +299,7 @@ def _cancel_offering(offering: Offering, actor: User, reason: str) -> CancelTota
         "people": totals.people,
         "refunds": totals.refunds,
         "refund_cents": totals.refund_cents,
+        "desk_refund_cents": totals.desk_refund_cents,
     }
     return totals
 

@@ -25,6 +25,7 @@ from events.models import (
     utcnow,
 )
 from events.registration.services import Person, register
+from events.staff import bookings
 from tests.factories import make_clinic, make_location, make_offering, make_session, upcoming_day
 
 pytestmark = pytest.mark.browser
@@ -43,6 +44,14 @@ def shot(page: Page, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / name), full_page=True)
+
+
+def section_shot(section, name: str) -> None:
+    """One part of a page, for the docs."""
+    folder = os.environ.get("SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        section.screenshot(path=str(Path(folder) / name))
 
 
 @pytest.fixture
@@ -86,6 +95,13 @@ def sign_in(page: Page, base_url: str, email: str) -> None:
 
 def test_admin_transfers_a_booking_through_its_confirmation(page, live_server, front_desk, db):
     ana, wednesday = front_desk["ana"], front_desk["wednesday"]
+    # Something in the booking's history before the transfer.
+    bookings.correct_details(
+        ana.id,
+        Person("Ana Lopez", "ana.lopez@example.com", "612-555-0100"),
+        "New address",
+        front_desk["admin"],
+    )
     sign_in(page, live_server.url, front_desk["admin"].email)
     page.goto(f"{live_server.url}/staff/admin/registrations/{ana.id}")
     expect(page.get_by_role("heading", name="Change this booking")).to_be_visible()
@@ -122,6 +138,23 @@ def test_admin_transfers_a_booking_through_its_confirmation(page, live_server, f
     )
     assert moved is not None and moved.name == "Ana Lopez"
     assert db.session.get(Registration, ana.id).status == RegistrationStatus.CANCELLED
+
+    # The new booking's page: its history tells the transfer and links back to the old booking.
+    expect(page.locator("#history")).to_contain_text(
+        re.compile(r"Sam Rivera transferred Ana Lopez from .* to .*Can't make Tuesdays")
+    )
+    expect(page.locator("#history")).not_to_contain_text("corrected")  # the old booking's
+    page.get_by_role("link", name=re.compile("^Transferred from ")).click()
+    expect(page).to_have_url(f"{live_server.url}/staff/admin/registrations/{ana.id}")
+    history = page.locator("#history")
+    expect(history.locator("tbody tr").first).to_contain_text(
+        "Sam Rivera transferred Ana Lopez"
+    )  # newest first
+    expect(history.locator("tbody tr").nth(1)).to_contain_text("Sam Rivera corrected Ana Lopez's email")
+    assert_accessible(page)
+    section_shot(history, "admin-registration-history.png")
+    page.get_by_role("link", name=re.compile("^Transferred to ")).click()
+    expect(page).to_have_url(f"{live_server.url}/staff/admin/registrations/{moved.id}")
 
 
 def test_admin_takes_a_held_seats_payment_in_cash(page, live_server, front_desk, db):
@@ -167,3 +200,36 @@ def test_admin_cancels_a_booking_with_a_refund_after_seeing_it(page, live_server
     assert_accessible(page)
     db.session.expire_all()
     assert db.session.get(Registration, ana.id).status == RegistrationStatus.CANCELLED
+
+
+def test_cancelling_a_date_names_the_cash_to_hand_back_and_roster_names_link(
+    page, live_server, front_desk, db
+):
+    """Ana paid by card, Ben in cash: the roster links each name to the registration; the
+    cancellation's confirmation and result say which refund goes to Stripe and whom to pay back."""
+    ana, ben, admin = front_desk["ana"], front_desk["ben"], front_desk["admin"]
+    bookings.take_desk_payment(ben.id, PaymentMethod.CASH, "", admin)
+    session_id = ana.session_id
+    sign_in(page, live_server.url, admin.email)
+    page.goto(f"{live_server.url}/staff/sessions/{session_id}")
+    page.get_by_role("link", name="Ben Okafor").click()
+    expect(page).to_have_url(f"{live_server.url}/staff/admin/registrations/{ben.id}")
+
+    page.goto(f"{live_server.url}/staff/sessions/{session_id}")
+    page.get_by_label(re.compile("Reason")).fill("Flooded studio")
+    page.get_by_role("button", name="Cancel the session").click()
+    expect(
+        page.get_by_text("Card refunds: 1 refund of $15.00 in all, queued now and sent to Stripe")
+    ).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"Hand back at the desk: Ben Okafor \$15\.00 \(cash\)\."))
+    ).to_be_visible()
+    assert_accessible(page)
+    shot(page, "admin-cancel-session-desk-refunds.png")
+    page.get_by_role("button", name="Cancel this session").click()
+    expect(
+        page.get_by_text(
+            re.compile(r"1 card refund \(\$15\.00 in all\) queued; .* Hand back at the desk: Ben Okafor")
+        )
+    ).to_be_visible()
+    assert_accessible(page)

@@ -118,6 +118,7 @@ def test_cancelling_a_session_shows_what_will_happen_and_a_post_without_confirma
         "people": 2,
         "refunds": 2,
         "refund_cents": 3000,
+        "desk_refund_cents": 0,
     }
 
 

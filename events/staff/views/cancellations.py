@@ -18,20 +18,37 @@ from events.staff.forms import CancelForm
 from events.staff.views.rosters import session_or_404
 
 
+def _desk_list(totals: CancelTotals) -> str:
+    """'Ana Lopez $15.00 (cash), Ben Ode $20.00 (check)': who is handed money back at the desk."""
+    return ", ".join(f"{d.name} {dollars(d.amount_cents)} ({d.method})" for d in totals.desk_refunds)
+
+
 def _what_will_happen(totals: CancelTotals) -> list[str]:
-    """The confirmation page's sentences for a cancellation's quote."""
+    """The confirmation page's sentences for a cancellation's quote: card refunds go to Stripe,
+    cash and check ones are handed back at the desk, by name."""
     lines = []
+    people = plural(totals.people, "person", "people")
+    refunded = (
+        f"{plural(totals.refunds, 'person', 'people')} will be refunded {dollars(totals.refund_cents)} in all"
+    )
     if totals.people == 0:
         lines.append("Nobody is registered, so nobody is emailed or refunded.")
+    elif totals.refunds and not totals.desk_refunds:
+        lines.append(f"{people} will be emailed; {refunded} (queued now, sent to Stripe in the background).")
     elif totals.refunds:
-        refunded = plural(totals.refunds, "person", "people")
+        lines.append(f"{people} will be emailed; {refunded}.")
+        if totals.card_refunds:
+            lines.append(
+                f"Card refunds: {plural(totals.card_refunds, 'refund')} of "
+                f"{dollars(totals.card_refund_cents)} in all, queued now and sent to Stripe in the "
+                "background."
+            )
         lines.append(
-            f"{plural(totals.people, 'person', 'people')} will be emailed; "
-            f"{refunded} will be refunded {dollars(totals.refund_cents)} in all "
-            "(queued now, sent to Stripe in the background)."
+            "Paid at the desk, so recorded as refunded at once (never sent to Stripe). "
+            f"Hand back at the desk: {_desk_list(totals)}."
         )
     else:
-        lines.append(f"{plural(totals.people, 'person', 'people')} will be emailed; nobody is due a refund.")
+        lines.append(f"{people} will be emailed; nobody is due a refund.")
     if totals.waitlist:
         lines.append(f"The waitlist ({plural(totals.waitlist, 'person', 'people')}) will be cleared.")
     lines.append("This can't be undone.")
@@ -39,14 +56,27 @@ def _what_will_happen(totals: CancelTotals) -> list[str]:
 
 
 def _what_happened(totals: CancelTotals) -> str:
-    """The honest result: what was queued, not what will have arrived."""
+    """The honest result: what was queued for Stripe (not what will have arrived), and what
+    staff must now hand back at the desk."""
     told = f"{plural(totals.people, 'person', 'people')} being emailed"
     if not totals.refunds:
         return f"{told}; no refunds were due."
-    return (
-        f"{told}; {plural(totals.refunds, 'refund')} ({dollars(totals.refund_cents)} in all) queued. "
-        "Each shows as issued on its registration's page when Stripe confirms it."
+    if not totals.desk_refunds:
+        return (
+            f"{told}; {plural(totals.refunds, 'refund')} ({dollars(totals.refund_cents)} in all) queued. "
+            "Each shows as issued on its registration's page when Stripe confirms it."
+        )
+    parts = [told]
+    if totals.card_refunds:
+        parts.append(
+            f"{plural(totals.card_refunds, 'card refund')} ({dollars(totals.card_refund_cents)} in all) "
+            "queued; each shows as issued on its registration's page when Stripe confirms it"
+        )
+    parts.append(
+        f"{plural(len(totals.desk_refunds), 'desk refund')} recorded as returned. "
+        f"Hand back at the desk: {_desk_list(totals)}"
     )
+    return "; ".join(parts) + "."
 
 
 @bp.route("/sessions/<int:session_id>/cancel", methods=["GET", "POST"])
