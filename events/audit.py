@@ -13,16 +13,58 @@ from typing import Any
 
 from events.extensions import db
 from events.filters import dollars
-from events.models import AuditEntry
+from events.models import AuditEntry, Registration, SeatPool, Session
 
 
 def record(actor_id: int | None, action: str, target_type: str, target_id: int, **details: Any) -> AuditEntry:
-    """Add an audit row in the caller's transaction."""
+    """Add an audit row in the caller's transaction. Its offering and (besides its target) its
+    registration are copied out of the details into indexed columns: the trail is filtered by
+    them, and a registration's page lists its history by them."""
     entry = AuditEntry(
-        actor_id=actor_id, action=action, target_type=target_type, target_id=target_id, details=details
+        actor_id=actor_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        offering_id=_id_in(details, "offering_id") or _offering_of_target(target_type, target_id),
+        registration_id=subject_registration(target_type, target_id, details),
+        details=details,
     )
     db.session.add(entry)
     return entry
+
+
+_HAS_AN_OFFERING: dict[str, type[Registration | Session | SeatPool]] = {
+    "registration": Registration,
+    "session": Session,
+    "seat_pool": SeatPool,
+}
+
+
+def _offering_of_target(target_type: str, target_id: int) -> int | None:
+    """The offering of what the entry is about, when the details did not name it (the row is
+    usually loaded already, so this asks the database nothing)."""
+    if target_type == "offering":
+        return target_id
+    model = _HAS_AN_OFFERING.get(target_type)
+    if model is None:
+        return None
+    offering_id: int | None = getattr(db.session.get(model, target_id), "offering_id", None)
+    return offering_id
+
+
+def _id_in(details: Mapping[str, Any], key: str) -> int | None:
+    value = details.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def subject_registration(target_type: str, target_id: int, details: Mapping[str, Any]) -> int | None:
+    """The registration an entry is about besides its target: the booking a transfer made, or
+    the one named in the details (an email resent); else its target, when that is one."""
+    return (
+        _id_in(details, "new_registration_id")
+        or _id_in(details, "registration_id")
+        or (target_id if target_type == "registration" else None)
+    )
 
 
 # --- Entries as sentences ---

@@ -728,12 +728,23 @@ class AuditEntry(Model):
     """Who did what, and when: cancellations, refunds, capacity changes, check-ins."""
 
     __tablename__ = "audit_entries"
+    __table_args__ = (
+        # What the trail is read by: its target, the offering filter, a registration's history
+        # (each newest first). Looking inside the JSON details would read the whole table.
+        sa.Index("ix_audit_entries_target", "target_type", "target_id"),
+        sa.Index("ix_audit_entries_offering_id_id", "offering_id", "id"),
+        sa.Index("ix_audit_entries_registration_id_id", "registration_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"), index=True)
     action: Mapped[str] = mapped_column(sa.String(60))
     target_type: Mapped[str] = mapped_column(sa.String(40))
     target_id: Mapped[int] = mapped_column(BigId)  # any table's id
+    # Copied from the details by audit.record: the offering it concerns, and the registration
+    # it concerns besides its target (the one a transfer made, the one an email was for).
+    offering_id: Mapped[int | None] = mapped_column()
+    registration_id: Mapped[int | None] = mapped_column(BigId)
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 

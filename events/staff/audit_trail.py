@@ -80,21 +80,10 @@ def action_choices() -> list[tuple[str, str]]:
 
 
 def _about_offering(offering_id: int) -> sa.ColumnElement[bool]:
-    """Entries about an offering: those naming it in their details, and older ones (recorded
-    before offering_id was) through what they are about: it, its registrations, dates, seat pools."""
-    of_offering = {
-        "registration": sa.select(Registration.id).where(Registration.offering_id == offering_id),
-        "session": sa.select(Session.id).where(Session.offering_id == offering_id),
-        "seat_pool": sa.select(SeatPool.id).where(SeatPool.offering_id == offering_id),
-    }
-    return sa.or_(
-        AuditEntry.details["offering_id"].as_integer() == offering_id,
-        sa.and_(AuditEntry.target_type == "offering", AuditEntry.target_id == offering_id),
-        *(
-            sa.and_(AuditEntry.target_type == kind, AuditEntry.target_id.in_(ids))
-            for kind, ids in of_offering.items()
-        ),
-    )
+    """Entries about an offering: audit.record copies it out of the details (or the target)
+    into an indexed column; migration 0012 did the same for entries recorded before, finding
+    older ones' offering through what they are about (a registration, date or seat pool)."""
+    return AuditEntry.offering_id == offering_id
 
 
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -244,8 +233,8 @@ def _about_registration(registration_id: int) -> sa.ColumnElement[bool]:
     (an email resent, a refund retried, the transfer that made it)."""
     return sa.or_(
         sa.and_(AuditEntry.target_type == "registration", AuditEntry.target_id == registration_id),
-        AuditEntry.details["registration_id"].as_integer() == registration_id,
-        AuditEntry.details["new_registration_id"].as_integer() == registration_id,
+        # Copied out of the details by audit.record (indexed): a transfer's new booking, an email's.
+        AuditEntry.registration_id == registration_id,
     )
 
 

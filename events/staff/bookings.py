@@ -455,6 +455,7 @@ def transfer_booking(
         "registration",
         registration.id,
         name=registration.name,
+        offering_id=registration.offering_id,
         new_registration_id=new.id,
         old=old_label,
         new=quote.label,

@@ -244,7 +244,9 @@ def cancel_session_totals(session_id: int, actor: User, reason: str) -> CancelTo
     session.status = SessionStatus.CANCELLED
     session.cancel_reason = reason[:400]
     offering = session.offering
-    entry = audit.record(actor.id, "session.cancelled", "session", session.id, reason=reason[:200])
+    entry = audit.record(
+        actor.id, "session.cancelled", "session", session.id, offering_id=offering.id, reason=reason[:200]
+    )
     totals = CancelTotals()
     if offering.kind.per_session:
         registrations = db.session.scalars(registrations_covering(session)).all()
@@ -282,7 +284,9 @@ def cancel_session_totals(session_id: int, actor: User, reason: str) -> CancelTo
 
 def _cancel_offering(offering: Offering, actor: User, reason: str) -> CancelTotals:
     offering.is_cancelled = True
-    entry = audit.record(actor.id, "offering.cancelled", "offering", offering.id, reason=reason[:200])
+    entry = audit.record(
+        actor.id, "offering.cancelled", "offering", offering.id, offering_id=offering.id, reason=reason[:200]
+    )
     for session in offering.sessions:
         session.status = SessionStatus.CANCELLED
     registrations = db.session.scalars(

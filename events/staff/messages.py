@@ -158,6 +158,7 @@ def send_message(
         "session" if session else "offering",
         session.id if session else offering.id,
         message_id=message.id,
+        offering_id=offering.id,
         subject=message.subject,
         recipients=queued,
         include_waitlist=include_waitlist,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import uuid
@@ -139,6 +140,47 @@ def test_the_refund_kind_migration_names_existing_refunds_by_their_keys(migrated
     with pytest.raises(IntegrityError):
         db.session.execute(sa.text("UPDATE refunds SET kind = 'goodwill'"))
     db.session.rollback()
+
+
+def test_the_audit_subjects_migration_fills_the_new_columns_from_older_entries(migrated):
+    """0012 copied each entry's offering and registration out of its details (or found the
+    offering through what it is about), so the offering filter and a registration's history
+    find entries recorded before it."""
+    pool = _pool()
+    registration = _registration(pool, "audited@example.com", RegistrationStatus.CONFIRMED)
+    db.session.commit()
+    offering, registration_id = pool.offering_id, registration.id
+    db.session.remove()
+    downgrade(revision="0011_search_indexes")
+    older = [
+        # (target_type, target_id, details) as recorded before 0012
+        ("registration", registration_id, {}),  # its offering found through the registration
+        ("offering", offering, {"title": "Yoga"}),
+        ("outbox_email", 77, {"registration_id": registration_id, "offering_id": offering}),
+        ("registration", 5, {"new_registration_id": registration_id, "offering_id": offering}),
+        ("location", 3, {"name": "North"}),
+    ]
+    with db.engine.begin() as conn:
+        for target_type, target_id, details in older:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO audit_entries (action, target_type, target_id, details, created_at) "
+                    "VALUES ('x.y', :t, :i, :d, CURRENT_TIMESTAMP)"
+                ),
+                {"t": target_type, "i": target_id, "d": json.dumps(details)},
+            )
+    upgrade()
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT target_type, offering_id, registration_id FROM audit_entries ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("registration", offering, registration_id),
+        ("offering", offering, None),
+        ("outbox_email", offering, registration_id),
+        ("registration", offering, registration_id),
+        ("location", None, None),
+    ]
 
 
 def _pool(capacity=2, seats_taken=0) -> SeatPool:
