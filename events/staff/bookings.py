@@ -26,7 +26,9 @@ from events.models import (
     Payment,
     PaymentMethod,
     PaymentStatus,
+    Refund,
     RefundKind,
+    RefundStatus,
     Registration,
     RegistrationStatus,
     SeatPool,
@@ -553,20 +555,27 @@ DESK_METHODS = (PaymentMethod.CASH, PaymentMethod.CHECK, PaymentMethod.COMP)
 
 
 def balance_due(registration: Registration) -> int:
-    """What a booked registration still owes: its price less what its payments took (a walk-in
+    """What a booked registration still owes: its price less what its payments kept (a walk-in
     at a paid class, or a transfer onto a dearer date). Nothing for a held seat: the desk
-    payment for a hold is its whole price."""
-    if registration.status != RegistrationStatus.CONFIRMED:
+    payment for a hold is its whole price. One statement, however many payments."""
+    if registration.status != RegistrationStatus.CONFIRMED or not registration.price_cents:
         return 0
-    # Kept, that is: less refunds issued or on their way (a transfer onto a cheaper date
-    # refunds the difference).
-    paid = sum(
-        refunds.refundable_remaining(p) for p in registration.payments if p.status == PaymentStatus.SUCCEEDED
+    succeeded = sa.and_(Payment.registration_id == registration.id, Payment.status == PaymentStatus.SUCCEEDED)
+    paid, refunded_at_stripe, comped = db.session.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0),
+            sa.func.coalesce(sa.func.sum(Payment.amount_refunded_cents), 0),
+            sa.func.count().filter(Payment.method == PaymentMethod.COMP),
+        ).where(succeeded)
+    ).one()
+    # Refunds issued or on their way (a transfer onto a cheaper date refunds the difference).
+    refunding = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0))
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(succeeded, Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED)))
     )
-    comped = any(
-        p.method is PaymentMethod.COMP for p in registration.payments if p.status == PaymentStatus.SUCCEEDED
-    )
-    return 0 if comped else max(registration.price_cents - paid, 0)
+    kept = paid - max(refunding or 0, refunded_at_stripe)
+    return 0 if comped else max(registration.price_cents - kept, 0)
 
 
 def desk_amount(registration: Registration, method: PaymentMethod) -> int:

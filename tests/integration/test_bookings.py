@@ -443,6 +443,8 @@ def test_transfer_to_a_cheaper_offering_refunds_the_difference_and_a_dearer_one_
     # The balance is recorded at the desk later: the booking owes nothing after.
     assert bookings.balance_due(workshop_booking) == 1500
     assert payment_label(workshop_booking, 1000, 0) == "part paid"
+    booking_page = client.get(f"/staff/admin/registrations/{workshop_booking.id}").get_data(as_text=True)
+    assert "Take the $15.00 still owed at the desk" in booking_page
     desk_page = client.get(f"/staff/admin/registrations/{workshop_booking.id}/desk-payment")
     assert "still to pay: <strong>$15.00</strong>" in desk_page.get_data(as_text=True)
     taken = bookings.take_desk_payment(workshop_booking.id, PaymentMethod.CASH, "the rest", desk.admin)

@@ -12,7 +12,7 @@ from events.payments.receipts import card_brand_name
 from events.registration import links
 from events.registration.forms import ConfirmForm
 from events.registration.services import Outcome, Person, RegistrationError, succeeded_payment
-from events.staff import audit_trail, emails, offerings, registrations
+from events.staff import audit_trail, bookings, emails, offerings, registrations
 from events.staff.access import admin_required, bp, get_or_404
 from events.staff.admin_forms import ConfirmStepForm, OnBehalfForm, RefundForm, SearchForm
 from events.staff.errors import AdminError
@@ -53,6 +53,7 @@ def _render_registration(
         can_retry=refunds.can_retry,
         refunded_by=registrations.staff_names_for_refunds(payment),
         history=audit_trail.registration_history(registration.id, place.zone),
+        balance_due=bookings.balance_due(registration),
     ), status
 
 
