@@ -16,6 +16,7 @@ from events.models import (
     Refund,
     RefundKind,
     Registration,
+    RegistrationStatus,
     Session,
     User,
 )
@@ -156,8 +157,14 @@ def register_on_behalf(
             offering_title=offering.title,
         )
         db.session.commit()
-    if result.outcome is Outcome.HELD and desk_method is not None:
-        assert result.registration is not None  # a hold comes with its registration
+    existing = result.registration if result.outcome is Outcome.ALREADY_REGISTERED else None
+    owes = existing is not None and (
+        existing.status == RegistrationStatus.HELD or bookings.balance_due(existing) > 0
+    )
+    if desk_method is not None and (result.outcome is Outcome.HELD or owes):
+        # A new hold, or the one they already had (paying at the desk is why staff register
+        # them again): the desk payment books it.
+        assert result.registration is not None
         bookings.take_desk_payment(result.registration.id, desk_method, payment_note, actor)
         db.session.refresh(result.registration)
         return RegisterResult(Outcome.CONFIRMED, result.registration)

@@ -241,6 +241,30 @@ def test_a_hold_paid_in_cash_at_the_desk_is_booked_without_stripe(client, db, de
     assert "paid (cash)" in roster
 
 
+def test_registering_someone_again_to_pay_cash_for_their_hold_books_it(client, db, desk):
+    """They started paying online, then came to the desk: staff register them again with cash,
+    which pays the hold they already have (not a green 'already registered' and nothing taken)."""
+    held = register(desk.core, desk.first.id, Person("Hana Held", "hana@example.com")).registration
+    assert held.status == RegistrationStatus.HELD
+    url = f"/staff/admin/offerings/{desk.core.id}/register"
+    form = client.get(url).get_data(as_text=True)
+    response = client.post(
+        url,
+        data={
+            "csrf_token": csrf_token(form),
+            "name": "Hana Held",
+            "email": "hana@example.com",
+            "session_id": str(desk.first.id),
+            "payment": "cash",
+        },
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/staff/admin/registrations/{held.id}")
+    db.session.expire_all()
+    assert db.session.get(Registration, held.id).status == RegistrationStatus.CONFIRMED
+    assert succeeded_payment(db.session.get(Registration, held.id)).method == PaymentMethod.CASH
+
+
 def test_register_someone_and_take_a_check_or_a_comp(client, db, desk):
     url = f"/staff/admin/offerings/{desk.core.id}/register"
     form = client.get(url).get_data(as_text=True)
