@@ -33,6 +33,21 @@ def record(actor_id: int | None, action: str, target_type: str, target_id: int, 
     return entry
 
 
+def record_about(actor_id: int | None, action: str, registration: Registration, **details: Any) -> AuditEntry:
+    """An entry about one registration, naming its person and offering (what its sentence and
+    the trail's offering filter need)."""
+    return record(
+        actor_id,
+        action,
+        "registration",
+        registration.id,
+        name=registration.name,
+        offering_id=registration.offering_id,
+        offering_title=registration.offering.title,
+        **details,
+    )
+
+
 _HAS_AN_OFFERING: dict[str, type[Registration | Session | SeatPool]] = {
     "registration": Registration,
     "session": Session,

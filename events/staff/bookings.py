@@ -201,14 +201,10 @@ def cancel_booking(
             context={"refund_cents": refund_cents, "currency": registration.currency},
         )
     seats.free_seat(pool, now)
-    audit.record(
+    audit.record_about(
         actor.id,
         "registration.cancelled_by_staff",
-        "registration",
-        registration.id,
-        name=registration.name,
-        offering_id=registration.offering_id,
-        offering_title=registration.offering.title,
+        registration,
         when=when_label(registration),
         refund_choice=choice.value,
         refund_cents=refund_cents,
@@ -532,14 +528,10 @@ def correct_details(registration_id: int, person: Person, reason: str, actor: Us
                     key_parts=(f"to-{address_digest(new_email)}",),
                 )
             resent_to = new_email
-    audit.record(
+    audit.record_about(
         actor.id,
         "registration.details_corrected",
-        "registration",
-        registration.id,
-        name=registration.name,
-        offering_id=registration.offering_id,
-        offering_title=registration.offering.title,
+        registration,
         fields=changed,
         confirmation_resent=bool(resent_to),
         reason=reason[:200],
@@ -646,14 +638,10 @@ def take_desk_payment(registration_id: int, method: PaymentMethod, note: str, ac
         registration.hold_expires_at = None
         if registration.email:
             queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
-    audit.record(
+    audit.record_about(
         actor.id,
         "payment.taken_at_desk",
-        "registration",
-        registration.id,
-        name=registration.name,
-        offering_id=registration.offering_id,
-        offering_title=registration.offering.title,
+        registration,
         method=method.value,
         amount_cents=payment.amount_cents,
         note=note[:200],

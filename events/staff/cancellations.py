@@ -186,16 +186,12 @@ def _cancel_registrations(
             session_id=session_id,
             context={"refund_cents": refund_cents, "currency": registration.currency, "reason": reason[:300]},
         )
-        audit.record(
+        audit.record_about(
             actor.id,
             "registration.cancelled",
-            "registration",
-            registration.id,
+            registration,
             refund_cents=refund_cents,
             method=payment.method.value if payment is not None else "",
-            name=registration.name,
-            offering_id=registration.offering_id,
-            offering_title=registration.offering.title,
             reason=reason[:200],
         )
     return totals

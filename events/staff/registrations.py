@@ -205,17 +205,13 @@ def manual_refund(registration: Registration, amount_cents: int, reason: str, ac
         actor_id=actor.id,
     )
     assert refund is not None  # a new key, and the amount was checked against what is left under the lock
-    audit.record(
+    audit.record_about(
         actor.id,
         "refund.requested",
-        "registration",
-        registration.id,
+        registration,
         refund_id=refund.id,
         amount_cents=amount_cents,
         reason=reason[:200],
-        name=registration.name,
-        offering_id=registration.offering_id,
-        offering_title=registration.offering.title,
     )
     db.session.commit()
     return refund
