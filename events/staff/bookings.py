@@ -165,17 +165,18 @@ def cancel_booking(
     if registration.status not in (RegistrationStatus.CONFIRMED, RegistrationStatus.HELD):
         db.session.rollback()
         raise AdminError("This registration is no longer booked or held, so there is nothing to cancel.")
-    payment = succeeded_payment(registration)
-    if payment is not None:
-        refunds.lock_for_refund(payment.id)
-    # A seat held while they pay: the card form may still be open. Its PaymentIntent is
-    # cancelled after commit, so it can't charge for a seat given up (one that charged in
-    # between is refunded by the unplaced-payment path, as after a desk payment).
+    # Every payment row, in id order, after the pool (the refund locks' order; lock_for_refund
+    # below then finds them held). A seat held while they pay may still have its card form
+    # open: that PaymentIntent is cancelled after commit, so it can't charge for a seat given
+    # up (one that charged in between is refunded by the unplaced-payment path).
     open_intents = [
         p.stripe_payment_intent_id
         for p in _lock_payment_rows(registration.id)
         if p.status in OPEN_PAYMENT_STATUSES and p.stripe_payment_intent_id
     ]
+    payment = succeeded_payment(registration)
+    if payment is not None:
+        refunds.lock_for_refund(payment.id)
     quote = cancel_quote(registration, choice, now)
     if quote.refund_cents != expected_refund_cents:
         db.session.rollback()

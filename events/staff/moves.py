@@ -103,7 +103,7 @@ def refuse_clash(instructor: User | None, session: Session, starts_at: datetime,
         )
 
 
-def _registrations_to_tell(session: Session) -> list[Registration]:
+def registrations_to_tell(session: Session) -> list[Registration]:
     # Confirmed, and held while paying (their confirmation would otherwise be their only word).
     return list(
         db.session.scalars(
@@ -129,7 +129,7 @@ def _waitlist_to_tell(session: Session) -> list[WaitlistEntry]:
 
 
 def people_to_tell(session: Session) -> int:
-    return len(_registrations_to_tell(session)) + len(_waitlist_to_tell(session))
+    return len(registrations_to_tell(session)) + len(_waitlist_to_tell(session))
 
 
 def refuse_unless_changeable(session: Session, now: datetime) -> None:
@@ -249,7 +249,7 @@ def move_session(
     }
     move_key = (f"m{session.sequence}",)  # a second move is a second email; a retry is not
     emailed = 0
-    for registration in _registrations_to_tell(session):
+    for registration in registrations_to_tell(session):
         emailed += bool(
             queue_email(
                 EmailKind.SESSION_MOVED,

@@ -12,12 +12,17 @@ from datetime import datetime
 
 from events import audit
 from events.extensions import db
-from events.models import SEAT_TAKING_STATUSES, Registration, Role, Session, User, utcnow
+from events.models import Role, Session, User, utcnow
 from events.notifications.outbox import EmailKind, queue_email
 from events.registration import seats
 from events.staff.errors import AdminError
-from events.staff.moves import people, refuse_clash, refuse_unless_changeable, session_when
-from events.staff.rosters import registrations_covering
+from events.staff.moves import (
+    people,
+    refuse_clash,
+    refuse_unless_changeable,
+    registrations_to_tell,
+    session_when,
+)
 
 
 def teacher(session: Session) -> User | None:
@@ -43,16 +48,6 @@ class SubstitutePlan:
         return f"{who} will teach {self.session.offering.title} on {self.when} instead of {was}; {told}."
 
 
-def _registrations(session: Session) -> list[Registration]:
-    return list(
-        db.session.scalars(
-            registrations_covering(session)
-            .where(Registration.status.in_(SEAT_TAKING_STATUSES), Registration.email != "")
-            .order_by(Registration.id)
-        )
-    )
-
-
 def plan_substitute(
     session: Session, instructor_id: int | None, now: datetime | None = None
 ) -> SubstitutePlan:
@@ -74,7 +69,7 @@ def plan_substitute(
         raise AdminError(f"{name} already teaches this date.", "instructor_id")
     refuse_clash(instructor, session, session.starts_at, session.ends_at)
     return SubstitutePlan(
-        session, previous, instructor, stored_id, session_when(session), len(_registrations(session))
+        session, previous, instructor, stored_id, session_when(session), len(registrations_to_tell(session))
     )
 
 
@@ -108,7 +103,7 @@ def substitute(
             "previous_name": plan.previous.name if plan.previous else "",
             "when": plan.when,
         }
-        for registration in _registrations(session):
+        for registration in registrations_to_tell(session):
             # Keyed by this change (its audit row): a later change is a new email, a retry is not.
             emailed += bool(
                 queue_email(

@@ -605,7 +605,7 @@ def test_control_without_the_lock_a_move_misses_or_misdates_someone(live_server,
             sa.select(SeatPool).where(SeatPool.id == pool_id).execution_options(populate_existing=True)
         ).scalar_one()
 
-    real_registrations_to_tell = moves._registrations_to_tell
+    real_registrations_to_tell = moves.registrations_to_tell
 
     def slow_registrations_to_tell(session):
         clock.sleep(0.3)  # widen the window between the move's moment and its list of people
@@ -613,7 +613,7 @@ def test_control_without_the_lock_a_move_misses_or_misdates_someone(live_server,
 
     # Only the move goes without the lock; registrations keep theirs (and count seats right).
     monkeypatch.setattr(moves, "seats", SimpleNamespace(lock_pool=read_without_locking))
-    monkeypatch.setattr(moves, "_registrations_to_tell", slow_registrations_to_tell)
+    monkeypatch.setattr(moves, "registrations_to_tell", slow_registrations_to_tell)
     confirmed, told, session = _move_during_a_rush(live_server, db, 60, "control")
     wrong = [r.id for r in confirmed if (r.id in told) != (r.created_at < session.moved_at)]
     print(f"\ncontrol (no lock): {len(wrong)} of 60 told wrongly")
