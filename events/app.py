@@ -15,7 +15,7 @@ from events.catalog.views import bp as catalog_bp
 from events.clinic import current_clinic
 from events.config import Config
 from events.db_sqlite import configure_sqlite
-from events.extensions import csrf, db, limiter, login_manager, migrate
+from events.extensions import babel, csrf, db, limiter, login_manager, migrate
 from events.models import Clinic
 from events.notifications import devmail
 from events.payments.webhooks import bp as payments_bp
@@ -64,6 +64,8 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
+    # Member-facing text is translated from translations/ (gettext); staff pages stay English.
+    babel.init_app(app, default_translation_directories=str(ROOT / "translations"))
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
