@@ -7,7 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask
 
-from events import cli, errors, filters, inputs, redaction, security
+from events import cli, errors, filters, inputs, languages, redaction, security
 from events.api.views import bp as api_bp
 from events.catalog.cache import CachedPageMiddleware, csrf_token_for_page, mark_changer_fresh
 from events.catalog.seat_slots import seat_slot
@@ -65,7 +65,13 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     login_manager.init_app(app)
     # Member-facing text is translated from translations/ (gettext); staff pages stay English.
-    babel.init_app(app, default_translation_directories=str(ROOT / "translations"))
+    # A test may add a directory of its own (BABEL_TRANSLATION_DIRECTORIES, ';'-separated).
+    babel.init_app(
+        app,
+        default_translation_directories=str(ROOT / "translations"),
+        locale_selector=languages.babel_locale_selector,
+    )
+    languages.register(app)
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():

@@ -105,6 +105,27 @@ def _database_url(url: str) -> str:
     return url
 
 
+# Languages Babel has no locale data for: their gettext catalogue gives the words, and these
+# names and patterns give the dates, times and money (events/filters.py). Hmong (White Hmong,
+# Hmoob Dawb) is the clinic's next language; its translator checks these words.
+CATALOGUE_ONLY_LANGUAGE_PATTERNS: dict[str, dict[str, object]] = {
+    "hmn": {
+        "name": "Hmoob",
+        # Monday first, as Python's weekday() counts.
+        "days": ["Hnub Ib", "Hnub Ob", "Hnub Peb", "Hnub Plaub", "Hnub Tsib", "Hnub Rau", "Hnub Xya"],
+        "short_days": ["Ib", "Ob", "Peb", "Plaub", "Tsib", "Rau", "Xya"],
+        "months": [f"Lub {n} Hlis" for n in range(1, 13)],
+        "short_months": [f"{n} Hlis" for n in range(1, 13)],
+        "day": "{weekday}, {day} {month}",  # a day in full: "Hnub Ob, 3 Lub 3 Hlis"
+        "short_day": "{weekday} {day} {month}",
+        "time": "{hour24}:{minute}",  # 24-hour clock: "18:30"
+        "money": "{symbol}{amount}",  # "$15.50"
+        "decimal": ".",
+        "group": ",",
+    },
+}
+
+
 class Config:
     # Paths and secrets
     INSTANCE_PATH = env_str(
@@ -171,6 +192,21 @@ class Config:
         60,
         "after someone changes the catalog or seats, how long their own public pages are checked "
         "against the database (read-your-writes across processes)",
+    )
+
+    # Languages (events/languages.py): adding one is this setting and its catalogue in translations/.
+    LANGUAGES = env_str(
+        "LANGUAGES",
+        "en,es,so",
+        "the languages members can choose, by code, comma separated (English is always offered "
+        "and is the default); each needs its catalogue in `translations/`",
+    )
+    CATALOGUE_ONLY_LANGUAGES = declare(
+        "CATALOGUE_ONLY_LANGUAGES",
+        CATALOGUE_ONLY_LANGUAGE_PATTERNS,
+        "languages Babel has no data for, with their own name and how dates, times and money are "
+        "written in them (offered once listed in `LANGUAGES`)",
+        shown="Hmong (`hmn`)",
     )
 
     # Registration rules (defaults; offerings may override some of them)

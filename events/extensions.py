@@ -1,6 +1,7 @@
 """Flask extensions, created unbound and initialised in create_app()."""
 
 from collections.abc import Callable
+from functools import cached_property
 
 from flask_babel import Babel
 from flask_limiter import Limiter
@@ -11,6 +12,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from events.languages import LanguageDomain
 
 
 class Base(DeclarativeBase):
@@ -31,7 +34,17 @@ migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
-babel = Babel()
+
+
+class LanguageBabel(Babel):
+    """Flask-Babel with its catalogues chosen by our language codes (events/languages.py)."""
+
+    @cached_property
+    def domain_instance(self) -> LanguageDomain:
+        return LanguageDomain(domain=self.domain)
+
+
+babel = LanguageBabel()
 
 
 def config_limit(name: str) -> Callable[[], str]:

@@ -7,10 +7,14 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
 from flask import Flask
+from flask_babel import gettext
 
 from events.clinic import current_clinic
 from events.forms import form_error_items
+from events.languages import DEFAULT_LANGUAGE, Language, current_language_details
 from events.models import Location, Session
 from events.payments.receipts import card_brand_name, receipt_number
 
@@ -19,43 +23,110 @@ if TYPE_CHECKING:
 
 
 def format_money(cents: int, currency: str = "usd") -> str:
+    """'$15', '$15.50', 'Free' in English; in another language as it writes money ('15 US$')."""
     if cents == 0:
-        return "Free"
+        return gettext("Free")
+    language = current_language_details()
+    if language.code != DEFAULT_LANGUAGE:
+        return _money_in(language, cents, currency)
     symbol = {"usd": "$", "cad": "$", "eur": "€", "gbp": "£"}.get(currency.lower(), "")
     amount = f"{cents / 100:,.2f}".removesuffix(".00")
     return f"{symbol}{amount}" if symbol else f"{amount} {currency.upper()}"
 
 
+def _money_in(language: Language, cents: int, currency: str) -> str:
+    whole = cents % 100 == 0
+    if language.babel_locale is not None:
+        return (
+            babel_numbers.format_currency(
+                cents / 100,
+                currency.upper(),
+                format=None,
+                locale=language.babel_locale,
+                currency_digits=not whole,
+                format_type="standard",
+                decimal_quantization=not whole,
+            )
+            .replace(".00", "")
+            .replace(",00", "")
+        )
+    patterns = language.patterns or {}
+    symbol = {"usd": "$", "cad": "$", "eur": "€", "gbp": "£"}.get(currency.lower(), currency.upper() + " ")
+    amount = f"{cents / 100:,.2f}".removesuffix(".00")
+    amount = amount.replace(",", "\0").replace(".", str(patterns.get("decimal", ".")))
+    amount = amount.replace("\0", str(patterns.get("group", ",")))
+    return str(patterns.get("money", "{symbol}{amount}")).format(symbol=symbol, amount=amount)
+
+
 def format_time(dt: datetime) -> str:
-    """'6:30 pm', '9 am' (an aware datetime, already in the zone to show)."""
+    """'6:30 pm', '9 am' (an aware datetime, already in the zone to show); in another language
+    as it writes the time of day ('18:30')."""
+    language = current_language_details()
+    if language.code != DEFAULT_LANGUAGE:
+        if language.babel_locale is not None:
+            return babel_dates.format_time(dt, "short", tzinfo=dt.tzinfo, locale=language.babel_locale)
+        return _pattern(language, "time", dt)
     hour = dt.strftime("%I").lstrip("0")
     minutes = "" if dt.minute == 0 else f":{dt.minute:02d}"
     return f"{hour}{minutes} {'am' if dt.hour < 12 else 'pm'}"
 
 
 def format_day(d: date) -> str:
-    """'Tuesday, March 3'."""
+    """'Tuesday, March 3' ('martes, 3 de marzo')."""
+    language = current_language_details()
+    if language.code != DEFAULT_LANGUAGE:
+        if language.babel_locale is not None:
+            return babel_dates.format_skeleton("MMMMEEEEd", d, locale=language.babel_locale)
+        return _pattern(language, "day", d)
     return f"{d:%A}, {d:%B} {d.day}"
 
 
-def relative_day(moment: datetime, now: datetime, on: str = "on ") -> str:
+def _pattern(language: Language, which: str, moment: date) -> str:
+    """A date or time of a language Babel has no data for, from the names and patterns
+    declared with it (CATALOGUE_ONLY_LANGUAGES)."""
+    patterns = language.patterns or {}
+    short = which == "short_day"
+    days = patterns["short_days" if short else "days"]
+    months = patterns["short_months" if short else "months"]
+    hour = getattr(moment, "hour", 0)
+    minute = getattr(moment, "minute", 0)
+    return str(patterns[which]).format(
+        weekday=days[moment.weekday()],
+        day=moment.day,
+        month=months[moment.month - 1],
+        year=moment.year,
+        hour24=hour,
+        hour12=(hour % 12) or 12,
+        minute=f"{minute:02d}",
+    )
+
+
+def relative_day(moment: datetime, now: datetime, on: str | None = None) -> str:
     """'today', 'tomorrow', else 'on Tuesday, March 3': the day of `moment` (aware, in the zone
-    to show) as seen from `now` in that same zone, so it is true where the person is."""
+    to show) as seen from `now` in that same zone, so it is true where the person is.
+    on='': the bare date ('Tuesday, March 3')."""
     today = now.astimezone(moment.tzinfo).date()
     if moment.date() == today:
-        return "today"
+        return gettext("today")
     if moment.date() == today + timedelta(days=1):
-        return "tomorrow"
-    return f"{on}{format_day(moment)}"
+        return gettext("tomorrow")
+    if on == "":
+        return format_day(moment)
+    return gettext("on %(day)s", day=format_day(moment))
 
 
 def relative_when(moment: datetime, now: datetime) -> str:
     """'today at 4:06 am', 'tomorrow at 6 pm', 'on Monday, November 30 at 4:06 am'."""
-    return f"{relative_day(moment, now)} at {format_time(moment)}"
+    return gettext("%(day)s at %(time)s", day=relative_day(moment, now), time=format_time(moment))
 
 
 def format_short_day(d: date) -> str:
-    """'Tue Mar 3'."""
+    """'Tue Mar 3' ('mar, 3 mar')."""
+    language = current_language_details()
+    if language.code != DEFAULT_LANGUAGE:
+        if language.babel_locale is not None:
+            return babel_dates.format_skeleton("MMMEd", d, locale=language.babel_locale)
+        return _pattern(language, "short_day", d)
     return f"{d:%a} {d:%b} {d.day}"
 
 

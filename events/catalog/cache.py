@@ -67,6 +67,7 @@ from sqlalchemy.orm import Session as OrmSession
 from werkzeug.wrappers import Request
 
 from events.extensions import db
+from events.languages import current_language, environ_language, languages_of
 from events.models import CatalogState, Clinic, Location, Offering, Resource, SeatPool, Session, User
 
 if TYPE_CHECKING:
@@ -419,11 +420,13 @@ def cached(render: Callable[[], Response | str]) -> Response:
     else:
         fingerprint = catalog_fingerprint()
     g.page_fingerprint = fingerprint  # (notified: the seats this process knows are current enough)
+    language = current_language()
     key = (
         request.scheme,
         request.host,
         request.path,
         tuple(sorted(request.args.items(multi=True))),
+        language,
         minute,
         fingerprint,
     )
@@ -449,13 +452,15 @@ def cached(render: Callable[[], Response | str]) -> Response:
         body = body.replace(CSRF_PLACEHOLDER.encode(), generate_csrf().encode())
     elif fingerprint[0] in ("notified", "sqlite") and request.method == "GET":
         # Nothing per visitor in it: the middleware may replay this exact response.
-        request.environ[REPLAYABLE_KEY] = replay_key(request.environ, minute, fingerprint)
+        request.environ[REPLAYABLE_KEY] = replay_key(request.environ, language, minute, fingerprint)
     return Response(body, mimetype=mimetype, headers=headers)
 
 
-def replay_key(environ: dict, minute: int, fingerprint: tuple) -> tuple:
+def replay_key(environ: dict, language: str, minute: int, fingerprint: tuple) -> tuple:
     """Everything of the raw request that a public page depends on (the query string
-    undecoded, so two requests share a key only if they are byte for byte the same)."""
+    undecoded, so two requests share a key only if they are byte for byte the same), and the
+    language it is written in (from the `lang` cookie or Accept-Language: a page in English
+    is never replayed to someone reading Spanish)."""
     return (
         "replay",
         environ.get("wsgi.url_scheme"),
@@ -465,6 +470,7 @@ def replay_key(environ: dict, minute: int, fingerprint: tuple) -> tuple:
         environ.get("SCRIPT_NAME", ""),
         environ.get("PATH_INFO", ""),
         environ.get("QUERY_STRING", ""),
+        language,
         minute,
         fingerprint,
     )
@@ -480,6 +486,7 @@ class CachedPageMiddleware:
         self.wsgi_app = wsgi_app
         self.flask_app = flask_app
         self.session_cookie = flask_app.config["SESSION_COOKIE_NAME"]
+        self.language_codes = tuple(languages_of(flask_app.config))
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if (
@@ -492,7 +499,8 @@ class CachedPageMiddleware:
         cache = self.flask_app.extensions.get("page_cache")
         fingerprint = self._known_fingerprint()
         if cache is not None and fingerprint is not None:
-            key = replay_key(environ, int(time.time() // 60), fingerprint)
+            language = environ_language(environ, self.language_codes)
+            key = replay_key(environ, language, int(time.time() // 60), fingerprint)
             entry = cache.get(key)
             if entry is not None:
                 status, headers, body = entry

@@ -39,6 +39,7 @@ from markupsafe import Markup
 
 from events.catalog.cache import catalog_listener
 from events.extensions import db
+from events.languages import current_language
 from events.models import CatalogState
 
 # Stands for a seat badge while a page is rendered for its parts: random per process, so no
@@ -59,7 +60,7 @@ class SchedulePages:
     def __init__(self, max_entries: int = 256, max_chars: int = 32 * 1024 * 1024) -> None:
         self._parts: OrderedDict[tuple, PageParts] = OrderedDict()
         self._sizes: dict[tuple, int] = {}
-        self._badges: dict[int, str] = {}
+        self._badges: dict[tuple[str, int], str] = {}  # by language and seats left
         self._lock = threading.Lock()
         self.max_entries = max_entries
         # Bounded in size too, as the page cache is: any query string makes a new entry.
@@ -84,14 +85,15 @@ class SchedulePages:
                 self.chars -= self._sizes.pop(old_key)
 
     def badge(self, seats_left: int) -> str:
-        html = self._badges.get(seats_left)
+        language = current_language()
+        html = self._badges.get((language, seats_left))
         if html is None:
             seats_badge = get_template_attribute("macros.html", "seats_badge")
             html = str(seats_badge(SimpleNamespace(seats_left=seats_left)))
             with self._lock:
                 if len(self._badges) > 4096:  # capacities are small numbers; this is a backstop
                     self._badges.clear()
-                self._badges[seats_left] = html
+                self._badges[(language, seats_left)] = html
         return html
 
     def clear(self) -> None:
@@ -153,6 +155,7 @@ def assembled_page(render: Callable[[], tuple[str, int]]) -> tuple[str, int]:
         request.host,
         request.path,
         tuple(sorted(request.args.items(multi=True))),
+        current_language(),
         int(time.time() // 60),
     )
     parts = pages.get(key)
