@@ -329,6 +329,9 @@ class Offering(Model):
     instructor: Mapped[User | None] = relationship()
     sessions: Mapped[list[Session]] = relationship(back_populates="offering", order_by="Session.starts_at")
     resources: Mapped[list[Resource]] = relationship(back_populates="offering", order_by="Resource.position")
+    translations: Mapped[list[OfferingTranslation]] = relationship(
+        back_populates="offering", order_by="OfferingTranslation.language", cascade="all, delete-orphan"
+    )
 
     @property
     def is_free(self) -> bool:
@@ -337,6 +340,27 @@ class Offering(Model):
     @property
     def reminder_offset_minutes(self) -> list[int]:
         return sorted({int(p) for p in self.reminder_offsets.split(",") if p.strip().isdigit()}, reverse=True)
+
+
+class OfferingTranslation(Model):
+    """An offering's own text in another language, written by staff (events/offering_text.py
+    picks it for a page or an email, or the English with a note when there is none)."""
+
+    __tablename__ = "offering_translations"
+    __table_args__ = (
+        sa.UniqueConstraint("offering_id", "language", name="uq_offering_translations_language"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offering_id: Mapped[int] = mapped_column(sa.ForeignKey("offerings.id", ondelete="CASCADE"), index=True)
+    language: Mapped[str] = mapped_column(sa.String(12))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    summary: Mapped[str] = mapped_column(sa.String(400), default="")
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    what_to_bring: Mapped[str] = mapped_column(sa.Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    offering: Mapped[Offering] = relationship(back_populates="translations")
 
 
 class Session(Model):
@@ -483,6 +507,8 @@ class Registration(Model):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_reason: Mapped[str] = mapped_column(sa.String(400), default="")
+    # The language it was made in (events/languages.py): every email to this person uses it.
+    language: Mapped[str] = mapped_column(sa.String(12), default="en", server_default="en")
 
     seat_pool: Mapped[SeatPool] = relationship()
     offering: Mapped[Offering] = relationship()
@@ -520,6 +546,8 @@ class WaitlistEntry(Model):
     offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # The registration created when the offer was claimed.
     registration_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("registrations.id"))
+    # The language they joined in: the offer and every other email to them use it.
+    language: Mapped[str] = mapped_column(sa.String(12), default="en", server_default="en")
 
     seat_pool: Mapped[SeatPool] = relationship()
     registration: Mapped[Registration | None] = relationship()
@@ -685,6 +713,9 @@ class OutboxEmail(Model):
     last_error: Mapped[str] = mapped_column(sa.String(500), default="")
     # Extra, non-personal context for the template (e.g. a refund amount), as JSON.
     context: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # The language of an email to an address alone ("Find my registrations": the request's);
+    # an email about a registration or waitlist place is written in that person's language.
+    language: Mapped[str] = mapped_column(sa.String(12), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -58,10 +58,12 @@ from flask import Flask, current_app
 from psycopg import pq
 
 from events.extensions import db
+from events.languages import in_language
 from events.models import EmailStatus, OutboxEmail, utcnow
 from events.notifications import sender
 from events.notifications.addresses import UndeliverableAddress
 from events.notifications.content import Prefetched, build
+from events.notifications.outbox import email_language
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +442,9 @@ def _send_rows(
         try:
             if prefetched is None or renderer is None:  # (they are made together)
                 prefetched, renderer = Prefetched(rows, lease.now()), sender.Renderer()
-            message = renderer.render(row, build(row, prefetched))
+            # In the language they booked in (or asked in), whatever language staff use.
+            with in_language(email_language(row)):
+                message = renderer.render(row, build(row, prefetched))
             to_email = sender.envelope_recipient(row.to_email)  # the domain in IDNA form
         except UndeliverableAddress as error:
             # The address itself, not a bug: no traceback, whose message could quote the address

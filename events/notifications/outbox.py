@@ -56,12 +56,14 @@ def queue_email(
     key_parts: tuple = (),
     context: dict | None = None,
     send_after: datetime | None = None,
+    language: str | None = None,
 ) -> bool | None:
     """Add one email to the outbox unless it is already there. Returns True if added, False if
     it was there already, None if there is no address to send it to (a walk-in who gave none).
 
     It is about a registration, a waitlist entry or a staff user, or (to_email with `owner`,
-    the key part naming that address without spelling it out) about an address alone."""
+    the key part naming that address without spelling it out) about an address alone, written
+    in `language` (an email about a person is written in theirs: email_language)."""
     if registration is not None:  # (an `owner` given names the address instead: one per address)
         owner, to_email = owner or f"r{registration.id}", registration.email
     elif waitlist_entry is not None:
@@ -82,6 +84,8 @@ def queue_email(
         to_email=to_email,
         context=context or {},
         send_after=send_after or utcnow(),
+        # (An email about a person is written in their language, read when it is rendered.)
+        language=language or "en",
     )
     # One statement: a row already there (or written meanwhile by a concurrent transaction,
     # which this waits for) means the email exists, and nothing is added or rolled back.
@@ -107,3 +111,17 @@ _INSERT: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = {
     "postgresql": postgresql.insert,
     "sqlite": sqlite.insert,
 }
+
+
+def email_language(row: OutboxEmail) -> str:
+    """The language an email is written in: its registration's or waitlist place's (the one
+    they booked in), else the row's own (an email to an address alone)."""
+    if row.registration_id is not None:
+        registration = db.session.get(Registration, row.registration_id)
+        if registration is not None:
+            return registration.language
+    if row.waitlist_entry_id is not None:
+        entry = db.session.get(WaitlistEntry, row.waitlist_entry_id)
+        if entry is not None:
+            return entry.language
+    return row.language or "en"

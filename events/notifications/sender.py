@@ -41,6 +41,7 @@ from flask.config import Config
 from jinja2 import Template
 
 from events.clinic import current_clinic
+from events.languages import in_language
 from events.models import OutboxEmail
 from events.notifications.addresses import (
     Recipient,
@@ -50,6 +51,7 @@ from events.notifications.addresses import (
     sender_mailbox,
 )
 from events.notifications.content import Attachment, EmailContent, build
+from events.notifications.outbox import email_language
 
 SENT, RETRY, FAILED = "sent", "retry", "failed"
 SMTP_TIMEOUT = 20  # seconds per command: how long a silent server can stall a batch (the lease renews)
@@ -217,8 +219,9 @@ class Renderer:
 
 def render_message(row: OutboxEmail, content: EmailContent | None = None) -> EmailMessage:
     """One row's message as an EmailMessage (the same bytes the delivery code sends, parsed)."""
-    content = content or build(row)
-    rendered = Renderer().render(row, content)
+    with in_language(email_language(row)):
+        content = content or build(row)
+        rendered = Renderer().render(row, content)
     if isinstance(rendered, EmailMessage):
         return rendered
     return BytesParser(policy=email_policy.default).parsebytes(rendered)

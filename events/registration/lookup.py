@@ -45,7 +45,7 @@ def _window(now: datetime) -> int:
     return int(now.timestamp() // (60 * current_app.config["FIND_REGISTRATIONS_EMAIL_MINUTES"]))
 
 
-def request_lookup(email: str, now: datetime | None = None) -> bool:
+def request_lookup(email: str, now: datetime | None = None, language: str = "en") -> bool:
     """Queue the email listing this address's upcoming places, unless one was queued for it in
     the last FIND_REGISTRATIONS_EMAIL_MINUTES. Returns whether one was queued (for tests: the
     page says the same either way)."""
@@ -70,6 +70,7 @@ def request_lookup(email: str, now: datetime | None = None) -> bool:
                 owner=owner,
                 key_parts=(f"t{window}",),
                 send_after=now,
+                language=language,  # the page's: the email is in the language it was asked in
             )
         )
     db.session.commit()

@@ -60,6 +60,7 @@ class Person:
     name: str
     email: str
     phone: str = ""
+    language: str = "en"  # the language they booked in: their emails are written in it
 
     @property
     def email_normalized(self) -> str:
@@ -254,6 +255,7 @@ def _new_registration(
         token=new_token(),
         source=source,
         browser_key=browser_key,
+        language=person.language,
     )
 
 
@@ -564,6 +566,7 @@ def join_waitlist(
         status=WaitlistStatus.WAITING,
         token=new_token(),
         created_at=now,
+        language=person.language,
     )
     db.session.add(entry)
     db.session.flush()
@@ -610,7 +613,7 @@ def claim_offer(entry_id: int, now: datetime | None = None, browser_key: str = "
     if offering.kind.per_session:
         assert session is not None  # a class's seat pool is its session's
         session_id = session.id
-    person = Person(entry.name, entry.email, entry.phone)
+    person = Person(entry.name, entry.email, entry.phone, entry.language)
     registration = _new_registration(pool, offering, session_id, person, "waitlist", now, browser_key)
     paid = registration.status == RegistrationStatus.HELD
     # The seat the offer held moves to the registration: seats_taken does not change.

@@ -16,6 +16,7 @@ from events.extensions import config_limit, limiter
 from events.filters import format_money
 from events.forms import FieldError, show_form_error
 from events.inputs import JsonBodyError, is_stripe_id, json_object_body
+from events.languages import current_language
 from events.models import Offering, Registration, RegistrationStatus, WaitlistEntry, WaitlistStatus
 from events.payments import services as payments
 from events.registration import links, lookup, services
@@ -40,7 +41,10 @@ def _render_offering(
 
 def _person(form: PersonForm) -> services.Person:
     return services.Person(
-        name=form.name.data.strip(), email=form.email.data.strip(), phone=(form.phone.data or "").strip()
+        name=form.name.data.strip(),
+        email=form.email.data.strip(),
+        phone=(form.phone.data or "").strip(),
+        language=current_language(),  # the page's language: their emails follow it
     )
 
 
@@ -376,7 +380,7 @@ def find_registrations() -> ResponseReturnValue:
     if not form.validate_on_submit():
         status = 400 if form.is_submitted() else 200
         return render_template("registration/find.html", form=form, sent_to=None), status
-    lookup.request_lookup(form.email.data)
+    lookup.request_lookup(form.email.data, language=current_language())
     return render_template(
         "registration/find.html",
         form=FindRegistrationsForm(formdata=None),

@@ -403,6 +403,7 @@ def transfer_booking(
         email=registration.email,
         email_normalized=registration.email_normalized,
         phone=registration.phone,
+        language=registration.language,  # still their language after the move
         status=RegistrationStatus.CONFIRMED,
         price_cents=offering.price_cents,
         currency=offering.currency,
