@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export FLASK_APP := wsgi.py
 
-.PHONY: run test test-fast check lint format settings-table bench services chromium install clean
+.PHONY: run test test-fast check lint format settings-table bench services chromium install clean \
+	translations translations-extract translations-update translations-init
 
 # The venv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -17,7 +18,7 @@ install: $(VENV)/.installed
 
 # Ports and the instance folder can be changed, to run beside another copy:
 #   make run WEB_PORT=5077 STRIPE_PORT=8477 INSTANCE_PATH=/tmp/demo
-run: install
+run: install translations
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/run-dev.sh
 
 services:
@@ -27,10 +28,10 @@ chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 # The static checks come first: a lint, format or type error fails in seconds, not after the suite.
-test: install check services chromium
+test: install check services chromium translations
 	$(PY) -m pytest
 
-test-fast: install services
+test-fast: install services translations
 	$(PY) -m pytest -m "not browser and not slow"
 
 lint: install
@@ -42,6 +43,26 @@ lint: install
 check: lint
 	$(VENV)/bin/mypy
 	$(PY) scripts/import_graph.py
+
+# Translations (README, "Translating"): the catalogues in translations/<code>/LC_MESSAGES/.
+# messages.pot is every msgid in the code and the member-facing templates (babel.cfg says where);
+# the .po files are what translators fill; the .mo files are compiled from them, never committed.
+PYBABEL := $(VENV)/bin/pybabel
+translations-extract: install
+	$(PYBABEL) extract -F babel.cfg -k lazy_gettext -c "TRANSLATORS:" --sort-by-file -w 100 \
+	  --project="Workshops & Classes" --msgid-bugs-address="" -o translations/messages.pot .
+
+# New msgids into every language's .po (a changed msgid comes back marked fuzzy: check it).
+translations-update: translations-extract
+	$(PYBABEL) update -i translations/messages.pot -d translations -w 100
+
+# A new language's catalogue: make translations-init LANG=hmn (then add it to LANGUAGES).
+translations-init: translations-extract
+	$(PY) scripts/translations.py init $(LANG)
+
+# The .mo files the app reads, built from the .po files (run by `make run` and `make test`).
+translations: install
+	$(PY) scripts/translations.py compile
 
 # The README's settings tables, rewritten from events/config.py (a unit test checks they match).
 settings-table: install

@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlencode, urlsplit
 
 from flask import current_app, url_for
+from flask_babel import gettext
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from events.models import Clinic, Registration, RegistrationStatus, Session, SessionStatus, utcnow
+from events.offering_text import offering_text
 
 # Emailed invites are iTIP messages (RFC 5546); feeds and downloads carry no METHOD, as RFC 5545
 # asks of a plain snapshot of calendar data.
@@ -78,11 +80,12 @@ def session_event(session: Session, stamp: datetime, registration: Registration 
     # Local time with its TZID, so calendars show it right across daylight-saving changes.
     event.add("dtstart", session.local_start)
     event.add("dtend", session.local_end)
-    event.add("summary", f"Cancelled: {offering.title}" if cancelled else offering.title)
+    text = offering_text(offering)  # in the language of the page or the email it belongs to
+    event.add("summary", gettext("Cancelled: %(title)s", title=text.title) if cancelled else text.title)
     event["location"] = vText(f"{location.name}, {location.full_address}")
     url = url_for("catalog.offering", slug=offering.slug, _external=True)
     event.add("url", url)
-    event.add("description", f"{offering.summary}\n\n{url}".strip())
+    event.add("description", f"{text.summary}\n\n{url}".strip())
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     return event
 

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from flask import current_app
+from flask_babel import gettext
 from flask_wtf import FlaskForm
 from wtforms import DateField, DateTimeField, DecimalField, Field, IntegerField, TextAreaField
 from wtforms.validators import StopValidation, ValidationError
@@ -39,13 +40,19 @@ def _date_in_range(form: FlaskForm, field: Field) -> None:
     if isinstance(value, date):  # a date or a datetime (a TimeField is a DateTimeField too)
         day = value.date() if isinstance(value, datetime) else value
         if not EARLIEST_DATE <= day <= LATEST_DATE:
-            raise StopValidation(f"Choose a date between {EARLIEST_DATE.year} and {LATEST_DATE.year}.")
+            raise StopValidation(
+                gettext(
+                    "Choose a date between %(earliest)s and %(latest)s.",
+                    earliest=EARLIEST_DATE.year,
+                    latest=LATEST_DATE.year,
+                )
+            )
 
 
 def _decimal_is_sane(form: FlaskForm, field: Field) -> None:
     value = field.data
     if value is not None and (not value.is_finite() or abs(value) > MONEY_MAX):
-        raise StopValidation("Enter a number of sensible size.")
+        raise StopValidation(gettext("Enter a number of sensible size."))
 
 
 def _unify_newlines(value: object) -> object:
@@ -58,7 +65,7 @@ _INT_LIMIT = 2**63
 def _integer_is_sane(form: FlaskForm, field: Field) -> None:
     value = field.data
     if isinstance(value, int) and not -_INT_LIMIT <= value < _INT_LIMIT:
-        raise StopValidation("Enter a number of sensible size.")
+        raise StopValidation(gettext("Enter a number of sensible size."))
 
 
 class Form(FlaskForm):
@@ -147,7 +154,9 @@ def form_error_items(
         if not field.errors:
             continue
         if field.name == "csrf_token":
-            items.append((None, "This page was open too long, so the form expired. Please send it again."))
+            items.append(
+                (None, gettext("This page was open too long, so the form expired. Please send it again."))
+            )
             continue
         items.append(((anchors or {}).get(field.name, field.id), str(field.errors[0])))
     return items

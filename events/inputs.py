@@ -21,6 +21,7 @@ from typing import IO, Any, TypeGuard, cast
 
 import flask
 from flask import Flask, current_app, request
+from flask_babel import gettext
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter, Map, PathConverter, UnicodeConverter
 from werkzeug.utils import cached_property
@@ -54,15 +55,15 @@ MAX_FIELD_CHARS = 50_000
 def text_problem(value: str, multiline: bool = False) -> str | None:
     """Why this text can't be accepted, or None. Said to the person, next to the field."""
     if len(value) > MAX_FIELD_CHARS:
-        return "This is far too long."
+        return gettext("This is far too long.")
     if "\x00" in value:
-        return "This can't contain a NUL character."
+        return gettext("This can't contain a NUL character.")
     if _LONE_SURROGATE.search(value):
-        return "This contains a character that isn't valid text."
+        return gettext("This contains a character that isn't valid text.")
     if (_MULTI_LINE_FORBIDDEN if multiline else _SINGLE_LINE_FORBIDDEN).search(value):
         if multiline:
-            return "This can't contain control characters."
-        return "This must be a single line without control characters."
+            return gettext("This can't contain control characters.")
+        return gettext("This must be a single line without control characters.")
     return None
 
 

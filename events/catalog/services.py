@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy.orm import contains_eager, joinedload
 
 from events.clinic import current_clinic
@@ -95,7 +96,7 @@ def _parse_date(name: str, raw: str) -> date:
         raise BadFilter(
             f"'{name}' must be a date written as YYYY-MM-DD, like 2026-03-14; got '{_shown(raw)}'.",
             name=name,
-            for_person="Enter a real date, written as YYYY-MM-DD (for example 2026-03-14).",
+            for_person=gettext("Enter a real date, written as YYYY-MM-DD (for example 2026-03-14)."),
             kept=raw[:KEPT_LENGTH],
         )
     if not EARLIEST_DATE <= value <= LATEST_DATE:
@@ -103,7 +104,11 @@ def _parse_date(name: str, raw: str) -> date:
         raise BadFilter(
             f"'{name}' must be between {earliest} and {latest}; got '{raw}'.",
             name=name,
-            for_person=f"Choose a date between the years {EARLIEST_DATE.year} and {LATEST_DATE.year}.",
+            for_person=gettext(
+                "Choose a date between the years %(earliest)s and %(latest)s.",
+                earliest=EARLIEST_DATE.year,
+                latest=LATEST_DATE.year,
+            ),
             kept=raw,
         )
     return value
@@ -146,7 +151,9 @@ def read_schedule_filter(
                 BadFilter(
                     f"'{name}' must not contain control characters.",
                     name=name,
-                    for_person="This box held characters that can't be typed; they have been taken out.",
+                    for_person=gettext(
+                        "This box held characters that can't be typed; they have been taken out."
+                    ),
                     kept=_CONTROL_CHARS.sub("", value)[:KEPT_LENGTH],
                 )
             )
@@ -171,7 +178,7 @@ def read_schedule_filter(
             raise BadFilter(
                 f"'kind' must be one of {allowed}; got '{_shown(raw)}'.",
                 name="kind",
-                for_person="Choose one of the kinds in the list.",
+                for_person=gettext("Choose one of the kinds in the list."),
             )
 
     def parse_price(raw: str) -> str:
@@ -179,7 +186,7 @@ def read_schedule_filter(
             raise BadFilter(
                 f"'price' must be 'free' or 'paid'; got '{_shown(raw)}'.",
                 name="price",
-                for_person="Choose one of the prices in the list.",
+                for_person=gettext("Choose one of the prices in the list."),
             )
         return raw
 
@@ -188,7 +195,7 @@ def read_schedule_filter(
             raise BadFilter(
                 f"The search text ('q') can be at most {MAX_QUERY_LENGTH} characters; got {len(raw)}.",
                 name="q",
-                for_person=f"Search for at most {MAX_QUERY_LENGTH} characters.",
+                for_person=gettext("Search for at most %(count)s characters.", count=MAX_QUERY_LENGTH),
                 kept=raw[:MAX_QUERY_LENGTH],
             )
         return raw
@@ -203,7 +210,7 @@ def read_schedule_filter(
                 f"'to' must be on or after 'from'; "
                 f"got from {date_from.isoformat()} to {date_to.isoformat()}.",
                 name="to",
-                for_person="The 'To' date must be the same as or later than the 'From' date.",
+                for_person=gettext("The 'To' date must be the same as or later than the 'From' date."),
                 kept=date_to.isoformat(),
             )
         )
@@ -230,9 +237,9 @@ def read_schedule_filter(
 
 
 KIND_CHIP_LABELS = {
-    OfferingKind.WORKSHOP: "Workshops",
-    OfferingKind.CLASS: "Drop-in classes",
-    OfferingKind.COURSE: "Courses",
+    OfferingKind.WORKSHOP: lazy_gettext("Workshops"),
+    OfferingKind.CLASS: lazy_gettext("Drop-in classes"),
+    OfferingKind.COURSE: lazy_gettext("Courses"),
 }
 
 
@@ -253,20 +260,22 @@ def quick_filters(f: ScheduleFilter, locations: list[Location], today: date) -> 
     this_week = f.date_from == today and f.date_to == week_end
     chips = [
         QuickFilter(
-            "This week",
+            gettext("This week"),
             replace(base, date_from=None, date_to=None)
             if this_week
             else replace(base, date_from=today, date_to=week_end),
             this_week,
         ),
-        QuickFilter("Free", replace(base, price=None if f.price == "free" else "free"), f.price == "free"),
+        QuickFilter(
+            gettext("Free"), replace(base, price=None if f.price == "free" else "free"), f.price == "free"
+        ),
     ]
     for location in locations:
         on = f.location == location.slug
         chips.append(QuickFilter(location.name, replace(base, location=None if on else location.slug), on))
     for kind, label in KIND_CHIP_LABELS.items():
         on = f.kind == kind
-        chips.append(QuickFilter(label, replace(base, kind=None if on else kind), on))
+        chips.append(QuickFilter(str(label), replace(base, kind=None if on else kind), on))
     return chips
 
 

@@ -14,14 +14,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app, url_for
+from flask_babel import gettext, lazy_gettext
 
 from events import calendar
 from events.clinic import current_clinic
 from events.extensions import db
-from events.filters import relative_day, relative_when
+from events.filters import format_day, format_time, relative_day, relative_when, zone_name
 from events.models import (
     Clinic,
     Location,
@@ -38,6 +40,7 @@ from events.models import (
 )
 from events.notifications.addresses import contact_address, sender_address
 from events.notifications.outbox import EmailKind
+from events.offering_text import offering_text
 from events.payments.receipts import Receipt, card_label
 from events.registration import lookup
 from events.registration.links import manage_url, pay_url, waitlist_url
@@ -53,34 +56,34 @@ from events.reset_links import RESET_MAX_AGE_SECONDS, reset_token
 from events.resources.services import resource_href
 
 SUBJECTS = {
-    EmailKind.REGISTRATION_CONFIRMED: "You're registered: {title}",
-    EmailKind.REGISTRATION_LINK: "Your registration: {title}",
-    EmailKind.PAYMENT_RECEIVED: "Payment received: {title}",
-    EmailKind.PAYMENT_FAILED: "Your payment did not go through: {title}",
-    EmailKind.WAITLIST_JOINED: "You're on the waitlist: {title}",
-    EmailKind.WAITLIST_OFFER: "A seat is open for you: {title}",
-    EmailKind.WAITLIST_OFFER_EXPIRED: "Your seat offer has expired: {title}",
-    EmailKind.REGISTRATION_CANCELLED: "Registration cancelled: {title}",
-    EmailKind.REFUND_ISSUED: "Refund issued: {title}",
-    EmailKind.LATE_PAYMENT_REFUNDED: "Your payment is being refunded: {title}",
-    EmailKind.SESSION_CANCELLED: "Session cancelled: {title}",
-    EmailKind.SESSION_MOVED: "Your class has moved: {title}",
-    EmailKind.INSTRUCTOR_CHANGED: "New instructor for {title}",
-    EmailKind.REMINDER: "Reminder: {title} {when}",
-    EmailKind.FOLLOW_UP: "Thank you for coming: {title}",
+    EmailKind.REGISTRATION_CONFIRMED: lazy_gettext("You're registered: %(title)s"),
+    EmailKind.REGISTRATION_LINK: lazy_gettext("Your registration: %(title)s"),
+    EmailKind.PAYMENT_RECEIVED: lazy_gettext("Payment received: %(title)s"),
+    EmailKind.PAYMENT_FAILED: lazy_gettext("Your payment did not go through: %(title)s"),
+    EmailKind.WAITLIST_JOINED: lazy_gettext("You're on the waitlist: %(title)s"),
+    EmailKind.WAITLIST_OFFER: lazy_gettext("A seat is open for you: %(title)s"),
+    EmailKind.WAITLIST_OFFER_EXPIRED: lazy_gettext("Your seat offer has expired: %(title)s"),
+    EmailKind.REGISTRATION_CANCELLED: lazy_gettext("Registration cancelled: %(title)s"),
+    EmailKind.REFUND_ISSUED: lazy_gettext("Refund issued: %(title)s"),
+    EmailKind.LATE_PAYMENT_REFUNDED: lazy_gettext("Your payment is being refunded: %(title)s"),
+    EmailKind.SESSION_CANCELLED: lazy_gettext("Session cancelled: %(title)s"),
+    EmailKind.SESSION_MOVED: lazy_gettext("Your class has moved: %(title)s"),
+    EmailKind.INSTRUCTOR_CHANGED: lazy_gettext("New instructor for %(title)s"),
+    EmailKind.REMINDER: lazy_gettext("Reminder: %(title)s %(when)s"),
+    EmailKind.FOLLOW_UP: lazy_gettext("Thank you for coming: %(title)s"),
 }
 # The follow-up has three versions (events/notifications/schedule.py chooses): thanks to those
 # checked in, "sorry we missed you" to those marked absent, and a neutral one to everyone else
 # (no attendance taken for that session, or nothing marked for them).
-MISSED_SUBJECT = "Sorry we missed you: {title}"
-NEUTRAL_FOLLOW_UP_SUBJECT = "Following up: {title}"
-FIND_REGISTRATIONS_SUBJECT = "Your registrations at {clinic}"
+MISSED_SUBJECT = lazy_gettext("Sorry we missed you: %(title)s")
+NEUTRAL_FOLLOW_UP_SUBJECT = lazy_gettext("Following up: %(title)s")
+FIND_REGISTRATIONS_SUBJECT = lazy_gettext("Your registrations at %(clinic)s")
 # A paid booking's one email: the confirmation, with its invite, is also the receipt.
-BOOKED_SUBJECT = "You're booked: {title}"
+BOOKED_SUBJECT = lazy_gettext("You're booked: %(title)s")
 LINK_SUBJECTS = {
-    State.AWAITING_PAYMENT: "Your seat is held: {title}",
-    State.RELEASED: "Your held seat was released: {title}",
-    State.CANCELLED: "Your registration was cancelled: {title}",
+    State.AWAITING_PAYMENT: lazy_gettext("Your seat is held: %(title)s"),
+    State.RELEASED: lazy_gettext("Your held seat was released: %(title)s"),
+    State.CANCELLED: lazy_gettext("Your registration was cancelled: %(title)s"),
 }
 # Emails about money: they say what, when, where and the price, and name the card.
 PAYMENT_KINDS = frozenset(
@@ -96,9 +99,14 @@ PAYMENT_KINDS = frozenset(
 )
 # The waitlist-joined email sent again, with the link to the place, to someone who tried to
 # join a waitlist they are already on (services._email_waitlist_link).
-WAITLIST_AGAIN_SUBJECT = "Your place on the waitlist: {title}"
+WAITLIST_AGAIN_SUBJECT = lazy_gettext("Your place on the waitlist: %(title)s")
 # A late payment with nothing left to refund (all of it was refunded already): no money promised.
-LATE_PAYMENT_NOTHING_LEFT_SUBJECT = "Your payment came too late for a seat: {title}"
+LATE_PAYMENT_NOTHING_LEFT_SUBJECT = lazy_gettext("Your payment came too late for a seat: %(title)s")
+
+
+def session_when(start: datetime, end: datetime) -> str:
+    """'Tuesday, March 3, 6:30 pm–8 pm CST', as the emails' when() macro writes a session."""
+    return f"{format_day(start)}, {format_time(start)}–{format_time(end)} {zone_name(start)}"
 
 
 @dataclass
@@ -321,7 +329,7 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",
     }
     attachments: list[Attachment] = []
-    subject_template = SUBJECTS.get(row.kind, "{title}")
+    subject_template: Any = SUBJECTS.get(row.kind, "%(title)s")
     when = ""
 
     if registration is not None and row.kind in PAYMENT_KINDS:
@@ -342,11 +350,18 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         ctx["deadline_day"] = relative_day(deadline, prefetched.now, on="")
     if row.kind == EmailKind.REGISTRATION_CONFIRMED and ctx["sessions"]:
         ics = calendar.build_calendar(
-            clinic, offering.title, ctx["sessions"], calendar.PUBLISH, registration, prefetched.organizer
+            clinic,
+            offering_text(offering).title,
+            ctx["sessions"],
+            calendar.PUBLISH,
+            registration,
+            prefetched.organizer,
         )
         attachments.append(Attachment("invite.ics", "text/calendar", ics, calendar.PUBLISH))
         # Beside the invite, for web calendars and people who don't open attachments.
-        ctx["calendar_links"] = [calendar.calendar_links(s, offering.title) for s in ctx["sessions"]]
+        ctx["calendar_links"] = [
+            calendar.calendar_links(s, offering_text(offering).title) for s in ctx["sessions"]
+        ]
     cancels_invite = row.kind in (EmailKind.SESSION_CANCELLED, EmailKind.REGISTRATION_CANCELLED)
     if cancels_invite and registration is not None and registration.confirmed_at:
         # Takes back the invite sent on confirmation (same UIDs, higher SEQUENCE): the named
@@ -379,7 +394,17 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
             clinic, offering.title, [session], calendar.PUBLISH, registration, prefetched.organizer
         )
         attachments.append(Attachment("invite.ics", "text/calendar", ics, calendar.PUBLISH))
-        ctx["calendar_links"] = [calendar.calendar_links(session, offering.title)]
+        ctx["calendar_links"] = [calendar.calendar_links(session, offering_text(offering).title)]
+    if row.kind == EmailKind.SESSION_MOVED and session is not None:
+        # Both times written in the person's language (rows queued before carry text only).
+        ctx["new_when"] = session_when(session.local_start, session.local_end)
+        ctx["old_when"] = extra.get("old_when", "")
+        if extra.get("old_starts_at") and extra.get("old_ends_at"):
+            old_zone = ZoneInfo(extra.get("old_timezone") or session.location.timezone)
+            ctx["old_when"] = session_when(
+                datetime.fromisoformat(extra["old_starts_at"]).astimezone(old_zone),
+                datetime.fromisoformat(extra["old_ends_at"]).astimezone(old_zone),
+            )
     if row.kind == EmailKind.REMINDER and session is not None:
         # "today" or "tomorrow" only where it is true in the session's own zone at the moment the
         # email is built (right before it is sent); else the date. The body gives the date too.
@@ -404,7 +429,8 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         ctx["message"] = message
         subject = one_line(message.subject)
     else:
-        subject = one_line(subject_template.format(title=offering.title, when=when))
+        # (Formatted here, in the person's language: the worker renders inside in_language.)
+        subject = one_line(str(subject_template) % {"title": offering_text(offering).title, "when": when})
     ctx["subject"] = subject
     return EmailContent(row.kind, subject, ctx, attachments)
 
@@ -413,7 +439,7 @@ def _places_email(row: OutboxEmail, clinic: Clinic, now: datetime) -> EmailConte
     """ "Find my registrations": every upcoming place booked with this address, read now."""
     places = lookup.upcoming_places(row.to_email, now)
     names = {place.name for place in places}
-    subject = one_line(FIND_REGISTRATIONS_SUBJECT.format(clinic=clinic.name))
+    subject = one_line(str(FIND_REGISTRATIONS_SUBJECT) % {"clinic": clinic.name})
     ctx = {
         "kind": row.kind,
         "clinic": clinic,
@@ -428,7 +454,7 @@ def _places_email(row: OutboxEmail, clinic: Clinic, now: datetime) -> EmailConte
     return EmailContent(row.kind, subject, ctx, [])
 
 
-def _payment_context(ctx: dict, kind: str, registration: Registration, subject_template: str) -> str:
+def _payment_context(ctx: dict, kind: str, registration: Registration, subject_template: Any) -> Any:
     """What the emails about money add: the offering's link (with the date chosen), the card
     paid with, the receipt of a paid booking, and the pay link while the seat is held.
     Returns the subject template (a paid booking's confirmation says "You're booked")."""
@@ -438,7 +464,7 @@ def _payment_context(ctx: dict, kind: str, registration: Registration, subject_t
         return subject_template  # free: nothing paid, nothing more to look up
     payment = succeeded_payment(registration)  # the one that paid for the seat: the receipt's
     paid = payment or latest_succeeded_payment(registration)  # or one being sent back
-    ctx["paid_with"] = (card_label(paid.card_brand, paid.card_last4) or "card") if paid else ""
+    ctx["paid_with"] = (card_label(paid.card_brand, paid.card_last4) or gettext("card")) if paid else ""
     # Paid at the desk (cash or check): a refund is handed back there, not sent to a card.
     ctx["paid_at_desk"] = paid.method.value if paid is not None and paid.method.at_desk else ""
     if not ctx["paid_at_desk"] and isinstance(ctx.get("extra"), dict):

@@ -3,50 +3,56 @@
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from flask_babel import lazy_gettext
 from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, Regexp
 
 from events.forms import Form, deliverable_email
+
+_l = lazy_gettext  # (read when a form is shown, in the page's language)
 
 
 def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
-NO_DATE_CHOSEN = "Choose the date you'd like to come."
+NO_DATE_CHOSEN = _l("Choose the date you'd like to come.")
 
 
 class PersonForm(Form):
     # First, as on the page: the error summary lists the problems in the order of the fields.
     session_id = IntegerField(
-        "Date",
-        validators=[Optional(), NumberRange(min=1, max=2**31 - 1, message="Please choose one of the dates.")],
+        _l("Date"),
+        validators=[
+            Optional(),
+            NumberRange(min=1, max=2**31 - 1, message=_l("Please choose one of the dates.")),
+        ],
     )
     name = StringField(
-        "Your name",
+        _l("Your name"),
         filters=[_strip],
         validators=[
-            DataRequired("Please tell us your name."),
-            Length(max=120, message="That name is too long."),
+            DataRequired(_l("Please tell us your name.")),
+            Length(max=120, message=_l("That name is too long.")),
         ],
     )
     email = StringField(
-        "Email",
+        _l("Email"),
         filters=[_strip],
         validators=[
-            DataRequired("Please enter your email, so we can send your confirmation."),
-            Email("That doesn't look like an email address.", check_deliverability=False),
+            DataRequired(_l("Please enter your email, so we can send your confirmation.")),
+            Email(_l("That doesn't look like an email address."), check_deliverability=False),
             deliverable_email,
             Length(max=254),
         ],
     )
     phone = StringField(
-        "Phone (optional)",
+        _l("Phone (optional)"),
         filters=[_strip],
         validators=[
             Optional(),
-            Length(max=40, message="That phone number is too long."),
-            Regexp(r"^[0-9+().\-\s]{7,}$", message="Please use digits, spaces and + ( ) - only."),
+            Length(max=40, message=_l("That phone number is too long.")),
+            Regexp(r"^[0-9+().\-\s]{7,}$", message=_l("Please use digits, spaces and + ( ) - only.")),
         ],
     )
 
@@ -68,13 +74,15 @@ class FindRegistrationsForm(Form):
     """ "Find my registrations": an address, nothing else."""
 
     email = StringField(
-        "Your email address",
+        _l("Your email address"),
         filters=[_strip],
         validators=[
-            DataRequired("Please enter the email address you registered with."),
-            Email("That doesn't look like an email address. Please check it.", check_deliverability=False),
+            DataRequired(_l("Please enter the email address you registered with.")),
+            Email(
+                _l("That doesn't look like an email address. Please check it."), check_deliverability=False
+            ),
             deliverable_email,
-            Length(max=254, message="That email address is too long."),
+            Length(max=254, message=_l("That email address is too long.")),
         ],
     )
 
@@ -88,5 +96,5 @@ class CancelForm(Form):
     cut-off passed meanwhile) is shown to them again instead of being given silently."""
 
     refund_cents = IntegerField(
-        validators=[InputRequired(), NumberRange(min=0, max=10**9, message="Please try again.")]
+        validators=[InputRequired(), NumberRange(min=0, max=10**9, message=_l("Please try again."))]
     )

@@ -33,6 +33,7 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, dedupe_key, queue_email
+from events.offering_text import offering_text
 from events.registration import links
 from events.registration.seats import waitlist_position
 from events.registration.services import address_digest, hold_is_live, normalize_email, registration_sessions
@@ -125,7 +126,7 @@ def upcoming_places(email: str, now: datetime | None = None) -> list[Place]:
         zone = sessions[0].location.zone
         places.append(
             Place(
-                title=registration.offering.title,
+                title=offering_text(registration.offering).title,
                 name=registration.name,
                 sessions=sessions,
                 status="held" if held else "confirmed",
@@ -164,7 +165,7 @@ def upcoming_places(email: str, now: datetime | None = None) -> list[Place]:
         zone = sessions[0].location.zone
         places.append(
             Place(
-                title=offering.title,
+                title=offering_text(offering).title,
                 name=entry.name,
                 sessions=sessions,
                 status="offered" if offered else "waiting",

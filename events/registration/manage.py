@@ -22,6 +22,7 @@ from enum import Enum
 
 import sqlalchemy as sa
 from flask import url_for
+from flask_babel import gettext
 
 from events.extensions import db
 from events.models import (
@@ -44,6 +45,11 @@ from events.registration import links, services
 
 # When a refund reaches the card once Stripe has it (Stripe's own wording for card refunds).
 REFUND_ARRIVES = "5–10 business days"
+
+
+def refund_arrives() -> str:
+    """How long a card refund takes to arrive, in the page's language."""
+    return gettext("5–10 business days")
 
 
 class State(Enum):
@@ -128,12 +134,12 @@ def _released_next_step(registration: Registration, now: datetime) -> Action:
     pool = registration.seat_pool
     start = services.first_session_start(registration)
     if not _bookable(offering) or start is None or start <= now:
-        return Action("See other dates", url_for("catalog.schedule"))
+        return Action(gettext("See other dates"), url_for("catalog.schedule"))
     if session is not None and session.status != SessionStatus.SCHEDULED:
-        return Action("See other dates", offering_url(offering, None))
+        return Action(gettext("See other dates"), offering_url(offering, None))
     # Its own lapsed hold still counts until the next sweep: that seat is free for them.
     free = pool.seats_left + (1 if registration.status == RegistrationStatus.HELD else 0)
-    label = "Register again" if free > 0 else "Join the waitlist"
+    label = gettext("Register again") if free > 0 else gettext("Join the waitlist")
     return Action(label, offering_url(offering, session))
 
 
@@ -228,7 +234,7 @@ class CancelPreview:
     quote: services.RefundQuote
     paid_cents: int  # what was paid (0: free, or held and not paid)
     card: str  # "Visa ending 4242", or "" (then "your card")
-    arrives: str = REFUND_ARRIVES
+    arrives: str = field(default_factory=refund_arrives)
     at_desk: str = ""  # "cash" or "check": paid at the desk, so a refund is handed back there
 
 
@@ -285,29 +291,35 @@ def claimed_place(
         until = registration.hold_expires_at.astimezone(registration.offering.location.zone)
         return ClaimedPlace(
             state,
-            "You claimed your seat. Pay to book it.",
-            Action("Continue to payment", links.pay_url(registration, resumed=resumed)),
+            gettext("You claimed your seat. Pay to book it."),
+            Action(gettext("Continue to payment"), links.pay_url(registration, resumed=resumed)),
             until,
         )
     if state == State.CONFIRMED:
         return ClaimedPlace(
-            state, "You claimed your seat: you're booked.", Action("See your registration", manage)
+            state,
+            gettext("You claimed your seat: you're booked."),
+            Action(gettext("See your registration"), manage),
         )
     if state == State.PAYMENT_PENDING:
         return ClaimedPlace(
             state,
-            "You claimed your seat and your payment is going through. We'll email you when it completes.",
-            Action("See your registration", manage),
+            gettext(
+                "You claimed your seat and your payment is going through. We'll email you when it completes."
+            ),
+            Action(gettext("See your registration"), manage),
         )
     if state == State.RELEASED:
         return ClaimedPlace(
             state,
-            "You claimed your seat, but the payment wasn't completed in time, so it was released. "
-            "You weren't charged.",
-            Action("See your registration", manage),
+            gettext(
+                "You claimed your seat, but the payment wasn't completed in time, so it was released. "
+                "You weren't charged."
+            ),
+            Action(gettext("See your registration"), manage),
         )
     return ClaimedPlace(
         state,
-        "You claimed your seat, and that registration was later cancelled.",
-        Action("See your registration", manage),
+        gettext("You claimed your seat, and that registration was later cancelled."),
+        Action(gettext("See your registration"), manage),
     )

@@ -15,6 +15,7 @@ from enum import Enum
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext, ngettext
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -100,15 +101,15 @@ def registration_target(
 ) -> tuple[SeatPool, Session | None]:
     """Which pool a registration takes a seat in, checking that it is still open."""
     if not offering.is_published or offering.is_cancelled:
-        raise RegistrationError("Registration for this is closed.")
+        raise RegistrationError(gettext("Registration for this is closed."))
     if offering.kind.per_session:
         session = db.session.get(Session, session_id) if session_id else None
         if session is None or session.offering_id != offering.id:
-            raise RegistrationError("Please choose one of the listed dates.", field="session_id")
+            raise RegistrationError(gettext("Please choose one of the listed dates."), field="session_id")
         if session.status != SessionStatus.SCHEDULED:
-            raise RegistrationError("That class has been cancelled.")
+            raise RegistrationError(gettext("That class has been cancelled."))
         if session.starts_at <= now:
-            raise RegistrationError("That class has already started.")
+            raise RegistrationError(gettext("That class has already started."))
         return session.seat_pool, session
     first = db.session.scalar(
         sa.select(Session)
@@ -117,9 +118,14 @@ def registration_target(
         .limit(1)
     )
     if first is None:
-        raise RegistrationError("There are no dates to register for.")
+        raise RegistrationError(gettext("There are no dates to register for."))
     if first.starts_at <= now:
-        raise RegistrationError(f"This {offering.kind.value} has already started.")
+        raise RegistrationError(
+            {
+                "workshop": gettext("This workshop has already started."),
+                "course": gettext("This course has already started."),
+            }.get(offering.kind.value, gettext("That class has already started."))
+        )
     return first.seat_pool, None
 
 
@@ -407,26 +413,35 @@ def refund_quote(registration: Registration, now: datetime | None = None) -> Ref
     start = first_session_start(registration)
     cutoff = start - timedelta(hours=offering.cancellation_cutoff_hours) if start else None
     if paid <= 0:
-        return RefundQuote(0, True, cutoff, "Nothing was paid, so there is nothing to refund.")
+        return RefundQuote(0, True, cutoff, gettext("Nothing was paid, so there is nothing to refund."))
     if moved_since_registering(registration):
         # The clinic changed the time or place: whoever can't make it is refunded in full.
         # No cut-off applies (None: the page shows no "full refunds until").
         return RefundQuote(
-            paid, True, None, "The clinic moved this after you registered, so you will get a full refund."
+            paid,
+            True,
+            None,
+            gettext("The clinic moved this after you registered, so you will get a full refund."),
         )
     if cutoff is None or now <= cutoff:
-        return RefundQuote(paid, True, cutoff, "You will get a full refund.")
+        return RefundQuote(paid, True, cutoff, gettext("You will get a full refund."))
     share = offering.late_cancel_refund_percent
     amount = paid * share // 100
+    hours = offering.cancellation_cutoff_hours
     if amount:
-        text = (
-            f"It is less than {offering.cancellation_cutoff_hours} hours before the start, "
-            f"so the policy refunds {share}% of what you paid."
+        text = ngettext(
+            "It is less than %(num)d hour before the start, so the policy refunds "
+            "%(share)s%% of what you paid.",
+            "It is less than %(num)d hours before the start, so the policy refunds "
+            "%(share)s%% of what you paid.",
+            hours,
+            share=share,
         )
     else:
-        text = (
-            f"It is less than {offering.cancellation_cutoff_hours} hours before the start, "
-            "so the policy does not give a refund."
+        text = ngettext(
+            "It is less than %(num)d hour before the start, so the policy does not give a refund.",
+            "It is less than %(num)d hours before the start, so the policy does not give a refund.",
+            hours,
         )
     return RefundQuote(amount, False, cutoff, text)
 
@@ -436,7 +451,7 @@ class QuoteChanged(RegistrationError):
     or staff refunded meanwhile): nothing was cancelled; show them the new quote."""
 
     def __init__(self, quote: RefundQuote) -> None:
-        super().__init__("The refund has changed since you opened the page. Please check it again.")
+        super().__init__(gettext("The refund has changed since you opened the page. Please check it again."))
         self.quote = quote
 
 
@@ -601,12 +616,14 @@ def claim_offer(entry_id: int, now: datetime | None = None, browser_key: str = "
         return entry.registration
     if entry.status != WaitlistStatus.OFFERED:
         db.session.commit()
-        raise RegistrationError("This offer is no longer open.")
+        raise RegistrationError(gettext("This offer is no longer open."))
     if find_live_registration(pool.id, entry.email_normalized) is not None:
         entry.status = WaitlistStatus.LEFT
         seats.free_seat(pool, now)
         db.session.commit()
-        raise RegistrationError("You're already registered, so we've passed this seat to the next person.")
+        raise RegistrationError(
+            gettext("You're already registered, so we've passed this seat to the next person.")
+        )
     offering = pool.offering
     session = db.session.scalar(sa.select(Session).where(Session.seat_pool_id == pool.id).limit(1))
     session_id = None

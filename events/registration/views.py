@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from events.calendar import build_calendar
 from events.catalog import services as catalog
@@ -52,10 +53,20 @@ def _already_registered(offering: Offering) -> str:
     """The same answer for a seat held and one booked, to anyone but the browser that made it:
     it gives no link and doesn't say which (see services.LINK_EMAIL_WINDOW)."""
     what = "class" if offering.kind.per_session else offering.kind.value
-    return (
-        f"This email is already registered for this {what}. We've emailed the link to that "
-        "registration to that address (it can take a minute to arrive)."
-    )
+    return {
+        "class": gettext(
+            "This email is already registered for this class. We've emailed the link to that "
+            "registration to that address (it can take a minute to arrive)."
+        ),
+        "workshop": gettext(
+            "This email is already registered for this workshop. We've emailed the link to that "
+            "registration to that address (it can take a minute to arrive)."
+        ),
+        "course": gettext(
+            "This email is already registered for this course. We've emailed the link to that "
+            "registration to that address (it can take a minute to arrive)."
+        ),
+    }[what]
 
 
 def _resume(registration: Registration) -> ResponseReturnValue:
@@ -64,7 +75,7 @@ def _resume(registration: Registration) -> ResponseReturnValue:
     if services.hold_is_live(registration):
         return redirect(links.pay_url(registration, resumed=True))
     if registration.status == RegistrationStatus.CONFIRMED:
-        flash("You're already registered for this. Here is your registration.", "success")
+        flash(gettext("You're already registered for this. Here is your registration."), "success")
     return redirect(links.manage_url(registration, external=False))
 
 
@@ -85,7 +96,7 @@ def register(slug: str) -> ResponseReturnValue:
     match result.outcome:
         case services.Outcome.CONFIRMED:
             assert result.registration is not None  # a confirmed outcome comes with its registration
-            flash("You're registered! A confirmation email is on its way.", "success")
+            flash(gettext("You're registered! A confirmation email is on its way."), "success")
             return redirect(links.manage_url(result.registration, external=False))
         case services.Outcome.HELD:
             assert result.registration is not None  # a hold comes with its registration
@@ -117,13 +128,26 @@ def join_waitlist(slug: str) -> ResponseReturnValue:
     match result.outcome:
         case services.WaitlistOutcome.JOINED:
             assert result.entry is not None  # joining made the entry
-            flash("You're on the waitlist. We'll email you if a seat opens.", "success")
+            flash(gettext("You're on the waitlist. We'll email you if a seat opens."), "success")
             return redirect(links.waitlist_url(result.entry, external=False))
         case services.WaitlistOutcome.ALREADY_WAITING:
             # Neutral: never the link here (anyone may type anyone's email); it went by email.
             what = "date" if offering.kind.per_session else offering.kind.value
             form.form_errors.append(
-                f"You're already on the waitlist for this {what}. We've emailed you the link to your place."
+                {
+                    "date": gettext(
+                        "You're already on the waitlist for this date. We've emailed you the link to "
+                        "your place."
+                    ),
+                    "workshop": gettext(
+                        "You're already on the waitlist for this workshop. "
+                        "We've emailed you the link to your place."
+                    ),
+                    "course": gettext(
+                        "You're already on the waitlist for this course. We've emailed you the link to "
+                        "your place."
+                    ),
+                }[what]
             )
         case services.WaitlistOutcome.RESUME:
             assert result.registration is not None  # the registration this browser made
@@ -131,7 +155,7 @@ def join_waitlist(slug: str) -> ResponseReturnValue:
         case services.WaitlistOutcome.ALREADY_REGISTERED:
             form.form_errors.append(_already_registered(offering))
         case services.WaitlistOutcome.SEATS_AVAILABLE:
-            form.form_errors.append("Good news: a seat is free. You can register now.")
+            form.form_errors.append(gettext("Good news: a seat is free. You can register now."))
     return _render_offering(offering, form, 409)
 
 
@@ -140,9 +164,9 @@ def _token_from_link(signed: str, salt: str) -> str:
     try:
         return links.unsign(signed, salt)
     except links.LinkExpired:
-        abort(410, description="This link has expired. Please contact the clinic if you need help.")
+        abort(410, description=gettext("This link has expired. Please contact the clinic if you need help."))
     except links.LinkInvalid:
-        abort(404, description="This link is not valid. Please use the link from your email.")
+        abort(404, description=gettext("This link is not valid. Please use the link from your email."))
 
 
 def _registration_from_link(signed: str) -> Registration:
@@ -193,12 +217,16 @@ def cancel(signed: str) -> ResponseReturnValue:
     if refund_cents:
         amount = format_money(refund_cents, registration.currency)
         flash(
-            f"Your registration is cancelled. A refund of {amount} is on its way to your card: "
-            f"it usually arrives within {pages.REFUND_ARRIVES}.",
+            gettext(
+                "Your registration is cancelled. A refund of %(amount)s is on its way to your card: "
+                "it usually arrives within %(arrives)s.",
+                amount=amount,
+                arrives=pages.refund_arrives(),
+            ),
             "success",
         )
     else:
-        flash("Your registration is cancelled.", "success")
+        flash(gettext("Your registration is cancelled."), "success")
     return redirect(url_for("registration.manage", signed=signed))
 
 
@@ -244,7 +272,7 @@ def pay_submit(signed: str) -> ResponseReturnValue:
         return jsonify(status="failed", message=str(error)), 400
     if not is_stripe_id(token, "tok_"):
         # Not what Stripe.js produces: say so, rather than a 503 about reaching Stripe.
-        message = "That card token is malformed. Please enter your card again."
+        message = gettext("That card token is malformed. Please enter your card again.")
         return jsonify(status="failed", message=message), 400
     attempt = payments.pay_with_card(registration.id, token)
     status = 503 if attempt.status == "unavailable" else 200
@@ -267,11 +295,14 @@ def pay_complete(signed: str) -> ResponseReturnValue:
     match outcome:
         case payments.ReturnOutcome.CONFIRMED:
             flash(
-                "Payment received: you're booked! Your confirmation and receipt are on their way by email.",
+                gettext(
+                    "Payment received: you're booked! Your confirmation and receipt are on their way "
+                    "by email."
+                ),
                 "success",
             )
         case payments.ReturnOutcome.PROCESSING:
-            flash("Your payment is processing. We'll email you as soon as it completes.", "success")
+            flash(gettext("Your payment is processing. We'll email you as soon as it completes."), "success")
         case payments.ReturnOutcome.RETRY:
             # The pay page says it, with the time the seat is held until: one message.
             return redirect(url_for("registration.pay", signed=signed, retry="1"))
@@ -312,9 +343,9 @@ def waitlist_entry(signed: str) -> ResponseReturnValue:
 def leave_waitlist(signed: str) -> ResponseReturnValue:
     entry = _entry_from_link(signed)
     if not ConfirmForm().validate():
-        abort(400, description="The form expired. Please go back and try again.")
+        abort(400, description=gettext("The form expired. Please go back and try again."))
     services.leave_waitlist(entry.id)
-    flash("You've left the waitlist.", "success")
+    flash(gettext("You've left the waitlist."), "success")
     return redirect(url_for("registration.waitlist_entry", signed=signed))
 
 
@@ -322,7 +353,7 @@ def leave_waitlist(signed: str) -> ResponseReturnValue:
 def claim_offer(signed: str) -> ResponseReturnValue:
     entry = _entry_from_link(signed)
     if not ConfirmForm().validate():
-        abort(400, description="The form expired. Please go back and try again.")
+        abort(400, description=gettext("The form expired. Please go back and try again."))
     already_claimed = entry.status == WaitlistStatus.CLAIMED
     try:
         registration = services.claim_offer(entry.id, browser_key=links.browser_key())
@@ -333,9 +364,9 @@ def claim_offer(signed: str) -> ResponseReturnValue:
     place = pages.claimed_place(registration, resumed=already_claimed)
     if place.state == pages.State.CONFIRMED:
         if already_claimed:
-            flash("You already claimed this seat. Here is your registration.", "success")
+            flash(gettext("You already claimed this seat. Here is your registration."), "success")
         else:
-            flash("The seat is yours! A confirmation email is on its way.", "success")
+            flash(gettext("The seat is yours! A confirmation email is on its way."), "success")
     return redirect(place.action.url)
 
 
@@ -354,25 +385,31 @@ def _not_a_valid_request() -> bool:
     return not FindRegistrationsForm().validate()
 
 
-ASKED_TOO_OFTEN_FROM_HERE = (
-    "You've asked several times in the last few minutes. Please wait a few minutes, then try again."
-)
-ASKED_TOO_OFTEN_FOR_ADDRESS = (
-    "We've already sent the list for this email address several times recently. Please look for "
-    "it in your inbox (and in your spam or junk folder); you can ask again in an hour."
-)
+def ASKED_TOO_OFTEN_FROM_HERE() -> str:  # noqa: N802 - a message, read when it is shown
+    return gettext(
+        "You've asked several times in the last few minutes. Please wait a few minutes, then try again."
+    )
+
+
+def ASKED_TOO_OFTEN_FOR_ADDRESS() -> str:  # noqa: N802 - a message, read when it is shown
+    return gettext(
+        "We've already sent the list for this email address several times recently. Please look for "
+        "it in your inbox (and in your spam or junk folder); you can ask again in an hour."
+    )
 
 
 @bp.route("/find-my-registrations", methods=["GET", "POST"])
 @limiter.limit(
-    config_limit("FIND_REGISTRATIONS_RATE_LIMIT"), methods=["POST"], error_message=ASKED_TOO_OFTEN_FROM_HERE
+    config_limit("FIND_REGISTRATIONS_RATE_LIMIT"),
+    methods=["POST"],
+    error_message=ASKED_TOO_OFTEN_FROM_HERE,  # type: ignore[arg-type]  # (a callable: documented)
 )
 @limiter.limit(
     config_limit("FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT"),
     methods=["POST"],
     key_func=_asked_address,
     exempt_when=_not_a_valid_request,
-    error_message=ASKED_TOO_OFTEN_FOR_ADDRESS,
+    error_message=ASKED_TOO_OFTEN_FOR_ADDRESS,  # type: ignore[arg-type]  # (a callable: documented)
 )
 def find_registrations() -> ResponseReturnValue:
     """The same answer for every address: whether it has registered is never shown here."""

@@ -230,6 +230,7 @@ def move_session(
     now = now or utcnow()
     plan = plan_move(session, day, start, end, location, now)
     old_place = session.location
+    old_starts_at, old_ends_at = session.starts_at, session.ends_at
     session.starts_at, session.ends_at, session.location = plan.starts_at, plan.ends_at, plan.location
     session.sequence += 1  # under the pool lock: moves of one session are one at a time
     session.moved_at = now
@@ -244,6 +245,10 @@ def move_session(
     context = {
         "old_when": plan.old_when,
         "new_when": plan.new_when,
+        # The old time itself, so each email writes it in its reader's language.
+        "old_starts_at": old_starts_at.isoformat(),
+        "old_ends_at": old_ends_at.isoformat(),
+        "old_timezone": old_place.timezone,
         "old_place": f"{old_place.name}, {old_place.full_address}",
         "new_place": f"{plan.location.name}, {plan.location.full_address}",
     }

@@ -25,7 +25,7 @@
     try {
       const tokenResult = await stripe.createToken(card);
       if (tokenResult.error) {
-        errorBox.textContent = (tokenResult.error && tokenResult.error.message) || "Please check your card details.";
+        errorBox.textContent = (tokenResult.error && tokenResult.error.message) || form.dataset.msgCheckCard;
         busy(false);
         return;
       }
@@ -44,11 +44,11 @@
         complete(result.intent_id);
         return;
       }
-      errorBox.textContent = result.message || "Your card was not charged. Please try another card.";
+      errorBox.textContent = result.message || form.dataset.msgNotCharged;
     } catch (err) {
       // No answer we could read (a timeout, a proxy's error page): the charge may or may not
       // have gone through, so don't say either; the server checks before charging again.
-      errorBox.textContent = "We couldn't confirm your payment. Please refresh this page to check before trying again.";
+      errorBox.textContent = form.dataset.msgNotConfirmed;
     }
     busy(false);
   });

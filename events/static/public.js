@@ -58,7 +58,8 @@
       });
       var barLink = document.querySelector("[data-book-bar] a");
       if (barLink) {
-        barLink.textContent = mode === "waitlist" ? "Join the waitlist" : "Register";
+        // The heading carries both labels in the page's language.
+        barLink.textContent = document.getElementById("register-heading").getAttribute("data-" + mode + "-label");
       }
     });
   }

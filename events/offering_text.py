@@ -1,0 +1,71 @@
+"""An offering's own words (title, summary, description, what to bring) in the language being
+written: staff's translation when there is one (OfferingTranslation), else the English text
+with `fallback` set, so the page or email can say the text is in English."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import g, has_app_context
+
+from events.extensions import db
+from events.languages import DEFAULT_LANGUAGE, current_language
+from events.models import Offering, OfferingTranslation
+
+
+@dataclass(frozen=True)
+class OfferingText:
+    title: str
+    summary: str
+    description: str
+    what_to_bring: str
+    language: str  # the language this text is in
+    fallback: bool  # the page's language has no translation: this is the English text
+
+
+def _english(offering: Offering, fallback: bool) -> OfferingText:
+    return OfferingText(
+        offering.title,
+        offering.summary,
+        offering.description,
+        offering.what_to_bring,
+        DEFAULT_LANGUAGE,
+        fallback,
+    )
+
+
+def _translations(language: str) -> dict[int, OfferingTranslation]:
+    """Every offering's translation into `language`, read once per request or email batch (one
+    statement however many offerings a page lists)."""
+    cache = g.setdefault("offering_translations", {})
+    found = cache.get(language)
+    if found is None:
+        rows = db.session.scalars(
+            sa.select(OfferingTranslation).where(OfferingTranslation.language == language)
+        )
+        found = cache[language] = {row.offering_id: row for row in rows}
+    return found
+
+
+def offering_text(offering: Offering, language: str | None = None) -> OfferingText:
+    language = language or current_language()
+    if language == DEFAULT_LANGUAGE or not has_app_context():
+        return _english(offering, fallback=False)
+    row = _translations(language).get(offering.id)
+    if row is None or not row.title.strip():
+        return _english(offering, fallback=True)
+    return OfferingText(
+        row.title,
+        row.summary or offering.summary,
+        row.description or offering.description,
+        row.what_to_bring or offering.what_to_bring,
+        language,
+        fallback=False,
+    )
+
+
+def forget_read_translations() -> None:
+    """After staff save a translation (a long-lived app context, such as the worker's)."""
+    if has_app_context():
+        g.pop("offering_translations", None)
