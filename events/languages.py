@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -212,8 +213,6 @@ _ENGLISH = NullTranslations()
 def catalogue_missing(directory: str, codes: tuple[str, ...]) -> list[str]:
     """The languages offered whose compiled catalogue (.mo) is missing: their pages would be
     English without a word, so start-up says so (run `make translations`)."""
-    from pathlib import Path
-
     return [
         code
         for code in codes
@@ -260,6 +259,16 @@ def register(app: Any) -> None:
         return response
 
     app.register_blueprint(bp)
+
+    # A language offered without its compiled catalogue would show English without a word.
+    missing = catalogue_missing(
+        str(Path(app.root_path).parent / "translations"), tuple(languages_of(app.config))
+    )
+    if missing:
+        app.logger.warning(
+            "No compiled catalogue for %s: run `make translations` (those pages show English)",
+            ", ".join(missing),
+        )
 
     @app.after_request
     def vary_on_language(response: Response) -> Response:

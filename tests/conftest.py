@@ -42,6 +42,11 @@ WEBHOOK_SECRET = "whsec_test_secret"
 TEST_REDIS_URL = f"redis://127.0.0.1:6379/{int(os.environ.get('TEST_WORKER_REDIS_DB', '13'))}"
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# The compiled catalogues (.mo) are built from the .po files, never committed (`make
+# translations`): built here too, so a fresh clone's first pytest reads the current ones.
+subprocess.run(
+    [sys.executable, str(ROOT / "scripts" / "translations.py"), "compile"], check=True, capture_output=True
+)
 
 
 def free_port() -> int:
