@@ -31,6 +31,7 @@ from werkzeug.http import parse_accept_header
 
 DEFAULT_LANGUAGE = "en"
 LANG_COOKIE = "lang"
+LANGUAGE_KEY = "events.language"  # the request's language, kept in its WSGI environ
 # The cookie lasts a year: the choice is remembered on this device.
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 
@@ -134,10 +135,10 @@ def cookie_value(header: str, name: str) -> str | None:
 
 
 def request_language() -> str:
-    """This request's language (remembered on `g`)."""
-    chosen = g.get("language")
+    """This request's language (remembered with the request: an app context may outlive it)."""
+    chosen = request.environ.get(LANGUAGE_KEY)
     if chosen is None:
-        chosen = g.language = environ_language(request.environ, tuple(languages()))
+        chosen = request.environ[LANGUAGE_KEY] = environ_language(request.environ, tuple(languages()))
     return chosen
 
 

@@ -1,0 +1,210 @@
+"""Choosing a language: the `lang` cookie, Accept-Language on a first visit, the switch on every
+public page, staff pages always English, the page cache keyed by language; an offering's own
+text per language with the English shown (and said) when a translation is missing; and a
+language Babel knows nothing about (Hmong) added with a catalogue and a setting only."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+
+from events.extensions import db as _db
+from events.languages import choose_language, in_language
+from events.models import OfferingKind, OfferingTranslation
+from tests.conftest import ROOT, make_test_app
+from tests.factories import make_location, make_offering, make_session, upcoming_day
+from tests.integration.test_page_cache import CountingApp, listening, replay_middleware
+
+CODES = ("en", "es", "so")
+
+
+def html_lang(body: str) -> str:
+    return re.search(r'<html lang="([^"]+)"', body).group(1)
+
+
+def test_the_choice_follows_the_cookie_then_accept_language_then_english():
+    assert choose_language("so", "es-MX,es;q=0.9", CODES) == "so"  # the cookie wins
+    assert choose_language(None, "es-MX,es;q=0.9,en;q=0.5", CODES) == "es"
+    assert choose_language(None, "so-SO", CODES) == "so"
+    assert choose_language(None, "fr-FR,de;q=0.8", CODES) == "en"  # nothing we offer
+    assert choose_language("xx", None, CODES) == "en"  # a cookie naming no language offered
+    assert choose_language(None, "\x00" * 5000, CODES) == "en"  # junk is English, not an error
+
+
+def test_a_first_visit_follows_accept_language_and_the_switch_remembers_a_choice(client, db):
+    offering = make_offering(make_location(), OfferingKind.WORKSHOP, title="Knees")
+    make_session(offering, upcoming_day(3))
+    db.session.commit()
+
+    page = client.get("/", headers={"Accept-Language": "es-MX,es;q=0.9"})
+    body = page.get_data(as_text=True)
+    assert html_lang(body) == "es" and "Accept-Language" in page.headers["Vary"]
+    # The switch: every language in its own name and with its own lang attribute.
+    for code, name in (("en", "English"), ("es", "Español"), ("so", "Soomaali")):
+        assert f'lang="{code}" hreflang="{code}"' in body and f">{name}</a>" in body
+
+    chosen = client.get("/language/so?next=/offerings/" + offering.slug)
+    assert chosen.status_code == 303 and chosen.headers["Location"].endswith("/offerings/" + offering.slug)
+    assert "lang=so" in chosen.headers["Set-Cookie"]
+    # Remembered: the cookie beats the browser's language from now on.
+    again = client.get(f"/offerings/{offering.slug}", headers={"Accept-Language": "es"})
+    assert html_lang(again.get_data(as_text=True)) == "so"
+
+
+def test_the_switch_goes_back_only_to_a_page_of_this_site(client, db):
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil", "javascript:alert(1)"):
+        response = client.get("/language/es", query_string={"next": target})
+        assert response.status_code == 303 and response.headers["Location"] in ("/", "http://localhost/")
+    unknown = client.get("/language/xx?next=/")
+    assert unknown.status_code == 303 and "Set-Cookie" not in unknown.headers
+
+
+def test_staff_pages_stay_english_whatever_the_member_language(client, db):
+    client.set_cookie("lang", "es")
+    page = client.get("/staff/login", headers={"Accept-Language": "so"})
+    assert page.status_code == 200 and html_lang(page.get_data(as_text=True)) == "en"
+
+
+def test_dates_and_money_are_written_in_the_pages_language(client, db):
+    offering = make_offering(make_location(), OfferingKind.WORKSHOP, title="Backs", price_cents=1550)
+    session = make_session(offering, upcoming_day(3))
+    db.session.commit()
+    start = session.local_start
+    english = client.get(f"/offerings/{offering.slug}").get_data(as_text=True)
+    assert start.strftime("%B") in english and "$15.50" in english
+    client.set_cookie("lang", "es")
+    spanish = client.get(f"/offerings/{offering.slug}").get_data(as_text=True)
+    months = (
+        "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre".split()
+    )
+    assert f"{start.day} de {months[start.month - 1]}" in spanish
+    assert "15,50" in spanish and "$15.50" not in spanish
+    assert start.strftime("%B") not in spanish
+
+
+def test_a_cached_english_page_is_never_replayed_to_a_spanish_request(client, db, app, monkeypatch):
+    listening(app)
+    offering = make_offering(make_location(), OfferingKind.WORKSHOP, title="Cached")
+    make_session(offering, upcoming_day(3))
+    db.session.commit()
+    middleware = replay_middleware(app)
+    flask_calls = CountingApp(middleware.wsgi_app)
+    monkeypatch.setattr(middleware, "wsgi_app", flask_calls)
+    path = "/?kind=workshop"
+    english, spanish = {"Accept-Language": "en-US"}, {"Accept-Language": "es"}
+    for _ in range(5):  # a new minute or a concurrent change may invalidate once
+        client.get(path, headers=english)
+        calls = flask_calls.calls
+        replayed = client.get(path, headers=english)
+        if flask_calls.calls == calls:
+            break
+    assert flask_calls.calls == calls, "the English page was not replayed"
+    assert html_lang(replayed.get_data(as_text=True)) == "en"
+
+    first_spanish = client.get(path, headers=spanish)
+    assert flask_calls.calls == calls + 1, "a Spanish request must not get the English page"
+    assert html_lang(first_spanish.get_data(as_text=True)) == "es"
+    again = client.get(path, headers=spanish)
+    assert html_lang(again.get_data(as_text=True)) == "es"
+    # The cookie decides the same way before Flask as in it.
+    client.set_cookie("lang", "so")
+    assert html_lang(client.get(path, headers=english).get_data(as_text=True)) == "so"
+    client.delete_cookie("lang")
+    assert html_lang(client.get(path, headers=english).get_data(as_text=True)) == "en"
+
+
+def test_the_api_answers_errors_in_the_asked_language_and_takes_lang(client, db):
+    english = client.get("/api/v1/nowhere").get_json()
+    assert english["error"]["title"] == "We couldn't find that page"
+    # No Spanish catalogue text yet (the translators' job): the language chosen is what counts.
+    with client.application.test_request_context(
+        "/api/v1/sessions?lang=so", headers={"Accept-Language": "es"}
+    ):
+        from events.languages import current_language
+
+        assert current_language() == "so"
+    with client.application.test_request_context("/api/v1/sessions", headers={"Accept-Language": "es"}):
+        from events.languages import current_language
+
+        assert current_language() == "es"
+
+
+def test_an_offering_shows_its_translation_or_the_english_with_a_note(client, db):
+    location = make_location()
+    translated = make_offering(location, OfferingKind.WORKSHOP, title="Strong Knees", what_to_bring="A mat")
+    untranslated = make_offering(location, OfferingKind.WORKSHOP, title="Back Basics")
+    make_session(translated, upcoming_day(3))
+    make_session(untranslated, upcoming_day(4))
+    db.session.add(
+        OfferingTranslation(
+            offering=translated,
+            language="es",
+            title="Rodillas fuertes",
+            description="Ejercicios sencillos para las rodillas.",
+            what_to_bring="Una colchoneta",
+        )
+    )
+    db.session.commit()
+    client.set_cookie("lang", "es")
+
+    page = client.get(f"/offerings/{translated.slug}").get_data(as_text=True)
+    assert "<h1>Rodillas fuertes</h1>" in page and "Una colchoneta" in page
+    assert "Strong Knees" not in page and "has not been translated yet" not in page
+    schedule = client.get("/").get_data(as_text=True)
+    assert "Rodillas fuertes" in schedule and "Back Basics" in schedule
+
+    fallback = client.get(f"/offerings/{untranslated.slug}").get_data(as_text=True)
+    assert '<h1 lang="en">Back Basics</h1>' in fallback
+    assert "This class has not been translated yet, so its description is shown in English." in fallback
+
+    client.set_cookie("lang", "en")
+    english = client.get(f"/offerings/{translated.slug}").get_data(as_text=True)
+    assert "<h1>Strong Knees</h1>" in english and "not been translated" not in english
+
+
+def _hmong_catalogue(folder):
+    """A tiny Hmong catalogue (Babel has no locale data for `hmn`): one page text."""
+    catalog = Catalog()
+    catalog._locale_identifier = "hmn"
+    catalog.add("Back to the schedule", "Rov qab mus rau daim ntawv teev sij hawm")
+    target = folder / "hmn" / "LC_MESSAGES" / "messages.mo"
+    target.parent.mkdir(parents=True)
+    with target.open("wb") as out:
+        write_mo(out, catalog)
+
+
+def test_a_language_babel_has_no_data_for_is_a_catalogue_and_a_setting(pg_database_url, tmp_path):
+    _hmong_catalogue(tmp_path)
+    app = make_test_app(
+        pg_database_url,
+        LANGUAGES="en,es,so,hmn",
+        BABEL_TRANSLATION_DIRECTORIES=f"{ROOT / 'translations'};{tmp_path}",
+    )
+    try:
+        _see_hmong_pages(app)
+    finally:
+        with app.app_context():
+            _db.engine.dispose()  # (this app's own connections)
+
+
+def _see_hmong_pages(app):
+    client = app.test_client()
+    client.set_cookie("lang", "hmn")
+    page = client.get("/no-such-page")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 404 and html_lang(body) == "hmn"
+    assert "Rov qab mus rau daim ntawv teev sij hawm" in body  # from its catalogue
+    assert 'lang="hmn" hreflang="hmn" aria-current="true">Hmoob</a>' in body  # its own name, from the setting
+    # Its dates, times and money from the patterns declared beside it.
+    moment = datetime(2026, 3, 3, 18, 30, tzinfo=ZoneInfo("America/Chicago"))
+    from events.filters import format_day, format_money, format_short_day, format_time
+
+    with app.test_request_context("/"), in_language("hmn"):
+        assert format_day(moment) == "Hnub Ob, 3 Lub 3 Hlis"
+        assert format_short_day(moment) == "Ob 3 3 Hlis"
+        assert format_time(moment) == "18:30"
+        assert format_money(1550) == "$15.50"
