@@ -244,6 +244,16 @@ def _offering_updated(f: Facts) -> str:
     return f"{f.actor} edited {_offering(f)}: {listed}."
 
 
+@sentence("offering.translation_saved")
+def _translation_saved(f: Facts) -> str:
+    return f"{f.actor} saved the {_text(f.details.get('language', '?'))} text of {_offering(f)}."
+
+
+@sentence("offering.translation_removed")
+def _translation_removed(f: Facts) -> str:
+    return f"{f.actor} removed the {_text(f.details.get('language', '?'))} text of {_offering(f)}."
+
+
 @sentence("seat_pool.capacity_changed")
 def _capacity_changed(f: Facts) -> str:
     return f"{f.actor} set the capacity of {_offering(f)} to {_text(f.details.get('capacity', '?'))}."

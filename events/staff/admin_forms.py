@@ -190,6 +190,15 @@ class InstructorForm(Form):
     bio = TextAreaField("Short bio", filters=[_strip], validators=[Length(max=5000)])
 
 
+class OfferingTranslationForm(Form):
+    """An offering's own words in one other language (an empty title removes the translation)."""
+
+    title = StringField("Title", filters=[_strip], validators=[Optional(), Length(max=200)])
+    summary = StringField("Summary (one line)", filters=[_strip], validators=[Length(max=400)])
+    description = TextAreaField("Description", filters=[_strip], validators=[Length(max=20000)])
+    what_to_bring = TextAreaField("What to bring", filters=[_strip], validators=[Length(max=5000)])
+
+
 class LinkResourceForm(Form):
     title = StringField(
         "Title", filters=[_strip], validators=[DataRequired("Give it a title."), Length(max=200)]

@@ -19,6 +19,7 @@ from events.filters import staff_time
 from events.models import (
     Location,
     Offering,
+    OfferingTranslation,
     Role,
     SeatPool,
     Session,
@@ -186,6 +187,57 @@ def update_offering(offering: Offering, data: dict, actor: User) -> Offering:
     )
     db.session.commit()
     return offering
+
+
+def translations_of(offering: Offering) -> dict[str, OfferingTranslation]:
+    """The offering's translations, by language."""
+    rows = db.session.scalars(
+        sa.select(OfferingTranslation).where(OfferingTranslation.offering_id == offering.id)
+    )
+    return {row.language: row for row in rows}
+
+
+def save_translation(
+    offering: Offering, language: str, data: dict, actor: User
+) -> OfferingTranslation | None:
+    """Add, change or (an empty title) remove the offering's text in `language`. Members reading
+    that language see it at once (the page cache's fingerprint moves with the change)."""
+    row = translations_of(offering).get(language)
+    if not data["title"]:
+        if row is not None:
+            db.session.delete(row)
+            audit.record(
+                actor.id,
+                "offering.translation_removed",
+                "offering",
+                offering.id,
+                language=language,
+                offering_id=offering.id,
+                offering_title=offering.title,
+            )
+        db.session.commit()
+        return None
+    if row is None:
+        row = OfferingTranslation(offering_id=offering.id, language=language, title=data["title"])
+        db.session.add(row)
+    changed = [key for key in TRANSLATED_FIELDS if getattr(row, key, None) != data[key]]
+    for key in TRANSLATED_FIELDS:
+        setattr(row, key, data[key])
+    audit.record(
+        actor.id,
+        "offering.translation_saved",
+        "offering",
+        offering.id,
+        language=language,
+        changed=changed,
+        offering_id=offering.id,
+        offering_title=offering.title,
+    )
+    db.session.commit()
+    return row
+
+
+TRANSLATED_FIELDS = ("title", "summary", "description", "what_to_bring")
 
 
 def seat_pools(offering: Offering) -> list[SeatPool]:

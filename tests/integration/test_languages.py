@@ -208,3 +208,47 @@ def _see_hmong_pages(app):
         assert format_short_day(moment) == "Ob 3 3 Hlis"
         assert format_time(moment) == "18:30"
         assert format_money(1550) == "$15.50"
+
+
+def test_staff_add_change_and_remove_an_offerings_translation(client, db):
+    from events.models import AuditEntry
+    from tests.integration.test_staff_admin import login, token_from
+
+    login(client, db)
+    offering = make_offering(make_location(), OfferingKind.WORKSHOP, title="Back Basics")
+    make_session(offering, upcoming_day(3))
+    db.session.commit()
+    page = f"/staff/admin/offerings/{offering.id}"
+    admin_page = client.get(page).get_data(as_text=True)
+    assert (
+        'id="translations-h">Translations' in admin_page
+        and "Spanish (Español): not translated yet" in admin_page
+    )
+    assert html_lang(admin_page) == "en"
+    url = f"/staff/admin/offerings/{offering.id}/translations/es"
+    saved = client.post(
+        url,
+        data={
+            "csrf_token": token_from(client, page),
+            "t-es-title": "Espalda: lo básico",
+            "t-es-description": "Cómo cuidar la espalda.",
+        },
+    )
+    assert saved.status_code == 302 and saved.headers["Location"].endswith("#translations")
+    assert "Spanish (Español): translated" in client.get(page).get_data(as_text=True)
+
+    member = client.application.test_client()
+    member.set_cookie("lang", "es")
+    public = member.get(f"/offerings/{offering.slug}").get_data(as_text=True)
+    assert "<h1>Espalda: lo básico</h1>" in public and "Cómo cuidar la espalda." in public
+
+    too_long = client.post(url, data={"csrf_token": token_from(client, page), "t-es-title": "x" * 201})
+    assert too_long.status_code == 400
+    english = f"/staff/admin/offerings/{offering.id}/translations/en"
+    assert client.post(english, data={"csrf_token": token_from(client, page)}).status_code == 404
+    removed = client.post(url, data={"csrf_token": token_from(client, page), "t-es-title": ""})
+    assert removed.status_code == 302
+    public = member.get(f"/offerings/{offering.slug}").get_data(as_text=True)
+    assert '<h1 lang="en">Back Basics</h1>' in public and "has not been translated yet" in public
+    actions = [e.action for e in db.session.query(AuditEntry).filter_by(offering_id=offering.id)]
+    assert "offering.translation_saved" in actions and "offering.translation_removed" in actions

@@ -5,12 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from events.filters import plural
 from events.forms import attempt
+from events.languages import DEFAULT_LANGUAGE, languages
 from events.models import Offering, OfferingKind, Resource, ResourceKind, utcnow
 from events.registration.forms import ConfirmForm
 from events.resources import services as resources
@@ -22,6 +23,7 @@ from events.staff.admin_forms import (
     FileResourceForm,
     LinkResourceForm,
     OfferingForm,
+    OfferingTranslationForm,
     SessionsForm,
 )
 from events.staff.parsers import (
@@ -116,8 +118,29 @@ def _sessions_form(offering: Offering, form: SessionsForm | None = None) -> Sess
     return form
 
 
+def _translation_forms(
+    offering: Offering, submitted: tuple[str, OfferingTranslationForm] | None = None
+) -> list:
+    """One form per language other than English, filled with what is saved (or as submitted)."""
+    saved = offerings.translations_of(offering)
+    items = []
+    for code, language in languages().items():
+        if code == DEFAULT_LANGUAGE:
+            continue
+        form = OfferingTranslationForm(formdata=None, obj=saved.get(code), prefix=f"t-{code}")
+        if submitted is not None and submitted[0] == code:
+            form = submitted[1]
+        # Staff pages are English: the language's English name, and its own beside it.
+        english = language.babel_locale.get_display_name("en") if language.babel_locale is not None else code
+        items.append(
+            {"code": code, "name": f"{english} ({language.name})", "saved": code in saved, "form": form}
+        )
+    return items
+
+
 def render_offering(offering: Offering, status: int = 200, **forms: Any) -> tuple[str, int]:
     """The offering's admin page, with any of its forms given (a failed submit's, with errors)."""
+    forms.setdefault("translation_forms", _translation_forms(offering))
     forms.setdefault("sessions_form", _sessions_form(offering))
     forms.setdefault("link_form", LinkResourceForm(formdata=None))
     forms.setdefault("file_form", FileResourceForm(formdata=None))
@@ -164,6 +187,22 @@ def admin_sessions_add(offering_id: int) -> ResponseReturnValue:
             flash(f"{plural(len(created), 'date')} added.", "success")
             return redirect(url_for("staff.admin_offering", offering_id=offering.id) + "#sessions")
     return render_offering(offering, 400, sessions_form=form)
+
+
+@bp.post("/admin/offerings/<int:offering_id>/translations/<language>")
+@admin_required
+def admin_offering_translation(offering_id: int, language: str) -> ResponseReturnValue:
+    offering = get_or_404(Offering, offering_id)
+    if language == DEFAULT_LANGUAGE or language not in languages():
+        abort(404)  # English is the offering itself; other codes are no language offered
+    form = OfferingTranslationForm(prefix=f"t-{language}")
+    if form.validate_on_submit():
+        data = {key: form[key].data or "" for key in offerings.TRANSLATED_FIELDS}
+        attempt(form, lambda: offerings.save_translation(offering, language, data, current_user))
+        if not form.errors:
+            flash("Translation saved." if data["title"] else "Translation removed.", "success")
+            return redirect(url_for("staff.admin_offering", offering_id=offering.id) + "#translations")
+    return render_offering(offering, 400, translation_forms=_translation_forms(offering, (language, form)))
 
 
 # --- Resources shared after the class (events/resources) ---
