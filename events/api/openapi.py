@@ -68,6 +68,10 @@ SESSION = {
                 "id": {"type": "integer"},
                 "slug": {"type": "string"},
                 "title": {"type": "string"},
+                "title_language": {
+                    "type": "string",
+                    "description": "The title's language: `en` when the one asked for has no translation",
+                },
                 "kind": {"type": "string", "enum": ["workshop", "class", "course"]},
                 "topic": {"type": "string"},
             },
@@ -98,6 +102,9 @@ SESSION_FILTERS = [
     _query("from", "First day (clinic's time zone), YYYY-MM-DD", {"type": "string", "format": "date"}),
     _query("to", "Last day (clinic's time zone), YYYY-MM-DD", {"type": "string", "format": "date"}),
     _query("q", "Text search in titles, topics and descriptions", {"type": "string", "maxLength": 100}),
+    _query(
+        "lang", "Language of titles and error messages, e.g. es (else Accept-Language)", {"type": "string"}
+    ),
     _query("page", "Page number, from 1", {"type": "integer", "minimum": 1, "maximum": 100000}),
     _query("per_page", "Items per page", {"type": "integer", "minimum": 1, "maximum": 100}),
 ]

@@ -7,6 +7,7 @@ from events.api.openapi import openapi_document
 from events.catalog import services
 from events.catalog.cache import cached
 from events.models import Location, Session
+from events.offering_text import offering_text
 
 bp = Blueprint("api", __name__)
 
@@ -25,12 +26,15 @@ def location_json(location: Location) -> dict:
 def session_json(session: Session) -> dict:
     offering = session.offering
     instructor = session.instructor or offering.instructor
+    text = offering_text(offering)  # in the language asked for (?lang= or Accept-Language)
     return {
         "id": session.id,
         "offering": {
             "id": offering.id,
             "slug": offering.slug,
-            "title": offering.title,
+            "title": text.title,
+            # The title's language: "en" when the language asked for has no translation yet.
+            "title_language": text.language,
             "kind": offering.kind.value,
             "topic": offering.topic,
         },
@@ -53,14 +57,16 @@ def sessions() -> ResponseReturnValue:
     def render() -> Response:
         f = services.parse_schedule_filter(request.args, current_app.config["SCHEDULE_PAGE_SIZE"])
         page = services.list_schedule(f)
-        links = {"self": url_for("api.sessions", _external=True, **f.as_args(), per_page=f.per_page)}
+        # (A language asked for stays in the links.)
+        lang = {"lang": request.args["lang"]} if request.args.get("lang") else {}
+        links = {"self": url_for("api.sessions", _external=True, **f.as_args(), per_page=f.per_page, **lang)}
         if page.has_next:
             links["next"] = url_for(
-                "api.sessions", _external=True, **f.as_args(page=f.page + 1), per_page=f.per_page
+                "api.sessions", _external=True, **f.as_args(page=f.page + 1), per_page=f.per_page, **lang
             )
         if page.has_prev:
             links["prev"] = url_for(
-                "api.sessions", _external=True, **f.as_args(page=f.page - 1), per_page=f.per_page
+                "api.sessions", _external=True, **f.as_args(page=f.page - 1), per_page=f.per_page, **lang
             )
         return jsonify(
             data=[session_json(s) for s in page.sessions],

@@ -252,3 +252,22 @@ def test_staff_add_change_and_remove_an_offerings_translation(client, db):
     assert '<h1 lang="en">Back Basics</h1>' in public and "has not been translated yet" in public
     actions = [e.action for e in db.session.query(AuditEntry).filter_by(offering_id=offering.id)]
     assert "offering.translation_saved" in actions and "offering.translation_removed" in actions
+
+
+def test_the_api_gives_titles_in_the_language_asked_for_and_says_which(client, db):
+    location = make_location()
+    translated = make_offering(location, OfferingKind.WORKSHOP, title="Strong Knees")
+    untranslated = make_offering(location, OfferingKind.WORKSHOP, title="Back Basics")
+    make_session(translated, upcoming_day(3))
+    make_session(untranslated, upcoming_day(4))
+    db.session.add(OfferingTranslation(offering=translated, language="so", title="Jilbo xoog leh"))
+    db.session.commit()
+
+    def titles(**headers_and_query):
+        items = client.get("/api/v1/sessions", **headers_and_query).get_json()["data"]
+        return {item["offering"]["title"]: item["offering"]["title_language"] for item in items}
+
+    assert titles() == {"Strong Knees": "en", "Back Basics": "en"}
+    asked = titles(query_string={"lang": "so"})
+    assert asked == {"Jilbo xoog leh": "so", "Back Basics": "en"}
+    assert titles(headers={"Accept-Language": "so"}) == asked
