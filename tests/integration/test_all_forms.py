@@ -183,6 +183,8 @@ def _build_world(db) -> dict:
             "refund_id": failed_refund.id,
             "resource_id": resource.id,
             "token": reset_token(instructor),
+            "language": "es",  # an offering's translation (staff), and the public language switch
+            "code": "es",
         },
         "slugs": {"/offerings/": paid.slug, "/locations/": location.slug},
         "extra_pages": [
