@@ -153,13 +153,14 @@ def test_an_offering_shows_its_translation_or_the_english_with_a_note(client, db
 
     page = client.get(f"/offerings/{translated.slug}").get_data(as_text=True)
     assert "<h1>Rodillas fuertes</h1>" in page and "Una colchoneta" in page
-    assert "Strong Knees" not in page and "has not been translated yet" not in page
+    assert "Strong Knees" not in page and "todavía no está traducida" not in page
     schedule = client.get("/").get_data(as_text=True)
     assert "Rodillas fuertes" in schedule and "Back Basics" in schedule
 
     fallback = client.get(f"/offerings/{untranslated.slug}").get_data(as_text=True)
     assert '<h1 lang="en">Back Basics</h1>' in fallback
-    assert "This class has not been translated yet, so its description is shown in English." in fallback
+    # The note is written in the page's language (Spanish), about the English text below it.
+    assert "Esta clase todavía no está traducida, así que su descripción aparece en inglés." in fallback
 
     client.set_cookie("lang", "en")
     english = client.get(f"/offerings/{translated.slug}").get_data(as_text=True)
@@ -249,7 +250,7 @@ def test_staff_add_change_and_remove_an_offerings_translation(client, db):
     removed = client.post(url, data={"csrf_token": token_from(client, page), "t-es-title": ""})
     assert removed.status_code == 302
     public = member.get(f"/offerings/{offering.slug}").get_data(as_text=True)
-    assert '<h1 lang="en">Back Basics</h1>' in public and "has not been translated yet" in public
+    assert '<h1 lang="en">Back Basics</h1>' in public and "Esta clase todavía no está traducida" in public
     actions = [e.action for e in db.session.query(AuditEntry).filter_by(offering_id=offering.id)]
     assert "offering.translation_saved" in actions and "offering.translation_removed" in actions
 
