@@ -74,7 +74,10 @@ format: install
 
 bench: install services
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
-	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@log=$$(mktemp); for script in bench/bench_*.py; do echo "== $$script"; \
+		{ $(PY) $$script || echo "SUMMARY $$script CRASHED"; } | tee -a $$log; done; \
+		echo "== every goal's verdict line"; grep '^SUMMARY' $$log; \
+		! grep -q "^SUMMARY bench/.* CRASHED$$" $$log; status=$$?; rm -f $$log; exit $$status
 
 clean:
 	rm -rf instance .pytest_cache

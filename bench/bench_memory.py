@@ -5,9 +5,13 @@ demo data, as `make run` has) while 8 keep-alive clients in this process walk a 
 the schedule with changing filters and searches (each a new cache key, so the page caches must
 stay bounded), offering pages, the JSON API, the iCal feed, a missing page and staff sign-in.
 The worker's resident memory is sampled every BENCH_MEMORY_EVERY seconds for BENCH_MEMORY_SECONDS
-(default 120; `BENCH_MEMORY_SECONDS=3600` for the hour the goal names). Prints the samples, the
-ratio of the last third's median to the median just after warm-up (the baseline, same run),
-and a verdict line (flat: within 1.10x).
+(default 120; `BENCH_MEMORY_SECONDS=3600` for the hour the goal names). BENCH_MEMORY_RATE caps
+the load in requests a second over all clients (0, the default: as fast as they go), so a long
+run need not take the machine: `BENCH_MEMORY_SECONDS=3600 BENCH_MEMORY_RATE=30`. Prints the
+samples (each as it is taken, so a long run can be watched), the RSS at start, every
+BENCH_MEMORY_REPORT_EVERY seconds (default 600) and at the end, the ratio of the last third's
+median to the median just after warm-up (the baseline, same run), the ratio of the last sample
+to it, and a verdict line (flat: within 1.10x).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ SECONDS = float(os.environ.get("BENCH_MEMORY_SECONDS", "120"))
 EVERY = float(os.environ.get("BENCH_MEMORY_EVERY", "5"))
 WARM_UP = min(30.0, SECONDS / 4)
 CLIENTS = 8
+RATE = float(os.environ.get("BENCH_MEMORY_RATE", "0"))  # requests/s over all clients; 0: no cap
+REPORT_EVERY = float(os.environ.get("BENCH_MEMORY_REPORT_EVERY", "600"))
 FLAT = 1.10
 WORDS = ["back", "posture", "strength", "mobility", "desk", "yoga", "core", "hip", "neck", "balance"]
 
@@ -96,8 +102,15 @@ def main() -> None:
 
     def client() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        interval = CLIENTS / RATE if RATE > 0 else 0.0  # each client's share of the capped rate
+        next_at = time.monotonic()
         while not stop.is_set():
             for path in paths(slugs or ["none"]):
+                if interval:
+                    next_at += interval
+                    if (pause := next_at - time.monotonic()) > 0:
+                        if stop.wait(pause):
+                            break
                 try:
                     connection.request("GET", path)
                     response = connection.getresponse()
@@ -114,7 +127,10 @@ def main() -> None:
     try:
         for _ in range(200):
             try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/")
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                probe.request("GET", "/")
+                probe.getresponse().read()  # the app is loaded: "start" is a worker that has served
+                probe.close()
                 break
             except OSError:
                 time.sleep(0.1)
@@ -126,7 +142,9 @@ def main() -> None:
         samples: list[tuple[float, int]] = []
         while (elapsed := time.monotonic() - started) < SECONDS:
             samples.append((elapsed, rss_kib(pid)))
+            print(f"{elapsed:7.1f} s  {samples[-1][1] / 1024:7.1f} MiB  ({served[0]} requests)", flush=True)
             time.sleep(EVERY)
+        samples.append((time.monotonic() - started, rss_kib(pid)))
         stop.set()
         for thread in threads:
             thread.join()
@@ -134,12 +152,17 @@ def main() -> None:
         stop.set()
         server.terminate()
         server.wait(10)
-    for elapsed, kib in samples:
-        print(f"{elapsed:7.1f} s  {kib / 1024:7.1f} MiB")
     baseline = [kib for elapsed, kib in samples if WARM_UP <= elapsed < WARM_UP + max(EVERY * 3, 15)]
     last_third = [kib for elapsed, kib in samples if elapsed >= SECONDS * 2 / 3]
     base, end = statistics.median(baseline or [samples[0][1]]), statistics.median(last_third)
     ratio = end / base
+    curve = [samples[0]]
+    for mark in range(1, int(SECONDS // REPORT_EVERY) + 1):
+        curve.append(min(samples, key=lambda sample: abs(sample[0] - mark * REPORT_EVERY)))
+    if curve[-1] is not samples[-1]:
+        curve.append(samples[-1])
+    print("curve: " + ", ".join(f"{elapsed / 60:.1f} min {kib / 1024:.1f} MiB" for elapsed, kib in curve))
+    print(f"last sample / after warm-up: {samples[-1][1] / base:.3f}")
     verdict = "OK" if ratio <= FLAT and not failed[0] else "MISSED"
     print(
         f"SUMMARY worker RSS after warm-up {base / 1024:.1f} MiB, last third {end / 1024:.1f} MiB: "

@@ -7,7 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask
 
-from events import cli, errors, filters, inputs, languages, redaction, security
+from events import cli, errors, filters, inputs, languages, migrating, redaction, security
 from events.api.views import bp as api_bp
 from events.catalog.cache import CachedPageMiddleware, csrf_token_for_page, mark_changer_fresh
 from events.catalog.seat_slots import seat_slot
@@ -15,7 +15,7 @@ from events.catalog.views import bp as catalog_bp
 from events.clinic import current_clinic
 from events.config import Config
 from events.db_sqlite import configure_sqlite
-from events.extensions import babel, csrf, db, limiter, login_manager, migrate
+from events.extensions import babel, csrf, db, limiter, login_manager
 from events.models import Clinic
 from events.notifications import devmail
 from events.payments.webhooks import bp as payments_bp
@@ -60,7 +60,7 @@ def create_app(config: dict | None = None) -> Flask:
             finally:
                 db.session.registry.clear()
 
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    migrating.install(app)  # Flask-Migrate and Alembic load only when used
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)

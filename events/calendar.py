@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urlsplit
 
 from flask import current_app, url_for
 from flask_babel import gettext
-from icalendar import Calendar, Event, vCalAddress, vText
 
 from events.models import Clinic, Registration, RegistrationStatus, Session, SessionStatus, utcnow
 from events.offering_text import offering_text
+
+if TYPE_CHECKING:  # imported where a calendar is built: not needed to start the app (issue 17)
+    from icalendar import Calendar, Event, vCalAddress
 
 # Emailed invites are iTIP messages (RFC 5546); feeds and downloads carry no METHOD, as RFC 5545
 # asks of a plain snapshot of calendar data.
@@ -51,6 +54,8 @@ def sequence(session: Session, registration: Registration | None = None) -> int:
 
 
 def _calendar(clinic: Clinic, name: str, method: str | None) -> Calendar:
+    from icalendar import Calendar
+
     cal = Calendar()
     cal.add("prodid", f"-//{clinic.name}//Workshops and classes//EN")
     cal.add("version", "2.0")
@@ -64,12 +69,16 @@ def _calendar(clinic: Clinic, name: str, method: str | None) -> Calendar:
 
 def _organizer(clinic: Clinic, address: str) -> vCalAddress:
     """The clinic, as the sender of emailed invites (RFC 5546 asks for an ORGANIZER in them)."""
+    from icalendar import vCalAddress, vText
+
     organizer = vCalAddress(f"mailto:{address}")
     organizer.params["cn"] = vText(clinic.name)
     return organizer
 
 
 def session_event(session: Session, stamp: datetime, registration: Registration | None = None) -> Event:
+    from icalendar import Event, vText
+
     offering = session.offering
     location = session.location
     cancelled = is_cancelled(session, registration)

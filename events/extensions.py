@@ -1,4 +1,5 @@
-"""Flask extensions, created unbound and initialised in create_app()."""
+"""Flask extensions, created unbound and initialised in create_app(). (Flask-Migrate is set up
+when first used: events/migrating.py.)"""
 
 from collections.abc import Callable
 from functools import cached_property
@@ -7,7 +8,6 @@ from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
@@ -30,7 +30,6 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)

@@ -25,16 +25,24 @@ single SMTP exchange that starts with more than half a lease left and outlasts t
 of it (SMTP_TIMEOUT is per command) while renewals are failing too - the database and the
 mail server both stalled at once; that row can then be reclaimed and sent again.
 
-The at-least-once window: the row is marked 'sent' in its own commit right after the SMTP
-server accepts that one message (not at the end of the batch); the next message is rendered
-while that commit runs, but not handed to SMTP before it is confirmed (see _Marks). Only a
-crash (or a lost database connection) between the server's 250 reply and that commit - a
-few milliseconds - leaves a sent row in 'sending', and it will be sent again after its
-lease. The resend carries the same Message-ID, which lets mail clients collapse it.
-Everything else (but the double stall above) is exactly once: the dedupe key makes the row
-unique and the claim, checked against the database before every message, makes its sender
-unique. SYNC_COMMIT_OFF (off by default) trades a few resends after a database crash for
-faster marks on PostgreSQL.
+The at-least-once window: the row is marked 'sent' right after the SMTP server accepts that
+one message (not at the end of the batch), in a commit of its own that every other worker sees
+at once; the next message is rendered while that commit runs, but not handed to SMTP before it
+is confirmed (see _Marks). So a WORKER that dies mid-batch (killed, crashed, its machine gone)
+resends nothing the server accepted, but for the one message whose 250 reply came in the few
+milliseconds before its mark reached PostgreSQL: that row is left in 'sending' and sent again
+after its lease. The resend carries the same Message-ID, which lets mail clients collapse it.
+Durability is per batch: the marks are committed without waiting for PostgreSQL to flush them
+to disk (synchronous_commit off, for the marks' connection only), and the end of each batch
+(also one stopped because its rows were taken) waits for one flushed commit, which makes every
+earlier mark durable too (the write-ahead log is flushed in order; a batch ended by an error
+leaves it to the WAL writer). So only a crash of POSTGRESQL itself (or of its
+machine) can lose marks: at most those of the batch being sent (BATCH_SIZE rows, and never
+more than the WAL writer's ~0.6 s), which come back as 'sending' and go out again, with their
+Message-IDs. Everything else (but the double stall above) is exactly once: the dedupe key
+makes the row unique and the claim, checked against the database before every message, makes
+its sender unique. (A flushed commit per mark cost 0.7-2.5 ms of fsync wait per email here,
+the largest part of the sender's time beside SMTP; per batch it is one in 200.)
 
 Speed: a batch (BATCH_SIZE rows) is read in a few queries (content.Prefetched), rendered in
 one request context by one sender.Renderer, and marked over a dedicated autocommit
@@ -221,13 +229,14 @@ class _Marks:
     connection would wait on the first), each mark committed at once as before.
 
     PostgreSQL: a connection of its own in autocommit mode, beside the session that read the
-    batch, so a mark is one UPDATE in one round trip (no BEGIN/COMMIT, no ORM flush). The
-    'sent' mark is sent without waiting for its reply (libpq's asynchronous API): the next
-    email is built and rendered while PostgreSQL commits it, and wait() collects the reply
-    before anything else is sent over SMTP or written. So at any moment at most one message
-    has been accepted by the SMTP server without its 'sent' commit confirmed - the same
-    at-least-once window as a synchronous mark, and a mark that fails still raises before
-    the next email goes out.
+    batch, so a mark is one UPDATE in one round trip (no BEGIN/COMMIT, no ORM flush), committed
+    with synchronous_commit off: visible to every other worker when the UPDATE returns, flushed
+    to disk by durable() at the end of the batch. The 'sent' mark is sent without waiting for
+    its reply (libpq's asynchronous API): the next email is built and rendered while PostgreSQL
+    commits it, and wait() collects the reply before anything else is sent over SMTP or
+    written. So at any moment at most one message has been accepted by the SMTP server without
+    its 'sent' commit confirmed, and a mark that fails still raises before the next email goes
+    out. (The module's docstring has the windows this leaves.)
     """
 
     def __init__(self, session: sa.orm.Session) -> None:
@@ -235,11 +244,11 @@ class _Marks:
         self.conn: sa.Connection | None = None
         self.raw: Any = None  # the psycopg connection under conn (PostgreSQL only)
         self.pending: int | None = None
+        self.unflushed = False  # a mark committed since the last durable()
         if session.get_bind().dialect.name == "postgresql":
             self.conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self.raw = self.conn.connection.driver_connection  # psycopg, autocommit
-            if SYNC_COMMIT_OFF:
-                self.raw.execute("SET synchronous_commit TO OFF")
+            self.raw.execute("SET synchronous_commit TO OFF")
 
     def sent(self, row_id: int, claim: datetime) -> None:
         if self.raw is None:
@@ -252,6 +261,7 @@ class _Marks:
             [_naive(utcnow()), str(row_id).encode(), EmailStatus.SENDING.value.encode(), _naive(claim)],
         )
         self.pending = row_id
+        self.unflushed = True
 
     def wait(self) -> None:
         """Collect the reply to the 'sent' mark in flight, if any; raise if it failed or
@@ -281,17 +291,29 @@ class _Marks:
         """Run and commit one UPDATE; how many rows it changed."""
         if self.conn is not None:
             self.wait()
+            self.unflushed = True
             return self.conn.execute(statement).rowcount  # autocommit: committed when this returns
         updated = cast("sa.CursorResult[Any]", self.session.execute(statement)).rowcount
         self.session.commit()
         return updated
 
+    def durable(self, row_id: int) -> None:
+        """Wait until every mark so far is on disk: one commit with synchronous_commit on, of a
+        write that changes nothing (a commit that writes nothing flushes nothing). The write-
+        ahead log is flushed in order, so this flushes all the asynchronous commits before it."""
+        if self.raw is None or not self.unflushed:
+            return
+        self.wait()
+        with self.raw.transaction():
+            self.raw.execute("SET LOCAL synchronous_commit TO ON")
+            self.raw.execute(_DURABLE_SQL, [row_id])
+        self.unflushed = False
+
     def close(self) -> None:
         if self.conn is not None:
             try:
                 self.wait()
-                if SYNC_COMMIT_OFF:
-                    self.raw.execute("RESET synchronous_commit")
+                self.raw.execute("RESET synchronous_commit")
             except BaseException:
                 self.conn.invalidate()  # never hand a connection in an unknown state back to the pool
                 raise
@@ -305,18 +327,9 @@ _MARK_SENT_SQL = (
     b"UPDATE outbox_emails SET status = 'sent', sent_at = $1, last_error = '' "
     b"WHERE id = $2 AND status = $3 AND claimed_at = $4"
 )
+# durable()'s write: one of the batch's rows, rewritten as it is.
+_DURABLE_SQL = "UPDATE outbox_emails SET sent_at = sent_at WHERE id = %s"
 MARK_TIMEOUT_SECONDS = 60
-# The marks connection runs with synchronous_commit off (PostgreSQL only; claims stay fully
-# synchronous, so a row is still never sent by two workers). A mark is then visible to every
-# other session the moment its UPDATE returns, but made durable by the WAL writer up to
-# ~0.6 s (3 x wal_writer_delay) later. A WORKER crash still cannot lose it: the commit is in
-# PostgreSQL, not in the worker. A POSTGRESQL crash (or the machine under it) can lose the
-# last fraction of a second of 'sent' marks: those rows come back as 'sending', are
-# reclaimed after their lease and sent again - with the same Message-ID, so clients can
-# collapse them. Off by default: our rule is that no email is ever sent twice, and a
-# synchronous commit per mark costs a WAL fsync (0.7-2.5 ms measured here). Turn it on only
-# where throughput matters more than a few duplicates after a database crash.
-SYNC_COMMIT_OFF = False
 
 
 def _naive(moment: datetime) -> bytes:
@@ -413,6 +426,7 @@ def send_claimed(
                 marks.wait()  # the last 'sent' mark
             except _ClaimLost as lost:  # reclaimed by another worker: the rest is theirs to send
                 log.warning("outbox %s was reclaimed by another worker; batch stopped", lost.row_id)
+            marks.durable(row_ids[0])  # the batch's marks on disk before the next batch is claimed
     finally:
         lease.stop()
         marks.close()

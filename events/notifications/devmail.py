@@ -23,7 +23,6 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, abort, current_app, render_template
 from flask.typing import ResponseReturnValue
-from icalendar import Calendar
 
 bp = Blueprint("devmail", __name__, url_prefix="/_dev/outbox")
 NAME = re.compile(r"^[A-Za-z0-9._-]+\.eml$")
@@ -94,6 +93,8 @@ class ShownAttachment:
 
 
 def _invite_events(data: bytes) -> list[InviteEvent]:
+    from icalendar import Calendar  # here: the app starts without it (issue 17, goal 6)
+
     try:
         calendar = Calendar.from_ical(data)
     except ValueError:

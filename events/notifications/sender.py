@@ -12,6 +12,14 @@ the transfer encoding, and parse back to the same message (tests/worker check th
 address whose local part is not ASCII (SMTPUTF8) still goes through EmailMessage; a Unicode
 domain is written in its IDNA form, which every server takes (events/notifications/addresses.py).
 
+Stamping: the emails of a kind in STAMPED_KINDS (the reminder, sent by the thousand) are
+rendered once per session in a batch, with markers where the person's name and link go, and
+each person's values are put in by replacing the markers (HTML-escaped in the HTML part, as
+the template would have): the templates run once per session instead of twice per email.
+Only kinds whose templates use these values bare ({{ name }}, {% if name %}, {{ manage_url }})
+and otherwise read only what the key names (tests/worker/test_worker_email_stamping.py checks
+both, and that the bytes match a plain render).
+
 Every email carries a Reply-To of the clinic's own contact address (the clinic's `email`,
 set by admins on the Clinic page), so a reply reaches people rather than the no-reply sender.
 """
@@ -23,6 +31,7 @@ import binascii
 import hashlib
 import os
 import random
+import secrets
 import smtplib
 import sys
 from dataclasses import dataclass
@@ -39,6 +48,7 @@ from typing import Any, Protocol
 from flask import current_app
 from flask.config import Config
 from jinja2 import Template
+from markupsafe import escape
 
 from events.clinic import current_clinic
 from events.languages import in_language
@@ -154,6 +164,27 @@ def _multipart(subtype: str, parts: list[bytes], headers: bytes = b"") -> bytes:
     return b"".join(out)
 
 
+# Kinds rendered once per session and stamped with each person's name and link (see above).
+STAMPED_KINDS = frozenset({"reminder"})
+# What differs from one person to the next in a stamped email: put in by replacing markers.
+STAMPED_PERSONAL = ("name", "manage_url")
+
+
+def _stamp_key(kind: str, context: dict[str, Any]) -> tuple:
+    """Everything else a stamped template reads (the batch's objects do not change under it)."""
+    session, offering = context.get("session"), context["offering"]
+    return (
+        kind,
+        offering.id,
+        session.id if session is not None else None,
+        context["location"].id if context.get("location") is not None else None,
+        context.get("when_text"),
+        context.get("subject"),
+        context.get("schedule_url"),
+        bool(context.get("name")),  # "Hello," or "Hello Ann,"
+    )
+
+
 class Renderer:
     """Made once per batch (inside the request context that delivery pushes): the templates
     and the constant headers are looked up once, not per email."""
@@ -168,6 +199,11 @@ class Renderer:
         self.from_header = _mailbox_header("From", name, address)
         self.domain = _sender_domain()
         self.templates: dict[str, Template] = {}
+        # Stamped kinds: (text, html) rendered with markers, per _stamp_key. The markers are
+        # random per batch, so no text anyone wrote can contain them.
+        self.stamped: dict[tuple, tuple[str, str]] = {}
+        tag = secrets.token_hex(6)
+        self.markers = {name: f"\ue000{tag}:{name}\ue001" for name in STAMPED_PERSONAL}
         self.ascii_sender = sender_address(self.sender).isascii()
         # Replies go to the clinic's contact address, when it has one that any server takes.
         clinic = current_clinic()
@@ -185,10 +221,31 @@ class Renderer:
         return template
 
     def render_parts(self, row: OutboxEmail, content: EmailContent) -> tuple[str, str]:
+        if row.kind in STAMPED_KINDS and content.context.get("manage_url") is not None:
+            return self._stamped_parts(row.kind, content.context)
+        return self._render_parts(row.kind, content.context)
+
+    def _render_parts(self, kind: str, context: dict[str, Any]) -> tuple[str, str]:
         # As render_template would, minus the per-call lookups and context processors (the
         # email templates use only their own context, which already carries the clinic).
-        text = self._template(f"emails/{row.kind}.txt").render(content.context)
-        html = self._template(f"emails/{row.kind}.html").render(content.context)
+        text = self._template(f"emails/{kind}.txt").render(context)
+        html = self._template(f"emails/{kind}.html").render(context)
+        return text, html
+
+    def _stamped_parts(self, kind: str, context: dict[str, Any]) -> tuple[str, str]:
+        key = _stamp_key(kind, context)
+        parts = self.stamped.get(key)
+        if parts is None:
+            marked = dict(context)
+            for name, marker in self.markers.items():
+                if name != "name" or context.get("name"):  # an empty name stays empty: "Hello,"
+                    marked[name] = marker
+            parts = self.stamped[key] = self._render_parts(kind, marked)
+        text, html = parts
+        for name, marker in self.markers.items():
+            value = str(context.get(name) or "")
+            text = text.replace(marker, value)  # the .txt templates are not autoescaped
+            html = html.replace(marker, str(escape(value)))
         return text, html
 
     def render(self, row: OutboxEmail, content: EmailContent) -> bytes | EmailMessage:
