@@ -32,14 +32,14 @@ is confirmed (see _Marks). So a WORKER that dies mid-batch (killed, crashed, its
 resends nothing the server accepted, but for the one message whose 250 reply came in the few
 milliseconds before its mark reached PostgreSQL: that row is left in 'sending' and sent again
 after its lease. The resend carries the same Message-ID, which lets mail clients collapse it.
-Durability is per batch: the marks are committed without waiting for PostgreSQL to flush them
-to disk (synchronous_commit off, for the marks' connection only), and the end of each batch
-(also one stopped because its rows were taken) waits for one flushed commit, which makes every
-earlier mark durable too (the write-ahead log is flushed in order; a batch ended by an error
-leaves it to the WAL writer). So only a crash of POSTGRESQL itself (or of its
-machine) can lose marks: at most those of the batch being sent (BATCH_SIZE rows, and never
-more than the WAL writer's ~0.6 s), which come back as 'sending' and go out again, with their
-Message-IDs. Everything else (but the double stall above) is exactly once: the dedupe key
+Each mark is flushed to disk before the next message goes out, so a crash of PostgreSQL itself
+resends nothing either. SYNC_COMMIT_OFF (off by default) trades that for speed: marks are then
+committed without waiting for the flush (synchronous_commit off, for the marks' connection
+only) and the end of each batch waits for one flushed commit, which makes every earlier mark
+durable too (the write-ahead log is flushed in order); a PostgreSQL crash can then lose at most
+the marks of the batch being sent (BATCH_SIZE rows, never more than the WAL writer's ~0.6 s),
+which go out again with their Message-IDs. (A flushed commit per mark cost 0.7-2.5 ms of fsync
+wait per email here; per batch it is one in 200.) Everything else (but the double stall above) is exactly once: the dedupe key
 makes the row unique and the claim, checked against the database before every message, makes
 its sender unique. (A flushed commit per mark cost 0.7-2.5 ms of fsync wait per email here,
 the largest part of the sender's time beside SMTP; per batch it is one in 200.)
@@ -230,8 +230,8 @@ class _Marks:
 
     PostgreSQL: a connection of its own in autocommit mode, beside the session that read the
     batch, so a mark is one UPDATE in one round trip (no BEGIN/COMMIT, no ORM flush), committed
-    with synchronous_commit off: visible to every other worker when the UPDATE returns, flushed
-    to disk by durable() at the end of the batch. The 'sent' mark is sent without waiting for
+    and flushed when it returns (with SYNC_COMMIT_OFF: visible at once but flushed to disk by
+    durable() at the end of the batch). The 'sent' mark is sent without waiting for
     its reply (libpq's asynchronous API): the next email is built and rendered while PostgreSQL
     commits it, and wait() collects the reply before anything else is sent over SMTP or
     written. So at any moment at most one message has been accepted by the SMTP server without
@@ -248,7 +248,8 @@ class _Marks:
         if session.get_bind().dialect.name == "postgresql":
             self.conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self.raw = self.conn.connection.driver_connection  # psycopg, autocommit
-            self.raw.execute("SET synchronous_commit TO OFF")
+            if SYNC_COMMIT_OFF:
+                self.raw.execute("SET synchronous_commit TO OFF")
 
     def sent(self, row_id: int, claim: datetime) -> None:
         if self.raw is None:
@@ -261,7 +262,7 @@ class _Marks:
             [_naive(utcnow()), str(row_id).encode(), EmailStatus.SENDING.value.encode(), _naive(claim)],
         )
         self.pending = row_id
-        self.unflushed = True
+        self.unflushed = SYNC_COMMIT_OFF
 
     def wait(self) -> None:
         """Collect the reply to the 'sent' mark in flight, if any; raise if it failed or
@@ -291,7 +292,7 @@ class _Marks:
         """Run and commit one UPDATE; how many rows it changed."""
         if self.conn is not None:
             self.wait()
-            self.unflushed = True
+            self.unflushed = SYNC_COMMIT_OFF
             return self.conn.execute(statement).rowcount  # autocommit: committed when this returns
         updated = cast("sa.CursorResult[Any]", self.session.execute(statement)).rowcount
         self.session.commit()
@@ -313,7 +314,8 @@ class _Marks:
         if self.conn is not None:
             try:
                 self.wait()
-                self.raw.execute("RESET synchronous_commit")
+                if SYNC_COMMIT_OFF:
+                    self.raw.execute("RESET synchronous_commit")
             except BaseException:
                 self.conn.invalidate()  # never hand a connection in an unknown state back to the pool
                 raise
@@ -323,6 +325,9 @@ class _Marks:
 
 
 # _finish(status=SENT) written out for libpq (outbox_emails is OutboxEmail's table).
+# Off: every mark is durable before the next email is sent (see the module docstring).
+SYNC_COMMIT_OFF = False
+
 _MARK_SENT_SQL = (
     b"UPDATE outbox_emails SET status = 'sent', sent_at = $1, last_error = '' "
     b"WHERE id = $2 AND status = $3 AND claimed_at = $4"

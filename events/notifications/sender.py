@@ -51,7 +51,7 @@ from jinja2 import Template
 from markupsafe import escape
 
 from events.clinic import current_clinic
-from events.languages import in_language
+from events.languages import current_language, in_language
 from events.models import OutboxEmail
 from events.notifications.addresses import (
     Recipient,
@@ -175,6 +175,7 @@ def _stamp_key(kind: str, context: dict[str, Any]) -> tuple:
     session, offering = context.get("session"), context["offering"]
     return (
         kind,
+        current_language(),  # each person's email is written in their own language
         offering.id,
         session.id if session is not None else None,
         context["location"].id if context.get("location") is not None else None,

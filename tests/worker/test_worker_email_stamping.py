@@ -95,7 +95,8 @@ def test_stamped_templates_use_the_personal_values_only_bare():
             tags = re.findall(r"\{[{%].*?[}%]\}", source, re.DOTALL)
             assert tags, path.name  # the control: the pattern finds the template's tags
             others = r"(?<![.\w])(registration|entry|waitlist_url|extra)\b"
-            read = [tag for tag in tags if re.search(others, tag)]
+            # Words inside a translated string ("your registration") are text, not reads.
+            read = [tag for tag in tags if re.search(others, re.sub(r"(['\"]).*?\1", "", tag))]
             assert read == [], (path.name, read)
 
 
