@@ -27,6 +27,7 @@ from events.models import (
     Location,
     Offering,
     OutboxEmail,
+    Payment,
     Registration,
     SeatPool,
     Session,
@@ -40,7 +41,7 @@ from events.notifications.addresses import contact_address, sender_address
 from events.notifications.outbox import EmailKind
 from events.payments.receipts import Receipt, card_label
 from events.registration import lookup
-from events.registration.links import manage_url, pay_url, waitlist_url
+from events.registration.links import balance_url, manage_url, pay_url, waitlist_url
 from events.registration.manage import State, offering_url, state_of
 from events.registration.seats import waitlist_position
 from events.registration.services import (
@@ -63,6 +64,8 @@ SUBJECTS = {
     EmailKind.REGISTRATION_CANCELLED: "Registration cancelled: {title}",
     EmailKind.REFUND_ISSUED: "Refund issued: {title}",
     EmailKind.LATE_PAYMENT_REFUNDED: "Your payment is being refunded: {title}",
+    EmailKind.BALANCE_DUE: "Payment still due: {title}",
+    EmailKind.BALANCE_PAID: "Payment received: {title}",
     EmailKind.SESSION_CANCELLED: "Session cancelled: {title}",
     EmailKind.SESSION_MOVED: "Your class has moved: {title}",
     EmailKind.INSTRUCTOR_CHANGED: "New instructor for {title}",
@@ -92,6 +95,8 @@ PAYMENT_KINDS = frozenset(
         EmailKind.REGISTRATION_CANCELLED,
         EmailKind.REFUND_ISSUED,
         EmailKind.LATE_PAYMENT_REFUNDED,
+        EmailKind.BALANCE_DUE,
+        EmailKind.BALANCE_PAID,
     }
 )
 # The waitlist-joined email sent again, with the link to the place, to someone who tried to
@@ -385,6 +390,8 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         # email is built (right before it is sent); else the date. The body gives the date too.
         when = relative_when(session.local_start, prefetched.now)
         ctx["when_text"] = when
+    if row.kind in (EmailKind.BALANCE_DUE, EmailKind.BALANCE_PAID) and registration is not None:
+        _balance_context(ctx, row.kind, registration, extra)
     if row.kind == EmailKind.LATE_PAYMENT_REFUNDED and not extra.get("refund_cents", 1):
         subject_template = LATE_PAYMENT_NOTHING_LEFT_SUBJECT
     if row.kind == EmailKind.FOLLOW_UP:
@@ -457,6 +464,18 @@ def _payment_context(ctx: dict, kind: str, registration: Registration, subject_t
         ctx["link_state"] = state.value
         return LINK_SUBJECTS.get(state, subject_template)
     return subject_template
+
+
+def _balance_context(ctx: dict, kind: str, registration: Registration, extra: dict) -> None:
+    """The payment link for what a booking still owes, or the receipt of its payment."""
+    if kind == EmailKind.BALANCE_DUE:
+        ctx["balance_url"] = balance_url(registration)
+        ctx["link_days"] = current_app.config["BALANCE_LINK_MAX_AGE_DAYS"]
+        return
+    payment_id = extra.get("payment_id")
+    payment = db.session.get(Payment, payment_id) if isinstance(payment_id, int) else None
+    if payment is not None and payment.registration_id == registration.id:
+        ctx["receipt"] = Receipt.of(payment)
 
 
 def _staff_email(row: OutboxEmail, clinic: Clinic) -> EmailContent:

@@ -38,6 +38,7 @@ from events.models import (
     SessionStatus,
     utcnow,
 )
+from events.payments import balances
 from events.payments.receipts import Receipt, card_label
 from events.payments.services import payment_processing
 from events.registration import links, services
@@ -311,3 +312,48 @@ def claimed_place(
         "You claimed your seat, and that registration was later cancelled.",
         Action("See your registration", manage),
     )
+
+
+# --- The payment link for what a booking still owes ---
+
+
+class BalanceState(Enum):
+    DUE = "due"  # something is owed: the card form
+    PAID = "paid"  # paid (by this link, or at the desk): nothing to pay
+    NOT_BOOKED = "not_booked"  # cancelled (or otherwise not booked): nothing to pay
+
+
+@dataclass(frozen=True)
+class BalancePage:
+    registration: Registration
+    state: BalanceState
+    due_cents: int
+    what: str  # "Core & Hip Strength, Wed Dec 2, 6:00 pm CST"
+    receipts: list[Receipt]  # the balance paid by card, when it was
+
+
+def _local_label(session: Session) -> str:
+    start = session.local_start
+    meridiem = "am" if start.hour < 12 else "pm"
+    return f"{start:%a %b %-d, %-I:%M} {meridiem} {start.tzname()}"
+
+
+def balance_page(registration: Registration) -> BalancePage:
+    """What the member's payment link shows: what is owed and what it is for, or that it
+    is paid (with the receipt), or that the booking is no longer booked."""
+    sessions = [
+        s for s in services.registration_sessions(registration) if s.status == SessionStatus.SCHEDULED
+    ]
+    title = registration.offering.title
+    if registration.session is not None:
+        what = f"{title}, {_local_label(registration.session)}"
+    elif sessions:
+        what = f"{title}, from {_local_label(sessions[0])}"
+    else:
+        what = title
+    receipts = [Receipt.of(p) for p in balances.balance_payments(registration)]
+    if registration.status != RegistrationStatus.CONFIRMED:
+        return BalancePage(registration, BalanceState.NOT_BOOKED, 0, what, receipts)
+    due = balances.balance_due(registration)
+    state = BalanceState.DUE if due else BalanceState.PAID
+    return BalancePage(registration, state, due, what, receipts)

@@ -26,9 +26,7 @@ from events.models import (
     Payment,
     PaymentMethod,
     PaymentStatus,
-    Refund,
     RefundKind,
-    RefundStatus,
     Registration,
     RegistrationStatus,
     SeatPool,
@@ -39,6 +37,7 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind, queue_email
 from events.payments import refunds
+from events.payments.balances import balance_due
 from events.payments.services import stop_superseded_intent
 from events.registration import seats
 from events.registration.services import (
@@ -325,8 +324,9 @@ class TransferResult:
     old: Registration
     new: Registration
     refund_cents: int  # the cheaper target's difference, refunded
-    due_cents: int  # the dearer target's difference, to collect at the desk
+    due_cents: int  # the dearer target's difference, to collect at the desk or by the payment link
     method: PaymentMethod | None
+    link_sent: bool = False  # the payment link for due_cents was emailed
 
 
 def transfer_booking(
@@ -336,12 +336,14 @@ def transfer_booking(
     reason: str,
     actor: User,
     expected_difference_cents: int,
+    send_payment_link: bool = False,
 ) -> TransferResult:
     """Move a booked registration to another date or offering, as a new registration (its own
     invite) in place of the old one (cancelled, its invite taken back). The new seat is taken
     under both pools' locks, in id order, then the payment row's: a full target is refused, and
     of two staff taking its last seat at once one succeeds. The payment moves with the booking;
-    a cheaper target refunds the difference, a dearer one is collected at the desk."""
+    a cheaper target refunds the difference, a dearer one is collected at the desk or, with
+    `send_payment_link`, by card through a payment link emailed to the member."""
     now = utcnow()
     registration = db.session.get_one(Registration, registration_id)
     offering, target_pool, session = _target(offering_id, session_id, now)
@@ -442,11 +444,16 @@ def transfer_booking(
                 "desk_method": quote.method.value if quote.method and quote.method.at_desk else "",
             },
         )
+        link = bool(due_cents and send_payment_link)
         queue_email(
             EmailKind.REGISTRATION_CONFIRMED,
             registration=new,
-            context={"balance_due_cents": due_cents, "currency": new.currency} if due_cents else {},
+            context={"balance_due_cents": due_cents, "currency": new.currency, "payment_link": link}
+            if due_cents
+            else {},
         )
+        if link:
+            _queue_balance_link(new, due_cents)
     seats.free_seat(old_pool, now)  # offered to the old date's waitlist
     audit.record(
         actor.id,
@@ -460,11 +467,13 @@ def transfer_booking(
         new=quote.label,
         refund_cents=refund_cents,
         due_cents=due_cents,
+        payment_link_sent=bool(due_cents and send_payment_link and registration.email),
         method=quote.method.value if quote.method else "",
         reason=reason[:200],
     )
     db.session.commit()
-    return TransferResult(registration, new, refund_cents, due_cents, quote.method)
+    link_sent = bool(due_cents and send_payment_link and registration.email)
+    return TransferResult(registration, new, refund_cents, due_cents, quote.method, link_sent)
 
 
 # --- Correct name, email or phone ---
@@ -545,30 +554,6 @@ def correct_details(registration_id: int, person: Person, reason: str, actor: Us
 
 
 DESK_METHODS = (PaymentMethod.CASH, PaymentMethod.CHECK, PaymentMethod.COMP)
-
-
-def balance_due(registration: Registration) -> int:
-    """What a booked registration still owes: its price less what its payments kept (a walk-in
-    at a paid class, or a transfer onto a dearer date). Nothing for a held seat: the desk
-    payment for a hold is its whole price. One statement, however many payments."""
-    if registration.status != RegistrationStatus.CONFIRMED or not registration.price_cents:
-        return 0
-    succeeded = sa.and_(Payment.registration_id == registration.id, Payment.status == PaymentStatus.SUCCEEDED)
-    paid, refunded_at_stripe, comped = db.session.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0),
-            sa.func.coalesce(sa.func.sum(Payment.amount_refunded_cents), 0),
-            sa.func.count().filter(Payment.method == PaymentMethod.COMP),
-        ).where(succeeded)
-    ).one()
-    # Refunds issued or on their way (a transfer onto a cheaper date refunds the difference).
-    refunding = db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0))
-        .join(Payment, Payment.id == Refund.payment_id)
-        .where(succeeded, Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED)))
-    )
-    kept = paid - max(refunding or 0, refunded_at_stripe)
-    return 0 if comped else max(registration.price_cents - kept, 0)
 
 
 def desk_amount(registration: Registration, method: PaymentMethod) -> int:
@@ -653,3 +638,44 @@ def take_desk_payment(registration_id: int, method: PaymentMethod, note: str, ac
     for intent_id in open_intents:
         stop_superseded_intent(intent_id)
     return payment
+
+
+# --- The payment link for what a booking still owes ---
+
+
+def _queue_balance_link(registration: Registration, due_cents: int) -> None:
+    """Email the member the link to pay their balance by card. Each sending is its own email
+    (staff may send it again): numbered under the pool lock the caller holds."""
+    sent_before = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxEmail)
+        .where(OutboxEmail.registration_id == registration.id, OutboxEmail.kind == EmailKind.BALANCE_DUE)
+    )
+    queue_email(
+        EmailKind.BALANCE_DUE,
+        registration=registration,
+        key_parts=(f"n{(sent_before or 0) + 1}",),
+        context={"due_cents": due_cents, "currency": registration.currency},
+    )
+
+
+def send_balance_link(registration_id: int, actor: User) -> int:
+    """Email a booked member the link to pay what their booking still owes (by card, through
+    the same payment page flow as registering). Returns the amount the link asks for."""
+    registration = db.session.get_one(Registration, registration_id)
+    seats.lock_pool(registration.seat_pool_id)
+    db.session.refresh(registration)
+    if registration.status != RegistrationStatus.CONFIRMED:
+        db.session.rollback()
+        raise AdminError("Only a booked (confirmed) registration can be sent a payment link.")
+    due = balance_due(registration)
+    if due == 0:
+        db.session.rollback()
+        raise AdminError("They owe nothing now, so there is nothing to ask for.")
+    if not registration.email:
+        db.session.rollback()
+        raise AdminError("They gave no email address. Take the payment at the desk instead.")
+    _queue_balance_link(registration, due)
+    audit.record_about(actor.id, "payment.balance_link_sent", registration, amount_cents=due)
+    db.session.commit()
+    return due
