@@ -37,7 +37,7 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind, queue_email
 from events.payments import refunds
-from events.payments.balances import balance_due
+from events.payments.balances import balance_due, seat_payments
 from events.payments.services import stop_superseded_intent
 from events.registration import seats
 from events.registration.services import (
@@ -131,7 +131,8 @@ def cancel_quote(
     """What cancelling with this choice refunds (exact under the refund locks, else a quote)."""
     now = now or utcnow()
     payment = succeeded_payment(registration)
-    left = refunds.refundable_remaining(payment)
+    # Every payment that paid for the seat (its first, and a balance paid after a transfer).
+    left = refunds.refundable_total(seat_payments(registration))
     policy = refund_quote(registration, now)
     amount = {RefundChoice.FULL: left, RefundChoice.POLICY: policy.amount_cents, RefundChoice.NONE: 0}[choice]
     return CancelQuote(
@@ -173,9 +174,9 @@ def cancel_booking(
         for p in _lock_payment_rows(registration.id)
         if p.status in OPEN_PAYMENT_STATUSES and p.stripe_payment_intent_id
     ]
-    payment = succeeded_payment(registration)
-    if payment is not None:
-        refunds.lock_for_refund(payment.id)
+    paid_with = seat_payments(registration)
+    for paid in paid_with:  # (held already, in id order: lock_for_refund is a no-op then)
+        refunds.lock_for_refund(paid.id)
     quote = cancel_quote(registration, choice, now)
     if quote.refund_cents != expected_refund_cents:
         db.session.rollback()
@@ -185,15 +186,16 @@ def cancel_booking(
         )
     mark_cancelled(registration, f"Cancelled by staff: {reason}", now)
     refund_cents = 0
-    if payment is not None and quote.refund_cents > 0:
-        _, refund_cents = refunds.queue_refund(
-            payment.id,
+    if paid_with and quote.refund_cents > 0:
+        queued = refunds.queue_refunds_across(
+            paid_with,
             quote.refund_cents,
             kind=RefundKind.CANCELLATION,
             key=f"cancel-registration-{registration.id}",
             reason=f"Cancelled by staff: {reason}",
             actor_id=actor.id,
         )
+        refund_cents = sum(amount for _, amount in queued)
     if registration.email:
         queue_email(
             EmailKind.REGISTRATION_CANCELLED,
