@@ -82,6 +82,10 @@ class ManagePage:
     other_dates: list[Session] = field(default_factory=list)  # CANCELLED: book another date
     cancellable: bool = False  # booked or held, and not started: "Cancel my registration"
     started: bool = False
+    # Booked, and owing the difference of a transfer onto a dearer date: its payment link.
+    balance_due_cents: int = 0
+    balance_url: str = ""
+    balance_receipts: list[Receipt] = field(default_factory=list)  # the balance paid by card
 
 
 def _open_payment(registration: Registration) -> bool:
@@ -216,6 +220,11 @@ def manage_page(registration: Registration, now: datetime | None = None) -> Mana
         page.other_dates = other_dates(registration, now)
     page.started = has_started(registration, now)
     page.cancellable = can_cancel(registration, now)
+    if state == State.CONFIRMED:
+        page.balance_due_cents = balances.balance_due(registration)
+        if page.balance_due_cents:
+            page.balance_url = links.balance_url(registration, external=False)
+        page.balance_receipts = [Receipt.of(p) for p in balances.balance_payments(registration)]
     return page
 
 
@@ -242,7 +251,8 @@ def cancel_preview(registration: Registration, now: datetime | None = None) -> C
             s for s in services.registration_sessions(registration) if s.status == SessionStatus.SCHEDULED
         ],
         quote=services.refund_quote(registration, now),
-        paid_cents=payment.amount_cents if payment is not None else 0,
+        # Everything paid for the seat: its first payment and a balance paid after a transfer.
+        paid_cents=sum(p.amount_cents for p in balances.seat_payments(registration)),
         card=card_label(payment.card_brand, payment.card_last4) if payment is not None else "",
         at_desk=payment.method.value if payment is not None and payment.method.at_desk else "",
     )

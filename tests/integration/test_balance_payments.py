@@ -423,3 +423,74 @@ def test_two_tabs_paying_the_same_link_at_once_charge_once(db, live_server, move
     assert balance_due(db.session.get(Registration, moved.new.id)) == 0
     assert db.session.scalars(sa.select(Refund)).all() == []
     assert db.session.get(Registration, moved.new.id).status == RegistrationStatus.CONFIRMED
+
+
+def test_the_webhook_alone_settles_a_balance_whose_page_closed(db, moved, stripe_client, localstripe):
+    """Charged at Stripe, the member's page closed before our answer: the emulator's signed
+    webhook reaches the live app and applies it through the same function."""
+    charged = balance_intent(db, stripe_client, moved.new, confirm=True)
+    assert charged.status == "succeeded"
+    deliver_webhooks(localstripe)
+    db.session.expire_all()
+    assert balance_due(db.session.get(Registration, moved.new.id)) == 0
+    _one_email(moved.new, EmailKind.BALANCE_PAID)
+    assert db.session.scalars(sa.select(Refund)).all() == []
+
+
+def test_the_reconcile_settles_a_balance_charge_whose_answer_was_lost(db, moved, stripe_client, monkeypatch):
+    intent = balance_intent(db, stripe_client, moved.new, confirm=False)  # recorded, then charged:
+    get_gateway().confirm_intent(intent.id)  # the answer lost (and no webhook reached us)
+
+    reconcile_pending_payments()
+
+    db.session.expire_all()
+    assert balance_due(db.session.get(Registration, moved.new.id)) == 0
+    _one_email(moved.new, EmailKind.BALANCE_PAID)
+    assert db.session.scalars(sa.select(Refund)).all() == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"[]", b'{"token": 5}', b'{"token": "tok_\\u0000"}', b'{"token": "' + b"x" * 100_000 + b'"}'],
+)
+def test_the_balance_pay_endpoint_answers_odd_input_with_a_400(client, db, moved, body):
+    path = path_of(link_from_email(moved.new))
+    page = client.get(path).text
+    answer = client.post(
+        f"{path}/pay", data=body, content_type="application/json", headers={"X-CSRFToken": csrf_token(page)}
+    )
+    assert answer.status_code == 400 and answer.json["status"] == "failed"
+    for odd in ("%00", "a" * 5000, "%ED%A0%80"):
+        assert client.get(f"/balance/{odd}").status_code == 404
+    db.session.expire_all()
+    assert balance_due(db.session.get(Registration, moved.new.id)) == 1000
+
+
+def test_the_members_own_page_offers_the_link_then_shows_both_payments(client, db, moved, stripe_client):
+    manage = f"/manage/{links.sign(moved.new.token, links.MANAGE_SALT)}"
+    page = client.get(manage).text
+    assert "$10 still due</strong>" in page and "/balance/" in page
+    apply_intent(balance_intent(db, stripe_client, moved.new, confirm=True))
+    page = client.get(manage).text
+    assert "still due" not in page and "Receipt for the balance" in page
+    cancel = client.get(f"{manage}/cancel").text
+    assert "full refund of $25" in cancel
+
+
+def test_the_roster_calls_a_desk_paid_balance_paid_though_a_late_card_was_sent_back(
+    db, moved, stripe_client, monkeypatch
+):
+    balance_intent(db, stripe_client, moved.new, confirm=False)
+    stop = bookings.stop_superseded_intent
+
+    def charged_first(intent_id):
+        get_gateway().confirm_intent(intent_id)
+        stop(intent_id)
+
+    monkeypatch.setattr(bookings, "stop_superseded_intent", charged_first)
+    bookings.take_desk_payment(moved.new.id, PaymentMethod.CASH, "", moved.admin)
+    db.session.expire_all()
+    new = db.session.get(Registration, moved.new.id)
+    paid_cents, refunded = paid_and_refunded([new.id])[new.id]
+    assert (paid_cents, refunded) == (2500, 0)
+    assert RosterLine(new, None, paid_cents, refunded, PaymentMethod.CASH).payment_label == "paid (cash)"
