@@ -315,7 +315,7 @@ def transfer_quote(registration: Registration, offering_id: int, session_id: int
         registration,
         offering,
         session,
-        refunds.refundable_remaining(payment),
+        refunds.refundable_total(seat_payments(registration)),  # a balance paid before counts
         offering.price_cents,
         payment.method if payment is not None else None,
     )
@@ -380,14 +380,23 @@ def transfer_booking(
             "Choose another, or raise its capacity first.",
             "target",
         )
-    payment = succeeded_payment(registration)
-    if payment is not None:
-        payment = refunds.lock_payment(payment.id)
+    # Every payment row, in id order, after the pools (the refund locks' order). All that paid
+    # for the seat move with it (its first payment and a balance paid by the link); a card
+    # payment still open for a balance is stopped after commit (a success from it that still
+    # arrives finds the old booking cancelled and is refunded once).
+    rows = _lock_payment_rows(registration.id)
+    open_intents = [
+        p.stripe_payment_intent_id
+        for p in rows
+        if p.status in OPEN_PAYMENT_STATUSES and p.stripe_payment_intent_id
+    ]
+    paid_with = seat_payments(registration)
+    payment = paid_with[0] if paid_with else None
     quote = TransferQuote(
         registration,
         offering,
         session,
-        refunds.refundable_remaining(payment),
+        refunds.refundable_total(paid_with),
         offering.price_cents,
         payment.method if payment is not None else None,
     )
@@ -422,18 +431,19 @@ def transfer_booking(
         claimed_offer.registration_id = new.id
     mark_cancelled(registration, f"Transferred to {quote.label}", now)
     refund_cents = 0
-    if payment is not None:
-        # The money paid moves with the booking: the new registration's receipt and refunds.
-        payment.registration_id = new.id
-        if difference < 0:
-            _, refund_cents = refunds.queue_refund(
-                payment.id,
-                -difference,
-                kind=RefundKind.MANUAL,
-                key=f"transfer-registration-{registration.id}",
-                reason=f"Price difference: moved to {offering.title}",
-                actor_id=actor.id,
-            )
+    # The money paid moves with the booking: the new registration's receipts and refunds.
+    for paid in paid_with:
+        paid.registration_id = new.id
+    if paid_with and difference < 0:
+        queued = refunds.queue_refunds_across(
+            paid_with,
+            -difference,
+            kind=RefundKind.MANUAL,
+            key=f"transfer-registration-{registration.id}",
+            reason=f"Price difference: moved to {offering.title}",
+            actor_id=actor.id,
+        )
+        refund_cents = sum(amount for _, amount in queued)
     due_cents = max(difference, 0)
     if registration.email:
         queue_email(
@@ -474,6 +484,8 @@ def transfer_booking(
         reason=reason[:200],
     )
     db.session.commit()
+    for intent_id in open_intents:
+        stop_superseded_intent(intent_id)
     link_sent = bool(due_cents and send_payment_link and registration.email)
     return TransferResult(registration, new, refund_cents, due_cents, quote.method, link_sent)
 

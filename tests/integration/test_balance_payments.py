@@ -494,3 +494,29 @@ def test_the_roster_calls_a_desk_paid_balance_paid_though_a_late_card_was_sent_b
     paid_cents, refunded = paid_and_refunded([new.id])[new.id]
     assert (paid_cents, refunded) == (2500, 0)
     assert RosterLine(new, None, paid_cents, refunded, PaymentMethod.CASH).payment_label == "paid (cash)"
+
+
+def test_a_paid_balance_moves_with_the_booking_when_it_is_transferred_again(db, moved, stripe_client):
+    """Paid $15 and then the $10 balance; moved back to a $15 date: both payments follow the
+    booking, the $10 difference is refunded, and cancelling then refunds the $15 left."""
+    apply_intent(balance_intent(db, stripe_client, moved.new, confirm=True))
+    back_to = make_session(moved.core, upcoming_day(8))
+    db.session.commit()
+    new = db.session.get(Registration, moved.new.id)
+    quote = bookings.transfer_quote(new, moved.core.id, back_to.id)
+    assert quote.difference_cents == -1000
+
+    result = bookings.transfer_booking(new.id, moved.core.id, back_to.id, "Back", moved.admin, -1000)
+
+    assert result.refund_cents == 1000
+    db.session.expire_all()
+    latest = db.session.get(Registration, result.new.id)
+    owners = db.session.scalars(sa.select(Payment.registration_id).where(Payment.status == "succeeded")).all()
+    assert set(owners) == {latest.id}
+    assert balance_due(latest) == 0
+    left = bookings.cancel_quote(latest, bookings.RefundChoice.FULL).refund_cents
+    assert left == 1500
+    bookings.cancel_booking(latest.id, bookings.RefundChoice.FULL, "Injured", moved.admin, 1500)
+    refunded = db.session.scalars(sa.select(Refund.amount_cents)).all()
+    assert sum(refunded) == 2500  # all that was paid, once
+    assert execute_due_refunds() == len(refunded)
