@@ -418,6 +418,27 @@ def _taken_at_desk(f: Facts) -> str:
     return f"{f.actor} {how} {_person(f)} for {_offering(f)}{stopped}{noted}."
 
 
+@sentence("payment.balance_link_sent")
+def _balance_link_sent(f: Facts) -> str:
+    due = dollars(_cents(f, "amount_cents"))
+    return f"{f.actor} emailed {_person(f)} a link to pay the {due} still due for {_offering(f)} by card."
+
+
+@sentence("payment.balance_paid")
+def _balance_paid(f: Facts) -> str:
+    paid = dollars(_cents(f, "amount_cents"))
+    return f"{_person(f)} paid the {paid} still due for {_offering(f)} by card, through the payment link."
+
+
+@sentence("payment.extra_balance_refunded")
+def _extra_balance_refunded(f: Facts) -> str:
+    paid, refund = dollars(_cents(f, "amount_cents")), _cents(f, "refund_cents")
+    back = f"; {dollars(refund)} is refunded to their card" if refund else "; it had already been refunded"
+    return (
+        f"A card payment of {paid} from {_person(f)} for {_offering(f)} arrived after nothing was owed{back}."
+    )
+
+
 def _words(name: str) -> str:
     """'session.moved' -> 'session moved', 'price_cents' -> 'price cents'."""
     return name.replace(".", " ").replace("_", " ").strip()

@@ -219,6 +219,11 @@ class Config:
     MANAGE_LINK_MAX_AGE_DAYS = env_int(
         "MANAGE_LINK_MAX_AGE_DAYS", 400, "how long a registration's emailed manage link works"
     )
+    BALANCE_LINK_MAX_AGE_DAYS = env_int(
+        "BALANCE_LINK_MAX_AGE_DAYS",
+        14,
+        "how long the emailed link to pay what a booking still owes (a transfer onto a dearer date) works",
+    )
     WAITLIST_OFFER_HOURS = env_int(
         "WAITLIST_OFFER_HOURS", 12, "the longest a waitlist offer stays open (shorter as the session nears)"
     )

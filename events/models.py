@@ -167,6 +167,14 @@ class PaymentMethod(StrEnum):
         return self is not PaymentMethod.CARD
 
 
+class PaymentPurpose(StrEnum):
+    """What a payment was for: the seat itself, or a booking's balance (what a transfer onto a
+    dearer date left owing, paid through the member's payment link)."""
+
+    REGISTRATION = "registration"
+    BALANCE = "balance"
+
+
 class RefundStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -601,6 +609,11 @@ class Payment(Model):
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     method: Mapped[PaymentMethod] = mapped_column(
         enum_column(PaymentMethod, name="payment_method"), default=PaymentMethod.CARD, server_default="card"
+    )
+    purpose: Mapped[PaymentPurpose] = mapped_column(
+        enum_column(PaymentPurpose, name="payment_purpose"),
+        default=PaymentPurpose.REGISTRATION,
+        server_default="registration",
     )
     # A desk payment: who took it, and their note ("check #1043").
     taken_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))

@@ -29,6 +29,7 @@ from events.models import (
     Location,
     Offering,
     OutboxEmail,
+    Payment,
     Registration,
     SeatPool,
     Session,
@@ -43,7 +44,7 @@ from events.notifications.outbox import EmailKind
 from events.offering_text import offering_text
 from events.payments.receipts import Receipt, card_label
 from events.registration import lookup
-from events.registration.links import manage_url, pay_url, waitlist_url
+from events.registration.links import balance_url, manage_url, pay_url, waitlist_url
 from events.registration.manage import State, offering_url, state_of
 from events.registration.seats import waitlist_position
 from events.registration.services import (
@@ -66,6 +67,8 @@ SUBJECTS = {
     EmailKind.REGISTRATION_CANCELLED: lazy_gettext("Registration cancelled: %(title)s"),
     EmailKind.REFUND_ISSUED: lazy_gettext("Refund issued: %(title)s"),
     EmailKind.LATE_PAYMENT_REFUNDED: lazy_gettext("Your payment is being refunded: %(title)s"),
+    EmailKind.BALANCE_DUE: lazy_gettext("Payment still due: %(title)s"),
+    EmailKind.BALANCE_PAID: lazy_gettext("Payment received: %(title)s"),
     EmailKind.SESSION_CANCELLED: lazy_gettext("Session cancelled: %(title)s"),
     EmailKind.SESSION_MOVED: lazy_gettext("Your class has moved: %(title)s"),
     EmailKind.INSTRUCTOR_CHANGED: lazy_gettext("New instructor for %(title)s"),
@@ -95,6 +98,8 @@ PAYMENT_KINDS = frozenset(
         EmailKind.REGISTRATION_CANCELLED,
         EmailKind.REFUND_ISSUED,
         EmailKind.LATE_PAYMENT_REFUNDED,
+        EmailKind.BALANCE_DUE,
+        EmailKind.BALANCE_PAID,
     }
 )
 # The waitlist-joined email sent again, with the link to the place, to someone who tried to
@@ -410,6 +415,8 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         # email is built (right before it is sent); else the date. The body gives the date too.
         when = relative_when(session.local_start, prefetched.now)
         ctx["when_text"] = when
+    if row.kind in (EmailKind.BALANCE_DUE, EmailKind.BALANCE_PAID) and registration is not None:
+        _balance_context(ctx, row.kind, registration, extra)
     if row.kind == EmailKind.LATE_PAYMENT_REFUNDED and not extra.get("refund_cents", 1):
         subject_template = LATE_PAYMENT_NOTHING_LEFT_SUBJECT
     if row.kind == EmailKind.FOLLOW_UP:
@@ -483,6 +490,18 @@ def _payment_context(ctx: dict, kind: str, registration: Registration, subject_t
         ctx["link_state"] = state.value
         return LINK_SUBJECTS.get(state, subject_template)
     return subject_template
+
+
+def _balance_context(ctx: dict, kind: str, registration: Registration, extra: dict) -> None:
+    """The payment link for what a booking still owes, or the receipt of its payment."""
+    if kind == EmailKind.BALANCE_DUE:
+        ctx["balance_url"] = balance_url(registration)
+        ctx["link_days"] = current_app.config["BALANCE_LINK_MAX_AGE_DAYS"]
+        return
+    payment_id = extra.get("payment_id")
+    payment = db.session.get(Payment, payment_id) if isinstance(payment_id, int) else None
+    if payment is not None and payment.registration_id == registration.id:
+        ctx["receipt"] = Receipt.of(payment)
 
 
 def _staff_email(row: OutboxEmail, clinic: Clinic) -> EmailContent:

@@ -28,6 +28,9 @@ class EmailKind:
     REGISTRATION_CANCELLED = "registration_cancelled"
     REFUND_ISSUED = "refund_issued"
     LATE_PAYMENT_REFUNDED = "late_payment_refunded"
+    # A booking moved onto a dearer date: the payment link for the difference, and its receipt.
+    BALANCE_DUE = "balance_due"
+    BALANCE_PAID = "balance_paid"
     SESSION_CANCELLED = "session_cancelled"
     SESSION_MOVED = "session_moved"  # new time or place, with the updated invite
     INSTRUCTOR_CHANGED = "instructor_changed"  # a substitute teaches one session

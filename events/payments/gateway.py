@@ -44,6 +44,9 @@ class IntentState:
     registration_id: int | None
     latest_charge_id: str | None
     error_message: str = ""
+    # What it pays for, from our metadata: "registration" (the seat) or "balance" (what a
+    # booking still owes after a transfer onto a dearer date).
+    purpose: str = "registration"
     # From the latest charge (asked for expanded): what the receipt names. Empty until charged.
     card_brand: str = ""  # Stripe's word: "visa", "mastercard", "amex"...
     card_last4: str = ""
@@ -99,6 +102,7 @@ def _intent_state(pi: Mapping[str, Any]) -> IntentState:
     error = pi.get("last_payment_error") or {}
     registration_id = (pi.get("metadata") or {}).get("registration_id")
     brand, last4, charged_at = _charge_card(pi.get("latest_charge"))
+    purpose = (pi.get("metadata") or {}).get("purpose")
     return IntentState(
         id=pi["id"],
         status=pi["status"],
@@ -111,6 +115,7 @@ def _intent_state(pi: Mapping[str, Any]) -> IntentState:
         card_brand=brand,
         card_last4=last4,
         charged_at=charged_at,
+        purpose="balance" if purpose == "balance" else "registration",
     )
 
 
@@ -143,14 +148,26 @@ class StripeGateway:
             raise GatewayUnavailable(getattr(error, "user_message", None) or str(error)) from error
 
     def create_intent(
-        self, *, registration_id: int, card_token: str, amount: int, currency: str, description: str
+        self,
+        *,
+        registration_id: int,
+        card_token: str,
+        amount: int,
+        currency: str,
+        description: str,
+        purpose: str = "registration",
     ) -> IntentState:
         """A PaymentIntent for one card submission, not yet confirmed (nothing is charged).
 
         Created before the charge so that our payment row can name it first: if the answer to
         the charge is then lost, we still know which intent to ask Stripe about. The keys
-        include the card token, so a double-submitted form is one intent.
+        include the card token, so a double-submitted form is one intent. `purpose` "balance":
+        what a booking still owes (its keys and metadata say so; ids and a neutral word only).
         """
+        kind = "balance" if purpose == "balance" else "payment"
+        metadata = {"registration_id": str(registration_id), "item": description[:200]}
+        if purpose == "balance":
+            metadata["purpose"] = "balance"
         customer = self._call(
             self._client.v1.customers.create,
             params={"source": card_token, "metadata": {"registration_id": str(registration_id)}},
@@ -165,9 +182,9 @@ class StripeGateway:
                 "payment_method": _id(customer.get("default_source")),
                 "payment_method_types": ["card"],
                 # (description goes in metadata: the emulator rejects the description field)
-                "metadata": {"registration_id": str(registration_id), "item": description[:200]},
+                "metadata": metadata,
             },
-            options={"idempotency_key": f"registration-{registration_id}-payment-{card_token}"},
+            options={"idempotency_key": f"registration-{registration_id}-{kind}-{card_token}"},
         )
         return _intent_state(pi)
 

@@ -137,6 +137,44 @@ def queue_refund(
     return refund, amount
 
 
+def refundable_total(payments: list[Payment]) -> int:
+    """What can still be refunded of several payments of one seat (its first payment and a
+    balance paid after a transfer). Exact only under their refund locks."""
+    return sum(refundable_remaining(p) for p in payments)
+
+
+def queue_refunds_across(
+    payments: list[Payment],
+    wanted_cents: int,
+    *,
+    kind: RefundKind,
+    key: str,
+    reason: str = "",
+    actor_id: int | None = None,
+) -> list[tuple[Payment, int]]:
+    """Refund up to `wanted_cents` of a seat paid in several payments (in id order, the order
+    their locks are taken in), each capped at what is left on it. The first payment keeps the
+    key a single payment had; the others' keys name their payment. Returns each payment with
+    the amount queued for it (0s left out)."""
+    queued: list[tuple[Payment, int]] = []
+    left = wanted_cents
+    for n, payment in enumerate(sorted(payments, key=lambda p: p.id)):
+        if left <= 0:
+            break
+        _, amount = queue_refund(
+            payment.id,
+            left,
+            kind=kind,
+            key=key if n == 0 else f"{key}-payment-{payment.id}",
+            reason=reason,
+            actor_id=actor_id,
+        )
+        if amount:
+            queued.append((payment, amount))
+            left -= amount
+    return queued
+
+
 DESK_REFUND_WORDING = "to be returned at the desk"
 
 

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from events import audit
 from events.extensions import db
 from events.models import (
     OPEN_PAYMENT_STATUSES,
     Payment,
+    PaymentPurpose,
     PaymentStatus,
     Refund,
     RefundKind,
@@ -36,6 +38,7 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind, queue_email
 from events.payments import refunds
+from events.payments.balances import balance_due
 from events.payments.gateway import (
     ChargeState,
     GatewayRejected,
@@ -284,6 +287,7 @@ def _upsert_payment(registration: Registration, state: IntentState) -> Payment:
             amount_cents=state.amount,
             currency=state.currency,
             status=PaymentStatus.REQUIRES_PAYMENT_METHOD,
+            purpose=PaymentPurpose(state.purpose),
         )
         db.session.add(payment)
     status = PAYMENT_STATUS_FROM_STRIPE.get(state.status, PaymentStatus.PROCESSING)
@@ -338,6 +342,9 @@ def apply_intent(state: IntentState) -> Registration | None:
 
 def _apply_success(registration: Registration, payment: Payment, pool: SeatPool, now: datetime) -> None:
     db.session.flush()  # the payment needs its id before we compare against it
+    if payment.purpose is PaymentPurpose.BALANCE:
+        _apply_balance_success(registration, payment)
+        return
     other_success = db.session.scalar(
         sa.select(Payment.id).where(
             Payment.registration_id == registration.id,
@@ -375,6 +382,59 @@ def _apply_success(registration: Registration, payment: Payment, pool: SeatPool,
         registration=registration,
         key_parts=(payment.stripe_payment_intent_id,),
         context={"refund_cents": queued, "paid_cents": payment.amount_cents, "currency": payment.currency},
+    )
+
+
+def _apply_balance_success(registration: Registration, payment: Payment) -> None:
+    """A balance paid by card through the member's payment link: it settles what the booking
+    owes, once. If nothing is owed any more (the desk took it meanwhile, another tab paid it
+    first, or the booking was cancelled), the money found nothing to pay for: it is refunded,
+    once, by the unplaced-payment path, and the member is told why. The pool is locked."""
+    owed = balance_due(registration, leaving_out=payment.id)
+    if registration.status == RegistrationStatus.CONFIRMED and owed >= payment.amount_cents > 0:
+        queue_email(
+            EmailKind.BALANCE_PAID,
+            registration=registration,
+            key_parts=(payment.stripe_payment_intent_id,),
+            context={
+                "paid_cents": payment.amount_cents,
+                "currency": payment.currency,
+                "payment_id": payment.id,
+            },
+        )
+        audit.record_about(
+            None,
+            "payment.balance_paid",
+            registration,
+            amount_cents=payment.amount_cents,
+            payment_id=payment.id,
+        )
+        return
+    _, queued = refunds.queue_refund(
+        payment.id,
+        payment.amount_cents,
+        kind=RefundKind.UNPLACED_PAYMENT,
+        key=f"unplaced-payment-{payment.stripe_payment_intent_id}",
+        reason="Balance payment arrived with nothing left to pay",
+    )
+    queue_email(
+        EmailKind.LATE_PAYMENT_REFUNDED,
+        registration=registration,
+        key_parts=(payment.stripe_payment_intent_id,),
+        context={
+            "refund_cents": queued,
+            "paid_cents": payment.amount_cents,
+            "currency": payment.currency,
+            "balance": True,
+        },
+    )
+    audit.record_about(
+        None,
+        "payment.extra_balance_refunded",
+        registration,
+        amount_cents=payment.amount_cents,
+        refund_cents=queued,
+        payment_id=payment.id,
     )
 
 
@@ -499,6 +559,23 @@ def stop_superseded_intent(intent_id: str) -> None:
     apply_intent(state)
 
 
+def _balance_attempt_in_progress(
+    registration_id: int,
+    registration_status: RegistrationStatus,
+    purpose: PaymentPurpose,
+    created_at: datetime,
+    now: datetime,
+) -> bool:
+    """A balance payment the member may still be completing (their bank's check open): the
+    balance is still owed and the attempt is younger than a hold. Anything else open on a
+    confirmed booking (the desk took the balance, or it was paid by another tab) is stopped."""
+    if purpose is not PaymentPurpose.BALANCE or registration_status != RegistrationStatus.CONFIRMED:
+        return False
+    if created_at < now - timedelta(minutes=current_app.config["HOLD_MINUTES"]):
+        return False
+    return balance_due(db.session.get_one(Registration, registration_id)) > 0
+
+
 def reconcile_pending_payments() -> int:
     """Ask Stripe about payments still open (a webhook or the answer to a charge may be lost).
 
@@ -507,7 +584,13 @@ def reconcile_pending_payments() -> int:
     charge later and is not asked about again. Returns how many payments were re-read.
     """
     open_payments = db.session.execute(
-        sa.select(Payment.stripe_payment_intent_id, Registration.status)
+        sa.select(
+            Payment.stripe_payment_intent_id,
+            Registration.status,
+            Payment.purpose,
+            Payment.created_at,
+            Registration.id,
+        )
         .join(Registration, Registration.id == Payment.registration_id)
         .where(
             Payment.status.in_(OPEN_PAYMENT_STATUSES),
@@ -526,11 +609,15 @@ def reconcile_pending_payments() -> int:
     ).all()
     db.session.commit()
     checked = 0
-    for intent_id, registration_status in open_payments:
+    now = utcnow()
+    for intent_id, registration_status, purpose, created_at, registration_id in open_payments:
+        waiting = registration_status == RegistrationStatus.HELD or _balance_attempt_in_progress(
+            registration_id, registration_status, purpose, created_at, now
+        )
         db.session.commit()  # no transaction (or SQLite write lock) open across the network call
         try:
             state = get_gateway().retrieve_intent(intent_id)
-            if registration_status != RegistrationStatus.HELD:
+            if not waiting:
                 state = cancel_if_uncharged(state)
         except GatewayRejected:  # unknown to Stripe: nothing to wait for (and don't block the rest)
             current_app.logger.warning("Reconcile: Stripe does not know %s", intent_id)
@@ -542,3 +629,114 @@ def reconcile_pending_payments() -> int:
         apply_intent(state)
         checked += 1
     return checked
+
+
+# --- A booking's balance, paid by card through the member's payment link ---
+
+NOTHING_OWED = "Nothing is owed on this booking now."
+
+
+def pay_balance_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
+    """Charge what a booking still owes (after a transfer onto a dearer date) with a tokenized
+    card, then apply the result through apply_intent, like a seat's payment.
+
+    As in pay_with_card, the intent is recorded before it is charged, under the seat pool's
+    lock: of two submissions at once (two tabs, a double click) only the first is charged, and
+    one arriving after the balance was paid (by card or at the desk) charges nothing. A success
+    that still finds nothing owed is refunded once (_apply_balance_success)."""
+    registration = db.session.get_one(Registration, registration_id)
+    owed, currency = balance_due(registration), registration.currency
+    earlier = _open_intent_id(registration_id)
+    db.session.commit()  # no lock held while Stripe answers
+    if owed == 0 and earlier is None:
+        return PaymentAttempt("closed", NOTHING_OWED)
+    gateway = get_gateway()
+    intent = None
+    try:
+        if earlier is not None:
+            settled = _settle_earlier_attempt(earlier)
+            if settled is not None:
+                return settled
+            owed = balance_due(db.session.get_one(Registration, registration_id))
+            db.session.commit()
+            if owed == 0:
+                return PaymentAttempt("closed", NOTHING_OWED)
+        intent = gateway.create_intent(
+            registration_id=registration_id,
+            card_token=card_token,
+            amount=owed,
+            currency=currency,
+            description="Balance",  # neutral: never the class's title
+            purpose=PaymentPurpose.BALANCE.value,
+        )
+        refused = _record_new_balance_intent(registration_id, intent)
+        if refused is not None:
+            gateway.cancel_intent(intent.id)  # it charged nothing, and now never will
+            return refused
+        state = gateway.confirm_intent(intent.id)
+    except PaymentDeclined as declined:
+        record_failure(registration_id, str(declined), intent_id=intent.id if intent else None)
+        return PaymentAttempt("failed", str(declined))
+    except GatewayRejected as rejected:
+        current_app.logger.warning(
+            "Stripe refused a balance payment step for registration %s: %s", registration_id, rejected
+        )
+        db.session.rollback()
+        return PaymentAttempt("failed", "Your card was not charged. Please try again.")
+    except GatewayUnavailable:
+        current_app.logger.warning("Stripe unavailable for registration %s", registration_id)
+        return PaymentAttempt("unavailable", "We couldn't reach the payment service. Please try again.")
+    apply_intent(state)
+    return _attempt_for(state)
+
+
+def _record_new_balance_intent(registration_id: int, intent: IntentState) -> PaymentAttempt | None:
+    """Record the balance intent before charging it, unless nothing is owed now (paid by another
+    tab, or at the desk) or another submission's intent is already recorded."""
+    registration = db.session.get_one(Registration, registration_id)
+    seats.lock_pool(registration.seat_pool_id)  # one submission at a time gets past here
+    db.session.refresh(registration)
+    refused = None
+    if balance_due(registration) < intent.amount:
+        refused = PaymentAttempt("closed", NOTHING_OWED)
+    elif _open_intent_id(registration_id) is not None:
+        refused = PaymentAttempt(
+            "failed", "A payment for this is already on its way. Please wait a moment and refresh."
+        )
+    if refused is not None:
+        db.session.commit()
+        return refused
+    apply_intent(intent)
+    return None
+
+
+class BalanceOutcome(Enum):
+    """Where a balance stands when the browser comes back from paying it."""
+
+    PAID = "paid"  # nothing is owed (this payment settled it, or it was settled before)
+    PROCESSING = "processing"
+    RETRY = "retry"  # still owed: pay again
+    NOT_OWED = "not_owed"  # the booking is no longer booked (cancelled): nothing to pay
+
+
+def complete_balance_after_return(
+    registration_id: int, intent_id: str | None
+) -> tuple[BalanceOutcome, Registration]:
+    """Apply Stripe's state as the webhook would (a lost webhook strands nobody), then say
+    where the balance stands. `intent_id`: the one the browser came back with."""
+    if intent_id is not None:
+        db.session.commit()
+        try:
+            state = get_gateway().retrieve_intent(intent_id)
+        except GatewayUnavailable:
+            state = None
+        if state is not None and state.registration_id == registration_id and state.purpose == "balance":
+            apply_intent(state)
+    registration = db.session.get_one(Registration, registration_id)
+    if registration.status != RegistrationStatus.CONFIRMED:
+        return BalanceOutcome.NOT_OWED, registration
+    if balance_due(registration) == 0:
+        return BalanceOutcome.PAID, registration
+    if payment_processing(registration):
+        return BalanceOutcome.PROCESSING, registration
+    return BalanceOutcome.RETRY, registration

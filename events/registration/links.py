@@ -17,6 +17,9 @@ MANAGE_SALT = "registration-manage"
 # this app does not change).
 CSRF_SESSION_KEY = "csrf_token"
 WAITLIST_SALT = "waitlist-entry"
+# The payment link for what a booking still owes (a transfer onto a dearer date): its own salt,
+# so a manage link can't be turned into one, and a shorter life (BALANCE_LINK_MAX_AGE_DAYS).
+BALANCE_SALT = "registration-balance"
 
 
 class LinkInvalid(Exception):
@@ -36,7 +39,8 @@ def sign(token: str, salt: str) -> str:
 
 
 def unsign(signed: str, salt: str) -> str:
-    max_age = current_app.config["MANAGE_LINK_MAX_AGE_DAYS"] * 86400
+    days_setting = "BALANCE_LINK_MAX_AGE_DAYS" if salt == BALANCE_SALT else "MANAGE_LINK_MAX_AGE_DAYS"
+    max_age = current_app.config[days_setting] * 86400
     try:
         return _serializer(salt).loads(signed, max_age=max_age)
     except SignatureExpired as error:
@@ -51,6 +55,11 @@ def manage_url(registration: Registration, external: bool = True) -> str:
 
 def waitlist_url(entry: WaitlistEntry, external: bool = True) -> str:
     return url_for("registration.waitlist_entry", signed=sign(entry.token, WAITLIST_SALT), _external=external)
+
+
+def balance_url(registration: Registration, external: bool = True) -> str:
+    """The member's page for paying what their booking still owes (signed, expiring)."""
+    return url_for("registration.balance", signed=sign(registration.token, BALANCE_SALT), _external=external)
 
 
 def pay_url(registration: Registration, external: bool = False, resumed: bool = False) -> str:

@@ -39,6 +39,7 @@ from events.models import (
     SessionStatus,
     utcnow,
 )
+from events.payments import balances
 from events.payments.receipts import Receipt, card_label
 from events.payments.services import payment_processing
 from events.registration import links, services
@@ -87,6 +88,10 @@ class ManagePage:
     other_dates: list[Session] = field(default_factory=list)  # CANCELLED: book another date
     cancellable: bool = False  # booked or held, and not started: "Cancel my registration"
     started: bool = False
+    # Booked, and owing the difference of a transfer onto a dearer date: its payment link.
+    balance_due_cents: int = 0
+    balance_url: str = ""
+    balance_receipts: list[Receipt] = field(default_factory=list)  # the balance paid by card
 
 
 def _open_payment(registration: Registration) -> bool:
@@ -221,6 +226,11 @@ def manage_page(registration: Registration, now: datetime | None = None) -> Mana
         page.other_dates = other_dates(registration, now)
     page.started = has_started(registration, now)
     page.cancellable = can_cancel(registration, now)
+    if state == State.CONFIRMED:
+        page.balance_due_cents = balances.balance_due(registration)
+        if page.balance_due_cents:
+            page.balance_url = links.balance_url(registration, external=False)
+        page.balance_receipts = [Receipt.of(p) for p in balances.balance_payments(registration)]
     return page
 
 
@@ -247,7 +257,8 @@ def cancel_preview(registration: Registration, now: datetime | None = None) -> C
             s for s in services.registration_sessions(registration) if s.status == SessionStatus.SCHEDULED
         ],
         quote=services.refund_quote(registration, now),
-        paid_cents=payment.amount_cents if payment is not None else 0,
+        # Everything paid for the seat: its first payment and a balance paid after a transfer.
+        paid_cents=sum(p.amount_cents for p in balances.seat_payments(registration)),
         card=card_label(payment.card_brand, payment.card_last4) if payment is not None else "",
         at_desk=payment.method.value if payment is not None and payment.method.at_desk else "",
     )
@@ -323,3 +334,48 @@ def claimed_place(
         gettext("You claimed your seat, and that registration was later cancelled."),
         Action(gettext("See your registration"), manage),
     )
+
+
+# --- The payment link for what a booking still owes ---
+
+
+class BalanceState(Enum):
+    DUE = "due"  # something is owed: the card form
+    PAID = "paid"  # paid (by this link, or at the desk): nothing to pay
+    NOT_BOOKED = "not_booked"  # cancelled (or otherwise not booked): nothing to pay
+
+
+@dataclass(frozen=True)
+class BalancePage:
+    registration: Registration
+    state: BalanceState
+    due_cents: int
+    what: str  # "Core & Hip Strength, Wed Dec 2, 6:00 pm CST"
+    receipts: list[Receipt]  # the balance paid by card, when it was
+
+
+def _local_label(session: Session) -> str:
+    start = session.local_start
+    meridiem = "am" if start.hour < 12 else "pm"
+    return f"{start:%a %b %-d, %-I:%M} {meridiem} {start.tzname()}"
+
+
+def balance_page(registration: Registration) -> BalancePage:
+    """What the member's payment link shows: what is owed and what it is for, or that it
+    is paid (with the receipt), or that the booking is no longer booked."""
+    sessions = [
+        s for s in services.registration_sessions(registration) if s.status == SessionStatus.SCHEDULED
+    ]
+    title = registration.offering.title
+    if registration.session is not None:
+        what = f"{title}, {_local_label(registration.session)}"
+    elif sessions:
+        what = f"{title}, from {_local_label(sessions[0])}"
+    else:
+        what = title
+    receipts = [Receipt.of(p) for p in balances.balance_payments(registration)]
+    if registration.status != RegistrationStatus.CONFIRMED:
+        return BalancePage(registration, BalanceState.NOT_BOOKED, 0, what, receipts)
+    due = balances.balance_due(registration)
+    state = BalanceState.DUE if due else BalanceState.PAID
+    return BalancePage(registration, state, due, what, receipts)

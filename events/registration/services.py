@@ -40,6 +40,7 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind, dedupe_key, queue_email
 from events.payments import refunds
+from events.payments.balances import seat_payments
 from events.registration import seats
 
 
@@ -408,7 +409,8 @@ def refund_quote(registration: Registration, now: datetime | None = None) -> Ref
     """What cancelling now would refund, by the offering's policy, of what is left to refund
     (refunds issued or on their way already count). Under the refund locks it is exact."""
     now = now or utcnow()
-    paid = refunds.refundable_remaining(succeeded_payment(registration))
+    # Every payment that paid for the seat: its first, and a balance paid after a transfer.
+    paid = refunds.refundable_total(seat_payments(registration))
     offering = registration.offering
     start = first_session_start(registration)
     cutoff = start - timedelta(hours=offering.cancellation_cutoff_hours) if start else None
@@ -477,24 +479,25 @@ def cancel_registration(
         db.session.commit()
         return registration, 0
 
-    payment = succeeded_payment(registration)
-    if payment is not None:
-        refunds.lock_for_refund(payment.id)  # the quote below is exact: no refund slips in meanwhile
+    paid_with = seat_payments(registration)
+    for payment in paid_with:  # in id order, after the pool: the quote below is exact
+        refunds.lock_for_refund(payment.id)
     quote = refund_quote(registration, now)
     if expected_refund_cents is not None and quote.amount_cents != expected_refund_cents:
         db.session.rollback()  # nothing written: only the locks go
         raise QuoteChanged(quote)
     mark_cancelled(registration, reason, now)
     refund_cents = 0
-    if payment is not None and quote.amount_cents > 0:
-        _, refund_cents = refunds.queue_refund(
-            payment.id,
+    if paid_with and quote.amount_cents > 0:
+        queued = refunds.queue_refunds_across(
+            paid_with,
             quote.amount_cents,
             kind=RefundKind.CANCELLATION,
             key=f"cancel-registration-{registration.id}",
             reason=reason,
             actor_id=actor_id,
         )
+        refund_cents = sum(amount for _, amount in queued)
     queue_email(
         EmailKind.REGISTRATION_CANCELLED,
         registration=registration,

@@ -424,3 +424,69 @@ def find_registrations() -> ResponseReturnValue:
         sent_to=form.email.data,
         minutes=current_app.config["FIND_REGISTRATIONS_EMAIL_MINUTES"],
     )
+
+
+# --- Paying what a booking still owes (the payment link emailed after a transfer) ---
+
+
+def _registration_from_balance_link(signed: str) -> Registration:
+    token = _token_from_link(signed, links.BALANCE_SALT)
+    return services.registration_by_token(token) or abort(
+        404, description="This link is no longer valid. Please use the newest link from your email."
+    )
+
+
+@bp.get("/balance/<signed>")
+def balance(signed: str) -> ResponseReturnValue:
+    """What is still owed and what for, with the card form; or that it is paid already."""
+    registration = _registration_from_balance_link(signed)
+    return render_template(
+        "registration/balance.html",
+        page=pages.balance_page(registration),
+        signed=signed,
+        retry=request.args.get("retry") == "1",
+        manage_url=links.manage_url(registration, external=False),
+        stripe_js_url=stripe_js_url(),
+        publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
+    )
+
+
+@bp.post("/balance/<signed>/pay")
+@limiter.limit(config_limit("PAY_RATE_LIMIT"))
+def balance_pay(signed: str) -> ResponseReturnValue:
+    registration = _registration_from_balance_link(signed)
+    try:
+        token = json_object_body().get("token")
+    except JsonBodyError as error:
+        return jsonify(status="failed", message=str(error)), 400
+    if not is_stripe_id(token, "tok_"):
+        message = "That card token is malformed. Please enter your card again."
+        return jsonify(status="failed", message=message), 400
+    attempt = payments.pay_balance_with_card(registration.id, token)
+    status = 503 if attempt.status == "unavailable" else 200
+    return jsonify(
+        status=attempt.status,
+        message=attempt.message,
+        client_secret=attempt.client_secret,
+        intent_id=attempt.intent_id,
+    ), status
+
+
+@bp.get("/balance/<signed>/complete")
+def balance_complete(signed: str) -> ResponseReturnValue:
+    """Where the browser lands after paying: applied from Stripe's state, as the webhook would."""
+    registration = _registration_from_balance_link(signed)
+    intent_id = request.args.get("payment_intent", "")
+    outcome, registration = payments.complete_balance_after_return(
+        registration.id, intent_id if is_stripe_id(intent_id, "pi_") else None
+    )
+    match outcome:
+        case payments.BalanceOutcome.PAID:
+            flash("Payment received: nothing more is owed. Your receipt is on its way by email.", "success")
+        case payments.BalanceOutcome.PROCESSING:
+            flash("Your payment is processing. We'll email you as soon as it completes.", "success")
+        case payments.BalanceOutcome.RETRY:
+            return redirect(url_for("registration.balance", signed=signed, retry="1"))
+        case payments.BalanceOutcome.NOT_OWED:
+            pass  # the page says the booking is no longer booked
+    return redirect(url_for("registration.balance", signed=signed))

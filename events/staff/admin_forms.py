@@ -385,6 +385,8 @@ class TransferForm(Form):
     target = SelectField("Move to", validators=[DataRequired("Choose where to move them.")])
     reason = StringField("Reason (kept in the audit trail)", filters=[_strip], validators=REASON)
     expected_difference = IntegerField(validators=[Optional(), NumberRange(min=-(10**9), max=10**9)])
+    # A dearer target: email the member a link to pay the difference by card.
+    payment_link = BooleanField("Email them a link to pay the difference by card", default=False)
 
 
 class DetailsForm(Form):

@@ -26,9 +26,7 @@ from events.models import (
     Payment,
     PaymentMethod,
     PaymentStatus,
-    Refund,
     RefundKind,
-    RefundStatus,
     Registration,
     RegistrationStatus,
     SeatPool,
@@ -39,6 +37,7 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind, queue_email
 from events.payments import refunds
+from events.payments.balances import balance_due, seat_payments
 from events.payments.services import stop_superseded_intent
 from events.registration import seats
 from events.registration.services import (
@@ -132,7 +131,8 @@ def cancel_quote(
     """What cancelling with this choice refunds (exact under the refund locks, else a quote)."""
     now = now or utcnow()
     payment = succeeded_payment(registration)
-    left = refunds.refundable_remaining(payment)
+    # Every payment that paid for the seat (its first, and a balance paid after a transfer).
+    left = refunds.refundable_total(seat_payments(registration))
     policy = refund_quote(registration, now)
     amount = {RefundChoice.FULL: left, RefundChoice.POLICY: policy.amount_cents, RefundChoice.NONE: 0}[choice]
     return CancelQuote(
@@ -174,9 +174,9 @@ def cancel_booking(
         for p in _lock_payment_rows(registration.id)
         if p.status in OPEN_PAYMENT_STATUSES and p.stripe_payment_intent_id
     ]
-    payment = succeeded_payment(registration)
-    if payment is not None:
-        refunds.lock_for_refund(payment.id)
+    paid_with = seat_payments(registration)
+    for paid in paid_with:  # (held already, in id order: lock_for_refund is a no-op then)
+        refunds.lock_for_refund(paid.id)
     quote = cancel_quote(registration, choice, now)
     if quote.refund_cents != expected_refund_cents:
         db.session.rollback()
@@ -186,15 +186,16 @@ def cancel_booking(
         )
     mark_cancelled(registration, f"Cancelled by staff: {reason}", now)
     refund_cents = 0
-    if payment is not None and quote.refund_cents > 0:
-        _, refund_cents = refunds.queue_refund(
-            payment.id,
+    if paid_with and quote.refund_cents > 0:
+        queued = refunds.queue_refunds_across(
+            paid_with,
             quote.refund_cents,
             kind=RefundKind.CANCELLATION,
             key=f"cancel-registration-{registration.id}",
             reason=f"Cancelled by staff: {reason}",
             actor_id=actor.id,
         )
+        refund_cents = sum(amount for _, amount in queued)
     if registration.email:
         queue_email(
             EmailKind.REGISTRATION_CANCELLED,
@@ -314,7 +315,7 @@ def transfer_quote(registration: Registration, offering_id: int, session_id: int
         registration,
         offering,
         session,
-        refunds.refundable_remaining(payment),
+        refunds.refundable_total(seat_payments(registration)),  # a balance paid before counts
         offering.price_cents,
         payment.method if payment is not None else None,
     )
@@ -325,8 +326,9 @@ class TransferResult:
     old: Registration
     new: Registration
     refund_cents: int  # the cheaper target's difference, refunded
-    due_cents: int  # the dearer target's difference, to collect at the desk
+    due_cents: int  # the dearer target's difference, to collect at the desk or by the payment link
     method: PaymentMethod | None
+    link_sent: bool = False  # the payment link for due_cents was emailed
 
 
 def transfer_booking(
@@ -336,12 +338,14 @@ def transfer_booking(
     reason: str,
     actor: User,
     expected_difference_cents: int,
+    send_payment_link: bool = False,
 ) -> TransferResult:
     """Move a booked registration to another date or offering, as a new registration (its own
     invite) in place of the old one (cancelled, its invite taken back). The new seat is taken
     under both pools' locks, in id order, then the payment row's: a full target is refused, and
     of two staff taking its last seat at once one succeeds. The payment moves with the booking;
-    a cheaper target refunds the difference, a dearer one is collected at the desk."""
+    a cheaper target refunds the difference, a dearer one is collected at the desk or, with
+    `send_payment_link`, by card through a payment link emailed to the member."""
     now = utcnow()
     registration = db.session.get_one(Registration, registration_id)
     offering, target_pool, session = _target(offering_id, session_id, now)
@@ -376,14 +380,23 @@ def transfer_booking(
             "Choose another, or raise its capacity first.",
             "target",
         )
-    payment = succeeded_payment(registration)
-    if payment is not None:
-        payment = refunds.lock_payment(payment.id)
+    # Every payment row, in id order, after the pools (the refund locks' order). All that paid
+    # for the seat move with it (its first payment and a balance paid by the link); a card
+    # payment still open for a balance is stopped after commit (a success from it that still
+    # arrives finds the old booking cancelled and is refunded once).
+    rows = _lock_payment_rows(registration.id)
+    open_intents = [
+        p.stripe_payment_intent_id
+        for p in rows
+        if p.status in OPEN_PAYMENT_STATUSES and p.stripe_payment_intent_id
+    ]
+    paid_with = seat_payments(registration)
+    payment = paid_with[0] if paid_with else None
     quote = TransferQuote(
         registration,
         offering,
         session,
-        refunds.refundable_remaining(payment),
+        refunds.refundable_total(paid_with),
         offering.price_cents,
         payment.method if payment is not None else None,
     )
@@ -419,18 +432,19 @@ def transfer_booking(
         claimed_offer.registration_id = new.id
     mark_cancelled(registration, f"Transferred to {quote.label}", now)
     refund_cents = 0
-    if payment is not None:
-        # The money paid moves with the booking: the new registration's receipt and refunds.
-        payment.registration_id = new.id
-        if difference < 0:
-            _, refund_cents = refunds.queue_refund(
-                payment.id,
-                -difference,
-                kind=RefundKind.MANUAL,
-                key=f"transfer-registration-{registration.id}",
-                reason=f"Price difference: moved to {offering.title}",
-                actor_id=actor.id,
-            )
+    # The money paid moves with the booking: the new registration's receipts and refunds.
+    for paid in paid_with:
+        paid.registration_id = new.id
+    if paid_with and difference < 0:
+        queued = refunds.queue_refunds_across(
+            paid_with,
+            -difference,
+            kind=RefundKind.MANUAL,
+            key=f"transfer-registration-{registration.id}",
+            reason=f"Price difference: moved to {offering.title}",
+            actor_id=actor.id,
+        )
+        refund_cents = sum(amount for _, amount in queued)
     due_cents = max(difference, 0)
     if registration.email:
         queue_email(
@@ -443,11 +457,16 @@ def transfer_booking(
                 "desk_method": quote.method.value if quote.method and quote.method.at_desk else "",
             },
         )
+        link = bool(due_cents and send_payment_link)
         queue_email(
             EmailKind.REGISTRATION_CONFIRMED,
             registration=new,
-            context={"balance_due_cents": due_cents, "currency": new.currency} if due_cents else {},
+            context={"balance_due_cents": due_cents, "currency": new.currency, "payment_link": link}
+            if due_cents
+            else {},
         )
+        if link:
+            _queue_balance_link(new, due_cents)
     seats.free_seat(old_pool, now)  # offered to the old date's waitlist
     audit.record(
         actor.id,
@@ -461,11 +480,15 @@ def transfer_booking(
         new=quote.label,
         refund_cents=refund_cents,
         due_cents=due_cents,
+        payment_link_sent=bool(due_cents and send_payment_link and registration.email),
         method=quote.method.value if quote.method else "",
         reason=reason[:200],
     )
     db.session.commit()
-    return TransferResult(registration, new, refund_cents, due_cents, quote.method)
+    for intent_id in open_intents:
+        stop_superseded_intent(intent_id)
+    link_sent = bool(due_cents and send_payment_link and registration.email)
+    return TransferResult(registration, new, refund_cents, due_cents, quote.method, link_sent)
 
 
 # --- Correct name, email or phone ---
@@ -546,30 +569,6 @@ def correct_details(registration_id: int, person: Person, reason: str, actor: Us
 
 
 DESK_METHODS = (PaymentMethod.CASH, PaymentMethod.CHECK, PaymentMethod.COMP)
-
-
-def balance_due(registration: Registration) -> int:
-    """What a booked registration still owes: its price less what its payments kept (a walk-in
-    at a paid class, or a transfer onto a dearer date). Nothing for a held seat: the desk
-    payment for a hold is its whole price. One statement, however many payments."""
-    if registration.status != RegistrationStatus.CONFIRMED or not registration.price_cents:
-        return 0
-    succeeded = sa.and_(Payment.registration_id == registration.id, Payment.status == PaymentStatus.SUCCEEDED)
-    paid, refunded_at_stripe, comped = db.session.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0),
-            sa.func.coalesce(sa.func.sum(Payment.amount_refunded_cents), 0),
-            sa.func.count().filter(Payment.method == PaymentMethod.COMP),
-        ).where(succeeded)
-    ).one()
-    # Refunds issued or on their way (a transfer onto a cheaper date refunds the difference).
-    refunding = db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0))
-        .join(Payment, Payment.id == Refund.payment_id)
-        .where(succeeded, Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED)))
-    )
-    kept = paid - max(refunding or 0, refunded_at_stripe)
-    return 0 if comped else max(registration.price_cents - kept, 0)
 
 
 def desk_amount(registration: Registration, method: PaymentMethod) -> int:
@@ -654,3 +653,44 @@ def take_desk_payment(registration_id: int, method: PaymentMethod, note: str, ac
     for intent_id in open_intents:
         stop_superseded_intent(intent_id)
     return payment
+
+
+# --- The payment link for what a booking still owes ---
+
+
+def _queue_balance_link(registration: Registration, due_cents: int) -> None:
+    """Email the member the link to pay their balance by card. Each sending is its own email
+    (staff may send it again): numbered under the pool lock the caller holds."""
+    sent_before = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxEmail)
+        .where(OutboxEmail.registration_id == registration.id, OutboxEmail.kind == EmailKind.BALANCE_DUE)
+    )
+    queue_email(
+        EmailKind.BALANCE_DUE,
+        registration=registration,
+        key_parts=(f"n{(sent_before or 0) + 1}",),
+        context={"due_cents": due_cents, "currency": registration.currency},
+    )
+
+
+def send_balance_link(registration_id: int, actor: User) -> int:
+    """Email a booked member the link to pay what their booking still owes (by card, through
+    the same payment page flow as registering). Returns the amount the link asks for."""
+    registration = db.session.get_one(Registration, registration_id)
+    seats.lock_pool(registration.seat_pool_id)
+    db.session.refresh(registration)
+    if registration.status != RegistrationStatus.CONFIRMED:
+        db.session.rollback()
+        raise AdminError("Only a booked (confirmed) registration can be sent a payment link.")
+    due = balance_due(registration)
+    if due == 0:
+        db.session.rollback()
+        raise AdminError("They owe nothing now, so there is nothing to ask for.")
+    if not registration.email:
+        db.session.rollback()
+        raise AdminError("They gave no email address. Take the payment at the desk instead.")
+    _queue_balance_link(registration, due)
+    audit.record_about(actor.id, "payment.balance_link_sent", registration, amount_cents=due)
+    db.session.commit()
+    return due

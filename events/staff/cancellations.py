@@ -27,8 +27,9 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind, queue_email
 from events.payments import refunds
+from events.payments.balances import seat_payments
 from events.registration import seats
-from events.registration.services import mark_cancelled, succeeded_payment
+from events.registration.services import mark_cancelled
 from events.staff.rosters import registrations_covering
 
 
@@ -93,8 +94,7 @@ def _preview_registrations(registrations: Iterable[Registration]) -> CancelTotal
         if registration.status not in _LIVE:
             continue
         totals.people += 1
-        payment = succeeded_payment(registration)
-        if payment is not None:
+        for payment in seat_payments(registration):  # its first, and a balance paid after a transfer
             totals.count_refund(registration, payment, refunds.refundable_remaining(payment))
     return totals
 
@@ -165,18 +165,19 @@ def _cancel_registrations(
             continue
         totals.people += 1
         pool = seats.lock_pool(registration.seat_pool_id)
-        payment = succeeded_payment(registration)
-        refund_cents = 0
-        if payment is not None:
-            _, refund_cents = refunds.queue_refund(
-                payment.id,
-                payment.amount_cents,  # capped at what is left (refunds issued or pending count)
-                kind=RefundKind.CLINIC_CANCELLATION,
-                key=f"{key}-registration-{registration.id}",
-                reason=reason,
-                actor_id=actor.id,
-            )
-            totals.count_refund(registration, payment, refund_cents)
+        paid_with = seat_payments(registration)
+        # Everything paid goes back (each capped at what is left on it), in the payments' id order.
+        queued = refunds.queue_refunds_across(
+            paid_with,
+            sum(p.amount_cents for p in paid_with),
+            kind=RefundKind.CLINIC_CANCELLATION,
+            key=f"{key}-registration-{registration.id}",
+            reason=reason,
+            actor_id=actor.id,
+        )
+        for payment, cents in queued:
+            totals.count_refund(registration, payment, cents)
+        refund_cents = sum(cents for _, cents in queued)
         mark_cancelled(registration, reason, now)
         # The session is already cancelled, so the freed seat is offered to nobody.
         seats.free_seat(pool, now)
@@ -191,7 +192,7 @@ def _cancel_registrations(
             "registration.cancelled",
             registration,
             refund_cents=refund_cents,
-            method=payment.method.value if payment is not None else "",
+            method=paid_with[0].method.value if paid_with else "",
             reason=reason[:200],
         )
     return totals

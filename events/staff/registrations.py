@@ -11,8 +11,10 @@ from events import audit
 from events.extensions import db
 from events.models import (
     Offering,
+    OutboxEmail,
     Payment,
     PaymentMethod,
+    PaymentStatus,
     Refund,
     RefundKind,
     Registration,
@@ -20,6 +22,7 @@ from events.models import (
     Session,
     User,
 )
+from events.notifications.outbox import EmailKind
 from events.payments import refunds
 from events.registration.services import (
     Outcome,
@@ -237,3 +240,28 @@ def retry_refund(refund_id: int, actor: User) -> Refund:
     )
     db.session.commit()
     return refund
+
+
+def other_payments(registration: Registration, shown: Payment | None) -> list[Payment]:
+    """Its payments that went through besides the one shown first: a balance paid after a
+    transfer (by card or at the desk), or an extra payment sent back (with its refund)."""
+    return [
+        p
+        for p in db.session.scalars(
+            sa.select(Payment)
+            .where(Payment.registration_id == registration.id, Payment.status == PaymentStatus.SUCCEEDED)
+            .order_by(Payment.id)
+        )
+        if shown is None or p.id != shown.id
+    ]
+
+
+def balance_links_sent(registration: Registration) -> int:
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(OutboxEmail)
+            .where(OutboxEmail.registration_id == registration.id, OutboxEmail.kind == EmailKind.BALANCE_DUE)
+        )
+        or 0
+    )

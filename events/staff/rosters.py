@@ -24,7 +24,10 @@ from events.models import (
     Offering,
     Payment,
     PaymentMethod,
+    PaymentPurpose,
     PaymentStatus,
+    Refund,
+    RefundKind,
     Registration,
     RegistrationSource,
     RegistrationStatus,
@@ -117,7 +120,20 @@ def paid_and_refunded(registration_ids: list[int]) -> dict[int, tuple[int, int]]
                 sa.func.sum(Payment.amount_cents),
                 sa.func.sum(Payment.amount_refunded_cents),
             )
-            .where(Payment.registration_id.in_(registration_ids), Payment.status == PaymentStatus.SUCCEEDED)
+            .where(
+                Payment.registration_id.in_(registration_ids),
+                Payment.status == PaymentStatus.SUCCEEDED,
+                # A balance paid twice (or after the desk took it): the extra one, sent back
+                # whole, paid for nothing and is no part of how the booking stands.
+                sa.not_(
+                    sa.and_(
+                        Payment.purpose == PaymentPurpose.BALANCE,
+                        Payment.id.in_(
+                            sa.select(Refund.payment_id).where(Refund.kind == RefundKind.UNPLACED_PAYMENT)
+                        ),
+                    )
+                ),
+            )
             .group_by(Payment.registration_id)
         ).all()
     }

@@ -37,6 +37,7 @@ from events.models import (
     EmailStatus,
     OfferingKind,
     OutboxEmail,
+    Payment,
     PaymentStatus,
     Refund,
     RefundKind,
@@ -159,6 +160,19 @@ def _build_world(db) -> dict:
     )
     db.session.add(failed_refund)
     held = register(paid, None, Person("Hal Held", "hal@example.com")).registration
+    # Booked with $10 still due (moved onto a dearer date): the staff page's payment-link form,
+    # and the member's balance page with its card form.
+    owing = register(paid, None, Person("Bea Balance", "bea@example.com")).registration
+    owing.status, owing.confirmed_at = RegistrationStatus.CONFIRMED, utcnow()
+    db.session.add(
+        Payment(
+            registration_id=owing.id,
+            stripe_payment_intent_id="pi_walker_part",
+            amount_cents=2000,
+            currency="usd",
+            status=PaymentStatus.SUCCEEDED,
+        )
+    )
     register(full, None, Person("Fay Full", "fay@example.com"))
     entry = join_waitlist(full, None, Person("Wes Waiting", "wes@example.com")).entry
     entry.status = WaitlistStatus.OFFERED
@@ -193,6 +207,7 @@ def _build_world(db) -> dict:
             "/staff/admin/registrations?q=Cora",
             # A seat held while paying: its desk payment form.
             f"/staff/admin/registrations/{held.id}/desk-payment",
+            f"/staff/admin/registrations/{owing.id}",
             f"/staff/sessions/{starting.id}",
             f"/staff/sessions/{starting.id}/walk-in",
             f"/staff/sessions/{starting.id}/message",
@@ -200,6 +215,7 @@ def _build_world(db) -> dict:
         "signed": {
             "/manage/": links.sign(held.token, links.MANAGE_SALT),
             "/waitlist/": links.sign(entry.token, links.WAITLIST_SALT),
+            "/balance/": links.sign(owing.token, links.BALANCE_SALT),
         },
         "manage_confirmed": links.sign(confirmed.token, links.MANAGE_SALT),
     }

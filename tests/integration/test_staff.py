@@ -423,6 +423,7 @@ ACCESS = {
     "staff.admin_booking_transfer": ADMIN,
     "staff.admin_booking_details": ADMIN,
     "staff.admin_desk_payment": ADMIN,
+    "staff.admin_balance_link": ADMIN,
 }
 
 

@@ -5,13 +5,16 @@ from flask import flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from events.extensions import db
 from events.forms import attempt
 from events.models import PaymentMethod, Registration, RegistrationStatus
+from events.registration.forms import ConfirmForm
 from events.registration.services import Person
 from events.staff import bookings
 from events.staff.access import admin_required, bp, get_or_404
 from events.staff.admin_forms import BookingCancelForm, DeskPaymentForm, DetailsForm, TransferForm
 from events.staff.bookings import money
+from events.staff.errors import AdminError
 
 
 def _back(registration: Registration) -> ResponseReturnValue:
@@ -93,6 +96,7 @@ def admin_booking_transfer(registration_id: int) -> ResponseReturnValue:
                         form.reason.data,
                         current_user,
                         form.expected_difference.data,
+                        send_payment_link=bool(form.payment_link.data),
                     ),
                 )
                 if result is not None:
@@ -120,7 +124,12 @@ def _transferred_message(result: bookings.TransferResult) -> str:
             else "to their card is queued"
         )
         text += f" The difference, {money(result.refund_cents)}, {where}."
-    if result.due_cents:
+    if result.due_cents and result.link_sent:
+        text += (
+            f" A link to pay the difference, {money(result.due_cents)}, by card is emailed to them "
+            "(or take it at the desk)."
+        )
+    elif result.due_cents:
         text += f" Collect the difference, {money(result.due_cents)}, at the desk."
     return text
 
@@ -179,3 +188,21 @@ def admin_desk_payment(registration_id: int) -> ResponseReturnValue:
         held=held,
         amount=registration.price_cents if held else bookings.balance_due(registration),
     ), status
+
+
+@bp.post("/admin/registrations/<int:registration_id>/balance-link")
+@admin_required
+def admin_balance_link(registration_id: int) -> ResponseReturnValue:
+    """Email the member the link to pay what their booking still owes, by card."""
+    registration = get_or_404(Registration, registration_id)
+    if not ConfirmForm().validate():
+        flash("The form expired. Please try again.", "error")
+        return _back(registration)
+    try:
+        due = bookings.send_balance_link(registration.id, current_user)
+    except AdminError as error:
+        db.session.rollback()
+        flash(f"No payment link was sent: {error}", "error")
+        return _back(registration)
+    flash(f"A link to pay {money(due)} by card is emailed to {registration.email}.", "success")
+    return _back(registration)

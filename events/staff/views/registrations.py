@@ -54,6 +54,8 @@ def _render_registration(
         refunded_by=registrations.staff_names_for_refunds(payment),
         history=audit_trail.registration_history(registration.id, place.zone),
         balance_due=bookings.balance_due(registration),
+        other_payments=registrations.other_payments(registration, payment),
+        balance_links_sent=registrations.balance_links_sent(registration),
     ), status
 
 
