@@ -339,22 +339,23 @@ DEMO_FIRST_NAMES = [
 
 # The consent document the demo's group classes require (issue 15, item 10).
 DEMO_CONSENT_TITLE = "Exercise class participation and release"
-DEMO_CONSENT_TEXT = """\
-Group exercise classes involve physical activity. Our physical therapists plan each class to be
-safe for most people, but any exercise carries some risk of soreness, strain or injury.
-
-Please tell the instructor before class if you have pain that is getting worse, a recent injury
-or surgery, heart or breathing problems, or if your doctor has told you to limit activity. You
-don't have to tell us the details.
-
-Stop and tell the instructor if anything hurts, if you feel dizzy or short of breath, or if you
-need to rest. Every exercise can be made easier; you decide how much to do.
-
-A group class is not a one-to-one treatment and does not replace care from your own doctor or
-physical therapist.
-
-By agreeing, you say that you take part by your own choice, that you will follow the
-instructor's directions and go at your own pace, and that you accept the risks of taking part."""
+# One line per paragraph: the text is shown as written (line breaks kept), so a hard wrap here
+# would break lines mid-sentence on a phone.
+DEMO_CONSENT_TEXT = "\n\n".join(
+    (
+        "Group exercise classes involve physical activity. Our physical therapists plan each class "
+        "to be safe for most people, but any exercise carries some risk of soreness, strain or injury.",
+        "Please tell the instructor before class if you have pain that is getting worse, a recent "
+        "injury or surgery, heart or breathing problems, or if your doctor has told you to limit "
+        "activity. You don't have to tell us the details.",
+        "Stop and tell the instructor if anything hurts, if you feel dizzy or short of breath, or if "
+        "you need to rest. Every exercise can be made easier; you decide how much to do.",
+        "A group class is not a one-to-one treatment and does not replace care from your own doctor "
+        "or physical therapist.",
+        "By agreeing, you say that you take part by your own choice, that you will follow the "
+        "instructor's directions and go at your own pace, and that you accept the risks of taking part.",
+    )
+)
 
 
 M = TypeVar("M", bound=Base)

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
+from events.consent.services import create_document
 from events.extensions import db as _db
 from events.models import (
     Attendance,
@@ -138,6 +139,11 @@ def _build_world(db) -> dict:
     starting.starts_at = utcnow() + timedelta(minutes=30)
     starting.ends_at = starting.starts_at + timedelta(hours=1)
     db.session.commit()
+    # The class requires a consent document: its form asks for it, and Ari (booked without it)
+    # is flagged on the roster, with the check-in screen's form to accept it.
+    document = create_document("Class release", "Exercise carries some risk.", admin)
+    drop_in.consent_document_id = document.id
+    db.session.commit()
     arrived = register(drop_in, starting.id, Person("Ari Arrived", "ari@example.com")).registration
     db.session.add(
         Attendance(registration_id=arrived.id, session_id=starting.id, status=AttendanceStatus.PRESENT)
@@ -182,6 +188,7 @@ def _build_world(db) -> dict:
             "email_id": email.id,
             "refund_id": failed_refund.id,
             "resource_id": resource.id,
+            "document_id": document.id,
             "token": reset_token(instructor),
         },
         "slugs": {"/offerings/": paid.slug, "/locations/": location.slug},
@@ -194,6 +201,7 @@ def _build_world(db) -> dict:
             f"/staff/sessions/{starting.id}",
             f"/staff/sessions/{starting.id}/walk-in",
             f"/staff/sessions/{starting.id}/message",
+            f"/staff/sessions/{starting.id}/consent/{arrived.id}",
         ],
         "signed": {
             "/manage/": links.sign(held.token, links.MANAGE_SALT),

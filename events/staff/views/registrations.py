@@ -4,6 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from events.consent import services as consent
 from events.filters import dollars, staff_time
 from events.forms import attempt
 from events.models import Offering, PaymentMethod, Refund, RefundStatus, Registration, RegistrationStatus
@@ -54,6 +55,8 @@ def _render_registration(
         refunded_by=registrations.staff_names_for_refunds(payment),
         history=audit_trail.registration_history(registration.id, place.zone),
         balance_due=bookings.balance_due(registration),
+        consents=consent.acceptances_of(registration.id),
+        consent_needed=consent.required_version(registration.offering),
     ), status
 
 
