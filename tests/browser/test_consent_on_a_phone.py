@@ -95,6 +95,8 @@ def test_booking_with_consent_and_accepting_at_check_in_on_a_phone(phone_page, l
     box = checkbox.bounding_box()
     assert box is not None and box["width"] >= 24 and box["height"] >= 24  # a target a thumb can hit
     checkbox.check()
+    page.get_by_role("button", name="Register - free").scroll_into_view_if_needed()
+    shot(page, "consent-register-ticked.png")
     page.get_by_role("button", name="Register - free").click()
     expect(page.get_by_text("You're registered!")).to_be_visible()
     assert_accessible(page)
@@ -117,6 +119,7 @@ def test_booking_with_consent_and_accepting_at_check_in_on_a_phone(phone_page, l
     expect(phil_row.get_by_text("Consent needed")).to_be_visible()
     expect(page.locator(f"#r{rosa.id}").get_by_text("Consent needed")).to_have_count(0)
     fits_the_phone(page)
+    phil_row.scroll_into_view_if_needed()
     shot(page, "consent-roster-flag.png")
     assert_accessible(page)
 
@@ -132,10 +135,13 @@ def test_booking_with_consent_and_accepting_at_check_in_on_a_phone(phone_page, l
     expect(page.locator("#consent-error")).to_be_visible()  # the tick is the person's own
     assert_accessible(page)
     page.get_by_label(f"I, Phil Okafor, have read the {DEMO_CONSENT_TITLE} and I agree to it.").check()
+    page.get_by_role("button", name="I agree").scroll_into_view_if_needed()
+    shot(page, "consent-checkin-ticked.png")
     page.get_by_role("button", name="I agree").click()
     expect(page.get_by_text("Phil Okafor's consent is recorded.")).to_be_visible()
     expect(page.locator("#consent-missing")).to_have_count(0)
     expect(phil_row.get_by_text("Consent needed")).to_have_count(0)
+    phil_row.scroll_into_view_if_needed()
     shot(page, "consent-roster-after.png")
     assert_accessible(page)
 

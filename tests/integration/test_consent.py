@@ -581,3 +581,59 @@ def test_instructors_cannot_reach_the_consent_admin(client, db, clinic):
         403,
     )
     assert [v.number for v in consent.document_history(clinic["document"])] == [1]
+
+
+def test_a_walk_in_is_taken_straight_to_the_consent_screen(client, db, clinic):
+    from datetime import timedelta
+
+    from events.models import utcnow
+
+    first = clinic["first"]
+    first.starts_at = utcnow() + timedelta(minutes=20)  # check-in is open
+    first.ends_at = first.starts_at + timedelta(hours=1)
+    db.session.commit()
+    assert sign_in(client, "a@clinic.example").status_code == 302
+    form = client.get(f"/staff/sessions/{first.id}/walk-in").get_data(as_text=True)
+    added = client.post(
+        f"/staff/sessions/{first.id}/walk-in", data={"csrf_token": csrf_token(form), "name": "Walt Walkin"}
+    )
+    walk_in = db.session.scalar(sa.select(Registration).where(Registration.name == "Walt Walkin"))
+    assert added.status_code == 302 and added.headers["Location"].endswith(accept_url(first, walk_in))
+    assert rosters.roster_page(first).lines[0].needs_consent
+    page = client.get(added.headers["Location"]).get_data(as_text=True)
+    assert "I, Walt Walkin, have read" in page
+
+
+def test_the_demo_group_classes_require_the_release_and_a_member_can_book_one(tmp_path):
+    """The demo (on SQLite, as `make run` seeds it): every group class asks for the release."""
+    from flask_migrate import upgrade
+
+    from events.demo import DEMO_CONSENT_TITLE
+    from events.extensions import db as _db
+    from events.models import Offering
+    from tests.conftest import make_test_app
+
+    app = make_test_app(f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+    app.instance_path = str(tmp_path)
+    with app.app_context():
+        upgrade()
+    assert app.test_cli_runner().invoke(args=["seed-demo"]).exit_code == 0
+    with app.app_context():
+        offerings = _db.session.scalars(sa.select(Offering)).all()
+        required = {o.kind: set() for o in offerings}
+        for o in offerings:
+            required[o.kind].add(o.consent_requirement.document.title if o.consent_requirement else None)
+        assert required[OfferingKind.CLASS] == {DEMO_CONSENT_TITLE}
+        assert required[OfferingKind.WORKSHOP] == {None}
+        a_class = next(o for o in offerings if o.kind is OfferingKind.CLASS)
+        session = next(s for s in a_class.sessions if s.seat_pool.seats_left)
+        version = consent.required_version(a_class)
+        booked = registration.register(
+            a_class,
+            session.id,
+            Person("Dee Demo", "dee@example.com"),
+            consent_answer=consent.ConsentAnswer(version.id, True),
+        ).registration
+        assert [a.consent_version_id for a in consent.acceptances_of(booked.id)] == [version.id]
+        _db.session.remove()
+        _db.engine.dispose()
