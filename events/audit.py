@@ -439,6 +439,33 @@ def _extra_balance_refunded(f: Facts) -> str:
     )
 
 
+def _document(f: Facts) -> str:
+    title = f.details.get("title") or f.details.get("document_title")
+    version = _cents(f, "version")
+    named = f"“{_text(title)}”" if title else "a consent document"
+    return f"version {version} of {named}" if version else named
+
+
+@sentence("consent_document.created")
+def _consent_document_created(f: Facts) -> str:
+    title = f.details.get("title")
+    named = f"“{_text(title)}”" if title else f"#{f.target_id}"
+    return f"{f.actor} created the consent document {named} and published its first version."
+
+
+@sentence("consent_version.published")
+def _consent_version_published(f: Facts) -> str:
+    return f"{f.actor} published {_document(f)}; everyone booking from now on is asked to accept it."
+
+
+@sentence("consent.accepted_in_person")
+def _consent_accepted_in_person(f: Facts) -> str:
+    return (
+        f"{_person(f)} accepted {_document(f)} on {f.actor}'s phone at check-in for {_offering(f)}, "
+        f"{_session(f)}."
+    )
+
+
 def _words(name: str) -> str:
     """'session.moved' -> 'session moved', 'price_cents' -> 'price cents'."""
     return name.replace(".", " ").replace("_", " ").strip()

@@ -20,6 +20,8 @@ from events.catalog.scheduling import add_session, add_weekly_series
 from events.extensions import Base, db
 from events.models import (
     Clinic,
+    ConsentDocument,
+    ConsentVersion,
     Location,
     Offering,
     OfferingKind,
@@ -335,7 +337,41 @@ DEMO_FIRST_NAMES = [
 ]
 
 
+# The consent document the demo's group classes require (issue 15, item 10).
+DEMO_CONSENT_TITLE = "Exercise class participation and release"
+# One line per paragraph: the text is shown as written (line breaks kept), so a hard wrap here
+# would break lines mid-sentence on a phone.
+DEMO_CONSENT_TEXT = "\n\n".join(
+    (
+        "Group exercise classes involve physical activity. Our physical therapists plan each class "
+        "to be safe for most people, but any exercise carries some risk of soreness, strain or injury.",
+        "Please tell the instructor before class if you have pain that is getting worse, a recent "
+        "injury or surgery, heart or breathing problems, or if your doctor has told you to limit "
+        "activity. You don't have to tell us the details.",
+        "Stop and tell the instructor if anything hurts, if you feel dizzy or short of breath, or if "
+        "you need to rest. Every exercise can be made easier; you decide how much to do.",
+        "A group class is not a one-to-one treatment and does not replace care from your own doctor "
+        "or physical therapist.",
+        "By agreeing, you say that you take part by your own choice, that you will follow the "
+        "instructor's directions and go at your own pace, and that you accept the risks of taking part.",
+    )
+)
+
+
 M = TypeVar("M", bound=Base)
+
+
+def _demo_consent_document() -> ConsentDocument:
+    """The demo's consent document with its first version (made once; a re-seed keeps it)."""
+    document = db.session.scalar(
+        sa.select(ConsentDocument).where(ConsentDocument.title == DEMO_CONSENT_TITLE)
+    )
+    if document is None:
+        document = ConsentDocument(title=DEMO_CONSENT_TITLE)
+        db.session.add(document)
+        db.session.flush()
+        db.session.add(ConsentVersion(document_id=document.id, number=1, body=DEMO_CONSENT_TEXT))
+    return document
 
 
 def _upsert(model: type[M], key: str, values: dict[str, Any]) -> tuple[M, bool]:
@@ -390,6 +426,8 @@ def seed_demo(today: date | None = None, accounts_file: str | os.PathLike[str] |
         instructors[values["email"]], _ = _upsert(User, "email", {**values, "role": Role.INSTRUCTOR})
     db.session.flush()
 
+    consent_document = _demo_consent_document()
+
     zone = ZoneInfo(CLINIC["timezone"])
     today = today or datetime.now(zone).date()
     # Start tomorrow so every demo session is still upcoming when the demo is opened.
@@ -412,6 +450,8 @@ def seed_demo(today: date | None = None, accounts_file: str | os.PathLike[str] |
             price_cents=plan.price_cents,
             currency=CLINIC["currency"],
             capacity=plan.capacity,
+            # The group classes ask everyone booking to accept the participation release.
+            consent_document_id=consent_document.id if plan.kind is OfferingKind.CLASS else None,
         )
         db.session.add(offering)
         first_day = _next_weekday(start_day, plan.weekday) + timedelta(weeks=plan.first_week)

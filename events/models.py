@@ -334,6 +334,9 @@ class Offering(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     location: Mapped[Location] = relationship()
+    # The consent document everyone booking must accept (its current version), if any: a row
+    # of its own table, so adding consent changed no column of this much-referenced table.
+    consent_requirement: Mapped[OfferingConsent | None] = relationship(cascade="all, delete-orphan")
     instructor: Mapped[User | None] = relationship()
     sessions: Mapped[list[Session]] = relationship(back_populates="offering", order_by="Session.starts_at")
     resources: Mapped[list[Resource]] = relationship(back_populates="offering", order_by="Resource.position")
@@ -344,6 +347,19 @@ class Offering(Model):
     @property
     def is_free(self) -> bool:
         return self.price_cents == 0
+
+    @property
+    def consent_document_id(self) -> int | None:
+        return self.consent_requirement.consent_document_id if self.consent_requirement else None
+
+    @consent_document_id.setter
+    def consent_document_id(self, document_id: int | None) -> None:
+        if document_id is None:
+            self.consent_requirement = None
+        elif self.consent_requirement is None:
+            self.consent_requirement = OfferingConsent(consent_document_id=document_id)
+        else:
+            self.consent_requirement.consent_document_id = document_id
 
     @property
     def reminder_offset_minutes(self) -> list[int]:
@@ -575,6 +591,85 @@ class Attendance(Model):
     status: Mapped[AttendanceStatus] = mapped_column(enum_column(AttendanceStatus, name="attendance_status"))
     marked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     marked_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+
+class ConsentMethod(StrEnum):
+    """Where a consent was given."""
+
+    ONLINE = "online"  # ticked on the booking form or the waitlist claim
+    IN_PERSON = "in_person"  # read and ticked on a staff member's phone at check-in
+
+
+class ConsentDocument(Model):
+    """A document people accept before booking ("Exercise class participation and release").
+    Its text lives in its versions; the current one is the highest number."""
+
+    __tablename__ = "consent_documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    versions: Mapped[list[ConsentVersion]] = relationship(
+        back_populates="document", order_by="ConsentVersion.number.desc()"
+    )
+
+
+class OfferingConsent(Model):
+    """An offering requires this consent document: everyone booking accepts its current version."""
+
+    __tablename__ = "offering_consents"
+
+    offering_id: Mapped[int] = mapped_column(sa.ForeignKey("offerings.id"), primary_key=True)
+    consent_document_id: Mapped[int] = mapped_column(sa.ForeignKey("consent_documents.id"), index=True)
+
+    document: Mapped[ConsentDocument] = relationship()
+
+
+class ConsentVersion(Model):
+    """One published text of a consent document. Never changed once published (an update is
+    refused, see events/consent/services.py): an acceptance names exactly the words accepted."""
+
+    __tablename__ = "consent_versions"
+    __table_args__ = (
+        sa.UniqueConstraint("document_id", "number", name="uq_consent_versions_document_number"),
+        sa.CheckConstraint("number >= 1", name="version_number_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(sa.ForeignKey("consent_documents.id"), index=True)
+    number: Mapped[int] = mapped_column()
+    body: Mapped[str] = mapped_column(sa.Text)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    document: Mapped[ConsentDocument] = relationship(back_populates="versions")
+    published_by: Mapped[User | None] = relationship()
+
+
+class ConsentAcceptance(Model):
+    """A registration's acceptance of one consent version: when, and how. Its own table keyed
+    by registration, so a person's data can be exported and anonymised with their bookings."""
+
+    __tablename__ = "consent_acceptances"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "registration_id", "consent_version_id", name="uq_consent_acceptances_registration_version"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("registrations.id"))
+    consent_version_id: Mapped[int] = mapped_column(sa.ForeignKey("consent_versions.id"), index=True)
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    method: Mapped[ConsentMethod] = mapped_column(enum_column(ConsentMethod, name="consent_method"))
+    # In person: the staff member whose phone the person read it on.
+    handed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    registration: Mapped[Registration] = relationship()
+    version: Mapped[ConsentVersion] = relationship()
+    handed_by: Mapped[User | None] = relationship()
 
 
 # A payment whose outcome we have not heard yet (Stripe may still charge, or has charged).

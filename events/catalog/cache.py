@@ -71,8 +71,11 @@ from events.languages import current_language, environ_language, languages_of
 from events.models import (
     CatalogState,
     Clinic,
+    ConsentDocument,
+    ConsentVersion,
     Location,
     Offering,
+    OfferingConsent,
     OfferingTranslation,
     Resource,
     SeatPool,
@@ -86,7 +89,19 @@ if TYPE_CHECKING:
 CSRF_PLACEHOLDER = "__csrf-token-placeholder__"
 # Set by `cached()` in the WSGI environ when the response may be replayed by the middleware.
 REPLAYABLE_KEY = "events.page_cache.replay_key"
-CATALOG_MODELS = (Offering, OfferingTranslation, Session, Location, Clinic, User, Resource)
+# (A consent document's versions show on the offering pages that require it.)
+CATALOG_MODELS = (
+    Offering,
+    OfferingTranslation,
+    Session,
+    Location,
+    Clinic,
+    User,
+    Resource,
+    ConsentDocument,
+    ConsentVersion,
+    OfferingConsent,
+)
 # What public pages show of a staff account (an instructor's name, and bio on offering pages).
 # Any other change to a saved account - a sign-out or deactivation (session_version,
 # is_active), a new password, a role or email - leaves every public page as it was, so it

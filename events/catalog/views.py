@@ -11,6 +11,7 @@ from events.catalog import services
 from events.catalog.cache import cached
 from events.catalog.seat_slots import assembled_page
 from events.clinic import current_clinic
+from events.consent import services as consent
 from events.models import Offering
 
 bp = Blueprint("catalog", __name__)
@@ -49,6 +50,8 @@ def render_offering_page(offering: Offering, chosen_session_id: int | None = Non
     """The offering page; the registration views add their form and messages through extra.
     chosen_session_id: the date to show chosen (a schedule card's, or the form's)."""
     upcoming, past = services.offering_sessions(offering)
+    # The consent document booking asks for (a failed submit passes the one it showed).
+    extra.setdefault("consent_version", consent.required_version(offering))
     return render_template(
         "catalog/offering.html",
         offering=offering,

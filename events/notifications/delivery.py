@@ -38,11 +38,11 @@ committed without waiting for the flush (synchronous_commit off, for the marks' 
 only) and the end of each batch waits for one flushed commit, which makes every earlier mark
 durable too (the write-ahead log is flushed in order); a PostgreSQL crash can then lose at most
 the marks of the batch being sent (BATCH_SIZE rows, never more than the WAL writer's ~0.6 s),
-which go out again with their Message-IDs. (A flushed commit per mark cost 0.7-2.5 ms of fsync
-wait per email here; per batch it is one in 200.) Everything else (but the double stall above) is exactly once: the dedupe key
-makes the row unique and the claim, checked against the database before every message, makes
-its sender unique. (A flushed commit per mark cost 0.7-2.5 ms of fsync wait per email here,
-the largest part of the sender's time beside SMTP; per batch it is one in 200.)
+which go out again with their Message-IDs. Everything else (but the double stall above) is
+exactly once: the dedupe key makes the row unique and the claim, checked against the database
+before every message, makes its sender unique. (A flushed commit per mark cost 0.7-2.5 ms of
+fsync wait per email here, the largest part of the sender's time beside SMTP; per batch it is
+one in 200.)
 
 Speed: a batch (BATCH_SIZE rows) is read in a few queries (content.Prefetched), rendered in
 one request context by one sender.Renderer, and marked over a dedicated autocommit

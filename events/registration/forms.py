@@ -4,9 +4,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask_babel import lazy_gettext
-from wtforms import IntegerField, StringField
+from wtforms import BooleanField, IntegerField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, Regexp
 
+from events.consent.services import ConsentAnswer
 from events.forms import Form, deliverable_email
 
 _l = lazy_gettext  # (read when a form is shown, in the page's language)
@@ -56,6 +57,13 @@ class PersonForm(Form):
         ],
     )
 
+    # The offering's consent document, when it requires one: the version the form showed and
+    # the tick. Checked by the service (events/consent/services.py), which knows the current one.
+    consent_version_id = IntegerField(
+        validators=[Optional(), NumberRange(min=1, max=2**31 - 1, message=_l("Please try again."))]
+    )
+    consent = BooleanField(_l("I agree"))
+
     def __init__(self, *args: Any, needs_date: bool = False, **kwargs: Any) -> None:
         """needs_date: a drop-in class, registered for one date, so the date is asked for
         with the name and email (one answer lists every missing piece)."""
@@ -68,6 +76,10 @@ class PersonForm(Form):
             self.session_id.errors = [NO_DATE_CHOSEN]
             return False
         return valid
+
+
+def consent_answer(form: PersonForm) -> ConsentAnswer:
+    return ConsentAnswer(form.consent_version_id.data, bool(form.consent.data))
 
 
 class FindRegistrationsForm(Form):
@@ -89,6 +101,20 @@ class FindRegistrationsForm(Form):
 
 class ConfirmForm(Form):
     """A button that changes something (cancel, leave, claim): CSRF only."""
+
+
+class ConsentForm(Form):
+    """A consent document read and agreed to on its own (a waitlist claim, the check-in screen):
+    the version shown and the tick, checked by the service against the current version."""
+
+    consent_version_id = IntegerField(
+        validators=[Optional(), NumberRange(min=1, max=2**31 - 1, message=_l("Please try again."))]
+    )
+    consent = BooleanField(_l("I agree"))
+
+    @property
+    def answer(self) -> ConsentAnswer:
+        return ConsentAnswer(self.consent_version_id.data, bool(self.consent.data))
 
 
 class CancelForm(Form):

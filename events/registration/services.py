@@ -19,10 +19,12 @@ from flask_babel import gettext, ngettext
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from events.consent import services as consent
 from events.extensions import db
 from events.models import (
     SEAT_TAKING_STATUSES,
     WAITLIST_ACTIVE_STATUSES,
+    ConsentVersion,
     Offering,
     OutboxEmail,
     Payment,
@@ -274,6 +276,19 @@ def mark_cancelled(registration: Registration, reason: str, now: datetime) -> No
     registration.hold_expires_at = None
 
 
+def _consent_to_record(offering: Offering, answer: consent.ConsentAnswer | None) -> ConsentVersion | None:
+    """The consent version a new booking records, checked against the form's answer (None: no
+    form asked, as when staff book for someone; the roster flags them). Raises ConsentError,
+    after keeping what the transaction did so far (released lapsed holds)."""
+    if answer is None:
+        return None
+    try:
+        return consent.version_to_accept(offering, answer.shown_version_id, answer.agreed)
+    except consent.ConsentError:
+        db.session.commit()
+        raise
+
+
 def register(
     offering: Offering,
     session_id: int | None,
@@ -281,12 +296,16 @@ def register(
     now: datetime | None = None,
     source: str = "public",
     browser_key: str = "",
+    consent_answer: consent.ConsentAnswer | None = None,
 ) -> RegisterResult:
     """Take a seat for a person, or say why not. Free: confirmed. Paid: held while they pay.
 
     `browser_key` names the browser asking (events/registration/links.py browser_key()): with
     it, registering again from the browser that made the registration resumes it (RESUME);
-    from any other, its link is emailed to its address instead (see LINK_EMAIL_WINDOW)."""
+    from any other, its link is emailed to its address instead (see LINK_EMAIL_WINDOW).
+    `consent_answer`: what the booking form said about the offering's consent document; a new
+    registration records the version accepted, in its own transaction (consent.ConsentError if
+    it was not ticked or is no longer the current version)."""
     now = now or utcnow()
     pool, session = registration_target(offering, session_id, now)
     pool = seats.lock_pool(pool.id)
@@ -297,6 +316,7 @@ def register(
         outcome = _answer_existing(existing, browser_key, source, now)
         db.session.commit()
         return RegisterResult(outcome, existing)
+    accepted = _consent_to_record(offering, consent_answer)
     # Someone on the waitlist who registers directly leaves it; a seat offered to them
     # becomes this registration's seat (as if they had claimed the offer).
     claimed_offer = leave_waitlist_on_registering(pool, person.email_normalized)
@@ -324,6 +344,8 @@ def register(
         return RegisterResult(outcome, existing)
     if claimed_offer is not None:
         claimed_offer.registration_id = registration.id
+    if accepted is not None:
+        consent.record_acceptance(registration, accepted, now)
     if not paid:
         queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     db.session.commit()
@@ -607,8 +629,14 @@ def leave_waitlist(entry_id: int, now: datetime | None = None) -> WaitlistEntry:
     return entry
 
 
-def claim_offer(entry_id: int, now: datetime | None = None, browser_key: str = "") -> Registration:
-    """Turn a live waitlist offer into a registration; the offered seat becomes theirs."""
+def claim_offer(
+    entry_id: int,
+    now: datetime | None = None,
+    browser_key: str = "",
+    consent_answer: consent.ConsentAnswer | None = None,
+) -> Registration:
+    """Turn a live waitlist offer into a registration; the offered seat becomes theirs.
+    Claiming is booking: `consent_answer` is checked and recorded as register() does."""
     now = now or utcnow()
     entry = db.session.get_one(WaitlistEntry, entry_id)
     pool = seats.lock_pool(entry.seat_pool_id)
@@ -628,6 +656,7 @@ def claim_offer(entry_id: int, now: datetime | None = None, browser_key: str = "
             gettext("You're already registered, so we've passed this seat to the next person.")
         )
     offering = pool.offering
+    accepted = _consent_to_record(offering, consent_answer)
     session = db.session.scalar(sa.select(Session).where(Session.seat_pool_id == pool.id).limit(1))
     session_id = None
     if offering.kind.per_session:
@@ -641,6 +670,8 @@ def claim_offer(entry_id: int, now: datetime | None = None, browser_key: str = "
     db.session.flush()
     entry.status = WaitlistStatus.CLAIMED
     entry.registration_id = registration.id
+    if accepted is not None:
+        consent.record_acceptance(registration, accepted, now)
     if not paid:
         queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     db.session.commit()

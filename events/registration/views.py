@@ -13,16 +13,31 @@ from events.calendar import build_calendar
 from events.catalog import services as catalog
 from events.catalog.views import render_offering_page
 from events.clinic import current_clinic
+from events.consent import services as consent
 from events.extensions import config_limit, limiter
 from events.filters import format_money
 from events.forms import FieldError, show_form_error
 from events.inputs import JsonBodyError, is_stripe_id, json_object_body
 from events.languages import current_language
-from events.models import Offering, Registration, RegistrationStatus, WaitlistEntry, WaitlistStatus
+from events.models import (
+    ConsentVersion,
+    Offering,
+    Registration,
+    RegistrationStatus,
+    WaitlistEntry,
+    WaitlistStatus,
+)
 from events.payments import services as payments
 from events.registration import links, lookup, services
 from events.registration import manage as pages
-from events.registration.forms import CancelForm, ConfirmForm, FindRegistrationsForm, PersonForm
+from events.registration.forms import (
+    CancelForm,
+    ConfirmForm,
+    ConsentForm,
+    FindRegistrationsForm,
+    PersonForm,
+    consent_answer,
+)
 from events.registration.seats import waitlist_position
 from events.security import stripe_js_url
 
@@ -88,8 +103,19 @@ def register(slug: str) -> ResponseReturnValue:
         return _render_offering(offering, form, 400)
     try:
         result = services.register(
-            offering, form.session_id.data, _person(form), browser_key=links.browser_key()
+            offering,
+            form.session_id.data,
+            _person(form),
+            browser_key=links.browser_key(),
+            consent_answer=consent_answer(form),
         )
+    except consent.ConsentError as error:
+        # Not ticked, or the text changed meanwhile: the form again, showing the current text
+        # (unticked if it changed: they have not read those words yet).
+        if isinstance(error, consent.ConsentChanged):
+            form.consent.data = False
+        show_form_error(form, error)
+        return _render_offering(offering, form, 409, consent_version=error.version)
     except services.RegistrationError as error:
         show_form_error(form, FieldError(str(error), error.field))
         return _render_offering(offering, form, 409)
@@ -319,9 +345,13 @@ def _entry_from_link(signed: str) -> WaitlistEntry:
     return services.waitlist_entry_by_token(token) or abort(404)
 
 
-@bp.get("/waitlist/<signed>")
-def waitlist_entry(signed: str) -> ResponseReturnValue:
-    entry = _entry_from_link(signed)
+def _render_waitlist_entry(
+    entry: WaitlistEntry,
+    signed: str,
+    form: ConsentForm | None = None,
+    consent_version: ConsentVersion | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
     position = waitlist_position(entry) if entry.status == WaitlistStatus.WAITING else None
     claimed = (
         pages.claimed_place(entry.registration, resumed=True)
@@ -334,9 +364,15 @@ def waitlist_entry(signed: str) -> ResponseReturnValue:
         position=position,
         claimed=claimed,
         sessions=services.waitlist_sessions(entry),
-        form=ConfirmForm(),
+        form=form or ConsentForm(formdata=None),
+        consent_version=consent_version or consent.required_version(entry.seat_pool.offering),
         signed=signed,
-    )
+    ), status
+
+
+@bp.get("/waitlist/<signed>")
+def waitlist_entry(signed: str) -> ResponseReturnValue:
+    return _render_waitlist_entry(_entry_from_link(signed), signed)
 
 
 @bp.post("/waitlist/<signed>/leave")
@@ -352,11 +388,21 @@ def leave_waitlist(signed: str) -> ResponseReturnValue:
 @bp.post("/waitlist/<signed>/claim")
 def claim_offer(signed: str) -> ResponseReturnValue:
     entry = _entry_from_link(signed)
-    if not ConfirmForm().validate():
-        abort(400, description=gettext("The form expired. Please go back and try again."))
+    form = ConsentForm()
+    if not form.validate():
+        if form.csrf_token.errors:
+            abort(400, description=gettext("The form expired. Please go back and try again."))
+        return _render_waitlist_entry(entry, signed, form, status=400)
     already_claimed = entry.status == WaitlistStatus.CLAIMED
     try:
-        registration = services.claim_offer(entry.id, browser_key=links.browser_key())
+        registration = services.claim_offer(
+            entry.id, browser_key=links.browser_key(), consent_answer=form.answer
+        )
+    except consent.ConsentError as error:
+        if isinstance(error, consent.ConsentChanged):
+            form.consent.data = False
+        show_form_error(form, error)
+        return _render_waitlist_entry(entry, signed, form, error.version, 409)
     except services.RegistrationError as error:
         flash(str(error), "error")
         return redirect(url_for("registration.waitlist_entry", signed=signed))

@@ -76,6 +76,9 @@ class OfferingForm(Form):
         validators=[Optional(), NumberRange(min=0, max=60 * 24 * 14, message="0 to 20160 minutes.")],
     )
     is_published = BooleanField("Published (shown on the schedule)", default=True)
+    consent_document_id = SelectField(
+        "Consent document people must accept", coerce=_int_or_none, validate_choice=True
+    )
 
 
 class SessionsForm(Form):
@@ -424,3 +427,29 @@ class DeskPaymentForm(Form):
         validators=[DataRequired("Choose how they paid.")],
     )
     note = StringField("Note (optional)", filters=[_strip], validators=[Optional(), Length(max=200)])
+
+
+class ConsentDocumentForm(Form):
+    """A new consent document and the text of its first version."""
+
+    title = StringField(
+        "Title",
+        filters=[_strip],
+        validators=[
+            DataRequired("Give the document a title."),
+            Length(max=200, message="Under 200 characters."),
+        ],
+    )
+    body = TextAreaField(
+        "Text people read and agree to",
+        validators=[DataRequired("Write the text."), Length(max=50000, message="Under 50,000 characters.")],
+    )
+
+
+class ConsentVersionForm(Form):
+    """The text of a document's next version."""
+
+    body = TextAreaField(
+        "Text of the new version",
+        validators=[DataRequired("Write the text."), Length(max=50000, message="Under 50,000 characters.")],
+    )

@@ -17,6 +17,7 @@ from events.catalog.scheduling import add_session, add_weekly_series, local_to_u
 from events.extensions import db
 from events.filters import staff_time
 from events.models import (
+    ConsentDocument,
     Location,
     Offering,
     OfferingTranslation,
@@ -50,6 +51,7 @@ OFFERING_FIELDS = (
     "reminder_offsets",
     "followup_delay_minutes",
     "is_published",
+    "consent_document_id",
 )
 
 
@@ -116,6 +118,11 @@ def _check_references(data: dict) -> None:
         user = db.session.get(User, data["instructor_id"])
         if user is None or user.role is not Role.INSTRUCTOR:
             raise AdminError("Choose an instructor.", "instructor_id")
+    if (
+        data.get("consent_document_id")
+        and db.session.get(ConsentDocument, data["consent_document_id"]) is None
+    ):
+        raise AdminError("Choose a consent document.", "consent_document_id")
 
 
 def create_offering(data: dict, actor: User) -> Offering:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from events import audit
+from events.consent import services as consent
 from events.extensions import db
 from events.filters import format_short_day, format_time, zone_name
 from events.models import (
@@ -21,6 +22,7 @@ from events.models import (
     WAITLIST_ACTIVE_STATUSES,
     Attendance,
     AttendanceStatus,
+    ConsentVersion,
     Offering,
     Payment,
     PaymentMethod,
@@ -70,6 +72,9 @@ class RosterLine:
     paid_cents: int
     refunded_cents: int
     method: PaymentMethod | None = None
+    # Booked without the current version of the offering's consent document (staff booked
+    # them, a walk-in, booked before the document existed or changed): ask at check-in.
+    needs_consent: bool = False
 
     @property
     def payment_label(self) -> str:
@@ -172,8 +177,16 @@ def roster(session: Session) -> tuple[list[RosterLine], list[WaitlistEntry]]:
     )
     money = paid_and_refunded(ids)
     methods = desk_methods(ids)
+    version = consent.required_version(session.offering)
+    accepted = consent.accepted_current(ids, version) if version else set()
     lines = [
-        RosterLine(r, attendance.get(r.id), *money.get(r.id, (0, 0)), methods.get(r.id))
+        RosterLine(
+            r,
+            attendance.get(r.id),
+            *money.get(r.id, (0, 0)),
+            methods.get(r.id),
+            needs_consent=version is not None and r.id not in accepted,
+        )
         for r in registrations
     ]
     waitlist = db.session.scalars(
@@ -288,6 +301,16 @@ class RosterPage:
     count: HereCount
     checkin_refusal: str | None  # why check-in is closed now (None: open)
     query: str
+    consent_version: ConsentVersion | None = None  # what booking asks for now (None: nothing)
+
+    @property
+    def consent_missing(self) -> int:
+        """How many confirmed people have not accepted the current consent version."""
+        return sum(
+            1
+            for line in self.lines
+            if line.needs_consent and line.registration.status == RegistrationStatus.CONFIRMED
+        )
 
     @property
     def searching(self) -> bool:
@@ -311,7 +334,20 @@ def roster_page(session: Session, query: str = "", now: datetime | None = None) 
     confirmed = [line for line in lines if line.registration.status == RegistrationStatus.CONFIRMED]
     present = sum(1 for line in confirmed if line.attendance == AttendanceStatus.PRESENT)
     refusal = checkin_refusal(session, now or utcnow())
-    return RosterPage(live, cancelled, waitlist, HereCount(present, len(confirmed)), refusal, query)
+    return RosterPage(
+        live,
+        cancelled,
+        waitlist,
+        HereCount(present, len(confirmed)),
+        refusal,
+        query,
+        consent.required_version(session.offering),
+    )
+
+
+def roster_registration(session: Session, registration_id: int) -> Registration:
+    """A confirmed person on this session's roster; RosterError if not."""
+    return _roster_registration(session, registration_id)
 
 
 def _roster_registration(session: Session, registration_id: int) -> Registration:

@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0015_languages'
-down_revision = '0012_audit_subjects'
+down_revision = '0013_balance_payments'
 branch_labels = None
 depends_on = None
 

@@ -416,6 +416,7 @@ ACCESS = {
     "staff.message_session": OWN_SESSION,
     "staff.roster_csv": OWN_SESSION,
     "staff.roster_print": OWN_SESSION,
+    "staff.accept_consent": OWN_SESSION,  # a person accepts a consent document on the phone
     "staff.cancel_session": ADMIN,
     "staff.audit_log": ADMIN,
     # Changing a booking and desk payments: money and moves, admins only.

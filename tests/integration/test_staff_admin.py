@@ -742,6 +742,9 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/sessions/{offering.sessions[0].id}/move",
         f"/staff/admin/sessions/{offering.sessions[0].id}/substitute",
         f"/staff/admin/sessions/{offering.sessions[0].id}/cancel",
+        "/staff/admin/consent",
+        "/staff/admin/consent/new",
+        "/staff/admin/consent/1",
     ]
     posts = [
         "/staff/admin/offerings/new",
@@ -768,6 +771,8 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         f"/staff/admin/sessions/{offering.sessions[0].id}/move",
         f"/staff/admin/sessions/{offering.sessions[0].id}/substitute",
         f"/staff/admin/sessions/{offering.sessions[0].id}/cancel",
+        "/staff/admin/consent/new",
+        "/staff/admin/consent/1/versions",
     ]
     stranger = app.test_client()
     for url in gets:
@@ -781,7 +786,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     # Every admin route is covered above.
     admin_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/staff/admin")}
-    assert len(admin_rules) == 35
+    assert len(admin_rules) == 38
 
 
 def test_an_admin_sees_every_admin_page(client, db):
@@ -820,6 +825,8 @@ def test_an_admin_sees_every_admin_page(client, db):
         f"/staff/admin/sessions/{offering.sessions[0].id}/move",
         f"/staff/admin/sessions/{offering.sessions[0].id}/substitute",
         f"/staff/admin/sessions/{offering.sessions[0].id}/cancel",
+        "/staff/admin/consent",
+        "/staff/admin/consent/new",
     ]:
         response = client.get(url)
         assert response.status_code == 200, url

@@ -316,6 +316,38 @@ def facts(action, target_type="registration", target_id=7, **kw):
             ),
             f"Sam Rivera messaged Yoga, {WHEN} and the waitlist: “Room B today” to 1 person.",
         ),
+        (
+            facts(
+                "consent_document.created",
+                target_type="consent_document",
+                details={"title": "Exercise class participation and release", "version": 1},
+            ),
+            "Sam Rivera created the consent document “Exercise class participation and release” and "
+            "published its first version.",
+        ),
+        (
+            facts(
+                "consent_version.published",
+                target_type="consent_document",
+                details={"title": "Release", "version": 2},
+            ),
+            "Sam Rivera published version 2 of “Release”; everyone booking from now on is asked to "
+            "accept it.",
+        ),
+        (
+            facts(
+                "consent.accepted_in_person",
+                details={
+                    "name": "Ana Lopez",
+                    "offering_title": "Core & Hip Strength",
+                    "document_title": "Release",
+                    "version": 3,
+                    "session_start": "Tue Dec 1, 6 pm CST",
+                },
+            ),
+            "Ana Lopez accepted version 3 of “Release” on Sam Rivera's phone at check-in for "
+            "Core & Hip Strength, Tue Dec 1, 6 pm CST.",
+        ),
     ],
 )
 def test_each_action_reads_as_a_sentence(entry, expected):

@@ -11,6 +11,7 @@ from events.staff.views import (  # noqa: F401  (importing a views module regist
     bookings,
     cancellations,
     clinic_settings,
+    consent,
     emails,
     locations,
     messages,

@@ -9,6 +9,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from events.consent import services as consent
 from events.filters import plural
 from events.forms import attempt
 from events.languages import DEFAULT_LANGUAGE, languages
@@ -41,6 +42,7 @@ def _offering_choices(form: OfferingForm) -> None:
     form.instructor_id.choices = [(None, "No instructor")] + [
         (u.id, u.name + ("" if u.is_active else " (inactive)")) for u in accounts.instructors()
     ]
+    form.consent_document_id.choices = [(None, "None")] + [(d.id, d.title) for d in consent.documents()]
 
 
 def _offering_data(form: OfferingForm) -> dict:
@@ -65,6 +67,7 @@ def _offering_data(form: OfferingForm) -> dict:
         if form.followup_delay_minutes.data is not None
         else 120,
         "is_published": bool(form.is_published.data),
+        "consent_document_id": form.consent_document_id.data,
     }
 
 

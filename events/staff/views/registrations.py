@@ -4,6 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from events.consent import services as consent
 from events.filters import dollars, staff_time
 from events.forms import attempt
 from events.models import Offering, PaymentMethod, Refund, RefundStatus, Registration, RegistrationStatus
@@ -56,6 +57,8 @@ def _render_registration(
         balance_due=bookings.balance_due(registration),
         other_payments=registrations.other_payments(registration, payment),
         balance_links_sent=registrations.balance_links_sent(registration),
+        consents=consent.acceptances_of(registration.id),
+        consent_needed=consent.required_version(registration.offering),
     ), status
 
 

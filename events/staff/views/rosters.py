@@ -4,6 +4,7 @@ from flask import Response, abort, flash, jsonify, redirect, render_template, re
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
+from events.consent import services as consent
 from events.forms import attempt
 from events.models import AttendanceStatus, Session
 from events.registration.forms import ConfirmForm
@@ -110,6 +111,15 @@ def add_walk_in(session_id: int) -> ResponseReturnValue:
         person = Person(form.name.data, form.email.data or "", form.phone.data or "")
         registration = attempt(form, lambda: rosters.add_walk_in(session, person, current_user))
         if registration is not None:
+            if consent.required_version(session.offering) is not None:
+                # A walk-in booked without the consent document: ask now, on this phone.
+                flash(
+                    f"{registration.name} added and checked in. Now hand them the phone to read this.",
+                    "success",
+                )
+                return redirect(
+                    url_for("staff.accept_consent", session_id=session.id, registration_id=registration.id)
+                )
             flash(f"{registration.name} added and checked in.", "success")
             return redirect(_roster_url(session.id, registration.id))
     status = 400 if form.is_submitted() else 200
