@@ -7,18 +7,28 @@ registration or waitlist change that causes it:
 - SQLite: every transaction starts with BEGIN IMMEDIATE (events/db_sqlite.py), so writers
   are already serialised.
 The CHECK constraints on seat_pools (0 <= seats_taken <= capacity) are the backstop.
+
+A new registration takes its seat in take_seat_and_register(): on PostgreSQL one statement
+whose conditional UPDATE (... WHERE seats_taken < capacity) is the lock and the check at once,
+so the pool row is locked for that statement and the COMMIT that follows it, not across the
+reads and checks before it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
+from events.catalog.cache import note_seats_changed, seats_notification_sql
 from events.extensions import db
 from events.models import (
     OPEN_PAYMENT_STATUSES,
+    OutboxEmail,
     Payment,
     Registration,
     RegistrationStatus,
@@ -28,7 +38,8 @@ from events.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from events.notifications.outbox import EmailKind, queue_email
+from events.notifications.outbox import EmailKind, email_row, queue_email
+from events.notifications.publish import mark_queued
 
 
 def lock_pool(pool_id: int) -> SeatPool:
@@ -75,6 +86,117 @@ def _free(pool: SeatPool, n: int = 1) -> None:
 
 def take_seat(pool: SeatPool) -> None:
     _take(pool)
+
+
+def take_seat_and_register(pool: SeatPool, registration: Registration) -> bool:
+    """Take a free seat in `pool` and write the new `registration` in it, with its confirmation
+    email if it is confirmed (a paid one is held while they pay: no email yet), in the caller's
+    transaction, which the caller commits at once. False, with nothing written, when the pool
+    has no free seat (the caller may release lapsed holds under lock_pool() and try again).
+
+    Everything that must happen under the seat's lock when a seat is taken for a new
+    registration happens here (and nothing else should): a pass credit spent for it belongs here.
+
+    On PostgreSQL it is one statement: UPDATE seat_pools ... WHERE seats_taken < capacity
+    locks the row and checks for a free seat at once (waiting for any holder of the lock and
+    then re-checking the row as committed); the INSERTs of the registration and its outbox row
+    and the notification for cached pages (pg_notify, sent on commit) happen only if it took a
+    seat. The lock lasts from this statement to the caller's COMMIT. A concurrent twin (the
+    same email in the same pool) fails the whole statement on the unique index: IntegrityError,
+    nothing written. Elsewhere (SQLite) writers are already serialised (BEGIN IMMEDIATE)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return _take_seat_and_register_locked(pool, registration)
+    db.session.flush()  # (whatever the caller changed first goes before the seat)
+    registration.id = db.session.scalar(
+        sa.text("SELECT nextval(pg_get_serial_sequence('registrations', 'id'))")
+    )
+    registration_values = _insert_values(Registration, registration)
+    pools = cast(sa.Table, SeatPool.__table__)
+    registrations = cast(sa.Table, Registration.__table__)
+    outbox = cast(sa.Table, OutboxEmail.__table__)
+    seat = (
+        sa.update(pools)
+        .where(pools.c.id == pool.id, pools.c.seats_taken < pools.c.capacity)
+        .values(seats_taken=pools.c.seats_taken + 1, version=pools.c.version + 1)
+        .returning(pools.c.id, pools.c.capacity, pools.c.seats_taken, pools.c.version)
+        .cte("seat")
+    )
+    written = (
+        sa.insert(registrations)
+        .from_select(list(registration_values), _select_from(seat, registrations, registration_values))
+        .returning(registrations.c.id)
+        .cte("new_registration")
+    )
+    email_count: sa.ColumnElement[int] = sa.literal(0)
+    email = email_row(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
+    if registration.status == RegistrationStatus.CONFIRMED and email is not None:
+        email_values = _insert_values(OutboxEmail, OutboxEmail(**email))
+        # (Its dedupe key names the registration id just drawn: no row can have it yet. A plain
+        # INSERT also keeps the statement in SQLAlchemy's compiled cache, which the dialect's
+        # INSERT ... ON CONFLICT is not.)
+        queued = (
+            sa.insert(outbox)
+            .from_select(list(email_values), _select_from(written, outbox, email_values))
+            .returning(outbox.c.id)
+            .cte("queued_email")
+        )
+        email_count = sa.select(sa.func.count()).select_from(queued).scalar_subquery()
+    taken = db.session.execute(
+        sa.select(
+            seat.c.seats_taken,
+            seat.c.version,
+            email_count.label("emails"),
+            seats_notification_sql(seat.c.id, seat.c.capacity - seat.c.seats_taken, seat.c.version),
+        ).add_cte(written)
+    ).one_or_none()
+    if taken is None:
+        return False
+    # The session learns what the statement wrote, as if it had flushed it.
+    set_committed_value(pool, "seats_taken", taken.seats_taken)
+    set_committed_value(pool, "version", taken.version)
+    make_transient_to_detached(registration)
+    db.session.add(registration)
+    note_seats_changed(db.session(), {pool.id: (pool.capacity - taken.seats_taken, taken.version)})
+    if taken.emails:
+        mark_queued(db.session())
+    return True
+
+
+def _take_seat_and_register_locked(pool: SeatPool, registration: Registration) -> bool:
+    """take_seat_and_register() in the ORM's steps, for a database whose writers are serialised."""
+    pool = lock_pool(pool.id)
+    if pool.seats_taken >= pool.capacity:
+        return False
+    take_seat(pool)
+    db.session.add(registration)
+    db.session.flush()
+    if registration.status == RegistrationStatus.CONFIRMED:
+        queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
+    return True
+
+
+def _insert_values(model: type, obj: Any) -> dict[str, Any]:
+    """The column values an INSERT of the new `obj` writes, with the columns' Python-side
+    defaults filled in (on the object too, as a flush would), NULLs left out."""
+    values = {}
+    mapper: sa.orm.Mapper[Any] = sa.inspect(model)
+    for attribute in mapper.column_attrs:
+        column = attribute.columns[0]
+        value = getattr(obj, attribute.key)
+        default = column.default
+        if value is None and isinstance(default, sa.ColumnDefault):
+            value = default.arg(None) if default.is_callable else default.arg
+            setattr(obj, attribute.key, value)
+        if value is not None:
+            values[column.name] = value
+    return values
+
+
+def _select_from(source: sa.CTE, table: sa.Table, values: dict[str, Any]) -> sa.Select:
+    """SELECT the given values (typed as their columns) FROM `source`: a row if it has one."""
+    return sa.select(*(sa.literal(value, table.c[name].type) for name, value in values.items())).select_from(
+        source
+    )
 
 
 def free_seat(pool: SeatPool, now: datetime) -> None:

@@ -277,10 +277,48 @@ def register(
 
     `browser_key` names the browser asking (events/registration/links.py browser_key()): with
     it, registering again from the browser that made the registration resumes it (RESUME);
-    from any other, its link is emailed to its address instead (see LINK_EMAIL_WINDOW)."""
+    from any other, its link is emailed to its address instead (see LINK_EMAIL_WINDOW).
+
+    Everything is read and checked before the seat pool is locked, and the seat is then taken
+    in one statement followed by the commit (seats.take_seat_and_register), so a burst of
+    registrations for one class waits on the pool's lock only for that. Someone on the pool's
+    waitlist or whose own hold has run out, and a pool that looks full (a lapsed hold may free
+    a seat), take the slower path under the lock (_register_locked), which releases lapsed
+    holds and offers first."""
     now = now or utcnow()
     pool, session = registration_target(offering, session_id, now)
-    pool = seats.lock_pool(pool.id)
+    email_normalized = person.email_normalized
+    existing = find_live_registration(pool.id, email_normalized)
+    if existing is not None and not hold_released(existing, now):
+        outcome = _answer_existing(existing, browser_key, source, now)
+        db.session.commit()
+        return RegisterResult(outcome, existing)
+    if existing is None and not _on_waitlist(pool.id, email_normalized):
+        registration = _new_registration(
+            pool, offering, session.id if session else None, person, source, now, browser_key
+        )
+        try:
+            taken = seats.take_seat_and_register(pool, registration)
+        except IntegrityError:
+            return _concurrent_twin(pool.id, person, browser_key, source, now)
+        if taken:
+            db.session.commit()
+            return _registered(registration)
+    return _register_locked(offering, pool.id, session, person, now, source, browser_key)
+
+
+def _register_locked(
+    offering: Offering,
+    pool_id: int,
+    session: Session | None,
+    person: Person,
+    now: datetime,
+    source: str,
+    browser_key: str,
+) -> RegisterResult:
+    """register() with every check made again under the pool's lock, after lapsed holds and
+    offers are released."""
+    pool = seats.lock_pool(pool_id)
     seats.release_lapsed(pool, now)
 
     existing = find_live_registration(pool.id, person.email_normalized)
@@ -298,27 +336,52 @@ def register(
     registration = _new_registration(
         pool, offering, session.id if session else None, person, source, now, browser_key
     )
-    paid = registration.status == RegistrationStatus.HELD
-    if claimed_offer is None:
-        seats.take_seat(pool)
-    db.session.add(registration)
     try:
-        db.session.flush()
+        if claimed_offer is None:
+            taken = seats.take_seat_and_register(pool, registration)
+            assert taken, "seat rule broken: the locked pool had a free seat"
+        else:  # the seat their offer held becomes the registration's: seats_taken does not change
+            db.session.add(registration)
+            db.session.flush()
+            claimed_offer.registration_id = registration.id
+            if registration.status == RegistrationStatus.CONFIRMED:
+                queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     except IntegrityError:
-        # The unique index caught a concurrent twin of this registration.
-        db.session.rollback()
-        existing = find_live_registration(pool.id, person.email_normalized)
-        if existing is None:
-            return RegisterResult(Outcome.ALREADY_REGISTERED)
-        outcome = _answer_existing(existing, browser_key, source, now)
-        db.session.commit()
-        return RegisterResult(outcome, existing)
-    if claimed_offer is not None:
-        claimed_offer.registration_id = registration.id
-    if not paid:
-        queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
+        return _concurrent_twin(pool.id, person, browser_key, source, now)
     db.session.commit()
+    return _registered(registration)
+
+
+def _registered(registration: Registration) -> RegisterResult:
+    paid = registration.status == RegistrationStatus.HELD
     return RegisterResult(Outcome.HELD if paid else Outcome.CONFIRMED, registration)
+
+
+def _concurrent_twin(
+    pool_id: int, person: Person, browser_key: str, source: str, now: datetime
+) -> RegisterResult:
+    """The unique index caught a concurrent twin of this registration (nothing was written)."""
+    db.session.rollback()
+    existing = find_live_registration(pool_id, person.email_normalized)
+    if existing is None:
+        return RegisterResult(Outcome.ALREADY_REGISTERED)
+    outcome = _answer_existing(existing, browser_key, source, now)
+    db.session.commit()
+    return RegisterResult(outcome, existing)
+
+
+def _on_waitlist(pool_id: int, email_normalized: str) -> bool:
+    """Waiting or offered a seat in this pool (registering ends their place: under the lock)."""
+    entry_id = db.session.scalar(
+        sa.select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.seat_pool_id == pool_id,
+            WaitlistEntry.email_normalized == email_normalized,
+            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+        )
+        .limit(1)
+    )
+    return entry_id is not None
 
 
 # --- Cancellation and the refund policy ---
