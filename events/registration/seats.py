@@ -16,6 +16,7 @@ reads and checks before it.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from events.catalog.cache import note_seats_changed, seats_notification_sql
 from events.extensions import db
 from events.models import (
     OPEN_PAYMENT_STATUSES,
+    WAITLIST_ACTIVE_STATUSES,
     OutboxEmail,
     Payment,
     Registration,
@@ -92,7 +94,8 @@ def take_seat_and_register(pool: SeatPool, registration: Registration) -> bool:
     """Take a free seat in `pool` and write the new `registration` in it, with its confirmation
     email if it is confirmed (a paid one is held while they pay: no email yet), in the caller's
     transaction, which the caller commits at once. False, with nothing written, when the pool
-    has no free seat (the caller may release lapsed holds under lock_pool() and try again).
+    has no free seat or the person holds a place on its waitlist (the caller then takes
+    lock_pool(), releases lapsed holds and offers, ends their waitlist place and tries again).
 
     Everything that must happen under the seat's lock when a seat is taken for a new
     registration happens here (and nothing else should): a pass credit spent for it belongs here.
@@ -107,48 +110,14 @@ def take_seat_and_register(pool: SeatPool, registration: Registration) -> bool:
     if db.session.get_bind().dialect.name != "postgresql":
         return _take_seat_and_register_locked(pool, registration)
     db.session.flush()  # (whatever the caller changed first goes before the seat)
-    registration.id = db.session.scalar(
-        sa.text("SELECT nextval(pg_get_serial_sequence('registrations', 'id'))")
-    )
-    registration_values = _insert_values(Registration, registration)
-    pools = cast(sa.Table, SeatPool.__table__)
-    registrations = cast(sa.Table, Registration.__table__)
-    outbox = cast(sa.Table, OutboxEmail.__table__)
-    seat = (
-        sa.update(pools)
-        .where(pools.c.id == pool.id, pools.c.seats_taken < pools.c.capacity)
-        .values(seats_taken=pools.c.seats_taken + 1, version=pools.c.version + 1)
-        .returning(pools.c.id, pools.c.capacity, pools.c.seats_taken, pools.c.version)
-        .cte("seat")
-    )
-    written = (
-        sa.insert(registrations)
-        .from_select(list(registration_values), _select_from(seat, registrations, registration_values))
-        .returning(registrations.c.id)
-        .cte("new_registration")
-    )
-    email_count: sa.ColumnElement[int] = sa.literal(0)
+    registration.id = db.session.scalar(_NEXT_REGISTRATION_ID)
+    params = {"pool_id": pool.id, **_insert_params("r_", Registration, registration)}
     email = email_row(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
+    with_email = False
     if registration.status == RegistrationStatus.CONFIRMED and email is not None:
-        email_values = _insert_values(OutboxEmail, OutboxEmail(**email))
-        # (Its dedupe key names the registration id just drawn: no row can have it yet. A plain
-        # INSERT also keeps the statement in SQLAlchemy's compiled cache, which the dialect's
-        # INSERT ... ON CONFLICT is not.)
-        queued = (
-            sa.insert(outbox)
-            .from_select(list(email_values), _select_from(written, outbox, email_values))
-            .returning(outbox.c.id)
-            .cte("queued_email")
-        )
-        email_count = sa.select(sa.func.count()).select_from(queued).scalar_subquery()
-    taken = db.session.execute(
-        sa.select(
-            seat.c.seats_taken,
-            seat.c.version,
-            email_count.label("emails"),
-            seats_notification_sql(seat.c.id, seat.c.capacity - seat.c.seats_taken, seat.c.version),
-        ).add_cte(written)
-    ).one_or_none()
+        params |= _insert_params("e_", OutboxEmail, OutboxEmail(**email))
+        with_email = True
+    taken = db.session.execute(_seat_statement(with_email), params).one_or_none()
     if taken is None:
         return False
     # The session learns what the statement wrote, as if it had flushed it.
@@ -162,10 +131,111 @@ def take_seat_and_register(pool: SeatPool, registration: Registration) -> bool:
     return True
 
 
+_NEXT_REGISTRATION_ID = sa.text("SELECT nextval(pg_get_serial_sequence('registrations', 'id'))")
+
+
+@functools.cache
+def _seat_statement(with_email: bool) -> sa.Select:
+    """take_seat_and_register()'s statement (built once: its values are bound parameters):
+
+        WITH seat AS (UPDATE seat_pools SET seats_taken = seats_taken + 1, version = version + 1
+                      WHERE id = :pool_id AND seats_taken < capacity AND NOT <on its waitlist>
+                      RETURNING ...),
+             new_registration AS (INSERT INTO registrations (...) SELECT :r_... FROM seat RETURNING id),
+             queued_email AS (INSERT INTO outbox_emails (...) SELECT :e_... FROM new_registration
+                              RETURNING id)
+        SELECT seats_taken, version, (SELECT count(*) FROM queued_email), pg_notify(...) FROM seat
+
+    The outbox row's dedupe key names the registration id just drawn, so no row can have it
+    yet: a plain INSERT, no ON CONFLICT (which would also keep the statement out of
+    SQLAlchemy's compiled cache)."""
+    pools = cast(sa.Table, SeatPool.__table__)
+    registrations = cast(sa.Table, Registration.__table__)
+    outbox = cast(sa.Table, OutboxEmail.__table__)
+    pool_id = sa.bindparam("pool_id", type_=pools.c.id.type)
+    waitlisted = (
+        sa.select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.seat_pool_id == pool_id,
+            WaitlistEntry.email_normalized == sa.bindparam("r_email_normalized"),
+            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+        )
+        .exists()
+    )
+    seat = (
+        sa.update(pools)
+        .where(pools.c.id == pool_id, pools.c.seats_taken < pools.c.capacity, ~waitlisted)
+        .values(seats_taken=pools.c.seats_taken + 1, version=pools.c.version + 1)
+        .returning(pools.c.id, pools.c.capacity, pools.c.seats_taken, pools.c.version)
+        .cte("seat")
+    )
+    written = (
+        sa.insert(registrations)
+        .from_select(_insert_columns(registrations), _select_params("r_", registrations).select_from(seat))
+        .returning(registrations.c.id)
+        .cte("new_registration")
+    )
+    email_count: sa.ColumnElement[int] = sa.literal(0)
+    if with_email:
+        queued = (
+            sa.insert(outbox)
+            .from_select(_insert_columns(outbox), _select_params("e_", outbox).select_from(written))
+            .returning(outbox.c.id)
+            .cte("queued_email")
+        )
+        email_count = sa.select(sa.func.count()).select_from(queued).scalar_subquery()
+    return sa.select(
+        seat.c.seats_taken,
+        seat.c.version,
+        email_count.label("emails"),
+        seats_notification_sql(seat.c.id, seat.c.capacity - seat.c.seats_taken, seat.c.version),
+    ).add_cte(written)
+
+
+def _insert_columns(table: sa.Table) -> list[str]:
+    """The columns the statement writes: all, the id too unless the table draws it (the outbox)."""
+    return [c.name for c in table.columns if not (c.primary_key and table.name == "outbox_emails")]
+
+
+def _select_params(prefix: str, table: sa.Table) -> sa.Select:
+    return sa.select(
+        *(sa.bindparam(prefix + name, type_=table.c[name].type) for name in _insert_columns(table))
+    )
+
+
+def _insert_params(prefix: str, model: type, obj: Any) -> dict[str, Any]:
+    """The values of every column an INSERT of the new `obj` writes, the columns' Python-side
+    defaults filled in (on the object too, as a flush would: the session then knows them all)."""
+    mapper: sa.orm.Mapper[Any] = sa.inspect(model)
+    table = cast(sa.Table, mapper.local_table)
+    written = set(_insert_columns(table))
+    params = {}
+    for attribute in mapper.column_attrs:
+        column = attribute.columns[0]
+        if column.name not in written:
+            continue
+        value = getattr(obj, attribute.key)
+        default = column.default
+        if value is None and isinstance(default, sa.ColumnDefault):
+            value = default.arg(None) if default.is_callable else default.arg
+        setattr(obj, attribute.key, value)
+        params[prefix + column.name] = value
+    return params
+
+
 def _take_seat_and_register_locked(pool: SeatPool, registration: Registration) -> bool:
     """take_seat_and_register() in the ORM's steps, for a database whose writers are serialised."""
     pool = lock_pool(pool.id)
-    if pool.seats_taken >= pool.capacity:
+    waitlisted = db.session.scalar(
+        sa.select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.seat_pool_id == pool.id,
+            WaitlistEntry.email_normalized == registration.email_normalized,
+            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+        )
+        .limit(1)
+    )
+    if pool.seats_taken >= pool.capacity or waitlisted is not None:
         return False
     take_seat(pool)
     db.session.add(registration)
@@ -173,30 +243,6 @@ def _take_seat_and_register_locked(pool: SeatPool, registration: Registration) -
     if registration.status == RegistrationStatus.CONFIRMED:
         queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     return True
-
-
-def _insert_values(model: type, obj: Any) -> dict[str, Any]:
-    """The column values an INSERT of the new `obj` writes, with the columns' Python-side
-    defaults filled in (on the object too, as a flush would), NULLs left out."""
-    values = {}
-    mapper: sa.orm.Mapper[Any] = sa.inspect(model)
-    for attribute in mapper.column_attrs:
-        column = attribute.columns[0]
-        value = getattr(obj, attribute.key)
-        default = column.default
-        if value is None and isinstance(default, sa.ColumnDefault):
-            value = default.arg(None) if default.is_callable else default.arg
-            setattr(obj, attribute.key, value)
-        if value is not None:
-            values[column.name] = value
-    return values
-
-
-def _select_from(source: sa.CTE, table: sa.Table, values: dict[str, Any]) -> sa.Select:
-    """SELECT the given values (typed as their columns) FROM `source`: a row if it has one."""
-    return sa.select(*(sa.literal(value, table.c[name].type) for name, value in values.items())).select_from(
-        source
-    )
 
 
 def free_seat(pool: SeatPool, now: datetime) -> None:
@@ -303,6 +349,21 @@ def waitlist_position(entry: WaitlistEntry) -> int:
             ),
         )
     ).scalar_one()
+
+
+def lapsed_in_pool(pool_id: int, now: datetime) -> sa.ColumnElement[bool]:
+    """The condition: the pool holds a hold or a waitlist offer that ran out, not yet released."""
+    held = sa.select(Registration.id).where(Registration.seat_pool_id == pool_id, lapsed_hold(now)).exists()
+    offered = (
+        sa.select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.seat_pool_id == pool_id,
+            WaitlistEntry.status == WaitlistStatus.OFFERED,
+            WaitlistEntry.offer_expires_at <= now,
+        )
+        .exists()
+    )
+    return sa.or_(held, offered)
 
 
 def pools_with_lapsed(now: datetime) -> list[int]:

@@ -101,7 +101,11 @@ def registration_target(
     if not offering.is_published or offering.is_cancelled:
         raise RegistrationError("Registration for this is closed.")
     if offering.kind.per_session:
-        session = db.session.get(Session, session_id) if session_id else None
+        session = (
+            db.session.get(Session, session_id, options=[joinedload(Session.seat_pool)])
+            if session_id
+            else None
+        )
         if session is None or session.offering_id != offering.id:
             raise RegistrationError("Please choose one of the listed dates.", field="session_id")
         if session.status != SessionStatus.SCHEDULED:
@@ -112,6 +116,7 @@ def registration_target(
     first = db.session.scalar(
         sa.select(Session)
         .where(Session.offering_id == offering.id, Session.status == SessionStatus.SCHEDULED)
+        .options(joinedload(Session.seat_pool))
         .order_by(Session.starts_at)
         .limit(1)
     )
@@ -282,9 +287,9 @@ def register(
     Everything is read and checked before the seat pool is locked, and the seat is then taken
     in one statement followed by the commit (seats.take_seat_and_register), so a burst of
     registrations for one class waits on the pool's lock only for that. Someone on the pool's
-    waitlist or whose own hold has run out, and a pool that looks full (a lapsed hold may free
-    a seat), take the slower path under the lock (_register_locked), which releases lapsed
-    holds and offers first."""
+    waitlist (the statement refuses them) or whose own hold has run out, and a full pool
+    holding a lapsed hold or offer, take the slower path under the lock (_register_locked),
+    which releases those first; a full pool without any is answered FULL without a lock."""
     now = now or utcnow()
     pool, session = registration_target(offering, session_id, now)
     email_normalized = person.email_normalized
@@ -293,17 +298,22 @@ def register(
         outcome = _answer_existing(existing, browser_key, source, now)
         db.session.commit()
         return RegisterResult(outcome, existing)
-    if existing is None and not _on_waitlist(pool.id, email_normalized):
-        registration = _new_registration(
-            pool, offering, session.id if session else None, person, source, now, browser_key
-        )
-        try:
-            taken = seats.take_seat_and_register(pool, registration)
-        except IntegrityError:
-            return _concurrent_twin(pool.id, person, browser_key, source, now)
-        if taken:
-            db.session.commit()
-            return _registered(registration)
+    if existing is None:
+        if pool.seats_taken < pool.capacity:  # as read just now: the statement checks it under the lock
+            registration = _new_registration(
+                pool, offering, session.id if session else None, person, source, now, browser_key
+            )
+            try:
+                taken = seats.take_seat_and_register(pool, registration)
+            except IntegrityError:
+                return _concurrent_twin(pool.id, person, browser_key, source, now)
+            if taken:
+                _commit_keeping_what_was_written()
+                return _registered(registration)
+        elif not _needs_the_lock(pool.id, email_normalized, now):
+            # Full, with no hold or offer to release and no waitlist place of theirs to end:
+            # nothing was written, nothing to lock.
+            return RegisterResult(Outcome.FULL)
     return _register_locked(offering, pool.id, session, person, now, source, browser_key)
 
 
@@ -370,18 +380,30 @@ def _concurrent_twin(
     return RegisterResult(outcome, existing)
 
 
-def _on_waitlist(pool_id: int, email_normalized: str) -> bool:
-    """Waiting or offered a seat in this pool (registering ends their place: under the lock)."""
-    entry_id = db.session.scalar(
+def _needs_the_lock(pool_id: int, email_normalized: str, now: datetime) -> bool:
+    """A full pool holds a lapsed hold or offer to release, or this person's waitlist place."""
+    waitlisted = (
         sa.select(WaitlistEntry.id)
         .where(
             WaitlistEntry.seat_pool_id == pool_id,
             WaitlistEntry.email_normalized == email_normalized,
             WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
         )
-        .limit(1)
+        .exists()
     )
-    return entry_id is not None
+    return bool(db.session.scalar(sa.select(sa.or_(seats.lapsed_in_pool(pool_id, now), waitlisted))))
+
+
+def _commit_keeping_what_was_written() -> None:
+    """Commit without expiring what the session holds: the registration and the pool were
+    written with every value known (take_seat_and_register), so the redirect that follows
+    reads them without another query."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 # --- Cancellation and the refund policy ---
