@@ -121,6 +121,7 @@ def take_seat_and_register(pool: SeatPool, registration: Registration) -> bool:
     if taken is None:
         return False
     # The session learns what the statement wrote, as if it had flushed it.
+    registration.created_at = taken.created_at
     set_committed_value(pool, "seats_taken", taken.seats_taken)
     set_committed_value(pool, "version", taken.version)
     make_transient_to_detached(registration)
@@ -169,10 +170,24 @@ def _seat_statement(with_email: bool) -> sa.Select:
         .returning(pools.c.id, pools.c.capacity, pools.c.seats_taken, pools.c.version)
         .cte("seat")
     )
+    # created_at is the moment the seat was taken (after any wait for the lock), as when a
+    # flush wrote it under lock_pool(): a session moved meanwhile tells exactly those
+    # registered before its move (events/staff/moves.py).
+    seat_taken_at = sa.func.timezone("UTC", sa.func.clock_timestamp())
     written = (
         sa.insert(registrations)
-        .from_select(_insert_columns(registrations), _select_params("r_", registrations).select_from(seat))
-        .returning(registrations.c.id)
+        .from_select(
+            _insert_columns(registrations),
+            sa.select(
+                *(
+                    seat_taken_at if name == "created_at" else sa.bindparam("r_" + name, type_=column.type)
+                    for name, column in (
+                        (name, registrations.c[name]) for name in _insert_columns(registrations)
+                    )
+                )
+            ).select_from(seat),
+        )
+        .returning(registrations.c.id, registrations.c.created_at)
         .cte("new_registration")
     )
     email_count: sa.ColumnElement[int] = sa.literal(0)
@@ -187,6 +202,7 @@ def _seat_statement(with_email: bool) -> sa.Select:
     return sa.select(
         seat.c.seats_taken,
         seat.c.version,
+        sa.select(written.c.created_at).scalar_subquery().label("created_at"),
         email_count.label("emails"),
         seats_notification_sql(seat.c.id, seat.c.capacity - seat.c.seats_taken, seat.c.version),
     ).add_cte(written)
