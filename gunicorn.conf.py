@@ -18,6 +18,11 @@ from events.redaction import redact_url
 bind = f"0.0.0.0:{Config.PORT}"
 workers = Config.WEB_CONCURRENCY
 threads = Config.WEB_THREADS
+# How long an idle keep-alive connection stays open (gunicorn's default is 2 s). A visitor who
+# opens a form and submits it a few seconds later, or a proxy's pooled connection, should not
+# find it closed: a POST on a connection closed under it is not retried by every client (a
+# crowd of 200 waiting on one class saw resets). Idle connections cost a socket, not a thread.
+keepalive = 30
 accesslog = "-"
 
 # The proxy's own address(es), comma-separated, when there is one (PROXY_COUNT > 0).

@@ -261,6 +261,25 @@ def seats_notification(seats: PoolSeats) -> str:
     return f"NOTIFY {CatalogListener.CHANNEL}, '{SEATS_PAYLOAD}{payload}'"
 
 
+def seats_notification_sql(
+    pool_id: sa.ColumnElement[int], seats_left: sa.ColumnElement[int], version: sa.ColumnElement[int]
+) -> sa.ColumnElement[Any]:
+    """seats_notification() as an SQL expression, for a statement that changes a pool's seats
+    itself (events/registration/seats.py take_seat_and_register): pg_notify is delivered on
+    commit, like NOTIFY, with the values the statement wrote."""
+    payload = sa.func.format(f"{SEATS_PAYLOAD}%s=%s@%s", pool_id, seats_left, version)
+    return sa.func.pg_notify(CatalogListener.CHANNEL, payload)
+
+
+def note_seats_changed(session: OrmSession, seats: PoolSeats) -> None:
+    """Record a change to seats written by a statement the flush does not see (with its
+    notification sent by the statement, seats_notification_sql), as _bump_catalog_version
+    records one it flushes: on commit this process counts it and the visitor gets fresh pages."""
+    if not (session.info.get("catalog_changed") and session.info.get("seat_pools_changed") is None):
+        session.info["seat_pools_changed"] = {**session.info.get("seat_pools_changed", {}), **seats}
+    session.info["catalog_changed"] = True
+
+
 def changed_seats(payload: str) -> dict[int, tuple[int, int]] | None:
     """The seats a notification brings; None when it may be about anything."""
     if not payload.startswith(SEATS_PAYLOAD):

@@ -67,29 +67,21 @@ def queue_email(
     It is about a registration, a waitlist entry or a staff user, or (to_email with `owner`,
     the key part naming that address without spelling it out) about an address alone, written
     in `language` (an email about a person is written in theirs: email_language)."""
-    if registration is not None:  # (an `owner` given names the address instead: one per address)
-        owner, to_email = owner or f"r{registration.id}", registration.email
-    elif waitlist_entry is not None:
-        owner, to_email = f"w{waitlist_entry.id}", waitlist_entry.email
-    elif user is not None:
-        owner, to_email = f"u{user.id}", user.email
-    elif to_email is None or not owner:
-        raise ValueError("an email needs a registration, a waitlist entry, a staff user or an address")
-    if not to_email.strip():
-        return None
-    row = dict(
-        dedupe_key=dedupe_key(kind, owner, f"s{session_id}" if session_id else None, *key_parts),
-        kind=kind,
-        registration_id=registration.id if registration else None,
-        waitlist_entry_id=waitlist_entry.id if waitlist_entry else None,
-        user_id=user.id if user else None,
-        session_id=session_id,
+    row = email_row(
+        kind,
+        registration=registration,
+        waitlist_entry=waitlist_entry,
+        user=user,
         to_email=to_email,
-        context=context or {},
-        send_after=send_after or utcnow(),
-        # (An email about a person is written in their language, read when it is rendered.)
-        language=language or "en",
+        owner=owner,
+        session_id=session_id,
+        key_parts=key_parts,
+        context=context,
+        send_after=send_after,
+        language=language,
     )
+    if row is None:
+        return None
     # One statement: a row already there (or written meanwhile by a concurrent transaction,
     # which this waits for) means the email exists, and nothing is added or rolled back.
     added = db.session.execute(
@@ -102,6 +94,48 @@ def queue_email(
         return False
     mark_queued(db.session())  # the worker is nudged after commit (events/notifications/publish.py)
     return True
+
+
+def email_row(
+    kind: str,
+    *,
+    registration: Registration | None = None,
+    waitlist_entry: WaitlistEntry | None = None,
+    user: User | None = None,
+    to_email: str | None = None,
+    owner: str | None = None,
+    session_id: int | None = None,
+    key_parts: tuple = (),
+    context: dict | None = None,
+    send_after: datetime | None = None,
+    language: str | None = None,
+) -> dict | None:
+    """The outbox row queue_email() writes (its column values), or None when there is no address.
+
+    Also written by a statement of its own that takes a seat (events/registration/seats.py)."""
+    if registration is not None:  # (an `owner` given names the address instead: one per address)
+        owner, to_email = owner or f"r{registration.id}", registration.email
+    elif waitlist_entry is not None:
+        owner, to_email = f"w{waitlist_entry.id}", waitlist_entry.email
+    elif user is not None:
+        owner, to_email = f"u{user.id}", user.email
+    elif to_email is None or not owner:
+        raise ValueError("an email needs a registration, a waitlist entry, a staff user or an address")
+    if not to_email.strip():
+        return None
+    return dict(
+        dedupe_key=dedupe_key(kind, owner, f"s{session_id}" if session_id else None, *key_parts),
+        kind=kind,
+        registration_id=registration.id if registration else None,
+        waitlist_entry_id=waitlist_entry.id if waitlist_entry else None,
+        user_id=user.id if user else None,
+        session_id=session_id,
+        to_email=to_email,
+        context=context or {},
+        send_after=send_after or utcnow(),
+        # (An email about a person is written in their language, read when it is rendered.)
+        language=language or "en",
+    )
 
 
 def insert_outbox() -> postgresql.Insert | sqlite.Insert:

@@ -8,6 +8,7 @@ Off under TESTING unless OUTBOX_PUBLISH is set; the registration never waits on 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,8 +25,19 @@ def mark_queued(session: Session) -> None:
     session.info[FLAG] = True
 
 
+# Celery is imported on first use (start-up stays quick), and its lazy modules are not safe to
+# import from several threads at once: the first publishers of a burst of registrations failed
+# with "cannot import name 'Celery'" (a 500 after the registration had committed).
+_client_lock = threading.Lock()
+
+
 def _client(app: Flask) -> Any:
-    client = app.extensions.get("celery")
+    with _client_lock:
+        return _make_client(app)
+
+
+def _make_client(app: Flask) -> Any:
+    client = app.extensions.get("celery") or app.extensions.get("celery_publisher")
     if client is None:
         from celery import Celery
 
@@ -63,8 +75,8 @@ def publish_task(task: str) -> bool:
         publish = not app.testing
     if not publish:
         return False
-    client = app.extensions.get("celery") or app.extensions.get("celery_publisher") or _client(app)
     try:
+        client = app.extensions.get("celery") or app.extensions.get("celery_publisher") or _client(app)
         client.send_task(task, retry=False, ignore_result=True)
     except Exception as error:  # a broker outage must never fail the request that caused it
         log.warning("could not nudge the worker (the sweep will send it): %s", error)

@@ -7,18 +7,30 @@ registration or waitlist change that causes it:
 - SQLite: every transaction starts with BEGIN IMMEDIATE (events/db_sqlite.py), so writers
   are already serialised.
 The CHECK constraints on seat_pools (0 <= seats_taken <= capacity) are the backstop.
+
+A new registration takes its seat in take_seat_and_register(): on PostgreSQL one statement
+whose conditional UPDATE (... WHERE seats_taken < capacity) is the lock and the check at once,
+so the pool row is locked for that statement and the COMMIT that follows it, not across the
+reads and checks before it.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
+from events.catalog.cache import note_seats_changed, seats_notification_sql
 from events.extensions import db
 from events.models import (
     OPEN_PAYMENT_STATUSES,
+    WAITLIST_ACTIVE_STATUSES,
+    OutboxEmail,
     Payment,
     Registration,
     RegistrationStatus,
@@ -28,7 +40,8 @@ from events.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from events.notifications.outbox import EmailKind, queue_email
+from events.notifications.outbox import EmailKind, email_row, queue_email
+from events.notifications.publish import mark_queued
 
 
 def lock_pool(pool_id: int) -> SeatPool:
@@ -75,6 +88,177 @@ def _free(pool: SeatPool, n: int = 1) -> None:
 
 def take_seat(pool: SeatPool) -> None:
     _take(pool)
+
+
+def take_seat_and_register(pool: SeatPool, registration: Registration) -> bool:
+    """Take a free seat in `pool` and write the new `registration` in it, with its confirmation
+    email if it is confirmed (a paid one is held while they pay: no email yet), in the caller's
+    transaction, which the caller commits at once. False, with nothing written, when the pool
+    has no free seat or the person holds a place on its waitlist (the caller then takes
+    lock_pool(), releases lapsed holds and offers, ends their waitlist place and tries again).
+
+    Everything that must happen under the seat's lock when a seat is taken for a new
+    registration happens here (and nothing else should): a pass credit spent for it belongs here.
+
+    On PostgreSQL it is one statement: UPDATE seat_pools ... WHERE seats_taken < capacity
+    locks the row and checks for a free seat at once (waiting for any holder of the lock and
+    then re-checking the row as committed); the INSERTs of the registration and its outbox row
+    and the notification for cached pages (pg_notify, sent on commit) happen only if it took a
+    seat. The lock lasts from this statement to the caller's COMMIT. A concurrent twin (the
+    same email in the same pool) fails the whole statement on the unique index: IntegrityError,
+    nothing written. Elsewhere (SQLite) writers are already serialised (BEGIN IMMEDIATE)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return _take_seat_and_register_locked(pool, registration)
+    db.session.flush()  # (whatever the caller changed first goes before the seat)
+    registration.id = db.session.scalar(_NEXT_REGISTRATION_ID)
+    params = {"pool_id": pool.id, **_insert_params("r_", Registration, registration)}
+    email = email_row(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
+    with_email = False
+    if registration.status == RegistrationStatus.CONFIRMED and email is not None:
+        params |= _insert_params("e_", OutboxEmail, OutboxEmail(**email))
+        with_email = True
+    taken = db.session.execute(_seat_statement(with_email), params).one_or_none()
+    if taken is None:
+        return False
+    # The session learns what the statement wrote, as if it had flushed it.
+    registration.created_at = taken.created_at
+    set_committed_value(pool, "seats_taken", taken.seats_taken)
+    set_committed_value(pool, "version", taken.version)
+    make_transient_to_detached(registration)
+    db.session.add(registration)
+    note_seats_changed(db.session(), {pool.id: (pool.capacity - taken.seats_taken, taken.version)})
+    if taken.emails:
+        mark_queued(db.session())
+    return True
+
+
+_NEXT_REGISTRATION_ID = sa.text("SELECT nextval(pg_get_serial_sequence('registrations', 'id'))")
+
+
+@functools.cache
+def _seat_statement(with_email: bool) -> sa.Select:
+    """take_seat_and_register()'s statement (built once: its values are bound parameters):
+
+        WITH seat AS (UPDATE seat_pools SET seats_taken = seats_taken + 1, version = version + 1
+                      WHERE id = :pool_id AND seats_taken < capacity AND NOT <on its waitlist>
+                      RETURNING ...),
+             new_registration AS (INSERT INTO registrations (...) SELECT :r_... FROM seat RETURNING id),
+             queued_email AS (INSERT INTO outbox_emails (...) SELECT :e_... FROM new_registration
+                              RETURNING id)
+        SELECT seats_taken, version, (SELECT count(*) FROM queued_email), pg_notify(...) FROM seat
+
+    The outbox row's dedupe key names the registration id just drawn, so no row can have it
+    yet: a plain INSERT, no ON CONFLICT (which would also keep the statement out of
+    SQLAlchemy's compiled cache)."""
+    pools = cast(sa.Table, SeatPool.__table__)
+    registrations = cast(sa.Table, Registration.__table__)
+    outbox = cast(sa.Table, OutboxEmail.__table__)
+    pool_id = sa.bindparam("pool_id", type_=pools.c.id.type)
+    waitlisted = (
+        sa.select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.seat_pool_id == pool_id,
+            WaitlistEntry.email_normalized == sa.bindparam("r_email_normalized"),
+            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+        )
+        .exists()
+    )
+    seat = (
+        sa.update(pools)
+        .where(pools.c.id == pool_id, pools.c.seats_taken < pools.c.capacity, ~waitlisted)
+        .values(seats_taken=pools.c.seats_taken + 1, version=pools.c.version + 1)
+        .returning(pools.c.id, pools.c.capacity, pools.c.seats_taken, pools.c.version)
+        .cte("seat")
+    )
+    # created_at is the moment the seat was taken (after any wait for the lock), as when a
+    # flush wrote it under lock_pool(): a session moved meanwhile tells exactly those
+    # registered before its move (events/staff/moves.py).
+    seat_taken_at = sa.func.timezone("UTC", sa.func.clock_timestamp())
+    written = (
+        sa.insert(registrations)
+        .from_select(
+            _insert_columns(registrations),
+            sa.select(
+                *(
+                    seat_taken_at if name == "created_at" else sa.bindparam("r_" + name, type_=column.type)
+                    for name, column in (
+                        (name, registrations.c[name]) for name in _insert_columns(registrations)
+                    )
+                )
+            ).select_from(seat),
+        )
+        .returning(registrations.c.id, registrations.c.created_at)
+        .cte("new_registration")
+    )
+    email_count: sa.ColumnElement[int] = sa.literal(0)
+    if with_email:
+        queued = (
+            sa.insert(outbox)
+            .from_select(_insert_columns(outbox), _select_params("e_", outbox).select_from(written))
+            .returning(outbox.c.id)
+            .cte("queued_email")
+        )
+        email_count = sa.select(sa.func.count()).select_from(queued).scalar_subquery()
+    return sa.select(
+        seat.c.seats_taken,
+        seat.c.version,
+        sa.select(written.c.created_at).scalar_subquery().label("created_at"),
+        email_count.label("emails"),
+        seats_notification_sql(seat.c.id, seat.c.capacity - seat.c.seats_taken, seat.c.version),
+    ).add_cte(written)
+
+
+def _insert_columns(table: sa.Table) -> list[str]:
+    """The columns the statement writes: all, the id too unless the table draws it (the outbox)."""
+    return [c.name for c in table.columns if not (c.primary_key and table.name == "outbox_emails")]
+
+
+def _select_params(prefix: str, table: sa.Table) -> sa.Select:
+    return sa.select(
+        *(sa.bindparam(prefix + name, type_=table.c[name].type) for name in _insert_columns(table))
+    )
+
+
+def _insert_params(prefix: str, model: type, obj: Any) -> dict[str, Any]:
+    """The values of every column an INSERT of the new `obj` writes, the columns' Python-side
+    defaults filled in (on the object too, as a flush would: the session then knows them all)."""
+    mapper: sa.orm.Mapper[Any] = sa.inspect(model)
+    table = cast(sa.Table, mapper.local_table)
+    written = set(_insert_columns(table))
+    params = {}
+    for attribute in mapper.column_attrs:
+        column = attribute.columns[0]
+        if column.name not in written:
+            continue
+        value = getattr(obj, attribute.key)
+        default = column.default
+        if value is None and isinstance(default, sa.ColumnDefault):
+            value = default.arg(None) if default.is_callable else default.arg
+        setattr(obj, attribute.key, value)
+        params[prefix + column.name] = value
+    return params
+
+
+def _take_seat_and_register_locked(pool: SeatPool, registration: Registration) -> bool:
+    """take_seat_and_register() in the ORM's steps, for a database whose writers are serialised."""
+    pool = lock_pool(pool.id)
+    waitlisted = db.session.scalar(
+        sa.select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.seat_pool_id == pool.id,
+            WaitlistEntry.email_normalized == registration.email_normalized,
+            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+        )
+        .limit(1)
+    )
+    if pool.seats_taken >= pool.capacity or waitlisted is not None:
+        return False
+    take_seat(pool)
+    db.session.add(registration)
+    db.session.flush()
+    if registration.status == RegistrationStatus.CONFIRMED:
+        queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
+    return True
 
 
 def free_seat(pool: SeatPool, now: datetime) -> None:
@@ -181,6 +365,21 @@ def waitlist_position(entry: WaitlistEntry) -> int:
             ),
         )
     ).scalar_one()
+
+
+def lapsed_in_pool(pool_id: int, now: datetime) -> sa.ColumnElement[bool]:
+    """The condition: the pool holds a hold or a waitlist offer that ran out, not yet released."""
+    held = sa.select(Registration.id).where(Registration.seat_pool_id == pool_id, lapsed_hold(now)).exists()
+    offered = (
+        sa.select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.seat_pool_id == pool_id,
+            WaitlistEntry.status == WaitlistStatus.OFFERED,
+            WaitlistEntry.offer_expires_at <= now,
+        )
+        .exists()
+    )
+    return sa.or_(held, offered)
 
 
 def pools_with_lapsed(now: datetime) -> list[int]:

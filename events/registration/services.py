@@ -106,7 +106,11 @@ def registration_target(
     if not offering.is_published or offering.is_cancelled:
         raise RegistrationError(gettext("Registration for this is closed."))
     if offering.kind.per_session:
-        session = db.session.get(Session, session_id) if session_id else None
+        session = (
+            db.session.get(Session, session_id, options=[joinedload(Session.seat_pool)])
+            if session_id
+            else None
+        )
         if session is None or session.offering_id != offering.id:
             raise RegistrationError(gettext("Please choose one of the listed dates."), field="session_id")
         if session.status != SessionStatus.SCHEDULED:
@@ -117,6 +121,7 @@ def registration_target(
     first = db.session.scalar(
         sa.select(Session)
         .where(Session.offering_id == offering.id, Session.status == SessionStatus.SCHEDULED)
+        .options(joinedload(Session.seat_pool))
         .order_by(Session.starts_at)
         .limit(1)
     )
@@ -304,11 +309,58 @@ def register(
     it, registering again from the browser that made the registration resumes it (RESUME);
     from any other, its link is emailed to its address instead (see LINK_EMAIL_WINDOW).
     `consent_answer`: what the booking form said about the offering's consent document; a new
-    registration records the version accepted, in its own transaction (consent.ConsentError if
-    it was not ticked or is no longer the current version)."""
+    registration records the version accepted, in the transaction that takes its seat
+    (consent.ConsentError if it was not ticked or is no longer the current version).
+
+    Everything is read and checked before the seat pool is locked, and the seat is then taken
+    in one statement followed by the commit (seats.take_seat_and_register), so a burst of
+    registrations for one class waits on the pool's lock only for that. Someone on the pool's
+    waitlist (the statement refuses them) or whose own hold has run out, and a full pool
+    holding a lapsed hold or offer, take the slower path under the lock (_register_locked),
+    which releases those first; a full pool without any is answered FULL without a lock."""
     now = now or utcnow()
     pool, session = registration_target(offering, session_id, now)
-    pool = seats.lock_pool(pool.id)
+    email_normalized = person.email_normalized
+    existing = find_live_registration(pool.id, email_normalized)
+    if existing is not None and not hold_released(existing, now):
+        outcome = _answer_existing(existing, browser_key, source, now)
+        db.session.commit()
+        return RegisterResult(outcome, existing)
+    if existing is None:
+        if pool.seats_taken < pool.capacity:  # as read just now: the statement checks it under the lock
+            accepted = _consent_to_record(offering, consent_answer)
+            registration = _new_registration(
+                pool, offering, session.id if session else None, person, source, now, browser_key
+            )
+            try:
+                taken = seats.take_seat_and_register(pool, registration)
+            except IntegrityError:
+                return _concurrent_twin(pool.id, person, browser_key, source, now)
+            if taken:
+                if accepted is not None:  # (under the seat's lock, committed with it)
+                    consent.record_acceptance(registration, accepted, now)
+                _commit_keeping_what_was_written()
+                return _registered(registration)
+        elif not _needs_the_lock(pool.id, email_normalized, now):
+            # Full, with no hold or offer to release and no waitlist place of theirs to end:
+            # nothing was written, nothing to lock.
+            return RegisterResult(Outcome.FULL)
+    return _register_locked(offering, pool.id, session, person, now, source, browser_key, consent_answer)
+
+
+def _register_locked(
+    offering: Offering,
+    pool_id: int,
+    session: Session | None,
+    person: Person,
+    now: datetime,
+    source: str,
+    browser_key: str,
+    consent_answer: consent.ConsentAnswer | None,
+) -> RegisterResult:
+    """register() with every check made again under the pool's lock, after lapsed holds and
+    offers are released."""
+    pool = seats.lock_pool(pool_id)
     seats.release_lapsed(pool, now)
 
     existing = find_live_registration(pool.id, person.email_normalized)
@@ -327,29 +379,66 @@ def register(
     registration = _new_registration(
         pool, offering, session.id if session else None, person, source, now, browser_key
     )
-    paid = registration.status == RegistrationStatus.HELD
-    if claimed_offer is None:
-        seats.take_seat(pool)
-    db.session.add(registration)
     try:
-        db.session.flush()
+        if claimed_offer is None:
+            taken = seats.take_seat_and_register(pool, registration)
+            assert taken, "seat rule broken: the locked pool had a free seat"
+        else:  # the seat their offer held becomes the registration's: seats_taken does not change
+            db.session.add(registration)
+            db.session.flush()
+            claimed_offer.registration_id = registration.id
+            if registration.status == RegistrationStatus.CONFIRMED:
+                queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     except IntegrityError:
-        # The unique index caught a concurrent twin of this registration.
-        db.session.rollback()
-        existing = find_live_registration(pool.id, person.email_normalized)
-        if existing is None:
-            return RegisterResult(Outcome.ALREADY_REGISTERED)
-        outcome = _answer_existing(existing, browser_key, source, now)
-        db.session.commit()
-        return RegisterResult(outcome, existing)
-    if claimed_offer is not None:
-        claimed_offer.registration_id = registration.id
+        return _concurrent_twin(pool.id, person, browser_key, source, now)
     if accepted is not None:
         consent.record_acceptance(registration, accepted, now)
-    if not paid:
-        queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     db.session.commit()
+    return _registered(registration)
+
+
+def _registered(registration: Registration) -> RegisterResult:
+    paid = registration.status == RegistrationStatus.HELD
     return RegisterResult(Outcome.HELD if paid else Outcome.CONFIRMED, registration)
+
+
+def _concurrent_twin(
+    pool_id: int, person: Person, browser_key: str, source: str, now: datetime
+) -> RegisterResult:
+    """The unique index caught a concurrent twin of this registration (nothing was written)."""
+    db.session.rollback()
+    existing = find_live_registration(pool_id, person.email_normalized)
+    if existing is None:
+        return RegisterResult(Outcome.ALREADY_REGISTERED)
+    outcome = _answer_existing(existing, browser_key, source, now)
+    db.session.commit()
+    return RegisterResult(outcome, existing)
+
+
+def _needs_the_lock(pool_id: int, email_normalized: str, now: datetime) -> bool:
+    """A full pool holds a lapsed hold or offer to release, or this person's waitlist place."""
+    waitlisted = (
+        sa.select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.seat_pool_id == pool_id,
+            WaitlistEntry.email_normalized == email_normalized,
+            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+        )
+        .exists()
+    )
+    return bool(db.session.scalar(sa.select(sa.or_(seats.lapsed_in_pool(pool_id, now), waitlisted))))
+
+
+def _commit_keeping_what_was_written() -> None:
+    """Commit without expiring what the session holds: the registration and the pool were
+    written with every value known (take_seat_and_register), so the redirect that follows
+    reads them without another query."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 # --- Cancellation and the refund policy ---
