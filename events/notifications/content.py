@@ -17,16 +17,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, url_for
+from flask_babel import gettext
 
 from events import calendar
 from events.clinic import current_clinic
 from events.extensions import db
-from events.filters import relative_day, relative_when
+from events.filters import format_short_day, relative_day, relative_when
 from events.models import (
     Clinic,
     Location,
     Offering,
     OutboxEmail,
+    PrivacyRequest,
     Registration,
     SeatPool,
     Session,
@@ -39,6 +41,7 @@ from events.models import (
 from events.notifications.addresses import contact_address, sender_address
 from events.notifications.outbox import EmailKind
 from events.payments.receipts import Receipt, card_label
+from events.privacy.requests import link_minutes, signed_link
 from events.registration import lookup
 from events.registration.links import manage_url, pay_url, waitlist_url
 from events.registration.manage import State, offering_url, state_of
@@ -99,6 +102,52 @@ PAYMENT_KINDS = frozenset(
 WAITLIST_AGAIN_SUBJECT = "Your place on the waitlist: {title}"
 # A late payment with nothing left to refund (all of it was refunded already): no money promised.
 LATE_PAYMENT_NOTHING_LEFT_SUBJECT = "Your payment came too late for a seat: {title}"
+
+
+def N_(text: str) -> str:  # noqa: N802 - gettext's name for "extract this, translate it later"
+    return text
+
+
+# Subjects are read on lock screens and in shared inboxes: by default they name the date, never
+# the offering (whose title can say something about someone's health). A clinic may choose
+# titled subjects instead (Admin, Clinic details): the templates above, with the title.
+NEUTRAL_SUBJECTS = {
+    SUBJECTS[EmailKind.REGISTRATION_CONFIRMED]: N_("You're registered for %(date)s"),
+    SUBJECTS[EmailKind.REGISTRATION_LINK]: N_("Your booking on %(date)s"),
+    SUBJECTS[EmailKind.PAYMENT_RECEIVED]: N_("Payment received for %(date)s"),
+    SUBJECTS[EmailKind.PAYMENT_FAILED]: N_("Your payment did not go through (%(date)s)"),
+    SUBJECTS[EmailKind.WAITLIST_JOINED]: N_("You're on the waitlist for %(date)s"),
+    SUBJECTS[EmailKind.WAITLIST_OFFER]: N_("A seat is open for you on %(date)s"),
+    SUBJECTS[EmailKind.WAITLIST_OFFER_EXPIRED]: N_("Your seat offer for %(date)s has expired"),
+    SUBJECTS[EmailKind.REGISTRATION_CANCELLED]: N_("Your booking on %(date)s is cancelled"),
+    SUBJECTS[EmailKind.REFUND_ISSUED]: N_("Refund issued for %(date)s"),
+    SUBJECTS[EmailKind.LATE_PAYMENT_REFUNDED]: N_("Your payment for %(date)s is being refunded"),
+    SUBJECTS[EmailKind.SESSION_CANCELLED]: N_("Your session on %(date)s is cancelled"),
+    SUBJECTS[EmailKind.SESSION_MOVED]: N_("Your session has moved: now %(date)s"),
+    SUBJECTS[EmailKind.INSTRUCTOR_CHANGED]: N_("New instructor on %(date)s"),
+    SUBJECTS[EmailKind.REMINDER]: N_("Reminder: your session %(when)s"),
+    SUBJECTS[EmailKind.FOLLOW_UP]: N_("Thank you for coming on %(date)s"),
+    MISSED_SUBJECT: N_("Sorry we missed you on %(date)s"),
+    NEUTRAL_FOLLOW_UP_SUBJECT: N_("Following up: your session on %(date)s"),
+    BOOKED_SUBJECT: N_("You're booked for %(date)s"),
+    LINK_SUBJECTS[State.AWAITING_PAYMENT]: N_("Your seat is held for %(date)s"),
+    LINK_SUBJECTS[State.RELEASED]: N_("Your held seat for %(date)s was released"),
+    LINK_SUBJECTS[State.CANCELLED]: N_("Your booking on %(date)s was cancelled"),
+    WAITLIST_AGAIN_SUBJECT: N_("Your place on the waitlist for %(date)s"),
+    LATE_PAYMENT_NOTHING_LEFT_SUBJECT: N_("Your payment for %(date)s came too late for a seat"),
+}
+TITLED = "titled"  # Clinic.email_subjects: subjects name the offering
+SUBJECT_CHOICES = (("neutral", "Neutral: the date only"), (TITLED, "With the offering's title"))
+
+
+def subject_line(template: str, clinic: Clinic, *, title: str, when: str, session: Session | None) -> str:
+    """The subject the clinic chose: neutral (the default) or titled."""
+    if clinic.email_subjects == TITLED:
+        return one_line(template.format(title=title, when=when))
+    neutral = NEUTRAL_SUBJECTS.get(template)
+    if neutral is None or session is None:
+        return gettext("About your booking at %(clinic)s", clinic=one_line(clinic.name))
+    return one_line(gettext(neutral, date=format_short_day(session.local_start), when=when))
 
 
 @dataclass
@@ -287,6 +336,8 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         return _staff_email(row, clinic)
     if row.kind == EmailKind.FIND_REGISTRATIONS:
         return _places_email(row, clinic, prefetched.now)
+    if row.kind in (EmailKind.PRIVACY_LINK, EmailKind.DATA_ERASED):
+        return _privacy_email(row, clinic)
     extra = dict(row.context or {})
     registration = prefetched.registration(row.registration_id)
     entry = prefetched.entry(row.waitlist_entry_id)
@@ -404,7 +455,16 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         ctx["message"] = message
         subject = one_line(message.subject)
     else:
-        subject = one_line(subject_template.format(title=offering.title, when=when))
+        # The date a neutral subject names: the session the email is about, else the first
+        # still to come (the first of all when none is).
+        upcoming = [s for s in sessions if s.starts_at >= prefetched.now] or sessions
+        subject = subject_line(
+            subject_template,
+            clinic,
+            title=offering.title,
+            when=when,
+            session=session or (upcoming[0] if upcoming else None),
+        )
     ctx["subject"] = subject
     return EmailContent(row.kind, subject, ctx, attachments)
 
@@ -425,6 +485,29 @@ def _places_email(row: OutboxEmail, clinic: Clinic, now: datetime) -> EmailConte
         "find_url": url_for("registration.find_registrations", _external=True),
         "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",
     }
+    return EmailContent(row.kind, subject, ctx, [])
+
+
+def _privacy_email(row: OutboxEmail, clinic: Clinic) -> EmailContent:
+    """A link to download or delete an address's data, or the confirmation that it was deleted."""
+    extra = dict(row.context or {})
+    ctx: dict[str, Any] = {
+        "kind": row.kind,
+        "clinic": clinic,
+        "name": "",
+        "extra": extra,
+        "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",
+    }
+    if row.kind == EmailKind.PRIVACY_LINK:
+        request = db.session.get(PrivacyRequest, extra.get("request_id") or 0)
+        ctx["action"] = request.action.value if request is not None else "export"
+        ctx["link"] = signed_link(request) if request is not None else ""
+        ctx["minutes"] = link_minutes()
+        ctx["ask_again_url"] = url_for("privacy.my_data", _external=True)
+        subject = gettext("Your data at %(clinic)s", clinic=one_line(clinic.name))
+    else:
+        subject = gettext("Your data at %(clinic)s has been deleted", clinic=one_line(clinic.name))
+    ctx["subject"] = subject
     return EmailContent(row.kind, subject, ctx, [])
 
 

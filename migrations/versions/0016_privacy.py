@@ -1,0 +1,63 @@
+"""privacy: when a registration's or waitlist place's personal data was anonymised, the links
+emailed to download or erase an address's data (single use, expiring), the clinic's choice of
+email subjects (neutral by default), and an index to find waitlist places by address
+
+Revision ID: 0016_privacy
+Revises: 0012_audit_subjects
+Create Date: 2026-11-30 21:00:00.000000
+
+"""
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision = '0016_privacy'
+down_revision = '0012_audit_subjects'
+branch_labels = None
+depends_on = None
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+
+
+def upgrade():
+    with op.batch_alter_table('clinics') as batch_op:
+        batch_op.add_column(
+            sa.Column('email_subjects', sa.String(length=20), server_default='neutral', nullable=False)
+        )
+    with op.batch_alter_table('registrations') as batch_op:
+        batch_op.add_column(sa.Column('anonymised_at', sa.DateTime(), nullable=True))
+    with op.batch_alter_table('waitlist_entries') as batch_op:
+        batch_op.add_column(sa.Column('anonymised_at', sa.DateTime(), nullable=True))
+        batch_op.create_index('ix_waitlist_entries_email_normalized', ['email_normalized'], unique=False)
+    op.create_table(
+        'privacy_requests',
+        sa.Column('id', BigId, nullable=False),
+        sa.Column('action', sa.Enum('export', 'erase', name='privacy_action', native_enum=False,
+                                    create_constraint=True, length=30), nullable=False),
+        sa.Column('email', sa.String(length=254), nullable=False),
+        sa.Column('nonce', sa.String(length=64), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('expires_at', sa.DateTime(), nullable=False),
+        sa.Column('used_at', sa.DateTime(), nullable=True),
+        sa.Column('link_email_id', BigId, nullable=True),
+        sa.Column('confirmation_email_id', BigId, nullable=True),
+        sa.ForeignKeyConstraint(['link_email_id'], ['outbox_emails.id'],
+                                name=op.f('fk_privacy_requests_link_email_id_outbox_emails')),
+        sa.ForeignKeyConstraint(['confirmation_email_id'], ['outbox_emails.id'],
+                                name=op.f('fk_privacy_requests_confirmation_email_id_outbox_emails')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_privacy_requests')),
+        sa.UniqueConstraint('nonce', name=op.f('uq_privacy_requests_nonce')),
+    )
+    op.create_index(op.f('ix_privacy_requests_expires_at'), 'privacy_requests', ['expires_at'], unique=False)
+
+
+def downgrade():
+    op.drop_index(op.f('ix_privacy_requests_expires_at'), table_name='privacy_requests')
+    op.drop_table('privacy_requests')
+    with op.batch_alter_table('waitlist_entries') as batch_op:
+        batch_op.drop_index('ix_waitlist_entries_email_normalized')
+        batch_op.drop_column('anonymised_at')
+    with op.batch_alter_table('registrations') as batch_op:
+        batch_op.drop_column('anonymised_at')
+    with op.batch_alter_table('clinics') as batch_op:
+        batch_op.drop_column('email_subjects')
