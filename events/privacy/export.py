@@ -31,6 +31,7 @@ from events.models import (
     utcnow,
 )
 from events.privacy.anonymise import ADDRESS_EMAIL_KINDS, address_matches
+from events.privacy.requests import forget_link_email
 from events.registration.services import normalize_email
 
 FORMAT_VERSION = 1
@@ -298,6 +299,7 @@ def record_export(
     registration_id: int | None = None,
 ) -> None:
     """Audit a download (what it held, in counts: never the data) and commit the link's use."""
+    forget_link_email(request)
     audit.record(
         actor_id,
         "privacy.exported",

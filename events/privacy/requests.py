@@ -117,7 +117,8 @@ def peek(signed: str, now: datetime | None = None) -> PrivacyRequest:
 
 def claim(signed: str, now: datetime | None = None) -> tuple[PrivacyRequest, str]:
     """Use a link: its request, locked and marked used (the caller commits with its work), and
-    the address it was for (emptied on the row). Raises LinkProblem."""
+    the address it was for (emptied on the row; the caller forgets the link email's after its
+    work, which an export lists). Raises LinkProblem."""
     now = now or utcnow()
     request = db.session.scalar(
         sa.select(PrivacyRequest)
@@ -129,9 +130,13 @@ def claim(signed: str, now: datetime | None = None) -> tuple[PrivacyRequest, str
     email = request.email
     request.used_at = now
     request.email = ""
+    return request, email
+
+
+def forget_link_email(request: PrivacyRequest) -> None:
+    """Empty the address on the email that carried this request's link (once it is used)."""
     if request.link_email_id is not None:
         anonymise.anonymise_address_emails(OutboxEmail.id == request.link_email_id)
-    return request, email
 
 
 def _usable(request: PrivacyRequest | None, now: datetime | None = None) -> PrivacyRequest:
