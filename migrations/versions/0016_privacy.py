@@ -19,16 +19,13 @@ depends_on = None
 BigId = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 
 
+# Plain (not batch) column changes: on SQLite a batch rebuilds the table, which the rows referring
+# to registrations and waitlist entries forbid; SQLite (3.35+) adds and drops a plain column in place.
 def upgrade():
-    with op.batch_alter_table('clinics') as batch_op:
-        batch_op.add_column(
-            sa.Column('email_subjects', sa.String(length=20), server_default='neutral', nullable=False)
-        )
-    with op.batch_alter_table('registrations') as batch_op:
-        batch_op.add_column(sa.Column('anonymised_at', sa.DateTime(), nullable=True))
-    with op.batch_alter_table('waitlist_entries') as batch_op:
-        batch_op.add_column(sa.Column('anonymised_at', sa.DateTime(), nullable=True))
-        batch_op.create_index('ix_waitlist_entries_email_normalized', ['email_normalized'], unique=False)
+    op.add_column('clinics', sa.Column('email_subjects', sa.String(length=20), server_default='neutral', nullable=False))
+    op.add_column('registrations', sa.Column('anonymised_at', sa.DateTime(), nullable=True))
+    op.add_column('waitlist_entries', sa.Column('anonymised_at', sa.DateTime(), nullable=True))
+    op.create_index('ix_waitlist_entries_email_normalized', 'waitlist_entries', ['email_normalized'], unique=False)
     op.create_table(
         'privacy_requests',
         sa.Column('id', BigId, nullable=False),
@@ -54,10 +51,7 @@ def upgrade():
 def downgrade():
     op.drop_index(op.f('ix_privacy_requests_expires_at'), table_name='privacy_requests')
     op.drop_table('privacy_requests')
-    with op.batch_alter_table('waitlist_entries') as batch_op:
-        batch_op.drop_index('ix_waitlist_entries_email_normalized')
-        batch_op.drop_column('anonymised_at')
-    with op.batch_alter_table('registrations') as batch_op:
-        batch_op.drop_column('anonymised_at')
-    with op.batch_alter_table('clinics') as batch_op:
-        batch_op.drop_column('email_subjects')
+    op.drop_index('ix_waitlist_entries_email_normalized', table_name='waitlist_entries')
+    op.drop_column('waitlist_entries', 'anonymised_at')
+    op.drop_column('registrations', 'anonymised_at')
+    op.drop_column('clinics', 'email_subjects')
