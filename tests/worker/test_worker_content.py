@@ -10,10 +10,11 @@ from events.models import EmailStatus, OutboxEmail, SessionStatus, utcnow
 from events.notifications.delivery import deliver_due
 from events.notifications.outbox import EmailKind, queue_email
 from events.registration.services import Person, join_waitlist
-from tests.factories import workshop
+from tests.factories import make_clinic, workshop
 
 
 def test_every_kind_renders_and_sends(db, smtp, book):
+    make_clinic(email_subjects="titled")  # subjects with the title, so each kind is told apart below
     offering = workshop(capacity=1, title="Neck Care")
     db.session.commit()
     reg = book(offering, "reg@example.com")

@@ -159,7 +159,7 @@ def test_a_reminder_says_today_or_tomorrow_only_where_true_in_the_sessions_zone(
         [message] = [m for m in smtp.to(registration.email) if m["Subject"].startswith("Reminder")]
         assert message["Subject"] == subject
         text = message.get_body(("plain",)).get_content()
-        assert subject.removeprefix("Reminder: Early Stretch ") in text
+        assert subject.removeprefix("Reminder: your session ") in text
         # The date is in the body whatever the subject says.
         assert f"{session.local_start:%B} {session.local_start.day}" in text
 
