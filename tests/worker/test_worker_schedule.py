@@ -558,7 +558,7 @@ def test_housekeeping_is_skipped_while_another_host_runs_it(app, db):
         assert housekeeping.run() == {"skipped": True}
     finally:
         hang_up(db, other_host)
-    assert housekeeping.run() == {"pools": 0, "refunds": 0, "payments": 0}
+    assert housekeeping.run() == {"pools": 0, "refunds": 0, "payments": 0, "addresses_forgotten": 0}
 
 
 @pytest.mark.real_commits  # "another host": a connection of its own
