@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 
 from events.models import Registration, RegistrationStatus
 from events.notifications.delivery import deliver_due
+from events.registration import links
 from events.registration.services import Person, register
 from tests.factories import make_clinic, make_location, make_offering, make_session, upcoming_day
 
@@ -55,6 +56,15 @@ def test_download_then_delete_my_data_on_a_phone(phone_page, live_server, db, sm
     booked = register(workshop, None, Person("Zoë Smith", "zoe@example.com", "612-555-0100")).registration
     deliver_due()
     smtp.clear()
+
+    # A booking's own page offers both, and sends the link to its address.
+    with app.test_request_context():
+        manage = links.manage_url(booked, external=False)
+    page.goto(live_server.url + manage)
+    section = page.locator("#my-data")
+    expect(section.get_by_role("button", name="Download my data")).to_be_visible()
+    section.scroll_into_view_if_needed()
+    shot(page, "privacy-manage-page.png")
 
     page.goto(live_server.url + "/find-my-registrations")
     page.get_by_role("link", name="Download my data").click()
@@ -122,3 +132,49 @@ def test_download_then_delete_my_data_on_a_phone(phone_page, live_server, db, sm
     assert deliver_due().sent == 1  # the confirmation
     [confirmation] = [m for m in smtp.to("zoe@example.com") if m["Subject"].endswith("has been deleted")]
     assert "We cancelled your upcoming booking." in confirmation.get_body(("plain",)).get_content()
+
+
+def test_staff_see_what_retention_anonymises_next_and_delete_a_callers_data(page, live_server, db, app):
+    from datetime import timedelta
+
+    from events.models import Role, User
+    from events.privacy import retention
+
+    make_clinic(name="Revival Physical Therapy and Wellness")
+    cutoff = retention.retention_cutoff()
+    old = make_offering(make_location(name="North Loop"), title="Posture Basics")
+    session = make_session(old, upcoming_day(3))
+    session.starts_at, session.ends_at = cutoff + timedelta(days=3, hours=-1), cutoff + timedelta(days=3)
+    upcoming = make_offering(make_location(name="Robbinsdale"), title="Knee Strength")
+    make_session(upcoming, upcoming_day(4))
+    admin = User(email="admin@clinic.example", name="Alex Admin", role=Role.ADMIN)
+    admin.set_password("correct horse battery")
+    db.session.add(admin)
+    db.session.commit()
+    register(old, None, Person("Ana", "ana@example.com"), now=session.starts_at - timedelta(days=1))
+    caller = register(upcoming, None, Person("Bo Caller", "bo@example.com", "612-555-0111")).registration
+
+    page.goto(live_server.url + "/staff/login")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name=re.compile("sign in", re.I)).click()
+    page.goto(live_server.url + "/staff/admin/privacy")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Privacy")
+    expect(page.locator("table")).to_contain_text("1")
+    assert_staff_accessible(page)
+    shot(page, "privacy-admin-retention.png")
+
+    page.goto(live_server.url + f"/staff/admin/registrations/{caller.id}")
+    page.get_by_role("link", name="Delete their data").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Delete Bo Caller's data?")
+    assert_staff_accessible(page)
+    shot(page, "privacy-admin-delete-confirm.png")
+    page.get_by_role("button", name="Delete their data").click()
+    expect(page.locator(".flashes")).to_contain_text("Their data is deleted")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Anonymised")
+    assert_staff_accessible(page)
+
+
+def assert_staff_accessible(page: Page) -> None:
+    results = Axe().run(page)
+    assert results.violations_count == 0, f"{page.url}\n{results.generate_report()}"
