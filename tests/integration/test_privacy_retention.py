@@ -196,3 +196,58 @@ def test_the_preview_says_who_goes_next_and_when(app, db, now):
     assert day.last_session_day == (cutoff + timedelta(days=10)).date()
     assert day.anonymised_on == retention.months_after(day.last_session_day, 24)
     assert preview.next_run > now
+
+
+@pytest.fixture(scope="module")
+def sqlite_app(tmp_path_factory):
+    """The embedded default: the same statements must run on SQLite."""
+    from flask_migrate import upgrade
+
+    from events.app import create_app
+    from events.extensions import db as _db
+
+    path = tmp_path_factory.mktemp("sqlite-privacy") / "events.sqlite3"
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
+            "SECRET_KEY": "t",
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+def test_retention_export_and_erase_run_on_sqlite(sqlite_app):
+    from events.extensions import db as _db
+    from events.models import PrivacyAction
+    from events.privacy import erase, export, requests
+    from tests.privacy_dump import rows_holding
+
+    with sqlite_app.test_request_context():
+        now = utcnow()
+        make_clinic()
+        cutoff = retention.retention_cutoff(now)
+        old = _offering_ending(_db, cutoff - timedelta(days=1))
+        _book(old, "Sol Old", "sol@example.com")
+        upcoming = make_offering(make_location(), title="Knee Strength", price_cents=0)
+        make_session(upcoming, upcoming_day(5))
+        _db.session.commit()
+        register(upcoming, None, Person("Tia Now", "tia@example.com", "612-555-0123"))
+        run = retention.anonymise_expired(now)
+        assert run is not None and run.registrations == 1
+        assert retention.preview(now).due_now == 0
+        assert [r["name"] for r in export.data_for("tia@example.com")["registrations"]] == ["Tia Now"]
+        request = requests.staff_request(PrivacyAction.ERASE, now)
+        result = erase.erase("tia@example.com", request, now)
+        assert result.cancelled == 1
+        found = rows_holding(["Tia Now", "612-555-0123", "Sol Old", "sol@example.com"])
+        assert found == {}, found
+        held = rows_holding(["tia@example.com"])
+        assert list(held) == ["outbox_emails"]  # the confirmation, until it is sent
+        _db.session.remove()
