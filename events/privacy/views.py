@@ -20,6 +20,9 @@ from events.registration.services import address_digest, registration_by_token
 
 bp = Blueprint("privacy", __name__)
 
+
+# The limiter takes its message as a plain string (as "find my registrations" does): these two stay
+# English until the limiter's error page is translated as a whole.
 ASKED_TOO_OFTEN_FROM_HERE = (
     "You've asked several times in the last few minutes. Please wait a few minutes, then try again."
 )

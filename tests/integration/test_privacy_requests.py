@@ -96,9 +96,11 @@ def journeys(db):
     }
 
 
-def _ask(client, email, action):
+def _ask(client, email, action, **environ):
     token = csrf_token(client.get("/my-data").get_data(as_text=True))
-    return client.post("/my-data", data={"csrf_token": token, "email": email, "action": action})
+    return client.post(
+        "/my-data", data={"csrf_token": token, "email": email, "action": action}, environ_base=environ
+    )
 
 
 def _link_path(app, db, email) -> str:
@@ -364,3 +366,22 @@ def test_export_counts_reach_the_trail_not_the_data(app, db, journeys):
     with app.test_request_context():
         document = export.data_for(ANA[1])
     assert export.counts(document)["registrations"] == 2
+
+
+def test_rate_limited_per_client_and_per_address_like_find_my_registrations(
+    app, db, journeys, monkeypatch, rate_limits_enforced
+):
+    monkeypatch.setitem(app.config, "FIND_REGISTRATIONS_RATE_LIMIT", "3 per minute")
+    monkeypatch.setitem(app.config, "FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT", "2 per hour")
+    client = app.test_client()
+    codes = [
+        _ask(client, f"p{i}@example.com", "export", REMOTE_ADDR="10.0.0.1").status_code for i in range(5)
+    ]
+    assert codes == [200, 200, 200, 429, 429]
+    # The same address from many clients: the per-address limit (a keyed digest, not the address).
+    codes = [
+        _ask(client, "target@example.com", "erase", REMOTE_ADDR=f"10.0.1.{n}").status_code for n in range(4)
+    ]
+    assert codes == [200, 200, 429, 429]
+    refused = _ask(client, "target@example.com", "erase", REMOTE_ADDR="10.0.2.1").get_data(as_text=True)
+    assert "several times recently" in refused
