@@ -251,3 +251,25 @@ def test_retention_export_and_erase_run_on_sqlite(sqlite_app):
         held = rows_holding(["tia@example.com"])
         assert list(held) == ["outbox_emails"]  # the confirmation, until it is sent
         _db.session.remove()
+
+
+@pytest.mark.real_commits  # the sender marks rows sent on a connection of its own
+def test_stored_email_files_go_with_the_person(app, db, now, monkeypatch, tmp_path):
+    """The embedded mail default keeps a .eml per email: anonymising deletes hers, not others'."""
+    from events.notifications.delivery import deliver_due
+
+    monkeypatch.setitem(app.config, "MAIL_SERVER", None)
+    monkeypatch.setitem(app.config, "MAIL_OUTBOX_DIR", str(tmp_path))
+    make_clinic()
+    offering = make_offering(make_location(), title="Neck Care")
+    make_session(offering, upcoming_day(4))
+    db.session.commit()
+    hers = register(offering, None, Person("Uma Stored", "uma@example.com", "612-555-0177")).registration
+    register(offering, None, Person("Val Other", "val@example.com"))
+    assert deliver_due().sent == 2
+    files = sorted(tmp_path.glob("outbox-*.eml"))
+    assert len(files) == 2 and any("Uma Stored" in f.read_text(errors="replace") for f in files)
+    anonymise.anonymise_registrations([hers.id], now)
+    db.session.commit()
+    left = sorted(tmp_path.glob("outbox-*.eml"))
+    assert len(left) == 1 and "Val Other" in left[0].read_text(errors="replace")
