@@ -86,7 +86,9 @@ def manage_my_data(signed: str) -> ResponseReturnValue:
     if registration is None:
         return render_template("privacy/link_problem.html", problem="invalid"), 404
     form = ManageDataForm()
-    if form.validate() and registration.email:
+    # One button pressed: exactly one action (a crafted body naming two is refused).
+    pressed_one = len(request.form.getlist("action")) == 1
+    if pressed_one and form.validate() and registration.email:
         requests.request_link(registration.email, PrivacyAction(form.action.data))
         flash(
             _(
@@ -96,7 +98,7 @@ def manage_my_data(signed: str) -> ResponseReturnValue:
             ),
             "success",
         )
-    elif not form.validate():
+    elif not (pressed_one and form.validate()):
         flash(_("The form expired. Please try again."), "error")
     return redirect(url_for("registration.manage", signed=signed) + "#my-data")
 
