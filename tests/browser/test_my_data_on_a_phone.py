@@ -64,6 +64,7 @@ def test_download_then_delete_my_data_on_a_phone(phone_page, live_server, db, sm
     section = page.locator("#my-data")
     expect(section.get_by_role("button", name="Download my data")).to_be_visible()
     section.scroll_into_view_if_needed()
+    assert_accessible(page)
     shot(page, "privacy-manage-page.png")
 
     page.goto(live_server.url + "/find-my-registrations")
