@@ -307,6 +307,51 @@ def _clinic_updated(f: Facts) -> str:
     return f"{f.actor} saved the clinic's details without changes."
 
 
+@sentence("privacy.exported")
+def _privacy_exported(f: Facts) -> str:
+    # No actor: the member, through the link emailed to them.
+    by_staff = f.actor != "The system"
+    who = (
+        f"{f.actor} downloaded the data held about a caller"
+        if by_staff
+        else ("A member downloaded the data held about their email address")
+    )
+    what = _count(_cents(f, "registrations"), "registration", "registrations")
+    places = _cents(f, "waitlist_places")
+    if places:
+        what += f" and {_count(places, 'waitlist place', 'waitlist places')}"
+    return f"{who} ({what})."
+
+
+@sentence("privacy.erased")
+def _privacy_erased(f: Facts) -> str:
+    who = (
+        f"{f.actor} deleted a caller's data at their request"
+        if f.actor != "The system"
+        else ("A member deleted their data through the link emailed to them")
+    )
+    cancelled = _cents(f, "cancelled")
+    refund = _cents(f, "refund_cents")
+    parts = [
+        f"{_count(_cents(f, 'registrations'), 'registration', 'registrations')} anonymised",
+        f"{_count(cancelled, 'upcoming booking', 'upcoming bookings')} cancelled",
+    ]
+    if refund:
+        parts.append(f"{dollars(refund)} refunded")
+    return f"{who}: {', '.join(parts)}."
+
+
+@sentence("privacy.retention_anonymised")
+def _retention_anonymised(f: Facts) -> str:
+    people = _count(_cents(f, "people"), "person", "people")
+    registrations = _count(_cents(f, "registrations"), "registration", "registrations")
+    places = _count(_cents(f, "waitlist_entries"), "waitlist place", "waitlist places")
+    return (
+        f"{f.actor} anonymised {people} whose last session was more than "
+        f"{_cents(f, 'months')} months ago ({registrations}, {places})."
+    )
+
+
 @sentence("location.created", "location.updated")
 def _location(f: Facts) -> str:
     name = f.details.get("name") or f.location

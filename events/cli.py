@@ -1,4 +1,4 @@
-"""flask seed-demo, flask sweep and flask create-user."""
+"""flask seed-demo, flask sweep, flask anonymise-expired and flask create-user."""
 
 import secrets
 from pathlib import Path
@@ -11,6 +11,7 @@ from events.demo import seed_demo
 from events.extensions import db
 from events.housekeeping import run_housekeeping
 from events.models import Role, User
+from events.privacy.retention import anonymise_expired
 
 
 def register(app: Flask) -> None:
@@ -33,6 +34,18 @@ def register(app: Flask) -> None:
         click.echo(
             f"Released lapsed seats in {done['pools']} pools; sent {done['refunds']} refunds;"
             f" re-read {done['payments']} payments."
+        )
+
+    @app.cli.command("anonymise-expired")
+    def anonymise_expired_command() -> None:
+        """Anonymise the people whose last session is older than RETENTION_MONTHS (beat runs it nightly)."""
+        run = anonymise_expired()
+        if run is None:
+            click.echo("Another host is running it; try again.", err=True)
+            raise SystemExit(75)  # EX_TEMPFAIL
+        click.echo(
+            f"Anonymised {run.people} people past {current_app.config['RETENTION_MONTHS']} months: "
+            f"{run.registrations} registrations, {run.waitlist_entries} waitlist places."
         )
 
     @app.cli.command("create-user")

@@ -435,6 +435,19 @@ class Config:
         "at most one “Find my registrations” email per email address in this many minutes",
     )
 
+    # Privacy (events/privacy/): how long personal data is kept, and the links that export or erase it
+    RETENTION_MONTHS = env_int(
+        "RETENTION_MONTHS",
+        24,
+        "months after a person's last session before their name, email, phone and notes are "
+        "anonymised by the nightly task (counts, attendance and money stay)",
+    )
+    PRIVACY_LINK_MINUTES = env_int(
+        "PRIVACY_LINK_MINUTES",
+        60,
+        "how long an emailed “Download my data” or “Delete my data” link works (it works once)",
+    )
+
     # gunicorn (read by gunicorn.conf.py)
     PORT = env_int("PORT", 8000, "the port gunicorn listens on")
     WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2, "gunicorn's worker processes")

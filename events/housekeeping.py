@@ -6,11 +6,13 @@ from events.locks import only_one
 from events.models import utcnow
 from events.payments.refunds import execute_due_refunds
 from events.payments.services import reconcile_pending_payments
+from events.privacy import requests as privacy_requests
 from events.registration.seats import sweep_lapsed
 
 
 def run_housekeeping() -> dict[str, int] | None:
-    """Re-read open payments, release lapsed holds and offers, send due refunds. None if
+    """Re-read open payments, release lapsed holds and offers, send due refunds, forget the
+    addresses privacy links no longer need. None if
     another host's housekeeping is running (one pass at a time across hosts)."""
     with only_one("housekeeping") as held:
         if not held:
@@ -20,4 +22,6 @@ def run_housekeeping() -> dict[str, int] | None:
         payments = reconcile_pending_payments()
         pools = sweep_lapsed(utcnow())
         refunds = execute_due_refunds()  # the safety net for a lost nudge, and backoff retries
-    return {"pools": pools, "refunds": refunds, "payments": payments}
+        # Addresses kept only while needed: privacy links used or expired, erasure confirmations sent.
+        forgotten = privacy_requests.tidy()
+    return {"pools": pools, "refunds": refunds, "payments": payments, "addresses_forgotten": forgotten}

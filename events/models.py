@@ -217,6 +217,9 @@ class Clinic(Model):
     website_url: Mapped[str] = mapped_column(sa.String(500), default="")
     currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
     timezone: Mapped[str] = mapped_column(sa.String(64), default="America/Chicago")
+    # What email subjects name: "neutral" (the date only, safe on a lock screen: "Your booking on
+    # Thu Dec 3") or "titled" (the offering's title, which can say something about someone's health).
+    email_subjects: Mapped[str] = mapped_column(sa.String(20), default="neutral", server_default="neutral")
 
 
 class Location(Model):
@@ -533,6 +536,9 @@ class Registration(Model):
     cancel_reason: Mapped[str] = mapped_column(sa.String(400), default="")
     # The language it was made in (events/languages.py): every email to this person uses it.
     language: Mapped[str] = mapped_column(sa.String(12), default="en", server_default="en")
+    # When its personal data was replaced by placeholders (retention, or the person's request):
+    # the row stays, so counts, attendance and money still add up (events/privacy/anonymise.py).
+    anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     seat_pool: Mapped[SeatPool] = relationship()
     offering: Mapped[Offering] = relationship()
@@ -559,7 +565,8 @@ class WaitlistEntry(Model):
     seat_pool_id: Mapped[int] = mapped_column(sa.ForeignKey("seat_pools.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(120))
     email: Mapped[str] = mapped_column(sa.String(254))
-    email_normalized: Mapped[str] = mapped_column(sa.String(254))
+    # Indexed: "find my registrations", an export and an erasure look a person up by address.
+    email_normalized: Mapped[str] = mapped_column(sa.String(254), index=True)
     phone: Mapped[str] = mapped_column(sa.String(40), default="")
     status: Mapped[WaitlistStatus] = mapped_column(
         enum_column(WaitlistStatus, name="waitlist_status"), default=WaitlistStatus.WAITING
@@ -572,6 +579,7 @@ class WaitlistEntry(Model):
     registration_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("registrations.id"))
     # The language they joined in: the offer and every other email to them use it.
     language: Mapped[str] = mapped_column(sa.String(12), default="en", server_default="en")
+    anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # as on Registration
 
     seat_pool: Mapped[SeatPool] = relationship()
     registration: Mapped[Registration | None] = relationship()
@@ -888,6 +896,32 @@ class AuditEntry(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     actor: Mapped[User | None] = relationship()
+
+
+class PrivacyAction(StrEnum):
+    EXPORT = "export"  # download everything held about an address
+    ERASE = "erase"  # cancel what is upcoming, then anonymise everything about an address
+
+
+class PrivacyRequest(Model):
+    """A link emailed to an address to download or erase its data (events/privacy/requests.py).
+
+    The link signs `nonce`; it works until expires_at, and once (used_at). The address is kept
+    only while the link can still be used: emptied when it is used or has expired."""
+
+    __tablename__ = "privacy_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    action: Mapped[PrivacyAction] = mapped_column(enum_column(PrivacyAction, name="privacy_action"))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    nonce: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The email carrying the link, and (an erasure) the confirmation: their addresses are emptied
+    # once the link is used or expired, and once the confirmation has gone.
+    link_email_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("outbox_emails.id"))
+    confirmation_email_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("outbox_emails.id"))
 
 
 class CatalogState(Model):

@@ -73,7 +73,7 @@ def register(app: Flask) -> None:
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(self)")
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-        if request.path.startswith(("/manage/", "/waitlist/", "/staff")):
+        if request.path.startswith(("/manage/", "/waitlist/", "/staff", "/my-data")):
             headers["Cache-Control"] = "no-store"
         return response
 

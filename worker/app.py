@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from flask import Flask
 
 from events import redaction
 from events.app import create_app
+from events.privacy.retention import NIGHTLY_RUN_UTC
 
 # The worker's records too (create_app installs it as well; this says so where it matters).
 redaction.install()
@@ -51,6 +53,11 @@ def celery_init_app(app: Flask) -> Celery:
                 "schedule": sweep_seconds,
             },
             "housekeeping": {"task": "worker.tasks.housekeeping", "schedule": sweep_seconds},
+            # Nightly: personal data past RETENTION_MONTHS becomes placeholders.
+            "anonymise-expired": {
+                "task": "worker.tasks.anonymise_expired",
+                "schedule": crontab(hour=NIGHTLY_RUN_UTC.hour, minute=NIGHTLY_RUN_UTC.minute),
+            },
         },
     )
     if celery.conf.broker_url.startswith(("redis://", "rediss://")):

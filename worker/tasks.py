@@ -15,6 +15,7 @@ from events.models import utcnow
 from events.notifications.delivery import deliver_due_concurrently
 from events.notifications.schedule import queue_due
 from events.payments.refunds import execute_due_refunds
+from events.privacy.retention import anonymise_expired as anonymise_expired_data
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +56,10 @@ def execute_refunds() -> dict:
 def housekeeping() -> dict:
     """What `flask sweep` does: open payments, lapsed holds and offers, pending refunds."""
     return run_housekeeping() or {"skipped": True}
+
+
+@shared_task(name="worker.tasks.anonymise_expired", **RETRY)
+def anonymise_expired() -> dict:
+    """Nightly: anonymise the people whose last session is older than RETENTION_MONTHS."""
+    run = anonymise_expired_data()
+    return run.as_dict() if run is not None else {"skipped": True}

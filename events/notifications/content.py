@@ -23,13 +23,14 @@ from flask_babel import gettext, lazy_gettext
 from events import calendar
 from events.clinic import current_clinic
 from events.extensions import db
-from events.filters import format_day, format_time, relative_day, relative_when, zone_name
+from events.filters import format_day, format_short_day, format_time, relative_day, relative_when, zone_name
 from events.models import (
     Clinic,
     Location,
     Offering,
     OutboxEmail,
     Payment,
+    PrivacyRequest,
     Registration,
     SeatPool,
     Session,
@@ -43,6 +44,7 @@ from events.notifications.addresses import contact_address, sender_address
 from events.notifications.outbox import EmailKind
 from events.offering_text import offering_text
 from events.payments.receipts import Receipt, card_label
+from events.privacy.requests import link_minutes, signed_link
 from events.registration import lookup
 from events.registration.links import balance_url, manage_url, pay_url, waitlist_url
 from events.registration.manage import State, offering_url, state_of
@@ -56,37 +58,44 @@ from events.registration.services import (
 from events.reset_links import RESET_MAX_AGE_SECONDS, reset_token
 from events.resources.services import resource_href
 
+
+# Subject templates are msgids, translated when an email is built (subject_line), in the
+# reader's language.
+def N_(text: str) -> str:  # noqa: N802 - gettext's name for "extract this, translate it later"
+    return text
+
+
 SUBJECTS = {
-    EmailKind.REGISTRATION_CONFIRMED: lazy_gettext("You're registered: %(title)s"),
-    EmailKind.REGISTRATION_LINK: lazy_gettext("Your registration: %(title)s"),
-    EmailKind.PAYMENT_RECEIVED: lazy_gettext("Payment received: %(title)s"),
-    EmailKind.PAYMENT_FAILED: lazy_gettext("Your payment did not go through: %(title)s"),
-    EmailKind.WAITLIST_JOINED: lazy_gettext("You're on the waitlist: %(title)s"),
-    EmailKind.WAITLIST_OFFER: lazy_gettext("A seat is open for you: %(title)s"),
-    EmailKind.WAITLIST_OFFER_EXPIRED: lazy_gettext("Your seat offer has expired: %(title)s"),
-    EmailKind.REGISTRATION_CANCELLED: lazy_gettext("Registration cancelled: %(title)s"),
-    EmailKind.REFUND_ISSUED: lazy_gettext("Refund issued: %(title)s"),
-    EmailKind.LATE_PAYMENT_REFUNDED: lazy_gettext("Your payment is being refunded: %(title)s"),
-    EmailKind.BALANCE_DUE: lazy_gettext("Payment still due: %(title)s"),
-    EmailKind.BALANCE_PAID: lazy_gettext("Payment received: %(title)s"),
-    EmailKind.SESSION_CANCELLED: lazy_gettext("Session cancelled: %(title)s"),
-    EmailKind.SESSION_MOVED: lazy_gettext("Your class has moved: %(title)s"),
-    EmailKind.INSTRUCTOR_CHANGED: lazy_gettext("New instructor for %(title)s"),
-    EmailKind.REMINDER: lazy_gettext("Reminder: %(title)s %(when)s"),
-    EmailKind.FOLLOW_UP: lazy_gettext("Thank you for coming: %(title)s"),
+    EmailKind.REGISTRATION_CONFIRMED: N_("You're registered: %(title)s"),
+    EmailKind.REGISTRATION_LINK: N_("Your registration: %(title)s"),
+    EmailKind.PAYMENT_RECEIVED: N_("Payment received: %(title)s"),
+    EmailKind.PAYMENT_FAILED: N_("Your payment did not go through: %(title)s"),
+    EmailKind.WAITLIST_JOINED: N_("You're on the waitlist: %(title)s"),
+    EmailKind.WAITLIST_OFFER: N_("A seat is open for you: %(title)s"),
+    EmailKind.WAITLIST_OFFER_EXPIRED: N_("Your seat offer has expired: %(title)s"),
+    EmailKind.REGISTRATION_CANCELLED: N_("Registration cancelled: %(title)s"),
+    EmailKind.REFUND_ISSUED: N_("Refund issued: %(title)s"),
+    EmailKind.LATE_PAYMENT_REFUNDED: N_("Your payment is being refunded: %(title)s"),
+    EmailKind.BALANCE_DUE: N_("Payment still due: %(title)s"),
+    EmailKind.BALANCE_PAID: N_("Payment received: %(title)s"),
+    EmailKind.SESSION_CANCELLED: N_("Session cancelled: %(title)s"),
+    EmailKind.SESSION_MOVED: N_("Your class has moved: %(title)s"),
+    EmailKind.INSTRUCTOR_CHANGED: N_("New instructor for %(title)s"),
+    EmailKind.REMINDER: N_("Reminder: %(title)s %(when)s"),
+    EmailKind.FOLLOW_UP: N_("Thank you for coming: %(title)s"),
 }
 # The follow-up has three versions (events/notifications/schedule.py chooses): thanks to those
 # checked in, "sorry we missed you" to those marked absent, and a neutral one to everyone else
 # (no attendance taken for that session, or nothing marked for them).
-MISSED_SUBJECT = lazy_gettext("Sorry we missed you: %(title)s")
-NEUTRAL_FOLLOW_UP_SUBJECT = lazy_gettext("Following up: %(title)s")
+MISSED_SUBJECT = N_("Sorry we missed you: %(title)s")
+NEUTRAL_FOLLOW_UP_SUBJECT = N_("Following up: %(title)s")
 FIND_REGISTRATIONS_SUBJECT = lazy_gettext("Your registrations at %(clinic)s")
 # A paid booking's one email: the confirmation, with its invite, is also the receipt.
-BOOKED_SUBJECT = lazy_gettext("You're booked: %(title)s")
+BOOKED_SUBJECT = N_("You're booked: %(title)s")
 LINK_SUBJECTS = {
-    State.AWAITING_PAYMENT: lazy_gettext("Your seat is held: %(title)s"),
-    State.RELEASED: lazy_gettext("Your held seat was released: %(title)s"),
-    State.CANCELLED: lazy_gettext("Your registration was cancelled: %(title)s"),
+    State.AWAITING_PAYMENT: N_("Your seat is held: %(title)s"),
+    State.RELEASED: N_("Your held seat was released: %(title)s"),
+    State.CANCELLED: N_("Your registration was cancelled: %(title)s"),
 }
 # Emails about money: they say what, when, where and the price, and name the card.
 PAYMENT_KINDS = frozenset(
@@ -104,14 +113,58 @@ PAYMENT_KINDS = frozenset(
 )
 # The waitlist-joined email sent again, with the link to the place, to someone who tried to
 # join a waitlist they are already on (services._email_waitlist_link).
-WAITLIST_AGAIN_SUBJECT = lazy_gettext("Your place on the waitlist: %(title)s")
+WAITLIST_AGAIN_SUBJECT = N_("Your place on the waitlist: %(title)s")
 # A late payment with nothing left to refund (all of it was refunded already): no money promised.
-LATE_PAYMENT_NOTHING_LEFT_SUBJECT = lazy_gettext("Your payment came too late for a seat: %(title)s")
+LATE_PAYMENT_NOTHING_LEFT_SUBJECT = N_("Your payment came too late for a seat: %(title)s")
 
 
 def session_when(start: datetime, end: datetime) -> str:
     """'Tuesday, March 3, 6:30 pm–8 pm CST', as the emails' when() macro writes a session."""
     return f"{format_day(start)}, {format_time(start)}–{format_time(end)} {zone_name(start)}"
+
+
+# Subjects are read on lock screens and in shared inboxes: by default they name the date, never
+# the offering (whose title can say something about someone's health). A clinic may choose
+# titled subjects instead (Admin, Clinic details): the templates above, with the title.
+NEUTRAL_SUBJECTS = {
+    SUBJECTS[EmailKind.REGISTRATION_CONFIRMED]: N_("You're registered for %(date)s"),
+    SUBJECTS[EmailKind.REGISTRATION_LINK]: N_("Your booking on %(date)s"),
+    SUBJECTS[EmailKind.PAYMENT_RECEIVED]: N_("Payment received for %(date)s"),
+    SUBJECTS[EmailKind.PAYMENT_FAILED]: N_("Your payment did not go through (%(date)s)"),
+    SUBJECTS[EmailKind.WAITLIST_JOINED]: N_("You're on the waitlist for %(date)s"),
+    SUBJECTS[EmailKind.WAITLIST_OFFER]: N_("A seat is open for you on %(date)s"),
+    SUBJECTS[EmailKind.WAITLIST_OFFER_EXPIRED]: N_("Your seat offer for %(date)s has expired"),
+    SUBJECTS[EmailKind.REGISTRATION_CANCELLED]: N_("Your booking on %(date)s is cancelled"),
+    SUBJECTS[EmailKind.REFUND_ISSUED]: N_("Refund issued for %(date)s"),
+    SUBJECTS[EmailKind.LATE_PAYMENT_REFUNDED]: N_("Your payment for %(date)s is being refunded"),
+    SUBJECTS[EmailKind.BALANCE_DUE]: N_("Payment still due for %(date)s"),
+    SUBJECTS[EmailKind.BALANCE_PAID]: N_("Payment received for %(date)s"),
+    SUBJECTS[EmailKind.SESSION_CANCELLED]: N_("Your session on %(date)s is cancelled"),
+    SUBJECTS[EmailKind.SESSION_MOVED]: N_("Your session has moved: now %(date)s"),
+    SUBJECTS[EmailKind.INSTRUCTOR_CHANGED]: N_("New instructor on %(date)s"),
+    SUBJECTS[EmailKind.REMINDER]: N_("Reminder: your session %(when)s"),
+    SUBJECTS[EmailKind.FOLLOW_UP]: N_("Thank you for coming on %(date)s"),
+    MISSED_SUBJECT: N_("Sorry we missed you on %(date)s"),
+    NEUTRAL_FOLLOW_UP_SUBJECT: N_("Following up: your session on %(date)s"),
+    BOOKED_SUBJECT: N_("You're booked for %(date)s"),
+    LINK_SUBJECTS[State.AWAITING_PAYMENT]: N_("Your seat is held for %(date)s"),
+    LINK_SUBJECTS[State.RELEASED]: N_("Your held seat for %(date)s was released"),
+    LINK_SUBJECTS[State.CANCELLED]: N_("Your booking on %(date)s was cancelled"),
+    WAITLIST_AGAIN_SUBJECT: N_("Your place on the waitlist for %(date)s"),
+    LATE_PAYMENT_NOTHING_LEFT_SUBJECT: N_("Your payment for %(date)s came too late for a seat"),
+}
+TITLED = "titled"  # Clinic.email_subjects: subjects name the offering
+SUBJECT_CHOICES = (("neutral", "Neutral: the date only"), (TITLED, "With the offering's title"))
+
+
+def subject_line(template: str, clinic: Clinic, *, title: str, when: str, session: Session | None) -> str:
+    """The subject the clinic chose: neutral (the default) or titled."""
+    if clinic.email_subjects == TITLED:
+        return one_line(gettext(template, title=title, when=when))
+    neutral = NEUTRAL_SUBJECTS.get(template)
+    if neutral is None or session is None:
+        return gettext("About your booking at %(clinic)s", clinic=one_line(clinic.name))
+    return one_line(gettext(neutral, date=format_short_day(session.local_start), when=when))
 
 
 @dataclass
@@ -300,6 +353,8 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         return _staff_email(row, clinic)
     if row.kind == EmailKind.FIND_REGISTRATIONS:
         return _places_email(row, clinic, prefetched.now)
+    if row.kind in (EmailKind.PRIVACY_LINK, EmailKind.DATA_ERASED):
+        return _privacy_email(row, clinic)
     extra = dict(row.context or {})
     registration = prefetched.registration(row.registration_id)
     entry = prefetched.entry(row.waitlist_entry_id)
@@ -334,7 +389,7 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",
     }
     attachments: list[Attachment] = []
-    subject_template: Any = SUBJECTS.get(row.kind, "%(title)s")
+    subject_template: str = SUBJECTS.get(row.kind, "%(title)s")
     when = ""
 
     if registration is not None and row.kind in PAYMENT_KINDS:
@@ -437,7 +492,16 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         subject = one_line(message.subject)
     else:
         # (Formatted here, in the person's language: the worker renders inside in_language.)
-        subject = one_line(str(subject_template) % {"title": offering_text(offering).title, "when": when})
+        # The date a neutral subject names: the session the email is about, else the first
+        # still to come (the first of all when none is).
+        upcoming = [s for s in sessions if s.starts_at >= prefetched.now] or sessions
+        subject = subject_line(
+            subject_template,
+            clinic,
+            title=offering_text(offering).title,
+            when=when,
+            session=session or (upcoming[0] if upcoming else None),
+        )
     ctx["subject"] = subject
     return EmailContent(row.kind, subject, ctx, attachments)
 
@@ -461,7 +525,30 @@ def _places_email(row: OutboxEmail, clinic: Clinic, now: datetime) -> EmailConte
     return EmailContent(row.kind, subject, ctx, [])
 
 
-def _payment_context(ctx: dict, kind: str, registration: Registration, subject_template: Any) -> Any:
+def _privacy_email(row: OutboxEmail, clinic: Clinic) -> EmailContent:
+    """A link to download or delete an address's data, or the confirmation that it was deleted."""
+    extra = dict(row.context or {})
+    ctx: dict[str, Any] = {
+        "kind": row.kind,
+        "clinic": clinic,
+        "name": "",
+        "extra": extra,
+        "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",
+    }
+    if row.kind == EmailKind.PRIVACY_LINK:
+        request = db.session.get(PrivacyRequest, extra.get("request_id") or 0)
+        ctx["action"] = request.action.value if request is not None else "export"
+        ctx["link"] = signed_link(request) if request is not None else ""
+        ctx["minutes"] = link_minutes()
+        ctx["ask_again_url"] = url_for("privacy.my_data", _external=True)
+        subject = gettext("Your data at %(clinic)s", clinic=one_line(clinic.name))
+    else:
+        subject = gettext("Your data at %(clinic)s has been deleted", clinic=one_line(clinic.name))
+    ctx["subject"] = subject
+    return EmailContent(row.kind, subject, ctx, [])
+
+
+def _payment_context(ctx: dict, kind: str, registration: Registration, subject_template: str) -> str:
     """What the emails about money add: the offering's link (with the date chosen), the card
     paid with, the receipt of a paid booking, and the pay link while the seat is held.
     Returns the subject template (a paid booking's confirmation says "You're booked")."""

@@ -41,6 +41,10 @@ class EmailKind:
     FIND_REGISTRATIONS = "find_registrations"
     # Staff's own words to a session's people (events/staff/messages.py); renders from its StaffMessage.
     STAFF_MESSAGE = "staff_message"
+    # To an address: a link to download or delete its data (events/privacy/requests.py), and
+    # the confirmation that it was deleted (events/privacy/erase.py).
+    PRIVACY_LINK = "privacy_link"
+    DATA_ERASED = "data_erased"
 
 
 def dedupe_key(kind: str, *parts: object) -> str:

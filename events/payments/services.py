@@ -74,6 +74,11 @@ class PaymentAttempt:
 UNAVAILABLE = "We couldn't reach the payment service. Your seat is still held; please try again."
 
 
+def neutral_label(registration_id: int) -> str:
+    """What Stripe is told a payment is for."""
+    return f"Registration {registration_id}"
+
+
 def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
     """Charge a held registration with a tokenized card, then apply the result.
 
@@ -86,10 +91,12 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
     registration = db.session.get_one(Registration, registration_id)
     if registration.status == RegistrationStatus.CONFIRMED:
         return PaymentAttempt("succeeded")
+    # Stripe sees ids and a neutral label, never the offering's title (it can say something
+    # about someone's health).
     amount, currency, description = (
         registration.price_cents,
         registration.currency,
-        registration.offering.title,
+        neutral_label(registration_id),
     )
     earlier = _open_intent_id(registration_id)
     # End the transaction before the network calls: no lock is held while Stripe answers.

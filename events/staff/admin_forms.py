@@ -332,6 +332,16 @@ class ClinicForm(Form):
             Regexp(r"^https?://[^\s]+$", message="Start with https:// (or http://)."),
         ],
     )
+    # What email subjects say (events/notifications/content.py NEUTRAL_SUBJECTS).
+    email_subjects = SelectField(
+        "Email subjects",
+        choices=[
+            ("neutral", "Neutral: the date only (“Your booking on Thu Dec 3”)"),
+            ("titled", "With the offering's title (“You're registered: Back Spasms”)"),
+        ],
+        default="neutral",
+        validators=[DataRequired("Choose what email subjects say.")],
+    )
 
 
 _MAX_ID = 2**63 - 1  # the largest id a BIGINT holds: anything above is not an id, and a form error

@@ -11,7 +11,7 @@ from events import audit
 from events.extensions import db
 from events.models import Clinic, User
 
-CLINIC_FIELDS = ("name", "tagline", "email", "phone", "website_url")
+CLINIC_FIELDS = ("name", "tagline", "email", "phone", "website_url", "email_subjects")
 
 
 def clinic_for_admin() -> Clinic | None:

@@ -40,6 +40,8 @@ from events.models import (
     OutboxEmail,
     Payment,
     PaymentStatus,
+    PrivacyAction,
+    PrivacyRequest,
     Refund,
     RefundKind,
     RefundStatus,
@@ -52,6 +54,7 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
+from events.privacy import requests as privacy_requests
 from events.registration import links
 from events.registration.services import Person, join_waitlist, register
 from events.reset_links import reset_token
@@ -191,6 +194,9 @@ def _build_world(db) -> dict:
     )
     db.session.add(resource)
     db.session.commit()
+    # A "Download my data" link (events/privacy/requests.py): its page shows the download form.
+    privacy_requests.request_link("cora@example.com", PrivacyAction.EXPORT)
+    privacy_request = db.session.scalar(sa.select(PrivacyRequest).order_by(PrivacyRequest.id.desc()))
     return {
         "emails": {"instructor": instructor.email, "admin": admin.email},
         "args": {
@@ -224,6 +230,7 @@ def _build_world(db) -> dict:
             "/manage/": links.sign(held.token, links.MANAGE_SALT),
             "/waitlist/": links.sign(entry.token, links.WAITLIST_SALT),
             "/balance/": links.sign(owing.token, links.BALANCE_SALT),
+            "/my-data/": privacy_requests._serializer().dumps(privacy_request.nonce),
         },
         "manage_confirmed": links.sign(confirmed.token, links.MANAGE_SALT),
     }

@@ -29,7 +29,7 @@ from events.notifications.content import build
 from events.notifications.sender import Renderer
 from events.registration import links
 from events.registration.services import Person, register
-from tests.factories import make_location, workshop
+from tests.factories import make_clinic, make_location, workshop
 from tests.helpers import csrf_token
 from tests.integration.test_staff_admin import login, offering_form, token_from
 
@@ -363,6 +363,7 @@ def test_ids_beyond_the_integer_column_are_404_on_staff_routes(client, db, admin
 
 def test_a_stored_title_with_a_line_break_still_gets_its_emails_built(app, db):
     """Titles stored before the forms refused control characters: the subject is one line."""
+    make_clinic(email_subjects="titled")  # the clinic's choice: the title in the subject
     offering = workshop(title="Evil\r\nBcc: x")
     db.session.commit()
     registration = register(offering, None, Person("Ana", "ana@example.com")).registration

@@ -745,6 +745,8 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         "/staff/admin/consent",
         "/staff/admin/consent/new",
         "/staff/admin/consent/1",
+        "/staff/admin/privacy",
+        f"/staff/admin/registrations/{registration.id}/privacy/erase",
     ]
     posts = [
         "/staff/admin/offerings/new",
@@ -774,6 +776,8 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         "/staff/admin/consent/new",
         "/staff/admin/consent/1/versions",
         f"/staff/admin/offerings/{offering.id}/translations/es",
+        f"/staff/admin/registrations/{registration.id}/privacy/export",
+        f"/staff/admin/registrations/{registration.id}/privacy/erase",
     ]
     stranger = app.test_client()
     for url in gets:
@@ -787,7 +791,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     # Every admin route is covered above.
     admin_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/staff/admin")}
-    assert len(admin_rules) == 40
+    assert len(admin_rules) == 43
 
 
 def test_an_admin_sees_every_admin_page(client, db):

@@ -36,7 +36,7 @@ def test_confirmation_with_ics_arrives_through_the_worker(db, smtp, celery_worke
     book(offering, "worker@example.com")  # the commit nudges the worker through Redis
 
     [(rcpt, msg)] = smtp.wait_for(1)
-    assert rcpt == "worker@example.com" and msg["Subject"] == "You're registered: Strong Knees"
+    assert rcpt == "worker@example.com" and msg["Subject"].startswith("You're registered for ")
     assert "http://clinic.test/manage/" in msg.get_body(("plain",)).get_content()
     [part] = [p for p in msg.iter_attachments() if p.get_filename() == "invite.ics"]
     cal = icalendar.Calendar.from_ical(part.get_payload(decode=True))

@@ -136,14 +136,14 @@ def test_a_reminder_says_today_or_tomorrow_only_where_true_in_the_sessions_zone(
     regs = {s.id: book(offering, f"r{s.id}@example.com", session=s) for s in (early, evening, next_week)}
 
     cases = [
-        (early, _local(day, 2, 6), "Reminder: Early Stretch today at 4:06 am"),
-        (early, _local(day - timedelta(days=1), 4, 6), "Reminder: Early Stretch tomorrow at 4:06 am"),
-        (evening, _local(day, 17, 0), "Reminder: Early Stretch today at 7 pm"),
-        (evening, _local(day - timedelta(days=1), 23, 30), "Reminder: Early Stretch tomorrow at 7 pm"),
+        (early, _local(day, 2, 6), "Reminder: your session today at 4:06 am"),
+        (early, _local(day - timedelta(days=1), 4, 6), "Reminder: your session tomorrow at 4:06 am"),
+        (evening, _local(day, 17, 0), "Reminder: your session today at 7 pm"),
+        (evening, _local(day - timedelta(days=1), 23, 30), "Reminder: your session tomorrow at 7 pm"),
         (
             next_week,
             _local(day, 4, 6),
-            f"Reminder: Early Stretch on {next_week.local_start:%A, %B} "
+            f"Reminder: your session on {next_week.local_start:%A, %B} "
             f"{next_week.local_start.day} at 4:06 am",
         ),
     ]
@@ -159,7 +159,7 @@ def test_a_reminder_says_today_or_tomorrow_only_where_true_in_the_sessions_zone(
         [message] = [m for m in smtp.to(registration.email) if m["Subject"].startswith("Reminder")]
         assert message["Subject"] == subject
         text = message.get_body(("plain",)).get_content()
-        assert subject.removeprefix("Reminder: Early Stretch ") in text
+        assert subject.removeprefix("Reminder: your session ") in text
         # The date is in the body whatever the subject says.
         assert f"{session.local_start:%B} {session.local_start.day}" in text
 

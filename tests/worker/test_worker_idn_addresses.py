@@ -110,7 +110,7 @@ def test_delivered_through_smtputf8_where_the_server_offers_it(db, smtp_utf8):
     assert to_line == f"To: {ACCENTED}".encode()  # UTF-8 as it is: no =?utf-8?...?= in the address
     message = _headers(raw)
     assert message["To"].addresses[0].addr_spec == ACCENTED
-    assert message["Subject"] == "You're registered: Posture"
+    assert message["Subject"].startswith("You're registered for ")
     assert "Hello Zoë," in message.get_body(("plain",)).get_content()
     [reply_to] = message["Reply-To"].addresses  # the clinic's contact, its domain in IDNA form
     assert (reply_to.display_name, reply_to.addr_spec) == ("Clínica Año", "hola@xn--clnica-4va.example")

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 import stripe
 
+from events.filters import format_short_day
 from events.models import OfferingKind, Payment, Registration, utcnow
 from events.notifications.delivery import deliver_due
 from events.notifications.outbox import EmailKind, queue_email
@@ -72,7 +73,8 @@ def test_a_paid_booking_sends_one_email_that_is_also_the_receipt(db, smtp, strip
 
     assert deliver_due().sent == 1
     [msg] = smtp.to("ana@example.com")
-    assert msg["Subject"] == "You're booked: Core & Hip Strength"
+    # Neutral by default: the date, never the title (it can say something about someone's health).
+    assert msg["Subject"] == f"You're booked for {format_short_day(session.local_start)}"
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     says_what_when_where_and_price(text, session)
@@ -97,7 +99,7 @@ def test_a_held_seats_link_goes_only_to_its_own_address_and_leads_to_the_payment
 
     assert deliver_due().sent == 1
     [msg] = smtp.to("ana@example.com")
-    assert msg["Subject"] == "Your seat is held: Core & Hip Strength"
+    assert msg["Subject"] == f"Your seat is held for {format_short_day(session.local_start)}"
     text = msg.get_body(("plain",)).get_content()
     says_what_when_where_and_price(text, session)
     until = held.registration.hold_expires_at.astimezone(session.location.zone)
@@ -126,7 +128,7 @@ def test_every_payment_email_says_what_when_where_and_the_price(db, smtp, stripe
     deliver_due()
 
     [failed] = smtp.to("ana@example.com")
-    assert failed["Subject"] == "Your payment did not go through: Core & Hip Strength"
+    assert failed["Subject"] == f"Your payment did not go through ({format_short_day(session.local_start)})"
     failed_text = failed.get_body(("plain",)).get_content()
     says_what_when_where_and_price(failed_text, session)
     assert "Try the payment again: " in failed_text and "/pay" in failed_text
@@ -137,7 +139,7 @@ def test_every_payment_email_says_what_when_where_and_the_price(db, smtp, stripe
         html = msg.get_body(("html",)).get_content()
         says_what_when_where_and_price(text, session_2)
         assert "Core &amp; Hip Strength" in html and "North Loop" in html
-        if msg["Subject"] != "You're booked: Core & Hip Strength":
+        if not msg["Subject"].startswith("You're booked"):
             assert "Visa ending 4242" in text, msg["Subject"]
 
 
@@ -151,7 +153,7 @@ def test_a_link_asked_for_a_hold_that_ran_out_meanwhile_says_so_and_leads_back_t
     deliver_due()
 
     [msg] = smtp.to("ana@example.com")
-    assert msg["Subject"] == "Your held seat was released: Core & Hip Strength"
+    assert msg["Subject"] == f"Your held seat for {format_short_day(session.local_start)} was released"
     text = msg.get_body(("plain",)).get_content()
     assert "You weren't charged." in text and "/pay" not in text
     assert (

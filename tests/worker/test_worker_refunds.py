@@ -71,11 +71,11 @@ def test_a_refund_an_admin_queues_is_sent_by_the_worker_then_the_email(
     listed = stripe_client.v1.refunds.list(params={"payment_intent": intent_id}).data
     assert [r.amount for r in listed] == [600]
     wait_until(
-        lambda: any(m["Subject"] == "Refund issued: Neck Care" for m in smtp.to("rae@example.com")),
+        lambda: any(m["Subject"].startswith("Refund issued for ") for m in smtp.to("rae@example.com")),
         timeout=30,
         what="the refund issued email",
     )
-    [issued] = [m for m in smtp.to("rae@example.com") if m["Subject"] == "Refund issued: Neck Care"]
+    [issued] = [m for m in smtp.to("rae@example.com") if m["Subject"].startswith("Refund issued for ")]
     assert "$6" in issued.get_body(("plain",)).get_content()
 
 
@@ -95,9 +95,9 @@ def test_with_the_nudge_lost_the_housekeeping_sweep_sends_the_refund(
     assert [r.amount for r in listed] == [600]
     # The sweep's refund is told like a nudged one: one "refund issued" email, for $6.
     wait_until(
-        lambda: any(m["Subject"] == "Refund issued: Hip Care" for m in smtp.to("sam@example.com")),
+        lambda: any(m["Subject"].startswith("Refund issued for ") for m in smtp.to("sam@example.com")),
         timeout=30,
         what="the refund issued email",
     )
-    [issued] = [m for m in smtp.to("sam@example.com") if m["Subject"] == "Refund issued: Hip Care"]
+    [issued] = [m for m in smtp.to("sam@example.com") if m["Subject"].startswith("Refund issued for ")]
     assert "$6" in issued.get_body(("plain",)).get_content()

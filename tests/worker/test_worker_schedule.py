@@ -136,7 +136,7 @@ def test_dst_day_reminders_are_24_real_hours_before(db, book, smtp):
     deliver_due(now=datetime(2027, 11, 7, 22, 0, tzinfo=UTC))
     reminders = [m for m in smtp.to("dst@example.com") if m["Subject"].startswith("Reminder")]
     # Both built at 4 pm CST on the day: "today", and the body gives the date.
-    assert {m["Subject"] for m in reminders} == {"Reminder: Fall Back Class today at 6 pm"}
+    assert {m["Subject"] for m in reminders} == {"Reminder: your session today at 6 pm"}
     texts = [m.get_body(("plain",)).get_content() for m in reminders]
     assert len(texts) == 2
     assert all("Sunday, November 7, 6 pm–7 pm CST" in t for t in texts)
@@ -558,7 +558,7 @@ def test_housekeeping_is_skipped_while_another_host_runs_it(app, db):
         assert housekeeping.run() == {"skipped": True}
     finally:
         hang_up(db, other_host)
-    assert housekeeping.run() == {"pools": 0, "refunds": 0, "payments": 0}
+    assert housekeeping.run() == {"pools": 0, "refunds": 0, "payments": 0, "addresses_forgotten": 0}
 
 
 @pytest.mark.real_commits  # "another host": a connection of its own
