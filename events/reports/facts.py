@@ -69,7 +69,14 @@ def _in_range(locations: list[Location], first_day: date, last_day: date) -> sa.
         parts.append(
             sa.and_(Session.location_id == location.id, Session.starts_at >= start, Session.starts_at < end)
         )
-    return sa.or_(*parts) if parts else sa.false()
+    if not parts:
+        return sa.false()
+    # The widest bounds as well, so the index on starts_at narrows the rows before the
+    # per-location test (one OR of several locations alone reads every session).
+    starts, ends = zip(
+        *(local_bounds(first_day, last_day, ZoneInfo(loc.timezone)) for loc in locations), strict=True
+    )
+    return sa.and_(Session.starts_at >= min(starts), Session.starts_at < max(ends), sa.or_(*parts))
 
 
 def _in_scope(scope: Scope) -> sa.ColumnElement[bool]:
@@ -361,47 +368,35 @@ def people_histories(
             sa.literal("registration:") + sa.cast(Registration.id, sa.String),
             sa.and_(_anonymous(Registration), Registration.id.in_(nameless)),
         ),
-    ).cte("visits")
+    ).subquery("visits")
 
-    kind = all_visits.c.kind
+    # Each person's visits numbered in time order: the first and the second are read in the
+    # same pass as the rest (a correlated lookup per person would be quadratic).
+    numbered = sa.select(
+        all_visits,
+        sa.func.row_number()
+        .over(partition_by=all_visits.c.person, order_by=all_visits.c.starts_at)
+        .label("nth"),
+    ).subquery("numbered")
+    v = numbered.c
+    in_range_start = sa.case((v.in_range == 1, v.starts_at), else_=None)
+    workshop_in_range = sa.case(
+        (sa.and_(v.in_range == 1, v.kind == OfferingKind.WORKSHOP.value), v.starts_at), else_=None
+    )
     per_person = (
         sa.select(
-            all_visits.c.person,
-            sa.func.min(all_visits.c.starts_at).label("first_visit"),
-            sa.func.min(sa.case((all_visits.c.in_range == 1, all_visits.c.starts_at), else_=None)).label(
-                "first_in_range"
+            sa.func.min(v.starts_at).label("first_visit"),
+            sa.func.min(in_range_start).label("first_in_range"),
+            sa.func.min(sa.case((v.nth == 2, v.starts_at), else_=None)).label("second_visit"),
+            sa.func.min(workshop_in_range).label("first_workshop_in_range"),
+            sa.func.max(sa.case((v.kind == OfferingKind.CLASS.value, v.starts_at), else_=None)).label(
+                "last_class"
             ),
-            sa.func.min(
-                sa.case(
-                    (
-                        sa.and_(all_visits.c.in_range == 1, kind == OfferingKind.WORKSHOP.value),
-                        all_visits.c.starts_at,
-                    ),
-                    else_=None,
-                )
-            ).label("first_workshop_in_range"),
-            sa.func.max(
-                sa.case((kind == OfferingKind.CLASS.value, all_visits.c.starts_at), else_=None)
-            ).label("last_class"),
         )
-        .group_by(all_visits.c.person)
-        .cte("per_person")
+        .group_by(v.person)
+        .having(sa.func.min(in_range_start).is_not(None))
     )
-    later = all_visits.alias("later")
-    second_visit = (
-        sa.select(sa.func.min(later.c.starts_at))
-        .where(later.c.person == per_person.c.person, later.c.starts_at > per_person.c.first_visit)
-        .scalar_subquery()
-    )
-    rows = db.session.execute(
-        sa.select(
-            per_person.c.first_visit,
-            per_person.c.first_in_range,
-            second_visit.label("second_visit"),
-            per_person.c.first_workshop_in_range,
-            per_person.c.last_class,
-        ).where(per_person.c.first_in_range.is_not(None))
-    ).all()
+    rows = db.session.execute(per_person).all()
     return [
         PersonHistory(
             first_visit=_utc(row.first_visit),

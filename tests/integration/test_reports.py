@@ -364,3 +364,20 @@ def test_random_data_totals_rebuilt_from_raw_rows(db, seed):
         assert sum(
             next(v.value for v in row.values if v.figure.key == key) for row in report.rows
         ) == report.value(key)
+
+
+def test_the_api_report_matches_its_openapi_schema(client, scenario):
+    from tests.integration.test_api_openapi import assert_valid
+
+    spec = client.get("/api/v1/openapi.json").get_json()
+    sign_in(client, scenario.admin)
+    for by in ("offering", "week"):
+        payload = client.get(
+            "/api/v1/reports", query_string={"from": "2026-01-01", "to": "2026-01-31", "by": by}
+        )
+        assert_valid(spec, "/reports", "200", payload.get_json())
+    assert_valid(spec, "/reports", "400", client.get("/api/v1/reports?by=x").get_json())
+    client.post(
+        "/staff/logout", data={"csrf_token": csrf_token(client.get("/staff/").get_data(as_text=True))}
+    )
+    assert_valid(spec, "/reports", "401", client.get("/api/v1/reports").get_json())
