@@ -41,8 +41,10 @@ REPORT_PAGES = [
     ("last month, by instructor", "/staff/reports?preset=last_month&by=instructor"),
     ("this year, by offering", "/staff/reports?preset=this_year&by=offering"),
     ("this year, by week", "/staff/reports?preset=this_year&by=week"),
-    ("last year, by month", "/staff/reports?preset=custom&date_from={last_year}-01-01&date_to={last_year}-12-31&by=month"),
-    ("ten years, by month", "/staff/reports?preset=custom&date_from={ten_years_ago}&date_to={today}&by=month"),
+    ("last year, by month", "/staff/reports?preset=custom&date_from={last_year}-01-01"
+        "&date_to={last_year}-12-31&by=month"),
+    ("ten years, by month", "/staff/reports?preset=custom&date_from={ten_years_ago}"
+        "&date_to={today}&by=month"),
     ("CSV: this year by topic", "/staff/reports/breakdown.csv?preset=this_year&by=topic"),
     ("API: this year", "/api/v1/reports?preset=this_year&by=kind"),
     ("instructor: this year", "instructor:/staff/reports?preset=this_year&by=offering"),
@@ -155,7 +157,9 @@ def measure(db_url: str, ids: dict) -> None:
         if ratio > worst:
             worst_label, worst = label, ratio
         low, high = min(times[label]) * 1000, max(times[label]) * 1000
-        print(f"{label:28s} {median * 1000:7.1f}ms {low:7.1f}-{high:.1f}ms {ratio:5.2f}x {counts[label]:4d}  {url}")
+        print(
+            f"{label:28s} {median * 1000:7.1f}ms {low:7.1f}-{high:.1f}ms {ratio:5.2f}x {counts[label]:4d}  {url}"
+        )
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
