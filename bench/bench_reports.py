@@ -158,7 +158,8 @@ def measure(db_url: str, ids: dict) -> None:
             worst_label, worst = label, ratio
         low, high = min(times[label]) * 1000, max(times[label]) * 1000
         print(
-            f"{label:28s} {median * 1000:7.1f}ms {low:7.1f}-{high:.1f}ms {ratio:5.2f}x {counts[label]:4d}  {url}"
+            f"{label:28s} {median * 1000:7.1f}ms {low:7.1f}-{high:.1f}ms {ratio:5.2f}x "
+            f"{counts[label]:4d}  {url}"
         )
     with app.app_context():
         db.session.remove()
