@@ -12,12 +12,12 @@ from __future__ import annotations
 import random
 import secrets
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from events.extensions import db
+from events.extensions import Base, db
 from events.models import (
     Attendance,
     AttendanceStatus,
@@ -50,10 +50,8 @@ FIRST_NAMES = [
 
 def history_exists() -> bool:
     return (
-        db.session.scalar(
-            sa.select(sa.func.count()).select_from(Offering).where(Offering.slug.like(PAST_PREFIX + "%"))
-        )
-        > 0
+        db.session.scalar(sa.select(Offering.id).where(Offering.slug.like(PAST_PREFIX + "%")).limit(1))
+        is not None
     )
 
 
@@ -117,23 +115,23 @@ def seed_past_year(offerings: list[Offering], today: date, zone: ZoneInfo) -> in
         wanted = int(offering.capacity * demand)
         if offering.kind is OfferingKind.CLASS:
             # Classes draw their regulars, and people who came to a workshop.
-            pool = rng.choices(people, weights=[keen[e] for _, e in people], k=wanted * 2)
-            pool = [p for p in dict.fromkeys(workshop_goers[-30:] + pool) if rng.random() < 0.8]
+            drawn = rng.choices(people, weights=[keen[e] for _, e in people], k=wanted * 2)
+            drawn = [p for p in dict.fromkeys(workshop_goers[-30:] + drawn) if rng.random() < 0.8]
         else:
-            pool = rng.sample(people, min(wanted, len(people)))
-            workshop_goers.extend(pool[:8])
-        chosen = list(dict.fromkeys(pool))[:wanted]
+            drawn = rng.sample(people, min(wanted, len(people)))
+            workshop_goers.extend(drawn[:8])
+        chosen = list(dict.fromkeys(drawn))[:wanted]
         seats, confirmed = offering.capacity, 0
-        start = session.starts_at
+        begins = session.starts_at
         for name, email in chosen:
             if confirmed >= seats:
                 waitlist.append(_wait_entry(rng, session, name, email))
                 continue
-            booked = start - timedelta(hours=rng.randint(3, 24 * 14))
+            booked = begins - timedelta(hours=rng.randint(3, 24 * 14))
             cancelled_at = None
             if rng.random() < 0.1:
                 # Cancelled: in time, or within the 24-hour cut-off (late).
-                cancelled_at = start - timedelta(hours=rng.choice([2, 6, 30, 72]))
+                cancelled_at = begins - timedelta(hours=rng.choice([2, 6, 30, 72]))
                 cancelled_at = max(cancelled_at, booked + timedelta(hours=1))
             registrations.append(
                 _registration(
@@ -152,7 +150,7 @@ def seed_past_year(offerings: list[Offering], today: date, zone: ZoneInfo) -> in
                     marks.append((len(registrations) - 1, session, rng.random() < 0.87))
         if offering.kind is OfferingKind.CLASS and confirmed < seats and rng.random() < 0.25:
             registrations.append(
-                _registration(session, offering, "Walk-in", "", start + timedelta(minutes=5), None, True)
+                _registration(session, offering, "Walk-in", "", begins + timedelta(minutes=5), None, True)
             )
             marks.append((len(registrations) - 1, session, True))
             confirmed += 1
@@ -160,16 +158,17 @@ def seed_past_year(offerings: list[Offering], today: date, zone: ZoneInfo) -> in
 
     cutoffs = [row.pop("cutoff") for row in registrations]
     # Plain bulk INSERTs (RETURNING many rows is slow on SQLite), then the ids by token.
-    db.session.execute(Registration.__table__.insert(), registrations)
+    db.session.execute(_table(Registration).insert(), registrations)
     offering_ids = {row["offering_id"] for row in registrations}
-    by_token = dict(
-        db.session.execute(
+    by_token = {
+        token: id_
+        for token, id_ in db.session.execute(
             sa.select(Registration.token, Registration.id).where(Registration.offering_id.in_(offering_ids))
-        ).all()
-    )
+        )
+    }
     ids = [by_token[row["token"]] for row in registrations]
     db.session.execute(
-        Attendance.__table__.insert(),
+        _table(Attendance).insert(),
         [
             {
                 "registration_id": ids[n],
@@ -182,11 +181,16 @@ def seed_past_year(offerings: list[Offering], today: date, zone: ZoneInfo) -> in
     )
     _payments(rng, registrations, ids, cutoffs)
     if waitlist:
-        db.session.execute(WaitlistEntry.__table__.insert(), waitlist)
+        db.session.execute(_table(WaitlistEntry).insert(), waitlist)
     db.session.execute(
         sa.update(SeatPool), [{"id": pool, "seats_taken": n} for pool, n in pool_taken.items()]
     )
     return len(sessions)
+
+
+def _table(model: type[Base]) -> sa.Table:
+    # Core inserts: one executemany, where the ORM's bulk path goes row by row here.
+    return cast(sa.Table, model.__table__)
 
 
 def _session(
@@ -279,14 +283,15 @@ def _payments(
         refunded.append((refund, reg["cancelled_at"]))
     if not payments:
         return
-    db.session.execute(Payment.__table__.insert(), payments)
-    by_registration = dict(
-        db.session.execute(
+    db.session.execute(_table(Payment).insert(), payments)
+    by_registration = {
+        registration_id: id_
+        for registration_id, id_ in db.session.execute(
             sa.select(Payment.registration_id, Payment.id).where(
                 Payment.registration_id.in_([p["registration_id"] for p in payments])
             )
-        ).all()
-    )
+        )
+    }
     payment_ids = [by_registration[p["registration_id"]] for p in payments]
     refunds = [
         {
@@ -301,4 +306,4 @@ def _payments(
         if amount
     ]
     if refunds:
-        db.session.execute(Refund.__table__.insert(), refunds)
+        db.session.execute(_table(Refund).insert(), refunds)
