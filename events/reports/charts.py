@@ -28,7 +28,7 @@ def _short(text: str, limit: int = LABEL_CHARS) -> str:
 def _frame(chart_id: str, title: str, description: str, height: int, body: list[Markup]) -> Markup:
     head = Markup(
         '<svg class="chart" id="{id}" role="img" viewBox="0 0 {width} {height}" width="100%" '
-        'preserveAspectRatio="xMinYMin meet" aria-labelledby="{id}-title {id}-desc" '
+        'preserveAspectRatio="xMinYMin meet" aria-labelledby="{id}-title" aria-describedby="{id}-desc" '
         'xmlns="http://www.w3.org/2000/svg"><title id="{id}-title">{title}</title>'
         '<desc id="{id}-desc">{description}</desc>'
     ).format(id=chart_id, width=WIDTH, height=height, title=title, description=description)
