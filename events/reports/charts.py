@@ -71,7 +71,7 @@ def bar_chart(
         body.append(_rect("chart-track", 0, y + 20, plot, 14))
         if length:
             body.append(_rect("chart-bar", 0, y + 20, length, 14))
-        body.append(_text("chart-value", plot + 6, y + 32, row.text))
+        body.append(_text("chart-value", plot + 6, y + 32, row.bar_text))
     return _frame(chart_id, title, description, len(rows) * ROW_HEIGHT + 4, body)
 
 

@@ -122,7 +122,12 @@ class BreakdownRow:
 class ChartRow:
     label: str
     value: float  # what the bar's length shows
-    text: str  # the number as read: on the bar, and in the table
+    text: str  # the number as read in the table: "81% (505 of 624)"
+
+    @property
+    def bar_text(self) -> str:
+        """What fits at the end of a bar on a phone: "81%"."""
+        return self.text.split(" (")[0]
 
 
 @dataclass
@@ -211,9 +216,10 @@ def _charts(report: Report, rows: list[SessionFacts], now: datetime) -> None:
         for count in [visits(group, now)]
     ]
 
-    by_offering: dict[int, list[SessionFacts]] = defaultdict(list)
+    # By title, as the breakdown does: a workshop run each month is one line, not twelve.
+    by_offering: dict[str, list[SessionFacts]] = defaultdict(list)
     for row in rows:
-        by_offering[row.offering_id].append(row)
+        by_offering[row.offering_title].append(row)
     busiest = sorted(by_offering.values(), key=lambda g: (-sessions_held(g, now), g[0].offering_title))
     fills = []
     for group in busiest:
