@@ -235,9 +235,11 @@ def _registration(
 def _wait_entry(rng: random.Random, session: Session, name: str, email: str) -> dict[str, Any]:
     joined = session.starts_at - timedelta(hours=rng.randint(30, 24 * 10))
     status = rng.choice(
-        [WaitlistStatus.WAITING, WaitlistStatus.EXPIRED, WaitlistStatus.LEFT, WaitlistStatus.EXPIRED]
+        [WaitlistStatus.WAITING, WaitlistStatus.EXPIRED, WaitlistStatus.LEFT, WaitlistStatus.CLAIMED]
     )
-    offered = joined + timedelta(hours=12) if status is WaitlistStatus.EXPIRED else None
+    offered = (
+        joined + timedelta(hours=12) if status in (WaitlistStatus.EXPIRED, WaitlistStatus.CLAIMED) else None
+    )
     return {
         "seat_pool_id": session.seat_pool_id,
         "name": name,
