@@ -331,30 +331,54 @@ def people_histories(
         (_anonymous(Registration), sa.literal("registration:") + sa.cast(Registration.id, sa.String)),
         else_=Registration.email_normalized,
     )
-    visits = (
-        sa.select(
-            person.label("person"),
-            Session.starts_at.label("starts_at"),
-            Offering.kind.label("kind"),
-            sa.case((in_range, 1), else_=0).label("in_range"),
+
+    def visits(*joins: tuple[Any, Any], where: Any) -> sa.Select[Any]:
+        query = (
+            sa.select(
+                person.label("person"),
+                Session.starts_at.label("starts_at"),
+                Offering.kind.label("kind"),
+                sa.case((in_range, 1), else_=0).label("in_range"),
+            )
+            .select_from(Registration)
+            .join(Session, Session.seat_pool_id == Registration.seat_pool_id)
+            .join(Offering, Offering.id == Session.offering_id)
         )
-        .select_from(Registration)
-        .join(Session, Session.seat_pool_id == Registration.seat_pool_id)
-        .join(Offering, Offering.id == Session.offering_id)
-        .outerjoin(mark, sa.and_(mark.registration_id == Registration.id, mark.session_id == Session.id))
-        .outerjoin(marked_sessions, marked_sessions.c.session_id == Session.id)
-        .where(
-            Registration.status == RegistrationStatus.CONFIRMED,
-            Session.status == SessionStatus.SCHEDULED,
-            Session.starts_at <= now,
-            sa.or_(mark.status == AttendanceStatus.PRESENT, marked_sessions.c.session_id.is_(None)),
+        for target, on in joins:
+            query = query.join(target, on)
+        return (
+            query.outerjoin(
+                mark, sa.and_(mark.registration_id == Registration.id, mark.session_id == Session.id)
+            )
+            .outerjoin(marked_sessions, marked_sessions.c.session_id == Session.id)
+            .where(
+                Registration.status == RegistrationStatus.CONFIRMED,
+                Session.status == SessionStatus.SCHEDULED,
+                Session.starts_at <= now,
+                sa.or_(mark.status == AttendanceStatus.PRESENT, marked_sessions.c.session_id.is_(None)),
+                where,
+            )
         )
-        .cte("visits")
+
+    # Who came in the range (read from the range's sessions), then their visits of all time:
+    # found by address through its index, or by registration for those without one.
+    came = visits(where=in_range).subquery("came")
+    emails = (
+        sa.select(came.c.person.label("email"))
+        .where(~came.c.person.like("registration:%"))
+        .distinct()
+        .subquery("emails")
     )
-    came_in_range = sa.select(visits.c.person).where(visits.c.in_range == 1).distinct().subquery("came")
-    all_visits = (
-        sa.select(visits).join(came_in_range, came_in_range.c.person == visits.c.person).subquery("history")
+    nameless = (
+        sa.select(came.c.person.label("key"))
+        .where(came.c.person.like("registration:%"))
+        .distinct()
+        .subquery("nameless")
     )
+    all_visits = sa.union_all(
+        visits((emails, emails.c.email == Registration.email_normalized), where=~_anonymous(Registration)),
+        visits((nameless, nameless.c.key == person), where=_anonymous(Registration)),
+    ).subquery("history")
 
     # Each person's visits numbered in time order: the first and the second are read in the
     # same pass as the rest (a correlated lookup per person would be quadratic).
