@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from events.catalog.scheduling import add_session, add_weekly_series
+from events.demo_history import seed_past_year
 from events.extensions import Base, db
 from events.models import (
     Clinic,
@@ -467,11 +468,17 @@ def seed_demo(today: date | None = None, accounts_file: str | os.PathLike[str] |
         if plan.seats_taken:
             _add_demo_registrations(offering, sessions[0], plan.seats_taken)
         created += 1
+    by_slug = {
+        o.slug: o
+        for o in db.session.scalars(sa.select(Offering).where(Offering.slug.in_([p.slug for p in PLANS])))
+    }
+    past_sessions = seed_past_year([by_slug[p.slug] for p in PLANS if p.slug in by_slug], today, zone)
     accounts = _demo_accounts(instructors, accounts_file) if accounts_file else []
     db.session.commit()
     summary = (
         f"Demo clinic ready: {len(locations)} locations, {len(instructors)} instructors, "
-        f"{created} new offerings."
+        f"{created} new offerings"
+        + (f", a past year of {past_sessions} sessions for the reports." if past_sessions else ".")
     )
     if accounts:
         summary += "\nStaff sign-in at /staff/login (demo accounts):\n  " + "\n  ".join(accounts)

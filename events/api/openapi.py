@@ -1,5 +1,7 @@
 """The OpenAPI 3.1 document for /api/v1 (kept beside the views it describes)."""
 
+from events.reports.figures import PEOPLE_FIGURES, SESSION_FIGURES, Figure
+
 
 def _query(name: str, description: str, schema: dict) -> dict:
     # An empty value (`?to=`, as an HTML form sends an untouched field) means "any", like no value.
@@ -119,6 +121,112 @@ NOT_FOUND = {
 }
 
 
+RATIO = {
+    "type": "object",
+    "description": "A share kept as its parts: part of whole (value is null when whole is 0)",
+    "required": ["part", "whole", "value"],
+    "properties": {
+        "part": {"type": "integer", "minimum": 0},
+        "whole": {"type": "integer", "minimum": 0},
+        "value": {"type": ["number", "null"]},
+    },
+}
+
+
+def _figure_schema(figure: Figure) -> dict:
+    described = {"description": f"{figure.label}: {figure.definition}"}
+    if figure.unit == "percent":
+        return {"allOf": [{"$ref": "#/components/schemas/Ratio"}], **described}
+    if figure.unit == "days":
+        return {"type": ["number", "null"], **described}
+    if figure.unit == "money":
+        return {"type": "integer", **described, "description": described["description"] + " In cents."}
+    return {"type": "integer", "minimum": 0, **described}
+
+
+def _figures_object(figures: list[Figure]) -> dict:
+    return {
+        "type": "object",
+        "required": [f.key for f in figures],
+        "properties": {f.key: _figure_schema(f) for f in figures},
+    }
+
+
+REPORT = {
+    "type": "object",
+    "required": ["range", "currency", "breakdown", "figures", "people", "rows", "definitions"],
+    "properties": {
+        "range": {
+            "type": "object",
+            "required": ["from", "to"],
+            "properties": {
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date", "description": "The last day, included"},
+            },
+        },
+        "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+        "breakdown": {
+            "type": "string",
+            "enum": ["offering", "kind", "topic", "location", "instructor", "week", "month"],
+        },
+        "figures": _figures_object(SESSION_FIGURES),
+        "people": _figures_object(PEOPLE_FIGURES),
+        "rows": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["label", "figures"],
+                "properties": {"label": {"type": "string"}, "figures": _figures_object(SESSION_FIGURES)},
+            },
+        },
+        "definitions": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["label", "unit", "definition"],
+                "properties": {
+                    "label": {"type": "string"},
+                    "unit": {"type": "string", "enum": ["count", "percent", "money", "days"]},
+                    "definition": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+REPORT_FILTERS = [
+    _query(
+        "preset",
+        "Which days: last_4_weeks (the default), this_month, last_month, this_year, or custom (from and to)",
+        {"type": "string", "enum": ["last_4_weeks", "this_month", "last_month", "this_year", "custom"]},
+    ),
+    _query(
+        "from",
+        "First day, YYYY-MM-DD, each session's day in its location's time zone",
+        {"type": "string", "format": "date"},
+    ),
+    _query(
+        "to",
+        "Last day (included), YYYY-MM-DD; at most eleven years after from",
+        {"type": "string", "format": "date"},
+    ),
+    _query(
+        "by",
+        "The breakdown of rows (default: offering)",
+        {"type": "string", "enum": ["offering", "kind", "topic", "location", "instructor", "week", "month"]},
+    ),
+]
+
+UNAUTHORIZED = {
+    "description": "Not signed in to the staff side",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+FORBIDDEN = {
+    "description": "Signed in, but not as an admin",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
 def openapi_document(server_url: str) -> dict:
     return {
         "openapi": "3.1.0",
@@ -219,6 +327,51 @@ def openapi_document(server_url: str) -> dict:
                     },
                 }
             },
+            "/reports": {
+                "get": {
+                    "operationId": "getReport",
+                    "summary": "Report figures for a range of days (admins only, never public)",
+                    "description": (
+                        "Sessions, attendance, waitlist, people and money, in total and broken down, "
+                        "as on the staff reports page. Money in integer cents of the clinic's currency."
+                    ),
+                    "security": [{"staffSession": []}],
+                    "parameters": REPORT_FILTERS,
+                    "responses": {
+                        "200": {
+                            "description": "The report",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["data"],
+                                        "properties": {"data": {"$ref": "#/components/schemas/Report"}},
+                                    }
+                                }
+                            },
+                        },
+                        "400": BAD_REQUEST,
+                        "401": UNAUTHORIZED,
+                        "403": FORBIDDEN,
+                    },
+                }
+            },
         },
-        "components": {"schemas": {"Session": SESSION, "Location": LOCATION, "Error": ERROR}},
+        "components": {
+            "schemas": {
+                "Session": SESSION,
+                "Location": LOCATION,
+                "Error": ERROR,
+                "Report": REPORT,
+                "Ratio": RATIO,
+            },
+            "securitySchemes": {
+                "staffSession": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "session",
+                    "description": "The cookie of an admin signed in at /staff/login",
+                }
+            },
+        },
     }

@@ -1,13 +1,22 @@
 """The read-only JSON API for the clinic's website, described by openapi.json."""
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 
 from events.api.openapi import openapi_document
 from events.catalog import services
 from events.catalog.cache import cached
+from events.clinic import current_clinic
 from events.models import Location, Session
 from events.offering_text import offering_text
+from events.reports.exports import report_json
+from events.reports.forms import report_form
+from events.reports.report import build_report
 
 bp = Blueprint("api", __name__)
 
@@ -93,3 +102,27 @@ def locations() -> ResponseReturnValue:
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
     return jsonify(openapi_document(request.host_url.rstrip("/") + "/api/v1"))
+
+
+@bp.get("/reports")
+def reports() -> ResponseReturnValue:
+    """The report figures for admins signed in to the staff side; never public, never cached."""
+    if not current_user.is_authenticated:
+        abort(401, description="Sign in to the staff side as an admin to read reports.")
+    if not current_user.is_admin:
+        abort(403, description="Reports through the API are for admins.")
+    args = MultiDict(request.args)
+    for api_name, form_name in (("from", "date_from"), ("to", "date_to")):
+        if api_name in args:
+            args.setlist(form_name, args.poplist(api_name))
+    form = report_form(args)
+    if not form.validate():
+        names = {"date_from": "from", "date_to": "to"}
+        problems = "; ".join(f"{names.get(name, name)}: {errors[0]}" for name, errors in form.errors.items())
+        abort(400, description=f"The report's choices could not be understood ({problems}).")
+    today = datetime.now(ZoneInfo(current_clinic().timezone)).date()
+    first_day, last_day = form.chosen_range(today)
+    report = build_report(first_day, last_day, form.by.data or "offering", current_user)
+    response = jsonify(data=report_json(report))
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -50,7 +50,7 @@ def test_the_document_is_valid_openapi(spec):
     validate_spec(spec)
     assert spec["openapi"].startswith("3.1")
     assert spec["servers"] == [{"url": "http://localhost/api/v1"}]
-    assert set(spec["paths"]) == {"/sessions", "/sessions/{session_id}", "/locations"}
+    assert set(spec["paths"]) == {"/sessions", "/sessions/{session_id}", "/locations", "/reports"}
 
 
 def test_the_validator_catches_a_wrong_payload(client, catalog, spec):

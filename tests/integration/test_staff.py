@@ -419,6 +419,9 @@ ACCESS = {
     "staff.accept_consent": OWN_SESSION,  # a person accepts a consent document on the phone
     "staff.cancel_session": ADMIN,
     "staff.audit_log": ADMIN,
+    # Reports: every staff member, each seeing only the sessions they teach (an admin all).
+    "staff.reports": STAFF,
+    "staff.reports_csv": STAFF,
     # Changing a booking and desk payments: money and moves, admins only.
     "staff.admin_booking_cancel": ADMIN,
     "staff.admin_booking_transfer": ADMIN,
@@ -448,6 +451,7 @@ def _url(rule, world):
             "session_id": world["session_a"].id,
             "registration_id": world["people"][0].id,
             "token": "x",
+            "table": "breakdown",
         }.get(arg, 1)
     return rule.build(values)[1]
 
@@ -502,5 +506,7 @@ def _check_access(client, rule, method, url, access, who):
             "staff.home",
             "staff.add_walk_in",
             "staff.message_session",
+            "staff.reports",
+            "staff.reports_csv",
         ):
             assert code == 200, where

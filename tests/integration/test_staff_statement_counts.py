@@ -275,7 +275,19 @@ def admin_pages(place: Place) -> list[str]:
         f"/staff/admin/offerings/{place.offering_id}/message",
         f"/staff/sessions/{place.session_id}/message",
         f"/staff/sessions/{place.session_id}/walk-in",
+        *REPORT_PAGES,
     ]
+
+
+# The reports (issue 16) over ranges that hold the grown data, for every breakdown.
+REPORT_PAGES = [
+    "/staff/reports?preset=custom&date_from=2020-01-01&date_to=2030-12-31&by=offering",
+    "/staff/reports?preset=this_year&by=instructor",
+    "/staff/reports?preset=last_4_weeks&by=week",
+    "/staff/reports?preset=custom&date_from=2020-01-01&date_to=2030-12-31&by=month",
+    "/staff/reports/breakdown.csv?preset=custom&date_from=2020-01-01&date_to=2030-12-31&by=location",
+    "/api/v1/reports?from=2020-01-01&to=2030-12-31&by=topic",
+]
 
 
 def instructor_pages(place: Place) -> list[str]:
@@ -285,6 +297,7 @@ def instructor_pages(place: Place) -> list[str]:
         f"/staff/sessions/{place.session_id}/roster.csv",
         f"/staff/sessions/{place.session_id}/message",
         f"/staff/sessions/{place.session_id}/walk-in",
+        *REPORT_PAGES[:4],
     ]
 
 

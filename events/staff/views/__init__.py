@@ -19,6 +19,7 @@ from events.staff.views import (  # noqa: F401  (importing a views module regist
     offerings,
     privacy,
     registrations,
+    reports,
     rosters,
 )
 

@@ -1,0 +1,435 @@
+"""The rows the figures count, read from the database in a fixed number of aggregate queries.
+
+However many sessions a range holds, a report reads: the locations, the sessions in the range,
+then one grouped query each for registrations, attendance, waitlist, payments, refunds, and
+the people. Nothing is loaded per row.
+
+Ranges are days in each location's own time zone: a class at 11:30 pm on the last day of a
+month belongs to that month where it meets. Each location's days are turned into UTC bounds
+here (a handful of locations), so the same SQL selects exactly on PostgreSQL and SQLite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from events.extensions import db
+from events.models import (
+    Attendance,
+    AttendanceStatus,
+    Location,
+    Offering,
+    OfferingKind,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    Registration,
+    RegistrationStatus,
+    SeatPool,
+    Session,
+    SessionStatus,
+    User,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+from events.reports.figures import PersonHistory, SessionFacts
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose sessions: everyone's (an admin), or one instructor's (those they teach, their own
+    and the ones they substitute for, as rosters decide: events/staff/access.py instructor_of)."""
+
+    instructor_id: int | None = None
+
+
+def local_bounds(first_day: date, last_day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC moments where first_day starts and the day after last_day starts, in zone."""
+    start = datetime.combine(first_day, time(0), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def teacher_id_column() -> sa.ColumnElement[Any]:
+    return sa.func.coalesce(Session.instructor_id, Offering.instructor_id)
+
+
+def _in_range(locations: list[Location], first_day: date, last_day: date) -> sa.ColumnElement[bool]:
+    parts = []
+    for location in locations:
+        start, end = local_bounds(first_day, last_day, ZoneInfo(location.timezone))
+        parts.append(
+            sa.and_(Session.location_id == location.id, Session.starts_at >= start, Session.starts_at < end)
+        )
+    if not parts:
+        return sa.false()
+    # The widest bounds as well, so the index on starts_at narrows the rows before the
+    # per-location test (one OR of several locations alone reads every session).
+    starts, ends = zip(
+        *(local_bounds(first_day, last_day, ZoneInfo(loc.timezone)) for loc in locations), strict=True
+    )
+    return sa.and_(Session.starts_at >= min(starts), Session.starts_at < max(ends), sa.or_(*parts))
+
+
+def _in_scope(scope: Scope) -> sa.ColumnElement[bool]:
+    if scope.instructor_id is None:
+        return sa.true()
+    return teacher_id_column() == scope.instructor_id
+
+
+def _hours_from(earlier: Any, later: Any) -> sa.ColumnElement[Any]:
+    """later − earlier in hours, in the dialect's own date arithmetic."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 24.0
+    return sa.extract("epoch", later - earlier) / 3600.0
+
+
+def _anonymous(registration: Any) -> sa.ColumnElement[bool]:
+    """No address to tell people apart by: a walk-in who gave none, or anonymised details (a
+    placeholder address under .invalid, or none at all)."""
+    return sa.or_(
+        registration.email_normalized.is_(None),
+        registration.email_normalized == "",
+        registration.email_normalized.like("%.invalid"),
+    )
+
+
+def _sum_if(condition: sa.ColumnElement[bool], value: Any = 1) -> sa.ColumnElement[int]:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=0)), 0)
+
+
+def session_facts(
+    first_day: date, last_day: date, scope: Scope, currency: str, locations: list[Location]
+) -> list[SessionFacts]:
+    in_range = sa.and_(_in_range(locations, first_day, last_day), _in_scope(scope))
+    earlier = aliased(Session)
+    first_of_pool = ~sa.exists().where(
+        earlier.seat_pool_id == Session.seat_pool_id,
+        sa.or_(
+            earlier.starts_at < Session.starts_at,
+            sa.and_(earlier.starts_at == Session.starts_at, earlier.id < Session.id),
+        ),
+    )
+    teacher = aliased(User)
+    rows = db.session.execute(
+        sa.select(
+            Session.id,
+            Session.offering_id,
+            Offering.title,
+            Offering.kind,
+            Offering.topic,
+            Session.location_id,
+            Location.name,
+            Location.timezone,
+            teacher_id_column().label("teacher_id"),
+            teacher.name,
+            Session.starts_at,
+            Session.status,
+            Offering.is_cancelled,
+            SeatPool.capacity,
+            Session.seat_pool_id,
+            first_of_pool.label("first_of_pool"),
+        )
+        .join(Offering, Offering.id == Session.offering_id)
+        .join(Location, Location.id == Session.location_id)
+        .join(SeatPool, SeatPool.id == Session.seat_pool_id)
+        .outerjoin(teacher, teacher.id == teacher_id_column())
+        .where(in_range)
+        .order_by(Session.starts_at, Session.id)
+    ).all()
+
+    # The ids themselves, not a subquery: the planner then reads each table through its index
+    # on these ids instead of hashing the whole table (seen at ten-year size).
+    session_ids = [row.id for row in rows]
+    pool_ids = sorted({row.seat_pool_id for row in rows})
+
+    pool_starts = (
+        sa.select(Session.seat_pool_id.label("pool_id"), sa.func.min(Session.starts_at).label("pool_start"))
+        .where(Session.seat_pool_id.in_(pool_ids))
+        .group_by(Session.seat_pool_id)
+        .subquery()
+    )
+    booked_since = sa.func.coalesce(Registration.confirmed_at, Registration.created_at)
+    booked_at_start = sa.or_(
+        sa.and_(
+            Registration.status == RegistrationStatus.CONFIRMED, booked_since <= pool_starts.c.pool_start
+        ),
+        sa.and_(
+            Registration.status == RegistrationStatus.CANCELLED,
+            Registration.confirmed_at.is_not(None),
+            Registration.confirmed_at <= pool_starts.c.pool_start,
+            Registration.cancelled_at > pool_starts.c.pool_start,
+        ),
+    )
+    late = sa.and_(
+        Registration.status == RegistrationStatus.CANCELLED,
+        Registration.confirmed_at.is_not(None),
+        Registration.cancelled_at.is_not(None),
+        _hours_from(Registration.cancelled_at, pool_starts.c.pool_start) < Offering.cancellation_cutoff_hours,
+    )
+    registrations = {
+        row.pool_id: row
+        for row in db.session.execute(
+            sa.select(
+                Registration.seat_pool_id.label("pool_id"),
+                _sum_if(Registration.status == RegistrationStatus.CONFIRMED).label("confirmed"),
+                _sum_if(booked_at_start).label("booked_at_start"),
+                sa.func.max(sa.case((booked_at_start, booked_since), else_=None)).label("last_seat_at"),
+                _sum_if(late).label("late"),
+            )
+            .join(pool_starts, pool_starts.c.pool_id == Registration.seat_pool_id)
+            .join(Offering, Offering.id == Registration.offering_id)
+            .group_by(Registration.seat_pool_id)
+        )
+    }
+
+    attendance = {
+        row.session_id: row
+        for row in db.session.execute(
+            sa.select(
+                Attendance.session_id,
+                sa.func.count(Attendance.id).label("marked"),
+                _sum_if(
+                    sa.and_(
+                        Attendance.status == AttendanceStatus.PRESENT,
+                        Registration.status == RegistrationStatus.CONFIRMED,
+                    )
+                ).label("present"),
+            )
+            .join(Registration, Registration.id == Attendance.registration_id)
+            .where(Attendance.session_id.in_(session_ids))
+            .group_by(Attendance.session_id)
+        )
+    }
+
+    waitlists = {
+        row.pool_id: row
+        for row in db.session.execute(
+            sa.select(
+                WaitlistEntry.seat_pool_id.label("pool_id"),
+                sa.func.count(WaitlistEntry.id).label("joined"),
+                sa.func.count(WaitlistEntry.offered_at).label("offered"),
+                _sum_if(WaitlistEntry.status == WaitlistStatus.CLAIMED).label("claimed"),
+                _sum_if(WaitlistEntry.status == WaitlistStatus.EXPIRED).label("expired"),
+                sa.func.min(WaitlistEntry.created_at).label("opened_at"),
+            )
+            .where(WaitlistEntry.seat_pool_id.in_(pool_ids))
+            .group_by(WaitlistEntry.seat_pool_id)
+        )
+    }
+
+    desk_methods = (PaymentMethod.CASH, PaymentMethod.CHECK)
+    payments = {
+        row.pool_id: row
+        for row in db.session.execute(
+            sa.select(
+                Registration.seat_pool_id.label("pool_id"),
+                _sum_if(Payment.method == PaymentMethod.CARD, Payment.amount_cents).label("card"),
+                _sum_if(Payment.method.in_(desk_methods), Payment.amount_cents).label("desk"),
+            )
+            .join(Registration, Registration.id == Payment.registration_id)
+            .where(
+                Registration.seat_pool_id.in_(pool_ids),
+                Payment.status == PaymentStatus.SUCCEEDED,
+                Payment.currency == currency,
+            )
+            .group_by(Registration.seat_pool_id)
+        )
+    }
+    refunded = {
+        row.pool_id: row.cents
+        for row in db.session.execute(
+            sa.select(
+                Registration.seat_pool_id.label("pool_id"),
+                sa.func.sum(Refund.amount_cents).label("cents"),
+            )
+            .join(Payment, Payment.id == Refund.payment_id)
+            .join(Registration, Registration.id == Payment.registration_id)
+            .where(
+                Registration.seat_pool_id.in_(pool_ids),
+                Refund.status == RefundStatus.SUCCEEDED,
+                Payment.currency == currency,
+            )
+            .group_by(Registration.seat_pool_id)
+        )
+    }
+
+    facts = []
+    for row in rows:
+        zone = ZoneInfo(row.timezone)
+        cancelled = row.status is SessionStatus.CANCELLED or bool(row.is_cancelled)
+        reg = registrations.get(row.seat_pool_id)
+        marks = attendance.get(row.id)
+        first = bool(row.first_of_pool)
+        wait = waitlists.get(row.seat_pool_id) if first else None
+        paid = payments.get(row.seat_pool_id) if first else None
+        booked = int(reg.booked_at_start) if reg else 0
+        filled_at = None
+        if first and not cancelled:
+            candidates = [wait.opened_at] if wait and wait.opened_at else []
+            if reg and booked >= row.capacity > 0 and reg.last_seat_at:
+                candidates.append(reg.last_seat_at)
+            filled_at = min(candidates) if candidates else None
+        facts.append(
+            SessionFacts(
+                session_id=row.id,
+                offering_id=row.offering_id,
+                offering_title=row.title,
+                kind=row.kind.value,
+                topic=row.topic,
+                location_id=row.location_id,
+                location_name=row.name,
+                instructor_id=row.teacher_id,
+                instructor_name=row[9] or "No instructor named",
+                starts_at=row.starts_at,
+                local_day=row.starts_at.astimezone(zone).date(),
+                cancelled=cancelled,
+                capacity=row.capacity,
+                booked_at_start=booked,
+                confirmed=int(reg.confirmed) if reg else 0,
+                attendance_taken=bool(marks and marks.marked),
+                present=int(marks.present) if marks else 0,
+                first_of_pool=first,
+                # The clinic calling a date off is not a member cancelling late.
+                late_cancellations=int(reg.late) if first and reg and not cancelled else 0,
+                waitlist_joined=int(wait.joined) if wait else 0,
+                offers_made=int(wait.offered) if wait else 0,
+                offers_claimed=int(wait.claimed) if wait else 0,
+                offers_expired=int(wait.expired) if wait else 0,
+                filled_at=filled_at,
+                card_cents=int(paid.card) if paid else 0,
+                desk_cents=int(paid.desk) if paid else 0,
+                refund_cents=int(refunded.get(row.seat_pool_id) or 0) if first else 0,
+            )
+        )
+    return facts
+
+
+def people_histories(
+    first_day: date, last_day: date, scope: Scope, now: datetime, locations: list[Location]
+) -> list[PersonHistory]:
+    """Everyone who came to a session in the range, with their visits across all time.
+
+    A visit: a confirmed registration at a session held (started, not cancelled), where it was
+    marked present or, at a session where nobody was marked, simply booked.
+
+    Written as plain joins (attendance by LEFT JOIN, no correlated subqueries), so its plan is
+    a few hash joins over the tables whatever the planner's statistics say: a fresh database
+    with none once made the correlated form run a scan per row."""
+    in_range = sa.and_(_in_range(locations, first_day, last_day), _in_scope(scope))
+    mark = aliased(Attendance)
+    marked_sessions = sa.select(Attendance.session_id).distinct().subquery("marked_sessions")
+    person = sa.case(
+        (_anonymous(Registration), sa.literal("registration:") + sa.cast(Registration.id, sa.String)),
+        else_=Registration.email_normalized,
+    )
+
+    def visits(*joins: tuple[Any, Any], where: Any) -> sa.Select[Any]:
+        query = (
+            sa.select(
+                person.label("person"),
+                Session.starts_at.label("starts_at"),
+                Offering.kind.label("kind"),
+                sa.case((in_range, 1), else_=0).label("in_range"),
+            )
+            .select_from(Registration)
+            .join(Session, Session.seat_pool_id == Registration.seat_pool_id)
+            .join(Offering, Offering.id == Session.offering_id)
+        )
+        for target, on in joins:
+            query = query.join(target, on)
+        return (
+            query.outerjoin(
+                mark, sa.and_(mark.registration_id == Registration.id, mark.session_id == Session.id)
+            )
+            .outerjoin(marked_sessions, marked_sessions.c.session_id == Session.id)
+            .where(
+                Registration.status == RegistrationStatus.CONFIRMED,
+                Session.status == SessionStatus.SCHEDULED,
+                Session.starts_at <= now,
+                sa.or_(mark.status == AttendanceStatus.PRESENT, marked_sessions.c.session_id.is_(None)),
+                where,
+            )
+        )
+
+    # Who came in the range (read from the range's sessions), then their visits of all time:
+    # found by address through its index, or by registration for those without one.
+    came = visits(where=in_range).subquery("came")
+    emails = (
+        sa.select(came.c.person.label("email"))
+        .where(~came.c.person.like("registration:%"))
+        .distinct()
+        .subquery("emails")
+    )
+    nameless = (
+        sa.select(came.c.person.label("key"))
+        .where(came.c.person.like("registration:%"))
+        .distinct()
+        .subquery("nameless")
+    )
+    all_visits = sa.union_all(
+        visits((emails, emails.c.email == Registration.email_normalized), where=~_anonymous(Registration)),
+        visits((nameless, nameless.c.key == person), where=_anonymous(Registration)),
+    ).subquery("history")
+
+    # Each person's visits numbered in time order: the first and the second are read in the
+    # same pass as the rest (a correlated lookup per person would be quadratic).
+    numbered = sa.select(
+        all_visits,
+        sa.func.row_number()
+        .over(partition_by=all_visits.c.person, order_by=all_visits.c.starts_at)
+        .label("nth"),
+    ).subquery("numbered")
+    v = numbered.c
+    in_range_start = sa.case((v.in_range == 1, v.starts_at), else_=None)
+    workshop_in_range = sa.case(
+        (sa.and_(v.in_range == 1, v.kind == OfferingKind.WORKSHOP.value), v.starts_at), else_=None
+    )
+    per_person = (
+        sa.select(
+            sa.func.min(v.starts_at).label("first_visit"),
+            sa.func.min(in_range_start).label("first_in_range"),
+            sa.func.min(sa.case((v.nth == 2, v.starts_at), else_=None)).label("second_visit"),
+            sa.func.min(workshop_in_range).label("first_workshop_in_range"),
+            sa.func.max(sa.case((v.kind == OfferingKind.CLASS.value, v.starts_at), else_=None)).label(
+                "last_class"
+            ),
+        )
+        .group_by(v.person)
+        .having(sa.func.min(in_range_start).is_not(None))
+    )
+    rows = db.session.execute(per_person).all()
+    return [
+        PersonHistory(
+            first_visit=_utc(row.first_visit),
+            first_visit_in_range=_utc(row.first_in_range),
+            second_visit=_utc_or_none(row.second_visit),
+            first_workshop_in_range=_utc_or_none(row.first_workshop_in_range),
+            last_class_visit=_utc_or_none(row.last_class),
+        )
+        for row in rows
+    ]
+
+
+def _utc_or_none(value: datetime | str | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _utc(value: datetime | str) -> datetime:
+    # Aggregates over a union lose the column's type on SQLite: a string may come back.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def active_locations_for_reports() -> list[Location]:
+    """Every location, active or not: past sessions met at closed ones too."""
+    return list(db.session.scalars(sa.select(Location).order_by(Location.name)))

@@ -1,0 +1,291 @@
+"""Every report figure, defined once: one plain function each, over plain rows.
+
+The rows are gathered from the database by events/reports/facts.py; these functions only
+count. Each function's definition (DEFINITIONS below) is shown on the report page beside its
+number, so what staff read is what the code computes.
+
+Two kinds of rows:
+- SessionFacts: one per session in the range. What belongs to a whole seat pool (a workshop's
+  or course's registrations, waitlist and money; a class has a pool per session) sits on the
+  pool's first session only, so nothing is counted twice.
+- PersonHistory: one per person who came to a session in the range, with their visits across
+  all time reduced to the few moments the people figures need.
+
+A person is their email address; a person with none (a walk-in who gave none, or anonymised
+details) counts as one person per registration and is never named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from statistics import median
+
+RETURN_WINDOW = timedelta(days=60)
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    session_id: int
+    offering_id: int
+    offering_title: str
+    kind: str  # workshop | class | course
+    topic: str
+    location_id: int
+    location_name: str
+    instructor_id: int | None  # who teaches it: the substitute, else the offering's instructor
+    instructor_name: str
+    starts_at: datetime  # UTC
+    local_day: date  # the day in its location's time zone
+    cancelled: bool
+    capacity: int
+    booked_at_start: int  # registrations confirmed before the start and not cancelled before it
+    confirmed: int  # confirmed now (walk-ins included)
+    attendance_taken: bool  # anyone marked present or absent at this session
+    present: int  # confirmed registrations marked present
+    # Whole-pool figures, on the pool's first session only (zero elsewhere).
+    first_of_pool: bool = True
+    late_cancellations: int = 0
+    waitlist_joined: int = 0
+    offers_made: int = 0
+    offers_claimed: int = 0
+    offers_expired: int = 0
+    filled_at: datetime | None = None  # when its last seat was taken, or its waitlist opened
+    card_cents: int = 0
+    desk_cents: int = 0
+    refund_cents: int = 0
+
+    def held(self, now: datetime) -> bool:
+        return not self.cancelled and self.starts_at <= now
+
+
+@dataclass(frozen=True)
+class PersonHistory:
+    """One person who came to a session in the range (UTC moments; None: never)."""
+
+    first_visit: datetime  # their first visit ever
+    first_visit_in_range: datetime  # their first visit in the range
+    second_visit: datetime | None  # their next visit after the first ever
+    first_workshop_in_range: datetime | None
+    last_class_visit: datetime | None  # any time, in or after the range
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A share, kept as its parts so a total is never an average of averages."""
+
+    part: int
+    whole: int
+
+    @property
+    def value(self) -> float | None:
+        return self.part / self.whole if self.whole else None
+
+    def __str__(self) -> str:
+        return "–" if self.value is None else f"{round(self.value * 100)}%"
+
+
+# --- Sessions ---
+
+
+def sessions_held(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(1 for f in facts if f.held(now))
+
+
+def sessions_cancelled(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(1 for f in facts if f.cancelled)
+
+
+def visits(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(f.present if f.attendance_taken else f.confirmed for f in facts if f.held(now))
+
+
+def seats_offered(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(f.capacity for f in facts if f.held(now))
+
+
+def fill_rate_at_start(facts: Iterable[SessionFacts], now: datetime) -> Ratio:
+    held = [f for f in facts if f.held(now)]
+    return Ratio(sum(min(f.booked_at_start, f.capacity) for f in held), sum(f.capacity for f in held))
+
+
+def attendance_rate(facts: Iterable[SessionFacts], now: datetime) -> Ratio:
+    taken = [f for f in facts if f.held(now) and f.attendance_taken]
+    return Ratio(sum(f.present for f in taken), sum(f.confirmed for f in taken))
+
+
+def no_shows(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(max(f.confirmed - f.present, 0) for f in facts if f.held(now) and f.attendance_taken)
+
+
+def late_cancellations(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(f.late_cancellations for f in facts)
+
+
+# --- Waitlist demand ---
+
+
+def waitlist_joined(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(f.waitlist_joined for f in facts)
+
+
+def offers_made(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(f.offers_made for f in facts)
+
+
+def offers_claimed(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(f.offers_claimed for f in facts)
+
+
+def offers_expired(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(f.offers_expired for f in facts)
+
+
+def sessions_filled(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(1 for f in facts if f.first_of_pool and not f.cancelled and f.filled_at is not None)
+
+
+def days_filled_before_start(facts: Iterable[SessionFacts], now: datetime) -> float | None:
+    leads = [
+        max((f.starts_at - f.filled_at).total_seconds(), 0) / 86400
+        for f in facts
+        if f.first_of_pool and not f.cancelled and f.filled_at is not None
+    ]
+    return round(median(leads), 1) if leads else None
+
+
+# --- Money (integer cents, the clinic's currency) ---
+
+
+def card_payments(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(f.card_cents for f in facts)
+
+
+def desk_payments(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(f.desk_cents for f in facts)
+
+
+def refunds(facts: Iterable[SessionFacts], now: datetime) -> int:
+    return sum(f.refund_cents for f in facts)
+
+
+def net_income(facts: Iterable[SessionFacts], now: datetime) -> int:
+    rows = list(facts)
+    return card_payments(rows, now) + desk_payments(rows, now) - refunds(rows, now)
+
+
+# --- People ---
+
+
+def unique_attendees(people: Iterable[PersonHistory]) -> int:
+    return sum(1 for _ in people)
+
+
+def first_timers(people: Iterable[PersonHistory]) -> int:
+    return sum(1 for p in people if p.first_visit == p.first_visit_in_range)
+
+
+def return_rate(people: Iterable[PersonHistory]) -> Ratio:
+    firsts = [p for p in people if p.first_visit == p.first_visit_in_range]
+    came_back = sum(
+        1 for p in firsts if p.second_visit is not None and p.second_visit - p.first_visit <= RETURN_WINDOW
+    )
+    return Ratio(came_back, len(firsts))
+
+
+def workshop_to_class(people: Iterable[PersonHistory]) -> Ratio:
+    workshop_goers = [p for p in people if p.first_workshop_in_range is not None]
+    went_on = sum(
+        1
+        for p in workshop_goers
+        if p.last_class_visit is not None
+        and p.first_workshop_in_range is not None
+        and p.last_class_visit > p.first_workshop_in_range
+    )
+    return Ratio(went_on, len(workshop_goers))
+
+
+# --- The registry: what the pages, CSV and API show, in order, with each definition ---
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    unit: str  # count | percent | money | days
+    definition: str
+    compute: Callable[..., int | float | Ratio | None]
+    group: str
+
+
+SESSION_FIGURES = [
+    Figure("sessions_held", "Sessions held", "count",
+           "Sessions in the range that were not cancelled and have started.", sessions_held, "sessions"),
+    Figure("sessions_cancelled", "Sessions cancelled", "count",
+           "Sessions in the range that the clinic cancelled.", sessions_cancelled, "sessions"),
+    Figure("seats_offered", "Seats offered", "count",
+           "The capacity of every session held.", seats_offered, "sessions"),
+    Figure("visits", "Visits", "count",
+           "Places taken at sessions held: people checked in where attendance was taken, confirmed "
+           "bookings where it was not. One person at three sessions is three visits.", visits, "sessions"),
+    Figure("fill_rate_at_start", "Fill rate at start", "percent",
+           "Of the seats offered, how many were booked at the start: registrations confirmed before "
+           "the session began and not cancelled before it (walk-ins are not counted).",
+           fill_rate_at_start, "sessions"),
+    Figure("attendance_rate", "Attendance", "percent",
+           "At sessions held where attendance was taken (anyone marked present or absent): "
+           "checked in ÷ confirmed, walk-ins included. Sessions with no marks are left out.",
+           attendance_rate, "sessions"),
+    Figure("no_shows", "No-shows", "count",
+           "At sessions held where attendance was taken: confirmed registrations not marked present.",
+           no_shows, "sessions"),
+    Figure("late_cancellations", "Late cancellations", "count",
+           "Registrations the member cancelled after the offering's cut-off (e.g. within 24 hours of "
+           "the first session), the clinic's own cancellations left out.", late_cancellations, "sessions"),
+    Figure("waitlist_joined", "Joined a waitlist", "count",
+           "Waitlist entries made for the sessions in the range.", waitlist_joined, "waitlist"),
+    Figure("offers_made", "Waitlist offers made", "count",
+           "Waitlist entries that were offered a freed seat.", offers_made, "waitlist"),
+    Figure("offers_claimed", "Offers claimed", "count",
+           "Offers taken up: the person booked the seat.", offers_claimed, "waitlist"),
+    Figure("offers_expired", "Offers expired", "count",
+           "Offers that passed unclaimed.", offers_expired, "waitlist"),
+    Figure("sessions_filled", "Sessions that filled", "count",
+           "Sessions (or whole workshops and courses) that were full at the start or had a waitlist.",
+           sessions_filled, "waitlist"),
+    Figure("days_filled_before_start", "Filled, days before start (median)", "days",
+           "For the sessions that filled: how long before the start the waitlist opened or, with no "
+           "waitlist, the last seat still booked at the start was taken. The median, in days.",
+           days_filled_before_start, "waitlist"),
+    Figure("card_payments", "Card payments", "money",
+           "Card payments that succeeded for registrations to the sessions in the range (a workshop's "
+           "on its first date).", card_payments, "money"),
+    Figure("desk_payments", "Desk payments", "money",
+           "Cash and check taken at the desk for the same registrations (comps are free: nothing).",
+           desk_payments, "money"),
+    Figure("refunds", "Refunds", "money",
+           "Refunds that succeeded on those payments, whenever they were made.", refunds, "money"),
+    Figure("net_income", "Net", "money", "Card plus desk payments, less refunds.", net_income, "money"),
+]  # fmt: skip
+
+PEOPLE_FIGURES = [
+    Figure("unique_attendees", "People who came", "count",
+           "Different people who came to a session held in the range: checked in where attendance was "
+           "taken, booked where it was not. A person is an email address; someone whose details were "
+           "removed counts once per booking.", unique_attendees, "people"),
+    Figure("first_timers", "First-timers", "count",
+           "Of them, people whose first visit ever was in the range.", first_timers, "people"),
+    Figure("return_rate", "Came back within 60 days", "percent",
+           "Of the first-timers, how many came to another session within 60 days of their first "
+           "(recent first-timers may still come back).", return_rate, "people"),
+    Figure("workshop_to_class", "Went on from a workshop to a class", "percent",
+           "Of the people who came to a workshop in the range, how many came to a class after it "
+           "(the path from relief to prevention).", workshop_to_class, "people"),
+]  # fmt: skip
+
+# Passes and codes do not exist yet: their figures (credits sold and used, revenue per credit
+# used, code redemptions by partner tag) join the money group here when they do.
+FUTURE_FIGURES: list[Figure] = []
+
+FIGURES = {f.key: f for f in (*SESSION_FIGURES, *PEOPLE_FIGURES)}
