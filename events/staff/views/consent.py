@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 
 from events.consent import services as consent
 from events.forms import FieldError, attempt, show_form_error
+from events.languages import in_language
 from events.models import ConsentDocument, ConsentVersion, Registration, Session
 from events.registration.forms import ConsentForm
 from events.staff import rosters
@@ -116,6 +117,13 @@ def accept_consent(session_id: int, registration_id: int) -> ResponseReturnValue
     """The person reads the current version on this phone and ticks; recorded as given in
     person, with who handed the phone over."""
     session, registration = _roster_person(session_id, registration_id)
+    # The person holds the phone: what they read (and any error) is in the language they booked
+    # in, though this is a staff page; the staff's own words around it stay English.
+    with in_language(registration.language):
+        return _accept_on_this_phone(session, registration)
+
+
+def _accept_on_this_phone(session: Session, registration: Registration) -> ResponseReturnValue:
     version = consent.required_version(session.offering)
     form = ConsentForm() if request.method == "POST" else ConsentForm(formdata=None)
     if version is None:
