@@ -71,7 +71,7 @@ def languages_of(config: Mapping[str, Any]) -> dict[str, Language]:
     if DEFAULT_LANGUAGE not in codes:
         codes.insert(0, DEFAULT_LANGUAGE)
     catalogue_only = config["CATALOGUE_ONLY_LANGUAGES"]
-    money_locales = config.get("MONEY_LOCALES") or {}
+    money_locales = config["MONEY_LOCALES"]
     return {code: _language(code, catalogue_only, money_locales) for code in codes}
 
 

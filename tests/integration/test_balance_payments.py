@@ -527,16 +527,16 @@ def test_the_payment_link_its_emails_and_pages_in_spanish(client, db, moved, str
     the receipt in Spanish, with money as written in the US ("$10", not "10 US$")."""
     from flask import current_app
 
-    from events.languages import in_language
-    from events.notifications.sender import render_message
+    from tests.integration.test_bookings import rendered
 
     new = moved.new
-    row = _one_email(new, EmailKind.BALANCE_DUE)
-    with current_app.test_request_context(base_url=current_app.config["PUBLIC_BASE_URL"]), in_language("es"):
-        message = render_message(row)
+    new.language = "es"  # booked in Spanish: the worker writes every email to her in it
+    db.session.commit()
+    message = rendered(_one_email(new, EmailKind.BALANCE_DUE))
     text = " ".join(message.get_body(("plain",)).get_content().split())
     assert message["Subject"] == "Pago pendiente: Core & Hip Strength"
-    assert "Todavía debe $10." in text and "el enlace funciona durante 7 días" in text
+    days = current_app.config["BALANCE_LINK_MAX_AGE_DAYS"]
+    assert "Todavía debe $10." in text and f"(el enlace funciona durante {days} días)" in text
     assert "still due" not in text and "US$" not in text
 
     path = path_of(link_from_email(new))
@@ -561,3 +561,8 @@ def test_the_payment_link_its_emails_and_pages_in_spanish(client, db, moved, str
     assert "Visa terminada en 4242" in paid and "ending 4242" not in paid
     manage = client.get(f"/manage/{links.sign(new.token, links.MANAGE_SALT)}").text
     assert "Recibo del saldo pendiente" in manage and "Receipt for the balance" not in manage
+    receipt = rendered(_one_email(new, EmailKind.BALANCE_PAID))
+    said = " ".join(receipt.get_body(("plain",)).get_content().split())
+    assert receipt["Subject"] == "Pago recibido: Core & Hip Strength"
+    assert "Recibimos su pago de $10 para Core & Hip Strength: no debe nada más." in said
+    assert "Visa terminada en 4242" in said and "Thank you" not in said
