@@ -656,6 +656,7 @@ def test_the_check_in_screen_speaks_the_language_the_person_booked_in(client, db
     assert "Antes de la clase, Sofía Ruiz" in page and 'lang="es"' in page
     assert "Yo, Sofía Ruiz, he leído el documento de consentimiento «Exercise class participation" in page
     assert "Before class" not in page and "Staff: recorded as accepted in person" in page
+    assert '<html lang="en">' in page and "Find my registrations" in page  # the staff page around it
     not_ticked = client.post(
         accept_url(first, booked), data={"csrf_token": csrf_token(page), "consent_version_id": str(v1.id)}
     )
