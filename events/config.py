@@ -208,6 +208,15 @@ class Config:
         "written in them (offered once listed in `LANGUAGES`)",
         shown="Hmong (`hmn`)",
     )
+    # Members are in Minnesota: a language's own Babel locale writes US dollars as "18 US$"
+    # (es) or "US$18" (so); a US locale writes "$18" as every price they see around them.
+    MONEY_LOCALES = declare(
+        "MONEY_LOCALES",
+        {"es": "es_US", "so": "en_US"},
+        "the Babel locale each language writes money in (a US one, so dollars read `$18`); a "
+        "language not listed writes money its own locale's way",
+        shown="`es`: `es_US`, `so`: `en_US`",
+    )
 
     # Registration rules (defaults; offerings may override some of them)
     HOLD_MINUTES = env_int("HOLD_MINUTES", 15, "how long a seat is held while someone pays")

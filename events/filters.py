@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from flask import Flask
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 
 def format_money(cents: int, currency: str = "usd") -> str:
-    """'$15', '$15.50', 'Free' in English; in another language as it writes money ('15 US$')."""
+    """'$15', '$15.50', 'Free' in English; in another language as it writes money, in the
+    locale MONEY_LOCALES gives it ('$15.50' in es_US, not es's '15,50 US$')."""
     if cents == 0:
         return gettext("Free")
     language = current_language_details()
@@ -43,7 +45,7 @@ def _money_in(language: Language, cents: int, currency: str) -> str:
                 cents / 100,
                 currency.upper(),
                 format=None,
-                locale=language.babel_locale,
+                locale=language.money_locale or language.babel_locale,
                 currency_digits=not whole,
                 format_type="standard",
                 decimal_quantization=not whole,
@@ -136,6 +138,21 @@ def zone_name(dt: datetime) -> str:
     return dt.tzname() or ""
 
 
+def zone_long_name(timezone: str) -> str:
+    """A place's zone as people name it, in the page's language: 'Central Time', 'hora
+    central' (never the tz database's 'America/Chicago'). A language Babel has no data for
+    uses the name declared with it (its patterns' "zones"), else the English."""
+    language = current_language_details()
+    zones = (language.patterns or {}).get("zones") or {}
+    if timezone in zones:
+        return str(zones[timezone])
+    locale = language.babel_locale or Locale.parse(DEFAULT_LANGUAGE)
+    try:
+        return babel_dates.get_timezone_name(ZoneInfo(timezone), "long", locale=locale)
+    except (LookupError, ValueError):  # a zone Babel does not know: its own words
+        return timezone.rsplit("/", 1)[-1].replace("_", " ")
+
+
 def _staff_zone(where: Location | Session | ZoneInfo | None) -> ZoneInfo:
     """The zone to show a staff page's time in: a location's, a session's location's, or (for
     what belongs to no place, such as an audit entry) the clinic's."""
@@ -213,6 +230,7 @@ def register(app: Flask) -> None:
         day=format_day,
         short_day=format_short_day,
         zone_name=zone_name,
+        zone_long_name=zone_long_name,
         staff_time=staff_time,
         staff_date=staff_date,
         plural=plural,

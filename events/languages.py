@@ -42,9 +42,12 @@ class Language:
     name: str  # in its own language: "Español"
     babel_locale: Locale | None  # None: Babel has no data for it; `patterns` write its dates
     patterns: Mapping[str, Any] | None = None
+    money_locale: Locale | None = None  # how it writes money, when not babel_locale's way
 
 
-def _language(code: str, catalogue_only: Mapping[str, Mapping[str, Any]]) -> Language:
+def _language(
+    code: str, catalogue_only: Mapping[str, Mapping[str, Any]], money_locales: Mapping[str, str] | None = None
+) -> Language:
     if code in catalogue_only:
         patterns = catalogue_only[code]
         return Language(code, str(patterns["name"]), None, patterns)
@@ -56,7 +59,10 @@ def _language(code: str, catalogue_only: Mapping[str, Mapping[str, Any]]) -> Lan
             "in CATALOGUE_ONLY_LANGUAGES"
         ) from error
     name = locale.get_display_name(locale) or code
-    return Language(code, name[:1].upper() + name[1:], locale)
+    money = (money_locales or {}).get(code)
+    return Language(
+        code, name[:1].upper() + name[1:], locale, money_locale=Locale.parse(money) if money else None
+    )
 
 
 def languages_of(config: Mapping[str, Any]) -> dict[str, Language]:
@@ -65,7 +71,8 @@ def languages_of(config: Mapping[str, Any]) -> dict[str, Language]:
     if DEFAULT_LANGUAGE not in codes:
         codes.insert(0, DEFAULT_LANGUAGE)
     catalogue_only = config["CATALOGUE_ONLY_LANGUAGES"]
-    return {code: _language(code, catalogue_only) for code in codes}
+    money_locales = config["MONEY_LOCALES"]
+    return {code: _language(code, catalogue_only, money_locales) for code in codes}
 
 
 def languages() -> dict[str, Language]:

@@ -194,7 +194,7 @@ def accept_in_person(
     now = now or utcnow()
     version = version_to_accept(registration.offering, shown_version_id, agreed)
     if version is None:
-        raise FieldError("This class doesn't ask for a consent document.")
+        raise FieldError(_("This class doesn't ask for a consent document."))
     if registration.id in accepted_current([registration.id], version):
         db.session.commit()
         return InPersonOutcome.ALREADY

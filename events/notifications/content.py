@@ -43,7 +43,7 @@ from events.models import (
 from events.notifications.addresses import contact_address, sender_address
 from events.notifications.outbox import EmailKind
 from events.offering_text import offering_text
-from events.payments.receipts import Receipt, card_label
+from events.payments.receipts import Receipt, card_label, desk_method_word
 from events.privacy.requests import link_minutes, signed_link
 from events.registration import lookup
 from events.registration.links import balance_url, manage_url, pay_url, waitlist_url
@@ -560,10 +560,10 @@ def _payment_context(ctx: dict, kind: str, registration: Registration, subject_t
     paid = payment or latest_succeeded_payment(registration)  # or one being sent back
     ctx["paid_with"] = (card_label(paid.card_brand, paid.card_last4) or gettext("card")) if paid else ""
     # Paid at the desk (cash or check): a refund is handed back there, not sent to a card.
-    ctx["paid_at_desk"] = paid.method.value if paid is not None and paid.method.at_desk else ""
+    ctx["paid_at_desk"] = desk_method_word(paid.method) if paid is not None and paid.method.at_desk else ""
     if not ctx["paid_at_desk"] and isinstance(ctx.get("extra"), dict):
         # A transferred booking's payment moved to the new registration; the old one's email names it.
-        ctx["paid_at_desk"] = str(ctx["extra"].get("desk_method") or "")
+        ctx["paid_at_desk"] = desk_method_word(str(ctx["extra"].get("desk_method") or ""))
     if kind == EmailKind.REGISTRATION_CONFIRMED and payment is not None:
         ctx["receipt"] = Receipt.of(payment)
         return BOOKED_SUBJECT

@@ -18,6 +18,7 @@ from enum import Enum
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy.exc import IntegrityError
 
 from events import audit
@@ -267,9 +268,9 @@ def _attempt_for(state: IntentState) -> PaymentAttempt:
     if state.status == "requires_action":
         return PaymentAttempt("requires_action", client_secret=state.client_secret, intent_id=state.id)
     if state.status == "processing":
-        return PaymentAttempt("succeeded", "Your payment is processing.", intent_id=state.id)
+        return PaymentAttempt("succeeded", gettext("Your payment is processing."), intent_id=state.id)
     return PaymentAttempt(
-        "failed", state.error_message or "Your card was not charged. Please try another card."
+        "failed", state.error_message or gettext("Your card was not charged. Please try another card.")
     )
 
 
@@ -640,7 +641,8 @@ def reconcile_pending_payments() -> int:
 
 # --- A booking's balance, paid by card through the member's payment link ---
 
-NOTHING_OWED = "Nothing is owed on this booking now."
+# Shown to the member who pays (translated when a payment attempt is made, in their language).
+NOTHING_OWED = lazy_gettext("Nothing is owed on this booking now.")
 
 
 def pay_balance_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
@@ -656,7 +658,7 @@ def pay_balance_with_card(registration_id: int, card_token: str) -> PaymentAttem
     earlier = _open_intent_id(registration_id)
     db.session.commit()  # no lock held while Stripe answers
     if owed == 0 and earlier is None:
-        return PaymentAttempt("closed", NOTHING_OWED)
+        return PaymentAttempt("closed", str(NOTHING_OWED))
     gateway = get_gateway()
     intent = None
     try:
@@ -667,7 +669,7 @@ def pay_balance_with_card(registration_id: int, card_token: str) -> PaymentAttem
             owed = balance_due(db.session.get_one(Registration, registration_id))
             db.session.commit()
             if owed == 0:
-                return PaymentAttempt("closed", NOTHING_OWED)
+                return PaymentAttempt("closed", str(NOTHING_OWED))
         intent = gateway.create_intent(
             registration_id=registration_id,
             card_token=card_token,
@@ -689,10 +691,12 @@ def pay_balance_with_card(registration_id: int, card_token: str) -> PaymentAttem
             "Stripe refused a balance payment step for registration %s: %s", registration_id, rejected
         )
         db.session.rollback()
-        return PaymentAttempt("failed", "Your card was not charged. Please try again.")
+        return PaymentAttempt("failed", gettext("Your card was not charged. Please try again."))
     except GatewayUnavailable:
         current_app.logger.warning("Stripe unavailable for registration %s", registration_id)
-        return PaymentAttempt("unavailable", "We couldn't reach the payment service. Please try again.")
+        return PaymentAttempt(
+            "unavailable", gettext("We couldn't reach the payment service. Please try again.")
+        )
     apply_intent(state)
     return _attempt_for(state)
 
@@ -705,10 +709,10 @@ def _record_new_balance_intent(registration_id: int, intent: IntentState) -> Pay
     db.session.refresh(registration)
     refused = None
     if balance_due(registration) < intent.amount:
-        refused = PaymentAttempt("closed", NOTHING_OWED)
+        refused = PaymentAttempt("closed", str(NOTHING_OWED))
     elif _open_intent_id(registration_id) is not None:
         refused = PaymentAttempt(
-            "failed", "A payment for this is already on its way. Please wait a moment and refresh."
+            "failed", gettext("A payment for this is already on its way. Please wait a moment and refresh.")
         )
     if refused is not None:
         db.session.commit()

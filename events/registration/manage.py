@@ -25,6 +25,8 @@ from flask import url_for
 from flask_babel import gettext
 
 from events.extensions import db
+from events.filters import format_short_day, format_time, zone_name
+from events.languages import DEFAULT_LANGUAGE, current_language
 from events.models import (
     OPEN_PAYMENT_STATUSES,
     Offering,
@@ -39,8 +41,9 @@ from events.models import (
     SessionStatus,
     utcnow,
 )
+from events.offering_text import offering_text
 from events.payments import balances
-from events.payments.receipts import Receipt, card_label
+from events.payments.receipts import Receipt, card_label, desk_method_word
 from events.payments.services import payment_processing
 from events.registration import links, services
 
@@ -245,7 +248,7 @@ class CancelPreview:
     paid_cents: int  # what was paid (0: free, or held and not paid)
     card: str  # "Visa ending 4242", or "" (then "your card")
     arrives: str = field(default_factory=refund_arrives)
-    at_desk: str = ""  # "cash" or "check": paid at the desk, so a refund is handed back there
+    at_desk: str = ""  # "cash" or "check" (the reader's word): paid at the desk, refunded there
 
 
 def cancel_preview(registration: Registration, now: datetime | None = None) -> CancelPreview:
@@ -260,7 +263,7 @@ def cancel_preview(registration: Registration, now: datetime | None = None) -> C
         # Everything paid for the seat: its first payment and a balance paid after a transfer.
         paid_cents=sum(p.amount_cents for p in balances.seat_payments(registration)),
         card=card_label(payment.card_brand, payment.card_last4) if payment is not None else "",
-        at_desk=payment.method.value if payment is not None and payment.method.at_desk else "",
+        at_desk=desk_method_word(payment.method) if payment is not None and payment.method.at_desk else "",
     )
 
 
@@ -355,9 +358,18 @@ class BalancePage:
 
 
 def _local_label(session: Session) -> str:
+    """'Wed Dec 2, 6:00 pm CST' (as staff write it); in another language as it writes a day
+    and a time ('mié, 2 dic, 18:00 CST')."""
     start = session.local_start
-    meridiem = "am" if start.hour < 12 else "pm"
-    return f"{start:%a %b %-d, %-I:%M} {meridiem} {start.tzname()}"
+    if current_language() == DEFAULT_LANGUAGE:
+        meridiem = "am" if start.hour < 12 else "pm"
+        return f"{start:%a %b %-d, %-I:%M} {meridiem} {start.tzname()}"
+    return gettext(
+        "%(day)s, %(time)s %(zone)s",
+        day=format_short_day(start),
+        time=format_time(start),
+        zone=zone_name(start),
+    )
 
 
 def balance_page(registration: Registration) -> BalancePage:
@@ -366,11 +378,11 @@ def balance_page(registration: Registration) -> BalancePage:
     sessions = [
         s for s in services.registration_sessions(registration) if s.status == SessionStatus.SCHEDULED
     ]
-    title = registration.offering.title
+    title = offering_text(registration.offering).title  # in the page's language, when translated
     if registration.session is not None:
-        what = f"{title}, {_local_label(registration.session)}"
+        what = gettext("%(title)s, %(when)s", title=title, when=_local_label(registration.session))
     elif sessions:
-        what = f"{title}, from {_local_label(sessions[0])}"
+        what = gettext("%(title)s, from %(when)s", title=title, when=_local_label(sessions[0]))
     else:
         what = title
     receipts = [Receipt.of(p) for p in balances.balance_payments(registration)]

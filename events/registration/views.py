@@ -478,7 +478,7 @@ def find_registrations() -> ResponseReturnValue:
 def _registration_from_balance_link(signed: str) -> Registration:
     token = _token_from_link(signed, links.BALANCE_SALT)
     return services.registration_by_token(token) or abort(
-        404, description="This link is no longer valid. Please use the newest link from your email."
+        404, description=gettext("This link is no longer valid. Please use the newest link from your email.")
     )
 
 
@@ -506,7 +506,7 @@ def balance_pay(signed: str) -> ResponseReturnValue:
     except JsonBodyError as error:
         return jsonify(status="failed", message=str(error)), 400
     if not is_stripe_id(token, "tok_"):
-        message = "That card token is malformed. Please enter your card again."
+        message = gettext("That card token is malformed. Please enter your card again.")
         return jsonify(status="failed", message=message), 400
     attempt = payments.pay_balance_with_card(registration.id, token)
     status = 503 if attempt.status == "unavailable" else 200
@@ -528,9 +528,12 @@ def balance_complete(signed: str) -> ResponseReturnValue:
     )
     match outcome:
         case payments.BalanceOutcome.PAID:
-            flash("Payment received: nothing more is owed. Your receipt is on its way by email.", "success")
+            flash(
+                gettext("Payment received: nothing more is owed. Your receipt is on its way by email."),
+                "success",
+            )
         case payments.BalanceOutcome.PROCESSING:
-            flash("Your payment is processing. We'll email you as soon as it completes.", "success")
+            flash(gettext("Your payment is processing. We'll email you as soon as it completes."), "success")
         case payments.BalanceOutcome.RETRY:
             return redirect(url_for("registration.balance", signed=signed, retry="1"))
         case payments.BalanceOutcome.NOT_OWED:

@@ -173,3 +173,56 @@ def test_the_admins_consent_pages(page, live_server, db):
     expect(page.get_by_role("button", name="Publish version 3")).to_be_visible()
     shot(page, "consent-admin-document.png", full_page=True)
     assert_accessible(page)
+
+
+def test_the_check_in_screen_in_the_language_the_person_booked_in(phone_page, live_server, db):
+    """Booked in Somali: on the instructor's (English) phone, what the person reads and ticks is
+    in Somali, marked lang="so" for screen readers; the staff line stays English. axe clean."""
+    make_clinic(name="Revival Physical Therapy")
+    teacher = User(email="maya@clinic.example", name="Maya Lindqvist", role=Role.INSTRUCTOR)
+    teacher.set_password("phone consent pass")
+    admin = User(email="admin@clinic.example", name="Clinic Admin", role=Role.ADMIN)
+    db.session.add_all([teacher, admin])
+    offering = make_offering(
+        make_location(name="North Loop"), OfferingKind.CLASS, title="Core & Hip Strength", instructor=teacher
+    )
+    db.session.flush()
+    document = consent.create_document(DEMO_CONSENT_TITLE, DEMO_CONSENT_TEXT, admin)
+    offering.consent_document_id = document.id
+    session = make_session(offering, utcnow().date())
+    session.starts_at = utcnow() + timedelta(minutes=30)
+    session.ends_at = session.starts_at + timedelta(minutes=45)
+    db.session.commit()
+    booked = register(offering, session.id, Person("Hodan Warsame", "hodan@example.com"), source="staff")
+    booked.registration.language = "so"
+    db.session.commit()
+    page = phone_page
+    page.goto(f"{live_server.url}/staff/login")
+    page.get_by_label("Email").fill("maya@clinic.example")
+    page.get_by_label("Password").fill("phone consent pass")
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{live_server.url}/staff/sessions/{session.id}/consent/{booked.registration.id}")
+
+    expect(page.get_by_role("heading", name="Fasalka ka hor, Hodan Warsame")).to_be_visible()
+    expect(page.locator('div[lang="so"]')).to_contain_text("Waqti qaado")
+    expect(page.get_by_text("Staff: recorded as accepted in person")).to_be_visible()
+    assert page.evaluate("document.documentElement.lang") == "en"  # the staff page around it
+    expect(page.get_by_role("link", name="Find my registrations")).to_be_visible()
+    fits_the_phone(page)
+    assert_accessible(page)
+    page.get_by_role("button", name="Waan oggolahay").click()
+    expect(page.locator("#consent-error")).to_contain_text("Fadlan akhri warqadda oggolaanshaha")
+    label = (
+        f"Aniga, Hodan Warsame, waan akhriyay warqadda oggolaanshaha “{DEMO_CONSENT_TITLE}”, waana oggolahay."
+    )
+    page.get_by_label(label).check()
+    page.get_by_role("button", name="Waan oggolahay").scroll_into_view_if_needed()
+    shot(page, "consent-checkin-somali.png")
+    assert_accessible(page)
+    page.get_by_role("button", name="Waan oggolahay").click()
+    expect(page.get_by_text("Hodan Warsame's consent is recorded.")).to_be_visible()  # staff: English
+    db.session.expire_all()
+    accepted = db.session.scalar(
+        sa.select(ConsentAcceptance).where(ConsentAcceptance.registration_id == booked.registration.id)
+    )
+    assert accepted is not None and accepted.method == ConsentMethod.IN_PERSON

@@ -520,3 +520,49 @@ def test_a_paid_balance_moves_with_the_booking_when_it_is_transferred_again(db, 
     refunded = db.session.scalars(sa.select(Refund.amount_cents)).all()
     assert sum(refunded) == 2500  # all that was paid, once
     assert execute_due_refunds() == len(refunded)
+
+
+def test_the_payment_link_its_emails_and_pages_in_spanish(client, db, moved, stripe_client):
+    """A member who booked in Spanish gets the link's email, its page, its errors, the flash and
+    the receipt in Spanish, with money as written in the US ("$10", not "10 US$")."""
+    from flask import current_app
+
+    from tests.integration.test_bookings import rendered
+
+    new = moved.new
+    new.language = "es"  # booked in Spanish: the worker writes every email to her in it
+    db.session.commit()
+    message = rendered(_one_email(new, EmailKind.BALANCE_DUE))
+    text = " ".join(message.get_body(("plain",)).get_content().split())
+    assert message["Subject"] == "Pago pendiente: Core & Hip Strength"
+    days = current_app.config["BALANCE_LINK_MAX_AGE_DAYS"]
+    assert "Todavía debe $10." in text and f"(el enlace funciona durante {days} días)" in text
+    assert "still due" not in text and "US$" not in text
+
+    path = path_of(link_from_email(new))
+    client.set_cookie("lang", "es")
+    page = client.get(path).text
+    assert "<strong>Todavía debe $10</strong> por Core &amp; Hip Strength, " in page
+    assert "Pagar $10" in page and 'data-msg-not-charged="No se le cobró nada' in page
+    assert "still due" not in page and "Card details" not in page
+    malformed = client.post(f"{path}/pay", json={"token": "nope"}, headers={"X-CSRFToken": csrf_token(page)})
+    assert malformed.status_code == 400
+    assert (
+        malformed.json["message"]
+        == "Hubo un problema con los datos de su tarjeta. Por favor, vuelva a escribirlos."
+    )
+
+    answer = pay_link(client, path, card_token(stripe_client))
+    assert answer.status_code == 200 and answer.json["status"] == "succeeded", answer.json
+    paid = client.get(
+        f"{path}/complete?payment_intent={answer.json['intent_id']}", follow_redirects=True
+    ).text
+    assert "Pago recibido: no debe nada más." in paid and "Su reserva está pagada por completo." in paid
+    assert "Visa terminada en 4242" in paid and "ending 4242" not in paid
+    manage = client.get(f"/manage/{links.sign(new.token, links.MANAGE_SALT)}").text
+    assert "Recibo del saldo pendiente" in manage and "Receipt for the balance" not in manage
+    receipt = rendered(_one_email(new, EmailKind.BALANCE_PAID))
+    said = " ".join(receipt.get_body(("plain",)).get_content().split())
+    assert receipt["Subject"] == "Pago recibido: Core & Hip Strength"
+    assert "Recibimos su pago de $10 para Core & Hip Strength: no debe nada más." in said
+    assert "Visa terminada en 4242" in said and "Thank you" not in said

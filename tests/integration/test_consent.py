@@ -644,3 +644,30 @@ def test_the_demo_group_classes_require_the_release_and_a_member_can_book_one(tm
         assert [a.consent_version_id for a in consent.acceptances_of(booked.id)] == [version.id]
         _db.session.remove()
         _db.engine.dispose()
+
+
+def test_the_check_in_screen_speaks_the_language_the_person_booked_in(client, db, clinic):
+    """The staff page is English, but the part the person reads on the instructor's phone (and
+    the error if they forget the tick) is in the language they booked in; the staff line stays
+    English."""
+    offering, first = clinic["offering"], clinic["first"]
+    v1 = current(clinic["document"])
+    booked = registration.register(
+        offering, first.id, Person("Sofía Ruiz", "sofia@example.com"), source="staff"
+    ).registration
+    booked.language = "es"
+    db.session.commit()
+
+    assert sign_in(client, "a@clinic.example").status_code == 302
+    page = client.get(accept_url(first, booked)).get_data(as_text=True)
+    assert "Antes de la clase, Sofía Ruiz" in page and 'lang="es"' in page
+    assert "Yo, Sofía Ruiz, he leído el documento de consentimiento «Exercise class participation" in page
+    assert "Before class" not in page and "Staff: recorded as accepted in person" in page
+    assert '<html lang="en">' in page and "Find my registrations" in page  # the staff page around it
+    not_ticked = client.post(
+        accept_url(first, booked), data={"csrf_token": csrf_token(page), "consent_version_id": str(v1.id)}
+    )
+    body = not_ticked.get_data(as_text=True)
+    assert not_ticked.status_code == 409
+    assert "Por favor, lea el documento de consentimiento «Exercise class participation" in body
+    assert "tick the box" not in body

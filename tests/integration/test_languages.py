@@ -82,8 +82,43 @@ def test_dates_and_money_are_written_in_the_pages_language(client, db):
         "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre".split()
     )
     assert f"{start.day} de {months[start.month - 1]}" in spanish
-    assert "15,50" in spanish and "$15.50" not in spanish
+    # Money in Spanish as written in the US (es_US, MONEY_LOCALES): "$15.50", never "15,50 US$".
+    assert "$15.50" in spanish and "US$" not in spanish and "15,50" not in spanish
     assert start.strftime("%B") not in spanish
+
+
+def test_money_the_zone_and_how_it_was_paid_in_each_language(client, db, app):
+    """Money as written in the US in every language (MONEY_LOCALES), English unchanged; the
+    place's zone by its name in the reader's language, never "America/Chicago"; a card and a
+    desk payment in the reader's words."""
+    from events.filters import format_money, zone_long_name
+    from events.models import PaymentMethod
+    from events.payments.receipts import card_label, desk_method_word
+
+    expected = {
+        "en": ("$18", "$1,015.50", "Central Time", "Visa ending 4242", "cash"),
+        "es": ("$18", "$1,015.50", "hora central", "Visa terminada en 4242", "efectivo"),
+        "so": (
+            "$18",
+            "$1,015.50",
+            "Waqtiga Bartamaha Waqooyiga Ameerika",
+            "Visa ku dhammaada 4242",
+            "lacag caddaan ah",
+        ),
+    }
+    for code, (whole, cents, zone, card, cash) in expected.items():
+        with app.test_request_context("/"), in_language(code):
+            assert (format_money(1800), format_money(101550)) == (whole, cents), code
+            assert zone_long_name("America/Chicago") == zone, code
+            assert card_label("visa", "4242") == card and desk_method_word(PaymentMethod.CASH) == cash, code
+            assert desk_method_word(PaymentMethod.CARD) == "" and desk_method_word("nonsense") == ""
+
+    offering = make_offering(make_location(), OfferingKind.WORKSHOP, title="Zones")
+    make_session(offering, upcoming_day(3))
+    db.session.commit()
+    client.set_cookie("lang", "es")
+    spanish = client.get(f"/offerings/{offering.slug}").get_data(as_text=True)
+    assert "Las horas se muestran en hora central." in spanish and "America/Chicago" not in spanish
 
 
 def test_a_cached_english_page_is_never_replayed_to_a_spanish_request(client, db, app, monkeypatch):

@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 
 from events.consent import services as consent
 from events.forms import FieldError, attempt, show_form_error
+from events.languages import in_language
 from events.models import ConsentDocument, ConsentVersion, Registration, Session
 from events.registration.forms import ConsentForm
 from events.staff import rosters
@@ -99,14 +100,23 @@ def _render_accept(
     version: ConsentVersion | None,
     status: int = 200,
 ) -> tuple[str, int]:
+    accepted = version is not None and registration.id in consent.accepted_current([registration.id], version)
+    # What the person reads, in the language they booked in; the staff page around it English.
+    with in_language(registration.language):
+        member_part = render_template(  # (autoescaped HTML: the page shows it as it is)
+            "staff/_consent_accept_member.html",
+            session=session,
+            registration=registration,
+            form=form,
+            consent_version=version,
+            accepted=accepted,
+        )
     return render_template(
         "staff/consent_accept.html",
         session=session,
         registration=registration,
-        form=form,
-        consent_version=version,
-        accepted=version is not None
-        and registration.id in consent.accepted_current([registration.id], version),
+        member_part=member_part,
+        accepted=accepted,
     ), status
 
 
@@ -126,14 +136,16 @@ def accept_consent(session_id: int, registration_id: int) -> ResponseReturnValue
     if not form.validate():
         return _render_accept(session, registration, form, version, 400)
     try:
-        outcome = consent.accept_in_person(
-            registration,
-            form.consent_version_id.data,
-            bool(form.consent.data),
-            current_user,
-            session_id=session.id,
-            session_when=rosters.local_when(session),
-        )
+        # A refusal is said to the person holding the phone: in the language they booked in.
+        with in_language(registration.language):
+            outcome = consent.accept_in_person(
+                registration,
+                form.consent_version_id.data,
+                bool(form.consent.data),
+                current_user,
+                session_id=session.id,
+                session_when=rosters.local_when(session),
+            )
     except consent.ConsentError as error:
         if isinstance(error, consent.ConsentChanged):
             form.consent.data = False
