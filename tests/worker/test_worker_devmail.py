@@ -19,7 +19,8 @@ pytestmark = pytest.mark.real_commits
 def outbox(app, db, book, tmp_path, monkeypatch):
     monkeypatch.setitem(app.config, "MAIL_SERVER", None)
     monkeypatch.setitem(app.config, "MAIL_OUTBOX_DIR", str(tmp_path))
-    make_clinic(name="Revival PT", email="hello@revival.example")
+    # Titled subjects (the clinic's choice): the listing shows the subject, escaped.
+    make_clinic(name="Revival PT", email="hello@revival.example", email_subjects="titled")
     offering = workshop(title="Desk <Set-up> & Posture")
     db.session.commit()
     book(offering, "file@example.com")

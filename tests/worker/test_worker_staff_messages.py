@@ -27,7 +27,7 @@ BODY = "We're in room B <b>today</b>.\nBring a mat & water.\n\n  Indented line s
 
 @pytest.fixture
 def room(db):
-    make_clinic(name="Revival Physical Therapy", email="hello@revival.example")
+    make_clinic(name="Revival Physical Therapy", email="hello@revival.example", email_subjects="titled")
     teacher = make_user(db, "a@clinic.example")
     make_user(db, "admin@clinic.example", Role.ADMIN)
     offering = make_offering(

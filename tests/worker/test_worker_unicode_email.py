@@ -123,14 +123,17 @@ def test_every_kind_of_email_in_other_languages_is_sent_and_reads_as_meant(
     stats = deliver_due()
 
     kinds = set(db.session.scalars(sa.select(OutboxEmail.kind)))
-    assert len(kinds) == 16 == len(SUBJECTS) + 1  # every kind there is, and the staff one
+    # Every kind there is, and the staff one, but the two about a balance still owed (they need a
+    # transfer onto a dearer date: tests/integration/test_balance_payments.py sends them).
+    balance_kinds = {EmailKind.BALANCE_DUE, EmailKind.BALANCE_PAID}
+    assert len(kinds) == 16 == len(SUBJECTS.keys() - balance_kinds) + 1
     assert (stats.sent, stats.failed) == (16, 0)
     db.session.expire_all()
     assert set(db.session.scalars(sa.select(OutboxEmail.status))) == {EmailStatus.SENT}
 
     local = session.local_start
     meant_subjects = {
-        kind: template.format(title=title, when=f"on {format_day(local)} at {format_time(local)}")
+        kind: template % {"title": title, "when": f"on {format_day(local)} at {format_time(local)}"}
         for kind, template in SUBJECTS.items()
     }
     meant_subjects[EmailKind.PASSWORD_RESET] = f"Reset your password for {names['clinic']}"
