@@ -140,7 +140,25 @@ def queue_refund(
 def refundable_total(payments: list[Payment]) -> int:
     """What can still be refunded of several payments of one seat (its first payment and a
     balance paid after a transfer). Exact only under their refund locks."""
-    return sum(refundable_remaining(p) for p in payments)
+    return sum(refundable_each(payments).values())
+
+
+def refundable_each(payments: list[Payment]) -> dict[int, int]:
+    """refundable_remaining() of each payment, by id, in one query however many there are."""
+    if not payments:
+        return {}
+    rows = db.session.execute(
+        sa.select(Refund.payment_id, sa.func.sum(Refund.amount_cents))
+        .where(
+            Refund.payment_id.in_([p.id for p in payments]),
+            Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED)),
+        )
+        .group_by(Refund.payment_id)
+    ).all()
+    committed = {payment_id: int(total) for payment_id, total in rows}
+    return {
+        p.id: max(p.amount_cents - max(committed.get(p.id, 0), p.amount_refunded_cents), 0) for p in payments
+    }
 
 
 def queue_refunds_across(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from events import audit
 from events.extensions import db
@@ -251,6 +251,7 @@ def other_payments(registration: Registration, shown: Payment | None) -> list[Pa
             sa.select(Payment)
             .where(Payment.registration_id == registration.id, Payment.status == PaymentStatus.SUCCEEDED)
             .order_by(Payment.id)
+            .options(selectinload(Payment.refunds))  # the page lists each one's refunds: one query
         )
         if shown is None or p.id != shown.id
     ]

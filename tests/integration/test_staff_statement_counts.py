@@ -326,8 +326,9 @@ def test_every_staff_page_runs_the_same_sql_at_two_sizes(app, count_queries):
     assert grown == {}, "statements (small, large) per page that grew with the data"
     assert small_instructor == large_instructor
     # And few: a page's own reads, nothing per row.
-    # (Cancelling a booking is the most: its quote reads the payment, its refunds and the policy.)
-    assert max(large.values()) <= 20, large
+    # (A registration's own page is the most: its payments and their refunds, emails, history,
+    # consent acceptances and any balance still owed, each read once.)
+    assert max(large.values()) <= 21, large
 
 
 @pytest.fixture
