@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from events import audit
 from events.extensions import db
+from events.languages import current_language
 from events.models import (
     OutboxEmail,
     PrivacyRequest,
@@ -30,6 +31,7 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind, dedupe_key, queue_email
 from events.payments import refunds
+from events.payments.balances import seat_payments
 from events.privacy import anonymise
 from events.registration import seats
 from events.registration.services import (
@@ -37,7 +39,6 @@ from events.registration.services import (
     normalize_email,
     refund_quote,
     registration_sessions,
-    succeeded_payment,
 )
 
 ERASE_REASON = "Cancelled: the person asked us to delete their data"
@@ -154,25 +155,25 @@ def erase(
         db.session.refresh(row)
     live = [r for r in live if r.status in LIVE]
     active = [e for e in active if e.status in ACTIVE_WAITLIST]
-    payments = {r.id: succeeded_payment(r) for r in live}
-    for payment_id in sorted(p.id for p in payments.values() if p is not None):
+    # Every payment that paid for a seat: its first and any balance paid after a transfer.
+    payments = {r.id: seat_payments(r) for r in live}
+    for payment_id in sorted(p.id for paid in payments.values() for p in paid):
         refunds.lock_for_refund(payment_id)
     refund_cents = 0
     currency = live[0].currency if live else "usd"
     for registration in live:
         quote = refund_quote(registration, now)
         mark_cancelled(registration, ERASE_REASON, now)
-        payment = payments[registration.id]
-        if payment is not None and quote.amount_cents > 0:
-            _, queued = refunds.queue_refund(
-                payment.id,
+        if payments[registration.id] and quote.amount_cents > 0:
+            queued = refunds.queue_refunds_across(
+                payments[registration.id],
                 quote.amount_cents,
                 kind=RefundKind.CANCELLATION,
                 key=f"erase-registration-{registration.id}",
                 reason=ERASE_REASON,
                 actor_id=actor_id,
             )
-            refund_cents += queued
+            refund_cents += sum(amount for _, amount in queued)
         seats.free_seat(pools[registration.seat_pool_id], now)
     for entry in active:
         offered = entry.status == WaitlistStatus.OFFERED
@@ -181,6 +182,9 @@ def erase(
             seats.free_seat(pools[entry.seat_pool_id], now)  # the held seat goes to the next person
     db.session.flush()
 
+    # The confirmation is written in the language they last booked in (else the page's).
+    booked = max(registrations, key=lambda r: r.id, default=None)
+    language = booked.language if booked is not None else current_language()
     reg_ids = [r.id for r in registrations]
     entry_ids = [e.id for e in entries]
     for ids in anonymise.chunks(reg_ids):
@@ -198,6 +202,7 @@ def erase(
         EmailKind.DATA_ERASED,
         to_email=email.strip(),
         owner=owner,
+        language=language,
         context={
             "cancelled": result.cancelled,
             "refund_cents": result.refund_cents,

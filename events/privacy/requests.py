@@ -61,9 +61,12 @@ def _window(now: datetime) -> int:
     return int(now.timestamp() // (60 * current_app.config["FIND_REGISTRATIONS_EMAIL_MINUTES"]))
 
 
-def request_link(email: str, action: PrivacyAction, now: datetime | None = None) -> bool:
-    """Email this address a link to export or erase its data. Returns whether one was queued
-    (False: one went in the last few minutes); callers say the same either way."""
+def request_link(
+    email: str, action: PrivacyAction, now: datetime | None = None, language: str = "en"
+) -> bool:
+    """Email this address a link to export or erase its data, written in `language` (the page's
+    it was asked from). Returns whether one was queued (False: one went in the last few
+    minutes); callers say the same either way."""
     now = now or utcnow()
     owner = f"a{address_digest(email)}"
     key_parts = (action.value, f"t{_window(now)}")
@@ -87,6 +90,7 @@ def request_link(email: str, action: PrivacyAction, now: datetime | None = None)
         key_parts=key_parts,
         context={"request_id": request.id},
         send_after=now,
+        language=language,
     )
     if not queued:  # queued meanwhile by a concurrent request for the same address
         db.session.rollback()

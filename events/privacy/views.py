@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from events.extensions import config_limit, limiter
+from events.languages import current_language
 from events.models import PrivacyAction, Registration, utcnow
 from events.privacy import erase, export, requests
 from events.privacy.forms import ManageDataForm, MyDataForm
@@ -60,7 +61,7 @@ def my_data() -> ResponseReturnValue:
     if not form.validate_on_submit():
         status = 400 if form.is_submitted() else 200
         return render_template("privacy/my_data.html", form=form, sent_to=None), status
-    requests.request_link(form.email.data, PrivacyAction(form.action.data))
+    requests.request_link(form.email.data, PrivacyAction(form.action.data), language=current_language())
     return render_template(
         "privacy/my_data.html",
         form=MyDataForm(formdata=None),
@@ -89,7 +90,9 @@ def manage_my_data(signed: str) -> ResponseReturnValue:
     # One button pressed: exactly one action (a crafted body naming two is refused).
     pressed_one = len(request.form.getlist("action")) == 1
     if pressed_one and form.validate() and registration.email:
-        requests.request_link(registration.email, PrivacyAction(form.action.data))
+        requests.request_link(
+            registration.email, PrivacyAction(form.action.data), language=registration.language
+        )
         flash(
             _(
                 "We've emailed a link to %(address)s. Open it within %(minutes)s minutes to continue.",

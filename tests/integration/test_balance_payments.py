@@ -566,3 +566,23 @@ def test_the_payment_link_its_emails_and_pages_in_spanish(client, db, moved, str
     assert receipt["Subject"] == "Pago recibido: Core & Hip Strength"
     assert "Recibimos su pago de $10 para Core & Hip Strength: no debe nada más." in said
     assert "Visa terminada en 4242" in said and "Thank you" not in said
+
+
+def test_deleting_their_data_after_paying_the_balance_refunds_both_payments(db, moved, stripe_client):
+    """ "Delete my data" cancels by the policy like any cancellation: a seat paid in two payments
+    (the first and the balance) is refunded across both, under both payments' locks."""
+    from events.models import PrivacyAction, utcnow
+    from events.privacy import erase
+    from events.privacy import requests as privacy_requests
+
+    apply_intent(balance_intent(db, stripe_client, moved.new, confirm=True))
+    now = utcnow()
+    request = privacy_requests.staff_request(PrivacyAction.ERASE, now)
+
+    result = erase.erase(moved.new.email, request, now, registration_id=moved.new.id)
+
+    assert result.refund_cents == 2500  # $15 first, $10 balance: before the cut-off, all of it
+    rows = db.session.scalars(sa.select(Refund)).all()
+    assert sorted(r.amount_cents for r in rows) == [1000, 1500]
+    assert len({r.idempotency_key for r in rows}) == 2
+    assert execute_due_refunds() == 2
