@@ -18,7 +18,8 @@ def test_an_email_is_shown_as_the_member_sees_it_beside_its_text_and_invite(
 ):
     monkeypatch.setitem(app.config, "MAIL_SERVER", None)
     monkeypatch.setitem(app.config, "MAIL_OUTBOX_DIR", str(tmp_path))
-    make_clinic(name="Revival PT", email="hello@revival.example")
+    # Titled subjects (the clinic's choice; neutral ones name only the date): the link is the subject.
+    make_clinic(name="Revival PT", email="hello@revival.example", email_subjects="titled")
     offering = workshop(title="Desk Set-up")
     db.session.commit()
     book(offering, "ana@example.com")
