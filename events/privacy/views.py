@@ -22,15 +22,16 @@ from events.registration.services import address_digest, registration_by_token
 bp = Blueprint("privacy", __name__)
 
 
-# The limiter takes its message as a plain string (as "find my registrations" does): these two stay
-# English until the limiter's error page is translated as a whole.
-ASKED_TOO_OFTEN_FROM_HERE = (
-    "You've asked several times in the last few minutes. Please wait a few minutes, then try again."
-)
-ASKED_TOO_OFTEN_FOR_ADDRESS = (
-    "We've already sent a link for this email address several times recently. Please look for it "
-    "in your inbox (and in your spam or junk folder); you can ask again in an hour."
-)
+# The limiter reads its message by calling these when it refuses: written in the page's language.
+def ASKED_TOO_OFTEN_FROM_HERE() -> str:  # noqa: N802 - a message, read when it is shown
+    return _("You've asked several times in the last few minutes. Please wait a few minutes, then try again.")
+
+
+def ASKED_TOO_OFTEN_FOR_ADDRESS() -> str:  # noqa: N802 - a message, read when it is shown
+    return _(
+        "We've already sent a link for this email address several times recently. Please look for it "
+        "in your inbox (and in your spam or junk folder); you can ask again in an hour."
+    )
 
 
 def _asked_address() -> str:
@@ -44,14 +45,16 @@ def _not_a_valid_request() -> bool:
 
 @bp.route("/my-data", methods=["GET", "POST"])
 @limiter.limit(
-    config_limit("FIND_REGISTRATIONS_RATE_LIMIT"), methods=["POST"], error_message=ASKED_TOO_OFTEN_FROM_HERE
+    config_limit("FIND_REGISTRATIONS_RATE_LIMIT"),
+    methods=["POST"],
+    error_message=ASKED_TOO_OFTEN_FROM_HERE,  # type: ignore[arg-type]  # (a callable: documented)
 )
 @limiter.limit(
     config_limit("FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT"),
     methods=["POST"],
     key_func=_asked_address,
     exempt_when=_not_a_valid_request,
-    error_message=ASKED_TOO_OFTEN_FOR_ADDRESS,
+    error_message=ASKED_TOO_OFTEN_FOR_ADDRESS,  # type: ignore[arg-type]  # (a callable: documented)
 )
 def my_data() -> ResponseReturnValue:
     """Ask for a link to download or delete the data held about an address."""
@@ -79,7 +82,10 @@ def _registration(signed: str) -> Registration | None:
 
 
 @bp.post("/manage/<signed>/my-data")
-@limiter.limit(config_limit("FIND_REGISTRATIONS_RATE_LIMIT"), error_message=ASKED_TOO_OFTEN_FROM_HERE)
+@limiter.limit(
+    config_limit("FIND_REGISTRATIONS_RATE_LIMIT"),
+    error_message=ASKED_TOO_OFTEN_FROM_HERE,  # type: ignore[arg-type]  # (a callable: documented)
+)
 def manage_my_data(signed: str) -> ResponseReturnValue:
     """The manage page's "Download my data" and "Delete my data": the link goes to the
     booking's own address, like every other way in."""
