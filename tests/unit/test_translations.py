@@ -124,3 +124,28 @@ def test_every_catalogue_is_complete():
     assert problems == [], (
         f"{len(problems)} catalogue entries to finish (python scripts/translations.py check)"
     )
+
+
+def test_every_msgid_in_the_code_is_in_the_catalogues(tmp_path):
+    """Text wrapped for translation but never extracted would show in English to everyone: the
+    catalogues must hold every msgid the code and templates have today (`make translations-update`)."""
+    import subprocess
+    import sys
+
+    from babel.messages.pofile import read_po
+
+    fresh = tmp_path / "fresh.pot"
+    subprocess.run(
+        [str(Path(sys.executable).with_name("pybabel")), "-q", "extract", "-F", "babel.cfg"]
+        + ["-k", "lazy_gettext", "-o", str(fresh), "."],
+        cwd=ROOT,
+        check=True,
+    )
+    with fresh.open("rb") as f:
+        wanted = {message.id for message in read_po(f) if message.id}
+    assert len(wanted) > 400  # the control: the extraction found the site's text
+    for po in sorted((ROOT / "translations").glob("*/LC_MESSAGES/messages.po")):
+        with po.open("rb") as f:
+            held = {message.id for message in read_po(f) if message.id}
+        missing = sorted(str(m) for m in wanted - held)
+        assert missing == [], (po.parent.parent.name, missing[:10])
