@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from events import audit
 from events.extensions import db
+from events.languages import current_language
 from events.models import (
     OPEN_PAYMENT_STATUSES,
     Payment,
@@ -269,9 +270,19 @@ def _attempt_for(state: IntentState) -> PaymentAttempt:
         return PaymentAttempt("requires_action", client_secret=state.client_secret, intent_id=state.id)
     if state.status == "processing":
         return PaymentAttempt("succeeded", gettext("Your payment is processing."), intent_id=state.id)
-    return PaymentAttempt(
-        "failed", state.error_message or gettext("Your card was not charged. Please try another card.")
-    )
+    # Stripe explains a decline in English only: a member reading another language gets our own
+    # sentence, in theirs.
+    if state.error_message and current_language() == "en":
+        return PaymentAttempt("failed", state.error_message)
+    if state.error_message:
+        return PaymentAttempt(
+            "failed",
+            gettext(
+                "Your card was declined, and nothing was charged. Please check the card details or "
+                "try another card."
+            ),
+        )
+    return PaymentAttempt("failed", gettext("Your card was not charged. Please try another card."))
 
 
 def record_failure(registration_id: int, message: str, intent_id: str | None = None) -> None:

@@ -4,7 +4,9 @@
   "use strict";
   const form = document.getElementById("payment-form");
   if (!form || typeof Stripe === "undefined") return;
-  const stripe = Stripe(form.dataset.publishableKey);
+  // Stripe writes its card messages in the page's language where it has it (Spanish), else the browser's.
+  const language = document.documentElement.lang;
+  const stripe = Stripe(form.dataset.publishableKey, { locale: ["en", "es"].includes(language) ? language : "auto" });
   const card = stripe.elements().create("card");
   card.mount("#card-element");
   const button = document.getElementById("pay-button");

@@ -307,3 +307,27 @@ def test_the_api_gives_titles_in_the_language_asked_for_and_says_which(client, d
     asked = titles(query_string={"lang": "so"})
     assert asked == {"Jilbo xoog leh": "so", "Back Basics": "en"}
     assert titles(headers={"Accept-Language": "so"}) == asked
+
+
+def test_a_declined_card_is_explained_in_the_members_language(app):
+    """Stripe explains a decline in English only: in Spanish or Somali the member reads ours."""
+    from events.payments.gateway import IntentState
+    from events.payments.services import _attempt_for
+
+    declined = IntentState(
+        id="pi_1",
+        status="requires_payment_method",
+        amount=1800,
+        currency="usd",
+        client_secret="",
+        registration_id=1,
+        latest_charge_id=None,
+        error_message="Your card was declined.",
+    )
+    with app.test_request_context("/"):
+        with in_language("en"):
+            assert _attempt_for(declined).message == "Your card was declined."
+        with in_language("es"):
+            assert _attempt_for(declined).message.startswith("Su tarjeta fue rechazada")
+        with in_language("so"):
+            assert _attempt_for(declined).message.startswith("Kaarkaaga waa la diiday")
