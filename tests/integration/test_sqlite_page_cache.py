@@ -84,7 +84,8 @@ def test_a_commit_by_another_process_is_seen_on_the_next_page(sqlite_app, sql_se
         other.execute(
             "UPDATE seat_pools SET seats_taken = capacity, version = version + 1 WHERE id IN ("
             " SELECT s.seat_pool_id FROM sessions s JOIN offerings o ON o.id = s.offering_id"
-            " WHERE o.slug = ? ORDER BY s.starts_at LIMIT 1)",
+            # (the first still to come: the demo also has a past year, for the reports)
+            " WHERE o.slug = ? AND s.starts_at > datetime('now') ORDER BY s.starts_at LIMIT 1)",
             (slug,),
         )
     sql_sent.clear()
