@@ -73,7 +73,9 @@ class PaymentAttempt:
     intent_id: str = ""
 
 
-UNAVAILABLE = "We couldn't reach the payment service. Your seat is still held; please try again."
+UNAVAILABLE = lazy_gettext(
+    "We couldn't reach the payment service. Your seat is still held; please try again."
+)
 
 
 def neutral_label(registration_id: int) -> str:
@@ -130,7 +132,7 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
         state = gateway.confirm_intent(intent.id)
     except PaymentDeclined as declined:
         record_failure(registration_id, str(declined), intent_id=intent.id if intent else None)
-        return PaymentAttempt("failed", str(declined))
+        return PaymentAttempt("failed", declined_message(str(declined)))
     except GatewayRejected as rejected:
         # Stripe refused the request itself (say, the intent was cancelled as the hold lapsed).
         current_app.logger.warning(
@@ -138,11 +140,11 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
         )
         db.session.rollback()
         return _closed_attempt(db.session.get_one(Registration, registration_id)) or PaymentAttempt(
-            "failed", "Your card was not charged. Please try again."
+            "failed", gettext("Your card was not charged. Please try again.")
         )
     except GatewayUnavailable:
         current_app.logger.warning("Stripe unavailable for registration %s", registration_id)
-        return PaymentAttempt("unavailable", UNAVAILABLE)
+        return PaymentAttempt("unavailable", str(UNAVAILABLE))
     apply_intent(state)
     return _attempt_for(state)
 
@@ -196,7 +198,7 @@ def _closed_attempt(registration: Registration) -> PaymentAttempt | None:
     if registration.status == RegistrationStatus.CONFIRMED:
         return PaymentAttempt("succeeded")
     if not hold_is_live(registration):
-        return PaymentAttempt("closed", HOLD_RELEASED)
+        return PaymentAttempt("closed", str(HOLD_RELEASED))
     return None
 
 
@@ -263,6 +265,16 @@ def cancel_if_uncharged(state: IntentState) -> IntentState:
     return gateway.retrieve_intent(state.id)
 
 
+def declined_message(stripe_reason: str) -> str:
+    """What a member reads about a declined card. Stripe explains a decline in English only: a
+    member reading another language gets our own sentence, in theirs."""
+    if current_language() == "en":
+        return stripe_reason
+    return gettext(
+        "Your card was declined, and nothing was charged. Please check the card details or try another card."
+    )
+
+
 def _attempt_for(state: IntentState) -> PaymentAttempt:
     if state.status == "succeeded":
         return PaymentAttempt("succeeded", intent_id=state.id)
@@ -270,18 +282,8 @@ def _attempt_for(state: IntentState) -> PaymentAttempt:
         return PaymentAttempt("requires_action", client_secret=state.client_secret, intent_id=state.id)
     if state.status == "processing":
         return PaymentAttempt("succeeded", gettext("Your payment is processing."), intent_id=state.id)
-    # Stripe explains a decline in English only: a member reading another language gets our own
-    # sentence, in theirs.
-    if state.error_message and current_language() == "en":
-        return PaymentAttempt("failed", state.error_message)
     if state.error_message:
-        return PaymentAttempt(
-            "failed",
-            gettext(
-                "Your card was declined, and nothing was charged. Please check the card details or "
-                "try another card."
-            ),
-        )
+        return PaymentAttempt("failed", declined_message(state.error_message))
     return PaymentAttempt("failed", gettext("Your card was not charged. Please try another card."))
 
 
@@ -696,7 +698,7 @@ def pay_balance_with_card(registration_id: int, card_token: str) -> PaymentAttem
         state = gateway.confirm_intent(intent.id)
     except PaymentDeclined as declined:
         record_failure(registration_id, str(declined), intent_id=intent.id if intent else None)
-        return PaymentAttempt("failed", str(declined))
+        return PaymentAttempt("failed", declined_message(str(declined)))
     except GatewayRejected as rejected:
         current_app.logger.warning(
             "Stripe refused a balance payment step for registration %s: %s", registration_id, rejected

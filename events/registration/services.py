@@ -15,7 +15,7 @@ from enum import Enum
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import gettext, ngettext
+from flask_babel import gettext, lazy_gettext, ngettext
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -56,7 +56,7 @@ class RegistrationError(Exception):
 
 
 # What a person is told when the seat held while they paid has gone to someone else.
-HOLD_RELEASED = "Your held seat has been released. Please register again."
+HOLD_RELEASED = lazy_gettext("Your held seat has been released. Please register again.")
 
 
 @dataclass(frozen=True)

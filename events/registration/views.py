@@ -3,6 +3,7 @@
 Each view reads input, calls one service and renders or redirects.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -292,6 +293,13 @@ def pay(signed: str) -> ResponseReturnValue:
 @limiter.limit(config_limit("PAY_RATE_LIMIT"))
 def pay_submit(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
+    return _card_payment(payments.pay_with_card, registration.id)
+
+
+def _card_payment(
+    pay: Callable[[int, str], payments.PaymentAttempt], registration_id: int
+) -> ResponseReturnValue:
+    """The pay pages' JSON: read Stripe.js's card token, charge it with `pay`, say what next."""
     try:
         token = json_object_body().get("token")
     except JsonBodyError as error:
@@ -300,7 +308,7 @@ def pay_submit(signed: str) -> ResponseReturnValue:
         # Not what Stripe.js produces: say so, rather than a 503 about reaching Stripe.
         message = gettext("That card token is malformed. Please enter your card again.")
         return jsonify(status="failed", message=message), 400
-    attempt = payments.pay_with_card(registration.id, token)
+    attempt = pay(registration_id, token)
     status = 503 if attempt.status == "unavailable" else 200
     return jsonify(
         status=attempt.status,
@@ -501,21 +509,7 @@ def balance(signed: str) -> ResponseReturnValue:
 @limiter.limit(config_limit("PAY_RATE_LIMIT"))
 def balance_pay(signed: str) -> ResponseReturnValue:
     registration = _registration_from_balance_link(signed)
-    try:
-        token = json_object_body().get("token")
-    except JsonBodyError as error:
-        return jsonify(status="failed", message=str(error)), 400
-    if not is_stripe_id(token, "tok_"):
-        message = gettext("That card token is malformed. Please enter your card again.")
-        return jsonify(status="failed", message=message), 400
-    attempt = payments.pay_balance_with_card(registration.id, token)
-    status = 503 if attempt.status == "unavailable" else 200
-    return jsonify(
-        status=attempt.status,
-        message=attempt.message,
-        client_secret=attempt.client_secret,
-        intent_id=attempt.intent_id,
-    ), status
+    return _card_payment(payments.pay_balance_with_card, registration.id)
 
 
 @bp.get("/balance/<signed>/complete")
