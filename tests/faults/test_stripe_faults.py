@@ -28,7 +28,7 @@ def stripe_client(base: str) -> stripe.StripeClient:
 
 
 def intents_for(client: stripe.StripeClient, registration_id: int) -> list:
-    intents = client.v1.payment_intents.list(params={"limit": 100}).data
+    intents = client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter()  # every page
     return [pi for pi in intents if (pi.metadata or {}).get("registration_id") == str(registration_id)]
 
 

@@ -413,7 +413,7 @@ def test_two_tabs_paying_the_same_link_at_once_charge_once(db, live_server, move
     assert "succeeded" in [a["status"] for a in answers], answers
     charged = [
         pi
-        for pi in stripe_client.v1.payment_intents.list(params={"limit": 100}).data
+        for pi in stripe_client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter()
         if (pi.metadata or {}).get("registration_id") == str(moved.new.id)
         and (pi.metadata or {}).get("purpose") == "balance"
         and pi.status == "succeeded"
