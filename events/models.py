@@ -173,6 +173,7 @@ class PaymentPurpose(StrEnum):
 
     REGISTRATION = "registration"
     BALANCE = "balance"
+    PASS = "pass"  # buying a class pass (payments.pass_id; no registration)
 
 
 class RefundStatus(StrEnum):
@@ -333,10 +334,20 @@ class Offering(Model):
     followup_delay_minutes: Mapped[int] = mapped_column(default=120)
     is_published: Mapped[bool] = mapped_column(default=True)
     is_cancelled: Mapped[bool] = mapped_column(default=False)
+    # What one booking costs on a class pass (a long class may cost 2 credits).
+    credits_per_booking: Mapped[int] = mapped_column(default=1, server_default="1")
+    # Seats of each pool kept for the community price until community_release_hours before the
+    # start, when those still unclaimed join general sale (events/pricing.py).
+    community_seats: Mapped[int] = mapped_column(default=0, server_default="0")
+    community_price_cents: Mapped[int] = mapped_column(default=0, server_default="0")
+    community_release_hours: Mapped[int] = mapped_column(default=24, server_default="24")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     location: Mapped[Location] = relationship()
+    price_tiers: Mapped[list[PriceTier]] = relationship(
+        back_populates="offering", order_by="PriceTier.position", cascade="all, delete-orphan"
+    )
     # The consent document everyone booking must accept (its current version), if any: a row
     # of its own table, so adding consent changed no column of this much-referenced table.
     consent_requirement: Mapped[OfferingConsent | None] = relationship(cascade="all, delete-orphan")
@@ -539,11 +550,23 @@ class Registration(Model):
     # When its personal data was replaced by placeholders (retention, or the person's request):
     # the row stays, so counts, attendance and money still add up (events/privacy/anonymise.py).
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # How it was priced (events/pricing.py computes price_cents once, from these): the sliding-
+    # scale tier chosen, the promo code used and what it took off, a community seat.
+    price_tier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("price_tiers.id"))
+    promo_code_id: Mapped[int | None] = mapped_column(sa.ForeignKey("promo_codes.id"), index=True)
+    discount_cents: Mapped[int] = mapped_column(default=0, server_default="0")
+    community_seat: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # Booked with a class pass: which one and how many credits it took (the ledger has the rows).
+    pass_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("passes.id"), index=True)
+    credits_spent: Mapped[int] = mapped_column(default=0, server_default="0")
 
     seat_pool: Mapped[SeatPool] = relationship()
     offering: Mapped[Offering] = relationship()
     session: Mapped[Session | None] = relationship()
     payments: Mapped[list[Payment]] = relationship(back_populates="registration")
+    price_tier: Mapped[PriceTier | None] = relationship()
+    promo_code: Mapped[PromoCode | None] = relationship()
+    class_pass: Mapped[Pass | None] = relationship(foreign_keys=[pass_id])
 
 
 class WaitlistEntry(Model):
@@ -704,10 +727,14 @@ class Payment(Model):
             "amount_refunded_cents >= 0 AND amount_refunded_cents <= amount_cents",
             name="refund_within_amount",
         ),
+        # A payment is for a registration (the seat or its balance) or for a class pass.
+        sa.CheckConstraint("(registration_id IS NULL) <> (pass_id IS NULL)", name="for_registration_or_pass"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("registrations.id"), index=True)
+    # NULL for a pass purchase (purpose "pass"), which names its pass instead.
+    registration_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("registrations.id"), index=True)
+    pass_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("passes.id"), index=True)
     # NULL for a desk payment (several NULLs are allowed by the unique constraint).
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     method: Mapped[PaymentMethod] = mapped_column(
@@ -734,7 +761,8 @@ class Payment(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    registration: Mapped[Registration] = relationship(back_populates="payments")
+    registration: Mapped[Registration | None] = relationship(back_populates="payments")
+    class_pass: Mapped[Pass | None] = relationship(back_populates="payments", foreign_keys=[pass_id])
     refunds: Mapped[list[Refund]] = relationship(back_populates="payment")
     taken_by: Mapped[User | None] = relationship()
 
@@ -934,3 +962,233 @@ class CatalogState(Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(default=0)
+
+
+# Passes and pricing (issue 14). No member accounts: a pass belongs to a verified email address
+# and is reached through a signed link, like a registration.
+
+pass_product_offerings = sa.Table(
+    "pass_product_offerings",
+    Model.metadata,
+    sa.Column("pass_product_id", sa.ForeignKey("pass_products.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("offering_id", sa.ForeignKey("offerings.id", ondelete="CASCADE"), primary_key=True),
+)
+pass_product_locations = sa.Table(
+    "pass_product_locations",
+    Model.metadata,
+    sa.Column("pass_product_id", sa.ForeignKey("pass_products.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("location_id", sa.ForeignKey("locations.id", ondelete="CASCADE"), primary_key=True),
+)
+promo_code_offerings = sa.Table(
+    "promo_code_offerings",
+    Model.metadata,
+    sa.Column("promo_code_id", sa.ForeignKey("promo_codes.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("offering_id", sa.ForeignKey("offerings.id", ondelete="CASCADE"), primary_key=True),
+)
+promo_code_pass_products = sa.Table(
+    "promo_code_pass_products",
+    Model.metadata,
+    sa.Column("promo_code_id", sa.ForeignKey("promo_codes.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("pass_product_id", sa.ForeignKey("pass_products.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class PassValidityStart(StrEnum):
+    PURCHASE = "purchase"  # the validity days count from the purchase
+    FIRST_USE = "first_use"  # ... from the first booking made with it
+
+
+class PassProduct(Model):
+    """A kind of pass on sale: "10 classes, valid 90 days, for the drop-in classes".
+
+    Scope: empty lists mean everything; offering_kinds is a comma-separated list of
+    OfferingKind values ("class,course"), offerings and locations are rows of their own."""
+
+    __tablename__ = "pass_products"
+    __table_args__ = (
+        sa.CheckConstraint("credits > 0", name="credits_positive"),
+        sa.CheckConstraint("price_cents >= 0", name="price_not_negative"),
+        sa.CheckConstraint("validity_days > 0", name="validity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    description: Mapped[str] = mapped_column(sa.String(400), default="")
+    credits: Mapped[int] = mapped_column()
+    price_cents: Mapped[int] = mapped_column()
+    currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
+    validity_days: Mapped[int] = mapped_column(default=90)
+    validity_starts: Mapped[PassValidityStart] = mapped_column(
+        enum_column(PassValidityStart, name="pass_validity_start"), default=PassValidityStart.PURCHASE
+    )
+    offering_kinds: Mapped[str] = mapped_column(sa.String(100), default="")
+    is_on_sale: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    offerings: Mapped[list[Offering]] = relationship(secondary=pass_product_offerings)
+    locations: Mapped[list[Location]] = relationship(secondary=pass_product_locations)
+
+
+class PassStatus(StrEnum):
+    HELD = "held"  # bought by card, waiting for the payment (hold_expires_at)
+    ACTIVE = "active"
+    VOID = "void"  # the card payment never came (the hold lapsed) or staff voided it
+    REFUNDED = "refunded"  # its unused credits were refunded: nothing left to spend
+
+
+class Pass(Model):
+    """One person's class pass. Its balance is the sum of its ledger rows (PassLedgerEntry),
+    never a counter; the row is locked (SELECT ... FOR UPDATE) by every change to the ledger,
+    after the seat pools and before payments, and a change that would take it below zero is
+    refused under that lock."""
+
+    __tablename__ = "passes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    product_id: Mapped[int] = mapped_column(sa.ForeignKey("pass_products.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    email_normalized: Mapped[str] = mapped_column(sa.String(254), index=True)
+    status: Mapped[PassStatus] = mapped_column(enum_column(PassStatus, name="pass_status"))
+    # What it cost and gave when bought (the product may change later).
+    credits: Mapped[int] = mapped_column()
+    price_cents: Mapped[int] = mapped_column()
+    currency: Mapped[str] = mapped_column(sa.String(3), default="usd")
+    validity_days: Mapped[int] = mapped_column()
+    # Random, unguessable; embedded in the signed link to the pass page.
+    token: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    source: Mapped[str] = mapped_column(sa.String(20), default="public")  # a RegistrationSource
+    language: Mapped[str] = mapped_column(sa.String(12), default="en")
+    hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # NULL until it starts counting (validity from first use: the first booking sets it).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # A medical pause: while frozen_since is set nothing can be booked with it; unfreezing
+    # moves expires_at on by the days paused.
+    frozen_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    promo_code_id: Mapped[int | None] = mapped_column(sa.ForeignKey("promo_codes.id"))
+    discount_cents: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    product: Mapped[PassProduct] = relationship()
+    ledger: Mapped[list[PassLedgerEntry]] = relationship(
+        back_populates="class_pass", order_by="PassLedgerEntry.id"
+    )
+    payments: Mapped[list[Payment]] = relationship(
+        back_populates="class_pass", foreign_keys="Payment.pass_id"
+    )
+
+
+class LedgerKind(StrEnum):
+    PURCHASE = "purchase"  # + the credits bought
+    SPEND = "spend"  # - a booking's credits
+    RETURN = "return"  # + a booking's credits given back (on-time or clinic cancellation, move)
+    FORFEIT = "forfeit"  # 0: a late cancellation or no-show keeps the credits spent (a record)
+    ADJUSTMENT = "adjustment"  # +/- by staff, with a reason
+    EXPIRY = "expiry"  # - what was left when it expired
+    REFUND = "refund"  # - the unused credits refunded
+
+
+class PassLedgerEntry(Model):
+    """One change to a pass's credits. The balance is sum(credits)."""
+
+    __tablename__ = "pass_ledger"
+    __table_args__ = (
+        # A booking spends once and is given back at most once.
+        sa.Index(
+            "uq_pass_ledger_booking_kind",
+            "pass_id",
+            "registration_id",
+            "kind",
+            unique=True,
+            postgresql_where=sa.text("registration_id IS NOT NULL"),
+            sqlite_where=sa.text("registration_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pass_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("passes.id"), index=True)
+    kind: Mapped[LedgerKind] = mapped_column(enum_column(LedgerKind, name="ledger_kind"))
+    credits: Mapped[int] = mapped_column()
+    registration_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("registrations.id"))
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    class_pass: Mapped[Pass] = relationship(back_populates="ledger")
+    registration: Mapped[Registration | None] = relationship()
+    actor: Mapped[User | None] = relationship()
+
+
+class PriceTier(Model):
+    """A sliding-scale price the member chooses without proof ("Community $5")."""
+
+    __tablename__ = "price_tiers"
+    __table_args__ = (sa.CheckConstraint("price_cents >= 0", name="price_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offering_id: Mapped[int] = mapped_column(sa.ForeignKey("offerings.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(80))
+    description: Mapped[str] = mapped_column(sa.String(200), default="")
+    price_cents: Mapped[int] = mapped_column()
+    position: Mapped[int] = mapped_column(default=0)
+
+    offering: Mapped[Offering] = relationship(back_populates="price_tiers")
+
+
+class PromoKind(StrEnum):
+    PERCENT_OFF = "percent_off"  # value: 1..100
+    AMOUNT_OFF = "amount_off"  # value: cents
+    FIXED_PRICE = "fixed_price"  # value: cents
+
+
+class PromoCode(Model):
+    """A code for a partner or a campaign. Its uses are counted under a lock on this row
+    (PromoRedemption rows not released), never by a counter."""
+
+    __tablename__ = "promo_codes"
+    __table_args__ = (sa.CheckConstraint("value >= 0", name="value_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(40))
+    # Upper case, spaces removed: what a member types is matched case-insensitively.
+    code_normalized: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    kind: Mapped[PromoKind] = mapped_column(enum_column(PromoKind, name="promo_kind"))
+    value: Mapped[int] = mapped_column()
+    # Scope: empty means everything; offering_kinds as on PassProduct.
+    offering_kinds: Mapped[str] = mapped_column(sa.String(100), default="")
+    applies_to_passes: Mapped[bool] = mapped_column(default=False)
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    max_uses: Mapped[int | None] = mapped_column()
+    max_uses_per_email: Mapped[int | None] = mapped_column()
+    partner_tag: Mapped[str] = mapped_column(sa.String(60), default="", index=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    offerings: Mapped[list[Offering]] = relationship(secondary=promo_code_offerings)
+    pass_products: Mapped[list[PassProduct]] = relationship(secondary=promo_code_pass_products)
+
+
+class PromoRedemption(Model):
+    """One use of a code, by a registration or a pass purchase. released_at is set when the use
+    is given back (a hold that lapsed or a booking cancelled): it then no longer counts."""
+
+    __tablename__ = "promo_redemptions"
+    __table_args__ = (
+        sa.CheckConstraint("(registration_id IS NULL) <> (pass_id IS NULL)", name="for_registration_or_pass"),
+        sa.Index("ix_promo_redemptions_code_email", "promo_code_id", "email_normalized"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    promo_code_id: Mapped[int] = mapped_column(sa.ForeignKey("promo_codes.id"), index=True)
+    registration_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("registrations.id"), unique=True)
+    pass_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("passes.id"), unique=True)
+    email_normalized: Mapped[str] = mapped_column(sa.String(254))
+    discount_cents: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    promo_code: Mapped[PromoCode] = relationship()

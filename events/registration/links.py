@@ -10,7 +10,7 @@ from flask import current_app, session, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 if TYPE_CHECKING:
-    from events.models import Registration, WaitlistEntry
+    from events.models import Pass, Registration, WaitlistEntry
 
 MANAGE_SALT = "registration-manage"
 # Where Flask-WTF keeps its CSRF secret in the session (its default WTF_CSRF_FIELD_NAME, which
@@ -20,6 +20,8 @@ WAITLIST_SALT = "waitlist-entry"
 # The payment link for what a booking still owes (a transfer onto a dearer date): its own salt,
 # so a manage link can't be turned into one, and a shorter life (BALANCE_LINK_MAX_AGE_DAYS).
 BALANCE_SALT = "registration-balance"
+# A class pass's page (events/passes/): balance, history, booking with it. Its own salt.
+PASS_SALT = "class-pass"
 
 
 class LinkInvalid(Exception):
@@ -60,6 +62,11 @@ def waitlist_url(entry: WaitlistEntry, external: bool = True) -> str:
 def balance_url(registration: Registration, external: bool = True) -> str:
     """The member's page for paying what their booking still owes (signed, expiring)."""
     return url_for("registration.balance", signed=sign(registration.token, BALANCE_SALT), _external=external)
+
+
+def pass_url(pass_: Pass, external: bool = True) -> str:
+    """The holder's page of a class pass (signed; the blueprint "passes", endpoint "pass_page")."""
+    return url_for("passes.pass_page", signed=sign(pass_.token, PASS_SALT), _external=external)
 
 
 def pay_url(registration: Registration, external: bool = False, resumed: bool = False) -> str:

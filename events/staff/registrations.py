@@ -227,16 +227,19 @@ def retry_refund(refund_id: int, actor: User) -> Refund:
     except refunds.RefundError as error:
         db.session.rollback()
         raise AdminError(str(error)) from error
+    registration = refund.payment.registration
+    if registration is None:  # (a pass's refund is retried from the pass's page)
+        raise AdminError("This refund is for a class pass: retry it from the pass's page.")
     audit.record(
         actor.id,
         "refund.retried",
         "registration",
-        refund.payment.registration_id,
+        registration.id,
         refund_id=refund.id,
         amount_cents=refund.amount_cents,
-        name=refund.payment.registration.name,
-        offering_id=refund.payment.registration.offering_id,
-        offering_title=refund.payment.registration.offering.title,
+        name=registration.name,
+        offering_id=registration.offering_id,
+        offering_title=registration.offering.title,
     )
     db.session.commit()
     return refund

@@ -148,7 +148,7 @@ def desk_methods(registration_ids: list[int]) -> dict[int, PaymentMethod]:
     """How each registration paid at the desk (cash, check, comp), for those that did."""
     return dict(
         db.session.execute(
-            sa.select(Payment.registration_id, Payment.method).where(
+            sa.select(sa.cast(Payment.registration_id, sa.BigInteger), Payment.method).where(
                 Payment.registration_id.in_(registration_ids),
                 Payment.status == PaymentStatus.SUCCEEDED,
                 Payment.method != PaymentMethod.CARD,

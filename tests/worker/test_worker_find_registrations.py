@@ -46,8 +46,9 @@ def test_the_email_lists_every_upcoming_place_with_a_working_link(app, db, smtp,
     gone = register(cancelled, None, Person("Zoe Smith", me)).registration
     cancel_registration(gone.id)
     register(past, None, Person("Zoe Smith", me))
-    # Built after that one has happened: not listed.
-    now = utcnow() + timedelta(days=2)
+    # Built after that one has happened: not listed. Three days on, so it has ended whatever the
+    # hour: tomorrow 6 pm in Chicago is the day after tomorrow in UTC.
+    now = utcnow() + timedelta(days=3)
     held.hold_expires_at = now + timedelta(minutes=10)
     db.session.commit()
 

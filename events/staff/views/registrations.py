@@ -1,6 +1,6 @@
 """The front desk: find a registration, see its payment and emails, refund, register someone."""
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
@@ -154,6 +154,8 @@ def admin_refund_retry(refund_id: int) -> ResponseReturnValue:
     """The Retry button posts here and gets a confirmation page; its button retries."""
     refund = get_or_404(Refund, refund_id)
     registration = refund.payment.registration
+    if registration is None:  # a class pass's refund: retried from the pass's page
+        abort(404)
     back_url = url_for("staff.admin_registration", registration_id=registration.id) + "#payment-h"
     form = ConfirmStepForm()
     if form.validate_on_submit() and form.confirmed.data == "yes":

@@ -1,0 +1,1 @@
+"""Class passes: products, the credit ledger, buying, booking with a pass."""
