@@ -178,32 +178,65 @@ def net_income(facts: Iterable[SessionFacts], now: datetime) -> int:
 # --- People ---
 
 
-def unique_attendees(people: Iterable[PersonHistory]) -> int:
-    return sum(1 for _ in people)
+@dataclass(frozen=True)
+class PeopleCounts:
+    """The people figures' parts. The database counts them in one statement at report time
+    (facts.people_counts); of() is the same count over records, the definition the unit tests
+    and the cross-check read."""
+
+    people: int = 0
+    first_timers: int = 0  # first visit ever is their first visit in the range
+    came_back: int = 0  # of those, a second visit within RETURN_WINDOW of the first
+    workshop_goers: int = 0  # came to a workshop in the range
+    went_on: int = 0  # of those, came to a class after their first workshop in the range
+
+    @classmethod
+    def of(cls, people: Iterable[PersonHistory]) -> PeopleCounts:
+        rows = list(people)
+        firsts = [p for p in rows if p.first_visit == p.first_visit_in_range]
+        workshop_goers = [p for p in rows if p.first_workshop_in_range is not None]
+        return cls(
+            people=len(rows),
+            first_timers=len(firsts),
+            came_back=sum(
+                1
+                for p in firsts
+                if p.second_visit is not None and p.second_visit - p.first_visit <= RETURN_WINDOW
+            ),
+            workshop_goers=len(workshop_goers),
+            went_on=sum(
+                1
+                for p in workshop_goers
+                if p.last_class_visit is not None
+                and p.first_workshop_in_range is not None
+                and p.last_class_visit > p.first_workshop_in_range
+            ),
+        )
 
 
-def first_timers(people: Iterable[PersonHistory]) -> int:
-    return sum(1 for p in people if p.first_visit == p.first_visit_in_range)
+PeopleRows = PeopleCounts | Iterable[PersonHistory]
 
 
-def return_rate(people: Iterable[PersonHistory]) -> Ratio:
-    firsts = [p for p in people if p.first_visit == p.first_visit_in_range]
-    came_back = sum(
-        1 for p in firsts if p.second_visit is not None and p.second_visit - p.first_visit <= RETURN_WINDOW
-    )
-    return Ratio(came_back, len(firsts))
+def _counts(people: PeopleRows) -> PeopleCounts:
+    return people if isinstance(people, PeopleCounts) else PeopleCounts.of(people)
 
 
-def workshop_to_class(people: Iterable[PersonHistory]) -> Ratio:
-    workshop_goers = [p for p in people if p.first_workshop_in_range is not None]
-    went_on = sum(
-        1
-        for p in workshop_goers
-        if p.last_class_visit is not None
-        and p.first_workshop_in_range is not None
-        and p.last_class_visit > p.first_workshop_in_range
-    )
-    return Ratio(went_on, len(workshop_goers))
+def unique_attendees(people: PeopleRows) -> int:
+    return _counts(people).people
+
+
+def first_timers(people: PeopleRows) -> int:
+    return _counts(people).first_timers
+
+
+def return_rate(people: PeopleRows) -> Ratio:
+    counts = _counts(people)
+    return Ratio(counts.came_back, counts.first_timers)
+
+
+def workshop_to_class(people: PeopleRows) -> Ratio:
+    counts = _counts(people)
+    return Ratio(counts.went_on, counts.workshop_goers)
 
 
 # --- The registry: what the pages, CSV and API show, in order, with each definition ---

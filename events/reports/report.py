@@ -19,6 +19,7 @@ from events.reports.figures import (
     PEOPLE_FIGURES,
     SESSION_FIGURES,
     Figure,
+    PeopleCounts,
     PersonHistory,
     Ratio,
     SessionFacts,
@@ -162,7 +163,7 @@ def session_values(rows: list[SessionFacts], now: datetime) -> list[FigureValue]
     return [FigureValue(f, f.compute(rows, now)) for f in SESSION_FIGURES]
 
 
-def people_values(people: list[PersonHistory]) -> list[FigureValue]:
+def people_values(people: PeopleCounts | list[PersonHistory]) -> list[FigureValue]:
     return [FigureValue(f, f.compute(people)) for f in PEOPLE_FIGURES]
 
 
@@ -174,7 +175,7 @@ def build_report(
     scope = facts_module.Scope(None if user.is_admin else user.id)
     locations = facts_module.active_locations_for_reports()
     session_rows = facts_module.session_facts(first_day, last_day, scope, clinic.currency, locations)
-    people = facts_module.people_histories(first_day, last_day, scope, now, locations)
+    people = facts_module.people_counts(first_day, last_day, scope, now, locations)
 
     key_of = _group_key(breakdown)
     groups: dict[Any, tuple[str, list[SessionFacts]]] = {}

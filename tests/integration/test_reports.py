@@ -381,3 +381,27 @@ def test_the_api_report_matches_its_openapi_schema(client, scenario):
         "/staff/logout", data={"csrf_token": csrf_token(client.get("/staff/").get_data(as_text=True))}
     )
     assert_valid(spec, "/reports", "401", client.get("/api/v1/reports").get_json())
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_people_counted_in_sql_equal_the_definitions_over_records(db, seed):
+    """The report counts the people figures in the database (facts.people_counts); the
+    definitions count records (PeopleCounts.of over facts.people_histories). Random data, every
+    scope (everyone, each instructor), ranges of a day to the whole history: the same counts."""
+    from events.reports import facts
+    from events.reports.figures import PeopleCounts
+
+    rng = random.Random(seed)
+    _random_clinic(rng)
+    locations = facts.active_locations_for_reports()
+    teachers = _db.session.scalars(sa.select(User.id).where(User.role == Role.INSTRUCTOR)).all()
+    ranges = [(date(2026, 1, 1), date(2026, 1, 31)), (date(2026, 1, 10), date(2026, 1, 10)),
+              (date(2025, 1, 1), date(2026, 12, 31)), (date(2026, 2, 1), date(2026, 3, 15))]  # fmt: skip
+    seen = 0
+    for scope in [facts.Scope(), *(facts.Scope(t) for t in teachers)]:
+        for first_day, last_day in ranges:
+            records = facts.people_histories(first_day, last_day, scope, NOW, locations)
+            counted = facts.people_counts(first_day, last_day, scope, NOW, locations)
+            assert counted == PeopleCounts.of(records), (scope, first_day, last_day)
+            seen += counted.first_timers + counted.workshop_goers
+    assert seen > 10  # the data was not empty
