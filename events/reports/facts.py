@@ -23,12 +23,18 @@ from events.extensions import db
 from events.models import (
     Attendance,
     AttendanceStatus,
+    LedgerKind,
     Location,
     Offering,
     OfferingKind,
+    Pass,
+    PassLedgerEntry,
     Payment,
     PaymentMethod,
+    PaymentPurpose,
     PaymentStatus,
+    PromoCode,
+    PromoRedemption,
     Refund,
     RefundStatus,
     Registration,
@@ -40,7 +46,15 @@ from events.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from events.reports.figures import RETURN_WINDOW, PeopleCounts, PersonHistory, SessionFacts
+from events.reports.figures import (
+    RETURN_WINDOW,
+    CreditUse,
+    PartnerCodes,
+    PassFacts,
+    PeopleCounts,
+    PersonHistory,
+    SessionFacts,
+)
 
 MAX_ID_LIST = 2000
 
@@ -487,6 +501,82 @@ def _utc(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def pass_facts(first_day: date, last_day: date, zone: ZoneInfo, currency: str) -> PassFacts:
+    """Passes and codes in the range, by when things happened, in the clinic's time zone (a
+    pass is not at a location). Four grouped queries, whatever the number of passes."""
+    start, end = local_bounds(first_day, last_day, zone)
+    in_range = sa.and_(PassLedgerEntry.created_at >= start, PassLedgerEntry.created_at < end)
+    sold = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(PassLedgerEntry.credits), 0))
+        .join(Pass, Pass.id == PassLedgerEntry.pass_id)
+        .where(in_range, PassLedgerEntry.kind == LedgerKind.PURCHASE, Pass.currency == currency)
+    )
+    # Used: spends (negative rows) and their returns (positive), so -(sum) is the net use.
+    uses = db.session.execute(
+        sa.select(
+            Pass.price_cents,
+            Pass.credits,
+            (-sa.func.sum(PassLedgerEntry.credits)).label("used"),
+        )
+        .join(Pass, Pass.id == PassLedgerEntry.pass_id)
+        .where(
+            in_range,
+            PassLedgerEntry.kind.in_((LedgerKind.SPEND, LedgerKind.RETURN)),
+            Pass.currency == currency,
+        )
+        .group_by(Pass.price_cents, Pass.credits)
+        .order_by(Pass.price_cents, Pass.credits)
+    ).all()
+    payments = db.session.execute(
+        sa.select(
+            sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0))
+            .where(
+                Payment.purpose == PaymentPurpose.PASS,
+                Payment.status == PaymentStatus.SUCCEEDED,
+                Payment.method != PaymentMethod.COMP,
+                Payment.currency == currency,
+                sa.func.coalesce(Payment.paid_at, Payment.created_at) >= start,
+                sa.func.coalesce(Payment.paid_at, Payment.created_at) < end,
+            )
+            .scalar_subquery()
+            .label("paid"),
+            sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0))
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(
+                Payment.purpose == PaymentPurpose.PASS,
+                Refund.status == RefundStatus.SUCCEEDED,
+                Payment.currency == currency,
+                Refund.created_at >= start,
+                Refund.created_at < end,
+            )
+            .scalar_subquery()
+            .label("refunded"),
+        )
+    ).one()
+    codes = db.session.execute(
+        sa.select(
+            PromoCode.partner_tag,
+            sa.func.count(PromoRedemption.id).label("uses"),
+            sa.func.coalesce(sa.func.sum(PromoRedemption.discount_cents), 0).label("discount"),
+        )
+        .join(PromoCode, PromoCode.id == PromoRedemption.promo_code_id)
+        .where(
+            PromoRedemption.released_at.is_(None),
+            PromoRedemption.created_at >= start,
+            PromoRedemption.created_at < end,
+        )
+        .group_by(PromoCode.partner_tag)
+        .order_by(PromoCode.partner_tag)
+    ).all()
+    return PassFacts(
+        credits_sold=int(sold or 0),
+        uses=tuple(CreditUse(int(u.price_cents), int(u.credits), int(u.used)) for u in uses),
+        pass_payments_cents=int(payments.paid),
+        pass_refunds_cents=int(payments.refunded),
+        codes=tuple(PartnerCodes(c.partner_tag or "", int(c.uses), int(c.discount)) for c in codes),
+    )
 
 
 def active_locations_for_reports() -> list[Location]:

@@ -10,15 +10,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from events.clinic import current_clinic
 from events.models import User, utcnow
 from events.reports import facts as facts_module
 from events.reports.figures import (
     FIGURES,
+    PASS_FIGURES,
     PEOPLE_FIGURES,
     SESSION_FIGURES,
     Figure,
+    PartnerCodes,
+    PassFacts,
     PeopleCounts,
     PersonHistory,
     Ratio,
@@ -142,6 +146,9 @@ class Report:
     people: list[FigureValue]
     rows: list[BreakdownRow]
     totals: BreakdownRow
+    # The clinic's passes and codes: for admins (an instructor's report has none).
+    passes: list[FigureValue] = field(default_factory=list)
+    codes_by_partner: list[PartnerCodes] = field(default_factory=list)
     trend_title: str = ""
     trend: list[ChartRow] = field(default_factory=list)
     fill_by_offering: list[ChartRow] = field(default_factory=list)
@@ -153,7 +160,7 @@ class Report:
         return BREAKDOWNS[self.breakdown]
 
     def value(self, key: str) -> object:
-        for item in (*self.summary, *self.people):
+        for item in (*self.summary, *self.people, *self.passes):
             if item.figure.key == key:
                 return item.value
         raise KeyError(key)
@@ -165,6 +172,10 @@ def session_values(rows: list[SessionFacts], now: datetime) -> list[FigureValue]
 
 def people_values(people: PeopleCounts | list[PersonHistory]) -> list[FigureValue]:
     return [FigureValue(f, f.compute(people)) for f in PEOPLE_FIGURES]
+
+
+def pass_values(passes: PassFacts) -> list[FigureValue]:
+    return [FigureValue(f, f.compute(passes)) for f in PASS_FIGURES]
 
 
 def build_report(
@@ -199,6 +210,10 @@ def build_report(
         rows=breakdown_rows,
         totals=BreakdownRow("All", summary),
     )
+    if user.is_admin:
+        passes = facts_module.pass_facts(first_day, last_day, ZoneInfo(clinic.timezone), clinic.currency)
+        report.passes = pass_values(passes)
+        report.codes_by_partner = list(passes.codes)
     _charts(report, session_rows, now)
     return report
 
