@@ -39,6 +39,8 @@ from events.models import (
     RefundStatus,
     Registration,
     RegistrationStatus,
+    ReportSessionFacts,
+    ReportVisit,
     SeatPool,
     Session,
     SessionStatus,
@@ -78,21 +80,25 @@ def teacher_id_column() -> sa.ColumnElement[Any]:
     return sa.func.coalesce(Session.instructor_id, Offering.instructor_id)
 
 
-def _in_range(locations: list[Location], first_day: date, last_day: date) -> sa.ColumnElement[bool]:
+def _in_range(
+    locations: list[Location],
+    first_day: date,
+    last_day: date,
+    starts: Any = Session.starts_at,
+    location: Any = Session.location_id,
+) -> sa.ColumnElement[bool]:
     parts = []
-    for location in locations:
-        start, end = local_bounds(first_day, last_day, ZoneInfo(location.timezone))
-        parts.append(
-            sa.and_(Session.location_id == location.id, Session.starts_at >= start, Session.starts_at < end)
-        )
+    for place in locations:
+        start, end = local_bounds(first_day, last_day, ZoneInfo(place.timezone))
+        parts.append(sa.and_(location == place.id, starts >= start, starts < end))
     if not parts:
         return sa.false()
     # The widest bounds as well, so the index on starts_at narrows the rows before the
     # per-location test (one OR of several locations alone reads every session).
-    starts, ends = zip(
+    starts_list, ends = zip(
         *(local_bounds(first_day, last_day, ZoneInfo(loc.timezone)) for loc in locations), strict=True
     )
-    return sa.and_(Session.starts_at >= min(starts), Session.starts_at < max(ends), sa.or_(*parts))
+    return sa.and_(starts >= min(starts_list), starts < max(ends), sa.or_(*parts))
 
 
 def _in_scope(scope: Scope) -> sa.ColumnElement[bool]:
@@ -122,10 +128,8 @@ def _sum_if(condition: sa.ColumnElement[bool], value: Any = 1) -> sa.ColumnEleme
     return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=0)), 0)
 
 
-def session_facts(
-    first_day: date, last_day: date, scope: Scope, currency: str, locations: list[Location]
-) -> list[SessionFacts]:
-    in_range = sa.and_(_in_range(locations, first_day, last_day), _in_scope(scope))
+def _sessions_select(in_range: sa.ColumnElement[bool], *extra: Any) -> sa.Select[Any]:
+    """The range's sessions with what names and places them (one row each)."""
     earlier = aliased(Session)
     first_of_pool = ~sa.exists().where(
         earlier.seat_pool_id == Session.seat_pool_id,
@@ -135,7 +139,7 @@ def session_facts(
         ),
     )
     teacher = aliased(User)
-    rows = db.session.execute(
+    return (
         sa.select(
             Session.id,
             Session.offering_id,
@@ -152,7 +156,8 @@ def session_facts(
             Offering.is_cancelled,
             SeatPool.capacity,
             Session.seat_pool_id,
-            first_of_pool.label("first_of_pool"),
+            (first_of_pool if not extra else sa.literal(True)).label("first_of_pool"),
+            *extra,
         )
         .join(Offering, Offering.id == Session.offering_id)
         .join(Location, Location.id == Session.location_id)
@@ -160,7 +165,65 @@ def session_facts(
         .outerjoin(teacher, teacher.id == teacher_id_column())
         .where(in_range)
         .order_by(Session.starts_at, Session.id)
+    )
+
+
+def session_facts_from_summary(
+    first_day: date, last_day: date, scope: Scope, locations: list[Location]
+) -> list[SessionFacts]:
+    """The range's sessions read live, their facts from report_session_facts (a session made
+    since the last refresh has none yet: zeros until the next)."""
+    in_range = sa.and_(_in_range(locations, first_day, last_day), _in_scope(scope))
+    f = ReportSessionFacts
+    rows = db.session.execute(
+        _sessions_select(
+            in_range, f.session_id.label("summarised"), *(getattr(f, name) for name in SUMMARY_FIELDS)
+        ).outerjoin(f, f.session_id == Session.id)
     ).all()
+    facts = []
+    for row in rows:
+        known = row.summarised is not None
+        facts.append(
+            SessionFacts(
+                session_id=row.id,
+                offering_id=row.offering_id,
+                offering_title=row.title,
+                kind=row.kind.value,
+                topic=row.topic,
+                location_id=row.location_id,
+                location_name=row.name,
+                instructor_id=row.teacher_id,
+                instructor_name=row[9] or "No instructor named",
+                starts_at=row.starts_at,
+                local_day=row.starts_at.astimezone(ZoneInfo(row.timezone)).date(),
+                cancelled=row.status is SessionStatus.CANCELLED or bool(row.is_cancelled),
+                capacity=row.capacity,
+                **{
+                    name: (getattr(row, name) if known else SUMMARY_DEFAULTS[name]) for name in SUMMARY_FIELDS
+                },
+            )
+        )
+    return facts
+
+
+# What report_session_facts keeps of SessionFacts, and a session's values before it has a row.
+SUMMARY_FIELDS = (
+    "booked_at_start", "confirmed", "attendance_taken", "present", "first_of_pool", "late_cancellations",
+    "waitlist_joined", "offers_made", "offers_claimed", "offers_expired", "filled_at", "card_cents",
+    "desk_cents", "refund_cents",
+)  # fmt: skip
+SUMMARY_DEFAULTS: dict[str, Any] = {name: 0 for name in SUMMARY_FIELDS} | {
+    "attendance_taken": False,
+    "first_of_pool": True,
+    "filled_at": None,
+}
+
+
+def session_facts(
+    first_day: date, last_day: date, scope: Scope, currency: str, locations: list[Location]
+) -> list[SessionFacts]:
+    in_range = sa.and_(_in_range(locations, first_day, last_day), _in_scope(scope))
+    rows = db.session.execute(_sessions_select(in_range)).all()
 
     # The ids themselves, not a subquery: the planner then reads each table through its index
     # on these ids instead of hashing the whole table (seen at ten-year size).
@@ -362,7 +425,12 @@ def people_counts(
     the database, so a range of ten years returns one row, not a record per person. Each sum is
     the definition of its figure in figures.py (first_timers, return_rate, workshop_to_class),
     written over the same columns; a test compares the two on random data."""
-    person = _per_person(first_day, last_day, scope, now, locations).subquery("per_person")
+    return _count_people(_per_person(first_day, last_day, scope, now, locations).subquery("per_person"))
+
+
+def _count_people(person: Any) -> PeopleCounts:
+    """Sum the per-person columns (first_visit, first_in_range, second_visit,
+    first_workshop_in_range, last_class) into the people figures' parts."""
     p = person.c
     first_timer = p.first_visit == p.first_in_range
     window_hours = RETURN_WINDOW.total_seconds() / 3600
@@ -394,6 +462,32 @@ def people_counts(
         workshop_goers=int(row.workshop_goers),
         went_on=int(row.went_on),
     )
+
+
+def people_counts_from_summary(
+    first_day: date, last_day: date, scope: Scope, locations: list[Location]
+) -> PeopleCounts:
+    """The same counts read from report_visits (events/reports/summaries.py): the range's
+    visits only, each carrying its person's first, second and last class visit of all time."""
+    v = ReportVisit
+    where = [_in_range(locations, first_day, last_day, v.starts_at, v.location_id)]
+    if scope.instructor_id is not None:
+        where.append(v.teacher_id == scope.instructor_id)
+    per_person = (
+        sa.select(
+            sa.func.max(v.first_at).label("first_visit"),
+            sa.func.min(v.starts_at).label("first_in_range"),
+            sa.func.max(v.second_at).label("second_visit"),
+            sa.func.min(sa.case((v.kind == OfferingKind.WORKSHOP.value, v.starts_at), else_=None)).label(
+                "first_workshop_in_range"
+            ),
+            sa.func.max(v.last_class_at).label("last_class"),
+        )
+        .where(*where)
+        .group_by(v.person)
+        .subquery("per_person")
+    )
+    return _count_people(per_person)
 
 
 def _per_person(

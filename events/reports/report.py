@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from events.clinic import current_clinic
 from events.models import User, utcnow
 from events.reports import facts as facts_module
+from events.reports import summaries
 from events.reports.figures import (
     FIGURES,
     PASS_FIGURES,
@@ -146,6 +147,8 @@ class Report:
     people: list[FigureValue]
     rows: list[BreakdownRow]
     totals: BreakdownRow
+    # When the summaries it was read from were last equal to the live rows (None: read live).
+    as_of: datetime | None = None
     # The clinic's passes and codes: for admins (an instructor's report has none).
     passes: list[FigureValue] = field(default_factory=list)
     codes_by_partner: list[PartnerCodes] = field(default_factory=list)
@@ -185,8 +188,14 @@ def build_report(
     clinic = current_clinic()
     scope = facts_module.Scope(None if user.is_admin else user.id)
     locations = facts_module.active_locations_for_reports()
-    session_rows = facts_module.session_facts(first_day, last_day, scope, clinic.currency, locations)
-    people = facts_module.people_counts(first_day, last_day, scope, now, locations)
+    # The summaries when the worker keeps them (events/reports/summaries.py), else the live rows.
+    state = summaries.usable_state(now)
+    if state is not None:
+        session_rows = facts_module.session_facts_from_summary(first_day, last_day, scope, locations)
+        people: PeopleCounts = facts_module.people_counts_from_summary(first_day, last_day, scope, locations)
+    else:
+        session_rows = facts_module.session_facts(first_day, last_day, scope, clinic.currency, locations)
+        people = facts_module.people_counts(first_day, last_day, scope, now, locations)
 
     key_of = _group_key(breakdown)
     groups: dict[Any, tuple[str, list[SessionFacts]]] = {}
@@ -209,6 +218,7 @@ def build_report(
         people=people_values(people),
         rows=breakdown_rows,
         totals=BreakdownRow("All", summary),
+        as_of=state.as_of if state is not None else None,
     )
     if user.is_admin:
         passes = facts_module.pass_facts(first_day, last_day, ZoneInfo(clinic.timezone), clinic.currency)
