@@ -58,6 +58,11 @@ def celery_init_app(app: Flask) -> Celery:
                 "task": "worker.tasks.refresh_report_summaries",
                 "schedule": sweep_seconds,
             },
+            "rebuild-report-summaries": {
+                "task": "worker.tasks.refresh_report_summaries",
+                "schedule": crontab(hour=NIGHTLY_RUN_UTC.hour, minute=NIGHTLY_RUN_UTC.minute),
+                "kwargs": {"force": True},
+            },
             # Nightly: personal data past RETENTION_MONTHS becomes placeholders.
             "anonymise-expired": {
                 "task": "worker.tasks.anonymise_expired",

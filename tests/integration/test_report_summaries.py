@@ -127,3 +127,20 @@ def test_a_summary_from_the_future_is_not_read(db):
     summaries.refresh(NOW)
     earlier = datetime(2026, 1, 20, tzinfo=UTC)
     assert build_report(*RANGES[0], "offering", admin, earlier).as_of is None
+
+
+def test_the_worker_task_refreshes_and_the_beat_runs_it_every_sweep_and_nightly(db):
+    from worker.tasks import refresh_report_summaries
+
+    rng = random.Random(15)
+    _random_clinic(rng)
+    assert refresh_report_summaries.run() == {"rebuilt": True}
+    assert refresh_report_summaries.run() == {"rebuilt": False}
+    assert refresh_report_summaries.run(force=True) == {"rebuilt": True}
+    assert _db.session.get(ReportSummaryState, summaries.STATE_ID) is not None
+
+    from worker.app import celery_app
+
+    beat = celery_app.conf.beat_schedule
+    assert beat["refresh-report-summaries"]["task"] == "worker.tasks.refresh_report_summaries"
+    assert beat["rebuild-report-summaries"]["kwargs"] == {"force": True}
