@@ -1239,6 +1239,11 @@ class ReportVisit(Model):
     first_at: Mapped[datetime] = mapped_column(UTCDateTime)
     second_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_class_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The person's visit before this one, and their last workshop visit before it (visits in
+    # order of time, then session): where every location keeps one time zone, a range's
+    # people are counted from these without grouping (events/reports/facts.py).
+    prev_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    prev_workshop_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ReportSummaryState(Model):

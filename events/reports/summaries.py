@@ -161,6 +161,10 @@ def _visits_select(now: datetime) -> sa.Select[Any]:
         sa.func.max(sa.case((n.kind == OfferingKind.CLASS.value, n.starts_at), else_=None))
         .over(partition_by=n.person)
         .label("last_class_at"),
+        sa.func.lag(n.starts_at).over(partition_by=n.person, order_by=n.nth).label("prev_at"),
+        sa.func.max(sa.case((n.kind == OfferingKind.WORKSHOP.value, n.starts_at), else_=None))
+        .over(partition_by=n.person, order_by=n.nth, rows=(None, -1))
+        .label("prev_workshop_at"),
     )
 
 
@@ -199,9 +203,12 @@ def rebuild(now: datetime) -> None:
             )
     columns = [
         "registration_id", "session_id", "person", "starts_at", "location_id", "teacher_id", "kind",
-        "first_at", "second_at", "last_class_at",
+        "first_at", "second_at", "last_class_at", "prev_at", "prev_workshop_at",
     ]  # fmt: skip
     db.session.execute(sa.insert(ReportVisit).from_select(columns, _visits_select(now)))
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Fresh statistics for the planner (a table rebuilt wholesale has none worth reading).
+        db.session.execute(sa.text("ANALYZE report_visits, report_session_facts"))
 
 
 def refresh(now: datetime | None = None, force: bool = False) -> dict | None:

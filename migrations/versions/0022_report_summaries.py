@@ -51,6 +51,8 @@ def upgrade():
         sa.Column('first_at', sa.DateTime(), nullable=False),
         sa.Column('second_at', sa.DateTime(), nullable=True),
         sa.Column('last_class_at', sa.DateTime(), nullable=True),
+        sa.Column('prev_at', sa.DateTime(), nullable=True),
+        sa.Column('prev_workshop_at', sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint('registration_id', 'session_id', name=op.f('pk_report_visits')),
     )
     op.create_index(op.f('ix_report_visits_starts_at'), 'report_visits', ['starts_at'])

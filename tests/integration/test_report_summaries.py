@@ -64,9 +64,14 @@ def _reports(users: list[User]) -> dict:
     }
 
 
-def _compare_live_and_summary(seed: int) -> None:
+ONE_ZONE = ("America/Chicago", "America/Chicago")  # two locations, one time zone
+
+
+def _compare_live_and_summary(
+    seed: int, zones: tuple[str, ...] = ("America/Chicago", "America/New_York")
+) -> None:
     rng = random.Random(seed)
-    admin = _random_clinic(rng)
+    admin = _random_clinic(rng, zones)
     users = [admin, *_db.session.scalars(sa.select(User).where(User.role == Role.INSTRUCTOR))]
     assert summaries.usable_state(NOW) is None
     live = _reports(users)
@@ -95,14 +100,19 @@ def _compare_live_and_summary(seed: int) -> None:
     assert after != live
 
 
-@pytest.mark.parametrize("seed", [11, 12])
-def test_summaries_equal_the_live_figures_on_postgresql(db, seed):
-    _compare_live_and_summary(seed)
+@pytest.mark.parametrize(
+    ("seed", "zones"),
+    [(11, ("America/Chicago", "America/New_York")), (12, ONE_ZONE), (16, ONE_ZONE), (17, ONE_ZONE)],
+)
+def test_summaries_equal_the_live_figures_on_postgresql(db, seed, zones):
+    """Two time zones: the people are grouped per person. One: counted without grouping."""
+    _compare_live_and_summary(seed, zones)
     assert _db.session.scalar(sa.select(sa.func.count()).select_from(ReportVisit)) > 0
     assert _db.session.scalar(sa.select(sa.func.count()).select_from(ReportSessionFacts)) > 0
 
 
-def test_summaries_equal_the_live_figures_on_sqlite(tmp_path):
+@pytest.mark.parametrize(("seed", "zones"), [(13, ("America/Chicago", "America/New_York")), (18, ONE_ZONE)])
+def test_summaries_equal_the_live_figures_on_sqlite(tmp_path, seed, zones):
     app = create_app(
         {
             "TESTING": True,
@@ -115,7 +125,7 @@ def test_summaries_equal_the_live_figures_on_sqlite(tmp_path):
         upgrade()
         assert _db.engine.dialect.name == "sqlite"
         with app.test_request_context():
-            _compare_live_and_summary(13)
+            _compare_live_and_summary(seed, zones)
         _db.session.remove()
         _db.engine.dispose()
 

@@ -231,9 +231,11 @@ def test_presets_answer(client, scenario):
 OFFERED = (WaitlistStatus.OFFERED, WaitlistStatus.CLAIMED, WaitlistStatus.EXPIRED)
 
 
-def _random_clinic(rng: random.Random) -> User:
+def _random_clinic(
+    rng: random.Random, zones: tuple[str, ...] = ("America/Chicago", "America/New_York")
+) -> User:
     make_clinic()
-    locations = [make_location(timezone=tz) for tz in ("America/Chicago", "America/New_York")]
+    locations = [make_location(timezone=tz) for tz in zones]
     teachers = [make_instructor() for _ in range(3)]
     admin = make_instructor(role=Role.ADMIN)
     people = [f"p{n}@example.com" for n in range(25)] + [""] * 5
