@@ -11,7 +11,7 @@ here (a handful of locations), so the same SQL selects exactly on PostgreSQL and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -243,7 +243,7 @@ def session_facts_from_summary(
                 row.starts_at.astimezone(zone).date(),
                 row.status is SessionStatus.CANCELLED or bool(row.is_cancelled),
                 row.capacity,
-                **dict(zip(SUMMARY_FIELDS, values, strict=True)),
+                *values,  # SUMMARY_FIELDS are SessionFacts' next fields, in its order
             )
         )
     return facts
@@ -255,6 +255,7 @@ SUMMARY_FIELDS = (
     "waitlist_joined", "offers_made", "offers_claimed", "offers_expired", "filled_at", "card_cents",
     "desk_cents", "refund_cents",
 )  # fmt: skip
+assert SUMMARY_FIELDS == tuple(f.name for f in fields(SessionFacts))[13:], "summary fields out of order"
 SUMMARY_DEFAULTS: dict[str, Any] = {name: 0 for name in SUMMARY_FIELDS} | {
     "attendance_taken": False,
     "first_of_pool": True,
