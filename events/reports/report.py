@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -75,6 +76,7 @@ def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())  # weeks start on Monday
 
 
+@lru_cache(maxsize=1024)
 def week_label(monday: date) -> str:
     return f"Week of {monday:%b} {monday.day}, {monday.year}"
 
@@ -93,7 +95,15 @@ def _group_key(breakdown: str) -> Callable[[SessionFacts], tuple[Any, str]]:
         return lambda f: (f.instructor_name.lower(), f.instructor_name)
     if breakdown == "week":
         return lambda f: (week_start(f.local_day), week_label(week_start(f.local_day)))
-    return lambda f: ((f.local_day.year, f.local_day.month), f"{f.local_day:%B %Y}")
+    return lambda f: (
+        (f.local_day.year, f.local_day.month),
+        _month_label(f.local_day.year, f.local_day.month),
+    )
+
+
+@lru_cache(maxsize=512)
+def _month_label(year: int, month: int) -> str:
+    return f"{date(year, month, 1):%B %Y}"  # once per month, not once per session
 
 
 def format_value(figure: Figure, value: object) -> str:
