@@ -1,12 +1,19 @@
 """The answer to someone who finds a class full: rendered once per change to the class (the page
 cache), with each person's own answers in the waitlist form, on PostgreSQL."""
 
+from datetime import timedelta
+
+import pytest
 import sqlalchemy as sa
 from flask import g
 
+from events.catalog import services as catalog
 from events.catalog.cache import field_placeholder, page_cache
-from events.models import OfferingKind, Registration, WaitlistEntry
+from events.extensions import db as _db
+from events.models import OfferingKind, Registration, SeatPool, WaitlistEntry, WaitlistStatus, utcnow
+from events.registration import services
 from events.registration.seats import take_seat
+from events.registration.services import Outcome, Person
 from tests.factories import make_location, make_offering, make_session, upcoming_day, workshop
 from tests.helpers import csrf_token
 
@@ -107,3 +114,73 @@ def test_a_full_answer_with_a_message_to_show_is_rendered_for_them(app, db):
         session["_flashes"] = [("success", "A message only this visitor should see.")]
     html = post_register(client, offering.slug).get_data(as_text=True)
     assert "just filled up" in html and 'value="ana@example.com"' in html
+
+
+@pytest.fixture
+def statements(db):
+    sent: list[str] = []
+
+    def on_execute(_conn, _cursor, statement, *_args):
+        sent.append(statement)
+
+    sa.event.listen(_db.engine, "before_cursor_execute", on_execute)
+    yield sent
+    sa.event.remove(_db.engine, "before_cursor_execute", on_execute)
+
+
+def test_the_crowd_that_finds_it_full_costs_one_query_after_the_target_and_no_lock(db, statements):
+    offering = full_workshop(db)
+    offering = catalog.get_offering(offering.slug)  # as the view has it
+    statements.clear()
+
+    result = services.register(offering, None, Person("Bo", "bo@example.com"))
+
+    assert result.outcome == Outcome.FULL
+    sent = [s for s in statements if "SAVEPOINT" not in s]  # (the test's own transaction)
+    assert not any("FOR UPDATE" in s or s.lstrip().startswith(("UPDATE", "INSERT")) for s in sent)
+    assert len(sent) == 2, sent  # the date registered for, then the one look
+
+
+def test_a_full_pool_still_answers_those_it_knows(app, db):
+    """The one look sends everyone it concerns down the longer path, which answers as before."""
+    offering = workshop(capacity=2)
+    pool = offering.sessions[0].seat_pool
+    db.session.commit()
+    ana = services.register(offering, None, Person("Ana", "ana@example.com"), browser_key="ana-browser")
+    assert ana.outcome == Outcome.CONFIRMED
+    assert services.register(offering, None, Person("Bo", "bo@example.com")).outcome == Outcome.CONFIRMED
+    assert db.session.get(SeatPool, pool.id).seats_taken == 2
+
+    # Registered already: taken back to it from their browser, told neutrally from another.
+    again = services.register(offering, None, Person("Ana", "ANA@example.com"), browser_key="ana-browser")
+    assert again.outcome == Outcome.RESUME
+    elsewhere = services.register(offering, None, Person("Ana", "ana@example.com"), browser_key="other")
+    assert elsewhere.outcome == Outcome.ALREADY_REGISTERED
+
+    # A seat offered to someone on the waitlist: registering directly claims it.
+    cy = services.join_waitlist(offering, None, Person("Cy", "cy@example.com"))
+    assert cy.outcome == services.WaitlistOutcome.JOINED
+    services.cancel_registration(
+        db.session.scalar(sa.select(Registration.id).where(Registration.name == "Bo"))
+    )
+    db.session.expire_all()
+    assert db.session.get(WaitlistEntry, cy.entry.id).status == WaitlistStatus.OFFERED
+    assert db.session.get(SeatPool, pool.id).seats_taken == 2
+    assert services.register(offering, None, Person("Dee", "dee@example.com")).outcome == Outcome.FULL
+    claimed = services.register(offering, None, Person("Cy", "cy@example.com"))
+    assert claimed.outcome == Outcome.CONFIRMED
+    db.session.expire_all()
+    assert db.session.get(WaitlistEntry, cy.entry.id).status == WaitlistStatus.CLAIMED
+
+    # An offer that ran out is released by the next registration, which takes its seat.
+    dee = services.join_waitlist(offering, None, Person("Dee", "dee@example.com"))
+    services.cancel_registration(ana.registration.id)
+    db.session.expire_all()
+    entry = db.session.get(WaitlistEntry, dee.entry.id)
+    assert entry.status == WaitlistStatus.OFFERED
+    entry.offer_expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    assert services.register(offering, None, Person("Eve", "eve@example.com")).outcome == Outcome.CONFIRMED
+    db.session.expire_all()
+    assert db.session.get(WaitlistEntry, dee.entry.id).status == WaitlistStatus.EXPIRED
+    assert db.session.get(SeatPool, pool.id).seats_taken == 2
