@@ -38,7 +38,9 @@ the seats read from the database, or, for a change another process made, from it
 
 Pages with forms carry a placeholder instead of the visitor's CSRF token; it is filled in on
 every response, so cached HTML holds nothing personal. A visitor with flashed messages pending
-gets a fresh render.
+gets a fresh render. The answer to a registration that finds the class full (the crowd racing
+for the last seats) is cached the same way, under the POST's path: placeholders stand for the
+person's answers in the waitlist form, filled in, escaped, on each response (cached(fields=...)).
 
 Pages that hold nothing per visitor (no form token, no cookie set) are also served by
 `CachedPageMiddleware` before Flask's request machinery, to visitors without a session cookie:
