@@ -321,6 +321,9 @@ def register(
     now = now or utcnow()
     pool, session = registration_target(offering, session_id, now)
     email_normalized = person.email_normalized
+    if pool.seats_taken >= pool.capacity and not _full_pool_needs_a_look(pool.id, email_normalized, now):
+        # The crowd that finds the pool full, in one query: nothing was written, nothing to lock.
+        return RegisterResult(Outcome.FULL)
     existing = find_live_registration(pool.id, email_normalized)
     if existing is not None and not hold_released(existing, now):
         outcome = _answer_existing(existing, browser_key, source, now)
@@ -427,6 +430,32 @@ def _needs_the_lock(pool_id: int, email_normalized: str, now: datetime) -> bool:
         .exists()
     )
     return bool(db.session.scalar(sa.select(sa.or_(seats.lapsed_in_pool(pool_id, now), waitlisted))))
+
+
+def _full_pool_needs_a_look(pool_id: int, email_normalized: str, now: datetime) -> bool:
+    """For a pool read as full: whether the person has a live registration in it, or the pool
+    needs the lock (_needs_the_lock); if not, the answer is FULL, as the longer path would say."""
+    registered = (
+        sa.select(Registration.id)
+        .where(
+            Registration.seat_pool_id == pool_id,
+            Registration.email_normalized == email_normalized,
+            Registration.status.in_(SEAT_TAKING_STATUSES),
+        )
+        .exists()
+    )
+    waitlisted = (
+        sa.select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.seat_pool_id == pool_id,
+            WaitlistEntry.email_normalized == email_normalized,
+            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+        )
+        .exists()
+    )
+    return bool(
+        db.session.scalar(sa.select(sa.or_(registered, seats.lapsed_in_pool(pool_id, now), waitlisted)))
+    )
 
 
 def _commit_keeping_what_was_written() -> None:
