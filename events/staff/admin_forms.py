@@ -70,10 +70,8 @@ class OfferingForm(Form):
     credits_per_booking = IntegerField(
         "Class-pass credits per booking",
         default=1,
-        validators=[
-            DataRequired("Enter how many credits a booking takes (1 to 20)."),
-            NumberRange(min=1, max=20, message="1 to 20."),
-        ],
+        # Optional: left empty (or a form posted without it) is 1.
+        validators=[Optional(), NumberRange(min=1, max=20, message="1 to 20.")],
     )
     cancellation_cutoff_hours = IntegerField(
         "Full refund until (hours before start)",
