@@ -46,6 +46,7 @@ from events.notifications.addresses import contact_address, sender_address
 from events.notifications.outbox import PASS_KINDS, EmailKind
 from events.offering_text import offering_text
 from events.passes import ledger
+from events.passes.buying import live_passes
 from events.payments.receipts import Receipt, card_label, desk_method_word
 from events.privacy.requests import link_minutes, signed_link
 from events.registration import lookup
@@ -523,6 +524,8 @@ def _places_email(row: OutboxEmail, clinic: Clinic, now: datetime) -> EmailConte
         "name": next(iter(names)) if len(names) == 1 else "",
         "several_names": len(names) > 1,
         "places": places,
+        # Their class passes too, each with its link (the same inbox-only answer).
+        "passes": [(p, left, pass_url(p)) for p, left in live_passes(row.to_email, now)],
         "subject": subject,
         "find_url": url_for("registration.find_registrations", _external=True),
         "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",

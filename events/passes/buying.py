@@ -266,6 +266,26 @@ def payment_processing(pass_: Pass) -> bool:
     return latest == PaymentStatus.PROCESSING
 
 
+def live_passes(email: str, now: datetime | None = None) -> list[tuple[Pass, int]]:
+    """The active passes of an address not past their expiry, with their balances (for "Find
+    my registrations", which emails their links again). Two queries."""
+    now = now or utcnow()
+    rows = list(
+        db.session.scalars(
+            sa.select(Pass)
+            .where(
+                Pass.email_normalized == normalize_email(email),
+                Pass.status == PassStatus.ACTIVE,
+                sa.or_(Pass.expires_at.is_(None), Pass.expires_at > now),
+            )
+            .order_by(Pass.id)
+            .limit(20)
+        )
+    )
+    amounts = ledger.balances([p.id for p in rows]) if rows else {}
+    return [(p, amounts[p.id]) for p in rows]
+
+
 # --- The holder's page ---
 
 
