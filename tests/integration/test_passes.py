@@ -630,3 +630,35 @@ def test_a_held_pass_page_sends_to_payment_and_a_void_one_says_so(client, db):
     assert "not completed" in body
     assert client.get(f"/pass/{signed}/pay").status_code == 302
     assert client.get("/pass/not-a-signed-link").status_code == 404
+
+
+def test_the_staff_pass_list_runs_the_same_statements_at_any_size_and_the_audit_reads(
+    client, db, count_queries
+):
+    products = [make_product(db, name="10-class pass"), make_product(db, name="5-class pass", credits=5)]
+    actor = login(client, db)
+
+    def sell(n: int) -> None:
+        for i in range(n):
+            pass_admin.sell_at_desk(
+                products[i % 2].id, f"Holder {i}", f"h{i}@example.com", PaymentMethod.COMP, "", actor
+            )
+
+    def statements() -> int:
+        with count_queries() as counted:
+            response = client.get("/staff/admin/passes")
+        assert response.status_code == 200
+        return len(counted)
+
+    sell(3)
+    with_3 = statements()
+    sell(60)  # more than a page
+    with_63 = statements()
+    assert with_63 == with_3
+    page = client.get("/staff/admin/passes").get_data(as_text=True)
+    assert page.count("5 of 5") + page.count("10 of 10") == pass_admin.PAGE_SIZE and "Older" in page
+    older = re.search(r'href="(/staff/admin/passes\?before=\d+)"', page).group(1)
+    assert client.get(older.replace("&amp;", "&")).status_code == 200
+    trail = client.get("/staff/audit").get_data(as_text=True)
+    assert "sold Holder 59&#39;s class pass #" in trail
+    assert re.search(r'href="/staff/admin/passes/\d+">Pass #\d+</a>', trail)
