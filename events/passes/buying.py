@@ -99,8 +99,10 @@ def good_for(product: PassProduct) -> str:
     ]
     if product.offerings:
         what = ", ".join(o.title for o in product.offerings)
+    elif len(kinds) == 1:
+        what = kinds[0]
     elif kinds:
-        what = gettext(" and ").join(kinds)
+        what = gettext("%(first)s and %(last)s", first=", ".join(kinds[:-1]), last=kinds[-1])
     else:
         what = gettext("every class, workshop and course")
     if product.locations:
