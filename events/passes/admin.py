@@ -254,7 +254,8 @@ def pro_rata_cents(pass_: Pass, payments: list[Payment], unused: int) -> int:
     """What the unused credits are worth: what was paid / credits x unused, in cents, floored."""
     if unused <= 0 or pass_.credits <= 0:
         return 0
-    return paid_cents(payments) * unused // pass_.credits
+    # Credits staff added on top are not money: at most what was bought is refunded.
+    return paid_cents(payments) * min(unused, pass_.credits) // pass_.credits
 
 
 # --- Changes staff make to a pass ---

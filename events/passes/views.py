@@ -106,4 +106,5 @@ def pass_page(signed: str) -> ResponseReturnValue:
         class_pass=pass_,
         signed=signed,
         buying=buying,
+        processing=buying.payment_processing(pass_),
     )

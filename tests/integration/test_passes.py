@@ -662,3 +662,20 @@ def test_the_staff_pass_list_runs_the_same_statements_at_any_size_and_the_audit_
     trail = client.get("/staff/audit").get_data(as_text=True)
     assert "sold Holder 59&#39;s class pass #" in trail
     assert re.search(r'href="/staff/admin/passes/\d+">Pass #\d+</a>', trail)
+
+
+def test_credits_per_booking_is_set_on_the_offering_form_from_1_to_20(client, db):
+    from events.models import Offering
+    from tests.integration.test_staff_admin import offering_form
+
+    location = make_location(name="North Loop")
+    db.session.commit()
+    login(client, db)
+    new = "/staff/admin/offerings/new"
+    for bad in ("0", "21", "99999999999999999999999", "a\x00"):
+        data = offering_form(location.id, kind="class", title="Core Flow", credits_per_booking=bad)
+        assert staff_post(client, new, new, data).status_code == 400, bad
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Offering)) == 0
+    data = offering_form(location.id, kind="class", title="Core Flow", credits_per_booking="2")
+    assert staff_post(client, new, new, data).status_code == 302
+    assert db.session.scalar(sa.select(Offering.credits_per_booking)) == 2
