@@ -9,6 +9,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from events.models import OfferingKind, PassProduct, PassValidityStart
@@ -99,3 +100,48 @@ def test_buy_a_pass_by_card_on_a_phone_and_open_the_emailed_link(
     no_sideways_scroll(page)
     shot(page, "pass-page.png")
     wait_for_webhooks(1)  # nothing left in flight for the next test
+
+
+def test_staff_sell_a_pass_at_the_desk_and_adjust_it_on_a_phone(phone_page, live_server, db):
+    from events.models import Pass, Role, User
+    from events.passes import ledger
+
+    make_clinic(name="Revival Physical Therapy and Wellness")
+    admin = User(email="sam@clinic.example", name="Sam Rivera", role=Role.ADMIN)
+    admin.set_password("correct horse battery")
+    db.session.add(admin)
+    db.session.add(PassProduct(name="10-class pass", credits=10, price_cents=12000, validity_days=90))
+    db.session.commit()
+    staff = phone_page
+    staff.goto(live_server.url + "/staff/login")
+    staff.get_by_label("Email").fill(admin.email)
+    staff.get_by_label("Password").fill("correct horse battery")
+    staff.get_by_role("button", name=re.compile("sign in", re.I)).click()
+
+    staff.goto(live_server.url + "/staff/admin/passes")
+    assert_accessible(staff)
+    staff.get_by_role("link", name="Sell a pass at the desk").click()
+    staff.get_by_role("button", name="Record the sale and send the pass").click()
+    expect(staff.locator(".field-error").first).to_be_visible()  # nothing chosen: said so
+    assert_accessible(staff)
+    staff.get_by_label("Pass").select_option(label="10-class pass ($120.00)")
+    staff.get_by_label("Name").fill("Bo Chen")
+    staff.get_by_label("Email").fill("bo@example.com")
+    staff.get_by_label("Cash").check()
+    staff.get_by_label("Note (optional)").fill("receipt 88")
+    staff.get_by_role("button", name="Record the sale and send the pass").click()
+    expect(staff.locator(".flash")).to_contain_text("Pass sold to Bo Chen")
+    expect(staff.locator("#staff-pass-balance")).to_have_text("10 of 10")
+    assert_accessible(staff)
+    no_sideways_scroll(staff)
+
+    staff.get_by_label("Credits to add (a minus sign takes off)").fill("2")
+    staff.locator("#reason").fill("Makeup for a cancelled class")
+    staff.get_by_role("button", name="Adjust…").click()
+    expect(staff.get_by_role("heading", name="Add 2 credits to Bo Chen's pass?")).to_be_visible()
+    assert_accessible(staff)
+    staff.get_by_role("button", name="Adjust the credits").click()
+    expect(staff.locator("#staff-pass-balance")).to_have_text("12 of 10")
+    shot(staff, "pass-staff.png")
+    pass_id = db.session.scalar(sa.select(Pass.id))
+    assert ledger.balance(pass_id) == 12

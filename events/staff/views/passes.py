@@ -315,8 +315,13 @@ def admin_pass_refund(pass_id: int) -> ResponseReturnValue:
         pass_,
         f"Refund the {d.balance} unused credits of {pass_.name}'s pass?",
         [
-            f"{dollars(passes.paid_cents(d.payments))} paid ÷ {pass_.credits} credits × {d.balance} unused "
-            f"= {dollars(d.unused_refund_cents)} (rounded down to the cent).",
+            f"{dollars(passes.paid_cents(d.payments))} paid ÷ {pass_.credits} credits × "
+            f"{min(d.balance, pass_.credits)} unused = {dollars(d.unused_refund_cents)} (rounded down)"
+            + (
+                f"; credits added on top of the {pass_.credits} bought are not refunded."
+                if d.balance > pass_.credits
+                else "."
+            ),
             "The pass is then closed: nothing more can be booked with it.",
             f"Reason: “{reason}”.",
         ],
