@@ -679,3 +679,62 @@ def test_credits_per_booking_is_set_on_the_offering_form_from_1_to_20(client, db
     data = offering_form(location.id, kind="class", title="Core Flow", credits_per_booking="2")
     assert staff_post(client, new, new, data).status_code == 302
     assert db.session.scalar(sa.select(Offering.credits_per_booking)) == 2
+
+
+def test_two_card_submissions_at_once_charge_a_pass_once(db, live_server, stripe_client):
+    """Two tabs send two card tokens for one held pass at the same moment (real threads, the
+    live server): the intent is recorded under the pass's lock before it is charged, so one is
+    charged and the other turned away; nothing needs refunding."""
+    import threading
+
+    from events.passes.buying import Buyer, start_purchase
+
+    pass_ = start_purchase(make_product(db), Buyer("Ana Lopez", "ana@example.com"))
+    signed = links.sign(pass_.token, links.PASS_SALT)
+    url = f"{live_server.url}/pass/{signed}/pay"
+    tabs = []
+    for _ in range(2):
+        http = requests.Session()
+        tabs.append((http, csrf_token(http.get(url, timeout=10).text), card_token(stripe_client)))
+    start = threading.Barrier(2)
+    answers = []
+
+    def submit(tab):
+        http, csrf, card = tab
+        start.wait()
+        answers.append(http.post(url, json={"token": card}, headers={"X-CSRFToken": csrf}, timeout=30).json())
+
+    threads = [threading.Thread(target=submit, args=(tab,)) for tab in tabs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert "succeeded" in [a["status"] for a in answers], answers
+    intents = [
+        pi
+        for pi in stripe_client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter()
+        if (pi.metadata or {}).get("pass_id") == str(pass_.id)
+    ]
+    assert sorted(pi.status for pi in intents if pi.status != "canceled") == ["succeeded"], answers
+    assert db.session.scalars(sa.select(Refund)).all() == []
+    assert ledger_rows(db, pass_.id) == [("purchase", 10)]
+
+
+@pytest.mark.parametrize("token", ["tok_\x00", "x" * 5000, 12, None, ["tok_1"]])
+def test_a_malformed_card_token_for_a_pass_is_a_400_and_charges_nothing(client, db, token):
+    product = make_product(db)
+    pass_, signed = start_buying(client, product)
+    page = client.get(f"/pass/{signed}/pay").get_data(as_text=True)
+    response = client.post(
+        f"/pass/{signed}/pay", json={"token": token}, headers={"X-CSRFToken": csrf_token(page)}
+    )
+    assert response.status_code == 400 and response.json["status"] == "failed"
+    garbage = client.post(
+        f"/pass/{signed}/pay",
+        data=b"\x00\xff{",
+        headers={"X-CSRFToken": csrf_token(page), "Content-Type": "application/json"},
+    )
+    assert garbage.status_code == 400
+    assert db.session.scalars(sa.select(Payment)).all() == []
+    assert refreshed(db, Pass, pass_.id).status is PassStatus.HELD
