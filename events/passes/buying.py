@@ -36,6 +36,7 @@ from events.models import (
     SessionStatus,
     utcnow,
 )
+from events.offering_text import offering_text
 from events.passes import ledger
 from events.passes.purchase import NEUTRAL_LABEL, issue
 from events.payments.gateway import (
@@ -298,6 +299,7 @@ class HistoryLine:
     credits: int
     what: str  # the class a credit was spent on or returned for, else ""
     reason: str
+    session_start: datetime | None = None  # that class's date (a drop-in's), in its zone
 
 
 @dataclass(frozen=True)
@@ -329,21 +331,26 @@ def pass_page(pass_: Pass, now: datetime | None = None, class_limit: int = 12) -
             when=e.created_at,
             kind=e.kind.value,
             credits=e.credits,
-            what=regs[e.registration_id].offering.title if e.registration_id in regs else "",
+            what=offering_text(regs[e.registration_id].offering).title if e.registration_id in regs else "",
             reason=e.reason if e.kind in (LedgerKind.ADJUSTMENT,) else "",
+            session_start=_booked_start(regs.get(e.registration_id or 0)),
         )
         for e in entries
     ]
-    bookings = list(
-        db.session.scalars(
-            sa.select(Registration)
-            .where(
-                Registration.pass_id == pass_.id,
-                Registration.status.in_((RegistrationStatus.CONFIRMED, RegistrationStatus.HELD)),
-            )
-            .order_by(Registration.id)
+    live = db.session.scalars(
+        sa.select(Registration)
+        .where(
+            Registration.pass_id == pass_.id,
+            Registration.status.in_((RegistrationStatus.CONFIRMED, RegistrationStatus.HELD)),
         )
+        .order_by(Registration.id)
     )
+    # Upcoming only: a drop-in's date still to come, a workshop or course with a date to come.
+    bookings = [
+        r
+        for r in live
+        if any(s.ends_at > now for s in ([r.session] if r.session is not None else r.offering.sessions))
+    ]
     return PassPage(
         class_pass=pass_,
         balance=sum(e.credits for e in entries),
@@ -354,6 +361,12 @@ def pass_page(pass_: Pass, now: datetime | None = None, class_limit: int = 12) -
         if pass_.status is PassStatus.ACTIVE
         else [],
     )
+
+
+def _booked_start(registration: Registration | None) -> datetime | None:
+    if registration is None or registration.session is None:
+        return None
+    return registration.session.local_start
 
 
 def covered_sessions(product: PassProduct, now: datetime, limit: int = 12) -> list[Session]:

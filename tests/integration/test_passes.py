@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -32,6 +33,7 @@ from events.models import (
     Refund,
     RefundKind,
     RefundStatus,
+    RegistrationStatus,
     Role,
     User,
     utcnow,
@@ -738,3 +740,34 @@ def test_a_malformed_card_token_for_a_pass_is_a_400_and_charges_nothing(client, 
     assert garbage.status_code == 400
     assert db.session.scalars(sa.select(Payment)).all() == []
     assert refreshed(db, Pass, pass_.id).status is PassStatus.HELD
+
+
+def test_the_pass_page_tells_its_history_in_words_and_lists_upcoming_bookings(client, db):
+    from events.registration.services import Person, register
+
+    location = make_location(name="North Loop")
+    core = make_offering(location, OfferingKind.CLASS, title="Core Flow", price_cents=0)
+    first, second = make_session(core, upcoming_day(3)), make_session(core, upcoming_day(10))
+    product = make_product(db)
+    actor = login(client, db)
+    pass_ = pass_admin.sell_at_desk(product.id, "Ana", "ana@example.com", PaymentMethod.CASH, "", actor)
+    booked = []
+    for session in (first, second):
+        registration = register(core, session.id, Person("Ana", "ana@example.com")).registration
+        ledger.spend(ledger.lock_pass(pass_.id), registration, utcnow())
+        db.session.commit()
+        booked.append(registration)
+    ledger.give_back(booked[1], utcnow(), reason="cancelled in time")
+    booked[1].status = RegistrationStatus.CANCELLED
+    db.session.commit()
+    pass_admin.adjust(pass_.id, 1, "A makeup class", actor)
+
+    body = client.get(f"/pass/{links.sign(pass_.token, links.PASS_SALT)}").get_data(as_text=True)
+
+    assert "10 of 10 credits left" in body  # 10 - 1 - 1 + 1 + 1
+    assert "bought, 10 credits" in body
+    assert body.count("1 credit spent on Core Flow (") == 2
+    assert "1 credit returned (Core Flow cancelled)" in body
+    assert "1 credit added by the clinic: “A makeup class”" in body
+    bookings = body[body.index('id="bookings-heading"') :].split("</section>")[0]
+    assert bookings.count("Core Flow") == 1  # the cancelled one is not upcoming
