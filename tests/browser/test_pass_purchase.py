@@ -59,12 +59,15 @@ def test_buy_a_pass_by_card_on_a_phone_and_open_the_emailed_link(
     expect(page.locator(".pass-product")).to_contain_text("valid 90 days from purchase")
     assert_accessible(page)
     no_sideways_scroll(page)
+    shot(page, "pass-products.png")
     page.get_by_role("link", name="Buy this pass").click()
 
     # The form says what is missing, then takes the name and email.
     page.get_by_role("button", name="Continue to payment").click()
     expect(page.locator(".error-summary")).to_contain_text("Please tell us your name")
     assert_accessible(page)
+    no_sideways_scroll(page)
+    shot(page, "pass-buy-form-error.png")
     page.get_by_label("Your name").fill("Ana Lopez")
     page.get_by_label("Email").fill("ana@example.com")
     page.get_by_role("button", name="Continue to payment").click()
