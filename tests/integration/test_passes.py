@@ -768,3 +768,41 @@ def test_the_pass_page_tells_its_history_in_words_and_lists_upcoming_bookings(cl
     assert "1 credit added by the clinic: “A makeup class”" in body
     bookings = body[body.index('id="bookings-heading"') :].split("</section>")[0]
     assert bookings.count("Core Flow") == 1  # the cancelled one is not upcoming
+
+
+@pytest.mark.real_commits  # threads with connections of their own
+def test_two_takings_of_the_last_credit_at_once_leave_zero_never_below(app, db):
+    """Real threads, each its own transaction: the check is made under the pass's row lock, so
+    of two staff taking the last credit at the same moment one is refused."""
+    import threading
+
+    product = make_product(db, credits=1)
+    actor = User(email="desk@clinic.example", name="Desk", role=Role.ADMIN)
+    db.session.add(actor)
+    db.session.commit()
+    pass_id = pass_admin.sell_at_desk(product.id, "Cy", "cy@example.com", PaymentMethod.COMP, "", actor).id
+    actor_id = actor.id
+    start = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def take() -> None:
+        with app.app_context():
+            from events.extensions import db as thread_db
+
+            who = thread_db.session.get(User, actor_id)
+            start.wait()
+            try:
+                pass_admin.adjust(pass_id, -1, "last one", who)
+                outcomes.append("taken")
+            except AdminError:
+                outcomes.append("refused")
+            finally:
+                thread_db.session.remove()
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused", "refused", "refused", "taken"]
+    assert ledger_rows(db, pass_id) == [("purchase", 1), ("adjustment", -1)]
