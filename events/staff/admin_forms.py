@@ -501,7 +501,7 @@ class PassProductForm(Form):
         "Price in dollars",
         places=2,
         validators=[
-            DataRequired("Enter a price (0 for free)."),
+            InputRequired("Enter a price (0 for free)."),
             NumberRange(min=0, max=100000, message="Enter a price from 0 to 100000."),
         ],
     )

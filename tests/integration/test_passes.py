@@ -501,6 +501,27 @@ def test_creating_and_editing_a_product_and_the_offering_credits_per_booking(cli
     assert db.session.scalar(
         sa.select(AuditEntry.action).where(AuditEntry.target_type == "pass_product")
     ) == ("pass_product.created")
+    # A free pass (a price of 0) is a price, not a missing one; editing keeps the rest.
+    edit = f"/staff/admin/pass-products/{product.id}"
+    assert "Core Flow" in client.get(edit).get_data(as_text=True)
+    response = staff_post(
+        client,
+        edit,
+        edit,
+        {
+            "name": "5 Core Flow classes",
+            "credits": "5",
+            "price": "0",
+            "validity_days": "60",
+            "validity_starts": "first_use",
+            "offering_ids": str(offering.id),
+            "is_on_sale": "y",
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert refreshed(db, PassProduct, product.id).price_cents == 0
+    product.price_cents = 6000
+    db.session.commit()
     api = client.get("/api/v1/pass-products").json["data"]
     assert [(p["name"], p["price_cents"], p["credits"]) for p in api] == [("5 Core Flow classes", 6000, 5)]
     assert "balance" not in str(api)
@@ -806,3 +827,24 @@ def test_two_takings_of_the_last_credit_at_once_leave_zero_never_below(app, db):
         t.join()
     assert sorted(outcomes) == ["refused", "refused", "refused", "taken"]
     assert ledger_rows(db, pass_id) == [("purchase", 1), ("adjustment", -1)]
+
+
+def test_a_free_pass_is_issued_at_once_without_a_card(client, db):
+    product = make_product(db, name="Community pass", price_cents=0, credits=4)
+    url = f"/passes/{product.id}/buy"
+    page = client.get(url).get_data(as_text=True)
+    assert "Get my pass" in page and "Continue to payment" not in page
+    response = client.post(
+        url, data={"name": "Ana", "email": "ana@example.com", "csrf_token": csrf_token(page)}
+    )
+    assert response.status_code == 302 and "/pay" not in response.headers["Location"]
+    pass_ = db.session.scalar(sa.select(Pass))
+    assert pass_.status is PassStatus.ACTIVE and ledger_rows(db, pass_.id) == [("purchase", 4)]
+    assert db.session.scalars(sa.select(Payment)).all() == []
+    assert len(pass_emails(db, EmailKind.PASS_ISSUED)) == 1
+    assert "4 of 4 credits left" in client.get(response.headers["Location"]).get_data(as_text=True)
+    # Not on sale: no page, no purchase.
+    product.is_on_sale = False
+    db.session.commit()
+    assert client.get(url).status_code == 404
+    assert "Community pass" not in client.get("/passes").get_data(as_text=True)
