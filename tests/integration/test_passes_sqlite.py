@@ -51,3 +51,9 @@ def test_passes_work_on_sqlite(sqlite_app, seeded):  # noqa: F811
         assert kinds == [LedgerKind.PURCHASE, LedgerKind.ADJUSTMENT, LedgerKind.EXPIRY]
     page = client.get(f"/pass/{signed}").get_data(as_text=True)
     assert "0 of 10 credits left" in page and "8 credits expired" in page
+
+
+def test_flask_expire_passes_on_sqlite(sqlite_app, seeded):  # noqa: F811
+    result = sqlite_app.test_cli_runner().invoke(args=["expire-passes"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "Expired 0 class passes."
