@@ -16,6 +16,7 @@ from events.notifications.delivery import deliver_due_concurrently
 from events.notifications.schedule import queue_due
 from events.payments.refunds import execute_due_refunds
 from events.privacy.retention import anonymise_expired as anonymise_expired_data
+from events.reports.summaries import refresh as refresh_report_summaries_now
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +70,12 @@ def anonymise_expired() -> dict:
 def expire_passes() -> dict:
     """Class passes past their expiry: an EXPIRY row for what is left (once per pass)."""
     return run_pass_expiry() or {"skipped": True}
+
+
+@shared_task(name="worker.tasks.refresh_report_summaries", **RETRY)
+def refresh_report_summaries(force: bool = False) -> dict:
+    """Every sweep: the report summaries made equal to the live rows again (a fingerprint
+    first; nothing changed, nothing rebuilt). Nightly with force: rebuilt whatever the
+    fingerprint says, so a change it cannot see (an edit that moves no status, count or
+    version) lasts a day at most."""
+    return refresh_report_summaries_now(force=force) or {"skipped": True}

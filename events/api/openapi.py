@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document for /api/v1 (kept beside the views it describes)."""
 
-from events.reports.figures import PEOPLE_FIGURES, SESSION_FIGURES, Figure
+from events.reports.figures import PASS_FIGURES, PEOPLE_FIGURES, SESSION_FIGURES, Figure
 
 
 def _query(name: str, description: str, schema: dict) -> dict:
@@ -189,7 +189,8 @@ def _figure_schema(figure: Figure) -> dict:
     if figure.unit == "days":
         return {"type": ["number", "null"], **described}
     if figure.unit == "money":
-        return {"type": "integer", **described, "description": described["description"] + " In cents."}
+        kind = ["integer", "null"] if figure.may_be_empty else "integer"
+        return {"type": kind, **described, "description": described["description"] + " In cents."}
     return {"type": "integer", "minimum": 0, **described}
 
 
@@ -203,7 +204,17 @@ def _figures_object(figures: list[Figure]) -> dict:
 
 REPORT = {
     "type": "object",
-    "required": ["range", "currency", "breakdown", "figures", "people", "rows", "definitions"],
+    "required": [
+        "range",
+        "currency",
+        "breakdown",
+        "figures",
+        "people",
+        "passes",
+        "codes_by_partner",
+        "rows",
+        "definitions",
+    ],
     "properties": {
         "range": {
             "type": "object",
@@ -220,6 +231,23 @@ REPORT = {
         },
         "figures": _figures_object(SESSION_FIGURES),
         "people": _figures_object(PEOPLE_FIGURES),
+        "passes": {
+            "description": "Passes and codes, the clinic's (null in an instructor's report)",
+            "oneOf": [{"type": "null"}, _figures_object(PASS_FIGURES)],
+        },
+        "codes_by_partner": {
+            "type": "array",
+            "description": "Code redemptions in the range, by the codes' partner tag (empty: no partner)",
+            "items": {
+                "type": "object",
+                "required": ["partner_tag", "redemptions", "discount_cents"],
+                "properties": {
+                    "partner_tag": {"type": "string"},
+                    "redemptions": {"type": "integer", "minimum": 0},
+                    "discount_cents": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
         "rows": {
             "type": "array",
             "items": {
@@ -410,7 +438,9 @@ def openapi_document(server_url: str) -> dict:
                     "summary": "Report figures for a range of days (admins only, never public)",
                     "description": (
                         "Sessions, attendance, waitlist, people and money, in total and broken down, "
-                        "as on the staff reports page. Money in integer cents of the clinic's currency."
+                        "and the clinic's passes and codes (credits sold and used, revenue per credit "
+                        "used, code redemptions by partner tag), as on the staff reports page. Money in "
+                        "integer cents of the clinic's currency."
                     ),
                     "security": [{"staffSession": []}],
                     "parameters": REPORT_FILTERS,
