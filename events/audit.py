@@ -161,6 +161,80 @@ def sentence(*actions: str) -> Callable[[Sentence], Sentence]:
     return add
 
 
+# --- Class passes (events/passes/) ---
+
+
+def _holder(f: Facts) -> str:
+    name = f.details.get("name")
+    return f"{_text(name)}'s class pass #{f.target_id}" if name else f"class pass #{f.target_id}"
+
+
+def _credits(n: int) -> str:
+    return _count(abs(n), "credit", "credits")
+
+
+@sentence("pass.bought")
+def _pass_bought(f: Facts) -> str:
+    return f"{_holder(f)} was bought by card for {dollars(_cents(f, 'amount_cents'))}."
+
+
+@sentence("pass.payment_refunded")
+def _pass_payment_refunded(f: Facts) -> str:
+    return (
+        f"A card payment of {dollars(_cents(f, 'amount_cents'))} for {_holder(f)} found nothing to buy; "
+        f"{dollars(_cents(f, 'refund_cents'))} is refunded."
+    )
+
+
+@sentence("pass.sold_at_desk")
+def _pass_sold_at_desk(f: Facts) -> str:
+    method = _text(f.details.get("method") or "the desk")
+    return f"{f.actor} sold {_holder(f)} at the desk ({method}, {dollars(_cents(f, 'amount_cents'))})."
+
+
+@sentence("pass.adjusted")
+def _pass_adjusted(f: Facts) -> str:
+    n = _cents(f, "credits")
+    verb = "added" if n >= 0 else "took off"
+    return f"{f.actor} {verb} {_credits(n)} {'to' if n >= 0 else 'from'} {_holder(f)}{_reason(f)}."
+
+
+@sentence("pass.frozen")
+def _pass_frozen(f: Facts) -> str:
+    return f"{f.actor} paused {_holder(f)}{_reason(f)}."
+
+
+@sentence("pass.unfrozen")
+def _pass_unfrozen(f: Facts) -> str:
+    days = _cents(f, "days")
+    return f"{f.actor} restarted {_holder(f)}, its expiry moved on {_count(days, 'day', 'days')}{_reason(f)}."
+
+
+@sentence("pass.refunded")
+def _pass_refunded(f: Facts) -> str:
+    return (
+        f"{f.actor} refunded the {_credits(_cents(f, 'credits'))} left on {_holder(f)}, "
+        f"{dollars(_cents(f, 'amount_cents'))}{_reason(f)}."
+    )
+
+
+@sentence("pass.email_resent")
+def _pass_email_resent(f: Facts) -> str:
+    return f"{f.actor} sent the email of {_holder(f)} again."
+
+
+@sentence("pass.refund_retried")
+def _pass_refund_retried(f: Facts) -> str:
+    return f"{f.actor} retried the refund of {dollars(_cents(f, 'amount_cents'))} for {_holder(f)}."
+
+
+@sentence("pass_product.created", "pass_product.updated")
+def _pass_product_saved(f: Facts) -> str:
+    verb = "created" if f.action.endswith("created") else "changed"
+    name = _text(f.details.get("product_name") or f"#{f.target_id}")
+    return f"{f.actor} {verb} the pass product “{name}”."
+
+
 @sentence("refund.requested")
 def _refund_requested(f: Facts) -> str:
     return f"{f.actor} refunded {dollars(_cents(f, 'amount_cents'))} to {_person(f)}{_reason(f)}."

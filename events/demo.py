@@ -26,6 +26,8 @@ from events.models import (
     Location,
     Offering,
     OfferingKind,
+    PassProduct,
+    PassValidityStart,
     Registration,
     RegistrationStatus,
     Resource,
@@ -472,6 +474,7 @@ def seed_demo(today: date | None = None, accounts_file: str | os.PathLike[str] |
         o.slug: o
         for o in db.session.scalars(sa.select(Offering).where(Offering.slug.in_([p.slug for p in PLANS])))
     }
+    _demo_pass_product()
     past_sessions = seed_past_year([by_slug[p.slug] for p in PLANS if p.slug in by_slug], today, zone)
     accounts = _demo_accounts(instructors, accounts_file) if accounts_file else []
     db.session.commit()
@@ -483,6 +486,30 @@ def seed_demo(today: date | None = None, accounts_file: str | os.PathLike[str] |
     if accounts:
         summary += "\nStaff sign-in at /staff/login (demo accounts):\n  " + "\n  ".join(accounts)
     return summary
+
+
+DEMO_PASS = {
+    "name": "10-class pass",
+    "description": "Ten drop-in classes at either location, for the price of eight.",
+    "credits": 10,
+    "price_cents": 12000,
+    "validity_days": 90,
+}
+
+
+def _demo_pass_product() -> None:
+    """A 10-class pass for the drop-in classes, valid 90 days from purchase, $120 (once)."""
+    if db.session.scalar(sa.select(PassProduct.id).where(PassProduct.name == DEMO_PASS["name"])) is not None:
+        return
+    db.session.add(
+        PassProduct(
+            **DEMO_PASS,
+            currency=CLINIC["currency"],
+            validity_starts=PassValidityStart.PURCHASE,
+            offering_kinds=OfferingKind.CLASS.value,
+            is_on_sale=True,
+        )
+    )
 
 
 def _add_demo_registrations(offering: Offering, session: Session, count: int) -> None:

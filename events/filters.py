@@ -104,6 +104,18 @@ def _pattern(language: Language, which: str, moment: date) -> str:
     )
 
 
+def format_long_date(moment: datetime | None) -> str:
+    """'Jun 14, 2027' ('14 jun 2027'): the clinic's local day of a UTC moment, with its year
+    (a pass's expiry, its history)."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(ZoneInfo(current_clinic().timezone))
+    language = current_language_details()
+    if language.code != DEFAULT_LANGUAGE and language.babel_locale is not None:
+        return babel_dates.format_date(local.date(), "medium", locale=language.babel_locale)
+    return f"{local:%b} {local.day}, {local.year}"
+
+
 def relative_day(moment: datetime, now: datetime, on: str | None = None) -> str:
     """'today', 'tomorrow', else 'on Tuesday, March 3': the day of `moment` (aware, in the zone
     to show) as seen from `now` in that same zone, so it is true where the person is.
@@ -226,6 +238,7 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["form_error_items"] = form_error_items
     app.jinja_env.filters.update(
         money=format_money,
+        long_date=format_long_date,
         time=format_time,
         day=format_day,
         short_day=format_short_day,

@@ -53,6 +53,8 @@ def celery_init_app(app: Flask) -> Celery:
                 "schedule": sweep_seconds,
             },
             "housekeeping": {"task": "worker.tasks.housekeeping", "schedule": sweep_seconds},
+            # Class passes past their expiry (one indexed query when none is due).
+            "expire-passes": {"task": "worker.tasks.expire_passes", "schedule": sweep_seconds},
             # What the reports read at ten-year size (events/reports/summaries.py).
             "refresh-report-summaries": {
                 "task": "worker.tasks.refresh_report_summaries",

@@ -10,7 +10,7 @@ import logging
 
 from celery import shared_task
 
-from events.housekeeping import run_housekeeping
+from events.housekeeping import run_housekeeping, run_pass_expiry
 from events.models import utcnow
 from events.notifications.delivery import deliver_due_concurrently
 from events.notifications.schedule import queue_due
@@ -64,6 +64,12 @@ def anonymise_expired() -> dict:
     """Nightly: anonymise the people whose last session is older than RETENTION_MONTHS."""
     run = anonymise_expired_data()
     return run.as_dict() if run is not None else {"skipped": True}
+
+
+@shared_task(name="worker.tasks.expire_passes", **RETRY)
+def expire_passes() -> dict:
+    """Class passes past their expiry: an EXPIRY row for what is left (once per pass)."""
+    return run_pass_expiry() or {"skipped": True}
 
 
 @shared_task(name="worker.tasks.refresh_report_summaries", **RETRY)

@@ -96,6 +96,55 @@ SESSION = {
     },
 }
 
+PASS_PRODUCT = {
+    "type": "object",
+    "required": [
+        "id",
+        "name",
+        "description",
+        "credits",
+        "price_cents",
+        "currency",
+        "validity_days",
+        "validity_starts",
+        "offering_kinds",
+        "offering_ids",
+        "location_slugs",
+        "good_for",
+        "buy_url",
+    ],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "credits": {"type": "integer", "minimum": 1, "description": "Credits a pass holds when bought"},
+        "price_cents": {"type": "integer", "minimum": 0},
+        "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+        "validity_days": {"type": "integer", "minimum": 1},
+        "validity_starts": {
+            "type": "string",
+            "enum": ["purchase", "first_use"],
+            "description": "The validity days count from the purchase, or from the first booking with it",
+        },
+        "offering_kinds": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["workshop", "class", "course"]},
+            "description": "Kinds it is good for; empty: every kind",
+        },
+        "offering_ids": {"type": "array", "items": {"type": "integer"}, "description": "Empty: any offering"},
+        "location_slugs": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Empty: any location",
+        },
+        "good_for": {
+            "type": "string",
+            "description": "What it is good for, in words, in the language asked for",
+        },
+        "buy_url": {"type": "string", "format": "uri"},
+    },
+}
+
 SESSION_FILTERS = [
     _query("location", "Location slug, e.g. north-loop", {"type": "string"}),
     _query("kind", "Kind of offering", {"type": "string", "enum": ["workshop", "class", "course"]}),
@@ -355,6 +404,34 @@ def openapi_document(server_url: str) -> dict:
                     },
                 }
             },
+            "/pass-products": {
+                "get": {
+                    "operationId": "listPassProducts",
+                    "summary": "The class passes on sale and their prices (never anyone's pass or balance)",
+                    "parameters": [
+                        _query("lang", "Language of the good_for words, e.g. es", {"type": "string"})
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Every pass product on sale, in the clinic's order",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["data"],
+                                        "properties": {
+                                            "data": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/PassProduct"},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        }
+                    },
+                }
+            },
             "/reports": {
                 "get": {
                     "operationId": "getReport",
@@ -391,6 +468,7 @@ def openapi_document(server_url: str) -> dict:
             "schemas": {
                 "Session": SESSION,
                 "Location": LOCATION,
+                "PassProduct": PASS_PRODUCT,
                 "Error": ERROR,
                 "Report": REPORT,
                 "Ratio": RATIO,

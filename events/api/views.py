@@ -12,8 +12,9 @@ from events.api.openapi import openapi_document
 from events.catalog import services
 from events.catalog.cache import cached
 from events.clinic import current_clinic
-from events.models import Location, Session
+from events.models import Location, PassProduct, Session
 from events.offering_text import offering_text
+from events.passes import buying
 from events.reports.exports import report_json
 from events.reports.forms import report_form
 from events.reports.report import build_report
@@ -97,6 +98,32 @@ def session_detail(session_id: int) -> ResponseReturnValue:
 @bp.get("/locations")
 def locations() -> ResponseReturnValue:
     return cached(lambda: jsonify(data=[location_json(loc) for loc in services.active_locations()]))
+
+
+def pass_product_json(product: PassProduct) -> dict:
+    """A pass on sale, as the public sees it (never a holder's pass or balance)."""
+    return {
+        "id": product.id,
+        "name": product.name,
+        "description": product.description,
+        "credits": product.credits,
+        "price_cents": product.price_cents,
+        "currency": product.currency,
+        "validity_days": product.validity_days,
+        "validity_starts": product.validity_starts.value,
+        "offering_kinds": sorted(k for k in product.offering_kinds.split(",") if k),
+        "offering_ids": sorted(o.id for o in product.offerings),
+        "location_slugs": sorted(loc.slug for loc in product.locations),
+        "good_for": buying.good_for(product),
+        "buy_url": url_for("passes.buy", product_id=product.id, _external=True),
+    }
+
+
+@bp.get("/pass-products")
+def pass_products() -> ResponseReturnValue:
+    """The class passes on sale, with their prices (not cached: staff change them rarely, and
+    the list is one short query)."""
+    return jsonify(data=[pass_product_json(p) for p in buying.products_on_sale()])
 
 
 @bp.get("/openapi.json")

@@ -9,11 +9,21 @@ from wtforms import (
     IntegerField,
     RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
     TimeField,
 )
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from events.forms import Form, MoneyField, deliverable_email
 from events.models import OfferingKind
@@ -56,6 +66,12 @@ class OfferingForm(Form):
             DataRequired("Enter the number of seats."),
             NumberRange(min=1, max=1000, message="1 to 1000."),
         ],
+    )
+    credits_per_booking = IntegerField(
+        "Class-pass credits per booking",
+        default=1,
+        # Optional: left empty (or a form posted without it) is 1.
+        validators=[Optional(), NumberRange(min=1, max=20, message="1 to 20.")],
     )
     cancellation_cutoff_hours = IntegerField(
         "Full refund until (hours before start)",
@@ -463,3 +479,114 @@ class ConsentVersionForm(Form):
         "Text of the new version",
         validators=[DataRequired("Write the text."), Length(max=50000, message="Under 50,000 characters.")],
     )
+
+
+# --- Class passes ---
+
+
+class PassProductForm(Form):
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Give it a name."), Length(max=120)]
+    )
+    description = StringField("Description (one line)", filters=[_strip], validators=[Length(max=400)])
+    credits = IntegerField(
+        "Credits",
+        default=10,
+        validators=[
+            DataRequired("Enter the number of credits."),
+            NumberRange(min=1, max=500, message="1 to 500."),
+        ],
+    )
+    price = MoneyField(
+        "Price in dollars",
+        places=2,
+        validators=[
+            InputRequired("Enter a price (0 for free)."),
+            NumberRange(min=0, max=100000, message="Enter a price from 0 to 100000."),
+        ],
+    )
+    validity_days = IntegerField(
+        "Valid for (days)",
+        default=90,
+        validators=[
+            DataRequired("Enter the days it is valid."),
+            NumberRange(min=1, max=3650, message="1 to 3650."),
+        ],
+    )
+    validity_starts = RadioField(
+        "Counting from",
+        default="purchase",
+        choices=[("purchase", "The purchase"), ("first_use", "The first booking made with it")],
+        validators=[DataRequired("Choose when the days start counting.")],
+    )
+    offering_kinds = SelectMultipleField(
+        "Good for these kinds (none chosen: every kind)",
+        choices=[(k.value, k.value.capitalize()) for k in OfferingKind],
+        validators=[Optional()],
+    )
+    offering_ids = SelectMultipleField(
+        "Only these offerings (none chosen: any)", coerce=int, validators=[Optional()]
+    )
+    location_ids = SelectMultipleField(
+        "Only at these locations (none chosen: any)", coerce=int, validators=[Optional()]
+    )
+    is_on_sale = BooleanField("On sale (shown on the passes page)", default=True)
+    position = IntegerField(
+        "Position in the list",
+        default=0,
+        validators=[Optional(), NumberRange(min=0, max=1000, message="0 to 1000.")],
+    )
+
+
+class DeskPassForm(Form):
+    product_id = SelectField("Pass", coerce=_int_or_none, validators=[DataRequired("Choose a pass.")])
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Enter their name."), Length(max=120)]
+    )
+    email = StringField(
+        "Email",
+        filters=[_strip],
+        validators=[
+            DataRequired("Enter their email: the pass is sent there."),
+            Email("That isn't an email address.", check_deliverability=False),
+            deliverable_email,
+            Length(max=254),
+        ],
+    )
+    method = RadioField(
+        "Paid by",
+        choices=[("cash", "Cash"), ("check", "Check"), ("comp", "Comp (free, by the clinic's choice)")],
+        validators=[DataRequired("Choose how they paid.")],
+    )
+    note = StringField("Note (optional)", filters=[_strip], validators=[Optional(), Length(max=200)])
+
+
+class PassSearchForm(Form):
+    class Meta:
+        csrf = False  # a GET search changes nothing
+
+    q = StringField("Name or email", filters=[_strip], validators=[Length(max=200)])
+
+
+class PassAdjustForm(Form):
+    credits = IntegerField(
+        "Credits to add (a minus sign takes off)",
+        validators=[
+            InputRequired("Enter a number of credits."),
+            NumberRange(min=-500, max=500, message="-500 to 500."),
+        ],
+    )
+    reason = StringField(
+        "Reason", filters=[_strip], validators=[DataRequired("Say why, briefly."), Length(max=200)]
+    )
+    confirmed = HiddenField()
+
+
+class PassReasonForm(Form):
+    """Freeze, unfreeze or refund a pass: a reason, then the confirmation page's button."""
+
+    reason = StringField(
+        "Reason", filters=[_strip], validators=[DataRequired("Say why, briefly."), Length(max=200)]
+    )
+    expected_cents = IntegerField(validators=[Optional(), NumberRange(min=0, max=10**9)])
+    confirmed = HiddenField()

@@ -46,6 +46,7 @@ OFFERING_FIELDS = (
     "location_id",
     "instructor_id",
     "price_cents",
+    "credits_per_booking",
     "cancellation_cutoff_hours",
     "late_cancel_refund_percent",
     "reminder_offsets",

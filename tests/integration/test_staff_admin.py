@@ -747,8 +747,21 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         "/staff/admin/consent/1",
         "/staff/admin/privacy",
         f"/staff/admin/registrations/{registration.id}/privacy/erase",
+        "/staff/admin/pass-products",
+        "/staff/admin/pass-products/new",
+        "/staff/admin/pass-products/1",
+        "/staff/admin/passes",
+        "/staff/admin/passes/sell",
+        "/staff/admin/passes/1",
     ]
     posts = [
+        "/staff/admin/pass-products/new",
+        "/staff/admin/pass-products/1",
+        "/staff/admin/passes/sell",
+        "/staff/admin/passes/1/adjust",
+        "/staff/admin/passes/1/freeze",
+        "/staff/admin/passes/1/refund",
+        "/staff/admin/passes/1/resend",
         "/staff/admin/offerings/new",
         f"/staff/admin/offerings/{offering.id}/edit",
         f"/staff/admin/offerings/{offering.id}/sessions",
@@ -791,7 +804,7 @@ def test_instructors_and_strangers_get_no_admin_page(client, db, app):
         assert client.post(url, data={"csrf_token": token}).status_code == 403, url
     # Every admin route is covered above.
     admin_rules = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/staff/admin")}
-    assert len(admin_rules) == 43
+    assert len(admin_rules) == 53
 
 
 def test_an_admin_sees_every_admin_page(client, db):

@@ -58,6 +58,7 @@ def _offering_data(form: OfferingForm) -> dict:
         "instructor_id": form.instructor_id.data,
         "price_cents": dollars_to_cents(form.price.data or 0),
         "capacity": form.capacity.data,
+        "credits_per_booking": form.credits_per_booking.data or 1,
         "cancellation_cutoff_hours": form.cancellation_cutoff_hours.data
         if form.cancellation_cutoff_hours.data is not None
         else 24,
