@@ -17,6 +17,7 @@ from events.staff.views import (  # noqa: F401  (importing a views module regist
     messages,
     moves,
     offerings,
+    pricing,
     privacy,
     registrations,
     reports,
