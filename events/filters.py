@@ -227,6 +227,7 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["form_error_items"] = form_error_items
     app.jinja_env.globals["price_default"] = pricing.form_default
     app.jinja_env.globals["price_lines"] = pricing.registration_lines
+    app.jinja_env.globals["price_breakdown"] = pricing.price_breakdown
     app.jinja_env.globals["pricing_label"] = pricing.pricing_label
     app.jinja_env.filters.update(
         money=format_money,

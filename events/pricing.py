@@ -460,3 +460,36 @@ def write_redemption(
     db.session.add(redemption)
     db.session.flush()
     return redemption
+
+
+def price_breakdown(registration: Registration) -> str:
+    """How a registration was priced, in one line of the reader's language for emails and pages:
+    "Community $5, code PARTNER -$1, paid $4" ('' for the plain list price)."""
+    from events.filters import format_money  # (the filters import this module)
+
+    if not (registration.price_tier_id or registration.promo_code_id or registration.community_seat):
+        return ""
+    currency = registration.currency
+    base = registration.price_cents + registration.discount_cents
+    if registration.community_seat:
+        first = gettext("Community seat %(amount)s", amount=format_money(base, currency))
+    elif registration.price_tier is not None:
+        first = gettext(
+            "%(tier)s %(amount)s", tier=registration.price_tier.name, amount=format_money(base, currency)
+        )
+    else:
+        first = gettext("Price %(amount)s", amount=format_money(base, currency))
+    parts = [first]
+    if registration.promo_code is not None:
+        parts.append(
+            gettext(
+                "code %(code)s -%(amount)s",
+                code=registration.promo_code.code,
+                amount=format_money(registration.discount_cents, currency),
+            )
+        )
+    if registration.price_cents:
+        parts.append(gettext("paid %(amount)s", amount=format_money(registration.price_cents, currency)))
+    else:
+        parts.append(gettext("nothing to pay"))
+    return ", ".join(parts)

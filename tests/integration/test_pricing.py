@@ -434,3 +434,56 @@ def test_a_bad_price_choice_is_a_form_error(client, db):
         assert response.status_code in (400, 409), choice
         assert "Please choose one of the prices" in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 0
+
+
+def _email_text(registration_id: int, kind: str) -> str:
+    from flask import current_app
+
+    from events.notifications.sender import render_message
+
+    row = db_scalar_email(registration_id, kind)
+    with current_app.test_request_context(base_url=current_app.config["PUBLIC_BASE_URL"]):
+        message = render_message(row)
+    return "\n".join(
+        part.get_content()
+        for part in message.walk()
+        if part.get_content_type() in ("text/plain", "text/html")
+    )
+
+
+def db_scalar_email(registration_id: int, kind: str) -> OutboxEmail:
+    from events.extensions import db as _db
+
+    return _db.session.scalar(
+        sa.select(OutboxEmail).where(OutboxEmail.registration_id == registration_id, OutboxEmail.kind == kind)
+    )
+
+
+def test_the_confirmation_email_manage_page_and_roster_show_how_it_was_priced(client, db):
+    from events.registration import links
+    from tests.integration.test_staff_admin import login
+
+    offering = tiered(db)
+    code(db, "PARTNER", kind=PromoKind.AMOUNT_OFF, value=500)
+    db.session.commit()
+    community = tier(offering, "Community")
+
+    result = services.register(
+        offering, None, person(), price_choice=PriceChoice(tier_id=community.id, code="PARTNER")
+    )
+    registration = result.registration
+    assert result.outcome == Outcome.CONFIRMED  # $5 - $5 = $0: no card
+
+    text = _email_text(registration.id, EmailKind.REGISTRATION_CONFIRMED)
+    assert "Community $5, code PARTNER -$5, nothing to pay" in text
+
+    with client.application.test_request_context():
+        url = links.manage_url(registration, external=False)
+    manage = client.get(url).get_data(as_text=True)
+    assert "Community $5, code PARTNER -$5, nothing to pay" in manage
+
+    login(client, db)
+    staff = client.get(f"/staff/admin/registrations/{registration.id}").get_data(as_text=True)
+    assert "Community tier · code PARTNER (-$5)" in staff
+    roster = client.get(f"/staff/sessions/{offering.sessions[0].id}").get_data(as_text=True)
+    assert "Community tier · code PARTNER (-$5)" in roster
