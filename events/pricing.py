@@ -464,7 +464,8 @@ def write_redemption(
 
 def price_breakdown(registration: Registration) -> str:
     """How a registration was priced, in one line of the reader's language for emails and pages:
-    "Community $5, code PARTNER -$1, paid $4" ('' for the plain list price)."""
+    "Community $5, code PARTNER -$1, paid $4" ('' for the plain list price); "total $4" while it
+    is still to be paid."""
     from events.filters import format_money  # (the filters import this module)
 
     if not (registration.price_tier_id or registration.promo_code_id or registration.community_seat):
@@ -488,8 +489,10 @@ def price_breakdown(registration: Registration) -> str:
                 amount=format_money(registration.discount_cents, currency),
             )
         )
-    if registration.price_cents:
-        parts.append(gettext("paid %(amount)s", amount=format_money(registration.price_cents, currency)))
-    else:
+    if not registration.price_cents:
         parts.append(gettext("nothing to pay"))
+    elif registration.confirmed_at is not None:
+        parts.append(gettext("paid %(amount)s", amount=format_money(registration.price_cents, currency)))
+    else:  # still to pay (a hold)
+        parts.append(gettext("total %(amount)s", amount=format_money(registration.price_cents, currency)))
     return ", ".join(parts)
