@@ -188,3 +188,37 @@ def test_instructors_may_not_see_the_price_pages(client, db):
     assert client.get("/staff/admin/promo-codes").status_code == 403
     assert client.get("/staff/admin/promo-codes/new").status_code == 403
     assert client.post(f"/staff/admin/offerings/{offering.id}/tiers", data={}).status_code in (400, 403)
+
+
+def test_the_api_lists_an_offerings_tiers_as_its_openapi_document_says(client, db):
+    from tests.integration.test_api_openapi import assert_valid
+
+    make_clinic()
+    tiered = workshop(price_cents=1500, community_seats=2, community_price_cents=0)
+    tiered.price_tiers = [
+        PriceTier(name="Supported", description="helps fund community seats", price_cents=2500, position=0),
+        PriceTier(name="Standard", price_cents=1500, position=1),
+        PriceTier(name="Community", description="no questions asked", price_cents=500, position=2),
+    ]
+    plain = workshop(price_cents=900)
+    db.session.commit()
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert "PriceTier" in spec["components"]["schemas"]
+
+    payload = client.get("/api/v1/sessions").get_json()
+
+    assert_valid(spec, "/sessions", "200", payload)
+    by_slug = {item["offering"]["slug"]: item["offering"] for item in payload["data"]}
+    assert by_slug[tiered.slug]["price_tiers"] == [
+        {"name": "Supported", "description": "helps fund community seats", "price_cents": 2500},
+        {"name": "Standard", "description": "", "price_cents": 1500},
+        {"name": "Community", "description": "no questions asked", "price_cents": 500},
+    ]
+    assert (by_slug[tiered.slug]["community_seats"], by_slug[tiered.slug]["community_price_cents"]) == (2, 0)
+    assert by_slug[plain.slug]["price_tiers"] == []
+    detail = client.get(f"/api/v1/sessions/{tiered.sessions[0].id}").get_json()
+    assert [t["name"] for t in detail["data"]["offering"]["price_tiers"]] == [
+        "Supported",
+        "Standard",
+        "Community",
+    ]
