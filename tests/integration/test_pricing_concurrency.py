@@ -151,3 +151,59 @@ def test_control_without_the_code_lock_the_same_crowd_overuses_it(live_server, d
     print(f"\ncontrol: no code lock -> {result}")
     assert result["errors"] == 0
     assert uses_written(db, promo.id) > 5
+
+
+def test_community_seats_never_oversold_when_many_ask_at_once(live_server, db):
+    """Three community seats ($0) kept in a class of six, with two general seats already taken:
+    twenty choosing a community seat at once -> three; the general seat left stays general."""
+    from events.models import SeatPool
+
+    offering = workshop(price_cents=1500, capacity=6, community_seats=3, community_price_cents=0)
+    offering.community_release_hours = 24
+    db.session.commit()
+    pool_id, slug = offering.sessions[0].seat_pool_id, offering.slug
+    db.session.execute(sa.update(SeatPool).where(SeatPool.id == pool_id).values(seats_taken=2))
+    db.session.commit()
+
+    start_line = threading.Barrier(20, timeout=120)
+    outcome = {"confirmed": 0, "refused": 0, "other": 0}
+    lock = threading.Lock()
+
+    def attempt(i: int) -> None:
+        with requests.Session() as http:
+            page = http.get(f"{live_server.url}/offerings/{slug}", timeout=60)
+            token = TOKEN.search(page.text).group(1)
+            start_line.wait()
+            response = http.post(
+                f"{live_server.url}/offerings/{slug}/register",
+                data={
+                    "csrf_token": token,
+                    "name": "Racer",
+                    "email": f"community{i}@example.com",
+                    "price_choice": "community",
+                },
+                allow_redirects=False,
+                timeout=120,
+            )
+        with lock:
+            if response.status_code == 302 and "/manage/" in response.headers["Location"]:
+                outcome["confirmed"] += 1
+            elif response.status_code == 409 and "community seats are all taken" in response.text:
+                outcome["refused"] += 1
+            else:
+                outcome["other"] += 1
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(attempt, range(20)))
+
+    print(f"\ncommunity race: 20 at once for 3 community seats -> {outcome}")
+    assert outcome == {"confirmed": 3, "refused": 17, "other": 0}
+    db.session.expire_all()
+    pool = db.session.get(SeatPool, pool_id)
+    assert (pool.seats_taken, pool.capacity) == (5, 6)
+    community = db.session.scalar(
+        sa.select(sa.func.count()).where(
+            Registration.seat_pool_id == pool_id, Registration.community_seat.is_(True)
+        )
+    )
+    assert community == 3
