@@ -143,23 +143,32 @@ def _check_dates(code: PromoCode, now: datetime) -> None:
         raise PricingError(gettext("This code has expired."), field="code")
 
 
-def uses(code_id: int, email_normalized: str | None = None) -> int:
-    """Uses of a code that count (not released), in all or by one address."""
+def uses(code_id: int, email_normalized: str | None = None, now: datetime | None = None) -> int:
+    """Uses of a code that count (not released), in all or by one address. With `now`, a use by
+    a hold that has run out is not counted either, though no sweep has released it yet (in
+    another class's pool, say): its seat is gone, and its use goes with it."""
     query = sa.select(sa.func.count()).where(
         PromoRedemption.promo_code_id == code_id, PromoRedemption.released_at.is_(None)
     )
     if email_normalized is not None:
         query = query.where(PromoRedemption.email_normalized == email_normalized)
+    if now is not None:
+        from events.registration.seats import lapsed_hold  # (seats imports this module)
+
+        lapsed = sa.select(Registration.id).where(Registration.promo_code_id == code_id, lapsed_hold(now))
+        query = query.where(
+            sa.or_(PromoRedemption.registration_id.is_(None), PromoRedemption.registration_id.not_in(lapsed))
+        )
     return db.session.execute(query).scalar_one()
 
 
-def check_uses(code: PromoCode, email_normalized: str) -> None:
+def check_uses(code: PromoCode, email_normalized: str, now: datetime | None = None) -> None:
     """PricingError when the code is used up, in all or by this address. Exact only under the
-    code row's lock (redeem); without it, an early answer for the form."""
-    if code.max_uses is not None and uses(code.id) >= code.max_uses:
+    code row's lock (lock_for_use); without it, an early answer for the form."""
+    if code.max_uses is not None and uses(code.id, now=now) >= code.max_uses:
         raise PricingError(gettext("This code has been used up."), field="code")
     if code.max_uses_per_email is not None and email_normalized:
-        if uses(code.id, email_normalized) >= code.max_uses_per_email:
+        if uses(code.id, email_normalized, now=now) >= code.max_uses_per_email:
             raise PricingError(
                 gettext("This code has already been used with this email address."), field="code"
             )
@@ -287,7 +296,7 @@ def quote(
         if not covers_offering(promo, offering):
             raise PricingError(gettext("This code can't be used for this."), field="code")
         if count_uses:
-            check_uses(promo, email_normalized)
+            check_uses(promo, email_normalized, now)
     discount, total = _apply_code(base, promo, lines)
     return Quote(
         currency=offering.currency,
@@ -312,7 +321,7 @@ def quote_pass(product: PassProduct, code: str | None, email_normalized: str, no
         _check_dates(promo, now)
         if not covers_pass(promo, product):
             raise PricingError(gettext("This code can't be used for this."), field="code")
-        check_uses(promo, email_normalized)
+        check_uses(promo, email_normalized, now)
     discount, total = _apply_code(product.price_cents, promo, lines)
     return Quote(
         currency=product.currency,
@@ -435,7 +444,7 @@ def lock_for_use(code_id: int, email_normalized: str, now: datetime) -> PromoCod
     if not code.is_active:
         raise PricingError(str(UNKNOWN_CODE), field="code")
     _check_dates(code, now)
-    check_uses(code, email_normalized)
+    check_uses(code, email_normalized, now)
     return code
 
 

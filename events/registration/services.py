@@ -353,9 +353,9 @@ def register(
         return RegisterResult(outcome, existing)
     choice = price_choice or pricing.PriceChoice()
     if not choice.is_plain or offering.community_seats > 0:
-        # A wrong code or choice is told before any lock (its uses are counted under the locks,
-        # once lapsed holds have given theirs back).
-        _quote(offering, choice, email_normalized, now, count_uses=False)
+        # A wrong or used-up code, or a wrong choice, is told before any lock (its uses are
+        # counted again under the code's lock).
+        _quote(offering, choice, email_normalized, now)
         return _register_locked(
             offering, pool.id, session, person, now, source, browser_key, consent_answer, choice
         )

@@ -311,6 +311,27 @@ def test_a_lapsed_hold_and_an_on_time_cancellation_give_the_use_back_a_late_one_
     assert pricing.uses(promo.id) == 1
 
 
+def test_a_lapsed_hold_in_another_class_no_longer_counts_before_any_sweep(db):
+    first = workshop(price_cents=2000, capacity=5, days=5)
+    second = workshop(price_cents=2000, capacity=5, days=5)
+    promo = code(db, "ONCE", max_uses=1)
+    db.session.commit()
+    now = utcnow()
+    services.register(first, None, person("a@example.com"), now=now, price_choice=PriceChoice(code="ONCE"))
+    with pytest.raises(RegistrationError, match="used up"):
+        services.register(
+            second, None, person("b@example.com"), now=now, price_choice=PriceChoice(code="ONCE")
+        )
+    db.session.rollback()
+
+    # The first hold runs out; nothing has swept the first class's pool yet.
+    later = now + timedelta(hours=1)
+    again = services.register(
+        second, None, person("b@example.com"), now=later, price_choice=PriceChoice(code="ONCE")
+    )
+    assert again.outcome == Outcome.HELD and again.registration.promo_code_id == promo.id
+
+
 def test_community_seats_kept_until_release_then_join_general_sale(db):
     offering = workshop(price_cents=1500, capacity=3, days=3, community_seats=2, community_price_cents=0)
     offering.community_release_hours = 24
