@@ -93,7 +93,7 @@ class OfferingForm(Form):
         validators=[Optional(), NumberRange(min=0, max=1000, message="0 to 1000.")],
     )
     community_price = MoneyField(
-        "Community price in dollars (0 = free)",
+        "Community seats' price (dollars, 0 = free)",
         places=2,
         default=0,
         validators=[Optional(), NumberRange(min=0, max=100000, message="Enter a price from 0 to 100000.")],
@@ -505,7 +505,7 @@ class PriceTierForm(Form):
         validators=[Length(max=200, message="Up to 200 characters.")],
     )
     price = MoneyField(
-        "Price in dollars (0 = free)",
+        "Tier price (dollars, 0 = free)",
         places=2,
         validators=[
             InputRequired("Enter a price (0 for free)."),
@@ -513,8 +513,7 @@ class PriceTierForm(Form):
         ],
     )
     position = IntegerField(
-        "Order (lower first)",
-        default=0,
+        "Order (lower first; empty: last)",
         validators=[Optional(), NumberRange(min=0, max=1000, message="0 to 1000.")],
     )
 

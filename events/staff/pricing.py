@@ -36,16 +36,22 @@ class TierData:
     name: str
     description: str
     price_cents: int
-    position: int
+    position: int | None  # None: after the others
 
 
 def add_tier(offering: Offering, data: TierData, actor: User) -> PriceTier:
+    position = data.position
+    if position is None:
+        last = db.session.scalar(
+            sa.select(sa.func.max(PriceTier.position)).where(PriceTier.offering_id == offering.id)
+        )
+        position = 0 if last is None else last + 1
     tier = PriceTier(
         offering_id=offering.id,
         name=data.name,
         description=data.description,
         price_cents=data.price_cents,
-        position=data.position,
+        position=position,
     )
     db.session.add(tier)
     db.session.flush()
@@ -68,6 +74,8 @@ def update_tier(tier: PriceTier, data: TierData, actor: User) -> PriceTier:
     changes: dict[str, list[Any]] = {}
     for key in ("name", "description", "price_cents", "position"):
         old, new = getattr(tier, key), getattr(data, key)
+        if new is None:  # (an order left empty keeps its place)
+            continue
         if old != new:
             changes[key] = [str(old), str(new)]
             setattr(tier, key, new)

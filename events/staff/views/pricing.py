@@ -30,7 +30,7 @@ def _tier_data(form: PriceTierForm) -> pricing.TierData:
         name=form.name.data,
         description=form.description.data or "",
         price_cents=dollars_to_cents(form.price.data or 0),
-        position=form.position.data or 0,
+        position=form.position.data,
     )
 
 
