@@ -208,7 +208,7 @@ def community_seats(offering: Offering, pool: SeatPool, now: datetime) -> Commun
     """Until the release time, general sale may only use capacity - (community seats not yet
     taken); from then on, unclaimed ones join general sale. Exact under the pool's lock."""
     general_left = max(pool.capacity - pool.seats_taken, 0)
-    if offering.community_seats <= 0:
+    if offering.community_seats <= 0 or offering.is_free:  # (a free offering: every seat is free)
         return CommunitySeats(0, general_left, None)
     first = db.session.scalar(
         sa.select(sa.func.min(Session.starts_at)).where(
@@ -248,7 +248,7 @@ def _base(
     offering: Offering, tier_id: int | None, community: bool
 ) -> tuple[PriceTier | None, int, list[QuoteLine]]:
     if community:
-        if offering.community_seats <= 0:
+        if offering.community_seats <= 0 or offering.is_free:
             raise PricingError(gettext("Please choose one of the prices."), field="price_choice")
         label = gettext("Community seat")
         return None, offering.community_price_cents, [QuoteLine(label, offering.community_price_cents)]

@@ -352,7 +352,7 @@ def register(
         db.session.commit()
         return RegisterResult(outcome, existing)
     choice = price_choice or pricing.PriceChoice()
-    if not choice.is_plain or offering.community_seats > 0:
+    if not choice.is_plain or (offering.community_seats > 0 and not offering.is_free):
         # A wrong or used-up code, or a wrong choice, is told before any lock (its uses are
         # counted again under the code's lock).
         _quote(offering, choice, email_normalized, now)
@@ -414,7 +414,7 @@ def _register_locked(
         return RegisterResult(Outcome.FULL)
     quote = None
     code = None
-    if not choice.is_plain or offering.community_seats > 0:
+    if not choice.is_plain or (offering.community_seats > 0 and not offering.is_free):
         try:
             quote = _quote(offering, choice, person.email_normalized, now, count_uses=False)
             _check_community_seat(offering, pool, choice, claimed_offer is not None, now)
