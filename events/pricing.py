@@ -385,6 +385,20 @@ def release_for_registrations(registration_ids: list[int], now: datetime) -> int
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def release_for_passes(pass_ids: list[int], now: datetime) -> int:
+    """Give back the code uses of these pass purchases (a purchase whose hold lapsed unpaid, or
+    refunded whole). Returns how many."""
+    if not pass_ids:
+        return 0
+    result = db.session.execute(
+        sa.update(PromoRedemption)
+        .where(PromoRedemption.pass_id.in_(pass_ids), PromoRedemption.released_at.is_(None))
+        .values(released_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def registration_lines(registration: Registration) -> list[QuoteLine]:
     """How a registration was priced, for receipts, emails and pages ("Community tier $5.00,
     code PARTNER -$1.00, paid $4.00"): empty when it was the plain list price."""

@@ -211,6 +211,38 @@ def test_quote_pass_needs_a_code_for_passes(db):
     assert pricing.quote_pass(other, None, "", utcnow()).total_cents == 6500
 
 
+def test_a_pass_purchase_redeems_a_pass_code_once_per_email_and_can_give_it_back(db):
+    from events.models import Pass, PassStatus
+
+    product = PassProduct(name="10 classes", credits=10, price_cents=12000, validity_days=90)
+    db.session.add(product)
+    db.session.flush()
+    promo = code(db, "PASSONCE", value=10, applies_to_passes=True, max_uses_per_email=1)
+    now = utcnow()
+    q = pricing.quote_pass(product, "passonce", "ana@example.com", now)
+    assert (q.discount_cents, q.total_cents) == (1200, 10800)
+    bought = Pass(
+        product_id=product.id,
+        name="Ana",
+        email="ana@example.com",
+        email_normalized="ana@example.com",
+        status=PassStatus.HELD,
+        credits=10,
+        price_cents=q.total_cents,
+        validity_days=90,
+        token=services.new_token(),
+    )
+    db.session.add(bought)
+    db.session.flush()
+
+    pricing.redeem(promo.id, "ana@example.com", q.discount_cents, now, pass_id=bought.id)
+
+    with pytest.raises(PricingError, match="already been used with this email"):
+        pricing.quote_pass(product, "PASSONCE", "ana@example.com", now)
+    assert pricing.release_for_passes([bought.id], now) == 1
+    assert pricing.quote_pass(product, "PASSONCE", "ana@example.com", now).total_cents == 10800
+
+
 # --- registering with them ---
 
 
