@@ -540,3 +540,6 @@ def test_the_confirmation_email_manage_page_and_roster_show_how_it_was_priced(cl
     assert "Community tier · code PARTNER (-$5)" in staff
     roster = client.get(f"/staff/sessions/{offering.sessions[0].id}").get_data(as_text=True)
     assert "Community tier · code PARTNER (-$5)" in roster
+    csv_text = client.get(f"/staff/sessions/{offering.sessions[0].id}/roster.csv").get_data(as_text=True)
+    header, row = csv_text.lstrip("\ufeff").splitlines()[:2]
+    assert header.split(",")[5] == "Price" and "Community tier · code PARTNER (-$5)" in row
