@@ -222,3 +222,22 @@ def test_the_api_lists_an_offerings_tiers_as_its_openapi_document_says(client, d
         "Standard",
         "Community",
     ]
+
+
+def test_a_tier_added_or_removed_shows_at_once_on_the_cached_public_page(client, db):
+    from events.staff import pricing as price_admin
+
+    make_clinic()
+    offering = workshop(price_cents=1500)
+    admin = login(client, db)
+    url = f"/offerings/{offering.slug}"
+    assert "Pays it forward" not in client.get(url).get_data(as_text=True)
+    assert "Pays it forward" not in client.get(url).get_data(as_text=True)  # (now from the cache)
+
+    tier = price_admin.add_tier(
+        offering, price_admin.TierData("Supported", "Pays it forward", 2500, None), admin
+    )
+    assert "Pays it forward" in client.get(url).get_data(as_text=True)
+
+    price_admin.remove_tier(tier, admin)
+    assert "Pays it forward" not in client.get(url).get_data(as_text=True)
