@@ -318,6 +318,49 @@ def _offering_updated(f: Facts) -> str:
     return f"{f.actor} edited {_offering(f)}: {listed}."
 
 
+@sentence("price_tier.added")
+def _tier_added(f: Facts) -> str:
+    price = dollars(_cents(f, "price_cents"))
+    return f"{f.actor} added the price tier {_text(f.details.get('tier'))} ({price}) to {_offering(f)}."
+
+
+@sentence("price_tier.updated")
+def _tier_updated(f: Facts) -> str:
+    changes = f.details.get("changes")
+    listed = "; ".join(f"{_words(key)} {_change(value)}" for key, value in changes.items()) if changes else ""
+    return f"{f.actor} edited the price tier {_text(f.details.get('tier'))} of {_offering(f)}" + (
+        f": {listed}." if listed else " without changes."
+    )
+
+
+@sentence("price_tier.removed")
+def _tier_removed(f: Facts) -> str:
+    return f"{f.actor} removed the price tier {_text(f.details.get('tier'))} from {_offering(f)}."
+
+
+@sentence("promo_code.created")
+def _code_created(f: Facts) -> str:
+    tag = f.details.get("tag")
+    return f"{f.actor} created the promo code {_text(f.details.get('code'))}" + (
+        f" (partner {_text(tag)})." if tag else "."
+    )
+
+
+@sentence("promo_code.updated")
+def _code_updated(f: Facts) -> str:
+    changes = f.details.get("changes")
+    listed = "; ".join(f"{_words(key)} {_change(value)}" for key, value in changes.items()) if changes else ""
+    return f"{f.actor} edited the promo code {_text(f.details.get('code'))}" + (
+        f": {listed}." if listed else " without changes."
+    )
+
+
+@sentence("promo_code.deactivated", "promo_code.activated")
+def _code_active(f: Facts) -> str:
+    done = "deactivated" if f.action.endswith("deactivated") else "brought back"
+    return f"{f.actor} {done} the promo code {_text(f.details.get('code'))}."
+
+
 @sentence("offering.translation_saved")
 def _translation_saved(f: Facts) -> str:
     return f"{f.actor} saved the {_text(f.details.get('language', '?'))} text of {_offering(f)}."

@@ -346,7 +346,7 @@ class Offering(Model):
 
     location: Mapped[Location] = relationship()
     price_tiers: Mapped[list[PriceTier]] = relationship(
-        back_populates="offering", order_by="PriceTier.position", cascade="all, delete-orphan"
+        back_populates="offering", order_by="[PriceTier.position, PriceTier.id]", cascade="all, delete-orphan"
     )
     # The consent document everyone booking must accept (its current version), if any: a row
     # of its own table, so adding consent changed no column of this much-referenced table.

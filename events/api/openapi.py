@@ -44,6 +44,16 @@ LOCATION = {
     },
 }
 
+PRICE_TIER = {
+    "type": "object",
+    "required": ["name", "description", "price_cents"],
+    "properties": {
+        "name": {"type": "string", "description": "e.g. Supported, Standard, Community"},
+        "description": {"type": "string"},
+        "price_cents": {"type": "integer", "minimum": 0},
+    },
+}
+
 SESSION = {
     "type": "object",
     "required": [
@@ -76,6 +86,19 @@ SESSION = {
                 },
                 "kind": {"type": "string", "enum": ["workshop", "class", "course"]},
                 "topic": {"type": "string"},
+                "price_tiers": {
+                    "type": "array",
+                    "description": "Sliding-scale prices a member chooses without proof, in the "
+                    "order shown; empty when everyone pays price_cents",
+                    "items": {"$ref": "#/components/schemas/PriceTier"},
+                },
+                "community_seats": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Seats per session (class) or per offering kept at "
+                    "community_price_cents until shortly before the start",
+                },
+                "community_price_cents": {"type": "integer", "minimum": 0},
             },
         },
         "location": {"$ref": "#/components/schemas/Location"},
@@ -467,6 +490,7 @@ def openapi_document(server_url: str) -> dict:
         "components": {
             "schemas": {
                 "Session": SESSION,
+                "PriceTier": PRICE_TIER,
                 "Location": LOCATION,
                 "PassProduct": PASS_PRODUCT,
                 "Error": ERROR,

@@ -81,6 +81,7 @@ from events.models import (
     Offering,
     OfferingConsent,
     OfferingTranslation,
+    PriceTier,
     Resource,
     SeatPool,
     Session,
@@ -101,6 +102,7 @@ REPLAYABLE_KEY = "events.page_cache.replay_key"
 CATALOG_MODELS = (
     Offering,
     OfferingTranslation,
+    PriceTier,  # (the offering page and the API show an offering's tiers)
     Session,
     Location,
     Clinic,

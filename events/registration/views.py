@@ -39,6 +39,7 @@ from events.registration.forms import (
     FindRegistrationsForm,
     PersonForm,
     consent_answer,
+    price_choice,
 )
 from events.registration.seats import waitlist_position
 from events.security import stripe_js_url
@@ -126,6 +127,7 @@ def register(slug: str) -> ResponseReturnValue:
             _person(form),
             browser_key=links.browser_key(),
             consent_answer=consent_answer(form),
+            price_choice=price_choice(form),
         )
     except consent.ConsentError as error:
         # Not ticked, or the text changed meanwhile: the form again, showing the current text

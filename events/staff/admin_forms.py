@@ -24,6 +24,7 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from events.forms import Form, MoneyField, deliverable_email
 from events.models import OfferingKind
@@ -90,6 +91,23 @@ class OfferingForm(Form):
         "Follow-up email (minutes after the end)",
         default=120,
         validators=[Optional(), NumberRange(min=0, max=60 * 24 * 14, message="0 to 20160 minutes.")],
+    )
+    # Community seats (events/pricing.py): kept at the community price until the release time.
+    community_seats = IntegerField(
+        "Community seats (per date for a class; 0 = none)",
+        default=0,
+        validators=[Optional(), NumberRange(min=0, max=1000, message="0 to 1000.")],
+    )
+    community_price = MoneyField(
+        "Community seats' price (dollars, 0 = free)",
+        places=2,
+        default=0,
+        validators=[Optional(), NumberRange(min=0, max=100000, message="Enter a price from 0 to 100000.")],
+    )
+    community_release_hours = IntegerField(
+        "Unclaimed community seats join general sale (hours before start)",
+        default=24,
+        validators=[Optional(), NumberRange(min=0, max=24 * 60, message="0 to 1440 hours.")],
     )
     is_published = BooleanField("Published (shown on the schedule)", default=True)
     consent_document_id = SelectField(
@@ -590,3 +608,83 @@ class PassReasonForm(Form):
     )
     expected_cents = IntegerField(validators=[Optional(), NumberRange(min=0, max=10**9)])
     confirmed = HiddenField()
+
+
+class PriceTierForm(Form):
+    """A sliding-scale price on an offering ("Community $5 - no questions asked")."""
+
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Give it a name, e.g. Standard."), Length(max=80)]
+    )
+    description = StringField(
+        "Short description (optional)",
+        filters=[_strip],
+        validators=[Length(max=200, message="Up to 200 characters.")],
+    )
+    price = MoneyField(
+        "Tier price (dollars, 0 = free)",
+        places=2,
+        validators=[
+            InputRequired("Enter a price (0 for free)."),
+            NumberRange(min=0, max=100000, message="Enter a price from 0 to 100000."),
+        ],
+    )
+    position = IntegerField(
+        "Order (lower first; empty: last)",
+        validators=[Optional(), NumberRange(min=0, max=1000, message="0 to 1000.")],
+    )
+
+
+class PromoCodeForm(Form):
+    code = StringField(
+        "Code",
+        filters=[_strip],
+        validators=[
+            DataRequired("Enter the code people type."),
+            Length(max=40, message="Up to 40 characters."),
+            Regexp(r"^[A-Za-z0-9_\- ]+$", message="Use letters, digits, - and _ only."),
+        ],
+    )
+    kind = SelectField(
+        "What it does",
+        choices=[
+            ("percent_off", "Percent off"),
+            ("amount_off", "Amount off"),
+            ("fixed_price", "Fixed price"),
+        ],
+    )
+    percent = IntegerField(
+        "Percent off (1-100)", validators=[Optional(), NumberRange(min=1, max=100, message="1 to 100.")]
+    )
+    amount = MoneyField(
+        "Amount off, or the fixed price, in dollars",
+        places=2,
+        validators=[Optional(), NumberRange(min=0, max=100000, message="Enter an amount from 0 to 100000.")],
+    )
+    offering_kinds = SelectMultipleField(
+        "Good for these kinds (none ticked and no offerings chosen: every offering)",
+        choices=[(k.value, k.value.capitalize()) for k in OfferingKind],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+    offering_ids = SelectMultipleField("…or these offerings", coerce=int, validate_choice=True)
+    applies_to_passes = BooleanField("Good for class passes too")
+    pass_product_ids = SelectMultipleField(
+        "Only these passes (none chosen: every pass)", coerce=int, validate_choice=True
+    )
+    valid_from = DateField("Valid from (optional, first day)", validators=[Optional()])
+    valid_until = DateField("Valid until (optional, last day)", validators=[Optional()])
+    max_uses = IntegerField(
+        "Uses in all (empty: no limit)",
+        validators=[Optional(), NumberRange(min=0, max=10**6, message="0 to 1000000.")],
+    )
+    max_uses_per_email = IntegerField(
+        "Uses per email address (empty: no limit)",
+        validators=[Optional(), NumberRange(min=0, max=10**6, message="0 to 1000000.")],
+    )
+    partner_tag = StringField(
+        "Partner tag for reports (optional)",
+        filters=[_strip],
+        validators=[Length(max=60), Regexp(r"^[a-z0-9-]*$", message="Use a-z, 0-9 and - only.")],
+    )
+    is_active = BooleanField("Active", default=True)

@@ -40,8 +40,11 @@ from events.models import (
     OutboxEmail,
     Payment,
     PaymentStatus,
+    PriceTier,
     PrivacyAction,
     PrivacyRequest,
+    PromoCode,
+    PromoKind,
     Refund,
     RefundKind,
     RefundStatus,
@@ -193,6 +196,10 @@ def _build_world(db) -> dict:
         offering_id=paid.id, kind=ResourceKind.LINK, title="Handout", url="https://example.com/h"
     )
     db.session.add(resource)
+    # A sliding-scale tier on the paid workshop (its edit and remove forms) and a promo code.
+    tier = PriceTier(offering_id=paid.id, name="Community", description="No questions asked", price_cents=500)
+    promo = PromoCode(code="WALKER", code_normalized="WALKER", kind=PromoKind.PERCENT_OFF, value=10)
+    db.session.add_all([tier, promo])
     db.session.commit()
     # A "Download my data" link (events/privacy/requests.py): its page shows the download form.
     privacy_requests.request_link("cora@example.com", PrivacyAction.EXPORT)
@@ -209,6 +216,8 @@ def _build_world(db) -> dict:
             "refund_id": failed_refund.id,
             "resource_id": resource.id,
             "document_id": document.id,
+            "tier_id": tier.id,
+            "code_id": promo.id,
             "token": reset_token(instructor),
             "language": "es",  # an offering's translation (staff), and the public language switch
             "code": "es",

@@ -18,6 +18,7 @@ from events.staff.views import (  # noqa: F401  (importing a views module regist
     moves,
     offerings,
     passes,
+    pricing,
     privacy,
     registrations,
     reports,
