@@ -448,11 +448,15 @@ def _privacy_erased(f: Facts) -> str:
         else ("A member deleted their data through the link emailed to them")
     )
     cancelled = _cents(f, "cancelled")
-    refund = _cents(f, "refund_cents")
+    refund = _cents(f, "refund_cents") + _cents(f, "pass_refund_cents")
     parts = [
         f"{_count(_cents(f, 'registrations'), 'registration', 'registrations')} anonymised",
         f"{_count(cancelled, 'upcoming booking', 'upcoming bookings')} cancelled",
     ]
+    if _cents(f, "passes"):
+        parts.append(f"{_count(_cents(f, 'passes'), 'class pass', 'class passes')} anonymised")
+    if _cents(f, "passes_closed"):
+        parts.append(f"{_count(_cents(f, 'passes_closed'), 'class pass', 'class passes')} closed")
     if refund:
         parts.append(f"{dollars(refund)} refunded")
     return f"{who}: {', '.join(parts)}."
@@ -463,9 +467,13 @@ def _retention_anonymised(f: Facts) -> str:
     people = _count(_cents(f, "people"), "person", "people")
     registrations = _count(_cents(f, "registrations"), "registration", "registrations")
     places = _count(_cents(f, "waitlist_entries"), "waitlist place", "waitlist places")
+    passes = _cents(f, "passes")
+    held = f"{registrations}, {places}" + (
+        f", {_count(passes, 'class pass', 'class passes')}" if passes else ""
+    )
     return (
         f"{f.actor} anonymised {people} whose last session was more than "
-        f"{_cents(f, 'months')} months ago ({registrations}, {places})."
+        f"{_cents(f, 'months')} months ago ({held})."
     )
 
 

@@ -263,6 +263,9 @@ def pro_rata_cents(pass_: Pass, payments: list[Payment], unused: int) -> int:
 
 def _active_pass(pass_id: int) -> Pass:
     pass_ = ledger.lock_pass(pass_id)
+    if pass_.anonymised_at is not None:
+        db.session.rollback()
+        raise AdminError("This pass was closed and its holder's details deleted: it can't be changed.")
     if pass_.status is not PassStatus.ACTIVE:
         db.session.rollback()
         raise AdminError(f"This pass is {pass_.status.value}: only an active pass can be changed.")
@@ -326,20 +329,9 @@ class RefundDecision:
     cents: int
 
 
-def refund_unused(
-    pass_id: int, reason: str, actor: User, expected_cents: int | None = None
-) -> RefundDecision:
-    """Refund the unused credits pro rata: a REFUND row takes the balance to zero, the pass
-    becomes REFUNDED, and refund rows (pending, sent by the worker; a cash or check payment's
-    recorded as handed back at the desk) are written for the amount, across its payments in
-    id order. Locks: the pass, then its payments. `expected_cents`: what the confirmation
-    page showed; a different figure now (a booking meanwhile) is refused."""
-    pass_ = _active_pass(pass_id)
-    unused = ledger.balance(pass_id)
-    if unused <= 0:
-        db.session.rollback()
-        raise AdminError("No credits are left on this pass to refund.")
-    payments = list(
+def lock_pass_payments(pass_id: int) -> list[Payment]:
+    """A pass's payments, locked in id order (the caller holds the pass's lock: passes first)."""
+    return list(
         db.session.execute(
             sa.select(Payment)
             .where(Payment.pass_id == pass_id)
@@ -348,23 +340,52 @@ def refund_unused(
             .execution_options(populate_existing=True)
         ).scalars()
     )
+
+
+def refund_unused_credits(
+    pass_: Pass, payments: list[Payment], unused: int, reason: str, actor_id: int | None, ledger_reason: str
+) -> RefundDecision:
+    """The pro rata refund of `unused` credits, in the caller's transaction (never commits): a
+    REFUND row takes the balance to zero, the pass becomes REFUNDED, and refund rows are queued
+    across its successful payments in id order under one key per pass (so whoever decides it,
+    staff or the holder's "Delete my data", it is one refund). The caller holds the pass's lock,
+    then its payments' (lock_pass_payments), and has checked `unused` > 0 under them."""
+    cents = pro_rata_cents(pass_, payments, unused)
+    ledger.write(pass_, LedgerKind.REFUND, -unused, actor_id=actor_id, reason=ledger_reason)
+    pass_.status = PassStatus.REFUNDED
+    queued = refunds.queue_refunds_across(
+        [p for p in payments if p.status == PaymentStatus.SUCCEEDED and p.amount_cents > 0],
+        cents,
+        kind=RefundKind.MANUAL,
+        key=f"pass-{pass_.id}-unused",
+        reason=reason,
+        actor_id=actor_id,
+    )
+    return RefundDecision(unused, sum(amount for _, amount in queued))
+
+
+def refund_unused(
+    pass_id: int, reason: str, actor: User, expected_cents: int | None = None
+) -> RefundDecision:
+    """Refund the unused credits pro rata (refund_unused_credits): pending refund rows sent by
+    the worker; a cash or check payment's recorded as handed back at the desk. Locks: the pass,
+    then its payments. `expected_cents`: what the confirmation page showed; a different figure
+    now (a booking meanwhile) is refused."""
+    pass_ = _active_pass(pass_id)
+    unused = ledger.balance(pass_id)
+    if unused <= 0:
+        db.session.rollback()
+        raise AdminError("No credits are left on this pass to refund.")
+    payments = lock_pass_payments(pass_id)
     cents = pro_rata_cents(pass_, payments, unused)
     if expected_cents is not None and cents != expected_cents:
         db.session.rollback()
         raise AdminError(
             "The pass changed since this page was shown (a booking, perhaps). Check the figures again."
         )
-    ledger.write(pass_, LedgerKind.REFUND, -unused, actor_id=actor.id, reason=reason)
-    pass_.status = PassStatus.REFUNDED
-    queued = refunds.queue_refunds_across(
-        [p for p in payments if p.status == PaymentStatus.SUCCEEDED and p.amount_cents > 0],
-        cents,
-        kind=RefundKind.MANUAL,
-        key=f"pass-{pass_id}-unused",
-        reason=f"Unused class pass credits ({unused})",
-        actor_id=actor.id,
+    decision = refund_unused_credits(
+        pass_, payments, unused, f"Unused class pass credits ({unused})", actor.id, reason
     )
-    refunded = sum(amount for _, amount in queued)
     audit.record(
         actor.id,
         "pass.refunded",
@@ -372,11 +393,11 @@ def refund_unused(
         pass_.id,
         name=pass_.name,
         credits=unused,
-        amount_cents=refunded,
+        amount_cents=decision.cents,
         reason=reason,
     )
     db.session.commit()
-    return RefundDecision(unused, refunded)
+    return decision
 
 
 def resend(pass_id: int, actor: User) -> None:

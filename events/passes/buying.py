@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import gettext, lazy_gettext
+from flask_babel import gettext, lazy_gettext, ngettext
 
 from events.extensions import db
 from events.models import (
@@ -312,8 +312,8 @@ class PassPage:
     classes: list[Session]
 
 
-def pass_page(pass_: Pass, now: datetime | None = None, class_limit: int = 12) -> PassPage:
-    now = now or utcnow()
+def ledger_history(pass_: Pass) -> list[HistoryLine]:
+    """A pass's ledger, oldest first, with the class each credit went to (two queries)."""
     entries = db.session.scalars(
         sa.select(PassLedgerEntry).where(PassLedgerEntry.pass_id == pass_.id).order_by(PassLedgerEntry.id)
     ).all()
@@ -326,7 +326,7 @@ def pass_page(pass_: Pass, now: datetime | None = None, class_limit: int = 12) -
         if registration_ids
         else {}
     )
-    history = [
+    return [
         HistoryLine(
             when=e.created_at,
             kind=e.kind.value,
@@ -337,6 +337,47 @@ def pass_page(pass_: Pass, now: datetime | None = None, class_limit: int = 12) -
         )
         for e in entries
     ]
+
+
+def history_words(line: HistoryLine) -> str:
+    """One line of a pass's history in words, as its page says it (the same messages)."""
+    if line.kind == LedgerKind.PURCHASE.value:
+        return ngettext("bought, %(num)d credit", "bought, %(num)d credits", line.credits)
+    if line.kind == LedgerKind.SPEND.value:
+        return ngettext(
+            "%(num)d credit spent on %(what)s",
+            "%(num)d credits spent on %(what)s",
+            -line.credits,
+            what=line.what,
+        )
+    if line.kind == LedgerKind.RETURN.value:
+        return ngettext(
+            "%(num)d credit returned (%(what)s cancelled)",
+            "%(num)d credits returned (%(what)s cancelled)",
+            line.credits,
+            what=line.what,
+        )
+    if line.kind == LedgerKind.FORFEIT.value:
+        return gettext("credits kept for %(what)s (cancelled late or missed)", what=line.what)
+    if line.kind == LedgerKind.ADJUSTMENT.value:
+        if line.credits >= 0:
+            return ngettext(
+                "%(num)d credit added by the clinic", "%(num)d credits added by the clinic", line.credits
+            )
+        return ngettext(
+            "%(num)d credit taken off by the clinic", "%(num)d credits taken off by the clinic", -line.credits
+        )
+    if line.kind == LedgerKind.EXPIRY.value:
+        return ngettext("%(num)d credit expired", "%(num)d credits expired", -line.credits)
+    return ngettext("%(num)d unused credit refunded", "%(num)d unused credits refunded", -line.credits)
+
+
+def pass_page(pass_: Pass, now: datetime | None = None, class_limit: int = 12) -> PassPage:
+    now = now or utcnow()
+    history = ledger_history(pass_)
+    if pass_.anonymised_at is not None:
+        # Closed at the holder's request: the page says so, and shows nothing of what they booked.
+        return PassPage(pass_, sum(line.credits for line in history), False, [], [], [])
     live = db.session.scalars(
         sa.select(Registration)
         .where(
@@ -353,7 +394,7 @@ def pass_page(pass_: Pass, now: datetime | None = None, class_limit: int = 12) -
     ]
     return PassPage(
         class_pass=pass_,
-        balance=sum(e.credits for e in entries),
+        balance=sum(line.credits for line in history),
         usable=ledger.is_usable(pass_, now),
         history=history,
         bookings=bookings,

@@ -78,8 +78,11 @@ def product_covers(product: PassProduct, offering: Offering) -> bool:
 
 
 def is_usable(pass_: Pass, now: datetime) -> bool:
-    """Active, not paused for a medical reason, not past its expiry."""
+    """Active, not paused for a medical reason, not past its expiry, not closed by its holder's
+    "Delete my data" (or anonymised after the retention period)."""
     if pass_.status is not PassStatus.ACTIVE or pass_.frozen_since is not None:
+        return False
+    if pass_.anonymised_at is not None:
         return False
     return pass_.expires_at is None or pass_.expires_at > now
 

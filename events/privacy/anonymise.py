@@ -28,12 +28,16 @@ from events.models import (
     AuditEntry,
     EmailStatus,
     OutboxEmail,
+    Pass,
+    PassLedgerEntry,
     Payment,
     PrivacyRequest,
+    PromoRedemption,
     Refund,
     Registration,
     WaitlistEntry,
 )
+from events.notifications.outbox import PASS_KINDS
 
 PLACEHOLDER_NAME = "Anonymised"
 PLACEHOLDER_TEXT = "[removed]"
@@ -100,6 +104,9 @@ def anonymise_registrations(ids: Sequence[int], now: datetime) -> int:
         .values(reason=_text_or_placeholder(Refund.reason), last_error="")
         .execution_options(synchronize_session=False)
     )
+    _forget_code_uses(
+        PromoRedemption.registration_id.in_(ids), "anonymised:r", PromoRedemption.registration_id
+    )
     _anonymise_outbox(OutboxEmail.registration_id.in_(ids))
     _anonymise_audit(
         sa.or_(
@@ -129,6 +136,74 @@ def anonymise_waitlist_entries(ids: Sequence[int], now: datetime) -> int:
     _anonymise_outbox(OutboxEmail.waitlist_entry_id.in_(ids))
     _anonymise_audit(sa.and_(AuditEntry.target_type == "waitlist_entry", AuditEntry.target_id.in_(ids)))
     return changed
+
+
+def anonymise_passes(ids: Sequence[int], now: datetime, keep_link: bool = False) -> int:
+    """Anonymise these class passes and what hangs off them: the holder's name and address,
+    their payments' card details and notes, the words staff typed on the ledger, the emails
+    about the pass, the audit entries' names. The ledger's credits, the pass's status, price
+    and dates, and the payments' amounts stay (the reports count them). A pass anonymised is
+    never usable again (ledger.is_usable). `keep_link`: the holder's own request, so the link
+    they hold still opens the page, which then says the pass was closed at their request;
+    otherwise (retention) the link stops working, as a registration's does."""
+    if not ids:
+        return 0
+    values: dict[str, Any] = {
+        "name": PLACEHOLDER_NAME,
+        "email": "",
+        "email_normalized": _placeholder_key("anonymised:p", Pass.id),
+        "anonymised_at": now,
+    }
+    if not keep_link:
+        values["token"] = _placeholder_key("anonymised-p", Pass.id)
+    changed = _count(
+        sa.update(Pass)
+        .where(Pass.id.in_(ids), Pass.anonymised_at.is_(None))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        sa.update(PassLedgerEntry)
+        .where(PassLedgerEntry.pass_id.in_(ids), PassLedgerEntry.actor_id.is_not(None))
+        .values(reason=_text_or_placeholder(PassLedgerEntry.reason))
+        .execution_options(synchronize_session=False)
+    )
+    payment_ids = sa.select(Payment.id).where(Payment.pass_id.in_(ids)).scalar_subquery()
+    db.session.execute(
+        sa.update(Payment)
+        .where(Payment.pass_id.in_(ids))
+        .values(note=_text_or_placeholder(Payment.note), card_brand="", card_last4="", last_error="")
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        sa.update(Refund)
+        .where(Refund.payment_id.in_(payment_ids))
+        .values(reason=_text_or_placeholder(Refund.reason), last_error="")
+        .execution_options(synchronize_session=False)
+    )
+    _forget_code_uses(PromoRedemption.pass_id.in_(ids), "anonymised:p", PromoRedemption.pass_id)
+    _anonymise_outbox(pass_emails(ids))
+    _anonymise_audit(sa.and_(AuditEntry.target_type == "pass", AuditEntry.target_id.in_(ids)))
+    return changed
+
+
+def pass_emails(ids: Sequence[int]) -> sa.ColumnElement[bool]:
+    """The emails about these passes: a pass's kinds of email name it in their context (no
+    column of their own; the JSON path reads the same on PostgreSQL and SQLite)."""
+    return sa.and_(
+        OutboxEmail.kind.in_([str(kind) for kind in PASS_KINDS]),
+        OutboxEmail.context["pass_id"].as_integer().in_(ids),
+    )
+
+
+def _forget_code_uses(condition: sa.ColumnElement[bool], prefix: str, owner: Any) -> None:
+    """A code's uses keep their count and discount; the address they were counted under goes."""
+    db.session.execute(
+        sa.update(PromoRedemption)
+        .where(condition, ~PromoRedemption.email_normalized.startswith("anonymised:"))
+        .values(email_normalized=_placeholder_key(prefix, owner))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def anonymise_address_emails(condition: sa.ColumnElement[bool]) -> int:

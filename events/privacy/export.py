@@ -1,10 +1,11 @@
 """Everything held about an address, as one JSON document (a person's "Download my data").
 
 What it holds is read from every table that keeps something about a person: their
-registrations (with the sessions they cover and their attendance), waitlist places, payments
-and refunds, the emails we sent them, the audit entries about their bookings, and their
-privacy requests. Nothing of anyone else's: rows are found by this address, or by the ids of
-the rows found by it. Staff names are not included (the entries say "staff" or "the system").
+registrations (with the sessions they cover and their attendance), waitlist places, class
+passes (with their ledger in words), payments and refunds (of bookings and of passes), the
+emails we sent them, the audit entries about their bookings and passes, and their privacy
+requests. Nothing of anyone else's: rows are found by this address, or by the ids of the rows
+found by it. Staff names are not included (the entries say "staff" or "the system").
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from events.models import (
     Attendance,
     AuditEntry,
     OutboxEmail,
+    Pass,
     Payment,
     PrivacyRequest,
     Refund,
@@ -30,7 +32,9 @@ from events.models import (
     WaitlistEntry,
     utcnow,
 )
-from events.privacy.anonymise import ADDRESS_EMAIL_KINDS, address_matches
+from events.notifications.outbox import PASS_KINDS
+from events.passes import buying
+from events.privacy.anonymise import ADDRESS_EMAIL_KINDS, address_matches, pass_emails
 from events.privacy.requests import forget_link_email
 from events.registration.services import normalize_email
 
@@ -71,6 +75,35 @@ def _registration(r: Registration, sessions: list[Session]) -> dict[str, Any]:
     }
 
 
+def _pass(p: Pass) -> dict[str, Any]:
+    history = buying.ledger_history(p)
+    return {
+        "id": p.id,
+        "product": p.product.name,
+        "name": p.name,
+        "email": p.email,
+        "status": p.status.value,
+        "credits": p.credits,
+        "balance": sum(line.credits for line in history),
+        "price_cents": p.price_cents,
+        "discount_cents": p.discount_cents,
+        "currency": p.currency,
+        "created_at": _when(p.created_at),
+        "activated_at": _when(p.activated_at),
+        "expires_at": _when(p.expires_at),
+        "paused_since": _when(p.frozen_since),
+        "history": [
+            {
+                "when": _when(line.when),
+                "kind": line.kind,
+                "credits": line.credits,
+                "what": buying.history_words(line),
+            }
+            for line in history
+        ],
+    }
+
+
 def data_for(email: str, now: datetime | None = None) -> dict[str, Any]:
     """The document for this address (any spelling of it: it is normalized)."""
     address = normalize_email(email)
@@ -86,7 +119,10 @@ def data_for(email: str, now: datetime | None = None) -> dict[str, Any]:
             .order_by(WaitlistEntry.id)
         )
     )
-    return _document(address, registrations, entries, now)
+    passes = list(
+        db.session.scalars(sa.select(Pass).where(Pass.email_normalized == address).order_by(Pass.id))
+    )
+    return _document(address, registrations, entries, now, passes)
 
 
 def data_for_registration(registration: Registration, now: datetime | None = None) -> dict[str, Any]:
@@ -95,8 +131,14 @@ def data_for_registration(registration: Registration, now: datetime | None = Non
 
 
 def _document(
-    address: str, registrations: list[Registration], entries: list[WaitlistEntry], now: datetime | None
+    address: str,
+    registrations: list[Registration],
+    entries: list[WaitlistEntry],
+    now: datetime | None,
+    passes: list[Pass] | None = None,
 ) -> dict[str, Any]:
+    passes = passes or []
+    pass_ids = [p.id for p in passes]
     reg_ids = [r.id for r in registrations]
     entry_ids = [e.id for e in entries]
     whole = {r.offering_id for r in registrations if r.session_id is None}
@@ -127,7 +169,9 @@ def _document(
 
     payments = list(
         db.session.scalars(
-            sa.select(Payment).where(Payment.registration_id.in_(reg_ids)).order_by(Payment.id)
+            sa.select(Payment)
+            .where(sa.or_(Payment.registration_id.in_(reg_ids), Payment.pass_id.in_(pass_ids)))
+            .order_by(Payment.id)
         )
     )
     refunds = list(
@@ -147,6 +191,7 @@ def _document(
                 sa.or_(
                     OutboxEmail.registration_id.in_(reg_ids),
                     OutboxEmail.waitlist_entry_id.in_(entry_ids),
+                    pass_emails(pass_ids),
                     sa.and_(
                         sa.literal(bool(address)),
                         OutboxEmail.kind.in_(ADDRESS_EMAIL_KINDS),
@@ -164,6 +209,7 @@ def _document(
                 sa.or_(
                     AuditEntry.registration_id.in_(reg_ids),
                     sa.and_(AuditEntry.target_type == "registration", AuditEntry.target_id.in_(reg_ids)),
+                    sa.and_(AuditEntry.target_type == "pass", AuditEntry.target_id.in_(pass_ids)),
                 )
             )
             .order_by(AuditEntry.id)
@@ -198,6 +244,7 @@ def _document(
             }
             for e in entries
         ],
+        "passes": [_pass(p) for p in passes],
         "attendance": [
             {
                 "registration_id": a.registration_id,
@@ -211,6 +258,7 @@ def _document(
             {
                 "id": p.id,
                 "registration_id": p.registration_id,
+                "pass_id": p.pass_id,
                 "method": p.method.value,
                 "amount_cents": p.amount_cents,
                 "amount_refunded_cents": p.amount_refunded_cents,
@@ -245,6 +293,7 @@ def _document(
                 "status": m.status.value,
                 "registration_id": m.registration_id,
                 "waitlist_place_id": m.waitlist_entry_id,
+                "pass_id": (m.context or {}).get("pass_id") if m.kind in PASS_KINDS else None,
                 "created_at": _when(m.created_at),
                 "sent_at": _when(m.sent_at),
             }
@@ -266,6 +315,7 @@ def _document(
                     )
                 ),
                 "registration_id": a.registration_id,
+                "pass_id": a.target_id if a.target_type == "pass" else None,
                 "details": a.details or {},
             }
             for a in audit_entries

@@ -1,6 +1,8 @@
 """Staff acting for a caller (on the phone, at the desk): the caller's data downloaded or
 erased from a registration's page, with no emailed link (staff know who they are talking to),
-and every use audited."""
+and every use audited. The address's class passes go with it: in the download, in what the
+erase page lists (erase_plan().passes: closed, their unused credits refunded pro rata, or
+voided while unpaid), and in the erasure."""
 
 from __future__ import annotations
 

@@ -3,10 +3,13 @@ anonymised by a nightly task (worker.tasks.anonymise_expired; `flask anonymise-e
 
 A person is an address (a walk-in who gave none is a person of their own). Their last session
 is the latest end among everything booked or waited for with that address: a person with an
-old and a recent booking keeps both until the recent one is old too. One query finds who is
-due (three GROUP BYs over the sessions and the rows not yet anonymised), and each chunk of
-rows is then anonymised by a few UPDATEs and committed: the same statements for 10 or 300,000
-registrations, and never a long lock.
+old and a recent booking keeps both until the recent one is old too. A class pass counts as
+activity until it ends: its expiry, or when its unused credits were refunded, or its hold when
+its purchase was voided; a pass that can still be used and has no end yet (paused, or valid
+from a first class not yet booked) keeps its holder's data however old it is. One query finds
+who is due (GROUP BYs over the sessions, the refunds and the rows not yet anonymised), and each
+chunk of rows is then anonymised by a few UPDATEs and committed: the same statements for 10 or
+300,000 registrations, and never a long lock.
 """
 
 from __future__ import annotations
@@ -22,7 +25,17 @@ from flask import current_app
 from events import audit
 from events.extensions import db
 from events.locks import only_one
-from events.models import Registration, Session, UTCDateTime, WaitlistEntry, utcnow
+from events.models import (
+    LedgerKind,
+    Pass,
+    PassLedgerEntry,
+    PassStatus,
+    Registration,
+    Session,
+    UTCDateTime,
+    WaitlistEntry,
+    utcnow,
+)
 from events.privacy import anonymise
 
 # When the nightly run starts (UTC; the beat schedule in worker/app.py reads it): 3:15 am in
@@ -52,11 +65,47 @@ def retention_cutoff(now: datetime | None = None) -> datetime:
     return months_before(now or utcnow(), retention_months())
 
 
+def _pass_ends() -> sa.Select:
+    """Every pass not anonymised yet: ("p", its id, its holder, when it ended). NULL: it has not
+    ended (usable, or paused, with no expiry passed), so its holder is not due at all."""
+    refunded = (
+        sa.select(PassLedgerEntry.pass_id, sa.func.max(PassLedgerEntry.created_at).label("at"))
+        .where(PassLedgerEntry.kind == LedgerKind.REFUND)
+        .group_by(PassLedgerEntry.pass_id)
+        .subquery("pass_refunded")
+    )
+    ended = sa.case(
+        (
+            Pass.status == PassStatus.REFUNDED,
+            sa.func.coalesce(refunded.c.at, Pass.activated_at, Pass.created_at),
+        ),
+        (
+            Pass.status.in_((PassStatus.VOID, PassStatus.HELD)),
+            sa.func.coalesce(Pass.hold_expires_at, Pass.created_at),
+        ),
+        (Pass.frozen_since.is_not(None), sa.null()),
+        else_=Pass.expires_at,  # active: its expiry; NULL while it has not started counting
+    )
+    return (
+        sa.select(
+            sa.literal("p").label("kind"),
+            Pass.id.label("row_id"),
+            Pass.email_normalized.label("person"),
+            sa.type_coerce(ended, UTCDateTime).label("last_at"),
+        )
+        .select_from(Pass)
+        .outerjoin(refunded, refunded.c.pass_id == Pass.id)
+        .where(Pass.anonymised_at.is_(None))
+    )
+
+
 def _rows_with_last_session() -> sa.Subquery:
-    """Every row not anonymised yet: ("r" or "w", its id, its person, when its last session ends).
+    """Every row not anonymised yet: ("r", "w" or "p", its id, its person, when its last session
+    ends, or its pass ended).
 
     A registration's last session is its class's, or the last of its offering's; a waitlist
-    place's, the last of its pool's. Without any session: when the row was made."""
+    place's, the last of its pool's. Without any session: when the row was made. A pass: see
+    _pass_ends (NULL when it has not ended)."""
     offering_last = (
         sa.select(Session.offering_id, sa.func.max(Session.ends_at).label("last_end"))
         .group_by(Session.offering_id)
@@ -103,15 +152,26 @@ def _rows_with_last_session() -> sa.Subquery:
         .outerjoin(pool_last, pool_last.c.seat_pool_id == WaitlistEntry.seat_pool_id)
         .where(WaitlistEntry.anonymised_at.is_(None))
     )
-    return sa.union_all(registrations, entries).subquery("held_rows")
+    return sa.union_all(registrations, entries, _pass_ends()).subquery("held_rows")
 
 
 def _people(rows: sa.Subquery) -> sa.Subquery:
+    """Per person: their last activity, how many rows they have, and how many have not ended
+    (a live pass): a person with one is never due."""
     return (
-        sa.select(rows.c.person, sa.func.max(rows.c.last_at).label("last_at"), sa.func.count().label("rows"))
+        sa.select(
+            rows.c.person,
+            sa.func.max(rows.c.last_at).label("last_at"),
+            sa.func.count().label("rows"),
+            sa.func.sum(sa.case((rows.c.last_at.is_(None), 1), else_=0)).label("open"),
+        )
         .group_by(rows.c.person)
         .subquery("people")
     )
+
+
+def _ended_before(people: sa.Subquery, cutoff: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(people.c.open == 0, people.c.last_at < cutoff)
 
 
 @dataclass(frozen=True)
@@ -119,6 +179,7 @@ class DueRows:
     registration_ids: list[int]
     waitlist_entry_ids: list[int]
     people: int
+    pass_ids: list[int]
 
 
 def due_rows(cutoff: datetime) -> DueRows:
@@ -128,12 +189,13 @@ def due_rows(cutoff: datetime) -> DueRows:
     found = db.session.execute(
         sa.select(rows.c.kind, rows.c.row_id, rows.c.person)
         .join(people, people.c.person == rows.c.person)
-        .where(people.c.last_at < cutoff)
+        .where(_ended_before(people, cutoff))
         .order_by(rows.c.row_id)
     ).all()
     registration_ids = [row_id for kind, row_id, _ in found if kind == "r"]
     entry_ids = [row_id for kind, row_id, _ in found if kind == "w"]
-    return DueRows(registration_ids, entry_ids, len({person for _, _, person in found}))
+    pass_ids = [row_id for kind, row_id, _ in found if kind == "p"]
+    return DueRows(registration_ids, entry_ids, len({person for _, _, person in found}), pass_ids)
 
 
 @dataclass(frozen=True)
@@ -143,12 +205,14 @@ class RetentionRun:
     waitlist_entries: int
     address_emails: int
     cutoff: datetime
+    passes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "people": self.people,
             "registrations": self.registrations,
             "waitlist_entries": self.waitlist_entries,
+            "passes": self.passes,
             "address_emails": self.address_emails,
         }
 
@@ -169,11 +233,15 @@ def anonymise_expired(now: datetime | None = None) -> RetentionRun | None:
         for ids in anonymise.chunks(due.waitlist_entry_ids):
             entries += anonymise.anonymise_waitlist_entries(ids, now)
             db.session.commit()
+        passes = 0
+        for ids in anonymise.chunks(due.pass_ids):
+            passes += anonymise.anonymise_passes(ids, now)
+            db.session.commit()
         # Emails about an address alone ("find my registrations", privacy links) are kept no
         # longer than the bookings they were about.
         from_models = anonymise.anonymise_address_emails(anonymise.OutboxEmail.created_at < cutoff)
-        run = RetentionRun(due.people, registrations, entries, from_models, cutoff)
-        if registrations or entries:
+        run = RetentionRun(due.people, registrations, entries, from_models, cutoff, passes)
+        if registrations or entries or passes:
             audit.record(
                 None,
                 "privacy.retention_anonymised",
@@ -182,6 +250,7 @@ def anonymise_expired(now: datetime | None = None) -> RetentionRun | None:
                 people=due.people,
                 registrations=registrations,
                 waitlist_entries=entries,
+                passes=passes,
                 months=retention_months(),
             )
         db.session.commit()
@@ -223,14 +292,14 @@ def preview(now: datetime | None = None, after: date | None = None) -> Retention
     people = _people(_rows_with_last_session())
     due_now, due_now_rows = db.session.execute(
         sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(people.c.rows), 0)).where(
-            people.c.last_at < cutoff
+            _ended_before(people, cutoff)
         )
     ).one()
     # Days in UTC: the boundary is a moment, and a day's people go in the first run after it.
     last_day = sa.func.date(people.c.last_at)
     query = (
         sa.select(last_day.label("day"), sa.func.count(), sa.func.sum(people.c.rows))
-        .where(people.c.last_at >= cutoff)
+        .where(people.c.open == 0, people.c.last_at >= cutoff)
         .group_by(last_day)
         .order_by(last_day)
         .limit(PAGE_DAYS + 1)

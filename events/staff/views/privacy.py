@@ -47,11 +47,12 @@ def admin_privacy_erase(registration_id: int) -> ResponseReturnValue:
     form = ConfirmForm()
     if request.method == "POST" and request.form.get("confirmed") == "yes" and form.validate():
         result = for_staff.erase_for(registration, current_user)
-        refunded = f", {dollars(result.refund_cents)} refunded" if result.refund_cents else ""
+        refunded = f", {dollars(result.total_refund_cents)} refunded" if result.total_refund_cents else ""
         flash(
             f"Their data is deleted: {result.registrations} registration(s) and "
             f"{result.waitlist_places} waitlist place(s) anonymised, {result.cancelled} upcoming "
-            f"booking(s) cancelled{refunded}. A confirmation email is on its way to them.",
+            f"booking(s) cancelled, {result.passes} class pass(es) anonymised ({result.passes_closed} "
+            f"closed){refunded}. A confirmation email is on its way to them.",
             "success",
         )
         return redirect(back_url)
@@ -68,6 +69,16 @@ def admin_privacy_erase(registration_id: int) -> ResponseReturnValue:
         lines.append(f"Cancels {c.title}{when}{refund}.")
     if plan.waitlist_places:
         lines.append(f"Takes them off {plan.waitlist_places} waitlist(s).")
+    for p in plan.passes:
+        if p.held:
+            lines.append(f"Voids their class pass {p.product} (#{p.pass_id}), not paid yet.")
+        elif p.credits_left:
+            lines.append(
+                f"Closes their class pass {p.product} (#{p.pass_id}), refunding its {p.credits_left} "
+                f"unused credit(s) pro rata: {dollars(p.refund_cents)}."
+            )
+        else:
+            lines.append(f"Closes their class pass {p.product} (#{p.pass_id}): no credits are left on it.")
     if registration.email:
         lines.append("One email confirms it to them; then the address is forgotten. This can't be undone.")
     else:
