@@ -66,18 +66,19 @@ def retention_cutoff(now: datetime | None = None) -> datetime:
 
 
 def _pass_ends() -> sa.Select:
-    """Every pass not anonymised yet: ("p", its id, its holder, when it ended). NULL: it has not
-    ended (usable, or paused, with no expiry passed), so its holder is not due at all."""
-    refunded = (
-        sa.select(PassLedgerEntry.pass_id, sa.func.max(PassLedgerEntry.created_at).label("at"))
-        .where(PassLedgerEntry.kind == LedgerKind.REFUND)
-        .group_by(PassLedgerEntry.pass_id)
-        .subquery("pass_refunded")
+    """Every pass not anonymised yet: ("p", its id, its holder, when it ended or ends). NULL: no
+    end is known (paused, or valid from a first class not booked yet), so its holder is not due
+    at all; an expiry to come keeps them too, as a session to come does."""
+    # Read only for a refunded pass (CASE), through the ledger's index on pass_id.
+    refunded_at = (
+        sa.select(sa.func.max(PassLedgerEntry.created_at))
+        .where(PassLedgerEntry.pass_id == Pass.id, PassLedgerEntry.kind == LedgerKind.REFUND)
+        .scalar_subquery()
     )
     ended = sa.case(
         (
             Pass.status == PassStatus.REFUNDED,
-            sa.func.coalesce(refunded.c.at, Pass.activated_at, Pass.created_at),
+            sa.func.coalesce(refunded_at, Pass.activated_at, Pass.created_at),
         ),
         (
             Pass.status.in_((PassStatus.VOID, PassStatus.HELD)),
@@ -94,7 +95,6 @@ def _pass_ends() -> sa.Select:
             sa.type_coerce(ended, UTCDateTime).label("last_at"),
         )
         .select_from(Pass)
-        .outerjoin(refunded, refunded.c.pass_id == Pass.id)
         .where(Pass.anonymised_at.is_(None))
     )
 
