@@ -160,7 +160,7 @@ def test_delete_my_data_closes_the_pass_refunds_the_unused_credits_once_and_leav
 
     page, done = _erase_by_link(app, client, db, ANA[1])
 
-    assert "Your class pass 10-class pass is closed and its 2 unused credits refunded: $66.66." in page
+    assert "Your class pass “10-class pass” is closed and its 2 unused credits refunded: $66.66." in page
     assert "We closed your class pass. Its unused credits are refunded: $66.66." in done
     closed = refreshed(db, Pass, ana.id)
     assert closed.anonymised_at is not None and closed.status is PassStatus.REFUNDED
@@ -274,7 +274,7 @@ def test_staff_see_the_pass_on_the_erase_page_and_erase_it_for_a_caller(app, cli
     body = page.get_data(as_text=True)
     assert page.status_code == 200
     assert (
-        f"Closes their class pass 10-class pass (#{sold.id}), refunding its 3 unused credit(s) "
+        f"Closes their class pass “10-class pass” (#{sold.id}), refunding its 3 unused credit(s) "
         "pro rata: $60.00." in body
     )
     done = client.post(url, data={"csrf_token": csrf_token(body), "confirmed": "yes"}, follow_redirects=True)
@@ -358,3 +358,58 @@ def test_the_preview_page_counts_passes(app, client, db, desk):
     assert "Registrations, waitlist places and class passes" in page
     day = soon.expires_at.date()
     assert f"{day.year}" in page  # Bo's day is listed: his pass expires then
+
+
+# --- At once ---
+
+
+def test_delete_my_data_and_staff_refunds_at_once_refund_the_pass_once(app, db, desk):
+    """Real threads, each its own transaction: two erasures (two links, staff for a caller) and
+    two staff "refund unused credits" on the same pass at the same moment. Every path locks the
+    pass, then its payments: one of them refunds, the others find it closed; none deadlocks."""
+    import threading
+
+    product = make_product(db, credits=4, price_cents=8000)
+    pass_id = pass_admin.sell_at_desk(product.id, ANA[0], ANA[1], PaymentMethod.CASH, "", desk).id
+    _take_off(pass_id, 1, desk, "used")
+    desk_id = desk.id
+    start = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def erasing() -> None:
+        with app.test_request_context():
+            from events.extensions import db as thread_db
+
+            start.wait()
+            try:
+                result = erase.erase(ANA[1], requests.staff_request(PrivacyAction.ERASE, utcnow()), utcnow())
+                outcomes.append(f"erased {result.pass_refund_cents}")
+            finally:
+                thread_db.session.remove()
+
+    def refunding() -> None:
+        with app.app_context():
+            from events.extensions import db as thread_db
+
+            who = thread_db.session.get(User, desk_id)
+            start.wait()
+            try:
+                outcomes.append(f"refunded {pass_admin.refund_unused(pass_id, 'leaving', who).cents}")
+            except AdminError:
+                outcomes.append("refused")
+            finally:
+                thread_db.session.remove()
+
+    threads = [threading.Thread(target=t) for t in (erasing, erasing, refunding, refunding)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert len(outcomes) == 4, outcomes
+    # 8000 for 4 credits, 3 unused: 6000, refunded by exactly one of the four.
+    assert sorted(o for o in outcomes if o.endswith("6000")) in (["erased 6000"], ["refunded 6000"]), outcomes
+    assert ledger_rows(db, pass_id) == [("purchase", 4), ("adjustment", -1), ("refund", -3)]
+    assert [r.amount_cents for r in db.session.scalars(sa.select(Refund))] == [6000]
+    closed = refreshed(db, Pass, pass_id)
+    assert closed.anonymised_at is not None and closed.status is PassStatus.REFUNDED

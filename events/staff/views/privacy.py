@@ -71,14 +71,14 @@ def admin_privacy_erase(registration_id: int) -> ResponseReturnValue:
         lines.append(f"Takes them off {plan.waitlist_places} waitlist(s).")
     for p in plan.passes:
         if p.held:
-            lines.append(f"Voids their class pass {p.product} (#{p.pass_id}), not paid yet.")
+            lines.append(f"Voids their class pass “{p.product}” (#{p.pass_id}), not paid yet.")
         elif p.credits_left:
             lines.append(
-                f"Closes their class pass {p.product} (#{p.pass_id}), refunding its {p.credits_left} "
+                f"Closes their class pass “{p.product}” (#{p.pass_id}), refunding its {p.credits_left} "
                 f"unused credit(s) pro rata: {dollars(p.refund_cents)}."
             )
         else:
-            lines.append(f"Closes their class pass {p.product} (#{p.pass_id}): no credits are left on it.")
+            lines.append(f"Closes their class pass “{p.product}” (#{p.pass_id}): no credits are left on it.")
     if registration.email:
         lines.append("One email confirms it to them; then the address is forgotten. This can't be undone.")
     else:
