@@ -54,7 +54,8 @@ def register(app: Flask) -> None:
             raise SystemExit(75)  # EX_TEMPFAIL
         click.echo(
             f"Anonymised {run.people} people past {current_app.config['RETENTION_MONTHS']} months: "
-            f"{run.registrations} registrations, {run.waitlist_entries} waitlist places."
+            f"{run.registrations} registrations, {run.waitlist_entries} waitlist places, "
+            f"{run.passes} class passes."
         )
 
     @app.cli.command("create-user")
