@@ -22,6 +22,9 @@ from events.models import (
     PaymentMethod,
     PaymentStatus,
     PrivacyAction,
+    PromoCode,
+    PromoKind,
+    PromoRedemption,
     Refund,
     RefundKind,
     RefundStatus,
@@ -267,6 +270,19 @@ def test_staff_see_the_pass_on_the_erase_page_and_erase_it_for_a_caller(app, cli
     make_session(offering, upcoming_day(5))
     db.session.commit()
     registration = register(offering, None, Person(ANA[0], ANA[1])).registration
+    # A partner's code used for both: the uses stay counted, the address they count under goes.
+    code = PromoCode(code="YMCA", code_normalized="YMCA", kind=PromoKind.PERCENT_OFF, value=10)
+    db.session.add(code)
+    db.session.flush()
+    db.session.add_all(
+        [
+            PromoRedemption(
+                promo_code_id=code.id, pass_id=sold.id, email_normalized=ANA[1], discount_cents=800
+            ),
+            PromoRedemption(promo_code_id=code.id, registration_id=registration.id, email_normalized=ANA[1]),
+        ]
+    )
+    db.session.commit()
     login(client, db)
 
     url = f"/staff/admin/registrations/{registration.id}/privacy/erase"
@@ -285,6 +301,12 @@ def test_staff_see_the_pass_on_the_erase_page_and_erase_it_for_a_caller(app, cli
     [refund] = db.session.scalars(sa.select(Refund)).all()
     assert refund.amount_cents == 6000 and refund.status is RefundStatus.SUCCEEDED  # cash: at the desk
     assert refreshed(db, Registration, registration.id).anonymised_at is not None
+    uses = db.session.execute(
+        sa.select(PromoRedemption.email_normalized, PromoRedemption.discount_cents).order_by(
+            PromoRedemption.id
+        )
+    ).all()
+    assert uses == [(f"anonymised:p{sold.id}", 800), (f"anonymised:r{registration.id}", 0)]
 
 
 # --- Retention ---
