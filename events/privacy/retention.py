@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +42,9 @@ from events.privacy import anonymise
 # Minneapolis in winter, 4:15 am in summer, when nobody is booking.
 NIGHTLY_RUN_UTC = time(9, 15)
 PAGE_DAYS = 20  # dates per page of the admin preview
+# The "end" of a class pass that has none yet (paused, or valid from a first class not booked):
+# later than any cut-off, so its holder is never due while it lasts, and left off the preview.
+NO_END = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def months_before(moment: datetime, months: int) -> datetime:
@@ -66,26 +69,28 @@ def retention_cutoff(now: datetime | None = None) -> datetime:
 
 
 def _pass_ends() -> sa.Select:
-    """Every pass not anonymised yet: ("p", its id, its holder, when it ended or ends). NULL: no
-    end is known (paused, or valid from a first class not booked yet), so its holder is not due
-    at all; an expiry to come keeps them too, as a session to come does."""
-    # Read only for a refunded pass (CASE), through the ledger's index on pass_id.
-    refunded_at = (
-        sa.select(sa.func.max(PassLedgerEntry.created_at))
-        .where(PassLedgerEntry.pass_id == Pass.id, PassLedgerEntry.kind == LedgerKind.REFUND)
-        .scalar_subquery()
+    """Every pass not anonymised yet: ("p", its id, its holder, when it ended or ends). NO_END:
+    no end is known (paused, or valid from a first class not booked yet), so its holder is
+    never due while it lasts; an expiry to come keeps them too, as a session to come does."""
+    # When each refunded pass was refunded: one pass over the ledger's refund rows (a correlated
+    # lookup per pass would look cheaper than it is to the planner, and cost a JIT compile).
+    refunded = (
+        sa.select(PassLedgerEntry.pass_id, sa.func.max(PassLedgerEntry.created_at).label("at"))
+        .where(PassLedgerEntry.kind == LedgerKind.REFUND)
+        .group_by(PassLedgerEntry.pass_id)
+        .subquery("pass_refunded")
     )
     ended = sa.case(
         (
             Pass.status == PassStatus.REFUNDED,
-            sa.func.coalesce(refunded_at, Pass.activated_at, Pass.created_at),
+            sa.func.coalesce(refunded.c.at, Pass.activated_at, Pass.created_at),
         ),
         (
             Pass.status.in_((PassStatus.VOID, PassStatus.HELD)),
             sa.func.coalesce(Pass.hold_expires_at, Pass.created_at),
         ),
-        (Pass.frozen_since.is_not(None), sa.null()),
-        else_=Pass.expires_at,  # active: its expiry; NULL while it has not started counting
+        (Pass.frozen_since.is_not(None), sa.literal(NO_END, UTCDateTime)),
+        else_=sa.func.coalesce(Pass.expires_at, sa.literal(NO_END, UTCDateTime)),
     )
     return (
         sa.select(
@@ -95,6 +100,7 @@ def _pass_ends() -> sa.Select:
             sa.type_coerce(ended, UTCDateTime).label("last_at"),
         )
         .select_from(Pass)
+        .outerjoin(refunded, refunded.c.pass_id == Pass.id)
         .where(Pass.anonymised_at.is_(None))
     )
 
@@ -156,22 +162,20 @@ def _rows_with_last_session() -> sa.Subquery:
 
 
 def _people(rows: sa.Subquery) -> sa.Subquery:
-    """Per person: their last activity, how many rows they have, and how many have not ended
-    (a live pass): a person with one is never due."""
+    """Per person: their last activity (NO_END with a pass that has no end yet) and how many
+    rows they have."""
     return (
-        sa.select(
-            rows.c.person,
-            sa.func.max(rows.c.last_at).label("last_at"),
-            sa.func.count().label("rows"),
-            sa.func.sum(sa.case((rows.c.last_at.is_(None), 1), else_=0)).label("open"),
-        )
+        sa.select(rows.c.person, sa.func.max(rows.c.last_at).label("last_at"), sa.func.count().label("rows"))
         .group_by(rows.c.person)
         .subquery("people")
     )
 
 
 def _ended_before(people: sa.Subquery, cutoff: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(people.c.open == 0, people.c.last_at < cutoff)
+    # One plain comparison, as before passes: a second condition on the aggregate made the
+    # planner expect almost no one due and join the people to their rows by a nested loop
+    # (measured: 32 s instead of 0.1 s at 50,000 passes).
+    return people.c.last_at < cutoff
 
 
 @dataclass(frozen=True)
@@ -299,7 +303,7 @@ def preview(now: datetime | None = None, after: date | None = None) -> Retention
     last_day = sa.func.date(people.c.last_at)
     query = (
         sa.select(last_day.label("day"), sa.func.count(), sa.func.sum(people.c.rows))
-        .where(people.c.open == 0, people.c.last_at >= cutoff)
+        .where(people.c.last_at >= cutoff, people.c.last_at < NO_END)
         .group_by(last_day)
         .order_by(last_day)
         .limit(PAGE_DAYS + 1)
