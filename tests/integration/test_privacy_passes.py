@@ -374,12 +374,17 @@ def test_the_preview_page_counts_passes(app, client, db, desk):
     product = make_product(db)
     _aged_pass(db, desk, product, ANA, expired_days_ago=app.config["RETENTION_MONTHS"] * 31 + 10)
     soon = _aged_pass(db, desk, product, BO, expired_days_ago=-3)
+    # Valid from a first class not booked yet: no end, so no date to list (and never due).
+    _aged_pass(db, desk, product, ("Cy Nguyen", "cy@example.com"), expired_days_ago=None)
+    preview = retention.preview()
+    assert (preview.due_now, [d.people for d in preview.days]) == (1, [1])
     login(client, db)
     page = client.get("/staff/admin/privacy").get_data(as_text=True)
     assert "1 person</strong> (1 registration, waitlist place or class pass)" in page
     assert "Registrations, waitlist places and class passes" in page
     day = soon.expires_at.date()
     assert f"{day.year}" in page  # Bo's day is listed: his pass expires then
+    assert "9999" not in page
 
 
 # --- At once ---
