@@ -38,7 +38,9 @@ from events.models import (
     EmailStatus,
     OfferingKind,
     OutboxEmail,
+    PassProduct,
     Payment,
+    PaymentMethod,
     PaymentStatus,
     PriceTier,
     PrivacyAction,
@@ -57,6 +59,8 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
+from events.passes.admin import sell_at_desk
+from events.passes.buying import Buyer, start_purchase
 from events.privacy import requests as privacy_requests
 from events.registration import links
 from events.registration.services import Person, join_waitlist, register
@@ -200,7 +204,13 @@ def _build_world(db) -> dict:
     tier = PriceTier(offering_id=paid.id, name="Community", description="No questions asked", price_cents=500)
     promo = PromoCode(code="WALKER", code_normalized="WALKER", kind=PromoKind.PERCENT_OFF, value=10)
     db.session.add_all([tier, promo])
+    # A class pass on sale (its buy form), one sold at the desk (the staff pass page's adjust,
+    # pause, refund and resend forms) and one held while its buyer pays (the card form).
+    pass_product = PassProduct(name="5-class pass", credits=5, price_cents=5000, validity_days=60)
+    db.session.add(pass_product)
     db.session.commit()
+    sold_pass = sell_at_desk(pass_product.id, "Pat Pass", "pat@example.com", PaymentMethod.CASH, "", admin)
+    held_pass = start_purchase(pass_product, Buyer("Hana Held", "hana@example.com"))
     # A "Download my data" link (events/privacy/requests.py): its page shows the download form.
     privacy_requests.request_link("cora@example.com", PrivacyAction.EXPORT)
     privacy_request = db.session.scalar(sa.select(PrivacyRequest).order_by(PrivacyRequest.id.desc()))
@@ -218,6 +228,8 @@ def _build_world(db) -> dict:
             "document_id": document.id,
             "tier_id": tier.id,
             "code_id": promo.id,
+            "product_id": pass_product.id,
+            "pass_id": sold_pass.id,
             "token": reset_token(instructor),
             "language": "es",  # an offering's translation (staff), and the public language switch
             "code": "es",
@@ -240,6 +252,7 @@ def _build_world(db) -> dict:
             "/waitlist/": links.sign(entry.token, links.WAITLIST_SALT),
             "/balance/": links.sign(owing.token, links.BALANCE_SALT),
             "/my-data/": privacy_requests._serializer().dumps(privacy_request.nonce),
+            "/pass/": links.sign(held_pass.token, links.PASS_SALT),
         },
         "manage_confirmed": links.sign(confirmed.token, links.MANAGE_SALT),
     }
