@@ -134,6 +134,15 @@ def start_purchase(
     now = now or utcnow()
     email_normalized = normalize_email(buyer.email)
     quote = pricing.quote_pass(product, code, email_normalized, now)
+    # The code's row is locked (and its uses counted) before the pass row that names it is
+    # written: the foreign key's share lock taken first would deadlock two buyers of one code.
+    promo = None
+    if quote.code is not None:
+        try:
+            promo = pricing.lock_for_use(quote.code.id, email_normalized, now)
+        except pricing.PricingError:
+            db.session.rollback()
+            raise
     pass_ = Pass(
         product_id=product.id,
         name=buyer.name[:120],
@@ -148,17 +157,13 @@ def start_purchase(
         source="public",
         language=buyer.language,
         hold_expires_at=now + timedelta(minutes=current_app.config["HOLD_MINUTES"]),
-        promo_code_id=quote.code.id if quote.code is not None else None,
+        promo_code_id=promo.id if promo is not None else None,
         discount_cents=quote.discount_cents,
     )
     db.session.add(pass_)
     db.session.flush()
-    if quote.code is not None:
-        try:
-            pricing.redeem(quote.code.id, email_normalized, quote.discount_cents, now, pass_id=pass_.id)
-        except pricing.PricingError:
-            db.session.rollback()
-            raise
+    if promo is not None:
+        pricing.write_redemption(promo, email_normalized, quote.discount_cents, now, pass_id=pass_.id)
     if quote.total_cents == 0:
         issue(ledger.lock_pass(pass_.id), now)
     db.session.commit()

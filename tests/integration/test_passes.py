@@ -946,3 +946,26 @@ def test_an_unpaid_purchase_whose_hold_lapsed_gives_its_code_use_back(client, db
     assert use.released_at is not None
     # ... and free again once it lapsed unpaid.
     assert buy_with_code(client, product, "WELL20", email="bo@example.com").status_code == 302
+
+
+def test_a_pro_rata_refund_after_a_duplicate_payment_is_of_the_price_not_of_both_payments(
+    client, db, stripe_client, localstripe
+):
+    """A second payment for one pass is refunded whole as unplaced; refunding the unused credits
+    afterwards must be price / credits x unused ($120 / 10 x 4 = $48), not of the $240 taken."""
+    product = make_product(db)  # $120, 10 credits
+    pass_, signed = start_buying(client, product)
+    assert pay_on_page(client, signed, card_token(stripe_client)).json["status"] == "succeeded"
+    payments.apply_intent(charge_at_stripe(pass_.id, card_token(stripe_client)))
+    admin = User(email="desk@example.com", name="Dee Desk", role=Role.ADMIN)
+    db.session.add(admin)
+    db.session.commit()
+    ledger.write(ledger.lock_pass(pass_.id), LedgerKind.ADJUSTMENT, -6, reason="six classes taken")
+    db.session.commit()
+
+    decision = pass_admin.refund_unused(pass_.id, "moving away", admin)
+
+    assert decision.cents == 4800
+    db.session.expire_all()
+    refunds = {(r.kind, r.amount_cents) for r in db.session.scalars(sa.select(Refund))}
+    assert refunds == {(RefundKind.UNPLACED_PAYMENT, 12000), (RefundKind.MANUAL, 4800)}
