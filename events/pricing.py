@@ -15,6 +15,7 @@ release_for_registrations).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -143,13 +144,25 @@ def _check_dates(code: PromoCode, now: datetime) -> None:
         raise PricingError(gettext("This code has expired."), field="code")
 
 
-def uses(code_id: int, email_normalized: str | None = None, now: datetime | None = None) -> int:
+def uses(
+    code_id: int,
+    email_normalized: str | None = None,
+    now: datetime | None = None,
+    excluding_registration_id: int | None = None,
+) -> int:
     """Uses of a code that count (not released), in all or by one address. With `now`, a use by
     a hold that has run out is not counted either, though no sweep has released it yet (in
     another class's pool, say): its seat is gone, and its use goes with it."""
     query = sa.select(sa.func.count()).where(
         PromoRedemption.promo_code_id == code_id, PromoRedemption.released_at.is_(None)
     )
+    if excluding_registration_id is not None:
+        query = query.where(
+            sa.or_(
+                PromoRedemption.registration_id.is_(None),
+                PromoRedemption.registration_id != excluding_registration_id,
+            )
+        )
     if email_normalized is not None:
         query = query.where(PromoRedemption.email_normalized == email_normalized)
     if now is not None:
@@ -172,6 +185,31 @@ def check_uses(code: PromoCode, email_normalized: str, now: datetime | None = No
             raise PricingError(
                 gettext("This code has already been used with this email address."), field="code"
             )
+
+
+def keep_use_for_payment(registration: Registration, now: datetime) -> bool:
+    """A card payment is confirming a registration priced with a code, perhaps after its hold
+    lapsed: its use was then given back (or no longer counted by others), and someone else may
+    have used the code since. Under the code's row lock (the caller holds the seat pool's), the
+    use is kept only if it still fits the code's limits counting every other use; it then counts
+    again. False: the code was used up meanwhile, so this price can't be honoured and the caller
+    refunds the payment (no seat was kept for it)."""
+    if registration.promo_code_id is None:
+        return True
+    code = lock_code(registration.promo_code_id)
+    others = functools.partial(uses, code.id, now=now, excluding_registration_id=registration.id)
+    if code.max_uses is not None and others() >= code.max_uses:
+        return False
+    if code.max_uses_per_email is not None and registration.email_normalized:
+        if others(registration.email_normalized) >= code.max_uses_per_email:
+            return False
+    db.session.execute(
+        sa.update(PromoRedemption)
+        .where(PromoRedemption.registration_id == registration.id)
+        .values(released_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return True
 
 
 def community_release_at(offering: Offering, first_start: datetime) -> datetime:
