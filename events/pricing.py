@@ -187,6 +187,50 @@ def check_uses(code: PromoCode, email_normalized: str, now: datetime | None = No
             )
 
 
+@dataclass(frozen=True)
+class TransferPrice:
+    """What a booking moved by staff costs on its new date, priced as it was first (events/
+    staff/bookings.py): the same tier if the new offering has it, a community seat on the same
+    offering, a code that covers the new offering (its use moves with the booking)."""
+
+    price_cents: int
+    tier_id: int | None
+    community: bool
+    promo_code_id: int | None
+    discount_cents: int
+
+
+def transfer_price(registration: Registration, offering: Offering) -> TransferPrice:
+    tier_id = registration.price_tier_id
+    if tier_id is not None and all(t.id != tier_id for t in offering.price_tiers):
+        tier_id = None  # another offering's tier: its list price
+    community = (
+        registration.community_seat
+        and registration.offering_id == offering.id
+        and offering.community_seats > 0
+    )
+    _tier, base, _lines = _base(offering, tier_id, community)
+    code = registration.promo_code
+    if code is not None and not covers_offering(code, offering):
+        code = None
+    discount = discount_for(code, base) if code is not None else 0
+    return TransferPrice(base - discount, tier_id, community, code.id if code else None, discount)
+
+
+def move_use(old_registration_id: int, new_registration_id: int | None, now: datetime) -> None:
+    """A booking moved to another registration takes its code's use along (None: the new
+    booking is priced without the code, so the use is given back)."""
+    values: dict[str, object] = (
+        {"registration_id": new_registration_id} if new_registration_id is not None else {"released_at": now}
+    )
+    db.session.execute(
+        sa.update(PromoRedemption)
+        .where(PromoRedemption.registration_id == old_registration_id, PromoRedemption.released_at.is_(None))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def keep_use_for_payment(registration: Registration, now: datetime) -> bool:
     """A card payment is confirming a registration priced with a code, perhaps after its hold
     lapsed: its use was then given back (or no longer counted by others), and someone else may

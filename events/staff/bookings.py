@@ -17,7 +17,7 @@ from enum import Enum
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from events import audit
+from events import audit, pricing
 from events.extensions import db
 from events.models import (
     OPEN_PAYMENT_STATUSES,
@@ -316,7 +316,7 @@ def transfer_quote(registration: Registration, offering_id: int, session_id: int
         offering,
         session,
         refunds.refundable_total(seat_payments(registration)),  # a balance paid before counts
-        offering.price_cents,
+        pricing.transfer_price(registration, offering).price_cents,
         payment.method if payment is not None else None,
     )
 
@@ -392,12 +392,13 @@ def transfer_booking(
     ]
     paid_with = seat_payments(registration)
     payment = paid_with[0] if paid_with else None
+    price = pricing.transfer_price(registration, offering)
     quote = TransferQuote(
         registration,
         offering,
         session,
         refunds.refundable_total(paid_with),
-        offering.price_cents,
+        price.price_cents,
         payment.method if payment is not None else None,
     )
     difference = quote.difference_cents
@@ -418,7 +419,11 @@ def transfer_booking(
         phone=registration.phone,
         language=registration.language,  # still their language after the move
         status=RegistrationStatus.CONFIRMED,
-        price_cents=offering.price_cents,
+        price_cents=price.price_cents,
+        price_tier_id=price.tier_id,
+        community_seat=price.community,
+        promo_code_id=price.promo_code_id,
+        discount_cents=price.discount_cents,
         currency=offering.currency,
         confirmed_at=now,
         token=new_token(),
@@ -430,6 +435,7 @@ def transfer_booking(
     db.session.flush()
     if claimed_offer is not None:
         claimed_offer.registration_id = new.id
+    pricing.move_use(registration.id, new.id if price.promo_code_id is not None else None, now)
     mark_cancelled(registration, f"Transferred to {quote.label}", now)
     refund_cents = 0
     # The money paid moves with the booking: the new registration's receipts and refunds.
