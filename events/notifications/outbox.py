@@ -45,6 +45,9 @@ class EmailKind:
     # the confirmation that it was deleted (events/privacy/erase.py).
     PRIVACY_LINK = "privacy_link"
     DATA_ERASED = "data_erased"
+    # To an address: the link that confirms a booking paid with a class pass, or (no usable
+    # pass there) a note saying so (events/passes/booking.py).
+    PASS_BOOKING_LINK = "pass_booking_link"
 
 
 def dedupe_key(kind: str, *parts: object) -> str:
