@@ -27,6 +27,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 import sqlalchemy as sa
+from flask import current_app
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
@@ -197,6 +198,17 @@ def _build_world(db) -> dict:
     # A "Download my data" link (events/privacy/requests.py): its page shows the download form.
     privacy_requests.request_link("cora@example.com", PrivacyAction.EXPORT)
     privacy_request = db.session.scalar(sa.select(PrivacyRequest).order_by(PrivacyRequest.id.desc()))
+    # A class pass for the drop-in classes: the emailed link's confirm page ("Book it"), and
+    # the pass's own page with its "Book" buttons (when the passes blueprint is there).
+    from events.passes import booking as pass_booking
+    from tests.passbook_helpers import make_pass, make_product
+
+    class_pass = make_pass("walker@example.com", make_product(kinds="class"), name="Walker Pass")
+    db.session.commit()
+    with current_app.test_request_context():
+        pass_link = pass_booking.sign_request(
+            pass_booking.BookingRequest(drop_in.id, chosen_class.id, "Walker", "walker@example.com", "", "en")
+        )
     return {
         "emails": {"instructor": instructor.email, "admin": admin.email},
         "args": {
@@ -231,6 +243,8 @@ def _build_world(db) -> dict:
             "/waitlist/": links.sign(entry.token, links.WAITLIST_SALT),
             "/balance/": links.sign(owing.token, links.BALANCE_SALT),
             "/my-data/": privacy_requests._serializer().dumps(privacy_request.nonce),
+            "/pass-booking/": pass_link,
+            "/pass/": links.sign(class_pass.token, links.PASS_SALT),
         },
         "manage_confirmed": links.sign(confirmed.token, links.MANAGE_SALT),
     }
@@ -290,6 +304,7 @@ class FormParser(HTMLParser):
         self._form: PageForm | None = None
         self._textarea: FormField | None = None
         self._select: FormField | None = None
+        self._form_actions: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         a = {k: (v or "") for k, v in attrs}
@@ -301,6 +316,10 @@ class FormParser(HTMLParser):
                 multipart="multipart" in a.get("enctype", ""),
             )
             self.forms.append(self._form)
+        elif tag == "button" and self._form is not None and a.get("formaction"):
+            # A button posting the same fields elsewhere ("I have a class pass"): a form of its own.
+            self._form_actions.append(urlsplit(a["formaction"]).path)
+            return
         elif self._form is None or "name" not in a or "disabled" in a:
             return
         elif tag == "input":
@@ -327,6 +346,11 @@ class FormParser(HTMLParser):
 
     def handle_endtag(self, tag):
         if tag == "form":
+            if self._form is not None:
+                for action in self._form_actions:
+                    f = self._form
+                    self.forms.append(PageForm(f.page, action, f.method, f.multipart, list(f.fields)))
+            self._form_actions = []
             self._form = None
         elif tag == "textarea":
             self._textarea = None
@@ -492,7 +516,12 @@ def test_every_post_route_has_a_form_on_some_page(app, world):
                 continue
             seen.add(endpoint)
     post_routes = {r.endpoint for r in app.url_map.iter_rules() if "POST" in r.methods}
-    missing = post_routes - seen - set(NOT_FORMS)
+    not_forms = set(NOT_FORMS)
+    if "passes.pass_page" not in app.view_functions:
+        # Its "Book" buttons are on the pass page (templates/passes/_book_with_pass.html), which
+        # the passes blueprint serves; covered by tests/integration/test_pass_booking_links.py.
+        not_forms.add("pass_booking.book_from_pass")
+    missing = post_routes - seen - not_forms
     assert not missing, f"no page showed a form for {sorted(missing)}: add to the world what shows it"
 
 
