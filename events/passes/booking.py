@@ -37,6 +37,7 @@ from events.models import (
     OutboxEmail,
     Pass,
     PassLedgerEntry,
+    PassProduct,
     PassStatus,
     Registration,
     RegistrationStatus,
@@ -195,7 +196,10 @@ def _candidates(email_normalized: str, offering: Offering, now: datetime) -> sa.
             Pass.frozen_since.is_(None),
             sa.or_(Pass.expires_at.is_(None), Pass.expires_at > now),
         )
-        .options(joinedload(Pass.product))
+        .options(
+            joinedload(Pass.product, innerjoin=True).selectinload(PassProduct.offerings),
+            joinedload(Pass.product, innerjoin=True).selectinload(PassProduct.locations),
+        )
     )
 
 
@@ -214,7 +218,7 @@ def usable_pass(
     query = _candidates(email_normalized, offering, now)
     if pass_id is not None:
         query = query.where(Pass.id == pass_id)
-    found = [p for p in db.session.scalars(query).unique() if ledger.product_covers(p.product, offering)]
+    found = [p for p in db.session.scalars(query) if ledger.product_covers(p.product, offering)]
     found.sort(key=_expiry_order)
     balances = ledger.balances([p.id for p in found]) if found else {}
     for pass_ in found:
@@ -246,10 +250,16 @@ def _lock_and_choose(
 ) -> Pass | None:
     """Lock every candidate pass of the address (in id order, after the seat pool), then choose
     the earliest-expiring one that covers the offering and has the credits, as read under the locks."""
-    query = _candidates(email_normalized, offering, now).with_only_columns(Pass.id).order_by(Pass.id)
+    # One statement locks them all, in id order (the lock order), with what product_covers reads.
+    query = (
+        _candidates(email_normalized, offering, now)
+        .order_by(Pass.id)
+        .with_for_update(of=Pass)
+        .execution_options(populate_existing=True)
+    )
     if pass_id is not None:
         query = query.where(Pass.id == pass_id)
-    locked = [ledger.lock_pass(i) for i in db.session.scalars(query).all()]
+    locked = list(db.session.scalars(query))
     usable = [p for p in locked if ledger.is_usable(p, now) and ledger.product_covers(p.product, offering)]
     if not usable:
         return None
@@ -307,6 +317,9 @@ def book_with_pass(
         token=new_token(),
         source=PASS_SOURCE,
         language=person.language,
+        # (What ledger.spend records, written with the row rather than by an UPDATE after it.)
+        pass_id=pass_.id,
+        credits_spent=offering.credits_per_booking,
     )
     try:
         if claimed_offer is None:
@@ -329,8 +342,19 @@ def book_with_pass(
         pass_id=pass_.id,
         credits=registration.credits_spent,
     )
-    db.session.commit()
+    _commit_keeping_what_was_written()
     return PassBookingResult(Outcome.BOOKED, registration, pass_)
+
+
+def _commit_keeping_what_was_written() -> None:
+    """Commit without expiring what the session holds: the booking was written with every value
+    known, so the redirect to its manage page reads it without another query."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def pass_by_token(token: str) -> Pass | None:
