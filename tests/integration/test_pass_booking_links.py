@@ -252,3 +252,16 @@ def test_the_pass_page_partial_lists_what_it_can_book(client, db, setup, app):
     # One "Book" button: the second date (the first is booked, Full Mobility is full).
     assert html.count('action="/pass/SIGNED/book"') == 1
     assert f'name="session_id" value="{cls.sessions[1].id}"' in html
+
+
+def test_staff_see_how_a_pass_booking_was_paid(client, db, setup):
+    from tests.integration.test_staff_admin import login
+
+    cls, pass_ = setup
+    reg = booking.book_with_pass(cls, cls.sessions[0].id, Person("Pat Holder", ME)).registration
+    reg_id, session_id = reg.id, cls.sessions[0].id
+    login(client, db)
+    page = client.get(f"/staff/admin/registrations/{reg_id}").get_data(as_text=True)
+    assert re.search(r'id="paid-with-pass">Class pass: 1 credit \(9 of 10 left, expires \w{3} \d+\)<', page)
+    roster = client.get(f"/staff/sessions/{session_id}").get_data(as_text=True)
+    assert "class pass (1 credit)" in roster
