@@ -15,11 +15,11 @@ from events.catalog.views import render_offering_page
 from events.extensions import config_limit, db, limiter
 from events.forms import FieldError, Form, show_form_error
 from events.languages import current_language
-from events.models import Offering, Pass, Session
+from events.models import Offering, Pass, Registration, RegistrationStatus, Session, utcnow
 from events.passes import booking
 from events.registration import links
 from events.registration.forms import ConfirmForm, PersonForm
-from events.registration.services import Person, RegistrationError
+from events.registration.services import Person, RegistrationError, pass_credits_come_back
 
 bp = Blueprint("pass_booking", __name__)
 
@@ -31,9 +31,31 @@ def pass_bookable_sessions(class_pass: Pass) -> list[booking.Bookable]:
 
 
 @bp.app_template_global()
-def staff_pass_label(registration: object) -> str:
+def pass_credits_come_back_now(registration: Registration) -> bool:
+    """Whether cancelling a pass booking now (by the policy) gives its credits back."""
+    return pass_credits_come_back(registration, utcnow())
+
+
+@bp.app_template_global()
+def staff_pass_label(registration: Registration) -> str:
     """ "Class pass: 1 credit (6 of 10 left, expires Jun 14)" for the staff registration page."""
-    return booking.staff_pass_label(registration)  # type: ignore[arg-type]
+    return booking.staff_pass_label(registration)
+
+
+def _already_booked(registration: Registration) -> ResponseReturnValue:
+    """To the booking this address already has: booked, or a seat held while they pay by card
+    (its page offers to pay or release it; nothing was taken from the pass)."""
+    if registration.status is RegistrationStatus.HELD:
+        flash(
+            gettext(
+                "You already have a seat held for this while you pay by card. Nothing was taken from "
+                "your pass: release that seat on this page to book with your pass instead."
+            ),
+            "success",
+        )
+    else:
+        flash(gettext("You're already booked for this. Nothing more was taken from your pass."), "success")
+    return redirect(links.manage_url(registration, external=False))
 
 
 class BookFromPassForm(Form):
@@ -139,10 +161,7 @@ def _after_booking(result: booking.PassBookingResult, preview_now, signed: str) 
             flash(gettext("You're booked! A confirmation email is on its way."), "success")
             return redirect(links.manage_url(result.registration, external=False))
         case booking.Outcome.ALREADY_BOOKED if result.registration is not None:
-            flash(
-                gettext("You're already booked for this. Nothing more was taken from your pass."), "success"
-            )
-            return redirect(links.manage_url(result.registration, external=False))
+            return _already_booked(result.registration)
     preview = preview_now() or abort(404)
     problem = {
         booking.Outcome.FULL: gettext("Sorry, this has just filled up. Nothing was taken from your pass."),
@@ -204,10 +223,7 @@ def book_from_pass(signed: str) -> ResponseReturnValue:
             flash(gettext("You're booked! A confirmation email is on its way."), "success")
             return redirect(links.manage_url(result.registration, external=False))
         case booking.Outcome.ALREADY_BOOKED if result.registration is not None:
-            flash(
-                gettext("You're already booked for this. Nothing more was taken from your pass."), "success"
-            )
-            return redirect(links.manage_url(result.registration, external=False))
+            return _already_booked(result.registration)
         case booking.Outcome.FULL:
             problem = gettext("Sorry, this has just filled up. Nothing was taken from your pass.")
         case _:

@@ -265,3 +265,30 @@ def test_staff_see_how_a_pass_booking_was_paid(client, db, setup):
     assert re.search(r'id="paid-with-pass">Class pass: 1 credit \(9 of 10 left, expires \w{3} \d+\)<', page)
     roster = client.get(f"/staff/sessions/{session_id}").get_data(as_text=True)
     assert "class pass (1 credit)" in roster
+
+
+def test_a_seat_held_for_a_card_payment_is_not_booked_twice(client, db, setup):
+    cls, pass_ = setup
+    held = register(cls, cls.sessions[0].id, Person("Pat Holder", ME)).registration
+    assert held.status is RegistrationStatus.HELD
+    ask_for_link(client, cls, cls.sessions[0])
+    path = link_path(link_email(ME))
+    assert "A seat is held for you while you pay by card" in client.get(path).get_data(as_text=True)
+    response = client.post(path, data={"csrf_token": token_of(client, f"/offerings/{cls.slug}")})
+    assert response.status_code == 302 and "/manage/" in response.location
+    page = client.get(response.location).get_data(as_text=True)
+    assert "You already have a seat held for this while you pay by card." in page.replace("&#39;", "'")
+    assert ledger.balance(pass_.id) == 10
+    assert cls.sessions[0].seat_pool.seats_taken == 1
+
+
+def test_the_staff_cancel_page_says_what_happens_to_the_credit(client, db, setup):
+    from tests.integration.test_staff_admin import login
+
+    cls, pass_ = setup
+    reg = booking.book_with_pass(cls, cls.sessions[0].id, Person("Pat Holder", ME)).registration
+    reg_id = reg.id
+    login(client, db)
+    page = client.get(f"/staff/admin/registrations/{reg_id}/cancel").get_data(as_text=True)
+    assert 'id="pass-credits"' in page
+    assert "gives it back now (before the cut-off)" in page
