@@ -96,3 +96,21 @@ def test_a_two_credit_class_at_once_with_three_credits_left_books_one(live_serve
     answers, pass_id, _ = race(live_server, app, db, 6, credits=3, per_class=2)
     assert sorted(code for code, _ in answers) == [302] + [409] * 5
     assert ledger.balance(pass_id) == 1 == ledger_sum(pass_id)
+
+
+def test_control_without_the_pass_lock_the_last_credit_is_spent_twice(live_server, app, db, monkeypatch):
+    """The control: the same two bookings with the passes read without FOR UPDATE, and both made
+    to choose before either spends. Both spend the last credit, and only the ledger's own check
+    (which reads the balance without seeing the other's uncommitted spend) stands between them
+    and -1: it doesn't. So the lock is what makes the test above pass."""
+    both_chose = threading.Barrier(2, timeout=30)
+
+    def unlocked_choose(email_normalized, offering, now, pass_id):
+        found = booking.usable_pass(email_normalized, offering, now, pass_id)
+        both_chose.wait()
+        return found[0] if found else None
+
+    monkeypatch.setattr(booking, "_lock_and_choose", unlocked_choose)
+    answers, pass_id, _ = race(live_server, app, db, 2, credits=1)
+    assert sorted(code for code, _ in answers) == [302, 302]
+    assert ledger.balance(pass_id) == -1  # the race the lock prevents
