@@ -316,7 +316,7 @@ class FormParser(HTMLParser):
                 multipart="multipart" in a.get("enctype", ""),
             )
             self.forms.append(self._form)
-        elif tag == "button" and self._form is not None and a.get("formaction"):
+        elif tag in ("button", "input") and self._form is not None and a.get("formaction"):
             # A button posting the same fields elsewhere ("I have a class pass"): a form of its own.
             self._form_actions.append(urlsplit(a["formaction"]).path)
             return
