@@ -485,7 +485,8 @@ class Bookable:
 def bookable_sessions(pass_: Pass, now: datetime | None = None, limit: int = 30) -> list[Bookable]:
     """Upcoming sessions this pass can pay for (a workshop or course: its first date)."""
     now = now or utcnow()
-    rows = db.session.scalars(
+    product = pass_.product
+    query = (
         sa.select(Session)
         .join(Offering, Session.offering_id == Offering.id)
         .where(
@@ -497,7 +498,17 @@ def bookable_sessions(pass_: Pass, now: datetime | None = None, limit: int = 30)
         .options(joinedload(Session.offering), joinedload(Session.seat_pool), joinedload(Session.location))
         .order_by(Session.starts_at, Session.id)
         .limit(limit * 4)
-    ).unique()
+    )
+    # The product's scope in SQL, so the sessions read are ones it covers (product_covers below
+    # says the same, and is the rule).
+    kinds = ledger.offering_kinds(product.offering_kinds)
+    if kinds:
+        query = query.where(Offering.kind.in_(sorted(kinds)))
+    if product.offerings:
+        query = query.where(Offering.id.in_([o.id for o in product.offerings]))
+    if product.locations:
+        query = query.where(Offering.location_id.in_([loc.id for loc in product.locations]))
+    rows = db.session.scalars(query).unique()
     found: list[Session] = []
     whole_seen: set[int] = set()
     for s in rows:

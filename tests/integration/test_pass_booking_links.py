@@ -16,7 +16,7 @@ from events.notifications.outbox import EmailKind
 from events.passes import booking, ledger
 from events.registration import links
 from events.registration.services import Person, register
-from tests.factories import make_clinic
+from tests.factories import make_clinic, workshop
 from tests.helpers import csrf_token
 from tests.passbook_helpers import make_class, make_pass, make_product
 
@@ -240,6 +240,7 @@ def test_hostile_pass_page_posts_are_4xx(client, db, setup, session_id):
 def test_the_pass_page_partial_lists_what_it_can_book(client, db, setup, app):
     cls, pass_ = setup
     full = make_class(title="Full Mobility", capacity=1, days=3)
+    workshop(title="Not For This Pass", days=2)  # a workshop: the 10-class pass is for classes
     db.session.commit()
     register(full, full.sessions[0].id, Person("Someone", "someone@example.com"))
     booking.book_with_pass(cls, cls.sessions[0].id, Person("Pat Holder", ME))
@@ -249,6 +250,7 @@ def test_the_pass_page_partial_lists_what_it_can_book(client, db, setup, app):
     assert "You're booked" in html  # its first date
     assert "10 seats left" in html  # its second date (the first is booked)
     assert "Full" in html
+    assert "Not For This Pass" not in html
     # One "Book" button: the second date (the first is booked, Full Mobility is full).
     assert html.count('action="/pass/SIGNED/book"') == 1
     assert f'name="session_id" value="{cls.sessions[1].id}"' in html
