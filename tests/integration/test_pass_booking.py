@@ -301,3 +301,21 @@ def test_booking_and_cancelling_in_time_leaves_everything_as_before_plus_audit(d
         sa.select(OutboxEmail.kind).where(OutboxEmail.registration_id == reg.id).order_by(OutboxEmail.id)
     ).all()
     assert kinds == [EmailKind.REGISTRATION_CONFIRMED, EmailKind.REGISTRATION_CANCELLED]
+
+
+def test_deleting_my_data_gives_an_on_time_pass_booking_its_credit_back(db):
+    from events.models import PrivacyAction
+    from events.privacy import erase
+    from events.privacy import requests as privacy_requests
+
+    make_clinic()
+    cls = make_class(days=5)
+    pass_ = make_pass(ME)
+    db.session.commit()
+    reg = _book(cls)
+    now = utcnow()
+    request = privacy_requests.staff_request(PrivacyAction.ERASE, now)
+    result = erase.erase(ME, request, now, registration_id=reg.id)
+    assert result.cancelled == 1
+    assert ledger.balance(pass_.id) == 10 == ledger_sum(pass_.id)
+    assert pool_of(cls).seats_taken == 0
