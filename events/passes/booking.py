@@ -287,6 +287,8 @@ def book_with_pass(
     be booked (closed, started, not listed)."""
     now = now or utcnow()
     pool, session = registration_target(offering, session_id, now)
+    if offering.price_cents <= 0:
+        raise RegistrationError(gettext("This one is free: register on its page, no pass needed."))
     email_normalized = person.email_normalized
     pool = seats.lock_pool(pool.id)
     seats.release_lapsed(pool, now)
@@ -494,6 +496,7 @@ def bookable_sessions(pass_: Pass, now: datetime | None = None, limit: int = 30)
             Session.status == SessionStatus.SCHEDULED,
             Offering.is_published.is_(True),
             Offering.is_cancelled.is_(False),
+            Offering.price_cents > 0,  # (a free one is booked on its page, spending nothing)
         )
         .options(joinedload(Session.offering), joinedload(Session.seat_pool), joinedload(Session.location))
         .order_by(Session.starts_at, Session.id)
@@ -609,6 +612,9 @@ def confirm_preview(request: BookingRequest, now: datetime | None = None) -> Con
         pool, target = registration_target(offering, request.session_id, now)
     except RegistrationError as error:
         return ConfirmPreview(PreviewState.CLOSED, offering, session, message=str(error))
+    if offering.price_cents <= 0:
+        message = gettext("This one is free: register on its page, no pass needed.")
+        return ConfirmPreview(PreviewState.CLOSED, offering, session, message=message)
     if target is None:
         session = db.session.scalar(
             sa.select(Session).where(Session.seat_pool_id == pool.id).order_by(Session.starts_at).limit(1)

@@ -24,7 +24,7 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind
 from events.passes import booking, ledger
-from events.registration.services import Person, cancel_registration, register
+from events.registration.services import Person, RegistrationError, cancel_registration, register
 from events.staff import bookings as staff_bookings
 from events.staff import cancellations, rosters
 from events.staff.errors import AdminError
@@ -319,3 +319,14 @@ def test_deleting_my_data_gives_an_on_time_pass_booking_its_credit_back(db):
     assert result.cancelled == 1
     assert ledger.balance(pass_.id) == 10 == ledger_sum(pass_.id)
     assert pool_of(cls).seats_taken == 0
+
+
+def test_a_free_class_is_not_paid_with_credits(db):
+    make_clinic()
+    free = make_class(price_cents=0)
+    pass_ = make_pass(ME)
+    db.session.commit()
+    with pytest.raises(RegistrationError, match="free"):
+        booking.book_with_pass(free, free.sessions[0].id, person())
+    assert ledger.balance(pass_.id) == 10
+    assert booking.bookable_sessions(pass_) == []
