@@ -19,6 +19,7 @@ from events.extensions import babel, csrf, db, limiter, login_manager
 from events.models import Clinic
 from events.notifications import devmail
 from events.passes.booking_views import bp as pass_booking_bp
+from events.passes.views import bp as passes_bp
 from events.payments.webhooks import bp as payments_bp
 from events.privacy.views import bp as privacy_bp
 from events.registration.views import bp as registration_bp
@@ -85,6 +86,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(staff_bp)
     app.register_blueprint(resources_bp)
     app.register_blueprint(privacy_bp)
+    app.register_blueprint(passes_bp)
     app.register_blueprint(pass_booking_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)

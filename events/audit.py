@@ -161,6 +161,80 @@ def sentence(*actions: str) -> Callable[[Sentence], Sentence]:
     return add
 
 
+# --- Class passes (events/passes/) ---
+
+
+def _holder(f: Facts) -> str:
+    name = f.details.get("name")
+    return f"{_text(name)}'s class pass #{f.target_id}" if name else f"class pass #{f.target_id}"
+
+
+def _credits(n: int) -> str:
+    return _count(abs(n), "credit", "credits")
+
+
+@sentence("pass.bought")
+def _pass_bought(f: Facts) -> str:
+    return f"{_holder(f)} was bought by card for {dollars(_cents(f, 'amount_cents'))}."
+
+
+@sentence("pass.payment_refunded")
+def _pass_payment_refunded(f: Facts) -> str:
+    return (
+        f"A card payment of {dollars(_cents(f, 'amount_cents'))} for {_holder(f)} found nothing to buy; "
+        f"{dollars(_cents(f, 'refund_cents'))} is refunded."
+    )
+
+
+@sentence("pass.sold_at_desk")
+def _pass_sold_at_desk(f: Facts) -> str:
+    method = _text(f.details.get("method") or "the desk")
+    return f"{f.actor} sold {_holder(f)} at the desk ({method}, {dollars(_cents(f, 'amount_cents'))})."
+
+
+@sentence("pass.adjusted")
+def _pass_adjusted(f: Facts) -> str:
+    n = _cents(f, "credits")
+    verb = "added" if n >= 0 else "took off"
+    return f"{f.actor} {verb} {_credits(n)} {'to' if n >= 0 else 'from'} {_holder(f)}{_reason(f)}."
+
+
+@sentence("pass.frozen")
+def _pass_frozen(f: Facts) -> str:
+    return f"{f.actor} paused {_holder(f)}{_reason(f)}."
+
+
+@sentence("pass.unfrozen")
+def _pass_unfrozen(f: Facts) -> str:
+    days = _cents(f, "days")
+    return f"{f.actor} restarted {_holder(f)}, its expiry moved on {_count(days, 'day', 'days')}{_reason(f)}."
+
+
+@sentence("pass.refunded")
+def _pass_refunded(f: Facts) -> str:
+    return (
+        f"{f.actor} refunded the {_credits(_cents(f, 'credits'))} left on {_holder(f)}, "
+        f"{dollars(_cents(f, 'amount_cents'))}{_reason(f)}."
+    )
+
+
+@sentence("pass.email_resent")
+def _pass_email_resent(f: Facts) -> str:
+    return f"{f.actor} sent the email of {_holder(f)} again."
+
+
+@sentence("pass.refund_retried")
+def _pass_refund_retried(f: Facts) -> str:
+    return f"{f.actor} retried the refund of {dollars(_cents(f, 'amount_cents'))} for {_holder(f)}."
+
+
+@sentence("pass_product.created", "pass_product.updated")
+def _pass_product_saved(f: Facts) -> str:
+    verb = "created" if f.action.endswith("created") else "changed"
+    name = _text(f.details.get("product_name") or f"#{f.target_id}")
+    return f"{f.actor} {verb} the pass product “{name}”."
+
+
 @sentence("refund.requested")
 def _refund_requested(f: Facts) -> str:
     return f"{f.actor} refunded {dollars(_cents(f, 'amount_cents'))} to {_person(f)}{_reason(f)}."
@@ -250,6 +324,49 @@ def _offering_updated(f: Facts) -> str:
         return f"{f.actor} saved {_offering(f)} without changes."
     listed = "; ".join(f"{_words(key)} {_change(value)}" for key, value in changes.items())
     return f"{f.actor} edited {_offering(f)}: {listed}."
+
+
+@sentence("price_tier.added")
+def _tier_added(f: Facts) -> str:
+    price = dollars(_cents(f, "price_cents"))
+    return f"{f.actor} added the price tier {_text(f.details.get('tier'))} ({price}) to {_offering(f)}."
+
+
+@sentence("price_tier.updated")
+def _tier_updated(f: Facts) -> str:
+    changes = f.details.get("changes")
+    listed = "; ".join(f"{_words(key)} {_change(value)}" for key, value in changes.items()) if changes else ""
+    return f"{f.actor} edited the price tier {_text(f.details.get('tier'))} of {_offering(f)}" + (
+        f": {listed}." if listed else " without changes."
+    )
+
+
+@sentence("price_tier.removed")
+def _tier_removed(f: Facts) -> str:
+    return f"{f.actor} removed the price tier {_text(f.details.get('tier'))} from {_offering(f)}."
+
+
+@sentence("promo_code.created")
+def _code_created(f: Facts) -> str:
+    tag = f.details.get("tag")
+    return f"{f.actor} created the promo code {_text(f.details.get('code'))}" + (
+        f" (partner {_text(tag)})." if tag else "."
+    )
+
+
+@sentence("promo_code.updated")
+def _code_updated(f: Facts) -> str:
+    changes = f.details.get("changes")
+    listed = "; ".join(f"{_words(key)} {_change(value)}" for key, value in changes.items()) if changes else ""
+    return f"{f.actor} edited the promo code {_text(f.details.get('code'))}" + (
+        f": {listed}." if listed else " without changes."
+    )
+
+
+@sentence("promo_code.deactivated", "promo_code.activated")
+def _code_active(f: Facts) -> str:
+    done = "deactivated" if f.action.endswith("deactivated") else "brought back"
+    return f"{f.actor} {done} the promo code {_text(f.details.get('code'))}."
 
 
 @sentence("offering.translation_saved")

@@ -9,7 +9,7 @@ from flask import Flask, current_app
 
 from events.demo import seed_demo
 from events.extensions import db
-from events.housekeeping import run_housekeeping
+from events.housekeeping import run_housekeeping, run_pass_expiry
 from events.models import Role, User
 from events.privacy.retention import anonymise_expired
 
@@ -35,6 +35,15 @@ def register(app: Flask) -> None:
             f"Released lapsed seats in {done['pools']} pools; sent {done['refunds']} refunds;"
             f" re-read {done['payments']} payments."
         )
+
+    @app.cli.command("expire-passes")
+    def expire_passes_command() -> None:
+        """Expire what is left on class passes past their expiry (beat runs it every sweep)."""
+        done = run_pass_expiry()
+        if done is None:
+            click.echo("Another host is running it; try again.", err=True)
+            raise SystemExit(75)  # EX_TEMPFAIL
+        click.echo(f"Expired {done['expired']} class passes.")
 
     @app.cli.command("anonymise-expired")
     def anonymise_expired_command() -> None:

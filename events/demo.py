@@ -26,6 +26,11 @@ from events.models import (
     Location,
     Offering,
     OfferingKind,
+    PassProduct,
+    PassValidityStart,
+    PriceTier,
+    PromoCode,
+    PromoKind,
     Registration,
     RegistrationStatus,
     Resource,
@@ -472,6 +477,8 @@ def seed_demo(today: date | None = None, accounts_file: str | os.PathLike[str] |
         o.slug: o
         for o in db.session.scalars(sa.select(Offering).where(Offering.slug.in_([p.slug for p in PLANS])))
     }
+    _demo_pass_product()
+    _demo_pricing(by_slug)
     past_sessions = seed_past_year([by_slug[p.slug] for p in PLANS if p.slug in by_slug], today, zone)
     accounts = _demo_accounts(instructors, accounts_file) if accounts_file else []
     db.session.commit()
@@ -483,6 +490,77 @@ def seed_demo(today: date | None = None, accounts_file: str | os.PathLike[str] |
     if accounts:
         summary += "\nStaff sign-in at /staff/login (demo accounts):\n  " + "\n  ".join(accounts)
     return summary
+
+
+DEMO_PASS = {
+    "name": "10-class pass",
+    "description": "Ten drop-in classes at either location, for the price of eight.",
+    "credits": 10,
+    "price_cents": 12000,
+    "validity_days": 90,
+}
+
+
+def _demo_pass_product() -> None:
+    """A 10-class pass for the drop-in classes, valid 90 days from purchase, $120 (once)."""
+    if db.session.scalar(sa.select(PassProduct.id).where(PassProduct.name == DEMO_PASS["name"])) is not None:
+        return
+    db.session.add(
+        PassProduct(
+            **DEMO_PASS,
+            currency=CLINIC["currency"],
+            validity_starts=PassValidityStart.PURCHASE,
+            offering_kinds=OfferingKind.CLASS.value,
+            is_on_sale=True,
+        )
+    )
+
+
+# A sliding scale on one workshop (chosen without proof), two free community seats on it, and
+# a partner employer's code (events/pricing.py prices them).
+DEMO_TIERS = {
+    "lift-smart-body-mechanics": [
+        ("Supported", "Helps fund community seats", 3500),
+        ("Standard", "", 2500),
+        ("Community", "No questions asked", 1000),
+    ],
+}
+DEMO_COMMUNITY_SEATS = {"lift-smart-body-mechanics": (2, 0, 48)}  # seats, price, release hours
+DEMO_CODES = [
+    {
+        "code": "NORTHLOOP-WELL",
+        "code_normalized": "NORTHLOOP-WELL",
+        "kind": PromoKind.PERCENT_OFF,
+        "value": 20,
+        "partner_tag": "north-loop-employers",
+        "max_uses_per_email": 4,
+    },
+]
+
+
+def _demo_pricing(by_slug: dict[str, Offering]) -> None:
+    """Tiers, community seats and the partner code, added once (a re-seed leaves them be)."""
+    for slug, tiers in DEMO_TIERS.items():
+        offering = by_slug.get(slug)
+        if offering is None or offering.price_tiers:
+            continue
+        offering.price_tiers = [
+            PriceTier(name=name, description=description, price_cents=price, position=position)
+            for position, (name, description, price) in enumerate(tiers)
+        ]
+        if slug in DEMO_COMMUNITY_SEATS:
+            seats, price, hours = DEMO_COMMUNITY_SEATS[slug]
+            offering.community_seats = seats
+            offering.community_price_cents = price
+            offering.community_release_hours = hours
+    for values in DEMO_CODES:
+        if (
+            db.session.scalar(
+                sa.select(PromoCode.id).where(PromoCode.code_normalized == values["code_normalized"])
+            )
+            is None
+        ):
+            db.session.add(PromoCode(**values))
 
 
 def _add_demo_registrations(offering: Offering, session: Session, count: int) -> None:

@@ -13,6 +13,7 @@ from babel import numbers as babel_numbers
 from flask import Flask
 from flask_babel import gettext
 
+from events import pricing
 from events.clinic import current_clinic
 from events.forms import form_error_items
 from events.languages import DEFAULT_LANGUAGE, Language, current_language_details
@@ -102,6 +103,18 @@ def _pattern(language: Language, which: str, moment: date) -> str:
         hour12=(hour % 12) or 12,
         minute=f"{minute:02d}",
     )
+
+
+def format_long_date(moment: datetime | None) -> str:
+    """'Jun 14, 2027' ('14 jun 2027'): the clinic's local day of a UTC moment, with its year
+    (a pass's expiry, its history)."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(ZoneInfo(current_clinic().timezone))
+    language = current_language_details()
+    if language.code != DEFAULT_LANGUAGE and language.babel_locale is not None:
+        return babel_dates.format_date(local.date(), "medium", locale=language.babel_locale)
+    return f"{local:%b} {local.day}, {local.year}"
 
 
 def relative_day(moment: datetime, now: datetime, on: str | None = None) -> str:
@@ -224,8 +237,13 @@ def page_url(schedule_filter: ScheduleFilter, page: int) -> str:
 def register(app: Flask) -> None:
     app.jinja_env.globals["page_url"] = page_url
     app.jinja_env.globals["form_error_items"] = form_error_items
+    app.jinja_env.globals["price_default"] = pricing.form_default
+    app.jinja_env.globals["price_lines"] = pricing.registration_lines
+    app.jinja_env.globals["price_breakdown"] = pricing.price_breakdown
+    app.jinja_env.globals["pricing_label"] = pricing.pricing_label
     app.jinja_env.filters.update(
         money=format_money,
+        long_date=format_long_date,
         time=format_time,
         day=format_day,
         short_day=format_short_day,

@@ -346,7 +346,7 @@ class Offering(Model):
 
     location: Mapped[Location] = relationship()
     price_tiers: Mapped[list[PriceTier]] = relationship(
-        back_populates="offering", order_by="PriceTier.position", cascade="all, delete-orphan"
+        back_populates="offering", order_by="[PriceTier.position, PriceTier.id]", cascade="all, delete-orphan"
     )
     # The consent document everyone booking must accept (its current version), if any: a row
     # of its own table, so adding consent changed no column of this much-referenced table.
@@ -1192,3 +1192,67 @@ class PromoRedemption(Model):
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     promo_code: Mapped[PromoCode] = relationship()
+
+
+# Report summaries (issue 16): what the reports read at a clinic's ten-year size, rebuilt from
+# the live rows by the worker (events/reports/summaries.py) and proven equal to them by tests.
+# No foreign keys: a rebuild replaces every row, and nothing else refers to them.
+
+
+class ReportSessionFacts(Model):
+    """One session's facts as SessionFacts holds them (events/reports/figures.py), as of the
+    last refresh. The session's own columns (its day, title, capacity, status) are read live."""
+
+    __tablename__ = "report_session_facts"
+
+    session_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    first_of_pool: Mapped[bool] = mapped_column()
+    booked_at_start: Mapped[int] = mapped_column()
+    confirmed: Mapped[int] = mapped_column()
+    attendance_taken: Mapped[bool] = mapped_column()
+    present: Mapped[int] = mapped_column()
+    late_cancellations: Mapped[int] = mapped_column()
+    waitlist_joined: Mapped[int] = mapped_column()
+    offers_made: Mapped[int] = mapped_column()
+    offers_claimed: Mapped[int] = mapped_column()
+    offers_expired: Mapped[int] = mapped_column()
+    filled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    card_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    desk_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    refund_cents: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class ReportVisit(Model):
+    """One visit (a confirmed registration at a session held, present where attendance was
+    taken), up to the last refresh, with its person's first and second visits and last class
+    visit of all time written beside it, so a range's people figures read only its own rows."""
+
+    __tablename__ = "report_visits"
+
+    registration_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    session_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    person: Mapped[str] = mapped_column(sa.String(300))  # an address, or "registration:<id>"
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    location_id: Mapped[int] = mapped_column()
+    teacher_id: Mapped[int | None] = mapped_column()
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    second_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_class_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The person's visit before this one, and their last workshop visit before it (visits in
+    # order of time, then session): where every location keeps one time zone, a range's
+    # people are counted from these without grouping (events/reports/facts.py).
+    prev_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    prev_workshop_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReportSummaryState(Model):
+    """One row: when the summaries were last made equal to the live rows (as_of), and the
+    fingerprint of those rows then, so a refresh with nothing changed only moves as_of."""
+
+    __tablename__ = "report_summary_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    fingerprint: Mapped[str] = mapped_column(sa.String(500))
+    rebuilt_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,6 +1,6 @@
 """Keep private link tokens and personal data out of every log line.
 
-Private links carry their token in the path (/manage/<signed>, /waitlist/<signed>,
+Private links carry their token in the path (/manage/<signed>, /waitlist/<signed>, /pass/<signed>,
 /staff/password-reset/<token>): a 400-day manage link can cancel and refund. Logs keep ids,
 never those tokens, an email address, or the values a database error quotes back.
 
@@ -19,7 +19,7 @@ from typing import Any
 REDACTED = "[redacted]"
 
 # The segment after these prefixes is a private token, whatever it looks like.
-_PRIVATE_PATH = re.compile(r"(/(?:manage|waitlist|staff/password-reset)/)[^/?#\s\"']+")
+_PRIVATE_PATH = re.compile(r"(/(?:manage|waitlist|pass|staff/password-reset)/)[^/?#\s\"']+")
 # Anything shaped like an itsdangerous token, wherever it appears: payload (a compressed one
 # starts with a dot), a 6-character timestamp, a signature of 27+ characters. (Dotted names
 # such as worker.tasks.queue_scheduled_emails do not fit.)

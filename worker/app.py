@@ -53,6 +53,18 @@ def celery_init_app(app: Flask) -> Celery:
                 "schedule": sweep_seconds,
             },
             "housekeeping": {"task": "worker.tasks.housekeeping", "schedule": sweep_seconds},
+            # Class passes past their expiry (one indexed query when none is due).
+            "expire-passes": {"task": "worker.tasks.expire_passes", "schedule": sweep_seconds},
+            # What the reports read at ten-year size (events/reports/summaries.py).
+            "refresh-report-summaries": {
+                "task": "worker.tasks.refresh_report_summaries",
+                "schedule": sweep_seconds,
+            },
+            "rebuild-report-summaries": {
+                "task": "worker.tasks.refresh_report_summaries",
+                "schedule": crontab(hour=NIGHTLY_RUN_UTC.hour, minute=NIGHTLY_RUN_UTC.minute),
+                "kwargs": {"force": True},
+            },
             # Nightly: personal data past RETENTION_MONTHS becomes placeholders.
             "anonymise-expired": {
                 "task": "worker.tasks.anonymise_expired",

@@ -10,12 +10,13 @@ import logging
 
 from celery import shared_task
 
-from events.housekeeping import run_housekeeping
+from events.housekeeping import run_housekeeping, run_pass_expiry
 from events.models import utcnow
 from events.notifications.delivery import deliver_due_concurrently
 from events.notifications.schedule import queue_due
 from events.payments.refunds import execute_due_refunds
 from events.privacy.retention import anonymise_expired as anonymise_expired_data
+from events.reports.summaries import refresh as refresh_report_summaries_now
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +64,18 @@ def anonymise_expired() -> dict:
     """Nightly: anonymise the people whose last session is older than RETENTION_MONTHS."""
     run = anonymise_expired_data()
     return run.as_dict() if run is not None else {"skipped": True}
+
+
+@shared_task(name="worker.tasks.expire_passes", **RETRY)
+def expire_passes() -> dict:
+    """Class passes past their expiry: an EXPIRY row for what is left (once per pass)."""
+    return run_pass_expiry() or {"skipped": True}
+
+
+@shared_task(name="worker.tasks.refresh_report_summaries", **RETRY)
+def refresh_report_summaries(force: bool = False) -> dict:
+    """Every sweep: the report summaries made equal to the live rows again (a fingerprint
+    first; nothing changed, nothing rebuilt). Nightly with force: rebuilt whatever the
+    fingerprint says, so a change it cannot see (an edit that moves no status, count or
+    version) lasts a day at most."""
+    return refresh_report_summaries_now(force=force) or {"skipped": True}

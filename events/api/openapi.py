@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document for /api/v1 (kept beside the views it describes)."""
 
-from events.reports.figures import PEOPLE_FIGURES, SESSION_FIGURES, Figure
+from events.reports.figures import PASS_FIGURES, PEOPLE_FIGURES, SESSION_FIGURES, Figure
 
 
 def _query(name: str, description: str, schema: dict) -> dict:
@@ -44,6 +44,16 @@ LOCATION = {
     },
 }
 
+PRICE_TIER = {
+    "type": "object",
+    "required": ["name", "description", "price_cents"],
+    "properties": {
+        "name": {"type": "string", "description": "e.g. Supported, Standard, Community"},
+        "description": {"type": "string"},
+        "price_cents": {"type": "integer", "minimum": 0},
+    },
+}
+
 SESSION = {
     "type": "object",
     "required": [
@@ -76,6 +86,19 @@ SESSION = {
                 },
                 "kind": {"type": "string", "enum": ["workshop", "class", "course"]},
                 "topic": {"type": "string"},
+                "price_tiers": {
+                    "type": "array",
+                    "description": "Sliding-scale prices a member chooses without proof, in the "
+                    "order shown; empty when everyone pays price_cents",
+                    "items": {"$ref": "#/components/schemas/PriceTier"},
+                },
+                "community_seats": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Seats per session (class) or per offering kept at "
+                    "community_price_cents until shortly before the start",
+                },
+                "community_price_cents": {"type": "integer", "minimum": 0},
             },
         },
         "location": {"$ref": "#/components/schemas/Location"},
@@ -93,6 +116,55 @@ SESSION = {
         "capacity": {"type": "integer", "minimum": 0},
         "seats_left": {"type": "integer", "minimum": 0},
         "url": {"type": "string", "format": "uri"},
+    },
+}
+
+PASS_PRODUCT = {
+    "type": "object",
+    "required": [
+        "id",
+        "name",
+        "description",
+        "credits",
+        "price_cents",
+        "currency",
+        "validity_days",
+        "validity_starts",
+        "offering_kinds",
+        "offering_ids",
+        "location_slugs",
+        "good_for",
+        "buy_url",
+    ],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "credits": {"type": "integer", "minimum": 1, "description": "Credits a pass holds when bought"},
+        "price_cents": {"type": "integer", "minimum": 0},
+        "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+        "validity_days": {"type": "integer", "minimum": 1},
+        "validity_starts": {
+            "type": "string",
+            "enum": ["purchase", "first_use"],
+            "description": "The validity days count from the purchase, or from the first booking with it",
+        },
+        "offering_kinds": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["workshop", "class", "course"]},
+            "description": "Kinds it is good for; empty: every kind",
+        },
+        "offering_ids": {"type": "array", "items": {"type": "integer"}, "description": "Empty: any offering"},
+        "location_slugs": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Empty: any location",
+        },
+        "good_for": {
+            "type": "string",
+            "description": "What it is good for, in words, in the language asked for",
+        },
+        "buy_url": {"type": "string", "format": "uri"},
     },
 }
 
@@ -140,7 +212,8 @@ def _figure_schema(figure: Figure) -> dict:
     if figure.unit == "days":
         return {"type": ["number", "null"], **described}
     if figure.unit == "money":
-        return {"type": "integer", **described, "description": described["description"] + " In cents."}
+        kind = ["integer", "null"] if figure.may_be_empty else "integer"
+        return {"type": kind, **described, "description": described["description"] + " In cents."}
     return {"type": "integer", "minimum": 0, **described}
 
 
@@ -154,7 +227,17 @@ def _figures_object(figures: list[Figure]) -> dict:
 
 REPORT = {
     "type": "object",
-    "required": ["range", "currency", "breakdown", "figures", "people", "rows", "definitions"],
+    "required": [
+        "range",
+        "currency",
+        "breakdown",
+        "figures",
+        "people",
+        "passes",
+        "codes_by_partner",
+        "rows",
+        "definitions",
+    ],
     "properties": {
         "range": {
             "type": "object",
@@ -171,6 +254,23 @@ REPORT = {
         },
         "figures": _figures_object(SESSION_FIGURES),
         "people": _figures_object(PEOPLE_FIGURES),
+        "passes": {
+            "description": "Passes and codes, the clinic's (null in an instructor's report)",
+            "oneOf": [{"type": "null"}, _figures_object(PASS_FIGURES)],
+        },
+        "codes_by_partner": {
+            "type": "array",
+            "description": "Code redemptions in the range, by the codes' partner tag (empty: no partner)",
+            "items": {
+                "type": "object",
+                "required": ["partner_tag", "redemptions", "discount_cents"],
+                "properties": {
+                    "partner_tag": {"type": "string"},
+                    "redemptions": {"type": "integer", "minimum": 0},
+                    "discount_cents": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
         "rows": {
             "type": "array",
             "items": {
@@ -327,13 +427,43 @@ def openapi_document(server_url: str) -> dict:
                     },
                 }
             },
+            "/pass-products": {
+                "get": {
+                    "operationId": "listPassProducts",
+                    "summary": "The class passes on sale and their prices (never anyone's pass or balance)",
+                    "parameters": [
+                        _query("lang", "Language of the good_for words, e.g. es", {"type": "string"})
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "Every pass product on sale, in the clinic's order",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["data"],
+                                        "properties": {
+                                            "data": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/PassProduct"},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        }
+                    },
+                }
+            },
             "/reports": {
                 "get": {
                     "operationId": "getReport",
                     "summary": "Report figures for a range of days (admins only, never public)",
                     "description": (
                         "Sessions, attendance, waitlist, people and money, in total and broken down, "
-                        "as on the staff reports page. Money in integer cents of the clinic's currency."
+                        "and the clinic's passes and codes (credits sold and used, revenue per credit "
+                        "used, code redemptions by partner tag), as on the staff reports page. Money in "
+                        "integer cents of the clinic's currency."
                     ),
                     "security": [{"staffSession": []}],
                     "parameters": REPORT_FILTERS,
@@ -360,7 +490,9 @@ def openapi_document(server_url: str) -> dict:
         "components": {
             "schemas": {
                 "Session": SESSION,
+                "PriceTier": PRICE_TIER,
                 "Location": LOCATION,
+                "PassProduct": PASS_PRODUCT,
                 "Error": ERROR,
                 "Report": REPORT,
                 "Ratio": RATIO,

@@ -3,6 +3,7 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
@@ -12,8 +13,10 @@ from events.api.openapi import openapi_document
 from events.catalog import services
 from events.catalog.cache import cached
 from events.clinic import current_clinic
-from events.models import Location, Session
+from events.extensions import db
+from events.models import Location, PassProduct, PriceTier, Session
 from events.offering_text import offering_text
+from events.passes import buying
 from events.reports.exports import report_json
 from events.reports.forms import report_form
 from events.reports.report import build_report
@@ -32,8 +35,26 @@ def location_json(location: Location) -> dict:
     }
 
 
-def session_json(session: Session) -> dict:
+def tier_json(tier: PriceTier) -> dict:
+    return {"name": tier.name, "description": tier.description, "price_cents": tier.price_cents}
+
+
+def tiers_of(offering_ids: set[int]) -> dict[int, list[PriceTier]]:
+    """The sliding-scale tiers of these offerings, in their order, in one query."""
+    tiers: dict[int, list[PriceTier]] = {offering_id: [] for offering_id in offering_ids}
+    if offering_ids:
+        for tier in db.session.scalars(
+            sa.select(PriceTier)
+            .where(PriceTier.offering_id.in_(offering_ids))
+            .order_by(PriceTier.offering_id, PriceTier.position, PriceTier.id)
+        ):
+            tiers[tier.offering_id].append(tier)
+    return tiers
+
+
+def session_json(session: Session, tiers: dict[int, list[PriceTier]] | None = None) -> dict:
     offering = session.offering
+    offering_tiers = tiers[offering.id] if tiers is not None else offering.price_tiers
     instructor = session.instructor or offering.instructor
     text = offering_text(offering)  # in the language asked for (?lang= or Accept-Language)
     return {
@@ -46,6 +67,10 @@ def session_json(session: Session) -> dict:
             "title_language": text.language,
             "kind": offering.kind.value,
             "topic": offering.topic,
+            # Sliding-scale prices a member may choose without proof (empty: price_cents for all).
+            "price_tiers": [tier_json(t) for t in offering_tiers] if not offering.is_free else [],
+            "community_seats": offering.community_seats if not offering.is_free else 0,
+            "community_price_cents": offering.community_price_cents,
         },
         "location": location_json(session.location),
         "instructor": instructor.name if instructor else None,
@@ -66,6 +91,7 @@ def sessions() -> ResponseReturnValue:
     def render() -> Response:
         f = services.parse_schedule_filter(request.args, current_app.config["SCHEDULE_PAGE_SIZE"])
         page = services.list_schedule(f)
+        tiers = tiers_of({s.offering_id for s in page.sessions})
         # (A language asked for stays in the links.)
         lang = {"lang": request.args["lang"]} if request.args.get("lang") else {}
         links = {"self": url_for("api.sessions", _external=True, **f.as_args(), per_page=f.per_page, **lang)}
@@ -78,7 +104,7 @@ def sessions() -> ResponseReturnValue:
                 "api.sessions", _external=True, **f.as_args(page=f.page - 1), per_page=f.per_page, **lang
             )
         return jsonify(
-            data=[session_json(s) for s in page.sessions],
+            data=[session_json(s, tiers) for s in page.sessions],
             meta={"page": f.page, "per_page": f.per_page, "total": page.total, "pages": page.pages},
             links=links,
         )
@@ -97,6 +123,32 @@ def session_detail(session_id: int) -> ResponseReturnValue:
 @bp.get("/locations")
 def locations() -> ResponseReturnValue:
     return cached(lambda: jsonify(data=[location_json(loc) for loc in services.active_locations()]))
+
+
+def pass_product_json(product: PassProduct) -> dict:
+    """A pass on sale, as the public sees it (never a holder's pass or balance)."""
+    return {
+        "id": product.id,
+        "name": product.name,
+        "description": product.description,
+        "credits": product.credits,
+        "price_cents": product.price_cents,
+        "currency": product.currency,
+        "validity_days": product.validity_days,
+        "validity_starts": product.validity_starts.value,
+        "offering_kinds": sorted(k for k in product.offering_kinds.split(",") if k),
+        "offering_ids": sorted(o.id for o in product.offerings),
+        "location_slugs": sorted(loc.slug for loc in product.locations),
+        "good_for": buying.good_for(product),
+        "buy_url": url_for("passes.buy", product_id=product.id, _external=True),
+    }
+
+
+@bp.get("/pass-products")
+def pass_products() -> ResponseReturnValue:
+    """The class passes on sale, with their prices (not cached: staff change them rarely, and
+    the list is one short query)."""
+    return jsonify(data=[pass_product_json(p) for p in buying.products_on_sale()])
 
 
 @bp.get("/openapi.json")

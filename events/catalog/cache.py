@@ -38,7 +38,9 @@ the seats read from the database, or, for a change another process made, from it
 
 Pages with forms carry a placeholder instead of the visitor's CSRF token; it is filled in on
 every response, so cached HTML holds nothing personal. A visitor with flashed messages pending
-gets a fresh render.
+gets a fresh render. The answer to a registration that finds the class full (the crowd racing
+for the last seats) is cached the same way, under the POST's path: placeholders stand for the
+person's answers in the waitlist form, filled in, escaped, on each response (cached(fields=...)).
 
 Pages that hold nothing per visitor (no form token, no cookie set) are also served by
 `CachedPageMiddleware` before Flask's request machinery, to visitors without a session cookie:
@@ -51,6 +53,7 @@ than the cached page itself; invalidation is exactly the same, since the fingerp
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -62,6 +65,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import generate_csrf
+from markupsafe import escape
 from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 from werkzeug.wrappers import Request
@@ -77,6 +81,7 @@ from events.models import (
     Offering,
     OfferingConsent,
     OfferingTranslation,
+    PriceTier,
     Resource,
     SeatPool,
     Session,
@@ -87,12 +92,17 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 CSRF_PLACEHOLDER = "__csrf-token-placeholder__"
+# A form field's value on a page cached for everyone who posts the same form (cached(fields=...)):
+# the page is rendered with this instead of their answer, filled in on each response.
+FIELD_PLACEHOLDER = "__field-{}-placeholder__"
+_FIELD_PLACEHOLDERS = re.compile(rb"__field-([a-z_]+)-placeholder__")
 # Set by `cached()` in the WSGI environ when the response may be replayed by the middleware.
 REPLAYABLE_KEY = "events.page_cache.replay_key"
 # (A consent document's versions show on the offering pages that require it.)
 CATALOG_MODELS = (
     Offering,
     OfferingTranslation,
+    PriceTier,  # (the offering page and the API show an offering's tiers)
     Session,
     Location,
     Clinic,
@@ -452,8 +462,23 @@ def csrf_token_for_page() -> str:
     return CSRF_PLACEHOLDER if g.get("rendering_for_cache") else generate_csrf()
 
 
-def cached(render: Callable[[], Response | str]) -> Response:
-    """Serve this request's page from the cache, or render and store it."""
+def field_placeholder(name: str) -> str:
+    """What a page rendered for cached(fields=...) shows as the value of the form field `name`."""
+    return FIELD_PLACEHOLDER.format(name)
+
+
+def cached(
+    render: Callable[[], Response | str],
+    fields: Mapping[str, str] | None = None,
+    variant: tuple = (),
+) -> Response:
+    """Serve this request's page from the cache, or render and store it.
+
+    fields: a form's answers shown on the page (a POST's answer that is the same page for
+    everyone but for them, say "that class has just filled up" with their name and email in
+    the waitlist form): `render` writes field_placeholder(name) where each value goes, and each
+    response gets the values, HTML-escaped as Jinja would, in their place. variant: whatever
+    else the page depends on beyond the request's path, query and language (the date chosen)."""
     if not current_app.config["PAGE_CACHE_ENABLED"] or session.get("_flashes"):
         return current_app.make_response(render())
     minute = int(time.time() // 60)
@@ -473,6 +498,8 @@ def cached(render: Callable[[], Response | str]) -> Response:
         language,
         minute,
         fingerprint,
+        variant,
+        tuple(sorted(fields or ())),
     )
     not_cacheable = []
 
@@ -494,9 +521,13 @@ def cached(render: Callable[[], Response | str]) -> Response:
     body, mimetype, headers = entry
     if CSRF_PLACEHOLDER.encode() in body:
         body = body.replace(CSRF_PLACEHOLDER.encode(), generate_csrf().encode())
-    elif fingerprint[0] in ("notified", "sqlite") and request.method == "GET":
+    elif fingerprint[0] in ("notified", "sqlite") and request.method == "GET" and not fields:
         # Nothing per visitor in it: the middleware may replay this exact response.
         request.environ[REPLAYABLE_KEY] = replay_key(request.environ, language, minute, fingerprint)
+    if fields:
+        # The answers last, in one pass: one that happens to spell a placeholder stays as typed.
+        values = {name.encode(): str(escape(value)).encode() for name, value in fields.items()}
+        body = _FIELD_PLACEHOLDERS.sub(lambda m: values.get(m.group(1), m.group(0)), body)
     return Response(body, mimetype=mimetype, headers=headers)
 
 

@@ -29,7 +29,9 @@ from events.models import (
     Location,
     Offering,
     OutboxEmail,
+    Pass,
     Payment,
+    PaymentStatus,
     PrivacyRequest,
     Registration,
     SeatPool,
@@ -41,13 +43,15 @@ from events.models import (
     utcnow,
 )
 from events.notifications.addresses import contact_address, sender_address
-from events.notifications.outbox import EmailKind
+from events.notifications.outbox import PASS_KINDS, EmailKind
 from events.offering_text import offering_text
 from events.passes import booking as pass_booking
+from events.passes import ledger
+from events.passes.buying import live_passes
 from events.payments.receipts import Receipt, card_label, desk_method_word
 from events.privacy.requests import link_minutes, signed_link
 from events.registration import lookup
-from events.registration.links import balance_url, manage_url, pay_url, waitlist_url
+from events.registration.links import balance_url, manage_url, pass_url, pay_url, waitlist_url
 from events.registration.manage import State, offering_url, state_of
 from events.registration.seats import waitlist_position
 from events.registration.services import (
@@ -356,6 +360,8 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         return _places_email(row, clinic, prefetched.now)
     if row.kind in (EmailKind.PRIVACY_LINK, EmailKind.DATA_ERASED):
         return _privacy_email(row, clinic)
+    if row.kind in PASS_KINDS:
+        return _pass_email(row, clinic)
     if row.kind == EmailKind.PASS_BOOKING_LINK:
         return _pass_booking_email(row, clinic, prefetched.now)
     extra = dict(row.context or {})
@@ -525,6 +531,8 @@ def _places_email(row: OutboxEmail, clinic: Clinic, now: datetime) -> EmailConte
         "name": next(iter(names)) if len(names) == 1 else "",
         "several_names": len(names) > 1,
         "places": places,
+        # Their class passes too, each with its link (the same inbox-only answer).
+        "passes": [(p, left, pass_url(p)) for p, left in live_passes(row.to_email, now)],
         "subject": subject,
         "find_url": url_for("registration.find_registrations", _external=True),
         "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",
@@ -645,6 +653,40 @@ def _balance_context(ctx: dict, kind: str, registration: Registration, extra: di
     payment = db.session.get(Payment, payment_id) if isinstance(payment_id, int) else None
     if payment is not None and payment.registration_id == registration.id:
         ctx["receipt"] = Receipt.of(payment)
+
+
+PASS_SUBJECTS = {
+    EmailKind.PASS_ISSUED: N_("Your class pass at %(clinic)s"),
+    EmailKind.PASS_PAYMENT_REFUNDED: N_("Your class pass payment is being refunded"),
+    EmailKind.PASS_REFUND_ISSUED: N_("Refund issued for your class pass"),
+}
+
+
+def _pass_email(row: OutboxEmail, clinic: Clinic) -> EmailContent:
+    """To a class pass's holder: its link (with what is left), or about its money."""
+    extra = dict(row.context or {})
+    pass_ = db.session.get_one(Pass, extra["pass_id"])
+    subject = one_line(gettext(PASS_SUBJECTS[row.kind], clinic=clinic.name))
+    ctx: dict[str, Any] = {
+        "kind": row.kind,
+        "clinic": clinic,
+        "name": pass_.name,
+        "class_pass": pass_,
+        "balance": ledger.balance(pass_.id),
+        "extra": extra,
+        "subject": subject,
+        "pass_link": pass_url(pass_),
+        "passes_url": url_for("passes.products", _external=True),
+        "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",
+    }
+    if row.kind == EmailKind.PASS_ISSUED:
+        paid = db.session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0)).where(
+                Payment.pass_id == pass_.id, Payment.status == PaymentStatus.SUCCEEDED
+            )
+        )
+        ctx["receipt_cents"], ctx["currency"] = int(paid or 0), pass_.currency
+    return EmailContent(row.kind, subject, ctx, [])
 
 
 def _staff_email(row: OutboxEmail, clinic: Clinic) -> EmailContent:

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.dialects import postgresql, sqlite
 
 from events.extensions import db
-from events.models import OutboxEmail, Registration, User, WaitlistEntry, utcnow
+from events.models import OutboxEmail, Pass, Registration, User, WaitlistEntry, utcnow
 from events.notifications.publish import mark_queued
 
 
@@ -45,9 +45,18 @@ class EmailKind:
     # the confirmation that it was deleted (events/privacy/erase.py).
     PRIVACY_LINK = "privacy_link"
     DATA_ERASED = "data_erased"
+    # To a class pass's holder (events/passes/): its link once bought (or sent again), a card
+    # payment that arrived for a purchase no longer open (refunded), a refund of its money issued.
+    PASS_ISSUED = "pass_issued"
+    PASS_PAYMENT_REFUNDED = "pass_payment_refunded"
+    PASS_REFUND_ISSUED = "pass_refund_issued"
+
     # To an address: the link that confirms a booking paid with a class pass, or (no usable
     # pass there) a note saying so (events/passes/booking.py).
     PASS_BOOKING_LINK = "pass_booking_link"
+
+
+PASS_KINDS = (EmailKind.PASS_ISSUED, EmailKind.PASS_PAYMENT_REFUNDED, EmailKind.PASS_REFUND_ISSUED)
 
 
 def dedupe_key(kind: str, *parts: object) -> str:
@@ -101,6 +110,21 @@ def queue_email(
         return False
     mark_queued(db.session())  # the worker is nudged after commit (events/notifications/publish.py)
     return True
+
+
+def queue_pass_email(
+    kind: str, pass_: Pass, *, key_parts: tuple = (), context: dict | None = None
+) -> bool | None:
+    """An email to a class pass's holder, in the language they bought it in (the row names the
+    pass in its context; its address is the pass's)."""
+    return queue_email(
+        kind,
+        to_email=pass_.email,
+        owner=f"p{pass_.id}",
+        key_parts=key_parts,
+        context={"pass_id": pass_.id, **(context or {})},
+        language=pass_.language,
+    )
 
 
 def email_row(

@@ -335,7 +335,11 @@ def book_with_pass(
         return PassBookingResult(Outcome.ALREADY_BOOKED, existing)
     if claimed_offer is not None:
         claimed_offer.registration_id = registration.id
-    ledger.spend(pass_, registration, now)
+    try:
+        ledger.spend(pass_, registration, now)
+    except ledger.NotEnoughCredits:  # (checked under the locks above: a backstop, nothing written)
+        db.session.rollback()
+        return PassBookingResult(Outcome.NO_PASS)
     queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     audit.record_about(
         actor_id,

@@ -51,6 +51,8 @@ class IntentState:
     card_brand: str = ""  # Stripe's word: "visa", "mastercard", "amex"...
     card_last4: str = ""
     charged_at: datetime | None = None
+    # A class pass's purchase (purpose "pass"): the pass it buys, from our metadata.
+    pass_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ def _intent_state(pi: Mapping[str, Any]) -> IntentState:
     registration_id = (pi.get("metadata") or {}).get("registration_id")
     brand, last4, charged_at = _charge_card(pi.get("latest_charge"))
     purpose = (pi.get("metadata") or {}).get("purpose")
+    pass_id = (pi.get("metadata") or {}).get("pass_id")
     return IntentState(
         id=pi["id"],
         status=pi["status"],
@@ -115,7 +118,8 @@ def _intent_state(pi: Mapping[str, Any]) -> IntentState:
         card_brand=brand,
         card_last4=last4,
         charged_at=charged_at,
-        purpose="balance" if purpose == "balance" else "registration",
+        purpose=purpose if purpose in ("balance", "pass") else "registration",
+        pass_id=int(pass_id) if pass_id and str(pass_id).isdigit() else None,
     )
 
 
@@ -150,12 +154,13 @@ class StripeGateway:
     def create_intent(
         self,
         *,
-        registration_id: int,
+        registration_id: int | None = None,
         card_token: str,
         amount: int,
         currency: str,
         description: str,
         purpose: str = "registration",
+        pass_id: int | None = None,
     ) -> IntentState:
         """A PaymentIntent for one card submission, not yet confirmed (nothing is charged).
 
@@ -163,15 +168,22 @@ class StripeGateway:
         the charge is then lost, we still know which intent to ask Stripe about. The keys
         include the card token, so a double-submitted form is one intent. `purpose` "balance":
         what a booking still owes (its keys and metadata say so; ids and a neutral word only).
+        A class pass's purchase names `pass_id` instead of a registration (purpose "pass").
         """
         kind = "balance" if purpose == "balance" else "payment"
-        metadata = {"registration_id": str(registration_id), "item": description[:200]}
-        if purpose == "balance":
-            metadata["purpose"] = "balance"
+        if pass_id is not None:
+            owner_key, owner = "pass_id", f"pass-{pass_id}"
+            metadata = {"pass_id": str(pass_id), "purpose": "pass", "item": description[:200]}
+        else:
+            owner_key, owner = "registration_id", f"registration-{registration_id}"
+            metadata = {"registration_id": str(registration_id), "item": description[:200]}
+            if purpose == "balance":
+                metadata["purpose"] = "balance"
+        owner_id = metadata[owner_key]
         customer = self._call(
             self._client.v1.customers.create,
-            params={"source": card_token, "metadata": {"registration_id": str(registration_id)}},
-            options={"idempotency_key": f"registration-{registration_id}-customer-{card_token}"},
+            params={"source": card_token, "metadata": {owner_key: owner_id}},
+            options={"idempotency_key": f"{owner}-customer-{card_token}"},
         )
         pi = self._call(
             self._client.v1.payment_intents.create,
@@ -184,7 +196,7 @@ class StripeGateway:
                 # (description goes in metadata: the emulator rejects the description field)
                 "metadata": metadata,
             },
-            options={"idempotency_key": f"registration-{registration_id}-{kind}-{card_token}"},
+            options={"idempotency_key": f"{owner}-{kind}-{card_token}"},
         )
         return _intent_state(pi)
 

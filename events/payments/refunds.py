@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from flask import current_app
 
 from events.extensions import db
-from events.models import Payment, PaymentMethod, Refund, RefundKind, RefundStatus, Registration, utcnow
-from events.notifications.outbox import EmailKind, queue_email
+from events.models import Pass, Payment, PaymentMethod, Refund, RefundKind, RefundStatus, Registration, utcnow
+from events.notifications.outbox import EmailKind, queue_email, queue_pass_email
 from events.notifications.publish import publish_task
 from events.payments.gateway import GatewayRejected, GatewayUnavailable, PaymentDeclined, get_gateway
 from events.registration import seats
@@ -71,13 +71,18 @@ def lock_for_refund(payment_id: int) -> Payment:
     """Take the refund locks in the one order: the payment's seat pool, then the payment.
 
     A caller that already holds the pool (or all of an offering's pools) loses nothing: locking
-    a row twice in one transaction is a no-op."""
-    pool_id = db.session.execute(
-        sa.select(Registration.seat_pool_id)
-        .join(Payment, Payment.registration_id == Registration.id)
+    a row twice in one transaction is a no-op. A class pass's payment has no seat: its pass is
+    locked instead (passes come before payments in the one lock order)."""
+    pool_id, pass_id = db.session.execute(
+        sa.select(Registration.seat_pool_id, Payment.pass_id)
+        .select_from(Payment)
+        .outerjoin(Registration, Payment.registration_id == Registration.id)
         .where(Payment.id == payment_id)
-    ).scalar_one()
-    seats.lock_pool(pool_id)
+    ).one()
+    if pool_id is not None:
+        seats.lock_pool(pool_id)
+    else:
+        db.session.execute(sa.select(Pass.id).where(Pass.id == pass_id).with_for_update())
     return lock_payment(payment_id)
 
 
@@ -391,13 +396,23 @@ def _record(job: _Job, status: RefundStatus, *, stripe_refund_id: str | None = N
         recount_refunded(payment)
         # Told only now that Stripe has taken it (keyed by Stripe's id: the charge.refunded
         # mirror uses the same key, so it is one email).
-        queue_email(
-            EmailKind.REFUND_ISSUED,
-            registration=payment.registration,
-            key_parts=(stripe_refund_id,),
-            context={"refund_cents": refund.amount_cents, "currency": payment.currency},
-        )
+        queue_refund_issued(payment, stripe_refund_id, refund.amount_cents)
     db.session.commit()
+
+
+def queue_refund_issued(payment: Payment, stripe_refund_id: str | None, amount_cents: int) -> None:
+    """The "refund issued" email: to the registration's person, or a class pass's holder."""
+    context = {"refund_cents": amount_cents, "currency": payment.currency}
+    if payment.pass_id is not None:
+        pass_ = db.session.get_one(Pass, payment.pass_id)
+        queue_pass_email(EmailKind.PASS_REFUND_ISSUED, pass_, key_parts=(stripe_refund_id,), context=context)
+        return
+    queue_email(
+        EmailKind.REFUND_ISSUED,
+        registration=payment.registration,
+        key_parts=(stripe_refund_id,),
+        context=context,
+    )
 
 
 def recount_refunded(payment: Payment) -> None:

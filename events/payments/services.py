@@ -26,6 +26,8 @@ from events.extensions import db
 from events.languages import current_language
 from events.models import (
     OPEN_PAYMENT_STATUSES,
+    Pass,
+    PassStatus,
     Payment,
     PaymentPurpose,
     PaymentStatus,
@@ -39,6 +41,7 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
+from events.passes.purchase import apply_pass_intent
 from events.payments import refunds
 from events.payments.balances import balance_due
 from events.payments.gateway import (
@@ -335,7 +338,11 @@ def apply_intent(state: IntentState) -> Registration | None:
     """Bring our registration and payment in line with a PaymentIntent, and commit. Idempotent.
 
     A refund it decides on (money that found no seat) is written as a pending row; the worker
-    sends it after commit, so a person waiting on a payment page never waits on a refund."""
+    sends it after commit, so a person waiting on a payment page never waits on a refund.
+    A class pass's intent (purpose "pass") is applied to its pass (events/passes/purchase.py)."""
+    if state.purpose == PaymentPurpose.PASS.value:
+        apply_pass_intent(state)
+        return None
     registration = db.session.get(Registration, state.registration_id) if state.registration_id else None
     if registration is None:
         db.session.commit()  # not ours: nothing to change (the caller's event id still commits)
@@ -537,12 +544,7 @@ def mirror_charge_refunds(charge: ChargeState) -> Payment | None:
         db.session.add(refund)
         db.session.flush()
         if stripe_refund.status in ("succeeded", "pending"):
-            queue_email(
-                EmailKind.REFUND_ISSUED,
-                registration=payment.registration,
-                key_parts=(stripe_refund.id,),
-                context={"refund_cents": stripe_refund.amount, "currency": payment.currency},
-            )
+            refunds.queue_refund_issued(payment, stripe_refund.id, stripe_refund.amount)
     # Stripe's total is the truth.
     payment.amount_refunded_cents = min(charge.amount_refunded, payment.amount_cents)
     db.session.commit()
@@ -641,6 +643,35 @@ def reconcile_pending_payments() -> int:
             if not waiting:
                 state = cancel_if_uncharged(state)
         except GatewayRejected:  # unknown to Stripe: nothing to wait for (and don't block the rest)
+            current_app.logger.warning("Reconcile: Stripe does not know %s", intent_id)
+            _forget_unknown_intent(intent_id)
+            continue
+        except GatewayUnavailable:
+            current_app.logger.warning("Reconcile: Stripe unavailable, will retry")
+            break
+        apply_intent(state)
+        checked += 1
+    return checked + reconcile_pending_pass_payments()
+
+
+def reconcile_pending_pass_payments() -> int:
+    """The same for class passes bought by card: an open intent of a pass still held is asked
+    about; one of a pass no longer held (voided, or paid by another intent) is cancelled at
+    Stripe if it charged nothing, else applied (and then refunded once)."""
+    open_payments = db.session.execute(
+        sa.select(Payment.stripe_payment_intent_id, Pass.status)
+        .join(Pass, Pass.id == Payment.pass_id)
+        .where(Payment.status.in_(OPEN_PAYMENT_STATUSES), Payment.pass_id.is_not(None))
+        .order_by(Payment.id)
+    ).all()
+    db.session.commit()
+    checked = 0
+    for intent_id, pass_status in open_payments:
+        try:
+            state = get_gateway().retrieve_intent(intent_id)
+            if pass_status is not PassStatus.HELD:
+                state = cancel_if_uncharged(state)
+        except GatewayRejected:
             current_app.logger.warning("Reconcile: Stripe does not know %s", intent_id)
             _forget_unknown_intent(intent_id)
             continue

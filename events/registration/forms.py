@@ -9,6 +9,7 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Numbe
 
 from events.consent.services import ConsentAnswer
 from events.forms import Form, deliverable_email
+from events.pricing import PriceChoice
 
 _l = lazy_gettext  # (read when a form is shown, in the page's language)
 
@@ -57,6 +58,22 @@ class PersonForm(Form):
         ],
     )
 
+    # How it is priced (events/pricing.py): a sliding-scale tier ("tier-12"), a community seat
+    # ("community") or the list price ("list"); and a promo code, optional. The service checks
+    # them against the offering: a wrong one is a form error.
+    price_choice = StringField(
+        _l("Price"),
+        validators=[
+            Optional(),
+            Regexp(r"^(tier-[0-9]{1,9}|community|list)$", message=_l("Please choose one of the prices.")),
+        ],
+    )
+    code = StringField(
+        _l("Code"),
+        filters=[_strip],
+        validators=[Optional(), Length(max=40, message=_l("That code is too long. Please check it."))],
+    )
+
     # The offering's consent document, when it requires one: the version the form showed and
     # the tick. Checked by the service (events/consent/services.py), which knows the current one.
     consent_version_id = IntegerField(
@@ -76,6 +93,13 @@ class PersonForm(Form):
             self.session_id.errors = [NO_DATE_CHOSEN]
             return False
         return valid
+
+
+def price_choice(form: PersonForm) -> PriceChoice:
+    """The price the form asked for (validated: one of the shapes price_choice allows)."""
+    raw = form.price_choice.data or ""
+    tier_id = int(raw.removeprefix("tier-")) if raw.startswith("tier-") else None
+    return PriceChoice(tier_id=tier_id, community=raw == "community", code=form.code.data or None)
 
 
 def consent_answer(form: PersonForm) -> ConsentAnswer:

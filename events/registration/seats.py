@@ -25,6 +25,7 @@ from flask import current_app
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from events import pricing
 from events.catalog.cache import note_seats_changed, seats_notification_sql
 from events.extensions import db
 from events.models import (
@@ -297,6 +298,8 @@ def release_lapsed(pool: SeatPool, now: datetime) -> None:
     for registration in expired_holds:
         registration.status = RegistrationStatus.EXPIRED
         _free(pool)
+    # A promo code used by a hold that lapsed is given back (events/pricing.py).
+    pricing.release_for_registrations([r.id for r in expired_holds if r.promo_code_id is not None], now)
 
     lapsed_offers = db.session.scalars(
         sa.select(WaitlistEntry).where(

@@ -19,6 +19,7 @@ from flask_babel import gettext, lazy_gettext, ngettext
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from events import pricing
 from events.consent import services as consent
 from events.extensions import db
 from events.models import (
@@ -251,9 +252,13 @@ def _new_registration(
     source: str,
     now: datetime,
     browser_key: str = "",
+    quote: pricing.Quote | None = None,
 ) -> Registration:
-    """A registration at the offering's price: free ones confirmed now, paid ones held while they pay."""
-    paid = offering.price_cents > 0
+    """A registration at the offering's price, or the one `quote` worked out (events/pricing.py):
+    free ones (a 100% code or a $0 tier or community seat too) confirmed now, paid ones held
+    while they pay."""
+    price = quote.total_cents if quote is not None else offering.price_cents
+    paid = price > 0
     return Registration(
         seat_pool_id=pool.id,
         offering_id=offering.id,
@@ -263,8 +268,12 @@ def _new_registration(
         email_normalized=person.email_normalized,
         phone=person.phone,
         status=RegistrationStatus.HELD if paid else RegistrationStatus.CONFIRMED,
-        price_cents=offering.price_cents,
+        price_cents=price,
         currency=offering.currency,
+        price_tier_id=quote.tier.id if quote is not None and quote.tier is not None else None,
+        promo_code_id=quote.code.id if quote is not None and quote.code is not None else None,
+        discount_cents=quote.discount_cents if quote is not None else 0,
+        community_seat=quote.community if quote is not None else False,
         hold_expires_at=now + timedelta(minutes=current_app.config["HOLD_MINUTES"]) if paid else None,
         confirmed_at=None if paid else now,
         token=new_token(),
@@ -274,8 +283,16 @@ def _new_registration(
     )
 
 
-def mark_cancelled(registration: Registration, reason: str, now: datetime) -> None:
-    """Record a cancellation (the caller frees the seat, refunds and tells the person)."""
+def mark_cancelled(
+    registration: Registration, reason: str, now: datetime, give_back_code: bool = True
+) -> None:
+    """Record a cancellation (the caller frees the seat, refunds and tells the person).
+
+    A promo code's use is given back (it no longer counts against the code's limits) unless
+    `give_back_code` is False: an on-time cancellation, one by the clinic or of an unpaid hold
+    gives it back; a late one by the member keeps it (cancel_registration)."""
+    if give_back_code and registration.promo_code_id is not None:
+        pricing.release_for_registrations([registration.id], now)
     registration.status = RegistrationStatus.CANCELLED
     registration.cancelled_at = now
     registration.cancel_reason = reason[:400]
@@ -303,8 +320,16 @@ def register(
     source: str = "public",
     browser_key: str = "",
     consent_answer: consent.ConsentAnswer | None = None,
+    price_choice: pricing.PriceChoice | None = None,
 ) -> RegisterResult:
     """Take a seat for a person, or say why not. Free: confirmed. Paid: held while they pay.
+
+    `price_choice`: the sliding-scale tier, community seat or promo code the form asked for;
+    the price is worked out by events/pricing.py quote() (RegistrationError, field "code" or
+    "price_choice", when it can't be used: nothing changes). A registration with any of them,
+    and every registration of an offering with community seats, takes the locked path
+    (_register_locked): the code's uses and the community seats are counted under the pool's
+    lock, then the code row's (pools -> promo code -> passes -> payments).
 
     `browser_key` names the browser asking (events/registration/links.py browser_key()): with
     it, registering again from the browser that made the registration resumes it (RESUME);
@@ -322,11 +347,22 @@ def register(
     now = now or utcnow()
     pool, session = registration_target(offering, session_id, now)
     email_normalized = person.email_normalized
+    if pool.seats_taken >= pool.capacity and not _full_pool_needs_a_look(pool.id, email_normalized, now):
+        # The crowd that finds the pool full, in one query: nothing was written, nothing to lock.
+        return RegisterResult(Outcome.FULL)
     existing = find_live_registration(pool.id, email_normalized)
     if existing is not None and not hold_released(existing, now):
         outcome = _answer_existing(existing, browser_key, source, now)
         db.session.commit()
         return RegisterResult(outcome, existing)
+    choice = price_choice or pricing.PriceChoice()
+    if not choice.is_plain or (offering.community_seats > 0 and not offering.is_free):
+        # A wrong or used-up code, or a wrong choice, is told before any lock (its uses are
+        # counted again under the code's lock).
+        _quote(offering, choice, email_normalized, now)
+        return _register_locked(
+            offering, pool.id, session, person, now, source, browser_key, consent_answer, choice
+        )
     if existing is None:
         if pool.seats_taken < pool.capacity:  # as read just now: the statement checks it under the lock
             accepted = _consent_to_record(offering, consent_answer)
@@ -358,9 +394,13 @@ def _register_locked(
     source: str,
     browser_key: str,
     consent_answer: consent.ConsentAnswer | None,
+    choice: pricing.PriceChoice | None = None,
 ) -> RegisterResult:
     """register() with every check made again under the pool's lock, after lapsed holds and
-    offers are released."""
+    offers are released. The price (`choice`) is worked out again under the lock: community
+    seats counted, the code's row locked after the pool and its uses counted, and its use
+    written with the registration."""
+    choice = choice or pricing.PriceChoice()
     pool = seats.lock_pool(pool_id)
     seats.release_lapsed(pool, now)
 
@@ -376,9 +416,26 @@ def _register_locked(
     if claimed_offer is None and pool.seats_taken >= pool.capacity:
         db.session.commit()  # keep what release_lapsed did
         return RegisterResult(Outcome.FULL)
+    quote = None
+    code = None
+    if not choice.is_plain or (offering.community_seats > 0 and not offering.is_free):
+        try:
+            quote = _quote(offering, choice, person.email_normalized, now, count_uses=False)
+            _check_community_seat(offering, pool, choice, claimed_offer is not None, now)
+            if quote.code is not None:  # (after the pool: pools -> promo code)
+                code = pricing.lock_for_use(quote.code.id, person.email_normalized, now)
+        except RegistrationError:
+            db.session.commit()  # keep what release_lapsed did; nothing else was written
+            raise
+        except pricing.PricingError as error:  # the code, used up under its lock
+            db.session.commit()
+            raise RegistrationError(str(error), field=error.field) from None
+        except _NoSeat:
+            db.session.commit()
+            return RegisterResult(Outcome.FULL)
 
     registration = _new_registration(
-        pool, offering, session.id if session else None, person, source, now, browser_key
+        pool, offering, session.id if session else None, person, source, now, browser_key, quote
     )
     try:
         if claimed_offer is None:
@@ -392,10 +449,63 @@ def _register_locked(
                 queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     except IntegrityError:
         return _concurrent_twin(pool.id, person, browser_key, source, now)
+    if code is not None and quote is not None:
+        pricing.write_redemption(
+            code, person.email_normalized, quote.discount_cents, now, registration_id=registration.id
+        )
     if accepted is not None:
         consent.record_acceptance(registration, accepted, now)
     db.session.commit()
     return _registered(registration)
+
+
+class _NoSeat(Exception):
+    """No seat this choice may take (general sale may not use the kept community seats)."""
+
+
+def _quote(
+    offering: Offering,
+    choice: pricing.PriceChoice,
+    email_normalized: str,
+    now: datetime,
+    count_uses: bool = True,
+) -> pricing.Quote:
+    try:
+        return pricing.quote(
+            offering,
+            tier_id=choice.tier_id,
+            code=choice.code,
+            community=choice.community,
+            email_normalized=email_normalized,
+            now=now,
+            count_uses=count_uses,
+        )
+    except pricing.PricingError as error:
+        raise RegistrationError(str(error), field=error.field) from None
+
+
+def _check_community_seat(
+    offering: Offering, pool: SeatPool, choice: pricing.PriceChoice, offered: bool, now: datetime
+) -> None:
+    """Under the pool's lock: a community seat only while one is kept; general sale only in
+    capacity - (community seats not yet taken) until they are released. A seat a waitlist offer
+    held for them (`offered`) is already theirs."""
+    community = pricing.community_seats(offering, pool, now)
+    if choice.community:
+        if community.kept <= 0:
+            raise RegistrationError(
+                gettext("The community seats are all taken. Please choose another price."),
+                field="price_choice",
+            )
+        return
+    if offered or community.left_for_general > 0:
+        return
+    if community.kept > 0:
+        raise RegistrationError(
+            gettext('The seats left are community seats. Choose "Community seat" to take one.'),
+            field="price_choice",
+        )
+    raise _NoSeat
 
 
 def _registered(registration: Registration) -> RegisterResult:
@@ -428,6 +538,32 @@ def _needs_the_lock(pool_id: int, email_normalized: str, now: datetime) -> bool:
         .exists()
     )
     return bool(db.session.scalar(sa.select(sa.or_(seats.lapsed_in_pool(pool_id, now), waitlisted))))
+
+
+def _full_pool_needs_a_look(pool_id: int, email_normalized: str, now: datetime) -> bool:
+    """For a pool read as full: whether the person has a live registration in it, or the pool
+    needs the lock (_needs_the_lock); if not, the answer is FULL, as the longer path would say."""
+    registered = (
+        sa.select(Registration.id)
+        .where(
+            Registration.seat_pool_id == pool_id,
+            Registration.email_normalized == email_normalized,
+            Registration.status.in_(SEAT_TAKING_STATUSES),
+        )
+        .exists()
+    )
+    waitlisted = (
+        sa.select(WaitlistEntry.id)
+        .where(
+            WaitlistEntry.seat_pool_id == pool_id,
+            WaitlistEntry.email_normalized == email_normalized,
+            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+        )
+        .exists()
+    )
+    return bool(
+        db.session.scalar(sa.select(sa.or_(registered, seats.lapsed_in_pool(pool_id, now), waitlisted)))
+    )
 
 
 def _commit_keeping_what_was_written() -> None:
@@ -622,7 +758,10 @@ def cancel_registration(
     if expected_refund_cents is not None and quote.amount_cents != expected_refund_cents:
         db.session.rollback()  # nothing written: only the locks go
         raise QuoteChanged(quote)
-    mark_cancelled(registration, reason, now)
+    # An on-time cancellation (a full refund) gives the code's use back; so does an unpaid hold.
+    was_held = registration.status == RegistrationStatus.HELD
+    on_time = quote.cutoff is None or now <= quote.cutoff  # (no cut-off: the clinic moved it)
+    mark_cancelled(registration, reason, now, give_back_code=on_time or was_held)
     refund_cents = 0
     if paid_with and quote.amount_cents > 0:
         queued = refunds.queue_refunds_across(

@@ -12,6 +12,7 @@ from flask_babel import gettext
 
 from events.calendar import build_calendar
 from events.catalog import services as catalog
+from events.catalog.cache import cached, field_placeholder
 from events.catalog.views import render_offering_page
 from events.clinic import current_clinic
 from events.consent import services as consent
@@ -38,6 +39,7 @@ from events.registration.forms import (
     FindRegistrationsForm,
     PersonForm,
     consent_answer,
+    price_choice,
 )
 from events.registration.seats import waitlist_position
 from events.security import stripe_js_url
@@ -54,6 +56,22 @@ def _render_offering(
 ) -> tuple[str, int]:
     chosen = form.session_id.data if isinstance(form.session_id.data, int) else None
     return render_offering_page(offering, chosen_session_id=chosen, form=form, **extra), status
+
+
+def _render_full(offering: Offering, form: PersonForm) -> ResponseReturnValue:
+    """The answer to everyone who finds the class full: the offering page saying it has just
+    filled up, with their name, email and phone in the waitlist form. When a crowd races for
+    the last seats, nearly all of them get it at once, so it is rendered once per change to the
+    class (the page cache) and only their answers are filled in per response."""
+    answers = {name: getattr(form, name).data or "" for name in ("name", "email", "phone")}
+
+    def render() -> str:
+        for name in answers:
+            getattr(form, name).data = field_placeholder(name)
+        return _render_offering(offering, form, full=True)[0]
+
+    chosen = form.session_id.data if isinstance(form.session_id.data, int) else None
+    return cached(render, fields=answers, variant=("full", chosen, bool(form.consent.data)))
 
 
 def _person(form: PersonForm) -> services.Person:
@@ -109,6 +127,7 @@ def register(slug: str) -> ResponseReturnValue:
             _person(form),
             browser_key=links.browser_key(),
             consent_answer=consent_answer(form),
+            price_choice=price_choice(form),
         )
     except consent.ConsentError as error:
         # Not ticked, or the text changed meanwhile: the form again, showing the current text
@@ -135,7 +154,7 @@ def register(slug: str) -> ResponseReturnValue:
             form.form_errors.append(_already_registered(offering))
             return _render_offering(offering, form, 409)
         case services.Outcome.FULL:
-            return _render_offering(offering, form, 200, full=True)
+            return _render_full(offering, form)
 
 
 @bp.post("/offerings/<slug>/waitlist")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 
-from events.reports.figures import PEOPLE_FIGURES, SESSION_FIGURES, Figure, Ratio
+from events.reports.figures import PASS_FIGURES, PEOPLE_FIGURES, SESSION_FIGURES, Figure, Ratio
 from events.reports.report import BreakdownRow, ChartRow, FigureValue, Report
 from events.staff.rosters import csv_safe
 
@@ -19,6 +19,7 @@ TABLES = {
     "trend": "Visits over time",
     "fill": "Fill rate by offering",
     "attendance": "Attendance by location",
+    "codes": "Code redemptions by partner",
 }
 
 
@@ -44,7 +45,7 @@ def _unit(figure: Figure, currency: str) -> str:
 
 def figures_csv(report: Report) -> str:
     rows = [["figure", "value", "definition"]]
-    for item in (*report.summary, *report.people):
+    for item in (*report.summary, *report.people, *report.passes):
         rows.append(
             [
                 item.figure.label + _unit(item.figure, report.currency),
@@ -77,6 +78,14 @@ def table_csv(report: Report, table: str) -> str:
         return breakdown_csv(report)
     if table == "trend":
         return _chart_csv("period", "visits", report.trend, [str(int(r.value)) for r in report.trend])
+    if table == "codes":
+        return _write(
+            [["partner tag", "redemptions", f"discount ({report.currency.upper()})"]]
+            + [
+                [csv_safe(c.partner_tag or "No partner"), str(c.redemptions), f"{c.discount_cents / 100:.2f}"]
+                for c in report.codes_by_partner
+            ]
+        )
     if table == "fill":
         return _chart_csv(
             "offering",
@@ -102,10 +111,16 @@ def report_json(report: Report) -> dict:
         "breakdown": report.breakdown,
         "figures": values(report.summary),
         "people": {item.figure.key: _json(item.value) for item in report.people},
+        # Admins' reports only; null in an instructor's (passes and codes are the clinic's).
+        "passes": values(report.passes) if report.passes else None,
+        "codes_by_partner": [
+            {"partner_tag": c.partner_tag, "redemptions": c.redemptions, "discount_cents": c.discount_cents}
+            for c in report.codes_by_partner
+        ],
         "rows": [{"label": row.label, "figures": values(row.values)} for row in report.rows],
         "definitions": {
             f.key: {"label": f.label, "unit": f.unit, "definition": f.definition}
-            for f in (*SESSION_FIGURES, *PEOPLE_FIGURES)
+            for f in (*SESSION_FIGURES, *PEOPLE_FIGURES, *PASS_FIGURES)
         },
     }
 

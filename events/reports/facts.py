@@ -11,7 +11,7 @@ here (a handful of locations), so the same SQL selects exactly on PostgreSQL and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,16 +23,24 @@ from events.extensions import db
 from events.models import (
     Attendance,
     AttendanceStatus,
+    LedgerKind,
     Location,
     Offering,
     OfferingKind,
+    Pass,
+    PassLedgerEntry,
     Payment,
     PaymentMethod,
+    PaymentPurpose,
     PaymentStatus,
+    PromoCode,
+    PromoRedemption,
     Refund,
     RefundStatus,
     Registration,
     RegistrationStatus,
+    ReportSessionFacts,
+    ReportVisit,
     SeatPool,
     Session,
     SessionStatus,
@@ -40,7 +48,17 @@ from events.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from events.reports.figures import PersonHistory, SessionFacts
+from events.reports.figures import (
+    RETURN_WINDOW,
+    CreditUse,
+    PartnerCodes,
+    PassFacts,
+    PeopleCounts,
+    PersonHistory,
+    SessionFacts,
+)
+
+MAX_ID_LIST = 2000
 
 
 @dataclass(frozen=True)
@@ -62,21 +80,25 @@ def teacher_id_column() -> sa.ColumnElement[Any]:
     return sa.func.coalesce(Session.instructor_id, Offering.instructor_id)
 
 
-def _in_range(locations: list[Location], first_day: date, last_day: date) -> sa.ColumnElement[bool]:
+def _in_range(
+    locations: list[Location],
+    first_day: date,
+    last_day: date,
+    starts: Any = Session.starts_at,
+    location: Any = Session.location_id,
+) -> sa.ColumnElement[bool]:
     parts = []
-    for location in locations:
-        start, end = local_bounds(first_day, last_day, ZoneInfo(location.timezone))
-        parts.append(
-            sa.and_(Session.location_id == location.id, Session.starts_at >= start, Session.starts_at < end)
-        )
+    for place in locations:
+        start, end = local_bounds(first_day, last_day, ZoneInfo(place.timezone))
+        parts.append(sa.and_(location == place.id, starts >= start, starts < end))
     if not parts:
         return sa.false()
     # The widest bounds as well, so the index on starts_at narrows the rows before the
     # per-location test (one OR of several locations alone reads every session).
-    starts, ends = zip(
+    starts_list, ends = zip(
         *(local_bounds(first_day, last_day, ZoneInfo(loc.timezone)) for loc in locations), strict=True
     )
-    return sa.and_(Session.starts_at >= min(starts), Session.starts_at < max(ends), sa.or_(*parts))
+    return sa.and_(starts >= min(starts_list), starts < max(ends), sa.or_(*parts))
 
 
 def _in_scope(scope: Scope) -> sa.ColumnElement[bool]:
@@ -106,10 +128,47 @@ def _sum_if(condition: sa.ColumnElement[bool], value: Any = 1) -> sa.ColumnEleme
     return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=0)), 0)
 
 
-def session_facts(
-    first_day: date, last_day: date, scope: Scope, currency: str, locations: list[Location]
-) -> list[SessionFacts]:
-    in_range = sa.and_(_in_range(locations, first_day, last_day), _in_scope(scope))
+def _people_without_grouping(first_day: date, last_day: date, zone: ZoneInfo) -> PeopleCounts:
+    """Everyone's people figures when every location keeps one time zone: the range is then one
+    span of time [start, end), and a person's first visit in it is the visit whose previous one
+    (prev_at) is before the start, so each person is one row and nothing needs grouping. The
+    same for their first workshop in it (prev_workshop_at). Equal to the grouped count (a test
+    compares them on random data)."""
+    v = ReportVisit
+    start, end = local_bounds(first_day, last_day, zone)
+    first_in_range = sa.or_(v.prev_at.is_(None), v.prev_at < start)
+    first_timer = sa.and_(first_in_range, v.starts_at == v.first_at)
+    first_workshop = sa.and_(
+        v.kind == OfferingKind.WORKSHOP.value,
+        sa.or_(v.prev_workshop_at.is_(None), v.prev_workshop_at < start),
+    )
+    window_hours = RETURN_WINDOW.total_seconds() / 3600
+    row = db.session.execute(
+        sa.select(
+            _sum_if(first_in_range).label("people"),
+            _sum_if(first_timer).label("first_timers"),
+            _sum_if(
+                sa.and_(
+                    first_timer,
+                    v.second_at.is_not(None),
+                    _hours_from(v.first_at, v.second_at) <= window_hours,
+                )
+            ).label("came_back"),
+            _sum_if(first_workshop).label("workshop_goers"),
+            _sum_if(sa.and_(first_workshop, v.last_class_at > v.starts_at)).label("went_on"),
+        ).where(v.starts_at >= start, v.starts_at < end)
+    ).one()
+    return PeopleCounts(
+        people=int(row.people),
+        first_timers=int(row.first_timers),
+        came_back=int(row.came_back),
+        workshop_goers=int(row.workshop_goers),
+        went_on=int(row.went_on),
+    )
+
+
+def _sessions_select(in_range: sa.ColumnElement[bool], *extra: Any) -> sa.Select[Any]:
+    """The range's sessions with what names and places them (one row each)."""
     earlier = aliased(Session)
     first_of_pool = ~sa.exists().where(
         earlier.seat_pool_id == Session.seat_pool_id,
@@ -119,7 +178,7 @@ def session_facts(
         ),
     )
     teacher = aliased(User)
-    rows = db.session.execute(
+    return (
         sa.select(
             Session.id,
             Session.offering_id,
@@ -136,7 +195,8 @@ def session_facts(
             Offering.is_cancelled,
             SeatPool.capacity,
             Session.seat_pool_id,
-            first_of_pool.label("first_of_pool"),
+            (first_of_pool if not extra else sa.literal(True)).label("first_of_pool"),
+            *extra,
         )
         .join(Offering, Offering.id == Session.offering_id)
         .join(Location, Location.id == Session.location_id)
@@ -144,12 +204,83 @@ def session_facts(
         .outerjoin(teacher, teacher.id == teacher_id_column())
         .where(in_range)
         .order_by(Session.starts_at, Session.id)
+    )
+
+
+def session_facts_from_summary(
+    first_day: date, last_day: date, scope: Scope, locations: list[Location]
+) -> list[SessionFacts]:
+    """The range's sessions read live, their facts from report_session_facts (a session made
+    since the last refresh has none yet: zeros until the next)."""
+    in_range = sa.and_(_in_range(locations, first_day, last_day), _in_scope(scope))
+    f = ReportSessionFacts
+    rows = db.session.execute(
+        _sessions_select(
+            in_range, f.session_id.label("summarised"), *(getattr(f, name) for name in SUMMARY_FIELDS)
+        ).outerjoin(f, f.session_id == Session.id)
     ).all()
+    # By position (ten thousand rows at ten years): the session's 16 columns, then whether it
+    # has a summary row, then SUMMARY_FIELDS in order (first_of_pool from the summary, not the
+    # placeholder at 15).
+    defaults = tuple(SUMMARY_DEFAULTS[name] for name in SUMMARY_FIELDS)
+    zones: dict[str, ZoneInfo] = {}
+    facts = []
+    for row in rows:
+        values = row[17:] if row[16] is not None else defaults
+        zone = zones.get(row.timezone) or zones.setdefault(row.timezone, ZoneInfo(row.timezone))
+        facts.append(
+            SessionFacts(
+                row.id,
+                row.offering_id,
+                row.title,
+                row.kind.value,
+                row.topic,
+                row.location_id,
+                row.name,
+                row.teacher_id,
+                row[9] or "No instructor named",
+                row.starts_at,
+                row.starts_at.astimezone(zone).date(),
+                row.status is SessionStatus.CANCELLED or bool(row.is_cancelled),
+                row.capacity,
+                *values,  # SUMMARY_FIELDS are SessionFacts' next fields, in its order
+            )
+        )
+    return facts
+
+
+# What report_session_facts keeps of SessionFacts, and a session's values before it has a row.
+SUMMARY_FIELDS = (
+    "booked_at_start", "confirmed", "attendance_taken", "present", "first_of_pool", "late_cancellations",
+    "waitlist_joined", "offers_made", "offers_claimed", "offers_expired", "filled_at", "card_cents",
+    "desk_cents", "refund_cents",
+)  # fmt: skip
+assert SUMMARY_FIELDS == tuple(f.name for f in fields(SessionFacts))[13:], "summary fields out of order"
+SUMMARY_DEFAULTS: dict[str, Any] = {name: 0 for name in SUMMARY_FIELDS} | {
+    "attendance_taken": False,
+    "first_of_pool": True,
+    "filled_at": None,
+}
+
+
+def session_facts(
+    first_day: date, last_day: date, scope: Scope, currency: str, locations: list[Location]
+) -> list[SessionFacts]:
+    in_range = sa.and_(_in_range(locations, first_day, last_day), _in_scope(scope))
+    rows = db.session.execute(_sessions_select(in_range)).all()
 
     # The ids themselves, not a subquery: the planner then reads each table through its index
     # on these ids instead of hashing the whole table (seen at ten-year size).
-    session_ids = [row.id for row in rows]
-    pool_ids = sorted({row.seat_pool_id for row in rows})
+    # Past a few thousand, a list of ids costs more to send and plan than it saves (half a
+    # second at ten years): the range's own query stands in for it and the planner hashes.
+    if len(rows) <= MAX_ID_LIST:
+        session_ids: Any = [row.id for row in rows]
+        pool_ids: Any = sorted({row.seat_pool_id for row in rows})
+    else:
+        session_ids = sa.select(Session.id).join(Offering, Offering.id == Session.offering_id).where(in_range)
+        pool_ids = (
+            sa.select(Session.seat_pool_id).join(Offering, Offering.id == Session.offering_id).where(in_range)
+        )
 
     pool_starts = (
         sa.select(Session.seat_pool_id.label("pool_id"), sa.func.min(Session.starts_at).label("pool_start"))
@@ -316,6 +447,99 @@ def session_facts(
 def people_histories(
     first_day: date, last_day: date, scope: Scope, now: datetime, locations: list[Location]
 ) -> list[PersonHistory]:
+    """Each person's history as a record (the figures' definitions in figures.py count these;
+    the report itself reads people_counts, the same figures counted in the database)."""
+    rows = db.session.execute(_per_person(first_day, last_day, scope, now, locations)).all()
+    return [
+        PersonHistory(
+            first_visit=_utc(row.first_visit),
+            first_visit_in_range=_utc(row.first_in_range),
+            second_visit=_utc_or_none(row.second_visit),
+            first_workshop_in_range=_utc_or_none(row.first_workshop_in_range),
+            last_class_visit=_utc_or_none(row.last_class),
+        )
+        for row in rows
+    ]
+
+
+def people_counts(
+    first_day: date, last_day: date, scope: Scope, now: datetime, locations: list[Location]
+) -> PeopleCounts:
+    """The people figures counted in one statement: the per-person reduction below, summed in
+    the database, so a range of ten years returns one row, not a record per person. Each sum is
+    the definition of its figure in figures.py (first_timers, return_rate, workshop_to_class),
+    written over the same columns; a test compares the two on random data."""
+    return _count_people(_per_person(first_day, last_day, scope, now, locations).subquery("per_person"))
+
+
+def _count_people(person: Any) -> PeopleCounts:
+    """Sum the per-person columns (first_visit, first_in_range, second_visit,
+    first_workshop_in_range, last_class) into the people figures' parts."""
+    p = person.c
+    first_timer = p.first_visit == p.first_in_range
+    window_hours = RETURN_WINDOW.total_seconds() / 3600
+    row = db.session.execute(
+        sa.select(
+            sa.func.count().label("people"),
+            _sum_if(first_timer).label("first_timers"),
+            _sum_if(
+                sa.and_(
+                    first_timer,
+                    p.second_visit.is_not(None),
+                    _hours_from(p.first_visit, p.second_visit) <= window_hours,
+                )
+            ).label("came_back"),
+            _sum_if(p.first_workshop_in_range.is_not(None)).label("workshop_goers"),
+            _sum_if(
+                sa.and_(
+                    p.first_workshop_in_range.is_not(None),
+                    p.last_class.is_not(None),
+                    p.last_class > p.first_workshop_in_range,
+                )
+            ).label("went_on"),
+        )
+    ).one()
+    return PeopleCounts(
+        people=int(row.people),
+        first_timers=int(row.first_timers),
+        came_back=int(row.came_back),
+        workshop_goers=int(row.workshop_goers),
+        went_on=int(row.went_on),
+    )
+
+
+def people_counts_from_summary(
+    first_day: date, last_day: date, scope: Scope, locations: list[Location]
+) -> PeopleCounts:
+    """The same counts read from report_visits (events/reports/summaries.py): the range's
+    visits only, each carrying its person's first, second and last class visit of all time."""
+    v = ReportVisit
+    zones = {place.timezone for place in locations}
+    if scope.instructor_id is None and len(zones) == 1:
+        return _people_without_grouping(first_day, last_day, ZoneInfo(zones.pop()))
+    where = [_in_range(locations, first_day, last_day, v.starts_at, v.location_id)]
+    if scope.instructor_id is not None:
+        where.append(v.teacher_id == scope.instructor_id)
+    per_person = (
+        sa.select(
+            sa.func.max(v.first_at).label("first_visit"),
+            sa.func.min(v.starts_at).label("first_in_range"),
+            sa.func.max(v.second_at).label("second_visit"),
+            sa.func.min(sa.case((v.kind == OfferingKind.WORKSHOP.value, v.starts_at), else_=None)).label(
+                "first_workshop_in_range"
+            ),
+            sa.func.max(v.last_class_at).label("last_class"),
+        )
+        .where(*where)
+        .group_by(v.person)
+        .subquery("per_person")
+    )
+    return _count_people(per_person)
+
+
+def _per_person(
+    first_day: date, last_day: date, scope: Scope, now: datetime, locations: list[Location]
+) -> sa.Select[Any]:
     """Everyone who came to a session in the range, with their visits across all time.
 
     A visit: a confirmed registration at a session held (started, not cancelled), where it was
@@ -406,17 +630,7 @@ def people_histories(
         .group_by(v.person)
         .having(sa.func.min(in_range_start).is_not(None))
     )
-    rows = db.session.execute(per_person).all()
-    return [
-        PersonHistory(
-            first_visit=_utc(row.first_visit),
-            first_visit_in_range=_utc(row.first_in_range),
-            second_visit=_utc_or_none(row.second_visit),
-            first_workshop_in_range=_utc_or_none(row.first_workshop_in_range),
-            last_class_visit=_utc_or_none(row.last_class),
-        )
-        for row in rows
-    ]
+    return per_person
 
 
 def _utc_or_none(value: datetime | str | None) -> datetime | None:
@@ -428,6 +642,85 @@ def _utc(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def pass_facts(first_day: date, last_day: date, zone: ZoneInfo, currency: str) -> PassFacts:
+    """Passes and codes in the range, by when things happened, in the clinic's time zone (a
+    pass is not at a location). Four grouped queries, whatever the number of passes."""
+    start, end = local_bounds(first_day, last_day, zone)
+    in_range = sa.and_(PassLedgerEntry.created_at >= start, PassLedgerEntry.created_at < end)
+    sold = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(PassLedgerEntry.credits), 0))
+        .join(Pass, Pass.id == PassLedgerEntry.pass_id)
+        .where(in_range, PassLedgerEntry.kind == LedgerKind.PURCHASE, Pass.currency == currency)
+    )
+    # Used: spends (negative rows) and their returns (positive), so -(sum) is the net use.
+    uses = db.session.execute(
+        sa.select(
+            Pass.price_cents,
+            Pass.credits,
+            (-sa.func.sum(PassLedgerEntry.credits)).label("used"),
+        )
+        .join(Pass, Pass.id == PassLedgerEntry.pass_id)
+        .where(
+            in_range,
+            PassLedgerEntry.kind.in_((LedgerKind.SPEND, LedgerKind.RETURN)),
+            Pass.currency == currency,
+        )
+        .group_by(Pass.price_cents, Pass.credits)
+        .order_by(Pass.price_cents, Pass.credits)
+    ).all()
+    payments = db.session.execute(
+        sa.select(
+            sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0))
+            .where(
+                # pass_id's index finds them (a pass payment names its pass): not a scan of all.
+                Payment.pass_id.is_not(None),
+                Payment.purpose == PaymentPurpose.PASS,
+                Payment.status == PaymentStatus.SUCCEEDED,
+                Payment.method != PaymentMethod.COMP,
+                Payment.currency == currency,
+                sa.func.coalesce(Payment.paid_at, Payment.created_at) >= start,
+                sa.func.coalesce(Payment.paid_at, Payment.created_at) < end,
+            )
+            .scalar_subquery()
+            .label("paid"),
+            sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0))
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(
+                Payment.pass_id.is_not(None),
+                Payment.purpose == PaymentPurpose.PASS,
+                Refund.status == RefundStatus.SUCCEEDED,
+                Payment.currency == currency,
+                Refund.created_at >= start,
+                Refund.created_at < end,
+            )
+            .scalar_subquery()
+            .label("refunded"),
+        )
+    ).one()
+    codes = db.session.execute(
+        sa.select(
+            PromoCode.partner_tag,
+            sa.func.count(PromoRedemption.id).label("uses"),
+            sa.func.coalesce(sa.func.sum(PromoRedemption.discount_cents), 0).label("discount"),
+        )
+        .join(PromoCode, PromoCode.id == PromoRedemption.promo_code_id)
+        .where(
+            PromoRedemption.released_at.is_(None),
+            PromoRedemption.created_at >= start,
+            PromoRedemption.created_at < end,
+        )
+        .group_by(PromoCode.partner_tag)
+        .order_by(PromoCode.partner_tag)
+    ).all()
+    return PassFacts(
+        credits_sold=int(sold or 0),
+        uses=tuple(CreditUse(int(u.price_cents), int(u.credits), int(u.used)) for u in uses),
+        pass_payments_cents=int(payments.paid),
+        pass_refunds_cents=int(payments.refunded),
+        codes=tuple(PartnerCodes(c.partner_tag or "", int(c.uses), int(c.discount)) for c in codes),
+    )
 
 
 def active_locations_for_reports() -> list[Location]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from statistics import median
 
 RETURN_WINDOW = timedelta(days=60)
@@ -178,32 +179,122 @@ def net_income(facts: Iterable[SessionFacts], now: datetime) -> int:
 # --- People ---
 
 
-def unique_attendees(people: Iterable[PersonHistory]) -> int:
-    return sum(1 for _ in people)
+@dataclass(frozen=True)
+class PeopleCounts:
+    """The people figures' parts. The database counts them in one statement at report time
+    (facts.people_counts); of() is the same count over records, the definition the unit tests
+    and the cross-check read."""
+
+    people: int = 0
+    first_timers: int = 0  # first visit ever is their first visit in the range
+    came_back: int = 0  # of those, a second visit within RETURN_WINDOW of the first
+    workshop_goers: int = 0  # came to a workshop in the range
+    went_on: int = 0  # of those, came to a class after their first workshop in the range
+
+    @classmethod
+    def of(cls, people: Iterable[PersonHistory]) -> PeopleCounts:
+        rows = list(people)
+        firsts = [p for p in rows if p.first_visit == p.first_visit_in_range]
+        workshop_goers = [p for p in rows if p.first_workshop_in_range is not None]
+        return cls(
+            people=len(rows),
+            first_timers=len(firsts),
+            came_back=sum(
+                1
+                for p in firsts
+                if p.second_visit is not None and p.second_visit - p.first_visit <= RETURN_WINDOW
+            ),
+            workshop_goers=len(workshop_goers),
+            went_on=sum(
+                1
+                for p in workshop_goers
+                if p.last_class_visit is not None
+                and p.first_workshop_in_range is not None
+                and p.last_class_visit > p.first_workshop_in_range
+            ),
+        )
 
 
-def first_timers(people: Iterable[PersonHistory]) -> int:
-    return sum(1 for p in people if p.first_visit == p.first_visit_in_range)
+PeopleRows = PeopleCounts | Iterable[PersonHistory]
 
 
-def return_rate(people: Iterable[PersonHistory]) -> Ratio:
-    firsts = [p for p in people if p.first_visit == p.first_visit_in_range]
-    came_back = sum(
-        1 for p in firsts if p.second_visit is not None and p.second_visit - p.first_visit <= RETURN_WINDOW
-    )
-    return Ratio(came_back, len(firsts))
+def _counts(people: PeopleRows) -> PeopleCounts:
+    return people if isinstance(people, PeopleCounts) else PeopleCounts.of(people)
 
 
-def workshop_to_class(people: Iterable[PersonHistory]) -> Ratio:
-    workshop_goers = [p for p in people if p.first_workshop_in_range is not None]
-    went_on = sum(
-        1
-        for p in workshop_goers
-        if p.last_class_visit is not None
-        and p.first_workshop_in_range is not None
-        and p.last_class_visit > p.first_workshop_in_range
-    )
-    return Ratio(went_on, len(workshop_goers))
+def unique_attendees(people: PeopleRows) -> int:
+    return _counts(people).people
+
+
+def first_timers(people: PeopleRows) -> int:
+    return _counts(people).first_timers
+
+
+def return_rate(people: PeopleRows) -> Ratio:
+    counts = _counts(people)
+    return Ratio(counts.came_back, counts.first_timers)
+
+
+def workshop_to_class(people: PeopleRows) -> Ratio:
+    counts = _counts(people)
+    return Ratio(counts.went_on, counts.workshop_goers)
+
+
+# --- Passes and codes (the clinic's, by date in the clinic's time zone; admins only) ---
+
+
+@dataclass(frozen=True)
+class CreditUse:
+    """Credits used from passes bought at one price for one number of credits."""
+
+    price_cents: int
+    credits: int  # what such a pass gives
+    used: int  # spent on bookings, less those given back, in the range
+
+
+@dataclass(frozen=True)
+class PartnerCodes:
+    partner_tag: str  # "" for codes with no partner
+    redemptions: int
+    discount_cents: int
+
+
+@dataclass(frozen=True)
+class PassFacts:
+    credits_sold: int = 0  # purchase rows of the ledger in the range
+    uses: tuple[CreditUse, ...] = ()
+    pass_payments_cents: int = 0  # pass payments that succeeded in the range (card and desk)
+    pass_refunds_cents: int = 0  # refunds on pass payments that succeeded, made in the range
+    codes: tuple[PartnerCodes, ...] = ()
+
+
+def credits_sold(passes: PassFacts) -> int:
+    return passes.credits_sold
+
+
+def credits_used(passes: PassFacts) -> int:
+    return sum(u.used for u in passes.uses)
+
+
+def revenue_per_credit_used(passes: PassFacts) -> int | None:
+    """Each credit used is worth its pass's price ÷ its credits; the average, in whole cents."""
+    used = credits_used(passes)
+    if used <= 0:
+        return None
+    value = sum(Fraction(u.used * u.price_cents, u.credits) for u in passes.uses if u.credits)
+    return round(value / used)
+
+
+def pass_revenue(passes: PassFacts) -> int:
+    return passes.pass_payments_cents - passes.pass_refunds_cents
+
+
+def code_redemptions(passes: PassFacts) -> int:
+    return sum(c.redemptions for c in passes.codes)
+
+
+def code_discounts(passes: PassFacts) -> int:
+    return sum(c.discount_cents for c in passes.codes)
 
 
 # --- The registry: what the pages, CSV and API show, in order, with each definition ---
@@ -217,6 +308,7 @@ class Figure:
     definition: str
     compute: Callable[..., int | float | Ratio | None]
     group: str
+    may_be_empty: bool = False  # None when there is nothing to divide (shown as "–")
 
 
 SESSION_FIGURES = [
@@ -284,8 +376,25 @@ PEOPLE_FIGURES = [
            "(the path from relief to prevention).", workshop_to_class, "people"),
 ]  # fmt: skip
 
-# Passes and codes do not exist yet: their figures (credits sold and used, revenue per credit
-# used, code redemptions by partner tag) join the money group here when they do.
-FUTURE_FIGURES: list[Figure] = []
+PASS_FIGURES = [
+    Figure("credits_sold", "Pass credits sold", "count",
+           "Credits in the passes that became active in the range (a card purchase once paid, a desk "
+           "sale at once), on the day in the clinic's time zone.", credits_sold, "passes"),
+    Figure("credits_used", "Pass credits used", "count",
+           "Credits spent on bookings in the range, less the credits given back in the range (an on-time "
+           "or clinic cancellation). Credits kept for a late cancellation or no-show count as used.",
+           credits_used, "passes"),
+    Figure("revenue_per_credit_used", "Revenue per credit used", "money",
+           "What a credit used brought in on average: each credit used is worth its pass's price ÷ its "
+           "number of credits (the price paid, after any code).", revenue_per_credit_used, "passes", True),
+    Figure("pass_revenue", "Pass sales, net", "money",
+           "Payments for passes that succeeded in the range (card and desk), less refunds on pass "
+           "payments that succeeded in the range.", pass_revenue, "passes"),
+    Figure("code_redemptions", "Code redemptions", "count",
+           "Uses of discount codes in the range, for bookings and passes, not counting those given back "
+           "(a hold that lapsed or a booking cancelled).", code_redemptions, "passes"),
+    Figure("code_discounts", "Discount given by codes", "money",
+           "The discount those uses gave, in total.", code_discounts, "passes"),
+]  # fmt: skip
 
-FIGURES = {f.key: f for f in (*SESSION_FIGURES, *PEOPLE_FIGURES)}
+FIGURES = {f.key: f for f in (*SESSION_FIGURES, *PEOPLE_FIGURES, *PASS_FIGURES)}

@@ -9,16 +9,23 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from events.clinic import current_clinic
 from events.models import User, utcnow
 from events.reports import facts as facts_module
+from events.reports import summaries
 from events.reports.figures import (
     FIGURES,
+    PASS_FIGURES,
     PEOPLE_FIGURES,
     SESSION_FIGURES,
     Figure,
+    PartnerCodes,
+    PassFacts,
+    PeopleCounts,
     PersonHistory,
     Ratio,
     SessionFacts,
@@ -69,6 +76,7 @@ def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())  # weeks start on Monday
 
 
+@lru_cache(maxsize=1024)
 def week_label(monday: date) -> str:
     return f"Week of {monday:%b} {monday.day}, {monday.year}"
 
@@ -87,7 +95,15 @@ def _group_key(breakdown: str) -> Callable[[SessionFacts], tuple[Any, str]]:
         return lambda f: (f.instructor_name.lower(), f.instructor_name)
     if breakdown == "week":
         return lambda f: (week_start(f.local_day), week_label(week_start(f.local_day)))
-    return lambda f: ((f.local_day.year, f.local_day.month), f"{f.local_day:%B %Y}")
+    return lambda f: (
+        (f.local_day.year, f.local_day.month),
+        _month_label(f.local_day.year, f.local_day.month),
+    )
+
+
+@lru_cache(maxsize=512)
+def _month_label(year: int, month: int) -> str:
+    return f"{date(year, month, 1):%B %Y}"  # once per month, not once per session
 
 
 def format_value(figure: Figure, value: object) -> str:
@@ -141,6 +157,11 @@ class Report:
     people: list[FigureValue]
     rows: list[BreakdownRow]
     totals: BreakdownRow
+    # When the summaries it was read from were last equal to the live rows (None: read live).
+    as_of: datetime | None = None
+    # The clinic's passes and codes: for admins (an instructor's report has none).
+    passes: list[FigureValue] = field(default_factory=list)
+    codes_by_partner: list[PartnerCodes] = field(default_factory=list)
     trend_title: str = ""
     trend: list[ChartRow] = field(default_factory=list)
     fill_by_offering: list[ChartRow] = field(default_factory=list)
@@ -152,7 +173,7 @@ class Report:
         return BREAKDOWNS[self.breakdown]
 
     def value(self, key: str) -> object:
-        for item in (*self.summary, *self.people):
+        for item in (*self.summary, *self.people, *self.passes):
             if item.figure.key == key:
                 return item.value
         raise KeyError(key)
@@ -162,8 +183,12 @@ def session_values(rows: list[SessionFacts], now: datetime) -> list[FigureValue]
     return [FigureValue(f, f.compute(rows, now)) for f in SESSION_FIGURES]
 
 
-def people_values(people: list[PersonHistory]) -> list[FigureValue]:
+def people_values(people: PeopleCounts | list[PersonHistory]) -> list[FigureValue]:
     return [FigureValue(f, f.compute(people)) for f in PEOPLE_FIGURES]
+
+
+def pass_values(passes: PassFacts) -> list[FigureValue]:
+    return [FigureValue(f, f.compute(passes)) for f in PASS_FIGURES]
 
 
 def build_report(
@@ -173,8 +198,14 @@ def build_report(
     clinic = current_clinic()
     scope = facts_module.Scope(None if user.is_admin else user.id)
     locations = facts_module.active_locations_for_reports()
-    session_rows = facts_module.session_facts(first_day, last_day, scope, clinic.currency, locations)
-    people = facts_module.people_histories(first_day, last_day, scope, now, locations)
+    # The summaries when the worker keeps them (events/reports/summaries.py), else the live rows.
+    state = summaries.usable_state(now)
+    if state is not None:
+        session_rows = facts_module.session_facts_from_summary(first_day, last_day, scope, locations)
+        people: PeopleCounts = facts_module.people_counts_from_summary(first_day, last_day, scope, locations)
+    else:
+        session_rows = facts_module.session_facts(first_day, last_day, scope, clinic.currency, locations)
+        people = facts_module.people_counts(first_day, last_day, scope, now, locations)
 
     key_of = _group_key(breakdown)
     groups: dict[Any, tuple[str, list[SessionFacts]]] = {}
@@ -197,7 +228,12 @@ def build_report(
         people=people_values(people),
         rows=breakdown_rows,
         totals=BreakdownRow("All", summary),
+        as_of=state.as_of if state is not None else None,
     )
+    if user.is_admin:
+        passes = facts_module.pass_facts(first_day, last_day, ZoneInfo(clinic.timezone), clinic.currency)
+        report.passes = pass_values(passes)
+        report.codes_by_partner = list(passes.codes)
     _charts(report, session_rows, now)
     return report
 

@@ -9,11 +9,22 @@ from wtforms import (
     IntegerField,
     RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
     TimeField,
 )
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from events.forms import Form, MoneyField, deliverable_email
 from events.models import OfferingKind
@@ -57,6 +68,12 @@ class OfferingForm(Form):
             NumberRange(min=1, max=1000, message="1 to 1000."),
         ],
     )
+    credits_per_booking = IntegerField(
+        "Class-pass credits per booking",
+        default=1,
+        # Optional: left empty (or a form posted without it) is 1.
+        validators=[Optional(), NumberRange(min=1, max=20, message="1 to 20.")],
+    )
     cancellation_cutoff_hours = IntegerField(
         "Full refund until (hours before start)",
         default=24,
@@ -74,6 +91,23 @@ class OfferingForm(Form):
         "Follow-up email (minutes after the end)",
         default=120,
         validators=[Optional(), NumberRange(min=0, max=60 * 24 * 14, message="0 to 20160 minutes.")],
+    )
+    # Community seats (events/pricing.py): kept at the community price until the release time.
+    community_seats = IntegerField(
+        "Community seats (per date for a class; 0 = none)",
+        default=0,
+        validators=[Optional(), NumberRange(min=0, max=1000, message="0 to 1000.")],
+    )
+    community_price = MoneyField(
+        "Community seats' price (dollars, 0 = free)",
+        places=2,
+        default=0,
+        validators=[Optional(), NumberRange(min=0, max=100000, message="Enter a price from 0 to 100000.")],
+    )
+    community_release_hours = IntegerField(
+        "Unclaimed community seats join general sale (hours before start)",
+        default=24,
+        validators=[Optional(), NumberRange(min=0, max=24 * 60, message="0 to 1440 hours.")],
     )
     is_published = BooleanField("Published (shown on the schedule)", default=True)
     consent_document_id = SelectField(
@@ -463,3 +497,194 @@ class ConsentVersionForm(Form):
         "Text of the new version",
         validators=[DataRequired("Write the text."), Length(max=50000, message="Under 50,000 characters.")],
     )
+
+
+# --- Class passes ---
+
+
+class PassProductForm(Form):
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Give it a name."), Length(max=120)]
+    )
+    description = StringField("Description (one line)", filters=[_strip], validators=[Length(max=400)])
+    credits = IntegerField(
+        "Credits",
+        default=10,
+        validators=[
+            DataRequired("Enter the number of credits."),
+            NumberRange(min=1, max=500, message="1 to 500."),
+        ],
+    )
+    price = MoneyField(
+        "Price in dollars",
+        places=2,
+        validators=[
+            InputRequired("Enter a price (0 for free)."),
+            NumberRange(min=0, max=100000, message="Enter a price from 0 to 100000."),
+        ],
+    )
+    validity_days = IntegerField(
+        "Valid for (days)",
+        default=90,
+        validators=[
+            DataRequired("Enter the days it is valid."),
+            NumberRange(min=1, max=3650, message="1 to 3650."),
+        ],
+    )
+    validity_starts = RadioField(
+        "Counting from",
+        default="purchase",
+        choices=[("purchase", "The purchase"), ("first_use", "The first booking made with it")],
+        validators=[DataRequired("Choose when the days start counting.")],
+    )
+    offering_kinds = SelectMultipleField(
+        "Good for these kinds (none chosen: every kind)",
+        choices=[(k.value, k.value.capitalize()) for k in OfferingKind],
+        validators=[Optional()],
+    )
+    offering_ids = SelectMultipleField(
+        "Only these offerings (none chosen: any)", coerce=int, validators=[Optional()]
+    )
+    location_ids = SelectMultipleField(
+        "Only at these locations (none chosen: any)", coerce=int, validators=[Optional()]
+    )
+    is_on_sale = BooleanField("On sale (shown on the passes page)", default=True)
+    position = IntegerField(
+        "Position in the list",
+        default=0,
+        validators=[Optional(), NumberRange(min=0, max=1000, message="0 to 1000.")],
+    )
+
+
+class DeskPassForm(Form):
+    product_id = SelectField("Pass", coerce=_int_or_none, validators=[DataRequired("Choose a pass.")])
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Enter their name."), Length(max=120)]
+    )
+    email = StringField(
+        "Email",
+        filters=[_strip],
+        validators=[
+            DataRequired("Enter their email: the pass is sent there."),
+            Email("That isn't an email address.", check_deliverability=False),
+            deliverable_email,
+            Length(max=254),
+        ],
+    )
+    method = RadioField(
+        "Paid by",
+        choices=[("cash", "Cash"), ("check", "Check"), ("comp", "Comp (free, by the clinic's choice)")],
+        validators=[DataRequired("Choose how they paid.")],
+    )
+    note = StringField("Note (optional)", filters=[_strip], validators=[Optional(), Length(max=200)])
+
+
+class PassSearchForm(Form):
+    class Meta:
+        csrf = False  # a GET search changes nothing
+
+    q = StringField("Name or email", filters=[_strip], validators=[Length(max=200)])
+
+
+class PassAdjustForm(Form):
+    credits = IntegerField(
+        "Credits to add (a minus sign takes off)",
+        validators=[
+            InputRequired("Enter a number of credits."),
+            NumberRange(min=-500, max=500, message="-500 to 500."),
+        ],
+    )
+    reason = StringField(
+        "Reason", filters=[_strip], validators=[DataRequired("Say why, briefly."), Length(max=200)]
+    )
+    confirmed = HiddenField()
+
+
+class PassReasonForm(Form):
+    """Freeze, unfreeze or refund a pass: a reason, then the confirmation page's button."""
+
+    reason = StringField(
+        "Reason", filters=[_strip], validators=[DataRequired("Say why, briefly."), Length(max=200)]
+    )
+    expected_cents = IntegerField(validators=[Optional(), NumberRange(min=0, max=10**9)])
+    confirmed = HiddenField()
+
+
+class PriceTierForm(Form):
+    """A sliding-scale price on an offering ("Community $5 - no questions asked")."""
+
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Give it a name, e.g. Standard."), Length(max=80)]
+    )
+    description = StringField(
+        "Short description (optional)",
+        filters=[_strip],
+        validators=[Length(max=200, message="Up to 200 characters.")],
+    )
+    price = MoneyField(
+        "Tier price (dollars, 0 = free)",
+        places=2,
+        validators=[
+            InputRequired("Enter a price (0 for free)."),
+            NumberRange(min=0, max=100000, message="Enter a price from 0 to 100000."),
+        ],
+    )
+    position = IntegerField(
+        "Order (lower first; empty: last)",
+        validators=[Optional(), NumberRange(min=0, max=1000, message="0 to 1000.")],
+    )
+
+
+class PromoCodeForm(Form):
+    code = StringField(
+        "Code",
+        filters=[_strip],
+        validators=[
+            DataRequired("Enter the code people type."),
+            Length(max=40, message="Up to 40 characters."),
+            Regexp(r"^[A-Za-z0-9_\- ]+$", message="Use letters, digits, - and _ only."),
+        ],
+    )
+    kind = SelectField(
+        "What it does",
+        choices=[
+            ("percent_off", "Percent off"),
+            ("amount_off", "Amount off"),
+            ("fixed_price", "Fixed price"),
+        ],
+    )
+    percent = IntegerField(
+        "Percent off (1-100)", validators=[Optional(), NumberRange(min=1, max=100, message="1 to 100.")]
+    )
+    amount = MoneyField(
+        "Amount off, or the fixed price, in dollars",
+        places=2,
+        validators=[Optional(), NumberRange(min=0, max=100000, message="Enter an amount from 0 to 100000.")],
+    )
+    offering_kinds = SelectMultipleField(
+        "Good for these kinds (none ticked and no offerings chosen: every offering)",
+        choices=[(k.value, k.value.capitalize()) for k in OfferingKind],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+    )
+    offering_ids = SelectMultipleField("…or these offerings", coerce=int, validate_choice=True)
+    applies_to_passes = BooleanField("Good for class passes too")
+    pass_product_ids = SelectMultipleField(
+        "Only these passes (none chosen: every pass)", coerce=int, validate_choice=True
+    )
+    valid_from = DateField("Valid from (optional, first day)", validators=[Optional()])
+    valid_until = DateField("Valid until (optional, last day)", validators=[Optional()])
+    max_uses = IntegerField(
+        "Uses in all (empty: no limit)",
+        validators=[Optional(), NumberRange(min=0, max=10**6, message="0 to 1000000.")],
+    )
+    max_uses_per_email = IntegerField(
+        "Uses per email address (empty: no limit)",
+        validators=[Optional(), NumberRange(min=0, max=10**6, message="0 to 1000000.")],
+    )
+    partner_tag = StringField(
+        "Partner tag for reports (optional)",
+        filters=[_strip],
+        validators=[Length(max=60), Regexp(r"^[a-z0-9-]*$", message="Use a-z, 0-9 and - only.")],
+    )
+    is_active = BooleanField("Active", default=True)

@@ -208,6 +208,12 @@ def _lines(entries: list[AuditEntry], zone: ZoneInfo) -> list[AuditLine]:
             links.append(Link(user.name, "staff.admin_instructor_edit", {"user_id": user.id}))
         if location is not None:
             links.append(Link(location.name, "staff.admin_location_edit", {"location_id": location.id}))
+        if e.target_type == "pass":  # (no lookup: the pass's page names its holder)
+            links.append(Link(f"Pass #{e.target_id}", "staff.admin_pass", {"pass_id": e.target_id}))
+        elif e.target_type == "pass_product":
+            links.append(
+                Link(f"Pass product #{e.target_id}", "staff.admin_pass_product", {"product_id": e.target_id})
+            )
         lines.append(AuditLine(e, audit.describe(facts), staff_time(e.created_at, zone), links))
     return lines
 

@@ -46,12 +46,16 @@ OFFERING_FIELDS = (
     "location_id",
     "instructor_id",
     "price_cents",
+    "credits_per_booking",
     "cancellation_cutoff_hours",
     "late_cancel_refund_percent",
     "reminder_offsets",
     "followup_delay_minutes",
     "is_published",
     "consent_document_id",
+    "community_seats",
+    "community_price_cents",
+    "community_release_hours",
 )
 
 
@@ -123,6 +127,12 @@ def _check_references(data: dict) -> None:
         and db.session.get(ConsentDocument, data["consent_document_id"]) is None
     ):
         raise AdminError("Choose a consent document.", "consent_document_id")
+    if data.get("community_seats", 0) and not data["price_cents"]:
+        raise AdminError("A free offering needs no community seats: every seat is free.", "community_seats")
+    if data.get("community_seats", 0) > data["capacity"]:
+        raise AdminError("Community seats can't be more than the capacity.", "community_seats")
+    if data.get("community_seats", 0) and data.get("community_price_cents", 0) > data["price_cents"]:
+        raise AdminError("The community price can't be more than the price.", "community_price")
 
 
 def create_offering(data: dict, actor: User) -> Offering:

@@ -40,6 +40,7 @@ from events.models import (
     utcnow,
 )
 from events.passes import ledger
+from events.pricing import pricing_label
 from events.registration import seats
 from events.registration.services import Person, find_live_registration, leave_waitlist_on_registering
 from events.staff.errors import CheckinClosed, RosterError, RosterRefusal
@@ -526,7 +527,7 @@ def roster_csv(session: Session) -> str:
     zone = session.location.zone
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["Name", "Email", "Phone", "Status", "Payment", "Attendance", "Registered at"])
+    writer.writerow(["Name", "Email", "Phone", "Status", "Payment", "Price", "Attendance", "Registered at"])
     for line in lines:
         r = line.registration
         writer.writerow(
@@ -536,6 +537,8 @@ def roster_csv(session: Session) -> str:
                 csv_safe(r.phone),
                 r.status.value,
                 line.payment_label,
+                # How it was priced: the tier or community seat, the code (empty: the list price).
+                csv_safe(pricing_label(r)) if r.price_tier_id or r.promo_code_id or r.community_seat else "",
                 line.attendance.value if line.attendance else "",
                 r.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
             ]
@@ -547,6 +550,7 @@ def roster_csv(session: Session) -> str:
                 csv_safe(entry.email),
                 csv_safe(entry.phone),
                 f"waitlist #{position}",
+                "",
                 "",
                 "",
                 "",

@@ -50,7 +50,55 @@ def test_the_document_is_valid_openapi(spec):
     validate_spec(spec)
     assert spec["openapi"].startswith("3.1")
     assert spec["servers"] == [{"url": "http://localhost/api/v1"}]
-    assert set(spec["paths"]) == {"/sessions", "/sessions/{session_id}", "/locations", "/reports"}
+    assert set(spec["paths"]) == {
+        "/sessions",
+        "/sessions/{session_id}",
+        "/locations",
+        "/pass-products",
+        "/reports",
+    }
+
+
+def test_pass_products_match_the_schema_and_say_nothing_of_anyone_s_pass(client, db, spec):
+    from events.models import Location, PassProduct, PassValidityStart
+
+    location = Location(
+        slug="north-loop",
+        name="North Loop",
+        address_line1="1 Main St",
+        city="Minneapolis",
+        region="MN",
+        postal_code="55401",
+        timezone="America/Chicago",
+    )
+    db.session.add(location)
+    db.session.add_all(
+        [
+            PassProduct(
+                name="10-class pass",
+                credits=10,
+                price_cents=12000,
+                validity_days=90,
+                validity_starts=PassValidityStart.PURCHASE,
+                offering_kinds="class",
+                locations=[location],
+            ),
+            PassProduct(name="Old pass", credits=5, price_cents=5000, validity_days=30, is_on_sale=False),
+        ]
+    )
+    db.session.commit()
+    payload = client.get("/api/v1/pass-products").get_json()
+    assert_valid(spec, "/pass-products", "200", payload)
+    [item] = payload["data"]
+    assert (item["name"], item["price_cents"], item["credits"], item["validity_starts"]) == (
+        "10-class pass",
+        12000,
+        10,
+        "purchase",
+    )
+    assert item["offering_kinds"] == ["class"] and item["location_slugs"] == ["north-loop"]
+    assert item["good_for"] == "drop-in classes at North Loop"
+    assert not {"balance", "email", "holder"} & set(item)
 
 
 def test_the_validator_catches_a_wrong_payload(client, catalog, spec):

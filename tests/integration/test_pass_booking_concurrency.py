@@ -110,7 +110,17 @@ def test_control_without_the_pass_lock_the_last_credit_is_spent_twice(live_serve
         both_chose.wait()
         return found[0] if found else None
 
+    both_read = threading.Barrier(2, timeout=30)
+    read_balance = ledger.balance
+
+    def balance_then_wait(pass_id):  # (ledger.write's check: both read it before either writes)
+        found = read_balance(pass_id)
+        both_read.wait()
+        return found
+
     monkeypatch.setattr(booking, "_lock_and_choose", unlocked_choose)
+    monkeypatch.setattr(ledger, "balance", balance_then_wait)
     answers, pass_id, _ = race(live_server, app, db, 2, credits=1)
+    monkeypatch.undo()
     assert sorted(code for code, _ in answers) == [302, 302]
     assert ledger.balance(pass_id) == -1  # the race the lock prevents

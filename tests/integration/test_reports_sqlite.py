@@ -59,3 +59,22 @@ def test_the_1130_pm_class_is_january_on_sqlite(sqlite_scenario):
     assert held == {"January 2026": 4, "February 2026": 1}
     instructor = build_report(date(2026, 1, 1), date(2026, 1, 31), "offering", scenario.teacher_b, NOW)
     assert (instructor.value("sessions_held"), instructor.value("first_timers")) == (3, 3)
+
+
+def test_people_counted_in_sql_equal_the_definitions_on_sqlite(sqlite_scenario):
+    """SQLite's date arithmetic (julianday) for the 60-day return window, and its untyped union
+    columns, give the same people counts as the definitions over records."""
+    from events.reports import facts
+    from events.reports.figures import PeopleCounts
+
+    _, scenario = sqlite_scenario
+    locations = facts.active_locations_for_reports()
+    for scope in (facts.Scope(), facts.Scope(scenario.teacher_b.id)):
+        for first_day, last_day in (
+            (date(2026, 1, 1), date(2026, 1, 31)),
+            (date(2025, 1, 1), date(2026, 12, 31)),
+        ):
+            records = facts.people_histories(first_day, last_day, scope, NOW, locations)
+            counted = facts.people_counts(first_day, last_day, scope, NOW, locations)
+            assert counted == PeopleCounts.of(records)
+            assert counted.people > 0

@@ -16,6 +16,9 @@ def test_private_link_segments_and_query_strings_are_redacted_in_urls():
     assert redact_url(f"/waitlist/{SIGNED}/claim") == "/waitlist/[redacted]/claim"
     assert redact_url(f"/staff/password-reset/{RESET}") == "/staff/password-reset/[redacted]"
     assert redact_url("/manage/anything-at-all") == "/manage/[redacted]"
+    # A class pass's page and its payment (the products' pages name no one).
+    assert redact_url("/pass/anything-at-all/pay") == "/pass/[redacted]/pay"
+    assert redact_url("/passes/3/buy") == "/passes/3/buy"
     assert (
         redact_url(
             f"/manage/{SIGNED}/pay/complete?payment_intent=pi_1&payment_intent_client_secret=pi_1_secret_x"

@@ -131,3 +131,30 @@ def test_every_figure_has_a_definition_and_a_function():
     for key, figure in FIGURES.items():
         assert figure.definition.endswith((".", ")")) and len(figure.definition) > 20, key
         assert figure.compute.__name__ == key
+
+
+def test_pass_and_code_figures():
+    passes = f.PassFacts(
+        credits_sold=10 + 5,  # a 10-credit pass and a 5-credit pass bought in the range
+        uses=(
+            # $100 for 10 credits ($10 a credit), 4 used; $60 for 5 ($12 a credit), 2 used.
+            f.CreditUse(price_cents=10000, credits=10, used=4),
+            f.CreditUse(price_cents=6000, credits=5, used=2),
+        ),
+        pass_payments_cents=10000 + 6000,
+        pass_refunds_cents=2400,
+        codes=(f.PartnerCodes("", 1, 500), f.PartnerCodes("ymca", 3, 4500)),
+    )
+    assert f.credits_sold(passes) == 15
+    assert f.credits_used(passes) == 6
+    # (4 x $10 + 2 x $12) / 6 credits = $64 / 6 = $10.666... -> 1067 cents.
+    assert f.revenue_per_credit_used(passes) == 1067
+    assert f.pass_revenue(passes) == 16000 - 2400
+    assert f.code_redemptions(passes) == 4
+    assert f.code_discounts(passes) == 5000
+
+
+def test_revenue_per_credit_with_none_used_is_empty():
+    assert f.revenue_per_credit_used(f.PassFacts()) is None
+    # Credits given back in the range for spends before it: net use below zero, nothing to divide.
+    assert f.revenue_per_credit_used(f.PassFacts(uses=(f.CreditUse(5000, 5, -1),))) is None

@@ -101,3 +101,28 @@ def test_an_address_with_nothing_booked_gets_an_email_that_says_so(app, db, smtp
         assert "We found no upcoming registrations or waitlist places booked with this email address." in text
         assert "/find-my-registrations" in text and "Back Care Basics" not in text
         assert "/manage/" not in text and "/waitlist/" not in text
+
+
+def test_the_email_also_sends_the_links_of_the_address_s_live_passes(app, db, smtp, client):
+    from events.models import PassProduct, PaymentMethod, Role, User
+    from events.passes import admin as pass_admin
+
+    make_clinic(name="Revival PT")
+    product = PassProduct(name="10-class pass", credits=10, price_cents=12000, validity_days=90)
+    desk = User(email="desk@revival.example", name="Desk", role=Role.ADMIN)
+    db.session.add_all([product, desk])
+    db.session.commit()
+    mine = pass_admin.sell_at_desk(product.id, "Zoe", "zoe@example.com", PaymentMethod.CASH, "", desk)
+    pass_admin.adjust(mine.id, -3, "used", desk)
+    refunded = pass_admin.sell_at_desk(product.id, "Zoe", "zoe@example.com", PaymentMethod.COMP, "", desk)
+    pass_admin.refund_unused(refunded.id, "closed", desk)
+    pass_admin.sell_at_desk(product.id, "Other", "other@example.com", PaymentMethod.COMP, "", desk)
+
+    with app.test_request_context():
+        assert request_lookup("Zoe@Example.com")
+    deliver_due()
+    text = _places_email(smtp, "zoe@example.com").get_body(("plain",)).get_content()
+    assert "We found no upcoming registrations" in text  # no bookings...
+    assert "Your class pass:" in text and "7 of 10 credits left" in text  # ...but the live pass
+    [link] = re.findall(r"https?://[^/\s]+(/pass/\S+)", text)
+    assert "7 of 10 credits left" in client.get(link).get_data(as_text=True)

@@ -558,7 +558,49 @@ def test_housekeeping_is_skipped_while_another_host_runs_it(app, db):
         assert housekeeping.run() == {"skipped": True}
     finally:
         hang_up(db, other_host)
-    assert housekeeping.run() == {"pools": 0, "refunds": 0, "payments": 0, "addresses_forgotten": 0}
+    assert housekeeping.run() == {
+        "pools": 0,
+        "passes_voided": 0,
+        "refunds": 0,
+        "payments": 0,
+        "addresses_forgotten": 0,
+    }
+
+
+@pytest.mark.real_commits  # "another host": a connection of its own
+def test_pass_expiry_is_skipped_while_another_host_runs_it_and_is_on_beat(app, db):
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    import psycopg
+
+    from events.locks import lock_key
+    from tests.worker.conftest import worker_env
+    from worker.tasks import expire_passes
+
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    other_host = psycopg.connect(url, autocommit=True)
+    try:
+        assert other_host.execute("SELECT pg_try_advisory_lock(%s)", [lock_key("pass-expiry")]).fetchone()[0]
+        assert expire_passes.run() == {"skipped": True}
+    finally:
+        hang_up(db, other_host)
+    assert expire_passes.run() == {"expired": 0}
+    # On beat, as often as housekeeping (read in a process of its own: building the worker's
+    # Celery app makes it the default one).
+    code = (
+        "from worker.app import celery_app as c; s = c.conf.beat_schedule; "
+        "print(s['expire-passes']['task'], s['expire-passes']['schedule'] == s['housekeeping']['schedule'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=worker_env(app, SimpleNamespace(port=25)),
+    )
+    assert out.stdout.split() == ["worker.tasks.expire_passes", "True"]
 
 
 @pytest.mark.real_commits  # "another host": a connection of its own

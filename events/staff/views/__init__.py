@@ -17,6 +17,8 @@ from events.staff.views import (  # noqa: F401  (importing a views module regist
     messages,
     moves,
     offerings,
+    passes,
+    pricing,
     privacy,
     registrations,
     reports,

@@ -25,6 +25,7 @@ from events.staff.admin_forms import (
     LinkResourceForm,
     OfferingForm,
     OfferingTranslationForm,
+    PriceTierForm,
     SessionsForm,
 )
 from events.staff.parsers import (
@@ -58,6 +59,7 @@ def _offering_data(form: OfferingForm) -> dict:
         "instructor_id": form.instructor_id.data,
         "price_cents": dollars_to_cents(form.price.data or 0),
         "capacity": form.capacity.data,
+        "credits_per_booking": form.credits_per_booking.data or 1,
         "cancellation_cutoff_hours": form.cancellation_cutoff_hours.data
         if form.cancellation_cutoff_hours.data is not None
         else 24,
@@ -68,6 +70,11 @@ def _offering_data(form: OfferingForm) -> dict:
         else 120,
         "is_published": bool(form.is_published.data),
         "consent_document_id": form.consent_document_id.data,
+        "community_seats": form.community_seats.data or 0,
+        "community_price_cents": dollars_to_cents(form.community_price.data or 0),
+        "community_release_hours": form.community_release_hours.data
+        if form.community_release_hours.data is not None
+        else 24,
     }
 
 
@@ -104,6 +111,7 @@ def admin_offering_edit(offering_id: int) -> ResponseReturnValue:
     if request.method == "GET":
         form.kind.data = offering.kind.value
         form.price.data = Decimal(offering.price_cents) / 100  # what MoneyField holds (shown the same)
+        form.community_price.data = Decimal(offering.community_price_cents) / 100
         form.reminders.data = format_reminder_offsets(offering.reminder_offsets)
     if form.validate_on_submit():
         if attempt(form, lambda: offerings.update_offering(offering, _offering_data(form), current_user)):
@@ -148,6 +156,7 @@ def render_offering(offering: Offering, status: int = 200, **forms: Any) -> tupl
     forms.setdefault("link_form", LinkResourceForm(formdata=None))
     forms.setdefault("file_form", FileResourceForm(formdata=None))
     forms.setdefault("cancel_form", CancelOfferingForm(formdata=None))
+    forms.setdefault("tier_form", PriceTierForm(formdata=None, prefix="tier-new"))
     offerings.load_dates(offering)
     return render_template(
         "staff/admin/offering.html",

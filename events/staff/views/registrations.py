@@ -18,6 +18,7 @@ from events.staff.access import admin_required, bp, get_or_404
 from events.staff.admin_forms import ConfirmStepForm, OnBehalfForm, RefundForm, SearchForm
 from events.staff.errors import AdminError
 from events.staff.parsers import dollars_to_cents, page_before
+from events.staff.views.passes import retry_pass_refund
 
 
 @bp.get("/admin/registrations")
@@ -154,8 +155,10 @@ def admin_refund_retry(refund_id: int) -> ResponseReturnValue:
     """The Retry button posts here and gets a confirmation page; its button retries."""
     refund = get_or_404(Refund, refund_id)
     registration = refund.payment.registration
-    if registration is None:  # a class pass's refund: retried from the pass's page
-        abort(404)
+    if registration is None:  # a class pass's refund: back to the pass's page
+        if refund.payment.pass_id is None:
+            abort(404)
+        return retry_pass_refund(refund)
     back_url = url_for("staff.admin_registration", registration_id=registration.id) + "#payment-h"
     form = ConfirmStepForm()
     if form.validate_on_submit() and form.confirmed.data == "yes":

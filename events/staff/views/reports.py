@@ -49,7 +49,7 @@ def reports() -> ResponseReturnValue:
     )
 
 
-@bp.get("/reports/<any(figures, breakdown, trend, fill, attendance):table>.csv")
+@bp.get("/reports/<any(figures, breakdown, trend, fill, attendance, codes):table>.csv")
 @login_required
 def reports_csv(table: str) -> ResponseReturnValue:
     form = report_form(request.args)

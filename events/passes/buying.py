@@ -1,0 +1,394 @@
+"""Buying a class pass online, and what its holder's page shows.
+
+A purchase is a pass held (status HELD, hold_expires_at like a seat's hold) while its buyer pays
+by card on our payment page, through the same steps as a registration's card payment: the
+intent is recorded under the pass's lock before it is charged (of two submissions only one
+charges), then applied by payments.services.apply_intent, which hands a pass's intent to
+events/passes/purchase.py. The webhook, the return from the page and the reconcile sweep go
+through that one function too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext, lazy_gettext
+
+from events.extensions import db
+from events.models import (
+    OPEN_PAYMENT_STATUSES,
+    LedgerKind,
+    Offering,
+    OfferingKind,
+    Pass,
+    PassLedgerEntry,
+    PassProduct,
+    PassStatus,
+    PassValidityStart,
+    Payment,
+    PaymentStatus,
+    Registration,
+    RegistrationStatus,
+    Session,
+    SessionStatus,
+    utcnow,
+)
+from events.offering_text import offering_text
+from events.passes import ledger
+from events.passes.purchase import NEUTRAL_LABEL, issue
+from events.payments.gateway import (
+    GatewayRejected,
+    GatewayUnavailable,
+    IntentState,
+    PaymentDeclined,
+    get_gateway,
+)
+from events.payments.services import (
+    UNAVAILABLE,
+    PaymentAttempt,
+    _attempt_for,
+    _settle_earlier_attempt,
+    apply_intent,
+    declined_message,
+)
+from events.registration.services import new_token, normalize_email
+
+HOLD_LAPSED = lazy_gettext(
+    "This purchase was not completed in time, so nothing was charged. You can start again."
+)
+
+
+@dataclass(frozen=True)
+class Buyer:
+    name: str
+    email: str
+    language: str = "en"
+
+
+# --- Products on sale ---
+
+
+def products_on_sale() -> list[PassProduct]:
+    return list(
+        db.session.scalars(
+            sa.select(PassProduct)
+            .where(PassProduct.is_on_sale.is_(True))
+            .order_by(PassProduct.position, PassProduct.id)
+        )
+    )
+
+
+def product_on_sale(product_id: int) -> PassProduct | None:
+    product = db.session.get(PassProduct, product_id)
+    return product if product is not None and product.is_on_sale else None
+
+
+KIND_WORDS = {
+    OfferingKind.CLASS.value: lazy_gettext("drop-in classes"),
+    OfferingKind.WORKSHOP.value: lazy_gettext("workshops"),
+    OfferingKind.COURSE.value: lazy_gettext("courses"),
+}
+
+
+def good_for(product: PassProduct) -> str:
+    """What a pass is good for, in plain words: "drop-in classes at North Loop"."""
+    kinds = [
+        str(KIND_WORDS[k]) for k in sorted(ledger.offering_kinds(product.offering_kinds)) if k in KIND_WORDS
+    ]
+    if product.offerings:
+        what = ", ".join(o.title for o in product.offerings)
+    elif len(kinds) == 1:
+        what = kinds[0]
+    elif kinds:
+        what = gettext("%(first)s and %(last)s", first=", ".join(kinds[:-1]), last=kinds[-1])
+    else:
+        what = gettext("every class, workshop and course")
+    if product.locations:
+        return gettext(
+            "%(what)s at %(where)s", what=what, where=", ".join(loc.name for loc in product.locations)
+        )
+    return what
+
+
+def validity_words(validity_days: int, starts: PassValidityStart) -> str:
+    if starts is PassValidityStart.FIRST_USE:
+        return gettext("valid %(days)s days from your first class", days=validity_days)
+    return gettext("valid %(days)s days from purchase", days=validity_days)
+
+
+# --- Buying by card ---
+
+
+def start_purchase(product: PassProduct, buyer: Buyer, now: datetime | None = None) -> Pass:
+    """A pass held for its buyer while they pay; a free product is issued at once. Commits."""
+    now = now or utcnow()
+    pass_ = Pass(
+        product_id=product.id,
+        name=buyer.name[:120],
+        email=buyer.email[:254],
+        email_normalized=normalize_email(buyer.email),
+        status=PassStatus.HELD,
+        credits=product.credits,
+        price_cents=product.price_cents,
+        currency=product.currency,
+        validity_days=product.validity_days,
+        token=new_token(),
+        source="public",
+        language=buyer.language,
+        hold_expires_at=now + timedelta(minutes=current_app.config["HOLD_MINUTES"]),
+    )
+    db.session.add(pass_)
+    db.session.flush()
+    if product.price_cents == 0:
+        issue(ledger.lock_pass(pass_.id), now)
+    db.session.commit()
+    return pass_
+
+
+def pass_by_token(token: str) -> Pass | None:
+    return db.session.scalar(sa.select(Pass).where(Pass.token == token))
+
+
+def hold_is_live(pass_: Pass, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    return (
+        pass_.status is PassStatus.HELD and pass_.hold_expires_at is not None and pass_.hold_expires_at > now
+    )
+
+
+def _open_intent_id(pass_id: int) -> str | None:
+    return db.session.scalar(
+        sa.select(Payment.stripe_payment_intent_id)
+        .where(Payment.pass_id == pass_id, Payment.status.in_(OPEN_PAYMENT_STATUSES))
+        .order_by(Payment.id.desc())
+        .limit(1)
+    )
+
+
+def _closed_attempt(pass_: Pass) -> PaymentAttempt | None:
+    if pass_.status is PassStatus.ACTIVE:
+        return PaymentAttempt("succeeded")
+    if not hold_is_live(pass_):
+        return PaymentAttempt("closed", str(HOLD_LAPSED))
+    return None
+
+
+def pay_pass_with_card(pass_id: int, card_token: str) -> PaymentAttempt:
+    """Charge a held pass's price to a tokenized card, then apply the result (as pay_with_card
+    does for a seat: an earlier attempt's outcome is asked first, and the new intent is
+    recorded under the pass's lock before it is charged)."""
+    pass_ = db.session.get_one(Pass, pass_id)
+    if pass_.status is PassStatus.ACTIVE:
+        return PaymentAttempt("succeeded")
+    amount, currency = pass_.price_cents, pass_.currency
+    earlier = _open_intent_id(pass_id)
+    db.session.commit()  # no lock held while Stripe answers
+    gateway = get_gateway()
+    intent = None
+    try:
+        if earlier is not None:
+            settled = _settle_earlier_attempt(earlier)
+            if settled is not None:
+                return settled
+        closed = _closed_attempt(db.session.get_one(Pass, pass_id))
+        if closed is not None:
+            db.session.commit()
+            return closed
+        intent = gateway.create_intent(
+            pass_id=pass_id,
+            card_token=card_token,
+            amount=amount,
+            currency=currency,
+            description=NEUTRAL_LABEL,  # never the product's name
+            purpose="pass",
+        )
+        refused = _record_new_intent(pass_id, intent)
+        if refused is not None:
+            gateway.cancel_intent(intent.id)
+            return refused
+        state = gateway.confirm_intent(intent.id)
+    except PaymentDeclined as declined:
+        _record_failure(intent.id if intent else None, str(declined))
+        return PaymentAttempt("failed", declined_message(str(declined)))
+    except GatewayRejected as rejected:
+        current_app.logger.warning("Stripe refused a payment step for pass %s: %s", pass_id, rejected)
+        db.session.rollback()
+        return _closed_attempt(db.session.get_one(Pass, pass_id)) or PaymentAttempt(
+            "failed", gettext("Your card was not charged. Please try again.")
+        )
+    except GatewayUnavailable:
+        current_app.logger.warning("Stripe unavailable for pass %s", pass_id)
+        return PaymentAttempt("unavailable", str(UNAVAILABLE))
+    apply_intent(state)
+    return _attempt_for(state)
+
+
+def _record_new_intent(pass_id: int, intent: IntentState) -> PaymentAttempt | None:
+    pass_ = ledger.lock_pass(pass_id)  # one submission at a time gets past here
+    refused = _closed_attempt(pass_)
+    if refused is None and _open_intent_id(pass_id) is not None:
+        refused = PaymentAttempt(
+            "failed", gettext("A payment for this is already on its way. Please wait a moment and refresh.")
+        )
+    if refused is not None:
+        db.session.commit()
+        return refused
+    apply_intent(intent)
+    return None
+
+
+def _record_failure(intent_id: str | None, message: str) -> None:
+    if intent_id is not None:
+        payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
+        if payment is not None and payment.status in OPEN_PAYMENT_STATUSES:
+            payment.status, payment.last_error = PaymentStatus.FAILED, message[:500]
+    db.session.commit()
+
+
+def complete_after_return(pass_id: int, intent_id: str | None) -> Pass:
+    """Apply Stripe's state as the webhook would (a lost webhook strands nobody), then return
+    the pass as it stands. `intent_id`: the one the browser came back with."""
+    if intent_id is not None:
+        db.session.commit()
+        try:
+            state = get_gateway().retrieve_intent(intent_id)
+        except (GatewayUnavailable, GatewayRejected):
+            state = None
+        if state is not None and state.purpose == "pass" and state.pass_id == pass_id:
+            apply_intent(state)
+    return db.session.get_one(Pass, pass_id)
+
+
+def payment_processing(pass_: Pass) -> bool:
+    latest = db.session.scalar(
+        sa.select(Payment.status).where(Payment.pass_id == pass_.id).order_by(Payment.id.desc()).limit(1)
+    )
+    return latest == PaymentStatus.PROCESSING
+
+
+def live_passes(email: str, now: datetime | None = None) -> list[tuple[Pass, int]]:
+    """The active passes of an address not past their expiry, with their balances (for "Find
+    my registrations", which emails their links again). Two queries."""
+    now = now or utcnow()
+    rows = list(
+        db.session.scalars(
+            sa.select(Pass)
+            .where(
+                Pass.email_normalized == normalize_email(email),
+                Pass.status == PassStatus.ACTIVE,
+                sa.or_(Pass.expires_at.is_(None), Pass.expires_at > now),
+            )
+            .order_by(Pass.id)
+            .limit(20)
+        )
+    )
+    amounts = ledger.balances([p.id for p in rows]) if rows else {}
+    return [(p, amounts[p.id]) for p in rows]
+
+
+# --- The holder's page ---
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    when: datetime
+    kind: str
+    credits: int
+    what: str  # the class a credit was spent on or returned for, else ""
+    reason: str
+    session_start: datetime | None = None  # that class's date (a drop-in's), in its zone
+
+
+@dataclass(frozen=True)
+class PassPage:
+    class_pass: Pass
+    balance: int
+    usable: bool
+    history: list[HistoryLine]
+    bookings: list[Registration]
+    classes: list[Session]
+
+
+def pass_page(pass_: Pass, now: datetime | None = None, class_limit: int = 12) -> PassPage:
+    now = now or utcnow()
+    entries = db.session.scalars(
+        sa.select(PassLedgerEntry).where(PassLedgerEntry.pass_id == pass_.id).order_by(PassLedgerEntry.id)
+    ).all()
+    registration_ids = {e.registration_id for e in entries if e.registration_id is not None}
+    regs = (
+        {
+            r.id: r
+            for r in db.session.scalars(sa.select(Registration).where(Registration.id.in_(registration_ids)))
+        }
+        if registration_ids
+        else {}
+    )
+    history = [
+        HistoryLine(
+            when=e.created_at,
+            kind=e.kind.value,
+            credits=e.credits,
+            what=offering_text(regs[e.registration_id].offering).title if e.registration_id in regs else "",
+            reason=e.reason if e.kind in (LedgerKind.ADJUSTMENT,) else "",
+            session_start=_booked_start(regs.get(e.registration_id or 0)),
+        )
+        for e in entries
+    ]
+    live = db.session.scalars(
+        sa.select(Registration)
+        .where(
+            Registration.pass_id == pass_.id,
+            Registration.status.in_((RegistrationStatus.CONFIRMED, RegistrationStatus.HELD)),
+        )
+        .order_by(Registration.id)
+    )
+    # Upcoming only: a drop-in's date still to come, a workshop or course with a date to come.
+    bookings = [
+        r
+        for r in live
+        if any(s.ends_at > now for s in ([r.session] if r.session is not None else r.offering.sessions))
+    ]
+    return PassPage(
+        class_pass=pass_,
+        balance=sum(e.credits for e in entries),
+        usable=ledger.is_usable(pass_, now),
+        history=history,
+        bookings=bookings,
+        classes=covered_sessions(pass_.product, now, class_limit)
+        if pass_.status is PassStatus.ACTIVE
+        else [],
+    )
+
+
+def _booked_start(registration: Registration | None) -> datetime | None:
+    if registration is None or registration.session is None:
+        return None
+    return registration.session.local_start
+
+
+def covered_sessions(product: PassProduct, now: datetime, limit: int = 12) -> list[Session]:
+    """Upcoming sessions of published offerings the product covers, soonest first."""
+    query = (
+        sa.select(Session)
+        .join(Offering, Offering.id == Session.offering_id)
+        .where(
+            Session.starts_at > now,
+            Session.status == SessionStatus.SCHEDULED,
+            Offering.is_published.is_(True),
+            Offering.is_cancelled.is_(False),
+        )
+        .order_by(Session.starts_at)
+    )
+    kinds = ledger.offering_kinds(product.offering_kinds)
+    if kinds:
+        query = query.where(
+            Offering.kind.in_([OfferingKind(k) for k in kinds if k in OfferingKind._value2member_map_])
+        )
+    if product.offerings:
+        query = query.where(Offering.id.in_([o.id for o in product.offerings]))
+    if product.locations:
+        query = query.where(Offering.location_id.in_([loc.id for loc in product.locations]))
+    return list(db.session.scalars(query.limit(limit)))
