@@ -18,6 +18,7 @@ from events.extensions import db as _db
 from events.models import LedgerKind
 from events.notifications.delivery import deliver_due
 from events.passes import ledger
+from events.registration import links
 from tests.conftest import _watched_page
 from tests.factories import make_clinic, make_location
 from tests.passbook_helpers import ledger_kinds, make_class, make_pass, make_product
@@ -68,6 +69,7 @@ def test_book_with_a_class_pass_through_the_emailed_link_and_cancel_on_time(
     db.session.commit()
     session = cls.sessions[0]
     pass_id = pass_.id
+    pass_signed = links.sign(pass_.token, links.PASS_SALT)
 
     member = member_phone
     member.goto(f"{live_server.url}/offerings/{cls.slug}?session={session.id}")
@@ -115,6 +117,16 @@ def test_book_with_a_class_pass_through_the_emailed_link_and_cancel_on_time(
     expect(member.locator(".paid-with-pass")).to_contain_text("(10 of 10 left")
     assert_accessible(member)
     no_sideways_scroll(member)
+
+    # The pass's own page lists the class again, with its "Book" button (the partial).
+    member.goto(f"{live_server.url}/pass/{pass_signed}")
+    expect(member.locator("#pass-balance")).to_contain_text("10 of 10 credits left")
+    item = member.locator(".pass-book-item").filter(has_text="Strength & Balance")
+    expect(item).to_contain_text("10 seats left")
+    expect(item.get_by_role("button", name=re.compile("^Book"))).to_be_visible()
+    assert_accessible(member)
+    no_sideways_scroll(member)
+    shot(member, "pass-page-book.png")
 
     _db.session.expire_all()
     assert ledger.balance(pass_id) == 10
