@@ -201,6 +201,8 @@ class TransferPrice:
 
 
 def transfer_price(registration: Registration, offering: Offering) -> TransferPrice:
+    if registration.pass_id is not None:
+        return TransferPrice(0, None, False, None, 0)  # a pass's credits pay (they move with it)
     tier_id = registration.price_tier_id
     if tier_id is not None and all(t.id != tier_id for t in offering.price_tiers):
         tier_id = None  # another offering's tier: its list price

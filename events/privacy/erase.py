@@ -37,8 +37,10 @@ from events.registration import seats
 from events.registration.services import (
     mark_cancelled,
     normalize_email,
+    pass_credits_come_back,
     refund_quote,
     registration_sessions,
+    settle_pass_credits,
 )
 
 ERASE_REASON = "Cancelled: the person asked us to delete their data"
@@ -155,6 +157,14 @@ def erase(
         db.session.refresh(row)
     live = [r for r in live if r.status in LIVE]
     active = [e for e in active if e.status in ACTIVE_WAITLIST]
+    # A booking paid with a class pass: its credits go back as a member's cancellation would
+    # give them (before the cut-off or after a move), passes locked after the pools and before
+    # any payment. (What becomes of the pass itself is the passes' erasure.)
+    for registration in sorted(live, key=lambda r: (r.pass_id or 0, r.id)):
+        if registration.pass_id is not None:
+            settle_pass_credits(
+                registration, now, pass_credits_come_back(registration, now), reason=ERASE_REASON
+            )
     # Every payment that paid for a seat: its first and any balance paid after a transfer.
     payments = {r.id: seat_payments(r) for r in live}
     for payment_id in sorted(p.id for paid in payments.values() for p in paid):
