@@ -7,7 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask
 
-from events import cli, errors, filters, inputs, languages, migrating, redaction, security
+from events import cli, errors, filters, inputs, languages, migrating, pricing, redaction, security
 from events.api.views import bp as api_bp
 from events.catalog.cache import CachedPageMiddleware, csrf_token_for_page, mark_changer_fresh
 from events.catalog.seat_slots import seat_slot
@@ -107,6 +107,7 @@ def create_app(config: dict | None = None) -> Flask:
     # The schedule's seat badges, left as slots while a page is rendered for its parts.
     app.jinja_env.globals["seat_slot"] = seat_slot
     filters.register(app)
+    pricing.register_template_globals(app)
 
     app.after_request(mark_changer_fresh)
     # (Flask's documented way to wrap its WSGI app; a type checker sees a method assigned to.)

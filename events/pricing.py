@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import Flask
 from flask_babel import gettext, lazy_gettext
 
 from events.extensions import db
@@ -37,6 +38,7 @@ from events.models import (
     Session,
     SessionStatus,
 )
+from events.registration.holds import lapsed_hold
 
 CODE_MAX_LENGTH = 40
 _CODE_SHAPE = re.compile(r"^[A-Z0-9_\-.]{1,40}$")
@@ -166,8 +168,6 @@ def uses(
     if email_normalized is not None:
         query = query.where(PromoRedemption.email_normalized == email_normalized)
     if now is not None:
-        from events.registration.seats import lapsed_hold  # (seats imports this module)
-
         lapsed = sa.select(Registration.id).where(Registration.promo_code_id == code_id, lapsed_hold(now))
         query = query.where(
             sa.or_(PromoRedemption.registration_id.is_(None), PromoRedemption.registration_id.not_in(lapsed))
@@ -603,3 +603,12 @@ def price_breakdown(registration: Registration) -> str:
     else:  # still to pay (a hold)
         parts.append(gettext("total %(amount)s", amount=format_money(registration.price_cents, currency)))
     return ", ".join(parts)
+
+
+def register_template_globals(app: Flask) -> None:
+    """How a booking was priced, for the templates (the filters module can't import this one:
+    it formats the money this module writes)."""
+    app.jinja_env.globals["price_default"] = form_default
+    app.jinja_env.globals["price_lines"] = registration_lines
+    app.jinja_env.globals["price_breakdown"] = price_breakdown
+    app.jinja_env.globals["pricing_label"] = pricing_label

@@ -23,13 +23,14 @@ from enum import Enum
 
 import sqlalchemy as sa
 from flask import current_app, url_for
-from flask_babel import format_date, gettext, ngettext
+from flask_babel import gettext, ngettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from events import audit
 from events.extensions import db
+from events.filters import format_long_date
 from events.languages import languages
 from events.models import (
     LedgerKind,
@@ -421,7 +422,7 @@ class PassSummary:
     product_name: str
 
     def text(self) -> str:
-        """ "Class pass: 1 credit (6 of 10 left, expires Jun 14)", in the current language."""
+        """ "Class pass: 1 credit (6 of 10 left, expires Jun 14, 2027)", in the current language."""
         spent = ngettext("%(num)d credit", "%(num)d credits", self.credits)
         if self.expires_at is not None:
             return gettext(
@@ -429,7 +430,7 @@ class PassSummary:
                 spent=spent,
                 left=self.left,
                 of=self.of,
-                date=format_date(self.expires_at, "MMM d"),
+                date=format_long_date(self.expires_at),
             )
         return gettext(
             "Class pass: %(spent)s (%(left)d of %(of)d left)", spent=spent, left=self.left, of=self.of
