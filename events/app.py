@@ -7,7 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask
 
-from events import cli, errors, filters, inputs, languages, migrating, redaction, security
+from events import cli, errors, filters, inputs, languages, migrating, pricing, redaction, security
 from events.api.views import bp as api_bp
 from events.catalog.cache import CachedPageMiddleware, csrf_token_for_page, mark_changer_fresh
 from events.catalog.seat_slots import seat_slot
@@ -18,6 +18,7 @@ from events.db_sqlite import configure_sqlite
 from events.extensions import babel, csrf, db, limiter, login_manager
 from events.models import Clinic
 from events.notifications import devmail
+from events.passes.booking_views import bp as pass_booking_bp
 from events.passes.views import bp as passes_bp
 from events.payments.webhooks import bp as payments_bp
 from events.privacy.views import bp as privacy_bp
@@ -86,6 +87,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(resources_bp)
     app.register_blueprint(privacy_bp)
     app.register_blueprint(passes_bp)
+    app.register_blueprint(pass_booking_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)
     # The read-only catalog and API are served from the page cache; rate limits guard the
@@ -105,6 +107,7 @@ def create_app(config: dict | None = None) -> Flask:
     # The schedule's seat badges, left as slots while a page is rendered for its parts.
     app.jinja_env.globals["seat_slot"] = seat_slot
     filters.register(app)
+    pricing.register_template_globals(app)
 
     app.after_request(mark_changer_fresh)
     # (Flask's documented way to wrap its WSGI app; a type checker sees a method assigned to.)

@@ -252,6 +252,14 @@ def _registered_by_staff(f: Facts) -> str:
     return f"{f.actor} registered {_person(f)} for {_offering(f)}{how}."
 
 
+@sentence("registration.booked_with_pass")
+def _booked_with_pass(f: Facts) -> str:
+    credits = _count(_cents(f, "credits"), "credit", "credits")
+    pass_id = _cents(f, "pass_id")
+    which = f" #{pass_id}" if pass_id else ""
+    return f"{_person(f)} booked {_offering(f)} with class pass{which}, spending {credits}."
+
+
 @sentence("registration.cancelled")
 def _registration_cancelled(f: Facts) -> str:
     refund = _cents(f, "refund_cents")

@@ -457,6 +457,13 @@ class Config:
         "how long an emailed “Download my data” or “Delete my data” link works (it works once)",
     )
 
+    # Booking with a class pass (events/passes/booking.py)
+    PASS_BOOKING_LINK_MINUTES = env_int(
+        "PASS_BOOKING_LINK_MINUTES",
+        60,
+        "how long the emailed “confirm your booking with your class pass” link works",
+    )
+
     # gunicorn (read by gunicorn.conf.py)
     PORT = env_int("PORT", 8000, "the port gunicorn listens on")
     WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2, "gunicorn's worker processes")

@@ -13,7 +13,6 @@ from babel import numbers as babel_numbers
 from flask import Flask
 from flask_babel import gettext
 
-from events import pricing
 from events.clinic import current_clinic
 from events.forms import form_error_items
 from events.languages import DEFAULT_LANGUAGE, Language, current_language_details
@@ -237,10 +236,6 @@ def page_url(schedule_filter: ScheduleFilter, page: int) -> str:
 def register(app: Flask) -> None:
     app.jinja_env.globals["page_url"] = page_url
     app.jinja_env.globals["form_error_items"] = form_error_items
-    app.jinja_env.globals["price_default"] = pricing.form_default
-    app.jinja_env.globals["price_lines"] = pricing.registration_lines
-    app.jinja_env.globals["price_breakdown"] = pricing.price_breakdown
-    app.jinja_env.globals["pricing_label"] = pricing.pricing_label
     app.jinja_env.filters.update(
         money=format_money,
         long_date=format_long_date,

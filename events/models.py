@@ -1073,6 +1073,7 @@ class Pass(Model):
     anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     product: Mapped[PassProduct] = relationship()
+    promo_code: Mapped[PromoCode | None] = relationship()
     ledger: Mapped[list[PassLedgerEntry]] = relationship(
         back_populates="class_pass", order_by="PassLedgerEntry.id"
     )

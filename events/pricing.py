@@ -15,11 +15,13 @@ release_for_registrations).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import Flask
 from flask_babel import gettext, lazy_gettext
 
 from events.extensions import db
@@ -36,6 +38,7 @@ from events.models import (
     Session,
     SessionStatus,
 )
+from events.registration.holds import lapsed_hold
 
 CODE_MAX_LENGTH = 40
 _CODE_SHAPE = re.compile(r"^[A-Z0-9_\-.]{1,40}$")
@@ -143,18 +146,28 @@ def _check_dates(code: PromoCode, now: datetime) -> None:
         raise PricingError(gettext("This code has expired."), field="code")
 
 
-def uses(code_id: int, email_normalized: str | None = None, now: datetime | None = None) -> int:
+def uses(
+    code_id: int,
+    email_normalized: str | None = None,
+    now: datetime | None = None,
+    excluding_registration_id: int | None = None,
+) -> int:
     """Uses of a code that count (not released), in all or by one address. With `now`, a use by
     a hold that has run out is not counted either, though no sweep has released it yet (in
     another class's pool, say): its seat is gone, and its use goes with it."""
     query = sa.select(sa.func.count()).where(
         PromoRedemption.promo_code_id == code_id, PromoRedemption.released_at.is_(None)
     )
+    if excluding_registration_id is not None:
+        query = query.where(
+            sa.or_(
+                PromoRedemption.registration_id.is_(None),
+                PromoRedemption.registration_id != excluding_registration_id,
+            )
+        )
     if email_normalized is not None:
         query = query.where(PromoRedemption.email_normalized == email_normalized)
     if now is not None:
-        from events.registration.seats import lapsed_hold  # (seats imports this module)
-
         lapsed = sa.select(Registration.id).where(Registration.promo_code_id == code_id, lapsed_hold(now))
         query = query.where(
             sa.or_(PromoRedemption.registration_id.is_(None), PromoRedemption.registration_id.not_in(lapsed))
@@ -172,6 +185,77 @@ def check_uses(code: PromoCode, email_normalized: str, now: datetime | None = No
             raise PricingError(
                 gettext("This code has already been used with this email address."), field="code"
             )
+
+
+@dataclass(frozen=True)
+class TransferPrice:
+    """What a booking moved by staff costs on its new date, priced as it was first (events/
+    staff/bookings.py): the same tier if the new offering has it, a community seat on the same
+    offering, a code that covers the new offering (its use moves with the booking)."""
+
+    price_cents: int
+    tier_id: int | None
+    community: bool
+    promo_code_id: int | None
+    discount_cents: int
+
+
+def transfer_price(registration: Registration, offering: Offering) -> TransferPrice:
+    if registration.pass_id is not None:
+        return TransferPrice(0, None, False, None, 0)  # a pass's credits pay (they move with it)
+    tier_id = registration.price_tier_id
+    if tier_id is not None and all(t.id != tier_id for t in offering.price_tiers):
+        tier_id = None  # another offering's tier: its list price
+    community = (
+        registration.community_seat
+        and registration.offering_id == offering.id
+        and offering.community_seats > 0
+    )
+    _tier, base, _lines = _base(offering, tier_id, community)
+    code = registration.promo_code
+    if code is not None and not covers_offering(code, offering):
+        code = None
+    discount = discount_for(code, base) if code is not None else 0
+    return TransferPrice(base - discount, tier_id, community, code.id if code else None, discount)
+
+
+def move_use(old_registration_id: int, new_registration_id: int | None, now: datetime) -> None:
+    """A booking moved to another registration takes its code's use along (None: the new
+    booking is priced without the code, so the use is given back)."""
+    values: dict[str, object] = (
+        {"registration_id": new_registration_id} if new_registration_id is not None else {"released_at": now}
+    )
+    db.session.execute(
+        sa.update(PromoRedemption)
+        .where(PromoRedemption.registration_id == old_registration_id, PromoRedemption.released_at.is_(None))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def keep_use_for_payment(registration: Registration, now: datetime) -> bool:
+    """A card payment is confirming a registration priced with a code, perhaps after its hold
+    lapsed: its use was then given back (or no longer counted by others), and someone else may
+    have used the code since. Under the code's row lock (the caller holds the seat pool's), the
+    use is kept only if it still fits the code's limits counting every other use; it then counts
+    again. False: the code was used up meanwhile, so this price can't be honoured and the caller
+    refunds the payment (no seat was kept for it)."""
+    if registration.promo_code_id is None:
+        return True
+    code = lock_code(registration.promo_code_id)
+    others = functools.partial(uses, code.id, now=now, excluding_registration_id=registration.id)
+    if code.max_uses is not None and others() >= code.max_uses:
+        return False
+    if code.max_uses_per_email is not None and registration.email_normalized:
+        if others(registration.email_normalized) >= code.max_uses_per_email:
+            return False
+    db.session.execute(
+        sa.update(PromoRedemption)
+        .where(PromoRedemption.registration_id == registration.id)
+        .values(released_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return True
 
 
 def community_release_at(offering: Offering, first_start: datetime) -> datetime:
@@ -519,3 +603,12 @@ def price_breakdown(registration: Registration) -> str:
     else:  # still to pay (a hold)
         parts.append(gettext("total %(amount)s", amount=format_money(registration.price_cents, currency)))
     return ", ".join(parts)
+
+
+def register_template_globals(app: Flask) -> None:
+    """How a booking was priced, for the templates (the filters module can't import this one:
+    it formats the money this module writes)."""
+    app.jinja_env.globals["price_default"] = form_default
+    app.jinja_env.globals["price_lines"] = registration_lines
+    app.jinja_env.globals["price_breakdown"] = price_breakdown
+    app.jinja_env.globals["pricing_label"] = pricing_label

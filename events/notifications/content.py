@@ -45,6 +45,7 @@ from events.models import (
 from events.notifications.addresses import contact_address, sender_address
 from events.notifications.outbox import PASS_KINDS, EmailKind
 from events.offering_text import offering_text
+from events.passes import booking as pass_booking
 from events.passes import ledger
 from events.passes.buying import live_passes
 from events.payments.receipts import Receipt, card_label, desk_method_word
@@ -361,6 +362,8 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         return _privacy_email(row, clinic)
     if row.kind in PASS_KINDS:
         return _pass_email(row, clinic)
+    if row.kind == EmailKind.PASS_BOOKING_LINK:
+        return _pass_booking_email(row, clinic, prefetched.now)
     extra = dict(row.context or {})
     registration = prefetched.registration(row.registration_id)
     entry = prefetched.entry(row.waitlist_entry_id)
@@ -400,6 +403,10 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
 
     if registration is not None and row.kind in PAYMENT_KINDS:
         subject_template = _payment_context(ctx, row.kind, registration, subject_template)
+    if registration is not None and registration.pass_id is not None:
+        # Booked with a class pass: "Class pass: 1 credit (6 of 10 left, expires Jun 14)".
+        summary = pass_booking.pass_summary(registration)
+        ctx["paid_with_pass"] = summary.text() if summary is not None else ""
     if row.kind == EmailKind.WAITLIST_JOINED and entry is not None:
         ctx["position"] = waitlist_position(entry) if entry.status.value == "waiting" else None
         if extra.get("again"):
@@ -552,6 +559,55 @@ def _privacy_email(row: OutboxEmail, clinic: Clinic) -> EmailContent:
         subject = gettext("Your data at %(clinic)s", clinic=one_line(clinic.name))
     else:
         subject = gettext("Your data at %(clinic)s has been deleted", clinic=one_line(clinic.name))
+    ctx["subject"] = subject
+    return EmailContent(row.kind, subject, ctx, [])
+
+
+def _pass_booking_email(row: OutboxEmail, clinic: Clinic, now: datetime) -> EmailContent:
+    """The link that confirms booking with a class pass (signed now, for PASS_BOOKING_LINK_MINUTES),
+    or, when the address holds no usable pass that covers it, a note saying so."""
+    extra = dict(row.context or {})
+    offering = db.session.get(Offering, extra.get("offering_id") or 0)
+    session = db.session.get(Session, extra.get("session_id") or 0) if extra.get("session_id") else None
+    ctx: dict[str, Any] = {
+        "kind": row.kind,
+        "clinic": clinic,
+        "name": str(extra.get("name") or ""),
+        "extra": extra,
+        "offering": offering,
+        "session": session,
+        "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",
+        "passes_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/passes",
+        "minutes": pass_booking.link_minutes(),
+    }
+    if session is None and offering is not None:
+        session = db.session.scalar(
+            sa.select(Session)
+            .where(Session.offering_id == offering.id, Session.status == SessionStatus.SCHEDULED)
+            .order_by(Session.starts_at)
+            .limit(1)
+        )
+    ctx["when_text"] = session_when(session.local_start, session.local_end) if session is not None else ""
+    ctx["title"] = offering_text(offering).title if offering is not None else ""
+    chosen = (
+        pass_booking.usable_pass(row.to_email.strip().lower(), offering, now)
+        if offering is not None
+        else None
+    )
+    ctx["has_pass"] = chosen is not None
+    ctx["link"] = ""
+    if chosen is not None and offering is not None:
+        ctx["link"] = pass_booking.booking_link(
+            pass_booking.BookingRequest(
+                offering.id,
+                extra.get("session_id"),
+                ctx["name"],
+                row.to_email,
+                str(extra.get("phone") or ""),
+                row.language or "en",
+            )
+        )
+    subject = gettext("Your booking with a class pass at %(clinic)s", clinic=one_line(clinic.name))
     ctx["subject"] = subject
     return EmailContent(row.kind, subject, ctx, [])
 

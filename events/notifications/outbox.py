@@ -51,6 +51,10 @@ class EmailKind:
     PASS_PAYMENT_REFUNDED = "pass_payment_refunded"
     PASS_REFUND_ISSUED = "pass_refund_issued"
 
+    # To an address: the link that confirms a booking paid with a class pass, or (no usable
+    # pass there) a note saying so (events/passes/booking.py).
+    PASS_BOOKING_LINK = "pass_booking_link"
+
 
 PASS_KINDS = (EmailKind.PASS_ISSUED, EmailKind.PASS_PAYMENT_REFUNDED, EmailKind.PASS_REFUND_ISSUED)
 

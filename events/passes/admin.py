@@ -251,11 +251,17 @@ def paid_cents(payments: list[Payment]) -> int:
 
 
 def pro_rata_cents(pass_: Pass, payments: list[Payment], unused: int) -> int:
-    """What the unused credits are worth: what was paid / credits x unused, in cents, floored."""
+    """What the unused credits are worth: what was paid / credits x unused, in cents, floored.
+
+    What was paid is the pass's price, never more than its payments can still give back: a
+    second payment for the same pass is already being refunded whole (an unplaced payment), so
+    it adds nothing, and a comp paid nothing."""
     if unused <= 0 or pass_.credits <= 0:
         return 0
+    succeeded = [p for p in payments if p.status == PaymentStatus.SUCCEEDED]
+    paid = min(pass_.price_cents, sum(refunds.refundable_each(succeeded).values()))
     # Credits staff added on top are not money: at most what was bought is refunded.
-    return paid_cents(payments) * min(unused, pass_.credits) // pass_.credits
+    return paid * min(unused, pass_.credits) // pass_.credits
 
 
 # --- Changes staff make to a pass ---

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext, lazy_gettext, ngettext
 
+from events import pricing
 from events.extensions import db
 from events.models import (
     OPEN_PAYMENT_STATUSES,
@@ -122,27 +123,48 @@ def validity_words(validity_days: int, starts: PassValidityStart) -> str:
 # --- Buying by card ---
 
 
-def start_purchase(product: PassProduct, buyer: Buyer, now: datetime | None = None) -> Pass:
-    """A pass held for its buyer while they pay; a free product is issued at once. Commits."""
+def start_purchase(
+    product: PassProduct, buyer: Buyer, now: datetime | None = None, code: str | None = None
+) -> Pass:
+    """A pass held for its buyer while they pay; a pass that costs nothing (a free product, or a
+    100% code) is issued at once. The price, with any promo code, is computed once by
+    events/pricing.py and the code's use is counted under its row's lock (a pass purchase
+    takes the code's lock first: no pool, then promo code -> pass -> payments). PricingError,
+    with nothing written, for a code that can't be used. Commits."""
     now = now or utcnow()
+    email_normalized = normalize_email(buyer.email)
+    quote = pricing.quote_pass(product, code, email_normalized, now)
+    # The code's row is locked (and its uses counted) before the pass row that names it is
+    # written: the foreign key's share lock taken first would deadlock two buyers of one code.
+    promo = None
+    if quote.code is not None:
+        try:
+            promo = pricing.lock_for_use(quote.code.id, email_normalized, now)
+        except pricing.PricingError:
+            db.session.rollback()
+            raise
     pass_ = Pass(
         product_id=product.id,
         name=buyer.name[:120],
         email=buyer.email[:254],
-        email_normalized=normalize_email(buyer.email),
+        email_normalized=email_normalized,
         status=PassStatus.HELD,
         credits=product.credits,
-        price_cents=product.price_cents,
+        price_cents=quote.total_cents,
         currency=product.currency,
         validity_days=product.validity_days,
         token=new_token(),
         source="public",
         language=buyer.language,
         hold_expires_at=now + timedelta(minutes=current_app.config["HOLD_MINUTES"]),
+        promo_code_id=promo.id if promo is not None else None,
+        discount_cents=quote.discount_cents,
     )
     db.session.add(pass_)
     db.session.flush()
-    if product.price_cents == 0:
+    if promo is not None:
+        pricing.write_redemption(promo, email_normalized, quote.discount_cents, now, pass_id=pass_.id)
+    if quote.total_cents == 0:
         issue(ledger.lock_pass(pass_.id), now)
     db.session.commit()
     return pass_

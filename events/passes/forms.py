@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext
 from wtforms import StringField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Email, Length, Optional
 
 from events.forms import Form, deliverable_email
 
@@ -31,4 +31,10 @@ class BuyPassForm(Form):
             deliverable_email,
             Length(max=254),
         ],
+    )
+    # A promo code, if the member has one (checked and priced by events/pricing.py).
+    code = StringField(
+        _l("Code (optional)"),
+        filters=[_strip],
+        validators=[Optional(), Length(max=40, message=_l("That code is too long."))],
     )

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from events import audit
+from events import audit, pricing
 from events.extensions import db
 from events.models import (
     OPEN_PAYMENT_STATUSES,
@@ -178,11 +178,14 @@ def lapsed_pass_holds(now: datetime) -> sa.ColumnElement[bool]:
 def void_lapsed_holds(now: datetime) -> int:
     """Void every pass whose purchase hold lapsed unpaid: one statement (cheap when none is
     due). A payment that succeeds later is refunded by apply_pass_intent. Commits."""
-    result = db.session.execute(
+    voided = db.session.scalars(
         sa.update(Pass)
         .where(lapsed_pass_holds(now))
         .values(status=PassStatus.VOID)
+        .returning(Pass.id)
         .execution_options(synchronize_session=False)
-    )
+    ).all()
+    # A promo code used by an unpaid purchase counts no more (events/pricing.py).
+    pricing.release_for_passes(list(voided), now)
     db.session.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return len(voided)

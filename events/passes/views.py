@@ -5,6 +5,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
+from events import pricing
 from events.extensions import config_limit, limiter
 from events.inputs import is_stripe_id
 from events.languages import current_language
@@ -37,11 +38,15 @@ def buy(product_id: int) -> ResponseReturnValue:
     if request.method == "POST":
         if form.validate():
             buyer = buying.Buyer(form.name.data, form.email.data, current_language())
-            pass_ = buying.start_purchase(product, buyer)
-            signed = links.sign(pass_.token, links.PASS_SALT)
-            if pass_.status is PassStatus.ACTIVE:  # a free pass: issued at once
-                return redirect(url_for("passes.pass_page", signed=signed))
-            return redirect(url_for("passes.pay", signed=signed))
+            try:
+                pass_ = buying.start_purchase(product, buyer, code=form.code.data)
+            except pricing.PricingError as error:
+                form.code.errors = [*form.code.errors, str(error)]
+            else:
+                signed = links.sign(pass_.token, links.PASS_SALT)
+                if pass_.status is PassStatus.ACTIVE:  # nothing to pay: issued at once
+                    return redirect(url_for("passes.pass_page", signed=signed))
+                return redirect(url_for("passes.pay", signed=signed))
         status = 400
     else:
         status = 200

@@ -21,7 +21,7 @@ from flask import current_app
 from flask_babel import gettext, lazy_gettext
 from sqlalchemy.exc import IntegrityError
 
-from events import audit
+from events import audit, pricing
 from events.extensions import db
 from events.languages import current_language
 from events.models import (
@@ -382,15 +382,22 @@ def _apply_success(registration: Registration, payment: Payment, pool: SeatPool,
     )
     if registration.status == RegistrationStatus.CONFIRMED and other_success is None:
         return  # already confirmed by this payment
+    # A price with a promo code stands only if the code's use still fits its limits (a hold
+    # that lapsed gave its use back): pricing.keep_use_for_payment, under the code's lock.
     if registration.status == RegistrationStatus.HELD and other_success is None:
-        _confirm(registration, now)
-        return
-    if registration.status == RegistrationStatus.EXPIRED and other_success is None:
+        if pricing.keep_use_for_payment(registration, now):
+            _confirm(registration, now)
+            return
+    elif registration.status == RegistrationStatus.EXPIRED and other_success is None:
         # Paid after the hold lapsed: keep the seat if one is still free and they have not
         # registered again meanwhile (then that registration is theirs, and this money goes back).
         seats.release_lapsed(pool, now)
         registered_again = find_live_registration(pool.id, registration.email_normalized)
-        if registered_again is None and pool.seats_taken < pool.capacity:
+        if (
+            registered_again is None
+            and pool.seats_taken < pool.capacity
+            and pricing.keep_use_for_payment(registration, now)
+        ):
             seats.take_seat(pool)
             _confirm(registration, now)
             return

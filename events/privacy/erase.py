@@ -47,8 +47,10 @@ from events.registration import seats
 from events.registration.services import (
     mark_cancelled,
     normalize_email,
+    pass_credits_come_back,
     refund_quote,
     registration_sessions,
+    settle_pass_credits,
 )
 
 ERASE_REASON = "Cancelled: the person asked us to delete their data"
@@ -218,11 +220,22 @@ def erase(
         pool_id: seats.lock_pool(pool_id)
         for pool_id in sorted({r.seat_pool_id for r in live} | {e.seat_pool_id for e in active})
     }
-    passes = [ledger.lock_pass(pass_id) for pass_id in pass_ids]
+    # The address's passes, and those its upcoming bookings were paid with (whoever holds them).
+    booked_with = {r.pass_id for r in live if r.pass_id is not None}
+    locked_passes = {pass_id: ledger.lock_pass(pass_id) for pass_id in sorted(set(pass_ids) | booked_with)}
+    passes = [locked_passes[pass_id] for pass_id in pass_ids]
     for row in (*live, *active):
         db.session.refresh(row)
     live = [r for r in live if r.status in LIVE]
     active = [e for e in active if e.status in ACTIVE_WAITLIST]
+    # A booking paid with a class pass: its credits go back as a member's cancellation would
+    # give them (before the cut-off or after a move). Its pass was locked above with the
+    # address's own (all passes in id order, after the pools and before any payment).
+    for registration in sorted(live, key=lambda r: (r.pass_id or 0, r.id)):
+        if registration.pass_id is not None:
+            settle_pass_credits(
+                registration, now, pass_credits_come_back(registration, now), reason=ERASE_REASON
+            )
     closing = [p for p in passes if _open(p, now)]
     # Every payment that paid for a seat: its first and any balance paid after a transfer; and
     # every payment of a pass being closed.

@@ -42,6 +42,7 @@ from events.models import (
     utcnow,
 )
 from events.offering_text import offering_text
+from events.passes.booking import PassSummary, credits_given_back, pass_summary
 from events.payments import balances
 from events.payments.receipts import Receipt, card_label, desk_method_word
 from events.payments.services import payment_processing
@@ -95,6 +96,10 @@ class ManagePage:
     balance_due_cents: int = 0
     balance_url: str = ""
     balance_receipts: list[Receipt] = field(default_factory=list)  # the balance paid by card
+    # Booked with a class pass: "Class pass: 1 credit (6 of 10 left, expires Jun 14)", and,
+    # once cancelled, whether its credits came back.
+    paid_with_pass: PassSummary | None = None
+    pass_credits_back: int = 0
 
 
 def _open_payment(registration: Registration) -> bool:
@@ -229,6 +234,9 @@ def manage_page(registration: Registration, now: datetime | None = None) -> Mana
         page.other_dates = other_dates(registration, now)
     page.started = has_started(registration, now)
     page.cancellable = can_cancel(registration, now)
+    page.paid_with_pass = pass_summary(registration)
+    if page.paid_with_pass is not None and state == State.CANCELLED:
+        page.pass_credits_back = credits_given_back(registration)
     if state == State.CONFIRMED:
         page.balance_due_cents = balances.balance_due(registration)
         if page.balance_due_cents:
@@ -249,6 +257,8 @@ class CancelPreview:
     card: str  # "Visa ending 4242", or "" (then "your card")
     arrives: str = field(default_factory=refund_arrives)
     at_desk: str = ""  # "cash" or "check" (the reader's word): paid at the desk, refunded there
+    pass_credits: int = 0  # booked with a class pass: the credits it spent
+    pass_credits_back: bool = False  # ... and cancelling now gives them back
 
 
 def cancel_preview(registration: Registration, now: datetime | None = None) -> CancelPreview:
@@ -264,6 +274,9 @@ def cancel_preview(registration: Registration, now: datetime | None = None) -> C
         paid_cents=sum(p.amount_cents for p in balances.seat_payments(registration)),
         card=card_label(payment.card_brand, payment.card_last4) if payment is not None else "",
         at_desk=desk_method_word(payment.method) if payment is not None and payment.method.at_desk else "",
+        pass_credits=registration.credits_spent if registration.pass_id is not None else 0,
+        pass_credits_back=registration.pass_id is not None
+        and services.pass_credits_come_back(registration, now),
     )
 
 

@@ -29,10 +29,8 @@ from events import pricing
 from events.catalog.cache import note_seats_changed, seats_notification_sql
 from events.extensions import db
 from events.models import (
-    OPEN_PAYMENT_STATUSES,
     WAITLIST_ACTIVE_STATUSES,
     OutboxEmail,
-    Payment,
     Registration,
     RegistrationStatus,
     SeatPool,
@@ -43,6 +41,7 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind, email_row, queue_email
 from events.notifications.publish import mark_queued
+from events.registration.holds import lapsed_hold
 
 
 def lock_pool(pool_id: int) -> SeatPool:
@@ -266,25 +265,6 @@ def free_seat(pool: SeatPool, now: datetime) -> None:
     """Give a seat back and offer it to the waitlist."""
     _free(pool)
     offer_free_seats(pool, now)
-
-
-def lapsed_hold(now: datetime) -> sa.ColumnElement[bool]:
-    """The condition for a hold whose time ran out.
-
-    A hold with a payment in flight (an intent recorded whose outcome we have not heard) gets
-    PAYMENT_GRACE_MINUTES more: the card may have been charged in time with the answer lost,
-    and the seat it paid for must still be there when reconcile or the webhook says so."""
-    grace = timedelta(minutes=current_app.config["PAYMENT_GRACE_MINUTES"])
-    paying = (
-        sa.select(Payment.id)
-        .where(Payment.registration_id == Registration.id, Payment.status.in_(OPEN_PAYMENT_STATUSES))
-        .exists()
-    )
-    return sa.and_(
-        Registration.status == RegistrationStatus.HELD,
-        Registration.hold_expires_at <= now,
-        sa.or_(Registration.hold_expires_at <= now - grace, ~paying),
-    )
 
 
 def release_lapsed(pool: SeatPool, now: datetime) -> None:

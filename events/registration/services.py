@@ -42,6 +42,7 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, dedupe_key, queue_email
+from events.passes import ledger
 from events.payments import refunds
 from events.payments.balances import seat_payments
 from events.registration import seats
@@ -695,6 +696,30 @@ def refund_quote(registration: Registration, now: datetime | None = None) -> Ref
     return RefundQuote(amount, False, cutoff, text)
 
 
+def pass_credits_come_back(registration: Registration, now: datetime) -> bool:
+    """Whether cancelling a booking paid with a class pass now returns its credits: before the
+    offering's cut-off, or at any time after the clinic moved it (else they stay spent)."""
+    if moved_since_registering(registration):
+        return True
+    start = first_session_start(registration)
+    if start is None:
+        return True
+    return now <= start - timedelta(hours=registration.offering.cancellation_cutoff_hours)
+
+
+def settle_pass_credits(registration: Registration, now: datetime, give_back: bool, reason: str = "") -> int:
+    """Give back (ledger RETURN) or forfeit (a row of zero) a cancelled pass booking's credits,
+    at most once. The caller holds the seat pool's lock: the pass is locked after it. Returns
+    the credits given back."""
+    if registration.pass_id is None or not registration.credits_spent:
+        return 0
+    if give_back:
+        entry = ledger.give_back(registration, now, reason=reason or "Cancelled in time")
+        return entry.credits if entry is not None else 0
+    ledger.forfeit(registration, now, reason=reason or "Cancelled late")
+    return 0
+
+
 class QuoteChanged(RegistrationError):
     """The refund cancelling gives now is not the one the person was shown (the cut-off passed,
     or staff refunded meanwhile): nothing was cancelled; show them the new quote."""
@@ -748,11 +773,15 @@ def cancel_registration(
             actor_id=actor_id,
         )
         refund_cents = sum(amount for _, amount in queued)
-    queue_email(
-        EmailKind.REGISTRATION_CANCELLED,
-        registration=registration,
-        context={"refund_cents": refund_cents, "currency": registration.currency},
-    )
+    context: dict = {"refund_cents": refund_cents, "currency": registration.currency}
+    if registration.pass_id is not None and registration.credits_spent:
+        # Booked with a class pass (after the pool, the pass's lock): its credits come back
+        # before the cut-off or after a move, else stay spent. No payment, so no refund rows.
+        context["credits_back"] = settle_pass_credits(
+            registration, now, pass_credits_come_back(registration, now)
+        )
+        context["credits_spent"] = registration.credits_spent
+    queue_email(EmailKind.REGISTRATION_CANCELLED, registration=registration, context=context)
     seats.free_seat(pool, now)
     db.session.commit()
     return registration, refund_cents

@@ -17,7 +17,7 @@ from enum import Enum
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from events import audit
+from events import audit, pricing
 from events.extensions import db
 from events.models import (
     OPEN_PAYMENT_STATUSES,
@@ -36,6 +36,8 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
+from events.passes.booking import move_spend as move_pass_spend
+from events.passes.booking import transfer_refusal as pass_transfer_refusal
 from events.payments import refunds
 from events.payments.balances import balance_due, seat_payments
 from events.payments.services import stop_superseded_intent
@@ -50,8 +52,10 @@ from events.registration.services import (
     mark_cancelled,
     new_token,
     normalize_email,
+    pass_credits_come_back,
     refund_quote,
     registration_target,
+    settle_pass_credits,
     succeeded_payment,
 )
 from events.staff.errors import AdminError
@@ -185,6 +189,16 @@ def cancel_booking(
             "(something changed since the page was opened). Check it and confirm again."
         )
     mark_cancelled(registration, f"Cancelled by staff: {reason}", now)
+    # Booked with a class pass: "full" gives its credits back, "none" keeps them spent, and
+    # "policy" gives them back before the cut-off (or after a move). The pass is locked after
+    # the pool; a pass booking has no payment, so nothing to refund.
+    credits_back = settle_pass_credits(
+        registration,
+        now,
+        choice is RefundChoice.FULL
+        or (choice is RefundChoice.POLICY and pass_credits_come_back(registration, now)),
+        reason=f"Cancelled by staff ({choice.value}): {reason}",
+    )
     refund_cents = 0
     if paid_with and quote.refund_cents > 0:
         queued = refunds.queue_refunds_across(
@@ -197,11 +211,10 @@ def cancel_booking(
         )
         refund_cents = sum(amount for _, amount in queued)
     if registration.email:
-        queue_email(
-            EmailKind.REGISTRATION_CANCELLED,
-            registration=registration,
-            context={"refund_cents": refund_cents, "currency": registration.currency},
-        )
+        context: dict = {"refund_cents": refund_cents, "currency": registration.currency}
+        if registration.pass_id is not None and registration.credits_spent:
+            context |= {"credits_spent": registration.credits_spent, "credits_back": credits_back}
+        queue_email(EmailKind.REGISTRATION_CANCELLED, registration=registration, context=context)
     seats.free_seat(pool, now)
     audit.record_about(
         actor.id,
@@ -210,6 +223,7 @@ def cancel_booking(
         when=when_label(registration),
         refund_choice=choice.value,
         refund_cents=refund_cents,
+        credits_back=credits_back,
         method=quote.method.value if quote.method else "",
         reason=reason[:200],
     )
@@ -310,13 +324,16 @@ def _target(
 def transfer_quote(registration: Registration, offering_id: int, session_id: int | None) -> TransferQuote:
     now = utcnow()
     offering, _pool, session = _target(offering_id, session_id, now)
+    refusal = pass_transfer_refusal(registration, offering)
+    if refusal is not None:
+        raise AdminError(refusal, "target")
     payment = succeeded_payment(registration)
     return TransferQuote(
         registration,
         offering,
         session,
         refunds.refundable_total(seat_payments(registration)),  # a balance paid before counts
-        offering.price_cents,
+        pricing.transfer_price(registration, offering).price_cents,
         payment.method if payment is not None else None,
     )
 
@@ -392,12 +409,13 @@ def transfer_booking(
     ]
     paid_with = seat_payments(registration)
     payment = paid_with[0] if paid_with else None
+    price = pricing.transfer_price(registration, offering)
     quote = TransferQuote(
         registration,
         offering,
         session,
         refunds.refundable_total(paid_with),
-        offering.price_cents,
+        price.price_cents,
         payment.method if payment is not None else None,
     )
     difference = quote.difference_cents
@@ -407,6 +425,10 @@ def transfer_booking(
             "The price difference has changed since the page was opened (a refund or payment "
             "went through). Check it and confirm again."
         )
+    refusal = pass_transfer_refusal(registration, offering)
+    if refusal is not None:
+        db.session.rollback()
+        raise AdminError(refusal, "target")
     old_label = when_label(registration)
     new = Registration(
         seat_pool_id=new_pool.id,
@@ -418,7 +440,11 @@ def transfer_booking(
         phone=registration.phone,
         language=registration.language,  # still their language after the move
         status=RegistrationStatus.CONFIRMED,
-        price_cents=offering.price_cents,
+        price_cents=price.price_cents,
+        price_tier_id=price.tier_id,
+        community_seat=price.community,
+        promo_code_id=price.promo_code_id,
+        discount_cents=price.discount_cents,
         currency=offering.currency,
         confirmed_at=now,
         token=new_token(),
@@ -430,6 +456,9 @@ def transfer_booking(
     db.session.flush()
     if claimed_offer is not None:
         claimed_offer.registration_id = new.id
+    pricing.move_use(registration.id, new.id if price.promo_code_id is not None else None, now)
+    if registration.pass_id is not None:
+        move_pass_spend(registration, new)  # the credits spent pay for the new date
     mark_cancelled(registration, f"Transferred to {quote.label}", now)
     refund_cents = 0
     # The money paid moves with the booking: the new registration's receipts and refunds.

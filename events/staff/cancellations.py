@@ -29,7 +29,7 @@ from events.notifications.outbox import EmailKind, queue_email
 from events.payments import refunds
 from events.payments.balances import seat_payments
 from events.registration import seats
-from events.registration.services import mark_cancelled
+from events.registration.services import mark_cancelled, settle_pass_credits
 from events.staff.rosters import registrations_covering
 
 
@@ -160,6 +160,15 @@ def _cancel_registrations(
     actually queued. The caller holds the seat pools (in id order)."""
     totals = CancelTotals()
     now = utcnow()
+    registrations = list(registrations)
+    # A class pass booking's credits always come back when the clinic cancels. Passes are
+    # locked here, after the pools and before any payment below (the lock order), in id order;
+    # a pass booking has no payment, so nothing to refund.
+    credits_back = {
+        registration.id: settle_pass_credits(registration, now, True, reason=f"Clinic cancelled: {reason}")
+        for registration in sorted(registrations, key=lambda r: (r.pass_id or 0, r.id))
+        if registration.status in _LIVE and registration.pass_id is not None
+    }
     for registration in registrations:
         if registration.status not in _LIVE:
             continue
@@ -181,11 +190,14 @@ def _cancel_registrations(
         mark_cancelled(registration, reason, now)
         # The session is already cancelled, so the freed seat is offered to nobody.
         seats.free_seat(pool, now)
+        context = {"refund_cents": refund_cents, "currency": registration.currency, "reason": reason[:300]}
+        if credits_back.get(registration.id):
+            context["credits_back"] = credits_back[registration.id]
         queue_email(
             EmailKind.SESSION_CANCELLED,
             registration=registration,
             session_id=session_id,
-            context={"refund_cents": refund_cents, "currency": registration.currency, "reason": reason[:300]},
+            context=context,
         )
         audit.record_about(
             actor.id,

@@ -39,6 +39,7 @@ from events.models import (
     WaitlistEntry,
     utcnow,
 )
+from events.passes import ledger
 from events.pricing import pricing_label
 from events.registration import seats
 from events.registration.services import Person, find_live_registration, leave_waitlist_on_registering
@@ -94,6 +95,9 @@ def payment_label(
         if refunded_cents >= paid_cents:
             return f"refunded{how}"
         return f"partly refunded{how}" if refunded_cents else f"paid{how}"
+    if registration.pass_id is not None and registration.credits_spent:
+        credits = registration.credits_spent
+        return f"class pass ({credits} credit{'s' if credits != 1 else ''})"
     if paid_cents == 0:
         if not registration.price_cents:
             return "free"
@@ -384,6 +388,9 @@ def mark_attendance(
     row.status = status
     row.marked_at = now
     row.marked_by_id = actor.id
+    if status is AttendanceStatus.ABSENT and registration.pass_id is not None:
+        # A no-show keeps a class pass booking's credits spent (a row of zero, recorded once).
+        ledger.forfeit(registration, now, reason="No-show")
     audit.record(
         actor.id,
         f"attendance.{status.value}",

@@ -27,6 +27,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 import sqlalchemy as sa
+from flask import current_app
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
@@ -38,7 +39,9 @@ from events.models import (
     EmailStatus,
     OfferingKind,
     OutboxEmail,
+    PassProduct,
     Payment,
+    PaymentMethod,
     PaymentStatus,
     PriceTier,
     PrivacyAction,
@@ -57,6 +60,8 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
+from events.passes.admin import sell_at_desk
+from events.passes.buying import Buyer, start_purchase
 from events.privacy import requests as privacy_requests
 from events.registration import links
 from events.registration.services import Person, join_waitlist, register
@@ -200,10 +205,27 @@ def _build_world(db) -> dict:
     tier = PriceTier(offering_id=paid.id, name="Community", description="No questions asked", price_cents=500)
     promo = PromoCode(code="WALKER", code_normalized="WALKER", kind=PromoKind.PERCENT_OFF, value=10)
     db.session.add_all([tier, promo])
+    # A class pass on sale (its buy form), one sold at the desk (the staff pass page's adjust,
+    # pause, refund and resend forms) and one held while its buyer pays (the card form).
+    pass_product = PassProduct(name="5-class pass", credits=5, price_cents=5000, validity_days=60)
+    db.session.add(pass_product)
     db.session.commit()
+    sold_pass = sell_at_desk(pass_product.id, "Pat Pass", "pat@example.com", PaymentMethod.CASH, "", admin)
+    held_pass = start_purchase(pass_product, Buyer("Hana Held", "hana@example.com"))
     # A "Download my data" link (events/privacy/requests.py): its page shows the download form.
     privacy_requests.request_link("cora@example.com", PrivacyAction.EXPORT)
     privacy_request = db.session.scalar(sa.select(PrivacyRequest).order_by(PrivacyRequest.id.desc()))
+    # Booking with a class pass: an active pass (its page's "Book" buttons) and the emailed
+    # link's confirm page ("Book it"), for the paid workshop.
+    from events.passes import booking as pass_booking
+    from tests.passbook_helpers import make_pass, make_product
+
+    class_pass = make_pass("walker@example.com", make_product(kinds=""), name="Walker Pass")
+    db.session.commit()
+    with current_app.test_request_context():
+        pass_link = pass_booking.sign_request(
+            pass_booking.BookingRequest(paid.id, None, "Walker", "walker@example.com", "", "en")
+        )
     return {
         "emails": {"instructor": instructor.email, "admin": admin.email},
         "args": {
@@ -218,6 +240,8 @@ def _build_world(db) -> dict:
             "document_id": document.id,
             "tier_id": tier.id,
             "code_id": promo.id,
+            "product_id": pass_product.id,
+            "pass_id": sold_pass.id,
             "token": reset_token(instructor),
             "language": "es",  # an offering's translation (staff), and the public language switch
             "code": "es",
@@ -234,12 +258,15 @@ def _build_world(db) -> dict:
             f"/staff/sessions/{starting.id}/walk-in",
             f"/staff/sessions/{starting.id}/message",
             f"/staff/sessions/{starting.id}/consent/{arrived.id}",
+            f"/pass/{links.sign(class_pass.token, links.PASS_SALT)}",
         ],
         "signed": {
             "/manage/": links.sign(held.token, links.MANAGE_SALT),
             "/waitlist/": links.sign(entry.token, links.WAITLIST_SALT),
             "/balance/": links.sign(owing.token, links.BALANCE_SALT),
             "/my-data/": privacy_requests._serializer().dumps(privacy_request.nonce),
+            "/pass/": links.sign(held_pass.token, links.PASS_SALT),
+            "/pass-booking/": pass_link,
         },
         "manage_confirmed": links.sign(confirmed.token, links.MANAGE_SALT),
     }
@@ -299,6 +326,7 @@ class FormParser(HTMLParser):
         self._form: PageForm | None = None
         self._textarea: FormField | None = None
         self._select: FormField | None = None
+        self._form_actions: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         a = {k: (v or "") for k, v in attrs}
@@ -310,6 +338,10 @@ class FormParser(HTMLParser):
                 multipart="multipart" in a.get("enctype", ""),
             )
             self.forms.append(self._form)
+        elif tag in ("button", "input") and self._form is not None and a.get("formaction"):
+            # A button posting the same fields elsewhere ("I have a class pass"): a form of its own.
+            self._form_actions.append(urlsplit(a["formaction"]).path)
+            return
         elif self._form is None or "name" not in a or "disabled" in a:
             return
         elif tag == "input":
@@ -336,6 +368,11 @@ class FormParser(HTMLParser):
 
     def handle_endtag(self, tag):
         if tag == "form":
+            if self._form is not None:
+                for action in self._form_actions:
+                    f = self._form
+                    self.forms.append(PageForm(f.page, action, f.method, f.multipart, list(f.fields)))
+            self._form_actions = []
             self._form = None
         elif tag == "textarea":
             self._textarea = None

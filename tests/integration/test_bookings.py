@@ -707,3 +707,56 @@ def test_a_manual_refund_of_a_cash_payment_is_recorded_for_the_desk(client, db, 
         RefundStatus.SUCCEEDED,
         RefundKind.MANUAL,
     )
+
+
+def test_a_transfer_keeps_the_tier_and_code_a_booking_was_priced_with(db, desk):
+    """Ana paid the Community tier ($5) less a 20% code ($4): moved to another date of the same
+    class she owes nothing, the new booking keeps tier and code, and the code's use moves with it
+    (still one use, now the new booking's)."""
+    from events import pricing
+    from events.models import PriceTier, PromoCode, PromoKind, PromoRedemption
+    from events.pricing import PriceChoice
+
+    desk.core.price_tiers = [
+        PriceTier(name="Standard", price_cents=1500, position=0),
+        PriceTier(name="Community", price_cents=500, position=1),
+    ]
+    promo = PromoCode(code="WELL", code_normalized="WELL", kind=PromoKind.PERCENT_OFF, value=20)
+    db.session.add(promo)
+    db.session.commit()
+    community = desk.core.price_tiers[1]
+    ana = register(
+        desk.core,
+        desk.first.id,
+        Person("Ana Lopez", "ana@example.com"),
+        price_choice=PriceChoice(community.id, code="WELL"),
+    ).registration
+    assert ana.price_cents == 400
+    db.session.add(
+        Payment(
+            registration_id=ana.id,
+            stripe_payment_intent_id="pi_tier_ana",
+            amount_cents=400,
+            currency="usd",
+            status=PaymentStatus.SUCCEEDED,
+        )
+    )
+    ana.status = RegistrationStatus.CONFIRMED
+    db.session.commit()
+
+    quote = bookings.transfer_quote(ana, desk.core.id, desk.second.id)
+    assert quote.difference_cents == 0  # not $15 - $4
+    result = bookings.transfer_booking(ana.id, desk.core.id, desk.second.id, "Tuesday instead", desk.admin, 0)
+
+    new = result.new
+    assert (new.price_cents, new.price_tier_id, new.promo_code_id, new.discount_cents) == (
+        400,
+        community.id,
+        promo.id,
+        100,
+    )
+    assert (result.refund_cents, result.due_cents) == (0, 0)
+    db.session.expire_all()
+    [use] = db.session.scalars(sa.select(PromoRedemption)).all()
+    assert (use.registration_id, use.released_at) == (new.id, None)
+    assert pricing.uses(promo.id) == 1

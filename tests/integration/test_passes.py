@@ -848,3 +848,124 @@ def test_a_free_pass_is_issued_at_once_without_a_card(client, db):
     db.session.commit()
     assert client.get(url).status_code == 404
     assert "Community pass" not in client.get("/passes").get_data(as_text=True)
+
+
+# --- A promo code on a pass (events/pricing.py prices it once) ---
+
+
+def make_code(db, **kw):
+    from events.models import PromoCode, PromoKind
+
+    values = dict(code="WELL20", code_normalized="WELL20", kind=PromoKind.PERCENT_OFF, value=20)
+    values["applies_to_passes"] = True
+    values.update(kw)
+    code = PromoCode(**values)
+    db.session.add(code)
+    db.session.commit()
+    return code
+
+
+def buy_with_code(client, product, code, email="ana@example.com"):
+    url = f"/passes/{product.id}/buy"
+    return client.post(
+        url, data={"name": "Ana Lopez", "email": email, "code": code, "csrf_token": token_from(client, url)}
+    )
+
+
+def test_a_code_lowers_the_pass_price_the_intent_charges_it_and_its_use_is_counted(
+    client, db, stripe_client, localstripe
+):
+    from events.models import PromoRedemption
+
+    product = make_product(db)  # $120
+    code = make_code(db)  # 20% off: $96
+    response = buy_with_code(client, product, "well20 ")  # typed loosely: matched all the same
+    assert response.status_code == 302
+    signed = response.headers["Location"].split("/pass/")[1].split("/")[0]
+    pass_ = db.session.scalar(sa.select(Pass).where(Pass.token == links.unsign(signed, links.PASS_SALT)))
+    assert (pass_.price_cents, pass_.discount_cents, pass_.promo_code_id) == (9600, 2400, code.id)
+    page = client.get(f"/pass/{signed}/pay").get_data(as_text=True)
+    summary = page[page.index('<dl class="summary">') :][:900]
+    assert "<dt>Code WELL20</dt><dd>-$24</dd>" in summary and "<dt>To pay</dt><dd>$96</dd>" in summary
+
+    assert pay_on_page(client, signed, card_token(stripe_client)).json["status"] == "succeeded"
+
+    payment = db.session.scalar(sa.select(Payment).where(Payment.pass_id == pass_.id))
+    intent = stripe_client.v1.payment_intents.retrieve(payment.stripe_payment_intent_id)
+    assert (payment.amount_cents, intent.amount) == (9600, 9600)
+    [use] = db.session.scalars(sa.select(PromoRedemption).where(PromoRedemption.pass_id == pass_.id)).all()
+    assert (use.promo_code_id, use.discount_cents, use.released_at) == (code.id, 2400, None)
+    # The pro-rata refund is of what was paid: $96 / 10 x 10 unused.
+    assert pass_admin.pro_rata_cents(refreshed(db, Pass, pass_.id), [payment], 10) == 9600
+
+
+def test_a_full_discount_issues_the_pass_at_once_without_a_card(client, db):
+    product = make_product(db)
+    make_code(db, code="FREEPASS", code_normalized="FREEPASS", value=100)
+    response = buy_with_code(client, product, "FREEPASS")
+    assert response.status_code == 302 and "/pay" not in response.headers["Location"]
+    pass_ = db.session.scalar(sa.select(Pass).order_by(Pass.id.desc()))
+    assert (pass_.status, pass_.price_cents) == (PassStatus.ACTIVE, 0)
+    assert ledger_rows(db, pass_.id) == [("purchase", 10)]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 0
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("NOSUCH", "know that code"),
+        ("CLASSONLY", "be used for this"),
+        ("USEDUP", "used up"),
+    ],
+)
+def test_a_code_that_cannot_be_used_is_a_form_error_and_nothing_is_written(client, db, typed, message):
+    from events.models import PromoRedemption
+
+    product = make_product(db)
+    make_code(db, code="CLASSONLY", code_normalized="CLASSONLY", applies_to_passes=False)
+    make_code(db, code="USEDUP", code_normalized="USEDUP", max_uses=0)
+    response = buy_with_code(client, product, typed)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Pass)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(PromoRedemption)) == 0
+
+
+def test_an_unpaid_purchase_whose_hold_lapsed_gives_its_code_use_back(client, db):
+    from events.models import PromoRedemption
+
+    product = make_product(db)
+    make_code(db, max_uses=1)
+    assert buy_with_code(client, product, "WELL20").status_code == 302
+    # The one use is taken while the purchase is held...
+    assert buy_with_code(client, product, "WELL20", email="bo@example.com").status_code == 400
+    void_lapsed_holds(utcnow() + timedelta(hours=3))
+    db.session.expire_all()
+    [use] = db.session.scalars(sa.select(PromoRedemption)).all()
+    assert use.released_at is not None
+    # ... and free again once it lapsed unpaid.
+    assert buy_with_code(client, product, "WELL20", email="bo@example.com").status_code == 302
+
+
+def test_a_pro_rata_refund_after_a_duplicate_payment_is_of_the_price_not_of_both_payments(
+    client, db, stripe_client, localstripe
+):
+    """A second payment for one pass is refunded whole as unplaced; refunding the unused credits
+    afterwards must be price / credits x unused ($120 / 10 x 4 = $48), not of the $240 taken."""
+    product = make_product(db)  # $120, 10 credits
+    pass_, signed = start_buying(client, product)
+    assert pay_on_page(client, signed, card_token(stripe_client)).json["status"] == "succeeded"
+    payments.apply_intent(charge_at_stripe(pass_.id, card_token(stripe_client)))
+    admin = User(email="desk@example.com", name="Dee Desk", role=Role.ADMIN)
+    db.session.add(admin)
+    db.session.commit()
+    ledger.write(ledger.lock_pass(pass_.id), LedgerKind.ADJUSTMENT, -6, reason="six classes taken")
+    db.session.commit()
+
+    decision = pass_admin.refund_unused(pass_.id, "moving away", admin)
+
+    assert decision.cents == 4800
+    db.session.expire_all()
+    refunds = {(r.kind, r.amount_cents) for r in db.session.scalars(sa.select(Refund))}
+    assert refunds == {(RefundKind.UNPLACED_PAYMENT, 12000), (RefundKind.MANUAL, 4800)}

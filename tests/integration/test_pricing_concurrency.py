@@ -207,3 +207,39 @@ def test_community_seats_never_oversold_when_many_ask_at_once(live_server, db):
         )
     )
     assert community == 3
+
+
+def test_ten_buying_a_pass_at_once_with_a_three_use_code_exactly_three_and_no_deadlock(live_server, db):
+    """A pass purchase locks the code's row before it writes the pass that names it: written the
+    other way round, the foreign key's share lock on the code makes two buyers deadlock (a 500)."""
+    from events.models import Pass, PassProduct
+
+    product = PassProduct(name="5-class pass", credits=5, price_cents=5000, validity_days=60)
+    db.session.add(product)
+    promo = make_code(db, "THREEPASS", max_uses=3, applies_to_passes=True)
+    db.session.commit()
+    url = f"{live_server.url}/passes/{product.id}/buy"
+    start_line = threading.Barrier(10, timeout=120)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def attempt(i: int) -> None:
+        with requests.Session() as http:
+            token = TOKEN.search(http.get(url, timeout=60).text).group(1)
+            start_line.wait()
+            data = {
+                "csrf_token": token,
+                "name": "Racer",
+                "email": f"racer{i}@example.com",
+                "code": "threepass",
+            }
+            status = http.post(url, data=data, allow_redirects=False, timeout=120).status_code
+        with lock:
+            statuses.append(status)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(attempt, range(10)))
+
+    assert sorted(statuses) == [302] * 3 + [400] * 7
+    assert uses_written(db, promo.id) == 3
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Pass)) == 3

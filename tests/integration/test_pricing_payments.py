@@ -62,3 +62,51 @@ def test_the_intent_amount_at_stripe_is_the_quoted_price(client, db, stripe_clie
     assert (payment.status, payment.amount_cents) == (PaymentStatus.SUCCEEDED, 2125)
     assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
     assert outbox_kinds(registration_id=registration.id) == [EmailKind.REGISTRATION_CONFIRMED]
+
+
+@pytest.mark.parametrize("max_uses", [1, 2])
+def test_a_late_card_payment_keeps_its_code_price_only_if_the_code_still_has_a_use(
+    db,
+    stripe_client,  # noqa: F811
+    max_uses,
+):
+    """A's hold with a code ran out (not yet swept), so the code's use went to B in another
+    class; A's card success then arrives. With one use, A's price can't stand: A's money is
+    refunded once and the code stays at one use. With two, A is confirmed and both count."""
+    from datetime import timedelta
+
+    from events import pricing
+    from events.models import Refund, RefundKind, utcnow
+    from events.payments import services as payments
+    from events.payments.gateway import get_gateway
+
+    first, second = workshop(price_cents=2000, days=5), workshop(price_cents=2000, days=5)
+    promo = PromoCode(code="ONCE", code_normalized="ONCE", kind=PromoKind.PERCENT_OFF, value=50)
+    promo.max_uses = max_uses
+    db.session.add(promo)
+    db.session.commit()
+    a = services.register(first, None, Person("Ana", "a@example.com"), price_choice=PriceChoice(code="ONCE"))
+    a.registration.hold_expires_at = utcnow() - timedelta(hours=2)
+    db.session.commit()
+    b = services.register(second, None, Person("Bo", "b@example.com"), price_choice=PriceChoice(code="ONCE"))
+    assert b.registration.promo_code_id == promo.id
+
+    gateway = get_gateway()
+    intent = gateway.create_intent(
+        registration_id=a.registration.id,
+        card_token=card_token(stripe_client, SUCCESS),
+        amount=1000,
+        currency="usd",
+        description="Registration",
+    )
+    payments.apply_intent(gateway.confirm_intent(intent.id))
+
+    a_now = refreshed(db, Registration, a.registration.id)
+    refunded = db.session.scalars(sa.select(Refund.kind)).all()
+    if max_uses == 1:
+        assert a_now.status is not RegistrationStatus.CONFIRMED
+        assert refunded == [RefundKind.UNPLACED_PAYMENT]
+        assert pricing.uses(promo.id, now=utcnow()) == 1  # B's (A's lapsed hold no longer counts)
+    else:
+        assert a_now.status is RegistrationStatus.CONFIRMED and refunded == []
+        assert pricing.uses(promo.id) == 2

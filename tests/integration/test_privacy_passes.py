@@ -440,3 +440,27 @@ def test_delete_my_data_and_staff_refunds_at_once_refund_the_pass_once(app, db, 
     assert [r.amount_cents for r in db.session.scalars(sa.select(Refund))] == [6000]
     closed = refreshed(db, Pass, pass_id)
     assert closed.anonymised_at is not None and closed.status is PassStatus.REFUNDED
+
+
+def test_erasing_gives_a_pass_bookings_credits_back_then_refunds_them_with_the_rest(db, desk):
+    """An upcoming booking paid with the pass is cancelled in time: its credit comes back to the
+    pass first (main's rule for pass bookings), so the pro rata refund counts it as unused."""
+    from events.passes import booking
+    from tests.passbook_helpers import make_class
+
+    product = make_product(db)  # 10 credits for $120, classes
+    sold = pass_admin.sell_at_desk(product.id, ANA[0], ANA[1], PaymentMethod.CASH, "", desk)
+    cls = make_class(days=7)
+    db.session.commit()
+    booked = booking.book_with_pass(cls, cls.sessions[0].id, Person(ANA[0], ANA[1])).registration
+    assert booked is not None and ledger_rows(db, sold.id) == [("purchase", 10), ("spend", -1)]
+
+    result = erase.erase(
+        ANA[1], requests.staff_request(PrivacyAction.ERASE, utcnow()), utcnow(), actor_id=desk.id
+    )
+
+    assert (result.cancelled, result.passes_closed, result.pass_refund_cents) == (1, 1, 12000)
+    assert ledger_rows(db, sold.id) == [("purchase", 10), ("spend", -1), ("return", 1), ("refund", -10)]
+    assert [r.amount_cents for r in db.session.scalars(sa.select(Refund))] == [12000]  # cash: at the desk
+    registration = refreshed(db, Registration, booked.id)
+    assert registration.status.value == "cancelled" and registration.anonymised_at is not None

@@ -336,6 +336,13 @@ def facts(action, target_type="registration", target_id=7, **kw):
         ),
         (
             facts(
+                "registration.booked_with_pass",
+                details={"name": "Ana Lopez", "offering_title": "Core Flow", "pass_id": 12, "credits": 1},
+            ),
+            "Ana Lopez booked Core Flow with class pass #12, spending 1 credit.",
+        ),
+        (
+            facts(
                 "consent.accepted_in_person",
                 details={
                     "name": "Ana Lopez",
