@@ -20,6 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app, url_for
@@ -29,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from events import audit
+from events.clinic import current_clinic
 from events.extensions import db
 from events.filters import format_long_date
 from events.languages import languages
@@ -469,7 +471,8 @@ def staff_pass_label(registration: Registration) -> str:
     if summary is None:
         return ""
     credit = "credit" if summary.credits == 1 else "credits"
-    expires = f", expires {summary.expires_at:%b %-d}" if summary.expires_at else ""
+    local = summary.expires_at.astimezone(ZoneInfo(current_clinic().timezone)) if summary.expires_at else None
+    expires = f", expires {local:%b} {local.day}" if local else ""
     return f"Class pass: {summary.credits} {credit} ({summary.left} of {summary.of} left{expires})"
 
 

@@ -101,7 +101,7 @@ def test_book_with_a_class_pass_through_the_emailed_link_and_cancel_on_time(
 
     expect(member.locator(".flash")).to_contain_text("You're booked!")
     expect(member.locator(".paid-with-pass")).to_contain_text(
-        re.compile(r"Class pass: 1 credit \(9 of 10 left, expires \w{3} \d+\)")
+        re.compile(r"Class pass: 1 credit \(9 of 10 left, expires \w{3} \d+, \d{4}\)")
     )
     expect(member.locator(".summary-price")).to_have_text("1 credit from your class pass")
     assert_accessible(member)

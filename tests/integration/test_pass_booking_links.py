@@ -264,7 +264,8 @@ def test_staff_see_how_a_pass_booking_was_paid(client, db, setup):
     reg_id, session_id = reg.id, cls.sessions[0].id
     login(client, db)
     page = client.get(f"/staff/admin/registrations/{reg_id}").get_data(as_text=True)
-    assert re.search(r'id="paid-with-pass">Class pass: 1 credit \(9 of 10 left, expires \w{3} \d+\)<', page)
+    paid_with = r'id="paid-with-pass">Class pass: 1 credit \(9 of 10 left, expires \w{3} \d+\)<'
+    assert re.search(paid_with, page)
     roster = client.get(f"/staff/sessions/{session_id}").get_data(as_text=True)
     assert "class pass (1 credit)" in roster
 
