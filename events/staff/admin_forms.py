@@ -27,6 +27,7 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from events.forms import Form, MoneyField, deliverable_email
+from events.languages import languages
 from events.models import OfferingKind
 
 
@@ -291,6 +292,8 @@ class OnBehalfForm(Form):
         ],
     )
     phone = StringField("Phone (optional)", filters=[_strip], validators=[Optional(), Length(max=40)])
+    # The language their emails are written in (the choices are set from LANGUAGES by the view).
+    language = SelectField("Their language (for the emails they get)", default="en")
     session_id = SelectField("Date (for a drop-in class)", coerce=_int_or_none)
     # A paid one: send a payment link, or take the payment at the desk now.
     payment = RadioField(
@@ -306,6 +309,11 @@ class OnBehalfForm(Form):
     payment_note = StringField(
         "Payment note (optional)", filters=[_strip], validators=[Optional(), Length(max=200)]
     )
+
+
+def language_choices() -> list[tuple[str, str]]:
+    """The member languages, each named in itself ("Español"), for a staff form's language field."""
+    return [(code, language.name) for code, language in languages().items()]
 
 
 class SearchForm(Form):
@@ -571,6 +579,8 @@ class DeskPassForm(Form):
             Length(max=254),
         ],
     )
+    # The language their emails are written in (the choices are set from LANGUAGES by the view).
+    language = SelectField("Their language (for the emails they get)", default="en")
     method = RadioField(
         "Paid by",
         choices=[("cash", "Cash"), ("check", "Check"), ("comp", "Comp (free, by the clinic's choice)")],

@@ -969,3 +969,21 @@ def test_a_pro_rata_refund_after_a_duplicate_payment_is_of_the_price_not_of_both
     db.session.expire_all()
     refunds = {(r.kind, r.amount_cents) for r in db.session.scalars(sa.select(Refund))}
     assert refunds == {(RefundKind.UNPLACED_PAYMENT, 12000), (RefundKind.MANUAL, 4800)}
+
+
+def test_a_desk_sale_in_the_buyers_language_emails_the_pass_in_it(client, db):
+    from events.notifications.outbox import email_language
+
+    product = make_product(db)
+    login(client, db)
+    response = staff_post(
+        client,
+        "/staff/admin/passes/sell",
+        "/staff/admin/passes/sell",
+        {"product_id": str(product.id), "name": "Lupe Ríos", "email": "lupe@example.com", "method": "check"}
+        | {"language": "es"},
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    pass_ = db.session.scalar(sa.select(Pass))
+    [email] = pass_emails(db, EmailKind.PASS_ISSUED)
+    assert (pass_.language, email_language(email)) == ("es", "es")

@@ -682,6 +682,47 @@ def test_register_on_behalf_confirms_and_queues_the_confirmation(client, db):
     assert "Dee Phone" not in client.get("/staff/admin/registrations?q=nobody").get_data(as_text=True)
 
 
+def test_staff_register_someone_in_their_language_and_every_email_follows_it(client, db):
+    """A Somali speaker booked by phone: staff pages stay English, but the booking remembers
+    Somali and its confirmation is written in it. A language the clinic doesn't offer is refused."""
+    from events.models import OutboxEmail
+    from events.notifications.outbox import email_language
+
+    offering = make_offering(make_location(), OfferingKind.WORKSHOP, title="Back Basics")
+    make_session(offering, upcoming_day(4), time(18, 0))
+    db.session.commit()
+    login(client, db)
+    url = f"/staff/admin/offerings/{offering.id}/register"
+    form = client.get(url).get_data(as_text=True)
+    assert ">Soomaali</option>" in form and ">Español</option>" in form
+    refused = client.post(
+        url,
+        data={
+            "name": "Xa",
+            "email": "xa@example.com",
+            "language": "xx",
+            "csrf_token": token_from(client, url),
+        },
+    )
+    assert refused.status_code == 400 and db.session.scalar(sa.select(sa.func.count(Registration.id))) == 0
+
+    response = client.post(
+        url,
+        data={
+            "name": "Hodan Ali",
+            "email": "hodan@example.com",
+            "language": "so",
+            "csrf_token": token_from(client, url),
+        },
+    )
+
+    assert response.status_code == 302
+    registration = db.session.scalar(sa.select(Registration))
+    assert registration.language == "so"
+    email = db.session.scalar(sa.select(OutboxEmail).where(OutboxEmail.registration_id == registration.id))
+    assert (email.kind, email_language(email)) == (EmailKind.REGISTRATION_CONFIRMED, "so")
+
+
 # --- Security ---
 
 

@@ -33,6 +33,7 @@ from events.staff.admin_forms import (
     PassProductForm,
     PassReasonForm,
     PassSearchForm,
+    language_choices,
 )
 from events.staff.errors import AdminError
 from events.staff.parsers import dollars_to_cents, page_before
@@ -130,6 +131,7 @@ def admin_pass_sell() -> ResponseReturnValue:
         (p.id, f"{p.name} ({dollars(p.price_cents)}){'' if p.is_on_sale else ' (not on sale)'}")
         for p in passes.all_products()
     ]
+    form.language.choices = language_choices()
     if request.method == "POST":
         if form.validate():
             sold = attempt(
@@ -141,6 +143,7 @@ def admin_pass_sell() -> ResponseReturnValue:
                     PaymentMethod(form.method.data),
                     form.note.data or "",
                     current_user,
+                    language=form.language.data,
                 ),
             )
             if sold is not None:

@@ -15,7 +15,7 @@ from events.registration.forms import ConfirmForm
 from events.registration.services import Outcome, Person, RegistrationError, succeeded_payment
 from events.staff import audit_trail, bookings, emails, offerings, registrations
 from events.staff.access import admin_required, bp, get_or_404
-from events.staff.admin_forms import ConfirmStepForm, OnBehalfForm, RefundForm, SearchForm
+from events.staff.admin_forms import ConfirmStepForm, OnBehalfForm, RefundForm, SearchForm, language_choices
 from events.staff.errors import AdminError
 from events.staff.parsers import dollars_to_cents, page_before
 from events.staff.views.passes import retry_pass_refund
@@ -205,8 +205,9 @@ def admin_register_on_behalf(offering_id: int) -> ResponseReturnValue:
     form.session_id.choices = [(s.id, staff_time(s.starts_at, s.location)) for s in upcoming]
     if not offering.kind.per_session:
         form.session_id.choices = [(None, "All dates")]
+    form.language.choices = language_choices()
     if form.validate_on_submit():
-        person = Person(form.name.data, form.email.data, form.phone.data or "")
+        person = Person(form.name.data, form.email.data, form.phone.data or "", form.language.data)
         desk_method = None if form.payment.data in (None, "link") else PaymentMethod(form.payment.data)
         try:
             result = registrations.register_on_behalf(
