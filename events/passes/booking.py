@@ -31,6 +31,7 @@ from sqlalchemy.orm import joinedload
 
 from events import audit
 from events.clinic import current_clinic
+from events.consent import services as consent
 from events.extensions import db
 from events.filters import format_long_date
 from events.languages import languages
@@ -281,13 +282,17 @@ def book_with_pass(
     now: datetime | None = None,
     pass_id: int | None = None,
     actor_id: int | None = None,
+    consent_answer: consent.ConsentAnswer | None = None,
 ) -> PassBookingResult:
     """Book a seat paid with credits, in one transaction: lock the seat pool (releasing lapsed
     holds and offers), then the address's passes; choose the earliest-expiring usable pass that
     covers it (or `pass_id`'s, booked from its page), take the seat, write the confirmed booking,
     spend its credits, queue the confirmation and audit it. A second try for the same address
     and date is ALREADY_BOOKED and spends nothing. Raises RegistrationError if the date can't
-    be booked (closed, started, not listed)."""
+    be booked (closed, started, not listed). `consent_answer`: what the member's page said about
+    the offering's consent document, checked as a booking form's is (consent.ConsentError, with
+    nothing booked, if it was not ticked or is no longer the current version) and recorded with
+    the booking; None only where no member is asked (staff)."""
     now = now or utcnow()
     pool, session = registration_target(offering, session_id, now)
     if offering.price_cents <= 0:
@@ -299,6 +304,15 @@ def book_with_pass(
     if existing is not None:
         db.session.commit()
         return PassBookingResult(Outcome.ALREADY_BOOKED, existing, existing.class_pass)
+    accepted = None
+    if consent_answer is not None:
+        try:
+            accepted = consent.version_to_accept(
+                offering, consent_answer.shown_version_id, consent_answer.agreed
+            )
+        except consent.ConsentError:
+            db.session.commit()  # keep what release_lapsed did
+            raise
     pass_ = _lock_and_choose(email_normalized, offering, now, pass_id)
     if pass_ is None:
         db.session.commit()  # keep what release_lapsed did
@@ -343,6 +357,8 @@ def book_with_pass(
     except ledger.NotEnoughCredits:  # (checked under the locks above: a backstop, nothing written)
         db.session.rollback()
         return PassBookingResult(Outcome.NO_PASS)
+    if accepted is not None:
+        consent.record_acceptance(registration, accepted, now)
     queue_email(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     audit.record_about(
         actor_id,

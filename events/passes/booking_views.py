@@ -3,7 +3,7 @@ from the pass's own page. Each view reads input, calls one service and renders o
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 from werkzeug.routing import BuildError
@@ -12,6 +12,7 @@ from wtforms.validators import InputRequired, NumberRange
 
 from events.catalog import services as catalog
 from events.catalog.views import render_offering_page
+from events.consent import services as consent
 from events.extensions import config_limit, db, limiter
 from events.forms import FieldError, Form, show_form_error
 from events.languages import current_language
@@ -113,19 +114,37 @@ def _request_from_link(signed: str) -> booking.BookingRequest:
         abort(404, description=gettext("This link is not valid. Please use the link from your email."))
 
 
+def _consent_answer() -> consent.ConsentAnswer | None:
+    """What the page said about the offering's consent document; None if it showed none."""
+    raw = request.form.get("consent_version_id", "")
+    if not raw:
+        return None
+    version_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
+    return consent.ConsentAnswer(version_id, request.form.get("consent") == "y")
+
+
+def _asked(answer: consent.ConsentAnswer | None) -> consent.ConsentAnswer:
+    """A member's booking is always checked: a page that showed no document answered 'no'."""
+    return answer or consent.ConsentAnswer(None, False)
+
+
 def _render_confirm(
     preview: booking.ConfirmPreview,
     signed: str,
     status: int = 200,
     problem: str = "",
     who: booking.BookingRequest | None = None,
+    consent_error: consent.ConsentError | None = None,
 ) -> ResponseReturnValue:
+    version = getattr(consent_error, "version", None) or consent.required_version(preview.offering)
     return render_template(
         "passes/confirm.html",
         who=who,
         preview=preview,
         signed=signed,
         problem=problem,
+        consent_version=version,
+        consent_errors=[str(consent_error)] if consent_error else [],
         form=ConfirmForm(formdata=None),
         manage_url=links.manage_url(preview.registration, external=False) if preview.registration else None,
         summary=booking.pass_summary(preview.registration) if preview.registration else None,
@@ -134,24 +153,29 @@ def _render_confirm(
 
 @bp.get("/pass-booking/<signed>")
 def confirm(signed: str) -> ResponseReturnValue:
-    request = _request_from_link(signed)
-    preview = booking.confirm_preview(request) or abort(404)
-    return _render_confirm(preview, signed, who=request)
+    wanted = _request_from_link(signed)
+    preview = booking.confirm_preview(wanted) or abort(404)
+    return _render_confirm(preview, signed, who=wanted)
 
 
 @bp.post("/pass-booking/<signed>")
 @limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
 def book(signed: str) -> ResponseReturnValue:
-    request = _request_from_link(signed)
-    offering = db.session.get(Offering, request.offering_id) or abort(404)
+    wanted = _request_from_link(signed)
+    offering = db.session.get(Offering, wanted.offering_id) or abort(404)
     if not ConfirmForm().validate():
         abort(400, description=gettext("The form expired. Please go back and try again."))
     try:
-        result = booking.book_with_pass(offering, request.session_id, request.person)
+        result = booking.book_with_pass(
+            offering, wanted.session_id, wanted.person, consent_answer=_asked(_consent_answer())
+        )
+    except consent.ConsentError as error:
+        preview = booking.confirm_preview(wanted) or abort(404)
+        return _render_confirm(preview, signed, 409, who=wanted, consent_error=error)
     except RegistrationError as error:
-        preview = booking.confirm_preview(request) or abort(404)
+        preview = booking.confirm_preview(wanted) or abort(404)
         return _render_confirm(preview, signed, 409, problem=str(error))
-    return _after_booking(result, lambda: booking.confirm_preview(request), signed)
+    return _after_booking(result, lambda: booking.confirm_preview(wanted), signed)
 
 
 def _after_booking(result: booking.PassBookingResult, preview_now, signed: str) -> ResponseReturnValue:  # type: ignore[no-untyped-def]
@@ -208,13 +232,26 @@ def book_from_pass(signed: str) -> ResponseReturnValue:
     offering = session.offering
     person = Person(pass_.name, pass_.email, "", pass_.language or current_language())
     back = pass_page_url(signed)
+    answer = _consent_answer()
     try:
         result = booking.book_with_pass(
             offering,
             session.id if offering.kind.per_session else None,
             person,
             pass_id=pass_.id,
+            consent_answer=_asked(answer),
         )
+    except consent.ConsentError as error:
+        # The pass page's Book button shows no document: read and agree here, then book.
+        return render_template(
+            "passes/book_consent.html",
+            session=session,
+            offering=offering,
+            signed=signed,
+            back=back,
+            consent_version=getattr(error, "version", None) or consent.required_version(offering),
+            consent_errors=[str(error)] if answer is not None else [],
+        ), (409 if answer is not None else 200)
     except RegistrationError as error:
         return render_template("passes/book_problem.html", problem=str(error), back=back), 409
     match result.outcome:

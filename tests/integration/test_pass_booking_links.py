@@ -295,3 +295,81 @@ def test_the_staff_cancel_page_says_what_happens_to_the_credit(client, db, setup
     page = client.get(f"/staff/admin/registrations/{reg_id}/cancel").get_data(as_text=True)
     assert 'id="pass-credits"' in page
     assert "gives it back now (before the cut-off)" in page
+
+
+# --- A class that asks for consent: booking with a pass asks too, and records it ---
+
+
+def consent_required(db, cls):
+    from events.consent.services import create_document
+    from events.models import Role, User
+
+    admin = User(email="consent.admin@example.com", name="Ada Admin", role=Role.ADMIN)
+    db.session.add(admin)
+    db.session.flush()
+    document = create_document("Class release", "Exercise carries some risk.", admin)
+    cls.consent_document_id = document.id
+    db.session.commit()
+    return document.versions[0]
+
+
+def acceptances(db) -> list[tuple[int, int]]:
+    from events.models import ConsentAcceptance
+
+    db.session.expire_all()
+    return [
+        (a.registration_id, a.consent_version_id) for a in db.session.scalars(sa.select(ConsentAcceptance))
+    ]
+
+
+def test_the_emailed_link_asks_for_consent_and_books_only_when_it_is_given(client, db, setup):
+    cls, pass_ = setup
+    version = consent_required(db, cls)
+    ask_for_link(client, cls, cls.sessions[0])
+    path = link_path(link_email(ME))
+    page = client.get(path).get_data(as_text=True)
+    assert "Class release" in page and f'name="consent_version_id" value="{version.id}"' in page
+
+    unticked = client.post(
+        path, data={"csrf_token": token_of(client, path), "consent_version_id": version.id}
+    )
+    assert unticked.status_code == 409 and 'id="consent-error"' in unticked.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Registration.id))) == 0
+    assert ledger.balance(pass_.id) == 10
+    # A page that showed no document (an old tab, a hand-made post) is not a yes either.
+    bare = client.post(path, data={"csrf_token": token_of(client, path)})
+    assert bare.status_code == 409 and db.session.scalar(sa.select(sa.func.count(Registration.id))) == 0
+
+    ticked = client.post(
+        path, data={"csrf_token": token_of(client, path), "consent_version_id": version.id, "consent": "y"}
+    )
+    assert ticked.status_code == 302
+    reg = db.session.scalar(sa.select(Registration))
+    assert acceptances(db) == [(reg.id, version.id)] and ledger.balance(pass_.id) == 9
+
+
+def test_the_pass_page_book_button_asks_for_consent_first(client, db, setup):
+    cls, pass_ = setup
+    version = consent_required(db, cls)
+    signed = pass_signed(pass_)
+    session_id = str(cls.sessions[1].id)
+    first = client.post(
+        f"/pass/{signed}/book",
+        data={"csrf_token": token_of(client, f"/offerings/{cls.slug}"), "session_id": session_id},
+    )
+    page = first.get_data(as_text=True)
+    assert first.status_code == 200 and "Class release" in page and 'id="consent-error"' not in page
+    assert db.session.scalar(sa.select(sa.func.count(Registration.id))) == 0
+
+    booked = client.post(
+        f"/pass/{signed}/book",
+        data={
+            "csrf_token": csrf_token(page),
+            "session_id": session_id,
+            "consent_version_id": str(version.id),
+            "consent": "y",
+        },
+    )
+    assert booked.status_code == 302 and "/manage/" in booked.location
+    reg = db.session.scalar(sa.select(Registration))
+    assert acceptances(db) == [(reg.id, version.id)] and ledger.balance(pass_.id) == 9
