@@ -293,7 +293,7 @@ class OnBehalfForm(Form):
     )
     phone = StringField("Phone (optional)", filters=[_strip], validators=[Optional(), Length(max=40)])
     # The language their emails are written in (the choices are set from LANGUAGES by the view).
-    language = SelectField("Their language (for the emails they get)", default="en")
+    language = SelectField("Their language (what we write to them in)", default="en")
     session_id = SelectField("Date (for a drop-in class)", coerce=_int_or_none)
     # A paid one: send a payment link, or take the payment at the desk now.
     payment = RadioField(
@@ -580,7 +580,7 @@ class DeskPassForm(Form):
         ],
     )
     # The language their emails are written in (the choices are set from LANGUAGES by the view).
-    language = SelectField("Their language (for the emails they get)", default="en")
+    language = SelectField("Their language (what we write to them in)", default="en")
     method = RadioField(
         "Paid by",
         choices=[("cash", "Cash"), ("check", "Check"), ("comp", "Comp (free, by the clinic's choice)")],
