@@ -34,19 +34,10 @@ from events.notifications.outbox import EmailKind, queue_pass_email
 from events.passes import ledger
 from events.payments import refunds
 from events.payments.gateway import IntentState
+from events.payments.mirror import mirror_intent
 
 # What Stripe is told a pass payment is for: a neutral label, never the product's name.
 NEUTRAL_LABEL = "Class pass"
-
-STATUS_FROM_STRIPE = {
-    "requires_payment_method": PaymentStatus.REQUIRES_PAYMENT_METHOD,
-    "requires_confirmation": PaymentStatus.REQUIRES_PAYMENT_METHOD,
-    "requires_action": PaymentStatus.REQUIRES_ACTION,
-    "processing": PaymentStatus.PROCESSING,
-    "requires_capture": PaymentStatus.PROCESSING,
-    "succeeded": PaymentStatus.SUCCEEDED,
-    "canceled": PaymentStatus.CANCELED,
-}
 
 
 def issue(pass_: Pass, now: datetime) -> None:
@@ -69,21 +60,7 @@ def _upsert_payment(pass_: Pass, state: IntentState) -> Payment:
             status=PaymentStatus.REQUIRES_PAYMENT_METHOD,
         )
         db.session.add(payment)
-    status = STATUS_FROM_STRIPE.get(state.status, PaymentStatus.PROCESSING)
-    if state.status == "requires_payment_method" and state.error_message:
-        status = PaymentStatus.FAILED
-    # Never backwards: a success stays one; a failed or cancelled intent only moves to a success.
-    settled = (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED, PaymentStatus.FAILED)
-    if payment.status not in settled or (
-        payment.status != PaymentStatus.SUCCEEDED and status == PaymentStatus.SUCCEEDED
-    ):
-        payment.status = status
-    payment.last_error = state.error_message[:500]
-    if state.card_last4:
-        payment.card_brand, payment.card_last4 = state.card_brand, state.card_last4
-    if payment.status == PaymentStatus.SUCCEEDED and payment.paid_at is None:
-        payment.paid_at = state.charged_at or utcnow()
-    return payment
+    return mirror_intent(payment, state)
 
 
 def apply_pass_intent(state: IntentState) -> Pass | None:

@@ -52,18 +52,9 @@ from events.payments.gateway import (
     PaymentDeclined,
     get_gateway,
 )
+from events.payments.mirror import mirror_intent
 from events.registration import seats
 from events.registration.services import HOLD_RELEASED, find_live_registration, hold_is_live, hold_released
-
-PAYMENT_STATUS_FROM_STRIPE = {
-    "requires_payment_method": PaymentStatus.REQUIRES_PAYMENT_METHOD,
-    "requires_confirmation": PaymentStatus.REQUIRES_PAYMENT_METHOD,
-    "requires_action": PaymentStatus.REQUIRES_ACTION,
-    "processing": PaymentStatus.PROCESSING,
-    "requires_capture": PaymentStatus.PROCESSING,
-    "succeeded": PaymentStatus.SUCCEEDED,
-    "canceled": PaymentStatus.CANCELED,
-}
 
 
 @dataclass(frozen=True)
@@ -314,24 +305,7 @@ def _upsert_payment(registration: Registration, state: IntentState) -> Payment:
             purpose=PaymentPurpose(state.purpose),
         )
         db.session.add(payment)
-    status = PAYMENT_STATUS_FROM_STRIPE.get(state.status, PaymentStatus.PROCESSING)
-    if state.status == "requires_payment_method" and state.error_message:
-        status = PaymentStatus.FAILED
-    # Never move a payment backwards because an older answer arrived late: a success stays a
-    # success, and a cancelled or failed intent never becomes open again (only a success,
-    # which Stripe would not report for it, could move it).
-    settled = (PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED, PaymentStatus.FAILED)
-    if payment.status not in settled or (
-        payment.status != PaymentStatus.SUCCEEDED and status == PaymentStatus.SUCCEEDED
-    ):
-        payment.status = status
-    payment.last_error = state.error_message[:500]
-    # What the receipt names: the card that was charged, and when (Stripe's time, else ours).
-    if state.card_last4:
-        payment.card_brand, payment.card_last4 = state.card_brand, state.card_last4
-    if payment.status == PaymentStatus.SUCCEEDED and payment.paid_at is None:
-        payment.paid_at = state.charged_at or utcnow()
-    return payment
+    return mirror_intent(payment, state)
 
 
 def apply_intent(state: IntentState) -> Registration | None:
