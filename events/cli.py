@@ -7,7 +7,6 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from events.demo import seed_demo
 from events.extensions import db
 from events.housekeeping import run_housekeeping, run_pass_expiry
 from events.models import Role, User
@@ -18,6 +17,8 @@ def register(app: Flask) -> None:
     @app.cli.command("seed-demo")
     def seed_demo_command() -> None:
         """Load the demo clinic, its locations, instructors and the next 8 weeks. Idempotent."""
+        from events.demo import seed_demo  # only this command needs the demo's data (start-up time)
+
         accounts_file = Path(current_app.instance_path) / "demo-accounts.json"
         click.echo(seed_demo(accounts_file=accounts_file))
 
