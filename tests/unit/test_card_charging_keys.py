@@ -1,10 +1,13 @@
 """The idempotency keys and metadata of a card charge, pinned to the byte: a retry after a
 deploy must be the same Stripe call as before it (a changed key would be a second charge), and
-Stripe is told ids and a neutral label only."""
+Stripe is told ids and a neutral label only. From each owner the one charging function is
+given (events/payments/charging.py) to the gateway's two calls."""
 
 from types import SimpleNamespace
 
-from events.payments.gateway import StripeGateway
+from events.passes.buying import PassPrice
+from events.payments.gateway import IntentFor, StripeGateway
+from events.payments.services import BookingBalance, SeatPrice
 
 
 class RecordingStripe:
@@ -26,23 +29,23 @@ class RecordingStripe:
         return {"id": "pi_1", "status": "requires_confirmation", "amount": params["amount"], "currency": "x"}
 
 
-def created(**create_intent_kwargs) -> list[tuple[str, dict, str]]:
+def created(intent_for: IntentFor) -> list[tuple[str, dict, str]]:
     gateway = object.__new__(StripeGateway)  # no network client: the recording one instead
     stripe = RecordingStripe()
     gateway._client = stripe  # type: ignore[attr-defined]
-    gateway.create_intent(card_token="tok_abc", amount=2500, currency="usd", **create_intent_kwargs)
+    gateway.create_intent(intent_for, card_token="tok_abc", amount=2500, currency="usd")
     return [(name, params["metadata"], options["idempotency_key"]) for name, params, options in stripe.calls]
 
 
 def test_a_seat_price_is_keyed_by_its_registration():
-    assert created(registration_id=7, description="Registration 7") == [
+    assert created(SeatPrice(7).intent_for) == [
         ("customer", {"registration_id": "7"}, "registration-7-customer-tok_abc"),
         ("intent", {"registration_id": "7", "item": "Registration 7"}, "registration-7-payment-tok_abc"),
     ]
 
 
 def test_a_booking_balance_is_keyed_apart_from_its_price():
-    assert created(registration_id=7, description="Balance", purpose="balance") == [
+    assert created(BookingBalance(7).intent_for) == [
         ("customer", {"registration_id": "7"}, "registration-7-customer-tok_abc"),
         (
             "intent",
@@ -53,7 +56,7 @@ def test_a_booking_balance_is_keyed_apart_from_its_price():
 
 
 def test_a_class_pass_is_keyed_by_the_pass():
-    assert created(pass_id=3, description="Class pass", purpose="pass") == [
+    assert created(PassPrice(3).intent_for) == [
         ("customer", {"pass_id": "3"}, "pass-3-customer-tok_abc"),
         ("intent", {"pass_id": "3", "purpose": "pass", "item": "Class pass"}, "pass-3-payment-tok_abc"),
     ]
