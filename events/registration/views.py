@@ -30,6 +30,7 @@ from events.models import (
     WaitlistStatus,
 )
 from events.payments import services as payments
+from events.rate_limits import limit_link_requests
 from events.registration import links, lookup, services
 from events.registration import manage as pages
 from events.registration.forms import (
@@ -446,24 +447,6 @@ def claim_offer(signed: str) -> ResponseReturnValue:
 # --- Find my registrations ---
 
 
-def _asked_address() -> str:
-    """The per-address limit's key: a keyed digest of the normalized address, never the address."""
-    return "find-address:" + services.address_digest(request.form.get("email", "")[:254])
-
-
-def _not_a_valid_request() -> bool:
-    """An empty or malformed address (or an expired form) sends nothing, so it counts against no
-    address: otherwise every visitor's empty submissions would share one bucket and, after
-    three, lock everyone out. The per-client limit still counts them."""
-    return not FindRegistrationsForm().validate()
-
-
-def ASKED_TOO_OFTEN_FROM_HERE() -> str:  # noqa: N802 - a message, read when it is shown
-    return gettext(
-        "You've asked several times in the last few minutes. Please wait a few minutes, then try again."
-    )
-
-
 def ASKED_TOO_OFTEN_FOR_ADDRESS() -> str:  # noqa: N802 - a message, read when it is shown
     return gettext(
         "We've already sent the list for this email address several times recently. Please look for "
@@ -472,18 +455,7 @@ def ASKED_TOO_OFTEN_FOR_ADDRESS() -> str:  # noqa: N802 - a message, read when i
 
 
 @bp.route("/find-my-registrations", methods=["GET", "POST"])
-@limiter.limit(
-    config_limit("FIND_REGISTRATIONS_RATE_LIMIT"),
-    methods=["POST"],
-    error_message=ASKED_TOO_OFTEN_FROM_HERE,  # type: ignore[arg-type]  # (a callable: documented)
-)
-@limiter.limit(
-    config_limit("FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT"),
-    methods=["POST"],
-    key_func=_asked_address,
-    exempt_when=_not_a_valid_request,
-    error_message=ASKED_TOO_OFTEN_FOR_ADDRESS,  # type: ignore[arg-type]  # (a callable: documented)
-)
+@limit_link_requests("find-address", FindRegistrationsForm, ASKED_TOO_OFTEN_FOR_ADDRESS)
 def find_registrations() -> ResponseReturnValue:
     """The same answer for every address: whether it has registered is never shown here."""
     form = FindRegistrationsForm()
