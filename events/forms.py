@@ -18,10 +18,10 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from flask import current_app
-from flask_babel import gettext
+from flask_babel import gettext, lazy_gettext
 from flask_wtf import FlaskForm
-from wtforms import DateField, DateTimeField, DecimalField, Field, IntegerField, TextAreaField
-from wtforms.validators import StopValidation, ValidationError
+from wtforms import DateField, DateTimeField, DecimalField, Field, IntegerField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, Length, StopValidation, ValidationError
 
 from events.extensions import db
 from events.inputs import EARLIEST_DATE, LATEST_DATE, MONEY_MAX, parse_money, text_problem
@@ -101,7 +101,16 @@ class MoneyField(DecimalField):
             raise ValueError(str(error)) from None
 
 
-__all__ = ["Form", "MoneyField", "ValidationError", "deliverable_email", "form_error_items"]
+__all__ = [
+    "Form",
+    "MoneyField",
+    "ValidationError",
+    "deliverable_email",
+    "form_error_items",
+    "member_email_field",
+    "member_name_field",
+    "strip_spaces",
+]
 
 NO_SMTPUTF8_MESSAGE = (
     "Please use an address without accents before the @ (for example zoe@, not zoë@): "
@@ -121,6 +130,43 @@ def deliverable_email(form: FlaskForm, field: Field) -> None:
         return
     if not value.rsplit("@", 1)[0].isascii():
         raise ValidationError(NO_SMTPUTF8_MESSAGE)
+
+
+def strip_spaces(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+# Written _l(...) like the other forms' messages: `make translations-extract` reads lazy_gettext
+# only, and these msgids are not in the catalogues yet (adding them is the translators' round).
+_l = lazy_gettext
+
+
+# A member's name and email, asked the same way (rules and messages) by every public form that
+# takes them. Functions, not a mixin: a form lists its fields in the order they were made, and
+# its error summary follows that order, so each form makes its own where it shows them.
+def member_name_field() -> StringField:
+    return StringField(
+        _l("Your name"),
+        filters=[strip_spaces],
+        validators=[
+            DataRequired(_l("Please tell us your name.")),
+            Length(max=120, message=_l("That name is too long.")),
+        ],
+    )
+
+
+def member_email_field(required_message: str) -> StringField:
+    """`required_message`: what a member who left it empty reads, saying what it is for."""
+    return StringField(
+        _l("Email"),
+        filters=[strip_spaces],
+        validators=[
+            DataRequired(required_message),
+            Email(_l("That doesn't look like an email address."), check_deliverability=False),
+            deliverable_email,
+            Length(max=254),
+        ],
+    )
 
 
 class FieldError(Exception):

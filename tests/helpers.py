@@ -47,15 +47,14 @@ def outbox_kinds(**filters) -> list[str]:
 def charge_card(*, registration_id: int, card_token: str, amount: int, currency: str, description: str):
     """A card charged at Stripe without our pay page (another tab, a page that closed): the
     intent created and confirmed, and nothing recorded on our side."""
-    from events.payments.gateway import get_gateway
+    from events.payments.gateway import IntentFor, get_gateway
 
     gateway = get_gateway()
     intent = gateway.create_intent(
-        registration_id=registration_id,
+        IntentFor(registration_id=registration_id, label=description),
         card_token=card_token,
         amount=amount,
         currency=currency,
-        description=description,
     )
     return gateway.confirm_intent(intent.id)
 

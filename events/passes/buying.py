@@ -1,12 +1,11 @@
 """Buying a class pass online, and what its holder's page shows.
 
 A purchase is a pass held (status HELD, hold_expires_at like a seat's hold) while its buyer pays
-by card on our payment page, through the same steps as a registration's card payment: the
-intent is recorded under the pass's lock before it is charged (of two submissions only one
-charges), then applied by payments.services.apply_intent, which hands a pass's intent to
-events/passes/purchase.py. The webhook, the return from the page and the reconcile sweep go
-through that one function too.
-"""
+by card on our payment page, through the one charging function a registration's card payment
+uses too (events/payments/charging.py): the intent is recorded under the pass's lock before it
+is charged (of two submissions only one charges), then applied by payments.services.apply_intent,
+which hands a pass's intent to events/passes/purchase.py. The webhook, the return from the page
+and the reconcile sweep go through that one function too."""
 
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ from flask_babel import gettext, lazy_gettext, ngettext
 from events import pricing
 from events.extensions import db
 from events.models import (
-    OPEN_PAYMENT_STATUSES,
     LedgerKind,
     Offering,
     OfferingKind,
@@ -40,21 +38,9 @@ from events.models import (
 from events.offering_text import offering_text
 from events.passes import ledger
 from events.passes.purchase import NEUTRAL_LABEL, issue
-from events.payments.gateway import (
-    GatewayRejected,
-    GatewayUnavailable,
-    IntentState,
-    PaymentDeclined,
-    get_gateway,
-)
-from events.payments.services import (
-    UNAVAILABLE,
-    PaymentAttempt,
-    _attempt_for,
-    _settle_earlier_attempt,
-    apply_intent,
-    declined_message,
-)
+from events.payments.charging import UNAVAILABLE, Due, PaymentAttempt, charge_card, mark_payment_failed
+from events.payments.gateway import GatewayRejected, GatewayUnavailable, IntentFor, IntentState, get_gateway
+from events.payments.services import apply_intent
 from events.registration.services import new_token, normalize_email
 
 HOLD_LAPSED = lazy_gettext(
@@ -181,15 +167,6 @@ def hold_is_live(pass_: Pass, now: datetime | None = None) -> bool:
     )
 
 
-def _open_intent_id(pass_id: int) -> str | None:
-    return db.session.scalar(
-        sa.select(Payment.stripe_payment_intent_id)
-        .where(Payment.pass_id == pass_id, Payment.status.in_(OPEN_PAYMENT_STATUSES))
-        .order_by(Payment.id.desc())
-        .limit(1)
-    )
-
-
 def _closed_attempt(pass_: Pass) -> PaymentAttempt | None:
     if pass_.status is PassStatus.ACTIVE:
         return PaymentAttempt("succeeded")
@@ -198,76 +175,49 @@ def _closed_attempt(pass_: Pass) -> PaymentAttempt | None:
     return None
 
 
-def pay_pass_with_card(pass_id: int, card_token: str) -> PaymentAttempt:
-    """Charge a held pass's price to a tokenized card, then apply the result (as pay_with_card
-    does for a seat: an earlier attempt's outcome is asked first, and the new intent is
-    recorded under the pass's lock before it is charged)."""
-    pass_ = db.session.get_one(Pass, pass_id)
-    if pass_.status is PassStatus.ACTIVE:
-        return PaymentAttempt("succeeded")
-    amount, currency = pass_.price_cents, pass_.currency
-    earlier = _open_intent_id(pass_id)
-    db.session.commit()  # no lock held while Stripe answers
-    gateway = get_gateway()
-    intent = None
-    try:
-        if earlier is not None:
-            settled = _settle_earlier_attempt(earlier)
-            if settled is not None:
-                return settled
-        closed = _closed_attempt(db.session.get_one(Pass, pass_id))
-        if closed is not None:
-            db.session.commit()
-            return closed
-        intent = gateway.create_intent(
-            pass_id=pass_id,
-            card_token=card_token,
-            amount=amount,
-            currency=currency,
-            description=NEUTRAL_LABEL,  # never the product's name
-            purpose="pass",
-        )
-        refused = _record_new_intent(pass_id, intent)
-        if refused is not None:
-            gateway.cancel_intent(intent.id)
-            return refused
-        state = gateway.confirm_intent(intent.id)
-    except PaymentDeclined as declined:
-        _record_failure(intent.id if intent else None, str(declined))
-        return PaymentAttempt("failed", declined_message(str(declined)))
-    except GatewayRejected as rejected:
-        current_app.logger.warning("Stripe refused a payment step for pass %s: %s", pass_id, rejected)
-        db.session.rollback()
-        return _closed_attempt(db.session.get_one(Pass, pass_id)) or PaymentAttempt(
-            "failed", gettext("Your card was not charged. Please try again.")
-        )
-    except GatewayUnavailable:
-        current_app.logger.warning("Stripe unavailable for pass %s", pass_id)
-        return PaymentAttempt("unavailable", str(UNAVAILABLE))
-    apply_intent(state)
-    return _attempt_for(state)
+@dataclass(frozen=True)
+class PassPrice:
+    """A held pass's price: paying it issues the pass (the owner charging.charge_card is given).
+    A pass has no seat pool; its own row is the lock (promo code -> pass -> payments)."""
 
+    pass_id: int
 
-def _record_new_intent(pass_id: int, intent: IntentState) -> PaymentAttempt | None:
-    pass_ = ledger.lock_pass(pass_id)  # one submission at a time gets past here
-    refused = _closed_attempt(pass_)
-    if refused is None and _open_intent_id(pass_id) is not None:
-        refused = PaymentAttempt(
-            "failed", gettext("A payment for this is already on its way. Please wait a moment and refresh.")
-        )
-    if refused is not None:
+    @property
+    def intent_for(self) -> IntentFor:
+        # A neutral label, never the product's name.
+        return IntentFor(pass_id=self.pass_id, purpose="pass", label=NEUTRAL_LABEL)
+
+    @property
+    def payments(self) -> sa.ColumnElement[bool]:
+        return Payment.pass_id == self.pass_id
+
+    @property
+    def log_name(self) -> str:
+        return f"pass {self.pass_id}"
+
+    @property
+    def unavailable_message(self) -> str:
+        return str(UNAVAILABLE)
+
+    def due(self, charging: int | None = None) -> Due:
+        pass_ = db.session.get_one(Pass, self.pass_id)
+        return Due(pass_.price_cents, pass_.currency, _closed_attempt(pass_))
+
+    def lock(self) -> None:
+        ledger.lock_pass(self.pass_id)
+
+    def record_decline(self, intent_id: str | None, message: str) -> None:
+        mark_payment_failed(intent_id, message)
         db.session.commit()
-        return refused
-    apply_intent(intent)
-    return None
+
+    def apply(self, state: IntentState) -> object:
+        return apply_intent(state)
 
 
-def _record_failure(intent_id: str | None, message: str) -> None:
-    if intent_id is not None:
-        payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
-        if payment is not None and payment.status in OPEN_PAYMENT_STATUSES:
-            payment.status, payment.last_error = PaymentStatus.FAILED, message[:500]
-    db.session.commit()
+def pay_pass_with_card(pass_id: int, card_token: str) -> PaymentAttempt:
+    """Charge a held pass's price to a tokenized card, then apply the result, as a seat's is
+    (events/payments/charging.py)."""
+    return charge_card(PassPrice(pass_id), card_token)
 
 
 def complete_after_return(pass_id: int, intent_id: str | None) -> Pass:

@@ -2,39 +2,19 @@
 
 from flask_babel import lazy_gettext
 from wtforms import StringField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import Length, Optional
 
-from events.forms import Form, deliverable_email
+from events.forms import Form, member_email_field, member_name_field, strip_spaces
 
 _l = lazy_gettext
 
 
-def _strip(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
-
-
 class BuyPassForm(Form):
-    name = StringField(
-        _l("Your name"),
-        filters=[_strip],
-        validators=[
-            DataRequired(_l("Please tell us your name.")),
-            Length(max=120, message=_l("That name is too long.")),
-        ],
-    )
-    email = StringField(
-        _l("Email"),
-        filters=[_strip],
-        validators=[
-            DataRequired(_l("Please enter your email: your pass is sent there.")),
-            Email(_l("That doesn't look like an email address."), check_deliverability=False),
-            deliverable_email,
-            Length(max=254),
-        ],
-    )
+    name = member_name_field()
+    email = member_email_field(_l("Please enter your email: your pass is sent there."))
     # A promo code, if the member has one (checked and priced by events/pricing.py).
     code = StringField(
         _l("Code (optional)"),
-        filters=[_strip],
+        filters=[strip_spaces],
         validators=[Optional(), Length(max=40, message=_l("That code is too long."))],
     )

@@ -12,8 +12,8 @@ from events.languages import current_language
 from events.models import Pass, PassProduct, PassStatus
 from events.passes import buying
 from events.passes.forms import BuyPassForm
+from events.payments.pay_endpoint import card_payment_answer
 from events.registration import links
-from events.registration.views import _card_payment, _token_from_link
 from events.security import stripe_js_url
 
 bp = Blueprint("passes", __name__)
@@ -54,7 +54,7 @@ def buy(product_id: int) -> ResponseReturnValue:
 
 
 def _pass_from_link(signed: str) -> Pass:
-    token = _token_from_link(signed, links.PASS_SALT)
+    token = links.token_from_link(signed, links.PASS_SALT)
     return buying.pass_by_token(token) or abort(404)
 
 
@@ -79,7 +79,7 @@ def pay(signed: str) -> ResponseReturnValue:
 @limiter.limit(config_limit("PAY_RATE_LIMIT"))
 def pay_submit(signed: str) -> ResponseReturnValue:
     pass_ = _pass_from_link(signed)
-    return _card_payment(buying.pay_pass_with_card, pass_.id)
+    return card_payment_answer(buying.pay_pass_with_card, pass_.id)
 
 
 @bp.get("/pass/<signed>/pay/complete")

@@ -56,6 +56,45 @@ class IntentState:
 
 
 @dataclass(frozen=True)
+class IntentFor:
+    """What a PaymentIntent pays for, as Stripe is told it: our ids, our word for the purpose and
+    a neutral label, never a class's title or anything about the person. Its idempotency keys
+    and metadata are made from these here and only here, so a retry (across a deploy too) is
+    the same Stripe call (tests/unit/test_card_charging_keys.py pins them)."""
+
+    registration_id: int | None = None
+    pass_id: int | None = None  # a class pass's purchase names the pass instead
+    purpose: str = "registration"  # "registration" (a seat), "balance" (what a booking owes), "pass"
+    label: str = ""
+
+    def _owner(self) -> tuple[str, str, str]:
+        """(metadata key, our id, key prefix)"""
+        if self.pass_id is not None:
+            return "pass_id", str(self.pass_id), f"pass-{self.pass_id}"
+        return "registration_id", str(self.registration_id), f"registration-{self.registration_id}"
+
+    def metadata(self) -> dict[str, str]:
+        key, owner_id, _ = self._owner()
+        if self.pass_id is not None:
+            return {key: owner_id, "purpose": "pass", "item": self.label[:200]}
+        metadata = {key: owner_id, "item": self.label[:200]}
+        if self.purpose == "balance":
+            metadata["purpose"] = "balance"
+        return metadata
+
+    def customer_metadata(self) -> dict[str, str]:
+        key, owner_id, _ = self._owner()
+        return {key: owner_id}
+
+    def customer_key(self, card_token: str) -> str:
+        return f"{self._owner()[2]}-customer-{card_token}"
+
+    def intent_key(self, card_token: str) -> str:
+        kind = "balance" if self.purpose == "balance" else "payment"
+        return f"{self._owner()[2]}-{kind}-{card_token}"
+
+
+@dataclass(frozen=True)
 class RefundState:
     id: str
     amount: int
@@ -152,38 +191,18 @@ class StripeGateway:
             raise GatewayUnavailable(getattr(error, "user_message", None) or str(error)) from error
 
     def create_intent(
-        self,
-        *,
-        registration_id: int | None = None,
-        card_token: str,
-        amount: int,
-        currency: str,
-        description: str,
-        purpose: str = "registration",
-        pass_id: int | None = None,
+        self, intent_for: IntentFor, *, card_token: str, amount: int, currency: str
     ) -> IntentState:
         """A PaymentIntent for one card submission, not yet confirmed (nothing is charged).
 
         Created before the charge so that our payment row can name it first: if the answer to
         the charge is then lost, we still know which intent to ask Stripe about. The keys
-        include the card token, so a double-submitted form is one intent. `purpose` "balance":
-        what a booking still owes (its keys and metadata say so; ids and a neutral word only).
-        A class pass's purchase names `pass_id` instead of a registration (purpose "pass").
+        include the card token, so a double-submitted form is one intent.
         """
-        kind = "balance" if purpose == "balance" else "payment"
-        if pass_id is not None:
-            owner_key, owner = "pass_id", f"pass-{pass_id}"
-            metadata = {"pass_id": str(pass_id), "purpose": "pass", "item": description[:200]}
-        else:
-            owner_key, owner = "registration_id", f"registration-{registration_id}"
-            metadata = {"registration_id": str(registration_id), "item": description[:200]}
-            if purpose == "balance":
-                metadata["purpose"] = "balance"
-        owner_id = metadata[owner_key]
         customer = self._call(
             self._client.v1.customers.create,
-            params={"source": card_token, "metadata": {owner_key: owner_id}},
-            options={"idempotency_key": f"{owner}-customer-{card_token}"},
+            params={"source": card_token, "metadata": intent_for.customer_metadata()},
+            options={"idempotency_key": intent_for.customer_key(card_token)},
         )
         pi = self._call(
             self._client.v1.payment_intents.create,
@@ -194,9 +213,9 @@ class StripeGateway:
                 "payment_method": _id(customer.get("default_source")),
                 "payment_method_types": ["card"],
                 # (description goes in metadata: the emulator rejects the description field)
-                "metadata": metadata,
+                "metadata": intent_for.metadata(),
             },
-            options={"idempotency_key": f"{owner}-{kind}-{card_token}"},
+            options={"idempotency_key": intent_for.intent_key(card_token)},
         )
         return _intent_state(pi)
 

@@ -23,7 +23,6 @@ from sqlalchemy.exc import IntegrityError
 
 from events import audit, pricing
 from events.extensions import db
-from events.languages import current_language
 from events.models import (
     OPEN_PAYMENT_STATUSES,
     Pass,
@@ -44,12 +43,21 @@ from events.notifications.outbox import EmailKind, queue_email
 from events.passes.purchase import apply_pass_intent
 from events.payments import refunds
 from events.payments.balances import balance_due
+from events.payments.charging import (
+    UNAVAILABLE,
+    Due,
+    PaymentAttempt,
+    cancel_if_uncharged,
+    charge_card,
+    forget_unknown_intent,
+    mark_payment_failed,
+)
 from events.payments.gateway import (
     ChargeState,
     GatewayRejected,
     GatewayUnavailable,
+    IntentFor,
     IntentState,
-    PaymentDeclined,
     get_gateway,
 )
 from events.payments.mirror import mirror_intent
@@ -57,90 +65,61 @@ from events.registration import seats
 from events.registration.services import HOLD_RELEASED, find_live_registration, hold_is_live, hold_released
 
 
-@dataclass(frozen=True)
-class PaymentAttempt:
-    """What the payment page should do next."""
-
-    status: str  # "succeeded" | "requires_action" | "failed" | "unavailable" | "closed"
-    message: str = ""
-    client_secret: str = ""
-    intent_id: str = ""
-
-
-UNAVAILABLE = lazy_gettext(
-    "We couldn't reach the payment service. Your seat is still held; please try again."
-)
-
-
 def neutral_label(registration_id: int) -> str:
     """What Stripe is told a payment is for."""
     return f"Registration {registration_id}"
 
 
-def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
-    """Charge a held registration with a tokenized card, then apply the result.
+@dataclass(frozen=True)
+class RegistrationCharge:
+    """What a registration's two card payments (its price, its balance) share as charging's
+    owners (events/payments/charging.py): its payment rows, the seat pool's lock, apply_intent."""
 
-    Our payment row names the PaymentIntent before the card is charged, so when Stripe's answer
-    is lost (a timeout) the next attempt, and the reconcile, ask Stripe how that one ended
-    instead of charging again: each submission brings a new card token, so idempotency keys
-    alone could not stop a second charge. Recording takes the seat pool's lock, so of two
-    submissions at once only one goes on to charge.
-    """
-    registration = db.session.get_one(Registration, registration_id)
-    if registration.status == RegistrationStatus.CONFIRMED:
-        return PaymentAttempt("succeeded")
-    # Stripe sees ids and a neutral label, never the offering's title (it can say something
-    # about someone's health).
-    amount, currency, description = (
-        registration.price_cents,
-        registration.currency,
-        neutral_label(registration_id),
-    )
-    earlier = _open_intent_id(registration_id)
-    # End the transaction before the network calls: no lock is held while Stripe answers.
-    db.session.commit()
-    gateway = get_gateway()
-    intent = None
-    try:
-        # First how an earlier attempt ended, even if the hold has run out meanwhile: a charge
-        # whose answer was lost must confirm the seat it was made for, not be refunded.
-        if earlier is not None:
-            settled = _settle_earlier_attempt(earlier)
-            if settled is not None:
-                return settled
-        closed = _closed_attempt(db.session.get_one(Registration, registration_id))
-        if closed is not None:
-            db.session.commit()
-            return closed
-        intent = gateway.create_intent(
-            registration_id=registration_id,
-            card_token=card_token,
-            amount=amount,
-            currency=currency,
-            description=description,
-        )
-        refused = _record_new_intent(registration_id, intent)
-        if refused is not None:
-            gateway.cancel_intent(intent.id)  # it charged nothing, and now never will
-            return refused
-        state = gateway.confirm_intent(intent.id)
-    except PaymentDeclined as declined:
-        record_failure(registration_id, str(declined), intent_id=intent.id if intent else None)
-        return PaymentAttempt("failed", declined_message(str(declined)))
-    except GatewayRejected as rejected:
-        # Stripe refused the request itself (say, the intent was cancelled as the hold lapsed).
-        current_app.logger.warning(
-            "Stripe refused a payment step for registration %s: %s", registration_id, rejected
-        )
-        db.session.rollback()
-        return _closed_attempt(db.session.get_one(Registration, registration_id)) or PaymentAttempt(
-            "failed", gettext("Your card was not charged. Please try again.")
-        )
-    except GatewayUnavailable:
-        current_app.logger.warning("Stripe unavailable for registration %s", registration_id)
-        return PaymentAttempt("unavailable", str(UNAVAILABLE))
-    apply_intent(state)
-    return _attempt_for(state)
+    registration_id: int
+
+    @property
+    def payments(self) -> sa.ColumnElement[bool]:
+        return Payment.registration_id == self.registration_id
+
+    @property
+    def log_name(self) -> str:
+        return f"registration {self.registration_id}"
+
+    def lock(self) -> None:
+        registration = db.session.get_one(Registration, self.registration_id)
+        seats.lock_pool(registration.seat_pool_id)
+        db.session.refresh(registration)
+
+    def record_decline(self, intent_id: str | None, message: str) -> None:
+        record_failure(self.registration_id, message, intent_id=intent_id)
+
+    def apply(self, state: IntentState) -> object:
+        return apply_intent(state)
+
+
+@dataclass(frozen=True)
+class SeatPrice(RegistrationCharge):
+    """A held registration's price: paying it confirms the seat."""
+
+    @property
+    def intent_for(self) -> IntentFor:
+        # Stripe sees ids and a neutral label, never the offering's title (it can say something
+        # about someone's health).
+        return IntentFor(registration_id=self.registration_id, label=neutral_label(self.registration_id))
+
+    @property
+    def unavailable_message(self) -> str:
+        return str(UNAVAILABLE)
+
+    def due(self, charging: int | None = None) -> Due:
+        registration = db.session.get_one(Registration, self.registration_id)
+        return Due(registration.price_cents, registration.currency, _closed_attempt(registration))
+
+
+def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
+    """Charge a held registration with a tokenized card, then apply the result (see
+    events/payments/charging.py)."""
+    return charge_card(SeatPrice(registration_id), card_token)
 
 
 def payment_processing(registration: Registration) -> bool:
@@ -196,98 +175,10 @@ def _closed_attempt(registration: Registration) -> PaymentAttempt | None:
     return None
 
 
-def _record_new_intent(registration_id: int, intent: IntentState) -> PaymentAttempt | None:
-    """Record the new intent before charging it, unless the registration is no longer held or
-    another submission's intent is already recorded (then say so instead)."""
-    registration = db.session.get_one(Registration, registration_id)
-    seats.lock_pool(registration.seat_pool_id)  # one submission at a time gets past here
-    db.session.refresh(registration)
-    refused = _closed_attempt(registration)
-    if refused is None and _open_intent_id(registration_id) is not None:
-        refused = PaymentAttempt(
-            "failed",
-            "A payment for this registration is already on its way. Please wait a moment and refresh.",
-        )
-    if refused is not None:
-        db.session.commit()
-        return refused
-    apply_intent(intent)
-    return None
-
-
-def _open_intent_id(registration_id: int) -> str | None:
-    """The latest of this registration's intents whose outcome we have not heard."""
-    return db.session.scalar(
-        sa.select(Payment.stripe_payment_intent_id)
-        .where(Payment.registration_id == registration_id, Payment.status.in_(OPEN_PAYMENT_STATUSES))
-        .order_by(Payment.id.desc())
-        .limit(1)
-    )
-
-
-UNCHARGED_INTENT_STATUSES = ("requires_payment_method", "requires_confirmation", "requires_action")
-
-
-def _settle_earlier_attempt(intent_id: str) -> PaymentAttempt | None:
-    """How an earlier attempt ended, if it charged (or is charging) the card. An attempt that
-    charged nothing is cancelled, so it never can, and None is returned: try the new card."""
-    try:
-        state = cancel_if_uncharged(get_gateway().retrieve_intent(intent_id))
-    except GatewayRejected:  # Stripe doesn't know it (a test key reset, an account switch)
-        _forget_unknown_intent(intent_id)
-        return None
-    apply_intent(state)
-    return None if state.status == "canceled" else _attempt_for(state)
-
-
-def _forget_unknown_intent(intent_id: str) -> None:
-    payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
-    if payment is not None and payment.status in OPEN_PAYMENT_STATUSES:
-        payment.status, payment.last_error = PaymentStatus.FAILED, "Stripe does not know this PaymentIntent."
-    db.session.commit()
-
-
-def cancel_if_uncharged(state: IntentState) -> IntentState:
-    """Cancel an intent that has charged nothing; returns its state afterwards."""
-    if state.status not in UNCHARGED_INTENT_STATUSES:
-        return state
-    gateway = get_gateway()
-    try:
-        gateway.cancel_intent(state.id)
-    except GatewayRejected:  # it moved on meanwhile (say, 3D Secure just completed)
-        pass
-    return gateway.retrieve_intent(state.id)
-
-
-def declined_message(stripe_reason: str) -> str:
-    """What a member reads about a declined card. Stripe explains a decline in English only: a
-    member reading another language gets our own sentence, in theirs."""
-    if current_language() == "en":
-        return stripe_reason
-    return gettext(
-        "Your card was declined, and nothing was charged. Please check the card details or try another card."
-    )
-
-
-def _attempt_for(state: IntentState) -> PaymentAttempt:
-    if state.status == "succeeded":
-        return PaymentAttempt("succeeded", intent_id=state.id)
-    if state.status == "requires_action":
-        return PaymentAttempt("requires_action", client_secret=state.client_secret, intent_id=state.id)
-    if state.status == "processing":
-        return PaymentAttempt("succeeded", gettext("Your payment is processing."), intent_id=state.id)
-    if state.error_message:
-        return PaymentAttempt("failed", declined_message(state.error_message))
-    return PaymentAttempt("failed", gettext("Your card was not charged. Please try another card."))
-
-
 def record_failure(registration_id: int, message: str, intent_id: str | None = None) -> None:
     """A declined card: tell the person once (they may retry while the hold lasts)."""
     registration = db.session.get_one(Registration, registration_id)
-    if intent_id is not None:
-        payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
-        if payment is not None and payment.status in OPEN_PAYMENT_STATUSES:
-            payment.status, payment.last_error = PaymentStatus.FAILED, message[:500]
+    mark_payment_failed(intent_id, message)
     if registration.status == RegistrationStatus.HELD:
         queue_email(EmailKind.PAYMENT_FAILED, registration=registration, context={"message": message[:300]})
     db.session.commit()
@@ -555,7 +446,7 @@ def stop_superseded_intent(intent_id: str) -> None:
     try:
         state = cancel_if_uncharged(get_gateway().retrieve_intent(intent_id))
     except GatewayRejected:
-        _forget_unknown_intent(intent_id)
+        forget_unknown_intent(intent_id)
         return
     except GatewayUnavailable:
         current_app.logger.warning("Could not cancel PaymentIntent %s yet; the reconcile will", intent_id)
@@ -625,7 +516,7 @@ def reconcile_pending_payments() -> int:
                 state = cancel_if_uncharged(state)
         except GatewayRejected:  # unknown to Stripe: nothing to wait for (and don't block the rest)
             current_app.logger.warning("Reconcile: Stripe does not know %s", intent_id)
-            _forget_unknown_intent(intent_id)
+            forget_unknown_intent(intent_id)
             continue
         except GatewayUnavailable:
             current_app.logger.warning("Reconcile: Stripe unavailable, will retry")
@@ -654,7 +545,7 @@ def reconcile_pending_pass_payments() -> int:
                 state = cancel_if_uncharged(state)
         except GatewayRejected:
             current_app.logger.warning("Reconcile: Stripe does not know %s", intent_id)
-            _forget_unknown_intent(intent_id)
+            forget_unknown_intent(intent_id)
             continue
         except GatewayUnavailable:
             current_app.logger.warning("Reconcile: Stripe unavailable, will retry")
@@ -670,80 +561,38 @@ def reconcile_pending_pass_payments() -> int:
 NOTHING_OWED = lazy_gettext("Nothing is owed on this booking now.")
 
 
+@dataclass(frozen=True)
+class BookingBalance(RegistrationCharge):
+    """What a booking still owes after a transfer onto a dearer date. Asked under the lock, a
+    balance smaller than the intent about to be charged (paid by another tab, or at the desk)
+    is not charged; a success that still finds nothing owed is refunded once
+    (_apply_balance_success)."""
+
+    @property
+    def intent_for(self) -> IntentFor:
+        return IntentFor(registration_id=self.registration_id, purpose="balance", label="Balance")
+
+    @property
+    def log_name(self) -> str:
+        return f"the balance of registration {self.registration_id}"
+
+    @property
+    def unavailable_message(self) -> str:
+        return gettext("We couldn't reach the payment service. Please try again.")
+
+    def due(self, charging: int | None = None) -> Due:
+        registration = db.session.get_one(Registration, self.registration_id)
+        owed = balance_due(registration)
+        nothing_owed = owed == 0 or (charging is not None and owed < charging)
+        return Due(
+            owed, registration.currency, PaymentAttempt("closed", str(NOTHING_OWED)) if nothing_owed else None
+        )
+
+
 def pay_balance_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
-    """Charge what a booking still owes (after a transfer onto a dearer date) with a tokenized
-    card, then apply the result through apply_intent, like a seat's payment.
-
-    As in pay_with_card, the intent is recorded before it is charged, under the seat pool's
-    lock: of two submissions at once (two tabs, a double click) only the first is charged, and
-    one arriving after the balance was paid (by card or at the desk) charges nothing. A success
-    that still finds nothing owed is refunded once (_apply_balance_success)."""
-    registration = db.session.get_one(Registration, registration_id)
-    owed, currency = balance_due(registration), registration.currency
-    earlier = _open_intent_id(registration_id)
-    db.session.commit()  # no lock held while Stripe answers
-    if owed == 0 and earlier is None:
-        return PaymentAttempt("closed", str(NOTHING_OWED))
-    gateway = get_gateway()
-    intent = None
-    try:
-        if earlier is not None:
-            settled = _settle_earlier_attempt(earlier)
-            if settled is not None:
-                return settled
-            owed = balance_due(db.session.get_one(Registration, registration_id))
-            db.session.commit()
-            if owed == 0:
-                return PaymentAttempt("closed", str(NOTHING_OWED))
-        intent = gateway.create_intent(
-            registration_id=registration_id,
-            card_token=card_token,
-            amount=owed,
-            currency=currency,
-            description="Balance",  # neutral: never the class's title
-            purpose=PaymentPurpose.BALANCE.value,
-        )
-        refused = _record_new_balance_intent(registration_id, intent)
-        if refused is not None:
-            gateway.cancel_intent(intent.id)  # it charged nothing, and now never will
-            return refused
-        state = gateway.confirm_intent(intent.id)
-    except PaymentDeclined as declined:
-        record_failure(registration_id, str(declined), intent_id=intent.id if intent else None)
-        return PaymentAttempt("failed", declined_message(str(declined)))
-    except GatewayRejected as rejected:
-        current_app.logger.warning(
-            "Stripe refused a balance payment step for registration %s: %s", registration_id, rejected
-        )
-        db.session.rollback()
-        return PaymentAttempt("failed", gettext("Your card was not charged. Please try again."))
-    except GatewayUnavailable:
-        current_app.logger.warning("Stripe unavailable for registration %s", registration_id)
-        return PaymentAttempt(
-            "unavailable", gettext("We couldn't reach the payment service. Please try again.")
-        )
-    apply_intent(state)
-    return _attempt_for(state)
-
-
-def _record_new_balance_intent(registration_id: int, intent: IntentState) -> PaymentAttempt | None:
-    """Record the balance intent before charging it, unless nothing is owed now (paid by another
-    tab, or at the desk) or another submission's intent is already recorded."""
-    registration = db.session.get_one(Registration, registration_id)
-    seats.lock_pool(registration.seat_pool_id)  # one submission at a time gets past here
-    db.session.refresh(registration)
-    refused = None
-    if balance_due(registration) < intent.amount:
-        refused = PaymentAttempt("closed", str(NOTHING_OWED))
-    elif _open_intent_id(registration_id) is not None:
-        refused = PaymentAttempt(
-            "failed", gettext("A payment for this is already on its way. Please wait a moment and refresh.")
-        )
-    if refused is not None:
-        db.session.commit()
-        return refused
-    apply_intent(intent)
-    return None
+    """Charge what a booking still owes with a tokenized card, then apply the result through
+    apply_intent, like a seat's payment (events/payments/charging.py)."""
+    return charge_card(BookingBalance(registration_id), card_token)
 
 
 class BalanceOutcome(Enum):

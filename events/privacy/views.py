@@ -15,18 +15,15 @@ from events.languages import current_language
 from events.models import PrivacyAction, Registration, utcnow
 from events.privacy import erase, export, requests
 from events.privacy.forms import ManageDataForm, MyDataForm
+from events.rate_limits import limit_link_requests, limit_per_client
 from events.registration import links
 from events.registration.forms import ConfirmForm
-from events.registration.services import address_digest, registration_by_token
+from events.registration.services import registration_by_token
 
 bp = Blueprint("privacy", __name__)
 
 
-# The limiter reads its message by calling these when it refuses: written in the page's language.
-def ASKED_TOO_OFTEN_FROM_HERE() -> str:  # noqa: N802 - a message, read when it is shown
-    return _("You've asked several times in the last few minutes. Please wait a few minutes, then try again.")
-
-
+# The limiter reads it by calling it when it refuses: written in the page's language.
 def ASKED_TOO_OFTEN_FOR_ADDRESS() -> str:  # noqa: N802 - a message, read when it is shown
     return _(
         "We've already sent a link for this email address several times recently. Please look for it "
@@ -34,28 +31,8 @@ def ASKED_TOO_OFTEN_FOR_ADDRESS() -> str:  # noqa: N802 - a message, read when i
     )
 
 
-def _asked_address() -> str:
-    """The per-address limit's key: a keyed digest of the address, never the address."""
-    return "my-data-address:" + address_digest(request.form.get("email", "")[:254])
-
-
-def _not_a_valid_request() -> bool:
-    return not MyDataForm().validate()
-
-
 @bp.route("/my-data", methods=["GET", "POST"])
-@limiter.limit(
-    config_limit("FIND_REGISTRATIONS_RATE_LIMIT"),
-    methods=["POST"],
-    error_message=ASKED_TOO_OFTEN_FROM_HERE,  # type: ignore[arg-type]  # (a callable: documented)
-)
-@limiter.limit(
-    config_limit("FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT"),
-    methods=["POST"],
-    key_func=_asked_address,
-    exempt_when=_not_a_valid_request,
-    error_message=ASKED_TOO_OFTEN_FOR_ADDRESS,  # type: ignore[arg-type]  # (a callable: documented)
-)
+@limit_link_requests("my-data-address", MyDataForm, ASKED_TOO_OFTEN_FOR_ADDRESS)
 def my_data() -> ResponseReturnValue:
     """Ask for a link to download or delete the data held about an address."""
     form = MyDataForm()
@@ -82,10 +59,7 @@ def _registration(signed: str) -> Registration | None:
 
 
 @bp.post("/manage/<signed>/my-data")
-@limiter.limit(
-    config_limit("FIND_REGISTRATIONS_RATE_LIMIT"),
-    error_message=ASKED_TOO_OFTEN_FROM_HERE,  # type: ignore[arg-type]  # (a callable: documented)
-)
+@limit_per_client
 def manage_my_data(signed: str) -> ResponseReturnValue:
     """The manage page's "Download my data" and "Delete my data": the link goes to the
     booking's own address, like every other way in."""

@@ -8,14 +8,10 @@ from wtforms import BooleanField, IntegerField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, Regexp
 
 from events.consent.services import ConsentAnswer
-from events.forms import Form, deliverable_email
+from events.forms import Form, deliverable_email, member_email_field, member_name_field, strip_spaces
 from events.pricing import PriceChoice
 
 _l = lazy_gettext  # (read when a form is shown, in the page's language)
-
-
-def _strip(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
 
 
 NO_DATE_CHOSEN = _l("Choose the date you'd like to come.")
@@ -30,27 +26,11 @@ class PersonForm(Form):
             NumberRange(min=1, max=2**31 - 1, message=_l("Please choose one of the dates.")),
         ],
     )
-    name = StringField(
-        _l("Your name"),
-        filters=[_strip],
-        validators=[
-            DataRequired(_l("Please tell us your name.")),
-            Length(max=120, message=_l("That name is too long.")),
-        ],
-    )
-    email = StringField(
-        _l("Email"),
-        filters=[_strip],
-        validators=[
-            DataRequired(_l("Please enter your email, so we can send your confirmation.")),
-            Email(_l("That doesn't look like an email address."), check_deliverability=False),
-            deliverable_email,
-            Length(max=254),
-        ],
-    )
+    name = member_name_field()
+    email = member_email_field(_l("Please enter your email, so we can send your confirmation."))
     phone = StringField(
         _l("Phone (optional)"),
-        filters=[_strip],
+        filters=[strip_spaces],
         validators=[
             Optional(),
             Length(max=40, message=_l("That phone number is too long.")),
@@ -70,7 +50,7 @@ class PersonForm(Form):
     )
     code = StringField(
         _l("Code"),
-        filters=[_strip],
+        filters=[strip_spaces],
         validators=[Optional(), Length(max=40, message=_l("That code is too long. Please check it."))],
     )
 
@@ -111,7 +91,7 @@ class FindRegistrationsForm(Form):
 
     email = StringField(
         _l("Your email address"),
-        filters=[_strip],
+        filters=[strip_spaces],
         validators=[
             DataRequired(_l("Please enter the email address you registered with.")),
             Email(

@@ -3,10 +3,9 @@
 Each view reads input, calls one service and renders or redirects.
 """
 
-from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
@@ -19,7 +18,7 @@ from events.consent import services as consent
 from events.extensions import config_limit, limiter
 from events.filters import format_money
 from events.forms import FieldError, show_form_error
-from events.inputs import JsonBodyError, is_stripe_id, json_object_body
+from events.inputs import is_stripe_id
 from events.languages import current_language
 from events.models import (
     ConsentVersion,
@@ -30,6 +29,8 @@ from events.models import (
     WaitlistStatus,
 )
 from events.payments import services as payments
+from events.payments.pay_endpoint import card_payment_answer
+from events.rate_limits import limit_link_requests
 from events.registration import links, lookup, services
 from events.registration import manage as pages
 from events.registration.forms import (
@@ -205,18 +206,8 @@ def join_waitlist(slug: str) -> ResponseReturnValue:
     return _render_offering(offering, form, 409)
 
 
-def _token_from_link(signed: str, salt: str) -> str:
-    """The token a private link names; 404 when tampered, 410 when expired."""
-    try:
-        return links.unsign(signed, salt)
-    except links.LinkExpired:
-        abort(410, description=gettext("This link has expired. Please contact the clinic if you need help."))
-    except links.LinkInvalid:
-        abort(404, description=gettext("This link is not valid. Please use the link from your email."))
-
-
 def _registration_from_link(signed: str) -> Registration:
-    token = _token_from_link(signed, links.MANAGE_SALT)
+    token = links.token_from_link(signed, links.MANAGE_SALT)
     return services.registration_by_token(token) or abort(404)
 
 
@@ -312,29 +303,7 @@ def pay(signed: str) -> ResponseReturnValue:
 @limiter.limit(config_limit("PAY_RATE_LIMIT"))
 def pay_submit(signed: str) -> ResponseReturnValue:
     registration = _registration_from_link(signed)
-    return _card_payment(payments.pay_with_card, registration.id)
-
-
-def _card_payment(
-    pay: Callable[[int, str], payments.PaymentAttempt], registration_id: int
-) -> ResponseReturnValue:
-    """The pay pages' JSON: read Stripe.js's card token, charge it with `pay`, say what next."""
-    try:
-        token = json_object_body().get("token")
-    except JsonBodyError as error:
-        return jsonify(status="failed", message=str(error)), 400
-    if not is_stripe_id(token, "tok_"):
-        # Not what Stripe.js produces: say so, rather than a 503 about reaching Stripe.
-        message = gettext("That card token is malformed. Please enter your card again.")
-        return jsonify(status="failed", message=message), 400
-    attempt = pay(registration_id, token)
-    status = 503 if attempt.status == "unavailable" else 200
-    return jsonify(
-        status=attempt.status,
-        message=attempt.message,
-        client_secret=attempt.client_secret,
-        intent_id=attempt.intent_id,
-    ), status
+    return card_payment_answer(payments.pay_with_card, registration.id)
 
 
 @bp.get("/manage/<signed>/pay/complete")
@@ -368,7 +337,7 @@ def pay_complete(signed: str) -> ResponseReturnValue:
 
 
 def _entry_from_link(signed: str) -> WaitlistEntry:
-    token = _token_from_link(signed, links.WAITLIST_SALT)
+    token = links.token_from_link(signed, links.WAITLIST_SALT)
     return services.waitlist_entry_by_token(token) or abort(404)
 
 
@@ -446,24 +415,6 @@ def claim_offer(signed: str) -> ResponseReturnValue:
 # --- Find my registrations ---
 
 
-def _asked_address() -> str:
-    """The per-address limit's key: a keyed digest of the normalized address, never the address."""
-    return "find-address:" + services.address_digest(request.form.get("email", "")[:254])
-
-
-def _not_a_valid_request() -> bool:
-    """An empty or malformed address (or an expired form) sends nothing, so it counts against no
-    address: otherwise every visitor's empty submissions would share one bucket and, after
-    three, lock everyone out. The per-client limit still counts them."""
-    return not FindRegistrationsForm().validate()
-
-
-def ASKED_TOO_OFTEN_FROM_HERE() -> str:  # noqa: N802 - a message, read when it is shown
-    return gettext(
-        "You've asked several times in the last few minutes. Please wait a few minutes, then try again."
-    )
-
-
 def ASKED_TOO_OFTEN_FOR_ADDRESS() -> str:  # noqa: N802 - a message, read when it is shown
     return gettext(
         "We've already sent the list for this email address several times recently. Please look for "
@@ -472,18 +423,7 @@ def ASKED_TOO_OFTEN_FOR_ADDRESS() -> str:  # noqa: N802 - a message, read when i
 
 
 @bp.route("/find-my-registrations", methods=["GET", "POST"])
-@limiter.limit(
-    config_limit("FIND_REGISTRATIONS_RATE_LIMIT"),
-    methods=["POST"],
-    error_message=ASKED_TOO_OFTEN_FROM_HERE,  # type: ignore[arg-type]  # (a callable: documented)
-)
-@limiter.limit(
-    config_limit("FIND_REGISTRATIONS_ADDRESS_RATE_LIMIT"),
-    methods=["POST"],
-    key_func=_asked_address,
-    exempt_when=_not_a_valid_request,
-    error_message=ASKED_TOO_OFTEN_FOR_ADDRESS,  # type: ignore[arg-type]  # (a callable: documented)
-)
+@limit_link_requests("find-address", FindRegistrationsForm, ASKED_TOO_OFTEN_FOR_ADDRESS)
 def find_registrations() -> ResponseReturnValue:
     """The same answer for every address: whether it has registered is never shown here."""
     form = FindRegistrationsForm()
@@ -503,7 +443,7 @@ def find_registrations() -> ResponseReturnValue:
 
 
 def _registration_from_balance_link(signed: str) -> Registration:
-    token = _token_from_link(signed, links.BALANCE_SALT)
+    token = links.token_from_link(signed, links.BALANCE_SALT)
     return services.registration_by_token(token) or abort(
         404, description=gettext("This link is no longer valid. Please use the newest link from your email.")
     )
@@ -528,7 +468,7 @@ def balance(signed: str) -> ResponseReturnValue:
 @limiter.limit(config_limit("PAY_RATE_LIMIT"))
 def balance_pay(signed: str) -> ResponseReturnValue:
     registration = _registration_from_balance_link(signed)
-    return _card_payment(payments.pay_balance_with_card, registration.id)
+    return card_payment_answer(payments.pay_balance_with_card, registration.id)
 
 
 @bp.get("/balance/<signed>/complete")

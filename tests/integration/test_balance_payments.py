@@ -29,9 +29,14 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind
 from events.payments.balances import balance_due
-from events.payments.gateway import GatewayRejected, PaymentDeclined, get_gateway
+from events.payments.gateway import GatewayRejected, IntentFor, PaymentDeclined, get_gateway
 from events.payments.refunds import execute_due_refunds
-from events.payments.services import apply_intent, pay_with_card, reconcile_pending_payments
+from events.payments.services import (
+    apply_intent,
+    pay_balance_with_card,
+    pay_with_card,
+    reconcile_pending_payments,
+)
 from events.registration import links
 from events.registration.services import Person, cancel_registration, register
 from events.staff import bookings
@@ -214,12 +219,10 @@ def moved_localstripe_base(stripe_client) -> str:
 def balance_intent(db, stripe_client, registration, confirm: bool):
     gateway = get_gateway()
     intent = gateway.create_intent(
-        registration_id=registration.id,
+        IntentFor(registration_id=registration.id, purpose="balance", label="Balance"),
         card_token=card_token(stripe_client),
         amount=balance_due(registration),
         currency="usd",
-        description="Balance",
-        purpose="balance",
     )
     if confirm:
         return gateway.confirm_intent(intent.id)
@@ -587,3 +590,28 @@ def test_deleting_their_data_after_paying_the_balance_refunds_both_payments(db, 
     assert sorted(r.amount_cents for r in rows) == [1000, 1500]
     assert len({r.idempotency_key for r in rows}) == 2
     assert execute_due_refunds() == 2
+
+
+def test_a_balance_the_desk_took_while_the_card_was_sent_is_answered_nothing_owed(
+    db, moved, stripe_client, monkeypatch
+):
+    """The desk takes the balance (and cancels the card's intent) between the pay page recording
+    the intent and charging it. Stripe refuses to charge a cancelled intent, and the member reads
+    that nothing is owed, as a seat's payer reads where the seat stands (before, only the balance
+    said "Your card was not charged. Please try again.", though paying again could not help)."""
+    gateway = get_gateway()
+    charge = gateway.confirm_intent
+
+    def desk_first(intent_id):
+        bookings.take_desk_payment(moved.new.id, PaymentMethod.CASH, "", moved.admin)
+        return charge(intent_id)
+
+    monkeypatch.setattr(gateway, "confirm_intent", desk_first)
+    attempt = pay_balance_with_card(moved.new.id, card_token(stripe_client))
+
+    assert (attempt.status, attempt.message) == ("closed", "Nothing is owed on this booking now.")
+    db.session.expire_all()
+    card = db.session.scalar(sa.select(Payment).where(Payment.purpose == PaymentPurpose.BALANCE))
+    assert card.status == PaymentStatus.CANCELED
+    assert balance_due(db.session.get(Registration, moved.new.id)) == 0
+    assert db.session.scalars(sa.select(Refund)).all() == []

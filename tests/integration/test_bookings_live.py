@@ -23,7 +23,7 @@ from events.models import (
     Role,
     SeatPool,
 )
-from events.payments.gateway import GatewayRejected, PaymentDeclined, get_gateway
+from events.payments.gateway import GatewayRejected, IntentFor, PaymentDeclined, get_gateway
 from events.payments.refunds import execute_due_refunds
 from events.payments.services import apply_intent, reconcile_pending_payments
 from events.registration.services import Person, register, succeeded_payment
@@ -116,11 +116,10 @@ def held_with_open_card_payment(db, stripe_client):
     db.session.commit()
     held = register(offering, None, Person("Pat Payer", "pat@example.com")).registration
     intent = get_gateway().create_intent(
-        registration_id=held.id,
+        IntentFor(registration_id=held.id, label="Workshop"),
         card_token=card_token(stripe_client, SUCCESS),
         amount=3000,
         currency="usd",
-        description="Workshop",
     )
     apply_intent(intent)
     card = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent.id))

@@ -311,8 +311,8 @@ def test_the_api_gives_titles_in_the_language_asked_for_and_says_which(client, d
 
 def test_a_declined_card_is_explained_in_the_members_language(app):
     """Stripe explains a decline in English only: in Spanish or Somali the member reads ours."""
+    from events.payments.charging import attempt_for
     from events.payments.gateway import IntentState
-    from events.payments.services import _attempt_for
 
     declined = IntentState(
         id="pi_1",
@@ -326,8 +326,8 @@ def test_a_declined_card_is_explained_in_the_members_language(app):
     )
     with app.test_request_context("/"):
         with in_language("en"):
-            assert _attempt_for(declined).message == "Your card was declined."
+            assert attempt_for(declined).message == "Your card was declined."
         with in_language("es"):
-            assert _attempt_for(declined).message.startswith("Su tarjeta fue rechazada")
+            assert attempt_for(declined).message.startswith("Su tarjeta fue rechazada")
         with in_language("so"):
-            assert _attempt_for(declined).message.startswith("Kaarkaaga waa la diiday")
+            assert attempt_for(declined).message.startswith("Kaarkaaga waa la diiday")

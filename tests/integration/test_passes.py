@@ -43,7 +43,7 @@ from events.passes import admin as pass_admin
 from events.passes import ledger
 from events.passes.purchase import void_lapsed_holds
 from events.payments import services as payments
-from events.payments.gateway import get_gateway
+from events.payments.gateway import IntentFor, get_gateway
 from events.payments.refunds import execute_due_refunds
 from events.registration import links
 from events.staff.errors import AdminError
@@ -117,12 +117,10 @@ def charge_at_stripe(pass_id: int, token: str, amount: int = 12000):
     """A pass charged at Stripe without our page answering (a closed tab, a lost answer)."""
     gateway = get_gateway()
     intent = gateway.create_intent(
-        pass_id=pass_id,
+        IntentFor(pass_id=pass_id, purpose="pass", label="Class pass"),
         card_token=token,
         amount=amount,
         currency="usd",
-        description="Class pass",
-        purpose="pass",
     )
     return gateway.confirm_intent(intent.id)
 

@@ -511,15 +511,14 @@ def test_reconcile_gets_past_an_intent_stripe_does_not_know(client, db, stripe_c
 def _charge_whose_answer_was_lost(db, stripe_client, registration):
     """What a confirm that timed out leaves: charged at Stripe, our row still open."""
     from events.payments import services as payments
-    from events.payments.gateway import get_gateway
+    from events.payments.gateway import IntentFor, get_gateway
 
     gateway = get_gateway()
     intent = gateway.create_intent(
-        registration_id=registration.id,
+        IntentFor(registration_id=registration.id, label="t"),
         card_token=card_token(stripe_client, SUCCESS),
         amount=3000,
         currency="usd",
-        description="t",
     )
     payments.apply_intent(intent)
     charged = gateway.confirm_intent(intent.id)
@@ -623,3 +622,35 @@ def test_a_hold_with_a_payment_in_flight_keeps_its_seat_past_its_time(client, db
     assert reconcile_pending_payments() == 1
     assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
     assert db.session.scalars(sa.select(Refund)).all() == []
+
+
+def test_a_second_tab_turned_away_reads_why_in_the_members_language(client, db, stripe_client, monkeypatch):
+    """Another tab's intent is recorded between this submission's first look and its lock: this
+    one charges nothing and says a payment is on its way, in the member's language (before, a
+    seat's payer read it in English whatever their language; a balance's and a pass's did not)."""
+    from events.payments import services as payments
+    from events.payments.gateway import get_gateway
+
+    registration = held_registration(db)
+    gateway = get_gateway()
+    create = gateway.create_intent
+
+    def other_tab_first(intent_for, **kwargs):
+        other = create(intent_for, **{**kwargs, "card_token": card_token(stripe_client, SUCCESS)})
+        payments.apply_intent(other)  # recorded by the other tab, not yet charged
+        return create(intent_for, **kwargs)
+
+    monkeypatch.setattr(gateway, "create_intent", other_tab_first)
+    client.set_cookie("lang", "es")
+    _, response = pay(client, registration, card_token(stripe_client, SUCCESS))
+
+    assert response.json["status"] == "failed"
+    assert response.json["message"] == (
+        "Ya hay un pago en camino para esto. Por favor, espere un momento y actualice la página."
+    )
+    db.session.expire_all()
+    # Only the other tab's intent is ours to follow; this one was cancelled at Stripe unrecorded.
+    assert [p.status for p in db.session.scalars(sa.select(Payment))] == [
+        PaymentStatus.REQUIRES_PAYMENT_METHOD
+    ]
+    assert refreshed(db, Registration, registration.id).status == RegistrationStatus.HELD

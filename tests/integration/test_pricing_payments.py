@@ -78,7 +78,7 @@ def test_a_late_card_payment_keeps_its_code_price_only_if_the_code_still_has_a_u
     from events import pricing
     from events.models import Refund, RefundKind, utcnow
     from events.payments import services as payments
-    from events.payments.gateway import get_gateway
+    from events.payments.gateway import IntentFor, get_gateway
 
     first, second = workshop(price_cents=2000, days=5), workshop(price_cents=2000, days=5)
     promo = PromoCode(code="ONCE", code_normalized="ONCE", kind=PromoKind.PERCENT_OFF, value=50)
@@ -93,11 +93,10 @@ def test_a_late_card_payment_keeps_its_code_price_only_if_the_code_still_has_a_u
 
     gateway = get_gateway()
     intent = gateway.create_intent(
-        registration_id=a.registration.id,
+        IntentFor(registration_id=a.registration.id, label="Registration"),
         card_token=card_token(stripe_client, SUCCESS),
         amount=1000,
         currency="usd",
-        description="Registration",
     )
     payments.apply_intent(gateway.confirm_intent(intent.id))
 

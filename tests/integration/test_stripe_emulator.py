@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from events.payments.gateway import GatewayRejected, StripeGateway
+from events.payments.gateway import GatewayRejected, IntentFor, StripeGateway
 from tests.conftest import free_port, wait_for_port
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "localstripe_server.py"
@@ -44,7 +44,7 @@ def _paid_intent(gateway: StripeGateway) -> str:
         params={"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}}
     ).id
     intent = gateway.create_intent(
-        registration_id=1, card_token=token, amount=2500, currency="usd", description="seat"
+        IntentFor(registration_id=1, label="seat"), card_token=token, amount=2500, currency="usd"
     )
     assert gateway.confirm_intent(intent.id).status == "succeeded"
     return intent.id

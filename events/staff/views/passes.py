@@ -19,8 +19,6 @@ from events.models import (
     PassProduct,
     PassValidityStart,
     PaymentMethod,
-    Refund,
-    RefundStatus,
 )
 from events.passes import admin as passes
 from events.payments import refunds
@@ -361,42 +359,3 @@ def admin_pass_resend(pass_id: int) -> ResponseReturnValue:
         url_for("staff.admin_pass_resend", pass_id=pass_.id),
         "Send it again",
     )
-
-
-def retry_pass_refund(refund: Refund) -> ResponseReturnValue:
-    """A class pass payment's failed refund, retried (from admin_refund_retry)."""
-    pass_ = get_or_404(Pass, refund.payment.pass_id or 0)
-    back_url = url_for("staff.admin_pass", pass_id=pass_.id) + "#payments-h"
-    form = ConfirmStepForm()
-    if form.validate_on_submit() and form.confirmed.data == "yes":
-        try:
-            refund = passes.retry_refund(refund.id, current_user)
-        except AdminError as error:
-            flash(str(error), "error")
-        else:
-            flash(
-                f"Refund of {dollars(refund.amount_cents)} to {pass_.name} queued again; "
-                "it shows as issued when Stripe confirms it.",
-                "success",
-            )
-        return redirect(back_url)
-    if not refunds.can_retry(refund) or refund.status is not RefundStatus.FAILED:
-        flash("This refund can't be retried (it isn't a failed one).", "error")
-        return redirect(back_url)
-    failure = f" Stripe refused it: “{refund.last_error}”." if refund.last_error else ""
-    return render_template(
-        "staff/admin/confirm.html",
-        heading=f"Retry the refund of {dollars(refund.amount_cents)} to {pass_.name}?",
-        lines=[
-            f"Send the refund for the class pass to Stripe again.{failure}",
-            "It is queued and sent in the background.",
-        ],
-        form=form,
-        fields=[],
-        hidden={},
-        action=url_for("staff.admin_refund_retry", refund_id=refund.id),
-        button="Retry the refund",
-        back_url=back_url,
-        back_label="Don't retry: back to the pass",
-        nav="staff.admin_passes",
-    ), 400 if form.errors else 200

@@ -1,13 +1,26 @@
 """The front desk: find a registration, see its payment and emails, refund, register someone."""
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from events.consent import services as consent
 from events.filters import dollars, staff_time
 from events.forms import attempt
-from events.models import Offering, PaymentMethod, Refund, RefundStatus, Registration, RegistrationStatus
+from events.models import (
+    Offering,
+    Pass,
+    PaymentMethod,
+    Refund,
+    RefundStatus,
+    Registration,
+    RegistrationStatus,
+    User,
+)
+from events.passes import admin as pass_admin
 from events.payments import refunds
 from events.payments.receipts import card_brand_name
 from events.registration import links
@@ -18,7 +31,6 @@ from events.staff.access import admin_required, bp, get_or_404
 from events.staff.admin_forms import ConfirmStepForm, OnBehalfForm, RefundForm, SearchForm, language_choices
 from events.staff.errors import AdminError
 from events.staff.parsers import dollars_to_cents, page_before
-from events.staff.views.passes import retry_pass_refund
 
 
 @bp.get("/admin/registrations")
@@ -149,40 +161,69 @@ def admin_refund(registration_id: int) -> ResponseReturnValue:
     )
 
 
+@dataclass(frozen=True)
+class RefundOf:
+    """Whose refund a retry page is about (a registration's or a class pass's): the words and the
+    way back differ, the steps don't."""
+
+    name: str
+    sent: str  # how the page says where it goes: "of $30.00 to Ana's Visa card ending 4242"
+    back_url: str
+    back_label: str
+    nav: str
+    retry: Callable[[int, User], Refund]
+
+
+def _refund_of(refund: Refund) -> RefundOf:
+    registration = refund.payment.registration
+    if registration is not None:
+        return RefundOf(
+            name=registration.name,
+            sent=f"of {dollars(refund.amount_cents)} to {_card(registration)}",
+            back_url=url_for("staff.admin_registration", registration_id=registration.id) + "#payment-h",
+            back_label="Don't retry: back to the registration",
+            nav="staff.admin_registrations",
+            retry=registrations.retry_refund,
+        )
+    class_pass = get_or_404(Pass, refund.payment.pass_id or 0)  # neither: 404
+    return RefundOf(
+        name=class_pass.name,
+        sent="for the class pass",
+        back_url=url_for("staff.admin_pass", pass_id=class_pass.id) + "#payments-h",
+        back_label="Don't retry: back to the pass",
+        nav="staff.admin_passes",
+        retry=pass_admin.retry_refund,
+    )
+
+
 @bp.route("/admin/refunds/<int:refund_id>/retry", methods=["GET", "POST"])
 @admin_required
 def admin_refund_retry(refund_id: int) -> ResponseReturnValue:
     """The Retry button posts here and gets a confirmation page; its button retries."""
     refund = get_or_404(Refund, refund_id)
-    registration = refund.payment.registration
-    if registration is None:  # a class pass's refund: back to the pass's page
-        if refund.payment.pass_id is None:
-            abort(404)
-        return retry_pass_refund(refund)
-    back_url = url_for("staff.admin_registration", registration_id=registration.id) + "#payment-h"
+    of = _refund_of(refund)
     form = ConfirmStepForm()
     if form.validate_on_submit() and form.confirmed.data == "yes":
         try:
-            refund = registrations.retry_refund(refund.id, current_user)
+            refund = of.retry(refund.id, current_user)
         except AdminError as error:
             flash(str(error), "error")
         else:
             flash(
-                f"Refund of {dollars(refund.amount_cents)} to {registration.name} queued again; "
+                f"Refund of {dollars(refund.amount_cents)} to {of.name} queued again; "
                 "it shows as issued when Stripe confirms it.",
                 "success",
             )
-        return redirect(back_url)
+        return redirect(of.back_url)
     if not refunds.can_retry(refund):
         flash("This refund can't be retried (it isn't a failed one).", "error")
-        return redirect(back_url)
+        return redirect(of.back_url)
     failure = f" Stripe refused it: “{refund.last_error}”." if refund.last_error else ""
     return render_template(
         "staff/admin/confirm.html",
-        heading=f"Retry the refund of {dollars(refund.amount_cents)} to {registration.name}?",
+        heading=f"Retry the refund of {dollars(refund.amount_cents)} to {of.name}?",
         lines=[
-            f"Send the refund of {dollars(refund.amount_cents)} to {_card(registration)} "
-            f"to Stripe again.{failure}",
+            f"Send the refund {of.sent} to Stripe again.{failure}",
             "It is queued and sent in the background.",
         ],
         form=form,
@@ -190,9 +231,9 @@ def admin_refund_retry(refund_id: int) -> ResponseReturnValue:
         hidden={},
         action=url_for("staff.admin_refund_retry", refund_id=refund.id),
         button="Retry the refund",
-        back_url=back_url,
-        back_label="Don't retry: back to the registration",
-        nav="staff.admin_registrations",
+        back_url=of.back_url,
+        back_label=of.back_label,
+        nav=of.nav,
     ), 400 if form.errors else 200
 
 
