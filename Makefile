@@ -49,7 +49,7 @@ check: lint
 # the .po files are what translators fill; the .mo files are compiled from them, never committed.
 PYBABEL := $(VENV)/bin/pybabel
 translations-extract: install
-	$(PYBABEL) extract -F babel.cfg -k lazy_gettext -c "TRANSLATORS:" --sort-by-file -w 100 \
+	$(PYBABEL) extract -F babel.cfg -k lazy_gettext -k _l -c "TRANSLATORS:" --sort-by-file -w 100 \
 	  --project="Workshops & Classes" --msgid-bugs-address="" -o translations/messages.pot .
 
 # New msgids into every language's .po (a changed msgid comes back marked fuzzy: check it).
