@@ -41,6 +41,7 @@ from events.models import (
 from events.offering_text import offering_text
 from events.passes import ledger
 from events.passes.purchase import NEUTRAL_LABEL, issue
+from events.payments.declines import decline_message, staff_reason
 from events.payments.gateway import (
     GatewayRejected,
     GatewayUnavailable,
@@ -54,7 +55,6 @@ from events.payments.services import (
     _attempt_for,
     _settle_earlier_attempt,
     apply_intent,
-    declined_message,
 )
 from events.registration.services import new_token, normalize_email
 
@@ -234,8 +234,8 @@ def pay_pass_with_card(pass_id: int, card_token: str) -> PaymentAttempt:
             return refused
         state = gateway.confirm_intent(intent.id)
     except PaymentDeclined as declined:
-        _record_failure(intent.id if intent else None, str(declined))
-        return PaymentAttempt("failed", declined_message(str(declined)))
+        _record_failure(intent.id if intent else None, declined)
+        return PaymentAttempt("failed", decline_message(declined.code))
     except GatewayRejected as rejected:
         current_app.logger.warning("Stripe refused a payment step for pass %s: %s", pass_id, rejected)
         db.session.rollback()
@@ -263,11 +263,12 @@ def _record_new_intent(pass_id: int, intent: IntentState) -> PaymentAttempt | No
     return None
 
 
-def _record_failure(intent_id: str | None, message: str) -> None:
+def _record_failure(intent_id: str | None, declined: PaymentDeclined) -> None:
     if intent_id is not None:
         payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
         if payment is not None and payment.status in OPEN_PAYMENT_STATUSES:
-            payment.status, payment.last_error = PaymentStatus.FAILED, message[:500]
+            payment.status = PaymentStatus.FAILED
+            payment.last_error = staff_reason(declined.code, str(declined))[:500]
     db.session.commit()
 
 

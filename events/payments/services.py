@@ -23,7 +23,6 @@ from sqlalchemy.exc import IntegrityError
 
 from events import audit, pricing
 from events.extensions import db
-from events.languages import current_language
 from events.models import (
     OPEN_PAYMENT_STATUSES,
     Pass,
@@ -44,6 +43,7 @@ from events.notifications.outbox import EmailKind, queue_email
 from events.passes.purchase import apply_pass_intent
 from events.payments import refunds
 from events.payments.balances import balance_due
+from events.payments.declines import decline_message, staff_reason
 from events.payments.gateway import (
     ChargeState,
     GatewayRejected,
@@ -125,8 +125,8 @@ def pay_with_card(registration_id: int, card_token: str) -> PaymentAttempt:
             return refused
         state = gateway.confirm_intent(intent.id)
     except PaymentDeclined as declined:
-        record_failure(registration_id, str(declined), intent_id=intent.id if intent else None)
-        return PaymentAttempt("failed", declined_message(str(declined)))
+        record_failure(registration_id, declined, intent_id=intent.id if intent else None)
+        return PaymentAttempt("failed", decline_message(declined.code))
     except GatewayRejected as rejected:
         # Stripe refused the request itself (say, the intent was cancelled as the hold lapsed).
         current_app.logger.warning(
@@ -259,16 +259,6 @@ def cancel_if_uncharged(state: IntentState) -> IntentState:
     return gateway.retrieve_intent(state.id)
 
 
-def declined_message(stripe_reason: str) -> str:
-    """What a member reads about a declined card. Stripe explains a decline in English only: a
-    member reading another language gets our own sentence, in theirs."""
-    if current_language() == "en":
-        return stripe_reason
-    return gettext(
-        "Your card was declined, and nothing was charged. Please check the card details or try another card."
-    )
-
-
 def _attempt_for(state: IntentState) -> PaymentAttempt:
     if state.status == "succeeded":
         return PaymentAttempt("succeeded", intent_id=state.id)
@@ -276,20 +266,25 @@ def _attempt_for(state: IntentState) -> PaymentAttempt:
         return PaymentAttempt("requires_action", client_secret=state.client_secret, intent_id=state.id)
     if state.status == "processing":
         return PaymentAttempt("succeeded", gettext("Your payment is processing."), intent_id=state.id)
-    if state.error_message:
-        return PaymentAttempt("failed", declined_message(state.error_message))
+    if state.error_message or state.error_code:
+        return PaymentAttempt("failed", decline_message(state.error_code))
     return PaymentAttempt("failed", gettext("Your card was not charged. Please try another card."))
 
 
-def record_failure(registration_id: int, message: str, intent_id: str | None = None) -> None:
-    """A declined card: tell the person once (they may retry while the hold lasts)."""
+def record_failure(registration_id: int, declined: PaymentDeclined, intent_id: str | None = None) -> None:
+    """A declined card: tell the person once (they may retry while the hold lasts). The
+    payment row keeps Stripe's code and English reason (staff read it); the email says it in
+    the member's words, chosen by the code."""
     registration = db.session.get_one(Registration, registration_id)
     if intent_id is not None:
         payment = db.session.scalar(sa.select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
         if payment is not None and payment.status in OPEN_PAYMENT_STATUSES:
-            payment.status, payment.last_error = PaymentStatus.FAILED, message[:500]
+            payment.status = PaymentStatus.FAILED
+            payment.last_error = staff_reason(declined.code, str(declined))[:500]
     if registration.status == RegistrationStatus.HELD:
-        queue_email(EmailKind.PAYMENT_FAILED, registration=registration, context={"message": message[:300]})
+        queue_email(
+            EmailKind.PAYMENT_FAILED, registration=registration, context={"decline_code": declined.code}
+        )
     db.session.commit()
 
 
@@ -336,7 +331,7 @@ def apply_intent(state: IntentState) -> Registration | None:
         _apply_success(registration, payment, pool, now)
     elif payment.status == PaymentStatus.FAILED and registration.status == RegistrationStatus.HELD:
         queue_email(
-            EmailKind.PAYMENT_FAILED, registration=registration, context={"message": payment.last_error}
+            EmailKind.PAYMENT_FAILED, registration=registration, context={"decline_code": state.error_code}
         )
     db.session.commit()
     return registration
@@ -709,8 +704,8 @@ def pay_balance_with_card(registration_id: int, card_token: str) -> PaymentAttem
             return refused
         state = gateway.confirm_intent(intent.id)
     except PaymentDeclined as declined:
-        record_failure(registration_id, str(declined), intent_id=intent.id if intent else None)
-        return PaymentAttempt("failed", declined_message(str(declined)))
+        record_failure(registration_id, declined, intent_id=intent.id if intent else None)
+        return PaymentAttempt("failed", decline_message(declined.code))
     except GatewayRejected as rejected:
         current_app.logger.warning(
             "Stripe refused a balance payment step for registration %s: %s", registration_id, rejected
