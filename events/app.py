@@ -20,6 +20,7 @@ from events.models import Clinic
 from events.notifications import devmail
 from events.passes.booking_views import bp as pass_booking_bp
 from events.passes.views import bp as passes_bp
+from events.payments.declines import decline_message
 from events.payments.webhooks import bp as payments_bp
 from events.privacy.views import bp as privacy_bp
 from events.registration.views import bp as registration_bp
@@ -108,6 +109,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.globals["seat_slot"] = seat_slot
     filters.register(app)
     pricing.register_template_globals(app)
+    # A declined card in the member's words (the payment-failed email), chosen by Stripe's code.
+    app.jinja_env.globals["decline_message"] = decline_message
 
     app.after_request(mark_changer_fresh)
     # (Flask's documented way to wrap its WSGI app; a type checker sees a method assigned to.)

@@ -463,6 +463,13 @@ class Config:
         60,
         "how long the emailed “confirm your booking with your class pass” link works",
     )
+    PASS_RETURN_EXTENSION_DAYS = env_int(
+        "PASS_RETURN_EXTENSION_DAYS",
+        30,
+        "when the clinic cancels or moves a class booked with a class pass, the credits it gives "
+        "back stay usable at least this many days: a pass expired, or expiring sooner, is extended "
+        "(0: never; they expire with the pass)",
+    )
 
     # gunicorn (read by gunicorn.conf.py)
     PORT = env_int("PORT", 8000, "the port gunicorn listens on")

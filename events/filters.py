@@ -17,7 +17,7 @@ from events.clinic import current_clinic
 from events.forms import form_error_items
 from events.languages import DEFAULT_LANGUAGE, Language, current_language_details
 from events.models import Location, Session
-from events.offering_text import offering_text
+from events.offering_text import offering_text, tier_text
 from events.payments.receipts import card_brand_name, receipt_number
 
 if TYPE_CHECKING:
@@ -252,4 +252,5 @@ def register(app: Flask) -> None:
         card_brand=card_brand_name,
         receipt_number=receipt_number,
         text=offering_text,  # an offering's words in the page's language (or English, noted)
+        tier_text=tier_text,  # a sliding-scale tier's name and description, the same way
     )

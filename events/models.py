@@ -1090,6 +1090,8 @@ class LedgerKind(StrEnum):
     ADJUSTMENT = "adjustment"  # +/- by staff, with a reason
     EXPIRY = "expiry"  # - what was left when it expired
     REFUND = "refund"  # - the unused credits refunded
+    # 0: the expiry moved on (new_expires_at) so credits the clinic gave back stay usable
+    EXTENSION = "extension"
 
 
 class PassLedgerEntry(Model):
@@ -1116,6 +1118,8 @@ class PassLedgerEntry(Model):
     registration_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("registrations.id"))
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(sa.String(200), default="")
+    # An EXTENSION row: the expiry the pass was moved to (the member's page says the date).
+    new_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     class_pass: Mapped[Pass] = relationship(back_populates="ledger")
@@ -1137,6 +1141,29 @@ class PriceTier(Model):
     position: Mapped[int] = mapped_column(default=0)
 
     offering: Mapped[Offering] = relationship(back_populates="price_tiers")
+    translations: Mapped[list[PriceTierTranslation]] = relationship(
+        back_populates="tier", order_by="PriceTierTranslation.language", cascade="all, delete-orphan"
+    )
+
+
+class PriceTierTranslation(Model):
+    """A tier's name (and description) in another language, written by staff beside the
+    offering's own translation (events/offering_text.py picks it, or the English, noted)."""
+
+    __tablename__ = "price_tier_translations"
+    __table_args__ = (
+        sa.UniqueConstraint("price_tier_id", "language", name="uq_price_tier_translations_language"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    price_tier_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("price_tiers.id", ondelete="CASCADE"), index=True
+    )
+    language: Mapped[str] = mapped_column(sa.String(12))
+    name: Mapped[str] = mapped_column(sa.String(80))
+    description: Mapped[str] = mapped_column(sa.String(200), default="")
+
+    tier: Mapped[PriceTier] = relationship(back_populates="translations")
 
 
 class PromoKind(StrEnum):

@@ -1,6 +1,7 @@
-"""An offering's own words (title, summary, description, what to bring) in the language being
-written: staff's translation when there is one (OfferingTranslation), else the English text
-with `fallback` set, so the page or email can say the text is in English."""
+"""An offering's own words (title, summary, description, what to bring, and its sliding-scale
+tiers' names) in the language being written: staff's translation when there is one
+(OfferingTranslation, PriceTierTranslation), else the English text with `fallback` set, so the
+page or email can say the text is in English."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from flask import g, has_app_context
 
 from events.extensions import db
 from events.languages import DEFAULT_LANGUAGE, current_language
-from events.models import Offering, OfferingTranslation
+from events.models import Offering, OfferingTranslation, PriceTier, PriceTierTranslation
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,39 @@ def offering_text(offering: Offering, language: str | None = None) -> OfferingTe
     )
 
 
+@dataclass(frozen=True)
+class TierText:
+    name: str
+    description: str
+    language: str
+    fallback: bool  # the page's language has no translation of this tier: this is the English
+
+
+def _tier_translations(language: str) -> dict[int, PriceTierTranslation]:
+    """Every tier's translation into `language`, read once per request or email batch."""
+    cache = g.setdefault("tier_translations", {})
+    found = cache.get(language)
+    if found is None:
+        rows = db.session.scalars(
+            sa.select(PriceTierTranslation).where(PriceTierTranslation.language == language)
+        )
+        found = cache[language] = {row.price_tier_id: row for row in rows}
+    return found
+
+
+def tier_text(tier: PriceTier, language: str | None = None) -> TierText:
+    """A sliding-scale tier's name and description in the language being written."""
+    language = language or current_language()
+    if language == DEFAULT_LANGUAGE or not has_app_context():
+        return TierText(tier.name, tier.description, DEFAULT_LANGUAGE, fallback=False)
+    row = _tier_translations(language).get(tier.id)
+    if row is None or not row.name.strip():
+        return TierText(tier.name, tier.description, DEFAULT_LANGUAGE, fallback=True)
+    return TierText(row.name, row.description or tier.description, language, fallback=False)
+
+
 def forget_read_translations() -> None:
     """After staff save a translation (a long-lived app context, such as the worker's)."""
     if has_app_context():
         g.pop("offering_translations", None)
+        g.pop("tier_translations", None)

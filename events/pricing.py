@@ -38,6 +38,7 @@ from events.models import (
     Session,
     SessionStatus,
 )
+from events.offering_text import tier_text
 from events.registration.holds import lapsed_hold
 
 CODE_MAX_LENGTH = 40
@@ -340,7 +341,7 @@ def _base(
         tier = next((t for t in offering.price_tiers if t.id == tier_id), None)
         if tier is None:
             raise PricingError(gettext("Please choose one of the prices."), field="price_choice")
-        return tier, tier.price_cents, [QuoteLine(tier.name, tier.price_cents)]
+        return tier, tier.price_cents, [QuoteLine(tier_text(tier).name, tier.price_cents)]
     return None, offering.price_cents, [QuoteLine(gettext("Price"), offering.price_cents)]
 
 
@@ -492,7 +493,7 @@ def registration_lines(registration: Registration) -> list[QuoteLine]:
     if registration.community_seat:
         first = QuoteLine(gettext("Community seat"), base)
     elif registration.price_tier is not None:
-        first = QuoteLine(registration.price_tier.name, base)
+        first = QuoteLine(tier_text(registration.price_tier).name, base)
     else:
         first = QuoteLine(gettext("Price"), base)
     lines = [first]
@@ -583,7 +584,9 @@ def price_breakdown(registration: Registration) -> str:
         first = gettext("Community seat %(amount)s", amount=format_money(base, currency))
     elif registration.price_tier is not None:
         first = gettext(
-            "%(tier)s %(amount)s", tier=registration.price_tier.name, amount=format_money(base, currency)
+            "%(tier)s %(amount)s",
+            tier=tier_text(registration.price_tier).name,
+            amount=format_money(base, currency),
         )
     else:
         first = gettext("Price %(amount)s", amount=format_money(base, currency))

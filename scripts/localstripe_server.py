@@ -8,6 +8,10 @@ It counts the webhooks it has yet to deliver (localstripe sends each one a secon
 event, in the background): GET /_config/webhooks/pending answers {"pending": n}, so a test can
 wait until everything it caused has reached the app before the next test starts.
 
+Stripe's test cards declined when attached (4000 0000 0000 9995 and the others in DECLINES)
+answer with Stripe's code, decline_code and message for each, not localstripe's bare
+card_declined: the pay page words a decline by its code.
+
 Its charges carry `payment_method_details.card` (brand, last 4 digits, expiry), as Stripe's
 do: the receipt in the booking email names the card that paid.
 
@@ -77,6 +81,52 @@ def _refund_create_with_event(cls, **data):
 
 
 resources.Refund._api_create = classmethod(_refund_create_with_event)
+
+# Stripe's test cards that are declined when attached, with the code, decline_code and message
+# Stripe answers for each (https://docs.stripe.com/testing#declined-payments): localstripe
+# declines them all as a bare card_declined, and the pay page chooses its words by the code.
+DECLINES = {
+    "4000000000000002": ("card_declined", "generic_decline", "Your card was declined."),
+    "4000000000009995": ("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    "4000000000009987": ("card_declined", "lost_card", "Your card was declined."),
+    "4000000000009979": ("card_declined", "stolen_card", "Your card was declined."),
+    "4000000000000069": ("expired_card", "expired_card", "Your card has expired."),
+    "4000000000000127": ("incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect."),
+    "4000000000000119": (
+        "processing_error",
+        "processing_error",
+        "An error occurred while processing your card. Try again in a little bit.",
+    ),
+}
+
+_original_add_source = resources.Customer._api_add_source.__func__
+
+
+def _card_number(source) -> str:
+    try:
+        if isinstance(source, str) and source.startswith("tok_"):
+            return resources.Token._api_retrieve(source).card._card_number
+        if isinstance(source, dict):
+            return str(source.get("number") or "")
+    except Exception:  # an unknown token: localstripe's own answer stands
+        return ""
+    return ""
+
+
+def _add_source_with_stripes_decline(cls, id, source=None, **kwargs):
+    try:
+        return _original_add_source(cls, id, source=source, **kwargs)
+    except UserError as error:
+        decline = DECLINES.get(_card_number(source)) if error.code == 402 else None
+        if decline is not None:
+            code, decline_code, message = decline
+            error.body["error"].update(
+                type="card_error", code=code, decline_code=decline_code, message=message
+            )
+        raise
+
+
+resources.Customer._api_add_source = classmethod(_add_source_with_stripes_decline)
 
 
 def _payment_method_details(charge):

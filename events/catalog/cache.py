@@ -82,6 +82,7 @@ from events.models import (
     OfferingConsent,
     OfferingTranslation,
     PriceTier,
+    PriceTierTranslation,
     Resource,
     SeatPool,
     Session,
@@ -103,6 +104,7 @@ CATALOG_MODELS = (
     Offering,
     OfferingTranslation,
     PriceTier,  # (the offering page and the API show an offering's tiers)
+    PriceTierTranslation,
     Session,
     Location,
     Clinic,

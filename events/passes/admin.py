@@ -442,13 +442,18 @@ def retry_refund(refund_id: int, actor: User) -> Refund:
 
 
 def expire_due(now: datetime | None = None) -> int:
-    """Write an EXPIRY row for what is left on each pass past its expiry, once per pass. One
-    indexed query when nothing is due; a paused pass waits (its expiry moves on when unpaused).
+    """Write an EXPIRY row for what is left on each pass past its expiry, once per expiry (a
+    pass whose expiry keep_usable moved on expires again when the new one comes). One indexed
+    query when nothing is due; a paused pass waits (its expiry moves on when unpaused).
     Returns how many passes expired."""
     now = now or utcnow()
     already = (
         sa.select(PassLedgerEntry.id)
-        .where(PassLedgerEntry.pass_id == Pass.id, PassLedgerEntry.kind == LedgerKind.EXPIRY)
+        .where(
+            PassLedgerEntry.pass_id == Pass.id,
+            PassLedgerEntry.kind == LedgerKind.EXPIRY,
+            PassLedgerEntry.created_at >= Pass.expires_at,
+        )
         .exists()
     )
     due = list(
@@ -466,20 +471,7 @@ def expire_due(now: datetime | None = None) -> int:
     db.session.rollback()
     for pass_id in due:
         pass_ = ledger.lock_pass(pass_id)
-        done = db.session.scalar(
-            sa.select(PassLedgerEntry.id).where(
-                PassLedgerEntry.pass_id == pass_id, PassLedgerEntry.kind == LedgerKind.EXPIRY
-            )
-        )
-        if (
-            done is None
-            and pass_.status is PassStatus.ACTIVE
-            and pass_.frozen_since is None
-            and pass_.expires_at is not None
-            and pass_.expires_at <= now
-        ):
-            left = ledger.balance(pass_id)
-            # A row even when nothing is left: it says the pass expired, and is written once.
-            ledger.write(pass_, LedgerKind.EXPIRY, -max(left, 0), reason="Expired", now=now)
+        if ledger.is_expired(pass_, now) and not ledger.expiry_written(pass_):
+            ledger.expire(pass_, now)
         db.session.commit()
     return len(due)

@@ -59,6 +59,7 @@ from events.registration.services import (
     address_digest,
     find_live_registration,
     leave_waitlist_on_registering,
+    moved_since_registering,
     new_token,
     normalize_email,
     pass_credits_come_back,
@@ -390,8 +391,14 @@ def pass_by_token(token: str) -> Pass | None:
 
 
 def settle_member_cancel(registration: Registration, now: datetime) -> int:
-    """A member cancels: credits back before the cut-off (or after a move), else forfeited."""
-    return settle_pass_credits(registration, now, pass_credits_come_back(registration, now))
+    """A member cancels: credits back before the cut-off (or after a move, the clinic's doing:
+    then they stay usable), else forfeited."""
+    return settle_pass_credits(
+        registration,
+        now,
+        pass_credits_come_back(registration, now),
+        clinic_caused=moved_since_registering(registration),
+    )
 
 
 def forfeit_no_show(registration: Registration, now: datetime) -> None:
@@ -478,6 +485,21 @@ def credits_given_back(registration: Registration) -> int:
             )
         )
         or 0
+    )
+
+
+def credits_expired_on_return(registration: Registration) -> bool:
+    """Whether a cancelled pass booking's credits came back onto an expired pass and expired
+    with it (an EXPIRY row names the booking)."""
+    return (
+        db.session.scalar(
+            sa.select(PassLedgerEntry.id)
+            .where(
+                PassLedgerEntry.registration_id == registration.id, PassLedgerEntry.kind == LedgerKind.EXPIRY
+            )
+            .limit(1)
+        )
+        is not None
     )
 
 

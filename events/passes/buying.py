@@ -18,6 +18,7 @@ from flask_babel import gettext, lazy_gettext, ngettext
 
 from events import pricing
 from events.extensions import db
+from events.filters import format_long_date
 from events.models import (
     LedgerKind,
     Offering,
@@ -39,7 +40,15 @@ from events.offering_text import offering_text
 from events.passes import ledger
 from events.passes.purchase import NEUTRAL_LABEL, issue
 from events.payments.charging import UNAVAILABLE, Due, PaymentAttempt, charge_card, mark_payment_failed
-from events.payments.gateway import GatewayRejected, GatewayUnavailable, IntentFor, IntentState, get_gateway
+from events.payments.declines import staff_reason
+from events.payments.gateway import (
+    GatewayRejected,
+    GatewayUnavailable,
+    IntentFor,
+    IntentState,
+    PaymentDeclined,
+    get_gateway,
+)
 from events.payments.services import apply_intent
 from events.registration.services import new_token, normalize_email
 
@@ -206,8 +215,8 @@ class PassPrice:
     def lock(self) -> None:
         ledger.lock_pass(self.pass_id)
 
-    def record_decline(self, intent_id: str | None, message: str) -> None:
-        mark_payment_failed(intent_id, message)
+    def record_decline(self, intent_id: str | None, declined: PaymentDeclined) -> None:
+        mark_payment_failed(intent_id, staff_reason(declined.code, str(declined)))
         db.session.commit()
 
     def apply(self, state: IntentState) -> object:
@@ -272,6 +281,7 @@ class HistoryLine:
     what: str  # the class a credit was spent on or returned for, else ""
     reason: str
     session_start: datetime | None = None  # that class's date (a drop-in's), in its zone
+    new_expires_at: datetime | None = None  # an extension: the pass's new expiry
 
 
 @dataclass(frozen=True)
@@ -306,6 +316,7 @@ def ledger_history(pass_: Pass) -> list[HistoryLine]:
             what=offering_text(regs[e.registration_id].offering).title if e.registration_id in regs else "",
             reason=e.reason if e.kind in (LedgerKind.ADJUSTMENT,) else "",
             session_start=_booked_start(regs.get(e.registration_id or 0)),
+            new_expires_at=e.new_expires_at,
         )
         for e in entries
     ]
@@ -339,8 +350,21 @@ def history_words(line: HistoryLine) -> str:
         return ngettext(
             "%(num)d credit taken off by the clinic", "%(num)d credits taken off by the clinic", -line.credits
         )
+    if line.kind == LedgerKind.EXPIRY.value and line.what:
+        return ngettext(
+            "%(num)d credit expired: the pass had already expired when %(what)s was cancelled",
+            "%(num)d credits expired: the pass had already expired when %(what)s was cancelled",
+            -line.credits,
+            what=line.what,
+        )
     if line.kind == LedgerKind.EXPIRY.value:
         return ngettext("%(num)d credit expired", "%(num)d credits expired", -line.credits)
+    if line.kind == LedgerKind.EXTENSION.value:
+        return gettext(
+            "the clinic cancelled or moved %(what)s, so your pass now expires %(date)s",
+            what=line.what,
+            date=format_long_date(line.new_expires_at),
+        )
     return ngettext("%(num)d unused credit refunded", "%(num)d unused credits refunded", -line.credits)
 
 

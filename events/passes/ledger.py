@@ -7,6 +7,12 @@ cannot both spend it. Lock order, the same on every path that touches money:
 seat pools (in id order) -> promo code -> passes (in id order) -> payments (in id order).
 
 Functions here write rows in the caller's transaction and never commit.
+
+Credits given back onto a pass past its expiry (a booking made before the expiry, for a class
+after it): when the clinic cancelled or moved the class, the pass's expiry moves on so they stay
+usable (keep_usable, an EXTENSION row the member reads); when the member cancelled in time, they
+come back and expire at once (an EXPIRY row, as the expiry task writes), so no balance ever sits
+on a pass that can't be used.
 """
 
 from __future__ import annotations
@@ -96,6 +102,7 @@ def write(
     actor_id: int | None = None,
     reason: str = "",
     now: datetime | None = None,
+    new_expires_at: datetime | None = None,
 ) -> PassLedgerEntry:
     """Write one ledger row. The caller holds lock_pass(pass_.id); a row that would take the
     balance below zero is refused (NotEnoughCredits) and nothing is written."""
@@ -108,6 +115,7 @@ def write(
         registration_id=registration.id if registration is not None else None,
         actor_id=actor_id,
         reason=reason[:200],
+        new_expires_at=new_expires_at,
     )
     if now is not None:
         entry.created_at = now
@@ -155,22 +163,94 @@ def spend(pass_: Pass, registration: Registration, now: datetime) -> PassLedgerE
     return entry
 
 
-def give_back(registration: Registration, now: datetime, reason: str = "") -> PassLedgerEntry | None:
+def give_back(
+    registration: Registration, now: datetime, reason: str = "", usable_for_days: int | None = None
+) -> PassLedgerEntry | None:
     """Return a booking's credits to its pass (an on-time cancellation, the clinic's
     cancellation or move). At most once per booking; None if it spent none or got them back.
-    The credits expire as the pass does. Takes lock_pass() (the caller holds the seat pool's)."""
+    Takes lock_pass() (the caller holds the seat pool's).
+
+    `usable_for_days`: the clinic cancelled or moved the class, so the credits stay usable for
+    at least that many days (keep_usable). None: the member's own cancellation, whose credits
+    expire as the pass does: onto a pass already expired, at once."""
     if registration.pass_id is None or not registration.credits_spent:
         return None
     pass_ = lock_pass(registration.pass_id)
     if _settled(pass_.id, registration.id):
         return None
-    return write(
+    entry = write(
         pass_,
         LedgerKind.RETURN,
         registration.credits_spent,
         registration=registration,
         reason=reason,
         now=now,
+    )
+    if usable_for_days is not None:
+        keep_usable(pass_, registration, now, usable_for_days)
+    if is_expired(pass_, now):
+        expire(pass_, now, registration=registration, reason="Given back after the pass expired")
+    return entry
+
+
+def is_expired(pass_: Pass, now: datetime) -> bool:
+    """Active and past its expiry. A paused pass is not (its expiry moves on when restarted)."""
+    return (
+        pass_.status is PassStatus.ACTIVE
+        and pass_.frozen_since is None
+        and pass_.expires_at is not None
+        and pass_.expires_at <= now
+    )
+
+
+def keep_usable(pass_: Pass, registration: Registration, now: datetime, days: int) -> PassLedgerEntry | None:
+    """Credits the clinic gave back (it cancelled or moved the class) can be used for at least
+    `days` days from now: a pass that has expired, or expires sooner, gets that expiry, written
+    as an EXTENSION row naming the booking and the new date. A paused pass is left alone (its
+    expiry moves on by the days paused); 0 days extends nothing. The caller holds lock_pass."""
+    if pass_.status is not PassStatus.ACTIVE or pass_.frozen_since is not None or pass_.anonymised_at:
+        return None
+    usable_until = now + timedelta(days=days)
+    if days <= 0 or pass_.expires_at is None or pass_.expires_at >= usable_until:
+        return None
+    pass_.expires_at = usable_until
+    return write(
+        pass_,
+        LedgerKind.EXTENSION,
+        0,
+        registration=registration,
+        reason=f"Expiry moved on {days} days: the clinic cancelled or moved a class booked with it",
+        now=now,
+        new_expires_at=usable_until,
+    )
+
+
+def expire(
+    pass_: Pass, now: datetime, *, registration: Registration | None = None, reason: str = "Expired"
+) -> PassLedgerEntry:
+    """Take what is left off a pass past its expiry: an EXPIRY row, even when nothing is left
+    (it says the pass expired). `registration`: the booking whose credits came back after the
+    expiry. The caller holds lock_pass."""
+    left = balance(pass_.id)
+    return write(pass_, LedgerKind.EXPIRY, -max(left, 0), registration=registration, reason=reason, now=now)
+
+
+def expiry_written(pass_: Pass) -> bool:
+    """Whether the pass's current expiry has its EXPIRY row (one written at or after it: an
+    expiry moved on by keep_usable needs a new one when it comes)."""
+    if pass_.expires_at is None:
+        return False
+    return (
+        db.session.scalar(
+            sa.select(PassLedgerEntry.id)
+            .where(
+                PassLedgerEntry.pass_id == pass_.id,
+                PassLedgerEntry.kind == LedgerKind.EXPIRY,
+                PassLedgerEntry.created_at >= pass_.expires_at,
+            )
+            .limit(1)
+        )
+        is not None
     )
 
 

@@ -20,8 +20,8 @@ from flask import current_app
 from flask_babel import gettext, lazy_gettext
 
 from events.extensions import db
-from events.languages import current_language
 from events.models import OPEN_PAYMENT_STATUSES, Payment, PaymentStatus
+from events.payments.declines import decline_message
 from events.payments.gateway import (
     GatewayRejected,
     GatewayUnavailable,
@@ -84,8 +84,9 @@ class ChargeOwner(Protocol):
         """Lock the owner for the rest of the transaction, in the one order: seat pools ->
         promo code -> passes -> payments."""
 
-    def record_decline(self, intent_id: str | None, message: str) -> None:
-        """A declined card: mark its payment failed (and tell whom it concerns); commits."""
+    def record_decline(self, intent_id: str | None, declined: PaymentDeclined) -> None:
+        """A declined card: mark its payment failed with Stripe's code and reason (for staff),
+        and tell whom it concerns; commits."""
 
     def apply(self, state: IntentState) -> object:
         """Bring our rows in line with the intent, and commit (idempotent)."""
@@ -122,8 +123,8 @@ def charge_card(owner: ChargeOwner, card_token: str) -> PaymentAttempt:
             return refused
         state = gateway.confirm_intent(intent.id)
     except PaymentDeclined as declined:
-        owner.record_decline(intent.id if intent else None, str(declined))
-        return PaymentAttempt("failed", declined_message(str(declined)))
+        owner.record_decline(intent.id if intent else None, declined)
+        return PaymentAttempt("failed", decline_message(declined.code))
     except GatewayRejected as rejected:
         # Stripe refused the request itself (say, the intent was cancelled as the hold lapsed).
         current_app.logger.warning("Stripe refused a payment step for %s: %s", owner.log_name, rejected)
@@ -206,16 +207,6 @@ def mark_payment_failed(intent_id: str | None, message: str) -> None:
         payment.status, payment.last_error = PaymentStatus.FAILED, message[:500]
 
 
-def declined_message(stripe_reason: str) -> str:
-    """What a member reads about a declined card. Stripe explains a decline in English only: a
-    member reading another language gets our own sentence, in theirs."""
-    if current_language() == "en":
-        return stripe_reason
-    return gettext(
-        "Your card was declined, and nothing was charged. Please check the card details or try another card."
-    )
-
-
 def attempt_for(state: IntentState) -> PaymentAttempt:
     """What the page does next, from where the charged intent stands."""
     if state.status == "succeeded":
@@ -224,6 +215,6 @@ def attempt_for(state: IntentState) -> PaymentAttempt:
         return PaymentAttempt("requires_action", client_secret=state.client_secret, intent_id=state.id)
     if state.status == "processing":
         return PaymentAttempt("succeeded", gettext("Your payment is processing."), intent_id=state.id)
-    if state.error_message:
-        return PaymentAttempt("failed", declined_message(state.error_message))
+    if state.error_message or state.error_code:
+        return PaymentAttempt("failed", decline_message(state.error_code))
     return PaymentAttempt("failed", gettext("Your card was not charged. Please try another card."))

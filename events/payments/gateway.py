@@ -19,7 +19,12 @@ T = TypeVar("T")
 
 
 class PaymentDeclined(Exception):
-    """The card was declined or failed; message is Stripe's, safe to show the person."""
+    """The card was declined or failed: `code` is Stripe's (its decline_code, else its error
+    code), which chooses what the member reads; the message is Stripe's English, for staff."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class GatewayUnavailable(Exception):
@@ -44,6 +49,7 @@ class IntentState:
     registration_id: int | None
     latest_charge_id: str | None
     error_message: str = ""
+    error_code: str = ""  # Stripe's decline_code, else its error code ("insufficient_funds")
     # What it pays for, from our metadata: "registration" (the seat) or "balance" (what a
     # booking still owes after a transfer onto a dearer date).
     purpose: str = "registration"
@@ -139,6 +145,13 @@ def _charge_card(charge: object) -> tuple[str, str, datetime | None]:
     return brand, last4, charged_at
 
 
+def _decline_code(error: Mapping[str, Any] | Any) -> str:
+    """Stripe's most precise code for a failed charge: the bank's decline_code
+    ("insufficient_funds") when it gives one, else the error's code ("expired_card")."""
+    get = error.get if isinstance(error, Mapping) else lambda key: getattr(error, key, None)
+    return str(get("decline_code") or get("code") or "")[:60]
+
+
 def _intent_state(pi: Mapping[str, Any]) -> IntentState:
     error = pi.get("last_payment_error") or {}
     registration_id = (pi.get("metadata") or {}).get("registration_id")
@@ -154,6 +167,7 @@ def _intent_state(pi: Mapping[str, Any]) -> IntentState:
         registration_id=int(registration_id) if registration_id and str(registration_id).isdigit() else None,
         latest_charge_id=_id(pi.get("latest_charge")),
         error_message=(error.get("message") or "") if error else "",
+        error_code=_decline_code(error) if error else "",
         card_brand=brand,
         card_last4=last4,
         charged_at=charged_at,
@@ -182,7 +196,10 @@ class StripeGateway:
         try:
             return fn(*args, **kwargs)
         except stripe.CardError as error:
-            raise PaymentDeclined(error.user_message or "Your card was declined.") from error
+            code = _decline_code(error.error) if error.error is not None else ""
+            raise PaymentDeclined(
+                error.user_message or "Your card was declined.", code or error.code or "card_declined"
+            ) from error
         except stripe.InvalidRequestError as error:
             raise GatewayRejected(getattr(error, "user_message", None) or str(error)) from error
         except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as error:

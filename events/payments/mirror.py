@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from events.models import Payment, PaymentStatus, utcnow
+from events.payments.declines import staff_reason
 from events.payments.gateway import IntentState
 
 PAYMENT_STATUS_FROM_STRIPE = {
@@ -31,7 +32,7 @@ def mirror_intent(payment: Payment, state: IntentState) -> Payment:
         payment.status != PaymentStatus.SUCCEEDED and status == PaymentStatus.SUCCEEDED
     ):
         payment.status = status
-    payment.last_error = state.error_message[:500]
+    payment.last_error = staff_reason(state.error_code, state.error_message)[:500]
     # What the receipt names: the card that was charged, and when (Stripe's time, else ours).
     if state.card_last4:
         payment.card_brand, payment.card_last4 = state.card_brand, state.card_last4

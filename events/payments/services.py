@@ -52,12 +52,14 @@ from events.payments.charging import (
     forget_unknown_intent,
     mark_payment_failed,
 )
+from events.payments.declines import staff_reason
 from events.payments.gateway import (
     ChargeState,
     GatewayRejected,
     GatewayUnavailable,
     IntentFor,
     IntentState,
+    PaymentDeclined,
     get_gateway,
 )
 from events.payments.mirror import mirror_intent
@@ -90,8 +92,8 @@ class RegistrationCharge:
         seats.lock_pool(registration.seat_pool_id)
         db.session.refresh(registration)
 
-    def record_decline(self, intent_id: str | None, message: str) -> None:
-        record_failure(self.registration_id, message, intent_id=intent_id)
+    def record_decline(self, intent_id: str | None, declined: PaymentDeclined) -> None:
+        record_failure(self.registration_id, declined, intent_id=intent_id)
 
     def apply(self, state: IntentState) -> object:
         return apply_intent(state)
@@ -175,12 +177,16 @@ def _closed_attempt(registration: Registration) -> PaymentAttempt | None:
     return None
 
 
-def record_failure(registration_id: int, message: str, intent_id: str | None = None) -> None:
-    """A declined card: tell the person once (they may retry while the hold lasts)."""
+def record_failure(registration_id: int, declined: PaymentDeclined, intent_id: str | None = None) -> None:
+    """A declined card: tell the person once (they may retry while the hold lasts). The
+    payment row keeps Stripe's code and English reason (staff read it); the email says it in
+    the member's words, chosen by the code."""
     registration = db.session.get_one(Registration, registration_id)
-    mark_payment_failed(intent_id, message)
+    mark_payment_failed(intent_id, staff_reason(declined.code, str(declined)))
     if registration.status == RegistrationStatus.HELD:
-        queue_email(EmailKind.PAYMENT_FAILED, registration=registration, context={"message": message[:300]})
+        queue_email(
+            EmailKind.PAYMENT_FAILED, registration=registration, context={"decline_code": declined.code}
+        )
     db.session.commit()
 
 
@@ -227,7 +233,7 @@ def apply_intent(state: IntentState) -> Registration | None:
         _apply_success(registration, payment, pool, now)
     elif payment.status == PaymentStatus.FAILED and registration.status == RegistrationStatus.HELD:
         queue_email(
-            EmailKind.PAYMENT_FAILED, registration=registration, context={"message": payment.last_error}
+            EmailKind.PAYMENT_FAILED, registration=registration, context={"decline_code": state.error_code}
         )
     db.session.commit()
     return registration

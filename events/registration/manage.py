@@ -42,7 +42,7 @@ from events.models import (
     utcnow,
 )
 from events.offering_text import offering_text
-from events.passes.booking import PassSummary, credits_given_back, pass_summary
+from events.passes.booking import PassSummary, credits_expired_on_return, credits_given_back, pass_summary
 from events.payments import balances
 from events.payments.receipts import Receipt, card_label, desk_method_word
 from events.payments.services import payment_processing
@@ -100,6 +100,7 @@ class ManagePage:
     # once cancelled, whether its credits came back.
     paid_with_pass: PassSummary | None = None
     pass_credits_back: int = 0
+    pass_credits_expired: bool = False  # given back onto an expired pass, so expired with it
 
 
 def _open_payment(registration: Registration) -> bool:
@@ -237,6 +238,7 @@ def manage_page(registration: Registration, now: datetime | None = None) -> Mana
     page.paid_with_pass = pass_summary(registration)
     if page.paid_with_pass is not None and state == State.CANCELLED:
         page.pass_credits_back = credits_given_back(registration)
+        page.pass_credits_expired = credits_expired_on_return(registration)
     if state == State.CONFIRMED:
         page.balance_due_cents = balances.balance_due(registration)
         if page.balance_due_cents:
@@ -259,6 +261,7 @@ class CancelPreview:
     at_desk: str = ""  # "cash" or "check" (the reader's word): paid at the desk, refunded there
     pass_credits: int = 0  # booked with a class pass: the credits it spent
     pass_credits_back: bool = False  # ... and cancelling now gives them back
+    pass_expired: bool = False  # ... onto a pass past its expiry: they expire at once
 
 
 def cancel_preview(registration: Registration, now: datetime | None = None) -> CancelPreview:
@@ -277,6 +280,7 @@ def cancel_preview(registration: Registration, now: datetime | None = None) -> C
         pass_credits=registration.credits_spent if registration.pass_id is not None else 0,
         pass_credits_back=registration.pass_id is not None
         and services.pass_credits_come_back(registration, now),
+        pass_expired=services.credits_expire_on_return(registration, now),
     )
 
 

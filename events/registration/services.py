@@ -707,17 +707,36 @@ def pass_credits_come_back(registration: Registration, now: datetime) -> bool:
     return now <= start - timedelta(hours=registration.offering.cancellation_cutoff_hours)
 
 
-def settle_pass_credits(registration: Registration, now: datetime, give_back: bool, reason: str = "") -> int:
+def settle_pass_credits(
+    registration: Registration,
+    now: datetime,
+    give_back: bool,
+    reason: str = "",
+    clinic_caused: bool = False,
+) -> int:
     """Give back (ledger RETURN) or forfeit (a row of zero) a cancelled pass booking's credits,
     at most once. The caller holds the seat pool's lock: the pass is locked after it. Returns
-    the credits given back."""
+    the credits given back. `clinic_caused`: the clinic cancelled or moved the class, so credits
+    given back stay usable PASS_RETURN_EXTENSION_DAYS (the pass is extended if it must be);
+    else, given back onto a pass already expired, they expire at once."""
     if registration.pass_id is None or not registration.credits_spent:
         return 0
     if give_back:
-        entry = ledger.give_back(registration, now, reason=reason or "Cancelled in time")
+        days = current_app.config["PASS_RETURN_EXTENSION_DAYS"] if clinic_caused else None
+        entry = ledger.give_back(
+            registration, now, reason=reason or "Cancelled in time", usable_for_days=days
+        )
         return entry.credits if entry is not None else 0
     ledger.forfeit(registration, now, reason=reason or "Cancelled late")
     return 0
+
+
+def credits_expire_on_return(registration: Registration, now: datetime) -> bool:
+    """Whether a pass booking's credits, given back now, expire at once: its pass is past its
+    expiry (and the clinic did not cancel or move the class, which keeps them usable)."""
+    if registration.class_pass is None or moved_since_registering(registration):
+        return False
+    return ledger.is_expired(registration.class_pass, now)
 
 
 class QuoteChanged(RegistrationError):
@@ -778,8 +797,13 @@ def cancel_registration(
         # Booked with a class pass (after the pool, the pass's lock): its credits come back
         # before the cut-off or after a move, else stay spent. No payment, so no refund rows.
         context["credits_back"] = settle_pass_credits(
-            registration, now, pass_credits_come_back(registration, now)
+            registration,
+            now,
+            pass_credits_come_back(registration, now),
+            clinic_caused=moved_since_registering(registration),
         )
+        if context["credits_back"] and credits_expire_on_return(registration, now):
+            context["credits_expired"] = True
         context["credits_spent"] = registration.credits_spent
     queue_email(EmailKind.REGISTRATION_CANCELLED, registration=registration, context=context)
     seats.free_seat(pool, now)

@@ -1,6 +1,8 @@
 """Forms for the admin pages. Every one is an events.forms.Form (a FlaskForm, so every POST carries a
 CSRF token, with the app's input rules)."""
 
+from typing import Any
+
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
@@ -235,6 +237,30 @@ class OfferingTranslationForm(Form):
     summary = StringField("Summary (one line)", filters=[_strip], validators=[Length(max=400)])
     description = TextAreaField("Description", filters=[_strip], validators=[Length(max=20000)])
     what_to_bring = TextAreaField("What to bring", filters=[_strip], validators=[Length(max=5000)])
+
+
+def offering_translation_form(tiers: list, **kwargs: Any) -> OfferingTranslationForm:
+    """The offering's translation form with a name and a description field for each of its
+    sliding-scale tiers (tier_<id>_name, tier_<id>_description): one form per language, so a
+    translator does a language's text in one place. An empty name: that tier shows in English."""
+
+    class WithTiers(OfferingTranslationForm):
+        pass
+
+    for tier in tiers:
+        setattr(
+            WithTiers,
+            f"tier_{tier.id}_name",
+            StringField(f"Tier “{tier.name}”: name", filters=[_strip], validators=[Length(max=80)]),
+        )
+        setattr(
+            WithTiers,
+            f"tier_{tier.id}_description",
+            StringField(
+                f"Tier “{tier.name}”: short description", filters=[_strip], validators=[Length(max=200)]
+            ),
+        )
+    return WithTiers(**kwargs)
 
 
 class LinkResourceForm(Form):

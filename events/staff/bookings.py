@@ -50,6 +50,7 @@ from events.registration.services import (
     first_session_start,
     leave_waitlist_on_registering,
     mark_cancelled,
+    moved_since_registering,
     new_token,
     normalize_email,
     pass_credits_come_back,
@@ -198,6 +199,8 @@ def cancel_booking(
         choice is RefundChoice.FULL
         or (choice is RefundChoice.POLICY and pass_credits_come_back(registration, now)),
         reason=f"Cancelled by staff ({choice.value}): {reason}",
+        # A move is the clinic's doing: the credits stay usable (the pass extended if need be).
+        clinic_caused=moved_since_registering(registration),
     )
     refund_cents = 0
     if paid_with and quote.refund_cents > 0:

@@ -165,7 +165,9 @@ def _cancel_registrations(
     # locked here, after the pools and before any payment below (the lock order), in id order;
     # a pass booking has no payment, so nothing to refund.
     credits_back = {
-        registration.id: settle_pass_credits(registration, now, True, reason=f"Clinic cancelled: {reason}")
+        registration.id: settle_pass_credits(
+            registration, now, True, reason=f"Clinic cancelled: {reason}", clinic_caused=True
+        )
         for registration in sorted(registrations, key=lambda r: (r.pass_id or 0, r.id))
         if registration.status in _LIVE and registration.pass_id is not None
     }

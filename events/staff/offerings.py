@@ -21,6 +21,7 @@ from events.models import (
     Location,
     Offering,
     OfferingTranslation,
+    PriceTierTranslation,
     Role,
     SeatPool,
     Session,
@@ -214,11 +215,54 @@ def translations_of(offering: Offering) -> dict[str, OfferingTranslation]:
     return {row.language: row for row in rows}
 
 
+def tier_translations_of(offering: Offering, language: str) -> dict[int, PriceTierTranslation]:
+    """The offering's tiers' translations into `language`, by tier id."""
+    tier_ids = [tier.id for tier in offering.price_tiers]
+    if not tier_ids:
+        return {}
+    rows = db.session.scalars(
+        sa.select(PriceTierTranslation).where(
+            PriceTierTranslation.price_tier_id.in_(tier_ids), PriceTierTranslation.language == language
+        )
+    )
+    return {row.price_tier_id: row for row in rows}
+
+
+def _save_tier_texts(offering: Offering, language: str, tier_texts: dict[int, tuple[str, str]]) -> list[str]:
+    """Write the tiers' names and descriptions in `language` (an empty name removes one's
+    translation: it shows in English). Returns the English names of the tiers changed."""
+    saved = tier_translations_of(offering, language)
+    changed = []
+    for tier in offering.price_tiers:
+        if tier.id not in tier_texts:
+            continue
+        name, description = tier_texts[tier.id]
+        row = saved.get(tier.id)
+        if not name:
+            if row is not None:
+                db.session.delete(row)
+                changed.append(tier.name)
+            continue
+        if row is None:
+            row = PriceTierTranslation(price_tier_id=tier.id, language=language, name=name)
+            db.session.add(row)
+        if (row.name, row.description) != (name, description):
+            row.name, row.description = name, description
+            changed.append(tier.name)
+    return changed
+
+
 def save_translation(
-    offering: Offering, language: str, data: dict, actor: User
+    offering: Offering,
+    language: str,
+    data: dict,
+    actor: User,
+    tier_texts: dict[int, tuple[str, str]] | None = None,
 ) -> OfferingTranslation | None:
-    """Add, change or (an empty title) remove the offering's text in `language`. Members reading
-    that language see it at once (the page cache's fingerprint moves with the change)."""
+    """Add, change or (an empty title) remove the offering's text in `language`, and its tiers'
+    names (`tier_texts`: tier id -> name, description; an empty name removes that one). Members
+    reading that language see it at once (the page cache's fingerprint moves with the change)."""
+    tiers_changed = _save_tier_texts(offering, language, tier_texts or {})
     row = translations_of(offering).get(language)
     if not data["title"]:
         if row is not None:
@@ -232,6 +276,8 @@ def save_translation(
                 offering_id=offering.id,
                 offering_title=offering.title,
             )
+        if tiers_changed:
+            _record_saved(offering, language, [f"tier {name}" for name in tiers_changed], actor)
         db.session.commit()
         return None
     if row is None:
@@ -240,6 +286,12 @@ def save_translation(
     changed = [key for key in TRANSLATED_FIELDS if getattr(row, key, None) != data[key]]
     for key in TRANSLATED_FIELDS:
         setattr(row, key, data[key])
+    _record_saved(offering, language, changed + [f"tier {name}" for name in tiers_changed], actor)
+    db.session.commit()
+    return row
+
+
+def _record_saved(offering: Offering, language: str, changed: list[str], actor: User) -> None:
     audit.record(
         actor.id,
         "offering.translation_saved",
@@ -250,8 +302,6 @@ def save_translation(
         offering_id=offering.id,
         offering_title=offering.title,
     )
-    db.session.commit()
-    return row
 
 
 TRANSLATED_FIELDS = ("title", "summary", "description", "what_to_bring")

@@ -178,6 +178,26 @@ def test_buying_by_card_activates_the_pass_once_and_stripe_sees_ids_and_a_neutra
     assert ledger.balance(pass_.id) == 10
 
 
+def test_a_declined_card_for_a_pass_is_told_by_its_code_and_another_card_pays(client, db, stripe_client):
+    from events.languages import in_language
+    from events.payments import declines
+
+    product = make_product(db)
+    pass_, signed = start_buying(client, product)
+    client.set_cookie("lang", "so")
+
+    declined = pay_on_page(client, signed, card_token(stripe_client, "4000000000000341"))
+
+    with client.application.test_request_context("/"), in_language("so"):
+        expected = declines.decline_message("card_declined")
+    assert declined.json == {**declined.json, "status": "failed", "message": expected}
+    payment = db.session.scalar(sa.select(Payment).where(Payment.pass_id == pass_.id))
+    assert payment.status is PaymentStatus.FAILED
+    assert payment.last_error == "card_declined: Your card was declined."  # Stripe's, for staff
+    assert refreshed(db, Pass, pass_.id).status is PassStatus.HELD
+    assert pay_on_page(client, signed, card_token(stripe_client)).json["status"] == "succeeded"
+
+
 def test_the_webhook_alone_activates_a_pass_charged_while_the_page_was_closed(db, stripe_client, localstripe):
     product = make_product(db)
     from events.passes.buying import Buyer, start_purchase

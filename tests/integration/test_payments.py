@@ -129,6 +129,53 @@ def test_declined_card_shows_stripes_message_and_another_card_can_pay(client, db
     assert refreshed(db, Registration, registration.id).status == RegistrationStatus.CONFIRMED
 
 
+@pytest.mark.parametrize(
+    ("number", "code", "staff_words"),
+    [
+        (DECLINE, "card_declined", "Your card was declined."),  # declined when charged
+        ("4000000000009995", "insufficient_funds", "insufficient funds"),  # declined when attached
+        ("4000000000000069", "expired_card", "expired"),
+        ("4000000000000127", "incorrect_cvc", "security code"),
+        ("4000000000000119", "processing_error", "error occurred"),
+        ("4000000000009979", "stolen_card", "declined"),
+    ],
+)
+def test_a_decline_is_told_in_the_members_language_by_stripes_code_and_staff_keep_stripes_reason(
+    app, client, db, stripe_client, number, code, staff_words
+):
+    from events.languages import in_language
+    from events.models import OutboxEmail
+    from events.payments import declines
+
+    registration = held_registration(db)
+    client.set_cookie("lang", "es")
+
+    _, declined = pay(client, registration, card_token(stripe_client, number))
+
+    with app.test_request_context("/"), in_language("es"):
+        expected = declines.decline_message(code)
+    assert declined.json["status"] == "failed" and declined.json["message"] == expected
+    assert "stolen" not in declined.json["message"]  # a bank's suspicion is not repeated
+    failed = db.session.scalar(
+        sa.select(OutboxEmail).where(
+            OutboxEmail.registration_id == registration.id, OutboxEmail.kind == EmailKind.PAYMENT_FAILED
+        )
+    )
+    assert failed.context == {"decline_code": code}
+    payment = db.session.scalar(sa.select(Payment).where(Payment.registration_id == registration.id))
+    if payment is not None:  # (a card declined when attached never got its intent)
+        assert payment.status is PaymentStatus.FAILED
+        assert payment.last_error.startswith(f"{code}: ") and staff_words in payment.last_error
+
+
+def test_each_decline_code_has_its_own_plain_words():
+    from events.payments import declines
+
+    codes = ("card_declined", "insufficient_funds", "expired_card", "incorrect_cvc", "processing_error")
+    words = {declines.decline_message(code) for code in (*codes, "authentication_required", "unheard_of")}
+    assert len(words) == 7
+
+
 def test_three_d_secure_is_confirmed_after_authentication(client, db, stripe_client, localstripe):
     import requests
 

@@ -27,7 +27,7 @@ def test_every_kind_renders_and_sends(db, smtp, book):
     money = {"refund_cents": 2500, "currency": "usd"}
     for kind, kw in [
         (EmailKind.PAYMENT_RECEIVED, {}),
-        (EmailKind.PAYMENT_FAILED, {"context": {"message": "Your card was declined."}}),
+        (EmailKind.PAYMENT_FAILED, {"context": {"decline_code": "expired_card"}}),
         (EmailKind.REGISTRATION_CANCELLED, {"context": money}),
         (EmailKind.REFUND_ISSUED, {"context": money}),
         (EmailKind.LATE_PAYMENT_REFUNDED, {"context": money}),
@@ -60,7 +60,8 @@ def test_every_kind_renders_and_sends(db, smtp, book):
     assert "$25" in by_subject["Refund issued: Neck Care"]
     assert "$25" in by_subject["Your payment is being refunded: Neck Care"]
     assert "Instructor ill" in by_subject["Session cancelled: Neck Care"]
-    assert "Your card was declined." in by_subject["Your payment did not go through: Neck Care"]
+    failed = by_subject["Your payment did not go through: Neck Care"]
+    assert "Your card has expired. Try another card." in failed
 
 
 def test_password_reset_email_carries_a_link_that_works_once(db, smtp, client):

@@ -16,6 +16,7 @@ from events.filters import format_short_day
 from events.models import OfferingKind, Payment, Registration, utcnow
 from events.notifications.delivery import deliver_due
 from events.notifications.outbox import EmailKind, queue_email
+from events.payments.gateway import PaymentDeclined
 from events.payments.services import apply_intent, record_failure
 from events.registration.services import Outcome, Person, register
 from tests.factories import make_location, make_offering, make_session, upcoming_day
@@ -112,7 +113,7 @@ def test_a_held_seats_link_goes_only_to_its_own_address_and_leads_to_the_payment
 def test_every_payment_email_says_what_when_where_and_the_price(db, smtp, stripe_client):
     offering, session = paid_class(db)
     held = register(offering, session.id, Person("Ana Reyes", "ana@example.com")).registration
-    record_failure(held.id, "Your card was declined.")
+    record_failure(held.id, PaymentDeclined("Your card has insufficient funds.", "insufficient_funds"))
     paid_class_2, session_2 = paid_class(db)
     booked = register(paid_class_2, session_2.id, Person("Ana Reyes", "bo@example.com")).registration
     pay(db, stripe_client, booked)

@@ -27,6 +27,7 @@ from events.staff.admin_forms import (
     OfferingTranslationForm,
     PriceTierForm,
     SessionsForm,
+    offering_translation_form,
 )
 from events.staff.parsers import (
     dollars_to_cents,
@@ -132,19 +133,38 @@ def _sessions_form(offering: Offering, form: SessionsForm | None = None) -> Sess
 def _translation_forms(
     offering: Offering, submitted: tuple[str, OfferingTranslationForm] | None = None
 ) -> list:
-    """One form per language other than English, filled with what is saved (or as submitted)."""
+    """One form per language other than English, filled with what is saved (or as submitted):
+    the offering's own text and its tiers' names."""
     saved = offerings.translations_of(offering)
     items = []
     for code, language in languages().items():
         if code == DEFAULT_LANGUAGE:
             continue
-        form = OfferingTranslationForm(formdata=None, obj=saved.get(code), prefix=f"t-{code}")
+        tiers_saved = offerings.tier_translations_of(offering, code)
+        tier_data = {}
+        for tier in offering.price_tiers:
+            if tier.id in tiers_saved:
+                tier_data[f"tier_{tier.id}_name"] = tiers_saved[tier.id].name
+                tier_data[f"tier_{tier.id}_description"] = tiers_saved[tier.id].description
+        form = offering_translation_form(
+            offering.price_tiers, formdata=None, obj=saved.get(code), prefix=f"t-{code}", **tier_data
+        )
         if submitted is not None and submitted[0] == code:
             form = submitted[1]
         # Staff pages are English: the language's English name, and its own beside it.
         english = language.babel_locale.get_display_name("en") if language.babel_locale is not None else code
         items.append(
-            {"code": code, "name": f"{english} ({language.name})", "saved": code in saved, "form": form}
+            {
+                "code": code,
+                "name": f"{english} ({language.name})",
+                "saved": code in saved,
+                "tiers_saved": len(tiers_saved),
+                "form": form,
+                "tier_fields": [
+                    (form[f"tier_{tier.id}_name"], form[f"tier_{tier.id}_description"], tier)
+                    for tier in offering.price_tiers
+                ],
+            }
         )
     return items
 
@@ -207,10 +227,14 @@ def admin_offering_translation(offering_id: int, language: str) -> ResponseRetur
     offering = get_or_404(Offering, offering_id)
     if language == DEFAULT_LANGUAGE or language not in languages():
         abort(404)  # English is the offering itself; other codes are no language offered
-    form = OfferingTranslationForm(prefix=f"t-{language}")
+    form = offering_translation_form(offering.price_tiers, prefix=f"t-{language}")
     if form.validate_on_submit():
         data = {key: form[key].data or "" for key in offerings.TRANSLATED_FIELDS}
-        attempt(form, lambda: offerings.save_translation(offering, language, data, current_user))
+        tier_texts = {
+            tier.id: (form[f"tier_{tier.id}_name"].data or "", form[f"tier_{tier.id}_description"].data or "")
+            for tier in offering.price_tiers
+        }
+        attempt(form, lambda: offerings.save_translation(offering, language, data, current_user, tier_texts))
         if not form.errors:
             flash("Translation saved." if data["title"] else "Translation removed.", "success")
             return redirect(url_for("staff.admin_offering", offering_id=offering.id) + "#translations")

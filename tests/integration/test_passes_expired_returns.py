@@ -1,0 +1,181 @@
+"""Credits given back onto a class pass that has expired since the class was booked (booked on
+day 89 of 90 for day 95, say). The clinic's doing (it cancelled or moved the class): the pass's
+expiry moves on PASS_RETURN_EXTENSION_DAYS so they stay usable, an EXTENSION row saying so. The
+member's own on-time cancellation: they come back and expire at once (an EXPIRY row naming the
+booking), so a balance never sits on a pass nobody can book with."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from html import unescape
+
+import pytest
+import sqlalchemy as sa
+
+from events.models import LedgerKind, OutboxEmail, Pass, Role, User, utcnow
+from events.notifications.outbox import EmailKind
+from events.passes import admin as pass_admin
+from events.passes import booking, ledger
+from events.registration import links
+from events.registration.services import Person, cancel_registration
+from events.staff import cancellations
+from tests.factories import make_clinic
+from tests.passbook_helpers import ledger_kinds, ledger_sum, make_class, make_pass
+
+ME = "pat.holder@example.com"
+
+
+def booked_then_expired(db, days_to_class: int = 5):
+    """A class booked with a pass, whose pass then expired (and the expiry task ran)."""
+    make_clinic()
+    cls = make_class(days=days_to_class, title="Core Flow")
+    pass_ = make_pass(ME)
+    db.session.commit()
+    result = booking.book_with_pass(cls, cls.sessions[0].id, Person("Pat Holder", ME, "", "en"))
+    assert result.outcome is booking.Outcome.BOOKED
+    expired_at = utcnow() - timedelta(hours=1)
+    db.session.get_one(Pass, pass_.id).expires_at = expired_at
+    db.session.commit()
+    assert pass_admin.expire_due() == 1  # the 9 credits left expire
+    assert ledger.balance(pass_.id) == 0
+    return cls, pass_.id, result.registration
+
+
+def admin(db) -> User:
+    user = User(email="admin@clinic.example", name="Ada Admin", role=Role.ADMIN)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def email_context(registration_id: int, kind: EmailKind) -> dict:
+    from events.extensions import db
+
+    return db.session.scalar(
+        sa.select(OutboxEmail.context).where(
+            OutboxEmail.registration_id == registration_id, OutboxEmail.kind == kind
+        )
+    )
+
+
+def test_the_clinic_cancelling_extends_an_expired_pass_so_the_credit_stays_usable(app, db, client):
+    cls, pass_id, reg = booked_then_expired(db)
+    before = utcnow()
+
+    cancellations.cancel_session(cls.sessions[0].id, admin(db), "Instructor ill")
+
+    db.session.expire_all()
+    pass_ = db.session.get_one(Pass, pass_id)
+    days = app.config["PASS_RETURN_EXTENSION_DAYS"]
+    assert days == 30
+    assert before + timedelta(days=days) <= pass_.expires_at <= utcnow() + timedelta(days=days)
+    assert ledger.balance(pass_id) == 1 and ledger.is_usable(pass_, utcnow())
+    assert ledger_kinds(pass_id)[-2:] == [LedgerKind.RETURN, LedgerKind.EXTENSION]
+    extension = db.session.scalar(
+        sa.select(ledger.PassLedgerEntry).where(ledger.PassLedgerEntry.kind == LedgerKind.EXTENSION)
+    )
+    assert (extension.credits, extension.registration_id, extension.new_expires_at) == (
+        0,
+        reg.id,
+        pass_.expires_at,
+    )
+    assert email_context(reg.id, EmailKind.SESSION_CANCELLED)["credits_back"] == 1
+
+    # The expiry task leaves it until the new expiry, then expires what is left, once.
+    assert pass_admin.expire_due(utcnow()) == 0
+    assert pass_admin.expire_due(pass_.expires_at + timedelta(minutes=1)) == 1
+    assert pass_admin.expire_due(pass_.expires_at + timedelta(days=1)) == 0
+    assert ledger_kinds(pass_id)[-1] is LedgerKind.EXPIRY and ledger_sum(pass_id) == 0
+
+
+def test_the_pass_page_says_in_words_what_happened(app, db, client):
+    cls, pass_id, _reg = booked_then_expired(db)
+    cancellations.cancel_session(cls.sessions[0].id, admin(db), "Instructor ill")
+    pass_ = db.session.get_one(Pass, pass_id)
+
+    body = client.get(f"/pass/{links.sign(pass_.token, links.PASS_SALT)}").get_data(as_text=True)
+
+    assert "1 of 10 credits left" in body
+    assert "9 credits expired" in body
+    assert "1 credit returned (Core Flow cancelled)" in body
+    with app.test_request_context("/"):
+        from events.filters import format_long_date
+
+        new_expiry = format_long_date(pass_.expires_at)
+    assert f"the clinic cancelled or moved Core Flow, so your pass now expires {new_expiry}" in body
+    assert "can't be used to book" not in unescape(body) and "Book with your pass" in body
+
+
+def test_a_member_cancelling_in_time_onto_an_expired_pass_sees_the_credit_expire_at_once(app, db, client):
+    cls, pass_id, reg = booked_then_expired(db)
+    manage = f"/manage/{links.sign(reg.token, links.MANAGE_SALT)}"
+    preview = unescape(client.get(f"{manage}/cancel").get_data(as_text=True))
+    assert "Your class pass has expired, so the credit can't be used again." in preview
+
+    cancel_registration(reg.id, expected_refund_cents=0)
+
+    db.session.expire_all()
+    assert ledger_kinds(pass_id)[-2:] == [LedgerKind.RETURN, LedgerKind.EXPIRY]
+    assert ledger.balance(pass_id) == 0 == ledger_sum(pass_id)
+    expiry = db.session.scalars(
+        sa.select(ledger.PassLedgerEntry).where(ledger.PassLedgerEntry.kind == LedgerKind.EXPIRY)
+    ).all()[-1]
+    assert (expiry.credits, expiry.registration_id) == (-1, reg.id)
+    context = email_context(reg.id, EmailKind.REGISTRATION_CANCELLED)
+    assert context["credits_back"] == 1 and context["credits_expired"] is True
+    assert pass_admin.expire_due(utcnow() + timedelta(days=1)) == 0  # nothing left to do
+
+    page = unescape(client.get(manage).get_data(as_text=True))
+    assert "Your class pass has expired, so the credit can't be used again." in page
+    pass_ = db.session.get_one(Pass, pass_id)
+    body = client.get(f"/pass/{links.sign(pass_.token, links.PASS_SALT)}").get_data(as_text=True)
+    assert "1 credit expired: the pass had already expired when Core Flow was cancelled" in body
+
+
+def test_a_moved_class_cancelled_by_the_member_is_the_clinics_doing(db):
+    cls, pass_id, reg = booked_then_expired(db)
+    cls.sessions[0].moved_at = utcnow()  # the clinic moved it after the booking
+    db.session.commit()
+
+    cancel_registration(reg.id, now=cls.sessions[0].starts_at - timedelta(hours=1))  # late, after a move
+
+    db.session.expire_all()
+    assert ledger_kinds(pass_id)[-2:] == [LedgerKind.RETURN, LedgerKind.EXTENSION]
+    assert ledger.balance(pass_id) == 1
+    assert "credits_expired" not in email_context(reg.id, EmailKind.REGISTRATION_CANCELLED)
+
+
+@pytest.mark.parametrize(
+    ("days_left", "extended"),
+    [(3, True), (60, False)],
+    ids=["expiring-in-3-days", "expiring-in-60-days"],
+)
+def test_a_pass_still_valid_is_extended_only_if_it_would_expire_before_the_days_are_up(
+    db, days_left, extended
+):
+    make_clinic()
+    cls = make_class(days=2, title="Core Flow")
+    pass_ = make_pass(ME)
+    db.session.commit()
+    booking.book_with_pass(cls, cls.sessions[0].id, Person("Pat Holder", ME, "", "en"))
+    expires = utcnow() + timedelta(days=days_left)
+    db.session.get_one(Pass, pass_.id).expires_at = expires
+    db.session.commit()
+
+    cancellations.cancel_session(cls.sessions[0].id, admin(db), "Flooded studio")
+
+    db.session.expire_all()
+    after = db.session.get_one(Pass, pass_.id).expires_at
+    assert (after > expires + timedelta(days=20)) is extended
+    assert (LedgerKind.EXTENSION in ledger_kinds(pass_.id)) is extended
+    assert ledger.balance(pass_.id) == 10
+
+
+def test_with_no_extension_days_the_clinics_credit_expires_at_once_too(app, db, monkeypatch):
+    monkeypatch.setitem(app.config, "PASS_RETURN_EXTENSION_DAYS", 0)
+    cls, pass_id, _reg = booked_then_expired(db)
+
+    cancellations.cancel_session(cls.sessions[0].id, admin(db), "Instructor ill")
+
+    assert ledger_kinds(pass_id)[-2:] == [LedgerKind.RETURN, LedgerKind.EXPIRY]
+    assert ledger.balance(pass_id) == 0
