@@ -138,7 +138,9 @@ def register(slug: str) -> ResponseReturnValue:
         return _render_offering(offering, form, 409, consent_version=error.version)
     except services.RegistrationError as error:
         show_form_error(form, FieldError(str(error), error.field))
-        return _render_offering(offering, form, 409)
+        # Only community seats left: the form also offers the waitlist for a general seat.
+        waitlist_too = isinstance(error, services.OnlyCommunitySeatsLeft)
+        return _render_offering(offering, form, 409, waitlist_too=waitlist_too)
     match result.outcome:
         case services.Outcome.CONFIRMED:
             assert result.registration is not None  # a confirmed outcome comes with its registration

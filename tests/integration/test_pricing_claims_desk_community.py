@@ -1,0 +1,247 @@
+"""Prices where members and the desk meet them, on PostgreSQL: a waitlist claim and staff's
+"Register someone" priced by the one price function (tiers, codes, community seats) under the
+same locks as registering; a waitlist offer never takes a seat kept for the community; and the
+offering page stops offering a community seat once none is kept. Amounts worked out by hand."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from html import unescape
+
+import sqlalchemy as sa
+
+from events.catalog.cache import page_cache
+from events.extensions import db
+from events.models import (
+    OfferingKind,
+    Registration,
+    RegistrationStatus,
+    WaitlistEntry,
+    WaitlistStatus,
+    utcnow,
+)
+from events.notifications.outbox import EmailKind
+from events.pricing import PriceChoice
+from events.registration import links, seats, services
+from events.registration.services import Outcome, Person, WaitlistOutcome
+from tests.factories import make_location, make_offering, make_session, upcoming_day, workshop
+from tests.helpers import csrf_token, outbox_kinds
+from tests.integration.test_page_cache import listening
+
+
+def person(email: str, name: str = "Wes Ng") -> Person:
+    return Person(name, email)
+
+
+def confirm(registration: Registration, now) -> None:
+    """A hold paid (as the webhook would): its seat stays taken whatever the clock says later."""
+    registration.status = RegistrationStatus.CONFIRMED
+    registration.confirmed_at = now
+    registration.hold_expires_at = None
+
+
+def offered_seat(db, offering, now=None) -> WaitlistEntry:
+    """Fill `offering` (capacity 1) with Ana, put Wes on its waitlist, and free Ana's seat:
+    it is offered to Wes."""
+    now = now or utcnow()
+    taken = services.register(offering, None, person("ana@example.com", "Ana"), now=now).registration
+    entry = services.join_waitlist(offering, None, person("wes@example.com"), now=now).entry
+    services.cancel_registration(taken.id, now=now)
+    db.session.refresh(entry)
+    assert entry.status == WaitlistStatus.OFFERED
+    return entry
+
+
+def waitlist_path(entry) -> str:
+    return "/waitlist/" + links.sign(entry.token, links.WAITLIST_SALT)
+
+
+def count(model) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+# --- 3. A waitlist offer is for a general seat ---
+
+
+def community_workshop(db, capacity: int, community_seats: int = 1):
+    """$15, with community seats at $5 kept until 24 h before its start (7 days away)."""
+    offering = workshop(
+        price_cents=1500,
+        capacity=capacity,
+        days=7,
+        community_seats=community_seats,
+        community_price_cents=500,
+    )
+    offering.community_release_hours = 24
+    db.session.commit()
+    return offering, offering.sessions[0].seat_pool
+
+
+def entries(pool) -> list[tuple[str, WaitlistStatus]]:
+    query = sa.select(WaitlistEntry).where(WaitlistEntry.seat_pool_id == pool.id).order_by(WaitlistEntry.id)
+    return [(e.email, e.status) for e in db.session.scalars(query)]
+
+
+def test_a_freed_community_seat_is_not_offered_to_the_waitlist_a_general_one_is(db):
+    offering, pool = community_workshop(db, capacity=3)
+    now = utcnow()
+    general = [services.register(offering, None, person(f"g{n}@example.com"), now=now) for n in (1, 2)]
+    for result in general:
+        confirm(result.registration, now)
+    db.session.commit()
+
+    # Only the community seat is left: someone who wants a general seat may wait for one.
+    assert services.join_waitlist(offering, None, person("w1@example.com"), now=now).outcome == (
+        WaitlistOutcome.JOINED
+    )
+    kept = services.register(
+        offering, None, person("c1@example.com"), now=now, price_choice=PriceChoice(community=True)
+    )
+    assert kept.outcome == Outcome.HELD and kept.registration.community_seat
+
+    # The community seat comes back: still kept for the community, not offered to w1.
+    services.cancel_registration(kept.registration.id, now=now)
+    db.session.refresh(pool)
+    assert pool.seats_taken == 2
+    assert entries(pool) == [("w1@example.com", WaitlistStatus.WAITING)]
+
+    # A general seat comes back: offered to w1.
+    services.cancel_registration(general[0].registration.id, now=now)
+    db.session.refresh(pool)
+    assert entries(pool) == [("w1@example.com", WaitlistStatus.OFFERED)]
+    assert pool.seats_taken == 2  # g2 and the offer; the community seat still kept
+    w1 = db.session.scalar(sa.select(WaitlistEntry))
+    assert outbox_kinds(waitlist_entry_id=w1.id) == [EmailKind.WAITLIST_JOINED, EmailKind.WAITLIST_OFFER]
+
+
+def test_a_community_seat_unclaimed_at_its_release_time_is_offered_by_the_sweep(db):
+    offering, pool = community_workshop(db, capacity=2)
+    now = utcnow()
+    first = services.register(offering, None, person("g1@example.com"), now=now).registration
+    confirm(first, now)
+    db.session.commit()
+    entry = services.join_waitlist(offering, None, person("w1@example.com"), now=now).entry
+    release = offering.sessions[0].starts_at - timedelta(hours=24)
+
+    seats.sweep_lapsed(release - timedelta(minutes=1))
+    db.session.refresh(entry)
+    assert entry.status == WaitlistStatus.WAITING  # still kept for the community
+
+    seats.sweep_lapsed(release + timedelta(minutes=1))
+    db.session.refresh(entry)
+    db.session.refresh(pool)
+    assert entry.status == WaitlistStatus.OFFERED
+    assert pool.seats_taken == pool.capacity == 2
+    # Nothing left to do: the next sweep touches no pool.
+    assert seats.sweep_lapsed(release + timedelta(minutes=2)) == 0
+
+
+def test_raising_capacity_offers_general_seats_only(db):
+    offering, pool = community_workshop(db, capacity=2)
+    now = utcnow()
+    for n in (1,):
+        confirm(services.register(offering, None, person(f"g{n}@example.com"), now=now).registration, now)
+    db.session.commit()
+    waiting = [
+        services.join_waitlist(offering, None, person(f"w{n}@example.com"), now=now).entry for n in (1, 2)
+    ]
+
+    services.change_capacity(pool.id, 3, now=now)
+
+    for entry in waiting:
+        db.session.refresh(entry)
+    assert [e.status for e in waiting] == [WaitlistStatus.OFFERED, WaitlistStatus.WAITING]
+    db.session.refresh(pool)
+    assert pool.seats_taken == 2  # g1 and w1's offer; one seat still kept for the community
+
+
+# --- 4. The offering page is true about community seats ---
+
+
+def test_taking_the_last_community_seat_removes_its_row_from_the_cached_page(client, db, app):
+    listening(app)
+    offering, _pool = community_workshop(db, capacity=5)
+    url = f"/offerings/{offering.slug}"
+
+    first = client.get(url).get_data(as_text=True)
+    assert 'id="price-community"' in first and "1 seat kept for anyone who needs it" in first
+    with app.app_context():
+        hits_before = page_cache().hits
+        for _ in range(5):
+            if client.get(url).get_data(as_text=True) == first and page_cache().hits > hits_before:
+                break
+        assert page_cache().hits > hits_before  # it was served from the cache
+
+    services.register(offering, None, person("c1@example.com"), price_choice=PriceChoice(community=True))
+
+    after = client.get(url).get_data(as_text=True)
+    assert 'id="price-community"' not in after and "Community seat" not in after
+    assert "$15, paid by card on the next page" in after  # no choice left: the list price
+
+
+def test_a_class_page_shows_the_community_row_for_the_dates_that_keep_one(client, db):
+    location = make_location()
+    offering = make_offering(
+        location,
+        OfferingKind.CLASS,
+        price_cents=1500,
+        capacity=4,
+        community_seats=1,
+        community_price_cents=500,
+    )
+    taken_date = make_session(offering, upcoming_day(5), time(18, 0))
+    open_date = make_session(offering, upcoming_day(12), time(18, 0))
+    db.session.commit()
+    services.register(
+        offering, taken_date.id, person("c1@example.com"), price_choice=PriceChoice(community=True)
+    )
+
+    page = client.get(f"/offerings/{offering.slug}").get_data(as_text=True)
+    assert 'id="price-community"' in page  # no date chosen: some date keeps one
+    # public.js hides the row for a date without one.
+    assert re.search(rf'value="{taken_date.id}"\s+data-community-left="0"', page)
+    assert re.search(rf'value="{open_date.id}"\s+data-community-left="1"', page)
+    chosen_taken = client.get(f"/offerings/{offering.slug}?session={taken_date.id}").get_data(as_text=True)
+    assert 'id="price-community"' not in chosen_taken
+    chosen_open = client.get(f"/offerings/{offering.slug}?session={open_date.id}").get_data(as_text=True)
+    assert 'id="price-community"' in chosen_open
+
+    # Chosen anyway (an old page): a clear answer beside the price, nothing taken.
+    form = client.get(f"/offerings/{offering.slug}?session={taken_date.id}").get_data(as_text=True)
+    response = client.post(
+        f"/offerings/{offering.slug}/register",
+        data={
+            "csrf_token": csrf_token(form),
+            "session_id": str(taken_date.id),
+            "price_choice": "community",
+            "name": "Ana",
+            "email": "ana@example.com",
+        },
+    )
+    assert response.status_code == 409
+    assert "The community seats are all taken. Please choose another price." in response.get_data(
+        as_text=True
+    )
+
+
+def test_with_only_community_seats_left_the_form_offers_the_waitlist_for_a_general_seat(client, db):
+    offering, pool = community_workshop(db, capacity=2)
+    confirm(services.register(offering, None, person("g1@example.com")).registration, utcnow())
+    db.session.commit()
+    url = f"/offerings/{offering.slug}"
+    answers = {"name": "Ana", "email": "ana@example.com", "price_choice": "list"}
+
+    refused = client.post(
+        url + "/register", data={"csrf_token": csrf_token(client.get(url).get_data(as_text=True)), **answers}
+    )
+
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 409
+    assert 'Choose "Community seat" to take one.' in unescape(html)
+    assert f'formaction="{url}/waitlist"' in html  # or wait for a general seat
+    joined = client.post(url + "/waitlist", data={"csrf_token": csrf_token(html), **answers})
+    assert joined.status_code == 302 and "/waitlist/" in joined.headers["Location"]
+    assert entries(pool) == [("ana@example.com", WaitlistStatus.WAITING)]
+    db.session.refresh(pool)
+    assert pool.seats_taken == 1  # the community seat is still kept, not taken by the waitlist
