@@ -573,6 +573,14 @@ class PriceChoice:
     def is_plain(self) -> bool:
         return self.tier_id is None and not self.community and not (self.code and self.code.strip())
 
+    @classmethod
+    def from_form(cls, raw: str | None, code: str | None) -> PriceChoice:
+        """A form's answer: "tier-12", "community" or "list" ('' too: the list price), as the
+        forms' validators allow, and the code typed (if any)."""
+        raw = raw or ""
+        tier_id = int(raw.removeprefix("tier-")) if raw.startswith("tier-") else None
+        return cls(tier_id=tier_id, community=raw == "community", code=code or None)
+
 
 def lock_for_use(code_id: int, email_normalized: str, now: datetime) -> PromoCode:
     """Lock the code's row (after the seat pool) and check, under that lock, that it may be

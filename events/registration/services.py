@@ -922,9 +922,14 @@ def claim_offer(
     now: datetime | None = None,
     browser_key: str = "",
     consent_answer: consent.ConsentAnswer | None = None,
+    price_choice: pricing.PriceChoice | None = None,
 ) -> Registration:
     """Turn a live waitlist offer into a registration; the offered seat becomes theirs.
-    Claiming is booking: `consent_answer` is checked and recorded as register() does."""
+    Claiming is booking: `consent_answer` is checked and recorded as register() does, and
+    `price_choice` (a sliding-scale tier, a community seat, a promo code) is priced as
+    register() prices it, under the same locks, with the same refusals (RegistrationError,
+    field "price_choice" or "code": the offer stays open). A community seat, while one is
+    kept, turns the general seat the offer held back into a free one for the next person."""
     now = now or utcnow()
     entry = db.session.get_one(WaitlistEntry, entry_id)
     pool = seats.lock_pool(entry.seat_pool_id)
@@ -951,13 +956,25 @@ def claim_offer(
         assert session is not None  # a class's seat pool is its session's
         session_id = session.id
     person = Person(entry.name, entry.email, entry.phone, entry.language)
-    registration = _new_registration(pool, offering, session_id, person, "waitlist", now, browser_key)
+    try:
+        quote, code = _price_under_lock(
+            offering, pool, price_choice or pricing.PriceChoice(), entry.email_normalized, True, now
+        )
+    except _NoSeat:  # (not raised for an offered seat: it is theirs)
+        raise AssertionError("seat rule broken: an offered seat refused") from None
+    registration = _new_registration(pool, offering, session_id, person, "waitlist", now, browser_key, quote)
     paid = registration.status == RegistrationStatus.HELD
     # The seat the offer held moves to the registration: seats_taken does not change.
     db.session.add(registration)
     db.session.flush()
     entry.status = WaitlistStatus.CLAIMED
     entry.registration_id = registration.id
+    if code is not None and quote is not None:
+        pricing.write_redemption(
+            code, entry.email_normalized, quote.discount_cents, now, registration_id=registration.id
+        )
+    if quote is not None and quote.community:
+        seats.offer_free_seats(pool, now)  # the general seat the offer held is free again
     if accepted is not None:
         consent.record_acceptance(registration, accepted, now)
     if not paid:

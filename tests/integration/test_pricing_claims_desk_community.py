@@ -9,12 +9,15 @@ import re
 from datetime import time, timedelta
 from html import unescape
 
+import pytest
 import sqlalchemy as sa
 
 from events.catalog.cache import page_cache
 from events.extensions import db
 from events.models import (
     OfferingKind,
+    Payment,
+    PromoRedemption,
     Registration,
     RegistrationStatus,
     WaitlistEntry,
@@ -24,10 +27,11 @@ from events.models import (
 from events.notifications.outbox import EmailKind
 from events.pricing import PriceChoice
 from events.registration import links, seats, services
-from events.registration.services import Outcome, Person, WaitlistOutcome
+from events.registration.services import Outcome, Person, RegistrationError, WaitlistOutcome
 from tests.factories import make_location, make_offering, make_session, upcoming_day, workshop
 from tests.helpers import csrf_token, outbox_kinds
 from tests.integration.test_page_cache import listening
+from tests.integration.test_pricing import code, tier, tiered
 
 
 def person(email: str, name: str = "Wes Ng") -> Person:
@@ -59,6 +63,108 @@ def waitlist_path(entry) -> str:
 
 def count(model) -> int:
     return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+# --- 1. A waitlist claim is priced like registering ---
+
+
+def test_the_claim_page_offers_the_tiers_and_a_code_and_prices_the_claim_with_them(client, db):
+    offering = tiered(db, capacity=1)
+    promo = code(db, "PARTNER", value=20, max_uses=5)
+    db.session.commit()
+    entry = offered_seat(db, offering)
+    community = tier(offering, "Community")
+
+    page = client.get(waitlist_path(entry)).get_data(as_text=True)
+    assert "Choose your price" in page and "Have a code?" in page
+    assert f'value="tier-{community.id}"' in page
+    assert f'value="tier-{tier(offering, "Standard").id}" checked' in page  # the form's default
+
+    response = client.post(
+        waitlist_path(entry) + "/claim",
+        data={"csrf_token": csrf_token(page), "price_choice": f"tier-{community.id}", "code": " partner"},
+    )
+
+    db.session.refresh(entry)
+    registration = entry.registration
+    assert response.status_code == 302 and "/pay" in response.headers["Location"]
+    # Community $5, then 20% off: $4.
+    assert (registration.status, registration.price_cents, registration.discount_cents) == (
+        RegistrationStatus.HELD,
+        400,
+        100,
+    )
+    assert (registration.price_tier_id, registration.promo_code_id) == (community.id, promo.id)
+    used = db.session.scalars(sa.select(PromoRedemption)).all()
+    assert [(u.registration_id, u.discount_cents, u.released_at) for u in used] == [
+        (registration.id, 100, None)
+    ]
+    pool = registration.seat_pool
+    db.session.refresh(pool)
+    assert pool.seats_taken == pool.capacity == 1  # the offer's seat became the registration's
+
+
+def test_a_hundred_percent_code_claims_a_paid_seat_free_with_no_card(client, db):
+    offering = workshop(price_cents=2000, capacity=1)
+    code(db, "FREEDAY", value=100)
+    db.session.commit()
+    entry = offered_seat(db, offering)
+    page = client.get(waitlist_path(entry)).get_data(as_text=True)
+
+    response = client.post(
+        waitlist_path(entry) + "/claim", data={"csrf_token": csrf_token(page), "code": "freeday"}
+    )
+
+    db.session.refresh(entry)
+    registration = entry.registration
+    assert response.status_code == 302 and "/manage/" in response.headers["Location"]
+    assert (registration.status, registration.price_cents, registration.discount_cents) == (
+        RegistrationStatus.CONFIRMED,
+        0,
+        2000,
+    )
+    assert registration.hold_expires_at is None
+    assert count(Payment) == 0
+    assert outbox_kinds(registration_id=registration.id) == [EmailKind.REGISTRATION_CONFIRMED]
+
+
+@pytest.mark.parametrize(
+    ("typed", "told"),
+    [("NOPE", "We don't know that code"), ("USEDUP", "This code has been used up"), ("X" * 41, "too long")],
+)
+def test_a_code_that_cant_be_used_is_told_beside_its_field_and_the_offer_stays_open(client, db, typed, told):
+    offering = workshop(price_cents=2000, capacity=1)
+    code(db, "USEDUP", max_uses=0)
+    db.session.commit()
+    entry = offered_seat(db, offering)
+    page = client.get(waitlist_path(entry)).get_data(as_text=True)
+
+    response = client.post(
+        waitlist_path(entry) + "/claim", data={"csrf_token": csrf_token(page), "code": typed}
+    )
+
+    html = response.get_data(as_text=True)
+    assert response.status_code in (400, 409)
+    assert told in unescape(html) and 'id="code-error"' in html and 'href="#code"' in html  # summary -> field
+    assert f'value="{typed}"' in html  # what they typed, to correct
+    db.session.refresh(entry)
+    assert entry.status == WaitlistStatus.OFFERED
+    assert count(Registration) == 1  # Ana's, cancelled: nothing new
+    assert count(PromoRedemption) == 0
+
+
+def test_a_price_choice_from_another_offering_is_refused_on_the_claim(db):
+    offering = tiered(db, capacity=1)
+    other = tiered(db)
+    db.session.commit()
+    entry = offered_seat(db, offering)
+
+    with pytest.raises(RegistrationError) as refused:
+        services.claim_offer(entry.id, price_choice=PriceChoice(tier_id=other.price_tiers[0].id))
+
+    assert refused.value.field == "price_choice"
+    db.session.refresh(entry)
+    assert entry.status == WaitlistStatus.OFFERED
 
 
 # --- 3. A waitlist offer is for a general seat ---
@@ -113,6 +219,35 @@ def test_a_freed_community_seat_is_not_offered_to_the_waitlist_a_general_one_is(
     assert pool.seats_taken == 2  # g2 and the offer; the community seat still kept
     w1 = db.session.scalar(sa.select(WaitlistEntry))
     assert outbox_kinds(waitlist_entry_id=w1.id) == [EmailKind.WAITLIST_JOINED, EmailKind.WAITLIST_OFFER]
+
+
+def test_claiming_at_the_community_price_passes_the_offered_general_seat_to_the_next(db):
+    offering, pool = community_workshop(db, capacity=3)
+    now = utcnow()
+    general = [services.register(offering, None, person(f"g{n}@example.com"), now=now) for n in (1, 2)]
+    for result in general:
+        confirm(result.registration, now)
+    db.session.commit()
+    w1 = services.join_waitlist(offering, None, person("w1@example.com"), now=now).entry
+    w2 = services.join_waitlist(offering, None, person("w2@example.com"), now=now).entry
+    services.cancel_registration(general[0].registration.id, now=now)
+    db.session.refresh(w1)
+    assert w1.status == WaitlistStatus.OFFERED
+
+    registration = services.claim_offer(w1.id, now=now, price_choice=PriceChoice(community=True))
+
+    assert registration.community_seat and registration.price_cents == 500
+    db.session.refresh(w2)
+    db.session.refresh(pool)
+    assert w2.status == WaitlistStatus.OFFERED  # the general seat w1's offer held
+    assert pool.seats_taken == pool.capacity == 3  # g2, w1 (community), w2's offer: never more
+    # No community seat is left: w2 can't claim one.
+    with pytest.raises(RegistrationError, match="community seats are all taken") as refused:
+        services.claim_offer(w2.id, now=now, price_choice=PriceChoice(community=True))
+    assert refused.value.field == "price_choice"
+    db.session.refresh(w2)
+    assert w2.status == WaitlistStatus.OFFERED
+    assert services.claim_offer(w2.id, now=now).price_cents == 1500
 
 
 def test_a_community_seat_unclaimed_at_its_release_time_is_offered_by_the_sweep(db):
@@ -223,6 +358,23 @@ def test_a_class_page_shows_the_community_row_for_the_dates_that_keep_one(client
     assert "The community seats are all taken. Please choose another price." in response.get_data(
         as_text=True
     )
+
+
+def test_the_claim_page_offers_a_community_seat_only_while_one_is_kept(client, db):
+    offering, pool = community_workshop(db, capacity=2)
+    now = utcnow()
+    confirm(services.register(offering, None, person("g1@example.com"), now=now).registration, now)
+    db.session.commit()
+    w1 = services.join_waitlist(offering, None, person("w1@example.com"), now=now).entry
+    services.change_capacity(pool.id, 3, now=now)
+    db.session.refresh(w1)
+    assert w1.status == WaitlistStatus.OFFERED
+
+    assert 'id="price-community"' in client.get(waitlist_path(w1)).get_data(as_text=True)
+    services.register(
+        offering, None, person("c1@example.com"), now=now, price_choice=PriceChoice(community=True)
+    )
+    assert 'id="price-community"' not in client.get(waitlist_path(w1)).get_data(as_text=True)
 
 
 def test_with_only_community_seats_left_the_form_offers_the_waitlist_for_a_general_seat(client, db):
