@@ -15,8 +15,10 @@ import sqlalchemy as sa
 from events.catalog.cache import page_cache
 from events.extensions import db
 from events.models import (
+    AuditEntry,
     OfferingKind,
     Payment,
+    PaymentMethod,
     PromoRedemption,
     Registration,
     RegistrationStatus,
@@ -32,6 +34,7 @@ from tests.factories import make_location, make_offering, make_session, upcoming
 from tests.helpers import csrf_token, outbox_kinds
 from tests.integration.test_page_cache import listening
 from tests.integration.test_pricing import code, tier, tiered
+from tests.integration.test_staff_admin import login, token_from
 
 
 def person(email: str, name: str = "Wes Ng") -> Person:
@@ -165,6 +168,97 @@ def test_a_price_choice_from_another_offering_is_refused_on_the_claim(db):
     assert refused.value.field == "price_choice"
     db.session.refresh(entry)
     assert entry.status == WaitlistStatus.OFFERED
+
+
+# --- 2. Staff "Register someone" with a tier and a code ---
+
+
+def test_staff_register_someone_at_a_tier_with_a_code_and_take_the_quoted_price_in_cash(client, db):
+    offering = tiered(db)
+    promo = code(db, "PARTNER", value=20)
+    db.session.commit()
+    admin = login(client, db)
+    url = f"/staff/admin/offerings/{offering.id}/register"
+    form = client.get(url).get_data(as_text=True)
+    community = tier(offering, "Community")
+    assert f'<option value="tier-{community.id}">Community tier, $5.00</option>' in form
+    assert f'<option selected value="tier-{tier(offering, "Standard").id}">' in form
+    assert 'name="code"' in form
+
+    # A wrong code first: beside its field, nothing booked.
+    refused = client.post(
+        url,
+        data={
+            "name": "Dee Phone",
+            "email": "dee@example.com",
+            "price_choice": f"tier-{community.id}",
+            "code": "PARTNR",
+            "payment": "cash",
+            "csrf_token": csrf_token(form),
+        },
+    )
+    assert refused.status_code == 400
+    assert 'id="code-error"' in refused.get_data(as_text=True)
+    assert count(Registration) == 0
+
+    response = client.post(
+        url,
+        data={
+            "name": "Dee Phone",
+            "email": "dee@example.com",
+            "price_choice": f"tier-{community.id}",
+            "code": "partner",
+            "payment": "cash",
+            "csrf_token": csrf_token(form),
+        },
+    )
+
+    assert response.status_code == 302
+    registration = db.session.scalar(sa.select(Registration))
+    assert (registration.status, registration.price_cents, registration.discount_cents) == (
+        RegistrationStatus.CONFIRMED,
+        400,
+        100,
+    )
+    assert (registration.price_tier_id, registration.promo_code_id) == (community.id, promo.id)
+    payment = db.session.scalar(sa.select(Payment))
+    assert (payment.method, payment.amount_cents) == (PaymentMethod.CASH, 400)  # the quote, not $15
+    assert count(PromoRedemption) == 1
+    entry = db.session.scalar(
+        sa.select(AuditEntry).where(AuditEntry.action == "registration.created_by_staff")
+    )
+    assert entry.actor_id == admin.id
+    assert {k: entry.details.get(k) for k in ("tier", "code", "discount_cents", "price_cents")} == {
+        "tier": "Community",
+        "code": "PARTNER",
+        "discount_cents": 100,
+        "price_cents": 400,
+    }
+    trail = client.get(f"/staff/admin/registrations/{registration.id}").get_data(as_text=True)
+    assert "at the Community tier with code PARTNER (-$1.00), $4.00" in trail
+
+
+def test_staff_register_someone_with_a_full_code_books_them_free_with_no_desk_payment(client, db):
+    offering = workshop(price_cents=2000)
+    code(db, "STAFFCOMP", value=100)
+    db.session.commit()
+    login(client, db)
+    url = f"/staff/admin/offerings/{offering.id}/register"
+    response = client.post(
+        url,
+        data={
+            "name": "Dee Phone",
+            "email": "dee@example.com",
+            "price_choice": "list",
+            "code": "STAFFCOMP",
+            "payment": "cash",
+            "csrf_token": token_from(client, url),
+        },
+    )
+    assert response.status_code == 302
+    registration = db.session.scalar(sa.select(Registration))
+    assert (registration.status, registration.price_cents) == (RegistrationStatus.CONFIRMED, 0)
+    assert count(Payment) == 0
 
 
 # --- 3. A waitlist offer is for a general seat ---
