@@ -4,7 +4,8 @@ shows the price worked out; a class page offers a community seat only for a date
 one; staff's "Register someone" takes a tier and a code and records the quoted price in cash.
 
 SCREENSHOT_DIR=docs/screenshots writes waitlist-claim-price.png (the claim form with the price
-choice) and community-seat-per-date.png (a class date whose community seat is taken)."""
+choice), community-seat-per-date.png (a class date whose community seat is taken) and
+staff-register-price.png (staff's form with the price and code)."""
 
 from __future__ import annotations
 
@@ -160,6 +161,7 @@ def test_staff_register_someone_at_a_tier_with_a_code_paid_in_cash(phone_page: P
     page.get_by_label("Price").select_option(label="Community tier, $5.00")
     page.get_by_label("Promo code (optional)").fill("partner")
     page.get_by_label("Paid in cash at the desk").check()
+    shot(page, "staff-register-price.png", page.get_by_label("Price"))
     assert_accessible(page)
     no_sideways_scroll(page)
     page.get_by_role("button", name="Register", exact=True).click()
