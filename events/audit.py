@@ -249,7 +249,24 @@ def _refund_retried(f: Facts) -> str:
 def _registered_by_staff(f: Facts) -> str:
     held = f.details.get("outcome") == "held"
     how = " (a seat held while they pay)" if held else ""
-    return f"{f.actor} registered {_person(f)} for {_offering(f)}{how}."
+    return f"{f.actor} registered {_person(f)} for {_offering(f)}{_priced(f)}{how}."
+
+
+def _priced(f: Facts) -> str:
+    """How a booking was priced, when it was more than the list price: " at the Community tier
+    with code PARTNER (-$1.00), $4.00" ('' for entries recorded before prices were)."""
+    parts = []
+    if f.details.get("community_seat"):
+        parts.append("a community seat")
+    elif f.details.get("tier"):
+        parts.append(f"the {_text(f.details['tier'])} tier")
+    code = f.details.get("code")
+    if not parts and not code:
+        return ""
+    text = " at " + parts[0] if parts else ""
+    if code:
+        text += f" with code {_text(code)} (-{dollars(_cents(f, 'discount_cents'))})"
+    return f"{text}, {dollars(_cents(f, 'price_cents'))}"
 
 
 @sentence("registration.booked_with_pass")

@@ -310,6 +310,46 @@ def community_seats(offering: Offering, pool: SeatPool, now: datetime) -> Commun
     return CommunitySeats(kept, general_left - kept, release_at)
 
 
+def community_left_by_pool(offering: Offering, pools: list[SeatPool], now: datetime) -> dict[int, int]:
+    """Community seats still kept in each of these pools of `offering` (0 once taken or
+    released), for the pages that offer the choice: as community_seats(), read without locks,
+    in two queries whatever the number of pools."""
+    if offering.community_seats <= 0 or offering.is_free or not pools:
+        return {pool.id: 0 for pool in pools}
+    ids = [pool.id for pool in pools]
+    first_starts = dict(
+        db.session.execute(
+            sa.select(Session.seat_pool_id, sa.func.min(Session.starts_at))
+            .where(Session.seat_pool_id.in_(ids), Session.status == SessionStatus.SCHEDULED)
+            .group_by(Session.seat_pool_id)
+        )
+        .tuples()
+        .all()
+    )
+    taken = dict(
+        db.session.execute(
+            sa.select(Registration.seat_pool_id, sa.func.count())
+            .where(
+                Registration.seat_pool_id.in_(ids),
+                Registration.community_seat.is_(True),
+                Registration.status.in_(SEAT_TAKING_STATUSES),
+            )
+            .group_by(Registration.seat_pool_id)
+        )
+        .tuples()
+        .all()
+    )
+    left = {}
+    for pool in pools:
+        first = first_starts.get(pool.id)
+        if first is None or now >= community_release_at(offering, first):
+            left[pool.id] = 0
+            continue
+        kept = max(offering.community_seats - taken.get(pool.id, 0), 0)
+        left[pool.id] = min(kept, max(pool.capacity - pool.seats_taken, 0))
+    return left
+
+
 def default_tier(offering: Offering) -> PriceTier | None:
     """The tier preselected on the form: one named Standard, else one at the list price."""
     for tier in offering.price_tiers:
@@ -533,6 +573,14 @@ class PriceChoice:
     @property
     def is_plain(self) -> bool:
         return self.tier_id is None and not self.community and not (self.code and self.code.strip())
+
+    @classmethod
+    def from_form(cls, raw: str | None, code: str | None) -> PriceChoice:
+        """A form's answer: "tier-12", "community" or "list" ('' too: the list price), as the
+        forms' validators allow, and the code typed (if any)."""
+        raw = raw or ""
+        tier_id = int(raw.removeprefix("tier-")) if raw.startswith("tier-") else None
+        return cls(tier_id=tier_id, community=raw == "community", code=code or None)
 
 
 def lock_for_use(code_id: int, email_normalized: str, now: datetime) -> PromoCode:

@@ -6,13 +6,14 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
+from events import pricing
 from events.calendar import build_calendar
 from events.catalog import services
 from events.catalog.cache import cached
 from events.catalog.seat_slots import assembled_page
 from events.clinic import current_clinic
 from events.consent import services as consent
-from events.models import Offering
+from events.models import Offering, utcnow
 
 bp = Blueprint("catalog", __name__)
 
@@ -52,11 +53,16 @@ def render_offering_page(offering: Offering, chosen_session_id: int | None = Non
     upcoming, past = services.offering_sessions(offering)
     # The consent document booking asks for (a failed submit passes the one it showed).
     extra.setdefault("consent_version", consent.required_version(offering))
+    # Community seats still kept, per date: the choice shows only while one is (the page is
+    # cached by the seat pools' versions and the minute, so taking the last one or the release
+    # time removes it).
+    pools = list({s.seat_pool_id: s.seat_pool for s in upcoming}.values())
     return render_template(
         "catalog/offering.html",
         offering=offering,
         upcoming=upcoming,
         past=past,
+        community_left_by_pool=pricing.community_left_by_pool(offering, pools, utcnow()),
         map_url=services.map_url(offering.location),
         chosen_session_id=chosen_session_id,
         **extra,

@@ -17,6 +17,25 @@ _l = lazy_gettext  # (read when a form is shown, in the page's language)
 NO_DATE_CHOSEN = _l("Choose the date you'd like to come.")
 
 
+def _price_choice_field() -> StringField:
+    """The price chosen: "tier-12", "community" or "list" (the registration and claim forms)."""
+    return StringField(
+        _l("Price"),
+        validators=[
+            Optional(),
+            Regexp(r"^(tier-[0-9]{1,9}|community|list)$", message=_l("Please choose one of the prices.")),
+        ],
+    )
+
+
+def _code_field() -> StringField:
+    return StringField(
+        _l("Code"),
+        filters=[strip_spaces],
+        validators=[Optional(), Length(max=40, message=_l("That code is too long. Please check it."))],
+    )
+
+
 class PersonForm(Form):
     # First, as on the page: the error summary lists the problems in the order of the fields.
     session_id = IntegerField(
@@ -41,18 +60,8 @@ class PersonForm(Form):
     # How it is priced (events/pricing.py): a sliding-scale tier ("tier-12"), a community seat
     # ("community") or the list price ("list"); and a promo code, optional. The service checks
     # them against the offering: a wrong one is a form error.
-    price_choice = StringField(
-        _l("Price"),
-        validators=[
-            Optional(),
-            Regexp(r"^(tier-[0-9]{1,9}|community|list)$", message=_l("Please choose one of the prices.")),
-        ],
-    )
-    code = StringField(
-        _l("Code"),
-        filters=[strip_spaces],
-        validators=[Optional(), Length(max=40, message=_l("That code is too long. Please check it."))],
-    )
+    price_choice = _price_choice_field()
+    code = _code_field()
 
     # The offering's consent document, when it requires one: the version the form showed and
     # the tick. Checked by the service (events/consent/services.py), which knows the current one.
@@ -75,11 +84,9 @@ class PersonForm(Form):
         return valid
 
 
-def price_choice(form: PersonForm) -> PriceChoice:
+def price_choice(form: "PersonForm | ClaimForm") -> PriceChoice:
     """The price the form asked for (validated: one of the shapes price_choice allows)."""
-    raw = form.price_choice.data or ""
-    tier_id = int(raw.removeprefix("tier-")) if raw.startswith("tier-") else None
-    return PriceChoice(tier_id=tier_id, community=raw == "community", code=form.code.data or None)
+    return PriceChoice.from_form(form.price_choice.data, form.code.data)
 
 
 def consent_answer(form: PersonForm) -> ConsentAnswer:
@@ -119,6 +126,19 @@ class ConsentForm(Form):
     @property
     def answer(self) -> ConsentAnswer:
         return ConsentAnswer(self.consent_version_id.data, bool(self.consent.data))
+
+
+class ClaimForm(ConsentForm):
+    """Claiming a waitlist offer: the price chosen and a code, as on the registration form
+    (a free offering ignores them), then the consent document when one is required."""
+
+    # (Declared again after the price: fields list in the order they were made, as on the page.)
+    price_choice = _price_choice_field()
+    code = _code_field()
+    consent_version_id = IntegerField(
+        validators=[Optional(), NumberRange(min=1, max=2**31 - 1, message=_l("Please try again."))]
+    )
+    consent = BooleanField(_l("I agree"))
 
 
 class CancelForm(Form):

@@ -30,6 +30,7 @@ from events.catalog.cache import note_seats_changed, seats_notification_sql
 from events.extensions import db
 from events.models import (
     WAITLIST_ACTIVE_STATUSES,
+    Offering,
     OutboxEmail,
     Registration,
     RegistrationStatus,
@@ -309,12 +310,19 @@ def offer_window(now: datetime, starts_at: datetime) -> timedelta:
 
 
 def offer_free_seats(pool: SeatPool, now: datetime) -> list[WaitlistEntry]:
-    """Offer each free seat to the next person waiting; an offer holds the seat for them."""
+    """Offer each free general seat to the next person waiting; an offer holds the seat for them.
+
+    A waitlist offer is for a general seat: a community seat still kept (events/pricing.py
+    community_seats) is not offered, whoever freed it, until it joins general sale at its
+    release time (the sweep then offers it: pools_with_released_community_seats). Someone
+    offered a seat may still claim it at the community price while one is kept; their general
+    seat then goes to the next person (claim_offer)."""
     starts_at = pool_first_start(pool)
     if starts_at is None or starts_at <= now:
         return []  # no offers for something that has started
+    general_left = pricing.community_seats(pool.offering, pool, now).left_for_general
     offered = []
-    while pool.seats_taken < pool.capacity:
+    while general_left > 0:
         entry = db.session.scalar(
             sa.select(WaitlistEntry)
             .where(WaitlistEntry.seat_pool_id == pool.id, WaitlistEntry.status == WaitlistStatus.WAITING)
@@ -327,6 +335,7 @@ def offer_free_seats(pool: SeatPool, now: datetime) -> list[WaitlistEntry]:
         entry.offered_at = now
         entry.offer_expires_at = now + offer_window(now, starts_at)
         _take(pool)
+        general_left -= 1
         # One offer email per offer (an entry is offered at most once).
         queue_email(EmailKind.WAITLIST_OFFER, waitlist_entry=entry)
         offered.append(entry)
@@ -374,12 +383,41 @@ def pools_with_lapsed(now: datetime) -> list[int]:
     return sorted(set(db.session.scalars(held.union(offered))))
 
 
+def pools_with_released_community_seats(now: datetime) -> list[int]:
+    """Ids of pools whose kept community seats have joined general sale while people wait and
+    seats are free: their waitlist is offered those seats (for the worker's sweep). Read
+    without a lock; offer_free_seats decides under it."""
+    candidates = db.session.execute(
+        sa.select(SeatPool.id, Offering.community_release_hours, sa.func.min(Session.starts_at))
+        .join(Offering, Offering.id == SeatPool.offering_id)
+        .join(Session, Session.seat_pool_id == SeatPool.id)
+        .where(
+            Offering.community_seats > 0,
+            SeatPool.seats_taken < SeatPool.capacity,
+            Session.status == SessionStatus.SCHEDULED,
+            sa.select(WaitlistEntry.id)
+            .where(WaitlistEntry.seat_pool_id == SeatPool.id, WaitlistEntry.status == WaitlistStatus.WAITING)
+            .exists(),
+        )
+        .group_by(SeatPool.id, Offering.community_release_hours)
+    ).tuples()
+    return sorted(
+        pool_id
+        for pool_id, release_hours, first_start in candidates
+        if first_start is not None and first_start - timedelta(hours=release_hours) <= now < first_start
+    )
+
+
 def sweep_lapsed(now: datetime) -> int:
-    """Release every lapsed hold and offer, one pool per transaction. Returns pools touched."""
-    pool_ids = pools_with_lapsed(now)
+    """Release every lapsed hold and offer, and offer community seats that joined general sale
+    to the waitlist, one pool per transaction. Returns pools touched."""
+    lapsed = set(pools_with_lapsed(now))
+    released = set(pools_with_released_community_seats(now))
     db.session.rollback()
-    for pool_id in pool_ids:
+    for pool_id in sorted(lapsed | released):
         pool = lock_pool(pool_id)
         release_lapsed(pool, now)
+        if pool_id in released:
+            offer_free_seats(pool, now)
         db.session.commit()
-    return len(pool_ids)
+    return len(lapsed | released)

@@ -30,6 +30,7 @@ from events.models import (
     OutboxEmail,
     Payment,
     PaymentStatus,
+    PromoCode,
     Refund,
     RefundKind,
     Registration,
@@ -416,23 +417,13 @@ def _register_locked(
     if claimed_offer is None and pool.seats_taken >= pool.capacity:
         db.session.commit()  # keep what release_lapsed did
         return RegisterResult(Outcome.FULL)
-    quote = None
-    code = None
-    if not choice.is_plain or (offering.community_seats > 0 and not offering.is_free):
-        try:
-            quote = _quote(offering, choice, person.email_normalized, now, count_uses=False)
-            _check_community_seat(offering, pool, choice, claimed_offer is not None, now)
-            if quote.code is not None:  # (after the pool: pools -> promo code)
-                code = pricing.lock_for_use(quote.code.id, person.email_normalized, now)
-        except RegistrationError:
-            db.session.commit()  # keep what release_lapsed did; nothing else was written
-            raise
-        except pricing.PricingError as error:  # the code, used up under its lock
-            db.session.commit()
-            raise RegistrationError(str(error), field=error.field) from None
-        except _NoSeat:
-            db.session.commit()
-            return RegisterResult(Outcome.FULL)
+    try:
+        quote, code = _price_under_lock(
+            offering, pool, choice, person.email_normalized, claimed_offer is not None, now
+        )
+    except _NoSeat:
+        db.session.commit()
+        return RegisterResult(Outcome.FULL)
 
     registration = _new_registration(
         pool, offering, session.id if session else None, person, source, now, browser_key, quote
@@ -453,6 +444,8 @@ def _register_locked(
         pricing.write_redemption(
             code, person.email_normalized, quote.discount_cents, now, registration_id=registration.id
         )
+    if claimed_offer is not None and quote is not None and quote.community:
+        seats.offer_free_seats(pool, now)  # the general seat their offer held is free again
     if accepted is not None:
         consent.record_acceptance(registration, accepted, now)
     db.session.commit()
@@ -461,6 +454,37 @@ def _register_locked(
 
 class _NoSeat(Exception):
     """No seat this choice may take (general sale may not use the kept community seats)."""
+
+
+def _price_under_lock(
+    offering: Offering,
+    pool: SeatPool,
+    choice: pricing.PriceChoice,
+    email_normalized: str,
+    offered: bool,
+    now: datetime,
+) -> tuple[pricing.Quote | None, PromoCode | None]:
+    """The price of a new booking in the locked `pool` (None: the plain list price): quoted,
+    the community seats counted, the code's row locked after the pool (pools -> promo code ->
+    passes -> payments) and its uses counted under that lock; the caller writes its use with
+    the registration. `offered`: the seat is one a waitlist offer held for them. On a refusal
+    (RegistrationError for the form, or _NoSeat) what release_lapsed did is committed and
+    nothing else is written."""
+    if choice.is_plain and not (offering.community_seats > 0 and not offering.is_free):
+        return None, None
+    try:
+        quote = _quote(offering, choice, email_normalized, now, count_uses=False)
+        _check_community_seat(offering, pool, choice, offered, now)
+        code = None
+        if quote.code is not None:  # (after the pool: pools -> promo code)
+            code = pricing.lock_for_use(quote.code.id, email_normalized, now)
+    except (RegistrationError, _NoSeat):
+        db.session.commit()  # keep what release_lapsed did; nothing else was written
+        raise
+    except pricing.PricingError as error:  # the code, used up under its lock
+        db.session.commit()
+        raise RegistrationError(str(error), field=error.field) from None
+    return quote, code
 
 
 def _quote(
@@ -501,11 +525,16 @@ def _check_community_seat(
     if offered or community.left_for_general > 0:
         return
     if community.kept > 0:
-        raise RegistrationError(
+        raise OnlyCommunitySeatsLeft(
             gettext('The seats left are community seats. Choose "Community seat" to take one.'),
             field="price_choice",
         )
     raise _NoSeat
+
+
+class OnlyCommunitySeatsLeft(RegistrationError):
+    """A general seat asked for where only kept community seats are free: they may take one,
+    or join the waitlist for a general seat (join_waitlist lets them)."""
 
 
 def _registered(registration: Registration) -> RegisterResult:
@@ -875,7 +904,9 @@ def join_waitlist(
         _email_waitlist_link(existing, now)
         db.session.commit()
         return WaitlistResult(WaitlistOutcome.ALREADY_WAITING, entry=existing)
-    if pool.seats_taken < pool.capacity:
+    # Seats kept for the community price are not for the waitlist (offer_free_seats): with
+    # only those left, someone who wants a general seat may wait for one.
+    if pricing.community_seats(offering, pool, now).left_for_general > 0:
         db.session.commit()
         return WaitlistResult(WaitlistOutcome.SEATS_AVAILABLE)
     entry = WaitlistEntry(
@@ -915,9 +946,14 @@ def claim_offer(
     now: datetime | None = None,
     browser_key: str = "",
     consent_answer: consent.ConsentAnswer | None = None,
+    price_choice: pricing.PriceChoice | None = None,
 ) -> Registration:
     """Turn a live waitlist offer into a registration; the offered seat becomes theirs.
-    Claiming is booking: `consent_answer` is checked and recorded as register() does."""
+    Claiming is booking: `consent_answer` is checked and recorded as register() does, and
+    `price_choice` (a sliding-scale tier, a community seat, a promo code) is priced as
+    register() prices it, under the same locks, with the same refusals (RegistrationError,
+    field "price_choice" or "code": the offer stays open). A community seat, while one is
+    kept, turns the general seat the offer held back into a free one for the next person."""
     now = now or utcnow()
     entry = db.session.get_one(WaitlistEntry, entry_id)
     pool = seats.lock_pool(entry.seat_pool_id)
@@ -944,13 +980,25 @@ def claim_offer(
         assert session is not None  # a class's seat pool is its session's
         session_id = session.id
     person = Person(entry.name, entry.email, entry.phone, entry.language)
-    registration = _new_registration(pool, offering, session_id, person, "waitlist", now, browser_key)
+    try:
+        quote, code = _price_under_lock(
+            offering, pool, price_choice or pricing.PriceChoice(), entry.email_normalized, True, now
+        )
+    except _NoSeat:  # (not raised for an offered seat: it is theirs)
+        raise AssertionError("seat rule broken: an offered seat refused") from None
+    registration = _new_registration(pool, offering, session_id, person, "waitlist", now, browser_key, quote)
     paid = registration.status == RegistrationStatus.HELD
     # The seat the offer held moves to the registration: seats_taken does not change.
     db.session.add(registration)
     db.session.flush()
     entry.status = WaitlistStatus.CLAIMED
     entry.registration_id = registration.id
+    if code is not None and quote is not None:
+        pricing.write_redemption(
+            code, entry.email_normalized, quote.discount_cents, now, registration_id=registration.id
+        )
+    if quote is not None and quote.community:
+        seats.offer_free_seats(pool, now)  # the general seat the offer held is free again
     if accepted is not None:
         consent.record_acceptance(registration, accepted, now)
     if not paid:

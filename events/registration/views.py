@@ -9,6 +9,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
+from events import pricing
 from events.calendar import build_calendar
 from events.catalog import services as catalog
 from events.catalog.cache import cached, field_placeholder
@@ -27,6 +28,7 @@ from events.models import (
     RegistrationStatus,
     WaitlistEntry,
     WaitlistStatus,
+    utcnow,
 )
 from events.payments import services as payments
 from events.payments.pay_endpoint import card_payment_answer
@@ -35,8 +37,8 @@ from events.registration import links, lookup, services
 from events.registration import manage as pages
 from events.registration.forms import (
     CancelForm,
+    ClaimForm,
     ConfirmForm,
-    ConsentForm,
     FindRegistrationsForm,
     PersonForm,
     consent_answer,
@@ -139,7 +141,9 @@ def register(slug: str) -> ResponseReturnValue:
         return _render_offering(offering, form, 409, consent_version=error.version)
     except services.RegistrationError as error:
         show_form_error(form, FieldError(str(error), error.field))
-        return _render_offering(offering, form, 409)
+        # Only community seats left: the form also offers the waitlist for a general seat.
+        waitlist_too = isinstance(error, services.OnlyCommunitySeatsLeft)
+        return _render_offering(offering, form, 409, waitlist_too=waitlist_too)
     match result.outcome:
         case services.Outcome.CONFIRMED:
             assert result.registration is not None  # a confirmed outcome comes with its registration
@@ -344,7 +348,7 @@ def _entry_from_link(signed: str) -> WaitlistEntry:
 def _render_waitlist_entry(
     entry: WaitlistEntry,
     signed: str,
-    form: ConsentForm | None = None,
+    form: ClaimForm | None = None,
     consent_version: ConsentVersion | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
@@ -354,13 +358,21 @@ def _render_waitlist_entry(
         if entry.status == WaitlistStatus.CLAIMED and entry.registration is not None
         else None
     )
+    offering = entry.seat_pool.offering
+    # An offer is for a general seat; while a community seat is kept they may take it instead.
+    community_left = (
+        pricing.community_left_by_pool(offering, [entry.seat_pool], utcnow())[entry.seat_pool_id]
+        if entry.status == WaitlistStatus.OFFERED
+        else 0
+    )
     return render_template(
         "registration/waitlist.html",
         entry=entry,
         position=position,
         claimed=claimed,
         sessions=services.waitlist_sessions(entry),
-        form=form or ConsentForm(formdata=None),
+        community_left=community_left,
+        form=form or ClaimForm(formdata=None),
         consent_version=consent_version or consent.required_version(entry.seat_pool.offering),
         signed=signed,
     ), status
@@ -384,7 +396,7 @@ def leave_waitlist(signed: str) -> ResponseReturnValue:
 @bp.post("/waitlist/<signed>/claim")
 def claim_offer(signed: str) -> ResponseReturnValue:
     entry = _entry_from_link(signed)
-    form = ConsentForm()
+    form = ClaimForm()
     if not form.validate():
         if form.csrf_token.errors:
             abort(400, description=gettext("The form expired. Please go back and try again."))
@@ -392,7 +404,10 @@ def claim_offer(signed: str) -> ResponseReturnValue:
     already_claimed = entry.status == WaitlistStatus.CLAIMED
     try:
         registration = services.claim_offer(
-            entry.id, browser_key=links.browser_key(), consent_answer=form.answer
+            entry.id,
+            browser_key=links.browser_key(),
+            consent_answer=form.answer,
+            price_choice=price_choice(form),
         )
     except consent.ConsentError as error:
         if isinstance(error, consent.ConsentChanged):
@@ -400,6 +415,10 @@ def claim_offer(signed: str) -> ResponseReturnValue:
         show_form_error(form, error)
         return _render_waitlist_entry(entry, signed, form, error.version, 409)
     except services.RegistrationError as error:
+        if error.field in ("price_choice", "code"):
+            # A price or code that can't be used: beside its field, the offer still open.
+            show_form_error(form, FieldError(str(error), error.field))
+            return _render_waitlist_entry(entry, signed, form, status=409)
         flash(str(error), "error")
         return redirect(url_for("registration.waitlist_entry", signed=signed))
     # Claimed already (a second press, or back from the pay page): to where it stands now.

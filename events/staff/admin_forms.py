@@ -321,6 +321,21 @@ class OnBehalfForm(Form):
     # The language their emails are written in (the choices are set from LANGUAGES by the view).
     language = SelectField("Their language (what we write to them in)", default="en")
     session_id = SelectField("Date (for a drop-in class)", coerce=_int_or_none)
+    # How it is priced, as on the public form (events/pricing.py): a tier, a community seat or
+    # the list price (the choices are set from the offering by the view), and a code.
+    price_choice = SelectField(
+        "Price",
+        validate_choice=False,  # (the service checks it against the offering, as on the public form)
+        validators=[
+            Optional(),
+            Regexp(r"^(tier-[0-9]{1,9}|community|list)$", message="Choose one of the prices."),
+        ],
+    )
+    code = StringField(
+        "Promo code (optional)",
+        filters=[_strip],
+        validators=[Optional(), Length(max=40, message="That code is too long.")],
+    )
     # A paid one: send a payment link, or take the payment at the desk now.
     payment = RadioField(
         "Payment",

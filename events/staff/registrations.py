@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
-from events import audit
+from events import audit, pricing
 from events.extensions import db
 from events.models import (
     Offering,
@@ -131,6 +131,23 @@ def staff_names_for_refunds(payment: Payment | None) -> dict[int, str]:
     return {user_id: name for user_id, name in rows}
 
 
+def desk_price_choices(offering: Offering) -> list[tuple[str, str]]:
+    """The prices staff may register someone at, as the public form offers them: each tier,
+    a community seat (refused by the service once none is kept for the date), or the list
+    price when there are no tiers. Empty for a free offering."""
+    if offering.is_free:
+        return []
+    money = bookings.money
+    choices = [(f"tier-{t.id}", f"{t.name} tier, {money(t.price_cents)}") for t in offering.price_tiers]
+    if not choices:
+        choices = [("list", f"List price, {money(offering.price_cents)}")]
+    if offering.community_seats > 0:
+        choices.append(
+            ("community", f"Community seat, {money(offering.community_price_cents)} (while one is kept)")
+        )
+    return choices
+
+
 def register_on_behalf(
     offering: Offering,
     session_id: int | None,
@@ -138,26 +155,38 @@ def register_on_behalf(
     actor: User,
     desk_method: PaymentMethod | None = None,
     payment_note: str = "",
+    price_choice: pricing.PriceChoice | None = None,
 ) -> RegisterResult:
-    """Register someone as staff: the same rules and emails as the public form. For a paid
-    one, `desk_method` (cash, check, comp) takes the payment at the desk at once, which books
-    the held seat; without it, the seat is held and staff send the payment link."""
+    """Register someone as staff: the same rules and emails as the public form, priced as it
+    prices (`price_choice`: a tier, a community seat, a promo code; RegistrationError with the
+    field when one can't be used). For a paid one, `desk_method` (cash, check, comp) takes the
+    quoted price at the desk at once, which books the held seat; without it, the seat is held
+    and staff send the payment link. The audit trail says how it was priced."""
     try:
-        result = register(offering, session_id, person, source="staff")
+        result = register(offering, session_id, person, source="staff", price_choice=price_choice)
     except RegistrationError:
         db.session.rollback()
         raise
     if result.outcome in (Outcome.CONFIRMED, Outcome.HELD):
-        assert result.registration is not None  # both outcomes come with their registration
+        registration = result.registration
+        assert registration is not None  # both outcomes come with their registration
+        priced: dict[str, object] = {"price_cents": registration.price_cents}
+        if registration.price_tier is not None:
+            priced["tier"] = registration.price_tier.name
+        if registration.community_seat:
+            priced["community_seat"] = True
+        if registration.promo_code is not None:
+            priced |= {"code": registration.promo_code.code, "discount_cents": registration.discount_cents}
         audit.record(
             actor.id,
             "registration.created_by_staff",
             "registration",
-            result.registration.id,
+            registration.id,
             outcome=result.outcome.value,
-            name=result.registration.name,
+            name=registration.name,
             offering_id=offering.id,
             offering_title=offering.title,
+            **priced,
         )
         db.session.commit()
     existing = result.registration if result.outcome is Outcome.ALREADY_REGISTERED else None

@@ -56,6 +56,19 @@
       Array.prototype.forEach.call(document.querySelectorAll("#register [data-intro]"), function (intro) {
         intro.hidden = intro.getAttribute("data-intro") !== mode;
       });
+      // A date without a community seat kept: no community row (the server refuses it too).
+      var community = document.querySelector("[data-community-choice]");
+      if (community && radio.hasAttribute("data-community-left")) {
+        var communityInput = community.querySelector("input");
+        community.hidden = radio.getAttribute("data-community-left") === "0";
+        if (community.hidden && communityInput.checked) {
+          communityInput.checked = false;
+          var standard = document.querySelector("[data-price-default]");
+          if (standard) {
+            standard.checked = true;
+          }
+        }
+      }
       var barLink = document.querySelector("[data-book-bar] a");
       if (barLink) {
         // The heading carries both labels in the page's language.

@@ -59,3 +59,30 @@ def test_the_demo_tiers_code_and_community_seats_price_a_registration_on_sqlite(
             == 0
         )
         db.session.remove()
+
+
+def test_community_seats_on_sqlite_the_page_row_goes_when_taken_and_the_sweep_reads_release(
+    sqlite_app,  # noqa: F811
+    seeded,  # noqa: F811
+):
+    from events.models import utcnow
+    from events.registration import seats
+
+    with sqlite_app.test_request_context():
+        offering = db.session.scalar(sa.select(Offering).where(Offering.slug == "lift-smart-body-mechanics"))
+        taken = [
+            services.register(
+                offering, None, Person(f"C{n}", f"c{n}@example.com"), price_choice=PriceChoice(community=True)
+            ).registration
+            for n in range(offering.community_seats)
+        ]
+        page = sqlite_app.test_client().get(f"/offerings/{offering.slug}").get_data(as_text=True)
+        assert 'id="price-community"' not in page and "Supported" in page
+        # The sweep's query for released community seats runs on SQLite (nothing waits here).
+        assert seats.pools_with_released_community_seats(utcnow()) == []
+
+        for registration in taken:  # (leave the module's database as the other tests expect it)
+            services.cancel_registration(registration.id)
+        page = sqlite_app.test_client().get(f"/offerings/{offering.slug}").get_data(as_text=True)
+        assert 'id="price-community"' in page
+        db.session.remove()

@@ -53,6 +53,36 @@ def facts(action, target_type="registration", target_id=7, **kw):
             ),
             "Sam Rivera registered Bo for Yoga.",
         ),
+        (  # priced at a tier with a code (events/staff/registrations.py register_on_behalf)
+            facts(
+                "registration.created_by_staff",
+                details={
+                    "outcome": "confirmed",
+                    "name": "Ana Lopez",
+                    "offering_title": "Yoga",
+                    "tier": "Community",
+                    "code": "PARTNER",
+                    "discount_cents": 100,
+                    "price_cents": 400,
+                },
+            ),
+            "Sam Rivera registered Ana Lopez for Yoga at the Community tier with code PARTNER (-$1.00), "
+            "$4.00.",
+        ),
+        (
+            facts(
+                "registration.created_by_staff",
+                details={
+                    "outcome": "held",
+                    "name": "Ana Lopez",
+                    "offering_title": "Yoga",
+                    "community_seat": True,
+                    "price_cents": 500,
+                },
+            ),
+            "Sam Rivera registered Ana Lopez for Yoga at a community seat, $5.00 "
+            "(a seat held while they pay).",
+        ),
         (
             facts(
                 "registration.cancelled",

@@ -7,9 +7,10 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from events import pricing
 from events.consent import services as consent
 from events.filters import dollars, staff_time
-from events.forms import attempt
+from events.forms import FieldError, attempt, show_form_error
 from events.models import (
     Offering,
     Pass,
@@ -247,6 +248,9 @@ def admin_register_on_behalf(offering_id: int) -> ResponseReturnValue:
     if not offering.kind.per_session:
         form.session_id.choices = [(None, "All dates")]
     form.language.choices = language_choices()
+    form.price_choice.choices = registrations.desk_price_choices(offering)
+    if not form.is_submitted():
+        form.price_choice.data = pricing.form_default(offering) or None
     if form.validate_on_submit():
         person = Person(form.name.data, form.email.data, form.phone.data or "", form.language.data)
         desk_method = None if form.payment.data in (None, "link") else PaymentMethod(form.payment.data)
@@ -258,9 +262,11 @@ def admin_register_on_behalf(offering_id: int) -> ResponseReturnValue:
                 current_user,
                 desk_method,
                 form.payment_note.data or "",
+                price_choice=pricing.PriceChoice.from_form(form.price_choice.data, form.code.data),
             )
         except RegistrationError as error:
-            form.form_errors.append(str(error))
+            # A price or code that can't be used is shown beside its field (as on the public form).
+            show_form_error(form, FieldError(str(error), error.field))
         except AdminError as error:  # the desk payment refused (the seat is held; the page offers it again)
             form.form_errors.append(str(error))
         else:
