@@ -15,7 +15,7 @@ NOT_ENOUGH_MONEY = lazy_gettext(
 )
 EXPIRED = lazy_gettext("Your card has expired. Try another card.")
 WRONG_SECURITY_CODE = lazy_gettext(
-    "The security code is not right. Check the 3 numbers on the back of your card, and try again."
+    "The security code is not right. Check the 3 or 4 numbers on your card, and try again."
 )
 PROCESSING_ERROR = lazy_gettext(
     "Something went wrong while we checked your card, and nothing was charged. Please try again."
