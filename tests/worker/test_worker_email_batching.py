@@ -186,3 +186,45 @@ def test_a_reminder_says_today_or_tomorrow_as_of_its_own_batch(db, app):
         same_day = build(row, Prefetched([row], session.starts_at - timedelta(minutes=1)))
     assert not week_before.context["when_text"].startswith(("today", "tomorrow"))
     assert same_day.context["when_text"].startswith("today")
+
+
+def test_a_batch_longer_than_its_write_ahead_sends_each_email_once(db, smtp, monkeypatch):
+    """Messages are written WRITE_AHEAD at a time ahead of their SMTP exchanges. Across several
+    such runs in one batch, with one email that cannot be written in the middle of the second
+    (its rollback reloads the batch's objects): every other email goes out once, in order, each
+    with its own name and link, and the broken one is marked failed."""
+    from events.notifications import delivery
+
+    make_clinic()
+    workshop = make_offering(make_location(), capacity=60)
+    session = make_session(workshop, upcoming_day(1))
+    count = delivery.WRITE_AHEAD * 2 + 3
+    for n in range(count):
+        registration = register(workshop, None, Person(f"Person {n}", f"p{n}@example.com")).registration
+        queue_email(
+            EmailKind.REMINDER, registration=registration, session_id=session.id, key_parts=("1440m",)
+        )
+    db.session.execute(sa.delete(OutboxEmail).where(OutboxEmail.kind != EmailKind.REMINDER))
+    db.session.commit()
+    reminders = list(db.session.scalars(sa.select(OutboxEmail).order_by(OutboxEmail.id)))
+    broken = reminders[delivery.WRITE_AHEAD + 2]
+    build = delivery.build
+
+    def build_or_break(row, prefetched):
+        if row.id == broken.id:
+            raise RuntimeError("a template bug")
+        return build(row, prefetched)
+
+    monkeypatch.setattr(delivery, "build", build_or_break)
+    stats = delivery.deliver_due(batch_size=count)
+
+    assert (stats.claimed, stats.sent, stats.failed) == (count, count - 1, 1)
+    expected = [f"p{n}@example.com" for n in range(count) if n != delivery.WRITE_AHEAD + 2]
+    assert [rcpt for rcpt, _ in smtp.messages] == expected  # once each, in order
+    for rcpt, message in smtp.messages:
+        n = int(rcpt.removeprefix("p").split("@")[0])
+        text = message.get_body(("plain",)).get_content()
+        assert f"Person {n}," in text and "/manage/" in text
+    db.session.expire_all()
+    failed = db.session.get(OutboxEmail, broken.id)
+    assert failed.status.value == "failed" and failed.last_error.startswith("render: RuntimeError")
