@@ -10,7 +10,7 @@ build(row, prefetched) then reads from memory instead of querying per row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,7 @@ from events import calendar
 from events.clinic import current_clinic
 from events.extensions import db
 from events.filters import format_day, format_short_day, format_time, relative_day, relative_when, zone_name
+from events.languages import current_language
 from events.models import (
     Clinic,
     Location,
@@ -51,7 +52,7 @@ from events.passes.buying import live_passes
 from events.payments.receipts import Receipt, card_label, desk_method_word
 from events.privacy.requests import link_minutes, signed_link
 from events.registration import lookup
-from events.registration.links import balance_url, manage_url, pass_url, pay_url, waitlist_url
+from events.registration.links import BatchLinks, balance_url, pass_url, pay_url
 from events.registration.manage import State, offering_url, state_of
 from events.registration.seats import waitlist_position
 from events.registration.services import (
@@ -116,6 +117,9 @@ PAYMENT_KINDS = frozenset(
         EmailKind.BALANCE_PAID,
     }
 )
+# The emails that say how a class pass booking was paid ("Class pass: 1 credit (6 of 10 left)"):
+# the pass's balance is read for these only, not for every reminder of a pass booking.
+PASS_LINE_KINDS = frozenset({EmailKind.REGISTRATION_CONFIRMED, EmailKind.REGISTRATION_CANCELLED})
 # The waitlist-joined email sent again, with the link to the place, to someone who tried to
 # join a waitlist they are already on (services._email_waitlist_link).
 WAITLIST_AGAIN_SUBJECT = N_("Your place on the waitlist: %(title)s")
@@ -302,6 +306,18 @@ class Prefetched:
         # The identity map holds objects weakly: keep them alive for the batch.
         self._held = (pools, offerings, locations)
         self._next_dates: dict[int, list[Session]] = {}
+        self._written: dict[tuple, str] = {}
+        self.links = BatchLinks()  # each person's manage or waitlist link
+
+    def written(self, key: tuple, write: Callable[[], str]) -> str:
+        """Text that depends only on what `key` names (with the batch's clinic and moment),
+        written once per batch: a session's "tomorrow at 6 pm" and its subject are the same for
+        the hundreds of reminders to its people, and Babel and gettext cost more than the rest
+        of an email's content. The key must name the language."""
+        found = self._written.get(key)
+        if found is None:
+            found = self._written[key] = write()
+        return found
 
     def registration(self, row_id: int | None) -> Registration | None:
         if not row_id:
@@ -354,15 +370,16 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
     if prefetched is None:
         prefetched = Prefetched([row])
     clinic = prefetched.clinic
+    kind = row.kind  # (read once: each read of a mapped attribute goes through SQLAlchemy)
     if row.user_id:
         return _staff_email(row, clinic)
-    if row.kind == EmailKind.FIND_REGISTRATIONS:
+    if kind == EmailKind.FIND_REGISTRATIONS:
         return _places_email(row, clinic, prefetched.now)
-    if row.kind in (EmailKind.PRIVACY_LINK, EmailKind.DATA_ERASED):
+    if kind in (EmailKind.PRIVACY_LINK, EmailKind.DATA_ERASED):
         return _privacy_email(row, clinic)
-    if row.kind in PASS_KINDS:
+    if kind in PASS_KINDS:
         return _pass_email(row, clinic)
-    if row.kind == EmailKind.PASS_BOOKING_LINK:
+    if kind == EmailKind.PASS_BOOKING_LINK:
         return _pass_booking_email(row, clinic, prefetched.now)
     extra = dict(row.context or {})
     registration = prefetched.registration(row.registration_id)
@@ -381,47 +398,45 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         raise ValueError(f"outbox row {row.id} names no recipient")
 
     ctx = {
-        "kind": row.kind,
+        "kind": kind,
         "clinic": clinic,
         "name": name,
         "offering": offering,
         "sessions": [s for s in sessions if s.status == SessionStatus.SCHEDULED]
-        if row.kind != EmailKind.SESSION_CANCELLED
+        if kind != EmailKind.SESSION_CANCELLED
         else sessions,
         "session": session,
         "location": (session or (sessions[0] if sessions else None) or offering).location,
         "registration": registration,
         "entry": entry,
         "extra": extra,
-        "manage_url": manage_url(registration) if registration is not None else None,
-        "waitlist_url": waitlist_url(entry) if entry is not None else None,
+        "manage_url": prefetched.links.manage_url(registration) if registration is not None else None,
+        "waitlist_url": prefetched.links.waitlist_url(entry) if entry is not None else None,
         "schedule_url": current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/",
     }
     attachments: list[Attachment] = []
-    subject_template: str = SUBJECTS.get(row.kind, "%(title)s")
+    subject_template: str = SUBJECTS.get(kind, "%(title)s")
     when = ""
 
-    if registration is not None and row.kind in PAYMENT_KINDS:
-        subject_template = _payment_context(ctx, row.kind, registration, subject_template)
-    if registration is not None and registration.pass_id is not None:
+    if registration is not None and kind in PAYMENT_KINDS:
+        subject_template = _payment_context(ctx, kind, registration, subject_template)
+    if registration is not None and registration.pass_id is not None and kind in PASS_LINE_KINDS:
         # Booked with a class pass: "Class pass: 1 credit (6 of 10 left, expires Jun 14)".
         summary = pass_booking.pass_summary(registration)
         ctx["paid_with_pass"] = summary.text() if summary is not None else ""
-    if row.kind == EmailKind.WAITLIST_JOINED and entry is not None:
+    if kind == EmailKind.WAITLIST_JOINED and entry is not None:
         ctx["position"] = waitlist_position(entry) if entry.status.value == "waiting" else None
         if extra.get("again"):
             subject_template = WAITLIST_AGAIN_SUBJECT
             # Where the place stands when the email is written: waiting, offered, or gone.
             ctx["entry_state"] = entry.status.value
     offer_open = entry is not None and entry.status.value == "offered"
-    says_deadline = row.kind == EmailKind.WAITLIST_OFFER or (
-        row.kind == EmailKind.WAITLIST_JOINED and offer_open
-    )
+    says_deadline = kind == EmailKind.WAITLIST_OFFER or (kind == EmailKind.WAITLIST_JOINED and offer_open)
     if says_deadline and entry is not None and entry.offer_expires_at:
         deadline = entry.offer_expires_at.astimezone(ctx["location"].zone)
         ctx["deadline"] = deadline
         ctx["deadline_day"] = relative_day(deadline, prefetched.now, on="")
-    if row.kind == EmailKind.REGISTRATION_CONFIRMED and ctx["sessions"]:
+    if kind == EmailKind.REGISTRATION_CONFIRMED and ctx["sessions"]:
         ics = calendar.build_calendar(
             clinic,
             offering_text(offering).title,
@@ -435,7 +450,7 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         ctx["calendar_links"] = [
             calendar.calendar_links(s, offering_text(offering).title) for s in ctx["sessions"]
         ]
-    cancels_invite = row.kind in (EmailKind.SESSION_CANCELLED, EmailKind.REGISTRATION_CANCELLED)
+    cancels_invite = kind in (EmailKind.SESSION_CANCELLED, EmailKind.REGISTRATION_CANCELLED)
     if cancels_invite and registration is not None and registration.confirmed_at:
         # Takes back the invite sent on confirmation (same UIDs, higher SEQUENCE): the named
         # session, or (the whole offering called off, or their registration cancelled) the
@@ -456,7 +471,7 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
             filename = "cancel.ics" if len(cancelled) == 1 else f"cancel-{n}.ics"
             attachments.append(Attachment(filename, "text/calendar", ics, calendar.CANCEL))
     if (
-        row.kind == EmailKind.SESSION_MOVED
+        kind == EmailKind.SESSION_MOVED
         and session is not None
         and registration is not None
         and registration.confirmed_at
@@ -468,7 +483,7 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         )
         attachments.append(Attachment("invite.ics", "text/calendar", ics, calendar.PUBLISH))
         ctx["calendar_links"] = [calendar.calendar_links(session, offering_text(offering).title)]
-    if row.kind == EmailKind.SESSION_MOVED and session is not None:
+    if kind == EmailKind.SESSION_MOVED and session is not None:
         # Both times written in the person's language (rows queued before carry text only).
         ctx["new_when"] = session_when(session.local_start, session.local_end)
         ctx["old_when"] = extra.get("old_when", "")
@@ -478,16 +493,20 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
                 datetime.fromisoformat(extra["old_starts_at"]).astimezone(old_zone),
                 datetime.fromisoformat(extra["old_ends_at"]).astimezone(old_zone),
             )
-    if row.kind == EmailKind.REMINDER and session is not None:
+    if kind == EmailKind.REMINDER and session is not None:
         # "today" or "tomorrow" only where it is true in the session's own zone at the moment the
         # email is built (right before it is sent); else the date. The body gives the date too.
-        when = relative_when(session.local_start, prefetched.now)
+        reminded = session
+        when = prefetched.written(
+            ("when", current_language(), reminded.id),
+            lambda: relative_when(reminded.local_start, prefetched.now),
+        )
         ctx["when_text"] = when
-    if row.kind in (EmailKind.BALANCE_DUE, EmailKind.BALANCE_PAID) and registration is not None:
-        _balance_context(ctx, row.kind, registration, extra)
-    if row.kind == EmailKind.LATE_PAYMENT_REFUNDED and not extra.get("refund_cents", 1):
+    if kind in (EmailKind.BALANCE_DUE, EmailKind.BALANCE_PAID) and registration is not None:
+        _balance_context(ctx, kind, registration, extra)
+    if kind == EmailKind.LATE_PAYMENT_REFUNDED and not extra.get("refund_cents", 1):
         subject_template = LATE_PAYMENT_NOTHING_LEFT_SUBJECT
-    if row.kind == EmailKind.FOLLOW_UP:
+    if kind == EmailKind.FOLLOW_UP:
         variant = extra.get("variant")
         ctx["variant"] = variant if variant in ("attended", "missed") else "neutral"
         ctx["attended"] = ctx["variant"] == "attended"
@@ -498,7 +517,7 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
             subject_template = MISSED_SUBJECT
         elif ctx["variant"] == "neutral":
             subject_template = NEUTRAL_FOLLOW_UP_SUBJECT
-    if row.kind == EmailKind.STAFF_MESSAGE:
+    if kind == EmailKind.STAFF_MESSAGE:
         # Staff's own words, from the message row (never formatted: braces stay braces).
         message = db.session.get_one(StaffMessage, extra["message_id"])
         ctx["message"] = message
@@ -508,15 +527,16 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
         # The date a neutral subject names: the session the email is about, else the first
         # still to come (the first of all when none is).
         upcoming = [s for s in sessions if s.starts_at >= prefetched.now] or sessions
-        subject = subject_line(
-            subject_template,
-            clinic,
-            title=offering_text(offering).title,
-            when=when,
-            session=session or (upcoming[0] if upcoming else None),
+        named = session or (upcoming[0] if upcoming else None)
+        template = subject_template
+        subject = prefetched.written(
+            ("subject", current_language(), template, offering.id, when, named.id if named else None),
+            lambda: subject_line(
+                template, clinic, title=offering_text(offering).title, when=when, session=named
+            ),
         )
     ctx["subject"] = subject
-    return EmailContent(row.kind, subject, ctx, attachments)
+    return EmailContent(kind, subject, ctx, attachments)
 
 
 def _places_email(row: OutboxEmail, clinic: Clinic, now: datetime) -> EmailContent:

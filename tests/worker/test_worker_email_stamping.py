@@ -118,6 +118,9 @@ def test_a_batch_is_marked_sent_and_its_marks_connection_handed_back_as_found(db
     assert {row.status for row in sent} == {EmailStatus.SENT}
     assert all(row.sent_at is not None for row in sent)
     assert len(smtp.messages) == len(rows)
-    # Every pooled connection answers with the server's default again (the marks' one was reset).
+    # Every pooled connection answers with the server's default again (the marks' one was reset),
+    # and holds no prepared 'sent' mark (the second batch prepared it again without a clash).
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+        prepared = "SELECT count(*) FROM pg_prepared_statements WHERE name = 'outbox_mark_sent'"
+        assert conn.exec_driver_sql(prepared).scalar() == 0
