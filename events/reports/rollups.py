@@ -423,21 +423,31 @@ def people_counts_from_days(
         sa.select(sa.func.max(d.day)).where(d.zone == zone_name, d.day <= first_day).scalar_subquery(),
         sa.select(sa.func.min(d.day)).where(d.zone == zone_name).scalar_subquery(),
     )
-    row = db.session.execute(sa.select(d).where(d.day == day, d.zone == zone_name)).scalar_one_or_none()
-    if row is None:
-        return None
     v = ReportVisit
     parts = _people_parts(v)
-    after = db.session.execute(
+    after = (
         sa.select(
             *(
-                facts_module._sum_if(sa.and_(condition, sa.or_(earlier.is_(None), earlier < start)))
-                for condition, earlier in (parts[name] for name in PEOPLE_PARTS)
+                facts_module._sum_if(sa.and_(condition, sa.or_(earlier.is_(None), earlier < start))).label(
+                    name
+                )
+                for name, (condition, earlier) in parts.items()
             )
-        ).where(v.starts_at >= end)
-    ).one()
+        )
+        .where(v.starts_at >= end)
+        .subquery("after_range")
+    )
+    # Columns, not the mapped rows: the session may still hold a day's row from before a rebuild.
+    kept = [getattr(d, f"{name}_{part}") for name in PEOPLE_PARTS for part in ("before", "ended")]
+    row = db.session.execute(
+        sa.select(*kept, after)
+        .select_from(sa.join(d, after, sa.true()))  # one row beside one row
+        .where(d.day == day, d.zone == zone_name)
+    ).one_or_none()  # one statement: the start day's row beside the visits after the range
+    if row is None:
+        return None
     counts = {
-        name: getattr(row, f"{name}_before") - getattr(row, f"{name}_ended") - int(after[n] or 0)
-        for n, name in enumerate(PEOPLE_PARTS)
+        name: getattr(row, f"{name}_before") - getattr(row, f"{name}_ended") - int(getattr(row, name) or 0)
+        for name in PEOPLE_PARTS
     }
     return PeopleCounts(**counts)
