@@ -7,11 +7,12 @@ those joins produce, so a report reads only its range's rows:
 - report_session_facts: each session's SessionFacts numbers, exactly as facts.session_facts
   computes them (the same function writes them);
 - report_visits: each visit, with its person's first and second visit and last class visit
-  of all time beside it (one INSERT ... SELECT with window functions).
+  of all time beside it (one INSERT ... SELECT with window functions);
+- from those, the rollups a long range reads instead (events/reports/rollups.py).
 
 refresh() runs every sweep (worker/tasks.py). It first reads a fingerprint of the rows the
 summaries come from (one statement); when nothing changed it only moves as_of on and returns:
-the summaries still equal the live figures. Otherwise it rebuilds both tables in one
+the summaries still equal the live figures. Otherwise it rebuilds them all in one
 transaction. A report uses them when they exist (build_report) and says as of when; tests
 prove a refreshed summary gives every figure the live computation gives, on PostgreSQL and
 SQLite (tests/integration/test_report_summaries.py).
