@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -1272,6 +1272,81 @@ class ReportVisit(Model):
     # people are counted from these without grouping (events/reports/facts.py).
     prev_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     prev_workshop_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReportRollup(Model):
+    """The session figures' parts (figures.SessionTotals) summed over the sessions of one day,
+    week, month or year (the grain) that share a location, offering and instructor, for the
+    sessions started by the last refresh (events/reports/rollups.py). A range reads its whole
+    years, then months and days at its edges: a few rows per offering, not one per session."""
+
+    __tablename__ = "report_rollups"
+    __table_args__ = (sa.Index("ix_report_rollups_grain_period", "grain", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    grain: Mapped[str] = mapped_column(sa.String(5))  # day | week | month | year
+    period: Mapped[date] = mapped_column(sa.Date)  # its first day (local): a Monday, a 1st...
+    week: Mapped[date | None] = mapped_column(sa.Date)  # the Monday of its week (not for months)
+    month: Mapped[date | None] = mapped_column(sa.Date)  # the 1st of its month (not for weeks)
+    location_id: Mapped[int] = mapped_column()
+    offering_id: Mapped[int] = mapped_column()
+    teacher_id: Mapped[int | None] = mapped_column()
+    sessions: Mapped[int] = mapped_column(sa.BigInteger)
+    held: Mapped[int] = mapped_column(sa.BigInteger)
+    cancelled: Mapped[int] = mapped_column(sa.BigInteger)
+    seats_held: Mapped[int] = mapped_column(sa.BigInteger)
+    visits: Mapped[int] = mapped_column(sa.BigInteger)
+    booked_held: Mapped[int] = mapped_column(sa.BigInteger)
+    taken_present: Mapped[int] = mapped_column(sa.BigInteger)
+    taken_confirmed: Mapped[int] = mapped_column(sa.BigInteger)
+    no_shows: Mapped[int] = mapped_column(sa.BigInteger)
+    late_cancellations: Mapped[int] = mapped_column(sa.BigInteger)
+    waitlist_joined: Mapped[int] = mapped_column(sa.BigInteger)
+    offers_made: Mapped[int] = mapped_column(sa.BigInteger)
+    offers_claimed: Mapped[int] = mapped_column(sa.BigInteger)
+    offers_expired: Mapped[int] = mapped_column(sa.BigInteger)
+    sessions_filled: Mapped[int] = mapped_column(sa.BigInteger)
+    card_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    desk_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    refund_cents: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class ReportFillLead(Model):
+    """For each session started by the last refresh that filled: how many days before its start
+    (a median is not a sum, so the report reads these one by one, only the sessions that filled)."""
+
+    __tablename__ = "report_fill_leads"
+
+    session_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    local_day: Mapped[date] = mapped_column(sa.Date, index=True)
+    location_id: Mapped[int] = mapped_column()
+    offering_id: Mapped[int] = mapped_column()
+    teacher_id: Mapped[int | None] = mapped_column()
+    lead_days: Mapped[float] = mapped_column(sa.Float)
+
+
+class ReportPeopleDay(Model):
+    """Where every location keeps one time zone: for each local day, of the visits each people
+    figure counts (events/reports/rollups.py), how many had their previous visit (none counts)
+    before the day's start (_before) and how many were themselves before it (_ended). A range's
+    people figures are one row's differences less the visits after the range whose previous one
+    was before it: a lookup and the visits after the range, not a count of every visit in it."""
+
+    __tablename__ = "report_people_days"
+
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    zone: Mapped[str] = mapped_column(sa.String(64))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the day's start, UTC
+    people_before: Mapped[int] = mapped_column(sa.BigInteger)
+    people_ended: Mapped[int] = mapped_column(sa.BigInteger)
+    first_timers_before: Mapped[int] = mapped_column(sa.BigInteger)
+    first_timers_ended: Mapped[int] = mapped_column(sa.BigInteger)
+    came_back_before: Mapped[int] = mapped_column(sa.BigInteger)
+    came_back_ended: Mapped[int] = mapped_column(sa.BigInteger)
+    workshop_goers_before: Mapped[int] = mapped_column(sa.BigInteger)
+    workshop_goers_ended: Mapped[int] = mapped_column(sa.BigInteger)
+    went_on_before: Mapped[int] = mapped_column(sa.BigInteger)
+    went_on_ended: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 class ReportSummaryState(Model):

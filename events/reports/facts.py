@@ -208,11 +208,14 @@ def _sessions_select(in_range: sa.ColumnElement[bool], *extra: Any) -> sa.Select
 
 
 def session_facts_from_summary(
-    first_day: date, last_day: date, scope: Scope, locations: list[Location]
+    first_day: date, last_day: date, scope: Scope, locations: list[Location], after: datetime | None = None
 ) -> list[SessionFacts]:
-    """The range's sessions read live, their facts from report_session_facts (a session made
-    since the last refresh has none yet: zeros until the next)."""
+    """The range's sessions read live (those starting after `after` only, when given), their
+    facts from report_session_facts (a session made since the last refresh has none yet: zeros
+    until the next)."""
     in_range = sa.and_(_in_range(locations, first_day, last_day), _in_scope(scope))
+    if after is not None:
+        in_range = sa.and_(in_range, Session.starts_at > after)
     f = ReportSessionFacts
     rows = db.session.execute(
         _sessions_select(

@@ -17,8 +17,9 @@ details) counts as one person per registration and is never named.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from statistics import median
@@ -90,90 +91,173 @@ class Ratio:
 # --- Sessions ---
 
 
-def sessions_held(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(1 for f in facts if f.held(now))
+@dataclass(frozen=True)
+class SessionTotals:
+    """The session figures' parts, summed over a group of sessions. of() is their definition
+    over SessionFacts; the report reads the same parts summed in the database from the
+    summaries (events/reports/rollups.py), which store of() of each session. Every part adds
+    up, so a group's totals are the sum of its parts' (fill_leads, for the median, are kept
+    one per session that filled)."""
+
+    sessions: int = 0
+    held: int = 0
+    cancelled: int = 0
+    seats_held: int = 0  # the capacity of the sessions held
+    visits: int = 0
+    booked_held: int = 0  # booked at the start, at most the capacity, at sessions held
+    taken_present: int = 0  # at sessions held where attendance was taken
+    taken_confirmed: int = 0
+    no_shows: int = 0
+    late_cancellations: int = 0
+    waitlist_joined: int = 0
+    offers_made: int = 0
+    offers_claimed: int = 0
+    offers_expired: int = 0
+    sessions_filled: int = 0
+    card_cents: int = 0
+    desk_cents: int = 0
+    refund_cents: int = 0
+    fill_leads: tuple[float, ...] = ()  # days from filling to the start, one per session filled
+
+    @classmethod
+    def of(cls, facts: Iterable[SessionFacts], now: datetime) -> SessionTotals:
+        return sum((cls.of_one(f, now) for f in facts), cls())
+
+    @classmethod
+    def of_one(cls, f: SessionFacts, now: datetime) -> SessionTotals:
+        held = f.held(now)
+        taken = held and f.attendance_taken
+        filled = f.first_of_pool and not f.cancelled and f.filled_at is not None
+        return cls(
+            sessions=1,
+            held=int(held),
+            cancelled=int(f.cancelled),
+            seats_held=f.capacity if held else 0,
+            visits=(f.present if f.attendance_taken else f.confirmed) if held else 0,
+            booked_held=min(f.booked_at_start, f.capacity) if held else 0,
+            taken_present=f.present if taken else 0,
+            taken_confirmed=f.confirmed if taken else 0,
+            no_shows=max(f.confirmed - f.present, 0) if taken else 0,
+            late_cancellations=f.late_cancellations,
+            waitlist_joined=f.waitlist_joined,
+            offers_made=f.offers_made,
+            offers_claimed=f.offers_claimed,
+            offers_expired=f.offers_expired,
+            sessions_filled=int(filled),
+            card_cents=f.card_cents,
+            desk_cents=f.desk_cents,
+            refund_cents=f.refund_cents,
+            fill_leads=(fill_lead_days(f.starts_at - f.filled_at),) if filled and f.filled_at else (),
+        )
+
+    def parts(self) -> tuple[int, ...]:
+        """The additive parts in ADDITIVE_PARTS' order."""
+        return _additive_parts(self)
+
+    @classmethod
+    def from_parts(cls, parts: Iterable[int], fill_leads: tuple[float, ...] = ()) -> SessionTotals:
+        """From the additive parts in ADDITIVE_PARTS' order (positionally: the fastest way)."""
+        return cls(*parts, fill_leads=fill_leads)  # type: ignore[misc, arg-type]
+
+    def __add__(self, other: SessionTotals) -> SessionTotals:
+        return SessionTotals.from_parts(
+            map(operator.add, self.parts(), other.parts()), self.fill_leads + other.fill_leads
+        )
 
 
-def sessions_cancelled(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(1 for f in facts if f.cancelled)
+def fill_lead_days(lead: timedelta) -> float:
+    """How long before the start a session filled, in days (none when it filled after)."""
+    return max(lead.total_seconds(), 0) / 86400
 
 
-def visits(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(f.present if f.attendance_taken else f.confirmed for f in facts if f.held(now))
+SessionRows = SessionTotals | Iterable[SessionFacts]
 
 
-def seats_offered(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(f.capacity for f in facts if f.held(now))
+def _totals(facts: SessionRows, now: datetime) -> SessionTotals:
+    return facts if isinstance(facts, SessionTotals) else SessionTotals.of(facts, now)
 
 
-def fill_rate_at_start(facts: Iterable[SessionFacts], now: datetime) -> Ratio:
-    held = [f for f in facts if f.held(now)]
-    return Ratio(sum(min(f.booked_at_start, f.capacity) for f in held), sum(f.capacity for f in held))
+def sessions_held(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).held
 
 
-def attendance_rate(facts: Iterable[SessionFacts], now: datetime) -> Ratio:
-    taken = [f for f in facts if f.held(now) and f.attendance_taken]
-    return Ratio(sum(f.present for f in taken), sum(f.confirmed for f in taken))
+def sessions_cancelled(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).cancelled
 
 
-def no_shows(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(max(f.confirmed - f.present, 0) for f in facts if f.held(now) and f.attendance_taken)
+def visits(facts: SessionRows, now: datetime) -> int:
+    """Checked in where attendance was taken, confirmed where it was not, at sessions held."""
+    return _totals(facts, now).visits
 
 
-def late_cancellations(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(f.late_cancellations for f in facts)
+def seats_offered(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).seats_held
+
+
+def fill_rate_at_start(facts: SessionRows, now: datetime) -> Ratio:
+    totals = _totals(facts, now)
+    return Ratio(totals.booked_held, totals.seats_held)
+
+
+def attendance_rate(facts: SessionRows, now: datetime) -> Ratio:
+    totals = _totals(facts, now)
+    return Ratio(totals.taken_present, totals.taken_confirmed)
+
+
+def no_shows(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).no_shows
+
+
+def late_cancellations(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).late_cancellations
 
 
 # --- Waitlist demand ---
 
 
-def waitlist_joined(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(f.waitlist_joined for f in facts)
+def waitlist_joined(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).waitlist_joined
 
 
-def offers_made(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(f.offers_made for f in facts)
+def offers_made(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).offers_made
 
 
-def offers_claimed(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(f.offers_claimed for f in facts)
+def offers_claimed(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).offers_claimed
 
 
-def offers_expired(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(f.offers_expired for f in facts)
+def offers_expired(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).offers_expired
 
 
-def sessions_filled(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(1 for f in facts if f.first_of_pool and not f.cancelled and f.filled_at is not None)
+def sessions_filled(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).sessions_filled
 
 
-def days_filled_before_start(facts: Iterable[SessionFacts], now: datetime) -> float | None:
-    leads = [
-        max((f.starts_at - f.filled_at).total_seconds(), 0) / 86400
-        for f in facts
-        if f.first_of_pool and not f.cancelled and f.filled_at is not None
-    ]
+def days_filled_before_start(facts: SessionRows, now: datetime) -> float | None:
+    leads = _totals(facts, now).fill_leads
     return round(median(leads), 1) if leads else None
 
 
 # --- Money (integer cents, the clinic's currency) ---
 
 
-def card_payments(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(f.card_cents for f in facts)
+def card_payments(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).card_cents
 
 
-def desk_payments(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(f.desk_cents for f in facts)
+def desk_payments(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).desk_cents
 
 
-def refunds(facts: Iterable[SessionFacts], now: datetime) -> int:
-    return sum(f.refund_cents for f in facts)
+def refunds(facts: SessionRows, now: datetime) -> int:
+    return _totals(facts, now).refund_cents
 
 
-def net_income(facts: Iterable[SessionFacts], now: datetime) -> int:
-    rows = list(facts)
-    return card_payments(rows, now) + desk_payments(rows, now) - refunds(rows, now)
+def net_income(facts: SessionRows, now: datetime) -> int:
+    totals = _totals(facts, now)
+    return totals.card_cents + totals.desk_cents - totals.refund_cents
 
 
 # --- People ---
@@ -396,5 +480,8 @@ PASS_FIGURES = [
     Figure("code_discounts", "Discount given by codes", "money",
            "The discount those uses gave, in total.", code_discounts, "passes"),
 ]  # fmt: skip
+
+ADDITIVE_PARTS = tuple(f.name for f in fields(SessionTotals) if f.name != "fill_leads")
+_additive_parts = operator.attrgetter(*ADDITIVE_PARTS)
 
 FIGURES = {f.key: f for f in (*SESSION_FIGURES, *PEOPLE_FIGURES, *PASS_FIGURES)}

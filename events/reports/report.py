@@ -5,8 +5,6 @@ disagree."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -16,7 +14,7 @@ from zoneinfo import ZoneInfo
 from events.clinic import current_clinic
 from events.models import User, utcnow
 from events.reports import facts as facts_module
-from events.reports import summaries
+from events.reports import rollups, summaries
 from events.reports.figures import (
     FIGURES,
     PASS_FIGURES,
@@ -28,7 +26,8 @@ from events.reports.figures import (
     PeopleCounts,
     PersonHistory,
     Ratio,
-    SessionFacts,
+    SessionRows,
+    SessionTotals,
     attendance_rate,
     fill_rate_at_start,
     sessions_held,
@@ -72,33 +71,25 @@ def _month_end(day: date) -> date:
     return next_month - timedelta(days=1)
 
 
-def week_start(day: date) -> date:
-    return day - timedelta(days=day.weekday())  # weeks start on Monday
-
-
 @lru_cache(maxsize=1024)
 def week_label(monday: date) -> str:
     return f"Week of {monday:%b} {monday.day}, {monday.year}"
 
 
-def _group_key(breakdown: str) -> Callable[[SessionFacts], tuple[Any, str]]:
-    """(what sorts the group, what names it) for one session."""
+def _group_key(breakdown: str, value: Any) -> tuple[Any, str]:
+    """(what sorts the group, what names it) for a value of the breakdown
+    (rollups.dimension_value: a title, a kind, a Monday, the 1st of a month...)."""
     if breakdown == "offering":
-        return lambda f: (f.offering_title.lower(), f.offering_title)
+        return value.lower(), value
     if breakdown == "kind":
-        return lambda f: (f.kind, f.kind.capitalize())
+        return value, value.capitalize()
     if breakdown == "topic":
-        return lambda f: (f.topic.lower(), f.topic or "No topic")
-    if breakdown == "location":
-        return lambda f: (f.location_name.lower(), f.location_name)
-    if breakdown == "instructor":
-        return lambda f: (f.instructor_name.lower(), f.instructor_name)
+        return value.lower(), value or "No topic"
+    if breakdown in ("location", "instructor"):
+        return value.lower(), value
     if breakdown == "week":
-        return lambda f: (week_start(f.local_day), week_label(week_start(f.local_day)))
-    return lambda f: (
-        (f.local_day.year, f.local_day.month),
-        _month_label(f.local_day.year, f.local_day.month),
-    )
+        return value, week_label(value)
+    return (value.year, value.month), _month_label(value.year, value.month)
 
 
 @lru_cache(maxsize=512)
@@ -179,8 +170,9 @@ class Report:
         raise KeyError(key)
 
 
-def session_values(rows: list[SessionFacts], now: datetime) -> list[FigureValue]:
-    return [FigureValue(f, f.compute(rows, now)) for f in SESSION_FIGURES]
+def session_values(rows: SessionRows, now: datetime) -> list[FigureValue]:
+    totals = rows if isinstance(rows, SessionTotals) else SessionTotals.of(rows, now)
+    return [FigureValue(f, f.compute(totals, now)) for f in SESSION_FIGURES]
 
 
 def people_values(people: PeopleCounts | list[PersonHistory]) -> list[FigureValue]:
@@ -198,25 +190,38 @@ def build_report(
     clinic = current_clinic()
     scope = facts_module.Scope(None if user.is_admin else user.id)
     locations = facts_module.active_locations_for_reports()
+    by_month = (last_day - first_day).days > 120
+    trend_by = "month" if by_month else "week"
+    dimensions = {breakdown, trend_by, "offering", "location"}
     # The summaries when the worker keeps them (events/reports/summaries.py), else the live rows.
     state = summaries.usable_state(now)
+    people: PeopleCounts | None = None
     if state is not None:
-        session_rows = facts_module.session_facts_from_summary(first_day, last_day, scope, locations)
-        people: PeopleCounts = facts_module.people_counts_from_summary(first_day, last_day, scope, locations)
+        groups = rollups.grouped(dimensions, first_day, last_day, scope, state.as_of, now, locations)
+        zone = rollups.one_zone(locations)
+        if scope.instructor_id is None and zone is not None:
+            people = rollups.people_counts_from_days(first_day, last_day, zone, state.as_of)
+        if people is None:
+            people = facts_module.people_counts_from_summary(first_day, last_day, scope, locations)
     else:
         session_rows = facts_module.session_facts(first_day, last_day, scope, clinic.currency, locations)
+        groups = rollups.group_facts(session_rows, dimensions, now)
         people = facts_module.people_counts(first_day, last_day, scope, now, locations)
 
-    key_of = _group_key(breakdown)
-    groups: dict[Any, tuple[str, list[SessionFacts]]] = {}
-    for row in session_rows:
-        sort_key, label = key_of(row)
-        groups.setdefault(sort_key, (label, []))[1].append(row)
+    # Merged by what sorts them: a title written in other case is the same offering.
+    merged: dict[Any, tuple[str, SessionTotals]] = {}
+    for value in sorted(groups[breakdown], key=str):
+        sort_key, label = _group_key(breakdown, value)
+        if sort_key in merged:
+            merged[sort_key] = (merged[sort_key][0], merged[sort_key][1] + groups[breakdown][value])
+        else:
+            merged[sort_key] = (label, groups[breakdown][value])
     breakdown_rows = [
-        BreakdownRow(label, session_values(rows, now))
-        for _, (label, rows) in sorted(groups.items(), key=lambda g: g[0])
+        BreakdownRow(label, session_values(totals, now))
+        for _, (label, totals) in sorted(merged.items(), key=lambda g: g[0])
     ]
-    summary = session_values(session_rows, now)
+    # Every session has a location: the locations' totals are everything's.
+    summary = session_values(sum(groups["location"].values(), SessionTotals()), now)
 
     report = Report(
         first_day=first_day,
@@ -234,46 +239,31 @@ def build_report(
         passes = facts_module.pass_facts(first_day, last_day, ZoneInfo(clinic.timezone), clinic.currency)
         report.passes = pass_values(passes)
         report.codes_by_partner = list(passes.codes)
-    _charts(report, session_rows, now)
+    _charts(report, groups, trend_by, now)
     return report
 
 
-def _charts(report: Report, rows: list[SessionFacts], now: datetime) -> None:
-    by_month = (report.last_day - report.first_day).days > 120
-    trend_key = _group_key("month" if by_month else "week")
-    report.trend_title = "Visits per month" if by_month else "Visits per week"
-    trend: dict[Any, tuple[str, list[SessionFacts]]] = {}
-    for row in rows:
-        sort_key, label = trend_key(row)
-        trend.setdefault(sort_key, (label.removeprefix("Week of "), []))[1].append(row)
+def _charts(report: Report, groups: rollups.Groups, trend_by: str, now: datetime) -> None:
+    report.trend_title = "Visits per month" if trend_by == "month" else "Visits per week"
     report.trend = [
-        ChartRow(label, count, f"{count:,}")
-        for _, (label, group) in sorted(trend.items(), key=lambda g: g[0])
-        for count in [visits(group, now)]
+        ChartRow(label.removeprefix("Week of "), count, f"{count:,}")
+        for _, label, count in sorted(
+            (*_group_key(trend_by, value), visits(totals, now)) for value, totals in groups[trend_by].items()
+        )
     ]
 
     # By title, as the breakdown does: a workshop run each month is one line, not twelve.
-    by_offering: dict[str, list[SessionFacts]] = defaultdict(list)
-    for row in rows:
-        by_offering[row.offering_title].append(row)
-    busiest = sorted(by_offering.values(), key=lambda g: (-sessions_held(g, now), g[0].offering_title))
+    by_offering = groups["offering"]
+    busiest = sorted(by_offering, key=lambda title: (-sessions_held(by_offering[title], now), title))
     fills = []
-    for group in busiest:
-        rate = fill_rate_at_start(group, now)
+    for title in busiest:
+        rate = fill_rate_at_start(by_offering[title], now)
         if rate.value is not None:
-            fills.append(
-                ChartRow(
-                    group[0].offering_title,
-                    rate.value * 100,
-                    format_value(FIGURES["fill_rate_at_start"], rate),
-                )
-            )
+            fills.append(ChartRow(title, rate.value * 100, format_value(FIGURES["fill_rate_at_start"], rate)))
     report.fill_by_offering = fills[:CHART_BARS]
     report.more_offerings = max(len(fills) - CHART_BARS, 0)
 
-    by_location: dict[str, list[SessionFacts]] = defaultdict(list)
-    for row in rows:
-        by_location[row.location_name].append(row)
+    by_location = groups["location"]
     for name in sorted(by_location):
         rate = attendance_rate(by_location[name], now)
         report.attendance_by_location.append(

@@ -7,11 +7,12 @@ those joins produce, so a report reads only its range's rows:
 - report_session_facts: each session's SessionFacts numbers, exactly as facts.session_facts
   computes them (the same function writes them);
 - report_visits: each visit, with its person's first and second visit and last class visit
-  of all time beside it (one INSERT ... SELECT with window functions).
+  of all time beside it (one INSERT ... SELECT with window functions);
+- from those, the rollups a long range reads instead (events/reports/rollups.py).
 
 refresh() runs every sweep (worker/tasks.py). It first reads a fingerprint of the rows the
 summaries come from (one statement); when nothing changed it only moves as_of on and returns:
-the summaries still equal the live figures. Otherwise it rebuilds both tables in one
+the summaries still equal the live figures. Otherwise it rebuilds them all in one
 transaction. A report uses them when they exist (build_report) and says as of when; tests
 prove a refreshed summary gives every figure the live computation gives, on PostgreSQL and
 SQLite (tests/integration/test_report_summaries.py).
@@ -52,6 +53,8 @@ from events.models import (
     utcnow,
 )
 from events.reports import facts as facts_module
+from events.reports import rollups
+from events.reports.figures import SessionFacts
 
 STATE_ID = 1
 
@@ -183,10 +186,11 @@ def _all_days() -> tuple[date, date] | None:
 def rebuild(now: datetime) -> None:
     """Both tables made equal to the live rows as of `now`, in the caller's transaction."""
     db.session.execute(sa.delete(ReportSessionFacts))
-    db.session.execute(sa.delete(ReportVisit))
+    db.session.execute(sa.delete(ReportVisit))  # and the rollups, replaced below
     days = _all_days()
+    locations = facts_module.active_locations_for_reports()
+    rows: list[SessionFacts] = []
     if days is not None:
-        locations = facts_module.active_locations_for_reports()
         rows = facts_module.session_facts(
             days[0], days[1], facts_module.Scope(), current_clinic().currency, locations
         )
@@ -206,9 +210,16 @@ def rebuild(now: datetime) -> None:
         "first_at", "second_at", "last_class_at", "prev_at", "prev_workshop_at",
     ]  # fmt: skip
     db.session.execute(sa.insert(ReportVisit).from_select(columns, _visits_select(now)))
+    rollups.rebuild_sessions(rows, now)
+    rollups.rebuild_people_days(locations)
     if db.session.get_bind().dialect.name == "postgresql":
         # Fresh statistics for the planner (a table rebuilt wholesale has none worth reading).
-        db.session.execute(sa.text("ANALYZE report_visits, report_session_facts"))
+        db.session.execute(
+            sa.text(
+                "ANALYZE report_visits, report_session_facts, report_rollups, report_fill_leads, "
+                "report_people_days"
+            )
+        )
 
 
 def refresh(now: datetime | None = None, force: bool = False) -> dict | None:

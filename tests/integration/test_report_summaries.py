@@ -38,6 +38,22 @@ RANGES = [
     (date(2026, 1, 10), date(2026, 1, 10)),
     (date(2025, 12, 1), date(2026, 12, 31)),
     (date(2026, 2, 1), date(2026, 3, 15)),
+    # Spanning years (whole months and weeks inside, days at the edges, cut in the data's middle),
+    # ending far from NOW (the people counted from the range's visits) and near it (from the days).
+    (date(2016, 11, 30), date(2026, 11, 30)),
+    (date(2016, 1, 1), date(2026, 2, 11)),
+    (date(2025, 6, 15), date(2026, 2, 11)),
+    (date(2025, 12, 17), date(2026, 3, 4)),
+]
+# A refresh in the data's middle: the sessions after it are read one by one beside the rollups,
+# and ranges ending near it count the people after their end.
+MIDDLE = datetime(2026, 2, 20, 15, 30, tzinfo=UTC)
+MIDDLE_RANGES = [
+    (date(2025, 12, 1), date(2026, 1, 20)),
+    (date(2016, 1, 1), date(2026, 1, 14)),
+    (date(2025, 12, 29), date(2026, 2, 19)),
+    (date(2016, 1, 1), date(2026, 12, 31)),
+    (date(2026, 2, 16), date(2026, 3, 31)),
 ]
 
 
@@ -55,11 +71,11 @@ def _snapshot(report) -> dict:
     }
 
 
-def _reports(users: list[User]) -> dict:
+def _reports(users: list[User], now: datetime = NOW, ranges: list = RANGES) -> dict:
     return {
-        (user.id, first, last, by): _snapshot(build_report(first, last, by, user, NOW))
+        (user.id, first, last, by): _snapshot(build_report(first, last, by, user, now))
         for user in users
-        for first, last in RANGES
+        for first, last in ranges
         for by in ("offering", "week", "instructor")
     }
 
@@ -98,6 +114,12 @@ def _compare_live_and_summary(
     _db.session.commit()
     assert after == _reports(users)  # live again, the same
     assert after != live
+
+    # Refreshed in the data's middle: sessions ahead of it and ranges ending near it.
+    live = _reports(users, MIDDLE, MIDDLE_RANGES)
+    assert summaries.refresh(MIDDLE) == {"rebuilt": True}
+    assert build_report(*MIDDLE_RANGES[0], "offering", admin, MIDDLE).as_of == MIDDLE
+    assert _reports(users, MIDDLE, MIDDLE_RANGES) == live
 
 
 @pytest.mark.parametrize(
