@@ -4,7 +4,7 @@ ledger row kind "extension" with the expiry it moved the pass to (credits the cl
 onto an expired pass stay usable)
 
 Revision ID: 0024_tier_translations
-Revises: 0022_report_summaries
+Revises: 0023_report_rollups
 Create Date: 2026-12-01 04:00:00.000000
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0024_tier_translations'
-down_revision = '0022_report_summaries'
+down_revision = '0023_report_rollups'
 branch_labels = None
 depends_on = None
 
