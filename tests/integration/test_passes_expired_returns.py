@@ -179,3 +179,25 @@ def test_with_no_extension_days_the_clinics_credit_expires_at_once_too(app, db, 
 
     assert ledger_kinds(pass_id)[-2:] == [LedgerKind.RETURN, LedgerKind.EXPIRY]
     assert ledger.balance(pass_id) == 0
+
+
+def test_the_clinic_cancelling_before_the_expiry_task_ran_extends_only_the_credit_given_back(app, db):
+    """The pass expired an hour ago with 9 credits left, but the expiry task has not run yet
+    (the worker was down, or the sweep is still to come): the clinic's cancellation must give
+    back the class's credit, not bring the 9 expired ones back to life for another 30 days. The
+    result must not depend on whether the expiry task happened to run first."""
+    make_clinic()
+    cls = make_class(days=5, title="Core Flow")
+    pass_ = make_pass(ME)
+    db.session.commit()
+    booking.book_with_pass(cls, cls.sessions[0].id, Person("Pat Holder", ME, "", "en"))
+    db.session.get_one(Pass, pass_.id).expires_at = utcnow() - timedelta(hours=1)
+    db.session.commit()  # (no expire_due: the task is still to run)
+
+    cancellations.cancel_session(cls.sessions[0].id, admin(db), "Instructor ill")
+
+    db.session.expire_all()
+    assert ledger.is_usable(db.session.get_one(Pass, pass_.id), utcnow())
+    assert ledger.balance(pass_.id) == 1  # the credit given back; the 9 left expired with the pass
+    assert ledger_kinds(pass_.id).count(LedgerKind.EXPIRY) == 1
+    assert pass_admin.expire_due(utcnow()) == 0
