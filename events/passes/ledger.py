@@ -178,6 +178,10 @@ def give_back(
     pass_ = lock_pass(registration.pass_id)
     if _settled(pass_.id, registration.id):
         return None
+    if is_expired(pass_, now) and not expiry_written(pass_):
+        # What was left when the pass expired goes first, as the expiry task would have taken
+        # it: only the credits given back may be kept usable, whichever of the two ran first.
+        expire(pass_, now)
     entry = write(
         pass_,
         LedgerKind.RETURN,
