@@ -201,3 +201,18 @@ def test_the_clinic_cancelling_before_the_expiry_task_ran_extends_only_the_credi
     assert ledger.balance(pass_.id) == 1  # the credit given back; the 9 left expired with the pass
     assert ledger_kinds(pass_.id).count(LedgerKind.EXPIRY) == 1
     assert pass_admin.expire_due(utcnow()) == 0
+
+
+def test_pausing_and_restarting_an_expired_pass_does_not_expire_it_a_second_time(app, db):
+    """Staff may pause a pass that has already expired (it is still 'active'); restarting it
+    moves its expiry on by the days paused, which for a pass already past its expiry is still in
+    the past. No extension revived it, so the expiry task has nothing to do: the old test
+    'created_at >= expires_at' took that for an expiry not yet written and wrote a second one."""
+    _cls, pass_id, _reg = booked_then_expired(db)
+    user = admin(db)
+    now = utcnow()
+    pass_admin.freeze(pass_id, "Medical", user, now=now + timedelta(days=1))
+    pass_admin.unfreeze(pass_id, "Back", user, now=now + timedelta(days=3))
+
+    assert pass_admin.expire_due(now + timedelta(days=3, minutes=1)) == 0
+    assert ledger_kinds(pass_id).count(LedgerKind.EXPIRY) == 1
