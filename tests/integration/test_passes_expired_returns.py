@@ -216,3 +216,56 @@ def test_pausing_and_restarting_an_expired_pass_does_not_expire_it_a_second_time
 
     assert pass_admin.expire_due(now + timedelta(days=3, minutes=1)) == 0
     assert ledger_kinds(pass_id).count(LedgerKind.EXPIRY) == 1
+
+
+@pytest.mark.real_commits  # threads with connections of their own
+def test_the_expiry_task_and_the_clinic_cancelling_at_once_expire_the_leftovers_once(app, db):
+    """Real threads on PostgreSQL, each its own transaction: two runs of the expiry task (two
+    beat ticks, or the task and `flask expire-passes`) and the clinic cancelling the class, all at
+    the moment a pass with 9 credits left has just expired. Whichever gets the pass's lock first,
+    the 9 expire once and only the credit given back stays usable, on the extended pass."""
+    import threading
+
+    make_clinic()
+    cls = make_class(days=5, title="Core Flow")
+    pass_ = make_pass(ME)
+    db.session.commit()
+    booking.book_with_pass(cls, cls.sessions[0].id, Person("Pat Holder", ME, "", "en"))
+    db.session.get_one(Pass, pass_.id).expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    pass_id, session_id, actor_id = pass_.id, cls.sessions[0].id, admin(db).id
+    start = threading.Barrier(3)
+    failures: list[BaseException] = []
+
+    def run(job) -> None:
+        with app.app_context():
+            from events.extensions import db as thread_db
+
+            try:
+                start.wait()
+                job(thread_db)
+            except BaseException as error:  # noqa: BLE001 (reported below)
+                failures.append(error)
+            finally:
+                thread_db.session.remove()
+
+    def expire_task(_db) -> None:
+        pass_admin.expire_due()
+
+    def clinic_cancels(thread_db) -> None:
+        cancellations.cancel_session(session_id, thread_db.session.get_one(User, actor_id), "Instructor ill")
+
+    jobs = (expire_task, expire_task, clinic_cancels)
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert failures == []
+    db.session.expire_all()
+    kinds = ledger_kinds(pass_id)
+    assert ledger.balance(pass_id) == 1
+    assert kinds.count(LedgerKind.EXPIRY) == 1 and kinds.count(LedgerKind.EXTENSION) == 1
+    assert ledger.is_usable(db.session.get_one(Pass, pass_id), utcnow())
+    assert pass_admin.expire_due() == 0
