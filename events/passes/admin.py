@@ -447,15 +447,7 @@ def expire_due(now: datetime | None = None) -> int:
     query when nothing is due; a paused pass waits (its expiry moves on when unpaused).
     Returns how many passes expired."""
     now = now or utcnow()
-    already = (
-        sa.select(PassLedgerEntry.id)
-        .where(
-            PassLedgerEntry.pass_id == Pass.id,
-            PassLedgerEntry.kind == LedgerKind.EXPIRY,
-            PassLedgerEntry.created_at >= Pass.expires_at,
-        )
-        .exists()
-    )
+    already = ledger.expiry_written_for(Pass.id)
     due = list(
         db.session.scalars(
             sa.select(Pass.id)

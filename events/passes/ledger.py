@@ -20,6 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from events.extensions import db
 from events.models import (
@@ -178,6 +179,10 @@ def give_back(
     pass_ = lock_pass(registration.pass_id)
     if _settled(pass_.id, registration.id):
         return None
+    if is_expired(pass_, now) and not expiry_written(pass_):
+        # What was left when the pass expired goes first, as the expiry task would have taken
+        # it: only the credits given back may be kept usable, whichever of the two ran first.
+        expire(pass_, now)
     entry = write(
         pass_,
         LedgerKind.RETURN,
@@ -235,23 +240,34 @@ def expire(
     return write(pass_, LedgerKind.EXPIRY, -max(left, 0), registration=registration, reason=reason, now=now)
 
 
-def expiry_written(pass_: Pass) -> bool:
-    """Whether the pass's current expiry has its EXPIRY row (one written at or after it: an
-    expiry moved on by keep_usable needs a new one when it comes)."""
-    if pass_.expires_at is None:
-        return False
-    return (
-        db.session.scalar(
-            sa.select(PassLedgerEntry.id)
-            .where(
-                PassLedgerEntry.pass_id == pass_.id,
-                PassLedgerEntry.kind == LedgerKind.EXPIRY,
-                PassLedgerEntry.created_at >= pass_.expires_at,
-            )
-            .limit(1)
+def expiry_written_for(
+    pass_id: sa.ColumnElement[int] | InstrumentedAttribute[int] | int,
+) -> sa.ColumnElement[bool]:
+    """The pass's current expiry has its EXPIRY row: one written after the last EXTENSION (an
+    expiry keep_usable moved on needs a new one when it comes). Ledger rows of a pass are written
+    under its lock, so their ids follow the order they were written in. Restarting a paused pass
+    moves its expiry too, but never revives one already expired: no new row is due then."""
+    expiry = aliased(PassLedgerEntry)
+    extension = aliased(PassLedgerEntry)
+    later_extension = (
+        sa.select(extension.id)
+        .where(
+            extension.pass_id == pass_id,
+            extension.kind == LedgerKind.EXTENSION,
+            extension.id > expiry.id,
         )
-        is not None
+        .exists()
     )
+    return (
+        sa.select(expiry.id)
+        .where(expiry.pass_id == pass_id, expiry.kind == LedgerKind.EXPIRY, ~later_extension)
+        .exists()
+    )
+
+
+def expiry_written(pass_: Pass) -> bool:
+    """Whether the pass's current expiry has its EXPIRY row (expiry_written_for)."""
+    return bool(db.session.scalar(sa.select(expiry_written_for(pass_.id))))
 
 
 def forfeit(registration: Registration, now: datetime, reason: str = "") -> PassLedgerEntry | None:

@@ -981,9 +981,10 @@ def claim_offer(
         session_id = session.id
     person = Person(entry.name, entry.email, entry.phone, entry.language)
     try:
-        quote, code = _price_under_lock(
-            offering, pool, price_choice or pricing.PriceChoice(), entry.email_normalized, True, now
-        )
+        # A free seat has no price to choose and nothing for a code to take off: a code posted
+        # anyway (the page shows none) is not spent on it.
+        choice = pricing.PriceChoice() if offering.is_free or price_choice is None else price_choice
+        quote, code = _price_under_lock(offering, pool, choice, entry.email_normalized, True, now)
     except _NoSeat:  # (not raised for an offered seat: it is theirs)
         raise AssertionError("seat rule broken: an offered seat refused") from None
     registration = _new_registration(pool, offering, session_id, person, "waitlist", now, browser_key, quote)

@@ -179,3 +179,93 @@ def test_with_no_extension_days_the_clinics_credit_expires_at_once_too(app, db, 
 
     assert ledger_kinds(pass_id)[-2:] == [LedgerKind.RETURN, LedgerKind.EXPIRY]
     assert ledger.balance(pass_id) == 0
+
+
+def test_the_clinic_cancelling_before_the_expiry_task_ran_extends_only_the_credit_given_back(app, db):
+    """The pass expired an hour ago with 9 credits left, but the expiry task has not run yet
+    (the worker was down, or the sweep is still to come): the clinic's cancellation must give
+    back the class's credit, not bring the 9 expired ones back to life for another 30 days. The
+    result must not depend on whether the expiry task happened to run first."""
+    make_clinic()
+    cls = make_class(days=5, title="Core Flow")
+    pass_ = make_pass(ME)
+    db.session.commit()
+    booking.book_with_pass(cls, cls.sessions[0].id, Person("Pat Holder", ME, "", "en"))
+    db.session.get_one(Pass, pass_.id).expires_at = utcnow() - timedelta(hours=1)
+    db.session.commit()  # (no expire_due: the task is still to run)
+
+    cancellations.cancel_session(cls.sessions[0].id, admin(db), "Instructor ill")
+
+    db.session.expire_all()
+    assert ledger.is_usable(db.session.get_one(Pass, pass_.id), utcnow())
+    assert ledger.balance(pass_.id) == 1  # the credit given back; the 9 left expired with the pass
+    assert ledger_kinds(pass_.id).count(LedgerKind.EXPIRY) == 1
+    assert pass_admin.expire_due(utcnow()) == 0
+
+
+def test_pausing_and_restarting_an_expired_pass_does_not_expire_it_a_second_time(app, db):
+    """Staff may pause a pass that has already expired (it is still 'active'); restarting it
+    moves its expiry on by the days paused, which for a pass already past its expiry is still in
+    the past. No extension revived it, so the expiry task has nothing to do: the old test
+    'created_at >= expires_at' took that for an expiry not yet written and wrote a second one."""
+    _cls, pass_id, _reg = booked_then_expired(db)
+    user = admin(db)
+    now = utcnow()
+    pass_admin.freeze(pass_id, "Medical", user, now=now + timedelta(days=1))
+    pass_admin.unfreeze(pass_id, "Back", user, now=now + timedelta(days=3))
+
+    assert pass_admin.expire_due(now + timedelta(days=3, minutes=1)) == 0
+    assert ledger_kinds(pass_id).count(LedgerKind.EXPIRY) == 1
+
+
+@pytest.mark.real_commits  # threads with connections of their own
+def test_the_expiry_task_and_the_clinic_cancelling_at_once_expire_the_leftovers_once(app, db):
+    """Real threads on PostgreSQL, each its own transaction: two runs of the expiry task (two
+    beat ticks, or the task and `flask expire-passes`) and the clinic cancelling the class, all at
+    the moment a pass with 9 credits left has just expired. Whichever gets the pass's lock first,
+    the 9 expire once and only the credit given back stays usable, on the extended pass."""
+    import threading
+
+    make_clinic()
+    cls = make_class(days=5, title="Core Flow")
+    pass_ = make_pass(ME)
+    db.session.commit()
+    booking.book_with_pass(cls, cls.sessions[0].id, Person("Pat Holder", ME, "", "en"))
+    db.session.get_one(Pass, pass_.id).expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    pass_id, session_id, actor_id = pass_.id, cls.sessions[0].id, admin(db).id
+    start = threading.Barrier(3)
+    failures: list[BaseException] = []
+
+    def run(job) -> None:
+        with app.app_context():
+            from events.extensions import db as thread_db
+
+            try:
+                start.wait()
+                job(thread_db)
+            except BaseException as error:  # noqa: BLE001 (reported below)
+                failures.append(error)
+            finally:
+                thread_db.session.remove()
+
+    def expire_task(_db) -> None:
+        pass_admin.expire_due()
+
+    def clinic_cancels(thread_db) -> None:
+        cancellations.cancel_session(session_id, thread_db.session.get_one(User, actor_id), "Instructor ill")
+
+    jobs = (expire_task, expire_task, clinic_cancels)
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert failures == []
+    db.session.expire_all()
+    kinds = ledger_kinds(pass_id)
+    assert ledger.balance(pass_id) == 1
+    assert kinds.count(LedgerKind.EXPIRY) == 1 and kinds.count(LedgerKind.EXTENSION) == 1
+    assert ledger.is_usable(db.session.get_one(Pass, pass_id), utcnow())
+    assert pass_admin.expire_due() == 0

@@ -491,3 +491,19 @@ def test_with_only_community_seats_left_the_form_offers_the_waitlist_for_a_gener
     assert entries(pool) == [("ana@example.com", WaitlistStatus.WAITING)]
     db.session.refresh(pool)
     assert pool.seats_taken == 1  # the community seat is still kept, not taken by the waitlist
+
+
+def test_a_code_sent_with_a_claim_of_a_free_seat_is_ignored_not_used_up(db):
+    """A free offering's claim page shows no code field, and the claim form 'ignores' price and
+    code for a free offering; a code posted anyway (an old tab, a crafted form) must not spend
+    one of the code's limited uses on a seat that costs nothing."""
+    offering = workshop(price_cents=0, capacity=1)
+    code(db, "PARTNER", value=20, max_uses=1)
+    db.session.commit()
+    entry = offered_seat(db, offering)
+
+    registration = services.claim_offer(entry.id, price_choice=PriceChoice(code="PARTNER"))
+
+    assert (registration.status, registration.price_cents) == (RegistrationStatus.CONFIRMED, 0)
+    assert registration.promo_code_id is None
+    assert count(PromoRedemption) == 0  # the partner's one use is still there for a paid seat
