@@ -221,6 +221,10 @@ def apply_intent(state: IntentState) -> Registration | None:
     now = utcnow()
     pool = seats.lock_pool(registration.seat_pool_id)
     db.session.refresh(registration)
+    if state.status == "succeeded" and registration.promo_code_id is not None:
+        # A success may count the code's use again (keep_use_for_payment): its lock is taken
+        # here, before the payment's, in the one order (pools -> promo code -> passes -> payments).
+        pricing.lock_code(registration.promo_code_id)
     existing = db.session.scalar(
         sa.select(Payment).where(Payment.stripe_payment_intent_id == state.id).with_for_update()
     )

@@ -109,3 +109,42 @@ def test_a_late_card_payment_keeps_its_code_price_only_if_the_code_still_has_a_u
     else:
         assert a_now.status is RegistrationStatus.CONFIRMED and refunded == []
         assert pricing.uses(promo.id) == 2
+
+
+def test_a_card_success_locks_the_code_before_the_payment(client, db, stripe_client):  # noqa: F811
+    """apply_intent for a registration priced with a code takes its row locks in the one order
+    (seat pools -> promo code -> payments): the code's lock taken after the payment's could
+    deadlock against a path that holds the code and waits for the payment."""
+    from events.extensions import db as ext_db
+    from events.payments import services as payments
+    from events.payments.gateway import IntentFor, get_gateway
+
+    offering = workshop(price_cents=2000, days=5)
+    db.session.add(PromoCode(code="HALF", code_normalized="HALF", kind=PromoKind.PERCENT_OFF, value=50))
+    db.session.commit()
+    held = services.register(
+        offering, None, Person("Ana", "a@example.com"), price_choice=PriceChoice(code="HALF")
+    )
+    gateway = get_gateway()
+    intent = gateway.create_intent(
+        IntentFor(registration_id=held.registration.id, label="Registration"),
+        card_token=card_token(stripe_client, SUCCESS),
+        amount=1000,
+        currency="usd",
+    )
+    state = gateway.confirm_intent(intent.id)
+    locked: list[str] = []
+
+    def note_lock(conn, cursor, statement, parameters, context, executemany):
+        if "FOR UPDATE" in statement:
+            locked.append(statement.split("FROM", 1)[1].split()[0].strip('"'))
+
+    engine = ext_db.engine
+    sa.event.listen(engine, "before_cursor_execute", note_lock)
+    try:
+        payments.apply_intent(state)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note_lock)
+    order = [name for name in locked if name in ("seat_pools", "promo_codes", "payments")]
+    assert order.index("seat_pools") < order.index("promo_codes") < order.index("payments"), order
+    assert refreshed(db, Registration, held.registration.id).status is RegistrationStatus.CONFIRMED
