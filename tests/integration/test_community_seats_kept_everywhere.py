@@ -7,8 +7,14 @@ seat only; the JSON API says how many are still kept. Amounts worked out by hand
 
 from __future__ import annotations
 
+import re
 from datetime import time
+from html import unescape
 
+import pytest
+import sqlalchemy as sa
+
+from events import pricing
 from events.extensions import db as _db
 from events.models import (
     OfferingKind,
@@ -17,14 +23,22 @@ from events.models import (
     Registration,
     RegistrationStatus,
     SeatPool,
+    WaitlistEntry,
+    WaitlistStatus,
     utcnow,
 )
+from events.passes import booking, ledger
 from events.pricing import PriceChoice
+from events.registration import links
 from events.registration.services import (
     Person,
+    WaitlistOutcome,
+    cancel_registration,
+    join_waitlist,
     register,
 )
 from tests.factories import make_clinic, make_location, make_offering, make_session
+from tests.helpers import csrf_token
 from tests.integration.conftest import day
 from tests.integration.test_api_openapi import assert_valid
 from tests.integration.test_page_cache import listening
@@ -83,6 +97,138 @@ def take_the_general_seats(cls, session, count: int = 1) -> list[Registration]:
         paid(register(cls, session.id, person(f"general{i}@example.com", f"General {i}")).registration)
         for i in range(count)
     ]
+
+
+# --- 1. A class pass takes a general seat ---
+
+
+def test_a_pass_booking_never_takes_a_kept_community_seat_and_keeps_its_waitlist_place(db):
+    cls, pass_ = community_class()
+    session = cls.sessions[0]
+    take_the_general_seats(cls, session)  # 1 general seat taken, 2 kept for the community
+    assert join_waitlist(cls, session.id, person()).outcome is WaitlistOutcome.JOINED
+
+    result = booking.book_with_pass(cls, session.id, person())
+
+    assert result.outcome is booking.Outcome.ONLY_COMMUNITY_SEATS
+    assert ledger.balance(pass_.id) == 10  # nothing spent
+    assert pool_of(session).seats_taken == 1
+    assert db.session.scalar(sa.select(Registration.id).where(Registration.email_normalized == ME)) is None
+    # Told "full for a general seat", they stay where they were on its waitlist.
+    entry = db.session.scalar(sa.select(WaitlistEntry).where(WaitlistEntry.email_normalized == ME))
+    assert entry.status is WaitlistStatus.WAITING
+
+    # The control: once the community seats join general sale, the same booking takes one.
+    cls.community_release_hours = 24 * 30
+    db.session.commit()
+    assert booking.book_with_pass(cls, session.id, person()).outcome is booking.Outcome.BOOKED
+    assert pool_of(session).seats_taken == 2
+    assert ledger.balance(pass_.id) == 9
+
+
+def test_a_pass_booking_takes_a_general_seat_while_community_seats_are_kept(db):
+    cls, pass_ = community_class()
+    session = cls.sessions[0]
+
+    booked = booking.book_with_pass(cls, session.id, person())
+
+    assert booked.outcome is booking.Outcome.BOOKED and booked.registration.community_seat is False
+    kept = pricing.community_seats(cls, pool_of(session), utcnow())
+    assert (kept.kept, kept.left_for_general) == (2, 0)  # the two community seats are still kept
+    # A general registration now finds only community seats: refused, as the pass was above.
+    with pytest.raises(Exception, match="community seats"):
+        register(cls, session.id, person("late@example.com"))
+    assert pool_of(session).seats_taken == 1
+
+
+def test_a_pass_holder_offered_a_general_seat_from_the_waitlist_books_it_with_the_pass(db):
+    cls, pass_ = community_class(capacity=2, community_seats=1)
+    session = cls.sessions[0]
+    (general,) = take_the_general_seats(cls, session)
+    assert join_waitlist(cls, session.id, person()).outcome is WaitlistOutcome.JOINED
+    cancel_registration(general.id)  # the general seat is offered to Pat
+    entry = db.session.scalar(sa.select(WaitlistEntry).where(WaitlistEntry.email_normalized == ME))
+    assert entry.status is WaitlistStatus.OFFERED
+
+    result = booking.book_with_pass(cls, session.id, person())
+
+    assert result.outcome is booking.Outcome.BOOKED
+    db.session.refresh(entry)
+    assert (entry.status, entry.registration_id) == (WaitlistStatus.CLAIMED, result.registration.id)
+    assert pool_of(session).seats_taken == 1  # the offer's seat became the booking's
+    assert pricing.community_seats(cls, pool_of(session), utcnow()).kept == 1
+
+
+def link_path(app, cls, session) -> str:
+    with app.test_request_context():
+        request = booking.BookingRequest(cls.id, session.id, "Pat Holder", ME, "612 555 0100", "en")
+        return "/pass-booking/" + booking.sign_request(request)
+
+
+def hidden_fields(html: str, action: str) -> dict[str, str]:
+    form = re.search(rf'<form method="post" action="{re.escape(action)}">(.*?)</form>', html, re.S)
+    assert form, f"no form posting to {action}"
+    return {
+        name: unescape(value)
+        for name, value in re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form.group(1))
+    }
+
+
+def test_the_emailed_links_page_answers_as_the_registration_form_and_its_waitlist_button_works(
+    app, client, db
+):
+    cls, pass_ = community_class()
+    session = cls.sessions[0]
+    take_the_general_seats(cls, session)
+    path = link_path(app, cls, session)
+
+    page = client.get(path)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert unescape(html).count(ONLY_COMMUNITY) == 1
+    assert "Book it" not in html
+    waitlist = hidden_fields(html, f"/offerings/{cls.slug}/waitlist")
+    assert {k: waitlist[k] for k in ("session_id", "name", "email", "phone")} == {
+        "session_id": str(session.id),
+        "name": "Pat Holder",
+        "email": ME,
+        "phone": "612 555 0100",
+    }
+    assert f'href="/offerings/{cls.slug}?session={session.id}#register"' in html
+
+    # Pressing "Book it" on a page opened before: the same words, once, and nothing spent.
+    refused = client.post(path, data={"csrf_token": csrf_token(html)})
+    assert refused.status_code == 409
+    assert unescape(refused.get_data(as_text=True)).count(ONLY_COMMUNITY) == 1
+    assert ledger.balance(pass_.id) == 10 and pool_of(session).seats_taken == 1
+
+    joined = client.post(f"/offerings/{cls.slug}/waitlist", data=waitlist)
+    assert joined.status_code == 302 and "/waitlist/" in joined.location
+    entry = db.session.scalar(sa.select(WaitlistEntry).where(WaitlistEntry.email_normalized == ME))
+    assert (entry.status, entry.name, entry.phone) == (WaitlistStatus.WAITING, "Pat Holder", "612 555 0100")
+
+
+def test_the_pass_page_lists_it_full_and_its_book_button_answers_as_the_registration_form(app, client, db):
+    cls, pass_ = community_class()
+    first, second = cls.sessions
+    take_the_general_seats(cls, first)
+    with app.test_request_context():
+        signed = links.sign(pass_.token, links.PASS_SALT)
+
+    page = client.get(f"/pass/{signed}").get_data(as_text=True)
+    booking_forms = re.findall(r'name="session_id" value="(\d+)"', page)
+    assert booking_forms == [str(second.id)]  # the first date offers no Book button: full for a pass
+    items = {b.session.id: b.seats_left for b in booking.bookable_sessions(pass_)}
+    assert items == {first.id: 0, second.id: 1}  # general seats: 3 - 2 kept (- 1 taken)
+
+    response = client.post(
+        f"/pass/{signed}/book", data={"csrf_token": csrf_token(page), "session_id": str(first.id)}
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert unescape(html).count(ONLY_COMMUNITY) == 1
+    assert hidden_fields(html, f"/offerings/{cls.slug}/waitlist")["email"] == ME
+    assert ledger.balance(pass_.id) == 10 and pool_of(first).seats_taken == 1
 
 
 # --- 3. The JSON API says how many are still kept ---
