@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import time
 from html import unescape
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +23,7 @@ from events.models import (
     PaymentStatus,
     Registration,
     RegistrationStatus,
+    Role,
     SeatPool,
     WaitlistEntry,
     WaitlistStatus,
@@ -37,11 +39,14 @@ from events.registration.services import (
     join_waitlist,
     register,
 )
-from tests.factories import make_clinic, make_location, make_offering, make_session
+from events.staff import bookings
+from events.staff.errors import AdminError
+from tests.factories import make_clinic, make_location, make_offering, make_session, upcoming_day
 from tests.helpers import csrf_token
 from tests.integration.conftest import day
 from tests.integration.test_api_openapi import assert_valid
 from tests.integration.test_page_cache import listening
+from tests.integration.test_staff import make_user, sign_in
 from tests.passbook_helpers import make_class, make_pass
 
 ME = "pat.holder@example.com"
@@ -229,6 +234,152 @@ def test_the_pass_page_lists_it_full_and_its_book_button_answers_as_the_registra
     assert unescape(html).count(ONLY_COMMUNITY) == 1
     assert hidden_fields(html, f"/offerings/{cls.slug}/waitlist")["email"] == ME
     assert ledger.balance(pass_.id) == 10 and pool_of(first).seats_taken == 1
+
+
+# --- 2. A staff transfer respects the kept seats ---
+
+
+@pytest.fixture
+def desk(db, client):
+    """A signed-in admin and a $15 class with two dates of three seats, one kept at $5 on each."""
+    admin = make_user(db, "sam@clinic.example", Role.ADMIN, name="Sam Admin")
+    core = make_offering(
+        make_location(name="North Loop"),
+        OfferingKind.CLASS,
+        title="Core Flow",
+        price_cents=1500,
+        capacity=3,
+        community_seats=1,
+        community_price_cents=500,
+    )
+    first = make_session(core, upcoming_day(3))
+    second = make_session(core, upcoming_day(10))
+    db.session.commit()
+    assert sign_in(client, admin.email).status_code == 302
+    return SimpleNamespace(admin=admin, core=core, first=first, second=second)
+
+
+def community_booked(desk, session, name="Ana Lopez", email="ana@example.com") -> Registration:
+    held = register(desk.core, session.id, Person(name, email), price_choice=PriceChoice(community=True))
+    return paid(held.registration)
+
+
+def general_booked(desk, session, name, email) -> Registration:
+    return paid(register(desk.core, session.id, Person(name, email)).registration)
+
+
+def community_taken(session) -> int:
+    return pricing.community_taken(session.seat_pool_id)
+
+
+def test_a_community_booking_moves_onto_a_kept_community_seat(db, desk):
+    ana = community_booked(desk, desk.first)
+    assert (ana.community_seat, ana.price_cents) == (True, 500)
+
+    quote = bookings.transfer_quote(ana, desk.core.id, desk.second.id)
+    assert (quote.community_seat, quote.community_gone, quote.new_price_cents, quote.difference_cents) == (
+        True,
+        "",
+        500,
+        0,
+    )
+    moved = bookings.transfer_booking(ana.id, desk.core.id, desk.second.id, "Asked", desk.admin, 0).new
+
+    assert (moved.community_seat, moved.price_cents, moved.status) == (
+        True,
+        500,
+        RegistrationStatus.CONFIRMED,
+    )
+    assert (community_taken(desk.first), community_taken(desk.second)) == (0, 1)
+    assert (pool_of(desk.first).seats_taken, pool_of(desk.second).seats_taken) == (0, 1)
+
+
+def test_with_no_community_seat_left_staff_are_told_and_may_move_it_onto_a_general_seat(db, desk):
+    ana = community_booked(desk, desk.first)
+    community_booked(desk, desk.second, "Ben Bell", "ben@example.com")  # the second's one is taken
+
+    quote = bookings.transfer_quote(ana, desk.core.id, desk.second.id)
+    assert quote.community_seat is False
+    assert quote.community_gone == "its 1 community seat is taken"
+    assert (quote.new_price_cents, quote.difference_cents) == (1500, 1000)  # $15 - the $5 paid
+
+    # Without staff agreeing to the general seat, nothing moves.
+    with pytest.raises(bookings.CommunitySeatGone, match="Ana Lopez has a community seat"):
+        bookings.transfer_booking(ana.id, desk.core.id, desk.second.id, "Asked", desk.admin, 1000)
+    db.session.rollback()
+    assert db.session.get(Registration, ana.id).status is RegistrationStatus.CONFIRMED
+    assert pool_of(desk.second).seats_taken == 1
+
+    result = bookings.transfer_booking(
+        ana.id, desk.core.id, desk.second.id, "Asked", desk.admin, 1000, accept_general_seat=True
+    )
+
+    assert (result.new.community_seat, result.new.price_cents, result.due_cents) == (False, 1500, 1000)
+    assert (community_taken(desk.first), community_taken(desk.second)) == (0, 1)
+    assert pool_of(desk.second).seats_taken == 2
+
+
+def test_a_general_booking_never_moves_onto_a_kept_community_seat(db, desk):
+    cy = general_booked(desk, desk.first, "Cy Cole", "cy@example.com")
+    general_booked(desk, desk.second, "Dee Dunn", "dee@example.com")
+    general_booked(desk, desk.second, "Eve Ek", "eve@example.com")  # the second: only its kept seat
+
+    with pytest.raises(AdminError, match="only community seats left"):
+        bookings.transfer_booking(cy.id, desk.core.id, desk.second.id, "Asked", desk.admin, 0)
+    db.session.rollback()
+
+    assert db.session.get(Registration, cy.id).status is RegistrationStatus.CONFIRMED
+    assert pool_of(desk.second).seats_taken == 2 and community_taken(desk.second) == 0
+    # The control: once it joins general sale, the same transfer takes it.
+    desk.core.community_release_hours = 24 * 30
+    db.session.commit()
+    moved = bookings.transfer_booking(cy.id, desk.core.id, desk.second.id, "Asked", desk.admin, 0).new
+    assert (moved.community_seat, moved.price_cents) == (False, 1500)
+    assert pool_of(desk.second).seats_taken == 3
+
+
+def transfer_review(client, registration, target):
+    url = f"/staff/admin/registrations/{registration.id}/transfer"
+    form = client.get(url).get_data(as_text=True)
+    review = client.post(url, data={"csrf_token": csrf_token(form), "target": target, "reason": "Asked"})
+    return url, form, review
+
+
+def test_the_transfer_pages_say_so_plainly_and_a_seat_taken_meanwhile_asks_again(client, db, desk):
+    ana = community_booked(desk, desk.first)
+    target = f"{desk.core.id}-{desk.second.id}"
+    url, form, review = transfer_review(client, ana, target)
+    assert "3 seats left, 1 of them community" in form  # the list of dates says which are kept
+    page = unescape(review.get_data(as_text=True))
+    assert review.status_code == 200
+    assert "They keep a community seat ($5.00)" in page and "accept_general_seat" not in page
+
+    # Ben takes the second date's community seat while the page is open; confirming it asks again.
+    community_booked(desk, desk.second, "Ben Bell", "ben@example.com")
+    data = {"csrf_token": csrf_token(page), "target": target, "reason": "Asked", "expected_difference": "0"}
+    again = client.post(url, data=data)
+    page = unescape(again.get_data(as_text=True))
+    assert again.status_code == 200
+    assert "Ana Lopez has a community seat, and there is none for them on that one now" in page
+    assert (
+        "Transferring moves them onto a general seat at the general price ($15.00)" in page
+        and "collect the difference, $10.00" in page
+    )
+    assert '<input type="hidden" name="accept_general_seat" value="y">' in page
+    assert db.session.get(Registration, ana.id).status is RegistrationStatus.CONFIRMED
+
+    done = client.post(url, data={**data, "expected_difference": "1000", "accept_general_seat": "y"})
+    assert done.status_code == 302
+    moved = db.session.scalar(
+        sa.select(Registration).where(
+            Registration.session_id == desk.second.id, Registration.email_normalized == "ana@example.com"
+        )
+    )
+    assert (moved.community_seat, moved.price_cents, moved.status) == (
+        False,
+        1500,
+        RegistrationStatus.CONFIRMED,
+    )
 
 
 # --- 3. The JSON API says how many are still kept ---
