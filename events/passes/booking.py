@@ -386,10 +386,8 @@ def _no_general_seat(
     are its price, so it takes a general seat: one a waitlist offer holds for them, or one that
     general sale may use. Seats kept for the community price are not for it, as for a general
     registration (registration/services.py _check_community_seat)."""
-    if holds_offer(pool.id, email_normalized, now):
-        return None
-    community = pricing.community_seats(offering, pool, now)
-    if community.left_for_general > 0:
+    community = pricing.community_seats(offering, pool, now)  # (no query if it keeps none)
+    if community.left_for_general > 0 or holds_offer(pool.id, email_normalized, now):
         return None
     return Outcome.ONLY_COMMUNITY_SEATS if community.kept > 0 else Outcome.FULL
 
@@ -701,10 +699,9 @@ def confirm_preview(request: BookingRequest, now: datetime | None = None) -> Con
     if chosen is None:
         return ConfirmPreview(PreviewState.NO_PASS, offering, session)
     pass_, balance = chosen
-    email_normalized = normalize_email(request.email)
-    if not holds_offer(pool.id, email_normalized, now):
-        community = pricing.community_seats(offering, pool, now)
-        if community.left_for_general <= 0 and community.kept > 0:
+    community = pricing.community_seats(offering, pool, now)
+    if community.left_for_general <= 0 and not holds_offer(pool.id, normalize_email(request.email), now):
+        if community.kept > 0:
             return ConfirmPreview(
                 PreviewState.ONLY_COMMUNITY_SEATS,
                 offering,
@@ -713,6 +710,5 @@ def confirm_preview(request: BookingRequest, now: datetime | None = None) -> Con
                 balance=balance,
                 message=str(ONLY_COMMUNITY_SEATS_LEFT),
             )
-        if community.left_for_general <= 0:
-            return ConfirmPreview(PreviewState.FULL, offering, session, class_pass=pass_, balance=balance)
+        return ConfirmPreview(PreviewState.FULL, offering, session, class_pass=pass_, balance=balance)
     return ConfirmPreview(PreviewState.CONFIRM, offering, session, class_pass=pass_, balance=balance)
