@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -192,7 +193,8 @@ def check_uses(code: PromoCode, email_normalized: str, now: datetime | None = No
 class TransferPrice:
     """What a booking moved by staff costs on its new date, priced as it was first (events/
     staff/bookings.py): the same tier if the new offering has it, a community seat on the same
-    offering, a code that covers the new offering (its use moves with the booking)."""
+    offering while one is kept there, a code that covers the new offering (its use moves with
+    the booking)."""
 
     price_cents: int
     tier_id: int | None
@@ -201,17 +203,30 @@ class TransferPrice:
     discount_cents: int
 
 
-def transfer_price(registration: Registration, offering: Offering) -> TransferPrice:
+def may_keep_community_price(registration: Registration, offering: Offering) -> bool:
+    """A community-seat booking may keep its community price on another date of its own
+    offering (one that still keeps community seats): the community price is that offering's."""
+    return (
+        registration.community_seat
+        and registration.offering_id == offering.id
+        and keeps_community_seats(offering)
+    )
+
+
+def transfer_price(
+    registration: Registration, offering: Offering, community: bool | None = None
+) -> TransferPrice:
+    """`community`: whether the new seat is a kept community seat (the caller counted them);
+    None: whenever the booking may keep its community price (may_keep_community_price).
+    False prices a general seat: the tier it had, else the list price."""
     if registration.pass_id is not None:
         return TransferPrice(0, None, False, None, 0)  # a pass's credits pay (they move with it)
     tier_id = registration.price_tier_id
     if tier_id is not None and all(t.id != tier_id for t in offering.price_tiers):
         tier_id = None  # another offering's tier: its list price
-    community = (
-        registration.community_seat
-        and registration.offering_id == offering.id
-        and offering.community_seats > 0
-    )
+    if community is None:
+        community = may_keep_community_price(registration, offering)
+    community = community and may_keep_community_price(registration, offering)
     _tier, base, _lines = _base(offering, tier_id, community)
     code = registration.promo_code
     if code is not None and not covers_offering(code, offering):
@@ -289,11 +304,25 @@ class CommunitySeats:
         return self.kept
 
 
+def keeps_community_seats(offering: Offering) -> bool:
+    """Whether the offering keeps any seats for the community price (a free one: every seat is free)."""
+    return offering.community_seats > 0 and not offering.is_free
+
+
+def _kept(offering: Offering, pool: SeatPool, first_start: datetime | None, taken: int, now: datetime) -> int:
+    """The rule, in one place: until the release time, the community seats not yet taken are
+    kept (never more than the seats free); from then on, none."""
+    if first_start is None or now >= community_release_at(offering, first_start):
+        return 0
+    kept = max(offering.community_seats - taken, 0)
+    return min(kept, max(pool.capacity - pool.seats_taken, 0))
+
+
 def community_seats(offering: Offering, pool: SeatPool, now: datetime) -> CommunitySeats:
     """Until the release time, general sale may only use capacity - (community seats not yet
     taken); from then on, unclaimed ones join general sale. Exact under the pool's lock."""
     general_left = max(pool.capacity - pool.seats_taken, 0)
-    if offering.community_seats <= 0 or offering.is_free:  # (a free offering: every seat is free)
+    if not keeps_community_seats(offering):
         return CommunitySeats(0, general_left, None)
     first = db.session.scalar(
         sa.select(sa.func.min(Session.starts_at)).where(
@@ -302,52 +331,45 @@ def community_seats(offering: Offering, pool: SeatPool, now: datetime) -> Commun
     )
     if first is None:
         return CommunitySeats(0, general_left, None)
-    release_at = community_release_at(offering, first)
-    if now >= release_at:
-        return CommunitySeats(0, general_left, release_at)
-    kept = max(offering.community_seats - community_taken(pool.id), 0)
-    kept = min(kept, general_left)
-    return CommunitySeats(kept, general_left - kept, release_at)
+    kept = _kept(offering, pool, first, community_taken(pool.id), now)
+    return CommunitySeats(kept, general_left - kept, community_release_at(offering, first))
+
+
+def community_kept_by_pool(pools: Iterable[tuple[Offering, SeatPool]], now: datetime) -> dict[int, int]:
+    """Community seats still kept in each of these pools (0 once taken or released), for the
+    pages and the API that show them: as community_seats() says, read without locks, in one
+    query whatever the number of pools (none when no offering among them keeps any)."""
+    pairs = list(pools)
+    kept = {pool.id: 0 for _offering, pool in pairs}
+    keeping = {pool.id: (offering, pool) for offering, pool in pairs if keeps_community_seats(offering)}
+    if not keeping:
+        return kept
+    first_start = (
+        sa.select(sa.func.min(Session.starts_at))
+        .where(Session.seat_pool_id == SeatPool.id, Session.status == SessionStatus.SCHEDULED)
+        .scalar_subquery()
+    )
+    taken = (
+        sa.select(sa.func.count())
+        .where(
+            Registration.seat_pool_id == SeatPool.id,
+            Registration.community_seat.is_(True),
+            Registration.status.in_(SEAT_TAKING_STATUSES),
+        )
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        sa.select(SeatPool.id, first_start, taken).where(SeatPool.id.in_(sorted(keeping)))
+    )
+    for pool_id, first, count in rows.tuples():
+        offering, pool = keeping[pool_id]
+        kept[pool_id] = _kept(offering, pool, first, count, now)
+    return kept
 
 
 def community_left_by_pool(offering: Offering, pools: list[SeatPool], now: datetime) -> dict[int, int]:
-    """Community seats still kept in each of these pools of `offering` (0 once taken or
-    released), for the pages that offer the choice: as community_seats(), read without locks,
-    in two queries whatever the number of pools."""
-    if offering.community_seats <= 0 or offering.is_free or not pools:
-        return {pool.id: 0 for pool in pools}
-    ids = [pool.id for pool in pools]
-    first_starts = dict(
-        db.session.execute(
-            sa.select(Session.seat_pool_id, sa.func.min(Session.starts_at))
-            .where(Session.seat_pool_id.in_(ids), Session.status == SessionStatus.SCHEDULED)
-            .group_by(Session.seat_pool_id)
-        )
-        .tuples()
-        .all()
-    )
-    taken = dict(
-        db.session.execute(
-            sa.select(Registration.seat_pool_id, sa.func.count())
-            .where(
-                Registration.seat_pool_id.in_(ids),
-                Registration.community_seat.is_(True),
-                Registration.status.in_(SEAT_TAKING_STATUSES),
-            )
-            .group_by(Registration.seat_pool_id)
-        )
-        .tuples()
-        .all()
-    )
-    left = {}
-    for pool in pools:
-        first = first_starts.get(pool.id)
-        if first is None or now >= community_release_at(offering, first):
-            left[pool.id] = 0
-            continue
-        kept = max(offering.community_seats - taken.get(pool.id, 0), 0)
-        left[pool.id] = min(kept, max(pool.capacity - pool.seats_taken, 0))
-    return left
+    """Community seats still kept in each of these pools of `offering` (community_kept_by_pool)."""
+    return community_kept_by_pool(((offering, pool) for pool in pools), now)
 
 
 def default_tier(offering: Offering) -> PriceTier | None:
@@ -373,7 +395,7 @@ def _base(
     offering: Offering, tier_id: int | None, community: bool
 ) -> tuple[PriceTier | None, int, list[QuoteLine]]:
     if community:
-        if offering.community_seats <= 0 or offering.is_free:
+        if not keeps_community_seats(offering):
             raise PricingError(gettext("Please choose one of the prices."), field="price_choice")
         label = gettext("Community seat")
         return None, offering.community_price_cents, [QuoteLine(label, offering.community_price_cents)]

@@ -69,6 +69,7 @@ SESSION = {
         "currency",
         "capacity",
         "seats_left",
+        "community_seats_left",
         "url",
     ],
     "properties": {
@@ -96,7 +97,8 @@ SESSION = {
                     "type": "integer",
                     "minimum": 0,
                     "description": "Seats per session (class) or per offering kept at "
-                    "community_price_cents until shortly before the start",
+                    "community_price_cents until shortly before the start (the number set; "
+                    "how many are still kept: community_seats_left)",
                 },
                 "community_price_cents": {"type": "integer", "minimum": 0},
             },
@@ -115,6 +117,14 @@ SESSION = {
         "currency": {"type": "string", "minLength": 3, "maxLength": 3},
         "capacity": {"type": "integer", "minimum": 0},
         "seats_left": {"type": "integer", "minimum": 0},
+        "community_seats_left": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Of seats_left, how many are still kept at community_price_cents "
+            "(per session for a drop-in class, like seats_left; for the whole workshop or course); "
+            "0 once they are taken or, shortly before the start, released to general sale. "
+            "Anyone else may take seats_left - community_seats_left",
+        },
         "url": {"type": "string", "format": "uri"},
     },
 }

@@ -9,12 +9,13 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
+from events import pricing
 from events.api.openapi import openapi_document
 from events.catalog import services
 from events.catalog.cache import cached
 from events.clinic import current_clinic
 from events.extensions import db
-from events.models import Location, PassProduct, PriceTier, Session
+from events.models import Location, PassProduct, PriceTier, Session, utcnow
 from events.offering_text import offering_text
 from events.passes import buying
 from events.reports.exports import report_json
@@ -52,8 +53,17 @@ def tiers_of(offering_ids: set[int]) -> dict[int, list[PriceTier]]:
     return tiers
 
 
-def session_json(session: Session, tiers: dict[int, list[PriceTier]] | None = None) -> dict:
+def community_kept(sessions: list[Session]) -> dict[int, int]:
+    """Community seats still kept in each session's pool, for every session listed in one query
+    (none when no offering among them keeps any)."""
+    return pricing.community_kept_by_pool(((s.offering, s.seat_pool) for s in sessions), utcnow())
+
+
+def session_json(
+    session: Session, tiers: dict[int, list[PriceTier]] | None = None, kept: dict[int, int] | None = None
+) -> dict:
     offering = session.offering
+    kept = kept if kept is not None else community_kept([session])
     offering_tiers = tiers[offering.id] if tiers is not None else offering.price_tiers
     instructor = session.instructor or offering.instructor
     text = offering_text(offering)  # in the language asked for (?lang= or Accept-Language)
@@ -82,6 +92,9 @@ def session_json(session: Session, tiers: dict[int, list[PriceTier]] | None = No
         "currency": offering.currency,
         "capacity": session.seat_pool.capacity,
         "seats_left": session.seat_pool.seats_left,
+        # Of seats_left, how many are kept at the community price now (0 once taken or released
+        # to general sale): per date for a drop-in class, for the whole workshop or course.
+        "community_seats_left": kept[session.seat_pool_id],
         "url": url_for("catalog.offering", slug=offering.slug, _external=True),
     }
 
@@ -92,6 +105,7 @@ def sessions() -> ResponseReturnValue:
         f = services.parse_schedule_filter(request.args, current_app.config["SCHEDULE_PAGE_SIZE"])
         page = services.list_schedule(f)
         tiers = tiers_of({s.offering_id for s in page.sessions})
+        kept = community_kept(page.sessions)
         # (A language asked for stays in the links.)
         lang = {"lang": request.args["lang"]} if request.args.get("lang") else {}
         links = {"self": url_for("api.sessions", _external=True, **f.as_args(), per_page=f.per_page, **lang)}
@@ -104,7 +118,7 @@ def sessions() -> ResponseReturnValue:
                 "api.sessions", _external=True, **f.as_args(page=f.page - 1), per_page=f.per_page, **lang
             )
         return jsonify(
-            data=[session_json(s, tiers) for s in page.sessions],
+            data=[session_json(s, tiers, kept) for s in page.sessions],
             meta={"page": f.page, "per_page": f.per_page, "total": page.total, "pages": page.pages},
             links=links,
         )

@@ -29,7 +29,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from events import audit
+from events import audit, pricing
 from events.clinic import current_clinic
 from events.consent import services as consent
 from events.extensions import db
@@ -54,10 +54,12 @@ from events.notifications.outbox import EmailKind, dedupe_key, queue_email
 from events.passes import ledger
 from events.registration import seats
 from events.registration.services import (
+    ONLY_COMMUNITY_SEATS_LEFT,
     Person,
     RegistrationError,
     address_digest,
     find_live_registration,
+    holds_offer,
     leave_waitlist_on_registering,
     moved_since_registering,
     new_token,
@@ -240,6 +242,9 @@ class Outcome(Enum):
     BOOKED = "booked"
     ALREADY_BOOKED = "already_booked"  # a live booking for this address and date: nothing spent
     FULL = "full"
+    # Only seats kept for the community price are free: full for a pass booking, which takes a
+    # general seat (told as the registration form tells a general booking: ONLY_COMMUNITY_SEATS_LEFT).
+    ONLY_COMMUNITY_SEATS = "only_community_seats"
     NO_PASS = "no_pass"  # no usable pass of this address covers it with enough credits
 
 
@@ -318,10 +323,12 @@ def book_with_pass(
     if pass_ is None:
         db.session.commit()  # keep what release_lapsed did
         return PassBookingResult(Outcome.NO_PASS)
+    no_seat = _no_general_seat(offering, pool, email_normalized, now)
+    if no_seat is not None:
+        db.session.commit()  # keep what release_lapsed did (their waitlist place stays)
+        return PassBookingResult(no_seat, class_pass=pass_)
+    # On the waitlist: that place ends; a seat offered to them becomes this booking's.
     claimed_offer = leave_waitlist_on_registering(pool, email_normalized)
-    if claimed_offer is None and pool.seats_taken >= pool.capacity:
-        db.session.commit()
-        return PassBookingResult(Outcome.FULL, class_pass=pass_)
     registration = Registration(
         seat_pool_id=pool.id,
         offering_id=offering.id,
@@ -370,6 +377,19 @@ def book_with_pass(
     )
     _commit_keeping_what_was_written()
     return PassBookingResult(Outcome.BOOKED, registration, pass_)
+
+
+def _no_general_seat(
+    offering: Offering, pool: SeatPool, email_normalized: str, now: datetime
+) -> Outcome | None:
+    """Under the pool's lock: why a pass booking gets no seat (None: it gets one). The credits
+    are its price, so it takes a general seat: one a waitlist offer holds for them, or one that
+    general sale may use. Seats kept for the community price are not for it, as for a general
+    registration (registration/services.py _check_community_seat)."""
+    community = pricing.community_seats(offering, pool, now)  # (no query if it keeps none)
+    if community.left_for_general > 0 or holds_offer(pool.id, email_normalized, now):
+        return None
+    return Outcome.ONLY_COMMUNITY_SEATS if community.kept > 0 else Outcome.FULL
 
 
 def _commit_keeping_what_was_written() -> None:
@@ -521,7 +541,7 @@ def staff_pass_label(registration: Registration) -> str:
 class Bookable:
     session: Session
     offering: Offering
-    seats_left: int
+    seats_left: int  # seats a pass booking may take: free ones not kept for the community price
     booked: bool  # this pass's address already holds a seat there
 
     @property
@@ -592,9 +612,13 @@ def bookable_sessions(pass_: Pass, now: datetime | None = None, limit: int = 30)
         if pool_ids
         else set()
     )
+    kept = pricing.community_kept_by_pool(((s.offering, s.seat_pool) for s in found), now)
     return [
         Bookable(
-            s, s.offering, max(s.seat_pool.capacity - s.seat_pool.seats_taken, 0), s.seat_pool_id in mine
+            s,
+            s.offering,
+            max(s.seat_pool.capacity - s.seat_pool.seats_taken - kept[s.seat_pool_id], 0),
+            s.seat_pool_id in mine,
         )
         for s in found
     ]
@@ -624,6 +648,9 @@ class PreviewState(Enum):
     BOOKED = "booked"  # this address already holds a seat there
     NO_PASS = "no_pass"
     FULL = "full"
+    # Only seats kept for the community price are free (full for a pass booking): the message
+    # is the registration form's, with its waitlist for a general seat.
+    ONLY_COMMUNITY_SEATS = "only_community_seats"
     CLOSED = "closed"  # not bookable any more (cancelled, started...)
 
 
@@ -672,6 +699,16 @@ def confirm_preview(request: BookingRequest, now: datetime | None = None) -> Con
     if chosen is None:
         return ConfirmPreview(PreviewState.NO_PASS, offering, session)
     pass_, balance = chosen
-    if pool.seats_taken >= pool.capacity:
+    community = pricing.community_seats(offering, pool, now)
+    if community.left_for_general <= 0 and not holds_offer(pool.id, normalize_email(request.email), now):
+        if community.kept > 0:
+            return ConfirmPreview(
+                PreviewState.ONLY_COMMUNITY_SEATS,
+                offering,
+                session,
+                class_pass=pass_,
+                balance=balance,
+                message=str(ONLY_COMMUNITY_SEATS_LEFT),
+            )
         return ConfirmPreview(PreviewState.FULL, offering, session, class_pass=pass_, balance=balance)
     return ConfirmPreview(PreviewState.CONFIRM, offering, session, class_pass=pass_, balance=balance)

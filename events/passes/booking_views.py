@@ -20,7 +20,12 @@ from events.models import Offering, Pass, Registration, RegistrationStatus, Sess
 from events.passes import booking
 from events.registration import links
 from events.registration.forms import ConfirmForm, PersonForm
-from events.registration.services import Person, RegistrationError, pass_credits_come_back
+from events.registration.services import (
+    ONLY_COMMUNITY_SEATS_LEFT,
+    Person,
+    RegistrationError,
+    pass_credits_come_back,
+)
 
 bp = Blueprint("pass_booking", __name__)
 
@@ -175,10 +180,12 @@ def book(signed: str) -> ResponseReturnValue:
     except RegistrationError as error:
         preview = booking.confirm_preview(wanted) or abort(404)
         return _render_confirm(preview, signed, 409, problem=str(error))
-    return _after_booking(result, lambda: booking.confirm_preview(wanted), signed)
+    return _after_booking(result, lambda: booking.confirm_preview(wanted), signed, wanted)
 
 
-def _after_booking(result: booking.PassBookingResult, preview_now, signed: str) -> ResponseReturnValue:  # type: ignore[no-untyped-def]
+def _after_booking(  # type: ignore[no-untyped-def]
+    result: booking.PassBookingResult, preview_now, signed: str, who: booking.BookingRequest
+) -> ResponseReturnValue:
     match result.outcome:
         case booking.Outcome.BOOKED:
             assert result.registration is not None
@@ -189,10 +196,12 @@ def _after_booking(result: booking.PassBookingResult, preview_now, signed: str) 
     preview = preview_now() or abort(404)
     problem = {
         booking.Outcome.FULL: gettext("Sorry, this has just filled up. Nothing was taken from your pass."),
+        # A pass takes a general seat: told as the registration form tells a general booking.
+        booking.Outcome.ONLY_COMMUNITY_SEATS: str(ONLY_COMMUNITY_SEATS_LEFT),
         booking.Outcome.NO_PASS: gettext("Your class pass can't pay for this now. Nothing was booked."),
         booking.Outcome.ALREADY_BOOKED: gettext("You're already booked for this."),
     }[result.outcome]
-    return _render_confirm(preview, signed, 409, problem=problem)
+    return _render_confirm(preview, signed, 409, problem=problem, who=who)
 
 
 # --- From the pass's own page ---
@@ -263,6 +272,16 @@ def book_from_pass(signed: str) -> ResponseReturnValue:
             return _already_booked(result.registration)
         case booking.Outcome.FULL:
             problem = gettext("Sorry, this has just filled up. Nothing was taken from your pass.")
+        case booking.Outcome.ONLY_COMMUNITY_SEATS:
+            # As the registration form answers a general booking: the waitlist for a general seat.
+            return render_template(
+                "passes/book_problem.html",
+                problem=str(ONLY_COMMUNITY_SEATS_LEFT),
+                back=back,
+                waitlist_offering=offering,
+                waitlist_session=session,
+                who=person,
+            ), 409
         case _:
             problem = gettext("Your class pass can't pay for this now. Nothing was booked.")
     return render_template("passes/book_problem.html", problem=problem, back=back), 409

@@ -48,6 +48,12 @@ from events.payments import refunds
 from events.payments.balances import seat_payments
 from events.registration import seats
 
+# What a booking that wants a general seat is told when only seats kept for the community
+# price are free (the registration form, and a class pass, which takes a general seat).
+ONLY_COMMUNITY_SEATS_LEFT = lazy_gettext(
+    'The seats left are community seats. Choose "Community seat" to take one.'
+)
+
 
 class RegistrationError(Exception):
     """A rule stops this registration; the message is for the person, shown beside the form
@@ -138,6 +144,24 @@ def registration_target(
             }.get(offering.kind.value, gettext("That class has already started."))
         )
     return first.seat_pool, None
+
+
+def holds_offer(pool_id: int, email_normalized: str, now: datetime) -> bool:
+    """Whether a live waitlist offer holds a seat of the pool for this person: a general seat,
+    already taken for them."""
+    return (
+        db.session.scalar(
+            sa.select(WaitlistEntry.id)
+            .where(
+                WaitlistEntry.seat_pool_id == pool_id,
+                WaitlistEntry.email_normalized == email_normalized,
+                WaitlistEntry.status == WaitlistStatus.OFFERED,
+                WaitlistEntry.offer_expires_at > now,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def leave_waitlist_on_registering(pool: SeatPool, email_normalized: str) -> WaitlistEntry | None:
@@ -357,7 +381,7 @@ def register(
         db.session.commit()
         return RegisterResult(outcome, existing)
     choice = price_choice or pricing.PriceChoice()
-    if not choice.is_plain or (offering.community_seats > 0 and not offering.is_free):
+    if not choice.is_plain or pricing.keeps_community_seats(offering):
         # A wrong or used-up code, or a wrong choice, is told before any lock (its uses are
         # counted again under the code's lock).
         _quote(offering, choice, email_normalized, now)
@@ -470,7 +494,7 @@ def _price_under_lock(
     the registration. `offered`: the seat is one a waitlist offer held for them. On a refusal
     (RegistrationError for the form, or _NoSeat) what release_lapsed did is committed and
     nothing else is written."""
-    if choice.is_plain and not (offering.community_seats > 0 and not offering.is_free):
+    if choice.is_plain and not pricing.keeps_community_seats(offering):
         return None, None
     try:
         quote = _quote(offering, choice, email_normalized, now, count_uses=False)
@@ -525,10 +549,7 @@ def _check_community_seat(
     if offered or community.left_for_general > 0:
         return
     if community.kept > 0:
-        raise OnlyCommunitySeatsLeft(
-            gettext('The seats left are community seats. Choose "Community seat" to take one.'),
-            field="price_choice",
-        )
+        raise OnlyCommunitySeatsLeft(str(ONLY_COMMUNITY_SEATS_LEFT), field="price_choice")
     raise _NoSeat
 
 

@@ -483,6 +483,9 @@ class TransferForm(Form):
     expected_difference = IntegerField(validators=[Optional(), NumberRange(min=-(10**9), max=10**9)])
     # A dearer target: email the member a link to pay the difference by card.
     payment_link = BooleanField("Email them a link to pay the difference by card", default=False)
+    # A community-seat booking with no community seat left on the target: the confirmation
+    # page said so, and confirming it moves them onto a general seat at the general price.
+    accept_general_seat = BooleanField(default=False)
 
 
 class DetailsForm(Form):

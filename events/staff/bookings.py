@@ -48,6 +48,7 @@ from events.registration.services import (
     address_digest,
     find_live_registration,
     first_session_start,
+    holds_offer,
     leave_waitlist_on_registering,
     mark_cancelled,
     moved_since_registering,
@@ -247,6 +248,10 @@ class TransferQuote:
     paid_cents: int  # what they have paid and not had back
     new_price_cents: int
     method: PaymentMethod | None
+    community_seat: bool = False  # the new seat is one kept for the community price
+    # Why a community-seat booking moves onto a general seat at the general price ('': it
+    # doesn't); the confirmation page says it, and confirming accepts it.
+    community_gone: str = ""
 
     @property
     def difference_cents(self) -> int:
@@ -281,12 +286,16 @@ def transfer_targets(registration: Registration, now: datetime | None = None) ->
     ).all()
     choices: list[tuple[str, str]] = []
     seen_pools: set[int] = set()
+    # Seats kept for the community price: only a community-seat booking may move onto one.
+    kept = pricing.community_kept_by_pool(((offering, pool) for _s, offering, pool in rows), now)
     for session, offering, pool in rows:
         if pool.id in seen_pools:
             continue  # a workshop's later dates: it is booked as a whole, from its first
         seen_pools.add(pool.id)
         left = pool.seats_left
         seats_text = "full" if left == 0 else f"{left} seat{'s' if left != 1 else ''} left"
+        if kept[pool.id]:
+            seats_text += f", {kept[pool.id]} of them community"
         price = "free" if offering.is_free else money(offering.price_cents)
         if offering.kind.per_session:
             choices.append(
@@ -324,20 +333,106 @@ def _target(
     return offering, pool, session
 
 
+class CommunitySeatGone(AdminError):
+    """A community-seat booking's target has no community seat kept for it (taken since the
+    page was opened): staff confirm again, accepting a general seat at the general price."""
+
+
+@dataclass(frozen=True)
+class TargetSeat:
+    """The seat a transfer takes on its target, and its price."""
+
+    price: pricing.TransferPrice
+    community_gone: str  # why a community-seat booking takes a general seat ('': it doesn't)
+
+
+def _community_gone(
+    registration: Registration, offering: Offering, community: pricing.CommunitySeats, now: datetime
+) -> str:
+    """Why a community-seat booking gets no community seat on `offering`, in staff's words."""
+    if registration.offering_id != offering.id:
+        own = registration.offering.title
+        return f"the community price is {own}'s, and {offering.title} is another offering"
+    if not pricing.keeps_community_seats(offering):
+        return f"{offering.title} keeps no community seats now"
+    if community.release_at is not None and now >= community.release_at:
+        hours = offering.community_release_hours
+        return f"its community seats joined general sale {hours} hours before the start"
+    seats_kept = offering.community_seats
+    return f"its {seats_kept} community seat{'s are' if seats_kept != 1 else ' is'} taken"
+
+
+def _target_seat(
+    registration: Registration,
+    offering: Offering,
+    pool: SeatPool,
+    now: datetime,
+    *,
+    offered: bool,
+    accept_general_seat: bool,
+    check_free: bool = True,
+) -> TargetSeat:
+    """Which seat the booking takes on the target, and its price, by the community seats kept
+    there (exact under the pool's lock; read without it for the confirmation page). A
+    community-seat booking takes a kept community seat if one is left there; else, with
+    `accept_general_seat` (staff were told why), a general seat at the general price
+    (pricing.transfer_price: its tier if any, the list price, its code if it covers it). Any
+    other booking takes a general seat: the one a waitlist offer holds for them (`offered`), or
+    one general sale may use, never a seat kept for the community. AdminError when there is
+    no such seat (not checked with `check_free` False: the confirmation page)."""
+    community = pricing.community_seats(offering, pool, now)
+    if pricing.may_keep_community_price(registration, offering) and community.kept > 0:
+        return TargetSeat(pricing.transfer_price(registration, offering, community=True), "")
+    if check_free and not offered and community.left_for_general <= 0:
+        if community.kept > 0:
+            raise AdminError(
+                f"That one has only community seats left ({community.kept} kept at the community price "
+                f"until {offering.community_release_hours} hours before the start), and "
+                f"{registration.name}'s booking takes a general seat. Choose another, or raise its "
+                "capacity first.",
+                "target",
+            )
+        raise AdminError(
+            f"That one is full ({pool.seats_taken} of {pool.capacity} seats taken). "
+            "Choose another, or raise its capacity first.",
+            "target",
+        )
+    gone = _community_gone(registration, offering, community, now) if registration.community_seat else ""
+    if gone and not accept_general_seat:
+        raise CommunitySeatGone(
+            f"{registration.name} has a community seat, and there is none for them on that one now: "
+            f"{gone}. Check the new price and confirm again to move them onto a general seat."
+        )
+    return TargetSeat(pricing.transfer_price(registration, offering, community=False), gone)
+
+
 def transfer_quote(registration: Registration, offering_id: int, session_id: int | None) -> TransferQuote:
     now = utcnow()
-    offering, _pool, session = _target(offering_id, session_id, now)
+    offering, pool, session = _target(offering_id, session_id, now)
     refusal = pass_transfer_refusal(registration, offering)
     if refusal is not None:
         raise AdminError(refusal, "target")
     payment = succeeded_payment(registration)
+    # As the transfer would take it now (a full target is refused when confirmed, under the lock).
+    seat = _target_seat(
+        registration,
+        offering,
+        pool,
+        now,
+        offered=bool(registration.email_normalized)
+        and holds_offer(pool.id, registration.email_normalized, now),
+        accept_general_seat=True,
+        check_free=False,
+    )
     return TransferQuote(
         registration,
         offering,
         session,
         refunds.refundable_total(seat_payments(registration)),  # a balance paid before counts
-        pricing.transfer_price(registration, offering).price_cents,
+        seat.price.price_cents,
         payment.method if payment is not None else None,
+        seat.price.community,
+        seat.community_gone,
     )
 
 
@@ -359,13 +454,19 @@ def transfer_booking(
     actor: User,
     expected_difference_cents: int,
     send_payment_link: bool = False,
+    accept_general_seat: bool = False,
 ) -> TransferResult:
     """Move a booked registration to another date or offering, as a new registration (its own
     invite) in place of the old one (cancelled, its invite taken back). The new seat is taken
     under both pools' locks, in id order, then the payment row's: a full target is refused, and
     of two staff taking its last seat at once one succeeds. The payment moves with the booking;
     a cheaper target refunds the difference, a dearer one is collected at the desk or, with
-    `send_payment_link`, by card through a payment link emailed to the member."""
+    `send_payment_link`, by card through a payment link emailed to the member.
+
+    Seats kept for the community price (_target_seat): a community-seat booking moves onto one
+    if one is kept there; else only with `accept_general_seat` (the confirmation page said why)
+    onto a general seat at the general price (CommunitySeatGone without it). Any other booking
+    takes a general seat, never a kept community seat."""
     now = utcnow()
     registration = db.session.get_one(Registration, registration_id)
     offering, target_pool, session = _target(offering_id, session_id, now)
@@ -393,13 +494,18 @@ def transfer_booking(
         if registration.email_normalized
         else None
     )
-    if claimed_offer is None and new_pool.seats_taken >= new_pool.capacity:
-        db.session.rollback()
-        raise AdminError(
-            f"That one is full ({new_pool.seats_taken} of {new_pool.capacity} seats taken). "
-            "Choose another, or raise its capacity first.",
-            "target",
+    try:
+        seat = _target_seat(
+            registration,
+            offering,
+            new_pool,
+            now,
+            offered=claimed_offer is not None,
+            accept_general_seat=accept_general_seat,
         )
+    except AdminError:
+        db.session.rollback()  # (their waitlist place too: nothing changes)
+        raise
     # Every payment row, in id order, after the pools (the refund locks' order). All that paid
     # for the seat move with it (its first payment and a balance paid by the link); a card
     # payment still open for a balance is stopped after commit (a success from it that still
@@ -412,7 +518,7 @@ def transfer_booking(
     ]
     paid_with = seat_payments(registration)
     payment = paid_with[0] if paid_with else None
-    price = pricing.transfer_price(registration, offering)
+    price = seat.price
     quote = TransferQuote(
         registration,
         offering,
@@ -420,6 +526,8 @@ def transfer_booking(
         refunds.refundable_total(paid_with),
         price.price_cents,
         payment.method if payment is not None else None,
+        price.community,
+        seat.community_gone,
     )
     difference = quote.difference_cents
     if difference != expected_difference_cents:
@@ -459,6 +567,8 @@ def transfer_booking(
     db.session.flush()
     if claimed_offer is not None:
         claimed_offer.registration_id = new.id
+        if price.community:  # the general seat their offer held is free again, for the next one
+            seats.offer_free_seats(new_pool, now)
     pricing.move_use(registration.id, new.id if price.promo_code_id is not None else None, now)
     if registration.pass_id is not None:
         move_pass_spend(registration, new)  # the credits spent pay for the new date
@@ -514,6 +624,8 @@ def transfer_booking(
         due_cents=due_cents,
         payment_link_sent=bool(due_cents and send_payment_link and registration.email),
         method=quote.method.value if quote.method else "",
+        community_seat=price.community,
+        community_gone=seat.community_gone,
         reason=reason[:200],
     )
     db.session.commit()

@@ -6,7 +6,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from events.extensions import db
-from events.forms import attempt
+from events.forms import FieldError, attempt, show_form_error
 from events.models import PaymentMethod, Registration, RegistrationStatus
 from events.registration.forms import ConfirmForm
 from events.registration.services import Person
@@ -87,9 +87,8 @@ def admin_booking_transfer(registration_id: int) -> ResponseReturnValue:
             if form.expected_difference.data is None:
                 quote = attempt(form, lambda: bookings.transfer_quote(registration, offering_id, session_id))
             else:
-                result = attempt(
-                    form,
-                    lambda: bookings.transfer_booking(
+                try:
+                    result = bookings.transfer_booking(
                         registration.id,
                         offering_id,
                         session_id,
@@ -97,8 +96,17 @@ def admin_booking_transfer(registration_id: int) -> ResponseReturnValue:
                         current_user,
                         form.expected_difference.data,
                         send_payment_link=bool(form.payment_link.data),
-                    ),
-                )
+                        accept_general_seat=bool(form.accept_general_seat.data),
+                    )
+                except FieldError as refused:  # (as attempt() does)
+                    db.session.rollback()
+                    show_form_error(form, refused)
+                    result = None
+                    if isinstance(refused, bookings.CommunitySeatGone):
+                        # Their community seat went meanwhile: the quote again, at the general price.
+                        quote = attempt(
+                            form, lambda: bookings.transfer_quote(registration, offering_id, session_id)
+                        )
                 if result is not None:
                     flash(_transferred_message(result), "success")
                     return redirect(url_for("staff.admin_registration", registration_id=result.new.id))
