@@ -386,16 +386,17 @@ def _plausible_slug(slug: str) -> bool:
     return 0 < len(slug) <= 200 and not _CONTROL_CHARS.search(slug)
 
 
-def get_offering(slug: str) -> Offering | None:
+def get_offering(slug: str, for_page: bool = True) -> Offering | None:
+    """The published offering named `slug`, with the consent document its booking asks for.
+    for_page: with its location and instructor too, which its page shows (a registration
+    reads neither unless it shows the page again)."""
     if not _plausible_slug(slug):
         return None
+    loads = [joinedload(Offering.consent_requirement)]
+    if for_page:
+        loads += [joinedload(Offering.location), joinedload(Offering.instructor)]
     return db.session.scalar(
-        sa.select(Offering)
-        .where(Offering.slug == slug, Offering.is_published.is_(True))
-        .options(
-            joinedload(Offering.location),
-            joinedload(Offering.instructor),
-        )
+        sa.select(Offering).where(Offering.slug == slug, Offering.is_published.is_(True)).options(*loads)
     )
 
 

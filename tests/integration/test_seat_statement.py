@@ -8,6 +8,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 import sqlalchemy as sa
+from flask import g
 
 from events.extensions import db as _db
 from events.models import (
@@ -21,6 +22,8 @@ from events.models import (
 from events.registration import services
 from events.registration.services import Outcome, Person
 from tests.factories import workshop
+from tests.helpers import csrf_token
+from tests.isolation import is_savepoint_statement
 
 
 @pytest.fixture
@@ -136,3 +139,29 @@ def test_the_statement_takes_no_seat_for_someone_on_the_waitlist(db):
     db.session.expire_all()
     assert db.session.scalar(sa.select(WaitlistEntry.status)) == WaitlistStatus.LEFT
     assert db.session.get(SeatPool, pool.id).seats_taken == 1
+
+
+def test_a_registration_post_reads_twice_then_takes_its_seat(client, db, statements):
+    """Everything a registration POST sends the database: the offering (with the consent
+    document its booking asks for), the pool with the person's live registration in it (none),
+    the new registration's id, and the seat statement. A burst of registrations for a popular
+    class costs the web process about one statement more than the pool's lock does."""
+    offering = workshop(capacity=10)
+    db.session.commit()
+    g.pop("csrf_token", None)  # (this browser's own, made from its own session)
+    token = csrf_token(client.get(f"/offerings/{offering.slug}").get_data(as_text=True))
+    statements.clear()
+
+    response = client.post(
+        f"/offerings/{offering.slug}/register",
+        data={"csrf_token": token, "name": "Ana Reyes", "email": "ana@example.com"},
+    )
+
+    assert response.status_code == 302 and "/manage/" in response.headers["Location"]
+    sent = [" ".join(s.split()[:2]) for s in statements if s != "COMMIT" and not is_savepoint_statement(s)]
+    assert sent == [
+        "SELECT offerings.id,",
+        "SELECT sessions.id,",
+        "SELECT nextval(pg_get_serial_sequence('registrations',",
+        "WITH seat",
+    ], statements
