@@ -159,21 +159,22 @@ def _seat_statement(with_email: bool) -> sa.Select:
         .where(
             WaitlistEntry.seat_pool_id == pool_id,
             WaitlistEntry.email_normalized == sa.bindparam("r_email_normalized"),
-            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+            WaitlistEntry.status.in_([_sql_constant(status) for status in WAITLIST_ACTIVE_STATUSES]),
         )
         .exists()
     )
+    one: sa.ColumnElement[int] = sa.literal_column("1")
     seat = (
         sa.update(pools)
         .where(pools.c.id == pool_id, pools.c.seats_taken < pools.c.capacity, ~waitlisted)
-        .values(seats_taken=pools.c.seats_taken + 1, version=pools.c.version + 1)
+        .values(seats_taken=pools.c.seats_taken + one, version=pools.c.version + one)
         .returning(pools.c.id, pools.c.capacity, pools.c.seats_taken, pools.c.version)
         .cte("seat")
     )
     # created_at is the moment the seat was taken (after any wait for the lock), as when a
     # flush wrote it under lock_pool(): a session moved meanwhile tells exactly those
     # registered before its move (events/staff/moves.py).
-    seat_taken_at = sa.func.timezone("UTC", sa.func.clock_timestamp())
+    seat_taken_at = sa.func.timezone(_sql_constant("UTC"), sa.func.clock_timestamp())
     written = (
         sa.insert(registrations)
         .from_select(
@@ -206,6 +207,15 @@ def _seat_statement(with_email: bool) -> sa.Select:
         email_count.label("emails"),
         seats_notification_sql(seat.c.id, seat.c.capacity - seat.c.seats_taken, seat.c.version),
     ).add_cte(written)
+
+
+def _sql_constant(value: str) -> sa.ColumnElement[str]:
+    """A constant of the code written into the statement, not a parameter: the statement's
+    text is then the same on every execution (no IN list expanded each time), and it stays
+    under psycopg's 50 parameters, beyond which psycopg converts its text again on every
+    execution (tests/integration/test_seat_statement.py checks both)."""
+    assert "'" not in value and "%" not in value  # (only the code's own words: nothing to escape)
+    return sa.literal_column(f"'{value}'")
 
 
 def _insert_columns(table: sa.Table) -> list[str]:
