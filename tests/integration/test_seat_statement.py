@@ -172,7 +172,7 @@ def test_a_registration_post_reads_twice_then_takes_its_seat(client, db, stateme
 def test_the_seat_statement_is_the_same_text_every_time(db, with_email):
     """Its text is compiled once (no IN list expanded per execution), and it stays within what
     psycopg keeps converted (a statement of more than 50 parameters or 4 KB is parsed again on
-    every execution: a tenth of a registration's CPU)."""
+    every execution: about 5% of a registration POST's CPU)."""
     compiled = services.seats._seat_statement(with_email).compile(dialect=db.engine.dialect)
 
     assert not compiled.literal_execute_params and not compiled.post_compile_params
