@@ -232,21 +232,34 @@ def _select_params(prefix: str, table: sa.Table) -> sa.Select:
 def _insert_params(prefix: str, model: type, obj: Any) -> dict[str, Any]:
     """The values of every column an INSERT of the new `obj` writes, the columns' Python-side
     defaults filled in (on the object too, as a flush would: the session then knows them all)."""
-    mapper: sa.orm.Mapper[Any] = sa.inspect(model)
-    table = cast(sa.Table, mapper.local_table)
-    written = set(_insert_columns(table))
+    values = obj.__dict__  # (the ORM keeps a mapped object's attributes in its __dict__)
     params = {}
-    for attribute in mapper.column_attrs:
-        column = attribute.columns[0]
-        if column.name not in written:
-            continue
-        value = getattr(obj, attribute.key)
-        default = column.default
-        if value is None and isinstance(default, sa.ColumnDefault):
+    for key, name, default in _written_attributes(prefix, model):
+        value = values.get(key)
+        if value is None and default is not None:
             value = default.arg(None) if default.is_callable else default.arg
-        setattr(obj, attribute.key, value)
-        params[prefix + column.name] = value
+            setattr(obj, key, value)
+        elif key not in values:
+            setattr(obj, key, value)
+        params[name] = value
     return params
+
+
+@functools.cache
+def _written_attributes(prefix: str, model: type) -> tuple[tuple[str, str, sa.ColumnDefault | None], ...]:
+    """For _insert_params (read from the mapper once): each written column's attribute, its
+    parameter's name and its Python-side default."""
+    mapper: sa.orm.Mapper[Any] = sa.inspect(model)
+    written = set(_insert_columns(cast(sa.Table, mapper.local_table)))
+    return tuple(
+        (
+            attribute.key,
+            prefix + column.name,
+            column.default if isinstance(column.default, sa.ColumnDefault) else None,
+        )
+        for attribute in mapper.column_attrs
+        if (column := attribute.columns[0]).name in written
+    )
 
 
 def _take_seat_and_register_locked(pool: SeatPool, registration: Registration) -> bool:
