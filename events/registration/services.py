@@ -6,6 +6,7 @@ change that should tell the person something writes its outbox row in the same t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -129,30 +130,48 @@ def target_and_live_registration(
     """registration_target(), and the person's live registration in that pool
     (find_live_registration()), read in one query: what a registration looks at first."""
     _check_open(offering)
-    live = sa.and_(
-        Registration.seat_pool_id == Session.seat_pool_id,
-        Registration.email_normalized == email_normalized,
-        Registration.status.in_(SEAT_TAKING_STATUSES),
-    )
-    # (Only its id: a registration is nearly always someone new, and the columns of a row
-    # that is nearly never there cost a little each time.)
-    query = (
-        sa.select(Session, Registration.id.label("registration_id"))
-        .outerjoin(Registration, live)
-        .options(joinedload(Session.seat_pool))
-    )
-    if offering.kind.per_session:
-        row = db.session.execute(query.where(Session.id == session_id)).first() if session_id else None
-    else:
+    row = None
+    if not offering.kind.per_session:
         row = db.session.execute(
-            query.where(Session.offering_id == offering.id, Session.status == SessionStatus.SCHEDULED)
-            .order_by(Session.starts_at)
-            .limit(1)
+            _target_statement(per_session=False),
+            {"offering_id": offering.id, "email_normalized": email_normalized},
+        ).first()
+    elif session_id:
+        row = db.session.execute(
+            _target_statement(per_session=True),
+            {"session_id": session_id, "email_normalized": email_normalized},
         ).first()
     session, registration_id = (row.Session, row.registration_id) if row is not None else (None, None)
     pool, target = _checked_target(offering, session, now)
     existing = db.session.get(Registration, registration_id) if registration_id is not None else None
     return pool, target, existing
+
+
+@functools.cache
+def _target_statement(per_session: bool) -> sa.Select[tuple[Session, int]]:
+    """target_and_live_registration()'s statement, built once (its values are parameters): the
+    chosen session of a class, or the first scheduled one, with its pool, and the id of the
+    person's live registration in that pool, if any. (Only its id: a registration is nearly
+    always someone new, and the columns of a row that is nearly never there cost each time.)"""
+    live = sa.and_(
+        Registration.seat_pool_id == Session.seat_pool_id,
+        Registration.email_normalized == sa.bindparam("email_normalized"),
+        Registration.status.in_(SEAT_TAKING_STATUSES),
+    )
+    query = (
+        sa.select(Session, Registration.id.label("registration_id"))
+        .outerjoin(Registration, live)
+        .options(joinedload(Session.seat_pool))
+    )
+    if per_session:
+        return query.where(Session.id == sa.bindparam("session_id"))
+    return (
+        query.where(
+            Session.offering_id == sa.bindparam("offering_id"), Session.status == SessionStatus.SCHEDULED
+        )
+        .order_by(Session.starts_at)
+        .limit(1)
+    )
 
 
 def _check_open(offering: Offering) -> None:
