@@ -41,7 +41,7 @@ from events.models import (
 )
 from events.notifications.outbox import EmailKind, email_row, queue_email
 from events.notifications.publish import mark_queued
-from events.registration.holds import lapsed_hold
+from events.registration.holds import lapsed_hold, lapsed_hold_as_of
 
 
 def lock_pool(pool_id: int) -> SeatPool:
@@ -373,9 +373,19 @@ def waitlist_position(entry: WaitlistEntry) -> int:
     ).scalar_one()
 
 
-def lapsed_in_pool(pool_id: int, now: datetime) -> sa.ColumnElement[bool]:
-    """The condition: the pool holds a hold or a waitlist offer that ran out, not yet released."""
-    held = sa.select(Registration.id).where(Registration.seat_pool_id == pool_id, lapsed_hold(now)).exists()
+def lapsed_in_pool(
+    pool_id: int | sa.ColumnElement[int],
+    now: datetime | sa.ColumnElement[datetime],
+    grace_start: datetime | sa.ColumnElement[datetime],
+) -> sa.ColumnElement[bool]:
+    """The condition: the pool holds a hold or a waitlist offer that ran out, not yet released
+    (grace_start: holds.payment_grace_start(now)). Values, or bound parameters of a statement
+    built once."""
+    held = (
+        sa.select(Registration.id)
+        .where(Registration.seat_pool_id == pool_id, lapsed_hold_as_of(now, grace_start))
+        .exists()
+    )
     offered = (
         sa.select(WaitlistEntry.id)
         .where(

@@ -38,6 +38,7 @@ from events.models import (
     SeatPool,
     Session,
     SessionStatus,
+    UTCDateTime,
     WaitlistEntry,
     WaitlistStatus,
     utcnow,
@@ -47,6 +48,7 @@ from events.passes import ledger
 from events.payments import refunds
 from events.payments.balances import seat_payments
 from events.registration import seats
+from events.registration.holds import payment_grace_start
 
 
 class RegistrationError(Exception):
@@ -596,17 +598,32 @@ def _concurrent_twin(
 
 
 def _needs_the_lock(pool_id: int, email_normalized: str, now: datetime) -> bool:
-    """A full pool holds a lapsed hold or offer to release, or this person's waitlist place."""
+    """A full pool holds a lapsed hold or offer to release, or this person's waitlist place.
+    (What everyone who finds a class full is asked: the statement is built once.)"""
+    params = {
+        "pool_id": pool_id,
+        "email_normalized": email_normalized,
+        "now": now,
+        "grace_start": payment_grace_start(now),
+    }
+    return bool(db.session.scalar(_needs_the_lock_statement(), params))
+
+
+@functools.cache
+def _needs_the_lock_statement() -> sa.Select[tuple[bool]]:
+    pool_id = sa.bindparam("pool_id", type_=sa.Integer)
     waitlisted = (
         sa.select(WaitlistEntry.id)
         .where(
             WaitlistEntry.seat_pool_id == pool_id,
-            WaitlistEntry.email_normalized == email_normalized,
+            WaitlistEntry.email_normalized == sa.bindparam("email_normalized"),
             WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
         )
         .exists()
     )
-    return bool(db.session.scalar(sa.select(sa.or_(seats.lapsed_in_pool(pool_id, now), waitlisted))))
+    now = sa.bindparam("now", type_=UTCDateTime())
+    grace_start = sa.bindparam("grace_start", type_=UTCDateTime())
+    return sa.select(sa.or_(seats.lapsed_in_pool(pool_id, now, grace_start), waitlisted))
 
 
 def _commit_keeping_what_was_written() -> None:

@@ -5,6 +5,8 @@ the notification cached pages listen for)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -14,6 +16,8 @@ from psycopg import _queries as psycopg_queries
 from events.extensions import db as _db
 from events.models import (
     OutboxEmail,
+    Payment,
+    PaymentStatus,
     Registration,
     RegistrationStatus,
     SeatPool,
@@ -178,3 +182,59 @@ def test_the_seat_statement_is_the_same_text_every_time(db, with_email):
     assert not compiled.literal_execute_params and not compiled.post_compile_params
     assert len(compiled.params) <= psycopg_queries.MAX_CACHED_STATEMENT_PARAMS
     assert len(compiled.string.encode()) <= psycopg_queries.MAX_CACHED_STATEMENT_LENGTH
+
+
+def test_a_full_pool_is_locked_only_when_a_lapsed_hold_or_offer_or_their_waitlist_place_is_there(app, db):
+    """Everyone who finds a class full is asked one question, built once with the moment as a
+    parameter: is there a hold or offer to release, or a waitlist place of theirs to end?"""
+    offering = workshop(capacity=3, price_cents=2000)
+    pool = offering.sessions[0].seat_pool
+    pool.seats_taken = 3
+    db.session.commit()
+    now = services.utcnow()
+    grace = timedelta(minutes=app.config["PAYMENT_GRACE_MINUTES"])
+
+    def needs_the_lock(email: str = "new@example.com", at=now) -> bool:
+        return services._needs_the_lock(pool.id, email, at)
+
+    assert not needs_the_lock()
+
+    hold = services._new_registration(pool, offering, None, Person("Held", "held@example.com"), "public", now)
+    db.session.add(hold)
+    db.session.commit()
+    assert not needs_the_lock()  # its time has not run out
+    hold.hold_expires_at = now - timedelta(minutes=1)
+    db.session.commit()
+    assert needs_the_lock()  # ran out, nothing paying
+    db.session.add(
+        Payment(
+            registration_id=hold.id,
+            stripe_payment_intent_id="pi_in_flight",
+            amount_cents=2000,
+            currency="usd",
+            status=PaymentStatus.PROCESSING,
+        )
+    )
+    db.session.commit()
+    assert not needs_the_lock()  # a payment in flight: its grace
+    assert needs_the_lock(at=now + grace)  # and past it
+    hold.status = RegistrationStatus.CONFIRMED
+    db.session.commit()
+    assert not needs_the_lock()
+
+    entry = WaitlistEntry(
+        seat_pool_id=pool.id,
+        name="Wen",
+        email="wen@example.com",
+        email_normalized="wen@example.com",
+        status=WaitlistStatus.WAITING,
+        token="waiting-wen",
+    )
+    db.session.add(entry)
+    db.session.commit()
+    assert needs_the_lock("wen@example.com") and not needs_the_lock()
+    entry.status = WaitlistStatus.OFFERED
+    entry.offer_expires_at = now + timedelta(minutes=5)
+    db.session.commit()
+    assert not needs_the_lock()
+    assert needs_the_lock(at=now + timedelta(minutes=5))  # the offer ran out
