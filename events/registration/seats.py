@@ -39,7 +39,7 @@ from events.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from events.notifications.outbox import EmailKind, email_row, queue_email
+from events.notifications.outbox import EmailKind, email_row, queue_email, registration_email_key
 from events.notifications.publish import mark_queued
 from events.registration.holds import lapsed_hold, lapsed_hold_as_of
 
@@ -110,17 +110,22 @@ def take_seat_and_register(pool: SeatPool, registration: Registration) -> bool:
     if db.session.get_bind().dialect.name != "postgresql":
         return _take_seat_and_register_locked(pool, registration)
     db.session.flush()  # (whatever the caller changed first goes before the seat)
-    registration.id = db.session.scalar(_NEXT_REGISTRATION_ID)
     params = {"pool_id": pool.id, **_insert_params("r_", Registration, registration)}
     email = email_row(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     with_email = False
     if registration.status == RegistrationStatus.CONFIRMED and email is not None:
+        # Its registration_id and the id ending its dedupe key are the one the INSERT draws.
+        email |= {
+            "registration_id": None,
+            "dedupe_key": registration_email_key(EmailKind.REGISTRATION_CONFIRMED),
+        }
         params |= _insert_params("e_", OutboxEmail, OutboxEmail(**email))
         with_email = True
     taken = db.session.execute(_seat_statement(with_email), params).one_or_none()
     if taken is None:
         return False
     # The session learns what the statement wrote, as if it had flushed it.
+    registration.id = taken.registration_id
     registration.created_at = taken.created_at
     set_committed_value(pool, "seats_taken", taken.seats_taken)
     set_committed_value(pool, "version", taken.version)
@@ -132,9 +137,6 @@ def take_seat_and_register(pool: SeatPool, registration: Registration) -> bool:
     return True
 
 
-_NEXT_REGISTRATION_ID = sa.text("SELECT nextval(pg_get_serial_sequence('registrations', 'id'))")
-
-
 @functools.cache
 def _seat_statement(with_email: bool) -> sa.Select:
     """take_seat_and_register()'s statement (built once: its values are bound parameters):
@@ -142,13 +144,17 @@ def _seat_statement(with_email: bool) -> sa.Select:
         WITH seat AS (UPDATE seat_pools SET seats_taken = seats_taken + 1, version = version + 1
                       WHERE id = :pool_id AND seats_taken < capacity AND NOT <on its waitlist>
                       RETURNING ...),
-             new_registration AS (INSERT INTO registrations (...) SELECT :r_... FROM seat RETURNING id),
-             queued_email AS (INSERT INTO outbox_emails (...) SELECT :e_... FROM new_registration
+             new_registration AS (INSERT INTO registrations (...) SELECT :r_... FROM seat
+                                  RETURNING id, created_at),
+             queued_email AS (INSERT INTO outbox_emails (...)
+                              SELECT :e_..., id, :e_dedupe_key || id FROM new_registration
                               RETURNING id)
-        SELECT seats_taken, version, (SELECT count(*) FROM queued_email), pg_notify(...) FROM seat
+        SELECT seats_taken, version, <the registration's id and created_at>,
+               (SELECT count(*) FROM queued_email), pg_notify(...) FROM seat
 
-    The outbox row's dedupe key names the registration id just drawn, so no row can have it
-    yet: a plain INSERT, no ON CONFLICT (which would also keep the statement out of
+    The registration's id is drawn by its INSERT (no round trip of its own before), and the
+    outbox row's dedupe key ends with it (outbox.registration_email_key), so no row can have
+    that key yet: a plain INSERT, no ON CONFLICT (which would also keep the statement out of
     SQLAlchemy's compiled cache)."""
     pools = cast(sa.Table, SeatPool.__table__)
     registrations = cast(sa.Table, Registration.__table__)
@@ -193,9 +199,22 @@ def _seat_statement(with_email: bool) -> sa.Select:
     )
     email_count: sa.ColumnElement[int] = sa.literal(0)
     if with_email:
+        drawn = {
+            "registration_id": written.c.id,
+            "dedupe_key": sa.bindparam("e_dedupe_key", type_=outbox.c.dedupe_key.type)
+            + sa.cast(written.c.id, outbox.c.dedupe_key.type),
+        }
         queued = (
             sa.insert(outbox)
-            .from_select(_insert_columns(outbox), _select_params("e_", outbox).select_from(written))
+            .from_select(
+                _insert_columns(outbox),
+                sa.select(
+                    *(
+                        drawn.get(name, sa.bindparam("e_" + name, type_=outbox.c[name].type))
+                        for name in _insert_columns(outbox)
+                    )
+                ).select_from(written),
+            )
             .returning(outbox.c.id)
             .cte("queued_email")
         )
@@ -203,6 +222,7 @@ def _seat_statement(with_email: bool) -> sa.Select:
     return sa.select(
         seat.c.seats_taken,
         seat.c.version,
+        sa.select(written.c.id).scalar_subquery().label("registration_id"),
         sa.select(written.c.created_at).scalar_subquery().label("created_at"),
         email_count.label("emails"),
         seats_notification_sql(seat.c.id, seat.c.capacity - seat.c.seats_taken, seat.c.version),
@@ -219,14 +239,8 @@ def _sql_constant(value: str) -> sa.ColumnElement[str]:
 
 
 def _insert_columns(table: sa.Table) -> list[str]:
-    """The columns the statement writes: all, the id too unless the table draws it (the outbox)."""
-    return [c.name for c in table.columns if not (c.primary_key and table.name == "outbox_emails")]
-
-
-def _select_params(prefix: str, table: sa.Table) -> sa.Select:
-    return sa.select(
-        *(sa.bindparam(prefix + name, type_=table.c[name].type) for name in _insert_columns(table))
-    )
+    """The columns the statement writes: all but the id, which the INSERT draws."""
+    return [c.name for c in table.columns if not c.primary_key]
 
 
 def _insert_params(prefix: str, model: type, obj: Any) -> dict[str, Any]:
