@@ -100,9 +100,7 @@ _WTFORMS_MESSAGES = _WtformsMessages()
 class Form(FlaskForm):
     class Meta:
         def get_translations(self, form: FlaskForm) -> Any:
-            if not current_app.config.get("WTF_I18N_ENABLED", True):
-                return super().get_translations(form)  # type: ignore[misc]
-            return _WTFORMS_MESSAGES
+            return _WTFORMS_MESSAGES  # (in place of Flask-WTF's, which this app always uses)
 
         def bind_field(self, form: FlaskForm, unbound_field: Any, options: dict[str, Any]) -> Field:
             # wtforms puts its DefaultMeta behind this Meta at runtime, hence the super() call.
