@@ -13,14 +13,17 @@ A form subclassing Form is covered with no code of its own.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from flask import current_app
-from flask_babel import gettext, lazy_gettext
+from babel.support import NullTranslations, Translations
+from flask import current_app, has_request_context
+from flask_babel import get_locale, gettext, lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import DateField, DateTimeField, DecimalField, Field, IntegerField, StringField, TextAreaField
+from wtforms.i18n import messages_path
 from wtforms.validators import DataRequired, Email, Length, StopValidation, ValidationError
 
 from events.extensions import db
@@ -68,8 +71,37 @@ def _integer_is_sane(form: FlaskForm, field: Field) -> None:
         raise StopValidation(gettext("Enter a number of sensible size."))
 
 
+@functools.cache
+def _wtforms_catalogue(locale: str | None) -> NullTranslations:
+    if locale is None:  # (no request: the English, as Flask-WTF's own gives)
+        return NullTranslations()
+    return Translations.load(messages_path(), [locale], domain="wtforms")
+
+
+class _WtformsMessages:
+    """wtforms' own messages ("Not a valid integer value.") in the page's language, from its
+    catalogues read once per process (Flask-WTF's own reads and parses the file again on every
+    request that builds a form)."""
+
+    def _catalogue(self) -> NullTranslations:
+        locale = get_locale() if has_request_context() else None
+        return _wtforms_catalogue(str(locale) if locale else None)
+
+    def gettext(self, string: str) -> str:
+        return self._catalogue().gettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self._catalogue().ngettext(singular, plural, n)
+
+
+_WTFORMS_MESSAGES = _WtformsMessages()
+
+
 class Form(FlaskForm):
     class Meta:
+        def get_translations(self, form: FlaskForm) -> Any:
+            return _WTFORMS_MESSAGES  # (in place of Flask-WTF's, which this app always uses)
+
         def bind_field(self, form: FlaskForm, unbound_field: Any, options: dict[str, Any]) -> Field:
             # wtforms puts its DefaultMeta behind this Meta at runtime, hence the super() call.
             field = super().bind_field(form, unbound_field, options)  # type: ignore[misc]

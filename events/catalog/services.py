@@ -6,6 +6,7 @@ page of rows with everything the page shows joined in.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -386,16 +387,26 @@ def _plausible_slug(slug: str) -> bool:
     return 0 < len(slug) <= 200 and not _CONTROL_CHARS.search(slug)
 
 
-def get_offering(slug: str) -> Offering | None:
+def get_offering(slug: str, for_page: bool = True) -> Offering | None:
+    """The published offering named `slug`, with the consent document its booking asks for.
+    for_page: with its location and instructor too, which its page shows (a registration
+    reads neither unless it shows the page again)."""
     if not _plausible_slug(slug):
         return None
-    return db.session.scalar(
+    return db.session.scalar(_offering_by_slug(for_page), {"slug": slug})
+
+
+@functools.cache
+def _offering_by_slug(for_page: bool) -> sa.Select[tuple[Offering]]:
+    """get_offering()'s statement, built once: the slug is its parameter (building it, its
+    loader options and its cache key again for each request cost more than running it)."""
+    loads = [joinedload(Offering.consent_requirement)]
+    if for_page:
+        loads += [joinedload(Offering.location), joinedload(Offering.instructor)]
+    return (
         sa.select(Offering)
-        .where(Offering.slug == slug, Offering.is_published.is_(True))
-        .options(
-            joinedload(Offering.location),
-            joinedload(Offering.instructor),
-        )
+        .where(Offering.slug == sa.bindparam("slug"), Offering.is_published.is_(True))
+        .options(*loads)
     )
 
 

@@ -127,6 +127,17 @@ def queue_pass_email(
     )
 
 
+def registration_email_key(kind: str) -> str:
+    """The dedupe key email_row() gives email `kind` about a registration (with no session or
+    other key parts), without the registration's id that ends it: for a statement that writes
+    the registration and its email at once, the id drawn as it runs (events/registration/seats.py)."""
+    return dedupe_key(kind, _REGISTRATION_OWNER)
+
+
+# A registration's emails are keyed by its id after this (email_row).
+_REGISTRATION_OWNER = "r"
+
+
 def email_row(
     kind: str,
     *,
@@ -145,7 +156,7 @@ def email_row(
 
     Also written by a statement of its own that takes a seat (events/registration/seats.py)."""
     if registration is not None:  # (an `owner` given names the address instead: one per address)
-        owner, to_email = owner or f"r{registration.id}", registration.email
+        owner, to_email = owner or f"{_REGISTRATION_OWNER}{registration.id}", registration.email
     elif waitlist_entry is not None:
         owner, to_email = f"w{waitlist_entry.id}", waitlist_entry.email
     elif user is not None:

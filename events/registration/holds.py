@@ -17,7 +17,19 @@ def lapsed_hold(now: datetime) -> sa.ColumnElement[bool]:
     A hold with a payment in flight (an intent recorded whose outcome we have not heard) gets
     PAYMENT_GRACE_MINUTES more: the card may have been charged in time with the answer lost,
     and the seat it paid for must still be there when reconcile or the webhook says so."""
-    grace = timedelta(minutes=current_app.config["PAYMENT_GRACE_MINUTES"])
+    return lapsed_hold_as_of(now, payment_grace_start(now))
+
+
+def payment_grace_start(now: datetime) -> datetime:
+    """A hold with a payment in flight whose time ran out before this has lapsed too."""
+    return now - timedelta(minutes=current_app.config["PAYMENT_GRACE_MINUTES"])
+
+
+def lapsed_hold_as_of(
+    now: datetime | sa.ColumnElement[datetime], grace_start: datetime | sa.ColumnElement[datetime]
+) -> sa.ColumnElement[bool]:
+    """lapsed_hold() with both moments given (grace_start: payment_grace_start(now)), as values
+    or as bound parameters of a statement built once."""
     paying = (
         sa.select(Payment.id)
         .where(Payment.registration_id == Registration.id, Payment.status.in_(OPEN_PAYMENT_STATUSES))
@@ -26,5 +38,5 @@ def lapsed_hold(now: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(
         Registration.status == RegistrationStatus.HELD,
         Registration.hold_expires_at <= now,
-        sa.or_(Registration.hold_expires_at <= now - grace, ~paying),
+        sa.or_(Registration.hold_expires_at <= grace_start, ~paying),
     )

@@ -40,9 +40,9 @@ from events.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from events.notifications.outbox import EmailKind, email_row, queue_email
+from events.notifications.outbox import EmailKind, email_row, queue_email, registration_email_key
 from events.notifications.publish import mark_queued
-from events.registration.holds import lapsed_hold
+from events.registration.holds import lapsed_hold, lapsed_hold_as_of
 
 
 def lock_pool(pool_id: int) -> SeatPool:
@@ -111,17 +111,22 @@ def take_seat_and_register(pool: SeatPool, registration: Registration) -> bool:
     if db.session.get_bind().dialect.name != "postgresql":
         return _take_seat_and_register_locked(pool, registration)
     db.session.flush()  # (whatever the caller changed first goes before the seat)
-    registration.id = db.session.scalar(_NEXT_REGISTRATION_ID)
     params = {"pool_id": pool.id, **_insert_params("r_", Registration, registration)}
     email = email_row(EmailKind.REGISTRATION_CONFIRMED, registration=registration)
     with_email = False
     if registration.status == RegistrationStatus.CONFIRMED and email is not None:
+        # Its registration_id and the id ending its dedupe key are the one the INSERT draws.
+        email |= {
+            "registration_id": None,
+            "dedupe_key": registration_email_key(EmailKind.REGISTRATION_CONFIRMED),
+        }
         params |= _insert_params("e_", OutboxEmail, OutboxEmail(**email))
         with_email = True
     taken = db.session.execute(_seat_statement(with_email), params).one_or_none()
     if taken is None:
         return False
     # The session learns what the statement wrote, as if it had flushed it.
+    registration.id = taken.registration_id
     registration.created_at = taken.created_at
     set_committed_value(pool, "seats_taken", taken.seats_taken)
     set_committed_value(pool, "version", taken.version)
@@ -133,9 +138,6 @@ def take_seat_and_register(pool: SeatPool, registration: Registration) -> bool:
     return True
 
 
-_NEXT_REGISTRATION_ID = sa.text("SELECT nextval(pg_get_serial_sequence('registrations', 'id'))")
-
-
 @functools.cache
 def _seat_statement(with_email: bool) -> sa.Select:
     """take_seat_and_register()'s statement (built once: its values are bound parameters):
@@ -143,13 +145,17 @@ def _seat_statement(with_email: bool) -> sa.Select:
         WITH seat AS (UPDATE seat_pools SET seats_taken = seats_taken + 1, version = version + 1
                       WHERE id = :pool_id AND seats_taken < capacity AND NOT <on its waitlist>
                       RETURNING ...),
-             new_registration AS (INSERT INTO registrations (...) SELECT :r_... FROM seat RETURNING id),
-             queued_email AS (INSERT INTO outbox_emails (...) SELECT :e_... FROM new_registration
+             new_registration AS (INSERT INTO registrations (...) SELECT :r_... FROM seat
+                                  RETURNING id, created_at),
+             queued_email AS (INSERT INTO outbox_emails (...)
+                              SELECT :e_..., id, :e_dedupe_key || id FROM new_registration
                               RETURNING id)
-        SELECT seats_taken, version, (SELECT count(*) FROM queued_email), pg_notify(...) FROM seat
+        SELECT seats_taken, version, <the registration's id and created_at>,
+               (SELECT count(*) FROM queued_email), pg_notify(...) FROM seat
 
-    The outbox row's dedupe key names the registration id just drawn, so no row can have it
-    yet: a plain INSERT, no ON CONFLICT (which would also keep the statement out of
+    The registration's id is drawn by its INSERT (no round trip of its own before), and the
+    outbox row's dedupe key ends with it (outbox.registration_email_key), so no row can have
+    that key yet: a plain INSERT, no ON CONFLICT (which would also keep the statement out of
     SQLAlchemy's compiled cache)."""
     pools = cast(sa.Table, SeatPool.__table__)
     registrations = cast(sa.Table, Registration.__table__)
@@ -160,21 +166,22 @@ def _seat_statement(with_email: bool) -> sa.Select:
         .where(
             WaitlistEntry.seat_pool_id == pool_id,
             WaitlistEntry.email_normalized == sa.bindparam("r_email_normalized"),
-            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
+            WaitlistEntry.status.in_([_sql_constant(status) for status in WAITLIST_ACTIVE_STATUSES]),
         )
         .exists()
     )
+    one: sa.ColumnElement[int] = sa.literal_column("1")
     seat = (
         sa.update(pools)
         .where(pools.c.id == pool_id, pools.c.seats_taken < pools.c.capacity, ~waitlisted)
-        .values(seats_taken=pools.c.seats_taken + 1, version=pools.c.version + 1)
+        .values(seats_taken=pools.c.seats_taken + one, version=pools.c.version + one)
         .returning(pools.c.id, pools.c.capacity, pools.c.seats_taken, pools.c.version)
         .cte("seat")
     )
     # created_at is the moment the seat was taken (after any wait for the lock), as when a
     # flush wrote it under lock_pool(): a session moved meanwhile tells exactly those
     # registered before its move (events/staff/moves.py).
-    seat_taken_at = sa.func.timezone("UTC", sa.func.clock_timestamp())
+    seat_taken_at = sa.func.timezone(_sql_constant("UTC"), sa.func.clock_timestamp())
     written = (
         sa.insert(registrations)
         .from_select(
@@ -193,9 +200,22 @@ def _seat_statement(with_email: bool) -> sa.Select:
     )
     email_count: sa.ColumnElement[int] = sa.literal(0)
     if with_email:
+        drawn = {
+            "registration_id": written.c.id,
+            "dedupe_key": sa.bindparam("e_dedupe_key", type_=outbox.c.dedupe_key.type)
+            + sa.cast(written.c.id, outbox.c.dedupe_key.type),
+        }
         queued = (
             sa.insert(outbox)
-            .from_select(_insert_columns(outbox), _select_params("e_", outbox).select_from(written))
+            .from_select(
+                _insert_columns(outbox),
+                sa.select(
+                    *(
+                        drawn.get(name, sa.bindparam("e_" + name, type_=outbox.c[name].type))
+                        for name in _insert_columns(outbox)
+                    )
+                ).select_from(written),
+            )
             .returning(outbox.c.id)
             .cte("queued_email")
         )
@@ -203,41 +223,58 @@ def _seat_statement(with_email: bool) -> sa.Select:
     return sa.select(
         seat.c.seats_taken,
         seat.c.version,
+        sa.select(written.c.id).scalar_subquery().label("registration_id"),
         sa.select(written.c.created_at).scalar_subquery().label("created_at"),
         email_count.label("emails"),
         seats_notification_sql(seat.c.id, seat.c.capacity - seat.c.seats_taken, seat.c.version),
     ).add_cte(written)
 
 
+def _sql_constant(value: str) -> sa.ColumnElement[str]:
+    """A constant of the code written into the statement, not a parameter: the statement's
+    text is then the same on every execution (no IN list expanded each time), and it stays
+    under psycopg's 50 parameters, beyond which psycopg converts its text again on every
+    execution (tests/integration/test_seat_statement.py checks both)."""
+    assert "'" not in value and "%" not in value  # (only the code's own words: nothing to escape)
+    return sa.literal_column(f"'{value}'")
+
+
 def _insert_columns(table: sa.Table) -> list[str]:
-    """The columns the statement writes: all, the id too unless the table draws it (the outbox)."""
-    return [c.name for c in table.columns if not (c.primary_key and table.name == "outbox_emails")]
-
-
-def _select_params(prefix: str, table: sa.Table) -> sa.Select:
-    return sa.select(
-        *(sa.bindparam(prefix + name, type_=table.c[name].type) for name in _insert_columns(table))
-    )
+    """The columns the statement writes: all but the id, which the INSERT draws."""
+    return [c.name for c in table.columns if not c.primary_key]
 
 
 def _insert_params(prefix: str, model: type, obj: Any) -> dict[str, Any]:
     """The values of every column an INSERT of the new `obj` writes, the columns' Python-side
     defaults filled in (on the object too, as a flush would: the session then knows them all)."""
-    mapper: sa.orm.Mapper[Any] = sa.inspect(model)
-    table = cast(sa.Table, mapper.local_table)
-    written = set(_insert_columns(table))
+    values = obj.__dict__  # (the ORM keeps a mapped object's attributes in its __dict__)
     params = {}
-    for attribute in mapper.column_attrs:
-        column = attribute.columns[0]
-        if column.name not in written:
-            continue
-        value = getattr(obj, attribute.key)
-        default = column.default
-        if value is None and isinstance(default, sa.ColumnDefault):
+    for key, name, default in _written_attributes(prefix, model):
+        value = values.get(key)
+        if value is None and default is not None:
             value = default.arg(None) if default.is_callable else default.arg
-        setattr(obj, attribute.key, value)
-        params[prefix + column.name] = value
+            setattr(obj, key, value)
+        elif key not in values:
+            setattr(obj, key, value)
+        params[name] = value
     return params
+
+
+@functools.cache
+def _written_attributes(prefix: str, model: type) -> tuple[tuple[str, str, sa.ColumnDefault | None], ...]:
+    """For _insert_params (read from the mapper once): each written column's attribute, its
+    parameter's name and its Python-side default."""
+    mapper: sa.orm.Mapper[Any] = sa.inspect(model)
+    written = set(_insert_columns(cast(sa.Table, mapper.local_table)))
+    return tuple(
+        (
+            attribute.key,
+            prefix + column.name,
+            column.default if isinstance(column.default, sa.ColumnDefault) else None,
+        )
+        for attribute in mapper.column_attrs
+        if (column := attribute.columns[0]).name in written
+    )
 
 
 def _take_seat_and_register_locked(pool: SeatPool, registration: Registration) -> bool:
@@ -359,9 +396,19 @@ def waitlist_position(entry: WaitlistEntry) -> int:
     ).scalar_one()
 
 
-def lapsed_in_pool(pool_id: int, now: datetime) -> sa.ColumnElement[bool]:
-    """The condition: the pool holds a hold or a waitlist offer that ran out, not yet released."""
-    held = sa.select(Registration.id).where(Registration.seat_pool_id == pool_id, lapsed_hold(now)).exists()
+def lapsed_in_pool(
+    pool_id: int | sa.ColumnElement[int],
+    now: datetime | sa.ColumnElement[datetime],
+    grace_start: datetime | sa.ColumnElement[datetime],
+) -> sa.ColumnElement[bool]:
+    """The condition: the pool holds a hold or a waitlist offer that ran out, not yet released
+    (grace_start: holds.payment_grace_start(now)). Values, or bound parameters of a statement
+    built once."""
+    held = (
+        sa.select(Registration.id)
+        .where(Registration.seat_pool_id == pool_id, lapsed_hold_as_of(now, grace_start))
+        .exists()
+    )
     offered = (
         sa.select(WaitlistEntry.id)
         .where(

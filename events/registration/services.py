@@ -6,6 +6,7 @@ change that should tell the person something writes its outbox row in the same t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -38,6 +39,7 @@ from events.models import (
     SeatPool,
     Session,
     SessionStatus,
+    UTCDateTime,
     WaitlistEntry,
     WaitlistStatus,
     utcnow,
@@ -47,6 +49,7 @@ from events.passes import ledger
 from events.payments import refunds
 from events.payments.balances import seat_payments
 from events.registration import seats
+from events.registration.holds import payment_grace_start
 
 # What a booking that wants a general seat is told when only seats kept for the community
 # price are free (the registration form, and a class pass, which takes a general seat).
@@ -112,21 +115,14 @@ def registration_target(
     offering: Offering, session_id: int | None, now: datetime
 ) -> tuple[SeatPool, Session | None]:
     """Which pool a registration takes a seat in, checking that it is still open."""
-    if not offering.is_published or offering.is_cancelled:
-        raise RegistrationError(gettext("Registration for this is closed."))
+    _check_open(offering)
     if offering.kind.per_session:
         session = (
             db.session.get(Session, session_id, options=[joinedload(Session.seat_pool)])
             if session_id
             else None
         )
-        if session is None or session.offering_id != offering.id:
-            raise RegistrationError(gettext("Please choose one of the listed dates."), field="session_id")
-        if session.status != SessionStatus.SCHEDULED:
-            raise RegistrationError(gettext("That class has been cancelled."))
-        if session.starts_at <= now:
-            raise RegistrationError(gettext("That class has already started."))
-        return session.seat_pool, session
+        return _checked_target(offering, session, now)
     first = db.session.scalar(
         sa.select(Session)
         .where(Session.offering_id == offering.id, Session.status == SessionStatus.SCHEDULED)
@@ -134,16 +130,87 @@ def registration_target(
         .order_by(Session.starts_at)
         .limit(1)
     )
-    if first is None:
+    return _checked_target(offering, first, now)
+
+
+def target_and_live_registration(
+    offering: Offering, session_id: int | None, email_normalized: str, now: datetime
+) -> tuple[SeatPool, Session | None, Registration | None]:
+    """registration_target(), and the person's live registration in that pool
+    (find_live_registration()), read in one query: what a registration looks at first."""
+    _check_open(offering)
+    row = None
+    if not offering.kind.per_session:
+        row = db.session.execute(
+            _target_statement(per_session=False),
+            {"offering_id": offering.id, "email_normalized": email_normalized},
+        ).first()
+    elif session_id:
+        row = db.session.execute(
+            _target_statement(per_session=True),
+            {"session_id": session_id, "email_normalized": email_normalized},
+        ).first()
+    session, registration_id = (row.Session, row.registration_id) if row is not None else (None, None)
+    pool, target = _checked_target(offering, session, now)
+    existing = db.session.get(Registration, registration_id) if registration_id is not None else None
+    return pool, target, existing
+
+
+@functools.cache
+def _target_statement(per_session: bool) -> sa.Select[tuple[Session, int]]:
+    """target_and_live_registration()'s statement, built once (its values are parameters): the
+    chosen session of a class, or the first scheduled one, with its pool, and the id of the
+    person's live registration in that pool, if any. (Only its id: a registration is nearly
+    always someone new, and the columns of a row that is nearly never there cost each time.)"""
+    live = sa.and_(
+        Registration.seat_pool_id == Session.seat_pool_id,
+        Registration.email_normalized == sa.bindparam("email_normalized"),
+        Registration.status.in_(SEAT_TAKING_STATUSES),
+    )
+    query = (
+        sa.select(Session, Registration.id.label("registration_id"))
+        .outerjoin(Registration, live)
+        .options(joinedload(Session.seat_pool))
+    )
+    if per_session:
+        return query.where(Session.id == sa.bindparam("session_id"))
+    return (
+        query.where(
+            Session.offering_id == sa.bindparam("offering_id"), Session.status == SessionStatus.SCHEDULED
+        )
+        .order_by(Session.starts_at)
+        .limit(1)
+    )
+
+
+def _check_open(offering: Offering) -> None:
+    if not offering.is_published or offering.is_cancelled:
+        raise RegistrationError(gettext("Registration for this is closed."))
+
+
+def _checked_target(
+    offering: Offering, session: Session | None, now: datetime
+) -> tuple[SeatPool, Session | None]:
+    """The pool of `session` (the chosen date of a class, else the first scheduled session),
+    or RegistrationError saying why it can't be registered for."""
+    if offering.kind.per_session:
+        if session is None or session.offering_id != offering.id:
+            raise RegistrationError(gettext("Please choose one of the listed dates."), field="session_id")
+        if session.status != SessionStatus.SCHEDULED:
+            raise RegistrationError(gettext("That class has been cancelled."))
+        if session.starts_at <= now:
+            raise RegistrationError(gettext("That class has already started."))
+        return session.seat_pool, session
+    if session is None:
         raise RegistrationError(gettext("There are no dates to register for."))
-    if first.starts_at <= now:
+    if session.starts_at <= now:
         raise RegistrationError(
             {
                 "workshop": gettext("This workshop has already started."),
                 "course": gettext("This course has already started."),
             }.get(offering.kind.value, gettext("That class has already started."))
         )
-    return first.seat_pool, None
+    return session.seat_pool, None
 
 
 def holds_offer(pool_id: int, email_normalized: str, now: datetime) -> bool:
@@ -363,19 +430,23 @@ def register(
     registration records the version accepted, in the transaction that takes its seat
     (consent.ConsentError if it was not ticked or is no longer the current version).
 
-    Everything is read and checked before the seat pool is locked, and the seat is then taken
+    Everything is read and checked before the seat pool is locked (the pool and the person's
+    live registration in it in one query: target_and_live_registration), and the seat is then taken
     in one statement followed by the commit (seats.take_seat_and_register), so a burst of
     registrations for one class waits on the pool's lock only for that. Someone on the pool's
     waitlist (the statement refuses them) or whose own hold has run out, and a full pool
     holding a lapsed hold or offer, take the slower path under the lock (_register_locked),
     which releases those first; a full pool without any is answered FULL without a lock."""
     now = now or utcnow()
-    pool, session = registration_target(offering, session_id, now)
     email_normalized = person.email_normalized
-    if pool.seats_taken >= pool.capacity and not _full_pool_needs_a_look(pool.id, email_normalized, now):
-        # The crowd that finds the pool full, in one query: nothing was written, nothing to lock.
+    pool, session, existing = target_and_live_registration(offering, session_id, email_normalized, now)
+    if (
+        pool.seats_taken >= pool.capacity
+        and existing is None
+        and not _needs_the_lock(pool.id, email_normalized, now)
+    ):
+        # The crowd that finds the pool full, in one more query: nothing was written, nothing to lock.
         return RegisterResult(Outcome.FULL)
-    existing = find_live_registration(pool.id, email_normalized)
     if existing is not None and not hold_released(existing, now):
         outcome = _answer_existing(existing, browser_key, source, now)
         db.session.commit()
@@ -577,43 +648,32 @@ def _concurrent_twin(
 
 
 def _needs_the_lock(pool_id: int, email_normalized: str, now: datetime) -> bool:
-    """A full pool holds a lapsed hold or offer to release, or this person's waitlist place."""
+    """A full pool holds a lapsed hold or offer to release, or this person's waitlist place.
+    (What everyone who finds a class full is asked: the statement is built once.)"""
+    params = {
+        "pool_id": pool_id,
+        "email_normalized": email_normalized,
+        "now": now,
+        "grace_start": payment_grace_start(now),
+    }
+    return bool(db.session.scalar(_needs_the_lock_statement(), params))
+
+
+@functools.cache
+def _needs_the_lock_statement() -> sa.Select[tuple[bool]]:
+    pool_id = sa.bindparam("pool_id", type_=sa.Integer)
     waitlisted = (
         sa.select(WaitlistEntry.id)
         .where(
             WaitlistEntry.seat_pool_id == pool_id,
-            WaitlistEntry.email_normalized == email_normalized,
+            WaitlistEntry.email_normalized == sa.bindparam("email_normalized"),
             WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
         )
         .exists()
     )
-    return bool(db.session.scalar(sa.select(sa.or_(seats.lapsed_in_pool(pool_id, now), waitlisted))))
-
-
-def _full_pool_needs_a_look(pool_id: int, email_normalized: str, now: datetime) -> bool:
-    """For a pool read as full: whether the person has a live registration in it, or the pool
-    needs the lock (_needs_the_lock); if not, the answer is FULL, as the longer path would say."""
-    registered = (
-        sa.select(Registration.id)
-        .where(
-            Registration.seat_pool_id == pool_id,
-            Registration.email_normalized == email_normalized,
-            Registration.status.in_(SEAT_TAKING_STATUSES),
-        )
-        .exists()
-    )
-    waitlisted = (
-        sa.select(WaitlistEntry.id)
-        .where(
-            WaitlistEntry.seat_pool_id == pool_id,
-            WaitlistEntry.email_normalized == email_normalized,
-            WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
-        )
-        .exists()
-    )
-    return bool(
-        db.session.scalar(sa.select(sa.or_(registered, seats.lapsed_in_pool(pool_id, now), waitlisted)))
-    )
+    now = sa.bindparam("now", type_=UTCDateTime())
+    grace_start = sa.bindparam("grace_start", type_=UTCDateTime())
+    return sa.select(sa.or_(seats.lapsed_in_pool(pool_id, now, grace_start), waitlisted))
 
 
 def _commit_keeping_what_was_written() -> None:

@@ -119,7 +119,7 @@ def _resume(registration: Registration) -> ResponseReturnValue:
 @bp.post("/offerings/<slug>/register")
 @limiter.limit(config_limit("REGISTER_RATE_LIMIT"))
 def register(slug: str) -> ResponseReturnValue:
-    offering = _offering_or_404(slug)
+    offering = catalog.get_offering(slug, for_page=False) or abort(404)
     form = PersonForm(needs_date=offering.kind.per_session)
     if not form.validate():
         return _render_offering(offering, form, 400)
