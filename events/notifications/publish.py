@@ -7,13 +7,8 @@ Off under TESTING unless OUTBOX_PUBLISH is set; the registration never waits on 
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import os
-import socket
 import threading
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,97 +38,27 @@ def _client(app: Flask) -> Any:
 
 def _make_client(app: Flask) -> Any:
     client = app.extensions.get("celery") or app.extensions.get("celery_publisher")
-    if client is not None:
-        return client
-    broker_url = app.config["CELERY_BROKER_URL"]
-    if broker_url.startswith(("redis://", "rediss://")):
-        client = RedisTaskPublisher(broker_url)
-    else:  # the embedded default's SQLite broker
+    if client is None:
         from celery import Celery
 
         client = Celery(f"{app.name}-publisher", set_as_current=False)
+        broker_url = app.config["CELERY_BROKER_URL"]
         # One attempt, at most a second: with the broker down a registration must not wait
         # on kombu's connection retries (about 2 s by default); the sweep sends the email.
+        transport_options: dict = {"max_retries": 0}
+        if broker_url.startswith(("redis://", "rediss://")):
+            # Socket timeouts are Redis options; the embedded SQLite broker refuses them.
+            transport_options |= {"socket_connect_timeout": 1, "socket_timeout": 2}
         client.conf.update(
             broker_url=broker_url,
             broker_connection_timeout=2,
             broker_connection_retry=False,
             broker_connection_max_retries=0,
-            broker_transport_options={"max_retries": 0},
+            broker_transport_options=transport_options,
             task_ignore_result=True,
         )
-    app.extensions["celery_publisher"] = client
+        app.extensions["celery_publisher"] = client
     return client
-
-
-# The queue the worker consumes: Celery's default (worker/app.py names no other).
-DEFAULT_QUEUE = "celery"
-# A task's arguments (none) and its canvas (none), as Celery encodes them.
-_NO_ARGUMENTS = base64.b64encode(
-    json.dumps([[], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode()
-).decode()
-
-
-class RedisTaskPublisher:
-    """Sends a task without arguments to the worker over Redis in one LPUSH, the message
-    written as Celery's own client writes it (Celery's task message protocol 2 in JSON, on
-    kombu's Redis transport). Celery's send_task costs about ten times the CPU (a producer from
-    its pool, a new Redis client, routing), and every registration pays for a nudge after its
-    commit. A real worker runs what this sends in tests/worker/ and tests/faults/.
-
-    Like the Celery client it replaces: one attempt, at most a second to connect and two to
-    answer (a registration must not wait on a broker that is down; the sweep sends the email)."""
-
-    def __init__(self, broker_url: str) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        self._redis = redis.Redis.from_url(
-            broker_url, socket_connect_timeout=1, socket_timeout=2, retry=Retry(NoBackoff(), 0)
-        )
-        self._origin = f"gen{os.getpid()}@{socket.gethostname()}"
-
-    def send_task(self, name: str, **_options: Any) -> None:
-        """Queue task `name` (result ignored, no retry: the options Celery's send_task is given)."""
-        task_id = str(uuid.uuid4())
-        message = {
-            "body": _NO_ARGUMENTS,
-            "content-encoding": "utf-8",
-            "content-type": "application/json",
-            "headers": {
-                "lang": "py",
-                "task": name,
-                "id": task_id,
-                "shadow": None,
-                "eta": None,
-                "expires": None,
-                "group": None,
-                "group_index": None,
-                "retries": 0,
-                "timelimit": [None, None],
-                "root_id": task_id,
-                "parent_id": None,
-                "argsrepr": "()",
-                "kwargsrepr": "{}",
-                "origin": self._origin,
-                "ignore_result": True,
-            },
-            "properties": {
-                "correlation_id": task_id,
-                "reply_to": "",
-                "delivery_mode": 2,
-                "delivery_info": {"exchange": "", "routing_key": DEFAULT_QUEUE},
-                "priority": 0,
-                "body_encoding": "base64",
-                # kombu's key for the message while a worker holds it unacknowledged
-                "delivery_tag": str(uuid.uuid4()),
-            },
-        }
-        self._redis.lpush(DEFAULT_QUEUE, json.dumps(message))
-
-    def close(self) -> None:
-        self._redis.close()
 
 
 def publish_delivery() -> bool:
