@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_registration import ADMIN_URL, serve  # noqa: E402
+from bench_registration import ADMIN_URL, free_port, serve  # noqa: E402
 
 DURATION = os.environ.get("BENCH_SECONDS", "10")
 WRITES_PER_SECOND = float(os.environ.get("BENCH_WRITES_PER_SECOND", "10"))
@@ -190,6 +190,12 @@ def queries_per_request(database_url: str) -> dict:
     return results
 
 
+def serve_on_a_free_port(app: str, env: dict) -> tuple[subprocess.Popen, str]:
+    """`app` under gunicorn as the product runs (bench_registration.serve), on a port of its own."""
+    port = free_port()
+    return serve({**env, "PORT": str(port)}, app), f"http://127.0.0.1:{port}"
+
+
 def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk (make bench installs it)")
@@ -208,8 +214,8 @@ def main() -> None:
         with app.app_context():
             upgrade()
         seed(app, 1000, 20000)
-        app_process, app_url = serve("wsgi:app", env)
-        bare_process, bare_url = serve("bench.bare_app:app", env)
+        app_process, app_url = serve_on_a_free_port("wsgi:app", env)
+        bare_process, bare_url = serve_on_a_free_port("bench.bare_app:app", env)
         processes += [app_process, bare_process]
 
         bare_before = wrk(bare_url + "/")
