@@ -396,9 +396,7 @@ class _WithheldEndSMTP(smtplib.SMTP):
         code, reply = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        if isinstance(msg, str):  # (sendmail hands over bytes; as smtplib would otherwise)
-            msg = msg.encode("ascii")
-        body = _LEADING_DOT.sub(b"..", bytes(msg))
+        body = _LEADING_DOT.sub(b"..", bytes(msg))  # (sendmail has made a str bytes already)
         if body[-2:] != CRLF:
             body += CRLF
         self.send(body)

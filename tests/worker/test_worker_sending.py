@@ -439,3 +439,26 @@ def test_a_crash_between_the_body_and_the_end_of_data_sends_that_email_once_late
     for email in emails:
         assert len(smtp.to(email)) == 1, email
     assert {r.status for r in rows(db)} == {EmailStatus.SENT}
+
+
+def test_the_end_held_back_changes_no_byte_of_what_the_server_receives(smtp):
+    """The body and its end of data go out in two writes, with the gate between: the server
+    receives what plain smtplib delivers, lines starting with a dot (stuffed, then unstuffed)
+    included."""
+    import smtplib
+
+    from events.notifications import sender
+
+    message = (
+        b"Subject: dots\r\nTo: a@example.com\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nlast line without end"
+    )
+    with smtplib.SMTP("127.0.0.1", smtp.port) as plain:
+        plain.sendmail("hello@clinic.test", ["plain@example.com"], message)
+    gates = []
+    with sender._WithheldEndSMTP("127.0.0.1", smtp.port) as held:
+        held.before_end = lambda: gates.append(len(smtp.messages))
+        held.sendmail("hello@clinic.test", ["held@example.com"], message)
+    assert gates == [1]  # called once, before this message was accepted
+    [(_, plain_bytes, _), (_, held_bytes, _)] = smtp.handler.envelopes
+    assert held_bytes == plain_bytes
+    assert b"\r\n.leading dot\r\n..two dots\r\n.\r\n" in held_bytes
