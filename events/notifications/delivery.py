@@ -27,9 +27,14 @@ mail server both stalled at once; that row can then be reclaimed and sent again.
 
 The at-least-once window: the row is marked 'sent' right after the SMTP server accepts that one
 message (not at the end of the batch), in a commit of its own that every other worker sees at
-once; the next message is not handed to SMTP before that commit is confirmed (see _Marks).
-Messages are written (rendered) a few at a time ahead of their sending (WRITE_AHEAD), which
-changes nothing here: a message written but not yet handed over was not sent. So a WORKER that
+once; the next message's end of data is not sent before that commit is confirmed (see _Marks).
+Its envelope (MAIL FROM, RCPT TO) and body go out while that commit is in flight, which takes
+most of the SMTP exchange off the wait for the disk, but the server accepts nothing before the
+end of data ("."): the transport holds it back and calls _ready_to_end first, which waits for
+the mark and checks the lease again; if that raises (or the worker dies there), the connection
+is dropped mid-DATA and the server discards the message. Messages are written (rendered) a
+few at a time ahead of their sending (WRITE_AHEAD), which changes nothing here: a message
+written, or sent but for its end of data, was not sent. So a WORKER that
 dies mid-batch (killed, crashed, its machine gone) resends nothing the server accepted, but for
 the one message whose 250 reply came in the few milliseconds before its mark reached
 PostgreSQL: that row is left in 'sending' and sent again after its lease. The resend carries
@@ -60,6 +65,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from functools import partial
 from typing import Any, cast
 
 import psycopg
@@ -235,8 +241,9 @@ class _Marks:
     and flushed when it returns (with SYNC_COMMIT_OFF: visible at once but flushed to disk by
     durable() at the end of the batch). The 'sent' mark is sent without waiting for its reply
     (libpq's asynchronous API): the sender goes on (writing the next few messages, when it is
-    their turn) while PostgreSQL commits it, and wait() collects the reply before anything else
-    is sent over SMTP or written. So at any moment at most one message has been accepted by the
+    their turn, and sending the next one's envelope and body) while PostgreSQL commits it, and
+    wait() collects the reply before the next end of data is sent over SMTP (_ready_to_end) or
+    anything else is written. So at any moment at most one message has been accepted by the
     SMTP server without its 'sent' commit confirmed, and a mark that fails still raises before
     the next email goes out. (The module's docstring has the windows this leaves.)
     """
@@ -507,6 +514,27 @@ def _written(
         yield from ahead
 
 
+class _NotOurs(Exception):
+    """The row dropped out of the lease (another worker reclaimed it): not handed over."""
+
+
+class _LeaseRunningOut(Exception):
+    """Less than half a lease is sure to be left (renewals are failing): nothing more goes out."""
+
+
+def _ready_to_end(marks: _Marks, lease: _Lease, row_id: int) -> None:
+    """The gate before a message's end of data, the moment the server would accept it (the
+    transport calls it once the envelope and body are out): the previous email's 'sent' commit
+    is confirmed, and the row is still ours with enough of the lease left. Raises if not, and
+    the message is never accepted."""
+    marks.wait()
+    held, until = lease.standing  # the latest renewal: writing and sending may have taken long
+    if row_id not in held:
+        raise _NotOurs(row_id)
+    if not lease.enough_left(until):
+        raise _LeaseRunningOut()
+
+
 def _send_rows(
     rows: Sequence[OutboxEmail],
     lease: _Lease,
@@ -517,16 +545,25 @@ def _send_rows(
     claimed_at = lease.claimed_at
     for index, row, message, to_email in _written(rows, lease, marks, stats):
         row_id = row.id
-        marks.wait()  # the previous email's 'sent' commit is confirmed before this one goes
-        # Asked again right before the hand-over: writing may have taken long, and only the
-        # latest renewal says what is still ours.
+        # Asked before the envelope goes too, so a row known lost costs no SMTP exchange; the
+        # gate asks again before the end of data.
         held, until = lease.standing
         if row_id not in held:
             continue
-        if not lease.enough_left(until):  # renewals are failing: the rows may soon be another's
+        try:
+            if not lease.enough_left(until):
+                raise _LeaseRunningOut()
+            # The envelope and body go out while the previous 'sent' mark commits; the end of
+            # data waits for it (_ready_to_end).
+            result = transport.send(
+                message, to_email, row_id, before_end=partial(_ready_to_end, marks, lease, row_id)
+            )
+        except _NotOurs:
+            continue
+        except _LeaseRunningOut:  # the rows may soon be another's: hand back what is left
+            held, _ = lease.standing
             _release(marks, [r.id for r in rows[index:] if r.id in held], claimed_at)
             return
-        result = transport.send(message, to_email, row_id)
         if result.outcome == sender.SENT:
             _mark_sent(marks, row_id, claimed_at)  # at once: the at-least-once window is this commit
             stats.sent += 1

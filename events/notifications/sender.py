@@ -31,9 +31,12 @@ import binascii
 import hashlib
 import os
 import random
+import re
 import secrets
 import smtplib
+import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from email import policy as email_policy
 from email.charset import Charset
@@ -320,9 +323,16 @@ def _email_message(
 
 
 class Transport(Protocol):
-    """Where delivery hands each message: a folder, an SMTP server (or a test's stand-in)."""
+    """Where delivery hands each message: a folder, an SMTP server (or a test's stand-in).
 
-    def send(self, msg: bytes | EmailMessage, to: str, row_id: int) -> SendResult: ...
+    before_end, if given, is called right before the message is handed over for good (an SMTP
+    server's end of data, a file's write): everything that can go ahead of that moment has
+    gone. If it raises, the message is not handed over (never accepted by the server) and the
+    exception comes out of send()."""
+
+    def send(
+        self, msg: bytes | EmailMessage, to: str, row_id: int, before_end: Callable[[], None] | None = None
+    ) -> SendResult: ...
 
     def close(self) -> None: ...
 
@@ -334,7 +344,11 @@ class FileTransport:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def send(self, msg: bytes | EmailMessage, to: str, row_id: int) -> SendResult:
+    def send(
+        self, msg: bytes | EmailMessage, to: str, row_id: int, before_end: Callable[[], None] | None = None
+    ) -> SendResult:
+        if before_end is not None:
+            before_end()
         target = self.folder / f"outbox-{row_id:08d}.eml"
         tmp = target.with_suffix(".eml.tmp")
         try:
@@ -350,6 +364,50 @@ class FileTransport:
         pass
 
 
+class EndWithheld(Exception):
+    """before_end raised between a message's body and its end of data: the message was never
+    accepted. `error` is what before_end raised."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(f"end of data withheld: {error!r}")
+        self.error = error
+
+
+# A '.' at the start of a line doubled, as smtplib.SMTP.data does (RFC 5321 4.5.2).
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class _WithheldEndSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose DATA can stop between the body and its end ("."): with before_end
+    set, data() sends the body, calls before_end, and only then sends the end of data. The
+    server accepts nothing before that end, so the body goes out while the caller still waits
+    on something (the previous message's mark); if before_end raises, the server is left
+    mid-DATA and discards the message when the connection is dropped (EndWithheld tells the
+    caller to drop it: nothing else may be sent on it, a QUIT would be read as data). The bytes
+    on the wire are smtplib's own, in two writes instead of one."""
+
+    before_end: Callable[[], None] | None = None
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        before_end = self.before_end
+        if before_end is None:
+            return super().data(msg)
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        body = _LEADING_DOT.sub(b"..", bytes(msg))  # (sendmail has made a str bytes already)
+        if body[-2:] != CRLF:
+            body += CRLF
+        self.send(body)
+        try:
+            before_end()
+        except BaseException as error:
+            raise EndWithheld(error) from error
+        self.send(b"." + CRLF)
+        return self.getreply()
+
+
 class SmtpTransport:
     """One SMTP connection reused for a batch; reconnects once per message after a drop."""
 
@@ -360,11 +418,15 @@ class SmtpTransport:
         self.username = config["MAIL_USERNAME"]
         self.password = config["MAIL_PASSWORD"]
         self.envelope_from = sender_address(config["MAIL_DEFAULT_SENDER"])
-        self._smtp: smtplib.SMTP | None = None
+        self._smtp: _WithheldEndSMTP | None = None
 
-    def _connect(self) -> smtplib.SMTP:
-        smtp = smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT)
+    def _connect(self) -> _WithheldEndSMTP:
+        smtp = _WithheldEndSMTP(self.host, self.port, timeout=SMTP_TIMEOUT)
         try:
+            # The end of data is a small write right after the body's (see _WithheldEndSMTP):
+            # without NODELAY, Nagle's algorithm could hold it until the body is acknowledged.
+            if smtp.sock is not None:  # (connected by the constructor)
+                smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             smtp.ehlo()
             if self.use_tls:
                 smtp.starttls()
@@ -376,17 +438,27 @@ class SmtpTransport:
             raise
         return smtp
 
-    def send(self, msg: bytes | EmailMessage, to: str, row_id: int) -> SendResult:
+    def send(
+        self, msg: bytes | EmailMessage, to: str, row_id: int, before_end: Callable[[], None] | None = None
+    ) -> SendResult:
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
-            if not to.isascii() and not self._smtp.has_extn("smtputf8"):
+            smtp = self._smtp
+            if not to.isascii() and not smtp.has_extn("smtputf8"):
                 return SendResult(FAILED, NO_SMTPUTF8)  # asking again will not change the server
-            if isinstance(msg, bytes):  # already CRLF-terminated MIME (Renderer.render)
-                self._smtp.sendmail(self.envelope_from, [to], msg)
-            else:
-                self._smtp.send_message(msg, from_addr=self.envelope_from, to_addrs=[to])
+            smtp.before_end = before_end
+            try:
+                if isinstance(msg, bytes):  # already CRLF-terminated MIME (Renderer.render)
+                    smtp.sendmail(self.envelope_from, [to], msg)
+                else:
+                    smtp.send_message(msg, from_addr=self.envelope_from, to_addrs=[to])
+            finally:
+                smtp.before_end = None
             return SendResult(SENT)
+        except EndWithheld as withheld:
+            self._drop()  # mid-DATA: the server discards the message; the connection is spent
+            raise withheld.error from None
         except smtplib.SMTPRecipientsRefused as error:
             code, reply = error.recipients.get(to, (450, b"refused"))
             return _by_code(code, reply)

@@ -374,8 +374,8 @@ def test_a_mark_that_matches_no_row_stops_the_batch(db, smtp, book, monkeypatch)
     send = sender.SmtpTransport.send
     other_claim = utcnow() + timedelta(seconds=1)
 
-    def send_then_lose_the_claim(transport, message, to, row_id):
-        result = send(transport, message, to, row_id)
+    def send_then_lose_the_claim(transport, message, to, row_id, **kwargs):
+        result = send(transport, message, to, row_id, **kwargs)
         with db.engine.begin() as conn:  # as another worker's claim, once this one lapsed
             conn.execute(sa.update(OutboxEmail).values(claimed_at=other_claim))
         return result
@@ -386,3 +386,79 @@ def test_a_mark_that_matches_no_row_stops_the_batch(db, smtp, book, monkeypatch)
     assert (stats.claimed, stats.sent) == (3, 1)
     assert len(smtp.messages) == 1
     assert {(r.status, r.claimed_at) for r in rows(db)} == {(EmailStatus.SENDING, other_claim)}
+
+
+def test_a_crash_between_the_body_and_the_end_of_data_sends_that_email_once_later(
+    app, db, smtp, book, monkeypatch
+):
+    """The next email's envelope and body go out while the previous 'sent' mark commits; only
+    its end of data waits for that mark. A crash right there (an exception injected once the
+    body is on the wire, before the '.'): the server has accepted nothing more, the row is still
+    under the dead claim (not sent), and once the lease has run out it goes out exactly once."""
+    from events.notifications import delivery, sender
+
+    offering = workshop()
+    db.session.commit()
+    emails = [f"crash{i}@example.com" for i in range(3)]
+    for email in emails:
+        book(offering, email)
+    [first, second, _] = rows(db)
+
+    written: list[bytes] = []  # what the sender wrote to the SMTP socket, write by write
+    socket_send = sender._WithheldEndSMTP.send
+
+    def recorded_send(smtp_client, data):
+        written.append(data if isinstance(data, bytes) else data.encode("ascii"))
+        return socket_send(smtp_client, data)
+
+    ready = delivery._ready_to_end
+    gates: list[int] = []
+
+    def crash_at_the_second_end(marks, lease, row_id):
+        ready(marks, lease, row_id)  # the first email's mark is confirmed here
+        gates.append(row_id)
+        if row_id == second.id:
+            body = written[-1]  # the body is out, the end of data is not
+            assert b"To: crash1@example.com" in body and body.endswith(b"\r\n")
+            assert not body.endswith(b"\r\n.\r\n")
+            raise RuntimeError("the worker died here")
+
+    monkeypatch.setattr(sender._WithheldEndSMTP, "send", recorded_send)
+    monkeypatch.setattr(delivery, "_ready_to_end", crash_at_the_second_end)
+    with pytest.raises(RuntimeError, match="the worker died here"):
+        deliver_due()
+    db.session.rollback()
+
+    assert gates == [first.id, second.id]
+    assert [r for r, _ in smtp.messages] == ["crash0@example.com"]
+    assert [r.status for r in rows(db)] == [EmailStatus.SENT, EmailStatus.SENDING, EmailStatus.SENDING]
+
+    monkeypatch.setattr(delivery, "_ready_to_end", ready)
+    later = deliver_due(now=utcnow() + timedelta(seconds=app.config["OUTBOX_CLAIM_LEASE_SECONDS"] + 1))
+    assert (later.reclaimed, later.sent) == (2, 2)
+    for email in emails:
+        assert len(smtp.to(email)) == 1, email
+    assert {r.status for r in rows(db)} == {EmailStatus.SENT}
+
+
+def test_the_end_held_back_changes_no_byte_of_what_the_server_receives(smtp):
+    """The body and its end of data go out in two writes, with the gate between: the server
+    receives what plain smtplib delivers, lines starting with a dot (stuffed, then unstuffed)
+    included."""
+    import smtplib
+
+    from events.notifications import sender
+
+    message = (
+        b"Subject: dots\r\nTo: a@example.com\r\n\r\n.leading dot\r\n..two dots\r\n.\r\nlast line without end"
+    )
+    with smtplib.SMTP("127.0.0.1", smtp.port) as plain:
+        plain.sendmail("hello@clinic.test", ["plain@example.com"], message)
+    gates = []
+    with sender._WithheldEndSMTP("127.0.0.1", smtp.port) as held:
+        held.before_end = lambda: gates.append(len(smtp.messages))
+        held.sendmail("hello@clinic.test", ["held@example.com"], message)
+    assert gates == [1]  # called once, before this message was accepted
+    [(_, plain_bytes, _), (_, held_bytes, _)] = smtp.handler.envelopes
+    assert held_bytes == plain_bytes
+    assert b"\r\n.leading dot\r\n..two dots\r\n.\r\n" in held_bytes
