@@ -6,15 +6,15 @@ carries its number as text, so nothing depends on colour; the page puts a data t
 caption beside each one. The drawing is 360 units wide, about a phone's width, so its text
 stays readable at 390 px and it scales up on a desktop.
 
-Every piece is a Markup template filled by Markup.format, which escapes what it is given:
-an offering's title cannot break out of its <text>.
+Every text is escaped as it is written into its <text> (the frame by Markup.format): an
+offering's title cannot break out of it.
 """
 
 from __future__ import annotations
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-from events.reports.report import ChartRow
+from events.reports.report import ChartRow, FigureValue
 
 WIDTH = 360
 ROW_HEIGHT = 42
@@ -25,32 +25,28 @@ def _short(text: str, limit: int = LABEL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _frame(chart_id: str, title: str, description: str, height: int, body: list[Markup]) -> Markup:
+def _frame(chart_id: str, title: str, description: str, height: int, body: list[str]) -> Markup:
     head = Markup(
         '<svg class="chart" id="{id}" role="img" viewBox="0 0 {width} {height}" width="100%" '
         'preserveAspectRatio="xMinYMin meet" aria-labelledby="{id}-title" aria-describedby="{id}-desc" '
         'xmlns="http://www.w3.org/2000/svg"><title id="{id}-title">{title}</title>'
         '<desc id="{id}-desc">{description}</desc>'
     ).format(id=chart_id, width=WIDTH, height=height, title=title, description=description)
-    return head + Markup("").join(body) + Markup("</svg>")
+    return head + Markup("".join(body)) + Markup("</svg>")  # noqa: S704 - each piece escaped its text
 
 
-def _text(css: str, x: float, y: float, text: str, anchor: str = "start") -> Markup:
-    return Markup('<text class="{}" x="{:.1f}" y="{:.1f}" text-anchor="{}">{}</text>').format(
-        css, x, y, anchor, text
-    )
+# The pieces are plain strings with only the text escaped (classes and anchors are ours,
+# numbers are formatted): a Markup.format per piece cost about 1.5 ms for ten years' 120 bars.
+def _text(css: str, x: float, y: float, text: str, anchor: str = "start") -> str:
+    return f'<text class="{css}" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">{escape(text)}</text>'
 
 
-def _rect(css: str, x: float, y: float, width: float, height: float) -> Markup:
-    return Markup('<rect class="{}" x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" rx="2"/>').format(
-        css, x, y, width, height
-    )
+def _rect(css: str, x: float, y: float, width: float, height: float) -> str:
+    return f'<rect class="{css}" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" rx="2"/>'
 
 
-def _line(css: str, x1: float, y1: float, x2: float, y2: float) -> Markup:
-    return Markup('<line class="{}" x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}"/>').format(
-        css, x1, y1, x2, y2
-    )
+def _line(css: str, x1: float, y1: float, x2: float, y2: float) -> str:
+    return f'<line class="{css}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}"/>'
 
 
 def bar_chart(
@@ -109,3 +105,9 @@ def column_chart(chart_id: str, title: str, description: str, rows: list[ChartRo
             x, anchor = left + n * step + step / 2, "middle"
         body.append(_text("chart-tick", x, bottom + 18, _short(rows[n].label, 16), anchor))
     return _frame(chart_id, title, description, height, body)
+
+
+def table_cells(values: list[FigureValue]) -> Markup:
+    """A breakdown row's cells, <td> each: ten years by month are 120 rows of 21 figures, and
+    the template's loop over 2,520 cells cost more than writing them here."""
+    return Markup("".join([f"<td>{escape(item.text)}</td>" for item in values]))  # noqa: S704 - each text escaped

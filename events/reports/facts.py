@@ -649,20 +649,21 @@ def _utc(value: datetime | str) -> datetime:
 
 def pass_facts(first_day: date, last_day: date, zone: ZoneInfo, currency: str) -> PassFacts:
     """Passes and codes in the range, by when things happened, in the clinic's time zone (a
-    pass is not at a location). Four grouped queries, whatever the number of passes."""
+    pass is not at a location). One statement, whatever the number of passes."""
     start, end = local_bounds(first_day, last_day, zone)
     in_range = sa.and_(PassLedgerEntry.created_at >= start, PassLedgerEntry.created_at < end)
-    sold = db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(PassLedgerEntry.credits), 0))
-        .join(Pass, Pass.id == PassLedgerEntry.pass_id)
-        .where(in_range, PassLedgerEntry.kind == LedgerKind.PURCHASE, Pass.currency == currency)
-    )
+    # One statement for the three parts (rows told apart by `part`, ordered within each):
+    # used per pass price, the sums, the codes per partner.
+    in_order: list[sa.ColumnElement[Any]] = [sa.literal_column(name) for name in ("part", "tag", "a", "b")]
+    no_tag = sa.cast(sa.null(), sa.String)
     # Used: spends (negative rows) and their returns (positive), so -(sum) is the net use.
-    uses = db.session.execute(
+    uses = (
         sa.select(
-            Pass.price_cents,
-            Pass.credits,
-            (-sa.func.sum(PassLedgerEntry.credits)).label("used"),
+            sa.literal("use").label("part"),
+            no_tag.label("tag"),
+            Pass.price_cents.label("a"),
+            Pass.credits.label("b"),
+            (-sa.func.sum(PassLedgerEntry.credits)).label("c"),
         )
         .join(Pass, Pass.id == PassLedgerEntry.pass_id)
         .where(
@@ -671,42 +672,48 @@ def pass_facts(first_day: date, last_day: date, zone: ZoneInfo, currency: str) -
             Pass.currency == currency,
         )
         .group_by(Pass.price_cents, Pass.credits)
-        .order_by(Pass.price_cents, Pass.credits)
-    ).all()
-    payments = db.session.execute(
-        sa.select(
-            sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0))
-            .where(
-                # pass_id's index finds them (a pass payment names its pass): not a scan of all.
-                Payment.pass_id.is_not(None),
-                Payment.purpose == PaymentPurpose.PASS,
-                Payment.status == PaymentStatus.SUCCEEDED,
-                Payment.method != PaymentMethod.COMP,
-                Payment.currency == currency,
-                sa.func.coalesce(Payment.paid_at, Payment.created_at) >= start,
-                sa.func.coalesce(Payment.paid_at, Payment.created_at) < end,
-            )
-            .scalar_subquery()
-            .label("paid"),
-            sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0))
-            .join(Payment, Payment.id == Refund.payment_id)
-            .where(
-                Payment.pass_id.is_not(None),
-                Payment.purpose == PaymentPurpose.PASS,
-                Refund.status == RefundStatus.SUCCEEDED,
-                Payment.currency == currency,
-                Refund.created_at >= start,
-                Refund.created_at < end,
-            )
-            .scalar_subquery()
-            .label("refunded"),
+    )
+    sums = sa.select(
+        sa.literal("sums").label("part"),
+        no_tag.label("tag"),
+        sa.select(sa.func.coalesce(sa.func.sum(PassLedgerEntry.credits), 0))
+        .join(Pass, Pass.id == PassLedgerEntry.pass_id)
+        .where(in_range, PassLedgerEntry.kind == LedgerKind.PURCHASE, Pass.currency == currency)
+        .scalar_subquery()
+        .label("a"),
+        sa.select(sa.func.coalesce(sa.func.sum(Payment.amount_cents), 0))
+        .where(
+            # pass_id's index finds them (a pass payment names its pass): not a scan of all.
+            Payment.pass_id.is_not(None),
+            Payment.purpose == PaymentPurpose.PASS,
+            Payment.status == PaymentStatus.SUCCEEDED,
+            Payment.method != PaymentMethod.COMP,
+            Payment.currency == currency,
+            sa.func.coalesce(Payment.paid_at, Payment.created_at) >= start,
+            sa.func.coalesce(Payment.paid_at, Payment.created_at) < end,
         )
-    ).one()
-    codes = db.session.execute(
+        .scalar_subquery()
+        .label("b"),
+        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0))
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(
+            Payment.pass_id.is_not(None),
+            Payment.purpose == PaymentPurpose.PASS,
+            Refund.status == RefundStatus.SUCCEEDED,
+            Payment.currency == currency,
+            Refund.created_at >= start,
+            Refund.created_at < end,
+        )
+        .scalar_subquery()
+        .label("c"),
+    )
+    codes = (
         sa.select(
-            PromoCode.partner_tag,
-            sa.func.count(PromoRedemption.id).label("uses"),
-            sa.func.coalesce(sa.func.sum(PromoRedemption.discount_cents), 0).label("discount"),
+            sa.literal("code").label("part"),
+            PromoCode.partner_tag.label("tag"),
+            sa.func.count(PromoRedemption.id).label("a"),
+            sa.func.coalesce(sa.func.sum(PromoRedemption.discount_cents), 0).label("b"),
+            sa.literal(0).label("c"),
         )
         .join(PromoCode, PromoCode.id == PromoRedemption.promo_code_id)
         .where(
@@ -715,14 +722,24 @@ def pass_facts(first_day: date, last_day: date, zone: ZoneInfo, currency: str) -
             PromoRedemption.created_at < end,
         )
         .group_by(PromoCode.partner_tag)
-        .order_by(PromoCode.partner_tag)
-    ).all()
+    )
+    rows = db.session.execute(sa.union_all(uses, sums, codes).order_by(*in_order)).all()
+    sold = paid = refunded = 0
+    used: list[CreditUse] = []
+    partners: list[PartnerCodes] = []
+    for row in rows:
+        if row.part == "use":
+            used.append(CreditUse(int(row.a), int(row.b), int(row.c)))
+        elif row.part == "sums":
+            sold, paid, refunded = int(row.a or 0), int(row.b or 0), int(row.c or 0)
+        else:
+            partners.append(PartnerCodes(row.tag or "", int(row.a), int(row.b)))
     return PassFacts(
-        credits_sold=int(sold or 0),
-        uses=tuple(CreditUse(int(u.price_cents), int(u.credits), int(u.used)) for u in uses),
-        pass_payments_cents=int(payments.paid),
-        pass_refunds_cents=int(payments.refunded),
-        codes=tuple(PartnerCodes(c.partner_tag or "", int(c.uses), int(c.discount)) for c in codes),
+        credits_sold=sold,
+        uses=tuple(used),
+        pass_payments_cents=paid,
+        pass_refunds_cents=refunded,
+        codes=tuple(partners),
     )
 
 
