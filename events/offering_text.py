@@ -6,6 +6,7 @@ page or email can say the text is in English."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import sqlalchemy as sa
 from flask import g, has_app_context
@@ -13,6 +14,9 @@ from flask import g, has_app_context
 from events.extensions import db
 from events.languages import DEFAULT_LANGUAGE, current_language
 from events.models import Offering, OfferingTranslation, PriceTier, PriceTierTranslation
+
+T = TypeVar("T")
+READ_TRANSLATIONS = "read_translations"  # g's cache of the translation rows read
 
 
 @dataclass(frozen=True)
@@ -36,16 +40,15 @@ def _english(offering: Offering, fallback: bool) -> OfferingText:
     )
 
 
-def _translations(language: str) -> dict[int, OfferingTranslation]:
-    """Every offering's translation into `language`, read once per request or email batch (one
-    statement however many offerings a page lists)."""
-    cache = g.setdefault("offering_translations", {})
-    found = cache.get(language)
+def _read_once(model: type[T], owner_id: str, language: str) -> dict[int, T]:
+    """Every row of a translation table (`model`) in `language`, by its owner's id (`owner_id`),
+    read once per request or email batch: one statement however many a page lists."""
+    cache = g.setdefault(READ_TRANSLATIONS, {})
+    key = (model.__name__, language)
+    found = cache.get(key)
     if found is None:
-        rows = db.session.scalars(
-            sa.select(OfferingTranslation).where(OfferingTranslation.language == language)
-        )
-        found = cache[language] = {row.offering_id: row for row in rows}
+        rows = db.session.scalars(sa.select(model).where(model.language == language))  # type: ignore[attr-defined]
+        found = cache[key] = {getattr(row, owner_id): row for row in rows}
     return found
 
 
@@ -53,7 +56,7 @@ def offering_text(offering: Offering, language: str | None = None) -> OfferingTe
     language = language or current_language()
     if language == DEFAULT_LANGUAGE or not has_app_context():
         return _english(offering, fallback=False)
-    row = _translations(language).get(offering.id)
+    row = _read_once(OfferingTranslation, "offering_id", language).get(offering.id)
     if row is None or not row.title.strip():
         return _english(offering, fallback=True)
     return OfferingText(
@@ -74,24 +77,12 @@ class TierText:
     fallback: bool  # the page's language has no translation of this tier: this is the English
 
 
-def _tier_translations(language: str) -> dict[int, PriceTierTranslation]:
-    """Every tier's translation into `language`, read once per request or email batch."""
-    cache = g.setdefault("tier_translations", {})
-    found = cache.get(language)
-    if found is None:
-        rows = db.session.scalars(
-            sa.select(PriceTierTranslation).where(PriceTierTranslation.language == language)
-        )
-        found = cache[language] = {row.price_tier_id: row for row in rows}
-    return found
-
-
 def tier_text(tier: PriceTier, language: str | None = None) -> TierText:
     """A sliding-scale tier's name and description in the language being written."""
     language = language or current_language()
     if language == DEFAULT_LANGUAGE or not has_app_context():
         return TierText(tier.name, tier.description, DEFAULT_LANGUAGE, fallback=False)
-    row = _tier_translations(language).get(tier.id)
+    row = _read_once(PriceTierTranslation, "price_tier_id", language).get(tier.id)
     if row is None or not row.name.strip():
         return TierText(tier.name, tier.description, DEFAULT_LANGUAGE, fallback=True)
     return TierText(row.name, row.description or tier.description, language, fallback=False)
@@ -100,5 +91,4 @@ def tier_text(tier: PriceTier, language: str | None = None) -> TierText:
 def forget_read_translations() -> None:
     """After staff save a translation (a long-lived app context, such as the worker's)."""
     if has_app_context():
-        g.pop("offering_translations", None)
-        g.pop("tier_translations", None)
+        g.pop(READ_TRANSLATIONS, None)
