@@ -14,7 +14,7 @@ from events.languages import in_language
 from events.models import OfferingKind, Payment, Registration, RegistrationStatus
 from events.payments import declines
 from tests.browser.test_money_journeys import AROUND_THE_CARD, assert_accessible, fill_card
-from tests.browser.test_pay_in_spanish_and_somali import words
+from tests.browser.test_pay_in_spanish_and_somali import SCREENSHOTS, words
 from tests.factories import make_clinic, make_location, make_offering, make_session, upcoming_day
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("localstripe")]
@@ -54,6 +54,7 @@ def test_each_declined_card_is_explained_in_spanish_then_another_card_pays(app, 
         expect(error).to_have_text(expected[code], timeout=15000)
         expect(page.locator("html")).to_have_attribute("lang", "es")
     assert_accessible(page, AROUND_THE_CARD)
+    page.screenshot(path=str(SCREENSHOTS / "pay-declined-es-phone.png"))
     for stripe_english in ("insufficient funds", "security code is incorrect", "Your card has expired."):
         assert stripe_english not in page.content()
 
