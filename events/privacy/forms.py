@@ -7,11 +7,7 @@ from wtforms import RadioField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length
 
 from events.forms import Form, deliverable_email
-
-
-def _strip(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
-
+from events.forms import strip_spaces as _strip  # (the one shared filter, short here)
 
 ACTION_CHOICES = [
     ("export", _l("Download my data")),

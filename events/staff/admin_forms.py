@@ -29,12 +29,9 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from events.forms import Form, MoneyField, deliverable_email
+from events.forms import strip_spaces as _strip  # (the one shared filter, short here)
 from events.languages import languages
 from events.models import OfferingKind
-
-
-def _strip(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
 
 
 def _int_or_none(value: str | int | None) -> int | None:

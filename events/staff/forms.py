@@ -4,6 +4,7 @@ from wtforms import BooleanField, HiddenField, PasswordField, StringField, TextA
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
 from events.forms import Form, deliverable_email
+from events.forms import strip_spaces as _strip  # (the one shared filter, short here)
 
 
 class LoginForm(Form):
@@ -42,10 +43,6 @@ class CancelForm(Form):
     )
     # "yes" only from the confirmation page: a POST without it shows what would happen, no more.
     confirmed = HiddenField()
-
-
-def _strip(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
 
 
 class WalkInForm(Form):
