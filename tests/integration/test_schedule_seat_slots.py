@@ -4,11 +4,14 @@ full render gives, for any filter and page, and never shows seats as they were."
 from __future__ import annotations
 
 import re
+import time as time_module
 from datetime import time
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
+from events.catalog import cache as page_cache
 from events.catalog import services as catalog_services
 from events.catalog.cache import KnownSeats, changed_seats, seats_notification
 from events.catalog.seat_slots import PageParts, SchedulePages
@@ -77,6 +80,10 @@ def set_seats_taken(db, session, taken: int) -> None:
 def test_assembled_pages_equal_full_renders_after_seat_changes(
     client, db, app, monkeypatch, schedule, full_renders
 ):
+    # Pages are kept per minute: a test crossing a minute's end would render them again (a
+    # flake under a loaded CI), so the page cache's clock stands still here.
+    frozen = time_module.time()
+    monkeypatch.setattr(page_cache, "time", SimpleNamespace(time=lambda: frozen, sleep=time_module.sleep))
     offerings, sessions = schedule
     for url in URLS:
         assert client.get(url).get_data() == rendered_in_full(client, app, monkeypatch, url), url
