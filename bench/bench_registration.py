@@ -200,6 +200,7 @@ class Posting:
     other: int
     spares: int  # GET / sent by a thread with no prepared visitor left
     socket_errors: int
+    other_statuses: str  # the HTTP statuses of answers that were neither a redirect nor a 200
     client_cpu_s: float  # wrk's own user + system time
     web_cpu_s: float  # the gunicorn workers'
     machine_busy: float  # the share of every core busy meanwhile, whoever used it (0..1)
@@ -244,6 +245,7 @@ def post_with_wrk(base_url: str, post_path: str, visitors: Path, master_pid: int
         other=int(counts.group(3)),
         spares=int(counts.group(4)),
         socket_errors=socket_errors,
+        other_statuses=" ".join(re.findall(r"other statuses:(.*)", out)).strip(),
         client_cpu_s=(children_after.ru_utime + children_after.ru_stime)
         - (children_before.ru_utime + children_before.ru_stime),
         web_cpu_s=web_cpu,
@@ -377,6 +379,7 @@ def main() -> None:
             wrk_share = posting.client_cpu_s / (posting.seconds * os.cpu_count())
             failed = posting.other + posting.socket_errors + floor.other + floor.socket_errors
             failures += failed
+            statuses = f", answered {posting.other_statuses}" if posting.other_statuses else ""
             cpu = worker_cpu_seconds(process.pid)
             race = race_for_seats(
                 app_url, f"bench-last-seats-{repetition}", RACERS, email_prefix=f"race{repetition}-"
@@ -398,7 +401,7 @@ def main() -> None:
                 f"(client {pgbench_share:.0%} of the cores) "
                 f"registrations/s={app_rate:.1f} (web CPU {cpu_ms:.1f} ms each; wrk {wrk_ms:.2f} ms a post, "
                 f"{wrk_share:.0%} of the cores; machine {posting.machine_busy:.0%} busy; "
-                f"failed {posting.other + posting.socket_errors}) ratio={app_rate / pg_rate:.2f}; "
+                f"failed {posting.other + posting.socket_errors}{statuses}) ratio={app_rate / pg_rate:.2f}; "
                 f"bare form posts/s={floor_rate:.0f} (web CPU {floor_ms:.1f} ms each); "
                 f"race {RACERS} on {LAST_SEATS}: confirmed={race.registered} told_full={race.told_full} "
                 f"other={race.other_4xx} errors={race.errors} p50={race.p50_ms:.0f}ms "

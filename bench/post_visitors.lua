@@ -36,6 +36,7 @@ function init(args)
   posted = 0
   redirected = 0
   other = 0
+  other_status = 0
   spare = wrk.format("GET", "/")
 end
 
@@ -56,12 +57,15 @@ function response(status, headers, body)
     redirected = redirected + 1
   else  -- (a spare GET's answer too: done() takes those away)
     other = other + 1
+    if status ~= 200 then other_status = status end
   end
 end
 
 function done(summary, latency, requests)
   local total_posted, total_redirected, total_other, total_spares = 0, 0, 0, 0
+  local statuses = ""
   for _, thread in ipairs(threads) do
+    if thread:get("other_status") ~= 0 then statuses = statuses .. " " .. thread:get("other_status") end
     total_posted = total_posted + thread:get("posted")
     total_redirected = total_redirected + thread:get("redirected")
     total_other = total_other + thread:get("other")
@@ -71,4 +75,5 @@ function done(summary, latency, requests)
     "posted %d redirected %d other %d spares %d\n",
     total_posted, total_redirected, total_other - total_spares, total_spares
   ))
+  if statuses ~= "" then io.write("other statuses:" .. statuses .. "\n") end
 end

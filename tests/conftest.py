@@ -329,6 +329,9 @@ def publish(app, redis_test_db, monkeypatch):
     monkeypatch.setitem(app.config, "CELERY_BROKER_URL", redis_test_db)
     app.extensions.pop("celery_publisher", None)
     yield
+    from events.notifications.publish import wait_until_sent
+
+    wait_until_sent()  # the nudges are sent by a thread: none may be on its way to this client
     client = app.extensions.pop("celery_publisher", None)
     if client is not None:
         client.close()

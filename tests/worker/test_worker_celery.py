@@ -12,6 +12,7 @@ import redis
 import sqlalchemy as sa
 
 from events.models import EmailStatus, OutboxEmail
+from events.notifications.publish import wait_until_sent
 from tests.factories import workshop
 from tests.helpers import wait_until
 from tests.worker.conftest import WorkerProcess, free_port, send_task, worker_env
@@ -65,6 +66,7 @@ def test_redis_down_registration_succeeds_email_follows(
     assert registration.status.value == "confirmed"
     [row] = outbox(db)
     assert row.status == EmailStatus.PENDING
+    assert wait_until_sent()  # the nudge was tried, and failed, in the background
     celery_worker.work_through_queue(redis_test_db)  # nothing reached it
     assert smtp.messages == []
     app.extensions.pop("celery_publisher").close()
