@@ -14,6 +14,7 @@ registration's CPU). The request never waits for the broker at all.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -120,15 +121,15 @@ class _Nudger:
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._sending = False
-        self._pid = 0
+        self._thread: threading.Thread | None = None
 
     def ask(self, app: Flask, task: str) -> None:
         with self._lock:
             self._asked.add((app, task))
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._thread is None or not self._thread.is_alive():
                 self._sending = False
-                threading.Thread(target=self._run, name="worker-nudges", daemon=True).start()
+                self._thread = threading.Thread(target=self._run, name="worker-nudges", daemon=True)
+                self._thread.start()
             self._wake.notify()
 
     def wait_until_sent(self, timeout: float = 5.0) -> bool:
@@ -153,6 +154,8 @@ class _Nudger:
 
 _nudger = _Nudger()
 wait_until_sent = _nudger.wait_until_sent
+# A process ending normally (a web worker restarted) first sends what its last commits asked for.
+atexit.register(wait_until_sent, 2.0)
 
 
 @sa.event.listens_for(Session, "after_commit")
