@@ -372,6 +372,33 @@ def community_left_by_pool(offering: Offering, pools: list[SeatPool], now: datet
     return community_kept_by_pool(((offering, pool) for pool in pools), now)
 
 
+@dataclass(frozen=True)
+class CommunityShown:
+    """What the offering page's registration form says about community seats."""
+
+    # Still kept for the pool the form books: the workshop's or course's one pool, or the date
+    # chosen. With several dates and none chosen: None while any date keeps one (the page's
+    # script shows each date's own count once one is chosen), else 0.
+    left: int | None
+    offered: bool  # the form offers a community seat (the offering keeps them, and one may be left)
+
+
+def community_seats_shown(
+    offering: Offering, open_sessions: list[Session], chosen: Session | None, left_by_pool: dict[int, int]
+) -> CommunityShown:
+    """The community seats the offering page's form shows, from `left_by_pool`
+    (community_left_by_pool() of its pools), its open (scheduled) upcoming sessions and the
+    date chosen (catalog.services.chosen_date)."""
+    left: int | None
+    if open_sessions and not offering.kind.per_session:
+        left = left_by_pool.get(open_sessions[0].seat_pool_id, 0)
+    elif chosen is not None:
+        left = left_by_pool.get(chosen.seat_pool_id, 0)
+    else:
+        left = None if any(left_by_pool.values()) else 0
+    return CommunityShown(left, keeps_community_seats(offering) and left != 0)
+
+
 def default_tier(offering: Offering) -> PriceTier | None:
     """The tier preselected on the form: one named Standard, else one at the list price."""
     for tier in offering.price_tiers:

@@ -46,10 +46,18 @@ LOCATION = {
 
 PRICE_TIER = {
     "type": "object",
-    "required": ["name", "description", "price_cents"],
+    "required": ["name", "description", "name_language", "price_cents"],
     "properties": {
-        "name": {"type": "string", "description": "e.g. Supported, Standard, Community"},
-        "description": {"type": "string"},
+        "name": {
+            "type": "string",
+            "description": "e.g. Supported, Standard, Community, in the language asked for",
+        },
+        "description": {"type": "string", "description": "In the same language as name"},
+        "name_language": {
+            "type": "string",
+            "description": "The language of name and description: `en` when the one asked for has "
+            "no translation of this tier",
+        },
         "price_cents": {"type": "integer", "minimum": 0},
     },
 }
@@ -187,7 +195,9 @@ SESSION_FILTERS = [
     _query("to", "Last day (clinic's time zone), YYYY-MM-DD", {"type": "string", "format": "date"}),
     _query("q", "Text search in titles, topics and descriptions", {"type": "string", "maxLength": 100}),
     _query(
-        "lang", "Language of titles and error messages, e.g. es (else Accept-Language)", {"type": "string"}
+        "lang",
+        "Language of titles, price tier names and error messages, e.g. es (else Accept-Language)",
+        {"type": "string"},
     ),
     _query("page", "Page number, from 1", {"type": "integer", "minimum": 1, "maximum": 100000}),
     _query("per_page", "Items per page", {"type": "integer", "minimum": 1, "maximum": 100}),
@@ -393,7 +403,12 @@ def openapi_document(server_url: str) -> dict:
                     "operationId": "getSession",
                     "summary": "One session",
                     "parameters": [
-                        {"name": "session_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                        {"name": "session_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                        _query(
+                            "lang",
+                            "Language of the title and price tier names, e.g. es (else Accept-Language)",
+                            {"type": "string"},
+                        ),
                     ],
                     "responses": {
                         "200": {

@@ -16,7 +16,7 @@ from events.catalog.cache import cached
 from events.clinic import current_clinic
 from events.extensions import db
 from events.models import Location, PassProduct, PriceTier, Session, utcnow
-from events.offering_text import offering_text
+from events.offering_text import offering_text, tier_text
 from events.passes import buying
 from events.reports.exports import report_json
 from events.reports.forms import report_form
@@ -37,7 +37,15 @@ def location_json(location: Location) -> dict:
 
 
 def tier_json(tier: PriceTier) -> dict:
-    return {"name": tier.name, "description": tier.description, "price_cents": tier.price_cents}
+    """A sliding-scale tier, its name and description in the language asked for (as the
+    offering's title: staff's translation, else the English, saying so in name_language)."""
+    text = tier_text(tier)
+    return {
+        "name": text.name,
+        "description": text.description,
+        "name_language": text.language,
+        "price_cents": tier.price_cents,
+    }
 
 
 def tiers_of(offering_ids: set[int]) -> dict[int, list[PriceTier]]:

@@ -428,6 +428,24 @@ def offering_sessions(offering: Offering, now: datetime | None = None) -> tuple[
     return upcoming, past
 
 
+def open_sessions(upcoming: list[Session]) -> list[Session]:
+    """The upcoming sessions one may still register for (not cancelled)."""
+    return [s for s in upcoming if s.status == SessionStatus.SCHEDULED]
+
+
+def chosen_date(
+    offering: Offering, open_sessions: list[Session], chosen_session_id: int | None
+) -> Session | None:
+    """The date the offering page's form shows chosen: a schedule card's (?session=ID) or the
+    one sent with the form, if it is open; for a class with one open date, that one."""
+    chosen = None
+    if chosen_session_id:
+        chosen = next((s for s in open_sessions if s.id == chosen_session_id), None)
+    if chosen is None and offering.kind.per_session and len(open_sessions) == 1:
+        return open_sessions[0]
+    return chosen
+
+
 def published_session(session_id: int) -> Session | None:
     """A session of a published offering (cancelled ones too: the API says they are)."""
     session = db.session.get(Session, session_id)  # <int:> stops at the id column's range

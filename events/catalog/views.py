@@ -57,12 +57,18 @@ def render_offering_page(offering: Offering, chosen_session_id: int | None = Non
     # cached by the seat pools' versions and the minute, so taking the last one or the release
     # time removes it).
     pools = list({s.seat_pool_id: s.seat_pool for s in upcoming}.values())
+    left_by_pool = pricing.community_left_by_pool(offering, pools, utcnow())
+    open_sessions = services.open_sessions(upcoming)
+    chosen = services.chosen_date(offering, open_sessions, chosen_session_id)
     return render_template(
         "catalog/offering.html",
         offering=offering,
         upcoming=upcoming,
         past=past,
-        community_left_by_pool=pricing.community_left_by_pool(offering, pools, utcnow()),
+        open_sessions=open_sessions,
+        chosen=chosen,
+        community_left_by_pool=left_by_pool,
+        community=pricing.community_seats_shown(offering, open_sessions, chosen, left_by_pool),
         map_url=services.map_url(offering.location),
         chosen_session_id=chosen_session_id,
         **extra,

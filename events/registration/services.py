@@ -105,6 +105,8 @@ class Outcome(Enum):
 class RegisterResult:
     outcome: Outcome
     registration: Registration | None = None
+    # FULL for someone on the pool's waitlist: their place, kept as it was (see still_full()).
+    waiting: WaitlistEntry | None = None
 
 
 def new_token() -> str:
@@ -231,15 +233,24 @@ def holds_offer(pool_id: int, email_normalized: str, now: datetime) -> bool:
     )
 
 
-def leave_waitlist_on_registering(pool: SeatPool, email_normalized: str) -> WaitlistEntry | None:
-    """End the person's waitlist place; returns the entry if it held a seat offered to them."""
-    entry = db.session.scalar(
+def waitlist_place(pool: SeatPool, email_normalized: str) -> WaitlistEntry | None:
+    """The person's live place on the pool's waitlist (waiting, or offered a seat), unchanged.
+    Read under the pool's lock, after release_lapsed (an OFFERED entry's offer is then live)."""
+    return db.session.scalar(
         sa.select(WaitlistEntry).where(
             WaitlistEntry.seat_pool_id == pool.id,
             WaitlistEntry.email_normalized == email_normalized,
             WaitlistEntry.status.in_(WAITLIST_ACTIVE_STATUSES),
         )
     )
+
+
+def end_waitlist_place(entry: WaitlistEntry | None) -> WaitlistEntry | None:
+    """The person has a seat now, so their waitlist place (if any) ends: returns the entry if
+    it held the seat offered to them (CLAIMED: that seat becomes the booking's), else None.
+
+    Call it only once the seat is certain (under the pool's lock, every check passed): someone
+    still waiting whose booking finds the class full keeps their place and its position."""
     if entry is None:
         return None
     if entry.status == WaitlistStatus.OFFERED:
@@ -247,6 +258,22 @@ def leave_waitlist_on_registering(pool: SeatPool, email_normalized: str) -> Wait
         return entry
     entry.status = WaitlistStatus.LEFT
     return None
+
+
+def leave_waitlist_on_registering(pool: SeatPool, email_normalized: str) -> WaitlistEntry | None:
+    """end_waitlist_place() of the person's place in `pool`, for a booking whose seat is
+    already certain; returns the entry if it held a seat offered to them."""
+    return end_waitlist_place(waitlist_place(pool, email_normalized))
+
+
+def still_full(entry: WaitlistEntry | None, source: str, now: datetime) -> RegisterResult:
+    """FULL, for a registration that found no seat. Someone on the waitlist keeps their place
+    (`waiting`: the page says so, with their position); the link to it goes to their address,
+    never onto the page (anyone may type anyone's email: see _email_waitlist_link). The
+    caller commits."""
+    if entry is not None and source == "public":
+        _email_waitlist_link(entry, now)
+    return RegisterResult(Outcome.FULL, waiting=entry)
 
 
 def hold_is_live(registration: Registration, now: datetime | None = None) -> bool:
@@ -475,8 +502,8 @@ def register(
                 _commit_keeping_what_was_written()
                 return _registered(registration)
         elif not _needs_the_lock(pool.id, email_normalized, now):
-            # Full, with no hold or offer to release and no waitlist place of theirs to end:
-            # nothing was written, nothing to lock.
+            # Full, with no hold or offer to release and no waitlist place of theirs (whose
+            # answer tells them they keep it): nothing was written, nothing to lock.
             return RegisterResult(Outcome.FULL)
     return _register_locked(offering, pool.id, session, person, now, source, browser_key, consent_answer)
 
@@ -506,23 +533,28 @@ def _register_locked(
         db.session.commit()
         return RegisterResult(outcome, existing)
     accepted = _consent_to_record(offering, consent_answer)
-    # Someone on the waitlist who registers directly leaves it; a seat offered to them
-    # becomes this registration's seat (as if they had claimed the offer).
-    claimed_offer = leave_waitlist_on_registering(pool, person.email_normalized)
-    if claimed_offer is None and pool.seats_taken >= pool.capacity:
+    # Someone on the waitlist who registers directly leaves it once they have a seat: a seat
+    # offered to them becomes this registration's (as if they had claimed the offer), or a free
+    # one. With none, they keep their place (and its position): nothing of it changes.
+    place = waitlist_place(pool, person.email_normalized)
+    offered = place is not None and place.status == WaitlistStatus.OFFERED
+    if not offered and pool.seats_taken >= pool.capacity:
+        result = still_full(place, source, now)
         db.session.commit()  # keep what release_lapsed did
-        return RegisterResult(Outcome.FULL)
+        return result
     try:
-        quote, code = _price_under_lock(
-            offering, pool, choice, person.email_normalized, claimed_offer is not None, now
-        )
-    except _NoSeat:
+        quote, code = _price_under_lock(offering, pool, choice, person.email_normalized, offered, now)
+    except _NoSeat:  # (what release_lapsed did is committed; their place is untouched)
+        result = still_full(place, source, now)
         db.session.commit()
-        return RegisterResult(Outcome.FULL)
+        return result
 
     registration = _new_registration(
         pool, offering, session.id if session else None, person, source, now, browser_key, quote
     )
+    # The seat is certain now (under the lock): their place ends, before the seat statement
+    # (which refuses anyone still on the waitlist) runs.
+    claimed_offer = end_waitlist_place(place)
     try:
         if claimed_offer is None:
             taken = seats.take_seat_and_register(pool, registration)

@@ -106,6 +106,31 @@ def _already_registered(offering: Offering) -> str:
     }[what]
 
 
+def _still_waiting(offering: Offering, entry: WaitlistEntry) -> str:
+    """The answer to someone on the waitlist whose registration found no seat: they keep their
+    place. Their position, but never the link to their place (anyone may type anyone's email:
+    it went to their address, as joining the waitlist again sends it)."""
+    position = waitlist_position(entry)
+    what = "class" if offering.kind.per_session else offering.kind.value
+    return {
+        "class": gettext(
+            "This class is still full. You're still on the waitlist: number %(position)d. We'll "
+            "email you if a seat opens. We've also emailed you the link to your place.",
+            position=position,
+        ),
+        "workshop": gettext(
+            "This workshop is still full. You're still on the waitlist: number %(position)d. "
+            "We'll email you if a seat opens. We've also emailed you the link to your place.",
+            position=position,
+        ),
+        "course": gettext(
+            "This course is still full. You're still on the waitlist: number %(position)d. We'll "
+            "email you if a seat opens. We've also emailed you the link to your place.",
+            position=position,
+        ),
+    }[what]
+
+
 def _resume(registration: Registration) -> ResponseReturnValue:
     """Back to a registration this browser made: its payment while the hold lasts (which says
     "Continue to payment: your seat is held until 3:57 pm CST")."""
@@ -158,6 +183,10 @@ def register(slug: str) -> ResponseReturnValue:
         case services.Outcome.ALREADY_REGISTERED:
             form.form_errors.append(_already_registered(offering))
             return _render_offering(offering, form, 409)
+        case services.Outcome.FULL if result.waiting is not None:
+            return _render_offering(
+                offering, form, 409, full=True, still_waiting=_still_waiting(offering, result.waiting)
+            )
         case services.Outcome.FULL:
             return _render_full(offering, form)
 

@@ -37,12 +37,13 @@ from events.models import (
     SessionStatus,
     User,
     WaitlistEntry,
+    WaitlistStatus,
     utcnow,
 )
 from events.passes import ledger
 from events.pricing import pricing_label
 from events.registration import seats
-from events.registration.services import Person, find_live_registration, leave_waitlist_on_registering
+from events.registration.services import Person, end_waitlist_place, find_live_registration, waitlist_place
 from events.staff.errors import CheckinClosed, RosterError, RosterRefusal
 
 
@@ -457,8 +458,10 @@ def add_walk_in(session: Session, person: Person, actor: User, now: datetime | N
     email_normalized = person.email_normalized
     if email_normalized and find_live_registration(pool.id, email_normalized) is not None:
         raise RosterRefusal("Someone with that email is already on this roster.", "email")
-    offered = leave_waitlist_on_registering(pool, email_normalized) if email_normalized else None
-    if offered is None and pool.seats_taken >= pool.capacity:
+    # On the waitlist: a seat offered to them becomes this one. Their place ends only once the
+    # seat is certain (a full session refuses them, and they keep it).
+    place = waitlist_place(pool, email_normalized) if email_normalized else None
+    if (place is None or place.status != WaitlistStatus.OFFERED) and pool.seats_taken >= pool.capacity:
         raise RosterRefusal(
             f"The session is full ({pool.seats_taken} of {pool.capacity} seats taken), so nobody "
             "can be added. An admin can raise the capacity first."
@@ -478,6 +481,7 @@ def add_walk_in(session: Session, person: Person, actor: User, now: datetime | N
         token=secrets.token_urlsafe(24),
         source=RegistrationSource.WALK_IN,
     )
+    offered = end_waitlist_place(place)
     if offered is None:
         seats.take_seat(pool)
     db.session.add(registration)

@@ -1,14 +1,21 @@
 """Two people on phones open the last seat's form; the second to press Register is told, on
 the page served from the page cache (events/catalog/cache.py, cached(fields=...)), that it has
-just filled up, with their own answers still in the form and one tap to join the waitlist."""
+just filled up, with their own answers still in the form and one tap to join the waitlist.
+Someone already on the waitlist who presses Register on a page opened earlier is told the
+class is still full and that they keep their place, with its number (not its link)."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from events.models import WaitlistEntry
+from events.models import WaitlistEntry, WaitlistStatus
+from events.registration import services
+from events.registration.services import Person
 from tests.browser.test_phone_journeys import assert_accessible, in_viewport
 from tests.factories import workshop
 
@@ -55,3 +62,40 @@ def test_the_second_to_press_register_keeps_their_answers_and_joins_the_waitlist
             phone.close()
     db.session.expire_all()
     assert sorted(db.session.scalars(sa.select(WaitlistEntry.name))) == ['Bo "B" <Lee>', "Cy Olsen"]
+
+
+def test_registering_from_an_old_page_while_on_the_waitlist_keeps_the_place(browser, live_server, db):
+    offering = workshop(capacity=2, slug="still-full", title="Gentle Back Care")
+    db.session.commit()
+    services.register(offering, None, Person("Ana Reyes", "ana@example.com"))
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = phone.new_page()
+        page.goto(f"{live_server.url}/offerings/still-full")  # one seat left when opened
+        page.get_by_label("Your name").fill("Wes Gray")
+        page.get_by_label("Email").fill("wes@example.com")
+        # Meanwhile the last seat goes, and Wes joins the waitlist (on his other phone).
+        services.register(offering, None, Person("Bo Lee", "bo@example.com"))
+        services.join_waitlist(offering, None, Person("Jo Kim", "jo@example.com"))
+        entry = services.join_waitlist(offering, None, Person("Wes Gray", "wes@example.com")).entry
+
+        page.get_by_role("button", name="Register - free").click()
+        page.wait_for_load_state()
+
+        notice = page.locator("[data-still-waiting]")
+        expect(notice).to_have_text(
+            "This workshop is still full. You're still on the waitlist: number 2. We'll email you if "
+            "a seat opens. We've also emailed you the link to your place."
+        )
+        expect(notice).to_be_focused()
+        assert in_viewport(page, "[data-still-waiting]")
+        assert page.locator('a[href*="/waitlist/"]').count() == 0  # never the link on the page
+        assert_accessible(page)
+        folder = os.environ.get("SCREENSHOT_DIR")
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(folder) / "still-on-the-waitlist-phone.png"))
+    finally:
+        phone.close()
+    db.session.expire_all()
+    assert db.session.get(WaitlistEntry, entry.id).status == WaitlistStatus.WAITING

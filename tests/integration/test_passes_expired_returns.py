@@ -25,10 +25,10 @@ from tests.passbook_helpers import ledger_kinds, ledger_sum, make_class, make_pa
 ME = "pat.holder@example.com"
 
 
-def booked_then_expired(db, days_to_class: int = 5):
+def booked_then_expired(db, days_to_class: int = 5, credits: int = 1):
     """A class booked with a pass, whose pass then expired (and the expiry task ran)."""
     make_clinic()
-    cls = make_class(days=days_to_class, title="Core Flow")
+    cls = make_class(days=days_to_class, title="Core Flow", credits=credits)
     pass_ = make_pass(ME)
     db.session.commit()
     result = booking.book_with_pass(cls, cls.sessions[0].id, Person("Pat Holder", ME, "", "en"))
@@ -36,7 +36,7 @@ def booked_then_expired(db, days_to_class: int = 5):
     expired_at = utcnow() - timedelta(hours=1)
     db.session.get_one(Pass, pass_.id).expires_at = expired_at
     db.session.commit()
-    assert pass_admin.expire_due() == 1  # the 9 credits left expire
+    assert pass_admin.expire_due() == 1  # the credits left expire
     assert ledger.balance(pass_.id) == 0
     return cls, pass_.id, result.registration
 
@@ -269,3 +269,65 @@ def test_the_expiry_task_and_the_clinic_cancelling_at_once_expire_the_leftovers_
     assert kinds.count(LedgerKind.EXPIRY) == 1 and kinds.count(LedgerKind.EXTENSION) == 1
     assert ledger.is_usable(db.session.get_one(Pass, pass_id), utcnow())
     assert pass_admin.expire_due() == 0
+
+
+def cancelled_email(app, registration_id: int) -> str:
+    """The cancellation email as the member gets it: its text and HTML parts, one after the other."""
+    from events.extensions import db
+    from events.notifications.content import build
+    from events.notifications.sender import render_message
+
+    row = db.session.scalar(
+        sa.select(OutboxEmail).where(
+            OutboxEmail.registration_id == registration_id,
+            OutboxEmail.kind == EmailKind.REGISTRATION_CANCELLED,
+        )
+    )
+    with app.test_request_context(base_url="http://127.0.0.1:5000"):
+        message = render_message(row, build(row))
+    return unescape(message.get_body(("plain",)).get_content() + message.get_body(("html",)).get_content())
+
+
+def test_a_booking_of_two_credits_says_credits_when_they_expire_on_return(app, db, client):
+    cls, pass_id, reg = booked_then_expired(db, credits=2)
+    manage = f"/manage/{links.sign(reg.token, links.MANAGE_SALT)}"
+    preview = unescape(client.get(f"{manage}/cancel").get_data(as_text=True))
+    assert "Your class pass has expired, so the credits can't be used again." in preview
+
+    cancel_registration(reg.id, expected_refund_cents=0)
+
+    page = unescape(client.get(manage).get_data(as_text=True))
+    assert "Your class pass has expired, so the credits can't be used again." in page
+    email = cancelled_email(app, reg.id)
+    assert email.count("Your class pass has expired, so the credits can't be used again.") == 2
+    assert "the credit can't" not in page + preview + email
+
+
+@pytest.mark.parametrize(
+    ("language", "spent"),
+    [
+        ("en", "You cancelled after the cut-off, so the credits stayed spent."),
+        ("es", "Usted canceló después del plazo de cancelación, así que los créditos no se devolvieron."),
+        (
+            "so",
+            "Waxaad baajisay kadib markii waqtigii baajintu dhaafay, sidaas darteed dhibcaha laguuma "
+            "soo celin.",
+        ),
+    ],
+)
+def test_a_late_cancel_of_two_credits_says_the_credits_stayed_spent(app, db, client, language, spent):
+    make_clinic()
+    cls = make_class(days=5, title="Core Flow", credits=2)
+    make_pass(ME)
+    db.session.commit()
+    person = Person("Pat Holder", ME, "", language)
+    reg = booking.book_with_pass(cls, cls.sessions[0].id, person).registration
+
+    cancel_registration(reg.id, now=cls.sessions[0].starts_at - timedelta(hours=2))  # after the cut-off
+
+    email = cancelled_email(app, reg.id)  # in the language they booked in
+    assert email.count(spent) == 2
+    if language == "en":
+        manage = f"/manage/{links.sign(reg.token, links.MANAGE_SALT)}"
+        page = unescape(client.get(manage).get_data(as_text=True))
+        assert spent in page and "the credit stayed" not in page + email

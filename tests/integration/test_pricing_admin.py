@@ -210,9 +210,14 @@ def test_the_api_lists_an_offerings_tiers_as_its_openapi_document_says(client, d
     assert_valid(spec, "/sessions", "200", payload)
     by_slug = {item["offering"]["slug"]: item["offering"] for item in payload["data"]}
     assert by_slug[tiered.slug]["price_tiers"] == [
-        {"name": "Supported", "description": "helps fund community seats", "price_cents": 2500},
-        {"name": "Standard", "description": "", "price_cents": 1500},
-        {"name": "Community", "description": "no questions asked", "price_cents": 500},
+        {
+            "name": "Supported",
+            "description": "helps fund community seats",
+            "name_language": "en",
+            "price_cents": 2500,
+        },
+        {"name": "Standard", "description": "", "name_language": "en", "price_cents": 1500},
+        {"name": "Community", "description": "no questions asked", "name_language": "en", "price_cents": 500},
     ]
     assert (by_slug[tiered.slug]["community_seats"], by_slug[tiered.slug]["community_price_cents"]) == (2, 0)
     assert by_slug[plain.slug]["price_tiers"] == []

@@ -123,3 +123,50 @@ def test_a_tier_name_too_long_is_a_form_error_and_saves_nothing(client, db):
     )
     assert refused.status_code == 400
     assert db.session.scalar(sa.select(sa.func.count()).select_from(PriceTierTranslation)) == 0
+
+
+def test_the_api_gives_tier_names_in_the_language_asked_for_and_says_which(client, db):
+    from tests.integration.test_api_openapi import assert_valid
+
+    offering, tiers = tiered_class(db)
+    db.session.add_all(
+        [
+            PriceTierTranslation(
+                price_tier_id=tiers["Supported"].id,
+                language="es",
+                name="Solidario",
+                description="ayuda a pagar los lugares comunitarios",
+            ),
+            PriceTierTranslation(price_tier_id=tiers["Community"].id, language="es", name="Comunitario"),
+        ]
+    )
+    db.session.commit()
+    spec = client.get("/api/v1/openapi.json").get_json()
+
+    def tier_names(path: str = "/api/v1/sessions", **asked):
+        payload = client.get(path, **asked).get_json()
+        item = payload["data"][0] if path == "/api/v1/sessions" else payload["data"]
+        shown = [
+            (t["name"], t["description"], t.get("name_language")) for t in item["offering"]["price_tiers"]
+        ]
+        assert_valid(
+            spec, "/sessions" if path == "/api/v1/sessions" else "/sessions/{session_id}", "200", payload
+        )
+        return shown
+
+    english = [
+        ("Supported", "helps fund community seats", "en"),
+        ("Standard", "", "en"),
+        ("Community", "no questions asked", "en"),
+    ]
+    spanish = [
+        ("Solidario", "ayuda a pagar los lugares comunitarios", "es"),
+        ("Standard", "", "en"),  # not translated: the English, and the API says so
+        ("Comunitario", "no questions asked", "es"),  # no description written: the English one
+    ]
+    assert tier_names(query_string={"lang": "es"}) == spanish
+    assert tier_names() == english
+    assert tier_names(headers={"Accept-Language": "es"}) == spanish
+    detail = f"/api/v1/sessions/{offering.sessions[0].id}"
+    assert tier_names(detail, query_string={"lang": "es"}) == spanish
+    assert tier_names(detail) == english

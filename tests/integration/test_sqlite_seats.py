@@ -7,8 +7,9 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from events.extensions import db
-from events.models import Registration, RegistrationStatus, Role, SeatPool, User, utcnow
-from events.registration.services import Person
+from events.models import Registration, RegistrationStatus, Role, SeatPool, User, WaitlistStatus, utcnow
+from events.registration import services
+from events.registration.services import Outcome, Person
 from events.staff import rosters
 from events.staff.errors import RosterRefusal
 from tests.conftest import LiveServer, make_test_app
@@ -68,5 +69,33 @@ def test_walk_ins_without_email_and_the_full_refusal_on_sqlite(tmp_path):
         assert db.session.get(SeatPool, session.seat_pool_id).seats_taken == 2
         names = db.session.scalars(sa.select(Registration.name).order_by(Registration.id)).all()
         assert names == ["One", "Two"]
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_registering_while_waiting_keeps_the_place_until_a_seat_on_sqlite(tmp_path):
+    """The embedded default: someone on the waitlist who registers for the full workshop keeps
+    their place; once the freed seat is offered to them, registering takes it and ends it."""
+    app = make_test_app(f"sqlite:///{tmp_path / 'waitlist.sqlite3'}")
+    with app.app_context():
+        upgrade()
+        offering = workshop(capacity=1)
+        db.session.commit()
+        taken = services.register(offering, None, Person("Ana", "ana@example.com")).registration
+        entry = services.join_waitlist(offering, None, Person("Wes", "wes@example.com")).entry
+
+        full = services.register(offering, None, Person("Wes", "wes@example.com"))
+
+        db.session.expire_all()
+        assert full.outcome is Outcome.FULL and entry.status == WaitlistStatus.WAITING
+        assert full.waiting is not None and full.waiting.id == entry.id
+
+        services.cancel_registration(taken.id)  # the seat is offered to Wes
+        booked = services.register(offering, None, Person("Wes", "wes@example.com"))
+
+        assert booked.outcome is Outcome.CONFIRMED
+        db.session.expire_all()
+        assert (entry.status, entry.registration_id) == (WaitlistStatus.CLAIMED, booked.registration.id)
+        assert db.session.get(SeatPool, offering.sessions[0].seat_pool_id).seats_taken == 1
         db.session.remove()
         db.engine.dispose()

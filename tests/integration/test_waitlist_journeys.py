@@ -7,12 +7,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from events.filters import format_time, zone_name
-from events.models import OfferingKind, OutboxEmail, RegistrationStatus, WaitlistStatus, utcnow
+from events.models import OfferingKind, OutboxEmail, RegistrationStatus, Role, WaitlistStatus, utcnow
 from events.notifications.outbox import EmailKind
-from events.registration import links, services
+from events.registration import links, seats, services
 from events.registration.services import Person
 from tests.factories import make_location, make_offering, make_session, upcoming_day
 from tests.helpers import csrf_token
@@ -136,3 +137,116 @@ def test_joining_a_waitlist_again_answers_neutrally_and_emails_the_link(client, 
     assert len(rows) == 2 and [r.to_email for r in rows] == ["wes@example.com"] * 2
     assert [r.context for r in rows if r.context.get("again")] == [{"again": True}]
     assert re.search(r"w\d+:t\d+$", next(r.dedupe_key for r in rows if r.context.get("again")))
+
+
+# --- Registering while on the waitlist: the place ends only with a seat ---
+
+
+def full_class_with_two_waiting(db):
+    """A full free class (Ana has its one seat) with Wes, then Cy, on its waitlist."""
+    location = make_location()
+    offering = make_offering(location, OfferingKind.CLASS, title="Gentle Yoga", capacity=1)
+    session = make_session(offering, upcoming_day(4))
+    db.session.commit()
+    taken = services.register(offering, session.id, Person("Ana", "ana@example.com")).registration
+    wes = services.join_waitlist(offering, session.id, Person("Wes", "wes@example.com")).entry
+    cy = services.join_waitlist(offering, session.id, Person("Cy", "cy@example.com")).entry
+    return offering, session, taken, wes, cy
+
+
+def post_register_as(client, offering, session, email: str):
+    page = client.get(f"/offerings/{offering.slug}?session={session.id}").get_data(as_text=True)
+    data = {"csrf_token": csrf_token(page), "name": "Cy", "email": email, "session_id": str(session.id)}
+    return client.post(f"/offerings/{offering.slug}/register", data=data)
+
+
+def waitlist_emails(db, entry) -> list[OutboxEmail]:
+    return list(
+        db.session.scalars(
+            sa.select(OutboxEmail)
+            .where(OutboxEmail.waitlist_entry_id == entry.id, OutboxEmail.kind == EmailKind.WAITLIST_JOINED)
+            .order_by(OutboxEmail.id)
+        )
+    )
+
+
+def test_registering_while_waiting_for_a_full_class_keeps_the_place_and_says_so(client, db):
+    offering, session, taken, wes, cy = full_class_with_two_waiting(db)
+
+    response = post_register_as(client, offering, session, "cy@example.com")
+
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert (
+        "This class is still full. You&#39;re still on the waitlist: number 2. We&#39;ll email you "
+        "if a seat opens. We&#39;ve also emailed you the link to your place."
+    ) in html
+    assert "/waitlist/" not in html and links.sign(cy.token, links.WAITLIST_SALT) not in html
+    db.session.expire_all()
+    assert (wes.status, cy.status) == (WaitlistStatus.WAITING, WaitlistStatus.WAITING)
+    assert seats.waitlist_position(cy) == 2
+    assert session.seat_pool.seats_taken == 1
+    # The link to their place went to their address (the "joined" email again, flagged so).
+    rows = waitlist_emails(db, cy)
+    assert [r.to_email for r in rows] == ["cy@example.com"] * 2 and rows[1].context == {"again": True}
+
+    # Still theirs when a seat frees: Ana cancels, Wes (first) is offered it; Cy is now first.
+    services.cancel_registration(taken.id)
+    again = services.register(offering, session.id, Person("Cy", "cy@example.com"))
+    assert again.outcome is services.Outcome.FULL and again.waiting is not None
+    db.session.expire_all()
+    assert (wes.status, cy.status) == (WaitlistStatus.OFFERED, WaitlistStatus.WAITING)
+    assert seats.waitlist_position(cy) == 1
+
+
+def test_the_place_ends_only_with_a_seat_a_free_one_or_the_one_offered(db):
+    offering, session, taken, wes, cy = full_class_with_two_waiting(db)
+    services.change_capacity(session.seat_pool_id, 3)  # two seats: both offered, Wes's and Cy's
+    db.session.expire_all()
+    assert (wes.status, cy.status) == (WaitlistStatus.OFFERED, WaitlistStatus.OFFERED)
+
+    booked = services.register(offering, session.id, Person("Cy", "cy@example.com"))
+
+    assert booked.outcome is services.Outcome.CONFIRMED
+    db.session.expire_all()
+    assert (cy.status, cy.registration_id) == (WaitlistStatus.CLAIMED, booked.registration.id)
+    assert session.seat_pool.seats_taken == 3  # the offered seat became the registration's
+
+    # Wes's offer stands: his place ends only when he takes a seat.
+    assert wes.status == WaitlistStatus.OFFERED
+
+
+def test_a_general_registration_refused_for_the_kept_community_seats_keeps_the_place(db):
+    from events.registration.services import OnlyCommunitySeatsLeft
+    from tests.integration.test_community_seats_kept_everywhere import (
+        community_class,
+        person,
+        take_the_general_seats,
+    )
+
+    cls, _pass = community_class()  # 3 seats, 2 kept for the community price
+    session = cls.sessions[0]
+    take_the_general_seats(cls, session)
+    entry = services.join_waitlist(cls, session.id, person()).entry  # waiting for a general seat
+
+    with pytest.raises(OnlyCommunitySeatsLeft):
+        services.register(cls, session.id, person())
+
+    db.session.expire_all()
+    assert entry.status == WaitlistStatus.WAITING and seats.waitlist_position(entry) == 1
+
+
+def test_a_staff_registration_for_someone_waiting_on_a_full_class_keeps_their_place(db):
+    from events.staff import registrations
+    from tests.integration.test_staff import make_user
+
+    offering, session, _taken, _wes, cy = full_class_with_two_waiting(db)
+    admin = make_user(db, "desk@clinic.example", Role.ADMIN)
+
+    result = registrations.register_on_behalf(offering, session.id, Person("Cy", "cy@example.com"), admin)
+
+    assert result.outcome is services.Outcome.FULL and result.waiting is not None
+    assert result.waiting.id == cy.id
+    db.session.expire_all()
+    assert cy.status == WaitlistStatus.WAITING and seats.waitlist_position(cy) == 2
+    assert len(waitlist_emails(db, cy)) == 1  # staff see the position: no link emailed

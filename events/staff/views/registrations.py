@@ -26,6 +26,7 @@ from events.payments import refunds
 from events.payments.receipts import card_brand_name
 from events.registration import links
 from events.registration.forms import ConfirmForm
+from events.registration.seats import waitlist_position
 from events.registration.services import Outcome, Person, RegistrationError, succeeded_payment
 from events.staff import audit_trail, bookings, emails, offerings, registrations
 from events.staff.access import admin_required, bp, get_or_404
@@ -270,7 +271,12 @@ def admin_register_on_behalf(offering_id: int) -> ResponseReturnValue:
         except AdminError as error:  # the desk payment refused (the seat is held; the page offers it again)
             form.form_errors.append(str(error))
         else:
-            if result.outcome is Outcome.FULL:
+            if result.outcome is Outcome.FULL and result.waiting is not None:
+                form.form_errors.append(
+                    "It's full. They keep their place on the waitlist (number "
+                    f"{waitlist_position(result.waiting)}). Raise the capacity first to book them now."
+                )
+            elif result.outcome is Outcome.FULL:
                 form.form_errors.append("It's full. Raise the capacity first, or add them to the waitlist.")
             elif result.outcome is Outcome.ALREADY_REGISTERED:
                 assert result.registration is not None  # the registration they already have
