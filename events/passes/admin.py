@@ -28,13 +28,13 @@ from events.models import (
     PaymentPurpose,
     PaymentStatus,
     Refund,
-    RefundKind,
     User,
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_pass_email
 from events.passes import ledger
 from events.passes.purchase import issue
+from events.passes.refunding import RefundDecision, lock_pass_payments, pro_rata_cents, refund_unused_credits
 from events.payments import refunds
 from events.registration.services import new_token, normalize_email
 from events.staff.errors import AdminError
@@ -250,20 +250,6 @@ def paid_cents(payments: list[Payment]) -> int:
     return sum(p.amount_cents for p in payments if p.status == PaymentStatus.SUCCEEDED)
 
 
-def pro_rata_cents(pass_: Pass, payments: list[Payment], unused: int) -> int:
-    """What the unused credits are worth: what was paid / credits x unused, in cents, floored.
-
-    What was paid is the pass's price, never more than its payments can still give back: a
-    second payment for the same pass is already being refunded whole (an unplaced payment), so
-    it adds nothing, and a comp paid nothing."""
-    if unused <= 0 or pass_.credits <= 0:
-        return 0
-    succeeded = [p for p in payments if p.status == PaymentStatus.SUCCEEDED]
-    paid = min(pass_.price_cents, sum(refunds.refundable_each(succeeded).values()))
-    # Credits staff added on top are not money: at most what was bought is refunded.
-    return paid * min(unused, pass_.credits) // pass_.credits
-
-
 # --- Changes staff make to a pass ---
 
 
@@ -327,47 +313,6 @@ def unfreeze(pass_id: int, reason: str, actor: User, now: datetime | None = None
     audit.record(actor.id, "pass.unfrozen", "pass", pass_.id, name=pass_.name, days=days, reason=reason)
     db.session.commit()
     return days
-
-
-@dataclass(frozen=True)
-class RefundDecision:
-    credits: int
-    cents: int
-
-
-def lock_pass_payments(pass_id: int) -> list[Payment]:
-    """A pass's payments, locked in id order (the caller holds the pass's lock: passes first)."""
-    return list(
-        db.session.execute(
-            sa.select(Payment)
-            .where(Payment.pass_id == pass_id)
-            .order_by(Payment.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalars()
-    )
-
-
-def refund_unused_credits(
-    pass_: Pass, payments: list[Payment], unused: int, reason: str, actor_id: int | None, ledger_reason: str
-) -> RefundDecision:
-    """The pro rata refund of `unused` credits, in the caller's transaction (never commits): a
-    REFUND row takes the balance to zero, the pass becomes REFUNDED, and refund rows are queued
-    across its successful payments in id order under one key per pass (so whoever decides it,
-    staff or the holder's "Delete my data", it is one refund). The caller holds the pass's lock,
-    then its payments' (lock_pass_payments), and has checked `unused` > 0 under them."""
-    cents = pro_rata_cents(pass_, payments, unused)
-    ledger.write(pass_, LedgerKind.REFUND, -unused, actor_id=actor_id, reason=ledger_reason)
-    pass_.status = PassStatus.REFUNDED
-    queued = refunds.queue_refunds_across(
-        [p for p in payments if p.status == PaymentStatus.SUCCEEDED and p.amount_cents > 0],
-        cents,
-        kind=RefundKind.MANUAL,
-        key=f"pass-{pass_.id}-unused",
-        reason=reason,
-        actor_id=actor_id,
-    )
-    return RefundDecision(unused, sum(amount for _, amount in queued))
 
 
 def refund_unused(

@@ -61,12 +61,9 @@ from events.registration.services import (
     find_live_registration,
     holds_offer,
     leave_waitlist_on_registering,
-    moved_since_registering,
     new_token,
     normalize_email,
-    pass_credits_come_back,
     registration_target,
-    settle_pass_credits,
 )
 
 BOOKING_LINK_SALT = "pass-booking"
@@ -405,26 +402,6 @@ def _commit_keeping_what_was_written() -> None:
 
 def pass_by_token(token: str) -> Pass | None:
     return db.session.scalar(sa.select(Pass).where(Pass.token == token))
-
-
-# --- Giving credits back or forfeiting them when a booking ends ---
-
-
-def settle_member_cancel(registration: Registration, now: datetime) -> int:
-    """A member cancels: credits back before the cut-off (or after a move, the clinic's doing:
-    then they stay usable), else forfeited."""
-    return settle_pass_credits(
-        registration,
-        now,
-        pass_credits_come_back(registration, now),
-        clinic_caused=moved_since_registering(registration),
-    )
-
-
-def forfeit_no_show(registration: Registration, now: datetime) -> None:
-    """Marked absent: a pass booking's credits stay spent (recorded once)."""
-    if registration.pass_id is not None and registration.credits_spent:
-        ledger.forfeit(registration, now, reason="No-show")
 
 
 def move_spend(old: Registration, new: Registration) -> None:

@@ -38,8 +38,7 @@ from events.models import (
     WaitlistStatus,
 )
 from events.notifications.outbox import EmailKind, dedupe_key, queue_email
-from events.passes import admin as pass_admin
-from events.passes import ledger
+from events.passes import ledger, refunding
 from events.payments import refunds
 from events.payments.balances import seat_payments
 from events.privacy import anonymise
@@ -186,7 +185,7 @@ def plan(email: str, now: datetime, registration: Registration | None = None) ->
                 pass_.id,
                 pass_.product.name,
                 left,
-                0 if held else pass_admin.pro_rata_cents(pass_, _successful(list(pass_.payments)), left),
+                0 if held else refunding.pro_rata_cents(pass_, _successful(list(pass_.payments)), left),
                 pass_.currency,
                 held,
             )
@@ -228,28 +227,39 @@ def erase(
         db.session.refresh(row)
     live = [r for r in live if r.status in LIVE]
     active = [e for e in active if e.status in ACTIVE_WAITLIST]
-    # A booking paid with a class pass: its credits go back as a member's cancellation would
-    # give them (before the cut-off or after a move). Its pass was locked above with the
-    # address's own (all passes in id order, after the pools and before any payment).
-    for registration in sorted(live, key=lambda r: (r.pass_id or 0, r.id)):
-        if registration.pass_id is not None:
-            settle_pass_credits(
-                registration, now, pass_credits_come_back(registration, now), reason=ERASE_REASON
-            )
-    closing = [p for p in passes if _open(p, now)]
-    # Every payment that paid for a seat: its first and any balance paid after a transfer; and
-    # every payment of a pass being closed.
+    # Then every payment, in id order: each that paid for a seat (its first and any balance
+    # paid after a transfer), and each of the passes locked above (those being closed are
+    # refunded below; a refunded one gets back as money the credits of a booking cancelled in
+    # time). The passes being closed are known only once the credits are given back: all their
+    # payments are locked first.
     payments = {r.id: seat_payments(r) for r in live}
-    pass_payment_ids = set(
-        db.session.scalars(sa.select(Payment.id).where(Payment.pass_id.in_([p.id for p in closing])))
-        if closing
+    payments_of_passes = list(
+        db.session.scalars(sa.select(Payment).where(Payment.pass_id.in_(sorted(locked_passes))))
+        if locked_passes
         else []
     )
     locked = {
         payment_id: refunds.lock_for_refund(payment_id)
-        for payment_id in sorted({p.id for paid in payments.values() for p in paid} | pass_payment_ids)
+        for payment_id in sorted(
+            {p.id for paid in payments.values() for p in paid} | {p.id for p in payments_of_passes}
+        )
     }
+    # A booking paid with a class pass: its credits go back as a member's cancellation would
+    # give them (before the cut-off or after a move); onto a refunded pass, as money.
     refund_cents = 0
+    for registration in sorted(live, key=lambda r: (r.pass_id or 0, r.id)):
+        if registration.pass_id is not None:
+            settled = settle_pass_credits(
+                registration,
+                now,
+                pass_credits_come_back(registration, now),
+                reason=ERASE_REASON,
+                actor_id=actor_id,
+            )
+            refund_cents += settled.refunded_cents or 0
+    closing = [p for p in passes if _open(p, now)]
+    closing_ids = {p.id for p in closing}
+    pass_payment_ids = {p.id for p in payments_of_passes if p.pass_id in closing_ids}
     currency = live[0].currency if live else "usd"
     for registration in live:
         quote = refund_quote(registration, now)
@@ -354,7 +364,7 @@ def _close_pass(pass_: Pass, payments: list[Payment], actor_id: int | None) -> i
     unused = ledger.balance(pass_.id)
     if unused <= 0:
         return 0  # nothing left to refund: anonymising it (anonymised_at) makes it unusable
-    decision = pass_admin.refund_unused_credits(
+    decision = refunding.refund_unused_credits(
         pass_, payments, unused, f"Unused class pass credits ({unused})", actor_id, PASS_CLOSED_REASON
     )
     return decision.cents

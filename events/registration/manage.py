@@ -42,6 +42,7 @@ from events.models import (
     utcnow,
 )
 from events.offering_text import offering_text
+from events.passes import refunding
 from events.passes.booking import PassSummary, credits_expired_on_return, credits_given_back, pass_summary
 from events.payments import balances
 from events.payments.receipts import Receipt, card_label, desk_method_word
@@ -101,6 +102,8 @@ class ManagePage:
     paid_with_pass: PassSummary | None = None
     pass_credits_back: int = 0
     pass_credits_expired: bool = False  # given back onto an expired pass, so expired with it
+    # Given back onto a pass already refunded, so refunded as money: the cents (None: not so).
+    pass_credits_refunded_cents: int | None = None
 
 
 def _open_payment(registration: Registration) -> bool:
@@ -239,6 +242,7 @@ def manage_page(registration: Registration, now: datetime | None = None) -> Mana
     if page.paid_with_pass is not None and state == State.CANCELLED:
         page.pass_credits_back = credits_given_back(registration)
         page.pass_credits_expired = credits_expired_on_return(registration)
+        page.pass_credits_refunded_cents = refunding.returned_credits_refunded_cents(registration)
     if state == State.CONFIRMED:
         page.balance_due_cents = balances.balance_due(registration)
         if page.balance_due_cents:
@@ -262,6 +266,8 @@ class CancelPreview:
     pass_credits: int = 0  # booked with a class pass: the credits it spent
     pass_credits_back: bool = False  # ... and cancelling now gives them back
     pass_expired: bool = False  # ... onto a pass past its expiry: they expire at once
+    pass_refunded: bool = False  # ... onto a pass already refunded: they are refunded as money
+    pass_refund_cents: int = 0  # ... that much (a quote)
 
 
 def cancel_preview(registration: Registration, now: datetime | None = None) -> CancelPreview:
@@ -281,6 +287,8 @@ def cancel_preview(registration: Registration, now: datetime | None = None) -> C
         pass_credits_back=registration.pass_id is not None
         and services.pass_credits_come_back(registration, now),
         pass_expired=services.credits_expire_on_return(registration, now),
+        pass_refunded=refunding.is_refunded(registration),
+        pass_refund_cents=refunding.returned_credits_quote(registration)[1],
     )
 
 

@@ -45,7 +45,7 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, dedupe_key, queue_email
-from events.passes import ledger
+from events.passes import ledger, refunding
 from events.payments import refunds
 from events.payments.balances import seat_payments
 from events.registration import seats
@@ -849,28 +849,69 @@ def pass_credits_come_back(registration: Registration, now: datetime) -> bool:
     return now <= start - timedelta(hours=registration.offering.cancellation_cutoff_hours)
 
 
+@dataclass(frozen=True)
+class SettledCredits:
+    """What ending a class pass booking did with its credits."""
+
+    back: int = 0  # given back onto the pass, to book with again
+    # Given back onto a pass whose unused credits were already refunded: refunded as money
+    # instead, each of its payments with the cents queued on it (None: not so).
+    refunds: list[tuple[Payment, int]] | None = None
+
+    @property
+    def refunded_cents(self) -> int | None:
+        return sum(cents for _, cents in self.refunds) if self.refunds is not None else None
+
+
 def settle_pass_credits(
     registration: Registration,
     now: datetime,
     give_back: bool,
     reason: str = "",
     clinic_caused: bool = False,
-) -> int:
+    actor_id: int | None = None,
+) -> SettledCredits:
     """Give back (ledger RETURN) or forfeit (a row of zero) a cancelled pass booking's credits,
-    at most once. The caller holds the seat pool's lock: the pass is locked after it. Returns
-    the credits given back. `clinic_caused`: the clinic cancelled or moved the class, so credits
-    given back stay usable PASS_RETURN_EXTENSION_DAYS (the pass is extended if it must be);
-    else, given back onto a pass already expired, they expire at once."""
+    at most once. The caller holds the seat pool's lock: the pass is locked after it, then, if
+    the pass was refunded, its payments (lock them first, with the caller's others, in one id
+    order: refunding.payments_of_refunded_passes). `clinic_caused`: the clinic cancelled or
+    moved the class, so credits given back stay usable PASS_RETURN_EXTENSION_DAYS (the pass is
+    extended if it must be); else, given back onto a pass already expired, they expire at once.
+    Onto a refunded pass they can't be used again, so they are refunded as money
+    (refunding.refund_returned_credits)."""
     if registration.pass_id is None or not registration.credits_spent:
-        return 0
-    if give_back:
-        days = current_app.config["PASS_RETURN_EXTENSION_DAYS"] if clinic_caused else None
-        entry = ledger.give_back(
-            registration, now, reason=reason or "Cancelled in time", usable_for_days=days
+        return SettledCredits()
+    if not give_back:
+        ledger.forfeit(registration, now, reason=reason or "Cancelled late")
+        return SettledCredits()
+    days = current_app.config["PASS_RETURN_EXTENSION_DAYS"] if clinic_caused else None
+    entry = ledger.give_back(registration, now, reason=reason or "Cancelled in time", usable_for_days=days)
+    if entry is None:
+        return SettledCredits()
+    if refunding.is_refunded(registration):
+        assert registration.class_pass is not None  # (is_refunded says it is there)
+        queued = refunding.refund_returned_credits(
+            registration.class_pass,
+            registration,
+            entry.credits,
+            now,
+            kind=RefundKind.CLINIC_CANCELLATION if clinic_caused else RefundKind.CANCELLATION,
+            reason=reason or "Cancelled in time",
+            actor_id=actor_id,
         )
-        return entry.credits if entry is not None else 0
-    ledger.forfeit(registration, now, reason=reason or "Cancelled late")
-    return 0
+        return SettledCredits(refunds=queued)
+    return SettledCredits(back=entry.credits)
+
+
+def credits_context(registration: Registration, settled: SettledCredits, now: datetime) -> dict:
+    """What a cancellation email says about a pass booking's credits (templates/emails/
+    registration_cancelled.*): spent, back on the pass, back but expired at once, or refunded."""
+    context: dict = {"credits_spent": registration.credits_spent, "credits_back": settled.back}
+    if settled.back and credits_expire_on_return(registration, now):
+        context["credits_expired"] = True
+    if settled.refunded_cents is not None:
+        context["credits_refunded_cents"] = settled.refunded_cents
+    return context
 
 
 def credits_expire_on_return(registration: Registration, now: datetime) -> bool:
@@ -912,9 +953,15 @@ def cancel_registration(
         db.session.commit()
         return registration, 0
 
+    if registration.pass_id is not None:
+        ledger.lock_pass(registration.pass_id)  # passes before payments
     paid_with = seat_payments(registration)
-    for payment in paid_with:  # in id order, after the pool: the quote below is exact
-        refunds.lock_for_refund(payment.id)
+    # In id order, after the pool and the pass: the quote below is exact. A refunded pass's
+    # payments too: credits given back onto it are refunded as money (settle_pass_credits).
+    for payment_id in sorted(
+        {p.id for p in paid_with + refunding.payments_of_refunded_passes([registration])}
+    ):
+        refunds.lock_for_refund(payment_id)
     quote = refund_quote(registration, now)
     if expected_refund_cents is not None and quote.amount_cents != expected_refund_cents:
         db.session.rollback()  # nothing written: only the locks go
@@ -936,17 +983,16 @@ def cancel_registration(
         refund_cents = sum(amount for _, amount in queued)
     context: dict = {"refund_cents": refund_cents, "currency": registration.currency}
     if registration.pass_id is not None and registration.credits_spent:
-        # Booked with a class pass (after the pool, the pass's lock): its credits come back
-        # before the cut-off or after a move, else stay spent. No payment, so no refund rows.
-        context["credits_back"] = settle_pass_credits(
+        # Booked with a class pass (locked above): its credits come back before the cut-off or
+        # after a move, else stay spent; onto a refunded pass, as money.
+        settled = settle_pass_credits(
             registration,
             now,
             pass_credits_come_back(registration, now),
             clinic_caused=moved_since_registering(registration),
+            actor_id=actor_id,
         )
-        if context["credits_back"] and credits_expire_on_return(registration, now):
-            context["credits_expired"] = True
-        context["credits_spent"] = registration.credits_spent
+        context |= credits_context(registration, settled, now)
     queue_email(EmailKind.REGISTRATION_CANCELLED, registration=registration, context=context)
     seats.free_seat(pool, now)
     db.session.commit()

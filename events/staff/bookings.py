@@ -36,8 +36,10 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
+from events.passes import ledger
 from events.passes.booking import move_spend as move_pass_spend
 from events.passes.booking import transfer_refusal as pass_transfer_refusal
+from events.passes.refunding import payments_of_refunded_passes
 from events.payments import refunds
 from events.payments.balances import balance_due, seat_payments
 from events.payments.services import stop_superseded_intent
@@ -46,6 +48,7 @@ from events.registration.services import (
     Person,
     RegistrationError,
     address_digest,
+    credits_context,
     find_live_registration,
     first_session_start,
     holds_offer,
@@ -93,12 +96,14 @@ def _local(session: Session) -> str:
     return f"{start:%a %b %-d, %-I:%M} {meridiem} {start.tzname()}"
 
 
-def _lock_payment_rows(registration_id: int) -> list[Payment]:
-    """Every payment row of the registration, locked (the caller holds its pool already)."""
+def _lock_payment_rows(registration_id: int, also: list[Payment] | None = None) -> list[Payment]:
+    """Every payment row of the registration, and `also`'s, locked in id order (the caller
+    holds its pool, and its pass, already)."""
+    also_ids = [p.id for p in also or []]
     return list(
         db.session.scalars(
             sa.select(Payment)
-            .where(Payment.registration_id == registration_id)
+            .where(sa.or_(Payment.registration_id == registration_id, Payment.id.in_(also_ids)))
             .order_by(Payment.id)
             .with_for_update()
             .execution_options(populate_existing=True)
@@ -175,10 +180,17 @@ def cancel_booking(
     # below then finds them held). A seat held while they pay may still have its card form
     # open: that PaymentIntent is cancelled after commit, so it can't charge for a seat given
     # up (one that charged in between is refunded by the unplaced-payment path).
+    if registration.pass_id is not None:
+        ledger.lock_pass(registration.pass_id)  # passes before payments
+    # With the payments of its pass if that was refunded: credits given back onto it are
+    # refunded as money (settle_pass_credits).
+    locked = _lock_payment_rows(registration.id, also=payments_of_refunded_passes([registration]))
     open_intents = [
         p.stripe_payment_intent_id
-        for p in _lock_payment_rows(registration.id)
-        if p.status in OPEN_PAYMENT_STATUSES and p.stripe_payment_intent_id
+        for p in locked
+        if p.registration_id == registration.id
+        and p.status in OPEN_PAYMENT_STATUSES
+        and p.stripe_payment_intent_id
     ]
     paid_with = seat_payments(registration)
     for paid in paid_with:  # (held already, in id order: lock_for_refund is a no-op then)
@@ -192,9 +204,9 @@ def cancel_booking(
         )
     mark_cancelled(registration, f"Cancelled by staff: {reason}", now)
     # Booked with a class pass: "full" gives its credits back, "none" keeps them spent, and
-    # "policy" gives them back before the cut-off (or after a move). The pass is locked after
-    # the pool; a pass booking has no payment, so nothing to refund.
-    credits_back = settle_pass_credits(
+    # "policy" gives them back before the cut-off (or after a move); onto a refunded pass, as
+    # money. The pass and its payments were locked above.
+    settled = settle_pass_credits(
         registration,
         now,
         choice is RefundChoice.FULL
@@ -202,6 +214,7 @@ def cancel_booking(
         reason=f"Cancelled by staff ({choice.value}): {reason}",
         # A move is the clinic's doing: the credits stay usable (the pass extended if need be).
         clinic_caused=moved_since_registering(registration),
+        actor_id=actor.id,
     )
     refund_cents = 0
     if paid_with and quote.refund_cents > 0:
@@ -217,7 +230,7 @@ def cancel_booking(
     if registration.email:
         context: dict = {"refund_cents": refund_cents, "currency": registration.currency}
         if registration.pass_id is not None and registration.credits_spent:
-            context |= {"credits_spent": registration.credits_spent, "credits_back": credits_back}
+            context |= credits_context(registration, settled, now)
         queue_email(EmailKind.REGISTRATION_CANCELLED, registration=registration, context=context)
     seats.free_seat(pool, now)
     audit.record_about(
@@ -227,7 +240,8 @@ def cancel_booking(
         when=when_label(registration),
         refund_choice=choice.value,
         refund_cents=refund_cents,
-        credits_back=credits_back,
+        credits_back=settled.back,
+        credits_refunded_cents=settled.refunded_cents,
         method=quote.method.value if quote.method else "",
         reason=reason[:200],
     )

@@ -26,10 +26,12 @@ from events.models import (
     utcnow,
 )
 from events.notifications.outbox import EmailKind, queue_email
+from events.passes import ledger
+from events.passes.refunding import payments_of_refunded_passes, returned_credits_quote
 from events.payments import refunds
 from events.payments.balances import seat_payments
 from events.registration import seats
-from events.registration.services import mark_cancelled, settle_pass_credits
+from events.registration.services import credits_context, mark_cancelled, settle_pass_credits
 from events.staff.rosters import registrations_covering
 
 
@@ -96,6 +98,10 @@ def _preview_registrations(registrations: Iterable[Registration]) -> CancelTotal
         totals.people += 1
         for payment in seat_payments(registration):  # its first, and a balance paid after a transfer
             totals.count_refund(registration, payment, refunds.refundable_remaining(payment))
+        # Booked with a pass since refunded: its credits come back as money.
+        pass_payment, cents = returned_credits_quote(registration)
+        if pass_payment is not None:
+            totals.count_refund(registration, pass_payment, cents)
     return totals
 
 
@@ -161,15 +167,26 @@ def _cancel_registrations(
     totals = CancelTotals()
     now = utcnow()
     registrations = list(registrations)
-    # A class pass booking's credits always come back when the clinic cancels. Passes are
-    # locked here, after the pools and before any payment below (the lock order), in id order;
-    # a pass booking has no payment, so nothing to refund.
-    credits_back = {
+    live = [r for r in registrations if r.status in _LIVE]
+    # The locks after the pools, in the one order: the passes of class pass bookings (their
+    # credits always come back when the clinic cancels), then every payment below, in id order
+    # (those of the seats, and those of refunded passes, whose credits come back as money).
+    for pass_id in sorted({r.pass_id for r in live if r.pass_id is not None}):
+        ledger.lock_pass(pass_id)
+    paid = [p for r in live for p in seat_payments(r)] + payments_of_refunded_passes(live)
+    for payment_id in sorted({p.id for p in paid}):
+        refunds.lock_for_refund(payment_id)
+    settled = {
         registration.id: settle_pass_credits(
-            registration, now, True, reason=f"Clinic cancelled: {reason}", clinic_caused=True
+            registration,
+            now,
+            True,
+            reason=f"Clinic cancelled: {reason}",
+            clinic_caused=True,
+            actor_id=actor.id,
         )
-        for registration in sorted(registrations, key=lambda r: (r.pass_id or 0, r.id))
-        if registration.status in _LIVE and registration.pass_id is not None
+        for registration in sorted(live, key=lambda r: (r.pass_id or 0, r.id))
+        if registration.pass_id is not None
     }
     for registration in registrations:
         if registration.status not in _LIVE:
@@ -189,12 +206,14 @@ def _cancel_registrations(
         for payment, cents in queued:
             totals.count_refund(registration, payment, cents)
         refund_cents = sum(cents for _, cents in queued)
+        for payment, cents in (settled[registration.id].refunds or []) if registration.id in settled else []:
+            totals.count_refund(registration, payment, cents)
         mark_cancelled(registration, reason, now)
         # The session is already cancelled, so the freed seat is offered to nobody.
         seats.free_seat(pool, now)
         context = {"refund_cents": refund_cents, "currency": registration.currency, "reason": reason[:300]}
-        if credits_back.get(registration.id):
-            context["credits_back"] = credits_back[registration.id]
+        if registration.id in settled:
+            context |= credits_context(registration, settled[registration.id], now)
         queue_email(
             EmailKind.SESSION_CANCELLED,
             registration=registration,

@@ -131,3 +131,40 @@ def test_book_with_a_class_pass_through_the_emailed_link_and_cancel_on_time(
     _db.session.expire_all()
     assert ledger.balance(pass_id) == 10
     assert ledger_kinds(pass_id) == [LedgerKind.PURCHASE, LedgerKind.SPEND, LedgerKind.RETURN]
+
+
+def test_cancelling_a_booking_of_a_pass_since_refunded_tells_what_comes_back(member_phone, live_server, db):
+    """The pass's unused credits were refunded after the booking: cancelling in time says,
+    before and after, that what the credit cost comes back as money (it can't go back on a
+    closed pass). SCREENSHOT_DIR writes pass-refunded-cancel.png (the question)."""
+    from events.models import PaymentMethod, Role, User
+    from events.passes import admin as pass_admin
+    from events.passes import booking
+    from events.registration.services import Person
+
+    make_clinic(name="Revival Physical Therapy", email="desk@revival.example")
+    location = make_location(slug="north-loop", name="North Loop", timezone="America/Chicago")
+    cls = make_class(title="Strength & Balance", days=6, location=location)
+    product = make_product(credits=10, price_cents=12000, name="10-class pass")
+    desk = User(email="desk@revival.example", name="Desk", role=Role.ADMIN)
+    db.session.add(desk)
+    db.session.commit()
+    pass_ = pass_admin.sell_at_desk(product.id, "Rosa Martin", ME, PaymentMethod.CASH, "", desk)
+    booked = booking.book_with_pass(cls, cls.sessions[0].id, Person("Rosa Martin", ME, "", "en"))
+    pass_admin.refund_unused(pass_.id, "Moving away", desk)
+    signed = links.sign(booked.registration.token, links.MANAGE_SALT)
+
+    member = member_phone
+    member.goto(f"{live_server.url}/manage/{signed}/cancel")
+    outcome = member.locator(".cancel-outcome")
+    expect(outcome).to_contain_text("Your class pass has already been refunded")
+    expect(outcome).to_contain_text("you'll get back what it cost, $12")
+    assert_accessible(member)
+    no_sideways_scroll(member)
+    shot(member, "pass-refunded-cancel.png")
+    member.get_by_role("button", name="Yes, cancel my registration").click()
+
+    expect(member.locator(".flash")).to_contain_text("Your registration is cancelled.")
+    expect(member.locator(".paid-with-pass")).to_contain_text("we are refunding what it cost, $12, instead.")
+    assert_accessible(member)
+    no_sideways_scroll(member)

@@ -21,6 +21,7 @@ from events.models import (
     PaymentMethod,
 )
 from events.passes import admin as passes
+from events.passes.refunding import RefundDecision
 from events.payments import refunds
 from events.registration import links
 from events.staff.access import admin_required, bp, get_or_404
@@ -303,7 +304,7 @@ def admin_pass_refund(pass_id: int) -> ResponseReturnValue:
         )
         if decision is None:
             return _render_pass(pass_, 400, refund_form=form)
-        assert isinstance(decision, passes.RefundDecision)
+        assert isinstance(decision, RefundDecision)
         flash(
             f"{decision.credits} unused credits refunded: {dollars(decision.cents)} queued "
             "(it shows as issued when Stripe confirms it; cash or check is handed back at the desk).",
