@@ -11,6 +11,7 @@ here (a handful of locations), so the same SQL selects exactly on PostgreSQL and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -99,6 +100,36 @@ def _in_range(
         *(local_bounds(first_day, last_day, ZoneInfo(loc.timezone)) for loc in locations), strict=True
     )
     return sa.and_(starts >= min(starts_list), starts < max(ends), sa.or_(*parts))
+
+
+def _in_range_bound(places: int, starts: Any = Session.starts_at, location: Any = Session.location_id) -> Any:
+    """_in_range for this many locations, built once: their ids and bounds are parameters
+    (_in_range_params), so a statement using it can be kept and run again."""
+    if not places:
+        return sa.false()
+    parts = [
+        sa.and_(
+            location == sa.bindparam(f"place{n}"),
+            starts >= sa.bindparam(f"start{n}"),
+            starts < sa.bindparam(f"end{n}"),
+        )
+        for n in range(places)
+    ]
+    return sa.and_(starts >= sa.bindparam("start"), starts < sa.bindparam("end"), sa.or_(*parts))
+
+
+def _in_range_params(locations: list[Location], first_day: date, last_day: date) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    zones: dict[str, tuple[datetime, datetime]] = {}
+    for n, place in enumerate(locations):
+        if place.timezone not in zones:
+            zones[place.timezone] = local_bounds(first_day, last_day, ZoneInfo(place.timezone))
+        params[f"place{n}"] = place.id
+        params[f"start{n}"], params[f"end{n}"] = zones[place.timezone]
+    if zones:
+        params["start"] = min(start for start, _ in zones.values())
+        params["end"] = max(end for _, end in zones.values())
+    return params
 
 
 def _in_scope(scope: Scope) -> sa.ColumnElement[bool]:
@@ -213,15 +244,14 @@ def session_facts_from_summary(
     """The range's sessions read live (those starting after `after` only, when given), their
     facts from report_session_facts (a session made since the last refresh has none yet: zeros
     until the next)."""
-    in_range = sa.and_(_in_range(locations, first_day, last_day), _in_scope(scope))
+    params = _in_range_params(locations, first_day, last_day)
+    scoped = scope.instructor_id is not None
+    if scoped:
+        params["teacher_id"] = scope.instructor_id
     if after is not None:
-        in_range = sa.and_(in_range, Session.starts_at > after)
-    f = ReportSessionFacts
-    rows = db.session.execute(
-        _sessions_select(
-            in_range, f.session_id.label("summarised"), *(getattr(f, name) for name in SUMMARY_FIELDS)
-        ).outerjoin(f, f.session_id == Session.id)
-    ).all()
+        params["after"] = after
+    statement = _summary_sessions_statement(len(locations), scoped, after is not None)
+    rows = db.session.execute(statement, params).all()
     # By position (ten thousand rows at ten years): the session's 16 columns, then whether it
     # has a summary row, then SUMMARY_FIELDS in order (first_of_pool from the summary, not the
     # placeholder at 15).
@@ -250,6 +280,21 @@ def session_facts_from_summary(
             )
         )
     return facts
+
+
+@functools.lru_cache(maxsize=64)
+def _summary_sessions_statement(places: int, scoped: bool, after: bool) -> sa.Select[Any]:
+    """session_facts_from_summary's statement, built once per number of locations (building
+    it and its cache key again for each request cost more than running it for a month)."""
+    in_range = _in_range_bound(places)
+    if scoped:
+        in_range = sa.and_(in_range, teacher_id_column() == sa.bindparam("teacher_id"))
+    if after:
+        in_range = sa.and_(in_range, Session.starts_at > sa.bindparam("after"))
+    f = ReportSessionFacts
+    return _sessions_select(
+        in_range, f.session_id.label("summarised"), *(getattr(f, name) for name in SUMMARY_FIELDS)
+    ).outerjoin(f, f.session_id == Session.id)
 
 
 # What report_session_facts keeps of SessionFacts, and a session's values before it has a row.

@@ -197,7 +197,9 @@ def build_report(
     state = summaries.usable_state(now)
     people: PeopleCounts | None = None
     if state is not None:
-        groups = rollups.grouped(dimensions, first_day, last_day, scope, state.as_of, now, locations)
+        groups = rollups.grouped(
+            dimensions, first_day, last_day, scope, state.as_of, now, locations, leads_for=breakdown
+        )
         zone = rollups.one_zone(locations)
         if scope.instructor_id is None and zone is not None:
             people = rollups.people_counts_from_days(first_day, last_day, zone, state.as_of)
@@ -220,8 +222,12 @@ def build_report(
         BreakdownRow(label, session_values(totals, now))
         for _, (label, totals) in sorted(merged.items(), key=lambda g: g[0])
     ]
-    # Every session has a location: the locations' totals are everything's.
-    summary = session_values(sum(groups["location"].values(), SessionTotals()), now)
+    # Every session has a location: the locations' totals are everything's. The fill leads
+    # are the breakdown's (every session is in one of its groups too): only its groups carry
+    # them when read from the rollups.
+    everything = sum(groups["location"].values(), SessionTotals())
+    all_leads = tuple(lead for totals in groups[breakdown].values() for lead in totals.fill_leads)
+    summary = session_values(SessionTotals.from_parts(everything.parts(), all_leads), now)
 
     report = Report(
         first_day=first_day,
