@@ -46,6 +46,7 @@ from events.models import (
     Session,
     SessionStatus,
     User,
+    UTCDateTime,
     WaitlistEntry,
     WaitlistStatus,
 )
@@ -696,6 +697,33 @@ def pass_facts(first_day: date, last_day: date, zone: ZoneInfo, currency: str) -
     """Passes and codes in the range, by when things happened, in the clinic's time zone (a
     pass is not at a location). One statement, whatever the number of passes."""
     start, end = local_bounds(first_day, last_day, zone)
+    params = {"start": start, "end": end, "currency": currency}
+    rows = db.session.execute(_pass_statement(), params).all()
+    sold = paid = refunded = 0
+    used: list[CreditUse] = []
+    partners: list[PartnerCodes] = []
+    for row in rows:
+        if row.part == "use":
+            used.append(CreditUse(int(row.a), int(row.b), int(row.c)))
+        elif row.part == "sums":
+            sold, paid, refunded = int(row.a or 0), int(row.b or 0), int(row.c or 0)
+        else:
+            partners.append(PartnerCodes(row.tag or "", int(row.a), int(row.b)))
+    return PassFacts(
+        credits_sold=sold,
+        uses=tuple(used),
+        pass_payments_cents=paid,
+        pass_refunds_cents=refunded,
+        codes=tuple(partners),
+    )
+
+
+@functools.cache
+def _pass_statement() -> sa.CompoundSelect:
+    """pass_facts' statement, built once: the bounds and currency are its parameters."""
+    start = sa.bindparam("start", type_=UTCDateTime)
+    end = sa.bindparam("end", type_=UTCDateTime)
+    currency = sa.bindparam("currency", type_=sa.String)
     in_range = sa.and_(PassLedgerEntry.created_at >= start, PassLedgerEntry.created_at < end)
     # One statement for the three parts (rows told apart by `part`, ordered within each):
     # used per pass price, the sums, the codes per partner.
@@ -768,24 +796,7 @@ def pass_facts(first_day: date, last_day: date, zone: ZoneInfo, currency: str) -
         )
         .group_by(PromoCode.partner_tag)
     )
-    rows = db.session.execute(sa.union_all(uses, sums, codes).order_by(*in_order)).all()
-    sold = paid = refunded = 0
-    used: list[CreditUse] = []
-    partners: list[PartnerCodes] = []
-    for row in rows:
-        if row.part == "use":
-            used.append(CreditUse(int(row.a), int(row.b), int(row.c)))
-        elif row.part == "sums":
-            sold, paid, refunded = int(row.a or 0), int(row.b or 0), int(row.c or 0)
-        else:
-            partners.append(PartnerCodes(row.tag or "", int(row.a), int(row.b)))
-    return PassFacts(
-        credits_sold=sold,
-        uses=tuple(used),
-        pass_payments_cents=paid,
-        pass_refunds_cents=refunded,
-        codes=tuple(partners),
-    )
+    return sa.union_all(uses, sums, codes).order_by(*in_order)
 
 
 def active_locations_for_reports() -> list[Location]:

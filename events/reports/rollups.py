@@ -39,6 +39,7 @@ from events.models import (
     ReportRollup,
     ReportVisit,
     User,
+    UTCDateTime,
 )
 from events.reports import facts as facts_module
 from events.reports.figures import ADDITIVE_PARTS, RETURN_WINDOW, PeopleCounts, SessionFacts, SessionTotals
@@ -485,12 +486,33 @@ def people_counts_from_days(
     start, end = facts_module.local_bounds(first_day, last_day, zone)
     if as_of - end >= end - start:
         return None
+    params = {"zone": zone_name, "first_day": first_day, "start": start, "end": end}
+    statement = _people_days_statement(db.session.get_bind().dialect.name)
+    row = db.session.execute(statement, params).one_or_none()
+    if row is None:
+        return None
+    counts = {
+        name: getattr(row, f"{name}_before") - getattr(row, f"{name}_ended") - int(getattr(row, name) or 0)
+        for name in PEOPLE_PARTS
+    }
+    return PeopleCounts(**counts)
+
+
+@functools.lru_cache(maxsize=4)
+def _people_days_statement(dialect: str) -> sa.Select[Any]:
+    """people_counts_from_days' statement (per dialect: _hours_from is the dialect's own): the
+    start day's row beside the visits after the range, its zone, first day and bounds as
+    parameters."""
     d = ReportPeopleDay
+    zone = sa.bindparam("zone", type_=sa.String)
     day = sa.func.coalesce(
-        sa.select(sa.func.max(d.day)).where(d.zone == zone_name, d.day <= first_day).scalar_subquery(),
-        sa.select(sa.func.min(d.day)).where(d.zone == zone_name).scalar_subquery(),
+        sa.select(sa.func.max(d.day))
+        .where(d.zone == zone, d.day <= sa.bindparam("first_day", type_=sa.Date))
+        .scalar_subquery(),
+        sa.select(sa.func.min(d.day)).where(d.zone == zone).scalar_subquery(),
     )
     v = ReportVisit
+    start = sa.bindparam("start", type_=UTCDateTime)
     parts = _people_parts(v)
     after = (
         sa.select(
@@ -501,20 +523,13 @@ def people_counts_from_days(
                 for name, (condition, earlier) in parts.items()
             )
         )
-        .where(v.starts_at >= end)
+        .where(v.starts_at >= sa.bindparam("end", type_=UTCDateTime))
         .subquery("after_range")
     )
     # Columns, not the mapped rows: the session may still hold a day's row from before a rebuild.
     kept = [getattr(d, f"{name}_{part}") for name in PEOPLE_PARTS for part in ("before", "ended")]
-    row = db.session.execute(
+    return (
         sa.select(*kept, after)
         .select_from(sa.join(d, after, sa.true()))  # one row beside one row
-        .where(d.day == day, d.zone == zone_name)
-    ).one_or_none()  # one statement: the start day's row beside the visits after the range
-    if row is None:
-        return None
-    counts = {
-        name: getattr(row, f"{name}_before") - getattr(row, f"{name}_ended") - int(getattr(row, name) or 0)
-        for name in PEOPLE_PARTS
-    }
-    return PeopleCounts(**counts)
+        .where(d.day == day, d.zone == zone)
+    )
