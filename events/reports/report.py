@@ -261,13 +261,17 @@ def _charts(report: Report, groups: rollups.Groups, trend_by: str, now: datetime
     # By title, as the breakdown does: a workshop run each month is one line, not twelve.
     by_offering = groups["offering"]
     busiest = sorted(by_offering, key=lambda title: (-sessions_held(by_offering[title], now), title))
-    fills = []
+    rates = []
     for title in busiest:
         rate = fill_rate_at_start(by_offering[title], now)
         if rate.value is not None:
-            fills.append(ChartRow(title, rate.value * 100, format_value(FIGURES["fill_rate_at_start"], rate)))
-    report.fill_by_offering = fills[:CHART_BARS]
-    report.more_offerings = max(len(fills) - CHART_BARS, 0)
+            rates.append((title, rate))
+    # Only the bars shown are written out (ten years hold 500 offerings; 15 are drawn).
+    report.fill_by_offering = [
+        ChartRow(title, rate.part / rate.whole * 100, format_value(FIGURES["fill_rate_at_start"], rate))
+        for title, rate in rates[:CHART_BARS]
+    ]
+    report.more_offerings = max(len(rates) - CHART_BARS, 0)
 
     by_location = groups["location"]
     for name in sorted(by_location):
