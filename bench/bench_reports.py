@@ -40,6 +40,10 @@ REPETITIONS = int(os.environ.get("BENCH_STAFF_REPETITIONS", "5"))
 GOAL_RATIO = 3.0
 GOAL_SECONDS = 1.0
 DB_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+SUMMARY_TABLES = (
+    "report_session_facts", "report_visits", "report_rollups", "report_fill_leads", "report_people_days",
+    "report_summary_state",
+)  # fmt: skip
 
 REPORT_PAGES = [
     ("last 4 weeks, by offering", "/staff/reports?preset=last_4_weeks&by=offering"),
@@ -218,6 +222,11 @@ def reuse(name: str) -> dict | None:
         ids = read_ids()
         db.session.remove()
         db.engine.dispose()
+    # No summaries, as in a fresh build: each run's rebuild would otherwise leave the last one's
+    # rows dead in the tables (this server runs no autovacuum), and reports would read through them.
+    with psycopg.connect(DB_URL.format(name=name).replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(SUMMARY_TABLES)}")
+        conn.execute(f"VACUUM ANALYZE {', '.join(SUMMARY_TABLES)}")
     return ids
 
 
