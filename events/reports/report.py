@@ -50,6 +50,8 @@ BREAKDOWNS = {
     "week": "Week",
     "month": "Month",
 }
+# What the fill chart reads of each offering's totals (_charts: sessions_held, fill_rate_at_start).
+FILL_CHART_PARTS: tuple[str, ...] = ("held", "booked_held", "seats_held")
 MAX_RANGE_DAYS = 366 * 11  # ten years and some: the clinic's whole history, never more
 CHART_BARS = 15
 
@@ -197,8 +199,12 @@ def build_report(
     state = summaries.usable_state(now)
     people: PeopleCounts | None = None
     if state is not None:
+        # The offerings for the fill chart only (unless the breakdown is by offering): its parts.
+        parts_only: dict[str, tuple[str, ...]] = {}
+        if breakdown != "offering":
+            parts_only["offering"] = FILL_CHART_PARTS
         groups = rollups.grouped(
-            dimensions, first_day, last_day, scope, state.as_of, now, locations, leads_for=breakdown
+            dimensions, first_day, last_day, scope, state.as_of, now, locations, breakdown, parts_only
         )
         zone = rollups.one_zone(locations)
         if scope.instructor_id is None and zone is not None:
