@@ -199,11 +199,24 @@ def build(db_url: str) -> dict:
         # Settle the new rows now (statistics, visibility), as autovacuum would within minutes.
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
-        now = sa.func.timezone("UTC", sa.func.now())
-        ids = (
-            db.session.execute(
-                sa.text(
-                    """
+        ids = read_ids()
+        db.session.remove()
+        db.engine.dispose()
+    ids["seconds"] = time.perf_counter() - started
+    return ids
+
+
+def read_ids() -> dict:
+    """The counts and ids the pages need, from a database built before (in an app context)."""
+    import sqlalchemy as sa
+
+    from events.extensions import db
+
+    now = sa.func.timezone("UTC", sa.func.now())
+    return (
+        db.session.execute(
+            sa.text(
+                """
                 SELECT (SELECT count(*) FROM sessions) AS sessions,
                        (SELECT count(*) FROM registrations) AS registrations,
                        (SELECT min(id) FROM sessions WHERE starts_at > :now) AS upcoming_session,
@@ -212,16 +225,12 @@ def build(db_url: str) -> dict:
                        (SELECT max(id) FROM registrations WHERE price_cents > 0 AND status = 'cancelled')
                            AS registration
                 """
-                ),
-                {"now": db.session.scalar(sa.select(now))},
-            )
-            .one()
-            ._asdict()
+            ),
+            {"now": db.session.scalar(sa.select(now))},
         )
-        db.session.remove()
-        db.engine.dispose()
-    ids["seconds"] = time.perf_counter() - started
-    return ids
+        .one()
+        ._asdict()
+    )
 
 
 def staff_pages(ids: dict) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ here (a handful of locations), so the same SQL selects exactly on PostgreSQL and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -45,6 +46,7 @@ from events.models import (
     Session,
     SessionStatus,
     User,
+    UTCDateTime,
     WaitlistEntry,
     WaitlistStatus,
 )
@@ -99,6 +101,36 @@ def _in_range(
         *(local_bounds(first_day, last_day, ZoneInfo(loc.timezone)) for loc in locations), strict=True
     )
     return sa.and_(starts >= min(starts_list), starts < max(ends), sa.or_(*parts))
+
+
+def _in_range_bound(places: int, starts: Any = Session.starts_at, location: Any = Session.location_id) -> Any:
+    """_in_range for this many locations, built once: their ids and bounds are parameters
+    (_in_range_params), so a statement using it can be kept and run again."""
+    if not places:
+        return sa.false()
+    parts = [
+        sa.and_(
+            location == sa.bindparam(f"place{n}"),
+            starts >= sa.bindparam(f"start{n}"),
+            starts < sa.bindparam(f"end{n}"),
+        )
+        for n in range(places)
+    ]
+    return sa.and_(starts >= sa.bindparam("start"), starts < sa.bindparam("end"), sa.or_(*parts))
+
+
+def _in_range_params(locations: list[Location], first_day: date, last_day: date) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    zones: dict[str, tuple[datetime, datetime]] = {}
+    for n, place in enumerate(locations):
+        if place.timezone not in zones:
+            zones[place.timezone] = local_bounds(first_day, last_day, ZoneInfo(place.timezone))
+        params[f"place{n}"] = place.id
+        params[f"start{n}"], params[f"end{n}"] = zones[place.timezone]
+    if zones:
+        params["start"] = min(start for start, _ in zones.values())
+        params["end"] = max(end for _, end in zones.values())
+    return params
 
 
 def _in_scope(scope: Scope) -> sa.ColumnElement[bool]:
@@ -213,15 +245,14 @@ def session_facts_from_summary(
     """The range's sessions read live (those starting after `after` only, when given), their
     facts from report_session_facts (a session made since the last refresh has none yet: zeros
     until the next)."""
-    in_range = sa.and_(_in_range(locations, first_day, last_day), _in_scope(scope))
+    params = _in_range_params(locations, first_day, last_day)
+    scoped = scope.instructor_id is not None
+    if scoped:
+        params["teacher_id"] = scope.instructor_id
     if after is not None:
-        in_range = sa.and_(in_range, Session.starts_at > after)
-    f = ReportSessionFacts
-    rows = db.session.execute(
-        _sessions_select(
-            in_range, f.session_id.label("summarised"), *(getattr(f, name) for name in SUMMARY_FIELDS)
-        ).outerjoin(f, f.session_id == Session.id)
-    ).all()
+        params["after"] = after
+    statement = _summary_sessions_statement(len(locations), scoped, after is not None)
+    rows = db.session.execute(statement, params).all()
     # By position (ten thousand rows at ten years): the session's 16 columns, then whether it
     # has a summary row, then SUMMARY_FIELDS in order (first_of_pool from the summary, not the
     # placeholder at 15).
@@ -250,6 +281,21 @@ def session_facts_from_summary(
             )
         )
     return facts
+
+
+@functools.lru_cache(maxsize=64)
+def _summary_sessions_statement(places: int, scoped: bool, after: bool) -> sa.Select[Any]:
+    """session_facts_from_summary's statement, built once per number of locations (building
+    it and its cache key again for each request cost more than running it for a month)."""
+    in_range = _in_range_bound(places)
+    if scoped:
+        in_range = sa.and_(in_range, teacher_id_column() == sa.bindparam("teacher_id"))
+    if after:
+        in_range = sa.and_(in_range, Session.starts_at > sa.bindparam("after"))
+    f = ReportSessionFacts
+    return _sessions_select(
+        in_range, f.session_id.label("summarised"), *(getattr(f, name) for name in SUMMARY_FIELDS)
+    ).outerjoin(f, f.session_id == Session.id)
 
 
 # What report_session_facts keeps of SessionFacts, and a session's values before it has a row.
@@ -651,6 +697,33 @@ def pass_facts(first_day: date, last_day: date, zone: ZoneInfo, currency: str) -
     """Passes and codes in the range, by when things happened, in the clinic's time zone (a
     pass is not at a location). One statement, whatever the number of passes."""
     start, end = local_bounds(first_day, last_day, zone)
+    params = {"start": start, "end": end, "currency": currency}
+    rows = db.session.execute(_pass_statement(), params).all()
+    sold = paid = refunded = 0
+    used: list[CreditUse] = []
+    partners: list[PartnerCodes] = []
+    for row in rows:
+        if row.part == "use":
+            used.append(CreditUse(int(row.a), int(row.b), int(row.c)))
+        elif row.part == "sums":
+            sold, paid, refunded = int(row.a or 0), int(row.b or 0), int(row.c or 0)
+        else:
+            partners.append(PartnerCodes(row.tag or "", int(row.a), int(row.b)))
+    return PassFacts(
+        credits_sold=sold,
+        uses=tuple(used),
+        pass_payments_cents=paid,
+        pass_refunds_cents=refunded,
+        codes=tuple(partners),
+    )
+
+
+@functools.cache
+def _pass_statement() -> sa.CompoundSelect:
+    """pass_facts' statement, built once: the bounds and currency are its parameters."""
+    start = sa.bindparam("start", type_=UTCDateTime)
+    end = sa.bindparam("end", type_=UTCDateTime)
+    currency = sa.bindparam("currency", type_=sa.String)
     in_range = sa.and_(PassLedgerEntry.created_at >= start, PassLedgerEntry.created_at < end)
     # One statement for the three parts (rows told apart by `part`, ordered within each):
     # used per pass price, the sums, the codes per partner.
@@ -723,24 +796,7 @@ def pass_facts(first_day: date, last_day: date, zone: ZoneInfo, currency: str) -
         )
         .group_by(PromoCode.partner_tag)
     )
-    rows = db.session.execute(sa.union_all(uses, sums, codes).order_by(*in_order)).all()
-    sold = paid = refunded = 0
-    used: list[CreditUse] = []
-    partners: list[PartnerCodes] = []
-    for row in rows:
-        if row.part == "use":
-            used.append(CreditUse(int(row.a), int(row.b), int(row.c)))
-        elif row.part == "sums":
-            sold, paid, refunded = int(row.a or 0), int(row.b or 0), int(row.c or 0)
-        else:
-            partners.append(PartnerCodes(row.tag or "", int(row.a), int(row.b)))
-    return PassFacts(
-        credits_sold=sold,
-        uses=tuple(used),
-        pass_payments_cents=paid,
-        pass_refunds_cents=refunded,
-        codes=tuple(partners),
-    )
+    return sa.union_all(uses, sums, codes).order_by(*in_order)
 
 
 def active_locations_for_reports() -> list[Location]:

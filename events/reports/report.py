@@ -50,6 +50,8 @@ BREAKDOWNS = {
     "week": "Week",
     "month": "Month",
 }
+# What the fill chart reads of each offering's totals (_charts: sessions_held, fill_rate_at_start).
+FILL_CHART_PARTS: tuple[str, ...] = ("held", "booked_held", "seats_held")
 MAX_RANGE_DAYS = 366 * 11  # ten years and some: the clinic's whole history, never more
 CHART_BARS = 15
 
@@ -197,7 +199,13 @@ def build_report(
     state = summaries.usable_state(now)
     people: PeopleCounts | None = None
     if state is not None:
-        groups = rollups.grouped(dimensions, first_day, last_day, scope, state.as_of, now, locations)
+        # The offerings for the fill chart only (unless the breakdown is by offering): its parts.
+        parts_only: dict[str, tuple[str, ...]] = {}
+        if breakdown != "offering":
+            parts_only["offering"] = FILL_CHART_PARTS
+        groups = rollups.grouped(
+            dimensions, first_day, last_day, scope, state.as_of, now, locations, breakdown, parts_only
+        )
         zone = rollups.one_zone(locations)
         if scope.instructor_id is None and zone is not None:
             people = rollups.people_counts_from_days(first_day, last_day, zone, state.as_of)
@@ -220,8 +228,12 @@ def build_report(
         BreakdownRow(label, session_values(totals, now))
         for _, (label, totals) in sorted(merged.items(), key=lambda g: g[0])
     ]
-    # Every session has a location: the locations' totals are everything's.
-    summary = session_values(sum(groups["location"].values(), SessionTotals()), now)
+    # Every session has a location: the locations' totals are everything's. The fill leads
+    # are the breakdown's (every session is in one of its groups too): only its groups carry
+    # them when read from the rollups.
+    everything = sum(groups["location"].values(), SessionTotals())
+    all_leads = tuple(lead for totals in groups[breakdown].values() for lead in totals.fill_leads)
+    summary = session_values(SessionTotals.from_parts(everything.parts(), all_leads), now)
 
     report = Report(
         first_day=first_day,
@@ -255,13 +267,17 @@ def _charts(report: Report, groups: rollups.Groups, trend_by: str, now: datetime
     # By title, as the breakdown does: a workshop run each month is one line, not twelve.
     by_offering = groups["offering"]
     busiest = sorted(by_offering, key=lambda title: (-sessions_held(by_offering[title], now), title))
-    fills = []
+    rates = []
     for title in busiest:
         rate = fill_rate_at_start(by_offering[title], now)
         if rate.value is not None:
-            fills.append(ChartRow(title, rate.value * 100, format_value(FIGURES["fill_rate_at_start"], rate)))
-    report.fill_by_offering = fills[:CHART_BARS]
-    report.more_offerings = max(len(fills) - CHART_BARS, 0)
+            rates.append((title, rate))
+    # Only the bars shown are written out (ten years hold 500 offerings; 15 are drawn).
+    report.fill_by_offering = [
+        ChartRow(title, rate.part / rate.whole * 100, format_value(FIGURES["fill_rate_at_start"], rate))
+        for title, rate in rates[:CHART_BARS]
+    ]
+    report.more_offerings = max(len(rates) - CHART_BARS, 0)
 
     by_location = groups["location"]
     for name in sorted(by_location):

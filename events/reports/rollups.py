@@ -22,6 +22,7 @@ tests/integration/test_report_summaries.py compare them on random clinics).
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,6 +39,7 @@ from events.models import (
     ReportRollup,
     ReportVisit,
     User,
+    UTCDateTime,
 )
 from events.reports import facts as facts_module
 from events.reports.figures import ADDITIVE_PARTS, RETURN_WINDOW, PeopleCounts, SessionFacts, SessionTotals
@@ -296,11 +298,23 @@ GRAINS_FOR = {"week": ("week",), "month": ("month",)}
 COARSEST = ("year", "month")
 
 
-def _span(first_day: date, last_day: date, dimension: str) -> sa.ColumnElement[bool]:
-    """The rollup rows that make up [first_day, last_day], each day once."""
+def _span(grains: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    """The rollup rows of a range read as pieces of these grains (_pieces): piece n's first
+    period and the period after it are the parameters lo<n> and hi<n> (_span_params)."""
     r = ReportRollup
-    pieces = _pieces(first_day, last_day, GRAINS_FOR.get(dimension, COARSEST))
-    return sa.or_(*(sa.and_(r.grain == grain, r.period >= lo, r.period < hi) for grain, lo, hi in pieces))
+    return sa.or_(
+        *(
+            sa.and_(r.grain == grain, r.period >= sa.bindparam(f"lo{n}"), r.period < sa.bindparam(f"hi{n}"))
+            for n, grain in enumerate(grains)
+        )
+    )
+
+
+def _span_params(pieces: list[tuple[str, date, date]]) -> dict[str, date]:
+    params = {}
+    for n, (_, lo, hi) in enumerate(pieces):
+        params[f"lo{n}"], params[f"hi{n}"] = lo, hi
+    return params
 
 
 def _instructor_name() -> sa.ColumnElement[str]:
@@ -333,59 +347,56 @@ def grouped(
     as_of: datetime,
     now: datetime,
     locations: list[Location],
+    leads_for: str | None = None,
+    parts_only: dict[str, tuple[str, ...]] | None = None,
 ) -> Groups:
     """SessionTotals per value of each dimension over the range: the rollups (a grouped query
     per dimension), the sessions that filled (one query), and the sessions starting after
     as_of, read one by one from the summary (held or not as at `now`). A short range: all its
-    sessions one by one from the summary."""
+    sessions one by one from the summary.
+
+    leads_for: the one dimension whose groups need their fill leads (the median of days to
+    fill); None: every dimension's. Leaving out the others reads only that dimension's names
+    for the thousand sessions that filled in ten years, not every name the page groups by.
+
+    parts_only: dimensions whose groups need only these parts (a chart's), the others left at
+    zero: ten years hold 500 offerings, and summing all 18 parts of each for a chart of
+    three cost the database and Python more than the chart."""
     if (last_day - first_day).days < ONE_BY_ONE_DAYS:
         rows = facts_module.session_facts_from_summary(first_day, last_day, scope, locations)
         return group_facts(rows, dimensions, now)
-    r = ReportRollup
+    scoped = scope.instructor_id is not None
+    teacher = {"teacher_id": scope.instructor_id} if scoped else {}
+    only = parts_only or {}
     groups: Groups = {}
     for dimension in dimensions:
-        value = _column(dimension)
-        query = sa.select(value.label("value"), *_summed_parts())
-        if dimension in ("offering", "kind", "topic"):
-            query = query.join(Offering, Offering.id == r.offering_id)
-        elif dimension == "location":
-            query = query.join(Location, Location.id == r.location_id)
-        elif dimension == "instructor":
-            query = query.select_from(r).outerjoin(User, User.id == r.teacher_id)
+        pieces = _pieces(first_day, last_day, GRAINS_FOR.get(dimension, COARSEST))
+        parts = only.get(dimension, ADDITIVE_PARTS)
+        statement = _rollup_statement(dimension, tuple(grain for grain, _, _ in pieces), scoped, parts)
+        sums = db.session.execute(statement, _span_params(pieces) | teacher)
+        if parts == ADDITIVE_PARTS:
+            groups[dimension] = {_value(dimension, row[0]): SessionTotals.from_parts(row[1:]) for row in sums}
         else:
-            query = query.select_from(r)
-        query = query.where(_span(first_day, last_day, dimension))
-        if scope.instructor_id is not None:
-            query = query.where(r.teacher_id == scope.instructor_id)
-        groups[dimension] = {
-            _value(dimension, row[0]): SessionTotals.from_parts(row[1:])
-            for row in db.session.execute(query.group_by(value))
-        }
+            groups[dimension] = {
+                _value(dimension, row[0]): SessionTotals(**dict(zip(parts, row[1:], strict=True)))
+                for row in sums
+            }
 
-    f = ReportFillLead
-    # Only the names the page groups by, joined only when needed: a thousand rows of five names.
-    named = [
+    lead_dimensions = dimensions if leads_for is None else {leads_for}
+    # Only the names wanted, joined only when needed: a thousand rows of a name or two.
+    named = tuple(
         dimension
         for dimension in ("offering", "kind", "topic", "location", "instructor")
-        if dimension in dimensions
-    ]
-    leads = sa.select(f.lead_days, f.local_day, *(_column(dimension) for dimension in named)).select_from(f)
-    if {"offering", "kind", "topic"} & dimensions:
-        leads = leads.join(Offering, Offering.id == f.offering_id)
-    if "location" in dimensions:
-        leads = leads.join(Location, Location.id == f.location_id)
-    if "instructor" in dimensions:
-        leads = leads.outerjoin(User, User.id == f.teacher_id)
-    leads = leads.where(f.local_day >= first_day, f.local_day <= last_day)
-    if scope.instructor_id is not None:
-        leads = leads.where(f.teacher_id == scope.instructor_id)
-    lead_lists: dict[str, dict[Any, list[float]]] = {dimension: {} for dimension in dimensions}
+        if dimension in lead_dimensions
+    )
+    leads = _leads_statement(named, scoped)
+    lead_lists: dict[str, dict[Any, list[float]]] = {dimension: {} for dimension in lead_dimensions}
     # Each dimension's value taken from the row by position, a week or month once per day:
     # a thousand filled sessions made a dataclass and walked dimension_value's tests each.
     periods: dict[str, dict[Any, date]] = {"week": {}, "month": {}}
     period_of = {"week": week_start, "month": month_start}
     position = {dimension: 2 + n for n, dimension in enumerate(named)}
-    for row in db.session.execute(leads):
+    for row in db.session.execute(leads, {"first_day": first_day, "last_day": last_day} | teacher):
         lead = float(row[0])
         for dimension, leads_by_value in lead_lists.items():
             if dimension in position:
@@ -405,18 +416,67 @@ def grouped(
             into[value] = SessionTotals.from_parts(into.get(value, SessionTotals()).parts(), tuple(values))
 
     ahead = facts_module.session_facts_from_summary(first_day, last_day, scope, locations, after=as_of)
-    for dimension, by_value in group_facts(ahead, dimensions, now).items():
-        into = groups[dimension]
-        for value, totals in by_value.items():
-            into[value] = into[value] + totals if value in into else totals
+    if ahead:
+        for dimension, by_value in group_facts(ahead, dimensions, now).items():
+            into = groups[dimension]
+            for value, totals in by_value.items():
+                if dimension in only:
+                    totals = SessionTotals(**{name: getattr(totals, name) for name in only[dimension]})
+                elif dimension not in lead_dimensions:
+                    totals = SessionTotals.from_parts(totals.parts())
+                into[value] = into[value] + totals if value in into else totals
     return groups
 
 
-def _summed_parts() -> list[sa.ColumnElement[int]]:
+# The statements are built once, their days and instructor parameters (building one again,
+# and its cache key, for each request cost more than running it).
+
+
+@functools.lru_cache(maxsize=256)
+def _rollup_statement(
+    dimension: str, grains: tuple[str, ...], scoped: bool, parts: tuple[str, ...] = ADDITIVE_PARTS
+) -> sa.Select[Any]:
+    """A dimension's rollups over a range read as pieces of these grains, grouped by its value:
+    the value, then the sum of each part named."""
+    r = ReportRollup
+    value = _column(dimension)
+    query = sa.select(value.label("value"), *_summed_parts(parts))
+    if dimension in ("offering", "kind", "topic"):
+        query = query.join(Offering, Offering.id == r.offering_id)
+    elif dimension == "location":
+        query = query.join(Location, Location.id == r.location_id)
+    elif dimension == "instructor":
+        query = query.select_from(r).outerjoin(User, User.id == r.teacher_id)
+    else:
+        query = query.select_from(r)
+    query = query.where(_span(grains))
+    if scoped:
+        query = query.where(r.teacher_id == sa.bindparam("teacher_id"))
+    return query.group_by(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _leads_statement(named: tuple[str, ...], scoped: bool) -> sa.Select[Any]:
+    """The fill leads of the sessions in [first_day, last_day]: lead, local day, then the names."""
+    f = ReportFillLead
+    leads = sa.select(f.lead_days, f.local_day, *(_column(dimension) for dimension in named)).select_from(f)
+    if {"offering", "kind", "topic"} & set(named):
+        leads = leads.join(Offering, Offering.id == f.offering_id)
+    if "location" in named:
+        leads = leads.join(Location, Location.id == f.location_id)
+    if "instructor" in named:
+        leads = leads.outerjoin(User, User.id == f.teacher_id)
+    leads = leads.where(f.local_day >= sa.bindparam("first_day"), f.local_day <= sa.bindparam("last_day"))
+    if scoped:
+        leads = leads.where(f.teacher_id == sa.bindparam("teacher_id"))
+    return leads
+
+
+def _summed_parts(parts: tuple[str, ...] = ADDITIVE_PARTS) -> list[sa.ColumnElement[int]]:
     # Cast back to bigint: PostgreSQL sums a bigint as numeric, which arrives as a Decimal to
     # convert (about 9,000 of them for a ten-year range by offering).
     r = ReportRollup
-    return [sa.cast(sa.func.sum(getattr(r, name)), sa.BigInteger) for name in ADDITIVE_PARTS]
+    return [sa.cast(sa.func.sum(getattr(r, name)), sa.BigInteger) for name in parts]
 
 
 def _value(dimension: str, value: Any) -> Any:
@@ -442,12 +502,33 @@ def people_counts_from_days(
     start, end = facts_module.local_bounds(first_day, last_day, zone)
     if as_of - end >= end - start:
         return None
+    params = {"zone": zone_name, "first_day": first_day, "start": start, "end": end}
+    statement = _people_days_statement(db.session.get_bind().dialect.name)
+    row = db.session.execute(statement, params).one_or_none()
+    if row is None:
+        return None
+    counts = {
+        name: getattr(row, f"{name}_before") - getattr(row, f"{name}_ended") - int(getattr(row, name) or 0)
+        for name in PEOPLE_PARTS
+    }
+    return PeopleCounts(**counts)
+
+
+@functools.lru_cache(maxsize=4)
+def _people_days_statement(dialect: str) -> sa.Select[Any]:
+    """people_counts_from_days' statement (per dialect: _hours_from is the dialect's own): the
+    start day's row beside the visits after the range, its zone, first day and bounds as
+    parameters."""
     d = ReportPeopleDay
+    zone = sa.bindparam("zone", type_=sa.String)
     day = sa.func.coalesce(
-        sa.select(sa.func.max(d.day)).where(d.zone == zone_name, d.day <= first_day).scalar_subquery(),
-        sa.select(sa.func.min(d.day)).where(d.zone == zone_name).scalar_subquery(),
+        sa.select(sa.func.max(d.day))
+        .where(d.zone == zone, d.day <= sa.bindparam("first_day", type_=sa.Date))
+        .scalar_subquery(),
+        sa.select(sa.func.min(d.day)).where(d.zone == zone).scalar_subquery(),
     )
     v = ReportVisit
+    start = sa.bindparam("start", type_=UTCDateTime)
     parts = _people_parts(v)
     after = (
         sa.select(
@@ -458,20 +539,13 @@ def people_counts_from_days(
                 for name, (condition, earlier) in parts.items()
             )
         )
-        .where(v.starts_at >= end)
+        .where(v.starts_at >= sa.bindparam("end", type_=UTCDateTime))
         .subquery("after_range")
     )
     # Columns, not the mapped rows: the session may still hold a day's row from before a rebuild.
     kept = [getattr(d, f"{name}_{part}") for name in PEOPLE_PARTS for part in ("before", "ended")]
-    row = db.session.execute(
+    return (
         sa.select(*kept, after)
         .select_from(sa.join(d, after, sa.true()))  # one row beside one row
-        .where(d.day == day, d.zone == zone_name)
-    ).one_or_none()  # one statement: the start day's row beside the visits after the range
-    if row is None:
-        return None
-    counts = {
-        name: getattr(row, f"{name}_before") - getattr(row, f"{name}_ended") - int(getattr(row, name) or 0)
-        for name in PEOPLE_PARTS
-    }
-    return PeopleCounts(**counts)
+        .where(d.day == day, d.zone == zone)
+    )

@@ -41,3 +41,6 @@ def test_table_cells_are_one_escaped_td_per_figure():
     assert isinstance(cells, Markup)
     assert cells.startswith("<td>1,234</td><td>75% (3 of 4)</td><td>&lt;/text&gt;")
     assert "<script>" not in cells and cells.count("<td>") == 3
+    assert cells.endswith("&amp; &lt;b&gt;</td>") and cells.count("</td>") == 3
+    assert charts.table_cells([]) == ""
+    assert charts.table_cells(values[:1]) == "<td>1,234</td>"
