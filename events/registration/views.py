@@ -106,27 +106,24 @@ def _already_registered(offering: Offering) -> str:
     }[what]
 
 
-def _still_waiting(offering: Offering, entry: WaitlistEntry) -> str:
+def _still_waiting(offering: Offering) -> str:
     """The answer to someone on the waitlist whose registration found no seat: they keep their
-    place. Their position, but never the link to their place (anyone may type anyone's email:
-    it went to their address, as joining the waitlist again sends it)."""
-    position = waitlist_position(entry)
+    place. Neither the link to it nor its number in line (anyone may type anyone's email): the
+    link went to their address, as joining the waitlist again sends it, and its page shows the
+    number."""
     what = "class" if offering.kind.per_session else offering.kind.value
     return {
         "class": gettext(
-            "This class is still full. You're still on the waitlist: number %(position)d. We'll "
-            "email you if a seat opens. We've also emailed you the link to your place.",
-            position=position,
+            "This class is still full. You're still on the waitlist, and we'll email you if a seat "
+            "opens. We've also emailed you the link to your place, which shows where you are in line."
         ),
         "workshop": gettext(
-            "This workshop is still full. You're still on the waitlist: number %(position)d. "
-            "We'll email you if a seat opens. We've also emailed you the link to your place.",
-            position=position,
+            "This workshop is still full. You're still on the waitlist, and we'll email you if a seat "
+            "opens. We've also emailed you the link to your place, which shows where you are in line."
         ),
         "course": gettext(
-            "This course is still full. You're still on the waitlist: number %(position)d. We'll "
-            "email you if a seat opens. We've also emailed you the link to your place.",
-            position=position,
+            "This course is still full. You're still on the waitlist, and we'll email you if a seat "
+            "opens. We've also emailed you the link to your place, which shows where you are in line."
         ),
     }[what]
 
@@ -184,9 +181,7 @@ def register(slug: str) -> ResponseReturnValue:
             form.form_errors.append(_already_registered(offering))
             return _render_offering(offering, form, 409)
         case services.Outcome.FULL if result.waiting is not None:
-            return _render_offering(
-                offering, form, 409, full=True, still_waiting=_still_waiting(offering, result.waiting)
-            )
+            return _render_offering(offering, form, 409, full=True, still_waiting=_still_waiting(offering))
         case services.Outcome.FULL:
             return _render_full(offering, form)
 

@@ -84,8 +84,8 @@ def test_registering_from_an_old_page_while_on_the_waitlist_keeps_the_place(brow
 
         notice = page.locator("[data-still-waiting]")
         expect(notice).to_have_text(
-            "This workshop is still full. You're still on the waitlist: number 2. We'll email you if "
-            "a seat opens. We've also emailed you the link to your place."
+            "This workshop is still full. You're still on the waitlist, and we'll email you if a seat "
+            "opens. We've also emailed you the link to your place, which shows where you are in line."
         )
         expect(notice).to_be_focused()
         assert in_viewport(page, "[data-still-waiting]")
