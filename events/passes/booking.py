@@ -48,6 +48,7 @@ from events.models import (
     SeatPool,
     Session,
     SessionStatus,
+    WaitlistStatus,
     utcnow,
 )
 from events.notifications.outbox import EmailKind, dedupe_key, queue_email
@@ -64,6 +65,7 @@ from events.registration.services import (
     new_token,
     normalize_email,
     registration_target,
+    waitlist_place,
 )
 
 BOOKING_LINK_SALT = "pass-booking"
@@ -250,6 +252,8 @@ class PassBookingResult:
     outcome: Outcome
     registration: Registration | None = None
     class_pass: Pass | None = None
+    # No seat for someone on its waitlist: their number in line, kept (the pass's link is theirs).
+    waiting_position: int | None = None
 
 
 def _lock_and_choose(
@@ -322,8 +326,9 @@ def book_with_pass(
         return PassBookingResult(Outcome.NO_PASS)
     no_seat = _no_general_seat(offering, pool, email_normalized, now)
     if no_seat is not None:
+        waiting = _waiting_position(pool, email_normalized)
         db.session.commit()  # keep what release_lapsed did (their waitlist place stays)
-        return PassBookingResult(no_seat, class_pass=pass_)
+        return PassBookingResult(no_seat, class_pass=pass_, waiting_position=waiting)
     # On the waitlist: that place ends; a seat offered to them becomes this booking's.
     claimed_offer = leave_waitlist_on_registering(pool, email_normalized)
     registration = Registration(
@@ -640,6 +645,8 @@ class ConfirmPreview:
     class_pass: Pass | None = None
     balance: int = 0
     message: str = ""
+    # FULL for someone on its waitlist: their number in line (the pass's link is theirs).
+    waiting_position: int | None = None
 
     @property
     def credits(self) -> int:
@@ -687,5 +694,22 @@ def confirm_preview(request: BookingRequest, now: datetime | None = None) -> Con
                 balance=balance,
                 message=str(ONLY_COMMUNITY_SEATS_LEFT),
             )
-        return ConfirmPreview(PreviewState.FULL, offering, session, class_pass=pass_, balance=balance)
+        return ConfirmPreview(
+            PreviewState.FULL,
+            offering,
+            session,
+            class_pass=pass_,
+            balance=balance,
+            waiting_position=_waiting_position(pool, normalize_email(request.email)),
+        )
     return ConfirmPreview(PreviewState.CONFIRM, offering, session, class_pass=pass_, balance=balance)
+
+
+def _waiting_position(pool: SeatPool, email_normalized: str) -> int | None:
+    """The person's number in line on the pool's waitlist, if they are waiting on it."""
+    place = waitlist_place(pool, email_normalized)
+    return (
+        seats.waitlist_position(place)
+        if place is not None and place.status is WaitlistStatus.WAITING
+        else None
+    )

@@ -183,6 +183,14 @@ def book(signed: str) -> ResponseReturnValue:
     return _after_booking(result, lambda: booking.confirm_preview(wanted), signed, wanted)
 
 
+def still_waiting(position: int) -> str:
+    """A pass holder's place on the waitlist of what they tried to book (their link is theirs)."""
+    return gettext(
+        "You're on the waitlist for it: number %(position)d. We'll email you if a seat opens.",
+        position=position,
+    )
+
+
 def _after_booking(  # type: ignore[no-untyped-def]
     result: booking.PassBookingResult, preview_now, signed: str, who: booking.BookingRequest
 ) -> ResponseReturnValue:
@@ -271,7 +279,24 @@ def book_from_pass(signed: str) -> ResponseReturnValue:
         case booking.Outcome.ALREADY_BOOKED if result.registration is not None:
             return _already_booked(result.registration)
         case booking.Outcome.FULL:
-            problem = gettext("Sorry, this has just filled up. Nothing was taken from your pass.")
+            # On its waitlist: they keep their place, and are told so. Else: the waitlist, their
+            # details filled in from the pass, as for a general seat below.
+            full = gettext("Sorry, this has just filled up. Nothing was taken from your pass.")
+            if result.waiting_position is not None:
+                return render_template(
+                    "passes/book_problem.html",
+                    problem=full,
+                    still_waiting=still_waiting(result.waiting_position),
+                    back=back,
+                ), 409
+            return render_template(
+                "passes/book_problem.html",
+                problem=full,
+                back=back,
+                waitlist_offering=offering,
+                waitlist_session=session,
+                who=person,
+            ), 409
         case booking.Outcome.ONLY_COMMUNITY_SEATS:
             # As the registration form answers a general booking: the waitlist for a general seat.
             return render_template(

@@ -5,6 +5,7 @@ booking from the pass's page, and hostile input on each (tampered, expired, NUL 
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 import sqlalchemy as sa
@@ -373,3 +374,82 @@ def test_the_pass_page_book_button_asks_for_consent_first(client, db, setup):
     assert booked.status_code == 302 and "/manage/" in booked.location
     reg = db.session.scalar(sa.select(Registration))
     assert acceptances(db) == [(reg.id, version.id)] and ledger.balance(pass_.id) == 9
+
+
+def fill(db, session) -> None:
+    """Every seat of the date taken by others."""
+    for n in range(session.seat_pool.capacity - session.seat_pool.seats_taken):
+        register(session.offering, session.id, Person(f"Other {n}", f"other{n}@example.com"))
+    db.session.commit()
+
+
+def test_a_full_date_on_the_link_tells_someone_waiting_their_place_and_offers_others_the_waitlist(
+    client, db, setup
+):
+    cls, pass_ = setup
+    session = cls.sessions[0]
+    ask_for_link(client, cls, session)
+    path = link_path(link_email(ME))
+    fill(db, session)
+
+    # Not on the waitlist: one tap joins it, their details from the link.
+    page = unescape(client.get(path).get_data(as_text=True))
+    assert "<h1>This is full</h1>" in page
+    assert f'action="/offerings/{cls.slug}/waitlist"' in page and f'value="{ME}"' in page
+    assert "You're on the waitlist for it" not in page
+
+    # On it: told their number in line, and nothing to join again.
+    from events.registration.services import join_waitlist
+
+    join_waitlist(cls, session.id, Person("Someone First", "first@example.com"))
+    join_waitlist(cls, session.id, Person("Pat Holder", ME))
+    db.session.commit()
+    page = unescape(client.get(path).get_data(as_text=True))
+    assert "You're on the waitlist for it: number 2. We'll email you if a seat opens." in page
+    assert f'action="/offerings/{cls.slug}/waitlist"' not in page
+
+    # Booking anyway (an old page's button): nothing spent, the place kept and said.
+    refused = client.post(path, data={"csrf_token": token_of(client, f"/offerings/{cls.slug}")})
+    assert refused.status_code == 409
+    body = unescape(refused.get_data(as_text=True))
+    assert "Sorry, this has just filled up. Nothing was taken from your pass." in body
+    assert "number 2" in body
+    assert ledger.balance(pass_.id) == 10
+
+
+def test_a_full_date_from_the_pass_page_keeps_the_waitlist_place_or_offers_it(client, db, setup):
+    from events.registration.services import join_waitlist
+
+    cls, pass_ = setup
+    session = cls.sessions[1]
+    fill(db, session)
+    signed = pass_signed(pass_)
+    token = token_of(client, f"/offerings/{cls.slug}")
+
+    book = {"csrf_token": token, "session_id": str(session.id)}
+    not_waiting = client.post(f"/pass/{signed}/book", data=book)
+    body = unescape(not_waiting.get_data(as_text=True))
+    assert not_waiting.status_code == 409 and "just filled up" in body
+    assert f'action="/offerings/{cls.slug}/waitlist"' in body and f'value="{ME}"' in body
+
+    join_waitlist(cls, session.id, Person("Pat Holder", ME))
+    db.session.commit()
+    waiting = client.post(f"/pass/{signed}/book", data=book)
+    body = unescape(waiting.get_data(as_text=True))
+    assert waiting.status_code == 409
+    assert "You're on the waitlist for it: number 1. We'll email you if a seat opens." in body
+    assert f'action="/offerings/{cls.slug}/waitlist"' not in body
+    assert ledger.balance(pass_.id) == 10
+
+
+def test_the_confirm_page_says_how_many_credits_go_back(client, db):
+    make_clinic(name="Revival PT")
+    cls = make_class(title="Long Mobility", days=5, credits=2)
+    make_pass(ME)
+    db.session.commit()
+    ask_for_link(client, cls, cls.sessions[0])
+
+    page = client.get(link_path(link_email(ME))).get_data(as_text=True)
+
+    assert "With your 10-class pass: 2 credits." in page
+    assert "before it starts and the 2 credits go back on your pass." in page
