@@ -186,16 +186,24 @@ def record_acceptance(
 
 def accepted_current(registration_ids: Iterable[int], version: ConsentVersion) -> set[int]:
     """Which of these registrations accepted this version (one query)."""
+    return set(accepted_languages(registration_ids, version))
+
+
+def accepted_languages(registration_ids: Iterable[int], version: ConsentVersion) -> dict[int, str]:
+    """Those of these registrations that accepted this version, with the language of the text
+    they were shown (one query)."""
     ids = list(registration_ids)
     if not ids:
-        return set()
-    return set(
-        db.session.scalars(
-            sa.select(ConsentAcceptance.registration_id).where(
+        return {}
+    return dict(
+        db.session.execute(
+            sa.select(ConsentAcceptance.registration_id, ConsentAcceptance.language).where(
                 ConsentAcceptance.consent_version_id == version.id,
                 ConsentAcceptance.registration_id.in_(ids),
             )
         )
+        .tuples()
+        .all()
     )
 
 

@@ -274,6 +274,8 @@ def test_the_check_in_phone_shows_the_booking_language_and_staff_see_which(clien
     assert entry.details["language"] == "es"
     again = client.get(accept_url(first, sofia)).get_data(as_text=True)
     assert "Staff: accepted in person on the text in Español (es)." in again
+    roster = client.get(f"/staff/sessions/{first.id}").get_data(as_text=True)
+    assert roster.count("Consent read in Español (es)") == 1 and roster.count("Consent needed") == 1
 
     g.pop("csrf_token", None)
     page = client.get(accept_url(first, farah)).get_data(as_text=True)
