@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import has_app_context
+
 from events.extensions import db
-from events.filters import dollars
+from events.filters import dollars, language_name
 from events.models import AuditEntry, Registration, SeatPool, Session
 
 
@@ -653,10 +655,26 @@ def _consent_version_published(f: Facts) -> str:
     return f"{f.actor} published {_document(f)}; everyone booking from now on is asked to accept it."
 
 
+def _language_name(code: object) -> str:
+    """A language code as staff read it ("es" -> "Español (es)"); the code itself if not offered."""
+    code = _text(code, 12)
+    return language_name(code) if has_app_context() else code
+
+
+@sentence("consent_translation.published")
+def _consent_translation_published(f: Facts) -> str:
+    return (
+        f"{f.actor} published the {_language_name(f.details.get('language'))} translation of "
+        f"{_document(f)}; members reading that language see it from now on."
+    )
+
+
 @sentence("consent.accepted_in_person")
 def _consent_accepted_in_person(f: Facts) -> str:
+    language = f.details.get("language")
+    shown = f" (shown in {_language_name(language)})" if language else ""
     return (
-        f"{_person(f)} accepted {_document(f)} on {f.actor}'s phone at check-in for {_offering(f)}, "
+        f"{_person(f)} accepted {_document(f)}{shown} on {f.actor}'s phone at check-in for {_offering(f)}, "
         f"{_session(f)}."
     )
 

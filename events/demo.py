@@ -22,6 +22,7 @@ from events.extensions import Base, db
 from events.models import (
     Clinic,
     ConsentDocument,
+    ConsentTranslation,
     ConsentVersion,
     Location,
     Offering,
@@ -364,6 +365,30 @@ DEMO_CONSENT_TEXT = "\n\n".join(
 )
 
 
+# Its Spanish translation (Somali is left untranslated: a Somali reader sees the English, noted).
+DEMO_CONSENT_TRANSLATIONS = {
+    "es": (
+        "Participación en clases de ejercicio y exoneración",
+        "\n\n".join(
+            (
+                "Las clases de ejercicio en grupo incluyen actividad física. Nuestros fisioterapeutas "
+                "planifican cada clase para que sea segura para la mayoría de las personas, pero todo "
+                "ejercicio conlleva algún riesgo de dolor muscular, distensión o lesión.",
+                "Antes de la clase, dígale al instructor si tiene un dolor que está empeorando, una lesión "
+                "o cirugía reciente, problemas del corazón o de la respiración, o si su médico le ha dicho "
+                "que limite la actividad. No tiene que contarnos los detalles.",
+                "Pare y avise al instructor si algo le duele, si se siente mareado o le falta el aire, o si "
+                "necesita descansar. Todo ejercicio se puede hacer más fácil; usted decide cuánto hacer.",
+                "Una clase en grupo no es un tratamiento individual y no sustituye la atención de su propio "
+                "médico o fisioterapeuta.",
+                "Al aceptar, usted declara que participa por decisión propia, que seguirá las indicaciones "
+                "del instructor a su propio ritmo y que acepta los riesgos de participar.",
+            )
+        ),
+    ),
+}
+
+
 M = TypeVar("M", bound=Base)
 
 
@@ -377,6 +402,17 @@ def _demo_consent_document() -> ConsentDocument:
         db.session.add(document)
         db.session.flush()
         db.session.add(ConsentVersion(document_id=document.id, number=1, body=DEMO_CONSENT_TEXT))
+        db.session.flush()
+    first = db.session.scalar(
+        sa.select(ConsentVersion).where(ConsentVersion.document_id == document.id, ConsentVersion.number == 1)
+    )
+    if first is not None and first.body == DEMO_CONSENT_TEXT:
+        have = {t.language for t in first.translations}
+        for language, (title, body) in DEMO_CONSENT_TRANSLATIONS.items():
+            if language not in have:  # (a translation is added once and never changed)
+                db.session.add(
+                    ConsentTranslation(version_id=first.id, language=language, title=title, body=body)
+                )
     return document
 
 

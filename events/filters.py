@@ -14,8 +14,9 @@ from flask import Flask
 from flask_babel import gettext
 
 from events.clinic import current_clinic
+from events.consent.text import consent_text
 from events.forms import form_error_items
-from events.languages import DEFAULT_LANGUAGE, Language, current_language_details
+from events.languages import DEFAULT_LANGUAGE, Language, current_language_details, languages
 from events.models import Location, Session
 from events.offering_text import offering_text, tier_text
 from events.payments.receipts import card_brand_name, receipt_number
@@ -233,6 +234,13 @@ def page_url(schedule_filter: ScheduleFilter, page: int) -> str:
     return url_for(request.endpoint, **view_args, **args)
 
 
+def language_name(code: str | None) -> str:
+    """A language code as staff read it: "es" -> "Español (es)"; a code not offered as it is."""
+    code = code or DEFAULT_LANGUAGE
+    language = languages().get(code)
+    return f"{language.name} ({code})" if language else code
+
+
 def register(app: Flask) -> None:
     app.jinja_env.globals["page_url"] = page_url
     app.jinja_env.globals["form_error_items"] = form_error_items
@@ -253,4 +261,6 @@ def register(app: Flask) -> None:
         receipt_number=receipt_number,
         text=offering_text,  # an offering's words in the page's language (or English, noted)
         tier_text=tier_text,  # a sliding-scale tier's name and description, the same way
+        consent_text=consent_text,  # a consent version's title and text, the same way
+        language_name=language_name,
     )

@@ -677,6 +677,32 @@ class ConsentVersion(Model):
 
     document: Mapped[ConsentDocument] = relationship(back_populates="versions")
     published_by: Mapped[User | None] = relationship()
+    translations: Mapped[list[ConsentTranslation]] = relationship(
+        back_populates="version", order_by="ConsentTranslation.language"
+    )
+
+
+class ConsentTranslation(Model):
+    """A consent version's title and text in another language, written by staff. Like the version
+    it never changes once written (an update or delete is refused, see events/consent/services.py):
+    an acceptance records its version and the language shown, which name exactly these words. One
+    per version and language; a correction is a new version."""
+
+    __tablename__ = "consent_translations"
+    __table_args__ = (
+        sa.UniqueConstraint("version_id", "language", name="uq_consent_translations_version_language"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(sa.ForeignKey("consent_versions.id"), index=True)
+    language: Mapped[str] = mapped_column(sa.String(12))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    version: Mapped[ConsentVersion] = relationship(back_populates="translations")
+    published_by: Mapped[User | None] = relationship()
 
 
 class ConsentAcceptance(Model):
@@ -697,6 +723,9 @@ class ConsentAcceptance(Model):
     method: Mapped[ConsentMethod] = mapped_column(enum_column(ConsentMethod, name="consent_method"))
     # In person: the staff member whose phone the person read it on.
     handed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    # The language of the text they were shown: "en" (the version's own text) or the language
+    # of its ConsentTranslation, which never changes once written.
+    language: Mapped[str] = mapped_column(sa.String(12), default="en", server_default="en")
 
     registration: Mapped[Registration] = relationship()
     version: Mapped[ConsentVersion] = relationship()

@@ -76,6 +76,7 @@ from events.models import (
     CatalogState,
     Clinic,
     ConsentDocument,
+    ConsentTranslation,
     ConsentVersion,
     Location,
     Offering,
@@ -112,6 +113,7 @@ CATALOG_MODELS = (
     Resource,
     ConsentDocument,
     ConsentVersion,
+    ConsentTranslation,
     OfferingConsent,
 )
 # What public pages show of a staff account (an instructor's name, and bio on offering pages).

@@ -9,6 +9,13 @@ old one. Each booking asks again, so someone who accepted version 1 is asked for
 their next booking. People booked without the current version (by staff on the phone, walk-ins,
 before the document existed or changed) are flagged on the roster and can accept on the
 instructor's phone at check-in.
+
+A version may be translated (ConsentTranslation, one per language, written by staff after the
+version is published). A translation never changes either (updates and deletes are refused
+below): members read the version in their page's language when it has one, else the English
+text, marked as English (events/consent/text.py), and each acceptance records the language of
+the text shown, so the version and that language name exactly the words accepted. A correction
+of a translation is a new version.
 """
 
 from __future__ import annotations
@@ -25,12 +32,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, object_session
 
 from events import audit
+from events.consent.text import consent_text, forget_read_consent_translations, translation_of
 from events.extensions import db
 from events.forms import FieldError
+from events.languages import DEFAULT_LANGUAGE, languages
 from events.models import (
     ConsentAcceptance,
     ConsentDocument,
     ConsentMethod,
+    ConsentTranslation,
     ConsentVersion,
     Offering,
     OfferingConsent,
@@ -51,15 +61,37 @@ def _published_text_never_changes(_mapper: Any, _connection: Any, version: Conse
         raise ValueError("a published consent version never changes; publish a new one instead")
 
 
+@event.listens_for(ConsentTranslation, "before_update")
+def _translation_never_changes(_mapper: Any, _connection: Any, translation: ConsentTranslation) -> None:
+    session = object_session(translation)
+    if session is not None and session.is_modified(translation, include_collections=False):
+        raise ValueError("a consent translation never changes; publish a new version instead")
+
+
+@event.listens_for(ConsentTranslation, "before_delete")
+def _translation_never_removed(_mapper: Any, _connection: Any, _translation: ConsentTranslation) -> None:
+    raise ValueError("a consent translation is never removed: acceptances name its words")
+
+
 # --- What booking asks for ---
 
 
 @dataclass(frozen=True)
 class ConsentAnswer:
-    """What a booking form sent: the id of the version it showed, and whether the box was ticked."""
+    """What a booking form sent: the id of the version it showed, whether the box was ticked,
+    and the language of the text it showed ("en": the version's own text)."""
 
     shown_version_id: int | None
     agreed: bool
+    shown_language: str | None = DEFAULT_LANGUAGE
+
+
+@dataclass(frozen=True)
+class ShownText:
+    """A version to record as accepted, and the language of the text that was shown."""
+
+    version: ConsentVersion
+    language: str
 
 
 class ConsentError(FieldError):
@@ -96,35 +128,45 @@ def required_version(offering: Offering) -> ConsentVersion | None:
 
 
 def version_to_accept(
-    offering: Offering, shown_version_id: int | None, agreed: bool
-) -> ConsentVersion | None:
-    """Check a booking form's consent answer: the version it showed (its id) and the tick.
-    Returns the version to record (None: the offering requires none). Raises ConsentChanged if
-    a newer version was published since the form was shown (whatever the tick: they agreed to
-    other words), ConsentNotGiven if the box was not ticked."""
+    offering: Offering,
+    shown_version_id: int | None,
+    agreed: bool,
+    shown_language: str | None = DEFAULT_LANGUAGE,
+) -> ShownText | None:
+    """Check a booking form's consent answer: the version it showed (its id), the language of
+    the text it showed, and the tick. Returns the version and language to record (None: the
+    offering requires none). Raises ConsentChanged if a newer version was published since the
+    form was shown (whatever the tick: they agreed to other words) or the form names a text that
+    does not exist (a language with no translation of this version), ConsentNotGiven if the box
+    was not ticked. A translation published after the form showed the English is no change:
+    they read and accepted the English, and that is what is recorded."""
     current = required_version(offering)
     if current is None:
         return None
-    if shown_version_id is not None and shown_version_id != current.id:
+    language = shown_language or DEFAULT_LANGUAGE
+    shown_exists = language == DEFAULT_LANGUAGE or (
+        language in languages() and translation_of(current.id, language) is not None
+    )
+    if shown_version_id is not None and (shown_version_id != current.id or not shown_exists):
         raise ConsentChanged(
             _(
                 "The %(title)s changed since you opened this page. Please read the new version "
                 "below and tick the box to agree.",
-                title=current.document.title,
+                title=consent_text(current).title,
             ),
             current,
         )
     if not agreed or shown_version_id is None:
         raise ConsentNotGiven(
-            _("Please read the %(title)s and tick the box to agree.", title=current.document.title),
+            _("Please read the %(title)s and tick the box to agree.", title=consent_text(current).title),
             current,
         )
-    return current
+    return ShownText(current, language)
 
 
 def record_acceptance(
     registration: Registration,
-    version: ConsentVersion,
+    shown: ShownText,
     now: datetime,
     method: ConsentMethod = ConsentMethod.ONLINE,
     handed_by: User | None = None,
@@ -132,10 +174,11 @@ def record_acceptance(
     """Add the acceptance in the caller's transaction (the one that makes the booking)."""
     acceptance = ConsentAcceptance(
         registration_id=registration.id,
-        consent_version_id=version.id,
+        consent_version_id=shown.version.id,
         accepted_at=now,
         method=method,
         handed_by_id=handed_by.id if handed_by else None,
+        language=shown.language,
     )
     db.session.add(acceptance)
     return acceptance
@@ -143,16 +186,24 @@ def record_acceptance(
 
 def accepted_current(registration_ids: Iterable[int], version: ConsentVersion) -> set[int]:
     """Which of these registrations accepted this version (one query)."""
+    return set(accepted_languages(registration_ids, version))
+
+
+def accepted_languages(registration_ids: Iterable[int], version: ConsentVersion) -> dict[int, str]:
+    """Those of these registrations that accepted this version, with the language of the text
+    they were shown (one query)."""
     ids = list(registration_ids)
     if not ids:
-        return set()
-    return set(
-        db.session.scalars(
-            sa.select(ConsentAcceptance.registration_id).where(
+        return {}
+    return dict(
+        db.session.execute(
+            sa.select(ConsentAcceptance.registration_id, ConsentAcceptance.language).where(
                 ConsentAcceptance.consent_version_id == version.id,
                 ConsentAcceptance.registration_id.in_(ids),
             )
         )
+        .tuples()
+        .all()
     )
 
 
@@ -187,18 +238,20 @@ def accept_in_person(
     session_id: int,
     session_when: str,
     now: datetime | None = None,
+    shown_language: str | None = DEFAULT_LANGUAGE,
 ) -> str:
-    """The person read the current version on a staff member's phone and ticked: record it,
-    naming whose phone it was, and audit it. The caller has checked the registration is on a
-    roster this staff member may use. Accepting twice records once (ALREADY)."""
+    """The person read the current version on a staff member's phone (in `shown_language`) and
+    ticked: record it, naming whose phone it was, and audit it. The caller has checked the
+    registration is on a roster this staff member may use. Accepting twice records once (ALREADY)."""
     now = now or utcnow()
-    version = version_to_accept(registration.offering, shown_version_id, agreed)
-    if version is None:
+    shown = version_to_accept(registration.offering, shown_version_id, agreed, shown_language)
+    if shown is None:
         raise FieldError(_("This class doesn't ask for a consent document."))
+    version = shown.version
     if registration.id in accepted_current([registration.id], version):
         db.session.commit()
         return InPersonOutcome.ALREADY
-    record_acceptance(registration, version, now, ConsentMethod.IN_PERSON, handed_by=actor)
+    record_acceptance(registration, shown, now, ConsentMethod.IN_PERSON, handed_by=actor)
     try:
         db.session.flush()
     except IntegrityError:  # the same tick sent twice at once: one acceptance
@@ -213,6 +266,7 @@ def accept_in_person(
         document_title=version.document.title,
         version=version.number,
         consent_version_id=version.id,
+        language=shown.language,
     )
     db.session.commit()
     return InPersonOutcome.RECORDED
@@ -301,6 +355,79 @@ def publish_version(
     )
     db.session.commit()
     return version
+
+
+def translation_languages() -> dict[str, str]:
+    """The languages a consent version may be translated into: every language members read but
+    English, by code, with its name."""
+    return {code: lang.name for code, lang in languages().items() if code != DEFAULT_LANGUAGE}
+
+
+def publish_translation(
+    document: ConsentDocument,
+    version_id: int,
+    language: str,
+    title: str,
+    body: str,
+    actor: User,
+    now: datetime | None = None,
+) -> ConsentTranslation:
+    """The translation of the document's current version into `language`. Written once: it
+    never changes after (members may already have accepted it), so a version that already has a
+    translation in this language is refused, and a correction is a new version. `version_id` is
+    the version the admin's form showed: if a newer one was published since, this is refused
+    (the translation would be of other words). The document row is locked as publish_version
+    locks it, so a version and a translation published at once are ordered."""
+    now = now or utcnow()
+    names = translation_languages()
+    if language not in names:
+        raise ConsentAdminError("Choose a language members read.", "language")
+    title, body = _clean_title(title), _clean_body(body)
+    db.session.execute(
+        sa.select(ConsentDocument.id).where(ConsentDocument.id == document.id).with_for_update()
+    )
+    current = current_version(document.id)
+    if current is None or current.id != version_id:
+        raise ConsentAdminError(
+            "A newer version of this document was published since you opened the page: "
+            "translate that version instead.",
+            None,
+        )
+    if translation_of(current.id, language) is not None:
+        raise ConsentAdminError(
+            f"Version {current.number} already has its {names[language]} translation, and it never "
+            "changes. To correct it, publish a new version and translate that.",
+            None,
+        )
+    translation = ConsentTranslation(
+        version_id=current.id,
+        language=language,
+        title=title,
+        body=body,
+        published_at=now,
+        published_by_id=actor.id,
+    )
+    db.session.add(translation)
+    try:
+        db.session.flush()
+    except IntegrityError:  # two admins at once on SQLite's lock-free read: the first one stands
+        db.session.rollback()
+        raise ConsentAdminError(
+            f"Version {current.number} already has its {names[language]} translation.", None
+        ) from None
+    audit.record(
+        actor.id,
+        "consent_translation.published",
+        "consent_document",
+        document.id,
+        title=document.title,
+        version=current.number,
+        consent_version_id=current.id,
+        language=language,
+    )
+    db.session.commit()
+    forget_read_consent_translations()
+    return translation
 
 
 @dataclass(frozen=True)

@@ -315,7 +315,10 @@ def book_with_pass(
     if consent_answer is not None:
         try:
             accepted = consent.version_to_accept(
-                offering, consent_answer.shown_version_id, consent_answer.agreed
+                offering,
+                consent_answer.shown_version_id,
+                consent_answer.agreed,
+                consent_answer.shown_language,
             )
         except consent.ConsentError:
             db.session.commit()  # keep what release_lapsed did

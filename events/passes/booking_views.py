@@ -125,7 +125,8 @@ def _consent_answer() -> consent.ConsentAnswer | None:
     if not raw:
         return None
     version_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
-    return consent.ConsentAnswer(version_id, request.form.get("consent") == "y")
+    language = request.form.get("consent_language", "")[:13] or "en"  # (too long: names no text)
+    return consent.ConsentAnswer(version_id, request.form.get("consent") == "y", language)
 
 
 def _asked(answer: consent.ConsentAnswer | None) -> consent.ConsentAnswer:

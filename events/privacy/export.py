@@ -1,7 +1,8 @@
 """Everything held about an address, as one JSON document (a person's "Download my data").
 
 What it holds is read from every table that keeps something about a person: their
-registrations (with the sessions they cover and their attendance), waitlist places, class
+registrations (with the sessions they cover, their attendance and the consent documents they
+accepted, with the language of the text shown), waitlist places, class
 passes (with their ledger in words), payments and refunds (of bookings and of passes), the
 emails we sent them, the audit entries about their bookings and passes, and their privacy
 requests. Nothing of anyone else's: rows are found by this address, or by the ids of the rows
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 
 from events import audit
 from events.audit import Facts, describe
@@ -22,6 +24,8 @@ from events.extensions import db
 from events.models import (
     Attendance,
     AuditEntry,
+    ConsentAcceptance,
+    ConsentVersion,
     OutboxEmail,
     Pass,
     Payment,
@@ -222,12 +226,32 @@ def _document(
             .order_by(PrivacyRequest.id)
         )
     )
+    acceptances = list(
+        db.session.scalars(
+            sa.select(ConsentAcceptance)
+            .where(ConsentAcceptance.registration_id.in_(reg_ids))
+            .options(joinedload(ConsentAcceptance.version).joinedload(ConsentVersion.document))
+            .order_by(ConsentAcceptance.id)
+        )
+    )
     pool_titles = {e.seat_pool_id: e.seat_pool.offering.title for e in entries}
     return {
         "format_version": FORMAT_VERSION,
         "exported_at": _when(now or utcnow()),
         "email": address,
         "registrations": [_registration(r, sessions_of(r)) for r in registrations],
+        # The consent documents they accepted: which version, and the language of the text shown.
+        "consent_acceptances": [
+            {
+                "registration_id": a.registration_id,
+                "document": a.version.document.title,
+                "version": a.version.number,
+                "language": a.language,
+                "method": a.method.value,
+                "accepted_at": _when(a.accepted_at),
+            }
+            for a in acceptances
+        ],
         "waitlist_places": [
             {
                 "id": e.id,

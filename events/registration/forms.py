@@ -68,6 +68,8 @@ class PersonForm(Form):
     consent_version_id = IntegerField(
         validators=[Optional(), NumberRange(min=1, max=2**31 - 1, message=_l("Please try again."))]
     )
+    # The language of the consent text the form showed ("en": the version's own English text).
+    consent_language = StringField(validators=[Optional(), Length(max=12, message=_l("Please try again."))])
     consent = BooleanField(_l("I agree"))
 
     def __init__(self, *args: Any, needs_date: bool = False, **kwargs: Any) -> None:
@@ -90,7 +92,9 @@ def price_choice(form: "PersonForm | ClaimForm") -> PriceChoice:
 
 
 def consent_answer(form: PersonForm) -> ConsentAnswer:
-    return ConsentAnswer(form.consent_version_id.data, bool(form.consent.data))
+    return ConsentAnswer(
+        form.consent_version_id.data, bool(form.consent.data), form.consent_language.data or "en"
+    )
 
 
 class FindRegistrationsForm(Form):
@@ -121,11 +125,15 @@ class ConsentForm(Form):
     consent_version_id = IntegerField(
         validators=[Optional(), NumberRange(min=1, max=2**31 - 1, message=_l("Please try again."))]
     )
+    # The language of the consent text the form showed ("en": the version's own English text).
+    consent_language = StringField(validators=[Optional(), Length(max=12, message=_l("Please try again."))])
     consent = BooleanField(_l("I agree"))
 
     @property
     def answer(self) -> ConsentAnswer:
-        return ConsentAnswer(self.consent_version_id.data, bool(self.consent.data))
+        return ConsentAnswer(
+            self.consent_version_id.data, bool(self.consent.data), self.consent_language.data or "en"
+        )
 
 
 class ClaimForm(ConsentForm):
@@ -138,6 +146,8 @@ class ClaimForm(ConsentForm):
     consent_version_id = IntegerField(
         validators=[Optional(), NumberRange(min=1, max=2**31 - 1, message=_l("Please try again."))]
     )
+    # The language of the consent text the form showed ("en": the version's own English text).
+    consent_language = StringField(validators=[Optional(), Length(max=12, message=_l("Please try again."))])
     consent = BooleanField(_l("I agree"))
 
 

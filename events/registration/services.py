@@ -26,7 +26,6 @@ from events.extensions import db
 from events.models import (
     SEAT_TAKING_STATUSES,
     WAITLIST_ACTIVE_STATUSES,
-    ConsentVersion,
     Offering,
     OutboxEmail,
     Payment,
@@ -418,14 +417,17 @@ def mark_cancelled(
     registration.hold_expires_at = None
 
 
-def _consent_to_record(offering: Offering, answer: consent.ConsentAnswer | None) -> ConsentVersion | None:
-    """The consent version a new booking records, checked against the form's answer (None: no
-    form asked, as when staff book for someone; the roster flags them). Raises ConsentError,
-    after keeping what the transaction did so far (released lapsed holds)."""
+def _consent_to_record(offering: Offering, answer: consent.ConsentAnswer | None) -> consent.ShownText | None:
+    """The consent version (and the language of the text shown) a new booking records, checked
+    against the form's answer (None: no form asked, as when staff book for someone; the roster
+    flags them). Raises ConsentError, after keeping what the transaction did so far (released
+    lapsed holds)."""
     if answer is None:
         return None
     try:
-        return consent.version_to_accept(offering, answer.shown_version_id, answer.agreed)
+        return consent.version_to_accept(
+            offering, answer.shown_version_id, answer.agreed, answer.shown_language
+        )
     except consent.ConsentError:
         db.session.commit()
         raise

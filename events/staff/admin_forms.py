@@ -548,6 +548,25 @@ class ConsentVersionForm(Form):
     )
 
 
+class ConsentTranslationForm(Form):
+    """The current version's title and text in one language (one form per language, prefixed
+    with its code). Written once: a correction is a new version."""
+
+    version_id = IntegerField(validators=[InputRequired(), NumberRange(min=1, max=2**31 - 1)])
+    title = StringField(
+        "Title",
+        filters=[_strip],
+        validators=[
+            DataRequired("Give the translated title."),
+            Length(max=200, message="Under 200 characters."),
+        ],
+    )
+    body = TextAreaField(
+        "Translated text",
+        validators=[DataRequired("Write the text."), Length(max=50000, message="Under 50,000 characters.")],
+    )
+
+
 # --- Class passes ---
 
 

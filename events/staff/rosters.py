@@ -78,6 +78,8 @@ class RosterLine:
     # Booked without the current version of the offering's consent document (staff booked
     # them, a walk-in, booked before the document existed or changed): ask at check-in.
     needs_consent: bool = False
+    # The language of the consent text they accepted (None: not accepted, or none asked).
+    consent_language: str | None = None
 
     @property
     def payment_label(self) -> str:
@@ -184,7 +186,7 @@ def roster(session: Session) -> tuple[list[RosterLine], list[WaitlistEntry]]:
     money = paid_and_refunded(ids)
     methods = desk_methods(ids)
     version = consent.required_version(session.offering)
-    accepted = consent.accepted_current(ids, version) if version else set()
+    accepted = consent.accepted_languages(ids, version) if version else {}
     lines = [
         RosterLine(
             r,
@@ -192,6 +194,7 @@ def roster(session: Session) -> tuple[list[RosterLine], list[WaitlistEntry]]:
             *money.get(r.id, (0, 0)),
             methods.get(r.id),
             needs_consent=version is not None and r.id not in accepted,
+            consent_language=accepted.get(r.id),
         )
         for r in registrations
     ]

@@ -642,6 +642,17 @@ def test_the_demo_group_classes_require_the_release_and_a_member_can_book_one(tm
             consent_answer=consent.ConsentAnswer(version.id, True),
         ).registration
         assert [a.consent_version_id for a in consent.acceptances_of(booked.id)] == [version.id]
+        # The release has its Spanish translation (Somali readers see the English, noted), made
+        # once: seeding again adds none.
+        from events.demo import _demo_consent_document
+
+        assert [(t.language, t.title) for t in version.translations] == [
+            ("es", "Participación en clases de ejercicio y exoneración")
+        ]
+        _demo_consent_document()
+        _db.session.commit()
+        _db.session.refresh(version)
+        assert [t.language for t in version.translations] == ["es"]
         _db.session.remove()
         _db.engine.dispose()
 

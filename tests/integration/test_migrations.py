@@ -183,6 +183,59 @@ def test_the_audit_subjects_migration_fills_the_new_columns_from_older_entries(m
     ]
 
 
+def test_the_consent_translations_migration_keeps_acceptances_and_says_they_were_in_english(migrated):
+    """0026 adds the translations table and each acceptance's language; acceptances made before
+    it were given on the English text, so they read 'en'. Down and up again on both databases."""
+    pool = _pool()
+    registration = _registration(pool, "consent@example.com", RegistrationStatus.CONFIRMED)
+    db.session.commit()
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO consent_documents (id, title, created_at) "
+                "VALUES (1, 'Release', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO consent_versions (id, document_id, number, body, published_at) "
+                "VALUES (1, 1, 1, 'Text', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO consent_translations (version_id, language, title, body, published_at) "
+                "VALUES (1, 'es', 'Exoneración', 'Texto', CURRENT_TIMESTAMP)"
+            )
+        )
+    registration_id = registration.id
+    db.session.remove()
+    downgrade(revision="0024_tier_translations")
+    inspector = sa.inspect(db.engine)
+    assert "consent_translations" not in inspector.get_table_names()
+    assert "language" not in {c["name"] for c in inspector.get_columns("consent_acceptances")}
+    with db.engine.begin() as conn:  # an acceptance made before 0026, as the code then wrote it
+        conn.execute(
+            sa.text(
+                "INSERT INTO consent_acceptances (registration_id, consent_version_id, accepted_at, method) "
+                "VALUES (:r, 1, CURRENT_TIMESTAMP, 'online')"
+            ),
+            {"r": registration_id},
+        )
+    upgrade()
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT language FROM consent_acceptances")).scalars().all() == ["en"]
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM consent_translations")).scalar() == 0
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:  # one translation per version and language
+        for _ in range(2):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO consent_translations (version_id, language, title, body, published_at) "
+                    "VALUES (1, 'so', 'T', 'B', CURRENT_TIMESTAMP)"
+                )
+            )
+
+
 def _pool(capacity=2, seats_taken=0) -> SeatPool:
     offering = make_offering(make_location())
     pool = SeatPool(offering=offering, capacity=capacity, seats_taken=seats_taken)

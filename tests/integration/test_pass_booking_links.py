@@ -453,3 +453,41 @@ def test_the_confirm_page_says_how_many_credits_go_back(client, db):
 
     assert "With your 10-class pass: 2 credits." in page
     assert "before it starts and the 2 credits go back on your pass." in page
+
+
+def test_booking_with_a_pass_in_spanish_shows_the_translation_and_records_its_language(client, db, setup):
+    from events.consent.services import publish_translation
+    from events.models import ConsentAcceptance
+
+    cls, pass_ = setup
+    version = consent_required(db, cls)
+    admin = version.published_by
+    publish_translation(
+        version.document, version.id, "es", "Exoneración", "El ejercicio conlleva riesgo.", admin
+    )
+    client.set_cookie("lang", "es")
+    signed = pass_signed(pass_)
+    session_id = str(cls.sessions[1].id)
+    first = client.post(
+        f"/pass/{signed}/book",
+        data={"csrf_token": token_of(client, f"/offerings/{cls.slug}"), "session_id": session_id},
+    )
+    page = first.get_data(as_text=True)
+    assert "El ejercicio conlleva riesgo." in page and 'name="consent_language" value="es"' in page
+    base = {"csrf_token": csrf_token(page), "session_id": session_id, "consent_version_id": str(version.id)}
+    for forged in ("so", "es\x00", "x" * 5000):  # no such text: read again, nothing booked
+        refused = client.post(
+            f"/pass/{signed}/book", data={**base, "consent_language": forged, "consent": "y"}
+        )
+        assert refused.status_code == 409
+        assert db.session.scalar(sa.select(sa.func.count(Registration.id))) == 0
+
+    booked = client.post(f"/pass/{signed}/book", data={**base, "consent_language": "es", "consent": "y"})
+    assert booked.status_code == 302
+    reg = db.session.scalar(sa.select(Registration))
+    accepted = db.session.scalar(sa.select(ConsentAcceptance))
+    assert (accepted.registration_id, accepted.consent_version_id, accepted.language) == (
+        reg.id,
+        version.id,
+        "es",
+    )

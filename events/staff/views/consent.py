@@ -3,18 +3,21 @@ phone at check-in (an instructor on their own sessions only)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from events.consent import services as consent
+from events.consent.text import consent_text
 from events.forms import FieldError, attempt, show_form_error
 from events.languages import in_language
-from events.models import ConsentDocument, ConsentVersion, Registration, Session
+from events.models import ConsentDocument, ConsentTranslation, ConsentVersion, Registration, Session
 from events.registration.forms import ConsentForm
 from events.staff import rosters
 from events.staff.access import admin_required, bp, get_or_404, visible_session
-from events.staff.admin_forms import ConsentDocumentForm, ConsentVersionForm
+from events.staff.admin_forms import ConsentDocumentForm, ConsentTranslationForm, ConsentVersionForm
 from events.staff.errors import RosterError
 
 # --- Admin: documents and their versions ---
@@ -41,8 +44,35 @@ def admin_consent_document_new() -> ResponseReturnValue:
     return render_template("staff/admin/consent_document_new.html", form=form), status
 
 
+@dataclass(frozen=True)
+class TranslationItem:
+    code: str
+    name: str
+    form: ConsentTranslationForm
+    saved: ConsentTranslation | None  # the current version's translation in this language
+
+
+def _translation_items(
+    current: ConsentVersion | None, posted: tuple[str, ConsentTranslationForm] | None = None
+) -> list[TranslationItem]:
+    """One form per language members read (English is the version itself), the posted one as sent."""
+    saved = {t.language: t for t in current.translations} if current else {}
+    items = []
+    for code, name in consent.translation_languages().items():
+        if posted and posted[0] == code:
+            form = posted[1]
+        else:
+            form = ConsentTranslationForm(formdata=None, prefix=f"t-{code}")
+            form.version_id.data = current.id if current else None
+        items.append(TranslationItem(code, name, form, saved.get(code)))
+    return items
+
+
 def _render_document(
-    document: ConsentDocument, form: ConsentVersionForm | None = None, status: int = 200
+    document: ConsentDocument,
+    form: ConsentVersionForm | None = None,
+    status: int = 200,
+    posted: tuple[str, ConsentTranslationForm] | None = None,
 ) -> tuple[str, int]:
     history = consent.document_history(document)
     if form is None:
@@ -55,6 +85,7 @@ def _render_document(
         counts=consent.acceptance_counts(document),
         offerings=[line.offerings for line in consent.document_lines() if line.document.id == document.id][0],
         form=form,
+        translation_items=_translation_items(history[0] if history else None, posted),
     ), status
 
 
@@ -81,6 +112,31 @@ def admin_consent_publish(document_id: int) -> ResponseReturnValue:
     return _render_document(document, form, 400)
 
 
+@bp.post("/admin/consent/<int:document_id>/translations/<language>")
+@admin_required
+def admin_consent_translate(document_id: int, language: str) -> ResponseReturnValue:
+    document = get_or_404(ConsentDocument, document_id)
+    if language not in consent.translation_languages():
+        abort(404)  # English is the version itself; other codes are no language offered
+    form = ConsentTranslationForm(prefix=f"t-{language}")
+    if form.validate():
+        translation = attempt(
+            form,
+            lambda: consent.publish_translation(
+                document, form.version_id.data, language, form.title.data, form.body.data, current_user
+            ),
+        )
+        if translation is not None:
+            flash(
+                f"Translation published. Members reading {consent.translation_languages()[language]} "
+                "see it from now on; it never changes (a correction is a new version).",
+                "success",
+            )
+            back = url_for("staff.admin_consent_document", document_id=document.id)
+            return redirect(back + "#translations")
+    return _render_document(document, status=400, posted=(language, form))
+
+
 # --- Check-in: accepting on the instructor's phone ---
 
 
@@ -101,6 +157,13 @@ def _render_accept(
     status: int = 200,
 ) -> tuple[str, int]:
     accepted = version is not None and registration.id in consent.accepted_current([registration.id], version)
+    # Staff see which language the person reads (or read) it in.
+    shown = consent_text(version, registration.language) if version is not None else None
+    version_id = version.id if version is not None else None
+    given = next(
+        (a for a in consent.acceptances_of(registration.id) if a.consent_version_id == version_id),
+        None,
+    )
     # What the person reads, in the language they booked in; the staff page around it English.
     with in_language(registration.language):
         member_part = render_template(  # (autoescaped HTML: the page shows it as it is)
@@ -117,6 +180,8 @@ def _render_accept(
         registration=registration,
         member_part=member_part,
         accepted=accepted,
+        shown=shown,
+        given=given,
     ), status
 
 
@@ -145,6 +210,7 @@ def accept_consent(session_id: int, registration_id: int) -> ResponseReturnValue
                 current_user,
                 session_id=session.id,
                 session_when=rosters.local_when(session),
+                shown_language=form.consent_language.data or "en",
             )
     except consent.ConsentError as error:
         if isinstance(error, consent.ConsentChanged):
