@@ -335,6 +335,14 @@ def community_seats(offering: Offering, pool: SeatPool, now: datetime) -> Commun
     return CommunitySeats(kept, general_left - kept, community_release_at(offering, first))
 
 
+def seat_free_for(registration: Registration, pool: SeatPool, now: datetime) -> bool:
+    """Under the pool's lock: whether a seat is free at this registration's price (a payment
+    that arrived after its hold lapsed keeps a seat only so): a community seat while one is
+    kept for its community price, else one general sale may use."""
+    community = community_seats(registration.offering, pool, now)
+    return community.kept > 0 if registration.community_seat else community.left_for_general > 0
+
+
 def community_kept_by_pool(pools: Iterable[tuple[Offering, SeatPool]], now: datetime) -> dict[int, int]:
     """Community seats still kept in each of these pools (0 once taken or released), for the
     pages and the API that show them: as community_seats() says, read without locks, in one

@@ -270,7 +270,8 @@ def _apply_success(registration: Registration, payment: Payment, pool: SeatPool,
         registered_again = find_live_registration(pool.id, registration.email_normalized)
         if (
             registered_again is None
-            and pool.seats_taken < pool.capacity
+            # (Seats kept for the community price are not for a general one, nor the reverse.)
+            and pricing.seat_free_for(registration, pool, now)
             and pricing.keep_use_for_payment(registration, now)
         ):
             seats.take_seat(pool)

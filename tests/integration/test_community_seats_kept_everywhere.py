@@ -457,3 +457,56 @@ def test_the_apis_statement_count_stays_the_same_with_community_seats(client, db
     with_5 = statements()
     add(55)
     assert statements() == with_5 <= 5  # the usual four, and one for every page's kept seats
+
+
+# --- A card payment that arrives after its hold lapsed ---
+
+
+@pytest.mark.usefixtures("localstripe")
+@pytest.mark.parametrize("community", [False, True], ids=["general-price", "community-price"])
+def test_a_late_card_payment_keeps_a_seat_only_at_its_own_price(db, localstripe, community):
+    """Pat's hold lapses while paying; meanwhile the last general seat is taken, and two
+    community seats are still kept. Pat's card payment arrives after all: at the general price
+    it must not take a kept community seat (refunded, once), at the community price it takes one."""
+    from datetime import timedelta
+
+    import stripe
+
+    from events.models import Refund
+    from events.payments import services as payments
+    from events.registration import seats
+    from tests.helpers import charge_card
+    from tests.integration.test_payments import SUCCESS, card_token
+
+    cls, _pass = community_class(capacity=3, community_seats=2)
+    session = cls.sessions[0]
+    choice = PriceChoice(community=True) if community else None
+    held = register(cls, session.id, person(), price_choice=choice).registration
+    assert held.status is RegistrationStatus.HELD
+    later = utcnow() + timedelta(minutes=20)
+    seats.sweep_lapsed(later)
+    take_the_general_seats(cls, session, 1)
+    assert pricing.community_seats(cls, pool_of(session), utcnow()).kept == 2
+
+    client = stripe.StripeClient("sk_test_emulator", base_addresses={"api": localstripe})
+    state = charge_card(
+        registration_id=held.id,
+        card_token=card_token(client, SUCCESS),
+        amount=held.price_cents,
+        currency="usd",
+        description="late",
+    )
+    payments.apply_intent(state)
+    payments.apply_intent(state)  # the webhook, again
+
+    _db.session.expire_all()
+    late = _db.session.get_one(Registration, held.id)
+    refunds = _db.session.scalars(sa.select(Refund)).all()
+    kept = pricing.community_seats(cls, pool_of(session), utcnow()).kept
+    if community:
+        assert late.status is RegistrationStatus.CONFIRMED and refunds == []
+        assert kept == 1 and pool_of(session).seats_taken == 2
+    else:
+        assert late.status is RegistrationStatus.EXPIRED
+        assert [r.amount_cents for r in refunds] == [held.price_cents]
+        assert kept == 2 and pool_of(session).seats_taken == 1
