@@ -121,6 +121,9 @@ def test_staff_cancelling_a_booking_on_a_refunded_card_pass_are_told_the_card_re
     assert (refund.amount_cents, refund.status) == (1200, RefundStatus.PENDING)
     message = _cancelled_message(result)
     assert "no refund" not in message and "$12.00" in message, message
+    # The member is told it goes back as money (a card refund: no desk is named).
+    text = plain(_email(db, reg.id, EmailKind.REGISTRATION_CANCELLED))
+    assert "we are refunding what it cost, $12, instead." in text and "desk" not in text
 
 
 def test_a_member_of_a_refunded_cash_pass_is_told_the_money_waits_at_the_desk(app, db, client):
@@ -131,7 +134,7 @@ def test_a_member_of_a_refunded_cash_pass_is_told_the_money_waits_at_the_desk(ap
     manage = f"/manage/{links.sign(reg.token, links.MANAGE_SALT)}"
     preview = unescape(client.get(f"{manage}/cancel").get_data(as_text=True))
     assert "$12" in preview
-    assert "at the desk" in preview
+    assert "desk" in preview and "you paid by cash there" in preview
 
     cancel_registration(reg.id, expected_refund_cents=0)
 
