@@ -159,8 +159,9 @@ def cancel_quote(
     left = refunds.refundable_total(seat_payments(registration))
     policy = refund_quote(registration, now)
     amount = {RefundChoice.FULL: left, RefundChoice.POLICY: policy.amount_cents, RefundChoice.NONE: 0}[choice]
-    gives_credits_back = choice is RefundChoice.FULL or (
-        choice is RefundChoice.POLICY and pass_credits_come_back(registration, now)
+    gives_credits_back = bool(registration.pass_id and registration.credits_spent) and (
+        choice is RefundChoice.FULL
+        or (choice is RefundChoice.POLICY and pass_credits_come_back(registration, now))
     )
     pass_payment, credits_cents = returned_credits_quote(registration) if gives_credits_back else (None, 0)
     return CancelQuote(
