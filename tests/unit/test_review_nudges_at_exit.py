@@ -62,3 +62,34 @@ def test_a_pool_process_exiting_sends_the_nudges_its_last_task_asked_for(tmp_pat
     assert done.returncode == 0, done.stderr[-3000:]
     assert sent.exists(), "the nudge asked for was never sent: the process ended first"
     assert sent.read_text() == "worker.tasks.deliver_outbox"
+
+
+def test_a_process_forked_while_the_publisher_is_being_made_can_still_nudge(app):
+    """The nudge thread makes the publisher under publish._client_lock. A fork at that moment
+    (a parent that published, then forks its workers) copies the lock held, and not the thread
+    that would release it: the child's own nudge thread then waits on it forever, so every nudge
+    of that child is lost, and since that thread stays alive 798f762's restart never fires."""
+    import threading
+
+    from events.notifications import publish
+
+    publish._client_lock.acquire()  # the parent's nudge thread is making the publisher
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: its nudge thread makes its own publisher
+            code = 1
+            try:
+                made = threading.Event()
+
+                def make() -> None:
+                    publish._client(app)
+                    made.set()
+
+                threading.Thread(target=make, daemon=True).start()
+                code = 0 if made.wait(3) else 2
+            finally:
+                os._exit(code)
+    finally:
+        publish._client_lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child waited forever on the parent's lock"
