@@ -582,6 +582,14 @@ def _cancelled_by_staff(f: Facts) -> str:
     choice = _REFUND_CHOICES.get(str(f.details.get("refund_choice")), "a refund")
     money = f", {choice}: {dollars(refund)}" if refund else ", no refund"
     desk = " (returned at the desk)" if refund and f.details.get("method") in ("cash", "check") else ""
+    # Booked with a class pass already refunded: the credit given back was refunded as money.
+    credits = _cents(f, "credits_refunded_cents")
+    if credits:
+        at_desk = (
+            " (returned at the desk)" if f.details.get("credits_refund_method") in ("cash", "check") else ""
+        )
+        money = f", {choice}: {dollars(refund)}" if refund else ", nothing for the seat"
+        money += f"; the class pass credit refunded as money: {dollars(credits)}{at_desk}"
     return f"{f.actor} cancelled {_person(f)}'s booking for {_offering(f)}{money}{desk}{_reason(f)}."
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from celery.schedules import crontab
 from flask import Flask
 
 from events import redaction
 from events.app import create_app
+from events.notifications.publish import wait_until_sent
 from events.privacy.retention import NIGHTLY_RUN_UTC
 
 # The worker's records too (create_app installs it as well; this says so where it matters).
@@ -78,6 +79,14 @@ def celery_init_app(app: Flask) -> Celery:
     celery.set_default()
     app.extensions["celery"] = celery
     return celery
+
+
+@signals.worker_process_shutdown.connect
+def _send_last_nudges(**_: Any) -> None:
+    """A pool process ends with os._exit (billiard), so atexit never runs there: the nudges its
+    last task's commits asked for are sent first (at most 2 s), as a process exiting normally
+    does (events/notifications/publish.py)."""
+    wait_until_sent(2.0)
 
 
 flask_app = create_app()

@@ -420,6 +420,12 @@ def build(row: OutboxEmail, prefetched: Prefetched | None = None) -> EmailConten
 
     if registration is not None and kind in PAYMENT_KINDS:
         subject_template = _payment_context(ctx, kind, registration, subject_template)
+    if kind in (EmailKind.REGISTRATION_CANCELLED, EmailKind.SESSION_CANCELLED):
+        # A class pass credit refunded as money, handed back at the desk (the pass was bought there).
+        ctx["credits_paid_at_desk"] = desk_method_word(str(extra.get("credits_desk_method") or ""))
+    if kind == EmailKind.SESSION_CANCELLED:
+        # The seat's refund is handed back at the desk when it was paid there, not sent to a card.
+        ctx["paid_at_desk"] = desk_method_word(str(extra.get("desk_method") or ""))
     if registration is not None and registration.pass_id is not None and kind in PASS_LINE_KINDS:
         # Booked with a class pass: "Class pass: 1 credit (6 of 10 left, expires Jun 14)".
         summary = pass_booking.pass_summary(registration)

@@ -113,7 +113,13 @@ class _Nudger:
     def __init__(self) -> None:
         self._reset()
         # A fork copies the lock as it was (possibly held by this thread) and not the thread.
-        os.register_at_fork(after_in_child=self._reset)
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        global _client_lock
+        # The parent's thread may have held it, making the publisher: nobody here would release it.
+        _client_lock = threading.Lock()
+        self._reset()
 
     def _reset(self) -> None:
         self._lock = threading.Lock()

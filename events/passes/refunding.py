@@ -164,10 +164,38 @@ def refund_returned_credits(
     return queued
 
 
+def desk_method(queued: list[tuple[Payment, int]]) -> str:
+    """ "cash" or "check" when every cent of these refunds is handed back at the desk (a pass
+    bought there: recorded as given at once, never sent to a card); "" otherwise."""
+    methods = {payment.method for payment, cents in queued if cents > 0}
+    if len(methods) == 1:
+        [method] = methods
+        if method.at_desk:
+            return method.value
+    return ""
+
+
 def returned_credits_key(pass_id: int, registration_id: int) -> str:
     """The refund key of a booking's credits refunded as money (a second payment's adds
     "-payment-<id>", as queue_refunds_across names them)."""
     return f"pass-{pass_id}-returned-registration-{registration_id}"
+
+
+def returned_credits_refunds(registration: Registration) -> list[tuple[Payment, int]]:
+    """The refunds a cancelled pass booking's credits were refunded as (refund_returned_credits),
+    each with its payment, FAILED ones left out."""
+    if registration.pass_id is None:
+        return []
+    key = returned_credits_key(registration.pass_id, registration.id)
+    rows = db.session.execute(
+        sa.select(Payment, Refund.amount_cents)
+        .join(Refund, Refund.payment_id == Payment.id)
+        .where(
+            sa.or_(Refund.idempotency_key == key, Refund.idempotency_key.startswith(f"{key}-payment-")),
+            Refund.status != RefundStatus.FAILED,
+        )
+    ).all()
+    return [(payment, int(cents)) for payment, cents in rows]
 
 
 def returned_credits_refunded_cents(registration: Registration) -> int | None:

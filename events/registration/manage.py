@@ -104,6 +104,8 @@ class ManagePage:
     pass_credits_expired: bool = False  # given back onto an expired pass, so expired with it
     # Given back onto a pass already refunded, so refunded as money: the cents (None: not so).
     pass_credits_refunded_cents: int | None = None
+    # ... handed back at the desk (the pass was bought there): "cash" or "check", in words.
+    pass_credits_refunded_at_desk: str = ""
 
 
 def _open_payment(registration: Registration) -> bool:
@@ -243,6 +245,9 @@ def manage_page(registration: Registration, now: datetime | None = None) -> Mana
         page.pass_credits_back = credits_given_back(registration)
         page.pass_credits_expired = credits_expired_on_return(registration)
         page.pass_credits_refunded_cents = refunding.returned_credits_refunded_cents(registration)
+        if page.pass_credits_refunded_cents:
+            desk = refunding.desk_method(refunding.returned_credits_refunds(registration))
+            page.pass_credits_refunded_at_desk = desk_method_word(desk)
     if state == State.CONFIRMED:
         page.balance_due_cents = balances.balance_due(registration)
         if page.balance_due_cents:
@@ -268,11 +273,13 @@ class CancelPreview:
     pass_expired: bool = False  # ... onto a pass past its expiry: they expire at once
     pass_refunded: bool = False  # ... onto a pass already refunded: they are refunded as money
     pass_refund_cents: int = 0  # ... that much (a quote)
+    pass_refund_at_desk: str = ""  # ... handed back at the desk: "cash" or "check", in words
 
 
 def cancel_preview(registration: Registration, now: datetime | None = None) -> CancelPreview:
     now = now or utcnow()
     payment = services.succeeded_payment(registration)
+    pass_payment, pass_refund_cents = refunding.returned_credits_quote(registration)
     return CancelPreview(
         registration=registration,
         sessions=[
@@ -288,7 +295,10 @@ def cancel_preview(registration: Registration, now: datetime | None = None) -> C
         and services.pass_credits_come_back(registration, now),
         pass_expired=services.credits_expire_on_return(registration, now),
         pass_refunded=refunding.is_refunded(registration),
-        pass_refund_cents=refunding.returned_credits_quote(registration)[1],
+        pass_refund_cents=pass_refund_cents,
+        pass_refund_at_desk=desk_method_word(pass_payment.method)
+        if pass_payment is not None and pass_payment.method.at_desk
+        else "",
     )
 
 

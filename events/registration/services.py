@@ -864,6 +864,12 @@ class SettledCredits:
     def refunded_cents(self) -> int | None:
         return sum(cents for _, cents in self.refunds) if self.refunds is not None else None
 
+    @property
+    def desk_method(self) -> str:
+        """ "cash" or "check" when all of the refund is handed back at the desk (the pass was
+        bought there: recorded as given at once, never sent to a card); "" otherwise."""
+        return refunding.desk_method(self.refunds or [])
+
 
 def settle_pass_credits(
     registration: Registration,
@@ -913,6 +919,8 @@ def credits_context(registration: Registration, settled: SettledCredits, now: da
         context["credits_expired"] = True
     if settled.refunded_cents is not None:
         context["credits_refunded_cents"] = settled.refunded_cents
+        if settled.desk_method:
+            context["credits_desk_method"] = settled.desk_method
     return context
 
 

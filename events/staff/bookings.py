@@ -39,7 +39,7 @@ from events.notifications.outbox import EmailKind, queue_email
 from events.passes import ledger
 from events.passes.booking import move_spend as move_pass_spend
 from events.passes.booking import transfer_refusal as pass_transfer_refusal
-from events.passes.refunding import payments_of_refunded_passes
+from events.passes.refunding import payments_of_refunded_passes, returned_credits_quote
 from events.payments import refunds
 from events.payments.balances import balance_due, seat_payments
 from events.payments.services import stop_superseded_intent
@@ -127,13 +127,26 @@ class CancelQuote:
     paid_cents: int  # what is left of what was paid (refunds given or on their way count)
     method: PaymentMethod | None  # how it was paid (None: nothing paid)
     policy_explanation: str
+    # Booked with a class pass already refunded, and this choice gives its credits back: they
+    # are refunded as money instead (refunding.refund_returned_credits), this much, a quote.
+    credits_refund_cents: int = 0
+    credits_method: PaymentMethod | None = None  # how the pass was paid
 
     @property
     def refund_where(self) -> str:
         """Where the refund goes, for the confirmation: "to her card", "in cash at the desk"."""
-        if self.method is None or self.method is PaymentMethod.CARD:
-            return "to their card"
-        return f"in {self.method.value} at the desk" if self.method is PaymentMethod.CASH else "at the desk"
+        return refund_where(self.method)
+
+    @property
+    def credits_refund_where(self) -> str:
+        return refund_where(self.credits_method)
+
+
+def refund_where(method: PaymentMethod | None) -> str:
+    """Where a refund of a payment made so goes: "to their card", "in cash at the desk"."""
+    if method is None or method is PaymentMethod.CARD:
+        return "to their card"
+    return f"in {method.value} at the desk" if method is PaymentMethod.CASH else "at the desk"
 
 
 def cancel_quote(
@@ -146,12 +159,19 @@ def cancel_quote(
     left = refunds.refundable_total(seat_payments(registration))
     policy = refund_quote(registration, now)
     amount = {RefundChoice.FULL: left, RefundChoice.POLICY: policy.amount_cents, RefundChoice.NONE: 0}[choice]
+    gives_credits_back = bool(registration.pass_id and registration.credits_spent) and (
+        choice is RefundChoice.FULL
+        or (choice is RefundChoice.POLICY and pass_credits_come_back(registration, now))
+    )
+    pass_payment, credits_cents = returned_credits_quote(registration) if gives_credits_back else (None, 0)
     return CancelQuote(
         registration,
         amount,
         left,
         payment.method if payment is not None else None,
         policy.explanation.replace("you paid", "they paid").replace("You will", "They would"),
+        credits_cents,
+        pass_payment.method if pass_payment is not None else None,
     )
 
 
@@ -160,6 +180,9 @@ class CancelResult:
     registration: Registration
     refund_cents: int
     at_desk: bool  # the refund is handed back at the desk (a cash or check payment)
+    # A class pass credit refunded as money (its pass was already refunded), and where it goes.
+    credits_refund_cents: int = 0
+    credits_method: PaymentMethod | None = None
 
 
 def cancel_booking(
@@ -242,13 +265,20 @@ def cancel_booking(
         refund_cents=refund_cents,
         credits_back=settled.back,
         credits_refunded_cents=settled.refunded_cents,
+        credits_refund_method=settled.desk_method or ("card" if settled.refunded_cents else ""),
         method=quote.method.value if quote.method else "",
         reason=reason[:200],
     )
     db.session.commit()
     for intent_id in open_intents:
         stop_superseded_intent(intent_id)
-    return CancelResult(registration, refund_cents, quote.method is not None and quote.method.at_desk)
+    return CancelResult(
+        registration,
+        refund_cents,
+        quote.method is not None and quote.method.at_desk,
+        settled.refunded_cents or 0,
+        PaymentMethod(settled.desk_method) if settled.desk_method else PaymentMethod.CARD,
+    )
 
 
 # --- Transfer to another date or offering ---

@@ -212,6 +212,8 @@ def _cancel_registrations(
         # The session is already cancelled, so the freed seat is offered to nobody.
         seats.free_seat(pool, now)
         context = {"refund_cents": refund_cents, "currency": registration.currency, "reason": reason[:300]}
+        if queued and all(payment.method.at_desk for payment, _ in queued):
+            context["desk_method"] = queued[0][0].method.value  # handed back there, not to a card
         if registration.id in settled:
             context |= credits_context(registration, settled[registration.id], now)
         queue_email(

@@ -157,14 +157,16 @@ def test_cancelling_a_booking_of_a_pass_since_refunded_tells_what_comes_back(mem
     member = member_phone
     member.goto(f"{live_server.url}/manage/{signed}/cancel")
     outcome = member.locator(".cancel-outcome")
-    expect(outcome).to_contain_text("Your class pass has already been refunded")
-    expect(outcome).to_contain_text("you'll get back what it cost, $12")
+    expect(outcome).to_contain_text("Your class pass had already been refunded")
+    expect(outcome).to_contain_text("You'll get $12 back at the front desk (you paid by cash there).")
     assert_accessible(member)
     no_sideways_scroll(member)
     shot(member, "pass-refunded-cancel.png")
     member.get_by_role("button", name="Yes, cancel my registration").click()
 
     expect(member.locator(".flash")).to_contain_text("Your registration is cancelled.")
-    expect(member.locator(".paid-with-pass")).to_contain_text("we are refunding what it cost, $12, instead.")
+    expect(member.locator(".paid-with-pass")).to_contain_text(
+        "You paid by cash at the desk, so we will return $12 to you there."
+    )
     assert_accessible(member)
     no_sideways_scroll(member)

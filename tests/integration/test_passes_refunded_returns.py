@@ -88,8 +88,9 @@ def test_a_member_cancelling_in_time_gets_what_the_credit_cost_back_once(app, db
     cls, pass_id, reg, _actor = booked_then_refunded(db)
     manage = f"/manage/{links.sign(reg.token, links.MANAGE_SALT)}"
     preview = unescape(client.get(f"{manage}/cancel").get_data(as_text=True))
-    assert "Your class pass has already been refunded, so instead of the credit" in preview
-    assert "you'll get back what it cost, $12" in preview
+    # Bought in cash: the $12 is handed back at the desk, never sent to a card.
+    assert "Your class pass had already been refunded, so the credit can't be used again." in preview
+    assert "You'll get <strong>$12</strong> back at the front desk (you paid by cash there)." in preview
 
     cancel_registration(reg.id, expected_refund_cents=0)
     cancel_registration(reg.id)  # twice: a no-op
@@ -112,10 +113,10 @@ def test_a_member_cancelling_in_time_gets_what_the_credit_cost_back_once(app, db
     email = cancellation_email(db, reg.id, EmailKind.REGISTRATION_CANCELLED)
     assert email.context["credits_refunded_cents"] == 1200 and email.context["credits_back"] == 0
     text = plain(email)
-    assert "so the credit can't go back on it: we are refunding what it cost, $12, instead." in text
+    assert "You paid by cash at the desk, so we will return $12 to you there." in text
     assert "stayed spent" not in text and "back on your class pass" not in text
     page = unescape(client.get(manage).get_data(as_text=True))
-    assert "we are refunding what it cost, $12, instead." in page
+    assert "You paid by cash at the desk, so we will return $12 to you there." in page
 
 
 def test_the_clinic_cancelling_the_class_refunds_the_credit_as_its_own_doing(app, db):
@@ -132,7 +133,7 @@ def test_the_clinic_cancelling_the_class_refunds_the_credit_as_its_own_doing(app
     assert LedgerKind.EXTENSION not in ledger_kinds(pass_id)
     assert ledger.balance(pass_id) == 0
     text = plain(cancellation_email(db, reg.id, EmailKind.SESSION_CANCELLED))
-    assert "we are refunding what it cost, $12, instead." in text
+    assert "You paid by cash at the desk, so we will return $12 to you there." in text
 
 
 def test_staff_cancelling_with_a_full_refund_refunds_the_credit_too(app, db):
@@ -144,7 +145,7 @@ def test_staff_cancelling_with_a_full_refund_refunds_the_credit_too(app, db):
     [refund] = returned_refunds(db, pass_id, reg.id)
     assert refund.amount_cents == 1200
     email = cancellation_email(db, reg.id, EmailKind.REGISTRATION_CANCELLED)
-    assert "we are refunding what it cost, $12, instead." in plain(email)
+    assert "You paid by cash at the desk, so we will return $12 to you there." in plain(email)
 
 
 def test_a_late_cancellation_keeps_the_credit_spent_and_refunds_nothing(app, db):

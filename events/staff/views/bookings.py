@@ -58,9 +58,31 @@ def admin_booking_cancel(registration_id: int) -> ResponseReturnValue:
 
 
 def _cancelled_message(result: bookings.CancelResult) -> str:
+    message = _seat_cancelled_message(result)
+    if not result.credits_refund_cents:
+        return message
+    # Its class pass was already refunded: the credit given back is refunded as money.
+    amount = money(result.credits_refund_cents)
+    if result.credits_method is not None and result.credits_method.at_desk:
+        return (
+            f"{message} Its class pass was already refunded, so the credit is refunded as money: "
+            f"Return {amount} to them at the desk ({result.credits_method.value}, recorded as refunded)."
+        )
+    return (
+        f"{message} Its class pass was already refunded, so the credit is refunded as money: "
+        f"a refund of {amount} to their card is queued."
+    )
+
+
+def _seat_cancelled_message(result: bookings.CancelResult) -> str:
     registration, refund_cents = result.registration, result.refund_cents
     told = " and emailed" if registration.email else ""
     if not refund_cents:
+        if result.credits_refund_cents:
+            return (
+                f"{registration.name}'s booking is cancelled{told}; nothing to refund for the seat. "
+                "The seat is free."
+            )
         return f"{registration.name}'s booking is cancelled{told}; no refund. The seat is free."
     if result.at_desk:
         return (
