@@ -23,7 +23,7 @@ WALK_INS = 8
 MEMBERS = 8
 
 
-def race(live_server, db, prefix: str):
+def race(live_server, db, prefix: str, members: int = MEMBERS):
     """Walk-ins and member registrations, all at once, for the last LAST_SEATS seats of a
     workshop starting in half an hour. Returns (answers, seat pool, live registrations)."""
     teacher = User(email=f"{prefix}-teacher@clinic.example", name="Rae Teacher", role=Role.INSTRUCTOR)
@@ -38,7 +38,7 @@ def race(live_server, db, prefix: str):
     base = live_server.url
     # Read before the threads start (they have no app context to load attributes in).
     session_id, slug, email = session.id, offering.slug, teacher.email
-    start_line = threading.Barrier(WALK_INS + MEMBERS, timeout=120)
+    start_line = threading.Barrier(WALK_INS + members, timeout=120)
     codes: list[tuple[str, int, str]] = []
     lock = threading.Lock()
 
@@ -79,9 +79,9 @@ def race(live_server, db, prefix: str):
             with lock:
                 codes.append(("member", response.status_code, response.text))
 
-    with ThreadPoolExecutor(max_workers=WALK_INS + MEMBERS) as crowd:
+    with ThreadPoolExecutor(max_workers=WALK_INS + members) as crowd:
         futures = [crowd.submit(staff, i) for i in range(WALK_INS)] + [
-            crowd.submit(member, i) for i in range(MEMBERS)
+            crowd.submit(member, i) for i in range(members)
         ]
         for future in futures:
             future.result()
@@ -108,15 +108,17 @@ def test_walk_ins_and_registrations_at_once_for_the_last_seats(live_server, db):
 
 
 def test_control_without_the_lock_walk_ins_oversell(live_server, db, monkeypatch):
-    """If this control ever stops overselling, the test above proves nothing."""
+    """If this control ever stops overselling, the test above proves nothing. Walk-ins only:
+    members take their seats with a conditional UPDATE that is safe without the lock, and on a
+    loaded machine they could fill the seats before any walk-in read the count (seen once)."""
 
     def lock_pool_without_locking(pool_id):
         pool = _db.session.execute(
             sa.select(SeatPool).where(SeatPool.id == pool_id).execution_options(populate_existing=True)
         ).scalar_one()
-        time.sleep(0.05)  # widen the window between reading the count and writing it
+        time.sleep(0.2)  # widen the window between reading the count and writing it
         return pool
 
     monkeypatch.setattr(seats, "lock_pool", lock_pool_without_locking)
-    _, _, live = race(live_server, db, "control")
+    _, _, live = race(live_server, db, "control", members=0)
     assert live > LAST_SEATS
