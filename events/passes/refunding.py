@@ -198,9 +198,10 @@ def returned_credits_refunds(registration: Registration) -> list[tuple[Payment, 
     return [(payment, int(cents)) for payment, cents in rows]
 
 
-def returned_credits_refunded_cents(registration: Registration) -> int | None:
-    """What a cancelled pass booking's credits were refunded as, in cents, when they came back
-    onto a refunded pass (refund_returned_credits); None when they did not."""
+def returned_credits_refunded(registration: Registration) -> list[tuple[Payment, int]] | None:
+    """The refunds (returned_credits_refunds) a cancelled pass booking's credits were refunded
+    as, when they came back onto a refunded pass (a REFUND ledger row names the booking; the
+    list is empty when they were worth nothing); None when they did not."""
     if registration.pass_id is None:
         return None
     refunded_as_money = db.session.scalar(
@@ -208,13 +209,4 @@ def returned_credits_refunded_cents(registration: Registration) -> int | None:
         .where(PassLedgerEntry.registration_id == registration.id, PassLedgerEntry.kind == LedgerKind.REFUND)
         .limit(1)
     )
-    if refunded_as_money is None:
-        return None
-    key = returned_credits_key(registration.pass_id, registration.id)
-    cents = db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount_cents), 0)).where(
-            sa.or_(Refund.idempotency_key == key, Refund.idempotency_key.startswith(f"{key}-payment-")),
-            Refund.status != RefundStatus.FAILED,
-        )
-    )
-    return int(cents or 0)
+    return None if refunded_as_money is None else returned_credits_refunds(registration)

@@ -244,10 +244,11 @@ def manage_page(registration: Registration, now: datetime | None = None) -> Mana
     if page.paid_with_pass is not None and state == State.CANCELLED:
         page.pass_credits_back = credits_given_back(registration)
         page.pass_credits_expired = credits_expired_on_return(registration)
-        page.pass_credits_refunded_cents = refunding.returned_credits_refunded_cents(registration)
-        if page.pass_credits_refunded_cents:
-            desk = refunding.desk_method(refunding.returned_credits_refunds(registration))
-            page.pass_credits_refunded_at_desk = desk_method_word(desk)
+        refunded = refunding.returned_credits_refunded(registration)  # (one read of its refunds)
+        if refunded is not None:
+            page.pass_credits_refunded_cents = sum(cents for _, cents in refunded)
+            if page.pass_credits_refunded_cents:
+                page.pass_credits_refunded_at_desk = desk_method_word(refunding.desk_method(refunded))
     if state == State.CONFIRMED:
         page.balance_due_cents = balances.balance_due(registration)
         if page.balance_due_cents:
